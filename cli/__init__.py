@@ -1,0 +1,1 @@
+"""The p2pc command-line interface."""

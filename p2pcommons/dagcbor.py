@@ -1,0 +1,248 @@
+"""Strict DAG-CBOR: the one deterministic encoding every entry uses.
+
+Why strict: an entry's id is the hash of its bytes and its signature covers them, so two
+encodings of one value would give one entry two ids.  Decoding therefore re-encodes and
+compares, and refuses every CBOR feature DAG-CBOR leaves out (floats are refused outright:
+no field of ours needs one, and float canonicality is a classic source of disagreement).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+from typing import Any
+
+import cbor2
+
+from .errors import MalformedEntry, NonCanonicalEncoding, TrailingBytes
+
+CID_TAG = 42
+CIDV1 = 0x01
+DAG_CBOR_CODEC = 0x71
+SHA2_256 = 0x12
+_CID_PREFIX = bytes([CIDV1, DAG_CBOR_CODEC, SHA2_256, 32])
+_TAGGED_CID_PREFIX = b"\x00" + _CID_PREFIX
+MAX_DEPTH = 16
+_INT_MIN = -(2**64)
+_INT_MAX = 2**64 - 1
+
+
+class CID:
+    """A CIDv1 (dag-cbor, sha2-256) naming an entry by the hash of its bytes."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != 36 or raw[:4] != _CID_PREFIX:
+            raise MalformedEntry("A link is not a CIDv1 dag-cbor sha2-256 identifier.")
+        self.raw = raw
+
+    @classmethod
+    def of(cls, data: bytes) -> CID:
+        """The id of an encoded block: the hash of exactly these bytes."""
+        return cls(_CID_PREFIX + hashlib.sha256(data).digest())
+
+    @classmethod
+    def parse(cls, text: str) -> CID:
+        """Parse the multibase base32 ('b…') text form."""
+        if not text.startswith("b"):
+            raise MalformedEntry(f"'{text}' is not a base32 CID (it should start with 'b').")
+        body = text[1:].upper()
+        try:
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+        except ValueError:
+            raise MalformedEntry(f"'{text}' is not valid base32.") from None
+        return cls(raw)
+
+    def __str__(self) -> str:
+        return "b" + base64.b32encode(self.raw).decode().lower().rstrip("=")
+
+    def __repr__(self) -> str:
+        return f"CID({self})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CID) and other.raw == self.raw
+
+    def __lt__(self, other: CID) -> bool:
+        return self.raw < other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+
+def _default(encoder: cbor2.CBOREncoder, value: Any) -> None:
+    if isinstance(value, CID):
+        encoder.encode(cbor2.CBORTag(CID_TAG, b"\x00" + value.raw))
+        return
+    raise TypeError(f"cannot encode {type(value).__name__} in DAG-CBOR")
+
+
+def encode(value: Any) -> bytes:
+    """Encode canonically: shortest integers, map keys length-first then bytewise.
+
+    Accepts :class:`CID` objects (and the ``CBORTag(42, …)`` form decoding yields) as links.
+    """
+    _check_value(value, 0, ordered=False)
+    return cbor2.dumps(value, canonical=True, default=_default)
+
+
+def link(value: Any) -> CID:
+    """Turn a decoded link (``CBORTag(42, …)``) or a :class:`CID` into a :class:`CID`."""
+    if type(value) is CID:
+        return value
+    if type(value) is cbor2.CBORTag and value.tag == CID_TAG:
+        data = value.value
+        if type(data) is bytes and data[:1] == b"\x00":
+            return CID(data[1:])
+    raise MalformedEntry("A value that should be an entry id is not a CID link.")
+
+
+def _refuse_tag(*_: Any) -> Any:
+    raise MalformedEntry("The data uses a CBOR tag other than 42 (CID link).")
+
+
+# cbor2 decodes some tags itself, before any hook could refuse them: shared references
+# (28/29) could even expand a small input exponentially.  Refuse every such tag.
+_BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260,
+                 261, 1004, 55799)
+_SEMANTIC_REFUSALS = {tag: _refuse_tag for tag in _BUILTIN_TAGS}
+
+
+class _Decoders(threading.local):
+    """One strict cbor2 decoder per thread: building a decoder costs more than decoding a
+    small entry, and a decoder must not be shared between threads."""
+
+    def __init__(self) -> None:
+        self.decoder = cbor2.CBORDecoder(
+            io.BytesIO(b""),
+            semantic_decoders=_SEMANTIC_REFUSALS,
+            max_depth=MAX_DEPTH + 2,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            strict_hashable_types=True,
+        )
+
+
+_decoders = _Decoders()
+
+
+def decode_unchecked(data: bytes) -> Any:
+    """Decode exactly one CBOR value spanning ``data`` with DAG-CBOR's structural limits
+    (definite lengths, no duplicate keys, only tag 42 left undecoded, bounded depth), but
+    without the data-model walk or the canonical re-encoding check: callers that know the
+    expected shape (the entry decoder) do those more cheaply themselves."""
+    stream = io.BytesIO(data)
+    decoder = _decoders.decoder
+    decoder.fp = stream
+    try:
+        value = decoder.decode()
+    except MalformedEntry:
+        raise
+    except Exception as exc:  # cbor2 raises a variety of types on hostile input
+        raise MalformedEntry(f"The bytes are not valid CBOR ({_short(exc)}).") from None
+    finally:
+        decoder.fp = _EMPTY
+    if stream.tell() != len(data):
+        raise TrailingBytes(f"{len(data) - stream.tell()} bytes follow the end of the encoded value.")
+    return value
+
+
+_EMPTY = io.BytesIO(b"")
+
+
+def require_canonical(value: Any, data: bytes) -> None:
+    """Raise unless ``data`` is exactly the encoding of ``value``.
+
+    Maps must already be known to be in canonical key order (checked by the walk), so a
+    plain, order-preserving re-encoding equals the input exactly when the input is canonical;
+    that is about twice as fast as a sorting ``canonical=True`` encoding.
+    """
+    try:
+        again = cbor2.dumps(value)
+    except Exception as exc:
+        raise MalformedEntry(f"The value cannot be re-encoded ({_short(exc)}).") from None
+    if again != data:
+        raise NonCanonicalEncoding("The bytes are not the canonical DAG-CBOR encoding of their value.")
+
+
+def decode(data: bytes) -> Any:
+    """Decode one canonical DAG-CBOR value that spans exactly ``data``.
+
+    Links stay as ``CBORTag(42, b"\\x00" + cid)`` (use :func:`link`); they are checked to be
+    well-formed CIDs.  Raises only :class:`~p2pcommons.errors.InvalidEntry` subclasses.
+    """
+    value = decode_unchecked(data)
+    check_value(value)
+    require_canonical(value, data)
+    return value
+
+
+def check_value(value: Any) -> None:
+    """Check a decoded value against the data model and canonical map-key order."""
+    _check_value(value, 0)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    return text[:120]
+
+
+_canonical_key_orders: dict[tuple[str, ...], bool] = {}
+
+
+def _keys_in_canonical_order(keys: tuple[str, ...]) -> bool:
+    known = _canonical_key_orders.get(keys)
+    if known is None:
+        encoded = [k.encode() for k in keys]
+        known = encoded == sorted(encoded, key=lambda k: (len(k), k))
+        if len(_canonical_key_orders) < 4096:
+            _canonical_key_orders[keys] = known
+    return known
+
+
+_SCALARS = frozenset((int, str, bytes, bool, type(None)))
+
+
+def _check_value(value: Any, depth: int, ordered: bool = True) -> None:
+    """Allow only the DAG-CBOR data model minus floats: int, str, bytes, bool, None, list,
+    str-keyed map (in canonical key order when decoding), CID link.
+
+    This runs on every received entry, so scalars are checked inline without recursion.
+    """
+    if depth > MAX_DEPTH:
+        raise MalformedEntry(f"The value nests deeper than {MAX_DEPTH} levels.")
+    kind = type(value)
+    if kind is dict:
+        keys = tuple(value)
+        for key in keys:
+            if type(key) is not str:
+                raise MalformedEntry("A map key is not a text string.")
+        if ordered and not _keys_in_canonical_order(keys):
+            raise NonCanonicalEncoding("A map's keys are not in canonical DAG-CBOR order.")
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        items = (value,)
+        depth -= 1
+    for item in items:
+        kind = type(item)
+        if kind in _SCALARS:
+            if kind is int and not _INT_MIN <= item <= _INT_MAX:
+                raise MalformedEntry("An integer is outside the 64-bit range DAG-CBOR allows.")
+        elif kind is dict or kind is list:
+            _check_value(item, depth + 1, ordered)
+        elif kind is cbor2.CBORTag:
+            if item.tag != CID_TAG:
+                raise MalformedEntry("The data uses a CBOR tag other than 42 (CID link).")
+            data = item.value
+            if type(data) is not bytes or len(data) != 37 or data[:5] != _TAGGED_CID_PREFIX:
+                raise MalformedEntry("A CID link is not a CIDv1 dag-cbor sha2-256 identifier.")
+        elif kind is CID:
+            continue
+        elif kind is float:
+            raise MalformedEntry("Floating-point numbers are not allowed in entries.")
+        else:
+            raise MalformedEntry(f"A value of type {kind.__name__} is not allowed in DAG-CBOR.")

@@ -1,0 +1,140 @@
+"""The project's exception family.
+
+Every rejection the project makes is one of these types, so scripts and the CLI can tell
+"your input was bad" from "our bug" and map each to an exit code.  Messages are one sentence,
+written for the person who will read them on stderr.
+"""
+
+from __future__ import annotations
+
+
+class P2PCError(Exception):
+    """Base of every error p2pcommons raises on purpose."""
+
+    exit_code = 1
+
+
+# --- data received from others (entries, bundles, frames) -------------------------------
+
+
+class ReceivedDataError(P2PCError):
+    """Something that came from outside (a peer, a bundle, a file) is invalid.
+
+    Grouping these lets a node cut off a peer or reject a bundle for any of them without
+    listing every case, and guarantees the store is never touched by such data.
+    """
+
+    exit_code = 3
+
+
+class InvalidEntry(ReceivedDataError):
+    """An entry failed validation."""
+
+
+class MalformedEntry(InvalidEntry):
+    """The bytes are not a well-formed entry (wrong CBOR, wrong fields or types)."""
+
+
+class NonCanonicalEncoding(InvalidEntry):
+    """The bytes decode, but are not the one canonical DAG-CBOR encoding of their value."""
+
+
+class TrailingBytes(InvalidEntry):
+    """Bytes follow the end of the encoded entry."""
+
+
+class UnknownVersion(InvalidEntry):
+    """The entry's format version is not one this node understands."""
+
+
+class EntryTooLarge(InvalidEntry):
+    """The entry exceeds the maximum encoded size."""
+
+
+class TooManyDependencies(InvalidEntry):
+    """The entry names more causal dependencies than allowed."""
+
+
+class BadSignature(InvalidEntry):
+    """The signature does not verify against the author's key."""
+
+
+class WrongCommons(InvalidEntry):
+    """The entry belongs to a different commons than the one being imported or synced."""
+
+
+class SequenceGap(InvalidEntry):
+    """The entry's predecessor in its author's log is missing."""
+
+
+class BacklinkMismatch(InvalidEntry):
+    """The entry's backlink does not name its author's previous entry."""
+
+
+class InvalidBundle(ReceivedDataError):
+    """A bundle file is not a complete, untampered bundle."""
+
+
+class BundleTruncated(InvalidBundle):
+    """The bundle ends before its trailer: it was cut short."""
+
+
+class BundleTampered(InvalidBundle):
+    """The bundle's checksum does not match its contents."""
+
+
+class MalformedBundle(InvalidBundle):
+    """The bundle's framing or header is not valid."""
+
+
+class ProtocolViolation(ReceivedDataError):
+    """A peer broke the sync protocol (bad frame, oversize frame, wrong order)."""
+
+
+# --- local problems -----------------------------------------------------------------------
+
+
+class IdentityError(P2PCError):
+    """A problem with the local identity (key file)."""
+
+    exit_code = 4
+
+
+class IdentityExists(IdentityError):
+    """An identity already exists in this home and will not be overwritten."""
+
+
+class NoIdentity(IdentityError):
+    """This home has no identity yet."""
+
+
+class WrongPassphrase(IdentityError):
+    """The passphrase does not decrypt the key file."""
+
+
+class InsecureKeyFile(IdentityError):
+    """The key file or its directory is readable by other users."""
+
+
+class UsageError(P2PCError):
+    """The user asked for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class NotFound(UsageError):
+    """A named commons, entry or member is not known to this node."""
+
+
+class Ambiguous(UsageError):
+    """A short id matches more than one thing."""
+
+
+class StoreError(P2PCError):
+    """The local store cannot be used (locked, corrupt, disk full)."""
+
+    exit_code = 5
+
+
+class StoreCorrupt(StoreError):
+    """The local store holds data that fails verification."""

@@ -1,0 +1,1 @@
+"""The node runtime: trio + libp2p adapters around the sans-I/O protocols."""

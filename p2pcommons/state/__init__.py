@@ -1,0 +1,1 @@
+"""The commons state machine: a pure fold of the entry set (see protocols/commons.md)."""

@@ -1,0 +1,382 @@
+"""The local store: SQLite in WAL mode, entries kept as their exact signed bytes.
+
+The store checks nothing about entries (that is :mod:`p2pcommons.ingest`'s job); it keeps
+them durably and answers queries.  Layout notes:
+
+* ``entries`` uses an integer rowid (``n``, arrival order) with a unique index on the
+  36-byte id, rather than the random id as primary key: random primary keys make every
+  insert touch a random B-tree page of the table itself, about 2.5x slower.
+* Authors' logs are numbered in ``logs`` so the per-entry index is (small int, seq).
+* ``synchronous=FULL``: a commit has reached the disk (the WAL is fsynced) before it
+  returns, so a command that reports an entry written has made it durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dagcbor import CID
+from .entry import Entry, decode_entry
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs (
+    log INTEGER PRIMARY KEY,
+    commons BLOB NOT NULL,
+    author BLOB NOT NULL,
+    max_seq INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (commons, author)
+);
+CREATE TABLE IF NOT EXISTS entries (
+    n INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    log INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_by_log ON entries (log, seq);
+CREATE TABLE IF NOT EXISTS forks (
+    log INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (log, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commons (
+    id BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest entry (or entries, if the log forked at its tip) of one author's log."""
+
+    author: bytes
+    seq: int
+    id: CID
+
+
+@dataclass(frozen=True)
+class Fork:
+    commons: CID
+    author: bytes
+    seq: int
+    ids: tuple[CID, ...]
+
+
+@dataclass(frozen=True)
+class CommonsInfo:
+    id: CID
+    name: str
+    created: int
+    entries: int
+    authors: int
+
+
+class Store:
+    """One SQLite file.  Not thread-safe: use from one thread at a time."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The store {self.path} was written by a newer p2pcommons (schema {version})."
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store {self.path} cannot be opened ({exc}).") from None
+        self._log_ids: dict[tuple[bytes, bytes], int] = {}
+        self._in_transaction = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable unit of work; nested calls join the outer transaction."""
+        if self._in_transaction:
+            yield
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"The store is busy or read-only ({exc}).") from None
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._in_transaction = False
+            self._log_ids.clear()  # may name logs the rollback removed
+            self._db.execute("ROLLBACK")
+            raise
+        self._in_transaction = False
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._log_ids.clear()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"The store could not save the changes ({exc}).") from None
+
+    # --- writing --------------------------------------------------------------------
+
+    def log_id(self, commons: CID, author: bytes) -> int:
+        """The number of (commons, author)'s log, created on first use."""
+        key = (commons.raw, author)
+        found = self._log_ids.get(key)
+        if found is not None:
+            return found
+        row = self._db.execute(
+            "SELECT log FROM logs WHERE commons=? AND author=?", key
+        ).fetchone()
+        if row is None:
+            row = self._db.execute(
+                "INSERT INTO logs (commons, author) VALUES (?, ?) RETURNING log", key
+            ).fetchone()
+        self._log_ids[key] = row[0]
+        return int(row[0])
+
+    def insert(self, entries: Sequence[Entry], forks: Iterable[tuple[CID, bytes, int]] = ()) -> None:
+        """Store already-validated entries (and fork evidence) in one transaction.
+
+        Idempotent: entries already stored are ignored.
+        """
+        try:
+            with self.transaction():
+                rows = []
+                max_seq: dict[int, int] = {}
+                for entry in entries:
+                    log = self.log_id(entry.commons_id, entry.author)
+                    rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
+                    if entry.seq > max_seq.get(log, 0):
+                        max_seq[log] = entry.seq
+                    if entry.is_genesis:
+                        name = entry.body.get("name")
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
+                            (entry.id.raw, name if isinstance(name, str) else "", entry.time),
+                        )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.executemany(
+                    "UPDATE logs SET max_seq = max(max_seq, ?) WHERE log = ?",
+                    [(seq, log) for log, seq in max_seq.items()],
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO forks (log, seq) VALUES (?, ?)",
+                    [(self.log_id(c, a), s) for c, a, s in forks],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store could not save entries ({exc}).") from None
+
+    def put_cache(self, key: str, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", (key, value))
+
+    def get_cache(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM cache WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def delete_cache(self, prefix: str) -> None:
+        self._db.execute("DELETE FROM cache WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff"))
+
+    # --- reading --------------------------------------------------------------------
+
+    def has(self, entry_id: CID) -> bool:
+        return self._db.execute("SELECT 1 FROM entries WHERE id=?", (entry_id.raw,)).fetchone() is not None
+
+    def which_exist(self, ids: Iterable[bytes]) -> set[bytes]:
+        """The subset of raw entry ids already stored (queried in chunks)."""
+        found: set[bytes] = set()
+        chunk: list[bytes] = []
+        for raw_id in ids:
+            chunk.append(raw_id)
+            if len(chunk) == 500:
+                found.update(self._exists_chunk(chunk))
+                chunk = []
+        if chunk:
+            found.update(self._exists_chunk(chunk))
+        return found
+
+    def _exists_chunk(self, chunk: list[bytes]) -> Iterator[bytes]:
+        marks = ",".join("?" * len(chunk))
+        for (raw_id,) in self._db.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk):
+            yield bytes(raw_id)
+
+    def get_raw(self, entry_id: CID) -> bytes | None:
+        row = self._db.execute("SELECT raw FROM entries WHERE id=?", (entry_id.raw,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def get(self, entry_id: CID) -> Entry | None:
+        raw = self.get_raw(entry_id)
+        return None if raw is None else decode_entry(raw)
+
+    def find_by_prefix(self, text: str) -> list[CID]:
+        """Entry ids whose text form starts with ``text`` (for short ids typed by people)."""
+        try:
+            exact = CID.parse(text)
+        except Exception:
+            exact = None
+        if exact is not None and self.has(exact):
+            return [exact]
+        matches = []
+        for (raw_id,) in self._db.execute("SELECT id FROM entries"):
+            cid = CID(bytes(raw_id))
+            if str(cid).startswith(text):
+                matches.append(cid)
+                if len(matches) > 20:
+                    break
+        return matches
+
+    def ids_at(self, commons: CID, author: bytes, seq: int) -> list[CID]:
+        """Every stored entry at one position of one log (two or more means a fork)."""
+        log = self._existing_log(commons, author)
+        if log is None:
+            return []
+        rows = self._db.execute("SELECT id FROM entries WHERE log=? AND seq=?", (log, seq))
+        return [CID(bytes(r[0])) for r in rows]
+
+    def max_seq(self, commons: CID, author: bytes) -> int:
+        row = self._db.execute(
+            "SELECT max_seq FROM logs WHERE commons=? AND author=?", (commons.raw, author)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _existing_log(self, commons: CID, author: bytes) -> int | None:
+        key = (commons.raw, author)
+        if key in self._log_ids:
+            return self._log_ids[key]
+        row = self._db.execute("SELECT log FROM logs WHERE commons=? AND author=?", key).fetchone()
+        return None if row is None else int(row[0])
+
+    def heads(self, commons: CID) -> list[Head]:
+        """Per author, the entry (or fork siblings) at the highest sequence number held."""
+        rows = self._db.execute(
+            "SELECT logs.author, entries.seq, entries.id FROM logs JOIN entries "
+            "ON entries.log = logs.log AND entries.seq = logs.max_seq "
+            "WHERE logs.commons = ? ORDER BY logs.author, entries.id",
+            (commons.raw,),
+        )
+        return [Head(bytes(a), int(s), CID(bytes(i))) for a, s, i in rows]
+
+    def forks(self, commons: CID | None = None) -> list[Fork]:
+        query = (
+            "SELECT logs.commons, logs.author, forks.seq, forks.log FROM forks "
+            "JOIN logs ON logs.log = forks.log"
+        )
+        params: tuple[bytes, ...] = ()
+        if commons is not None:
+            query += " WHERE logs.commons = ?"
+            params = (commons.raw,)
+        result = []
+        for c, a, s, log in self._db.execute(query + " ORDER BY logs.commons, logs.author, forks.seq", params).fetchall():
+            ids = tuple(
+                CID(bytes(r[0]))
+                for r in self._db.execute(
+                    "SELECT id FROM entries WHERE log=? AND seq=? ORDER BY id", (log, s)
+                )
+            )
+            result.append(Fork(CID(bytes(c)), bytes(a), int(s), ids))
+        return result
+
+    def commons_list(self) -> list[CommonsInfo]:
+        result = []
+        for cid, name, created in self._db.execute(
+            "SELECT id, name, created FROM commons ORDER BY created, id"
+        ).fetchall():
+            entries, authors = self._db.execute(
+                "SELECT count(entries.n), count(DISTINCT logs.log) FROM logs "
+                "JOIN entries ON entries.log = logs.log WHERE logs.commons = ?",
+                (cid,),
+            ).fetchone()
+            result.append(CommonsInfo(CID(bytes(cid)), name, created, entries, authors))
+        return result
+
+    def has_commons(self, commons: CID) -> bool:
+        return self._db.execute("SELECT 1 FROM commons WHERE id=?", (commons.raw,)).fetchone() is not None
+
+    def count(self, commons: CID | None = None) -> int:
+        if commons is None:
+            return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM entries JOIN logs ON logs.log = entries.log WHERE logs.commons=?",
+                (commons.raw,),
+            ).fetchone()[0]
+        )
+
+    def iter_raw(
+        self,
+        commons: CID | None = None,
+        *,
+        author: bytes | None = None,
+        kind: str | None = None,
+        after_seq: dict[bytes, int] | None = None,
+        order: str = "arrival",
+    ) -> Iterator[bytes]:
+        """Stored entries' bytes, streamed.
+
+        ``order="arrival"`` yields in arrival order; ``order="log"`` yields each author's
+        log in sequence order (a causally valid order for chain checks).  ``after_seq``
+        skips, per author, entries at or below the given sequence number.
+        """
+        clauses = []
+        params: list[object] = []
+        if commons is not None:
+            clauses.append("logs.commons = ?")
+            params.append(commons.raw)
+        if author is not None:
+            clauses.append("logs.author = ?")
+            params.append(author)
+        if kind is not None:
+            clauses.append("entries.kind = ?")
+            params.append(kind)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        order_by = "entries.n" if order == "arrival" else "logs.log, entries.seq, entries.id"
+        cursor = self._db.execute(
+            "SELECT logs.author, entries.seq, entries.raw FROM entries "
+            f"JOIN logs ON logs.log = entries.log{where} ORDER BY {order_by}",
+            params,
+        )
+        while True:
+            rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            for row_author, seq, raw in rows:
+                if after_seq is not None and seq <= after_seq.get(bytes(row_author), 0):
+                    continue
+                yield bytes(raw)
+
+    def iter_entries(self, commons: CID | None = None, **kwargs: object) -> Iterator[Entry]:
+        for raw in self.iter_raw(commons, **kwargs):  # type: ignore[arg-type]
+            yield decode_entry(raw)

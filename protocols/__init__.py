@@ -1,0 +1,1 @@
+"""Wire protocols: specifications (*.md), test vectors, and sans-I/O state machines."""
