@@ -289,6 +289,23 @@ class Store:
         )
         return [Head(bytes(a), int(s), CID(bytes(i))) for a, s, i in rows]
 
+    def recent_heads(self, commons: CID, *, exclude_author: bytes | None = None, limit: int = 16) -> list[CID]:
+        """Heads of the logs in ``commons`` whose newest entry arrived most recently."""
+        rows = self._db.execute(
+            "SELECT logs.author, max(entries.n), entries.id FROM logs JOIN entries "
+            "ON entries.log = logs.log AND entries.seq = logs.max_seq "
+            "WHERE logs.commons = ? GROUP BY logs.log ORDER BY max(entries.n) DESC",
+            (commons.raw,),
+        )
+        result = []
+        for author, _n, raw_id in rows:
+            if exclude_author is not None and bytes(author) == exclude_author:
+                continue
+            result.append(CID(bytes(raw_id)))
+            if len(result) == limit:
+                break
+        return result
+
     def forks(self, commons: CID | None = None) -> list[Fork]:
         query = (
             "SELECT logs.commons, logs.author, forks.seq, forks.log FROM forks "

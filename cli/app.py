@@ -1,0 +1,233 @@
+"""The ``p2pc`` command line: the interface for people and for scripts.
+
+Conventions every command follows (tested in tests/test_cli_*.py):
+
+* ``--json``: machine-readable output on stdout (one JSON document, or JSON Lines for
+  streams).  Without it, output is for people.
+* ``--home`` (or ``P2PC_HOME``): which node's files to use, so several nodes can share a
+  machine.
+* Errors go to stderr as one sentence; the exit code says what kind of error it was
+  (see :data:`EXIT_CODES`).
+* Nothing here imports libp2p at module level: only network commands load it, so
+  scripted local commands start fast.
+
+Commands live in sibling modules that register themselves on :data:`app`
+(``local`` for the foundation, ``governance`` for the commons state, ``network`` for the
+node); this module holds the shared plumbing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from p2pcommons.errors import P2PCError
+
+EXIT_CODES = {
+    0: "success",
+    1: "unexpected error (a bug: please report it)",
+    2: "usage error: a bad argument, or an unknown commons, entry or member",
+    3: "invalid data received (a bundle, an entry or a peer's frame was rejected)",
+    4: "identity problem (no identity, wrong passphrase, insecure key file)",
+    5: "store problem (locked, corrupt, disk full)",
+    6: "network problem (peer unreachable, timed out, daemon not running)",
+}
+
+_EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
+
+app = typer.Typer(
+    name="p2pc",
+    help=(
+        "p2pcommons: keep a commons' shared record (members, rules, contributions, reviews, "
+        "resources) in signed logs that sync peer to peer, on a LAN, over the internet, or "
+        "by carrying a bundle file."
+    ),
+    epilog=_EPILOG,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="P2PC_HOME",
+        help="Node home directory (identity, store, daemon files). Default: the platform data dir.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one sentence to stderr and return the Exit to raise."""
+    print(f"p2pc: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Register a command on :data:`app` whose project errors become one-line messages
+    with the documented exit code, instead of tracebacks."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kw: P.kwargs) -> R:
+            try:
+                return func(*args, **kw)
+            except P2PCError as error:
+                raise fail(str(error), error.exit_code) from None
+            except KeyboardInterrupt:
+                raise fail("Interrupted.", 130) from None
+            except BrokenPipeError:
+                raise typer.Exit(0) from None
+
+        target = kwargs.pop("app", app)
+        target.command(*names, **kwargs)(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def home_of(home: Path | None) -> Any:
+    from p2pcommons.home import Home, resolve_home
+
+    return Home(resolve_home(home))
+
+
+def passphrase_for(home_path: Path | None) -> str | None:
+    """The passphrase for an encrypted key: ``P2PC_PASSPHRASE``, or a prompt on a terminal."""
+    from p2pcommons.home import PASSPHRASE_ENV
+    from p2pcommons.identity import is_encrypted
+
+    home = home_of(home_path)
+    if not is_encrypted(home):
+        return None
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env
+    if sys.stdin.isatty():
+        return str(typer.prompt("Passphrase", hide_input=True))
+    return None
+
+
+def identity_of(home_path: Path | None) -> Any:
+    from p2pcommons.identity import load_identity
+
+    return load_identity(home_of(home_path), passphrase_for(home_path))
+
+
+@contextmanager
+def open_store(home_path: Path | None, *, must_exist: bool = True) -> Iterator[Any]:
+    """The home's store; refuses a home with no identity (``p2pc init`` comes first)."""
+    from p2pcommons.errors import NoIdentity
+    from p2pcommons.store import Store
+
+    home = home_of(home_path)
+    if must_exist and not home.exists():
+        raise NoIdentity(f"No identity in {home.path}; run 'p2pc init' first.")
+    store = Store(home.store_file)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def resolve_commons(store: Any, commons: str | None) -> Any:
+    """A commons by id, unique id prefix or exact name; the only one if none is given."""
+    from p2pcommons.errors import Ambiguous, NotFound
+
+    known = store.commons_list()
+    if commons is None:
+        if len(known) == 1:
+            return known[0].id
+        if not known:
+            raise NotFound("This node holds no commons yet; create one or import a bundle.")
+        raise Ambiguous("This node holds several commons; choose one with --commons.")
+    matches = [c.id for c in known if str(c.id) == commons]
+    if not matches:
+        matches = [c.id for c in known if str(c.id).startswith(commons) or c.name == commons]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"No commons '{commons}' on this node.")
+    raise Ambiguous(f"'{commons}' matches {len(matches)} commons; give more of the id.")
+
+
+def resolve_entry(store: Any, text: str) -> Any:
+    """An entry by full id or unique prefix."""
+    from p2pcommons.errors import Ambiguous, NotFound
+
+    matches = store.find_by_prefix(text)
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"No entry '{text}' on this node.")
+    raise Ambiguous(f"'{text}' matches several entries; give more of the id.")
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None] | str | None = None) -> None:
+    """Print ``data`` as JSON, or the human form (a string or a function that prints)."""
+    if as_json:
+        print(json.dumps(data, sort_keys=True, default=str))
+    elif callable(human):
+        human()
+    elif human is not None:
+        print(human)
+    else:
+        print(data)
+
+
+def progress_enabled() -> bool:
+    """Progress bars on a terminal only: piped output stays clean for scripts."""
+    return sys.stderr.isatty() and not os.environ.get("P2PC_NO_PROGRESS")
+
+
+def main() -> None:
+    """Console-script entry point (``p2pc`` and ``p2pcommons``)."""
+    _register_commands()
+    app()
+
+
+_registered = False
+
+
+def _register_commands() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from importlib import import_module
+
+    for module in ("local", "governance", "network"):
+        try:
+            import_module(f"p2pcommons.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"p2pcommons.cli.{module}":
+                raise
+
+
+def get_app() -> typer.Typer:
+    """The fully registered app (for tests using typer's CliRunner)."""
+    _register_commands()
+    return app
+
+
+__all__ = [
+    "EXIT_CODES", "HomeOption", "JsonOption", "app", "command", "emit", "fail", "get_app",
+    "home_of", "identity_of", "main", "open_store", "progress_enabled", "resolve_commons",
+    "resolve_entry",
+]
+_ = Path
