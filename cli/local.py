@@ -163,7 +163,9 @@ def commons_show(
             "created": genesis.time,
             "entries": store.count(cid),
             "heads": [{"author": author_id_text(h.author), "seq": h.seq, "id": str(h.id)} for h in heads],
-            "forks": [{"author": author_id_text(f.author), "seq": f.seq, "ids": [str(i) for i in f.ids]} for f in forks],
+            "forks": [
+                {"author": author_id_text(f.author), "seq": f.seq, "ids": [str(i) for i in f.ids]} for f in forks
+            ],
         }
 
     def human() -> None:
@@ -182,7 +184,9 @@ def commons_show(
 def contribute(
     title: Annotated[str, typer.Option("--title", "-t", help="What you contributed.")],
     commons: Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")] = None,
-    kind: Annotated[str, typer.Option("--kind", "-k", help="Kind of contribution (weights per kind are in the rules).")] = "work",
+    kind: Annotated[
+        str, typer.Option("--kind", "-k", help="Kind of contribution (weights per kind are in the rules).")
+    ] = "work",
     value: Annotated[int, typer.Option("--value", "-v", help="Claimed value, in whole units.", min=0)] = 1,
     ref: Annotated[str | None, typer.Option("--ref", help="A URI or hash referencing the work itself.")] = None,
     home: HomeOption = None,

@@ -316,7 +316,8 @@ class Store:
             query += " WHERE logs.commons = ?"
             params = (commons.raw,)
         result = []
-        for c, a, s, log in self._db.execute(query + " ORDER BY logs.commons, logs.author, forks.seq", params).fetchall():
+        query += " ORDER BY logs.commons, logs.author, forks.seq"
+        for c, a, s, log in self._db.execute(query, params).fetchall():
             ids = tuple(
                 CID(bytes(r[0]))
                 for r in self._db.execute(
