@@ -13,8 +13,8 @@ from pathlib import Path
 from p2pcommons.author import append
 from p2pcommons.bundle import import_bundle
 from p2pcommons.dagcbor import CID
-from p2pcommons.identity import load_identity
 from p2pcommons.home import Home
+from p2pcommons.identity import load_identity
 from p2pcommons.store import Store
 
 
