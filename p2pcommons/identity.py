@@ -131,21 +131,41 @@ def load_identity(home: Home, passphrase: str | None = None) -> Identity:
     document = _read_document(home)
     check_private(home.key_dir, directory=True)
     check_private(home.key_file, directory=False)
+    damaged = NoIdentity(f"The key file {home.key_file} is damaged or not a p2pcommons identity.")
     if "ciphertext" in document:
         if not passphrase:
             raise WrongPassphrase(
                 "The key is passphrase-protected; set P2PC_PASSPHRASE or run on a terminal to be asked."
             )
         try:
+            salt = bytes.fromhex(document["salt"])
+            ciphertext = bytes.fromhex(document["ciphertext"])
+            opslimit = int(document["opslimit"])
+            memlimit = int(document["memlimit"])
+        except (KeyError, TypeError, ValueError):
+            raise damaged from None
+        # Refuse key-derivation costs beyond libsodium's "sensitive" preset: a damaged or
+        # hostile file must not make us allocate gigabytes or spin for minutes.
+        if (
+            len(salt) != nacl.pwhash.argon2id.SALTBYTES
+            or not 1 <= opslimit <= nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
+            or not 8192 <= memlimit <= nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
+        ):
+            raise damaged
+        try:
             key = nacl.pwhash.argon2id.kdf(
-                nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), bytes.fromhex(document["salt"]),
-                opslimit=int(document["opslimit"]), memlimit=int(document["memlimit"]),
+                nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit
             )
-            seed = nacl.secret.SecretBox(key).decrypt(bytes.fromhex(document["ciphertext"]))
+            seed = nacl.secret.SecretBox(key).decrypt(ciphertext)
         except nacl.exceptions.CryptoError:
             raise WrongPassphrase("The passphrase does not unlock this identity.") from None
+        except (nacl.exceptions.ValueError, nacl.exceptions.TypeError, ValueError):
+            raise damaged from None
     else:
-        seed = bytes.fromhex(document["seed"])
+        try:
+            seed = bytes.fromhex(document["seed"])
+        except (KeyError, TypeError, ValueError):
+            raise damaged from None
     if len(seed) != 32:
         raise NoIdentity(f"The key file {home.key_file} is damaged (the seed is not 32 bytes).")
     return Identity(seed)
@@ -156,6 +176,8 @@ def _read_document(home: Home) -> dict[str, str]:
         text = home.key_file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NoIdentity(f"No identity in {home.path}; run 'p2pc init' first.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NoIdentity(f"The key file {home.key_file} cannot be read ({exc}).") from None
     try:
         document = json.loads(text)
         if document.get("version") != KEY_FILE_VERSION or document.get("type") != "ed25519":

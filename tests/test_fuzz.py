@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tracemalloc
 from collections import Counter
@@ -101,8 +102,17 @@ def test_config_files(tmp_path_factory: pytest.TempPathFactory, text: str) -> No
     assert isinstance(config, dict)
 
 
+_json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=80) | st.sampled_from(
+    ["00" * 16, "00" * 32, "zz", "ed25519", 1, 2**40]
+)
+_key_documents = st.fixed_dictionaries(
+    {"version": st.sampled_from([1, 2, "1"]), "type": st.sampled_from(["ed25519", "rsa"])},
+    optional={k: _json_scalars for k in ("seed", "ciphertext", "salt", "opslimit", "memlimit", "encryption")},
+).map(json.dumps)
+
+
 @fuzz
-@given(text=st.text(max_size=300))
+@given(text=st.text(max_size=300) | _key_documents)
 def test_key_files(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     from p2pcommons.identity import load_identity
 
