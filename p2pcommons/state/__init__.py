@@ -1,1 +1,82 @@
-"""The commons state machine: a pure fold of the entry set (see protocols/commons.md)."""
+"""The commons state machine: a pure fold of the entry set (see protocols/commons.md).
+
+What callers use:
+
+* :func:`fold` (pure): entries -> :class:`CommonsState` (``state_hash``, ``summary()``,
+  ``outcome(id)``, ``ledger()``…).
+* :func:`genesis_body`: the body of a genesis entry from ``p2pc commons create`` flags/TOML.
+* :func:`pending_admissions`: joins a member node should admit automatically.
+* :mod:`p2pcommons.state.engine` (store-backed): ``current_state``, ``verify_state``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .fold import (
+    APPLIED,
+    PENDING,
+    REJECTED,
+    WAITING,
+    CommonsState,
+    Folder,
+    Outcome,
+    compute_shares,
+    fold,
+)
+from .rules import InvalidRules, default_rules, parse_assignment, rules_from_toml, validate_rules
+
+
+def genesis_body(
+    name: str,
+    description: str = "",
+    license: str = "",
+    rules: dict[str, Any] | None = None,
+    membership: str | None = None,
+    founders: list[bytes] | None = None,
+    resources: list[dict[str, Any]] | None = None,
+    founder_name: str = "",
+    **_ignored: Any,
+) -> dict[str, Any]:
+    """Build and validate a genesis body, so a commons can never be founded with rules
+    other nodes would refuse.  ``rules`` is a parsed TOML document (nested tables)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "license": license,
+        "rules": rules_from_toml(rules, membership=membership),
+    }
+    if founders:
+        body["stewards"] = sorted(set(founders))
+    if resources:
+        body["resources"] = resources
+    if founder_name:
+        body["founder_name"] = founder_name
+    return body
+
+
+def pending_admissions(state: CommonsState, me: bytes) -> list[Any]:
+    """Joins that ``me`` should admit now: the commons is open, ``me`` is an active member
+    allowed to admit, and has not approved them yet.  Sorted by id for determinism."""
+    rules = state.rules
+    policy = rules.get("membership", {})
+    if policy.get("policy") != "open":
+        return []
+    member = state.member_info(me)
+    if member is None or member.status != "active":
+        return []
+    admitters = policy.get("admitters", ["member"])
+    if not any(r in member.roles for r in admitters):
+        return []
+    result = []
+    for cid, join in sorted(state.pending_joins().items(), key=lambda kv: kv[0].raw):
+        if me not in join.approvals and join.author != me:
+            result.append(cid)
+    return result
+
+
+__all__ = [
+    "APPLIED", "PENDING", "REJECTED", "WAITING", "CommonsState", "Folder", "InvalidRules", "Outcome",
+    "compute_shares", "default_rules", "fold", "genesis_body", "parse_assignment", "pending_admissions",
+    "rules_from_toml", "validate_rules",
+]

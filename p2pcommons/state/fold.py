@@ -1,0 +1,1101 @@
+"""The commons state machine: a pure, resumable fold of one commons' entry set.
+
+Specification: ``protocols/commons.md``.  No I/O happens here; :mod:`.engine` persists.
+
+Why it is built this way:
+
+* **Order.**  Entries are applied in one deterministic linear extension of the causal order,
+  sorted by ``(Lamport clock, id bytes)``; the clock is ``1 + max`` over ``prev`` and
+  ``deps`` (genesis 0).  An entry with a missing dependency (transitively) waits.
+* **Version vectors** (per entry, a tuple of the highest seq of each author in its causal
+  past) make every "is X in the causal past of Y" question O(1): causal authorization
+  (the grant of a member's standing must be in the entry's past), references (a review's
+  contribution must be in the review's past), strong removal and stability.
+* **Copy-on-write records** (NamedTuples replaced, never mutated) make a snapshot a handful
+  of shallow dict copies, so snapshots can be frequent and late entries cheap.
+* **Strong removal** is retroactive: an effective removal excludes the removed member's
+  entries outside its causal past even where they sort *before* it.  When that excludes an
+  entry already applied, the fold restores the snapshot before that entry and replays with
+  the exclusion (monotone: each restart adds an exclusion, so it terminates).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from ..dagcbor import CID, encode, link
+from ..entry import Entry
+from . import rules as rules_mod
+from .rules import InvalidRules
+
+APPLIED = "applied"
+REJECTED = "rejected"
+PENDING = "pending"
+WAITING = "waiting"
+
+MAX_TEXT = 1000
+MAX_AMOUNT = 2**53
+SANCTION_ACTIONS = ("warning", "suspend", "remove", "reinstate")
+_ZERO_KEY: tuple[int, bytes] = (-1, b"")
+
+Key = tuple[int, bytes]
+
+
+class Member(NamedTuple):
+    name: str
+    roles: tuple[str, ...]
+    grants: tuple[tuple[str, CID], ...]  # role -> entry that granted it (for causal checks)
+    status: str  # active | suspended | removed | left
+    since: CID  # the genesis or the admission that made them a member
+    warnings: int
+
+
+class Join(NamedTuple):
+    author: bytes
+    name: str
+    approvals: tuple[bytes, ...]
+
+
+class Contribution(NamedTuple):
+    author: bytes
+    title: str
+    kind: str
+    ref: str
+    claimed: int
+    status: str  # pending | accepted | rejected
+    accepts: tuple[bytes, ...]
+    rejects: tuple[bytes, ...]
+    value: int
+    outside: bool
+
+
+class Proposal(NamedTuple):
+    author: bytes
+    title: str
+    changes: dict[str, Any]
+    yes: tuple[bytes, ...]
+    no: tuple[bytes, ...]
+    status: str  # open | adopted | rejected
+
+
+class Resource(NamedTuple):
+    name: str
+    rivalrous: bool
+    quota: int
+    period: int  # seconds; 0 = no period (a lifetime quota)
+    unit: str
+
+
+class _Exclusion(NamedTuple):
+    member: bytes
+    after_seq: int
+    cause: Key
+    cause_id: CID
+
+
+class _State:
+    """The mutable part of the fold.  Containers are shallow-copied for snapshots; the
+    records inside them are immutable tuples, so shallow copies are enough."""
+
+    __slots__ = ("contributions", "distributions", "info", "joins", "last", "ledger", "lifted", "members",
+                 "proposals", "resources", "rules", "sanctions", "usage", "votes")
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
+        self.rules: dict[str, Any] = rules_mod.default_rules()
+        self.members: dict[bytes, Member] = {}
+        self.joins: dict[CID, Join] = {}
+        self.contributions: dict[CID, Contribution] = {}
+        self.proposals: dict[CID, Proposal] = {}
+        self.votes: dict[tuple[CID, bytes], bool] = {}
+        self.resources: dict[CID, Resource] = {}
+        self.usage: dict[tuple[CID, int, bytes], int] = {}
+        self.ledger: dict[bytes, tuple[int, int]] = {}
+        self.distributions: list[dict[str, Any]] = []
+        self.sanctions: list[dict[str, Any]] = []
+        self.last: dict[bytes, int] = {}  # member -> clock of their latest applied entry
+        self.lifted: dict[bytes, CID] = {}  # member -> reinstatement lifting their suspension
+
+    def copy(self) -> _State:
+        new = _State.__new__(_State)
+        new.info = self.info
+        new.rules = self.rules  # replaced, never mutated
+        new.members = self.members.copy()
+        new.joins = self.joins.copy()
+        new.contributions = self.contributions.copy()
+        new.proposals = self.proposals.copy()
+        new.votes = self.votes.copy()
+        new.resources = self.resources.copy()
+        new.usage = self.usage.copy()
+        new.ledger = self.ledger.copy()
+        new.distributions = self.distributions.copy()
+        new.sanctions = self.sanctions.copy()
+        new.last = self.last.copy()
+        new.lifted = self.lifted.copy()
+        return new
+
+    def size(self) -> int:
+        return len(self.members) + len(self.joins) + len(self.contributions) + len(self.proposals) + \
+            len(self.votes) + len(self.usage) + len(self.ledger)
+
+
+class _Meta:
+    __slots__ = ("aidx", "clock", "key", "vv")
+
+    def __init__(self, clock: int, key: Key, vv: tuple[int, ...], aidx: int) -> None:
+        self.clock = clock
+        self.key = key
+        self.vv = vv
+        self.aidx = aidx
+
+
+class _Rejected(Exception):
+    """Raised inside a kind handler: the entry has no effect, for this reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Conflict(Exception):
+    """A removal became effective that excludes entries already applied before it."""
+
+    def __init__(self, exclusion: _Exclusion, earliest: Key) -> None:
+        super().__init__("conflict")
+        self.exclusion = exclusion
+        self.earliest = earliest
+
+
+class Outcome(NamedTuple):
+    """What one entry did.  ``status``: applied, rejected, pending (a newcomer's or outsider's
+    entry waiting for the member entry that accepts it) or waiting (missing dependencies)."""
+
+    id: CID
+    kind: str
+    author: bytes
+    seq: int
+    status: str
+    reason: str
+    stable: bool
+    holders: tuple[bytes, ...]  # active members whose latest entry has not acknowledged it
+    missing: tuple[CID, ...]
+
+
+def _hex(author: bytes) -> str:
+    return author.hex()
+
+
+class Folder:
+    """Resumable fold of one commons.  ``add`` entries in any order, any number of times;
+    ``run`` brings the state up to date; the result equals a fold from scratch."""
+
+    def __init__(self, commons: CID, *, snapshot_every: int = 256) -> None:
+        self.commons = commons
+        self.snapshot_every = snapshot_every
+        self.entries: dict[CID, Entry] = {}
+        self.meta: dict[CID, _Meta] = {}
+        self.waiting: dict[CID, set[CID]] = {}
+        self.waiters: dict[CID, list[CID]] = {}
+        self.slots: dict[tuple[bytes, int], list[CID]] = {}
+        self.fork_seq: dict[bytes, int] = {}
+        self.author_index: dict[bytes, int] = {}
+        self.authors: list[bytes] = []
+        self.order: list[Key] = []
+        self.key_id: dict[Key, CID] = {}
+        self.applied = 0  # how many positions of ``order`` the state reflects
+        self.state: _State | None = None
+        self.genesis_error = ""
+        self.outcomes: dict[CID, tuple[str, str]] = {}
+        self.snap_keys: list[Key] = [_ZERO_KEY]
+        self.snap_states: list[tuple[_State | None, str]] = [(None, "")]
+        self.since_snapshot = 0
+        self.exclusions: list[_Exclusion] = []
+        self._replay_from: Key | None = None
+        self._refold = False
+        self.max_clock = 0
+        self.restarts = 0
+
+    # --- intake -------------------------------------------------------------------------
+
+    def add(self, entry: Entry) -> bool:
+        """Take one entry (idempotent).  Returns whether it was new to this fold."""
+        if entry.commons_id != self.commons or entry.id in self.entries:
+            return False
+        eid = entry.id
+        self.entries[eid] = entry
+        slot = (entry.author, entry.seq)
+        siblings = self.slots.get(slot)
+        if siblings is None:
+            self.slots[slot] = [eid]
+        else:
+            siblings.append(eid)
+            if entry.seq < self.fork_seq.get(entry.author, 2**63):
+                self.fork_seq[entry.author] = entry.seq
+                self._refold = True  # rare: the author's entries from the fork point lose effect
+        missing = [d for d in self._parents(entry) if d not in self.meta]
+        if not entry.is_genesis and self.commons not in self.meta and self.commons not in missing:
+            missing.append(self.commons)
+        if missing:
+            self.waiting[eid] = set(missing)
+            for dep in missing:
+                self.waiters.setdefault(dep, []).append(eid)
+            return True
+        self._make_ready(eid)
+        return True
+
+    @staticmethod
+    def _parents(entry: Entry) -> tuple[CID, ...]:
+        return entry.deps if entry.prev is None else (entry.prev, *entry.deps)
+
+    def _make_ready(self, first: CID) -> None:
+        stack = [first]
+        meta = self.meta
+        while stack:
+            eid = stack.pop()
+            entry = self.entries[eid]
+            author = entry.author
+            aidx = self.author_index.get(author)
+            if aidx is None:
+                aidx = self.author_index[author] = len(self.authors)
+                self.authors.append(author)
+            parents = [meta[p] for p in self._parents(entry)]
+            if not parents:
+                clock = 0 if entry.is_genesis else 1
+                vv = [0] * (aidx + 1)
+            else:
+                clock = 1 + max(p.clock for p in parents)
+                vvs = [p.vv for p in parents]
+                width = max(len(v) for v in vvs)
+                if len(vvs) == 1:
+                    vv = list(vvs[0])
+                elif all(len(v) == width for v in vvs):
+                    vv = list(map(max, *vvs))
+                else:
+                    vv = [0] * width
+                    for v in vvs:
+                        for i, x in enumerate(v):
+                            if x > vv[i]:
+                                vv[i] = x
+                if len(vv) <= aidx:
+                    vv.extend([0] * (aidx + 1 - len(vv)))
+            if entry.seq > vv[aidx]:
+                vv[aidx] = entry.seq
+            key = (clock, eid.raw)
+            meta[eid] = _Meta(clock, key, tuple(vv), aidx)
+            self.key_id[key] = eid
+            if clock > self.max_clock:
+                self.max_clock = clock
+            order = self.order
+            if not order or key > order[-1]:
+                order.append(key)
+            else:
+                index = bisect.bisect_left(order, key)
+                order.insert(index, key)
+                if index < self.applied:
+                    self.applied += 1  # keep pointing past the same applied entries
+                    if self._replay_from is None or key < self._replay_from:
+                        self._replay_from = key
+            for waiter in self.waiters.pop(eid, ()):
+                missing = self.waiting.get(waiter)
+                if missing is None:
+                    continue
+                missing.discard(eid)
+                if not missing:
+                    del self.waiting[waiter]
+                    stack.append(waiter)
+
+    # --- application ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Apply every ready entry not yet reflected in the state."""
+        if self._refold or (self._replay_from is not None and any(
+                ex.cause >= self._replay_from for ex in self.exclusions)):
+            self._refold = False
+            self.exclusions = []
+            self._restore(_ZERO_KEY)
+        elif self._replay_from is not None:
+            self._restore(self._replay_from)
+        self._replay_from = None
+        order = self.order
+        while self.applied < len(order):
+            key = order[self.applied]
+            try:
+                self._apply(key)
+            except _Conflict as conflict:
+                self.restarts += 1
+                self.exclusions.append(conflict.exclusion)
+                self._restore(conflict.earliest)
+                continue
+            self.applied += 1
+            self.since_snapshot += 1
+            if self.since_snapshot >= self.snapshot_every and self.state is not None:
+                interval = max(self.snapshot_every, self.state.size() // 8)
+                if self.since_snapshot >= interval:
+                    self._snapshot(key)
+
+    def _snapshot(self, key: Key) -> None:
+        assert self.state is not None
+        self.snap_keys.append(key)
+        self.snap_states.append((self.state.copy(), self.genesis_error))
+        self.since_snapshot = 0
+
+    def _restore(self, before: Key) -> None:
+        """Go back to the latest snapshot taken strictly before position ``before``."""
+        index = bisect.bisect_left(self.snap_keys, before) - 1
+        if index < 0:
+            index = 0
+        del self.snap_keys[index + 1:]
+        del self.snap_states[index + 1:]
+        snap_key = self.snap_keys[index]
+        state, error = self.snap_states[index]
+        self.state = None if state is None else state.copy()
+        self.genesis_error = error
+        self.applied = bisect.bisect_right(self.order, snap_key) if snap_key != _ZERO_KEY else 0
+        self.since_snapshot = 0
+
+    def _apply(self, key: Key) -> None:
+        eid = self.key_id[key]
+        entry = self.entries[eid]
+        meta = self.meta[eid]
+        if entry.is_genesis:
+            if eid != self.commons:
+                self.outcomes[eid] = (REJECTED, "This genesis founds a different commons.")
+                return
+            self._genesis(entry)
+            return
+        state = self.state
+        if state is None or self.genesis_error:
+            self.outcomes[eid] = (REJECTED, "The commons' genesis is invalid: " + (self.genesis_error or "missing."))
+            return
+        author = entry.author
+        fork = self.fork_seq.get(author)
+        if fork is not None and entry.seq >= fork:
+            self.outcomes[eid] = (REJECTED, f"Its author signed two different entries at seq {fork} (a fork); "
+                                            "the author's entries from the fork point on have no effect.")
+            return
+        for ex in self.exclusions:
+            if ex.member == author and entry.seq > ex.after_seq and not self._lifted(state, author, meta):
+                self.outcomes[eid] = (REJECTED, f"Strong removal: written outside the causal past of the "
+                                                f"sanction {ex.cause_id} against its author.")
+                return
+        handler = _HANDLERS.get(entry.kind)
+        try:
+            if handler is None:
+                raise _Rejected(f"Unknown entry kind '{entry.kind}'.")
+            status = handler(self, state, entry, meta)
+        except _Rejected as rejected:
+            self.outcomes[eid] = (REJECTED, rejected.reason)
+            status = None
+        else:
+            self.outcomes[eid] = (status, "")
+        member = state.members.get(author)
+        if member is not None and member.status == "active":
+            state.last[author] = meta.clock
+
+    def _lifted(self, state: _State, author: bytes, meta: _Meta) -> bool:
+        reinstatement = state.lifted.get(author)
+        return reinstatement is not None and self.in_past(reinstatement, meta)
+
+    # --- helpers for handlers ---------------------------------------------------------------
+
+    def in_past(self, target: CID, meta: _Meta) -> bool:
+        """Is ``target`` in the causal past of the entry described by ``meta``?"""
+        if target == self.commons:
+            return True
+        tmeta = self.meta.get(target)
+        if tmeta is None:
+            return False
+        entry = self.entries[target]
+        vv = meta.vv
+        return tmeta.aidx < len(vv) and vv[tmeta.aidx] >= entry.seq and tmeta.key < meta.key
+
+    def standing(self, state: _State, author: bytes, meta: _Meta, roles: list[str] | None) -> Member:
+        """The author's membership (and one of ``roles``), checked against the state at this
+        position *and* the entry's causal past: the grant must be something it had seen."""
+        member = state.members.get(author)
+        if member is None:
+            raise _Rejected("Its author is not a member of the commons.")
+        if member.status != "active":
+            raise _Rejected(f"Its author's membership is {member.status}.")
+        if not self.in_past(member.since, meta):
+            raise _Rejected("Its author's admission is not in its causal past (written before being admitted).")
+        if roles:
+            grants = dict(member.grants)
+            held = [r for r in roles if r == "member" or r in grants]
+            if not held:
+                raise _Rejected(f"Its author lacks the role needed ({' or '.join(roles)}).")
+            if not any(r == "member" or self.in_past(grants[r], meta) for r in held):
+                raise _Rejected("Its author's role was granted outside its causal past.")
+        return member
+
+    def ref(self, entry: Entry, meta: _Meta, field: str, kind: str | tuple[str, ...]) -> CID:
+        """A link field that must name an entry of ``kind`` in this entry's causal past."""
+        value = entry.body.get(field)
+        try:
+            target = link(value)
+        except Exception:
+            raise _Rejected(f"Its '{field}' is not an entry id.") from None
+        if not self.in_past(target, meta):
+            raise _Rejected(f"Its '{field}' names an entry outside its causal past.")
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if self.entries[target].kind not in kinds:
+            raise _Rejected(f"Its '{field}' names a {self.entries[target].kind}, not a {' or '.join(kinds)}.")
+        return target
+
+    def excluding(self, member: bytes, sanction: CID, meta: _Meta) -> None:
+        """Make a removal or suspension strong: exclude the member's entries outside its past."""
+        aidx = self.author_index.get(member)
+        after = meta.vv[aidx] if aidx is not None and aidx < len(meta.vv) else 0
+        exclusion = _Exclusion(member, after, meta.key, sanction)
+        if exclusion in self.exclusions:
+            return
+        earliest: Key | None = None
+        seq = after + 1
+        while (member, seq) in self.slots:
+            for cid in self.slots[(member, seq)]:
+                m = self.meta.get(cid)
+                if m is not None and m.key < meta.key and self.outcomes.get(cid, (REJECTED,))[0] != REJECTED \
+                        and (earliest is None or m.key < earliest):
+                    earliest = m.key
+            seq += 1
+        if earliest is not None:
+            raise _Conflict(exclusion, earliest)
+        self.exclusions.append(exclusion)
+
+    # --- results -------------------------------------------------------------------------
+
+    def _genesis(self, entry: Entry) -> None:
+        state = _State()
+        body = entry.body
+        self.genesis_error = ""
+        try:
+            state.rules = rules_mod.validate_rules(body.get("rules"))
+            info = {}
+            for field in ("name", "description", "license"):
+                value = body.get(field, "")
+                if type(value) is not str or len(value) > MAX_TEXT:
+                    raise InvalidRules(f"The genesis {field} must be text of at most {MAX_TEXT} characters.")
+                info[field] = value
+            state.info = info
+            founders = body.get("stewards", [entry.author])
+            if type(founders) is not list or not founders or any(
+                    type(f) is not bytes or len(f) != 32 for f in founders):
+                raise InvalidRules("The genesis stewards must be a non-empty list of 32-byte author keys.")
+            grants = (("reviewer", entry.id), ("steward", entry.id))
+            for founder in sorted(set(founders)):
+                name = body.get("founder_name", "") if founder == entry.author else ""
+                state.members[founder] = Member(name if type(name) is str else "", ("member", "reviewer", "steward"),
+                                                grants, "active", entry.id, 0)
+            for spec in body.get("resources", []):
+                state.resources[CID.of(encode(spec))] = _resource(spec)
+        except (InvalidRules, _Rejected) as error:
+            self.genesis_error = str(error)
+            self.outcomes[entry.id] = (REJECTED, str(error))
+            self.state = state
+            return
+        self.state = state
+        self.outcomes[entry.id] = (APPLIED, "")
+
+    def result(self) -> CommonsState:
+        self.run()
+        return CommonsState(self)
+
+
+def _text(body: dict[str, Any], field: str, *, required: bool = False, default: str = "") -> str:
+    value = body.get(field, None)
+    if value is None:
+        if required:
+            raise _Rejected(f"It lacks the '{field}' field.")
+        return default
+    if type(value) is not str or len(value) > MAX_TEXT:
+        raise _Rejected(f"Its '{field}' must be text of at most {MAX_TEXT} characters.")
+    return value
+
+
+def _amount(body: dict[str, Any], field: str, *, default: int | None = None, positive: bool = False) -> int:
+    value = body.get(field, default)
+    if type(value) is not int or not (1 if positive else 0) <= value <= MAX_AMOUNT:
+        raise _Rejected(f"Its '{field}' must be a {'positive' if positive else 'non-negative'} integer.")
+    return value
+
+
+def _member_key(body: dict[str, Any]) -> bytes:
+    value = body.get("member")
+    if type(value) is not bytes or len(value) != 32:
+        raise _Rejected("Its 'member' must be a 32-byte author key.")
+    return value
+
+
+def _resource(spec: Any) -> Resource:
+    if type(spec) is not dict:
+        raise _Rejected("A resource must be a map.")
+    name = _text(spec, "name", required=True)
+    rivalrous = spec.get("rivalrous", False)
+    if type(rivalrous) is not bool:
+        raise _Rejected("A resource's 'rivalrous' must be true or false.")
+    quota = _amount(spec, "quota", default=0)
+    period = _amount(spec, "period", default=0)
+    if rivalrous and quota == 0:
+        raise _Rejected("A rivalrous resource needs a positive quota.")
+    return Resource(name, rivalrous, quota, period, _text(spec, "unit", default="unit"))
+
+
+# --- kind handlers: return the status, or raise _Rejected(reason) ----------------------------
+
+
+def _join(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    member = s.members.get(e.author)
+    if member is not None and member.status == "active":
+        raise _Rejected("Its author is already a member.")
+    if member is not None and member.status in ("removed", "suspended"):
+        raise _Rejected(f"Its author was {member.status} and cannot rejoin.")
+    s.joins[e.id] = Join(e.author, _text(e.body, "name"), ())
+    return PENDING
+
+
+def _admission(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["membership"]["admitters"])
+    join_id = f.ref(e, m, "join", "join")
+    join = s.joins.get(join_id)
+    if join is None:
+        raise _Rejected("The join it admits is not pending (already admitted, or rejected).")
+    if e.author in join.approvals:
+        raise _Rejected("Its author already approved this join.")
+    join = join._replace(approvals=(*join.approvals, e.author))
+    policy = s.rules["membership"]
+    needed = policy["approvals"] if policy["policy"] == "approval" else 1
+    if len(join.approvals) < needed:
+        s.joins[join_id] = join
+        return APPLIED
+    del s.joins[join_id]
+    for other, pending in list(s.joins.items()):
+        if pending.author == join.author:
+            del s.joins[other]
+    existing = s.members.get(join.author)
+    if existing is not None and existing.status == "active":
+        return APPLIED
+    s.members[join.author] = Member(join.name, ("member",), (), "active", e.id, 0)
+    return APPLIED
+
+
+def _leave(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    member = f.standing(s, e.author, m, None)
+    s.members[e.author] = member._replace(status="left", roles=(), grants=())
+    return APPLIED
+
+
+def _role(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["roles"]["roles"])
+    target = _member_key(e.body)
+    role = e.body.get("role")
+    action = e.body.get("action", "grant")
+    if role not in ("reviewer", "steward"):
+        raise _Rejected("Its 'role' must be reviewer or steward.")
+    if action not in ("grant", "revoke"):
+        raise _Rejected("Its 'action' must be grant or revoke.")
+    member = s.members.get(target)
+    if member is None or member.status != "active":
+        raise _Rejected("The member it names is not an active member.")
+    grants = dict(member.grants)
+    if action == "grant":
+        grants[role] = e.id
+    else:
+        grants.pop(role, None)
+    roles = tuple(sorted({"member", *grants}))
+    s.members[target] = member._replace(roles=roles, grants=tuple(sorted(grants.items())))
+    return APPLIED
+
+
+def _sanction(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["sanctions"]["roles"])
+    target = _member_key(e.body)
+    action = e.body.get("action")
+    if action not in SANCTION_ACTIONS:
+        raise _Rejected(f"Its 'action' must be one of {', '.join(SANCTION_ACTIONS)}.")
+    reason = _text(e.body, "reason", required=True)
+    member = s.members.get(target)
+    if member is None:
+        raise _Rejected("The member it names is not a member.")
+    if target == e.author and action in ("suspend", "remove"):
+        raise _Rejected("A member cannot suspend or remove themselves (use leave).")
+    if action == "reinstate":
+        if member.status != "suspended":
+            raise _Rejected("Only a suspended member can be reinstated.")
+        s.members[target] = member._replace(status="active")
+        s.lifted[target] = e.id
+    else:
+        if member.status in ("removed", "left") or (member.status == "suspended" and action != "remove"):
+            raise _Rejected(f"The member is already {member.status}.")
+        if action == "warning":
+            member = member._replace(warnings=member.warnings + 1)
+        else:
+            f.excluding(target, e.id, m)
+            member = member._replace(status="suspended" if action == "suspend" else "removed")
+            s.lifted.pop(target, None)
+            if action == "remove":
+                member = member._replace(roles=(), grants=())
+        s.members[target] = member
+    s.sanctions.append({"id": e.id, "member": target, "action": action, "reason": reason, "by": e.author})
+    return APPLIED
+
+
+def _contribution(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    body = e.body
+    title = _text(body, "title", required=True)
+    kind = _text(body, "kind", default="work")
+    claimed = _amount(body, "value", default=1)
+    ref = _text(body, "ref")
+    outside = False
+    try:
+        f.standing(s, e.author, m, None)
+    except _Rejected:
+        if s.rules["contribution"]["policy"] != "anyone":
+            raise
+        outside = True
+    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside)
+    return PENDING if outside else APPLIED
+
+
+def _review(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    policy = s.rules["review"]
+    f.standing(s, e.author, m, policy["roles"])
+    target = f.ref(e, m, "contribution", "contribution")
+    contribution = s.contributions.get(target)
+    if contribution is None:
+        raise _Rejected("The contribution it reviews had no effect (it was rejected).")
+    if contribution.status != "pending":
+        raise _Rejected(f"The contribution was already {contribution.status}.")
+    if contribution.author == e.author and not policy["self_review"]:
+        raise _Rejected("The rules do not let a member review their own contribution.")
+    if e.author in contribution.accepts or e.author in contribution.rejects:
+        raise _Rejected("Its author already reviewed this contribution.")
+    verdict = e.body.get("verdict")
+    if verdict not in ("accept", "reject"):
+        raise _Rejected("Its 'verdict' must be accept or reject.")
+    _text(e.body, "comment")
+    if verdict == "accept":
+        adjusted = _amount(e.body, "value", default=contribution.claimed)
+        contribution = contribution._replace(accepts=(*contribution.accepts, e.author))
+        if len(contribution.accepts) >= policy["accepts"]:
+            weights = s.rules["values"]
+            weight = weights.get(contribution.kind, weights.get("default", 100))
+            value = adjusted * weight // 100
+            contribution = contribution._replace(status="accepted", value=value)
+            count, total = s.ledger.get(contribution.author, (0, 0))
+            s.ledger[contribution.author] = (count + 1, total + value)
+    else:
+        contribution = contribution._replace(rejects=(*contribution.rejects, e.author))
+        if len(contribution.rejects) >= policy["rejects"]:
+            contribution = contribution._replace(status="rejected")
+    s.contributions[target] = contribution
+    return APPLIED
+
+
+def _eligible(s: _State, roles: list[str]) -> int:
+    return sum(1 for member in s.members.values() if member.status == "active"
+               and any(r in member.roles for r in roles))
+
+
+def _tally(f: Folder, s: _State, proposal_id: CID, proposal: Proposal) -> Proposal:
+    policy = s.rules["rule_change"]
+    threshold = policy["threshold"]
+    eligible = _eligible(s, policy["roles"])
+    num, den = threshold["num"], threshold["den"]
+    if len(proposal.yes) * den > eligible * num:
+        try:
+            s.rules = rules_mod.apply_changes(s.rules, proposal.changes)
+        except InvalidRules:  # validated when proposed; kept for robustness
+            return proposal._replace(status="rejected")
+        return proposal._replace(status="adopted")
+    if (eligible - len(proposal.no)) * den <= eligible * num:
+        return proposal._replace(status="rejected")
+    return proposal
+
+
+def _rule_proposal(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    policy = s.rules["rule_change"]
+    f.standing(s, e.author, m, None)
+    changes = e.body.get("changes")
+    try:
+        rules_mod.apply_changes(s.rules, changes)
+    except InvalidRules as error:
+        raise _Rejected(f"Its rule change is invalid: {error}") from None
+    assert isinstance(changes, dict)
+    proposal = Proposal(e.author, _text(e.body, "title"), changes, (), (), "open")
+    member = s.members[e.author]
+    if any(r in member.roles for r in policy["roles"]):
+        # Proposing counts as the proposer's yes vote.
+        proposal = proposal._replace(yes=(e.author,))
+        s.votes[(e.id, e.author)] = True
+    s.proposals[e.id] = _tally(f, s, e.id, proposal)
+    return APPLIED
+
+
+def _vote(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["rule_change"]["roles"])
+    target = f.ref(e, m, "proposal", "rule_proposal")
+    proposal = s.proposals.get(target)
+    if proposal is None:
+        raise _Rejected("The proposal it votes on had no effect (it was rejected).")
+    if proposal.status != "open":
+        raise _Rejected(f"The proposal is already {proposal.status}.")
+    choice = e.body.get("choice")
+    if choice not in ("yes", "no"):
+        raise _Rejected("Its 'choice' must be yes or no.")
+    if (target, e.author) in s.votes:
+        raise _Rejected("Its author already voted on this proposal.")
+    s.votes[(target, e.author)] = choice == "yes"
+    if choice == "yes":
+        proposal = proposal._replace(yes=(*proposal.yes, e.author))
+    else:
+        proposal = proposal._replace(no=(*proposal.no, e.author))
+    s.proposals[target] = _tally(f, s, target, proposal)
+    return APPLIED
+
+
+def _resource_add(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["resources"]["roles"])
+    s.resources[e.id] = _resource(e.body)
+    return APPLIED
+
+
+def _resource_use(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["resources"]["use_roles"])
+    value = e.body.get("resource")
+    try:
+        target = link(value)
+    except Exception:
+        raise _Rejected("Its 'resource' is not an entry id.") from None
+    resource = s.resources.get(target)
+    if resource is None:
+        raise _Rejected("The resource it uses is not known (not added, or outside its causal past).")
+    if target != f.commons and not f.in_past(target, m) and target in f.meta:
+        raise _Rejected("The resource it uses was added outside its causal past.")
+    amount = _amount(e.body, "amount", positive=True)
+    period = e.time // (resource.period * 1000) if resource.period else 0
+    key = (target, period, e.author)
+    used = s.usage.get(key, 0)
+    if resource.rivalrous and used + amount > resource.quota:
+        raise _Rejected(f"It exceeds the quota of {resource.name} ({used} + {amount} > {resource.quota} "
+                        f"{resource.unit} per period).")
+    s.usage[key] = used + amount
+    return APPLIED
+
+
+def _distribution(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    f.standing(s, e.author, m, s.rules["distribution"]["roles"])
+    amount = _amount(e.body, "amount", positive=True)
+    currency = _text(e.body, "currency", default="units")
+    shares = compute_shares(s.ledger, amount)
+    if not shares:
+        raise _Rejected("There are no accepted contributions to share among.")
+    s.distributions.append({"id": e.id, "amount": amount, "currency": currency, "shares": shares})
+    return APPLIED
+
+
+def compute_shares(ledger: dict[bytes, tuple[int, int]], amount: int) -> dict[bytes, int]:
+    """Split ``amount`` in proportion to accepted value: floor shares, then the remainder one
+    unit at a time by largest remainder (ties by author key), so the shares sum exactly."""
+    total = sum(value for _, value in ledger.values())
+    if total <= 0:
+        return {}
+    shares = {}
+    remainders = []
+    for author in sorted(ledger):
+        value = ledger[author][1]
+        shares[author] = amount * value // total
+        remainders.append((-(amount * value % total), author))
+    left = amount - sum(shares.values())
+    for _, author in sorted(remainders)[:left]:
+        shares[author] += 1
+    return {a: v for a, v in shares.items() if v}
+
+
+_HANDLERS: dict[str, Any] = {
+    "join": _join,
+    "admission": _admission,
+    "leave": _leave,
+    "role": _role,
+    "sanction": _sanction,
+    "contribution": _contribution,
+    "review": _review,
+    "rule_proposal": _rule_proposal,
+    "vote": _vote,
+    "resource_add": _resource_add,
+    "resource_use": _resource_use,
+    "distribution": _distribution,
+}
+
+
+# --- the public result ---------------------------------------------------------------------
+
+
+class CommonsState:
+    """The folded state of one commons, its canonical form and hash, and per-entry outcomes."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.commons = folder.commons
+        self._folder = folder
+        state = folder.state
+        self.valid = state is not None and not folder.genesis_error
+        self.canonical = _canonical(folder)
+        self.state_hash = hashlib.sha256(encode(self.canonical)).hexdigest()
+        self.entry_count = len(folder.meta)
+        self.waiting_count = len(folder.waiting)
+        self._frontier, self._latest, self.retired = _frontier(folder)
+
+    # Convenience views (plain data, JSON-ready) ------------------------------------------------
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        return dict(self.canonical.get("rules", {}))
+
+    @property
+    def members(self) -> dict[str, dict[str, Any]]:
+        return dict(self.canonical.get("members", {}))
+
+    def member_info(self, author: bytes) -> Member | None:
+        state = self._folder.state
+        return None if state is None else state.members.get(author)
+
+    def active_members(self) -> list[bytes]:
+        state = self._folder.state
+        if state is None:
+            return []
+        return sorted(a for a, m in state.members.items() if m.status == "active")
+
+    def has_role(self, author: bytes, role: str) -> bool:
+        member = self.member_info(author)
+        return member is not None and member.status == "active" and role in member.roles
+
+    def outcome(self, entry_id: CID) -> Outcome | None:
+        folder = self._folder
+        entry = folder.entries.get(entry_id)
+        if entry is None:
+            return None
+        if entry_id in folder.waiting:
+            missing = tuple(sorted(folder.waiting[entry_id], key=lambda c: c.raw))
+            return Outcome(entry_id, entry.kind, entry.author, entry.seq, WAITING,
+                           "Waiting for dependencies this node does not hold yet.", False, (), missing)
+        status, reason = folder.outcomes.get(entry_id, (WAITING, ""))
+        if status == PENDING:
+            status, reason = self._resolve_pending(entry)
+        meta = folder.meta[entry_id]
+        holders = tuple(sorted(member for member, latest in self._latest.items()
+                               if meta.aidx >= len(latest) or latest[meta.aidx] < entry.seq))
+        return Outcome(entry_id, entry.kind, entry.author, entry.seq, status, reason, not holders, holders, ())
+
+    def _resolve_pending(self, entry: Entry) -> tuple[str, str]:
+        """A newcomer's or outsider's entry takes effect through the member entry that
+        accepts it; report which, without rewriting the earlier entry's own record."""
+        state = self._folder.state
+        if state is None:
+            return PENDING, ""
+        if entry.kind == "contribution":
+            c = state.contributions.get(entry.id)
+            if c is not None and c.status == "accepted":
+                return APPLIED, "Accepted by review."
+            if c is not None and c.status == "rejected":
+                return REJECTED, "Rejected by review."
+            return PENDING, "Waiting for review (its author was not a member when writing it)."
+        if entry.kind == "join":
+            if entry.id in state.joins:
+                return PENDING, "Waiting for admission."
+            member = state.members.get(entry.author)
+            if member is not None and member.since != self.commons:
+                return APPLIED, f"Admitted by {member.since}."
+            return REJECTED, "Not admitted."
+        return PENDING, ""
+
+    def outcomes(self) -> list[Outcome]:
+        result = []
+        for cid in self._folder.entries:
+            outcome = self.outcome(cid)
+            if outcome is not None:
+                result.append(outcome)
+        return result
+
+    def stable_summary(self) -> dict[str, Any]:
+        """The stable frontier: per author, entries up to this seq are stable."""
+        folder = self._folder
+        stable = sum(1 for cid, meta in folder.meta.items()
+                     if meta.aidx < len(self._frontier) and self._frontier[meta.aidx] >= folder.entries[cid].seq)
+        top = _max_vv(folder)
+        holding = sorted(_hex(m) for m, latest in self._latest.items()
+                         if any((latest[i] if i < len(latest) else 0) < top[i] for i in range(len(top))))
+        return {
+            "stable_entries": stable,
+            "tentative_entries": len(folder.meta) - stable,
+            "frontier": {_hex(folder.authors[i]): seq for i, seq in enumerate(self._frontier) if seq},
+            "held_back_by": holding,
+            "retired": sorted(_hex(a) for a in self.retired),
+        }
+
+    def contributions_by_status(self) -> dict[str, int]:
+        counts = {"pending": 0, "accepted": 0, "rejected": 0}
+        state = self._folder.state
+        if state is not None:
+            for c in state.contributions.values():
+                counts[c.status] += 1
+        return counts
+
+    def contribution(self, cid: CID) -> Contribution | None:
+        state = self._folder.state
+        return None if state is None else state.contributions.get(cid)
+
+    def proposal(self, cid: CID) -> Proposal | None:
+        state = self._folder.state
+        return None if state is None else state.proposals.get(cid)
+
+    def pending_joins(self) -> dict[CID, Join]:
+        state = self._folder.state
+        return {} if state is None else dict(state.joins)
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Per contributor: accepted contributions, value, and share of the total (in basis
+        points, integer) — the basis of benefit distribution."""
+        state = self._folder.state
+        if state is None:
+            return []
+        total = sum(v for _, v in state.ledger.values())
+        rows = []
+        for author in sorted(state.ledger):
+            count, value = state.ledger[author]
+            member = state.members.get(author)
+            rows.append({"author": _hex(author), "name": member.name if member else "",
+                         "accepted": count, "value": value,
+                         "share_bp": (value * 10000 // total) if total else 0})
+        return rows
+
+    def resources(self) -> dict[CID, Resource]:
+        state = self._folder.state
+        return {} if state is None else dict(state.resources)
+
+    def usage(self, resource: CID) -> dict[str, int]:
+        state = self._folder.state
+        totals: dict[str, int] = {}
+        if state is not None:
+            for (res, _period, author), amount in state.usage.items():
+                if res == resource:
+                    totals[_hex(author)] = totals.get(_hex(author), 0) + amount
+        return totals
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "commons": str(self.commons),
+            "name": self.canonical.get("info", {}).get("name", ""),
+            "state_hash": self.state_hash,
+            "entries": self.entry_count,
+            "waiting": self.waiting_count,
+            "members": sum(1 for m in self.canonical.get("members", {}).values() if m["status"] == "active"),
+            "stable": self.stable_summary(),
+            "rules": self.rules,
+            "contributions": self.contributions_by_status(),
+            "valid": self.valid,
+        }
+
+
+def _max_vv(folder: Folder) -> list[int]:
+    best = [0] * len(folder.authors)
+    for cid, meta in folder.meta.items():
+        seq = folder.entries[cid].seq
+        if seq > best[meta.aidx]:
+            best[meta.aidx] = seq
+    return best
+
+
+def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
+    """Per author, the highest seq acknowledged by every active, non-retired member."""
+    state = folder.state
+    width = len(folder.authors)
+    if state is None:
+        return [0] * width, {}, []
+    retire = state.rules.get("retire", {}).get("after", 0)
+    latest: dict[bytes, tuple[int, ...]] = {}
+    retired = []
+    max_seq: dict[bytes, CID] = {}
+    for (author, _seq), ids in folder.slots.items():
+        for cid in ids:
+            if cid in folder.meta:
+                cur = max_seq.get(author)
+                if cur is None or folder.entries[cid].seq > folder.entries[cur].seq:
+                    max_seq[author] = cid
+    for author, member in state.members.items():
+        if member.status != "active" or author in folder.fork_seq:
+            continue
+        if retire and folder.max_clock - state.last.get(author, 0) > retire:
+            retired.append(author)
+            continue
+        cid = max_seq.get(author)
+        latest[author] = folder.meta[cid].vv if cid is not None else ()
+    frontier = [0] * width
+    if latest:
+        for i in range(width):
+            frontier[i] = min(v[i] if i < len(v) else 0 for v in latest.values())
+    return frontier, latest, sorted(retired)
+
+
+def _canonical(folder: Folder) -> dict[str, Any]:
+    s = folder.state
+    out: dict[str, Any] = {"commons": str(folder.commons), "entries": len(folder.meta),
+                           "waiting": len(folder.waiting)}
+    if s is None:
+        return out
+    if folder.genesis_error:
+        out["invalid"] = folder.genesis_error
+    out["info"] = dict(s.info)
+    out["rules"] = s.rules
+    out["members"] = {
+        _hex(a): {"name": m.name, "roles": list(m.roles), "status": m.status, "since": str(m.since),
+                  "warnings": m.warnings}
+        for a, m in s.members.items()
+    }
+    out["joins"] = {str(c): {"author": _hex(j.author), "name": j.name,
+                             "approvals": sorted(_hex(a) for a in j.approvals)} for c, j in s.joins.items()}
+    out["contributions"] = {
+        str(c): {"author": _hex(x.author), "title": x.title, "kind": x.kind, "ref": x.ref, "claimed": x.claimed,
+                 "status": x.status, "accepts": sorted(_hex(a) for a in x.accepts),
+                 "rejects": sorted(_hex(a) for a in x.rejects), "value": x.value, "outside": x.outside}
+        for c, x in s.contributions.items()
+    }
+    out["proposals"] = {
+        str(c): {"author": _hex(p.author), "title": p.title, "changes": p.changes, "status": p.status,
+                 "yes": sorted(_hex(a) for a in p.yes), "no": sorted(_hex(a) for a in p.no)}
+        for c, p in s.proposals.items()
+    }
+    resources: dict[str, Any] = {}
+    for c, r in s.resources.items():
+        resources[str(c)] = {"name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
+                             "unit": r.unit, "used": {}}
+    for (res, period, author), amount in s.usage.items():
+        resources[str(res)]["used"].setdefault(str(period), {})[_hex(author)] = amount
+    out["resources"] = resources
+    out["ledger"] = {_hex(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()}
+    out["distributions"] = [
+        {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
+         "shares": {_hex(a): v for a, v in d["shares"].items()}} for d in s.distributions
+    ]
+    out["sanctions"] = [
+        {"id": str(x["id"]), "member": _hex(x["member"]), "action": x["action"], "reason": x["reason"],
+         "by": _hex(x["by"])} for x in s.sanctions
+    ]
+    return out
+
+
+def fold(entries: Iterable[Entry], commons: CID | None = None) -> CommonsState:
+    """The state of one commons from a set of its entries (order and duplicates don't matter).
+
+    ``commons`` defaults to the id of the (single) genesis among ``entries``."""
+    items = list(entries)
+    if commons is None:
+        genesis = sorted({e.id for e in items if e.is_genesis}, key=lambda c: c.raw)
+        if not genesis:
+            raise ValueError("fold() needs the genesis entry or an explicit commons id")
+        commons = genesis[0]
+    folder = Folder(commons)
+    for entry in items:
+        folder.add(entry)
+    return folder.result()

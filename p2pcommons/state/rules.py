@@ -1,0 +1,190 @@
+"""Rules as data: the governance rules of one commons, their defaults, and their validation.
+
+Rules live in the state and change only through a rule proposal that reaches the threshold
+the rules in force demand.  They are plain nested maps of ints, strings, bools and lists so
+they hash canonically; there are no floats anywhere (fractions are ``{num, den}``).
+The same validator serves the genesis body, ``--rules FILE.toml``, ``--set key=value`` and
+the fold, so a value the CLI accepts is a value every node accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ..errors import UsageError
+
+ROLES = ("member", "reviewer", "steward")
+MEMBERSHIP_POLICIES = ("open", "invite", "approval")
+CONTRIBUTION_POLICIES = ("anyone", "members")
+
+
+class InvalidRules(UsageError):
+    """A rules document or rule change is not valid (unknown key, wrong type, bad value)."""
+
+
+DEFAULT_RULES: dict[str, Any] = {
+    "membership": {"policy": "open", "approvals": 1, "admitters": ["member"]},
+    "contribution": {"policy": "anyone"},
+    "review": {"roles": ["reviewer"], "accepts": 1, "rejects": 1, "self_review": False},
+    "rule_change": {"roles": ["steward"], "threshold": {"num": 1, "den": 2}},
+    "values": {"default": 100},
+    "resources": {"roles": ["steward"], "use_roles": ["member"]},
+    "sanctions": {"roles": ["steward"]},
+    "roles": {"roles": ["steward"]},
+    "distribution": {"roles": ["steward"]},
+    "retire": {"after": 0},
+}
+
+# key path -> kind of value; "values.*" is open-ended (a weight per contribution kind).
+_SCHEMA: dict[str, str] = {
+    "membership.policy": "membership_policy",
+    "membership.approvals": "positive",
+    "membership.admitters": "roles",
+    "contribution.policy": "contribution_policy",
+    "review.roles": "roles",
+    "review.accepts": "positive",
+    "review.rejects": "positive",
+    "review.self_review": "bool",
+    "rule_change.roles": "roles",
+    "rule_change.threshold": "fraction",
+    "resources.roles": "roles",
+    "resources.use_roles": "roles",
+    "sanctions.roles": "roles",
+    "roles.roles": "roles",
+    "distribution.roles": "roles",
+    "retire.after": "natural",
+}
+_MAX_INT = 2**53
+
+
+def default_rules() -> dict[str, Any]:
+    return copy.deepcopy(DEFAULT_RULES)
+
+
+def _check_value(path: str, kind: str, value: Any) -> Any:
+    """Return the canonical form of ``value`` for ``path`` or raise InvalidRules."""
+    if kind == "membership_policy":
+        if value not in MEMBERSHIP_POLICIES:
+            raise InvalidRules(f"Rule {path} must be one of {', '.join(MEMBERSHIP_POLICIES)}, not {value!r}.")
+        return value
+    if kind == "contribution_policy":
+        if value not in CONTRIBUTION_POLICIES:
+            raise InvalidRules(f"Rule {path} must be one of {', '.join(CONTRIBUTION_POLICIES)}, not {value!r}.")
+        return value
+    if kind in ("positive", "natural", "weight"):
+        if type(value) is not int or not (1 if kind == "positive" else 0) <= value <= _MAX_INT:
+            need = "a positive integer" if kind == "positive" else "a non-negative integer"
+            raise InvalidRules(f"Rule {path} must be {need}, not {value!r}.")
+        return value
+    if kind == "bool":
+        if type(value) is not bool:
+            raise InvalidRules(f"Rule {path} must be true or false, not {value!r}.")
+        return value
+    if kind == "roles":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if type(value) is not list or not value or any(r not in ROLES for r in value):
+            raise InvalidRules(f"Rule {path} must be a non-empty list of roles from {', '.join(ROLES)}, not {value!r}.")
+        return sorted(set(value))
+    if kind == "fraction":
+        return parse_fraction(path, value)
+    raise InvalidRules(f"Rule {path} has an unknown type.")  # pragma: no cover
+
+
+def parse_fraction(path: str, value: Any) -> dict[str, int]:
+    """Accept ``{num, den}``, ``"num/den"``, ``"majority"`` or an integer percentage."""
+    if value == "majority":
+        return {"num": 1, "den": 2}
+    if type(value) is int:
+        num, den = value, 100
+    elif isinstance(value, str) and "/" in value:
+        left, _, right = value.partition("/")
+        try:
+            num, den = int(left), int(right)
+        except ValueError:
+            raise InvalidRules(f"Rule {path} must be a fraction like 2/3, not {value!r}.") from None
+    elif isinstance(value, dict) and set(value) == {"num", "den"}:
+        num, den = value["num"], value["den"]
+    else:
+        raise InvalidRules(f"Rule {path} must be a fraction ({{num, den}}, '2/3', a percentage or 'majority').")
+    if type(num) is not int or type(den) is not int or not 0 <= num < den <= 1_000_000:
+        raise InvalidRules(f"Rule {path} must be a fraction num/den with 0 <= num < den.")
+    return {"num": num, "den": den}
+
+
+def _kind_of(path: str) -> str:
+    kind = _SCHEMA.get(path)
+    if kind is not None:
+        return kind
+    section, _, key = path.partition(".")
+    if section == "values" and key and "." not in key:
+        return "weight"
+    raise InvalidRules(f"There is no rule '{path}'.")
+
+
+def apply_changes(rules: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A new rules map with dotted-path ``changes`` applied and validated; ``rules`` is untouched."""
+    if type(changes) is not dict or not changes:
+        raise InvalidRules("A rule change must change at least one rule.")
+    new = copy.deepcopy(rules)
+    for path in sorted(changes):
+        if type(path) is not str:
+            raise InvalidRules("Rule names must be text.")
+        value = _check_value(path, _kind_of(path), changes[path])
+        section, _, key = path.partition(".")
+        new.setdefault(section, {})[key] = value
+    return new
+
+
+def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested TOML-style tables to dotted paths (fractions stay whole)."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and not (set(value) == {"num", "den"}):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def rules_from_toml(doc: dict[str, Any] | None, *, membership: str | None = None) -> dict[str, Any]:
+    """Defaults overlaid with a parsed TOML document (and the ``--membership`` flag)."""
+    changes = flatten(doc or {})
+    if membership is not None:
+        changes["membership.policy"] = membership
+    rules = default_rules()
+    return apply_changes(rules, changes) if changes else rules
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value`` from the command line; values are typed by the rule they set."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InvalidRules(f"'{text}' is not of the form key=value.")
+    raw = raw.strip()
+    kind = _kind_of(key)
+    value: Any = raw
+    if kind in ("positive", "natural", "weight"):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidRules(f"Rule {key} must be an integer, not {raw!r}.") from None
+    elif kind == "bool":
+        if raw.lower() not in ("true", "false"):
+            raise InvalidRules(f"Rule {key} must be true or false, not {raw!r}.")
+        value = raw.lower() == "true"
+    elif kind == "fraction" and raw.isdigit():
+        value = int(raw)
+    return key, _check_value(key, kind, value)
+
+
+def validate_rules(rules: Any) -> dict[str, Any]:
+    """Validate a full rules map as found in a genesis body: defaults fill what is absent."""
+    if rules is None:
+        return default_rules()
+    if type(rules) is not dict:
+        raise InvalidRules("The rules must be a map.")
+    return rules_from_toml(rules)
