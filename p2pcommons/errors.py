@@ -138,3 +138,36 @@ class StoreError(P2PCError):
 
 class StoreCorrupt(StoreError):
     """The local store holds data that fails verification."""
+
+
+# --- the node and the network (appended by the node issue) ----------------------------------
+
+
+class NetworkError(P2PCError):
+    """A peer or the local daemon could not be reached, or did not answer in time."""
+
+    exit_code = 6
+
+
+class DaemonNotRunning(NetworkError):
+    """No node daemon runs for this home."""
+
+
+class DaemonRunning(NetworkError):
+    """A node daemon already runs for this home (the lock names its PID)."""
+
+
+class SyncIncomplete(NetworkError):
+    """A sync ended before this node caught up with its peers."""
+
+
+class InvalidInvite(UsageError):
+    """An invite code is malformed, damaged or not for this use."""
+
+
+class InviteExpired(InvalidInvite):
+    """The invite's expiry time has passed."""
+
+
+class InviteUsedUp(InvalidInvite):
+    """The invite was already used as many times as it allows."""

@@ -1,0 +1,111 @@
+"""Talking to a running daemon over its control socket, without importing libp2p.
+
+The control protocol is JSON Lines over the Unix socket ``home.control_socket`` (mode
+0600, so only this user can drive the node): the client writes one request object
+``{"cmd": ..., ...}`` and a newline, the daemon answers with one object
+``{"ok": true, ...}`` or ``{"ok": false, "error": "...", "code": N}`` and a newline.
+
+Commands: ``ping``, ``status``, ``notify`` (the store changed: announce now), ``stop``,
+``sync`` (``peer``, ``wait``, ``timeout``), ``connect`` (``addr``), ``peers``.
+
+This module stays import-light on purpose: ``notify_daemon`` runs after every local write
+made from the CLI, which must start fast and must not wait when no daemon runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from p2pcommons.errors import DaemonNotRunning, NetworkError
+from p2pcommons.home import Home, resolve_home
+
+MAX_REPLY = 4 * 1024 * 1024
+
+
+def _home(home: Home | Path | str | None) -> Home:
+    if isinstance(home, Home):
+        return home
+    return Home(resolve_home(home))
+
+
+def _socket_path(home: Home) -> str:
+    return str(home.control_socket)
+
+
+def notify_daemon(home: Home | Path | str | None = None) -> bool:
+    """Best effort: tell the home's daemon that the store changed, so it announces the new
+    heads to its peers now.  Returns at once (False) if no daemon runs; never raises."""
+    try:
+        target = _home(home)
+        path = _socket_path(target)
+        if not target.control_socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(path)
+            sock.sendall(b'{"cmd": "notify"}\n')
+            with contextlib.suppress(OSError):
+                sock.recv(4096)  # the daemon's ack: the announcement is scheduled
+        return True
+    except (OSError, ValueError):
+        return False
+    except Exception:  # a notification must never break the command that wrote
+        return False
+
+
+def daemon_running(home: Home | Path | str | None = None) -> bool:
+    try:
+        request(home, {"cmd": "ping"}, timeout=2.0)
+        return True
+    except NetworkError:
+        return False
+
+
+def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+    """Send one request and return the daemon's reply (raises DaemonNotRunning or
+    NetworkError; a reply with ``ok: false`` raises the error it names)."""
+    target = _home(home)
+    if not target.control_socket.exists():
+        raise DaemonNotRunning(f"No node is running for {target.path}; start one with 'p2pc node start'.")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(_socket_path(target))
+            sock.sendall(json.dumps(message).encode() + b"\n")
+            data = bytearray()
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > MAX_REPLY:
+                    raise NetworkError("The node's reply on the control socket is too large.")
+    except (ConnectionRefusedError, FileNotFoundError):
+        raise DaemonNotRunning(f"No node is running for {target.path}; start one with 'p2pc node start'.") from None
+    except TimeoutError:
+        raise NetworkError("The node did not answer on its control socket in time.") from None
+    except OSError as exc:
+        raise NetworkError(f"The node's control socket failed ({exc.strerror or exc}).") from None
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise NetworkError("The node sent an unreadable reply on its control socket.") from None
+    if not isinstance(reply, dict):
+        raise NetworkError("The node sent an unreadable reply on its control socket.")
+    if not reply.get("ok"):
+        raise _error(reply)
+    return reply
+
+
+def _error(reply: dict[str, Any]) -> Exception:
+    from p2pcommons import errors
+
+    code = int(reply.get("code", 6))
+    message = str(reply.get("error", "The node reported an error."))
+    cls = {2: errors.UsageError, 3: errors.ReceivedDataError, 5: errors.StoreError}.get(code, NetworkError)
+    error = cls(message)
+    return error
