@@ -505,7 +505,7 @@ class Folder:
 
 
 def _text(body: dict[str, Any], field: str, *, required: bool = False, default: str = "") -> str:
-    value = body.get(field, None)
+    value = body.get(field)
     if value is None:
         if required:
             raise _Rejected(f"It lacks the '{field}' field.")

@@ -1,0 +1,523 @@
+"""Commands on the commons state: membership, review, rules, resources, ledger, sanctions.
+
+Every write goes through :func:`p2pcommons.author.append` (so it is signed, checked like a
+received entry and durable before we report it) and then reports the entry's outcome in the
+fold, so a script learns at once whether the entry took effect and why not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .app import HomeOption, JsonOption, app, command, emit, home_of, identity_of, open_store, resolve_commons
+
+CommonsOption = Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")]
+
+rules_app = typer.Typer(help="Show and change the commons' rules (changes pass by vote).", no_args_is_help=True)
+resource_app = typer.Typer(help="Shared resources: add them, use them, list them.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(resource_app, name="resource")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _author_text(raw: bytes) -> str:
+    from p2pcommons.identity import author_id_text
+
+    return author_id_text(raw)
+
+
+def _hex_author(text: str) -> str:
+    return _author_text(bytes.fromhex(text))
+
+
+def _state(store: Any, commons: Any) -> Any:
+    from p2pcommons.state.engine import current_state
+
+    return current_state(store, commons)
+
+
+def _notify(home: Path | None) -> None:
+    """Tell a running daemon (if any) that the store changed, so peers hear within a second."""
+    try:
+        from p2pcommons.node.notify import notify_daemon
+    except ImportError:
+        return
+    notify_daemon(home_of(home))
+
+
+def _outcome_json(outcome: Any) -> dict[str, Any]:
+    return {
+        "id": str(outcome.id),
+        "kind": outcome.kind,
+        "author": _author_text(outcome.author),
+        "seq": outcome.seq,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "stable": outcome.stable,
+        "held_back_by": [_author_text(a) for a in outcome.holders],
+        "missing": [str(m) for m in outcome.missing],
+    }
+
+
+def _write(home: Path | None, commons_text: str | None, kind: str, body: dict[str, Any], as_json: bool,
+           *, extra_deps: list[Any] | None = None, build: Any = None) -> dict[str, Any]:
+    """Append one entry of ``kind`` and print its id and outcome.  ``build(store, commons,
+    state)`` may compute the body and extra deps from the current state."""
+    from p2pcommons.author import append
+
+    identity = identity_of(home)
+    with open_store(home) as store:
+        commons = resolve_commons(store, commons_text)
+        if build is not None:
+            body, extra_deps = build(store, commons, _state(store, commons))
+        entry = append(store, identity.signer, commons, kind, body, extra_deps=extra_deps)
+        outcome = _state(store, commons).outcome(entry.id)
+    _notify(home)
+    data = {"id": str(entry.id), "commons": str(commons), "seq": entry.seq, "kind": kind,
+            "outcome": _outcome_json(outcome) if outcome else None}
+    human = str(entry.id)
+    if outcome is not None and outcome.status == "rejected":
+        human += f"\n  no effect: {outcome.reason}"
+    elif outcome is not None and outcome.status == "pending":
+        human += f"\n  pending: {outcome.reason}"
+    emit(data, as_json, human)
+    return data
+
+
+def _resolve_member(state: Any, text: str) -> bytes:
+    """A member by author id (z6Mk…), hex key, unique prefix of either, or exact name."""
+    from p2pcommons.errors import Ambiguous, NotFound
+
+    members = state.members
+    candidates = []
+    for hex_key, info in members.items():
+        raw = bytes.fromhex(hex_key)
+        if text in (hex_key, _author_text(raw), info.get("name")) and text:
+            return raw
+        if hex_key.startswith(text) or _author_text(raw).startswith(text):
+            candidates.append(raw)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise NotFound(f"No member '{text}' in this commons.")
+    raise Ambiguous(f"'{text}' matches {len(candidates)} members; give more of the id.")
+
+
+def _resolve_entry_in(store: Any, text: str) -> Any:
+    from .app import resolve_entry
+
+    return resolve_entry(store, text)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _state_json(state: Any) -> dict[str, Any]:
+    data = state.summary()
+    data["stable"] = {
+        **data["stable"],
+        "frontier": {_hex_author(k): v for k, v in data["stable"]["frontier"].items()},
+        "held_back_by": [_hex_author(k) for k in data["stable"]["held_back_by"]],
+        "retired": [_hex_author(k) for k in data["stable"]["retired"]],
+    }
+    data["proposals"] = {
+        cid: {**p, "author": _hex_author(p["author"]), "yes": len(p["yes"]), "no": len(p["no"])}
+        for cid, p in state.canonical.get("proposals", {}).items()
+    }
+    data["pending_joins"] = len(state.canonical.get("joins", {}))
+    return data
+
+
+@command("state")
+def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Print the commons state: its hash, members, rules in force, contributions, stability."""
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        state = _state(store, cid)
+        data = _state_json(state)
+
+    def human() -> None:
+        stable = data["stable"]
+        c = data["contributions"]
+        print(f"commons     {data['commons']}  {data['name']}")
+        print(f"state hash  {data['state_hash']}")
+        print(f"entries     {data['entries']} ({stable['stable_entries']} stable, "
+              f"{stable['tentative_entries']} tentative, {data['waiting']} waiting)")
+        print(f"members     {data['members']}  (pending joins: {data['pending_joins']})")
+        print(f"contrib.    {c['accepted']} accepted, {c['pending']} pending, {c['rejected']} rejected")
+        r = data["rules"]
+        t = r["rule_change"]["threshold"]
+        print(f"rules       membership {r['membership']['policy']}, contributions from {r['contribution']['policy']}, "
+              f"{r['review']['accepts']} accept(s) by {','.join(r['review']['roles'])}, rule changes by "
+              f"{','.join(r['rule_change']['roles'])} > {t['num']}/{t['den']}")
+        if stable["held_back_by"]:
+            print("stability held back by " + ", ".join(stable["held_back_by"]))
+
+    emit(data, as_json, human)
+
+
+@command("members")
+def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List members with their roles and status."""
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        state = _state(store, cid)
+    rows = [
+        {"author": _hex_author(k), "name": m["name"], "roles": m["roles"], "status": m["status"],
+         "since": m["since"], "warnings": m["warnings"]}
+        for k, m in sorted(state.members.items())
+    ]
+
+    def human() -> None:
+        for row in rows:
+            name = f" ({row['name']})" if row["name"] else ""
+            print(f"{row['author']}{name}  {row['status']}  {','.join(row['roles'])}")
+
+    emit({"commons": str(cid), "members": rows}, as_json, human)
+
+
+@command("status")
+def status_cmd(
+    entry: Annotated[str, typer.Argument(help="Entry id or unique prefix.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what one entry did: applied, rejected (why), pending or waiting; stable or not."""
+    from p2pcommons.errors import NotFound
+
+    with open_store(home) as store:
+        eid = _resolve_entry_in(store, entry)
+        found = store.get(eid)
+        if found is None:
+            raise NotFound(f"No entry '{entry}' on this node.")
+        state = _state(store, found.commons_id)
+        outcome = state.outcome(eid)
+    if outcome is None:
+        raise NotFound(f"Entry {eid} does not belong to a commons this node folds.")
+    data = _outcome_json(outcome)
+    human = f"{data['id']}  {data['kind']}  {data['status']}" + (f": {data['reason']}" if data["reason"] else "")
+    human += "\n  " + ("stable" if data["stable"] else "tentative (held back by " + ", ".join(data["held_back_by"]) + ")")
+    emit(data, as_json, human)
+
+
+@command("ledger")
+def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Per contributor: accepted contributions, their value, and share of the total."""
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        state = _state(store, cid)
+    rows = [{**row, "author": _hex_author(row["author"]), "share_percent": f"{row['share_bp'] / 100:.2f}"}
+            for row in state.ledger()]
+    distributions = state.canonical.get("distributions", [])
+
+    def human() -> None:
+        if not rows:
+            print("No accepted contributions yet.")
+        for row in rows:
+            name = f" ({row['name']})" if row["name"] else ""
+            print(f"{row['author']}{name}  {row['accepted']} accepted  value {row['value']}  "
+                  f"share {row['share_percent']}%")
+
+    emit({"commons": str(cid), "ledger": rows,
+          "distributions": [{**d, "shares": {_hex_author(k): v for k, v in d["shares"].items()}}
+                            for d in distributions]}, as_json, human)
+
+
+# --- membership -------------------------------------------------------------------------------
+
+
+@command("join")
+def join_cmd(
+    commons: Annotated[str, typer.Argument(help="Commons id, prefix or name — or an invite code (p2pc1…).")],
+    name: Annotated[str, typer.Option("--name", "-n", help="How you want to be known.")] = "",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask to join a commons this node holds (import its bundle first), or use an invite code."""
+    if commons.startswith("p2pc1"):
+        from p2pcommons.cli.network import join_via_invite  # type: ignore[import-not-found,unused-ignore]
+
+        join_via_invite(code=commons, home=home, as_json=as_json)
+        return
+    body: dict[str, Any] = {"name": name} if name else {}
+    _write(home, commons, "join", body, as_json)
+
+
+@command("admit")
+def admit_cmd(
+    joins: Annotated[list[str] | None, typer.Argument(help="Join entries to admit (default: every pending join).")]
+    = None,
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Admit pending joins (member nodes do this automatically for open commons)."""
+    from p2pcommons.author import append
+    from p2pcommons.errors import UsageError
+
+    identity = identity_of(home)
+    written = []
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        state = _state(store, cid)
+        pending = state.pending_joins()
+        if joins:
+            targets = [_resolve_entry_in(store, j) for j in joins]
+            for t in targets:
+                if t not in pending:
+                    raise UsageError(f"Entry {t} is not a pending join.")
+        else:
+            targets = sorted((c for c, j in pending.items() if identity.public_key not in j.approvals),
+                             key=lambda c: c.raw)
+        for target in targets:
+            entry = append(store, identity.signer, cid, "admission", {"join": target}, extra_deps=[target])
+            outcome = _state(store, cid).outcome(entry.id)
+            written.append({"id": str(entry.id), "join": str(target),
+                            "outcome": _outcome_json(outcome) if outcome else None})
+    if written:
+        _notify(home)
+    emit({"commons": str(cid), "admissions": written}, as_json,
+         "\n".join(f"{w['id']} admits {w['join']}" for w in written) or "No pending joins to admit.")
+
+
+@command("leave")
+def leave_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Leave the commons (your past contributions stay in the ledger)."""
+    _write(home, commons, "leave", {}, as_json)
+
+
+@command("role")
+def role_cmd(
+    member: Annotated[str, typer.Argument(help="Member (author id, prefix or name).")],
+    action: Annotated[str, typer.Argument(help="grant or revoke")],
+    role: Annotated[str, typer.Argument(help="reviewer or steward")],
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Grant or revoke a role (by the roles the rules allow, stewards by default)."""
+    from p2pcommons.errors import UsageError
+
+    if action not in ("grant", "revoke") or role not in ("reviewer", "steward"):
+        raise UsageError("Use: p2pc role MEMBER grant|revoke reviewer|steward.")
+
+    def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
+        return {"member": _resolve_member(state, member), "action": action, "role": role}, None
+
+    _write(home, commons, "role", {}, as_json, build=build)
+
+
+@command("sanction")
+def sanction_cmd(
+    member: Annotated[str, typer.Argument(help="Member (author id, prefix or name).")],
+    action: Annotated[str, typer.Argument(help="warning, suspend, remove or reinstate")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (recorded in the commons).")],
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply a graduated sanction: warning, suspension, removal (or reinstate a suspension)."""
+    from p2pcommons.errors import UsageError
+    from p2pcommons.state.fold import SANCTION_ACTIONS
+
+    if action not in SANCTION_ACTIONS:
+        raise UsageError(f"The sanction must be one of {', '.join(SANCTION_ACTIONS)}.")
+
+    def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
+        return {"member": _resolve_member(state, member), "action": action, "reason": reason}, None
+
+    _write(home, commons, "sanction", {}, as_json, build=build)
+
+
+# --- review -----------------------------------------------------------------------------------
+
+
+@command("review")
+def review_cmd(
+    entry: Annotated[str, typer.Argument(help="The contribution (entry id or prefix).")],
+    verdict: Annotated[str, typer.Argument(help="accept or reject")],
+    value: Annotated[int | None, typer.Option("--value", "-v", help="Adjusted value (whole units).", min=0)] = None,
+    comment: Annotated[str | None, typer.Option("--comment", "-m", help="A comment for the contributor.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Accept or reject a contribution (post-hoc review by the roles the rules name)."""
+    from p2pcommons.errors import UsageError
+
+    if verdict not in ("accept", "reject"):
+        raise UsageError("The verdict must be accept or reject.")
+    with open_store(home) as store:
+        target = _resolve_entry_in(store, entry)
+        found = store.get(target)
+        if found is None or found.kind != "contribution":
+            raise UsageError(f"Entry {target} is not a contribution.")
+        commons = str(found.commons_id)
+    body: dict[str, Any] = {"contribution": target, "verdict": verdict}
+    if value is not None:
+        body["value"] = value
+    if comment:
+        body["comment"] = comment
+    _write(home, commons, "review", body, as_json, extra_deps=[target])
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+@command("show", app=rules_app)
+def rules_show(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Print the rules in force."""
+    from p2pcommons.state.rules import flatten
+
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        rules = _state(store, cid).rules
+
+    def human() -> None:
+        for key, value in sorted(flatten(rules).items()):
+            if isinstance(value, dict):
+                value = f"{value['num']}/{value['den']}"
+            elif isinstance(value, list):
+                value = ",".join(value)
+            print(f"{key} = {value}")
+
+    emit({"commons": str(cid), "rules": rules}, as_json, human)
+
+
+@command("propose", app=rules_app)
+def rules_propose(
+    assignments: Annotated[list[str] | None, typer.Option("--set", help="A change, key=value (repeatable).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Changes as a TOML file.", exists=True)] = None,
+    title: Annotated[str, typer.Option("--title", "-t", help="What the change is for.")] = "",
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Propose a rule change; it applies once the votes reach the threshold in force."""
+    import tomllib
+
+    from p2pcommons.errors import UsageError
+    from p2pcommons.state.rules import _check_value, _kind_of, flatten, parse_assignment
+
+    changes: dict[str, Any] = {}
+    if file is not None:
+        try:
+            doc = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"Cannot read rules from {file} ({exc}).") from None
+        for key, value in flatten(doc).items():
+            changes[key] = _check_value(key, _kind_of(key), value)
+    for text in assignments or []:
+        key, value = parse_assignment(text)
+        changes[key] = value
+    if not changes:
+        raise UsageError("Give at least one change with --set key=value or --file rules.toml.")
+    body: dict[str, Any] = {"changes": changes}
+    if title:
+        body["title"] = title
+    _write(home, commons, "rule_proposal", body, as_json)
+
+
+@command("vote", app=rules_app)
+def rules_vote(
+    proposal: Annotated[str, typer.Argument(help="The rule proposal (entry id or prefix).")],
+    choice: Annotated[str, typer.Argument(help="yes or no")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Vote on a rule proposal."""
+    from p2pcommons.errors import UsageError
+
+    if choice not in ("yes", "no"):
+        raise UsageError("The vote must be yes or no.")
+    with open_store(home) as store:
+        target = _resolve_entry_in(store, proposal)
+        found = store.get(target)
+        if found is None or found.kind != "rule_proposal":
+            raise UsageError(f"Entry {target} is not a rule proposal.")
+        commons = str(found.commons_id)
+    _write(home, commons, "vote", {"proposal": target, "choice": choice}, as_json, extra_deps=[target])
+
+
+# --- resources and distribution -----------------------------------------------------------------
+
+
+@command("add", app=resource_app)
+def resource_add(
+    name: Annotated[str, typer.Argument(help="The resource's name.")],
+    rivalrous: Annotated[bool, typer.Option("--rivalrous/--non-rivalrous",
+                                            help="Rivalrous resources have a quota per period.")] = False,
+    quota: Annotated[int, typer.Option("--quota", help="Per member per period (rivalrous only).", min=0)] = 0,
+    period: Annotated[int, typer.Option("--period", help="Quota period in seconds (0: no reset).", min=0)] = 0,
+    unit: Annotated[str, typer.Option("--unit", help="Unit of use (e.g. m3, hours).")] = "unit",
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a shared resource (stewards, by default)."""
+    body: dict[str, Any] = {"name": name, "rivalrous": rivalrous, "quota": quota, "period": period, "unit": unit}
+    _write(home, commons, "resource_add", body, as_json)
+
+
+@command("use", app=resource_app)
+def resource_use(
+    resource: Annotated[str, typer.Argument(help="The resource (entry id, prefix or name).")],
+    amount: Annotated[int, typer.Argument(help="How much (whole units).", min=1)],
+    note: Annotated[str | None, typer.Option("--note", help="What for.")] = None,
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record use of a resource (refused without effect over a rivalrous quota)."""
+    from p2pcommons.errors import Ambiguous, NotFound
+
+    def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], list[Any]]:
+        resources = state.resources()
+        matches = [c for c, r in resources.items() if r.name == resource or str(c).startswith(resource)]
+        if not matches:
+            raise NotFound(f"No resource '{resource}' in this commons.")
+        if len(matches) > 1:
+            raise Ambiguous(f"'{resource}' matches {len(matches)} resources; give more of the id.")
+        body: dict[str, Any] = {"resource": matches[0], "amount": amount}
+        if note:
+            body["note"] = note
+        deps = [matches[0]] if store.has(matches[0]) else []
+        return body, deps
+
+    _write(home, commons, "resource_use", {}, as_json, build=build)
+
+
+@command("list", app=resource_app)
+def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List resources with their quotas and use so far."""
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        state = _state(store, cid)
+        rows = [{"id": str(c), "name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
+                 "unit": r.unit, "used": {_hex_author(k): v for k, v in state.usage(c).items()}}
+                for c, r in sorted(state.resources().items(), key=lambda kv: kv[1].name)]
+
+    def human() -> None:
+        if not rows:
+            print("No resources.")
+        for row in rows:
+            kind = f"rivalrous, quota {row['quota']} {row['unit']}" if row["rivalrous"] else "non-rivalrous"
+            print(f"{row['id']}  {row['name']}  ({kind})  used {sum(row['used'].values())} {row['unit']}")
+
+    emit({"commons": str(cid), "resources": rows}, as_json, human)
+
+
+@command("distribute")
+def distribute_cmd(
+    amount: Annotated[int, typer.Argument(help="The amount to share (whole units).", min=1)],
+    currency: Annotated[str, typer.Option("--currency", help="Currency or unit of the amount.")] = "units",
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Share an amount among contributors in proportion to their accepted value."""
+    _write(home, commons, "distribution", {"amount": amount, "currency": currency}, as_json)

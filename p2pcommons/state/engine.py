@@ -1,0 +1,160 @@
+"""Keeping a commons' state up to date with what the store holds.
+
+The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches results.
+
+* A live :class:`~.fold.Folder` per (store file, commons) stays in memory for the life of
+  the process (the node daemon), so an entry that arrives after the others costs O(1)
+  amortized to apply, and a late entry replays only from the nearest in-memory snapshot
+  before its position.  New entries are found cheaply: per author, those above the highest
+  sequence number already folded (an entry at an old sequence number — a fork sibling — is
+  noticed by the count and handled by re-offering everything; the fold ignores duplicates).
+* The materialized result (state hash, canonical state, watermark) is written to the store's
+  cache table under ``state/<commons>/…`` (local derived data, never replicated), so
+  ``verify_state`` can tell a stale or corrupted cache from a correct one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+from ..dagcbor import CID
+from ..store import Store
+from .fold import CommonsState, Folder
+
+CACHE_PREFIX = "state/"
+CACHE_VERSION = 1
+
+
+@dataclass
+class _Live:
+    folder: Folder
+    seqs: dict[bytes, int] = field(default_factory=dict)
+    count: int = 0
+    state: CommonsState | None = None
+    folded_count: int = -1
+
+
+_live: dict[tuple[str, bytes], _Live] = {}
+_lock = threading.Lock()
+
+
+def _key(store: Store, commons: CID) -> tuple[str, bytes]:
+    return (str(store.path.resolve()), commons.raw)
+
+
+def _cache_key(commons: CID, part: str) -> str:
+    return f"{CACHE_PREFIX}{commons}/{part}"
+
+
+def _feed(live: _Live, store: Store, commons: CID, *, everything: bool = False) -> None:
+    """Offer the fold the store's entries it has not seen (all of them if ``everything``)."""
+    after = None if everything else live.seqs
+    for entry in store.iter_entries(commons, after_seq=after, order="log"):
+        if live.folder.add(entry) or everything:
+            if entry.seq > live.seqs.get(entry.author, 0):
+                live.seqs[entry.author] = entry.seq
+    live.count = len(live.folder.entries)
+
+
+def current_state(store: Store, commons: CID, *, persist: bool = True) -> CommonsState:
+    """The state of ``commons`` for exactly the entries the store holds now.
+
+    Call it after every ingest or local write; it does only the work the new entries need.
+    """
+    key = _key(store, commons)
+    with _lock:
+        live = _live.get(key)
+        if live is None:
+            live = _Live(Folder(commons))
+            _live[key] = live
+        _feed(live, store, commons)
+        stored = store.count(commons)
+        if live.count != stored:
+            _feed(live, store, commons, everything=True)
+        if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
+            live.state = live.folder.result()
+            live.folded_count = live.count
+            if persist:
+                _persist(store, commons, live)
+        return live.state
+
+
+def _persist(store: Store, commons: CID, live: _Live) -> None:
+    state = live.state
+    assert state is not None
+    head = {
+        "version": CACHE_VERSION,
+        "count": live.count,
+        "state_hash": state.state_hash,
+        "seqs": {a.hex(): s for a, s in sorted(live.seqs.items())},
+    }
+    try:
+        store.put_cache(_cache_key(commons, "head"), cbor2.dumps(head, canonical=True))
+        store.put_cache(_cache_key(commons, "materialized"), cbor2.dumps(state.canonical, canonical=True))
+    except Exception:  # a read-only or busy store must not break reading the state
+        return
+
+
+def cached_head(store: Store, commons: CID) -> dict[str, Any] | None:
+    """The last persisted materialization (hash, entry count, per-author watermark), if any."""
+    raw = store.get_cache(_cache_key(commons, "head"))
+    if raw is None:
+        return None
+    try:
+        value = cbor2.loads(raw)
+    except Exception:
+        return None
+    return value if isinstance(value, dict) and value.get("version") == CACHE_VERSION else None
+
+
+def rebuild(store: Store, commons: CID) -> CommonsState:
+    """A fold from scratch over everything the store holds (no cache, no live state)."""
+    folder = Folder(commons)
+    for entry in store.iter_entries(commons, order="log"):
+        folder.add(entry)
+    return folder.result()
+
+
+def verify_state(store: Store, commons: CID) -> dict[str, Any]:
+    """Rebuild from scratch and compare with the incremental state and the persisted cache.
+
+    Returns ``{"ok", "state_hash", "incremental_hash", "cached_hash", "problems"}``; on a
+    mismatch the cache is dropped so the next read recomputes it.
+    """
+    fresh = rebuild(store, commons)
+    incremental = current_state(store, commons, persist=False)
+    head = cached_head(store, commons)
+    cached_hash = head.get("state_hash") if head and head.get("count") == fresh.entry_count else None
+    problems = []
+    if incremental.state_hash != fresh.state_hash:
+        problems.append(f"The incremental state of {commons} differs from a rebuild from scratch.")
+    if head is not None and head.get("count") == fresh.entry_count and cached_hash != fresh.state_hash:
+        problems.append(f"The cached state of {commons} differs from a rebuild from scratch.")
+    if problems:
+        forget(store, commons)
+        store.delete_cache(_cache_key(commons, ""))
+    return {
+        "ok": not problems,
+        "commons": str(commons),
+        "state_hash": fresh.state_hash,
+        "incremental_hash": incremental.state_hash,
+        "cached_hash": cached_hash,
+        "problems": problems,
+    }
+
+
+def forget(store: Store | None = None, commons: CID | None = None) -> None:
+    """Drop live in-memory state (all of it, or one commons'), e.g. between tests."""
+    with _lock:
+        if store is None:
+            _live.clear()
+        elif commons is None:
+            prefix = str(store.path.resolve())
+            for key in [k for k in _live if k[0] == prefix]:
+                del _live[key]
+        else:
+            _live.pop(_key(store, commons), None)
