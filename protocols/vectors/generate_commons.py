@@ -1,0 +1,172 @@
+"""Generate the commons-state test vectors (protocols/vectors/commons-*.json).
+
+Run ``python protocols/vectors/generate_commons.py`` from the repository root.  Each vector is
+a small entry set built from fixed seeds and fixed timestamps (Ed25519 signatures are
+deterministic, so the bytes are reproducible), with the state hash and per-entry outcomes
+the fold must produce.  tests/test_state_vectors.py checks the implementation against them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Entry, Signer, sign_entry
+from p2pcommons.state import fold, genesis_body
+
+HERE = Path(__file__).resolve().parent
+NAMES = ("alice", "bob", "carol", "dave")
+SEEDS = {name: bytes([0xC0 + i]) * 32 for i, name in enumerate(NAMES)}
+
+
+class Scenario:
+    def __init__(self, stewards: tuple[str, ...] = ("alice",), **genesis: Any) -> None:
+        self.signers = {n: Signer(s) for n, s in SEEDS.items()}
+        self.time = 1_700_000_000_000
+        body = genesis_body("vector commons", "test vector", "CC0-1.0",
+                            founders=[self.signers[s].public_key for s in stewards], **genesis)
+        self.genesis = sign_entry(self.signers[stewards[0]], commons=None, seq=1, prev=None, kind="genesis",
+                                  body=body, timestamp=self.time)
+        self.entries: list[tuple[str, Entry]] = [("genesis", self.genesis)]
+        self.last: dict[str, Entry] = {stewards[0]: self.genesis}
+
+    def key(self, name: str) -> bytes:
+        return self.signers[name].public_key
+
+    def write(self, label: str, name: str, kind: str, body: dict[str, Any], deps: list[Entry] | None = None,
+              *, include: bool = True) -> Entry:
+        last = self.last.get(name)
+        self.time += 1000
+        entry = sign_entry(self.signers[name], commons=self.genesis.id, seq=1 if last is None else last.seq + 1,
+                           prev=None if last is None else last.id, kind=kind, body=body,
+                           deps=[d.id for d in (deps if deps is not None else [self.genesis])], timestamp=self.time)
+        self.last[name] = entry
+        if include:
+            self.entries.append((label, entry))
+        return entry
+
+
+def basic() -> Scenario:
+    s = Scenario()
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    contribution = s.write("bob contributes", "bob", "contribution",
+                           {"title": "trail map", "kind": "docs", "value": 5}, [admit])
+    review = s.write("alice accepts", "alice", "review",
+                     {"contribution": contribution.id, "verdict": "accept", "value": 8}, [contribution])
+    proposal = s.write("alice proposes 2 accepts", "alice", "rule_proposal",
+                       {"changes": {"review.accepts": 2}, "title": "two eyes"}, [review])
+    s.write("bob votes (not a steward)", "bob", "vote", {"proposal": proposal.id, "choice": "yes"}, [proposal])
+    s.write("alice distributes 100", "alice", "distribution", {"amount": 100, "currency": "EUR"}, [proposal])
+    return s
+
+
+def mutual_removal() -> Scenario:
+    s = Scenario(stewards=("alice", "bob"))
+    a = s.write("alice contributes", "alice", "contribution", {"title": "a", "value": 1}, [s.genesis])
+    b = s.write("bob contributes", "bob", "contribution", {"title": "b", "value": 1}, [a])
+    s.write("alice removes bob", "alice", "sanction",
+            {"member": s.key("bob"), "action": "remove", "reason": "dispute"}, [b])
+    s.write("bob removes alice (concurrently)", "bob", "sanction",
+            {"member": s.key("alice"), "action": "remove", "reason": "dispute"}, [a])
+    return s
+
+
+def backdated() -> Scenario:
+    s = Scenario()
+    join = s.write("carol joins", "carol", "join", {"name": "carol"})
+    admit = s.write("alice admits carol", "alice", "admission", {"join": join.id}, [join])
+    ok = s.write("carol contributes", "carol", "contribution", {"title": "fine", "value": 2}, [admit])
+    s.write("alice removes carol", "alice", "sanction",
+            {"member": s.key("carol"), "action": "remove", "reason": "spam"}, [ok])
+    s.write("carol backdates a contribution", "carol", "contribution", {"title": "sneaky", "value": 50}, [admit])
+    return s
+
+
+def fork() -> Scenario:
+    s = Scenario()
+    join = s.write("dave joins", "dave", "join", {"name": "dave"})
+    admit = s.write("alice admits dave", "alice", "admission", {"join": join.id}, [join])
+    first = s.write("dave contributes", "dave", "contribution", {"title": "one", "value": 1}, [admit])
+    s.last["dave"] = join  # sign a second entry at the same seq: equivocation
+    s.write("dave forks", "dave", "contribution", {"title": "twin", "value": 1}, [admit])
+    s.write("alice reviews the first", "alice", "review", {"contribution": first.id, "verdict": "accept"}, [first])
+    return s
+
+
+def adversarial() -> Scenario:
+    s = Scenario(resources=[{"name": "water", "rivalrous": True, "quota": 5, "period": 86400, "unit": "m3"}])
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    mine = s.write("alice contributes", "alice", "contribution", {"title": "x", "value": 3}, [admit])
+    s.write("bob reviews (not a reviewer)", "bob", "review", {"contribution": mine.id, "verdict": "accept"},
+            [mine])
+    s.write("bob proposes open review", "bob", "rule_proposal", {"changes": {"review.roles": ["member"]}}, [mine])
+    s.write("bob sanctions alice (not a steward)", "bob", "sanction",
+            {"member": s.key("alice"), "action": "remove", "reason": "coup"}, [mine])
+    s.write("alice votes on an unknown proposal", "alice", "vote",
+            {"proposal": CID.of(b"nothing"), "choice": "yes"}, [mine])
+    p = s.write("alice proposes bad rule", "alice", "rule_proposal", {"changes": {"no.such": 1}}, [mine])
+    from p2pcommons.dagcbor import encode
+
+    water = CID.of(encode({"name": "water", "period": 86400, "quota": 5, "rivalrous": True, "unit": "m3"}))
+    u = s.write("bob uses 4 m3", "bob", "resource_use", {"resource": water, "amount": 4}, [p])
+    s.write("bob uses 2 more m3 (over quota)", "bob", "resource_use", {"resource": water, "amount": 2}, [u])
+    return s
+
+
+def waiting() -> Scenario:
+    s = Scenario()
+    join = s.write("bob joins (withheld)", "bob", "join", {"name": "bob"}, include=False)
+    s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    s.write("alice contributes", "alice", "contribution", {"title": "y", "value": 1}, [s.genesis])
+    return s
+
+
+SCENARIOS = {
+    "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
+                     "non-steward, distribution"),
+    "mutual-removal": (mutual_removal, "two stewards remove each other concurrently: exactly one removal"),
+    "backdated": (backdated, "a removed member backdates an entry around the removal: no effect"),
+    "fork": (fork, "an author signs two entries at one seq: the author's entries from there on have no effect"),
+    "adversarial": (adversarial, "review by a non-reviewer, unauthorized sanction, vote on an unknown "
+                                 "proposal, invalid rule, over-quota resource use"),
+    "waiting": (waiting, "an entry whose dependency is missing waits, and so does what depends on it"),
+}
+
+
+def vector(name: str) -> dict[str, Any]:
+    builder, description = SCENARIOS[name]
+    s = builder()
+    state = fold([e for _, e in s.entries], s.genesis.id)
+    return {
+        "format": "p2pcommons commons-state test vector, version 1",
+        "spec": "protocols/commons.md",
+        "generator": "protocols/vectors/generate_commons.py",
+        "name": name,
+        "description": description,
+        "authors": {n: {"seed": SEEDS[n].hex(), "public_key": Signer(SEEDS[n]).public_key.hex()} for n in NAMES},
+        "commons": str(s.genesis.id),
+        "entries": [{"label": label, "id": str(e.id), "raw": e.raw.hex()} for label, e in s.entries],
+        "state_hash": state.state_hash,
+        "outcomes": [
+            {"label": label, "id": str(e.id), "status": o.status, "reason": o.reason}
+            for label, e in s.entries
+            for o in [state.outcome(e.id)]
+            if o is not None
+        ],
+        "state": state.canonical,
+    }
+
+
+def main() -> None:
+    for name in SCENARIOS:
+        path = HERE / f"commons-{name}.json"
+        path.write_text(json.dumps(vector(name), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {path.relative_to(HERE.parent.parent)}")
+
+
+if __name__ == "__main__":
+    main()
