@@ -60,7 +60,7 @@ class EngineMachine(RuleBasedStateMachine):
     def matches_full_fold(self) -> None:
         if self.commons is None:
             return
-        state = current_state(self.store, self.commons)
+        state = current_state(self.store, self.commons, persist=True)
         assert state.state_hash == fold(self.held, self.commons).state_hash
         head = cached_head(self.store, self.commons)
         assert head is not None and head["state_hash"] == state.state_hash

@@ -27,6 +27,7 @@ from .fold import CommonsState, Folder
 
 CACHE_PREFIX = "state/"
 CACHE_VERSION = 1
+PERSIST_EVERY = 1000  # entries between automatic cache writes (each costs O(state))
 
 
 @dataclass
@@ -36,6 +37,7 @@ class _Live:
     count: int = 0
     state: CommonsState | None = None
     folded_count: int = -1
+    persisted_count: int = -1
 
 
 _live: dict[tuple[str, bytes], _Live] = {}
@@ -60,10 +62,13 @@ def _feed(live: _Live, store: Store, commons: CID, *, everything: bool = False) 
     live.count = len(live.folder.entries)
 
 
-def current_state(store: Store, commons: CID, *, persist: bool = True) -> CommonsState:
+def current_state(store: Store, commons: CID, *, persist: bool | None = None) -> CommonsState:
     """The state of ``commons`` for exactly the entries the store holds now.
 
     Call it after every ingest or local write; it does only the work the new entries need.
+    ``persist``: write the materialization to the cache now (True), never (False), or
+    automatically (None: on a process's first read, then every ``PERSIST_EVERY`` entries,
+    because hashing and writing the state costs O(state) and appends must stay O(1)).
     """
     key = _key(store, commons)
     with _lock:
@@ -78,8 +83,10 @@ def current_state(store: Store, commons: CID, *, persist: bool = True) -> Common
         if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
             live.state = live.folder.result()
             live.folded_count = live.count
-            if persist:
-                _persist(store, commons, live)
+        due = live.persisted_count < 0 or live.count - live.persisted_count >= PERSIST_EVERY
+        if persist or (persist is None and due and live.persisted_count != live.count):
+            _persist(store, commons, live)
+            live.persisted_count = live.count
         return live.state
 
 

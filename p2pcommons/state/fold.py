@@ -217,6 +217,7 @@ class Folder:
         self._refold = False
         self.max_clock = 0
         self.restarts = 0
+        self.latest: dict[bytes, CID] = {}  # per author, the ready entry with the highest seq
 
     # --- intake -------------------------------------------------------------------------
 
@@ -285,6 +286,9 @@ class Folder:
                 vv[aidx] = entry.seq
             key = (clock, eid.raw)
             meta[eid] = _Meta(clock, key, tuple(vv), aidx)
+            newest = self.latest.get(author)
+            if newest is None or entry.seq > self.entries[newest].seq:
+                self.latest[author] = eid
             self.key_id[key] = eid
             if clock > self.max_clock:
                 self.max_clock = clock
@@ -839,13 +843,43 @@ class CommonsState:
     def __init__(self, folder: Folder) -> None:
         self.commons = folder.commons
         self._folder = folder
-        state = folder.state
-        self.valid = state is not None and not folder.genesis_error
-        self.canonical = _canonical(folder)
-        self.state_hash = hashlib.sha256(encode(self.canonical)).hexdigest()
+        self.valid = folder.state is not None and not folder.genesis_error
         self.entry_count = len(folder.meta)
         self.waiting_count = len(folder.waiting)
-        self._frontier, self._latest, self.retired = _frontier(folder)
+        self._canonical: dict[str, Any] | None = None
+        self._hash: str | None = None
+        self._front: tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]] | None = None
+
+    # Computed on first use: appending an entry must not pay O(state) for a hash nobody reads.
+
+    @property
+    def canonical(self) -> dict[str, Any]:
+        if self._canonical is None:
+            self._canonical = _canonical(self._folder)
+        return self._canonical
+
+    @property
+    def state_hash(self) -> str:
+        if self._hash is None:
+            self._hash = hashlib.sha256(encode(self.canonical)).hexdigest()
+        return self._hash
+
+    @property
+    def _frontier(self) -> list[int]:
+        return self._stability()[0]
+
+    @property
+    def _latest(self) -> dict[bytes, tuple[int, ...]]:
+        return self._stability()[1]
+
+    @property
+    def retired(self) -> list[bytes]:
+        return self._stability()[2]
+
+    def _stability(self) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
+        if self._front is None:
+            self._front = _frontier(self._folder)
+        return self._front
 
     # Convenience views (plain data, JSON-ready) ------------------------------------------------
 
@@ -1000,10 +1034,8 @@ class CommonsState:
 
 def _max_vv(folder: Folder) -> list[int]:
     best = [0] * len(folder.authors)
-    for cid, meta in folder.meta.items():
-        seq = folder.entries[cid].seq
-        if seq > best[meta.aidx]:
-            best[meta.aidx] = seq
+    for author, cid in folder.latest.items():
+        best[folder.author_index[author]] = folder.entries[cid].seq
     return best
 
 
@@ -1016,13 +1048,7 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
     retire = state.rules.get("retire", {}).get("after", 0)
     latest: dict[bytes, tuple[int, ...]] = {}
     retired = []
-    max_seq: dict[bytes, CID] = {}
-    for (author, _seq), ids in folder.slots.items():
-        for cid in ids:
-            if cid in folder.meta:
-                cur = max_seq.get(author)
-                if cur is None or folder.entries[cid].seq > folder.entries[cur].seq:
-                    max_seq[author] = cid
+    max_seq = folder.latest
     for author, member in state.members.items():
         if member.status != "active" or author in folder.fork_seq:
             continue
