@@ -96,9 +96,9 @@ def plan(store: Store, commons: CID, peer: Summary) -> Plan:
         for seq in my_forks.get(author, ()):
             if seq <= after and (author, seq) not in peer_forks:
                 for cid in store.ids_at(commons, author, seq):
-                    raw = store.get_raw(cid)
-                    if raw is not None:
-                        extra.append(raw)
+                    sibling = store.get_raw(cid)
+                    if sibling is not None:
+                        extra.append(sibling)
         if count or extra:
             segments.append(Segment(author, after, count, nbytes, extra))
     # The genesis first: a peer that holds nothing of the commons needs it before anything.

@@ -1,0 +1,451 @@
+"""Network commands: the node daemon, peers, invites, one-shot sync, joining by invite.
+
+libp2p is imported only inside the commands that open connections (``node start``,
+``sync``, ``join`` with a code); ``node status``/``stop``, ``peer`` and ``invite`` talk to
+the daemon over its control socket or edit local files, so they start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from p2pcommons.cli.app import (
+    HomeOption,
+    JsonOption,
+    app,
+    command,
+    emit,
+    home_of,
+    identity_of,
+    open_store,
+    progress_enabled,
+    resolve_commons,
+)
+
+node_app = typer.Typer(help="Run and inspect this home's node daemon.", no_args_is_help=True)
+peer_app = typer.Typer(help="The peers this node keeps connecting to.", no_args_is_help=True)
+invite_app = typer.Typer(help="Invite codes for newcomers.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+app.add_typer(peer_app, name="peer")
+app.add_typer(invite_app, name="invite")
+
+DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"time": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+                "message": record.getMessage()}
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+def setup_logging(verbose: int, as_json: bool) -> None:
+    """Logs go to stderr: INFO by default, DEBUG with -v; libp2p's own logs only with -vv."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if as_json else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+    logging.getLogger("p2pcommons").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose < 2:
+        for name in ("libp2p", "multiaddr", "zeroconf", "async_service", "trio-websocket"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+# --- node ---------------------------------------------------------------------------------
+
+
+@command("start", app=node_app)
+def node_start(
+    listen: Annotated[list[str] | None, typer.Option("--listen", help="Multiaddr to listen on (repeatable).")]
+    = None,
+    bootstrap: Annotated[
+        list[str] | None, typer.Option("--bootstrap", help="Peer address to keep connected (repeatable).")
+    ] = None,
+    mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Discover peers on the LAN with mDNS.")] = False,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process (logs on stderr).")]
+    = False,
+    sync_interval: Annotated[
+        float, typer.Option("--sync-interval", help="Seconds between anti-entropy syncs with each peer.", min=0.2)
+    ] = 30.0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: libp2p's too).")]
+    = 0,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON Lines.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the node daemon: sync, gossip and discovery for every commons this home holds."""
+    from p2pcommons.node.lock import running_pid
+
+    target = home_of(home)
+    identity = identity_of(home)  # fails early (no identity, wrong passphrase)
+    pid = running_pid(target)
+    if pid is not None:
+        from p2pcommons.errors import DaemonRunning
+
+        raise DaemonRunning(f"A node is already running for {target.path} (PID {pid}).")
+    config = target.config().get("network", {})
+    listen_addrs = list(listen or config.get("listen", []) or [DEFAULT_LISTEN])
+    if foreground:
+        import trio
+
+        from p2pcommons.node.daemon import NodeConfig, configured_peers, serve
+
+        setup_logging(verbose, log_json)
+        node_config = NodeConfig(
+            home=target, listen=listen_addrs, bootstrap=configured_peers(target, bootstrap or []),
+            mdns=mdns or bool(config.get("mdns", False)), sync_interval=sync_interval,
+        )
+        trio.run(serve, node_config, identity)
+        return
+    args = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()", "node", "start", "--foreground",
+            "--home", str(target.path), "--sync-interval", str(sync_interval)]
+    for addr in listen_addrs:
+        args += ["--listen", addr]
+    for addr in bootstrap or []:
+        args += ["--bootstrap", addr]
+    args += ["--mdns"] if mdns else []
+    args += ["-v"] * verbose + (["--log-json"] if log_json else [])
+    log_path = target.path / "node.log"
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+                                 start_new_session=True, close_fds=True)
+    status = _wait_for_daemon(target, child, log_path)
+    emit(status, as_json, lambda: _print_status(status))
+
+
+def _wait_for_daemon(target: Any, child: subprocess.Popen[bytes], log_path: Path) -> dict[str, Any]:
+    from p2pcommons.errors import NetworkError
+    from p2pcommons.node.notify import request
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+            raise NetworkError(f"The node exited at start ({tail[0] if tail else 'see ' + str(log_path)}).")
+        try:
+            return request(target, {"cmd": "status"}, timeout=2)
+        except NetworkError:
+            time.sleep(0.1)
+    raise NetworkError(f"The node did not come up within 20 s; see {log_path}.")
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    print(f"node      {status['peer_id']}  (PID {status['pid']})")
+    for addr in status["addrs"]:
+        print(f"listening {addr}")
+    peers = status.get("peers", [])
+    print(f"peers     {len(status['connected'])} connected")
+    for peer in peers:
+        mark = "connected" if peer["connected"] else ("banned" if peer["banned"] else "known")
+        lag = ", ".join(f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}"
+                        for c, b in peer["behind"].items())
+        print(f"  {peer['peer_id']}  {mark}  score {peer['score']}" + (f"  ({lag})" if lag else ""))
+    for commons in status.get("commons", []):
+        print(f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "
+              f"{len(commons['heads'])} authors")
+
+
+@command("status", app=node_app)
+def node_status(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Peer id, listen addresses, peers (and how far behind each is), per-commons heads."""
+    from p2pcommons.node.notify import request
+
+    status = request(home_of(home), {"cmd": "status"})
+    status.pop("ok", None)
+    emit(status, as_json, lambda: _print_status(status))
+
+
+@command("stop", app=node_app)
+def node_stop(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Stop the daemon cleanly and wait until it has exited."""
+    from p2pcommons.errors import NetworkError
+    from p2pcommons.node.lock import running_pid
+    from p2pcommons.node.notify import request
+
+    target = home_of(home)
+    pid = request(target, {"cmd": "ping"}).get("pid")
+    request(target, {"cmd": "stop"})
+    deadline = time.monotonic() + 15
+    while running_pid(target) is not None:
+        if time.monotonic() > deadline:
+            raise NetworkError(f"The node (PID {pid}) did not stop within 15 s.")
+        time.sleep(0.05)
+    emit({"stopped": pid}, as_json, f"Stopped node (PID {pid}).")
+
+
+# --- peers --------------------------------------------------------------------------------
+
+
+@command("add", app=peer_app)
+def peer_add(
+    addr: Annotated[str, typer.Argument(help="Multiaddr with a peer id: /ip4/…/tcp/…/p2p/12D3KooW…")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remember a peer (and connect to it now if the daemon runs)."""
+    from p2pcommons.errors import NetworkError
+    from p2pcommons.node import peers
+    from p2pcommons.node.notify import daemon_running, request
+
+    target = home_of(home)
+    added = peers.add(target, addr)
+    connected = None
+    if daemon_running(target):
+        try:
+            connected = request(target, {"cmd": "connect", "addr": addr}, timeout=15).get("peer_id")
+        except NetworkError:
+            connected = None
+    emit({"addr": addr, "added": added, "connected": connected}, as_json,
+         ("Added " if added else "Already known: ") + addr + (" (connected)" if connected else ""))
+
+
+@command("list", app=peer_app)
+def peer_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """The peer book (addresses added by hand and from config.toml)."""
+    from p2pcommons.node import peers
+
+    target = home_of(home)
+    book = peers.load(target)
+    network = target.config().get("network", {})
+    configured = [str(a) for k in ("bootstrap", "peers") for a in network.get(k, [])]
+    data = {"peers": book, "config": configured}
+    emit(data, as_json, "\n".join(book + [f"{a}  (config.toml)" for a in configured]) or "No peers.")
+
+
+@command("remove", app=peer_app)
+def peer_remove(
+    addr: Annotated[str, typer.Argument(help="The address, or just its peer id.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget a peer."""
+    from p2pcommons.errors import NotFound
+    from p2pcommons.node import peers
+
+    removed = peers.remove(home_of(home), addr)
+    if not removed:
+        raise NotFound(f"No peer '{addr}' in the peer book.")
+    emit({"removed": removed}, as_json, f"Removed {removed} address(es).")
+
+
+# --- invites ------------------------------------------------------------------------------
+
+
+@command("create", app=invite_app)
+def invite_create(
+    commons: Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")] = None,
+    uses: Annotated[int, typer.Option("--uses", help="How many people may use it (0: unlimited).", min=0)] = 1,
+    expires: Annotated[str | None, typer.Option("--expires", help="Valid for this long (30m, 12h, 7d).")] = "7d",
+    addr: Annotated[
+        list[str] | None, typer.Option("--addr", help="Address to put in the code (default: the daemon's).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print one pasteable invite code: the commons, this node's addresses and, for
+    invite-only commons, a token signed by you that your node honours when admitting."""
+    from p2pcommons.errors import DaemonNotRunning
+    from p2pcommons.node.invite import Invite, encode_invite, make_token, parse_duration
+    from p2pcommons.node.notify import daemon_running, request
+
+    target = home_of(home)
+    identity = identity_of(home)
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        policy = _membership_policy(store, cid)
+    addrs = list(addr or [])
+    if not addrs:
+        if not daemon_running(target):
+            raise DaemonNotRunning("Start the node first ('p2pc node start') so the invite carries its address, "
+                                   "or pass --addr.")
+        addrs = [str(a) for a in request(target, {"cmd": "status"})["addrs"]]
+    expires_at = int((time.time() + parse_duration(expires)) * 1000) if expires else 0
+    token = None
+    if policy in ("invite", "approval"):
+        token = make_token(identity.signer, cid, uses=uses, expires=expires_at)
+    code = encode_invite(Invite(cid, tuple(addrs), expires_at, uses, token))
+    emit({"code": code, "commons": str(cid), "addrs": addrs, "uses": uses, "expires": expires_at,
+          "policy": policy, "token": token is not None}, as_json, code)
+
+
+def _membership_policy(store: Any, cid: Any) -> str:
+    try:
+        from p2pcommons.state.engine import current_state
+    except ImportError:
+        return "open"
+    try:
+        return str(current_state(store, cid).rules.get("membership", {}).get("policy", "open"))
+    except Exception:
+        return "open"
+
+
+# --- sync ---------------------------------------------------------------------------------
+
+
+@command("sync")
+def sync_cmd(
+    peer: Annotated[list[str] | None, typer.Option("--peer", help="Sync with this address (repeatable).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Keep trying until caught up or the timeout.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds.", min=0.1)] = 60.0,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sync now with a peer (or the daemon's / the configured peers); exits 0 only when caught up."""
+    from p2pcommons.errors import SyncIncomplete
+
+    result = run_sync(home, peer or [], want=[], wait=wait, timeout=timeout)
+    ok = bool(result["peers"]) and all(r and r["caught_up"] for r in result["peers"].values())
+    result["caught_up"] = ok
+
+    def human() -> None:
+        for peer_id, r in result["peers"].items():
+            if r is None:
+                print(f"{peer_id}: not synced")
+            else:
+                print(f"{peer_id}: received {r['received']} ({r['added']} new), sent {r['sent']}"
+                      + ("" if r["caught_up"] else " — not caught up"))
+        for addr in result.get("unreachable", []):
+            print(f"{addr}: unreachable")
+
+    emit(result, as_json, human)
+    if not ok:
+        raise SyncIncomplete("This node did not catch up with its peers" +
+                             (" (no peer could be reached)." if not result["peers"] else "."))
+
+
+def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float) -> dict[str, Any]:
+    """Sync through the running daemon if there is one, else with a temporary node."""
+    from p2pcommons.node.notify import daemon_running, request
+
+    target = home_of(home)
+    deadline = time.monotonic() + timeout
+    want_text = [str(c) for c in want]
+    if daemon_running(target):
+        while True:
+            results: dict[str, Any] = {}
+            unreachable = []
+            targets: list[str] | list[None] = addrs if addrs else [None]
+            for addr in targets:
+                message: dict[str, Any] = {"cmd": "sync", "timeout": max(0.1, deadline - time.monotonic()),
+                                           "want": want_text}
+                if addr:
+                    message["addr"] = addr
+                try:
+                    reply = request(target, message, timeout=max(1.0, deadline - time.monotonic()) + 5)
+                    results.update(reply.get("peers", {}))
+                except Exception:
+                    if addr:
+                        unreachable.append(addr)
+            done = bool(results) and all(r and r["caught_up"] for r in results.values())
+            if done or not wait or time.monotonic() >= deadline:
+                return {"peers": results, "unreachable": unreachable, "via": "daemon"}
+            time.sleep(0.2)
+    import trio
+
+    from p2pcommons.node.daemon import configured_peers
+    from p2pcommons.node.oneshot import oneshot_sync
+
+    for name in ("libp2p", "multiaddr", "async_service"):  # their errors are ours to report
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    identity = identity_of(home)
+    targets = addrs or configured_peers(target)
+    if not targets:
+        from p2pcommons.errors import UsageError
+
+        raise UsageError("No peer to sync with: pass --peer ADDR, 'p2pc peer add ADDR', or start the node.")
+    progress = _Progress() if progress_enabled() else None
+    try:
+        result = trio.run(oneshot_sync, target, identity, targets, want, wait, timeout,
+                          progress.update if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    result["via"] = "oneshot"
+    return result
+
+
+class _Progress:
+    """A rich progress bar on stderr (terminals only)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("syncing"), BarColumn(), TextColumn("{task.fields[entries]}"),
+                                  DownloadColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                                  transient=True)
+        self._task = self._progress.add_task("sync", total=None, entries="")
+        self._progress.start()
+
+    def update(self, got: int, total: int, got_bytes: int, total_bytes: int) -> None:
+        self._progress.update(self._task, completed=got_bytes, total=max(total_bytes, 1),
+                              entries=f"{got}/{total} entries")
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+# --- join by invite -------------------------------------------------------------------------
+
+
+def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "") -> None:
+    """``p2pc join p2pc1…``: check the code, connect to the inviter, sync the commons,
+    write the join entry and push it back, so the inviter's node can admit it."""
+    from p2pcommons.author import append
+    from p2pcommons.errors import InviteUsedUp, NetworkError
+    from p2pcommons.node.invite import decode_invite
+    from p2pcommons.node.notify import daemon_running, notify_daemon
+
+    invite = decode_invite(code)
+    invite.check_expiry()
+    if not invite.addrs:
+        from p2pcommons.errors import InvalidInvite
+
+        raise InvalidInvite("The invite carries no address to reach the inviter.")
+    identity = identity_of(home)
+    result = run_sync(home, list(invite.addrs), want=[invite.commons], wait=True, timeout=30)
+    with open_store(home) as store:
+        if not store.has_commons(invite.commons):
+            raise NetworkError(
+                f"Could not fetch the commons from the inviter at {', '.join(invite.addrs)}; is their node running?"
+            )
+        if invite.nonce is not None and invite.uses:
+            used = _uses_of(store, invite.commons, invite.nonce, identity.public_key)
+            if used >= invite.uses:
+                raise InviteUsedUp(f"This invite was already used {used} time(s) (it allows {invite.uses}).")
+        body: dict[str, Any] = {"name": name} if name else {}
+        if invite.token is not None:
+            body["invite"] = invite.token
+        entry = append(store, identity.signer, invite.commons, "join", body)
+    if daemon_running(home_of(home)):
+        notify_daemon(home_of(home))
+    else:
+        run_sync(home, list(invite.addrs), want=[], wait=False, timeout=15)
+    data = {"commons": str(invite.commons), "join": str(entry.id), "synced": result["peers"]}
+    emit(data, as_json, f"Joined commons {invite.commons} (join entry {entry.id}); "
+                        "you are a member once a member's node admits you.")
+
+
+def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:
+    count = 0
+    for entry in store.iter_entries(commons, kind="join"):
+        token = entry.body.get("invite")
+        if entry.author != me and isinstance(token, dict) and token.get("nonce") == nonce:
+            count += 1
+    return count
+
+
+_ = os

@@ -1,0 +1,824 @@
+"""The node: trio + py-libp2p around the sync protocol, gossip and the local store.
+
+One :class:`Node` per home.  Everything it runs lives in one nursery (structured
+concurrency): the libp2p host and pubsub services, the control socket server, one task per
+configured peer (connect, reconnect with backoff), the anti-entropy scheduler, the gossip
+readers and the announcer.  The store is touched only through :meth:`Node.db`, which runs
+the work in one worker thread (``trio.to_thread`` with a capacity limiter of one), so
+decoding, signature checks and SQLite never block the network; the commons state is folded
+in a second worker with its own store connection, off the sync path.
+
+libp2p choices (see LIBP2P-NOTES.md): Noise is the only security transport (the default
+host would also accept plaintext), Yamux the only muxer, ``max_connections_per_peer=1``
+(avoids a fixed 250 ms dial delay), gossipsub offered as meshsub 1.1/1.0 with a 1 s
+heartbeat and its spam protection off (it counts our own publishes); floods are handled by
+our own per-peer rate limit in the topic validator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from p2pcommons import dagcbor
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import MAX_ENTRY_BYTES, decode_entry
+from p2pcommons.errors import (
+    InvalidEntry,
+    P2PCError,
+    ProtocolViolation,
+    SequenceGap,
+    UsageError,
+)
+from p2pcommons.home import Home
+from p2pcommons.identity import Identity
+from p2pcommons.ingest import Ingestor
+from p2pcommons.protocols import sync
+from p2pcommons.store import Store
+
+from . import peers as peerbook
+from . import replica
+from .lock import NodeLock
+from .session import SessionResult, run_session
+
+log = logging.getLogger("p2pcommons.node")
+T = TypeVar("T")
+
+TOPIC_PREFIX = "/p2pcommons/commons/"
+MAX_GOSSIP_BYTES = 256 * 1024
+MAX_GOSSIP_ENTRIES = 32
+MAX_GOSSIP_HEADS = 256
+GOSSIP_RATE_LIMIT = 50          # messages per second per forwarding peer
+BAN_SCORE = -100
+SCORE_INVALID = -60             # invalid entries, bad frames, garbage
+SCORE_STALL = -30
+SCORE_FLOOD = -10
+MAX_INBOUND_SESSIONS = 16
+CONTROL_MAX_LINE = 64 * 1024
+
+
+def topic_of(commons: CID) -> str:
+    return TOPIC_PREFIX + str(commons)
+
+
+@dataclass
+class NodeConfig:
+    home: Home
+    listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
+    bootstrap: Sequence[str] = ()
+    mdns: bool = False
+    sync_interval: float = 30.0
+    stall_timeout: float = 20.0
+    connect_timeout: float = 5.0
+    max_backoff: float = 30.0
+    announce_delay: float = 0.05
+
+
+@dataclass
+class PeerState:
+    """What this node knows about one peer (in memory; scores reset on restart)."""
+
+    peer_id: str
+    score: int = 0
+    banned_until: float = 0.0
+    last_sync: float = 0.0
+    last_result: str = ""
+    syncs: int = 0
+    summaries: dict[CID, sync.Summary] = field(default_factory=dict)
+    gossip_window: float = 0.0
+    gossip_count: int = 0
+    addrs: set[str] = field(default_factory=set)
+
+
+class Node:
+    """The daemon's runtime (``p2pc node start``)."""
+
+    def __init__(self, config: NodeConfig, identity: Identity) -> None:
+        self.config = config
+        self.home = config.home
+        self.identity = identity
+        self.peer_id = identity.peer_id
+        self.store = Store(self.home.store_file)
+        self._state_store: Store | None = None
+        self._store_limiter = trio.CapacityLimiter(1)
+        self._state_limiter = trio.CapacityLimiter(1)
+        self.peers: dict[str, PeerState] = {}
+        self._active_sessions: set[str] = set()
+        self._inbound = 0
+        self._sync_wanted: set[str] = set()
+        self._sync_wakeup = trio.Event()
+        self._announce_wakeup = trio.Event()
+        self._state_dirty: set[CID] = set()
+        self._state_wakeup = trio.Event()
+        self._announced: dict[CID, dict[bytes, int]] = {}
+        self._topics: set[str] = set()
+        self._maintained: set[str] = set()
+        self._peer_synced: dict[str, trio.Event] = {}
+        self.started = time.time()
+        self.host: Any = None
+        self.pubsub: Any = None
+        self._nursery: trio.Nursery | None = None
+        self._stop = trio.Event()
+
+    # --- store workers ------------------------------------------------------------------
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(store, *args)`` in the store worker thread (one at a time)."""
+        return await trio.to_thread.run_sync(lambda: fn(self.store, *args), limiter=self._store_limiter)
+
+    async def _state_worker(self) -> None:
+        """Fold newly stored entries into the commons state, and for open commons write
+        the admissions this member owes — coalesced, in its own thread and connection."""
+        while True:
+            await self._state_wakeup.wait()
+            self._state_wakeup = trio.Event()
+            dirty, self._state_dirty = self._state_dirty, set()
+            for commons in sorted(dirty, key=lambda c: c.raw):
+                try:
+                    wrote = await trio.to_thread.run_sync(self._update_state, commons,
+                                                          limiter=self._state_limiter)
+                except Exception as exc:  # derived state must never take the node down
+                    log.warning("state update for %s failed: %s", commons, exc)
+                    continue
+                if wrote:
+                    self.announce()
+
+    def _update_state(self, commons: CID) -> bool:
+        try:
+            from p2pcommons.state.engine import current_state
+        except ImportError:
+            return False
+        if self._state_store is None:
+            self._state_store = Store(self.home.store_file)
+        state = current_state(self._state_store, commons)
+        try:
+            from p2pcommons.state import pending_admissions
+        except ImportError:
+            return False
+        wrote = False
+        for join_id in pending_admissions(state, self.identity.public_key):
+            from p2pcommons.author import append
+
+            append(self._state_store, self.identity.signer, commons, "admission", {"join": join_id})
+            log.info("admitted join %s in %s", join_id, commons)
+            wrote = True
+        if wrote:
+            current_state(self._state_store, commons)
+        return wrote
+
+    def mark_state_dirty(self, commons: set[CID]) -> None:
+        self._state_dirty |= commons
+        self._state_wakeup.set()
+
+    # --- peers and scores -----------------------------------------------------------------
+
+    def peer(self, peer_id: str) -> PeerState:
+        state = self.peers.get(peer_id)
+        if state is None:
+            state = self.peers[peer_id] = PeerState(peer_id)
+        return state
+
+    def is_banned(self, peer_id: str) -> bool:
+        state = self.peers.get(peer_id)
+        return state is not None and state.banned_until > time.monotonic()
+
+    async def penalize(self, peer_id: str, points: int, reason: str, *, disconnect: bool = True) -> None:
+        """Score a peer down; disconnect it; ban it for ten minutes below the threshold."""
+        state = self.peer(peer_id)
+        state.score += points
+        state.last_result = reason
+        log.warning("peer %s scored %+d (now %d): %s", peer_id, points, state.score, reason)
+        if state.score <= BAN_SCORE and state.banned_until <= time.monotonic():
+            state.banned_until = time.monotonic() + 600
+            log.warning("peer %s banned for 10 minutes", peer_id)
+        if disconnect:
+            await self._disconnect(peer_id)
+
+    async def _disconnect(self, peer_id: str) -> None:
+        from libp2p.peer.id import ID
+
+        with trio.move_on_after(3), contextlib.suppress(Exception):
+            await self.host.disconnect(ID.from_base58(peer_id))
+
+    def connected_peers(self) -> list[str]:
+        if self.host is None:
+            return []
+        return [p.to_base58() for p in self.host.get_connected_peers()]
+
+    # --- sync -----------------------------------------------------------------------------
+
+    async def held_commons(self) -> list[CID]:
+        return await self.db(lambda s: [c.id for c in s.commons_list()])
+
+    async def sync_with(self, peer_id: str, want: Sequence[CID] | None = None,
+                        on_progress: Callable[[int, int, int, int], None] | None = None) -> SessionResult | None:
+        """Run one initiator session with a connected peer (none if one is running)."""
+        from libp2p.peer.id import ID
+
+        if peer_id in self._active_sessions or self.is_banned(peer_id):
+            return None
+        self._active_sessions.add(peer_id)
+        state = self.peer(peer_id)
+        try:
+            commons = list(await self.held_commons())
+            for c in want or ():
+                if c not in commons:
+                    commons.append(c)
+            if not commons:
+                state.last_sync = time.monotonic()
+                return SessionResult(complete=True, caught_up=True)
+            with trio.fail_after(self.config.connect_timeout):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [sync.PROTOCOL_ID])
+            result = await run_session(
+                stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
+                on_progress=on_progress, on_batch_stored=self._on_stored,
+            )
+            self._after_session(state, result)
+            return result
+        except ProtocolViolation as exc:
+            await self.penalize(peer_id, SCORE_STALL if "deadline" in str(exc) else SCORE_INVALID, str(exc))
+            return None
+        except (trio.TooSlowError, OSError) as exc:
+            log.info("sync with %s failed: %s", peer_id, exc or "timed out")
+            state.last_result = "unreachable"
+            return None
+        except Exception as exc:  # libp2p raises many unrelated types for a dropped peer
+            log.info("sync with %s failed: %s: %s", peer_id, type(exc).__name__, exc)
+            state.last_result = f"failed: {type(exc).__name__}"
+            return None
+        finally:
+            self._active_sessions.discard(peer_id)
+            event = self._peer_synced.pop(peer_id, None)
+            if event is not None:
+                event.set()
+
+    def _after_session(self, state: PeerState, result: SessionResult) -> None:
+        state.last_sync = time.monotonic()
+        state.syncs += 1
+        state.summaries.update(result.peer_summaries)
+        state.last_result = "complete" if result.complete else (result.stopped or "incomplete")
+        if result.added:
+            log.info("sync with %s: %d new entries", state.peer_id, result.added)
+        if result.new_commons:
+            self._nursery_start(self._subscribe_all)
+
+    async def _on_stored(self, commons: set[CID]) -> None:
+        self.mark_state_dirty(commons)
+        self.announce()
+
+    async def _handle_sync_stream(self, stream: Any) -> None:
+        """Inbound sessions: at most one per peer and a bounded number overall."""
+        peer_id = stream.muxed_conn.peer_id.to_base58()
+        if self.is_banned(peer_id) or self._inbound >= MAX_INBOUND_SESSIONS:
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            return
+        self._inbound += 1
+        try:
+            result = await run_session(stream, self.db, initiator=False,
+                                       stall_timeout=self.config.stall_timeout,
+                                       on_batch_stored=self._on_stored)
+            state = self.peer(peer_id)
+            state.summaries.update(result.peer_summaries)
+            if result.new_commons:
+                self._nursery_start(self._subscribe_all)
+        except ProtocolViolation as exc:
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            await self.penalize(peer_id, SCORE_STALL if "deadline" in str(exc) else SCORE_INVALID, str(exc))
+        except Exception as exc:
+            log.info("inbound sync from %s ended: %s: %s", peer_id, type(exc).__name__, exc)
+            with contextlib.suppress(Exception):
+                await stream.reset()
+        finally:
+            self._inbound -= 1
+
+    def request_sync(self, peer_id: str | None = None) -> None:
+        if peer_id is None:
+            self._sync_wanted.update(self.connected_peers())
+        else:
+            self._sync_wanted.add(peer_id)
+        self._sync_wakeup.set()
+
+    async def _anti_entropy(self) -> None:
+        """Sync with every connected peer on request and at least every interval:
+        gossip is a hint, this closes every gap."""
+        assert self._nursery is not None
+        while True:
+            with trio.move_on_after(min(1.0, self.config.sync_interval)):
+                await self._sync_wakeup.wait()
+            self._sync_wakeup = trio.Event()
+            now = time.monotonic()
+            for peer_id in self.connected_peers():
+                state = self.peer(peer_id)
+                due = now - state.last_sync >= self.config.sync_interval
+                if (due or peer_id in self._sync_wanted) and peer_id not in self._active_sessions:
+                    self._sync_wanted.discard(peer_id)
+                    self._nursery.start_soon(self.sync_with, peer_id)
+
+    # --- connections -------------------------------------------------------------------
+
+    async def connect(self, addr: str) -> str:
+        """Dial a multiaddr ending in /p2p/<peer id>; returns the peer id."""
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+        from multiaddr import Multiaddr
+
+        try:
+            info = info_from_p2p_addr(Multiaddr(addr))
+        except Exception:
+            raise UsageError(f"'{addr}' is not a peer address (it needs /ip4/…/tcp/…/p2p/<peer id>).") from None
+        peer_id = info.peer_id.to_base58()
+        if peer_id == self.peer_id:
+            return peer_id
+        if self.is_banned(peer_id):
+            raise ProtocolViolation(f"Peer {peer_id} is banned for misbehaving.")
+        with trio.fail_after(self.config.connect_timeout):
+            await self.host.connect(info)
+        self.peer(peer_id).addrs.add(addr)
+        return peer_id
+
+    async def maintain(self, addr: str) -> None:
+        """Keep one configured peer connected: reconnect with exponential backoff and
+        jitter, and sync on every (re)connection."""
+        if addr in self._maintained:
+            return
+        self._maintained.add(addr)
+        backoff = 0.25
+        peer_id: str | None = None
+        try:
+            while True:
+                if peer_id is not None and peer_id in self.connected_peers():
+                    backoff = 0.25
+                    await trio.sleep(1.0)
+                    continue
+                if peer_id is not None and self.is_banned(peer_id):
+                    await trio.sleep(self.config.max_backoff)
+                    continue
+                try:
+                    peer_id = await self.connect(addr)
+                    log.info("connected to %s", peer_id)
+                    self.request_sync(peer_id)
+                    backoff = 0.25
+                except UsageError as exc:
+                    log.error("%s", exc)
+                    return
+                except Exception as exc:
+                    log.debug("cannot reach %s (%s); retrying in %.1f s", addr, type(exc).__name__, backoff)
+                    await trio.sleep(backoff * random.uniform(0.8, 1.2))
+                    backoff = min(backoff * 2, self.config.max_backoff)
+        finally:
+            self._maintained.discard(addr)
+
+    def _nursery_start(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    async def _mdns_dialer(self) -> None:
+        """mDNS only fills the peerstore: dial what it found (bounded, every 2 s)."""
+        while True:
+            await trio.sleep(2)
+            connected = set(self.connected_peers())
+            for peer in list(self.host.get_peerstore().peers_with_addrs())[:64]:
+                text = peer.to_base58()
+                if text == self.peer_id or text in connected or self.is_banned(text):
+                    continue
+                addrs = self.host.get_peerstore().addrs(peer)
+                for addr in addrs[:4]:
+                    full = f"{addr}/p2p/{text}" if "/p2p/" not in str(addr) else str(addr)
+                    with contextlib.suppress(Exception):
+                        await self.connect(full)
+                        self.request_sync(text)
+                        break
+
+    # --- gossip ---------------------------------------------------------------------------
+
+    async def _subscribe_all(self) -> None:
+        for commons in await self.held_commons():
+            topic = topic_of(commons)
+            if topic in self._topics:
+                continue
+            self._topics.add(topic)
+            if commons not in self._announced:
+                self._announced[commons] = await self.db(_seqs, commons)
+            self.pubsub.set_topic_validator(topic, self._validator(commons), False)
+            subscription = await self.pubsub.subscribe(topic)
+            self._nursery_start(self._gossip_reader, commons, subscription)
+
+    def _validator(self, commons: CID) -> Callable[[Any, Any], bool]:
+        def validate(forwarder: Any, msg: Any) -> bool:
+            peer_id = forwarder.to_base58()
+            if peer_id == self.peer_id:
+                return True
+            state = self.peer(peer_id)
+            now = time.monotonic()
+            if now - state.gossip_window >= 1.0:
+                state.gossip_window = now
+                state.gossip_count = 0
+            state.gossip_count += 1
+            if state.gossip_count > GOSSIP_RATE_LIMIT:
+                self._nursery_start(functools.partial(self.penalize, disconnect=False),
+                                    peer_id, SCORE_FLOOD, "gossip flood")
+                return False
+            try:
+                decode_announcement(bytes(msg.data), commons, verify=True)
+            except (InvalidEntry, ProtocolViolation) as exc:
+                self._nursery_start(self.penalize, peer_id, SCORE_INVALID, f"invalid gossip: {exc}")
+                return False
+            return True
+
+        return validate
+
+    async def _gossip_reader(self, commons: CID, subscription: Any) -> None:
+        """Drain one topic in a dedicated task (a slow consumer loses messages)."""
+        while True:
+            msg = await subscription.get()
+            try:
+                source = _peer_text(msg.from_id)
+            except Exception:
+                source = None
+            if source == self.peer_id:
+                continue
+            try:
+                heads, entries = decode_announcement(bytes(msg.data), commons, verify=False)
+            except (InvalidEntry, ProtocolViolation):
+                continue
+            behind = await self.db(_apply_gossip, commons, heads, entries)
+            if entries:
+                self.mark_state_dirty({commons})
+            if behind:
+                target = source if source in self.connected_peers() else None
+                self.request_sync(target)
+
+    def announce(self) -> None:
+        """Schedule an announcement of new heads (coalesced)."""
+        self._announce_wakeup.set()
+
+    async def _announcer(self) -> None:
+        while True:
+            await self._announce_wakeup.wait()
+            await trio.sleep(self.config.announce_delay)  # coalesce a burst of writes
+            self._announce_wakeup = trio.Event()
+            await self._subscribe_all()
+            for commons in await self.held_commons():
+                last = self._announced.get(commons, {})
+                data, seqs = await self.db(_announcement, commons, last)
+                if data is None:
+                    continue
+                self._announced[commons] = seqs
+                try:
+                    await self.pubsub.publish(topic_of(commons), data)
+                except Exception as exc:
+                    log.info("gossip publish failed: %s", exc)
+
+    # --- control socket ---------------------------------------------------------------
+
+    async def _control_server(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        path = self.home.control_socket
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # stale: we hold the lock, so no other daemon owns it
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            await sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(16)
+        listener = trio.SocketListener(sock)
+        task_status.started()
+        try:
+            await trio.serve_listeners(self._control_client, [listener])
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    async def _control_client(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            buffer = bytearray()
+            with trio.move_on_after(5):
+                while b"\n" not in buffer and len(buffer) < CONTROL_MAX_LINE:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    buffer += chunk
+            try:
+                request = json.loads(buffer.split(b"\n", 1)[0])
+                if not isinstance(request, dict):
+                    raise ValueError
+            except ValueError:
+                reply: dict[str, Any] = {"ok": False, "error": "The request is not a JSON object.", "code": 2}
+            else:
+                try:
+                    reply = {"ok": True, **await self._control(request)}
+                except P2PCError as exc:
+                    reply = {"ok": False, "error": str(exc), "code": exc.exit_code}
+                except Exception as exc:
+                    log.exception("control request failed")
+                    reply = {"ok": False, "error": f"The node failed: {exc}", "code": 1}
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "ping":
+            return {"pid": os.getpid()}
+        if cmd == "notify":
+            self.announce()
+            self.mark_state_dirty(set(await self.held_commons()))
+            return {}
+        if cmd == "status":
+            return await self.status()
+        if cmd == "stop":
+            self._stop.set()
+            return {}
+        if cmd == "connect":
+            addr = str(request.get("addr", ""))
+            peer_id = await self.connect(addr)
+            self._nursery_start(self.maintain, addr)
+            self.request_sync(peer_id)
+            return {"peer_id": peer_id}
+        if cmd == "sync":
+            return await self._control_sync(request)
+        raise UsageError(f"Unknown control command {cmd!r}.")
+
+    async def _control_sync(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Sync now with one peer (``addr``) or every connected peer; report whether this
+        node caught up with each (``want``: extra commons to ask for, as text ids)."""
+        timeout = float(request.get("timeout", 60))
+        want = [CID.parse(c) for c in request.get("want", [])]
+        results: dict[str, Any] = {}
+        with trio.move_on_after(timeout):
+            addr = request.get("addr")
+            targets = [await self.connect(str(addr))] if addr else self.connected_peers()
+            for peer_id in targets:
+                while peer_id in self._active_sessions:  # wait for the running one to end
+                    event = self._peer_synced.setdefault(peer_id, trio.Event())
+                    await event.wait()
+                result = await self.sync_with(peer_id, want)
+                results[peer_id] = None if result is None else {
+                    "caught_up": result.caught_up, "complete": result.complete,
+                    "received": result.received_entries, "added": result.added,
+                    "sent": result.sent_entries, "announced": list(result.announced),
+                }
+        if want:
+            await self._subscribe_all()
+        return {"peers": results}
+
+    async def status(self) -> dict[str, Any]:
+        connected = set(self.connected_peers())
+        mine = await self.db(_all_summaries)
+        commons = await self.db(_commons_info)
+        peers = []
+        for peer_id in sorted(set(self.peers) | connected):
+            state = self.peer(peer_id)
+            behind = {}
+            for cid, theirs in state.summaries.items():
+                if cid in mine:
+                    they_lack, we_lack = replica.behind(mine[cid], theirs)
+                    behind[str(cid)] = {"they_lack": they_lack, "we_lack": we_lack}
+            peers.append({
+                "peer_id": peer_id, "connected": peer_id in connected, "score": state.score,
+                "banned": self.is_banned(peer_id), "syncs": state.syncs,
+                "last_sync_ago": None if not state.last_sync else round(time.monotonic() - state.last_sync, 3),
+                "last_result": state.last_result, "behind": behind,
+            })
+        return {
+            "pid": os.getpid(),
+            "peer_id": self.peer_id,
+            "addrs": [str(a) for a in self.host.get_addrs()],
+            "connected": sorted(connected),
+            "peers": peers,
+            "commons": commons,
+            "uptime": round(time.time() - self.started, 3),
+        }
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def _build_host(self) -> Any:
+        from libp2p import new_host
+        from libp2p.crypto.ed25519 import Ed25519PrivateKey
+        from libp2p.crypto.keys import KeyPair
+        from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
+        from libp2p.custom_types import TProtocol
+        from libp2p.network.config import ConnectionConfig
+        from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
+        from libp2p.security.noise.transport import Transport as Noise
+        from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
+        from libp2p.stream_muxer.yamux.yamux import Yamux
+
+        private = Ed25519PrivateKey.from_bytes(self.identity.seed)
+        key_pair = KeyPair(private, private.get_public_key())
+        return new_host(
+            key_pair=key_pair,
+            sec_opt={NOISE_ID: Noise(key_pair, new_x25519().private_key)},
+            muxer_opt={TProtocol(YAMUX_ID): Yamux},
+            connection_config=ConnectionConfig(
+                max_connections_per_peer=1, inbound_upgrade_timeout=5.0, outbound_upgrade_timeout=5.0,
+                dial_timeout=self.config.connect_timeout,
+            ),
+            enable_mDNS=self.config.mdns,
+        )
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_10
+        from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_11
+        from libp2p.pubsub.gossipsub import GossipSub
+        from libp2p.pubsub.pubsub import Pubsub
+        from libp2p.tools.anyio_service import background_trio_service
+        from multiaddr import Multiaddr
+
+        self.host = self._build_host()
+        router = GossipSub(
+            [MESHSUB_11, MESHSUB_10], 6, 4, 12, heartbeat_interval=1, heartbeat_initial_delay=0.1,
+            spam_protection_enabled=False, eclipse_protection_enabled=False,
+        )
+        self.pubsub = Pubsub(self.host, router, msg_id_constructor=_message_id,
+                             max_inbound_rpc_size=MAX_GOSSIP_BYTES * 2)
+        self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
+        listen = [Multiaddr(a) for a in self.config.listen]
+        try:
+            async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
+                self._nursery = nursery
+                async with background_trio_service(self.pubsub), background_trio_service(router):
+                    await self.pubsub.wait_until_ready()
+                    await self._subscribe_all()
+                    await nursery.start(self._control_server)
+                    nursery.start_soon(self._anti_entropy)
+                    nursery.start_soon(self._announcer)
+                    nursery.start_soon(self._state_worker)
+                    nursery.start_soon(self._signals)
+                    if self.config.mdns:
+                        nursery.start_soon(self._mdns_dialer)
+                    for addr in self.config.bootstrap:
+                        nursery.start_soon(self.maintain, addr)
+                    self.mark_state_dirty(set(await self.held_commons()))
+                    log.info("node %s listening on %s", self.peer_id, ", ".join(map(str, self.host.get_addrs())))
+                    task_status.started(self)
+                    await self._stop.wait()
+                    log.info("stopping")
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5), contextlib.suppress(Exception):
+                await self.host.close()
+            with trio.CancelScope(shield=True):
+                # wait for the worker threads to finish before closing their stores
+                async with self._store_limiter, self._state_limiter:
+                    self.store.close()
+                    if self._state_store is not None:
+                        self._state_store.close()
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s", signal.Signals(signum).name)
+                self._stop.set()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# --- helpers run in the store worker ---------------------------------------------------
+
+
+def _message_id(msg: Any) -> bytes:
+    """Content-addressed gossip ids: one announcement relayed by many peers is one message."""
+    return hashlib.sha256(bytes(msg.data)).digest()
+
+
+def _peer_text(raw: bytes) -> str:
+    from libp2p.peer.id import ID
+
+    return str(ID(raw).to_base58())
+
+
+def _seqs(store: Store, commons: CID) -> dict[bytes, int]:
+    return {h.author: h.seq for h in store.heads(commons)}
+
+
+def _all_summaries(store: Store) -> dict[CID, sync.Summary]:
+    return {c.id: replica.summarize(store, c.id) for c in store.commons_list()}
+
+
+def _commons_info(store: Store) -> list[dict[str, Any]]:
+    from p2pcommons.identity import author_id_text
+
+    result = []
+    for info in store.commons_list():
+        heads = [{"author": author_id_text(h.author), "seq": h.seq, "id": str(h.id)} for h in store.heads(info.id)]
+        result.append({"id": str(info.id), "name": info.name, "entries": info.entries, "heads": heads})
+    return result
+
+
+def _announcement(store: Store, commons: CID, last: dict[bytes, int]) -> tuple[bytes | None, dict[bytes, int]]:
+    """Heads that moved since ``last``, with the new entries themselves if they are few
+    and small (receivers apply them at once; otherwise they pull with sync)."""
+    heads = store.heads(commons)
+    seqs = {h.author: h.seq for h in heads}
+    moved = [h for h in heads if h.seq > last.get(h.author, 0)]
+    if not moved:
+        return None, seqs
+    entries: list[bytes] = []
+    size = 0
+    for head in moved:
+        for raw in store.iter_raw(commons, author=head.author, after_seq={head.author: last.get(head.author, 0)},
+                                  order="log"):
+            entries.append(raw)
+            size += len(raw)
+            if len(entries) > MAX_GOSSIP_ENTRIES or size > MAX_GOSSIP_BYTES // 2:
+                break
+        if len(entries) > MAX_GOSSIP_ENTRIES or size > MAX_GOSSIP_BYTES // 2:
+            entries = []  # too much for one message: announce heads, peers pull by sync
+            break
+    heads_out = sorted(moved, key=lambda h: (h.author, h.seq, h.id.raw))[:MAX_GOSSIP_HEADS]
+    data = dagcbor.encode({
+        "commons": commons,
+        "heads": [[h.author, h.seq, h.id] for h in heads_out],
+        "entries": entries,
+    })
+    return data, seqs
+
+
+def decode_announcement(data: bytes, commons: CID, *, verify: bool) -> tuple[list[tuple[bytes, int, CID]], list[bytes]]:
+    """Check a gossip message; ``verify`` also checks every entry's signature (gossiped
+    entries are verified one by one, DESIGN.md §5)."""
+    if len(data) > MAX_GOSSIP_BYTES:
+        raise ProtocolViolation("The gossip message is too large.")
+    try:
+        value = dagcbor.decode(data)
+    except InvalidEntry:
+        raise ProtocolViolation("The gossip message is not canonical DAG-CBOR.") from None
+    if type(value) is not dict or set(value) != {"commons", "heads", "entries"}:
+        raise ProtocolViolation("The gossip message has the wrong fields.")
+    if dagcbor.link(value["commons"]) != commons:
+        raise ProtocolViolation("The gossip message names another commons than its topic.")
+    heads_in, entries_in = value["heads"], value["entries"]
+    if type(heads_in) is not list or len(heads_in) > MAX_GOSSIP_HEADS:
+        raise ProtocolViolation("The gossip message's heads are not a short list.")
+    if type(entries_in) is not list or len(entries_in) > MAX_GOSSIP_ENTRIES + 1:
+        raise ProtocolViolation("The gossip message carries too many entries.")
+    heads = []
+    for item in heads_in:
+        if (type(item) is not list or len(item) != 3 or type(item[0]) is not bytes or len(item[0]) != 32
+                or type(item[1]) is not int or item[1] < 1):
+            raise ProtocolViolation("A gossiped head is not [author, seq, id].")
+        heads.append((item[0], item[1], dagcbor.link(item[2])))
+    entries = []
+    for raw in entries_in:
+        if type(raw) is not bytes or len(raw) > MAX_ENTRY_BYTES:
+            raise ProtocolViolation("A gossiped entry is not an entry.")
+        if verify:
+            entry = decode_entry(raw)
+            if entry.commons_id != commons:
+                raise ProtocolViolation("A gossiped entry belongs to another commons.")
+            entry.verify_signature()
+        entries.append(raw)
+    return heads, entries
+
+
+def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]], entries: list[bytes]) -> bool:
+    """Store what fits; True if the announcement shows we are behind (pull by sync)."""
+    if entries and store.has_commons(commons):
+        report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
+        if any(isinstance(e, SequenceGap) for e in report.rejected):
+            return True
+    return any(seq > store.max_seq(commons, author) for author, seq, _ in heads)
+
+
+def configured_peers(home: Home, extra: Sequence[str] = ()) -> list[str]:
+    """Bootstrap addresses: flags, then ``[network] bootstrap``/``peers`` in config.toml,
+    then the peer book (``p2pc peer add``); duplicates removed, order kept."""
+    addrs: list[str] = list(extra)
+    network = home.config().get("network", {})
+    if isinstance(network, dict):
+        for key in ("bootstrap", "peers"):
+            value = network.get(key, [])
+            if isinstance(value, list):
+                addrs.extend(str(v) for v in value)
+    addrs.extend(peerbook.load(home))
+    seen: set[str] = set()
+    return [a for a in addrs if not (a in seen or seen.add(a))]  # type: ignore[func-returns-value]
+
+
+async def serve(config: NodeConfig, identity: Identity) -> None:
+    """Run the daemon until SIGINT/SIGTERM or ``p2pc node stop`` (holds the home's lock)."""
+    with NodeLock(config.home):
+        node = Node(config, identity)
+        await node.run()
+
+
+__all__ = ["Node", "NodeConfig", "configured_peers", "decode_announcement", "serve", "topic_of"]
+_ = Path

@@ -1,0 +1,336 @@
+"""The trio adapter around :class:`p2pcommons.protocols.sync.SyncSession`.
+
+It moves bytes between a libp2p stream (anything with ``read(n)``, ``write(data)`` and
+``close()``) and the state machine, and does the store work through the node's single
+store worker thread, so decoding, hashing, signature checks and SQLite run off the trio
+thread while the network keeps moving.  Three tasks per session:
+
+* the reader reads bounded chunks (every read under a stall deadline) and dispatches events;
+* the ingester validates and stores received batches (:class:`p2pcommons.ingest.Ingestor`,
+  scoped to the batch's commons) and acknowledges each one afterwards: acknowledgements
+  are the credit, so a slow store slows the sender instead of filling memory;
+* the sender streams the planned batches while credit allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.errors import (
+    BacklinkMismatch,
+    InvalidEntry,
+    ProtocolViolation,
+    SequenceGap,
+)
+from p2pcommons.ingest import Ingestor, IngestReport
+from p2pcommons.protocols import sync
+from p2pcommons.store import Store
+
+from . import replica
+
+log = logging.getLogger("p2pcommons.node.sync")
+
+READ_CHUNK = 64 * 1024
+T = TypeVar("T")
+
+
+class Stream(Protocol):
+    async def read(self, n: int | None = None) -> bytes: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class StoreRunner(Protocol):
+    """Runs a function with the store in the node's one store worker thread."""
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+class PeerClosed(Exception):
+    """The peer went away mid-session (a crash or a restart, not misbehaviour): nothing is
+    lost, the next session resumes."""
+
+
+class Stalled(ProtocolViolation):
+    """The peer stopped sending or reading for longer than the deadline allows."""
+
+
+@dataclass
+class SessionResult:
+    """What one session did; ``caught_up`` means we hold everything the peer announced."""
+
+    complete: bool = False
+    caught_up: bool = False
+    stopped: str | None = None
+    received_entries: int = 0
+    received_bytes: int = 0
+    added: int = 0
+    sent_entries: int = 0
+    announced: tuple[int, int] = (0, 0)
+    new_commons: set[CID] = field(default_factory=set)
+    touched: set[CID] = field(default_factory=set)
+    peer_summaries: dict[CID, sync.Summary] = field(default_factory=dict)
+    my_summaries: dict[CID, sync.Summary] = field(default_factory=dict)
+
+
+class _Signal:
+    """A re-armable wake-up: ``fire()`` wakes every current waiter."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+def _summaries(store: Store, commons: Sequence[CID], only_held: bool) -> list[sync.Summary]:
+    result = []
+    for c in commons:
+        if only_held and not store.has_commons(c):
+            continue
+        result.append(replica.summarize(store, c))
+    return result
+
+
+def _plans(store: Store, shared: list[CID], peer: dict[CID, sync.Summary]) -> list[replica.Plan]:
+    return [replica.plan(store, c, peer[c]) for c in shared]
+
+
+def _ingest(store: Store, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
+    had = store.has_commons(commons)
+    report = Ingestor(store, commons=commons).add_batch(entries)
+    return report, (not had and store.has_commons(commons))
+
+
+async def _batches(db: StoreRunner, the_plan: replica.Plan, batch_bytes: int) -> AsyncIterator[list[bytes]]:
+    """The plan's batches, each read from the store in the worker thread."""
+    gen = await db(replica.batches, the_plan, batch_bytes)
+    try:
+        while True:
+            batch = await db(_next_batch, gen)
+            if batch is None:
+                return
+            yield batch
+    finally:
+        with trio.CancelScope(shield=True):
+            await db(_close_gen, gen)
+
+
+def _next_batch(_store: Store, gen: Iterator[list[bytes]]) -> list[bytes] | None:
+    return next(gen, None)
+
+
+def _close_gen(_store: Store, gen: Iterator[list[bytes]]) -> None:
+    close = getattr(gen, "close", None)
+    if close is not None:
+        close()
+
+
+def _unwrap(group: BaseExceptionGroup) -> BaseException:
+    """The one exception that matters from a session's task group: a protocol violation
+    if there is one, else the first that is not a cancellation."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, ProtocolViolation):
+            return exc
+    for exc in leaves:
+        if not isinstance(exc, trio.Cancelled):
+            return exc
+    return group
+
+
+# Rejections an honest peer can cause only through a race with another session; the rest
+# (bad signatures, bad encodings) are proof of a broken or hostile peer.
+_BENIGN = (SequenceGap, BacklinkMismatch)
+
+
+async def run_session(
+    stream: Stream,
+    db: StoreRunner,
+    *,
+    initiator: bool,
+    want: Sequence[CID] = (),
+    stall_timeout: float = 20.0,
+    window: int = sync.DEFAULT_WINDOW,
+    batch_bytes: int = sync.DEFAULT_BATCH_BYTES,
+    on_progress: Callable[[int, int, int, int], None] | None = None,
+    on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None = None,
+) -> SessionResult:
+    """Run one session to its end.  Raises ProtocolViolation (including :class:`Stalled`)
+    when the peer misbehaves; the caller scores the peer and drops the connection.
+
+    ``want``: the commons this side asks about (initiator only; the responder answers for
+    the asked commons it holds).  ``on_progress(received, total, bytes, total_bytes)``.
+    """
+    session = sync.SyncSession(initiator=initiator, window=window)
+    result = SessionResult()
+    write_lock = trio.Lock()
+    credit = _Signal()
+    finished = trio.Event()
+    batches_send, batches_recv = trio.open_memory_channel[sync.Batch](1024)
+
+    async def flush() -> None:
+        async with write_lock:
+            data = session.data_to_send()
+            if data:
+                with trio.move_on_after(stall_timeout) as scope:
+                    await stream.write(data)
+                if scope.cancelled_caught:
+                    raise Stalled("The peer stopped reading for longer than the deadline allows.")
+        if session.complete or session.stopped is not None:
+            finished.set()
+
+    async def sender(plans: list[replica.Plan]) -> None:
+        iterators = []
+        for the_plan in plans:
+            iterators.append((the_plan.commons, _batches(db, the_plan, batch_bytes)))
+        for commons, batches in iterators:
+            async for batch in batches:
+                nbytes = sum(len(e) for e in batch)
+                while not session.can_send(nbytes):
+                    if session.stopped is not None:
+                        return
+                    await credit.wait()
+                if session.stopped is not None:
+                    return
+                session.send_batch(commons, batch)
+                result.sent_entries += len(batch)
+                await flush()
+        if session.stopped is None:
+            session.send_done()
+            await flush()
+
+    async def ingester() -> None:
+        async for batch in batches_recv:
+            report, new_commons = await db(_ingest, batch.commons, batch.entries)
+            hostile = [e for e in report.rejected if not isinstance(e, _BENIGN)]
+            if hostile:
+                raise ProtocolViolation(f"The peer sent an invalid entry: {hostile[0]}")
+            if report.rejected:
+                log.info("dropped %d entries that do not fit our logs: %s", len(report.rejected),
+                         report.rejected[0])
+            result.added += report.added_count
+            if new_commons:
+                result.new_commons.add(batch.commons)
+            if report.added_count:
+                result.touched.add(batch.commons)
+                if on_batch_stored is not None:
+                    await on_batch_stored({batch.commons})
+            session.ack(batch.nbytes)
+            await flush()
+            if on_progress is not None and session.peer_totals is not None:
+                got_entries, got_bytes = session.received
+                on_progress(got_entries, session.peer_totals[0], got_bytes, session.peer_totals[1])
+
+    async def start_sending(nursery: trio.Nursery) -> None:
+        if not initiator:
+            asked = list(session.peer_summaries)
+            mine = await db(_summaries, asked, True)
+            session.start(mine)
+            result.my_summaries = {s.commons: s for s in mine}
+        result.peer_summaries = session.peer_summaries
+        plans = await db(_plans, session.shared, session.peer_summaries)
+        entries = sum(p.entries for p in plans)
+        nbytes = sum(p.nbytes for p in plans)
+        session.send_totals(entries, nbytes)
+        await flush()
+        nursery.start_soon(sender, plans)
+
+    async def reader(nursery: trio.Nursery) -> None:
+        from libp2p.network.stream.exceptions import StreamEOF  # heavy: only when a session runs
+
+        while True:
+            with trio.move_on_after(stall_timeout) as scope:
+                try:
+                    data = await stream.read(READ_CHUNK)
+                except StreamEOF:
+                    data = b""
+            if scope.cancelled_caught:
+                raise Stalled("The peer sent nothing for longer than the deadline allows.")
+            if not data and not session.complete and session.stopped is None:
+                raise PeerClosed("The peer closed the stream before the session ended.")
+            session.receive_data(data)
+            while True:
+                event = session.next_event()
+                if event is sync.NEED_DATA:
+                    break
+                if isinstance(event, sync.SummariesEnd):
+                    await start_sending(nursery)
+                elif isinstance(event, sync.Totals):
+                    result.announced = (event.entries, event.bytes)
+                    if on_progress is not None:
+                        on_progress(0, event.entries, 0, event.bytes)
+                elif isinstance(event, sync.Batch):
+                    batches_send.send_nowait(event)
+                elif isinstance(event, sync.CreditGranted):
+                    credit.fire()
+                elif isinstance(event, sync.Stopped):
+                    credit.fire()
+                    finished.set()
+                    return
+                elif isinstance(event, sync.PeerDone):
+                    batches_send.close()
+                elif isinstance(event, (sync.Complete, sync.ConnectionClosed)):
+                    finished.set()
+                    return
+            if session.complete:
+                finished.set()
+                return
+            if not data:
+                finished.set()
+                return
+
+    async def _session_tasks() -> None:
+        async with trio.open_nursery() as nursery:
+            if initiator:
+                mine = await db(_summaries, list(want), False)
+                session.start(mine)
+                result.my_summaries = {s.commons: s for s in mine}
+                await flush()
+            nursery.start_soon(reader, nursery)
+            nursery.start_soon(ingester)
+            await finished.wait()
+            nursery.cancel_scope.cancel()
+
+    try:
+        try:
+            await _session_tasks()
+        except BaseExceptionGroup as group:
+            raise _unwrap(group) from None
+        # Say goodbye: flush any last ACKs, then close our side.
+        with trio.move_on_after(2):
+            await flush()
+    finally:
+        with trio.move_on_after(2):
+            with contextlib.suppress(Exception):  # the peer may be gone already
+                await stream.close()
+    result.complete = session.complete
+    result.caught_up = session.caught_up
+    result.stopped = session.stopped
+    result.received_entries, result.received_bytes = session.received
+    return result
+
+
+__all__ = ["InvalidEntry", "PeerClosed", "SessionResult", "Stalled", "run_session"]
