@@ -1,0 +1,118 @@
+"""A hostile peer, run as its own process by test_node_integration.py (no tests here).
+
+It dials the target node with a real libp2p host and misbehaves three ways: garbage bytes
+on the sync protocol, a well-framed session carrying an entry with a forged signature, and
+an attempt to come back afterwards.  It prints one JSON line: its peer id, what happened at
+each step, and whether the target cut it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+def main() -> None:
+    import trio
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
+    from libp2p.network.config import ConnectionConfig
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
+    from libp2p.security.noise.transport import Transport as Noise
+    from multiaddr import Multiaddr
+
+    from p2pcommons.dagcbor import CID
+    from p2pcommons.entry import Signer, sign_entry
+    from p2pcommons.protocols import sync
+
+    target, commons_text = sys.argv[1], sys.argv[2]
+    commons = CID.parse(commons_text)
+    key_pair = create_new_key_pair()
+    host = new_host(key_pair=key_pair, sec_opt={NOISE_ID: Noise(key_pair, new_x25519().private_key)},
+                    connection_config=ConnectionConfig(max_connections_per_peer=1))
+    info = info_from_p2p_addr(Multiaddr(target))
+    steps: dict[str, Any] = {}
+
+    async def read_until_closed(stream: Any, timeout: float) -> str:
+        with trio.move_on_after(timeout):
+            try:
+                for _ in range(1000):
+                    data = await stream.read(65536)
+                    if not data:
+                        return "closed"
+            except Exception as exc:
+                return f"closed ({type(exc).__name__})"
+        return "still open"
+
+    async def run() -> None:
+        async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            # 1. garbage on the sync protocol
+            with trio.fail_after(10):
+                await host.connect(info)
+                stream = await host.new_stream(info.peer_id, [sync.PROTOCOL_ID])
+            await stream.write(os.urandom(3000))
+            steps["garbage"] = await read_until_closed(stream, 10)
+            with trio.move_on_after(5):
+                while info.peer_id in host.get_connected_peers():
+                    await trio.sleep(0.05)
+            steps["garbage_disconnected"] = info.peer_id not in host.get_connected_peers()
+
+            # 2. a well-framed session carrying a forged entry
+            forger = Signer(os.urandom(32))
+            entry = sign_entry(forger, commons=commons, seq=1, prev=None, kind="contribution",
+                               body={"title": "forged", "kind": "work", "value": 1})
+            forged = bytearray(entry.raw)
+            forged[-5] ^= 0xFF  # inside the signature bytes' tail region of the map
+            session = sync.SyncSession(initiator=True)
+            session.start([sync.Summary(commons)])
+            try:
+                with trio.fail_after(10):
+                    await host.connect(info)
+                    stream = await host.new_stream(info.peer_id, [sync.PROTOCOL_ID])
+                await stream.write(session.data_to_send())
+                with trio.fail_after(10):
+                    while True:
+                        session.receive_data(await stream.read(65536))
+                        event = session.next_event()
+                        while event is not sync.NEED_DATA:
+                            if isinstance(event, sync.SummariesEnd):
+                                break
+                            event = session.next_event()
+                        if isinstance(event, sync.SummariesEnd):
+                            break
+                session.send_totals(1, len(forged))
+                session.send_batch(commons, [bytes(forged)])
+                await stream.write(session.data_to_send())
+                steps["forged"] = await read_until_closed(stream, 10)
+            except Exception as exc:
+                steps["forged"] = f"refused ({type(exc).__name__})"
+
+            # 3. coming back: a banned peer gets nothing
+            with trio.move_on_after(3):
+                while info.peer_id in host.get_connected_peers():
+                    await trio.sleep(0.05)
+            try:
+                with trio.fail_after(10):
+                    await host.connect(info)
+                    stream = await host.new_stream(info.peer_id, [sync.PROTOCOL_ID])
+                    fresh = sync.SyncSession(initiator=True)
+                    fresh.start([sync.Summary(commons)])
+                    await stream.write(fresh.data_to_send())
+                    data = await stream.read(65536)
+                steps["return"] = "served" if data else "closed"
+            except Exception as exc:
+                steps["return"] = f"refused ({type(exc).__name__})"
+            await host.close()
+
+    trio.run(run)
+    cut_off = (steps.get("garbage", "").startswith("closed") and steps.get("forged", "") != "still open"
+               and steps.get("return") != "served")
+    print(json.dumps({"peer_id": info and host.get_id().to_base58(), "steps": steps, "cut_off": cut_off}))
+
+
+if __name__ == "__main__":
+    main()
