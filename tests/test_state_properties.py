@@ -111,7 +111,7 @@ def test_causal_authorization(actions: list[tuple[int, int, int]]) -> None:
     for entry in history.entries[1:]:
         outcome = state.outcome(entry.id)
         assert outcome is not None
-        raw = state._folder.outcomes.get(entry.id)
+        raw = state._folder.outcomes.get(entry.id.raw)
         if outcome.status == REJECTED:
             assert outcome.reason
         if entry.kind not in _GATED or raw is None or raw[0] != APPLIED or checked >= 6:
@@ -155,17 +155,17 @@ def test_strong_removal(actions: list[tuple[int, int, int]]) -> None:
     state = fold(history.entries)
     raw = state._folder.outcomes
     for entry in history.entries:
-        if entry.kind != "sanction" or raw.get(entry.id, (None,))[0] != APPLIED:
+        if entry.kind != "sanction" or raw.get(entry.id.raw, (None,))[0] != APPLIED:
             continue
         if entry.body["action"] not in ("remove", "suspend"):
             continue
         target = entry.body["member"]
         past = _past(history, entry.id)
         lifted = any(e.kind == "sanction" and e.body.get("action") == "reinstate" and e.body.get("member") == target
-                     and raw.get(e.id, (None,))[0] == APPLIED for e in history.entries)
+                     and raw.get(e.id.raw, (None,))[0] == APPLIED for e in history.entries)
         for other in history.entries:
             if other.author == target and other.id not in past and not lifted:
-                assert raw.get(other.id, (REJECTED,))[0] == REJECTED, (other, raw.get(other.id))
+                assert raw.get(other.id.raw, (REJECTED,))[0] == REJECTED, (other, raw.get(other.id.raw))
 
 
 def _mutual(order_seed: int) -> tuple[CommonsState, Entry, Entry]:
@@ -206,7 +206,7 @@ def test_fold_order_is_a_linear_extension_and_shares_add_up(actions: list[tuple[
     for cid, meta in folder.meta.items():
         entry = folder.entries[cid]
         for dep in (*entry.deps, *((entry.prev,) if entry.prev else ())):
-            assert folder.meta[dep].key < meta.key
+            assert folder.meta[dep.raw].key < meta.key
     assert folder.order == sorted(folder.order)
     for distribution in state.canonical.get("distributions", []):
         assert sum(distribution["shares"].values()) == distribution["amount"]
@@ -232,7 +232,7 @@ def test_stable_prefix(actions: list[tuple[int, int, int]], data: st.DataObject)
         outcome = early.outcome(cid)
         assert outcome is not None
         if outcome.stable:
-            assert early._folder.outcomes.get(cid) == late._folder.outcomes.get(cid), history.by_id[cid]
+            assert early._folder.outcomes.get(cid.raw) == late._folder.outcomes.get(cid.raw), history.by_id[cid]
 
 
 # 7. Incremental = full --------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_incremental_equals_full(actions: list[tuple[int, int, int]], seed: int)
     result = folder.result()
     assert result.state_hash == reference.state_hash
     for entry in history.entries:
-        assert folder.outcomes.get(entry.id) == reference._folder.outcomes.get(entry.id)
+        assert folder.outcomes.get(entry.id.raw) == reference._folder.outcomes.get(entry.id.raw)
 
 
 def test_fork_penalty_is_deterministic() -> None:

@@ -127,7 +127,8 @@ def apply_changes(rules: dict[str, Any], changes: dict[str, Any]) -> dict[str, A
     """A new rules map with dotted-path ``changes`` applied and validated; ``rules`` is untouched."""
     if type(changes) is not dict or not changes:
         raise InvalidRules("A rule change must change at least one rule.")
-    new = copy.deepcopy(rules)
+    # Two levels deep is enough: leaf lists and fractions are replaced, never mutated.
+    new = {section: dict(values) for section, values in rules.items()}
     for path in sorted(changes):
         if type(path) is not str:
             raise InvalidRules("Rule names must be text.")
@@ -142,7 +143,7 @@ def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in doc.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and not (set(value) == {"num", "den"}):
+        if isinstance(value, dict) and set(value) != {"num", "den"}:
             out.update(flatten(value, path + "."))
         else:
             out[path] = value
