@@ -118,7 +118,7 @@ def _resolve_entry_in(store: Any, text: str) -> Any:
 
 
 def _state_json(state: Any) -> dict[str, Any]:
-    data = state.summary()
+    data: dict[str, Any] = state.summary()
     data["stable"] = {
         **data["stable"],
         "frontier": {_hex_author(k): v for k, v in data["stable"]["frontier"].items()},
@@ -201,7 +201,8 @@ def status_cmd(
         raise NotFound(f"Entry {eid} does not belong to a commons this node folds.")
     data = _outcome_json(outcome)
     human = f"{data['id']}  {data['kind']}  {data['status']}" + (f": {data['reason']}" if data["reason"] else "")
-    human += "\n  " + ("stable" if data["stable"] else "tentative (held back by " + ", ".join(data["held_back_by"]) + ")")
+    holders = ", ".join(data["held_back_by"])
+    human += "\n  " + ("stable" if data["stable"] else f"tentative (held back by {holders})")
     emit(data, as_json, human)
 
 

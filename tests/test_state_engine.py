@@ -8,14 +8,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from tests.test_state_histories import ACTIONS, build, examples
 
 from p2pcommons.entry import Entry
 from p2pcommons.state import fold
-from p2pcommons.state.engine import cached_head, current_state, forget, rebuild, verify_state
+from p2pcommons.state.engine import StateMismatch, cached_head, current_state, forget, rebuild, verify_state
 from p2pcommons.store import Store
+from tests.test_state_histories import ACTIONS, build, examples
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -67,8 +68,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.commons is not None:
-            report = verify_state(self.store, self.commons)
-            assert report["ok"], report
+            assert verify_state(self.store, self.commons) == fold(self.held, self.commons).state_hash
             forget(self.store)
         self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -84,7 +84,7 @@ def test_verify_state_detects_a_corrupt_cache(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         store.insert(history.entries)
         state = current_state(store, history.commons)
-        assert verify_state(store, history.commons)["ok"]
+        assert verify_state(store, history.commons) == state.state_hash
         # Tamper with the persisted materialization: verify notices and drops the cache.
         import cbor2
 
@@ -92,8 +92,9 @@ def test_verify_state_detects_a_corrupt_cache(tmp_path: Path) -> None:
         head = cbor2.loads(store.get_cache(key))  # type: ignore[arg-type]
         head["state_hash"] = "0" * 64
         store.put_cache(key, cbor2.dumps(head))
-        report = verify_state(store, history.commons)
-        assert not report["ok"] and report["problems"]
+        with pytest.raises(StateMismatch, match="cached state"):
+            verify_state(store, history.commons)
         assert store.get_cache(key) is None
+        assert verify_state(store, history.commons) == state.state_hash
         assert rebuild(store, history.commons).state_hash == state.state_hash
         forget(store)

@@ -10,12 +10,12 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.test_state_histories import ACTIONS, SIGNERS, History, build, prop_settings
 
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Entry, sign_entry
 from p2pcommons.state import APPLIED, PENDING, REJECTED, WAITING, Folder, fold
 from p2pcommons.state.fold import CommonsState
+from tests.test_state_histories import ACTIONS, SIGNERS, History, build, prop_settings
 
 
 def _past(history: History, cid: CID) -> set[CID]:

@@ -27,6 +27,21 @@ from .fold import (
 from .rules import InvalidRules, default_rules, parse_assignment, rules_from_toml, validate_rules
 
 
+def current_state(store: Any, commons: Any, *, persist: bool | None = None) -> CommonsState:
+    """See :func:`p2pcommons.state.engine.current_state` (imported lazily: the pure fold
+    does not need the store)."""
+    from .engine import current_state as _current_state
+
+    return _current_state(store, commons, persist=persist)
+
+
+def verify_state(store: Any, commons: Any) -> str:
+    """See :func:`p2pcommons.state.engine.verify_state`."""
+    from .engine import verify_state as _verify_state
+
+    return _verify_state(store, commons)
+
+
 def genesis_body(
     name: str,
     description: str = "",
@@ -77,6 +92,6 @@ def pending_admissions(state: CommonsState, me: bytes) -> list[Any]:
 
 __all__ = [
     "APPLIED", "PENDING", "REJECTED", "WAITING", "CommonsState", "Folder", "InvalidRules", "Outcome",
-    "compute_shares", "default_rules", "fold", "genesis_body", "parse_assignment", "pending_admissions",
-    "rules_from_toml", "validate_rules",
+    "compute_shares", "current_state", "default_rules", "fold", "genesis_body", "parse_assignment",
+    "pending_admissions", "rules_from_toml", "validate_rules", "verify_state",
 ]

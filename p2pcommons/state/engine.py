@@ -22,8 +22,14 @@ from typing import Any
 import cbor2
 
 from ..dagcbor import CID
+from ..errors import StoreCorrupt
 from ..store import Store
 from .fold import CommonsState, Folder
+
+
+class StateMismatch(StoreCorrupt):
+    """The cached or incremental commons state differs from a rebuild from scratch."""
+
 
 CACHE_PREFIX = "state/"
 CACHE_VERSION = 1
@@ -56,9 +62,8 @@ def _feed(live: _Live, store: Store, commons: CID, *, everything: bool = False) 
     """Offer the fold the store's entries it has not seen (all of them if ``everything``)."""
     after = None if everything else live.seqs
     for entry in store.iter_entries(commons, after_seq=after, order="log"):
-        if live.folder.add(entry) or everything:
-            if entry.seq > live.seqs.get(entry.author, 0):
-                live.seqs[entry.author] = entry.seq
+        if (live.folder.add(entry) or everything) and entry.seq > live.seqs.get(entry.author, 0):
+            live.seqs[entry.author] = entry.seq
     live.count = len(live.folder.entries)
 
 
@@ -126,12 +131,16 @@ def rebuild(store: Store, commons: CID) -> CommonsState:
     return folder.result()
 
 
-def verify_state(store: Store, commons: CID) -> dict[str, Any]:
-    """Rebuild from scratch and compare with the incremental state and the persisted cache.
+def verify_state(store: Store, commons: CID) -> str:
+    """Rebuild from scratch and compare with the incremental state and the persisted cache;
+    return the state hash.  On a mismatch the cache and live state are dropped (so the next
+    read recomputes them) and :class:`StateMismatch` is raised (``p2pc verify`` fails)."""
+    return str(verify_state_report(store, commons)["state_hash"])
 
-    Returns ``{"ok", "state_hash", "incremental_hash", "cached_hash", "problems"}``; on a
-    mismatch the cache is dropped so the next read recomputes it.
-    """
+
+def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
+    """:func:`verify_state` with details: ``{"ok", "commons", "state_hash",
+    "incremental_hash", "cached_hash", "entries", "problems"}``."""
     fresh = rebuild(store, commons)
     incremental = current_state(store, commons, persist=False)
     head = cached_head(store, commons)
@@ -144,7 +153,9 @@ def verify_state(store: Store, commons: CID) -> dict[str, Any]:
     if problems:
         forget(store, commons)
         store.delete_cache(_cache_key(commons, ""))
+        raise StateMismatch(" ".join(problems) + f" Rebuilt state hash: {fresh.state_hash}.")
     return {
+        "entries": fresh.entry_count,
         "ok": not problems,
         "commons": str(commons),
         "state_hash": fresh.state_hash,

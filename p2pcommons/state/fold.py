@@ -102,7 +102,7 @@ class _State:
     """The mutable part of the fold.  Containers are shallow-copied for snapshots; the
     records inside them are immutable tuples, so shallow copies are enough."""
 
-    __slots__ = ("contributions", "distributions", "info", "joins", "last", "ledger", "lifted", "members",
+    __slots__ = ("contributions", "distributions", "info", "joins", "ledger", "lifted", "members",
                  "proposals", "resources", "rules", "sanctions", "usage", "votes")
 
     def __init__(self) -> None:
@@ -118,7 +118,6 @@ class _State:
         self.ledger: dict[bytes, tuple[int, int]] = {}
         self.distributions: list[dict[str, Any]] = []
         self.sanctions: list[dict[str, Any]] = []
-        self.last: dict[bytes, int] = {}  # member -> clock of their latest applied entry
         self.lifted: dict[bytes, CID] = {}  # member -> reinstatement lifting their suspension
 
     def copy(self) -> _State:
@@ -135,7 +134,6 @@ class _State:
         new.ledger = self.ledger.copy()
         new.distributions = self.distributions.copy()
         new.sanctions = self.sanctions.copy()
-        new.last = self.last.copy()
         new.lifted = self.lifted.copy()
         return new
 
@@ -279,6 +277,8 @@ class Folder:
                 aidx = self.author_index[author] = len(self.authors)
                 self.authors.append(author)
             parents = [meta[p] for p in parent_ids]
+            vv: list[int] | None
+            vt: tuple[int, ...]
             if not parents:
                 clock = 0 if entry.commons is None else 1
                 vv = [0] * (aidx + 1)
@@ -290,19 +290,26 @@ class Folder:
                 vvs = [p.vv for p in parents]
                 widths = set(map(len, vvs))
                 if len(widths) == 1:
-                    vv = list(map(max, *vvs))
+                    merged = tuple(map(max, *vvs))
+                    if aidx < len(merged) and merged[aidx] < seq:
+                        vv = None
+                        vt = (*merged[:aidx], seq, *merged[aidx + 1:])
+                    else:
+                        vv = list(merged)
                 else:
                     vv = [0] * max(widths)
                     for v in vvs:
                         for i, x in enumerate(v):
                             if x > vv[i]:
                                 vv[i] = x
-            if len(vv) <= aidx:
-                vv.extend([0] * (aidx + 1 - len(vv)))
-            if seq > vv[aidx]:
-                vv[aidx] = seq
+            if vv is not None:
+                if len(vv) <= aidx:
+                    vv.extend([0] * (aidx + 1 - len(vv)))
+                if seq > vv[aidx]:
+                    vv[aidx] = seq
+                vt = tuple(vv)
             key = (clock, eid)
-            meta[eid] = _Meta(clock, key, tuple(vv), aidx, seq)
+            meta[eid] = _Meta(clock, key, vt, aidx, seq)
             newest = self.latest.get(author)
             if newest is None or seq > meta[newest].seq:
                 self.latest[author] = eid
@@ -410,12 +417,8 @@ class Folder:
             status = handler(self, state, entry, meta)
         except _Rejected as rejected:
             self.outcomes[eid] = (REJECTED, rejected.reason)
-            status = None
         else:
             self.outcomes[eid] = (status, "")
-        member = state.members.get(author)
-        if member is not None and member.status == "active":
-            state.last[author] = meta.clock
 
     def _lifted(self, state: _State, author: bytes, meta: _Meta) -> bool:
         reinstatement = state.lifted.get(author)
@@ -444,12 +447,11 @@ class Folder:
             raise _Rejected(f"Its author's membership is {member.status}.")
         if not self.in_past(member.since, meta):
             raise _Rejected("Its author's admission is not in its causal past (written before being admitted).")
-        if roles:
-            grants = dict(member.grants)
-            held = [r for r in roles if r == "member" or r in grants]
+        if roles and "member" not in roles:
+            held = [grant for role, grant in member.grants if role in roles]
             if not held:
                 raise _Rejected(f"Its author lacks the role needed ({' or '.join(roles)}).")
-            if not any(r == "member" or self.in_past(grants[r], meta) for r in held):
+            if not any(self.in_past(grant, meta) for grant in held):
                 raise _Rejected("Its author's role was granted outside its causal past.")
         return member
 
@@ -742,11 +744,12 @@ def _rule_proposal(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     policy = s.rules["rule_change"]
     f.standing(s, e.author, m, None)
     changes = e.body.get("changes")
+    if type(changes) is not dict:
+        raise _Rejected("Its 'changes' must be a map of rule names to values.")
     try:
         rules_mod.apply_changes(s.rules, changes)
     except InvalidRules as error:
         raise _Rejected(f"Its rule change is invalid: {error}") from None
-    assert isinstance(changes, dict)
     proposal = Proposal(e.author, _text(e.body, "title"), changes, (), (), "open")
     member = s.members[e.author]
     if any(r in member.roles for r in policy["roles"]):
@@ -1073,7 +1076,8 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
     for author, member in state.members.items():
         if member.status != "active" or author in folder.fork_seq:
             continue
-        if retire and folder.max_clock - state.last.get(author, 0) > retire:
+        newest = folder.latest.get(author)
+        if retire and folder.max_clock - (folder.meta[newest].clock if newest is not None else 0) > retire:
             retired.append(author)
             continue
         cid = max_seq.get(author)
