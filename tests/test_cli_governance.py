@@ -176,7 +176,7 @@ def test_genesis_body_from_toml_and_flag() -> None:
                         founders=[b"\x01" * 32])
     assert body["rules"]["membership"] == {"policy": "approval", "approvals": 2, "admitters": ["member"]}
     assert genesis_body("X", membership="invite")["rules"]["membership"]["policy"] == "invite"
-    with pytest.raises(InvalidRules, match="membership.policy"):
+    with pytest.raises(InvalidRules, match=r"membership\.policy"):
         genesis_body("X", membership="closed")
     with pytest.raises(InvalidRules, match="no rule"):
         genesis_body("X", rules={"review": {"acepts": 2}})
