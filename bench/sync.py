@@ -1,0 +1,244 @@
+"""Sync and gossip benchmark: real nodes as separate processes on 127.0.0.1.
+
+1. ``N`` entries (default 100,000; ``--entries``) from node A to a fresh node B over libp2p,
+   beside this machine's single-core ingest rate and raw Ed25519 verify rate measured in
+   the same run, and both nodes' peak RSS (VmHWM) during the sync.
+2. Gossip latency from one node to four others (separate processes, star topology): the
+   time from a local write (store commit + notify_daemon) to the entry being stored at
+   each receiver, p50 and p99.
+
+Prints figures; asserts nothing.  Usage: ``python bench/sync.py [--entries N] [--gossip K]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+
+from p2pcommons.author import append, create_commons
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Signer, sign_entry
+from p2pcommons.home import Home
+from p2pcommons.identity import create_identity, load_identity
+from p2pcommons.ingest import Ingestor
+from p2pcommons.node.notify import notify_daemon, request
+from p2pcommons.store import Store
+
+P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
+
+
+def make_home(root: Path, name: str) -> Home:
+    home = Home(root / name)
+    create_identity(home)
+    Store(home.store_file).close()
+    return home
+
+
+def history(home: Home, n: int, authors: int = 10) -> tuple[CID, list[bytes]]:
+    """A commons founded by ``home``'s identity, then ``n`` entries by ``authors`` authors."""
+    identity = load_identity(home)
+    with Store(home.store_file) as store:
+        genesis = create_commons(store, identity.signer, {"name": "bench"})
+    signers = [Signer(hashlib.sha256(f"bench-{i}".encode()).digest()) for i in range(authors)]
+    raws = []
+    prev: dict[int, Any] = {}
+    for i in range(n):
+        k = i % authors
+        entry = sign_entry(signers[k], commons=genesis.id, seq=i // authors + 1,
+                           prev=prev.get(k), kind="contribution",
+                           body={"title": f"entry {i}", "kind": "work", "value": 1, "note": "x" * 120},
+                           timestamp=i)
+        prev[k] = entry.id
+        raws.append(entry.raw)
+    return genesis.id, [genesis.raw, *raws]
+
+
+def ingest_rate(raws: list[bytes], root: Path) -> float:
+    """Single-core ingest (decode, hash links, one signature per segment, SQLite), as the
+    sync receiver does it: batches of the sync batch size."""
+    path = root / "ingest-probe.sqlite"
+    with Store(path) as store:
+        ingestor = Ingestor(store)
+        start = time.perf_counter()
+        batch: list[bytes] = []
+        size = 0
+        for raw in raws:
+            batch.append(raw)
+            size += len(raw)
+            if size >= 256 * 1024:
+                ingestor.add_batch(batch)
+                batch, size = [], 0
+        if batch:
+            ingestor.add_batch(batch)
+        elapsed = time.perf_counter() - start
+    return len(raws) / elapsed
+
+
+def verify_rate(raws: list[bytes], n: int = 5000) -> float:
+    from p2pcommons.entry import decode_entry
+
+    entries = [decode_entry(r) for r in raws[1:n + 1]]
+    signed = [(e.sig + e.signing_bytes(), e.author) for e in entries]
+    start = time.perf_counter()
+    for message, key in signed:
+        nacl.bindings.crypto_sign_open(message, key)
+    return len(signed) / (time.perf_counter() - start)
+
+
+def start_node(home: Home, *bootstrap: str, sync_interval: float = 600) -> subprocess.Popen[bytes]:
+    args = [*P2PC, "node", "start", "--foreground", "--home", str(home.path), "--listen", "/ip4/127.0.0.1/tcp/0",
+            "--sync-interval", str(sync_interval)]
+    for addr in bootstrap:
+        args += ["--bootstrap", addr]
+    log = open(home.path / "node.log", "ab")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            request(home, {"cmd": "ping"}, timeout=1)
+            return proc
+        except Exception:
+            if proc.poll() is not None:
+                raise RuntimeError(f"node exited: {(home.path / 'node.log').read_text()[-1000:]}") from None
+            time.sleep(0.05)
+    raise RuntimeError("node did not start")
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def bench_sync(root: Path, n: int) -> dict[str, Any]:
+    a = make_home(root, "a")
+    b = make_home(root, "b")
+    print(f"building {n:,} entries…", file=sys.stderr)
+    commons, raws = history(a, n)
+    with Store(a.store_file) as store:
+        Ingestor(store).add_batch(raws[:1])
+        for i in range(1, len(raws), 5000):
+            Ingestor(store).add_batch(raws[i:i + 5000])
+        assert store.count(commons) == n + 1
+    with Store(b.store_file) as store:
+        Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
+    ingest = ingest_rate(raws, root)
+    verify = verify_rate(raws)
+    procs = [start_node(a)]
+    try:
+        addr = request(a, {"cmd": "status"})["addrs"][0]
+        procs.append(start_node(b))
+        start = time.perf_counter()
+        reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+        elapsed = time.perf_counter() - start
+        result = next(iter(reply["peers"].values()))
+        rss_a, rss_b = peak_rss_mb(procs[0].pid), peak_rss_mb(procs[1].pid)
+        time.sleep(3)  # b folds the commons state once the sync has paused
+        rss_b_fold = peak_rss_mb(procs[1].pid)
+    finally:
+        stop(procs)
+    with Store(b.store_file) as store:
+        got = store.count(commons)
+    return {
+        "entries": n, "received": result and result["received"], "stored_at_b": got - 1,
+        "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
+        "single_core_ingest_per_s": round(ingest), "raw_verify_per_s": round(verify),
+        "sync_vs_verify": round(n / elapsed / verify, 2),
+        "peak_rss_mb_a": round(rss_a, 1), "peak_rss_mb_b": round(rss_b, 1),
+        "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
+    }
+
+
+def bench_gossip(root: Path, messages: int) -> dict[str, Any]:
+    homes = [make_home(root, f"g{i}") for i in range(5)]
+    identity = load_identity(homes[0])
+    with Store(homes[0].store_file) as store:
+        genesis = create_commons(store, identity.signer, {"name": "gossip"})
+    for home in homes[1:]:
+        with Store(home.store_file) as store:
+            Ingestor(store).add_batch([genesis.raw])
+    procs = [start_node(homes[0])]
+    latencies: list[float] = []
+    try:
+        hub = request(homes[0], {"cmd": "status"})["addrs"][0]
+        procs += [start_node(h, hub) for h in homes[1:]]
+        deadline = time.monotonic() + 30
+        while len(request(homes[0], {"cmd": "status"})["connected"]) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2)  # let the gossipsub mesh form (heartbeat 1 s)
+        readers = [Store(h.store_file) for h in homes[1:]]
+        writer = Store(homes[0].store_file)
+        for i in range(messages):
+            entry = append(writer, identity.signer, genesis.id, "contribution",
+                           {"title": f"g{i}", "kind": "work", "value": 1})
+            t0 = time.perf_counter()
+            notify_daemon(homes[0])
+            pending = set(range(len(readers)))
+            limit = time.perf_counter() + 10
+            while pending and time.perf_counter() < limit:
+                for k in list(pending):
+                    if readers[k].has(entry.id):
+                        latencies.append(time.perf_counter() - t0)
+                        pending.discard(k)
+                time.sleep(0.001)
+            if pending:
+                latencies.extend([float("inf")] * len(pending))
+            time.sleep(0.05)
+        for r in readers:
+            r.close()
+        writer.close()
+    finally:
+        stop(procs)
+    finite = sorted(latencies)
+    p50 = statistics.median(finite) * 1000
+    p99 = finite[min(len(finite) - 1, int(len(finite) * 0.99))] * 1000
+    return {"messages": messages, "deliveries": len(latencies), "p50_ms": round(p50, 1),
+            "p99_ms": round(p99, 1), "lost": sum(1 for x in latencies if x == float("inf"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--gossip", type=int, default=100)
+    parser.add_argument("--skip-sync", action="store_true")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="p2pc-bench-"))
+    try:
+        if not args.skip_sync:
+            figures = bench_sync(root, args.entries)
+            print("sync   " + json.dumps(figures))
+        figures = bench_gossip(root, args.gossip)
+        print("gossip " + json.dumps(figures))
+        print(f"(cpu count {os.cpu_count()})")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
