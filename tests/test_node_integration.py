@@ -6,6 +6,7 @@ process a test starts is killed in the fixture's teardown.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -191,7 +192,7 @@ def test_five_nodes_in_a_line_converge(nodes: Callable[[str], NodeProc]) -> None
     commons = line[0].p2pc_json("commons", "create", "river")["commons"]
     copy_genesis(line[0], commons, *line[1:])
     line[0].start(sync_interval=2)
-    for prev, node in zip(line, line[1:], strict=False):
+    for prev, node in itertools.pairwise(line):
         node.start(prev.addr, sync_interval=2)
     for i, node in enumerate(line):
         node.p2pc("contribute", "--title", f"stretch {i}", "--commons", commons)
