@@ -8,9 +8,13 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   before its position.  New entries are found cheaply: per author, those above the highest
   sequence number already folded (an entry at an old sequence number — a fork sibling — is
   noticed by the count and handled by re-offering everything; the fold ignores duplicates).
-* The materialized result (state hash, canonical state, watermark) is written to the store's
-  cache table under ``state/<commons>/…`` (local derived data, never replicated), so
-  ``verify_state`` can tell a stale or corrupted cache from a correct one.
+* The materialized result (state hash, canonical state, watermark) and a checkpoint of the
+  fold (:mod:`.checkpoint`: per-entry metadata, outcomes and the state as a snapshot at the
+  last position) are written to the store's cache table under ``state/<commons>/…`` (local
+  derived data, never replicated).  A new process resumes from the checkpoint and applies
+  only the entries that arrived since; a late entry that sorts before the checkpoint's
+  position replays from scratch, loading old entries from the store as needed.
+  ``verify_state`` rebuilds from scratch and compares.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 import cbor2
 
 from ..dagcbor import CID
+from ..entry import Entry
 from ..errors import StoreCorrupt
 from ..store import Store
-from .fold import CommonsState, Folder
+from . import checkpoint
+from .fold import CommonsState, Folder, bulk
 
 
 class StateMismatch(StoreCorrupt):
@@ -39,11 +45,16 @@ PERSIST_EVERY = 1000  # entries between automatic cache writes (each costs O(sta
 @dataclass
 class _Live:
     folder: Folder
+    store: Store | None = None
     seqs: dict[bytes, int] = field(default_factory=dict)
     count: int = 0
     state: CommonsState | None = None
     folded_count: int = -1
     persisted_count: int = -1
+
+    def load_entry(self, raw: bytes) -> Entry | None:
+        """Entries a checkpointed fold knows but has not loaded come from the current store."""
+        return None if self.store is None else self.store.get(CID(raw))
 
 
 _live: dict[tuple[str, bytes], _Live] = {}
@@ -76,11 +87,12 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
     because hashing and writing the state costs O(state) and appends must stay O(1)).
     """
     key = _key(store, commons)
-    with _lock:
+    with _lock, bulk():
         live = _live.get(key)
         if live is None:
-            live = _Live(Folder(commons))
+            live = _resume(store, commons) or _Live(Folder(commons))
             _live[key] = live
+        live.store = store
         _feed(live, store, commons)
         stored = store.count(commons)
         if live.count != stored:
@@ -95,6 +107,27 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
         return live.state
 
 
+def _resume(store: Store, commons: CID) -> _Live | None:
+    """A live fold from the persisted checkpoint, if there is a usable one."""
+    raw = store.get_cache(_cache_key(commons, "checkpoint"))
+    if raw is None:
+        return None
+    try:
+        doc = cbor2.loads(raw)
+        seqs = {bytes(a): int(s) for a, s in doc["seqs"]}
+        blob = doc["folder"]
+    except Exception:
+        return None
+    live = _Live(Folder(commons), store=store, seqs=seqs)
+    folder = checkpoint.load(blob, commons, live.load_entry)
+    if folder is None:
+        return None
+    live.folder = folder
+    live.count = len(folder.entries)
+    live.persisted_count = live.count
+    return live
+
+
 def _persist(store: Store, commons: CID, live: _Live) -> None:
     state = live.state
     assert state is not None
@@ -107,6 +140,8 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
     try:
         store.put_cache(_cache_key(commons, "head"), cbor2.dumps(head, canonical=True))
         store.put_cache(_cache_key(commons, "materialized"), cbor2.dumps(state.canonical, canonical=True))
+        store.put_cache(_cache_key(commons, "checkpoint"), cbor2.dumps({
+            "seqs": sorted(live.seqs.items()), "folder": checkpoint.dump(live.folder)}))
     except Exception:  # a read-only or busy store must not break reading the state
         return
 

@@ -25,7 +25,7 @@ import bisect
 import contextlib
 import gc
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
 from ..dagcbor import CID, encode, link
@@ -206,7 +206,7 @@ class Folder:
         self.snapshot_every = snapshot_every
         # Keyed by raw id bytes, not CID objects: bytes hash and compare in C, and intake
         # does a dozen lookups per entry.
-        self.entries: dict[bytes, Entry] = {}
+        self.entries: MutableMapping[bytes, Entry] = {}
         self.meta: dict[bytes, _Meta] = {}
         self.waiting: dict[bytes, set[bytes]] = {}
         self.waiters: dict[bytes, list[bytes]] = {}

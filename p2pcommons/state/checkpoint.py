@@ -1,0 +1,195 @@
+"""Serializing a resumable fold, so a new process continues where the last one stopped.
+
+A checkpoint holds everything :class:`~.fold.Folder` keeps except the entries themselves:
+per-entry metadata (clock, version vector), outcomes, fork evidence, exclusions and the
+state at the last applied position (its one snapshot).  Entries are loaded from the store
+on demand (only a replay or an outcome query needs an old entry's body).  It is local
+derived data in the store's cache table, never replicated; plain CBOR (no pickle), and a
+checkpoint that does not parse is ignored and rebuilt.  Why: appending one entry from a
+short-lived CLI process should not cost a fold of the whole history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+import cbor2
+
+from ..dagcbor import CID
+from ..entry import Entry
+from .fold import (
+    _ZERO_KEY,
+    Contribution,
+    Folder,
+    Join,
+    Member,
+    Proposal,
+    Resource,
+    _Exclusion,
+    _Meta,
+    _State,
+)
+
+VERSION = 1
+_STATUS = ("applied", "rejected", "pending", "waiting")
+
+
+class LazyEntries(MutableMapping[bytes, Entry]):
+    """The fold's entry table, backed by a loader for entries it knows but has not loaded."""
+
+    def __init__(self, known: set[bytes], loader: Callable[[bytes], Entry | None]) -> None:
+        self._known = known
+        self._loaded: dict[bytes, Entry] = {}
+        self._loader = loader
+
+    def __getitem__(self, key: bytes) -> Entry:
+        entry = self._loaded.get(key)
+        if entry is not None:
+            return entry
+        if key not in self._known:
+            raise KeyError(key)
+        entry = self._loader(key)
+        if entry is None:
+            raise KeyError(key)
+        self._loaded[key] = entry
+        return entry
+
+    def __setitem__(self, key: bytes, value: Entry) -> None:
+        self._known.add(key)
+        self._loaded[key] = value
+
+    def __delitem__(self, key: bytes) -> None:  # pragma: no cover - the fold never deletes
+        self._known.discard(key)
+        self._loaded.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(sorted(self._known))
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
+def _cids(values: Any) -> tuple[CID, ...]:
+    return tuple(CID(v) for v in values)
+
+
+def _dump_state(s: _State) -> dict[str, Any]:
+    return {
+        "info": s.info,
+        "rules": s.rules,
+        "members": [[a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw, m.warnings]
+                    for a, m in s.members.items()],
+        "joins": [[c.raw, j.author, j.name, list(j.approvals)] for c, j in s.joins.items()],
+        "contributions": [[c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
+                           list(x.rejects), x.value, x.outside] for c, x in s.contributions.items()],
+        "proposals": [[c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status]
+                      for c, p in s.proposals.items()],
+        "votes": [[c.raw, a, v] for (c, a), v in s.votes.items()],
+        "resources": [[c.raw, r.name, r.rivalrous, r.quota, r.period, r.unit] for c, r in s.resources.items()],
+        "usage": [[c.raw, p, a, n] for (c, p, a), n in s.usage.items()],
+        "ledger": [[a, n, v] for a, (n, v) in s.ledger.items()],
+        "distributions": [[d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]]
+                          for d in s.distributions],
+        "sanctions": [[x["id"].raw, x["member"], x["action"], x["reason"], x["by"]] for x in s.sanctions],
+        "lifted": [[a, c.raw] for a, c in s.lifted.items()],
+    }
+
+
+def _load_state(d: dict[str, Any]) -> _State:
+    s = _State()
+    s.info = d["info"]
+    s.rules = d["rules"]
+    s.members = {a: Member(n, tuple(r), tuple((role, CID(g)) for role, g in gr), st, CID(since), w)
+                 for a, n, r, gr, st, since, w in d["members"]}
+    s.joins = {CID(c): Join(a, n, tuple(ap)) for c, a, n, ap in d["joins"]}
+    s.contributions = {CID(c): Contribution(a, t, k, r, cl, st, tuple(ac), tuple(rj), v, o)
+                       for c, a, t, k, r, cl, st, ac, rj, v, o in d["contributions"]}
+    s.proposals = {CID(c): Proposal(a, t, ch, tuple(y), tuple(n), st) for c, a, t, ch, y, n, st in d["proposals"]}
+    s.votes = {(CID(c), a): v for c, a, v in d["votes"]}
+    s.resources = {CID(c): Resource(n, rv, q, p, u) for c, n, rv, q, p, u in d["resources"]}
+    s.usage = {(CID(c), p, a): n for c, p, a, n in d["usage"]}
+    s.ledger = {a: (n, v) for a, n, v in d["ledger"]}
+    s.distributions = [{"id": CID(i), "amount": am, "currency": cu, "shares": {a: v for a, v in sh}}
+                       for i, am, cu, sh in d["distributions"]]
+    s.sanctions = [{"id": CID(i), "member": m, "action": ac, "reason": r, "by": b} for i, m, ac, r, b in d["sanctions"]]
+    s.lifted = {a: CID(c) for a, c in d["lifted"]}
+    return s
+
+
+def dump(folder: Folder) -> bytes:
+    """A checkpoint of ``folder`` after :meth:`Folder.run` (the state must be current)."""
+    folder.run()
+    last_key = folder.order[folder.applied - 1] if folder.applied else _ZERO_KEY
+    doc = {
+        "version": VERSION,
+        "commons": folder.commons.raw,
+        "authors": folder.authors,
+        "meta": [[raw, m.clock, m.aidx, m.seq, list(m.vv)] for raw, m in folder.meta.items()],
+        "waiting": [[raw, sorted(missing)] for raw, missing in folder.waiting.items()],
+        "slots": [[a, s, ids] for (a, s), ids in folder.slots.items()],
+        "fork_seq": [[a, s] for a, s in folder.fork_seq.items()],
+        "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.items()],
+        "exclusions": [[x.member, x.after_seq, list(x.cause), x.cause_id.raw] for x in folder.exclusions],
+        "last_key": list(last_key),
+        "genesis_error": folder.genesis_error,
+        "state": None if folder.state is None else _dump_state(folder.state),
+        "max_clock": folder.max_clock,
+    }
+    return cbor2.dumps(doc)
+
+
+def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None]) -> Folder | None:
+    """The folder a checkpoint describes, or None if it is unusable (other version, other
+    commons, damaged): the caller then folds from scratch."""
+    try:
+        doc = cbor2.loads(blob)
+        if doc.get("version") != VERSION or doc.get("commons") != commons.raw:
+            return None
+        return _load(doc, commons, loader)
+    except Exception:
+        return None
+
+
+def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | None]) -> Folder:
+    folder = Folder(commons)
+    folder.authors = list(doc["authors"])
+    folder.author_index = {a: i for i, a in enumerate(folder.authors)}
+    known: set[bytes] = set()
+    meta = folder.meta
+    for raw, clock, aidx, seq, vv in doc["meta"]:
+        meta[raw] = _Meta(clock, (clock, raw), tuple(vv), aidx, seq)
+        known.add(raw)
+    for raw, missing in doc["waiting"]:
+        folder.waiting[raw] = set(missing)
+        known.add(raw)
+        for dep in missing:
+            folder.waiters.setdefault(dep, []).append(raw)
+    folder.entries = LazyEntries(known, loader)
+    folder.slots = {(a, s): list(ids) for a, s, ids in doc["slots"]}
+    folder.fork_seq = {a: s for a, s in doc["fork_seq"]}
+    folder.order = sorted(m.key for m in meta.values())
+    folder.outcomes = {raw: (_STATUS[code], reason) for raw, code, reason in doc["outcomes"]}
+    folder.exclusions = [_Exclusion(m, after, (cause[0], cause[1]), CID(cid)) for m, after, cause, cid
+                         in doc["exclusions"]]
+    folder.genesis_error = doc["genesis_error"]
+    folder.state = None if doc["state"] is None else _load_state(doc["state"])
+    folder.max_clock = doc["max_clock"]
+    last_key = (doc["last_key"][0], doc["last_key"][1])
+    folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
+    if folder.applied != len(folder.order):
+        raise ValueError("checkpoint taken before the fold was current")
+    if folder.state is not None and last_key != _ZERO_KEY:
+        folder.snap_keys.append(last_key)
+        folder.snap_states.append((folder.state.copy(), folder.genesis_error))
+    latest: dict[bytes, bytes] = {}
+    for raw, m in meta.items():
+        author = folder.authors[m.aidx]
+        cur = latest.get(author)
+        if cur is None or m.seq > meta[cur].seq:
+            latest[author] = raw
+    folder.latest = latest
+    return folder
