@@ -19,6 +19,7 @@ import cbor2
 from ..dagcbor import CID
 from ..entry import Entry
 from .fold import (
+    _PLAIN,
     _ZERO_KEY,
     Contribution,
     Folder,
@@ -42,6 +43,10 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         self._known = known
         self._loaded: dict[bytes, Entry] = {}
         self._loader = loader
+
+    def evict(self) -> None:
+        """Drop loaded entry bodies: the fold has applied them, and a replay reloads them."""
+        self._loaded.clear()
 
     def __getitem__(self, key: bytes) -> Entry:
         entry = self._loaded.get(key)
@@ -130,7 +135,8 @@ def dump(folder: Folder) -> bytes:
         "authors": folder.authors,
         "meta": [[raw, m.clock, m.aidx, m.seq, list(m.vv)] for raw, m in folder.meta.items()],
         "waiting": [[raw, sorted(missing)] for raw, missing in folder.waiting.items()],
-        "slots": [[a, s, ids] for (a, s), ids in folder.slots.items()],
+        "logs": [[a, [[s, raw] for s, raw in log.items()]] for a, log in folder.logs.items()],
+        "forks": [[a, s, ids] for (a, s), ids in folder.forks.items()],
         "fork_seq": [[a, s] for a, s in folder.fork_seq.items()],
         "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.items()],
         "exclusions": [[x.member, x.after_seq, list(x.cause), x.cause_id.raw] for x in folder.exclusions],
@@ -169,10 +175,12 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
         for dep in missing:
             folder.waiters.setdefault(dep, []).append(raw)
     folder.entries = LazyEntries(known, loader)
-    folder.slots = {(a, s): list(ids) for a, s, ids in doc["slots"]}
+    folder.logs = {a: {s: raw for s, raw in log} for a, log in doc["logs"]}
+    folder.forks = {(a, s): list(ids) for a, s, ids in doc["forks"]}
     folder.fork_seq = {a: s for a, s in doc["fork_seq"]}
     folder.order = sorted(m.key for m in meta.values())
-    folder.outcomes = {raw: (_STATUS[code], reason) for raw, code, reason in doc["outcomes"]}
+    folder.outcomes = {raw: _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN
+                       else (_STATUS[code], reason) for raw, code, reason in doc["outcomes"]}
     folder.exclusions = [_Exclusion(m, after, (cause[0], cause[1]), CID(cid)) for m, after, cause, cid
                          in doc["exclusions"]]
     folder.genesis_error = doc["genesis_error"]

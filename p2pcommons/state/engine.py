@@ -39,7 +39,9 @@ class StateMismatch(StoreCorrupt):
 
 CACHE_PREFIX = "state/"
 CACHE_VERSION = 1
-PERSIST_EVERY = 1000  # entries between automatic cache writes (each costs O(state))
+# Automatic cache writes happen every max(PERSIST_EVERY, entries // 10) new entries: each
+# costs O(state), so this keeps their amortized cost per entry constant.
+PERSIST_EVERY = 1000
 
 
 @dataclass
@@ -90,7 +92,7 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
     with _lock, bulk():
         live = _live.get(key)
         if live is None:
-            live = _resume(store, commons) or _Live(Folder(commons))
+            live = _resume(store, commons) or _fresh(commons)
             _live[key] = live
         live.store = store
         _feed(live, store, commons)
@@ -100,11 +102,21 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
         if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
             live.state = live.folder.result()
             live.folded_count = live.count
-        due = live.persisted_count < 0 or live.count - live.persisted_count >= PERSIST_EVERY
+            entries = live.folder.entries
+            if isinstance(entries, checkpoint.LazyEntries):
+                entries.evict()  # memory: keep metadata, not bodies; the store has them
+        every = max(PERSIST_EVERY, live.count // 10)
+        due = live.persisted_count < 0 or live.count - live.persisted_count >= every
         if persist or (persist is None and due and live.persisted_count != live.count):
             _persist(store, commons, live)
             live.persisted_count = live.count
         return live.state
+
+
+def _fresh(commons: CID) -> _Live:
+    live = _Live(Folder(commons))
+    live.folder.entries = checkpoint.LazyEntries(set(), live.load_entry)
+    return live
 
 
 def _resume(store: Store, commons: CID) -> _Live | None:

@@ -160,6 +160,9 @@ def _parents(entry: Entry) -> list[bytes]:
     return deps
 
 
+_PLAIN = {APPLIED: (APPLIED, ""), PENDING: (PENDING, "")}  # shared: one tuple, not one per entry
+
+
 class _Rejected(Exception):
     """Raised inside a kind handler: the entry has no effect, for this reason."""
 
@@ -210,7 +213,9 @@ class Folder:
         self.meta: dict[bytes, _Meta] = {}
         self.waiting: dict[bytes, set[bytes]] = {}
         self.waiters: dict[bytes, list[bytes]] = {}
-        self.slots: dict[tuple[bytes, int], list[bytes]] = {}
+        # Per author, seq -> the entry at that position; extra fork siblings in ``forks``.
+        self.logs: dict[bytes, dict[int, bytes]] = {}
+        self.forks: dict[tuple[bytes, int], list[bytes]] = {}
         self.fork_seq: dict[bytes, int] = {}
         self.author_index: dict[bytes, int] = {}
         self.authors: list[bytes] = []
@@ -240,12 +245,12 @@ class Folder:
         if (eid if commons is None else commons.raw) != self._commons_raw:
             return False
         self.entries[eid] = entry
-        slot = (entry.author, entry.seq)
-        siblings = self.slots.get(slot)
-        if siblings is None:
-            self.slots[slot] = [eid]
-        else:
-            siblings.append(eid)
+        log = self.logs.get(entry.author)
+        if log is None:
+            log = self.logs[entry.author] = {}
+        first = log.setdefault(entry.seq, eid)
+        if first is not eid:
+            self.forks.setdefault((entry.author, entry.seq), []).append(eid)
             if entry.seq < self.fork_seq.get(entry.author, 2**63):
                 self.fork_seq[entry.author] = entry.seq
                 self._refold = True  # rare: the author's entries from the fork point lose effect
@@ -418,7 +423,7 @@ class Folder:
         except _Rejected as rejected:
             self.outcomes[eid] = (REJECTED, rejected.reason)
         else:
-            self.outcomes[eid] = (status, "")
+            self.outcomes[eid] = _PLAIN[status]
 
     def _lifted(self, state: _State, author: bytes, meta: _Meta) -> bool:
         reinstatement = state.lifted.get(author)
@@ -479,8 +484,9 @@ class Folder:
             return
         earliest: Key | None = None
         seq = after + 1
-        while (member, seq) in self.slots:
-            for cid in self.slots[(member, seq)]:
+        log = self.logs.get(member, {})
+        while seq in log:
+            for cid in (log[seq], *self.forks.get((member, seq), ())):
                 m = self.meta.get(cid)
                 if m is not None and m.key < meta.key and self.outcomes.get(cid, (REJECTED,))[0] != REJECTED \
                         and (earliest is None or m.key < earliest):
