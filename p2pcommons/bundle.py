@@ -35,6 +35,7 @@ from .store import Store
 MAGIC = b"P2PCBUN\x01"
 MAX_HEADER_BYTES = 64 * 1024
 DIGEST_BYTES = 32
+_CHUNK = 1 << 16
 
 
 def encode_uvarint(value: int) -> bytes:
@@ -104,6 +105,12 @@ class BundleReader:
     def __init__(self, source: BinaryIO) -> None:
         self._source = source
         self._digest = hashlib.sha256()
+        # Read in large chunks and hash consumed bytes lazily, a chunk at a time: reading
+        # and hashing each varint byte and frame on its own costs more than decoding.
+        self._buf = b""
+        self._pos = 0  # next unconsumed byte of _buf
+        self._hashed = 0  # bytes of _buf already fed to the digest
+        self._eof = False
         self.bytes_read = 0
         magic = self._read_exact(len(MAGIC), what="the bundle's magic bytes")
         if magic != MAGIC:
@@ -128,18 +135,40 @@ class BundleReader:
         self.entries_read = 0
         self._finished = False
 
-    def _read_exact(self, n: int, *, what: str) -> bytes:
-        data = self._source.read(n)
-        if len(data) != n:
-            raise BundleTruncated(f"The bundle ends in the middle of {what}: it is truncated.")
-        self._digest.update(data)
+    def _fill(self, n: int) -> bool:
+        """Make ``n`` unconsumed bytes available in the buffer if the file has them."""
+        while len(self._buf) - self._pos < n and not self._eof:
+            self._digest.update(memoryview(self._buf)[self._hashed:self._pos])
+            chunk = self._source.read(max(_CHUNK, n - (len(self._buf) - self._pos)))
+            if not chunk:
+                self._eof = True
+            self._buf = self._buf[self._pos:] + chunk
+            self._pos = self._hashed = 0
+        return len(self._buf) - self._pos >= n
+
+    def _take(self, n: int) -> bytes:
+        """The next ``n`` bytes, consumed but not yet hashed; the caller made sure they exist."""
+        start = self._pos
+        self._pos = start + n
         self.bytes_read += n
-        return data
+        return self._buf[start:start + n]
+
+    def _read_exact(self, n: int, *, what: str) -> bytes:
+        if not self._fill(n):
+            raise BundleTruncated(f"The bundle ends in the middle of {what}: it is truncated.")
+        return self._take(n)
 
     def _read_frame(self, limit: int) -> bytes:
+        if len(self._buf) - self._pos < 5:
+            self._fill(5)  # a frame length is at most 5 bytes; fewer may remain at the end
+        buf = self._buf
+        pos = self._pos
         length = 0
         for shift in range(0, 35, 7):
-            byte = self._read_exact(1, what="a frame length")[0]
+            if pos >= len(buf):
+                raise BundleTruncated("The bundle ends in the middle of a frame length: it is truncated.")
+            byte = buf[pos]
+            pos += 1
             length |= (byte & 0x7F) << shift
             if not byte & 0x80:
                 if byte == 0 and shift:
@@ -147,6 +176,8 @@ class BundleReader:
                 break
         else:
             raise MalformedBundle("A frame length is too long.")
+        self.bytes_read += pos - self._pos
+        self._pos = pos
         if length > limit:
             raise MalformedBundle(f"A frame of {length} bytes exceeds the limit of {limit} bytes.")
         return self._read_exact(length, what="an entry") if length else b""
@@ -161,13 +192,16 @@ class BundleReader:
             yield frame
 
     def _finish(self) -> None:
+        self._digest.update(memoryview(self._buf)[self._hashed:self._pos])
+        self._hashed = self._pos
         expected = self._digest.digest()
-        trailer = self._source.read(DIGEST_BYTES)
-        if len(trailer) != DIGEST_BYTES:
+        if not self._fill(DIGEST_BYTES):
             raise BundleTruncated("The bundle ends before its checksum: it is truncated.")
+        trailer = self._buf[self._pos:self._pos + DIGEST_BYTES]
+        self._pos = self._hashed = self._pos + DIGEST_BYTES
         if trailer != expected:
             raise BundleTampered("The bundle's checksum does not match its contents: it was altered or damaged.")
-        if self._source.read(1):
+        if self._fill(1):
             raise MalformedBundle("Unexpected bytes follow the bundle's checksum.")
         if self.entries_read != self.header.entries:
             raise BundleTampered(

@@ -42,7 +42,7 @@ class CID:
     @classmethod
     def of(cls, data: bytes) -> CID:
         """The id of an encoded block: the hash of exactly these bytes."""
-        return cls(_CID_PREFIX + hashlib.sha256(data).digest())
+        return _trusted_cid(_CID_PREFIX + _sha256(data).digest())
 
     @classmethod
     def parse(cls, text: str) -> CID:
@@ -72,6 +72,18 @@ class CID:
         return hash(self.raw)
 
 
+_sha256 = hashlib.sha256
+_new_object = object.__new__
+
+
+def _trusted_cid(raw: bytes) -> CID:
+    """A :class:`CID` from bytes already known to be a well-formed CIDv1 (the hot path of
+    entry decoding builds several per entry; this skips the re-check in ``__init__``)."""
+    cid: CID = _new_object(CID)
+    cid.raw = raw
+    return cid
+
+
 def _default(encoder: cbor2.CBOREncoder, value: Any) -> None:
     if isinstance(value, CID):
         encoder.encode(cbor2.CBORTag(CID_TAG, b"\x00" + value.raw))
@@ -90,12 +102,14 @@ def encode(value: Any) -> bytes:
 
 def link(value: Any) -> CID:
     """Turn a decoded link (``CBORTag(42, …)``) or a :class:`CID` into a :class:`CID`."""
-    if type(value) is CID:
-        return value
     if type(value) is cbor2.CBORTag and value.tag == CID_TAG:
         data = value.value
+        if type(data) is bytes and len(data) == 37 and data[:5] == _TAGGED_CID_PREFIX:
+            return _trusted_cid(data[1:])
         if type(data) is bytes and data[:1] == b"\x00":
-            return CID(data[1:])
+            return CID(data[1:])  # raises MalformedEntry: not a CIDv1 dag-cbor sha2-256
+    if type(value) is CID:
+        return value
     raise MalformedEntry("A value that should be an entry id is not a CID link.")
 
 
@@ -150,6 +164,21 @@ def decode_unchecked(data: bytes) -> Any:
 
 
 _EMPTY = io.BytesIO(b"")
+
+
+def loads_strict(data: bytes) -> Any:
+    """Decode with the same structural limits as :func:`decode_unchecked`, from a buffer
+    (faster), but *ignoring* bytes after the first value and raising cbor2's own errors:
+    only for callers that then prove ``data`` is exactly the canonical encoding of the
+    result, and fall back to :func:`decode_unchecked` for the error otherwise."""
+    return cbor2.loads(
+        data,
+        semantic_decoders=_SEMANTIC_REFUSALS,
+        max_depth=MAX_DEPTH + 2,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+        strict_hashable_types=True,
+    )
 
 
 def require_canonical(value: Any, data: bytes) -> None:

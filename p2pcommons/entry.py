@@ -38,6 +38,9 @@ _FIELD_ORDER = ("seq", "sig", "body", "deps", "kind", "prev", "time", "author", 
 _FIELDS = frozenset(_FIELD_ORDER)
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _MAX_SEQ = 2**53
+_MAP10_SEQ = b"\xaa\x63seq"  # map of 10 pairs, then the text key "seq"
+_SIG_HEADER = b"\x63sig\x58\x40"  # the text key "sig", then a 64-byte byte string header
+_SIGNING_PREFIX = SIGNATURE_DOMAIN + b"\xa9"  # the domain, then a map of 9 pairs
 
 
 class Entry:
@@ -92,9 +95,17 @@ class Entry:
     def signing_bytes(self) -> bytes:
         """What the signature covers: the domain prefix and the entry minus its signature.
 
-        The decoded fields are in canonical order already, so dropping ``sig`` and
-        re-encoding in order gives the canonical unsigned encoding.
+        An entry's bytes are canonical: ``0xaa`` (a map of 10 pairs), ``"seq"`` and its
+        minimal integer, ``"sig"`` and its 64 bytes, then the other eight fields in order.
+        Cutting the ``sig`` pair out and writing the header of a map of 9 pairs gives
+        exactly the canonical encoding of the map without ``sig``, with no re-encoding.
         """
+        raw = self.raw
+        seq = self.seq
+        at = 6 if seq < 24 else 7 if seq < 0x100 else 8 if seq < 0x10000 else 10 if seq < 0x100000000 else 14
+        if raw[at:at + 6] == _SIG_HEADER and raw[:5] == _MAP10_SEQ:
+            return _SIGNING_PREFIX + raw[1:at] + raw[at + 70:]
+        # not reached for decoded entries; kept as the plain definition
         unsigned = {k: v for k, v in self._fields.items() if k != "sig"}
         return SIGNATURE_DOMAIN + cbor2.dumps(unsigned)
 
@@ -126,6 +137,25 @@ def decode_entry(raw: bytes) -> Entry:
         raise EntryTooLarge(
             f"The entry is {len(raw)} bytes; the maximum is {MAX_ENTRY_BYTES} bytes."
         )
+    # Fast path for the common case, a valid entry: cbor2.loads with the same strict
+    # options is quicker than the reusable stream decoder, but cannot report trailing
+    # bytes.  It needs none: an entry is accepted here only if ``raw`` is exactly the
+    # canonical encoding of what was decoded.  Anything else takes the full path below,
+    # which decides which error to raise, so errors are the same either way.
+    try:
+        value = dagcbor.loads_strict(raw)
+        if type(value) is dict and tuple(value) == _FIELD_ORDER and value["version"] == FORMAT_VERSION \
+                and type(value["version"]) is int:
+            entry = _build(raw, value)
+            if raw == _canonical_bytes(entry):
+                return entry
+    except Exception:  # the full path below reports the error
+        pass
+    return _decode_entry_checked(raw)
+
+
+def _decode_entry_checked(raw: bytes) -> Entry:
+    """The reference decoding path, which raises the specific error for invalid bytes."""
     value = dagcbor.decode_unchecked(raw)
     if type(value) is not dict:
         raise MalformedEntry("An entry must be a CBOR map.")
@@ -142,13 +172,68 @@ def decode_entry(raw: bytes) -> Entry:
     if version != FORMAT_VERSION or type(version) is not int:
         raise UnknownVersion(f"Entry format version {version!r} is not supported (expected 1).")
     entry = _build(raw, value)
-    dagcbor.require_canonical(value, raw)
+    if raw != _canonical_bytes(entry):
+        raise NonCanonicalEncoding("The bytes are not the canonical DAG-CBOR encoding of their value.")
     return entry
 
 
+def _head(major: int, n: int) -> bytes:
+    """A CBOR head with the shortest argument (``n`` >= 0)."""
+    if n < 24:
+        return _SMALL_HEADS[major][n]
+    if n < 0x100:
+        return bytes((major | 24, n))
+    if n < 0x10000:
+        return bytes((major | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((major | 26,)) + n.to_bytes(4, "big")
+    return bytes((major | 27,)) + n.to_bytes(8, "big")
+
+
+_SMALL_HEADS = {major: [bytes((major | n,)) for n in range(24)] for major in (0x00, 0x60, 0x80)}
+_TAGGED_LINK_HEAD = b"\xd8\x2a\x58\x25\x00"  # tag 42, a 37-byte byte string, the 0x00 prefix
+_NULL = b"\xf6"
+
+
+def _link_bytes(cid: CID | None) -> bytes:
+    return _NULL if cid is None else _TAGGED_LINK_HEAD + cid.raw
+
+
+def _canonical_bytes(entry: Entry) -> bytes:
+    """The canonical DAG-CBOR encoding of a structurally valid entry's value.
+
+    Equivalent to ``cbor2.dumps`` of the decoded map (whose keys ``_build``'s caller has
+    checked to be in canonical order, and whose body's maps the data-model walk has), but
+    the fixed fields are written directly: only the free-form body goes through cbor2.
+    Decoding compares this with the received bytes, so every non-minimal head, anywhere,
+    is refused.
+    """
+    try:
+        body = cbor2.dumps(entry.body)
+    except Exception as exc:
+        raise MalformedEntry(f"The value cannot be re-encoded ({str(exc)[:120]}).") from None
+    kind = entry.kind.encode()
+    deps = entry.deps
+    return b"".join((
+        b"\xaa\x63seq", _head(0x00, entry.seq),
+        b"\x63sig\x58\x40", entry.sig,
+        b"\x64body", body,
+        b"\x64deps", _SMALL_HEADS[0x80][len(deps)], *[_TAGGED_LINK_HEAD + d.raw for d in deps],
+        b"\x64kind", _head(0x60, len(kind)), kind,
+        b"\x64prev", _link_bytes(entry.prev),
+        b"\x64time", _head(0x00, entry.time),
+        b"\x66author\x58\x20", entry.author,
+        b"\x67commons", _link_bytes(entry.commons),
+        b"\x67version\x01",
+    ))
+
+
+_link = dagcbor.link
+
+
 def _build(raw: bytes, value: dict[str, Any]) -> Entry:
-    commons = None if value["commons"] is None else dagcbor.link(value["commons"])
-    prev = None if value["prev"] is None else dagcbor.link(value["prev"])
+    commons = None if value["commons"] is None else _link(value["commons"])
+    prev = None if value["prev"] is None else _link(value["prev"])
     author = value["author"]
     seq = value["seq"]
     deps = value["deps"]
@@ -175,10 +260,11 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
         raise TooManyDependencies(
             f"The entry names {len(deps)} dependencies; at most {MAX_DEPS} are allowed."
         )
-    dep_ids = tuple(dagcbor.link(dep) for dep in deps)
-    for i in range(1, len(dep_ids)):
-        if not dep_ids[i - 1].raw < dep_ids[i].raw:
-            raise MalformedEntry("Dependencies must be sorted by id bytes with no repeats.")
+    dep_ids = tuple(map(_link, deps))
+    if len(dep_ids) > 1:
+        for i in range(1, len(dep_ids)):
+            if not dep_ids[i - 1].raw < dep_ids[i].raw:
+                raise MalformedEntry("Dependencies must be sorted by id bytes with no repeats.")
     if seq == 1:
         if prev is not None:
             raise MalformedEntry("The first entry of a log must have no backlink.")
