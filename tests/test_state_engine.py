@@ -125,3 +125,20 @@ def test_a_new_process_resumes_from_the_checkpoint(tmp_path: Path) -> None:
         assert state.state_hash == fold(history.entries).state_hash
         assert verify_state(store, history.commons) == state.state_hash
     forget()
+
+
+def test_auto_admit_admits_joins_to_an_open_commons(tmp_path: Path) -> None:
+    from p2pcommons.state.engine import auto_admit
+    from tests.test_state_histories import SIGNERS
+
+    history = build([(4, 9, 1)])  # a newcomer (author 2) joins
+    joins = [e for e in history.entries if e.kind == "join"]
+    assert joins
+    with Store(tmp_path / "s.sqlite") as store:
+        store.insert(history.entries)
+        written = auto_admit(store, SIGNERS[0], history.commons)
+        assert len(written) == 1 and written[0].kind == "admission"
+        state = current_state(store, history.commons)
+        assert state.has_role(joins[0].author, "member")
+        assert auto_admit(store, SIGNERS[0], history.commons) == []
+    forget()

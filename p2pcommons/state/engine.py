@@ -26,7 +26,7 @@ from typing import Any
 import cbor2
 
 from ..dagcbor import CID
-from ..entry import Entry
+from ..entry import Entry, Signer
 from ..errors import StoreCorrupt
 from ..store import Store
 from . import checkpoint
@@ -223,3 +223,18 @@ def forget(store: Store | None = None, commons: CID | None = None) -> None:
                 del _live[key]
         else:
             _live.pop(_key(store, commons), None)
+
+
+def auto_admit(store: Store, signer: Signer, commons: CID) -> list[Entry]:
+    """Write the admissions this node owes: for an open commons, every pending join this
+    member has not approved yet (DESIGN.md §4: "written by the first member node that sees
+    it").  Call after ingesting entries from peers or a bundle; returns the new admissions.
+    Two member nodes may both admit one join concurrently; the second admission is then
+    rejected harmlessly ("not pending")."""
+    from ..author import append
+    from . import pending_admissions
+
+    written = []
+    for join in pending_admissions(current_state(store, commons), signer.public_key):
+        written.append(append(store, signer, commons, "admission", {"join": join}, extra_deps=[join]))
+    return written
