@@ -32,7 +32,7 @@ from .fold import (
     _State,
 )
 
-VERSION = 1
+VERSION = 2
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
 
@@ -139,7 +139,7 @@ def dump(folder: Folder) -> bytes:
         "forks": [[a, s, ids] for (a, s), ids in folder.forks.items()],
         "fork_seq": [[a, s] for a, s in folder.fork_seq.items()],
         "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.items()],
-        "exclusions": [[x.member, x.after_seq, list(x.cause), x.cause_id.raw] for x in folder.exclusions],
+        "exclusions": [[x.member, x.after_seq, list(x.cause), x.cause_id.raw, x.liftable] for x in folder.exclusions],
         "last_key": list(last_key),
         "genesis_error": folder.genesis_error,
         "state": None if folder.state is None else _dump_state(folder.state),
@@ -181,7 +181,7 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     folder.order = sorted(m.key for m in meta.values())
     folder.outcomes = {raw: _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN
                        else (_STATUS[code], reason) for raw, code, reason in doc["outcomes"]}
-    folder.exclusions = [_Exclusion(m, after, (cause[0], cause[1]), CID(cid)) for m, after, cause, cid
+    folder.exclusions = [_Exclusion(m, after, (cause[0], cause[1]), CID(cid), lift) for m, after, cause, cid, lift
                          in doc["exclusions"]]
     folder.genesis_error = doc["genesis_error"]
     folder.state = None if doc["state"] is None else _load_state(doc["state"])

@@ -96,6 +96,7 @@ class _Exclusion(NamedTuple):
     after_seq: int
     cause: Key
     cause_id: CID
+    liftable: bool  # a suspension (a later reinstatement lifts it); a removal is final
 
 
 class _State:
@@ -411,7 +412,8 @@ class Folder:
                                             "the author's entries from the fork point on have no effect.")
             return
         for ex in self.exclusions:
-            if ex.member == author and entry.seq > ex.after_seq and not self._lifted(state, author, meta):
+            if ex.member == author and entry.seq > ex.after_seq and not (
+                    ex.liftable and self._lifted(state, author, meta, ex.cause)):
                 self.outcomes[eid] = (REJECTED, f"Strong removal: written outside the causal past of the "
                                                 f"sanction {ex.cause_id} against its author.")
                 return
@@ -425,9 +427,13 @@ class Folder:
         else:
             self.outcomes[eid] = _PLAIN[status]
 
-    def _lifted(self, state: _State, author: bytes, meta: _Meta) -> bool:
+    def _lifted(self, state: _State, author: bytes, meta: _Meta, cause: Key) -> bool:
+        """Did a reinstatement that came after the suspension ``cause`` lift it for this entry?"""
         reinstatement = state.lifted.get(author)
-        return reinstatement is not None and self.in_past(reinstatement, meta)
+        if reinstatement is None or not self.in_past(reinstatement, meta):
+            return False
+        rmeta = self.meta.get(reinstatement.raw)
+        return rmeta is not None and rmeta.key > cause
 
     # --- helpers for handlers ---------------------------------------------------------------
 
@@ -475,11 +481,11 @@ class Folder:
             raise _Rejected(f"Its '{field}' names a {found}, not a {' or '.join(kinds)}.")
         return target
 
-    def excluding(self, member: bytes, sanction: CID, meta: _Meta) -> None:
+    def excluding(self, member: bytes, sanction: CID, meta: _Meta, liftable: bool) -> None:
         """Make a removal or suspension strong: exclude the member's entries outside its past."""
         aidx = self.author_index.get(member)
         after = meta.vv[aidx] if aidx is not None and aidx < len(meta.vv) else 0
-        exclusion = _Exclusion(member, after, meta.key, sanction)
+        exclusion = _Exclusion(member, after, meta.key, sanction, liftable)
         if exclusion in self.exclusions:
             return
         earliest: Key | None = None
@@ -663,7 +669,7 @@ def _sanction(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
         if action == "warning":
             member = member._replace(warnings=member.warnings + 1)
         else:
-            f.excluding(target, e.id, m)
+            f.excluding(target, e.id, m, action == "suspend")
             member = member._replace(status="suspended" if action == "suspend" else "removed")
             s.lifted.pop(target, None)
             if action == "remove":
