@@ -80,6 +80,10 @@ def node_start(
     sync_interval: Annotated[
         float, typer.Option("--sync-interval", help="Seconds between anti-entropy syncs with each peer.", min=0.2)
     ] = 30.0,
+    stall_timeout: Annotated[
+        float, typer.Option("--stall-timeout", help="Seconds a silent peer may stall a session.", min=0.5,
+                            hidden=True)
+    ] = 20.0,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: libp2p's too).")]
     = 0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON Lines.")] = False,
@@ -107,11 +111,12 @@ def node_start(
         node_config = NodeConfig(
             home=target, listen=listen_addrs, bootstrap=configured_peers(target, bootstrap or []),
             mdns=mdns or bool(config.get("mdns", False)), sync_interval=sync_interval,
+            stall_timeout=stall_timeout,
         )
         trio.run(serve, node_config, identity)
         return
     args = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()", "node", "start", "--foreground",
-            "--home", str(target.path), "--sync-interval", str(sync_interval)]
+            "--home", str(target.path), "--sync-interval", str(sync_interval), "--stall-timeout", str(stall_timeout)]
     for addr in listen_addrs:
         args += ["--listen", addr]
     for addr in bootstrap or []:

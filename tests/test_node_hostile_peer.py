@@ -50,6 +50,19 @@ def main() -> None:
 
     async def run() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            # 0. a stall: half a HELLO, then silence
+            with trio.fail_after(10):
+                await host.connect(info)
+                stream = await host.new_stream(info.peer_id, [sync.PROTOCOL_ID])
+            hello = sync.frame(sync.HELLO, b"\xa2avx01fwindow\x1a\x00@\x00\x00")
+            await stream.write(hello[:5])
+            started = trio.current_time()
+            steps["stall"] = await read_until_closed(stream, 15)
+            steps["stall_seconds"] = round(trio.current_time() - started, 1)
+            with trio.move_on_after(5):
+                while info.peer_id in host.get_connected_peers():
+                    await trio.sleep(0.05)
+
             # 1. garbage on the sync protocol
             with trio.fail_after(10):
                 await host.connect(info)
@@ -109,8 +122,8 @@ def main() -> None:
             await host.close()
 
     trio.run(run)
-    cut_off = (steps.get("garbage", "").startswith("closed") and steps.get("forged", "") != "still open"
-               and steps.get("return") != "served")
+    cut_off = (steps.get("stall", "").startswith("closed") and steps.get("garbage", "").startswith("closed")
+               and steps.get("forged", "") != "still open" and steps.get("return") != "served")
     print(json.dumps({"peer_id": info and host.get_id().to_base58(), "steps": steps, "cut_off": cut_off}))
 
 

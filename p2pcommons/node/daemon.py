@@ -299,6 +299,8 @@ class Node:
         if self.is_banned(peer_id) or self._inbound >= MAX_INBOUND_SESSIONS:
             with contextlib.suppress(Exception):
                 await stream.reset()
+            if self.is_banned(peer_id):
+                await self._disconnect(peer_id)
             return
         self._inbound += 1
         try:
@@ -436,6 +438,8 @@ class Node:
             peer_id = forwarder.to_base58()
             if peer_id == self.peer_id:
                 return True
+            if self.is_banned(peer_id):
+                return False
             state = self.peer(peer_id)
             now = time.monotonic()
             if now - state.gossip_window >= 1.0:
