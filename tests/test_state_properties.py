@@ -147,11 +147,30 @@ def test_entry_written_before_admission_is_not_a_member_entry() -> None:
 
 
 @prop_settings(100)
-@given(actions=ACTIONS)
-def test_strong_removal(actions: list[tuple[int, int, int]]) -> None:
+@given(actions=ACTIONS, target=st.integers(1, len(SIGNERS) - 1), action=st.sampled_from(["remove", "suspend"]),
+       tail=st.lists(st.integers(0, 2), max_size=4))
+def test_strong_removal(actions: list[tuple[int, int, int]], target: int, action: str, tail: list[int]) -> None:
     """After an effective removal or suspension, the member's entries outside its causal
-    past have no effect, wherever they sort."""
+    past have no effect, wherever they sort (including entries written from a stale view
+    so they sort before the sanction)."""
     history = build(actions)
+    if not fold(history.entries).has_role(SIGNERS[target].public_key, "member"):
+        history.view[target] |= history.view[0]
+        join = history.write(target, "join", {"name": "target"})
+        history.view[0] |= history.view[target]
+        history.write(0, "admission", {"join": join.id}, (join.id,))
+        history.view[target] |= history.view[0]
+        history.write(target, "contribution", {"title": "as a member", "value": 2})
+    for view in history.view:
+        history.view[0] |= view
+    history.write(0, "sanction", {"member": SIGNERS[target].public_key, "action": action, "reason": "test"})
+    for step in tail:  # the sanctioned member carries on without having seen the sanction
+        if step == 0:
+            history.write(target, "contribution", {"title": "after", "value": 4})
+        elif step == 1:
+            history.write(target, "contribution", {"title": "backdated", "value": 4}, stale=True)
+        else:
+            history.write(target, "sanction", {"member": SIGNERS[0].public_key, "action": "remove", "reason": "r"})
     state = fold(history.entries)
     raw = state._folder.outcomes
     for entry in history.entries:
