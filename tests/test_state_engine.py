@@ -75,7 +75,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 
 EngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
-    max_examples=examples(40), stateful_step_count=25, deadline=None)
+    max_examples=examples(100), stateful_step_count=25, deadline=None)
 TestEngine = EngineMachine.TestCase
 
 

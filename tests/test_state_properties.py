@@ -41,7 +41,7 @@ def _without_counts(state: CommonsState) -> dict[str, Any]:
 # 1. Convergence ---------------------------------------------------------------------------------
 
 
-@prop_settings(120)
+@prop_settings(500)
 @given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1))
 def test_convergence(actions: list[tuple[int, int, int]], seed: int) -> None:
     """Same entry set ⇒ same state hash, whatever the order, duplicates, batching or restarts."""
@@ -69,7 +69,7 @@ def test_convergence(actions: list[tuple[int, int, int]], seed: int) -> None:
 # 2. Causality ---------------------------------------------------------------------------------------
 
 
-@prop_settings(100)
+@prop_settings(400)
 @given(actions=ACTIONS, data=st.data())
 def test_causality_missing_dependencies_wait(actions: list[tuple[int, int, int]], data: st.DataObject) -> None:
     """An entry whose dependencies are missing (transitively) waits and has no effect."""
@@ -100,7 +100,7 @@ _GATED = {"admission", "review", "vote", "sanction", "role", "resource_add", "re
           "leave", "rule_proposal"}
 
 
-@prop_settings(60)
+@prop_settings(200)
 @given(actions=ACTIONS)
 def test_causal_authorization(actions: list[tuple[int, int, int]]) -> None:
     """An entry takes effect only if its own causal past authorizes it, and every entry
@@ -146,7 +146,7 @@ def test_entry_written_before_admission_is_not_a_member_entry() -> None:
 # 4. Strong removal ------------------------------------------------------------------------------------
 
 
-@prop_settings(100)
+@prop_settings(400)
 @given(actions=ACTIONS, target=st.integers(1, len(SIGNERS) - 1), action=st.sampled_from(["remove", "suspend"]),
        tail=st.lists(st.integers(0, 2), max_size=4))
 def test_strong_removal(actions: list[tuple[int, int, int]], target: int, action: str, tail: list[int]) -> None:
@@ -207,7 +207,7 @@ def _mutual(order_seed: int) -> tuple[CommonsState, Entry, Entry]:
     return fold(entries), r1, r2
 
 
-@prop_settings(20)
+@prop_settings(50)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_concurrent_mutual_removal_resolves_to_exactly_one(seed: int) -> None:
     state, r1, r2 = _mutual(seed)
@@ -221,7 +221,7 @@ def test_concurrent_mutual_removal_resolves_to_exactly_one(seed: int) -> None:
 # 5. Deterministic order for derived state ------------------------------------------------------
 
 
-@prop_settings(60)
+@prop_settings(200)
 @given(actions=ACTIONS)
 def test_fold_order_is_a_linear_extension_and_shares_add_up(actions: list[tuple[int, int, int]]) -> None:
     history = build(actions)
@@ -241,7 +241,7 @@ def test_fold_order_is_a_linear_extension_and_shares_add_up(actions: list[tuple[
 # 6. Stable prefix -----------------------------------------------------------------------------------
 
 
-@prop_settings(100)
+@prop_settings(400)
 @given(actions=ACTIONS, data=st.data())
 def test_stable_prefix(actions: list[tuple[int, int, int]], data: st.DataObject) -> None:
     """An entry that is stable in a node's view keeps its effect whatever arrives later.
@@ -262,7 +262,7 @@ def test_stable_prefix(actions: list[tuple[int, int, int]], data: st.DataObject)
 # 7. Incremental = full --------------------------------------------------------------------------
 
 
-@prop_settings(100)
+@prop_settings(400)
 @given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1))
 def test_incremental_equals_full(actions: list[tuple[int, int, int]], seed: int) -> None:
     """Applying entries one at a time in any arrival order, with snapshots, equals a fold from scratch."""
