@@ -238,13 +238,12 @@ def join_cmd(
     name: Annotated[str, typer.Option("--name", "-n", help="How you want to be known.")] = "",
     home: HomeOption = None,
     as_json: JsonOption = False,
-) -> None:
+) -> Any:
     """Ask to join a commons this node holds (import its bundle first), or use an invite code."""
     if commons.startswith("p2pc1"):
         from p2pcommons.cli.network import join_via_invite  # type: ignore[import-not-found,unused-ignore]
 
-        join_via_invite(code=commons, home=home, as_json=as_json)
-        return
+        return join_via_invite(code=commons, home=home, as_json=as_json, name=name)
     body: dict[str, Any] = {"name": name} if name else {}
     _write(home, commons, "join", body, as_json)
 
