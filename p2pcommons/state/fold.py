@@ -872,7 +872,10 @@ _HANDLERS: dict[str, Any] = {
 
 
 class CommonsState:
-    """The folded state of one commons, its canonical form and hash, and per-entry outcomes."""
+    """The folded state of one commons, its canonical form and hash, and per-entry outcomes.
+
+    A view of the fold that produced it: the engine's live fold keeps advancing, so take a
+    fresh one from ``current_state`` after ingesting, rather than keeping an old one."""
 
     def __init__(self, folder: Folder) -> None:
         self.commons = folder.commons
@@ -919,7 +922,9 @@ class CommonsState:
 
     @property
     def rules(self) -> dict[str, Any]:
-        return dict(self.canonical.get("rules", {}))
+        """The rules in force (cheap: no canonical encoding of the whole state)."""
+        state = self._folder.state
+        return {} if state is None else {k: dict(v) for k, v in state.rules.items()}
 
     @property
     def members(self) -> dict[str, dict[str, Any]]:
