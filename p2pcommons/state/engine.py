@@ -101,6 +101,11 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
             _feed(live, store, commons, everything=True)
         if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
             live.state = live.folder.result()
+            if live.folded_count < 0 and live.persisted_count == live.count:
+                # Just resumed from a checkpoint with nothing new: its hash is already known.
+                head = cached_head(store, commons)
+                if head is not None and head.get("count") == live.count:
+                    live.state._hash = str(head["state_hash"])
             live.folded_count = live.count
             entries = live.folder.entries
             if isinstance(entries, checkpoint.LazyEntries):

@@ -1061,11 +1061,11 @@ class CommonsState:
     def summary(self) -> dict[str, Any]:
         return {
             "commons": str(self.commons),
-            "name": self.canonical.get("info", {}).get("name", ""),
+            "name": self._folder.state.info.get("name", "") if self._folder.state is not None else "",
             "state_hash": self.state_hash,
             "entries": self.entry_count,
             "waiting": self.waiting_count,
-            "members": sum(1 for m in self.canonical.get("members", {}).values() if m["status"] == "active"),
+            "members": len(self.active_members()),
             "stable": self.stable_summary(),
             "rules": self.rules,
             "contributions": self.contributions_by_status(),
