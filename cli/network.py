@@ -62,6 +62,8 @@ def setup_logging(verbose: int, as_json: bool) -> None:
     if verbose < 2:
         for name in ("libp2p", "multiaddr", "zeroconf", "async_service", "trio-websocket"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    else:
+        os.environ["P2PC_LIBP2P_LOGS"] = "1"  # read when the host is built (after import libp2p)
 
 
 # --- node ---------------------------------------------------------------------------------
@@ -453,4 +455,3 @@ def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:
     return count
 
 
-_ = os

@@ -303,3 +303,41 @@ def test_node_lock_names_the_running_pid_and_stop_works(nodes: Callable[[str], N
     assert not Home(a.home).control_socket.exists()
     gone = a.p2pc("node", "status", check=False)
     assert gone.returncode == 6
+
+
+def test_invite_only_commons_token_admission_and_used_up(nodes: Callable[[str], NodeProc]) -> None:
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    commons = a.p2pc_json("commons", "create", "seed library", "--membership", "invite")["commons"]
+    a.start(sync_interval=60)
+    invite = a.p2pc_json("invite", "create", "--uses", "1", "--expires", "1h")
+    assert invite["token"] and invite["code"].startswith("p2pc1")
+    b.p2pc_json("join", invite["code"])
+    # a's node checks the token it signed and admits b
+    wait_for(lambda: a.p2pc_json("state", "--commons", commons)["members"] == 2, 20, "a to admit b")
+    used = c.p2pc("join", invite["code"], check=False)
+    assert used.returncode == 2 and "already used" in used.stderr, used.stderr
+    bad = c.p2pc("join", invite["code"][:-4], check=False)
+    assert bad.returncode == 2 and "damaged" in bad.stderr, bad.stderr
+
+
+def test_background_start_sync_command_and_status(nodes: Callable[[str], NodeProc]) -> None:
+    a, b = nodes("a"), nodes("b")
+    commons = a.p2pc_json("commons", "create", "toolshed")["commons"]
+    copy_genesis(a, commons, b)
+    for i in range(5):
+        a.p2pc("contribute", "--title", f"tool {i}", "--commons", commons)
+    started = a.p2pc_json("node", "start")  # background: returns once the daemon answers
+    try:
+        addr = started["addrs"][0]
+        # one-shot sync (b runs no daemon): exits 0 only when caught up
+        result = b.p2pc_json("sync", "--peer", addr, "--timeout", "30")
+        assert result["caught_up"] and result["via"] == "oneshot"
+        assert b.stored_heads(commons) == a.stored_heads(commons)
+        status = a.p2pc_json("node", "status")
+        assert status["peer_id"] == started["peer_id"] and status["addrs"]
+        # an unreachable peer: exit 6, one sentence
+        dead = addr.replace(addr.split("/")[4], "1")
+        failed = b.p2pc("sync", "--peer", dead, "--timeout", "3", check=False)
+        assert failed.returncode == 6 and failed.stderr.count("\n") == 1, failed.stderr
+    finally:
+        a.p2pc("node", "stop")

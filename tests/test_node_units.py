@@ -38,6 +38,8 @@ def test_invite_round_trip_with_token() -> None:
 @pytest.mark.parametrize(("mangle", "message"), [
     (lambda c: "p2pc2" + c[5:], "not an invite"),
     (lambda c: c[:-3], "damaged or incomplete"),
+    (lambda c: c[:-4], "damaged or incomplete"),
+    (lambda c: c[:-1], "damaged or incomplete"),
     (lambda c: c[:20] + ("a" if c[20] != "a" else "b") + c[21:], "damaged or incomplete"),
     (lambda c: c + "!", "characters"),
     (lambda c: "p2pc1", "damaged or incomplete"),

@@ -182,11 +182,14 @@ class Node:
             from p2pcommons.state import pending_admissions
         except ImportError:
             return False
-        wrote = False
-        for join_id in pending_admissions(state, self.identity.public_key):
-            from p2pcommons.author import append
+        from p2pcommons.author import append
 
-            append(self._state_store, self.identity.signer, commons, "admission", {"join": join_id})
+        wrote = False
+        targets = list(pending_admissions(state, self.identity.public_key))
+        targets += _invited_joins(self._state_store, state, commons, self.identity.public_key)
+        for join_id in targets:
+            append(self._state_store, self.identity.signer, commons, "admission", {"join": join_id},
+                   extra_deps=[join_id])
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
@@ -639,6 +642,7 @@ class Node:
         from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
         from libp2p.stream_muxer.yamux.yamux import Yamux
 
+        _tame_libp2p_logging()
         private = Ed25519PrivateKey.from_bytes(self.identity.seed)
         key_pair = KeyPair(private, private.get_public_key())
         return new_host(
@@ -708,6 +712,18 @@ class Node:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _tame_libp2p_logging() -> None:
+    """``import libp2p`` leaves its logger at WARNING with no handler, so its warnings go
+    to stderr through logging's last resort.  Our own logs say what matters once; libp2p's
+    are shown (through our handler) only with ``-vv`` (``P2PC_LIBP2P_LOGS=1``)."""
+    lib = logging.getLogger("libp2p")
+    if os.environ.get("P2PC_LIBP2P_LOGS"):
+        lib.propagate = True
+        lib.setLevel(logging.DEBUG)
+    else:
+        lib.setLevel(logging.CRITICAL + 1)
 
 
 # --- helpers run in the store worker ---------------------------------------------------
@@ -815,6 +831,44 @@ def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]
         if any(isinstance(e, SequenceGap) for e in report.rejected):
             return True
     return any(seq > store.max_seq(commons, author) for author, seq, _ in heads)
+
+
+def _invited_joins(store: Store, state: Any, commons: CID, me: bytes) -> list[CID]:
+    """Pending joins carrying an invite token this member signed, still valid (not
+    expired when the join was written, uses left): invite-only commons admit these."""
+    from p2pcommons.node.invite import check_token
+
+    policy = state.rules.get("membership", {}).get("policy")
+    member = state.member_info(me)
+    if policy not in ("invite", "approval") or member is None or member.status != "active":
+        return []
+    used: dict[bytes, int] = {}
+    for admission in store.iter_entries(commons, author=me, kind="admission"):
+        try:
+            join = store.get(dagcbor.link(admission.body.get("join")))
+        except InvalidEntry:
+            continue
+        token = join.body.get("invite") if join is not None else None
+        if isinstance(token, dict) and isinstance(token.get("nonce"), bytes):
+            used[token["nonce"]] = used.get(token["nonce"], 0) + 1
+    result = []
+    for join_id, join in sorted(state.pending_joins().items(), key=lambda kv: kv[0].raw):
+        if me in join.approvals or join.author == me:
+            continue
+        entry = store.get(join_id)
+        if entry is None:
+            continue
+        try:
+            token = check_token(entry.body.get("invite"), commons, inviter=me)
+        except P2PCError:
+            continue
+        if token["expires"] and entry.time > token["expires"]:
+            continue
+        if token["uses"] and used.get(token["nonce"], 0) >= token["uses"]:
+            continue
+        used[token["nonce"]] = used.get(token["nonce"], 0) + 1
+        result.append(join_id)
+    return result
 
 
 def configured_peers(home: Home, extra: Sequence[str] = ()) -> list[str]:

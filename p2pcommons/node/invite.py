@@ -36,6 +36,7 @@ from p2pcommons.errors import InvalidEntry, InvalidInvite, InviteExpired
 PREFIX = "p2pc1"
 DOMAIN = b"p2pcommons/invite/v1\n"
 MAX_CODE = 8192
+_BASE32 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,12 @@ def decode_invite(code: str) -> Invite:
     if len(code) > MAX_CODE:
         raise InvalidInvite("The invite code is too long.")
     body = code[len(PREFIX):].upper()
+    if not set(body) <= _BASE32:
+        raise InvalidInvite("The invite code has characters that do not belong in it; copy it again.")
     try:
         data = base64.b32decode(body + "=" * (-len(body) % 8))
     except ValueError:
-        raise InvalidInvite("The invite code has characters that do not belong in it; copy it again.") from None
+        raise InvalidInvite("The invite code is damaged or incomplete (cut short?); copy it again.") from None
     payload, check = data[:-4], data[-4:]
     if len(data) < 5 or hashlib.sha256(payload).digest()[:4] != check:
         raise InvalidInvite("The invite code is damaged or incomplete (its checksum does not match); copy it again.")
