@@ -122,9 +122,10 @@ def test_segment_and_each_verification_agree(tmp_path: Path, case: tuple[History
     verifying every signature does, batch by batch."""
     history, raws, cuts = case
     outcomes = []
-    for verify in ("segment", "each"):
+    modes: list[Literal["segment", "each"]] = ["segment", "each"]
+    for verify in modes:
         with fresh_store(tmp_path) as store:
-            reports = [Ingestor(store, verify=verify).add_batch(b) for b in batches(raws, cuts)]  # type: ignore[arg-type]
+            reports = [Ingestor(store, verify=verify).add_batch(b) for b in batches(raws, cuts)]
             outcomes.append((
                 [sorted(e.id.raw for e in r.added) for r in reports],
                 [Counter(type(e).__name__ for e in r.rejected) for r in reports],
@@ -203,7 +204,7 @@ def test_forks_are_kept_as_evidence_and_reported(tmp_path: Path, history: Histor
                          body={"sibling": True}, timestamp=target.time)
     with fresh_store(tmp_path) as store:
         ingest(store, history.raws)
-        verify = data.draw(st.sampled_from(["segment", "each"]))
+        verify: Literal["segment", "each"] = data.draw(st.sampled_from(["segment", "each"]))
         report = Ingestor(store, verify=verify).add_batch([sibling.raw])
         assert report.rejected == []
         assert [e.id for e in report.added] == [sibling.id]
