@@ -25,6 +25,7 @@ import bisect
 import contextlib
 import gc
 import hashlib
+import operator
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, NamedTuple
 
@@ -152,6 +153,9 @@ class _Meta:
         self.vv = vv
         self.aidx = aidx
         self.seq = seq
+
+
+_by_clock = operator.attrgetter("clock")
 
 
 def _parents(entry: Entry) -> list[bytes]:
@@ -292,10 +296,19 @@ class Folder:
                 clock = parents[0].clock + 1
                 vv = list(parents[0].vv)
             else:
-                clock = 1 + max([p.clock for p in parents])
+                # Parents already in the causal past of the latest parent add nothing to
+                # its version vector: skip them (usually all but one or two, since writers
+                # depend on every head they saw).  Not with forks, where seq alone is ambiguous.
+                top = max(parents, key=_by_clock)
+                clock = top.clock + 1
+                tv = top.vv
+                if not self.fork_seq:
+                    parents = [p for p in parents if p is top or p.aidx >= len(tv) or tv[p.aidx] < p.seq]
                 vvs = [p.vv for p in parents]
                 widths = set(map(len, vvs))
-                if len(widths) == 1:
+                if len(vvs) == 1:
+                    vv = list(tv)
+                elif len(widths) == 1:
                     merged = tuple(map(max, *vvs))
                     if aidx < len(merged) and merged[aidx] < seq:
                         vv = None
