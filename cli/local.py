@@ -91,19 +91,14 @@ def commons_create(
     """Found a new commons; prints its id (the genesis entry's id)."""
     from p2pcommons.author import create_commons
 
-    try:
-        from p2pcommons.state import genesis_body  # type: ignore[attr-defined]
-    except ImportError:  # TEMPORARY until the state package lands
-        genesis_body = None
+    from p2pcommons.state import genesis_body
+
     rules_doc = _read_toml(rules) if rules else None
     identity = identity_of(home)
-    if genesis_body is None:
-        body: dict[str, Any] = {"name": name, "description": description, "license": license}
-    else:
-        body = genesis_body(
-            name=name, description=description, license=license, rules=rules_doc, membership=membership,
-            founders=[identity.public_key],
-        )
+    body = genesis_body(
+        name=name, description=description, license=license, rules=rules_doc, membership=membership,
+        founders=[identity.public_key],
+    )
     with open_store(home) as store:
         entry = create_commons(store, identity.signer, body)
     _after_local_write(home)
