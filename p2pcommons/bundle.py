@@ -133,6 +133,7 @@ class BundleReader:
         except InvalidEntry as exc:
             raise MalformedBundle(f"The bundle header is invalid ({exc})") from None
         self.entries_read = 0
+        self.entry_bytes_read = 0
         self._finished = False
 
     def _fill(self, n: int) -> bool:
@@ -189,6 +190,7 @@ class BundleReader:
                 self._finish()
                 return
             self.entries_read += 1
+            self.entry_bytes_read += len(frame)
             yield frame
 
     def _finish(self) -> None:
@@ -206,6 +208,11 @@ class BundleReader:
         if self.entries_read != self.header.entries:
             raise BundleTampered(
                 f"The bundle holds {self.entries_read} entries but its header announces {self.header.entries}."
+            )
+        if self.entry_bytes_read != self.header.bytes:
+            raise BundleTampered(
+                f"The bundle holds {self.entry_bytes_read} bytes of entries but its header announces "
+                f"{self.header.bytes}."
             )
         self._finished = True
 
