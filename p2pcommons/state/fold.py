@@ -1094,7 +1094,7 @@ def _max_vv(folder: Folder) -> list[int]:
 
 
 def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
-    """Per author, the highest seq acknowledged by every active, non-retired member."""
+    """Per author, the highest seq acknowledged by every active or suspended, non-retired member."""
     state = folder.state
     width = len(folder.authors)
     if state is None:
@@ -1104,7 +1104,8 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
     retired = []
     max_seq = folder.latest
     for author, member in state.members.items():
-        if member.status != "active" or author in folder.fork_seq:
+        # Suspended members still hold stability back: a reinstatement brings them back.
+        if member.status not in ("active", "suspended") or author in folder.fork_seq:
             continue
         newest = folder.latest.get(author)
         if retire and folder.max_clock - (folder.meta[newest].clock if newest is not None else 0) > retire:
