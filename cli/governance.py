@@ -151,6 +151,9 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
         print(f"members     {data['members']}  (pending joins: {data['pending_joins']})")
         print(f"contrib.    {c['accepted']} accepted, {c['pending']} pending, {c['rejected']} rejected")
         r = data["rules"]
+        if not data["valid"] or not r:
+            print("rules       none: the commons' genesis is missing or invalid")
+            return
         t = r["rule_change"]["threshold"]
         print(f"rules       membership {r['membership']['policy']}, contributions from {r['contribution']['policy']}, "
               f"{r['review']['accepts']} accept(s) by {','.join(r['review']['roles'])}, rule changes by "
