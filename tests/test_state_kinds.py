@@ -1,0 +1,127 @@
+"""Kind-by-kind behaviour of the fold that the random histories reach only rarely:
+approval membership, invite, leave and rejoin, role revocation, graduated sanctions with
+reinstatement, value weights, distribution rounding, an invalid genesis."""
+
+from __future__ import annotations
+
+from p2pcommons.entry import sign_entry
+from p2pcommons.state import APPLIED, PENDING, REJECTED, compute_shares, fold, genesis_body, pending_admissions
+from tests.test_state_histories import SIGNERS, History
+
+
+def _member(history: History, i: int, *, admitters: tuple[int, ...] = (0,)) -> None:
+    history.view[i] |= history.view[0]
+    join = history.write(i, "join", {"name": f"m{i}"})
+    for a in admitters:
+        history.view[a] |= history.view[i]
+        history.write(a, "admission", {"join": join.id}, (join.id,))
+        history.view[i] |= history.view[a]
+
+
+def test_approval_membership_needs_k_admissions() -> None:
+    history = History()
+    proposal = history.write(0, "rule_proposal", {"changes": {"membership.policy": "approval",
+                                                              "membership.approvals": 2}})
+    history.view[1] |= history.view[0]
+    history.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, (proposal.id,))
+    history.view[0] |= history.view[1]
+    history.view[2] |= history.view[0]
+    join = history.write(2, "join", {"name": "n"})
+    history.view[0] |= history.view[2]
+    history.write(0, "admission", {"join": join.id}, (join.id,))
+    state = fold(history.entries)
+    assert state.rules["membership"]["policy"] == "approval"
+    assert not state.has_role(SIGNERS[2].public_key, "member")
+    assert state.outcome(join.id).status == PENDING  # type: ignore[union-attr]
+    assert pending_admissions(state, SIGNERS[1].public_key) == []  # not automatic under approval
+    history.view[1] |= history.view[0]
+    history.write(1, "admission", {"join": join.id}, (join.id,))
+    state = fold(history.entries)
+    assert state.has_role(SIGNERS[2].public_key, "member")
+    assert state.outcome(join.id).status == APPLIED  # type: ignore[union-attr]
+
+
+def test_pending_admissions_for_open_commons() -> None:
+    history = History()
+    history.view[3] |= history.view[0]
+    join = history.write(3, "join", {"name": "x"})
+    state = fold(history.entries)
+    assert pending_admissions(state, SIGNERS[0].public_key) == [join.id]
+    assert pending_admissions(state, SIGNERS[3].public_key) == []  # not a member
+
+
+def test_leave_rejoin_and_role_revocation() -> None:
+    history = History()
+    _member(history, 2)
+    history.write(0, "role", {"member": SIGNERS[2].public_key, "role": "reviewer", "action": "grant"})
+    contribution = history.write(1, "contribution", {"title": "c", "value": 4})
+    history.view[2] |= history.view[1]
+    history.view[2] |= history.view[0]
+    review = history.write(2, "review", {"contribution": contribution.id, "verdict": "reject"}, (contribution.id,))
+    history.view[0] |= history.view[2]
+    history.write(0, "role", {"member": SIGNERS[2].public_key, "role": "reviewer", "action": "revoke"})
+    state = fold(history.entries)
+    assert state.outcome(review.id).status == APPLIED  # type: ignore[union-attr]
+    assert state.contribution(contribution.id).status == "rejected"  # type: ignore[union-attr]
+    assert not state.has_role(SIGNERS[2].public_key, "reviewer")
+    history.view[2] |= history.view[0]
+    history.write(2, "leave", {})
+    assert fold(history.entries).members[SIGNERS[2].public_key.hex()]["status"] == "left"
+    join = history.write(2, "join", {"name": "back"})
+    history.view[0] |= history.view[2]
+    history.write(0, "admission", {"join": join.id}, (join.id,))
+    assert fold(history.entries).has_role(SIGNERS[2].public_key, "member")
+
+
+def test_warning_suspension_reinstatement() -> None:
+    history = History()
+    _member(history, 2)
+    key = SIGNERS[2].public_key
+    history.write(0, "sanction", {"member": key, "action": "warning", "reason": "late"})
+    suspension = history.write(0, "sanction", {"member": key, "action": "suspend", "reason": "again"})
+    blocked = history.write(2, "contribution", {"title": "while suspended", "value": 1})
+    history.view[0] |= history.view[2]
+    reinstatement = history.write(0, "sanction", {"member": key, "action": "reinstate", "reason": "ok"})
+    history.view[2] |= history.view[0]
+    allowed = history.write(2, "contribution", {"title": "after", "value": 1})
+    state = fold(history.entries)
+    assert state.members[key.hex()]["warnings"] == 1 and state.members[key.hex()]["status"] == "active"
+    assert state.outcome(suspension.id).status == APPLIED  # type: ignore[union-attr]
+    assert state.outcome(blocked.id).status == REJECTED  # type: ignore[union-attr]
+    assert state.outcome(reinstatement.id).status == APPLIED  # type: ignore[union-attr]
+    assert state.outcome(allowed.id).status == APPLIED  # type: ignore[union-attr]
+
+
+def test_value_weights_and_adjusted_value() -> None:
+    history = History()
+    proposal = history.write(0, "rule_proposal", {"changes": {"values.code": 150}})
+    history.view[1] |= history.view[0]
+    history.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, (proposal.id,))
+    history.view[0] |= history.view[1]
+    history.view[2] |= history.view[0]
+    code = history.write(2, "contribution", {"title": "outsider code", "kind": "code", "value": 10})
+    history.view[0] |= history.view[2]
+    history.write(0, "review", {"contribution": code.id, "verdict": "accept", "value": 7}, (code.id,))
+    state = fold(history.entries)
+    assert state.contribution(code.id).value == 10  # type: ignore[union-attr]  # 7 * 150 // 100
+    assert state.outcome(code.id).status == APPLIED  # type: ignore[union-attr]  # accepted by review
+    assert state.ledger()[0]["value"] == 10
+
+
+def test_shares_sum_exactly() -> None:
+    ledger = {b"a" * 32: (1, 1), b"b" * 32: (1, 1), b"c" * 32: (1, 1)}
+    shares = compute_shares(ledger, 100)
+    assert sum(shares.values()) == 100 and sorted(shares.values()) == [33, 33, 34]
+    assert compute_shares({}, 5) == {}
+
+
+def test_invalid_genesis_rejects_everything() -> None:
+    body = genesis_body("bad")
+    body["rules"] = {"review": {"accepts": 0}}
+    genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1)
+    other = sign_entry(SIGNERS[0], commons=genesis.id, seq=2, prev=genesis.id, kind="contribution",
+                       body={"title": "x"}, timestamp=2)
+    state = fold([genesis, other])
+    assert not state.valid and "invalid" in state.canonical
+    assert state.outcome(genesis.id).status == REJECTED  # type: ignore[union-attr]
+    assert "genesis is invalid" in state.outcome(other.id).reason  # type: ignore[union-attr]
