@@ -12,7 +12,6 @@ over-quota resource use, reviews by non-reviewers.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from hypothesis import settings
@@ -22,17 +21,16 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.state import genesis_body
 
-PROFILE = os.environ.get("P2PC_HYPOTHESIS_PROFILE", "ci")
-_SCALE = {"ci": 1, "long": 10, "quick": 0}.get(PROFILE, 1)
-
 
 def examples(n: int) -> int:
-    """Examples for one property: ``n`` in CI, 10x with P2PC_HYPOTHESIS_PROFILE=long."""
-    return max(5, n * _SCALE) if _SCALE else 5
+    """Examples for one property: ``n`` under the default profile, scaled with the profile
+    tests/conftest.py loads from P2PC_HYPOTHESIS_PROFILE (quick 0.1x, thorough 10x, soak 100x)."""
+    scale = settings.default.max_examples / 100
+    return max(5, int(n * scale))
 
 
 def prop_settings(n: int) -> Any:
-    return settings(max_examples=examples(n), deadline=None, derandomize=PROFILE == "ci")
+    return settings(max_examples=examples(n), deadline=None)
 
 
 SIGNERS = [Signer(bytes([i + 1]) * 32) for i in range(6)]
