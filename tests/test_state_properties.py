@@ -1,7 +1,7 @@
 """The seven merge properties of DESIGN.md §4, each a hypothesis property over random
 multi-author histories (tests/test_state_histories.py) delivered in random orders, with
 duplicates, batches and restarts.  Example counts: see ``prop_settings`` (×10 with
-P2PC_HYPOTHESIS_PROFILE=long)."""
+P2PC_HYPOTHESIS_PROFILE=thorough, 100x with soak; see tests/conftest.py)."""
 
 from __future__ import annotations
 
