@@ -208,9 +208,12 @@ def decode(data: bytes) -> Any:
     return value
 
 
-def check_value(value: Any) -> None:
-    """Check a decoded value against the data model and canonical map-key order."""
-    _check_value(value, 0)
+def check_value(value: Any, depth: int = 0) -> None:
+    """Check a decoded value against the data model and canonical map-key order.
+
+    ``depth`` is the nesting level ``value`` sits at inside the whole encoded value (the
+    entry decoder checks an entry's body, which sits at level 1 inside the entry map)."""
+    _check_value(value, depth)
 
 
 def _short(exc: BaseException) -> str:

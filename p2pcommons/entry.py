@@ -249,7 +249,7 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
         raise MalformedEntry("The kind must be a short lower-case identifier.")
     if type(body) is not dict:
         raise MalformedEntry("The body must be a map.")
-    dagcbor.check_value(body)
+    dagcbor.check_value(body, 1)  # the body is one level inside the entry map
     if type(timestamp) is not int or timestamp < 0:
         raise MalformedEntry("The time must be a non-negative integer (milliseconds).")
     if type(sig) is not bytes or len(sig) != 64:

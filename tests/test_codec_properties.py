@@ -242,3 +242,28 @@ def test_signature_binds_the_author(signer: Any, body: dict[str, Any]) -> None:
     fields["author"] = other.public_key
     with pytest.raises(BadSignature):
         _decode_and_verify(cbor2.dumps(fields, canonical=True))
+
+
+@pytest.mark.parametrize("depth", range(12, 20))
+def test_nesting_limit_is_the_same_for_signing_and_decoding(depth: int) -> None:
+    """Regression: decoding accepted a body one level deeper than signing (and the generic
+    DAG-CBOR decoder) allowed, so peers accepted entries no node could author."""
+    body: dict[str, Any] = {}
+    for _ in range(depth):
+        body = {"n": body}
+    signer = SIGNERS[0]
+    try:
+        entry_module.sign_entry(signer, commons=CID.of(b"c"), seq=1, prev=None, kind="note", body=body)
+        can_sign = True
+    except InvalidEntry:
+        can_sign = False
+    fields = {"version": 1, "commons": CID.of(b"c"), "author": signer.public_key, "seq": 1, "prev": None,
+              "deps": [], "kind": "note", "body": body, "time": 0}
+    unsigned = cbor2.dumps(fields, canonical=True, default=dagcbor._default)
+    raw = cbor2.dumps({**fields, "sig": signer.sign(SIGNATURE_DOMAIN + unsigned)}, canonical=True,
+                      default=dagcbor._default)
+    outcome = _outcome(_decode_and_verify, raw)[0]
+    assert (outcome == "ok") == can_sign == (depth <= 15)
+    assert outcome in ("ok", "MalformedEntry")
+    if can_sign:
+        dagcbor.decode(raw)

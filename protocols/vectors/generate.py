@@ -285,6 +285,11 @@ def build() -> Builder:
         "sixteen-deps", "The maximum number of dependencies, 16, sorted by id bytes.", "carol",
         commons=g, seq=2, prev=c1.id, kind="note", body={}, deps=sixteen[:16], timestamp=T0 + 240_000,
     )
+    b.valid_entry(
+        "body-nesting-limit", "A body with 15 maps nested inside it: the entry map is level 0, the body "
+        "level 1, and no container may sit deeper than level 16.", "carol",
+        commons=g, seq=2, prev=c1.id, kind="note", body=_nest(15), timestamp=T0 + 240_000,
+    )
     # an entry of exactly MAX_ENTRY_BYTES: pad a text field to fit
     base = sign_entry(carol, commons=g, seq=3, prev=c1.id, kind="note", body={"pad": ""}, timestamp=T0)
     pad = MAX_ENTRY_BYTES - len(base.raw) - 2  # the empty text had a 1-byte header, this one 3
@@ -361,6 +366,8 @@ def build() -> Builder:
               _resign(alice, a2, body={"x": cbor2.CBORTag(2, b"\x01" + bytes(9))}))
     malformed("undefined", "The CBOR simple value undefined (0xf7) in the body.",
               _replace_once(raw, b"\x65value\x03", b"\x65value\xf7"))
+    malformed("nesting-over-limit", "A body with 16 maps nested inside it (one level too deep).",
+              _resign(alice, a2, body=_nest(16)))
     malformed("too-deep", "A body nested 20 maps deep.",
               _resign(alice, a2, body=_nest(20)))
     malformed("author-short", "A 31-byte author key.", _resign(alice, a2, author=alice.public_key[:31]))
