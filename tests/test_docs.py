@@ -44,6 +44,8 @@ def test_doc_commands_run(doc: Path, tmp_path: Path) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["P2PC_HOME"] = str(tmp_path / "default-home")
     env["P2PC_NO_PROGRESS"] = "1"
+    env["HOME"] = str(tmp_path)  # e.g. shell completion installs into ~/.bashrc
+    env["SHELL"] = "/bin/bash"
     done = subprocess.run(
         ["bash", "-c", "set -euo pipefail\n" + script],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
