@@ -30,6 +30,7 @@ from .fold import (
     _Exclusion,
     _Meta,
     _State,
+    bulk,
 )
 
 VERSION = 2
@@ -127,6 +128,11 @@ def _load_state(d: dict[str, Any]) -> _State:
 
 def dump(folder: Folder) -> bytes:
     """A checkpoint of ``folder`` after :meth:`Folder.run` (the state must be current)."""
+    with bulk():
+        return _dump(folder)
+
+
+def _dump(folder: Folder) -> bytes:
     folder.run()
     last_key = folder.order[folder.applied - 1] if folder.applied else _ZERO_KEY
     doc = {
@@ -152,10 +158,12 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None]) -> 
     """The folder a checkpoint describes, or None if it is unusable (other version, other
     commons, damaged): the caller then folds from scratch."""
     try:
-        doc = cbor2.loads(blob)
+        with bulk():
+            doc = cbor2.loads(blob)
         if doc.get("version") != VERSION or doc.get("commons") != commons.raw:
             return None
-        return _load(doc, commons, loader)
+        with bulk():
+            return _load(doc, commons, loader)
     except Exception:
         return None
 

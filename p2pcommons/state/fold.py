@@ -905,13 +905,16 @@ class CommonsState:
     @property
     def canonical(self) -> dict[str, Any]:
         if self._canonical is None:
-            self._canonical = _canonical(self._folder)
+            with bulk():
+                self._canonical = _canonical(self._folder)
         return self._canonical
 
     @property
     def state_hash(self) -> str:
         if self._hash is None:
-            self._hash = hashlib.sha256(encode(self.canonical)).hexdigest()
+            canonical = self.canonical
+            with bulk():
+                self._hash = hashlib.sha256(encode(canonical)).hexdigest()
         return self._hash
 
     @property
