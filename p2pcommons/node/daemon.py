@@ -26,7 +26,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,7 +69,7 @@ SCORE_FLOOD = -10
 MAX_INBOUND_SESSIONS = 16
 CONTROL_MAX_LINE = 64 * 1024
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
-STATE_MAX_DELAY = 10.0          # …or at least this often during a long sync
+STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
 
 
@@ -126,6 +126,8 @@ class Node:
         self._announce_wakeup = trio.Event()
         self._state_dirty: set[CID] = set()
         self._state_wakeup = trio.Event()
+        self._receiving = 0
+        self._sessions_idle = trio.Event()
         self._announced: dict[CID, dict[bytes, int]] = {}
         self._topics: set[str] = set()
         self._maintained: set[str] = set()
@@ -156,6 +158,11 @@ class Node:
                     await self._state_wakeup.wait()
                 if not self._state_wakeup.is_set():
                     break
+            # Never fold while sessions are streaming entries in (bounded by the max delay):
+            # folding competes with ingest for the GIL and for memory.
+            with trio.move_on_after(max(0.0, STATE_MAX_DELAY - (time.monotonic() - first))):
+                while self._receiving:
+                    await self._sessions_idle.wait()
             self._state_wakeup = trio.Event()
             dirty, self._state_dirty = self._state_dirty, set()
             if os.environ.get("P2PC_NODE_NO_STATE"):  # diagnosis only: measure sync without the fold
@@ -259,10 +266,11 @@ class Node:
                 return SessionResult(complete=True, caught_up=True)
             with trio.fail_after(self.config.connect_timeout):
                 stream = await self.host.new_stream(ID.from_base58(peer_id), [sync.PROTOCOL_ID])
-            result = await run_session(
-                stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
-                on_progress=on_progress, on_batch_stored=self._on_stored,
-            )
+            with self._session_running():
+                result = await run_session(
+                    stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
+                    on_progress=on_progress, on_batch_stored=self._on_stored,
+                )
             self._after_session(state, result)
             return result
         except ProtocolViolation as exc:
@@ -292,6 +300,17 @@ class Node:
         if result.new_commons:
             self._nursery_start(self._subscribe_all)
 
+    @contextlib.contextmanager
+    def _session_running(self) -> Iterator[None]:
+        self._receiving += 1
+        try:
+            yield
+        finally:
+            self._receiving -= 1
+            if not self._receiving:
+                self._sessions_idle.set()
+                self._sessions_idle = trio.Event()
+
     async def _on_stored(self, commons: set[CID]) -> None:
         self.mark_state_dirty(commons)
         self.announce()
@@ -307,9 +326,10 @@ class Node:
             return
         self._inbound += 1
         try:
-            result = await run_session(stream, self.db, initiator=False,
-                                       stall_timeout=self.config.stall_timeout,
-                                       on_batch_stored=self._on_stored)
+            with self._session_running():
+                result = await run_session(stream, self.db, initiator=False,
+                                           stall_timeout=self.config.stall_timeout,
+                                           on_batch_stored=self._on_stored)
             state = self.peer(peer_id)
             state.summaries.update(result.peer_summaries)
             if result.new_commons:

@@ -38,6 +38,8 @@ from . import replica
 log = logging.getLogger("p2pcommons.node.sync")
 
 READ_CHUNK = 64 * 1024
+PREFETCH_BATCHES = 4
+COALESCE_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -202,12 +204,18 @@ async def run_session(
         if session.complete or session.stopped is not None:
             finished.set()
 
-    async def sender(plans: list[replica.Plan]) -> None:
-        iterators = []
-        for the_plan in plans:
-            iterators.append((the_plan.commons, _batches(db, the_plan, batch_bytes)))
-        for commons, batches in iterators:
-            async for batch in batches:
+    async def reader_of_plans(plans: list[replica.Plan], out: trio.MemorySendChannel[tuple[CID, list[bytes]]]) -> None:
+        """Read the next batches from the store while the current ones are on the wire."""
+        async with out:
+            for the_plan in plans:
+                async for batch in _batches(db, the_plan, batch_bytes):
+                    await out.send((the_plan.commons, batch))
+
+    async def sender(plans: list[replica.Plan], nursery: trio.Nursery) -> None:
+        send_channel, receive_channel = trio.open_memory_channel[tuple[CID, list[bytes]]](PREFETCH_BATCHES)
+        nursery.start_soon(reader_of_plans, plans, send_channel)
+        async with receive_channel:
+            async for commons, batch in receive_channel:
                 nbytes = sum(len(e) for e in batch)
                 while not session.can_send(nbytes):
                     if session.stopped is not None:
@@ -223,8 +231,31 @@ async def run_session(
             await flush()
 
     async def ingester() -> None:
-        async for batch in batches_recv:
-            report, new_commons = await db(_ingest, batch.commons, batch.entries)
+        """Store received batches; batches that queued up meanwhile (same commons, up to
+        COALESCE_BYTES) go into one transaction, so a fast sender costs fewer fsyncs."""
+        pending: sync.Batch | None = None
+        while True:
+            if pending is None:
+                try:
+                    pending = await batches_recv.receive()
+                except trio.EndOfChannel:
+                    return
+            group = [pending]
+            pending = None
+            size = group[0].nbytes
+            while size < COALESCE_BYTES:
+                try:
+                    more = batches_recv.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                if more.commons != group[0].commons:
+                    pending = more
+                    break
+                group.append(more)
+                size += more.nbytes
+            commons = group[0].commons
+            entries = [e for b in group for e in b.entries]
+            report, new_commons = await db(_ingest, commons, entries)
             hostile = [e for e in report.rejected if not isinstance(e, _BENIGN)]
             if hostile:
                 raise ProtocolViolation(f"The peer sent an invalid entry: {hostile[0]}")
@@ -233,12 +264,12 @@ async def run_session(
                          report.rejected[0])
             result.added += report.added_count
             if new_commons:
-                result.new_commons.add(batch.commons)
+                result.new_commons.add(commons)
             if report.added_count:
-                result.touched.add(batch.commons)
+                result.touched.add(commons)
                 if on_batch_stored is not None:
-                    await on_batch_stored({batch.commons})
-            session.ack(batch.nbytes)
+                    await on_batch_stored({commons})
+            session.ack(size)
             await flush()
             if on_progress is not None and session.peer_totals is not None:
                 got_entries, got_bytes = session.received
@@ -256,7 +287,7 @@ async def run_session(
         nbytes = sum(p.nbytes for p in plans)
         session.send_totals(entries, nbytes)
         await flush()
-        nursery.start_soon(sender, plans)
+        nursery.start_soon(sender, plans, nursery)
 
     async def reader(nursery: trio.Nursery) -> None:
         from libp2p.network.stream.exceptions import StreamEOF  # heavy: only when a session runs
