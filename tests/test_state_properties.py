@@ -96,6 +96,8 @@ def test_causality_missing_dependencies_wait(actions: list[tuple[int, int, int]]
 
 # 3. Causal authorization --------------------------------------------------------------------------
 
+_AUTH_REASONS = ("is not a member", "membership is", "admission is not in its causal past", "lacks the role",
+                 "role was granted outside", "Strong removal", "a fork")
 _GATED = {"admission", "review", "vote", "sanction", "role", "resource_add", "resource_use", "distribution",
           "leave", "rule_proposal"}
 
@@ -119,7 +121,10 @@ def test_causal_authorization(actions: list[tuple[int, int, int]]) -> None:
         checked += 1
         past = [history.by_id[c] for c in _past(history, entry.id) if c in history.by_id]
         alone = fold(past).outcome(entry.id)
-        assert alone is not None and alone.status in (APPLIED, PENDING), (entry, alone)
+        assert alone is not None
+        # Its own causal past authorizes it.  (Kind-specific conditions on derived state,
+        # such as a non-empty ledger for a distribution, may depend on concurrent entries.)
+        assert alone.status != REJECTED or not any(r in alone.reason for r in _AUTH_REASONS), (entry, alone)
 
 
 def test_entry_written_before_admission_is_not_a_member_entry() -> None:
