@@ -27,6 +27,7 @@ from p2pcommons.cli.app import (
     home_of,
     identity_of,
     open_store,
+    passphrase_for,
     progress_enabled,
     resolve_commons,
 )
@@ -95,8 +96,11 @@ def node_start(
     """Start the node daemon: sync, gossip and discovery for every commons this home holds."""
     from p2pcommons.node.lock import running_pid
 
+    from p2pcommons.identity import load_identity
+
     target = home_of(home)
-    identity = identity_of(home)  # fails early (no identity, wrong passphrase)
+    secret = passphrase_for(home)  # asked once, here: a detached daemon has no terminal
+    identity = load_identity(target, secret)  # fails early (no identity, wrong passphrase)
     pid = running_pid(target)
     if pid is not None:
         from p2pcommons.errors import DaemonRunning
@@ -126,9 +130,12 @@ def node_start(
     args += ["--mdns"] if mdns else []
     args += ["-v"] * verbose + (["--log-json"] if log_json else [])
     log_path = target.path / "node.log"
+    env = dict(os.environ)
+    if secret:
+        env["P2PC_PASSPHRASE"] = secret
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-                                 start_new_session=True, close_fds=True)
+                                 start_new_session=True, close_fds=True, env=env)
     status = _wait_for_daemon(target, child, log_path)
     emit(status, as_json, lambda: _print_status(status))
 

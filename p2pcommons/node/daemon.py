@@ -38,6 +38,7 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.entry import MAX_ENTRY_BYTES, decode_entry
 from p2pcommons.errors import (
     InvalidEntry,
+    NetworkError,
     P2PCError,
     ProtocolViolation,
     SequenceGap,
@@ -121,6 +122,7 @@ class Node:
         self.peers: dict[str, PeerState] = {}
         self._active_sessions: set[str] = set()
         self._inbound = 0
+        self._inbound_peers: set[str] = set()
         self._sync_wanted: set[str] = set()
         self._sync_wakeup = trio.Event()
         self._announce_wakeup = trio.Event()
@@ -318,13 +320,15 @@ class Node:
     async def _handle_sync_stream(self, stream: Any) -> None:
         """Inbound sessions: at most one per peer and a bounded number overall."""
         peer_id = stream.muxed_conn.peer_id.to_base58()
-        if self.is_banned(peer_id) or self._inbound >= MAX_INBOUND_SESSIONS:
+        busy = peer_id in self._inbound_peers or self._inbound >= MAX_INBOUND_SESSIONS
+        if self.is_banned(peer_id) or busy:
             with contextlib.suppress(Exception):
                 await stream.reset()
             if self.is_banned(peer_id):
                 await self._disconnect(peer_id)
             return
         self._inbound += 1
+        self._inbound_peers.add(peer_id)
         try:
             with self._session_running():
                 result = await run_session(stream, self.db, initiator=False,
@@ -344,6 +348,7 @@ class Node:
                 await stream.reset()
         finally:
             self._inbound -= 1
+            self._inbound_peers.discard(peer_id)
 
     def request_sync(self, peer_id: str | None = None) -> None:
         if peer_id is None:
@@ -536,6 +541,9 @@ class Node:
         old = os.umask(0o177)
         try:
             await sock.bind(str(path))
+        except OSError as exc:
+            sock.close()
+            raise NetworkError(f"Cannot create the control socket {path} ({exc.strerror or exc}).") from None
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
