@@ -94,9 +94,8 @@ def node_start(
     as_json: JsonOption = False,
 ) -> None:
     """Start the node daemon: sync, gossip and discovery for every commons this home holds."""
-    from p2pcommons.node.lock import running_pid
-
     from p2pcommons.identity import load_identity
+    from p2pcommons.node.lock import running_pid
 
     target = home_of(home)
     secret = passphrase_for(home)  # asked once, here: a detached daemon has no terminal
