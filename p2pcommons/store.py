@@ -402,3 +402,20 @@ class Store:
     def iter_entries(self, commons: CID | None = None, **kwargs: object) -> Iterator[Entry]:
         for raw in self.iter_raw(commons, **kwargs):  # type: ignore[arg-type]
             yield decode_entry(raw)
+
+    def entries_since(self, commons: CID, after: int) -> Iterator[tuple[int, bytes]]:
+        """``(arrival number, raw bytes)`` of the commons' entries stored after arrival number
+        ``after`` (0: all), oldest first.  Incremental readers (the state engine) remember
+        the last number they saw, so each call reads only what is new: a range scan on the
+        rowid, not a pass over the whole commons."""
+        cursor = self._db.execute(
+            "SELECT entries.n, entries.raw FROM entries JOIN logs ON logs.log = entries.log "
+            "WHERE entries.n > ? AND logs.commons = ? ORDER BY entries.n",
+            (after, commons.raw),
+        )
+        while True:
+            rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            for n, raw in rows:
+                yield int(n), bytes(raw)

@@ -5,9 +5,8 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 * A live :class:`~.fold.Folder` per (store file, commons) stays in memory for the life of
   the process (the node daemon), so an entry that arrives after the others costs O(1)
   amortized to apply, and a late entry replays only from the nearest in-memory snapshot
-  before its position.  New entries are found cheaply: per author, those above the highest
-  sequence number already folded (an entry at an old sequence number — a fork sibling — is
-  noticed by the count and handled by re-offering everything; the fold ignores duplicates).
+  before its position.  New entries are found by the store's arrival numbers
+  (:meth:`Store.entries_since`), so each call reads only what is new.
 * The materialized result (state hash, canonical state, watermark) and a checkpoint of the
   fold (:mod:`.checkpoint`: per-entry metadata, outcomes and the state as a snapshot at the
   last position) are written to the store's cache table under ``state/<commons>/…`` (local
@@ -20,13 +19,13 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 
 from ..dagcbor import CID
-from ..entry import Entry, Signer
+from ..entry import Entry, Signer, decode_entry
 from ..errors import StoreCorrupt
 from ..store import Store
 from . import checkpoint
@@ -38,7 +37,7 @@ class StateMismatch(StoreCorrupt):
 
 
 CACHE_PREFIX = "state/"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Automatic cache writes happen every max(PERSIST_EVERY, entries // 10) new entries: each
 # costs O(state), so this keeps their amortized cost per entry constant.
 PERSIST_EVERY = 1000
@@ -48,7 +47,7 @@ PERSIST_EVERY = 1000
 class _Live:
     folder: Folder
     store: Store | None = None
-    seqs: dict[bytes, int] = field(default_factory=dict)
+    max_n: int = 0  # the store's arrival number of the newest entry offered to the fold
     count: int = 0
     state: CommonsState | None = None
     folded_count: int = -1
@@ -71,12 +70,11 @@ def _cache_key(commons: CID, part: str) -> str:
     return f"{CACHE_PREFIX}{commons}/{part}"
 
 
-def _feed(live: _Live, store: Store, commons: CID, *, everything: bool = False) -> None:
-    """Offer the fold the store's entries it has not seen (all of them if ``everything``)."""
-    after = None if everything else live.seqs
-    for entry in store.iter_entries(commons, after_seq=after, order="log"):
-        if (live.folder.add(entry) or everything) and entry.seq > live.seqs.get(entry.author, 0):
-            live.seqs[entry.author] = entry.seq
+def _feed(live: _Live, store: Store, commons: CID) -> None:
+    """Offer the fold the entries stored since it last looked (by arrival number)."""
+    for n, raw in store.entries_since(commons, live.max_n):
+        live.folder.add(decode_entry(raw))
+        live.max_n = n
     live.count = len(live.folder.entries)
 
 
@@ -96,9 +94,6 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
             _live[key] = live
         live.store = store
         _feed(live, store, commons)
-        stored = store.count(commons)
-        if live.count != stored:
-            _feed(live, store, commons, everything=True)
         if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
             live.state = live.folder.result()
             if live.folded_count < 0 and live.persisted_count == live.count:
@@ -131,11 +126,11 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         return None
     try:
         doc = cbor2.loads(raw)
-        seqs = {bytes(a): int(s) for a, s in doc["seqs"]}
+        max_n = int(doc["max_n"])
         blob = doc["folder"]
     except Exception:
         return None
-    live = _Live(Folder(commons), store=store, seqs=seqs)
+    live = _Live(Folder(commons), store=store, max_n=max_n)
     folder = checkpoint.load(blob, commons, live.load_entry)
     if folder is None:
         return None
@@ -152,13 +147,13 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
         "version": CACHE_VERSION,
         "count": live.count,
         "state_hash": state.state_hash,
-        "seqs": {a.hex(): s for a, s in sorted(live.seqs.items())},
+        "max_n": live.max_n,
     }
     try:
         store.put_cache(_cache_key(commons, "head"), cbor2.dumps(head, canonical=True))
         store.put_cache(_cache_key(commons, "materialized"), cbor2.dumps(state.canonical, canonical=True))
         store.put_cache(_cache_key(commons, "checkpoint"), cbor2.dumps({
-            "seqs": sorted(live.seqs.items()), "folder": checkpoint.dump(live.folder)}))
+            "max_n": live.max_n, "folder": checkpoint.dump(live.folder)}))
     except Exception:  # a read-only or busy store must not break reading the state
         return
 
