@@ -413,6 +413,19 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
             table.add_row(r["name"], kind, quota, _use(r, who))
         console.print(table)
 
+    if by_kind.get("resource_use"):
+        names_of = {r["id"]: r["name"] for r in resources["resources"]}
+        table = Table(title="Resource use claims", title_justify="left")
+        for col in ("by", "resource", "amount", "note", "outcome"):
+            table.add_column(col)
+        for e in by_kind["resource_use"]:
+            outcome = outcomes[e["id"]]
+            unit = next((r["unit"] for r in resources["resources"] if r["id"] == e["body"]["resource"]), "")
+            table.add_row(who(e["author"]), names_of.get(e["body"]["resource"], e["body"]["resource"][-8:]),
+                          f"{e['body']['amount']} {unit}", e["body"].get("note", ""),
+                          outcome["status"] + (f": {outcome['reason']}" if outcome["status"] == "rejected" else ""))
+        console.print(table)
+
     if by_kind.get("sanction"):
         table = Table(title="Sanctions", title_justify="left")
         for col in ("member", "action", "reason", "by", "outcome"):

@@ -1,0 +1,103 @@
+"""A forest commons like the Siuslaw National Forest: a harvest quota, a charter, graduated sanctions.
+
+The Siuslaw National Forest on the Oregon coast is managed with its community: loggers who
+harvest under timber sales, ecologists who monitor streams and salmon habitat, rangers, and
+watershed councils that bring them together around a plan. A forest is a *rivalrous*
+resource — what one crew cuts, another cannot — so the plan sets a harvest volume per
+season, and breaking the plan (say, felling inside a stream's riparian buffer) meets
+*graduated sanctions*, one of Elinor Ostrom's design principles for long-lived commons:
+first a warning, then a suspension.
+
+What this example shows, with three nodes on 127.0.0.1:
+
+* **A charter** — the commons is founded with its rules as a TOML file (``p2pc commons create
+  --rules charter.toml``): invite-only membership admitted by stewards, sanctions and
+  resources decided by stewards, rule changes by a 2/3 majority of stewards.
+* **Members and stewards** — Rosa, a ranger, founds the commons; Eli, an ecologist, and Dale,
+  a logger, join with invite codes signed by Rosa (her node admits them). Rosa makes Eli a
+  steward: the two of them are the watershed council.
+* **A rivalrous resource with a quota per season** — the council adds "Timber harvest" with a
+  quota of 120 mbf (thousand board feet) per member per 91-day season. Dale records an 80 mbf
+  harvest; his claim of 60 more in the same season goes over the quota and is **rejected**,
+  with the numbers, by every node's fold.
+* **Contribution and review** — Eli's stream-temperature survey is accepted by Rosa.
+* **A graduated sanction** — Eli warns Dale for felling inside the Lake Creek riparian buffer;
+  after a second violation Rosa suspends him, and his next harvest claim has no effect.
+
+Not expressible, so not faked: the CLI's founder is one person (the genesis lists the
+founder's key as the only initial steward), so the council is formed by a role grant right
+after founding; a member holds one role set, so "logger", "ecologist" and "ranger" are
+names in the story, not roles the rules know (the rules know member, reviewer, steward).
+Quotas are per member per period, not a pool shared by all members.
+
+Run: ``python examples/siuslaw_forest.py`` (about 30 s).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from _harness import Cluster, Node, main, require, step
+
+SEASON = 91 * 24 * 3600  # seconds: a quarter of a year
+
+CHARTER = {
+    "membership": {"policy": "invite", "admitters": ["steward"]},
+    "contribution": {"policy": "members"},
+    "review": {"roles": ["reviewer"], "accepts": 1, "rejects": 1, "self_review": False},
+    "rule_change": {"roles": ["steward"], "threshold": "2/3"},
+    "resources": {"roles": ["steward"], "use_roles": ["member"]},
+    "sanctions": {"roles": ["steward"]},
+    "roles": {"roles": ["steward"]},
+    "values": {"default": 100, "monitoring": 150, "restoration": 200},
+}
+
+
+def scenario(net: Cluster) -> Node:
+    rosa, eli, dale = net.nodes
+    step("Rosa, a ranger, founds the forest commons with the charter the community agreed on")
+    net.found(rosa, "Siuslaw Forest Commons", description="Timber, streams and habitat of the Siuslaw watershed.",
+              license="Public lands: harvest under the charter", rules=CHARTER)
+    rosa.start()
+
+    step("Eli (ecologist) and Dale (logger) join with invite codes Rosa's node signed and honours")
+    net.invite(rosa, eli)
+    net.invite(rosa, dale)
+    eli.start(rosa.addr)
+    dale.start(rosa.addr)
+    net.converge(what="Eli and Dale admitted by Rosa's node")
+
+    step("The watershed council: Rosa makes Eli a steward and adds the harvest quota")
+    rosa.write("role", "Eli", "grant", "steward")
+    rosa.write("resource", "add", "Timber harvest", "--rivalrous", "--quota", "120", "--period", str(SEASON),
+               "--unit", "mbf")
+    survey = eli.write("contribute", "--title", "Stream temperature survey, Lake Creek", "--kind", "monitoring",
+                       "--value", "4", "--ref", "https://example.org/siuslaw/surveys/lake-creek-2026.csv")
+    net.converge(what="the council, the quota and Eli's survey")
+
+    step("Dale harvests 80 mbf, then claims 60 more in the same season (120 is the quota)")
+    first = dale.write("resource", "use", "Timber harvest", "80", "--note", "Sale unit 12, commercial thinning")
+    require(first["outcome"]["status"] == "applied", "80 mbf recorded")
+    over = dale.write("resource", "use", "Timber harvest", "60", "--note", "Sale unit 14")
+    require(over["outcome"]["status"] == "rejected", "the claim over quota is rejected: "
+            + over["outcome"]["reason"])
+
+    step("Rosa accepts Eli's survey; Eli warns Dale for felling inside a riparian buffer")
+    rosa.write("review", survey["id"], "accept", "-m", "Good baseline for the salmon plan.")
+    eli.write("sanction", "Dale", "warning", "--reason", "Felled trees inside the Lake Creek riparian buffer.")
+    net.converge(what="the review and the warning")
+
+    step("A second violation: Rosa suspends Dale; his next claim has no effect")
+    rosa.write("sanction", "Dale", "suspend", "--reason", "Second riparian buffer violation this season.")
+    net.converge(what="the suspension")
+    late = dale.write("resource", "use", "Timber harvest", "10", "--note", "Salvage after windthrow")
+    require(late["outcome"]["status"] == "rejected", "a suspended member's claim has no effect: "
+            + late["outcome"]["reason"])
+    members = {m["name"]: m for m in rosa.json("members", quiet=True)["members"]}
+    require(members["Dale"]["status"] == "suspended" and members["Dale"]["warnings"] == 1,
+            "Dale: one warning, then suspended")
+    return eli
+
+
+if __name__ == "__main__":
+    sys.exit(main("A forest commons like the Siuslaw National Forest", ["Rosa", "Eli", "Dale"], scenario))
