@@ -409,7 +409,9 @@ class Store:
         the last number they saw, so each call reads only what is new: a range scan on the
         rowid, not a pass over the whole commons."""
         cursor = self._db.execute(
-            "SELECT entries.n, entries.raw FROM entries JOIN logs ON logs.log = entries.log "
+            # CROSS JOIN keeps entries as the outer loop: a rowid range scan, whatever the planner
+            # would otherwise pick from the commons index.
+            "SELECT entries.n, entries.raw FROM entries CROSS JOIN logs ON logs.log = entries.log "
             "WHERE entries.n > ? AND logs.commons = ? ORDER BY entries.n",
             (after, commons.raw),
         )

@@ -18,6 +18,7 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,7 @@ _lock = threading.Lock()
 
 
 def _key(store: Store, commons: CID) -> tuple[str, bytes]:
-    return (str(store.path.resolve()), commons.raw)
+    return (os.path.abspath(store.path), commons.raw)
 
 
 def _cache_key(commons: CID, part: str) -> str:
@@ -218,7 +219,7 @@ def forget(store: Store | None = None, commons: CID | None = None) -> None:
         if store is None:
             _live.clear()
         elif commons is None:
-            prefix = str(store.path.resolve())
+            prefix = os.path.abspath(store.path)
             for key in [k for k in _live if k[0] == prefix]:
                 del _live[key]
         else:
