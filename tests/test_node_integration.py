@@ -283,6 +283,15 @@ def test_garbage_peer_is_cut_off_while_others_converge(nodes: Callable[[str], No
     status = a.status()
     bad = [p for p in status["peers"] if p["peer_id"] == report["peer_id"]]
     assert bad and bad[0]["score"] < 0 and not bad[0]["connected"], bad
+    flooder = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("test_node_hostile_peer.py")), "flood", a.addr, commons],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert flooder.returncode == 0, flooder.stdout + flooder.stderr
+    flood = json.loads(flooder.stdout.strip().splitlines()[-1])
+    print("flooder:", flood)
+    scored = [p for p in a.status()["peers"] if p["peer_id"] == flood["peer_id"]]
+    assert scored and scored[0]["score"] <= -100 and scored[0]["banned"], scored
     for node, title in ((a, "bench"), (b, "lathe"), (c, "drill")):
         node.p2pc("contribute", "--title", title, "--commons", commons)
     wait_for(converged([a, b, c], commons), 30, "honest nodes to keep converging")

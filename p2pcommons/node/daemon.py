@@ -230,6 +230,7 @@ class Node:
         if state.score <= BAN_SCORE and state.banned_until <= time.monotonic():
             state.banned_until = time.monotonic() + 600
             log.warning("peer %s banned for 10 minutes", peer_id)
+            disconnect = True
         if disconnect:
             await self._disconnect(peer_id)
 
@@ -329,6 +330,7 @@ class Node:
             return
         self._inbound += 1
         self._inbound_peers.add(peer_id)
+        violation: ProtocolViolation | None = None
         try:
             with self._session_running():
                 result = await run_session(stream, self.db, initiator=False,
@@ -339,9 +341,7 @@ class Node:
             if result.new_commons:
                 self._nursery_start(self._subscribe_all)
         except ProtocolViolation as exc:
-            with contextlib.suppress(Exception):
-                await stream.reset()
-            await self.penalize(peer_id, SCORE_STALL if "deadline" in str(exc) else SCORE_INVALID, str(exc))
+            violation = exc
         except Exception as exc:
             log.info("inbound sync from %s ended: %s: %s", peer_id, type(exc).__name__, exc)
             with contextlib.suppress(Exception):
@@ -349,6 +349,11 @@ class Node:
         finally:
             self._inbound -= 1
             self._inbound_peers.discard(peer_id)
+        if violation is not None:
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            points = SCORE_STALL if "deadline" in str(violation) else SCORE_INVALID
+            await self.penalize(peer_id, points, str(violation))
 
     def request_sync(self, peer_id: str | None = None) -> None:
         if peer_id is None:
