@@ -338,7 +338,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
     console.print(f"state_hash {summary['state_hash']}   entries {summary['entries']} "
                   f"({stable['stable_entries']} stable, {stable['tentative_entries']} tentative)")
 
-    table = Table(title="Members and roles", title_justify="left")
+    table = Table(title="Members and roles", title_justify="left", min_width=48)
     for col in ("name", "author", "roles", "status", "warnings"):
         table.add_column(col)
     for m in members["members"]:
@@ -346,7 +346,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
                       str(m["warnings"]))
     console.print(table)
 
-    table = Table(title="Rules in force", title_justify="left")
+    table = Table(title="Rules in force", title_justify="left", min_width=48)
     table.add_column("rule")
     table.add_column("value")
     for key, value in _flatten(summary["rules"]):
@@ -354,7 +354,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
     console.print(table)
 
     if summary["proposals"]:
-        table = Table(title="Rule proposals", title_justify="left")
+        table = Table(title="Rule proposals", title_justify="left", min_width=48)
         for col in ("title", "by", "changes", "yes", "no", "status"):
             table.add_column(col)
         for p in summary["proposals"].values():
@@ -372,8 +372,9 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
     if by_kind.get("contribution"):
         c = summary["contributions"]
         table = Table(title=f"Contributions — {c['accepted']} accepted, {c['pending']} pending, "
-                            f"{c['rejected']} rejected", title_justify="left")
-        for col in ("title", "by", "kind", "claimed", "ref", "entry", "reviews (applied unless noted)"):
+                            f"{c['rejected']} rejected", title_justify="left", min_width=48)
+        weights = summary["rules"].get("values", {})
+        for col in ("title", "by", "kind", "weight", "claimed", "ref", "entry", "reviews (applied unless noted)"):
             table.add_column(col)
         for e in by_kind["contribution"]:
             body = e["body"]
@@ -382,21 +383,23 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
             outside = outcome["status"] == "pending" or outcome["reason"].endswith("by review.")
             by = who(e["author"]) + (" (outside)" if outside else "")
             ref = body.get("ref", "")
-            table.add_row(body.get("title", ""), by, body.get("kind", "work"), str(body.get("value", 1)),
+            kind = body.get("kind", "work")
+            weight = f"{weights.get(kind, weights.get('default', 100))} %"
+            table.add_row(body.get("title", ""), by, kind, weight, str(body.get("value", 1)),
                           (ref[:12] + "…") if len(ref) > 14 else ref, e["id"][-8:],
                           "; ".join(reviews.get(e["id"], [])) or "—")
         console.print(table)
 
     if ledger["ledger"]:
-        table = Table(title="Contribution ledger", title_justify="left")
+        table = Table(title="Contribution ledger", title_justify="left", min_width=48)
         for col in ("contributor", "accepted", "value", "share"):
             table.add_column(col)
-        for row in ledger["ledger"]:
+        for row in sorted(ledger["ledger"], key=lambda row: -row["value"]):
             table.add_row(row["name"] or who(row["author"]), str(row["accepted"]), str(row["value"]),
                           f"{row['share_percent']} %")
         console.print(table)
     for d in ledger["distributions"]:
-        table = Table(title=f"Distribution of {d['amount']} {d['currency']}", title_justify="left")
+        table = Table(title=f"Distribution of {d['amount']} {d['currency']}", title_justify="left", min_width=48)
         table.add_column("to")
         table.add_column("share")
         for author, amount in sorted(d["shares"].items(), key=lambda kv: -kv[1]):
@@ -404,7 +407,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         console.print(table)
 
     if resources["resources"]:
-        table = Table(title="Resources", title_justify="left")
+        table = Table(title="Resources", title_justify="left", min_width=48)
         for col in ("name", "kind", "quota", "use so far"):
             table.add_column(col)
         for r in resources["resources"]:
@@ -415,7 +418,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
 
     if by_kind.get("resource_use"):
         names_of = {r["id"]: r["name"] for r in resources["resources"]}
-        table = Table(title="Resource use claims", title_justify="left")
+        table = Table(title="Resource use claims", title_justify="left", min_width=48)
         for col in ("by", "resource", "amount", "note", "outcome"):
             table.add_column(col)
         for e in by_kind["resource_use"]:
@@ -427,7 +430,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         console.print(table)
 
     if by_kind.get("sanction"):
-        table = Table(title="Sanctions", title_justify="left")
+        table = Table(title="Sanctions", title_justify="left", min_width=48)
         for col in ("member", "action", "reason", "by", "outcome"):
             table.add_column(col)
         for e in by_kind["sanction"]:
