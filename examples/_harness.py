@@ -325,6 +325,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         lambda: node.json("resource", "list", "--commons", commons, quiet=True),
         lambda: node.json_lines("log", "--commons", commons),
     ])
+    entries_by_id = {e["id"]: e for e in entries}
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         by_kind.setdefault(entry["kind"], []).append(entry)
@@ -382,11 +383,11 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
             # An outsider's contribution is pending until reviewed, then "Accepted/Rejected by review."
             outside = outcome["status"] == "pending" or outcome["reason"].endswith("by review.")
             by = who(e["author"]) + (" (outside)" if outside else "")
-            ref = body.get("ref", "")
+            ref = _describe_ref(body.get("ref", ""), entries_by_id, who)
             kind = body.get("kind", "work")
             weight = f"{weights.get(kind, weights.get('default', 100))} %"
             table.add_row(body.get("title", ""), by, kind, weight, str(body.get("value", 1)),
-                          (ref[:12] + "…") if len(ref) > 14 else ref, e["id"][-8:],
+                          ref, e["id"][-8:],
                           "; ".join(reviews.get(e["id"], [])) or "—")
         console.print(table)
 
@@ -438,6 +439,19 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
             table.add_row(who(author_of_key(target)), e["body"]["action"], e["body"].get("reason", ""),
                           who(e["author"]), outcomes[e["id"]]["status"])
         console.print(table)
+
+
+def _describe_ref(ref: str, entries_by_id: dict[str, dict[str, Any]], who: Callable[[str], str]) -> str:
+    """A contribution's ``ref``: an entry of this commons is shown as what it is (a design
+    resource, another contribution and its author); anything else (a URI) is shortened."""
+    target = entries_by_id.get(ref)
+    if target is None:
+        return ref if len(ref) <= 28 else ref[:27] + "…"
+    if target["kind"] == "resource_add":
+        return f"resource: {target['body'].get('name', '')}"
+    if target["kind"] == "contribution":
+        return f"→ {target['body'].get('title', '')} ({who(target['author'])})"
+    return f"{target['kind']} {ref[-8:]}"
 
 
 def _period(seconds: int) -> str:
