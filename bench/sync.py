@@ -117,6 +117,12 @@ def start_node(home: Home, *bootstrap: str, sync_interval: float = 600) -> subpr
     raise RuntimeError("node did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -154,9 +160,11 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
     try:
         addr = request(a, {"cmd": "status"})["addrs"][0]
         procs.append(start_node(b))
+        cpu_before = [cpu_seconds(p.pid) for p in procs]
         start = time.perf_counter()
         reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
         elapsed = time.perf_counter() - start
+        cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
         rss_a, rss_b = peak_rss_mb(procs[0].pid), peak_rss_mb(procs[1].pid)
         time.sleep(3)  # b folds the commons state once the sync has paused
@@ -172,6 +180,7 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         "sync_vs_verify": round(n / elapsed / verify, 2),
         "peak_rss_mb_a": round(rss_a, 1), "peak_rss_mb_b": round(rss_b, 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
+        "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
     }
 
 

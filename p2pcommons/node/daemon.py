@@ -800,17 +800,20 @@ def _announcement(store: Store, commons: CID, last: dict[bytes, int]) -> tuple[b
     if not moved:
         return None, seqs
     entries: list[bytes] = []
-    size = 0
-    for head in moved:
-        for raw in store.iter_raw(commons, author=head.author, after_seq={head.author: last.get(head.author, 0)},
-                                  order="log"):
-            entries.append(raw)
-            size += len(raw)
-            if len(entries) > MAX_GOSSIP_ENTRIES or size > MAX_GOSSIP_BYTES // 2:
-                break
+    new_count = sum(h.seq - last.get(h.author, 0) for h in {h.author: h for h in moved}.values())
+    if new_count <= MAX_GOSSIP_ENTRIES:
+        # Few new entries (the usual case: a local write): fetch them by (author, seq), an
+        # indexed lookup each, and carry them in the message so receivers need no round trip.
+        size = 0
+        for head in {h.author: h for h in moved}.values():
+            for seq in range(last.get(head.author, 0) + 1, head.seq + 1):
+                for cid in store.ids_at(commons, head.author, seq):
+                    raw = store.get_raw(cid)
+                    if raw is not None:
+                        entries.append(raw)
+                        size += len(raw)
         if len(entries) > MAX_GOSSIP_ENTRIES or size > MAX_GOSSIP_BYTES // 2:
             entries = []  # too much for one message: announce heads, peers pull by sync
-            break
     heads_out = sorted(moved, key=lambda h: (h.author, h.seq, h.id.raw))[:MAX_GOSSIP_HEADS]
     data = dagcbor.encode({
         "commons": commons,

@@ -39,7 +39,7 @@ log = logging.getLogger("p2pcommons.node.sync")
 
 READ_CHUNK = 64 * 1024
 PREFETCH_BATCHES = 4
-COALESCE_BYTES = 2 * 1024 * 1024
+COALESCE_BYTES = 1024 * 1024
 T = TypeVar("T")
 
 
