@@ -125,3 +125,26 @@ def test_invalid_genesis_rejects_everything() -> None:
     assert not state.valid and "invalid" in state.canonical
     assert state.outcome(genesis.id).status == REJECTED  # type: ignore[union-attr]
     assert "genesis is invalid" in state.outcome(other.id).reason  # type: ignore[union-attr]
+
+
+def test_stability_and_retirement_of_silent_members() -> None:
+    # Steward 1 never writes: it holds every entry back, until the rules retire it.
+    history = History()
+    first = history.write(0, "contribution", {"title": "a", "value": 1})
+    state = fold(history.entries)
+    outcome = state.outcome(first.id)
+    assert outcome is not None and not outcome.stable and outcome.holders == (SIGNERS[1].public_key,)
+    history.view[1] |= history.view[0]
+    history.write(1, "contribution", {"title": "ack", "value": 1})
+    assert fold(history.entries).outcome(first.id).stable  # type: ignore[union-attr]
+
+    quiet = History()
+    proposal = quiet.write(0, "rule_proposal", {"changes": {"retire.after": 3}})
+    quiet.view[1] |= quiet.view[0]
+    quiet.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, (proposal.id,))
+    quiet.view[0] |= quiet.view[1]
+    entries = [quiet.write(0, "contribution", {"title": f"c{i}", "value": 1}) for i in range(6)]
+    state = fold(quiet.entries)
+    assert state.retired == [SIGNERS[1].public_key]
+    assert state.outcome(entries[0].id).stable  # type: ignore[union-attr]
+    assert state.stable_summary()["retired"] == [SIGNERS[1].public_key.hex()]
