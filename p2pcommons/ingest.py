@@ -109,7 +109,19 @@ class Ingestor:
             decoded[key] = entry
         if not decoded:
             return report
-        stored = self.store.which_exist(decoded)
+        # Only an entry at or below its log's highest stored seq can be stored already (the
+        # store keeps a log's max_seq >= the seq of each of its entries), so only those ids
+        # are looked up: a bundle or a sync of new entries needs no id lookups at all.
+        stored_max: dict[tuple[bytes, bytes], int] = {}
+        candidates = []
+        for key, entry in decoded.items():
+            log = (entry.commons_id.raw, entry.author)
+            top = stored_max.get(log)
+            if top is None:
+                top = stored_max[log] = self.store.max_seq(entry.commons_id, entry.author)
+            if entry.seq <= top:
+                candidates.append(key)
+        stored = self.store.which_exist(candidates) if candidates else set()
         report.duplicates += len(stored)
         fresh = [e for k, e in decoded.items() if k not in stored] if stored else list(decoded.values())
 
@@ -135,10 +147,11 @@ class Ingestor:
 
         accepted: list[Entry] = []
         forks: list[tuple[CID, bytes, int]] = []
-        for (_commons_raw, author), entries in groups.items():
+        for log, entries in groups.items():
             entries.sort(key=_seq_and_id)
             authentic = self._authenticate(entries, report)
-            self._check_chain(entries[0].commons_id, author, entries, authentic, accepted, forks, report)
+            self._check_chain(entries[0].commons_id, log[1], entries, authentic, accepted, forks, report,
+                              stored_max[log])
         if accepted or forks:
             self.store.insert(accepted, forks)
         report.added.extend(accepted)
@@ -178,8 +191,8 @@ class Ingestor:
         accepted: list[Entry],
         forks: list[tuple[CID, bytes, int]],
         report: IngestReport,
+        stored_max: int,
     ) -> None:
-        stored_max = self.store.max_seq(commons, author)
         at_seq: dict[int, list[bytes]] = {}
 
         def ids_at(seq: int) -> list[bytes]:
