@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,12 @@ from p2pcommons.errors import (
 from p2pcommons.ingest import ingest
 from p2pcommons.store import Fork, Head, Store
 
-from .support.signed import SIGNERS, History, histories, scaled
-
-_stores = itertools.count()
+from .support.signed import SIGNERS, History, histories, new_store, scaled
 
 
 def fresh_store(tmp_path: Path) -> Store:
-    return Store(tmp_path / f"b{next(_stores)}.sqlite")
+    """A new SQLite file per hypothesis example (tmp_path is shared by all examples)."""
+    return new_store(tmp_path)
 
 
 def export(tmp_path: Path, history: History) -> bytes:
@@ -66,7 +64,7 @@ def target_states(draw: st.DrawFn, history: History) -> list[bytes]:
     return []
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(max_steps=12), st.data())
 def test_export_then_import_yields_the_same_entries(tmp_path: Path, history: History, data: st.DataObject) -> None:
     bundle = export(tmp_path, history)
@@ -93,7 +91,7 @@ def test_export_then_import_yields_the_same_entries(tmp_path: Path, history: His
         assert out.getvalue() == bundle
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(max_steps=8), st.data())
 def test_truncated_bundles_are_rejected_and_nothing_is_lost(tmp_path: Path, history: History,
                                                             data: st.DataObject) -> None:
@@ -129,7 +127,7 @@ def test_every_truncation_of_one_bundle_is_rejected(tmp_path: Path) -> None:
         assert contents(store) == before
 
 
-@settings(max_examples=scaled(2))
+@settings(max_examples=scaled(1))
 @given(histories(max_steps=8), st.data())
 def test_tampered_bundles_are_rejected_and_nothing_is_lost(tmp_path: Path, history: History,
                                                            data: st.DataObject) -> None:
@@ -182,7 +180,7 @@ def test_header_totals_are_verified(tmp_path: Path) -> None:
             assert store.count() == 0
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.3))
 @given(histories(max_steps=6), histories(max_steps=6, label="other").filter(lambda h: len(h.entries) > 1))
 def test_a_bundle_cannot_smuggle_entries_of_another_commons(tmp_path: Path, mine: History, other: History) -> None:
     """Frames from another commons, spliced in with a matching header and a valid
@@ -207,13 +205,18 @@ def test_a_bundle_cannot_smuggle_entries_of_another_commons(tmp_path: Path, mine
 @settings(max_examples=scaled(1))
 @given(st.binary(max_size=64).map(lambda tail: MAGIC + tail))
 def test_garbage_after_the_magic_is_rejected(tmp_path: Path, data: bytes) -> None:
-    with fresh_store(tmp_path) as store:
-        with pytest.raises(InvalidBundle):
-            import_bundle(store, io.BytesIO(data))
-        assert store.count() == 0
+    store = _shared_stores.get(tmp_path)
+    if store is None:  # one store for every example: creating a store costs several fsyncs
+        store = _shared_stores[tmp_path] = fresh_store(tmp_path)
+    with pytest.raises(InvalidBundle):
+        import_bundle(store, io.BytesIO(data))
+    assert store.count() == 0
 
 
-@settings(max_examples=scaled(0.5))
+_shared_stores: dict[Path, Store] = {}
+
+
+@settings(max_examples=scaled(0.3))
 @given(histories(max_steps=8), st.integers(1, 70_000))
 def test_reader_is_independent_of_read_sizes(tmp_path: Path, history: History, chunk: int) -> None:
     """The reader yields the same frames whatever sizes the file returns from read()."""

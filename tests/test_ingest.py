@@ -26,14 +26,12 @@ from p2pcommons.errors import (
 from p2pcommons.ingest import Ingestor, IngestReport, ingest
 from p2pcommons.store import Store
 
-from .support.signed import SIGNERS, History, histories, scaled
-
-_stores = itertools.count()
+from .support.signed import SIGNERS, History, histories, new_store, scaled
 
 
 def fresh_store(tmp_path: Path) -> Store:
     """A new SQLite file per hypothesis example (tmp_path is shared by all examples)."""
-    return Store(tmp_path / f"s{next(_stores)}.sqlite")
+    return new_store(tmp_path)
 
 
 def batches(raws: list[bytes], cuts: list[int]) -> list[list[bytes]]:
@@ -54,7 +52,7 @@ orders = st.randoms(use_true_random=False)
 cut_lists = st.lists(st.integers(0, 1000), max_size=4)
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(), orders, cut_lists, st.sampled_from(["segment", "each"]))
 def test_any_arrival_order_converges(tmp_path: Path, history: History, rnd: object, cuts: list[int],
                                      verify: Literal["segment", "each"]) -> None:
@@ -77,7 +75,7 @@ def test_any_arrival_order_converges(tmp_path: Path, history: History, rnd: obje
         assert stored_forks(store) == history.forks
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(), cut_lists)
 def test_causal_order_accepts_everything_at_once(tmp_path: Path, history: History, cuts: list[int]) -> None:
     with fresh_store(tmp_path) as store:
@@ -115,7 +113,7 @@ def damaged(draw: st.DrawFn) -> tuple[History, list[bytes], list[int]]:
     return history, [history.genesis.raw, *shuffled], draw(cut_lists)
 
 
-@settings(max_examples=scaled(2))
+@settings(max_examples=scaled(1))
 @given(damaged())
 def test_segment_and_each_verification_agree(tmp_path: Path, case: tuple[History, list[bytes], list[int]]) -> None:
     """Verifying one signature per chain segment accepts and rejects exactly what
@@ -148,7 +146,7 @@ def test_segment_and_each_verification_agree(tmp_path: Path, case: tuple[History
         assert stored_ids(store, history) <= history.ids
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(max_steps=12), st.data())
 def test_sequence_gaps_are_rejected(tmp_path: Path, history: History, data: st.DataObject) -> None:
     """Drop one non-genesis entry: its author's later entries are SequenceGap (or, where a
@@ -172,7 +170,7 @@ def test_sequence_gaps_are_rejected(tmp_path: Path, history: History, data: st.D
         assert not store.has(missing.id)
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(max_steps=8, forks=False), st.data())
 def test_backlink_mismatch_is_rejected(tmp_path: Path, history: History, data: st.DataObject) -> None:
     """An entry whose backlink names anything but its author's previous entry is rejected."""
@@ -192,7 +190,7 @@ def test_backlink_mismatch_is_rejected(tmp_path: Path, history: History, data: s
         assert stored_forks(store) == set()
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(max_steps=10), st.data())
 def test_forks_are_kept_as_evidence_and_reported(tmp_path: Path, history: History, data: st.DataObject) -> None:
     """A second entry at a used (author, seq) is stored, verified and reported as a fork."""
@@ -217,7 +215,7 @@ def test_forks_are_kept_as_evidence_and_reported(tmp_path: Path, history: Histor
         assert {target.id, sibling.id} <= set(store.ids_at(history.commons, target.author, target.seq))
 
 
-@settings(max_examples=scaled(1))
+@settings(max_examples=scaled(0.5))
 @given(histories(), cut_lists, st.sampled_from(["segment", "each"]))
 def test_reingest_is_idempotent(tmp_path: Path, history: History, cuts: list[int],
                                 verify: Literal["segment", "each"]) -> None:
@@ -232,7 +230,7 @@ def test_reingest_is_idempotent(tmp_path: Path, history: History, cuts: list[int
         assert (sorted(store.iter_raw()), store.heads(history.commons), store.forks()) == snapshot
 
 
-@settings(max_examples=scaled(0.5))
+@settings(max_examples=scaled(0.3))
 @given(histories(max_steps=4), histories(max_steps=4, label="other"))
 def test_wrong_commons_is_rejected(tmp_path: Path, mine: History, other: History) -> None:
     with fresh_store(tmp_path) as store:
@@ -248,7 +246,7 @@ def test_wrong_commons_is_rejected(tmp_path: Path, mine: History, other: History
         assert store.count() == len(mine.entries)
 
 
-@settings(max_examples=scaled(0.5))
+@settings(max_examples=scaled(0.3))
 @given(histories(max_steps=8), st.data())
 def test_atomic_ingest_is_all_or_nothing(tmp_path: Path, history: History, data: st.DataObject) -> None:
     """With atomic=True (bundle import) one bad entry anywhere aborts the whole stream and

@@ -3,14 +3,20 @@ the codec, ingest, bundle and store property tests."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import itertools
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import GENESIS, MAX_DEPS, Entry, Signer, sign_entry
+from p2pcommons.store import Store
 
 SIGNERS = [Signer(hashlib.sha256(b"property-author-%d" % i).digest()) for i in range(6)]
 KINDS = ("contribution", "review", "join", "note", "vote")
@@ -127,3 +133,25 @@ def scaled(fraction: float) -> int:
     current = settings.default
     assert current is not None
     return max(1, round(current.max_examples * fraction))
+
+
+_template: dict[str, Path] = {}
+_store_numbers = itertools.count()
+
+
+def new_store(directory: Path) -> Store:
+    """A new, empty store file in ``directory``.
+
+    Copies a once-initialized empty store instead of creating the schema again: creating
+    a store commits about ten schema statements, each with an fsync, which dominated the
+    run time of the property tests (a fresh store per hypothesis example)."""
+    template = _template.get("store")
+    if template is None:
+        folder = Path(tempfile.mkdtemp(prefix="p2pc-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = folder / "empty.sqlite"
+        Store(template).close()  # closing checkpoints the WAL into the file
+        _template["store"] = template
+    path = directory / f"store-{next(_store_numbers)}.sqlite"
+    shutil.copyfile(template, path)
+    return Store(path)
