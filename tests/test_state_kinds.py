@@ -4,9 +4,14 @@ reinstatement, value weights, distribution rounding, an invalid genesis."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from p2pcommons.entry import sign_entry
 from p2pcommons.state import APPLIED, PENDING, REJECTED, compute_shares, fold, genesis_body, pending_admissions
-from tests.test_state_histories import SIGNERS, History
+from tests.test_state_histories import SIGNERS, History, examples
 
 
 def _member(history: History, i: int, *, admitters: tuple[int, ...] = (0,)) -> None:
@@ -148,3 +153,50 @@ def test_stability_and_retirement_of_silent_members() -> None:
     assert state.retired == [SIGNERS[1].public_key]
     assert state.outcome(entries[0].id).stable  # type: ignore[union-attr]
     assert state.stable_summary()["retired"] == [SIGNERS[1].public_key.hex()]
+
+
+_FIELDS = ["name", "join", "member", "role", "action", "reason", "title", "kind", "value", "ref", "contribution",
+           "verdict", "comment", "changes", "proposal", "choice", "resource", "amount", "rivalrous", "quota",
+           "period", "unit", "currency", "rules", "stewards", "resources", "description", "license"]
+_KINDS = ["join", "admission", "leave", "role", "sanction", "contribution", "review", "rule_proposal", "vote",
+          "resource_add", "resource_use", "distribution", "bogus"]
+
+
+def _values() -> Any:
+    from p2pcommons.dagcbor import CID
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.text(max_size=8),
+                        st.binary(max_size=40), st.sampled_from([b"\x01" * 32, "accept", "yes", "remove", "steward",
+                                                                 "review.accepts", "open"]),
+                        st.just(CID.of(b"x")))
+    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=12), inner, max_size=3)),
+                        max_leaves=6)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(bodies=st.lists(st.tuples(st.sampled_from(_KINDS),
+                                 st.dictionaries(st.sampled_from(_FIELDS), _values(), max_size=4)),
+                       min_size=1, max_size=8),
+       genesis=st.one_of(st.just({}), st.dictionaries(st.sampled_from(_FIELDS), _values(), max_size=4)))
+def test_hostile_bodies_never_crash_the_fold(bodies: list[tuple[str, dict[str, Any]]],
+                                             genesis: dict[str, Any]) -> None:
+    """Whatever a (validly signed) body holds, the fold records an outcome with a reason
+    instead of raising."""
+    from p2pcommons.dagcbor import encode
+    from p2pcommons.entry import decode_entry
+
+    g = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=genesis, timestamp=1)
+    entries = [g]
+    prev = g
+    for kind, body in bodies:
+        encode(body)
+        e = sign_entry(SIGNERS[0], commons=g.id, seq=prev.seq + 1, prev=prev.id, kind=kind, body=body,
+                       timestamp=prev.seq + 1)
+        entries.append(decode_entry(e.raw))  # bodies as a receiver sees them (links as tags)
+        prev = e
+    state = fold(entries)
+    assert len(state.state_hash) == 64
+    for entry in entries:
+        outcome = state.outcome(entry.id)
+        assert outcome is not None and (outcome.status != REJECTED or outcome.reason)

@@ -539,7 +539,10 @@ class Folder:
                 name = body.get("founder_name", "") if founder == entry.author else ""
                 state.members[founder] = Member(name if type(name) is str else "", ("member", "reviewer", "steward"),
                                                 grants, "active", entry.id, 0)
-            for spec in body.get("resources", []):
+            resources = body.get("resources", [])
+            if type(resources) is not list:
+                raise InvalidRules("The genesis resources must be a list.")
+            for spec in resources:
                 state.resources[CID.of(encode(spec))] = _resource(spec)
         except (InvalidRules, _Rejected) as error:
             self.genesis_error = str(error)
