@@ -1,0 +1,98 @@
+"""Every example in ``examples/`` runs end to end and converges (issue 6: CI runs each example).
+
+Each example is run as its own process, as a reader would run it (``python examples/NAME.py``):
+it starts three real nodes on 127.0.0.1 through the ``p2pc`` CLI and exits 0 only when all
+nodes reach the same state hash. The examples create their node homes with
+:func:`tempfile.mkdtemp`, so pointing ``TMPDIR`` at the test's own directory lets the test
+check afterwards that no daemon was left running and no home left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.network
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NAMES = ["wikipedia", "siuslaw_forest", "sensorica", "farm_hack", "offline_community"]
+CONVERGED = re.compile(r"^converged: 3 nodes, state_hash ([0-9a-f]{64}) in [0-9.]+ s$", re.MULTILINE)
+
+
+def _leftovers(root: Path) -> list[str]:
+    """Command lines of live processes that mention ``root`` (daemons an example forgot)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if str(root) in cmdline:
+            found.append(f"{proc.pid}: {cmdline}")
+    return found
+
+
+def _run(script: Path, root: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(root), "COLUMNS": "132"}
+    env.pop("P2PC_EXAMPLE_KEEP", None)
+    env.pop("P2PC_HOME", None)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=script.parent.parent, stdin=subprocess.DEVNULL)
+
+
+def _assert_clean(root: Path) -> None:
+    # `p2pc node stop` waits for the daemon to exit; allow a moment for the process table to catch up.
+    deadline = time.monotonic() + 5
+    leftovers = _leftovers(root)
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leftovers = _leftovers(root)
+    assert not leftovers, f"daemons left running: {leftovers}"
+    assert not list(root.glob("p2pc-example-*")), "node homes left behind"
+
+
+def test_every_example_is_tested() -> None:
+    scripts = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+    assert scripts == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_converges(name: str, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = _run(EXAMPLES / f"{name}.py", tmp_path)
+    elapsed = time.monotonic() - started
+    print(f"{name}: exit {result.returncode} in {elapsed:.1f} s")
+    tail = (result.stdout[-4000:] + "\n--- stderr ---\n" + result.stderr[-2000:])
+    assert result.returncode == 0, tail
+    assert CONVERGED.search(result.stdout), tail
+    assert "✓" in result.stdout  # the scenario checked its own outcomes along the way
+    _assert_clean(tmp_path)
+
+
+def test_failing_scenario_exits_nonzero_and_stops_its_daemons(tmp_path: Path) -> None:
+    """A scenario that fails after starting daemons still stops them (try/finally in the harness)."""
+    script = tmp_path / "failing.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(EXAMPLES)!r})\n"
+        "from _harness import main, require\n"
+        "def scenario(net):\n"
+        "    a, b, c = net.nodes\n"
+        "    net.found(a, 'doomed')\n"
+        "    a.start()\n"
+        "    b.json('import', '/nonexistent/bundle')\n"
+        "sys.exit(main('failing', ['A', 'B', 'C'], scenario))\n",
+        encoding="utf-8",
+    )
+    result = _run(script, tmp_path, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "example failed: B: p2pc import" in result.stdout.replace("\n", " "), result.stdout
+    assert not CONVERGED.search(result.stdout)
+    _assert_clean(tmp_path)
