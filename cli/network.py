@@ -7,6 +7,7 @@ the daemon over its control socket or edit local files, so they start fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -443,6 +444,12 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
         if invite.token is not None:
             body["invite"] = invite.token
         entry = append(store, identity.signer, invite.commons, "join", body)
+    from p2pcommons.errors import UsageError
+    from p2pcommons.node import peers
+
+    for addr in invite.addrs:  # so this node reconnects to the inviter from now on
+        with contextlib.suppress(UsageError):
+            peers.add(home_of(home), addr)
     if daemon_running(home_of(home)):
         notify_daemon(home_of(home))
     else:

@@ -619,6 +619,8 @@ class Node:
         with trio.move_on_after(timeout):
             addr = request.get("addr")
             targets = [await self.connect(str(addr))] if addr else self.connected_peers()
+            if addr:
+                self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
                 while peer_id in self._active_sessions:  # wait for the running one to end
                     event = self._peer_synced.setdefault(peer_id, trio.Event())
