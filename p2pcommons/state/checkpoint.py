@@ -33,7 +33,8 @@ from .fold import (
     bulk,
 )
 
-VERSION = 2
+VERSION = 3
+KEEP = 3  # snapshots kept in a checkpoint besides the state at its end
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
 
@@ -149,6 +150,11 @@ def _dump(folder: Folder) -> bytes:
         "last_key": list(last_key),
         "genesis_error": folder.genesis_error,
         "state": None if folder.state is None else _dump_state(folder.state),
+        # The last few snapshots too, so a late entry in a resumed process replays from a
+        # recent position instead of from the start.
+        "snapshots": [[list(key), _dump_state(snap), error]
+                      for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[-KEEP:]
+                      if snap is not None and key != last_key],
         "max_clock": folder.max_clock,
     }
     return cbor2.dumps(doc)
@@ -198,6 +204,9 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
     if folder.applied != len(folder.order):
         raise ValueError("checkpoint taken before the fold was current")
+    for key, snap, error in doc.get("snapshots", []):
+        folder.snap_keys.append((key[0], key[1]))
+        folder.snap_states.append((_load_state(snap), error))
     if folder.state is not None and last_key != _ZERO_KEY:
         folder.snap_keys.append(last_key)
         folder.snap_states.append((folder.state.copy(), folder.genesis_error))

@@ -11,8 +11,8 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   fold (:mod:`.checkpoint`: per-entry metadata, outcomes and the state as a snapshot at the
   last position) are written to the store's cache table under ``state/<commons>/…`` (local
   derived data, never replicated).  A new process resumes from the checkpoint and applies
-  only the entries that arrived since; a late entry that sorts before the checkpoint's
-  position replays from scratch, loading old entries from the store as needed.
+  only the entries that arrived since; a late entry replays from the nearest snapshot the
+  checkpoint kept (or from the start), loading old entries from the store as needed.
   ``verify_state`` rebuilds from scratch and compares.
 """
 
