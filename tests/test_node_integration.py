@@ -350,3 +350,19 @@ def test_background_start_sync_command_and_status(nodes: Callable[[str], NodePro
         assert failed.returncode == 6 and failed.stderr.count("\n") == 1, failed.stderr
     finally:
         a.p2pc("node", "stop")
+
+
+def test_join_through_a_running_daemon(nodes: Callable[[str], NodeProc]) -> None:
+    a, b = nodes("a"), nodes("b")
+    commons = a.p2pc_json("commons", "create", "repair cafe")["commons"]
+    a.start(sync_interval=60)
+    b.start(sync_interval=60)  # b's daemon runs and holds nothing yet
+    code = a.p2pc_json("invite", "create")["code"]
+    joined = b.p2pc_json("join", code)
+    assert joined["commons"] == commons
+    wait_for(converged([a, b], commons), 20, "the join and its admission to reach both nodes")
+    assert a.p2pc_json("state", "--commons", commons)["members"] == 2
+    assert b.p2pc_json("peer", "list")["peers"] == [a.addr]
+    b.p2pc("contribute", "--title", "fixed a toaster", "--commons", commons)
+    wait_for(converged([a, b], commons), 10, "b's contribution to reach a by gossip")
+    same_state([a, b], commons)
