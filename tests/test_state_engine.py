@@ -142,3 +142,29 @@ def test_auto_admit_admits_joins_to_an_open_commons(tmp_path: Path) -> None:
         assert state.has_role(joins[0].author, "member")
         assert auto_admit(store, SIGNERS[0], history.commons) == []
     forget()
+
+
+def test_late_entry_after_resume_replays_from_a_kept_snapshot(tmp_path: Path) -> None:
+    from p2pcommons.entry import sign_entry
+    from p2pcommons.state import engine
+    from tests.test_state_histories import SIGNERS, History
+
+    history = History()
+    for i in range(700):
+        history.write(0, "contribution", {"title": f"c{i}", "value": 1})
+    anchor = history.entries[-60]
+    late = sign_entry(SIGNERS[3], commons=history.commons, seq=1, prev=None, kind="join", body={"name": "late"},
+                      deps=[anchor.id], timestamp=5)
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.insert(history.entries)
+        current_state(store, history.commons, persist=True)
+    forget()
+    with Store(path) as store:
+        store.insert([late])
+        live_state = current_state(store, history.commons)
+        folder = engine._live[engine._key(store, history.commons)].folder
+        assert len(folder.snap_keys) > 2  # snapshots came back with the checkpoint
+        assert folder.snap_keys[-2] < folder.meta[late.id.raw].key
+        assert live_state.state_hash == fold([*history.entries, late]).state_hash
+    forget()
