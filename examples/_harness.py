@@ -233,11 +233,17 @@ class Cluster:
         self.commons = str(founder.json(*args)["commons"])
         return self.commons
 
-    def invite(self, inviter: Node, newcomer: Node) -> dict[str, Any]:
-        """The inviter's daemon prints an invite code; the newcomer joins with it."""
-        code = str(inviter.json("invite", "create", "--uses", "1", "--expires", "1h")["code"])
-        joined: dict[str, Any] = newcomer.json("join", code, "--name", newcomer.name)
-        return joined
+    def invite(self, inviter: Node, *newcomers: Node) -> list[dict[str, Any]]:
+        """The inviter's daemon prints one single-use invite code per newcomer; they join with
+        them (at the same time, as people would)."""
+        codes = [str(inviter.json("invite", "create", "--uses", "1", "--expires", "1h")["code"]) for _ in newcomers]
+        return _parallel([lambda n=n, c=c: n.json("join", c, "--name", n.name)  # type: ignore[misc]
+                          for n, c in zip(newcomers, codes, strict=True)])
+
+    def start(self, *nodes: Node, bootstrap: Node | None = None) -> None:
+        """Start several daemons at once, each connecting to ``bootstrap``'s (if given)."""
+        via = [bootstrap.addr] if bootstrap is not None else []
+        _parallel([lambda n=n: n.start(*via) for n in nodes])  # type: ignore[misc]
 
     # --- convergence ----------------------------------------------------------------------
 

@@ -55,10 +55,8 @@ def scenario(net: Cluster) -> Node:
     nina.start()
 
     step("Jo (a vegetable grower) and Paul (a builder at a farmers' co-op) join with invites")
-    net.invite(nina, jo)
-    net.invite(nina, paul)
-    jo.start(nina.addr)
-    paul.start(nina.addr)
+    net.invite(nina, jo, paul)
+    net.start(jo, paul, bootstrap=nina)
     net.converge(what="Jo and Paul admitted")
 
     step("Jo publishes the roller-crimper plans: a non-rivalrous resource, and a design contribution")

@@ -61,10 +61,8 @@ def scenario(net: Cluster) -> Node:
     tibi.start()
 
     step("Ivan and Maria join with invites; Tibi makes Ivan a reviewer (peer evaluation)")
-    net.invite(tibi, ivan)
-    net.invite(tibi, maria)
-    ivan.start(tibi.addr)
-    maria.start(tibi.addr)
+    net.invite(tibi, ivan, maria)
+    net.start(ivan, maria, bootstrap=tibi)
     net.converge(what="Ivan and Maria admitted")
     tibi.write("role", "Ivan", "grant", "reviewer")
 

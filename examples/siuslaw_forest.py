@@ -61,10 +61,8 @@ def scenario(net: Cluster) -> Node:
     rosa.start()
 
     step("Eli (ecologist) and Dale (logger) join with invite codes Rosa's node signed and honours")
-    net.invite(rosa, eli)
-    net.invite(rosa, dale)
-    eli.start(rosa.addr)
-    dale.start(rosa.addr)
+    net.invite(rosa, eli, dale)
+    net.start(eli, dale, bootstrap=rosa)
     net.converge(what="Eli and Dale admitted by Rosa's node")
 
     step("The watershed council: Rosa makes Eli a steward and adds the harvest quota")
