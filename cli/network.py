@@ -296,9 +296,10 @@ def invite_create(
 
 
 def _membership_policy(store: Any, cid: Any) -> str:
-    try:
-        from p2pcommons.state.engine import current_state
-    except ImportError:
+    from p2pcommons.node.derived import current_state_fn
+
+    current_state = current_state_fn()
+    if current_state is None:
         return "open"
     try:
         return str(current_state(store, cid).rules.get("membership", {}).get("policy", "open"))

@@ -180,16 +180,16 @@ class Node:
                     self.announce()
 
     def _update_state(self, commons: CID) -> bool:
-        try:
-            from p2pcommons.state.engine import current_state
-        except ImportError:
+        from .derived import current_state_fn, pending_admissions_fn
+
+        current_state = current_state_fn()
+        if current_state is None:
             return False
         if self._state_store is None:
             self._state_store = Store(self.home.store_file)
         state = current_state(self._state_store, commons)
-        try:
-            from p2pcommons.state import pending_admissions
-        except ImportError:
+        pending_admissions = pending_admissions_fn()
+        if pending_admissions is None:
             return False
         from p2pcommons.author import append
 

@@ -83,9 +83,10 @@ async def oneshot_sync(
 
 def _fold(home: Home, touched: set[CID]) -> None:
     """Bring the derived state up to date after new entries (if the state package exists)."""
-    try:
-        from p2pcommons.state.engine import current_state
-    except ImportError:
+    from .derived import current_state_fn
+
+    current_state = current_state_fn()
+    if current_state is None:
         return
     from p2pcommons.store import Store
 
