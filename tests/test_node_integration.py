@@ -181,7 +181,7 @@ def test_three_nodes_invite_join_contribute_converge(nodes: Callable[[str], Node
     wait_for(converged([a, b, c], commons), 20, "the joins and admissions to spread")
     for node, title in ((a, "paths"), (b, "compost"), (c, "seeds")):
         node.p2pc("contribute", "--title", title, "--commons", commons)
-    wait_for(converged([a, b, c], commons), 10, "contributions to reach every node by gossip")
+    wait_for(converged([a, b, c], commons), 20, "contributions to reach every node by gossip")
     same_state([a, b, c], commons)
     members = a.p2pc_json("state", "--commons", commons)["members"]
     assert members == 3
@@ -364,5 +364,5 @@ def test_join_through_a_running_daemon(nodes: Callable[[str], NodeProc]) -> None
     assert a.p2pc_json("state", "--commons", commons)["members"] == 2
     assert b.p2pc_json("peer", "list")["peers"] == [a.addr]
     b.p2pc("contribute", "--title", "fixed a toaster", "--commons", commons)
-    wait_for(converged([a, b], commons), 10, "b's contribution to reach a by gossip")
+    wait_for(converged([a, b], commons), 20, "b's contribution to reach a by gossip")
     same_state([a, b], commons)
