@@ -252,8 +252,10 @@ class Cluster:
         """Poll ``p2pc state --json`` on every node until all state hashes are equal.
 
         Equal hashes over the same commons mean equal entry sets folded to equal states (the
-        state includes the count of ready entries); ``waiting == 0`` additionally says no node
-        still lacks a dependency. Bounded by ``timeout`` seconds and a poll count.
+        state includes the count of ready entries). Two more conditions rule out a moment of
+        equality that is about to end: no node still lacks a dependency (``waiting``), and no
+        join is pending (in every scenario here, a member node is about to admit it).
+        Bounded by ``timeout`` seconds and a poll count.
         """
         group = list(nodes or self.nodes)
         deadline = time.monotonic() + timeout
@@ -262,7 +264,8 @@ class Cluster:
         for _ in range(int(timeout / 0.2) + 2):
             states = _parallel([lambda n=n: n.json("state", "--commons", self.commons, quiet=True)  # type: ignore[misc]
                                 for n in group])
-            last = {n.name: (s["state_hash"], s["entries"], s["waiting"]) for n, s in zip(group, states, strict=True)}
+            last = {n.name: (s["state_hash"], s["entries"], s["waiting"] + s["pending_joins"])
+                    for n, s in zip(group, states, strict=True)}
             hashes = {h for h, _, _ in last.values()}
             if len(hashes) == 1 and all(w == 0 for _, _, w in last.values()):
                 state_hash = hashes.pop()
@@ -273,7 +276,8 @@ class Cluster:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        detail = ", ".join(f"{name}: {h[:12]}… ({e} entries, {w} waiting)" for name, (h, e, w) in last.items())
+        detail = ", ".join(f"{name}: {h[:12]}… ({e} entries, {w} waiting or pending joins)"
+                           for name, (h, e, w) in last.items())
         raise ConvergenceError(f"no convergence within {timeout:.0f} s{' (' + what + ')' if what else ''}: {detail}")
 
     # --- printing -------------------------------------------------------------------------
@@ -482,11 +486,18 @@ def author_of_key(key_hex: str) -> str:
 # --- running a scenario ---------------------------------------------------------------------
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(title: str, names: Sequence[str], scenario: Callable[[Cluster], Node]) -> int:
     """Run ``scenario`` on a fresh :class:`Cluster`, wait for every node to converge, print the
     state as the node ``scenario`` returns folds it; return the exit code (0: converged)."""
     started = time.monotonic()
     console.rule(f"[bold]{title}[/bold]")
+    # A polite kill (e.g. a CI timeout) unwinds through the cluster's cleanup like Ctrl-C does:
+    # the daemons run in their own sessions and would outlive this process otherwise.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         with Cluster(names) as cluster:
             reader = scenario(cluster)

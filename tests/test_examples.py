@@ -40,11 +40,24 @@ def _leftovers(root: Path) -> list[str]:
 
 
 def _run(script: Path, root: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    """Run one example; on timeout, SIGTERM it first so its harness stops the daemons it started."""
     env = {**os.environ, "TMPDIR": str(root), "COLUMNS": "132"}
     env.pop("P2PC_EXAMPLE_KEEP", None)
     env.pop("P2PC_HOME", None)
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=script.parent.parent, stdin=subprocess.DEVNULL)
+    args = [sys.executable, str(script)]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          cwd=script.parent.parent, stdin=subprocess.DEVNULL) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            pytest.fail(f"{script.name} timed out after {timeout} s:\n{out[-3000:]}\n{err[-2000:]}")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 def _assert_clean(root: Path) -> None:
@@ -95,4 +108,42 @@ def test_failing_scenario_exits_nonzero_and_stops_its_daemons(tmp_path: Path) ->
     assert result.returncode == 1, result.stdout + result.stderr
     assert "example failed: B: p2pc import" in result.stdout.replace("\n", " "), result.stdout
     assert not CONVERGED.search(result.stdout)
+    _assert_clean(tmp_path)
+
+
+def test_terminated_scenario_stops_its_daemons(tmp_path: Path) -> None:
+    """SIGTERM (what a CI timeout sends first) unwinds through the harness's cleanup."""
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(EXAMPLES)!r})\n"
+        "from _harness import main\n"
+        "def scenario(net):\n"
+        "    a = net.nodes[0]\n"
+        "    net.found(a, 'stuck')\n"
+        "    a.start()\n"
+        "    print('READY', flush=True)\n"
+        "    time.sleep(120)\n"
+        "sys.exit(main('stuck', ['A'], scenario))\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("P2PC_EXAMPLE_KEEP", None)
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env,
+                          stdin=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:  # bounded: the script prints a few lines, then READY, then sleeps
+            seen.append(line)
+            if "READY" in line:
+                break
+        assert _leftovers(tmp_path), "the scenario's daemon should be running before the signal"
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail("the scenario did not exit within 60 s of SIGTERM")
+    assert proc.returncode != 0
     _assert_clean(tmp_path)
