@@ -90,7 +90,6 @@ def commons_create(
 ) -> None:
     """Found a new commons; prints its id (the genesis entry's id)."""
     from p2pcommons.author import create_commons
-
     from p2pcommons.state import genesis_body
 
     rules_doc = _read_toml(rules) if rules else None
