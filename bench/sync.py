@@ -2,7 +2,8 @@
 
 1. ``N`` entries (default 100,000; ``--entries``) from node A to a fresh node B over libp2p,
    beside this machine's single-core ingest rate and raw Ed25519 verify rate measured in
-   the same run, and both nodes' peak RSS (VmHWM) during the sync.
+   the same run, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms) and
+   of B once it has folded the commons state afterwards (VmHWM).
 2. Gossip latency from one node to four others (separate processes, star topology): the
    time from a local write (store commit + notify_daemon) to the entry being stored at
    each receiver, p50 and p99.
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -123,12 +125,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    return peak_rss_mb(pid, "VmRSS")
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -161,12 +167,27 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         addr = request(a, {"cmd": "status"})["addrs"][0]
         procs.append(start_node(b))
         cpu_before = [cpu_seconds(p.pid) for p in procs]
+        sampling = threading.Event()
+        peaks = [0.0, 0.0]
+
+        def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
+            while not sampling.is_set():
+                for k, proc in enumerate(procs):
+                    peaks[k] = max(peaks[k], rss_mb(proc.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         start = time.perf_counter()
-        reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
-        elapsed = time.perf_counter() - start
+        try:
+            reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+        finally:
+            elapsed = time.perf_counter() - start
+            sampling.set()
+            sampler.join()
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
-        rss_a, rss_b = peak_rss_mb(procs[0].pid), peak_rss_mb(procs[1].pid)
+        rss_a, rss_b = peaks
         time.sleep(3)  # b folds the commons state once the sync has paused
         rss_b_fold = peak_rss_mb(procs[1].pid)
     finally:
@@ -178,7 +199,7 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
         "single_core_ingest_per_s": round(ingest), "raw_verify_per_s": round(verify),
         "sync_vs_verify": round(n / elapsed / verify, 2),
-        "peak_rss_mb_a": round(rss_a, 1), "peak_rss_mb_b": round(rss_b, 1),
+        "peak_rss_mb_a_during_sync": round(rss_a, 1), "peak_rss_mb_b_during_sync": round(rss_b, 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
     }

@@ -43,7 +43,7 @@ MAX_BATCH_ENTRIES = 4096
 DEFAULT_BATCH_BYTES = 256 * 1024         # what this implementation packs per batch
 MIN_WINDOW = 64 * 1024
 MAX_WINDOW = 64 * 1024 * 1024
-DEFAULT_WINDOW = 4 * 1024 * 1024
+DEFAULT_WINDOW = 2 * 1024 * 1024
 MAX_SUMMARIES = 1024
 MAX_HEADS = 8192
 MAX_FORKS = 8192
@@ -346,6 +346,11 @@ class SyncSession:
         """Commons both sides summarized (the ones this session replicates), in the order
         this side announced them."""
         return [c for c in self._my_commons if c in self._peer_summaries]
+
+    @property
+    def peer_window(self) -> int | None:
+        """The window the peer offered in its HELLO (None before it arrived)."""
+        return self._hello
 
     @property
     def peer_totals(self) -> tuple[int, int] | None:

@@ -207,8 +207,10 @@ async def run_session(
     async def reader_of_plans(plans: list[replica.Plan], out: trio.MemorySendChannel[tuple[CID, list[bytes]]]) -> None:
         """Read the next batches from the store while the current ones are on the wire."""
         async with out:
+            # a batch must fit in the peer's window, or it could never be sent
+            size = min(batch_bytes, session.peer_window or sync.MIN_WINDOW)
             for the_plan in plans:
-                async for batch in _batches(db, the_plan, batch_bytes):
+                async for batch in _batches(db, the_plan, size):
                     await out.send((the_plan.commons, batch))
 
     async def sender(plans: list[replica.Plan], nursery: trio.Nursery) -> None:

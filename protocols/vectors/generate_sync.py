@@ -25,6 +25,7 @@ from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 HERE = Path(__file__).resolve().parent
+WINDOW = 4 * 1024 * 1024  # fixed here so the vectors do not move with the implementation default
 
 
 def signer(label: str) -> Signer:
@@ -50,8 +51,8 @@ def frames() -> list[dict[str, Any]]:
     summary = sync.Summary(genesis.id, ((alice, 2, rest[0].id), (bob, 2, rest[2].id)), ((bob, 1),))
     batch_entries = [genesis.raw, rest[0].raw]
     out = [
-        {"name": "hello", "type": sync.HELLO, "fields": {"v": 1, "window": sync.DEFAULT_WINDOW},
-         "hex": sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": sync.DEFAULT_WINDOW})).hex()},
+        {"name": "hello", "type": sync.HELLO, "fields": {"v": 1, "window": WINDOW},
+         "hex": sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": WINDOW})).hex()},
         {"name": "summary", "type": sync.SUMMARY,
          "fields": {"commons": str(genesis.id),
                     "heads": sorted([[alice.hex(), 2, str(rest[0].id)], [bob.hex(), 2, str(rest[2].id)]]),
@@ -114,7 +115,7 @@ def session() -> dict[str, Any]:
 
 def invalid() -> list[dict[str, Any]]:
     genesis, _ = history()
-    hello = sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": sync.DEFAULT_WINDOW}))
+    hello = sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": WINDOW}))
     cases = [
         ("empty-frame", b"\x00", "empty"),
         ("oversize-frame", sync.encode_uvarint(sync.MAX_FRAME + 1), "exceeds the limit"),
@@ -122,7 +123,7 @@ def invalid() -> list[dict[str, Any]]:
         ("non-minimal-varint", b"\x81\x00", "minimally"),
         ("first-frame-not-hello", sync.frame(sync.SUMMARIES_END), "first frame must be HELLO"),
         ("unknown-type", hello + sync.frame(0x7F), "Unknown frame type"),
-        ("wrong-version", sync.frame(sync.HELLO, dagcbor.encode({"v": 2, "window": sync.DEFAULT_WINDOW})),
+        ("wrong-version", sync.frame(sync.HELLO, dagcbor.encode({"v": 2, "window": WINDOW})),
          "version"),
         ("window-too-small", sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": 1024})), "below the minimum"),
         ("hello-twice", hello + hello, "twice"),
