@@ -85,6 +85,7 @@ class Node:
         self.name = name
         self.home = root / name.lower().replace(" ", "-")
         self.pid: int | None = None
+        self.may_run = False  # a daemon start was attempted (it may be up even if the start reported no PID)
         self.addr = ""
         self.author = str(self.json("init")["author_id"])
 
@@ -121,6 +122,7 @@ class Node:
         args = ["node", "start", "--listen", LISTEN, "--sync-interval", SYNC_INTERVAL]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
+        self.may_run = True
         status = self.json(*args)
         self.pid = int(status["pid"])
         self.addr = str(status["addrs"][0])
@@ -128,14 +130,16 @@ class Node:
 
     def stop(self) -> None:
         """Stop the daemon with ``p2pc node stop``; if that fails, signal the PID it reported."""
-        if self.pid is None:
+        if not self.may_run:
             return
-        pid, self.pid = self.pid, None
+        pid, self.pid, self.may_run = self.pid, None, False
         try:
             if self.run("node", "stop", check=False, quiet=True, timeout=30).returncode == 0:
                 return
         except subprocess.TimeoutExpired:
             pass
+        if pid is None:  # the start never reported a PID; `node stop` found nothing to stop
+            return
         for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             try:
                 os.kill(pid, sig)
