@@ -227,10 +227,9 @@ class Cluster:
         if rules is not None:
             charter = self.root / "charter.toml"
             charter.write_text(tomli_w.dumps(rules), encoding="utf-8")
-            console.print("  charter.toml:", style="dim")
-            for line in tomli_w.dumps(rules).strip().splitlines():
-                if line.strip():
-                    console.print(f"      {line}", style="dim", markup=False)
+            console.print(f"  charter ({charter.name}; each table on one line):", style="dim")
+            for line in _compact_toml(rules):
+                console.print(f"      {line}", style="dim", markup=False)
             args += ["--rules", str(charter)]
         if membership:
             args += ["--membership", membership]
@@ -294,6 +293,17 @@ class Cluster:
         """Contributions accepted / pending / rejected, as ``node`` folds them."""
         counts: dict[str, int] = node.json("state", "--commons", self.commons, quiet=True)["contributions"]
         return counts
+
+
+def _compact_toml(rules: dict[str, Any]) -> list[str]:
+    """The charter as a reader would write it (one line per key), for display; the file itself
+    is written by tomli_w."""
+    lines = []
+    for section, table in rules.items():
+        values = ", ".join(f"{k} = {json.dumps(v) if not isinstance(v, bool) else str(v).lower()}"
+                           for k, v in table.items())
+        lines.append(f"[{section}] {values}")
+    return lines
 
 
 def step(text: str) -> None:
