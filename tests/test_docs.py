@@ -46,8 +46,18 @@ def test_doc_commands_run(doc: Path, tmp_path: Path) -> None:
     env["P2PC_NO_PROGRESS"] = "1"
     env["HOME"] = str(tmp_path)  # e.g. shell completion installs into ~/.bashrc
     env["SHELL"] = "/bin/bash"
-    done = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + script],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )
+    try:
+        done = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + script],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        _stop_daemons(tmp_path, env)
     assert done.returncode == 0, f"{doc.name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def _stop_daemons(root: Path, env: dict[str, str]) -> None:
+    """A doc that failed half-way may leave daemons running: stop every one it started."""
+    for lock in root.rglob("node.lock"):
+        subprocess.run(["p2pc", "node", "stop", "--home", str(lock.parent)], env=env,
+                       capture_output=True, timeout=60, check=False)
