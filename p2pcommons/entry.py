@@ -15,7 +15,7 @@ import nacl.bindings
 import nacl.exceptions
 
 from . import dagcbor
-from .dagcbor import CID
+from .dagcbor import _CID_PREFIX, CID, _sha256, _trusted_cid
 from .errors import (
     BadSignature,
     EntryTooLarge,
@@ -70,7 +70,7 @@ class Entry:
 
     def __init__(self, raw: bytes, fields: dict[str, Any], commons: CID | None,
                  prev: CID | None, deps: tuple[CID, ...]) -> None:
-        self.id = CID.of(raw)
+        self.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
         self.raw = raw
         self.commons = commons
         self.author: bytes = fields["author"]
@@ -191,12 +191,11 @@ def _head(major: int, n: int) -> bytes:
 
 
 _SMALL_HEADS = {major: [bytes((major | n,)) for n in range(24)] for major in (0x00, 0x60, 0x80)}
+_UINT_HEADS = _SMALL_HEADS[0x00]
+_TEXT_HEADS = _SMALL_HEADS[0x60]
+_ARRAY_HEADS = _SMALL_HEADS[0x80]
 _TAGGED_LINK_HEAD = b"\xd8\x2a\x58\x25\x00"  # tag 42, a 37-byte byte string, the 0x00 prefix
 _NULL = b"\xf6"
-
-
-def _link_bytes(cid: CID | None) -> bytes:
-    return _NULL if cid is None else _TAGGED_LINK_HEAD + cid.raw
 
 
 def _canonical_bytes(entry: Entry) -> bytes:
@@ -213,22 +212,31 @@ def _canonical_bytes(entry: Entry) -> bytes:
     except Exception as exc:
         raise MalformedEntry(f"The value cannot be re-encoded ({str(exc)[:120]}).") from None
     kind = entry.kind.encode()
-    deps = entry.deps
-    return b"".join((
-        b"\xaa\x63seq", _head(0x00, entry.seq),
+    seq = entry.seq
+    prev = entry.prev
+    commons = entry.commons
+    parts = [
+        b"\xaa\x63seq", _UINT_HEADS[seq] if seq < 24 else _head(0x00, seq),
         b"\x63sig\x58\x40", entry.sig,
         b"\x64body", body,
-        b"\x64deps", _SMALL_HEADS[0x80][len(deps)], *[_TAGGED_LINK_HEAD + d.raw for d in deps],
-        b"\x64kind", _head(0x60, len(kind)), kind,
-        b"\x64prev", _link_bytes(entry.prev),
+        b"\x64deps", _ARRAY_HEADS[len(entry.deps)],
+    ]
+    for dep in entry.deps:
+        parts.append(_TAGGED_LINK_HEAD)
+        parts.append(dep.raw)
+    parts += (
+        b"\x64kind", _TEXT_HEADS[len(kind)] if len(kind) < 24 else _head(0x60, len(kind)), kind,
+        b"\x64prev", _NULL if prev is None else _TAGGED_LINK_HEAD + prev.raw,
         b"\x64time", _head(0x00, entry.time),
         b"\x66author\x58\x20", entry.author,
-        b"\x67commons", _link_bytes(entry.commons),
+        b"\x67commons", _NULL if commons is None else _TAGGED_LINK_HEAD + commons.raw,
         b"\x67version\x01",
-    ))
+    )
+    return b"".join(parts)
 
 
 _link = dagcbor.link
+_valid_kinds: set[str] = set()  # kinds already seen to be valid (a small, bounded cache)
 
 
 def _build(raw: bytes, value: dict[str, Any]) -> Entry:
@@ -245,8 +253,11 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
         raise MalformedEntry("The author must be a 32-byte Ed25519 public key.")
     if type(seq) is not int or not 1 <= seq <= _MAX_SEQ:
         raise MalformedEntry("The sequence number must be a positive integer.")
-    if type(kind) is not str or len(kind) > MAX_KIND_LENGTH or not _KIND_RE.match(kind):
-        raise MalformedEntry("The kind must be a short lower-case identifier.")
+    if type(kind) is not str or kind not in _valid_kinds:
+        if type(kind) is not str or len(kind) > MAX_KIND_LENGTH or not _KIND_RE.match(kind):
+            raise MalformedEntry("The kind must be a short lower-case identifier.")
+        if len(_valid_kinds) < 1024:
+            _valid_kinds.add(kind)
     if type(body) is not dict:
         raise MalformedEntry("The body must be a map.")
     dagcbor.check_value(body, 1)  # the body is one level inside the entry map
