@@ -139,3 +139,22 @@ def test_notify_and_cli_modules_do_not_import_libp2p() -> None:
             "import p2pcommons.cli.network;"
             "assert 'libp2p' not in sys.modules and 'trio' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from p2pcommons.cli.network import setup_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        setup_logging(0, True)
+        logging.getLogger("p2pcommons.node").info("peer %s connected", "x")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        record = json.loads(line)
+        assert record["message"] == "peer x connected" and record["level"] == "info"
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
