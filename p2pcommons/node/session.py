@@ -348,10 +348,23 @@ async def run_session(
             nursery.cancel_scope.cancel()
 
     try:
+        async def say_stop() -> None:
+            # The node is shutting down: tell the peer, so it ends the session cleanly.
+            with trio.CancelScope(shield=True), trio.move_on_after(1), contextlib.suppress(Exception):
+                session.stop("shutting down")
+                await stream.write(session.data_to_send())
+
         try:
             await _session_tasks()
         except BaseExceptionGroup as group:
-            raise _unwrap(group) from None
+            inner = _unwrap(group)
+            if inner is group or isinstance(inner, trio.Cancelled):
+                await say_stop()
+                raise
+            raise inner from None
+        except trio.Cancelled:
+            await say_stop()
+            raise
         # Say goodbye: flush any last ACKs, then close our side.
         with trio.move_on_after(2):
             await flush()
