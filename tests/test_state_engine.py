@@ -27,6 +27,8 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="p2pc-engine-"))
         self.store = Store(self.dir / "store.sqlite")
+        # Durability is not what this machine tests; fsyncs would dominate its run time.
+        self.store._db.execute("PRAGMA synchronous=OFF")
         self.pending: list[Entry] = []
         self.held: list[Entry] = []
         self.commons = None
@@ -76,7 +78,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 EngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
     max_examples=examples(100), stateful_step_count=25, deadline=None)
-TestEngine = EngineMachine.TestCase
+TestEngine = pytest.mark.timeout(3600)(EngineMachine.TestCase)  # long under P2PC_HYPOTHESIS_PROFILE=soak
 
 
 def test_verify_state_detects_a_corrupt_cache(tmp_path: Path) -> None:
