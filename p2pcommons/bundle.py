@@ -164,6 +164,14 @@ class BundleReader:
             self._fill(5)  # a frame length is at most 5 bytes; fewer may remain at the end
         buf = self._buf
         pos = self._pos
+        if pos + 2 <= len(buf) and buf[pos] & 0x80 and 0 < buf[pos + 1] < 0x80:
+            # the common case, an entry of 128 bytes to 16 KiB: a two-byte length
+            length = (buf[pos] & 0x7F) | (buf[pos + 1] << 7)
+            self.bytes_read += 2
+            self._pos = pos + 2
+            if length > limit:
+                raise MalformedBundle(f"A frame of {length} bytes exceeds the limit of {limit} bytes.")
+            return self._read_exact(length, what="an entry")
         length = 0
         for shift in range(0, 35, 7):
             if pos >= len(buf):

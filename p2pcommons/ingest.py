@@ -289,17 +289,13 @@ def ingest(
         while batch := list(islice(iterator, batch_size)):
             yield batch
 
-    if atomic:
-        with store.transaction():
-            for batch in batches():
-                part = ingestor.add_batch(batch)
-                total.merge(part)
-                if on_batch:
-                    on_batch(part)
-    else:
+    # Collect cycles once at the end rather than after each batch: on resuming, the
+    # collector would otherwise scan the batch's entries while they are still referenced.
+    with _gc_paused(), (store.transaction() if atomic else contextlib.nullcontext()):
         for batch in batches():
             part = ingestor.add_batch(batch)
             total.merge(part)
             if on_batch:
                 on_batch(part)
+            del part
     return total

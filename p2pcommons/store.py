@@ -178,12 +178,18 @@ class Store:
             with self.transaction():
                 rows = []
                 max_seq: dict[int, int] = {}
+                last: tuple[bytes, bytes] | None = None
+                log = 0
                 for entry in entries:
-                    log = self.log_id(entry.commons_id, entry.author)
+                    commons = entry.commons_id
+                    key = (commons.raw, entry.author)  # batches arrive grouped by log
+                    if key != last:
+                        log = self.log_id(commons, entry.author)
+                        last = key
                     rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
                     if entry.seq > max_seq.get(log, 0):
                         max_seq[log] = entry.seq
-                    if entry.is_genesis:
+                    if entry.commons is None:  # a genesis entry
                         name = entry.body.get("name")
                         self._db.execute(
                             "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
