@@ -34,7 +34,7 @@ from .fold import (
 )
 
 VERSION = 3
-KEEP = 3  # snapshots kept in a checkpoint besides the state at its end
+KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
 
