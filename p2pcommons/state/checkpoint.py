@@ -150,7 +150,7 @@ def _dump(folder: Folder) -> bytes:
         "last_key": list(last_key),
         "genesis_error": folder.genesis_error,
         "state": None if folder.state is None else _dump_state(folder.state),
-        # The last few snapshots too, so a late entry in a resumed process replays from a
+        # The last snapshot(s) too, so a late entry in a resumed process replays from a
         # recent position instead of from the start.
         "snapshots": [[list(key), _dump_state(snap), error]
                       for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[-KEEP:]
