@@ -93,14 +93,11 @@ def verify_store(store: Store, on_progress: Callable[[int], None] | None = None)
         report.problems.append(f"{report.forks} forks are stored but {recorded} are on record as evidence")
     commons_list = store.commons_list()
     report.commons = len(commons_list)
-    try:
-        from .state import verify_state
-    except ImportError:
-        verify_state = None
-    if verify_state is not None:
-        for info in commons_list:
-            try:
-                report.states[str(info.id)] = verify_state(store, info.id)
-            except Exception as exc:  # a mismatch or a bug: both are verification failures
-                report.problems.append(f"commons {info.id}: derived state does not rebuild ({exc})")
+    from .state import verify_state
+
+    for info in commons_list:
+        try:
+            report.states[str(info.id)] = verify_state(store, info.id)
+        except Exception as exc:  # a mismatch or a bug: both are verification failures
+            report.problems.append(f"commons {info.id}: derived state does not rebuild ({exc})")
     return report
