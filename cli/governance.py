@@ -232,6 +232,45 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
                             for d in distributions]}, as_json, human)
 
 
+@command("contributions")
+def contributions_cmd(
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="Only pending, accepted or rejected contributions.")
+    ] = None,
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List contributions with their review status, reviews and value (for reviewers' queues)."""
+    from p2pcommons.errors import UsageError
+
+    if status is not None and status not in ("pending", "accepted", "rejected"):
+        raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
+    with open_store(home) as store:
+        cid = resolve_commons(store, commons)
+        state = _state(store, cid)
+        rows = []
+        for entry_id, c in sorted(state.canonical.get("contributions", {}).items()):
+            if status is not None and c["status"] != status:
+                continue
+            rows.append({
+                "id": entry_id, "author": _hex_author(c["author"]), "title": c["title"], "kind": c["kind"],
+                "ref": c["ref"], "claimed": c["claimed"], "value": c["value"], "status": c["status"],
+                "accepts": [_hex_author(a) for a in c["accepts"]], "rejects": [_hex_author(a) for a in c["rejects"]],
+                "outside": c["outside"],
+            })
+
+    def human() -> None:
+        if not rows:
+            print("No contributions" + (f" with status {status}." if status else " yet."))
+        for row in rows:
+            outside = "  (by a non-member)" if row["outside"] else ""
+            print(f"{row['id']}  {row['status']:<8}  {row['title']}  [{row['kind']}, claimed {row['claimed']}, "
+                  f"value {row['value']}]{outside}")
+
+    emit({"commons": str(cid), "contributions": rows}, as_json, human)
+
+
 # --- membership -------------------------------------------------------------------------------
 
 

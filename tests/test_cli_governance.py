@@ -180,3 +180,25 @@ def test_genesis_body_from_toml_and_flag() -> None:
         genesis_body("X", membership="closed")
     with pytest.raises(InvalidRules, match="no rule"):
         genesis_body("X", rules={"review": {"acepts": 2}})
+
+
+def test_contributions_listing_by_status(tmp_path: Path) -> None:
+    founder, _ = _init(tmp_path / "f")
+    newcomer, newcomer_id = _init(tmp_path / "n")
+    commons = p2pc("commons", "create", "Queue", "--home", founder).strip()
+    _carry(founder, newcomer, commons, tmp_path, "a")
+    good = p2pc("contribute", "--title", "Good work", "--value", "4", "--home", newcomer).strip()
+    spam = p2pc("contribute", "--title", "Spam", "--home", newcomer).strip()
+    waiting = p2pc("contribute", "--title", "Not yet reviewed", "--home", newcomer).strip()
+    _carry(newcomer, founder, commons, tmp_path, "b")
+    p2pc("review", good, "accept", "--value", "3", "--home", founder)
+    p2pc("review", spam, "reject", "--comment", "off topic", "--home", founder)
+    listed = p2pc_json("contributions", "--home", founder)["contributions"]
+    by_id = {row["id"]: row for row in listed}
+    assert by_id[good]["status"] == "accepted" and by_id[good]["value"] == 3 and by_id[good]["claimed"] == 4
+    assert by_id[spam]["status"] == "rejected" and by_id[waiting]["status"] == "pending"
+    assert all(row["author"] == newcomer_id for row in listed)
+    pending = p2pc_json("contributions", "--status", "pending", "--home", founder)["contributions"]
+    assert [row["id"] for row in pending] == [waiting]
+    assert "Not yet reviewed" in p2pc("contributions", "--status", "pending", "--home", founder)
+    fails("contributions", "--status", "bogus", "--home", founder)
