@@ -370,6 +370,11 @@ class SyncSession:
         return self._totals_sent
 
     @property
+    def buffered(self) -> int:
+        """Bytes received but not yet a whole frame (a frame still arriving)."""
+        return len(self._in)
+
+    @property
     def complete(self) -> bool:
         return (
             self._done_sent and self._peer_done and self._unacked_out == 0 and self._unacked_in == 0

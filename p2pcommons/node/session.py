@@ -40,6 +40,9 @@ log = logging.getLogger("p2pcommons.node.sync")
 READ_CHUNK = 64 * 1024
 PREFETCH_BATCHES = 4
 COALESCE_BYTES = 1024 * 1024
+# One frame (at most sync.MAX_FRAME, ~1 MiB) must arrive whole within this many stall
+# deadlines (60 s by default: ≥ ~17 KB/s), so a peer trickling bytes cannot hold a session.
+FRAME_DEADLINE_FACTOR = 3
 T = TypeVar("T")
 
 
@@ -294,21 +297,29 @@ async def run_session(
     async def reader(nursery: trio.Nursery) -> None:
         from libp2p.network.stream.exceptions import StreamEOF  # heavy: only when a session runs
 
+        frame_due: float | None = None  # a frame in progress must be whole by then
         while True:
-            with trio.move_on_after(stall_timeout) as scope:
+            now = trio.current_time()
+            timeout = stall_timeout if frame_due is None else max(0.0, min(stall_timeout, frame_due - now))
+            with trio.move_on_after(timeout) as scope:
                 try:
                     data = await stream.read(READ_CHUNK)
                 except StreamEOF:
                     data = b""
             if scope.cancelled_caught:
+                if frame_due is not None and trio.current_time() >= frame_due:
+                    # a trickle resets the per-read deadline forever; a whole frame must arrive in time
+                    raise Stalled("The peer took longer than the deadline allows to send one frame.")
                 raise Stalled("The peer sent nothing for longer than the deadline allows.")
             if not data and not session.complete and session.stopped is None:
                 raise PeerClosed("The peer closed the stream before the session ended.")
             session.receive_data(data)
+            frames = 0
             while True:
                 event = session.next_event()
                 if event is sync.NEED_DATA:
                     break
+                frames += 1
                 if isinstance(event, sync.SummariesEnd):
                     await start_sending(nursery)
                 elif isinstance(event, sync.Totals):
@@ -334,6 +345,10 @@ async def run_session(
             if not data:
                 finished.set()
                 return
+            if not session.buffered:
+                frame_due = None
+            elif frame_due is None or frames:
+                frame_due = trio.current_time() + FRAME_DEADLINE_FACTOR * stall_timeout
 
     async def _session_tasks() -> None:
         async with trio.open_nursery() as nursery:
