@@ -11,7 +11,7 @@ short-lived CLI process should not cost a fold of the whole history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import cbor2
@@ -39,10 +39,14 @@ _STATUS = ("applied", "rejected", "pending", "waiting")
 
 
 class LazyEntries(MutableMapping[bytes, Entry]):
-    """The fold's entry table, backed by a loader for entries it knows but has not loaded."""
+    """The fold's entry table, backed by a loader for entries it knows but has not loaded.
 
-    def __init__(self, known: set[bytes], loader: Callable[[bytes], Entry | None]) -> None:
-        self._known = known
+    Which entries it knows is read from the fold's own indexes (ready entries' metadata and
+    the waiting table: every entry the fold took is in one of them), so the table adds no
+    per-entry memory of its own once the loaded bodies are evicted."""
+
+    def __init__(self, loader: Callable[[bytes], Entry | None], *indexes: Mapping[bytes, Any]) -> None:
+        self._indexes = indexes
         self._loaded: dict[bytes, Entry] = {}
         self._loader = loader
 
@@ -50,11 +54,14 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         """Drop loaded entry bodies: the fold has applied them, and a replay reloads them."""
         self._loaded.clear()
 
+    def _knows(self, key: object) -> bool:
+        return any(key in index for index in self._indexes)
+
     def __getitem__(self, key: bytes) -> Entry:
         entry = self._loaded.get(key)
         if entry is not None:
             return entry
-        if key not in self._known:
+        if not self._knows(key):
             raise KeyError(key)
         entry = self._loader(key)
         if entry is None:
@@ -63,21 +70,21 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         return entry
 
     def __setitem__(self, key: bytes, value: Entry) -> None:
-        self._known.add(key)
-        self._loaded[key] = value
+        self._loaded[key] = value  # Folder.add then files it as ready or waiting
 
     def __delitem__(self, key: bytes) -> None:  # pragma: no cover - the fold never deletes
-        self._known.discard(key)
         self._loaded.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._known
+        return key in self._loaded or self._knows(key)
+
+    # The indexes are disjoint (an entry is ready or waiting) and cover every loaded entry.
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(sorted(self._known))
+        return iter(sorted(key for index in self._indexes for key in index))
 
     def __len__(self) -> int:
-        return len(self._known)
+        return sum(len(index) for index in self._indexes)
 
 
 def _cids(values: Any) -> tuple[CID, ...]:
@@ -145,14 +152,16 @@ def _dump(folder: Folder) -> bytes:
         "logs": [[a, [[s, raw] for s, raw in log.items()]] for a, log in folder.logs.items()],
         "forks": [[a, s, ids] for (a, s), ids in folder.forks.items()],
         "fork_seq": [[a, s] for a, s in folder.fork_seq.items()],
-        "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.items()],
-        "exclusions": [[x.member, x.after_seq, list(x.cause), x.cause_id.raw, x.liftable] for x in folder.exclusions],
-        "last_key": list(last_key),
+        # Only outcomes other than plain "applied" (a ready entry without one is applied).
+        "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.other.items()],
+        "exclusions": [[x.member, x.after_seq, [x.cause[0], x.cause[1]], x.cause_id.raw, x.liftable]
+                       for x in folder.exclusions],
+        "last_key": [last_key[0], last_key[1]],
         "genesis_error": folder.genesis_error,
         "state": None if folder.state is None else _dump_state(folder.state),
         # The last snapshot(s) too, so a late entry in a resumed process replays from a
         # recent position instead of from the start.
-        "snapshots": [[list(key), _dump_state(snap), error]
+        "snapshots": [[[key[0], key[1]], _dump_state(snap), error]
                       for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[-KEEP:]
                       if snap is not None and key != last_key],
         "max_clock": folder.max_clock,
@@ -178,34 +187,32 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     folder = Folder(commons)
     folder.authors = list(doc["authors"])
     folder.author_index = {a: i for i, a in enumerate(folder.authors)}
-    known: set[bytes] = set()
     meta = folder.meta
     for raw, clock, aidx, seq, vv in doc["meta"]:
         meta[raw] = _Meta(clock, (clock, raw), tuple(vv), aidx, seq)
-        known.add(raw)
     for raw, missing in doc["waiting"]:
         folder.waiting[raw] = set(missing)
-        known.add(raw)
         for dep in missing:
             folder.waiters.setdefault(dep, []).append(raw)
-    folder.entries = LazyEntries(known, loader)
+    folder.entries = LazyEntries(loader, folder.meta, folder.waiting)
     folder.logs = {a: {s: raw for s, raw in log} for a, log in doc["logs"]}
     folder.forks = {(a, s): list(ids) for a, s, ids in doc["forks"]}
     folder.fork_seq = {a: s for a, s in doc["fork_seq"]}
     folder.order = sorted(m.key for m in meta.values())
-    folder.outcomes = {raw: _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN
-                       else (_STATUS[code], reason) for raw, code, reason in doc["outcomes"]}
-    folder.exclusions = [_Exclusion(m, after, (cause[0], cause[1]), CID(cid), lift) for m, after, cause, cid, lift
+    outcomes = folder.outcomes
+    for raw, code, reason in doc["outcomes"]:
+        outcomes[raw] = _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN else (_STATUS[code], reason)
+    folder.exclusions = [_Exclusion(m, after, meta[cause[1]], CID(cid), lift) for m, after, cause, cid, lift
                          in doc["exclusions"]]
     folder.genesis_error = doc["genesis_error"]
     folder.state = None if doc["state"] is None else _load_state(doc["state"])
     folder.max_clock = doc["max_clock"]
-    last_key = (doc["last_key"][0], doc["last_key"][1])
+    last_key = _ZERO_KEY if doc["last_key"][0] < 0 else meta[doc["last_key"][1]]
     folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
     if folder.applied != len(folder.order):
         raise ValueError("checkpoint taken before the fold was current")
     for key, snap, error in doc.get("snapshots", []):
-        folder.snap_keys.append((key[0], key[1]))
+        folder.snap_keys.append(meta[key[1]])
         folder.snap_states.append((_load_state(snap), error))
     if folder.state is not None and last_key != _ZERO_KEY:
         folder.snap_keys.append(last_key)

@@ -116,7 +116,7 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
 
 def _fresh(commons: CID) -> _Live:
     live = _Live(Folder(commons))
-    live.folder.entries = checkpoint.LazyEntries(set(), live.load_entry)
+    live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting)
     return live
 
 

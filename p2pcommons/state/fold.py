@@ -43,6 +43,10 @@ MAX_TEXT = 1000
 MAX_AMOUNT = 2**53
 SANCTION_ACTIONS = ("warning", "suspend", "remove", "reinstate")
 _ZERO_KEY: tuple[int, bytes] = (-1, b"")
+# Snapshots kept besides the empty start: the newest RECENT_SNAPSHOTS, and older ones thinned
+# to roughly logarithmic spacing, so their memory is a bounded multiple of the state's.
+MAX_SNAPSHOTS = 12
+RECENT_SNAPSHOTS = 4
 
 Key = tuple[int, bytes]
 
@@ -144,18 +148,35 @@ class _State:
             len(self.votes) + len(self.usage) + len(self.ledger)
 
 
-class _Meta:
-    __slots__ = ("aidx", "clock", "key", "seq", "vv")
+class _Meta(tuple[Any, ...]):
+    """Per-entry fold metadata, one flat tuple: ``(clock, id, aidx, seq, *version_vector)``.
 
-    def __init__(self, clock: int, key: Key, vv: tuple[int, ...], aidx: int, seq: int) -> None:
-        self.clock = clock
-        self.key = key
-        self.vv = vv
-        self.aidx = aidx
-        self.seq = seq
+    One object per entry (no separate key tuple or version-vector tuple): the record *is*
+    the entry's sort key, since records compare by ``(clock, id)`` (ids are unique, so the
+    later fields never take part), and ``order`` holds the records themselves."""
+
+    __slots__ = ()
+
+    def __new__(cls, clock: int, key: Key, vv: tuple[int, ...], aidx: int, seq: int) -> _Meta:
+        return tuple.__new__(cls, (clock, key[1], aidx, seq, *vv))
+
+    clock = property(operator.itemgetter(0))
+    eid = property(operator.itemgetter(1))
+    aidx = property(operator.itemgetter(2))
+    seq = property(operator.itemgetter(3))
+
+    @property
+    def vv(self) -> tuple[int, ...]:
+        """Per author index, the highest seq in the entry's causal past (a new tuple)."""
+        return self[_VV:]
+
+    @property
+    def key(self) -> _Meta:
+        return self
 
 
-_by_clock = operator.attrgetter("clock")
+_VV = 4  # where the version vector starts in a _Meta record
+_by_clock = operator.itemgetter(0)
 
 
 def _parents(entry: Entry) -> list[bytes]:
@@ -166,6 +187,55 @@ def _parents(entry: Entry) -> list[bytes]:
 
 
 _PLAIN = {APPLIED: (APPLIED, ""), PENDING: (PENDING, "")}  # shared: one tuple, not one per entry
+_APPLIED_PLAIN = _PLAIN[APPLIED]
+
+
+class _Outcomes(MutableMapping[bytes, tuple[str, str]]):
+    """Per ready entry, ``(status, reason)`` — stored only where it is not plain "applied".
+
+    Most entries are simply applied; keeping a dict slot for each of them cost ~50 bytes per
+    entry.  A ready entry with no stored exception reads as ``(APPLIED, "")``.  That is exact
+    wherever the fold looks: every position before the one being applied has been applied in
+    the current pass (a late entry or an exclusion restores a snapshot before itself), and
+    after ``run`` every ready entry has been applied."""
+
+    __slots__ = ("_meta", "other")
+
+    def __init__(self, meta: dict[bytes, Any]) -> None:
+        self._meta = meta
+        self.other: dict[bytes, tuple[str, str]] = {}
+
+    def __getitem__(self, key: bytes) -> tuple[str, str]:
+        found = self.other.get(key)
+        if found is not None:
+            return found
+        if key in self._meta:
+            return _APPLIED_PLAIN
+        raise KeyError(key)
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        found = self.other.get(key)
+        if found is not None:
+            return found
+        return _APPLIED_PLAIN if key in self._meta else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._meta
+
+    def __setitem__(self, key: bytes, value: tuple[str, str]) -> None:
+        if value[0] == APPLIED and not value[1]:
+            self.other.pop(key, None)
+        else:
+            self.other[key] = value
+
+    def __delitem__(self, key: bytes) -> None:  # pragma: no cover - the fold never deletes
+        self.other.pop(key, None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._meta)
+
+    def __len__(self) -> int:
+        return len(self._meta)
 
 
 class _Rejected(Exception):
@@ -228,7 +298,7 @@ class Folder:
         self.applied = 0  # how many positions of ``order`` the state reflects
         self.state: _State | None = None
         self.genesis_error = ""
-        self.outcomes: dict[bytes, tuple[str, str]] = {}
+        self.outcomes = _Outcomes(self.meta)
         self.snap_keys: list[Key] = [_ZERO_KEY]
         self.snap_states: list[tuple[_State | None, str]] = [(None, "")]
         self.since_snapshot = 0
@@ -277,9 +347,12 @@ class Folder:
         meta = self.meta
         while stack:
             eid = stack.pop()
-            parent_ids = _parents(self.entries[eid]) if first_parents is None else first_parents
-            first_parents = None
             entry = self.entries[eid]
+            # A waiter leaves the waiting table only now that its body is at hand (a lazy
+            # entry table knows an entry by the fold's indexes: ready or waiting).
+            self.waiting.pop(eid, None)
+            parent_ids = _parents(entry) if first_parents is None else first_parents
+            first_parents = None
             author = entry.author
             seq = entry.seq
             aidx = self.author_index.get(author)
@@ -327,8 +400,7 @@ class Folder:
                 if seq > vv[aidx]:
                     vv[aidx] = seq
                 vt = tuple(vv)
-            key = (clock, eid)
-            meta[eid] = _Meta(clock, key, vt, aidx, seq)
+            key = meta[eid] = tuple.__new__(_Meta, (clock, eid, aidx, seq, *vt))
             newest = self.latest.get(author)
             if newest is None or seq > meta[newest].seq:
                 self.latest[author] = eid
@@ -348,12 +420,11 @@ class Folder:
             if waiters:
                 for waiter in waiters:
                     missing = self.waiting.get(waiter)
-                    if missing is None:
-                        continue
+                    if missing is None or eid not in missing:
+                        continue  # (listed twice when it names one dependency twice)
                     missing.discard(eid)
                     if not missing:
-                        del self.waiting[waiter]
-                        stack.append(waiter)
+                        stack.append(waiter)  # leaves ``waiting`` when it is made ready
 
     # --- application ----------------------------------------------------------------------
 
@@ -389,6 +460,25 @@ class Folder:
         self.snap_keys.append(key)
         self.snap_states.append((self.state.copy(), self.genesis_error))
         self.since_snapshot = 0
+        if len(self.snap_keys) > MAX_SNAPSHOTS + 1:
+            self._thin_snapshots()
+
+    def _thin_snapshots(self) -> None:
+        """Bound the snapshots kept (each costs O(state)): keep the empty start, the newest
+        ``RECENT_SNAPSHOTS``, and thin the older ones towards logarithmic spacing, dropping
+        the one whose neighbours are closest relative to its distance from the newest (by
+        Lamport clock).  Only the cost of a late entry far back changes (it replays from an
+        earlier snapshot), never the result."""
+        keys = self.snap_keys
+        newest = keys[-1][0]
+        best, best_score = 0, 0.0
+        for i in range(1, len(keys) - RECENT_SNAPSHOTS):
+            score = (keys[i + 1][0] - keys[i - 1][0]) / (newest - keys[i][0] + 1)
+            if best == 0 or score < best_score:
+                best, best_score = i, score
+        if best:
+            del keys[best]
+            del self.snap_states[best]
 
     def _restore(self, before: Key) -> None:
         """Go back to the latest snapshot taken strictly before position ``before``."""
@@ -424,12 +514,15 @@ class Folder:
             self.outcomes[eid] = (REJECTED, f"Its author signed two different entries at seq {fork} (a fork); "
                                             "the author's entries from the fork point on have no effect.")
             return
+        excluded: _Exclusion | None = None
         for ex in self.exclusions:
-            if ex.member == author and entry.seq > ex.after_seq and not (
-                    ex.liftable and self._lifted(state, author, meta, ex.cause)):
-                self.outcomes[eid] = (REJECTED, f"Strong removal: written outside the causal past of the "
-                                                f"sanction {ex.cause_id} against its author.")
-                return
+            if ex.member == author and entry.seq > ex.after_seq and (excluded is None or ex.cause < excluded.cause) \
+                    and not (ex.liftable and self._lifted(state, author, meta, ex.cause)):
+                excluded = ex  # the earliest sanction, whatever order the exclusions were found in
+        if excluded is not None:
+            self.outcomes[eid] = (REJECTED, f"Strong removal: written outside the causal past of the "
+                                            f"sanction {excluded.cause_id} against its author.")
+            return
         handler = _HANDLERS.get(entry.kind)
         try:
             if handler is None:
@@ -438,7 +531,10 @@ class Folder:
         except _Rejected as rejected:
             self.outcomes[eid] = (REJECTED, rejected.reason)
         else:
-            self.outcomes[eid] = _PLAIN[status]
+            if status == APPLIED:
+                self.outcomes.other.pop(eid, None)
+            else:
+                self.outcomes.other[eid] = _PLAIN[status]
 
     def _lifted(self, state: _State, author: bytes, meta: _Meta, cause: Key) -> bool:
         """Did a reinstatement that came after the suspension ``cause`` lift it for this entry?"""
@@ -458,8 +554,8 @@ class Folder:
         tmeta = self.meta.get(raw)
         if tmeta is None:
             return False
-        vv = meta.vv
-        return tmeta.aidx < len(vv) and vv[tmeta.aidx] >= tmeta.seq and tmeta.key < meta.key
+        i = tmeta[2] + _VV  # the target author's slot in the version vector
+        return i < len(meta) and meta[i] >= tmeta[3] and tmeta < meta
 
     def standing(self, state: _State, author: bytes, meta: _Meta, roles: list[str] | None) -> Member:
         """The author's membership (and one of ``roles``), checked against the state at this
@@ -507,8 +603,9 @@ class Folder:
         while seq in log:
             for cid in (log[seq], *self.forks.get((member, seq), ())):
                 m = self.meta.get(cid)
-                if m is not None and m.key < meta.key and self.outcomes.get(cid, (REJECTED,))[0] != REJECTED \
-                        and (earliest is None or m.key < earliest):
+                # Already-rejected entries too: their recorded reason must not depend on
+                # whether this exclusion was known when they were applied (incremental = full).
+                if m is not None and m.key < meta.key and (earliest is None or m.key < earliest):
                     earliest = m.key
             seq += 1
         if earliest is not None:
