@@ -46,7 +46,11 @@ def test_kill_9_mid_sync_cycles_verify_and_converge(nodes: Callable[[str], NodeP
         before = b.count(commons)
         target = before + max(1, int((total - before) * rng.uniform(0.05, 0.5)))
         b.start(a.addr, sync_interval=1, wait=False)
-        reached = wait_for(lambda t=target: (b.count(commons) >= t) and b.count(commons), 120,
+        def stored_past(t: int = target) -> int:
+            held = b.count(commons)
+            return held if held >= t else 0
+
+        reached = wait_for(stored_past, 120,
                            f"attempt {attempt}: the receiver to store {target} entries", interval=0.02)
         b.kill9()
         at_kill = b.count(commons)
@@ -58,8 +62,10 @@ def test_kill_9_mid_sync_cycles_verify_and_converge(nodes: Callable[[str], NodeP
         killed_at.append((before, at_kill, total))
         restarted = time.monotonic()
         b.start(a.addr, sync_interval=1)
-        wait_for(lambda t=total: b.count(commons) == t, 120, f"attempt {attempt}: the receiver to catch up",
-                 interval=0.2)
+        def caught_up(t: int = total) -> bool:
+            return b.count(commons) == t
+
+        wait_for(caught_up, 120, f"attempt {attempt}: the receiver to catch up", interval=0.2)
         catch_up.append(time.monotonic() - restarted)
         assert b.stored_heads(commons) == a.stored_heads(commons)
         b.stop()

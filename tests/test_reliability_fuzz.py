@@ -263,7 +263,7 @@ def _recorded_session() -> tuple[bytes, bytes]:
 
 def _drain(session: sync.SyncSession) -> list[Any]:
     """Consume events until more data is needed; returns them."""
-    events = []
+    events: list[Any] = []
     for _ in range(10_000):
         event = session.next_event()
         if event is sync.NEED_DATA:

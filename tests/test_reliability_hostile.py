@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from .test_node_integration import NodeProc, converged, copy_genesis, nodes, same_state, wait_for  # noqa: F401
@@ -45,7 +45,7 @@ class RssSampler:
 
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
-        self.baseline = self.proc.memory_info().rss
+        self.baseline = int(self.proc.memory_info().rss)
         self.peak = self.baseline
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -63,7 +63,7 @@ class RssSampler:
     def stop(self) -> int:
         self._stop.set()
         self._thread.join(timeout=5)
-        return self.peak - self.baseline
+        return int(self.peak - self.baseline)
 
 
 @pytest.mark.timeout(400)

@@ -33,6 +33,7 @@ def main() -> None:
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
+    from libp2p.custom_types import TProtocol
     from libp2p.network.config import ConnectionConfig
     from libp2p.peer.peerinfo import info_from_p2p_addr
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
@@ -57,7 +58,7 @@ def main() -> None:
     async def hang_up(stream: Any) -> None:
         await stream.close()  # the target may dial back for anti-entropy: refuse politely
 
-    host.set_stream_handler(sync.PROTOCOL_ID, hang_up)
+    host.set_stream_handler(TProtocol(sync.PROTOCOL_ID), hang_up)
 
     def contribution(on: CID, seq: int, title: str, prev: CID | None = None) -> bytes:
         return sign_entry(signer, commons=on, seq=seq, prev=prev, kind="contribution",
@@ -67,7 +68,7 @@ def main() -> None:
         """Open a sync stream and play honest until both sides' summaries have ended."""
         with trio.fail_after(15):
             await host.connect(info)
-            stream = await host.new_stream(info.peer_id, [sync.PROTOCOL_ID])
+            stream = await host.new_stream(info.peer_id, [TProtocol(sync.PROTOCOL_ID)])
         session = sync.SyncSession(initiator=True)
         session.start([sync.Summary(commons)])
         await stream.write(session.data_to_send())
