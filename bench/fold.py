@@ -244,6 +244,13 @@ def bench_engine(entries: list[Entry], commons: CID, author: Signer, prev: Entry
         _ = state.state_hash
         cached_s = time.perf_counter() - t0
         size = len(store.get_cache(f"state/{commons}/checkpoint") or b"")
+        # Memory of a node's live fold: resume under tracemalloc; what stays held afterwards.
+        forget()
+        gc.collect()
+        tracemalloc.start()
+        state = current_state(store, commons, persist=False)
+        held, resume_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
         store.close()
         forget()
     print(f"engine:      {first_s:>10.2f} s to fold {len(entries):,} stored entries the first time (incl. reading "
@@ -252,6 +259,8 @@ def bench_engine(entries: list[Entry], commons: CID, author: Signer, prev: Entry
           f"(insert excluded; read new rows + decode + fold)")
     print(f"             {resume_s:>10.2f} s for a new process to resume from the checkpoint "
           f"({size / 2**20:.1f} MiB), {cached_s * 1000:.1f} ms for its state hash (cached)")
+    print(f"             {held / 2**20:>10.1f} MiB held by the resumed live fold ({held / len(entries):.0f} B/entry, "
+          f"state included), {resume_peak / 2**20:.1f} MiB peak while resuming (tracemalloc)")
 
 
 if __name__ == "__main__":

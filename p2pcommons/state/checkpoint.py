@@ -183,19 +183,58 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None]) -> 
         return None
 
 
+_SHARED = ("members", "joins", "contributions", "proposals", "votes", "resources", "usage", "ledger", "lifted")
+
+
+def _share(snap: _State, state: _State) -> _State:
+    """Make a decoded snapshot share keys and records with the current state wherever they
+    are equal (records are immutable), as a snapshot taken in memory does: otherwise a
+    resumed fold holds a second full copy of the state."""
+    for name in _SHARED:
+        current: dict[Any, Any] = getattr(state, name)
+        same_key = {k: k for k in current}
+        shared = {}
+        for k, v in getattr(snap, name).items():
+            ck = same_key.get(k, k)
+            w = current.get(k)
+            shared[ck] = w if w is not None and w == v else v
+        setattr(snap, name, shared)
+    for name in ("distributions", "sanctions"):
+        mine: list[Any] = getattr(snap, name)
+        theirs: list[Any] = getattr(state, name)
+        setattr(snap, name, [theirs[i] if i < len(theirs) and theirs[i] == x else x for i, x in enumerate(mine)])
+    if snap.rules == state.rules:
+        snap.rules = state.rules
+    if snap.info == state.info:
+        snap.info = state.info
+    return snap
+
+
+def _same_id(meta: dict[bytes, _Meta], raw: bytes) -> bytes:
+    """The id object the metadata already holds (one bytes object per entry, not two)."""
+    record = meta.get(raw)
+    return raw if record is None else record[1]
+
+
 def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | None]) -> Folder:
     folder = Folder(commons)
     folder.authors = list(doc["authors"])
     folder.author_index = {a: i for i, a in enumerate(folder.authors)}
     meta = folder.meta
+    # Decoding gives every number its own int object (28 bytes each above 256); a fold built
+    # entry by entry shares them (a version vector copies its parents' references).  Share
+    # them here too: otherwise a resumed fold takes several times the memory of a fresh one.
+    ints: dict[int, int] = {}
+    one = ints.setdefault
+    new = tuple.__new__
     for raw, clock, aidx, seq, vv in doc["meta"]:
-        meta[raw] = _Meta(clock, (clock, raw), tuple(vv), aidx, seq)
+        meta[raw] = new(_Meta, (one(clock, clock), raw, one(aidx, aidx), one(seq, seq), *map(one, vv, vv)))
     for raw, missing in doc["waiting"]:
         folder.waiting[raw] = set(missing)
         for dep in missing:
             folder.waiters.setdefault(dep, []).append(raw)
     folder.entries = LazyEntries(loader, folder.meta, folder.waiting)
-    folder.logs = {a: {s: raw for s, raw in log} for a, log in doc["logs"]}
+    folder.logs = {a: {one(s, s): _same_id(meta, raw) for s, raw in log} for a, log in doc["logs"]}
     folder.forks = {(a, s): list(ids) for a, s, ids in doc["forks"]}
     folder.fork_seq = {a: s for a, s in doc["fork_seq"]}
     folder.order = sorted(m.key for m in meta.values())
@@ -213,7 +252,8 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
         raise ValueError("checkpoint taken before the fold was current")
     for key, snap, error in doc.get("snapshots", []):
         folder.snap_keys.append(meta[key[1]])
-        folder.snap_states.append((_load_state(snap), error))
+        loaded = _load_state(snap)
+        folder.snap_states.append((loaded if folder.state is None else _share(loaded, folder.state), error))
     if folder.state is not None and last_key != _ZERO_KEY:
         folder.snap_keys.append(last_key)
         folder.snap_states.append((folder.state.copy(), folder.genesis_error))
