@@ -55,7 +55,7 @@ def test_kill_9_mid_sync_cycles_verify_and_converge(nodes: Callable[[str], NodeP
         b.kill9()
         at_kill = b.count(commons)
         assert at_kill >= reached, "entries seen committed before the kill are gone"
-        b.p2pc("verify")
+        b.p2pc("verify", timeout=300)
         if at_kill == total:
             missed += 1
             continue
@@ -69,7 +69,7 @@ def test_kill_9_mid_sync_cycles_verify_and_converge(nodes: Callable[[str], NodeP
         catch_up.append(time.monotonic() - restarted)
         assert b.stored_heads(commons) == a.stored_heads(commons)
         b.stop()
-        b.p2pc("verify")
+        b.p2pc("verify", timeout=300)
     assert len(killed_at) == CYCLES, f"only {len(killed_at)} of {CYCLES} kills landed mid-sync ({missed} missed)"
     assert a.state_hash(commons) == b.state_hash(commons)
     print(f"\ncrash during sync: {CYCLES} kill -9 cycles mid-sync ({missed} more landed after the transfer "
