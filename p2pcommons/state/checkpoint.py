@@ -227,7 +227,10 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     ints: dict[int, int] = {}
     one = ints.setdefault
     new = tuple.__new__
-    for raw, clock, aidx, seq, vv in doc["meta"]:
+    rows = doc.pop("meta")
+    rows.reverse()
+    while rows:  # popping each decoded row frees it as it is used: a lower peak while resuming
+        raw, clock, aidx, seq, vv = rows.pop()
         meta[raw] = new(_Meta, (one(clock, clock), raw, one(aidx, aidx), one(seq, seq), *map(one, vv, vv)))
     for raw, missing in doc["waiting"]:
         folder.waiting[raw] = set(missing)

@@ -131,6 +131,7 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         blob = doc["folder"]
     except Exception:
         return None
+    del raw, doc  # the checkpoint can be tens of MiB: keep one copy while it is decoded
     live = _Live(Folder(commons), store=store, max_n=max_n)
     folder = checkpoint.load(blob, commons, live.load_entry)
     if folder is None:
