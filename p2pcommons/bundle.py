@@ -39,6 +39,9 @@ _CHUNK = 1 << 16
 
 
 def encode_uvarint(value: int) -> bytes:
+    """Unsigned LEB128, the length prefix of bundle and sync frames."""
+    if value < 0:
+        raise ValueError("uvarint of a negative number")
     out = bytearray()
     while True:
         byte = value & 0x7F

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2pcommons import dagcbor
+from p2pcommons.bundle import encode_uvarint
 from p2pcommons.dagcbor import CID
 from p2pcommons.errors import InvalidEntry, ProtocolViolation
 
@@ -148,20 +149,6 @@ NEED_DATA = _NeedData()
 
 
 # --- framing ------------------------------------------------------------------------------
-
-
-def encode_uvarint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("uvarint of a negative number")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def decode_uvarint(data: bytes | bytearray | memoryview, pos: int, *, limit: int = 9) -> tuple[int, int] | None:
