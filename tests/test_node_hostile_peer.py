@@ -180,7 +180,10 @@ def flood() -> None:
                 with trio.fail_after(10):
                     await host.connect(info)
                 await pubsub.subscribe(topic_of(commons))
-                await trio.sleep(2.5)  # let the mesh form
+                # Flood once the victim is in our mesh for the topic (polled, bounded).
+                with trio.move_on_after(10):
+                    while info.peer_id not in router.mesh.get(topic_of(commons), set()):
+                        await trio.sleep(0.05)
                 for i in range(400):
                     data = dagcbor.encode({"commons": commons, "entries": [],
                                            "heads": [[os.urandom(32), i + 1, commons]]})
