@@ -64,8 +64,16 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
     }
 
 
-def _write(home: Path | None, commons_text: str | None, kind: str, body: dict[str, Any], as_json: bool,
-           *, extra_deps: list[Any] | None = None, build: Any = None) -> dict[str, Any]:
+def _write(
+    home: Path | None,
+    commons_text: str | None,
+    kind: str,
+    body: dict[str, Any],
+    as_json: bool,
+    *,
+    extra_deps: list[Any] | None = None,
+    build: Any = None,
+) -> dict[str, Any]:
     """Append one entry of ``kind`` and print its id and outcome.  ``build(store, commons,
     state)`` may compute the body and extra deps from the current state."""
     from p2pcommons.author import append
@@ -78,8 +86,13 @@ def _write(home: Path | None, commons_text: str | None, kind: str, body: dict[st
         entry = append(store, identity.signer, commons, kind, body, extra_deps=extra_deps)
         outcome = _state(store, commons).outcome(entry.id)
     _notify(home)
-    data = {"id": str(entry.id), "commons": str(commons), "seq": entry.seq, "kind": kind,
-            "outcome": _outcome_json(outcome) if outcome else None}
+    data = {
+        "id": str(entry.id),
+        "commons": str(commons),
+        "seq": entry.seq,
+        "kind": kind,
+        "outcome": _outcome_json(outcome) if outcome else None,
+    }
     human = str(entry.id)
     if outcome is not None and outcome.status == "rejected":
         human += f"\n  no effect: {outcome.reason}"
@@ -146,8 +159,10 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
         c = data["contributions"]
         print(f"commons     {data['commons']}  {data['name']}")
         print(f"state hash  {data['state_hash']}")
-        print(f"entries     {data['entries']} ({stable['stable_entries']} stable, "
-              f"{stable['tentative_entries']} tentative, {data['waiting']} waiting)")
+        print(
+            f"entries     {data['entries']} ({stable['stable_entries']} stable, "
+            f"{stable['tentative_entries']} tentative, {data['waiting']} waiting)"
+        )
         print(f"members     {data['members']}  (pending joins: {data['pending_joins']})")
         print(f"contrib.    {c['accepted']} accepted, {c['pending']} pending, {c['rejected']} rejected")
         r = data["rules"]
@@ -155,9 +170,11 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
             print("rules       none: the commons' genesis is missing or invalid")
             return
         t = r["rule_change"]["threshold"]
-        print(f"rules       membership {r['membership']['policy']}, contributions from {r['contribution']['policy']}, "
-              f"{r['review']['accepts']} accept(s) by {','.join(r['review']['roles'])}, rule changes by "
-              f"{','.join(r['rule_change']['roles'])} > {t['num']}/{t['den']}")
+        print(
+            f"rules       membership {r['membership']['policy']}, contributions from {r['contribution']['policy']}, "
+            f"{r['review']['accepts']} accept(s) by {','.join(r['review']['roles'])}, rule changes by "
+            f"{','.join(r['rule_change']['roles'])} > {t['num']}/{t['den']}"
+        )
         if stable["held_back_by"]:
             print("stability held back by " + ", ".join(stable["held_back_by"]))
 
@@ -171,8 +188,14 @@ def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
     rows = [
-        {"author": _hex_author(k), "name": m["name"], "roles": m["roles"], "status": m["status"],
-         "since": m["since"], "warnings": m["warnings"]}
+        {
+            "author": _hex_author(k),
+            "name": m["name"],
+            "roles": m["roles"],
+            "status": m["status"],
+            "since": m["since"],
+            "warnings": m["warnings"],
+        }
         for k, m in sorted(state.members.items())
     ]
 
@@ -215,8 +238,10 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
     with open_store(home) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
-    rows = [{**row, "author": _hex_author(row["author"]), "share_percent": f"{row['share_bp'] / 100:.2f}"}
-            for row in state.ledger()]
+    rows = [
+        {**row, "author": _hex_author(row["author"]), "share_percent": f"{row['share_bp'] / 100:.2f}"}
+        for row in state.ledger()
+    ]
     distributions = state.canonical.get("distributions", [])
 
     def human() -> None:
@@ -224,12 +249,22 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
             print("No accepted contributions yet.")
         for row in rows:
             name = f" ({row['name']})" if row["name"] else ""
-            print(f"{row['author']}{name}  {row['accepted']} accepted  value {row['value']}  "
-                  f"share {row['share_percent']}%")
+            print(
+                f"{row['author']}{name}  {row['accepted']} accepted  value {row['value']}  "
+                f"share {row['share_percent']}%"
+            )
 
-    emit({"commons": str(cid), "ledger": rows,
-          "distributions": [{**d, "shares": {_hex_author(k): v for k, v in d["shares"].items()}}
-                            for d in distributions]}, as_json, human)
+    emit(
+        {
+            "commons": str(cid),
+            "ledger": rows,
+            "distributions": [
+                {**d, "shares": {_hex_author(k): v for k, v in d["shares"].items()}} for d in distributions
+            ],
+        },
+        as_json,
+        human,
+    )
 
 
 @command("contributions")
@@ -253,20 +288,31 @@ def contributions_cmd(
         for entry_id, c in sorted(state.canonical.get("contributions", {}).items()):
             if status is not None and c["status"] != status:
                 continue
-            rows.append({
-                "id": entry_id, "author": _hex_author(c["author"]), "title": c["title"], "kind": c["kind"],
-                "ref": c["ref"], "claimed": c["claimed"], "value": c["value"], "status": c["status"],
-                "accepts": [_hex_author(a) for a in c["accepts"]], "rejects": [_hex_author(a) for a in c["rejects"]],
-                "outside": c["outside"],
-            })
+            rows.append(
+                {
+                    "id": entry_id,
+                    "author": _hex_author(c["author"]),
+                    "title": c["title"],
+                    "kind": c["kind"],
+                    "ref": c["ref"],
+                    "claimed": c["claimed"],
+                    "value": c["value"],
+                    "status": c["status"],
+                    "accepts": [_hex_author(a) for a in c["accepts"]],
+                    "rejects": [_hex_author(a) for a in c["rejects"]],
+                    "outside": c["outside"],
+                }
+            )
 
     def human() -> None:
         if not rows:
             print("No contributions" + (f" with status {status}." if status else " yet."))
         for row in rows:
             outside = "  (by a non-member)" if row["outside"] else ""
-            print(f"{row['id']}  {row['status']:<8}  {row['title']}  [{row['kind']}, claimed {row['claimed']}, "
-                  f"value {row['value']}]{outside}")
+            print(
+                f"{row['id']}  {row['status']:<8}  {row['title']}  [{row['kind']}, claimed {row['claimed']}, "
+                f"value {row['value']}]{outside}"
+            )
 
     emit({"commons": str(cid), "contributions": rows}, as_json, human)
 
@@ -292,8 +338,9 @@ def join_cmd(
 
 @command("admit")
 def admit_cmd(
-    joins: Annotated[list[str] | None, typer.Argument(help="Join entries to admit (default: every pending join).")]
-    = None,
+    joins: Annotated[
+        list[str] | None, typer.Argument(help="Join entries to admit (default: every pending join).")
+    ] = None,
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -314,17 +361,22 @@ def admit_cmd(
                 if t not in pending:
                     raise UsageError(f"Entry {t} is not a pending join.")
         else:
-            targets = sorted((c for c, j in pending.items() if identity.public_key not in j.approvals),
-                             key=lambda c: c.raw)
+            targets = sorted(
+                (c for c, j in pending.items() if identity.public_key not in j.approvals), key=lambda c: c.raw
+            )
         for target in targets:
             entry = append(store, identity.signer, cid, "admission", {"join": target}, extra_deps=[target])
             outcome = _state(store, cid).outcome(entry.id)
-            written.append({"id": str(entry.id), "join": str(target),
-                            "outcome": _outcome_json(outcome) if outcome else None})
+            written.append(
+                {"id": str(entry.id), "join": str(target), "outcome": _outcome_json(outcome) if outcome else None}
+            )
     if written:
         _notify(home)
-    emit({"commons": str(cid), "admissions": written}, as_json,
-         "\n".join(f"{w['id']} admits {w['join']}" for w in written) or "No pending joins to admit.")
+    emit(
+        {"commons": str(cid), "admissions": written},
+        as_json,
+        "\n".join(f"{w['id']} admits {w['join']}" for w in written) or "No pending joins to admit.",
+    )
 
 
 @command("leave")
@@ -432,7 +484,9 @@ def rules_show(commons: CommonsOption = None, home: HomeOption = None, as_json: 
 
 @command("propose", app=rules_app)
 def rules_propose(
-    assignments: Annotated[list[str] | None, typer.Option("--set", help="A change, key=value (repeatable).")] = None,
+    assignments: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="A change, key=value (repeatable).")
+    ] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Changes as a TOML file.", exists=True)] = None,
     title: Annotated[str, typer.Option("--title", "-t", help="What the change is for.")] = "",
     commons: CommonsOption = None,
@@ -491,8 +545,9 @@ def rules_vote(
 @command("add", app=resource_app)
 def resource_add(
     name: Annotated[str, typer.Argument(help="The resource's name.")],
-    rivalrous: Annotated[bool, typer.Option("--rivalrous/--non-rivalrous",
-                                            help="Rivalrous resources have a quota per period.")] = False,
+    rivalrous: Annotated[
+        bool, typer.Option("--rivalrous/--non-rivalrous", help="Rivalrous resources have a quota per period.")
+    ] = False,
     quota: Annotated[int, typer.Option("--quota", help="Per member per period (rivalrous only).", min=0)] = 0,
     period: Annotated[int, typer.Option("--period", help="Quota period in seconds (0: no reset).", min=0)] = 0,
     unit: Annotated[str, typer.Option("--unit", help="Unit of use (e.g. m3, hours).")] = "unit",
@@ -539,9 +594,18 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
     with open_store(home) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
-        rows = [{"id": str(c), "name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
-                 "unit": r.unit, "used": {_hex_author(k): v for k, v in state.usage(c).items()}}
-                for c, r in sorted(state.resources().items(), key=lambda kv: kv[1].name)]
+        rows = [
+            {
+                "id": str(c),
+                "name": r.name,
+                "rivalrous": r.rivalrous,
+                "quota": r.quota,
+                "period": r.period,
+                "unit": r.unit,
+                "used": {_hex_author(k): v for k, v in state.usage(c).items()},
+            }
+            for c, r in sorted(state.resources().items(), key=lambda kv: kv[1].name)
+        ]
 
     def human() -> None:
         if not rows:

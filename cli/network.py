@@ -45,8 +45,12 @@ DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"time": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-                "message": record.getMessage()}
+        data = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data)
@@ -55,8 +59,9 @@ class _JsonFormatter(logging.Formatter):
 def setup_logging(verbose: int, as_json: bool) -> None:
     """Logs go to stderr: INFO by default, DEBUG with -v; libp2p's own logs only with -vv."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if as_json else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
@@ -73,23 +78,22 @@ def setup_logging(verbose: int, as_json: bool) -> None:
 
 @command("start", app=node_app)
 def node_start(
-    listen: Annotated[list[str] | None, typer.Option("--listen", help="Multiaddr to listen on (repeatable).")]
-    = None,
+    listen: Annotated[
+        list[str] | None, typer.Option("--listen", metavar="MULTIADDR", help="Multiaddr to listen on (repeatable).")
+    ] = None,
     bootstrap: Annotated[
-        list[str] | None, typer.Option("--bootstrap", help="Peer address to keep connected (repeatable).")
+        list[str] | None,
+        typer.Option("--bootstrap", metavar="ADDR", help="Peer address to keep connected (repeatable)."),
     ] = None,
     mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Discover peers on the LAN with mDNS.")] = False,
-    foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process (logs on stderr).")]
-    = False,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process (logs on stderr).")] = False,
     sync_interval: Annotated[
         float, typer.Option("--sync-interval", help="Seconds between anti-entropy syncs with each peer.", min=0.2)
     ] = 30.0,
     stall_timeout: Annotated[
-        float, typer.Option("--stall-timeout", help="Seconds a silent peer may stall a session.", min=0.5,
-                            hidden=True)
+        float, typer.Option("--stall-timeout", help="Seconds a silent peer may stall a session.", min=0.5, hidden=True)
     ] = 20.0,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: libp2p's too).")]
-    = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: libp2p's too).")] = 0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON Lines.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -115,14 +119,29 @@ def node_start(
 
         setup_logging(verbose, log_json)
         node_config = NodeConfig(
-            home=target, listen=listen_addrs, bootstrap=configured_peers(target, bootstrap or []),
-            mdns=mdns or bool(config.get("mdns", False)), sync_interval=sync_interval,
+            home=target,
+            listen=listen_addrs,
+            bootstrap=configured_peers(target, bootstrap or []),
+            mdns=mdns or bool(config.get("mdns", False)),
+            sync_interval=sync_interval,
             stall_timeout=stall_timeout,
         )
         trio.run(serve, node_config, identity)
         return
-    args = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()", "node", "start", "--foreground",
-            "--home", str(target.path), "--sync-interval", str(sync_interval), "--stall-timeout", str(stall_timeout)]
+    args = [
+        sys.executable,
+        "-c",
+        "from p2pcommons.cli.app import main; main()",
+        "node",
+        "start",
+        "--foreground",
+        "--home",
+        str(target.path),
+        "--sync-interval",
+        str(sync_interval),
+        "--stall-timeout",
+        str(stall_timeout),
+    ]
     for addr in listen_addrs:
         args += ["--listen", addr]
     for addr in bootstrap or []:
@@ -134,8 +153,15 @@ def node_start(
     if secret:
         env["P2PC_PASSPHRASE"] = secret
     with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-                                 start_new_session=True, close_fds=True, env=env)
+        child = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
     status = _wait_for_daemon(target, child, log_path)
     emit(status, as_json, lambda: _print_status(status))
 
@@ -164,12 +190,15 @@ def _print_status(status: dict[str, Any]) -> None:
     print(f"peers     {len(status['connected'])} connected")
     for peer in peers:
         mark = "connected" if peer["connected"] else ("banned" if peer["banned"] else "known")
-        lag = ", ".join(f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}"
-                        for c, b in peer["behind"].items())
+        lag = ", ".join(
+            f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
+        )
         print(f"  {peer['peer_id']}  {mark}  score {peer['score']}" + (f"  ({lag})" if lag else ""))
     for commons in status.get("commons", []):
-        print(f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "
-              f"{len(commons['heads'])} authors")
+        print(
+            f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "
+            f"{len(commons['heads'])} authors"
+        )
 
 
 @command("status", app=node_app)
@@ -222,8 +251,11 @@ def peer_add(
             connected = request(target, {"cmd": "connect", "addr": addr}, timeout=15).get("peer_id")
         except NetworkError:
             connected = None
-    emit({"addr": addr, "added": added, "connected": connected}, as_json,
-         ("Added " if added else "Already known: ") + addr + (" (connected)" if connected else ""))
+    emit(
+        {"addr": addr, "added": added, "connected": connected},
+        as_json,
+        ("Added " if added else "Already known: ") + addr + (" (connected)" if connected else ""),
+    )
 
 
 @command("list", app=peer_app)
@@ -264,7 +296,8 @@ def invite_create(
     uses: Annotated[int, typer.Option("--uses", help="How many people may use it (0: unlimited).", min=0)] = 1,
     expires: Annotated[str | None, typer.Option("--expires", help="Valid for this long (30m, 12h, 7d).")] = "7d",
     addr: Annotated[
-        list[str] | None, typer.Option("--addr", help="Address to put in the code (default: the daemon's).")
+        list[str] | None,
+        typer.Option("--addr", metavar="ADDR", help="Address to put in the code (default: the daemon's)."),
     ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -283,16 +316,28 @@ def invite_create(
     addrs = list(addr or [])
     if not addrs:
         if not daemon_running(target):
-            raise DaemonNotRunning("Start the node first ('p2pc node start') so the invite carries its address, "
-                                   "or pass --addr.")
+            raise DaemonNotRunning(
+                "Start the node first ('p2pc node start') so the invite carries its address, or pass --addr."
+            )
         addrs = [str(a) for a in request(target, {"cmd": "status"})["addrs"]]
     expires_at = int((time.time() + parse_duration(expires)) * 1000) if expires else 0
     token = None
     if policy in ("invite", "approval"):
         token = make_token(identity.signer, cid, uses=uses, expires=expires_at)
     code = encode_invite(Invite(cid, tuple(addrs), expires_at, uses, token))
-    emit({"code": code, "commons": str(cid), "addrs": addrs, "uses": uses, "expires": expires_at,
-          "policy": policy, "token": token is not None}, as_json, code)
+    emit(
+        {
+            "code": code,
+            "commons": str(cid),
+            "addrs": addrs,
+            "uses": uses,
+            "expires": expires_at,
+            "policy": policy,
+            "token": token is not None,
+        },
+        as_json,
+        code,
+    )
 
 
 def _membership_policy(store: Any, cid: Any) -> str:
@@ -312,7 +357,9 @@ def _membership_policy(store: Any, cid: Any) -> str:
 
 @command("sync")
 def sync_cmd(
-    peer: Annotated[list[str] | None, typer.Option("--peer", help="Sync with this address (repeatable).")] = None,
+    peer: Annotated[
+        list[str] | None, typer.Option("--peer", metavar="ADDR", help="Sync with this address (repeatable).")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Keep trying until caught up or the timeout.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds.", min=0.1)] = 60.0,
     home: HomeOption = None,
@@ -330,15 +377,19 @@ def sync_cmd(
             if r is None:
                 print(f"{peer_id}: not synced")
             else:
-                print(f"{peer_id}: received {r['received']} ({r['added']} new), sent {r['sent']}"
-                      + ("" if r["caught_up"] else " — not caught up"))
+                print(
+                    f"{peer_id}: received {r['received']} ({r['added']} new), sent {r['sent']}"
+                    + ("" if r["caught_up"] else " — not caught up")
+                )
         for addr in result.get("unreachable", []):
             print(f"{addr}: unreachable")
 
     emit(result, as_json, human)
     if not ok:
-        raise SyncIncomplete("This node did not catch up with its peers" +
-                             (" (no peer could be reached)." if not result["peers"] else "."))
+        raise SyncIncomplete(
+            "This node did not catch up with its peers"
+            + (" (no peer could be reached)." if not result["peers"] else ".")
+        )
 
 
 def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float) -> dict[str, Any]:
@@ -354,8 +405,11 @@ def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool
             unreachable = []
             targets: list[str] | list[None] = addrs if addrs else [None]
             for addr in targets:
-                message: dict[str, Any] = {"cmd": "sync", "timeout": max(0.1, deadline - time.monotonic()),
-                                           "want": want_text}
+                message: dict[str, Any] = {
+                    "cmd": "sync",
+                    "timeout": max(0.1, deadline - time.monotonic()),
+                    "want": want_text,
+                }
                 if addr:
                     message["addr"] = addr
                 try:
@@ -383,8 +437,9 @@ def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool
         raise UsageError("No peer to sync with: pass --peer ADDR, 'p2pc peer add ADDR', or start the node.")
     progress = _Progress() if progress_enabled() else None
     try:
-        result = trio.run(oneshot_sync, target, identity, targets, want, wait, timeout,
-                          progress.update if progress else None)
+        result = trio.run(
+            oneshot_sync, target, identity, targets, want, wait, timeout, progress.update if progress else None
+        )
     finally:
         if progress:
             progress.close()
@@ -399,15 +454,22 @@ class _Progress:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("syncing"), BarColumn(), TextColumn("{task.fields[entries]}"),
-                                  DownloadColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                                  transient=True)
+        self._progress = Progress(
+            TextColumn("syncing"),
+            BarColumn(),
+            TextColumn("{task.fields[entries]}"),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._task = self._progress.add_task("sync", total=None, entries="")
         self._progress.start()
 
     def update(self, got: int, total: int, got_bytes: int, total_bytes: int) -> None:
-        self._progress.update(self._task, completed=got_bytes, total=max(total_bytes, 1),
-                              entries=f"{got}/{total} entries")
+        self._progress.update(
+            self._task, completed=got_bytes, total=max(total_bytes, 1), entries=f"{got}/{total} entries"
+        )
 
     def close(self) -> None:
         self._progress.stop()
@@ -456,8 +518,11 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
     else:
         run_sync(home, list(invite.addrs), want=[], wait=False, timeout=15)
     data = {"commons": str(invite.commons), "join": str(entry.id), "synced": result["peers"]}
-    emit(data, as_json, f"Joined commons {invite.commons} (join entry {entry.id}); "
-                        "you are a member once a member's node admits you.")
+    emit(
+        data,
+        as_json,
+        f"Joined commons {invite.commons} (join entry {entry.id}); you are a member once a member's node admits you.",
+    )
 
 
 def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:
@@ -467,5 +532,3 @@ def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:
         if entry.author != me and isinstance(token, dict) and token.get("nonce") == nonce:
             count += 1
     return count
-
-
