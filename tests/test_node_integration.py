@@ -360,8 +360,11 @@ def test_join_through_a_running_daemon(nodes: Callable[[str], NodeProc]) -> None
     code = a.p2pc_json("invite", "create")["code"]
     joined = b.p2pc_json("join", code)
     assert joined["commons"] == commons
-    wait_for(converged([a, b], commons), 20, "the join and its admission to reach both nodes")
-    assert a.p2pc_json("state", "--commons", commons)["members"] == 2
+    # a's daemon writes the admission after it has seen the join, so equal heads alone may
+    # come a moment before the admission exists: wait for both.
+    in_sync = converged([a, b], commons)
+    wait_for(lambda: a.p2pc_json("state", "--commons", commons)["members"] == 2 and in_sync(), 20,
+             "the join and its admission to reach both nodes")
     assert b.p2pc_json("peer", "list")["peers"] == [a.addr]
     b.p2pc("contribute", "--title", "fixed a toaster", "--commons", commons)
     wait_for(converged([a, b], commons), 20, "b's contribution to reach a by gossip")
