@@ -121,6 +121,18 @@ def _resolve_member(state: Any, text: str) -> bytes:
     raise Ambiguous(f"'{text}' matches {len(candidates)} members; give more of the id.")
 
 
+def _entry_of_kind(home: Path | None, text: str, kind: str, label: str) -> tuple[Any, str]:
+    """The entry an id or prefix names, and its commons, refusing entries of another kind."""
+    from p2pcommons.errors import UsageError
+
+    with open_store(home) as store:
+        target = _resolve_entry_in(store, text)
+        found = store.get(target)
+        if found is None or found.kind != kind:
+            raise UsageError(f"Entry {target} is not {label}.")
+        return target, str(found.commons_id)
+
+
 def _resolve_entry_in(store: Any, text: str) -> Any:
     from .app import resolve_entry
 
@@ -445,12 +457,7 @@ def review_cmd(
 
     if verdict not in ("accept", "reject"):
         raise UsageError("The verdict must be accept or reject.")
-    with open_store(home) as store:
-        target = _resolve_entry_in(store, entry)
-        found = store.get(target)
-        if found is None or found.kind != "contribution":
-            raise UsageError(f"Entry {target} is not a contribution.")
-        commons = str(found.commons_id)
+    target, commons = _entry_of_kind(home, entry, "contribution", "a contribution")
     body: dict[str, Any] = {"contribution": target, "verdict": verdict}
     if value is not None:
         body["value"] = value
@@ -530,12 +537,7 @@ def rules_vote(
 
     if choice not in ("yes", "no"):
         raise UsageError("The vote must be yes or no.")
-    with open_store(home) as store:
-        target = _resolve_entry_in(store, proposal)
-        found = store.get(target)
-        if found is None or found.kind != "rule_proposal":
-            raise UsageError(f"Entry {target} is not a rule proposal.")
-        commons = str(found.commons_id)
+    target, commons = _entry_of_kind(home, proposal, "rule_proposal", "a rule proposal")
     _write(home, commons, "vote", {"proposal": target, "choice": choice}, as_json, extra_deps=[target])
 
 

@@ -14,6 +14,15 @@ import sys
 from typing import Any
 
 
+async def wait_disconnected(host: Any, peer_id: Any, seconds: float) -> None:
+    """Give the attacked node up to ``seconds`` to drop us (polled; returns early)."""
+    import trio
+
+    with trio.move_on_after(seconds):
+        while peer_id in host.get_connected_peers():
+            await trio.sleep(0.05)
+
+
 def main() -> None:
     import trio
     from libp2p import new_host
@@ -66,9 +75,7 @@ def main() -> None:
             started = trio.current_time()
             steps["stall"] = await read_until_closed(stream, 15)
             steps["stall_seconds"] = round(trio.current_time() - started, 1)
-            with trio.move_on_after(5):
-                while info.peer_id in host.get_connected_peers():
-                    await trio.sleep(0.05)
+            await wait_disconnected(host, info.peer_id, 5)
 
             # 1. garbage on the sync protocol
             try:
@@ -79,9 +86,7 @@ def main() -> None:
                 steps["garbage"] = await read_until_closed(stream, 10)
             except Exception as exc:
                 steps["garbage"] = f"refused ({type(exc).__name__})"
-            with trio.move_on_after(5):
-                while info.peer_id in host.get_connected_peers():
-                    await trio.sleep(0.05)
+            await wait_disconnected(host, info.peer_id, 5)
             steps["garbage_disconnected"] = info.peer_id not in host.get_connected_peers()
 
             # 2. a well-framed session carrying a forged entry
@@ -115,9 +120,7 @@ def main() -> None:
                 steps["forged"] = f"refused ({type(exc).__name__})"
 
             # 3. coming back: a banned peer gets nothing
-            with trio.move_on_after(3):
-                while info.peer_id in host.get_connected_peers():
-                    await trio.sleep(0.05)
+            await wait_disconnected(host, info.peer_id, 3)
             try:
                 with trio.fail_after(10):
                     await host.connect(info)
@@ -194,9 +197,7 @@ def flood() -> None:
                         break
                     if i % 20 == 0:
                         await trio.sleep(0.01)
-                with trio.move_on_after(5):
-                    while info.peer_id in host.get_connected_peers():
-                        await trio.sleep(0.05)
+                await wait_disconnected(host, info.peer_id, 5)
                 disconnected = info.peer_id not in host.get_connected_peers()
             await host.close()
         print(json.dumps({"peer_id": host.get_id().to_base58(), "sent": sent, "disconnected": disconnected}))
