@@ -88,7 +88,7 @@ class CommonsInfo:
 class Store:
     """One SQLite file.  Not thread-safe: use from one thread at a time."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, cache_mib: int = 32) -> None:
         self.path = Path(path)
         try:
             self._db = sqlite3.connect(
@@ -97,10 +97,11 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=OFF")
-            # 32 MiB of page cache (the default is 2 MiB): the unique index on random entry
-            # ids is touched all over by every batch, and re-reading its pages dominated
-            # large imports.  Memory is only used as the store grows.
-            self._db.execute("PRAGMA cache_size=-32768")
+            # 32 MiB of page cache by default (SQLite's is 2 MiB): the unique index on random
+            # entry ids is touched all over by every batch, and re-reading its pages dominated
+            # large imports.  Memory is only used as the store grows; a long-lived process
+            # that mostly reads (the daemon's own connections) asks for less.
+            self._db.execute(f"PRAGMA cache_size={-1024 * max(1, cache_mib)}")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
