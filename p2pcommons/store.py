@@ -428,3 +428,64 @@ class Store:
                 return
             for n, raw in rows:
                 yield int(n), bytes(raw)
+
+    # --- the state fold's archive (local derived data, never replicated) ------------------
+
+    _ARCHIVE_SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS fold_archive (commons BLOB NOT NULL, id BLOB NOT NULL, clock INTEGER NOT NULL, "
+        "aidx INTEGER NOT NULL, seq INTEGER NOT NULL, vv BLOB NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, "
+        "PRIMARY KEY (commons, id)) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS fold_archive_by_pos ON fold_archive (commons, aidx, seq);"
+    )
+
+    def _archive_table(self) -> None:
+        if not getattr(self, "_archive_ready", False):
+            self._db.executescript(self._ARCHIVE_SCHEMA)
+            self._archive_ready = True
+
+    def archive_put(self, commons: CID, rows: Sequence[tuple[bytes, int, int, int, bytes, int, str]]) -> None:
+        """Records of entries a state fold evicted from memory: ``(id, clock, author index,
+        seq, version vector, status code, reason)`` (see p2pcommons.state.fold.Archive)."""
+        self._archive_table()
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO fold_archive (commons, id, clock, aidx, seq, vv, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(commons.raw, *row) for row in rows])
+
+    def archive_get(self, commons: CID, entry_id: bytes) -> tuple[int, int, int, bytes, int, str] | None:
+        """``(clock, author index, seq, version vector, status code, reason)`` of one record."""
+        self._archive_table()
+        row = self._db.execute("SELECT clock, aidx, seq, vv, status, reason FROM fold_archive WHERE commons=? AND id=?",
+                               (commons.raw, entry_id)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
+
+    def archive_at(self, commons: CID, aidx: int, seq: int) -> list[bytes]:
+        self._archive_table()
+        rows = self._db.execute("SELECT id FROM fold_archive WHERE commons=? AND aidx=? AND seq=?",
+                                (commons.raw, aidx, seq))
+        return [bytes(r[0]) for r in rows]
+
+    def archive_ids(self, commons: CID) -> Iterator[bytes]:
+        self._archive_table()
+        for (raw,) in self._db.execute("SELECT id FROM fold_archive WHERE commons=?", (commons.raw,)).fetchall():
+            yield bytes(raw)
+
+    def archive_count(self, commons: CID, aidx: int | None = None, max_seq: int | None = None) -> int:
+        """Records held (of one author index up to ``max_seq``, if given)."""
+        self._archive_table()
+        if aidx is None:
+            row = self._db.execute("SELECT count(*) FROM fold_archive WHERE commons=?", (commons.raw,)).fetchone()
+        else:
+            row = self._db.execute("SELECT count(*) FROM fold_archive WHERE commons=? AND aidx=? AND seq<=?",
+                                   (commons.raw, aidx, max_seq if max_seq is not None else 2**62)).fetchone()
+        return int(row[0])
+
+    def archive_clear(self, commons: CID) -> None:
+        self._archive_table()
+        self._db.execute("DELETE FROM fold_archive WHERE commons=?", (commons.raw,))
+
+    def archive_discard(self, commons: CID, ids: Iterable[bytes]) -> None:
+        self._archive_table()
+        with self.transaction():
+            self._db.executemany("DELETE FROM fold_archive WHERE commons=? AND id=?",
+                                 [(commons.raw, raw) for raw in ids])

@@ -274,12 +274,94 @@ def _hex(author: bytes) -> str:
     return author.hex()
 
 
+class Archive:
+    """Where an evicting fold keeps the records of the entries it has evicted from memory.
+
+    Per evicted entry: its fold record (:class:`_Meta`: clock, id, author index, seq, version
+    vector) and its outcome; and the entry bodies, for a full refold and for queries.  The
+    engine's implementation is a store table (local derived data, never replicated) plus the
+    store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
+
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
+        raise NotImplementedError
+
+    def meta(self, raw: bytes) -> _Meta | None:
+        raise NotImplementedError
+
+    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        raise NotImplementedError
+
+    def at(self, aidx: int, seq: int) -> list[bytes]:
+        raise NotImplementedError
+
+    def entry(self, raw: bytes) -> Entry | None:
+        raise NotImplementedError
+
+    def entries(self) -> Iterable[Entry]:
+        """Every entry to refold from (at least every archived one; more is harmless)."""
+        raise NotImplementedError
+
+    def ids(self) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def count_stable(self, frontier: list[int]) -> int:
+        """How many archived entries have ``seq <= frontier[author index]``."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+
+class MemoryArchive(Archive):
+    """An archive in memory: the fold's semantics with eviction, without saving memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, tuple[_Meta, str, str]] = {}
+        self.bodies: dict[bytes, Entry] = {}
+
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
+        for row, body in zip(rows, bodies, strict=True):
+            self.rows[row[0][1]] = row
+            if body is not None:
+                self.bodies[row[0][1]] = body
+
+    def meta(self, raw: bytes) -> _Meta | None:
+        row = self.rows.get(raw)
+        return None if row is None else row[0]
+
+    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        return self.rows.get(raw)
+
+    def at(self, aidx: int, seq: int) -> list[bytes]:
+        return [raw for raw, (m, _, _) in self.rows.items() if m[2] == aidx and m[3] == seq]
+
+    def entry(self, raw: bytes) -> Entry | None:
+        return self.bodies.get(raw)
+
+    def entries(self) -> Iterable[Entry]:
+        return list(self.bodies.values())
+
+    def ids(self) -> Iterable[bytes]:
+        return list(self.rows)
+
+    def count_stable(self, frontier: list[int]) -> int:
+        return sum(1 for m, _, _ in self.rows.values() if m[2] < len(frontier) and frontier[m[2]] >= m[3])
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.bodies.clear()
+
+
+_CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
+
+
 class Folder:
     """Resumable fold of one commons.  ``add`` entries in any order, any number of times;
     ``run`` brings the state up to date; the result equals a fold from scratch."""
 
-    def __init__(self, commons: CID, *, snapshot_every: int = 256) -> None:
+    def __init__(self, commons: CID, *, snapshot_every: int = 256, archive: Archive | None = None) -> None:
         self.commons = commons
+        self.archive = archive
         self._commons_raw = commons.raw
         self.snapshot_every = snapshot_every
         # Keyed by raw id bytes, not CID objects: bytes hash and compare in C, and intake
@@ -308,6 +390,13 @@ class Folder:
         self.max_clock = 0
         self.restarts = 0
         self.latest: dict[bytes, bytes] = {}  # per author, the ready entry with the highest seq
+        # Eviction (only with an archive): positions up to ``base`` are archived, not held.
+        self.base: Key = _ZERO_KEY
+        self.evicted = 0  # entries archived
+        self.evicted_upto: dict[bytes, int] = {}  # per author, the highest archived seq
+        self.old: dict[bytes, _Meta] = {}  # archived records kept: authors' latest, the genesis
+        self._cache: dict[bytes, _Meta] = {}
+        self.refolds = 0
 
     # --- intake -------------------------------------------------------------------------
 
@@ -319,6 +408,10 @@ class Folder:
         commons = entry.commons
         if (eid if commons is None else commons.raw) != self._commons_raw:
             return False
+        if self.evicted and entry.seq <= self.evicted_upto.get(entry.author, 0):
+            if self._lookup(eid) is not None:
+                return False  # archived already
+            self._refold = True  # a fork of an archived entry: refold from the archive
         self.entries[eid] = entry
         log = self.logs.get(entry.author)
         if log is None:
@@ -332,7 +425,10 @@ class Folder:
         meta = self.meta
         parents = _parents(entry)
         missing = [d for d in parents if d not in meta]
-        if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing:
+        if missing and self.evicted:
+            missing = [d for d in missing if self._lookup(d) is None]
+        if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing \
+                and self._lookup(self._commons_raw) is None:
             missing.append(self._commons_raw)
         if missing:
             self.waiting[eid] = set(missing)
@@ -359,7 +455,8 @@ class Folder:
             if aidx is None:
                 aidx = self.author_index[author] = len(self.authors)
                 self.authors.append(author)
-            parents = [meta[p] for p in parent_ids]
+            parents = [meta[p] for p in parent_ids] if not self.evicted else \
+                [meta.get(p) or self._archived(p) for p in parent_ids]
             vv: list[int] | None
             vt: tuple[int, ...]
             if not parents:
@@ -402,8 +499,10 @@ class Folder:
                 vt = tuple(vv)
             key = meta[eid] = tuple.__new__(_Meta, (clock, eid, aidx, seq, *vt))
             newest = self.latest.get(author)
-            if newest is None or seq > meta[newest].seq:
+            if newest is None or seq > (meta.get(newest) or self._archived(newest)).seq:
                 self.latest[author] = eid
+                if newest is not None and self.old and newest != self._commons_raw:
+                    self.old.pop(newest, None)
             if clock > self.max_clock:
                 self.max_clock = clock
             order = self.order
@@ -425,6 +524,39 @@ class Folder:
                     missing.discard(eid)
                     if not missing:
                         stack.append(waiter)  # leaves ``waiting`` when it is made ready
+
+    def _lookup(self, raw: bytes) -> _Meta | None:
+        """The fold record of a ready entry, held or archived (None: not ready here)."""
+        found = self.meta.get(raw)
+        if found is None and self.evicted:
+            found = self.old.get(raw) or self._cache.get(raw)
+            if found is None and self.archive is not None:
+                found = self.archive.meta(raw)
+                if found is not None:
+                    if len(self._cache) >= _CACHE_MAX:
+                        self._cache.clear()
+                    self._cache[raw] = found
+        return found
+
+    def _archived(self, raw: bytes) -> _Meta:
+        found = self._lookup(raw)
+        if found is None:
+            raise KeyError(raw)
+        return found
+
+    def _entry(self, raw: bytes) -> Entry:
+        """An entry's body, held or archived."""
+        try:
+            return self.entries[raw]
+        except KeyError:
+            body = None if self.archive is None else self.archive.entry(raw)
+            if body is None:
+                raise
+            return body
+
+    def count(self) -> int:
+        """Ready entries (held and archived)."""
+        return len(self.meta) + self.evicted
 
     # --- application ----------------------------------------------------------------------
 
@@ -460,8 +592,71 @@ class Folder:
         self.snap_keys.append(key)
         self.snap_states.append((self.state.copy(), self.genesis_error))
         self.since_snapshot = 0
+        if self.archive is not None:
+            self._evict()
         if len(self.snap_keys) > MAX_SNAPSHOTS + 1:
             self._thin_snapshots()
+
+    def _evict(self) -> None:
+        """Archive the records of the positions up to the newest snapshot that every member's
+        next entry must sort after (the minimum over the stability set of their latest entry:
+        a member's next entry chains through it).  Only an entry by someone outside that set
+        (a non-member, a retired member, a forker) can still sort there; it refolds."""
+        front: Key | None = None
+        for author in _stability_set(self):
+            newest = self.latest.get(author)
+            if newest is None:
+                return
+            record = self._archived(newest)
+            if front is None or record < front:
+                front = record
+        if front is None or self.fork_seq or self.applied == 0:
+            return
+        keys = self.snap_keys
+        j = bisect.bisect_right(keys, front) - 1
+        if j <= 0:
+            return
+        base = keys[j]
+        n = bisect.bisect_right(self.order, base)
+        if n > self.applied:  # pragma: no cover - snapshots are of applied positions
+            return
+        archive = self.archive
+        assert archive is not None
+        meta = self.meta
+        other = self.outcomes.other
+        entries = self.entries
+        discard = getattr(entries, "discard", None)
+        pinned = set(self.latest.values())
+        pinned.add(self._commons_raw)
+        upto = self.evicted_upto
+        rows: list[tuple[_Meta, str, str]] = []
+        bodies: list[Entry | None] = []
+        authors = self.authors
+        for position in self.order[:n]:
+            raw = position[1]
+            m = meta.pop(raw)
+            status, reason = other.pop(raw, _APPLIED_PLAIN)
+            rows.append((m, status, reason))
+            if discard is not None:
+                bodies.append(None)
+                discard(raw)
+            else:
+                bodies.append(entries.pop(raw, None))
+            if raw in pinned:
+                self.old[raw] = m
+            author = authors[m[2]]
+            log = self.logs.get(author)
+            if log is not None and log.get(m[3]) == raw:
+                del log[m[3]]
+            if m[3] > upto.get(author, 0):
+                upto[author] = m[3]
+        archive.put(rows, bodies)
+        del self.order[:n]
+        self.applied -= n
+        self.evicted += n
+        self.base = base
+        del keys[:j]
+        del self.snap_states[:j]
 
     def _thin_snapshots(self) -> None:
         """Bound the snapshots kept (each costs O(state)): keep the empty start, the newest
@@ -482,6 +677,9 @@ class Folder:
 
     def _restore(self, before: Key) -> None:
         """Go back to the latest snapshot taken strictly before position ``before``."""
+        if self.evicted and before <= self.base:
+            self._rebuild()
+            return
         index = bisect.bisect_left(self.snap_keys, before) - 1
         if index < 0:
             index = 0
@@ -493,6 +691,55 @@ class Folder:
         self.genesis_error = error
         self.applied = bisect.bisect_right(self.order, snap_key) if snap_key != _ZERO_KEY else 0
         self.since_snapshot = 0
+
+    def _rebuild(self) -> None:
+        """Refold from scratch, every entry taken again (archived ones from the archive):
+        something must take effect at or before the archived positions.  Exclusions found so
+        far are kept (the caller clears them where they may no longer hold)."""
+        assert self.archive is not None
+        self.refolds += 1
+        held = [self.entries[raw] for raw in [*self.meta, *self.waiting]]
+        archived = list(self.archive.entries())
+        exclusions = self.exclusions
+        restarts = self.restarts
+        entries = self.entries
+        if isinstance(entries, dict):
+            entries.clear()
+        else:
+            entries.evict()  # type: ignore[attr-defined]
+        self.meta.clear()
+        self.waiting.clear()
+        self.waiters.clear()
+        self.logs.clear()
+        self.forks.clear()
+        self.fork_seq.clear()
+        self.author_index.clear()
+        self.authors.clear()
+        self.order.clear()
+        self.applied = 0
+        self.state = None
+        self.genesis_error = ""
+        self.outcomes.other.clear()
+        self.snap_keys[:] = [_ZERO_KEY]
+        self.snap_states[:] = [(None, "")]
+        self.since_snapshot = 0
+        self._replay_from = None
+        self._refold = False
+        self.max_clock = 0
+        self.latest.clear()
+        self.base = _ZERO_KEY
+        self.evicted = 0
+        self.evicted_upto.clear()
+        self.old.clear()
+        self._cache.clear()
+        self.archive.clear()
+        for entry in archived:
+            self.add(entry)
+        for entry in held:
+            self.add(entry)
+        self.exclusions = [ex._replace(cause=self.meta[ex.cause[1]]) for ex in exclusions if ex.cause[1] in self.meta]
+        self.restarts = restarts
+        self._refold = False
 
     def _apply(self, key: Key) -> None:
         eid = key[1]
@@ -541,7 +788,7 @@ class Folder:
         reinstatement = state.lifted.get(author)
         if reinstatement is None or not self.in_past(reinstatement, meta):
             return False
-        rmeta = self.meta.get(reinstatement.raw)
+        rmeta = self._lookup(reinstatement.raw)
         return rmeta is not None and rmeta.key > cause
 
     # --- helpers for handlers ---------------------------------------------------------------
@@ -553,7 +800,9 @@ class Folder:
             return True
         tmeta = self.meta.get(raw)
         if tmeta is None:
-            return False
+            tmeta = self._lookup(raw)
+            if tmeta is None:
+                return False
         i = tmeta[2] + _VV  # the target author's slot in the version vector
         return i < len(meta) and meta[i] >= tmeta[3] and tmeta < meta
 
@@ -585,7 +834,7 @@ class Folder:
         if not self.in_past(target, meta):
             raise _Rejected(f"Its '{field}' names an entry outside its causal past.")
         kinds = (kind,) if isinstance(kind, str) else kind
-        found = self.entries[target.raw].kind
+        found = self._entry(target.raw).kind
         if found not in kinds:
             raise _Rejected(f"Its '{field}' names a {found}, not a {' or '.join(kinds)}.")
         return target
@@ -599,6 +848,8 @@ class Folder:
             return
         earliest: Key | None = None
         seq = after + 1
+        if self.evicted_upto.get(member, 0) >= seq:
+            raise _Conflict(exclusion, self.base)  # an archived entry is excluded: refold
         log = self.logs.get(member, {})
         while seq in log:
             for cid in (log[seq], *self.forks.get((member, seq), ())):
@@ -994,7 +1245,7 @@ class CommonsState:
         self.commons = folder.commons
         self._folder = folder
         self.valid = folder.state is not None and not folder.genesis_error
-        self.entry_count = len(folder.meta)
+        self.entry_count = folder.count()
         self.waiting_count = len(folder.waiting)
         self._canonical: dict[str, Any] | None = None
         self._hash: str | None = None
@@ -1064,16 +1315,22 @@ class CommonsState:
         folder = self._folder
         raw = entry_id.raw
         entry = folder.entries.get(raw)
-        if entry is None:
-            return None
-        if raw in folder.waiting:
+        meta = folder.meta.get(raw)
+        if entry is None or (meta is None and raw not in folder.waiting):
+            record = None if folder.archive is None else folder.archive.outcome(raw)
+            if record is None:
+                return None
+            meta, status, reason = record
+            entry = folder._entry(raw)
+        elif raw in folder.waiting:
             missing = tuple(CID(m) for m in sorted(folder.waiting[raw]))
             return Outcome(entry_id, entry.kind, entry.author, entry.seq, WAITING,
                            "Waiting for dependencies this node does not hold yet.", False, (), missing)
-        status, reason = folder.outcomes.get(raw, (WAITING, ""))
+        else:
+            status, reason = folder.outcomes.get(raw, (WAITING, ""))
         if status == PENDING:
             status, reason = self._resolve_pending(entry)
-        meta = folder.meta[raw]
+        assert meta is not None
         holders = tuple(sorted(member for member, latest in self._latest.items()
                                if meta.aidx >= len(latest) or latest[meta.aidx] < entry.seq))
         return Outcome(entry_id, entry.kind, entry.author, entry.seq, status, reason, not holders, holders, ())
@@ -1102,7 +1359,12 @@ class CommonsState:
 
     def outcomes(self) -> list[Outcome]:
         result = []
-        for raw in self._folder.entries:
+        folder = self._folder
+        ids = list(folder.entries)
+        if folder.archive is not None and folder.evicted:
+            held = set(ids)
+            ids += [raw for raw in folder.archive.ids() if raw not in held]
+        for raw in ids:
             outcome = self.outcome(CID(raw))
             if outcome is not None:
                 result.append(outcome)
@@ -1114,12 +1376,14 @@ class CommonsState:
         frontier = self._frontier
         stable = sum(1 for meta in folder.meta.values()
                      if meta.aidx < len(frontier) and frontier[meta.aidx] >= meta.seq)
+        if folder.archive is not None and folder.evicted:
+            stable += folder.archive.count_stable(frontier)
         top = _max_vv(folder)
         holding = sorted(_hex(m) for m, latest in self._latest.items()
                          if any((latest[i] if i < len(latest) else 0) < top[i] for i in range(len(top))))
         return {
             "stable_entries": stable,
-            "tentative_entries": len(folder.meta) - stable,
+            "tentative_entries": folder.count() - stable,
             "frontier": {_hex(folder.authors[i]): seq for i, seq in enumerate(self._frontier) if seq},
             "held_back_by": holding,
             "retired": sorted(_hex(a) for a in self.retired),
@@ -1192,8 +1456,26 @@ class CommonsState:
 def _max_vv(folder: Folder) -> list[int]:
     best = [0] * len(folder.authors)
     for author, cid in folder.latest.items():
-        best[folder.author_index[author]] = folder.meta[cid].seq
+        best[folder.author_index[author]] = folder._archived(cid).seq
     return best
+
+
+def _stability_set(folder: Folder) -> list[bytes]:
+    """The members whose latest entries define stability (active or suspended, not forked,
+    not retired)."""
+    state = folder.state
+    if state is None:
+        return []
+    retire = state.rules.get("retire", {}).get("after", 0)
+    result = []
+    for author, member in state.members.items():
+        if member.status not in ("active", "suspended") or author in folder.fork_seq:
+            continue
+        newest = folder.latest.get(author)
+        if retire and folder.max_clock - (folder._archived(newest).clock if newest is not None else 0) > retire:
+            continue
+        result.append(author)
+    return result
 
 
 def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
@@ -1211,11 +1493,11 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
         if member.status not in ("active", "suspended") or author in folder.fork_seq:
             continue
         newest = folder.latest.get(author)
-        if retire and folder.max_clock - (folder.meta[newest].clock if newest is not None else 0) > retire:
+        if retire and folder.max_clock - (folder._archived(newest).clock if newest is not None else 0) > retire:
             retired.append(author)
             continue
         cid = max_seq.get(author)
-        latest[author] = folder.meta[cid].vv if cid is not None else ()
+        latest[author] = folder._archived(cid).vv if cid is not None else ()
     frontier = [0] * width
     if latest:
         for i in range(width):
@@ -1225,7 +1507,7 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
 
 def _canonical(folder: Folder) -> dict[str, Any]:
     s = folder.state
-    out: dict[str, Any] = {"commons": str(folder.commons), "entries": len(folder.meta),
+    out: dict[str, Any] = {"commons": str(folder.commons), "entries": folder.count(),
                            "waiting": len(folder.waiting)}
     if s is None:
         return out
