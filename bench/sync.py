@@ -3,7 +3,9 @@
 1. ``N`` entries (default 100,000; ``--entries``) from node A to a fresh node B over libp2p,
    beside this machine's single-core ingest rate and raw Ed25519 verify rate measured in
    the same run, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms) and
-   of B once it has folded the commons state afterwards (VmHWM).
+   of B once it has folded the commons state afterwards (VmHWM).  B stores large transfers
+   in its ingest process (a child, on the second core): its RSS and CPU are printed apart
+   and summed with the daemon's.
 2. Gossip latency from one node to four others (separate processes, star topology): the
    time from a local write (store commit + notify_daemon) to the entry being stored at
    each receiver, p50 and p99.
@@ -14,6 +16,7 @@ Prints figures; asserts nothing.  Usage: ``python bench/sync.py [--entries N] [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -137,6 +140,15 @@ def rss_mb(pid: int) -> float:
     return peak_rss_mb(pid, "VmRSS")
 
 
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (a node's ingest process during a large sync)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -169,11 +181,21 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         sampling = threading.Event()
         peaks = [0.0, 0.0]
+        child_peak = [0.0, 0.0]  # B's ingest process, and B's daemon + ingest process together
+        child_cpu: dict[int, float] = {}
 
         def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
             while not sampling.is_set():
                 for k, proc in enumerate(procs):
                     peaks[k] = max(peaks[k], rss_mb(proc.pid))
+                own = rss_mb(procs[1].pid)
+                kids = 0.0
+                for pid in children(procs[1].pid):
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        kids += rss_mb(pid)
+                        child_cpu[pid] = cpu_seconds(pid)
+                child_peak[0] = max(child_peak[0], kids)
+                child_peak[1] = max(child_peak[1], own + kids)
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample)
@@ -200,8 +222,11 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         "single_core_ingest_per_s": round(ingest), "raw_verify_per_s": round(verify),
         "sync_vs_verify": round(n / elapsed / verify, 2),
         "peak_rss_mb_a_during_sync": round(rss_a, 1), "peak_rss_mb_b_during_sync": round(rss_b, 1),
+        "peak_rss_mb_b_ingest_process": round(child_peak[0], 1),
+        "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
+        "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
     }
 
 

@@ -46,12 +46,14 @@ from p2pcommons.errors import (
 )
 from p2pcommons.home import Home
 from p2pcommons.identity import Identity
-from p2pcommons.ingest import Ingestor
+from p2pcommons.ingest import Ingestor, IngestReport
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import peers as peerbook
 from . import replica
+from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
+from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
 from .session import SessionResult, run_session
 
@@ -115,7 +117,10 @@ class Node:
         self.home = config.home
         self.identity = identity
         self.peer_id = identity.peer_id
-        self.store = Store(self.home.store_file)
+        # The daemon's own connection mostly reads (summaries, plans, batches to send) and
+        # stores small gossip groups; bulk ingest runs in the ingest process with its own.
+        self.store = Store(self.home.store_file, cache_mib=4)
+        self.ingest_process = IngestProcess(str(self.home.store_file))
         self._state_store: Store | None = None
         self._store_limiter = trio.CapacityLimiter(1)
         self._state_limiter = trio.CapacityLimiter(1)
@@ -145,6 +150,22 @@ class Node:
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(store, *args)`` in the store worker thread (one at a time)."""
         return await trio.to_thread.run_sync(lambda: fn(self.store, *args), limiter=self._store_limiter)
+
+    async def ingest(self, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
+        """Validate and store one received group: large ones in the ingest process (the
+        second core), small ones in the store thread.  Ingest is idempotent, so a group
+        whose process died is simply stored again here."""
+        if len(entries) >= MIN_ENTRIES_FOR_PROCESS and not os.environ.get("P2PC_NO_INGEST_PROCESS"):
+            try:
+                return await self.ingest_process.ingest(commons, entries)
+            except (IngestWorkerFailed, OSError) as exc:
+                log.warning("ingest process unavailable, storing in the daemon: %s", exc)
+        return await self.db(ingest_scoped, commons, entries)
+
+    def _expect(self, entries: int, _nbytes: int) -> None:
+        """A peer announced a transfer: start the ingest process early if it is large."""
+        if entries >= MIN_ENTRIES_FOR_PROCESS and not os.environ.get("P2PC_NO_INGEST_PROCESS"):
+            self._nursery_start(self.ingest_process.prewarm)
 
     async def _state_worker(self) -> None:
         """Fold newly stored entries into the commons state, and for open commons write
@@ -255,7 +276,9 @@ class Node:
         """Run one initiator session with a connected peer (none if one is running)."""
         from libp2p.peer.id import ID
 
-        if peer_id in self._active_sessions or self.is_banned(peer_id):
+        if peer_id in self._active_sessions or peer_id in self._inbound_peers or self.is_banned(peer_id):
+            # A session already runs with this peer, and a session syncs both ways: a second
+            # one would stream the same entries again, in parallel.
             return None
         self._active_sessions.add(peer_id)
         state = self.peer(peer_id)
@@ -272,7 +295,8 @@ class Node:
             with self._session_running():
                 result = await run_session(
                     stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
-                    on_progress=on_progress, on_batch_stored=self._on_stored,
+                    on_progress=on_progress, on_batch_stored=self._on_stored, ingest=self.ingest,
+                    on_totals=self._expect,
                 )
             self._after_session(state, result)
             return result
@@ -335,9 +359,12 @@ class Node:
             with self._session_running():
                 result = await run_session(stream, self.db, initiator=False,
                                            stall_timeout=self.config.stall_timeout,
-                                           on_batch_stored=self._on_stored)
+                                           on_batch_stored=self._on_stored, ingest=self.ingest,
+                                           on_totals=self._expect)
             state = self.peer(peer_id)
             state.summaries.update(result.peer_summaries)
+            if result.complete:
+                state.last_sync = time.monotonic()  # both directions are done: not due again yet
             if result.new_commons:
                 self._nursery_start(self._subscribe_all)
         except ProtocolViolation as exc:
@@ -349,6 +376,11 @@ class Node:
         finally:
             self._inbound -= 1
             self._inbound_peers.discard(peer_id)
+            event = self._peer_synced.pop(peer_id, None)
+            if event is not None:
+                event.set()
+            if peer_id in self._sync_wanted:
+                self._sync_wakeup.set()  # asked for while this session ran: start one now
         if violation is not None:
             with contextlib.suppress(Exception):
                 await stream.reset()
@@ -374,7 +406,8 @@ class Node:
             for peer_id in self.connected_peers():
                 state = self.peer(peer_id)
                 due = now - state.last_sync >= self.config.sync_interval
-                if (due or peer_id in self._sync_wanted) and peer_id not in self._active_sessions:
+                busy = peer_id in self._active_sessions or peer_id in self._inbound_peers
+                if (due or peer_id in self._sync_wanted) and not busy:
                     self._sync_wanted.discard(peer_id)
                     self._nursery.start_soon(self.sync_with, peer_id)
 
@@ -622,7 +655,8 @@ class Node:
             if addr:
                 self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
-                while peer_id in self._active_sessions:  # wait for the running one to end
+                while peer_id in self._active_sessions or peer_id in self._inbound_peers:
+                    # wait for the running session (ours or theirs) to end, then run ours
                     event = self._peer_synced.setdefault(peer_id, trio.Event())
                     await event.wait()
                 result = await self.sync_with(peer_id, want)
@@ -718,6 +752,7 @@ class Node:
                     nursery.start_soon(self._anti_entropy)
                     nursery.start_soon(self._announcer)
                     nursery.start_soon(self._state_worker)
+                    nursery.start_soon(self.ingest_process.run_idle_reaper)
                     nursery.start_soon(self._signals)
                     if self.config.mdns:
                         nursery.start_soon(self._mdns_dialer)
@@ -731,6 +766,7 @@ class Node:
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5), contextlib.suppress(Exception):
                 await self.host.close()
+            await self.ingest_process.aclose()
             with trio.CancelScope(shield=True):
                 # wait for the worker threads to finish before closing their stores
                 async with self._store_limiter, self._state_limiter:

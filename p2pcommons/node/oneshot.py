@@ -74,6 +74,7 @@ async def oneshot_sync(
             with trio.CancelScope(shield=True), trio.move_on_after(5), contextlib.suppress(Exception):
                 await node.host.close()
     finally:
+        await node.ingest_process.aclose()
         node.store.close()
     if touched:
         with contextlib.suppress(Exception):

@@ -7,8 +7,9 @@ thread while the network keeps moving.  Three tasks per session:
 
 * the reader reads bounded chunks (every read under a stall deadline) and dispatches events;
 * the ingester validates and stores received batches (:class:`p2pcommons.ingest.Ingestor`,
-  scoped to the batch's commons) and acknowledges each one afterwards: acknowledgements
-  are the credit, so a slow store slows the sender instead of filling memory;
+  scoped to the batch's commons; the node runs large groups in its ingest process, see
+  :mod:`.ingest_worker`) and acknowledges each one afterwards: acknowledgements are the
+  credit, so a slow store slows the sender instead of filling memory;
 * the sender streams the planned batches while credit allows.
 """
 
@@ -29,11 +30,12 @@ from p2pcommons.errors import (
     ProtocolViolation,
     SequenceGap,
 )
-from p2pcommons.ingest import Ingestor, IngestReport
+from p2pcommons.ingest import IngestReport
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import replica
+from .ingest_worker import ingest_scoped
 
 log = logging.getLogger("p2pcommons.node.sync")
 
@@ -114,12 +116,6 @@ def _plans(store: Store, shared: list[CID], peer: dict[CID, sync.Summary]) -> li
     return [replica.plan(store, c, peer[c]) for c in shared]
 
 
-def _ingest(store: Store, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
-    had = store.has_commons(commons)
-    report = Ingestor(store, commons=commons).add_batch(entries)
-    return report, (not had and store.has_commons(commons))
-
-
 async def _batches(db: StoreRunner, the_plan: replica.Plan, batch_bytes: int) -> AsyncIterator[list[bytes]]:
     """The plan's batches, each read from the store in the worker thread."""
     gen = await db(replica.batches, the_plan, batch_bytes)
@@ -182,13 +178,23 @@ async def run_session(
     batch_bytes: int = sync.DEFAULT_BATCH_BYTES,
     on_progress: Callable[[int, int, int, int], None] | None = None,
     on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None = None,
+    ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None = None,
+    on_totals: Callable[[int, int], None] | None = None,
 ) -> SessionResult:
     """Run one session to its end.  Raises ProtocolViolation (including :class:`Stalled`)
     when the peer misbehaves; the caller scores the peer and drops the connection.
 
     ``want``: the commons this side asks about (initiator only; the responder answers for
     the asked commons it holds).  ``on_progress(received, total, bytes, total_bytes)``.
+    ``ingest(commons, entries)``: how received groups are validated and stored (the node
+    hands large ones to its ingest process); by default in the store thread.
+    ``on_totals(entries, bytes)``: the peer announced what it will send.
     """
+
+    async def ingest_in_store_thread(commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
+        return await db(ingest_scoped, commons, entries)
+
+    store_group = ingest if ingest is not None else ingest_in_store_thread
     session = sync.SyncSession(initiator=initiator, window=window)
     result = SessionResult()
     write_lock = trio.Lock()
@@ -260,7 +266,7 @@ async def run_session(
                 size += more.nbytes
             commons = group[0].commons
             entries = [e for b in group for e in b.entries]
-            report, new_commons = await db(_ingest, commons, entries)
+            report, new_commons = await store_group(commons, entries)
             hostile = [e for e in report.rejected if not isinstance(e, _BENIGN)]
             if hostile:
                 raise ProtocolViolation(f"The peer sent an invalid entry: {hostile[0]}")
@@ -324,6 +330,8 @@ async def run_session(
                     await start_sending(nursery)
                 elif isinstance(event, sync.Totals):
                     result.announced = (event.entries, event.bytes)
+                    if on_totals is not None:
+                        on_totals(event.entries, event.bytes)
                     if on_progress is not None:
                         on_progress(0, event.entries, 0, event.bytes)
                 elif isinstance(event, sync.Batch):

@@ -1,0 +1,140 @@
+"""The daemon's side of :mod:`.ingest_worker`: start the child, hand it groups, read replies.
+
+Requests are serialized (one in flight): a sync session already pipelines by reading the
+next batches from the network while the current group is stored, and one writer avoids
+SQLite lock waits between the child and itself.  The child is started on first use and
+stopped after ``idle_timeout`` seconds without work, so an idle node pays no memory for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import sys
+
+import trio
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.ingest import IngestReport
+
+from .ingest_worker import _LENGTH, MAX_MESSAGE, IngestWorkerFailed, encode_message, report_from_reply
+
+log = logging.getLogger("p2pcommons.node.ingest")
+
+# Groups smaller than this are stored in the daemon's own store thread: the child is for
+# bulk transfers, where moving the work to the second core pays for the pickling.
+MIN_ENTRIES_FOR_PROCESS = 256
+
+
+class IngestProcess:
+    """One ingest child for one store file."""
+
+    def __init__(self, store_path: str, *, idle_timeout: float = 30.0) -> None:
+        self.store_path = store_path
+        self.idle_timeout = idle_timeout
+        self._proc: trio.Process | None = None
+        self._lock = trio.Lock()
+        self._buffer = bytearray()
+        self._idle_deadline = 0.0
+        self._started = trio.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def _start(self) -> trio.Process:
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "p2pcommons.node.ingest_worker", self.store_path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        log.debug("ingest process %d started", proc.pid)
+        self._buffer.clear()
+        self._idle_deadline = trio.current_time() + self.idle_timeout
+        self._started.set()
+        return proc
+
+    async def prewarm(self) -> None:
+        """Start the child now (a session announced a large transfer), so its start-up
+        overlaps with the first batches on the wire instead of delaying the first group."""
+        async with self._lock:
+            if not self.running:
+                self._proc = await self._start()
+
+    async def ingest(self, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
+        """Validate and store one group in the child; raises :class:`IngestWorkerFailed`
+        if the child is gone (the group's transaction either committed or did not)."""
+        async with self._lock:
+            if not self.running:
+                self._proc = await self._start()
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            try:
+                await proc.stdin.send_all(encode_message((commons.raw, entries)))
+                reply = await self._read_reply(proc.stdout)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                await self._kill()
+                raise IngestWorkerFailed(f"The ingest process went away ({exc or 'pipe closed'}).") from None
+            except BaseException:
+                # cancelled mid-request: the reply would be out of step with the next request
+                await self._kill()
+                raise
+            self._idle_deadline = trio.current_time() + self.idle_timeout
+        return report_from_reply(reply)
+
+    async def _read_reply(self, stdout: trio.abc.ReceiveStream) -> tuple[object, ...]:
+        import pickle
+
+        while True:
+            if len(self._buffer) >= _LENGTH.size:
+                (length,) = _LENGTH.unpack_from(self._buffer)
+                if length > MAX_MESSAGE:
+                    raise OSError("reply too large")
+                if len(self._buffer) >= _LENGTH.size + length:
+                    body = bytes(self._buffer[_LENGTH.size:_LENGTH.size + length])
+                    del self._buffer[:_LENGTH.size + length]
+                    reply = pickle.loads(body)
+                    if not isinstance(reply, tuple):
+                        raise OSError("malformed reply")
+                    return reply
+            data = await stdout.receive_some(1 << 16)
+            if not data:
+                raise OSError("the ingest process exited")
+            self._buffer += data
+
+    async def run_idle_reaper(self) -> None:
+        """Stop the child once it has been idle for ``idle_timeout`` (runs for the node's life)."""
+        while True:
+            await self._started.wait()
+            self._started = trio.Event()
+            while self.running:
+                await trio.sleep_until(self._idle_deadline)
+                async with self._lock:  # waits for a request in flight, which moves the deadline
+                    if self.running and trio.current_time() >= self._idle_deadline:
+                        await self.aclose()
+
+    async def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            proc.kill()
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await proc.wait()
+
+    async def aclose(self) -> None:
+        """Close the child's stdin (it finishes its current group and exits), then reap it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with trio.CancelScope(shield=True):
+            with contextlib.suppress(Exception):
+                assert proc.stdin is not None
+                await proc.stdin.aclose()
+            with trio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                with contextlib.suppress(Exception):
+                    proc.kill()
+                await proc.wait()
+            log.debug("ingest process %d stopped", proc.pid)

@@ -1,0 +1,124 @@
+"""A child process that validates and stores received entries, so a large sync uses both cores.
+
+Why a process: CPython runs Python code on one core at a time.  In the daemon the trio
+thread moves bytes (Noise decryption, Yamux, frame parsing) while the store thread decodes,
+checks and stores entries; both are mostly Python, so as threads they take turns and a big
+sync ran at about the speed of one core.  Moved to a child process, the ingest runs on the
+second core beside the network, with its own SQLite connection (the store already takes
+writers from several processes: the CLI writes while the daemon runs).
+
+The child imports only the store and the ingest path (no trio, no libp2p), starts on the
+first large batch and exits when the daemon closes its stdin, dies, or leaves it idle.
+Validation is the same :class:`~p2pcommons.ingest.Ingestor` as everywhere else.
+
+Wire (stdin/stdout of the child, both ways): a 4-byte big-endian length, then a pickle.
+Request ``(commons id bytes, [raw entry, ...])``; reply ``("ok", added, duplicates,
+[(error class name, message), ...], commons_is_new)`` or ``("error", class name, message)``.
+Pickle is safe here: both ends are this program, over a private pipe.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import sys
+from typing import IO, Any
+
+from p2pcommons import errors
+from p2pcommons.dagcbor import CID
+from p2pcommons.ingest import Ingestor, IngestReport
+from p2pcommons.store import Store
+
+_LENGTH = struct.Struct(">I")
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def ingest_scoped(store: Store, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
+    """Validate and store one group of a sync session's entries, all of one commons;
+    also say whether the commons was new to this store (its genesis came in this group)."""
+    had = store.has_commons(commons)
+    report = Ingestor(store, commons=commons).add_batch(entries)
+    return report, (not had and store.has_commons(commons))
+
+
+def encode_message(value: Any) -> bytes:
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def rebuild_error(name: str, message: str) -> errors.InvalidEntry:
+    """The rejection the child reported, as the same typed exception in this process."""
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.InvalidEntry)):
+        cls = errors.InvalidEntry
+    try:
+        return cls(message)
+    except TypeError:  # an error class with a richer constructor: keep the type's family
+        return errors.InvalidEntry(message)
+
+
+def report_from_reply(reply: tuple[Any, ...]) -> tuple[IngestReport, bool]:
+    if reply[0] != "ok":
+        _, name, message = reply
+        raise IngestWorkerFailed(f"The ingest process failed ({name}: {message}).")
+    _, added, duplicates, rejected, new_commons = reply
+    report = IngestReport(added_count=added, duplicates=duplicates,
+                          rejected=[rebuild_error(n, m) for n, m in rejected])
+    return report, new_commons
+
+
+class IngestWorkerFailed(errors.P2PCError):
+    """The ingest child process died or answered nonsense; the session ends, nothing
+    stored is lost (each group is one transaction), and the next session starts a new one."""
+
+    exit_code = 5
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
+    data = stream.read(n)
+    if not data:
+        return None
+    while len(data) < n:
+        more = stream.read(n - len(data))
+        if not more:
+            return None
+        data += more
+    return data
+
+
+def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
+    """Answer requests until stdin closes (the daemon stopped or died)."""
+    with Store(store_path) as store:
+        while True:
+            head = _read_exact(requests, _LENGTH.size)
+            if head is None:
+                return
+            (length,) = _LENGTH.unpack(head)
+            if length > MAX_MESSAGE:
+                return
+            body = _read_exact(requests, length)
+            if body is None:
+                return
+            commons_raw, entries = pickle.loads(body)
+            try:
+                report, new_commons = ingest_scoped(store, CID(commons_raw), entries)
+                reply: tuple[Any, ...] = (
+                    "ok", report.added_count, report.duplicates,
+                    [(type(e).__name__, str(e)) for e in report.rejected], new_commons,
+                )
+            except Exception as exc:  # a store error: report it, the daemon ends the session
+                reply = ("error", type(exc).__name__, str(exc))
+            replies.write(encode_message(reply))
+            replies.flush()
+
+
+def main() -> None:
+    try:
+        serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    except errors.P2PCError as exc:  # the store cannot be opened: one line for the daemon's log
+        print(f"p2pc ingest process: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The ingest child process: real process, real SQLite file, real signatures.
+
+A large sync hands its groups to :mod:`p2pcommons.node.ingest_worker`; these tests drive
+that child through :class:`p2pcommons.node.ingest_process.IngestProcess` directly: what it
+stores, how rejections come back (same types, same messages), and what happens when the
+child dies, idles, or cannot open the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Entry, Signer, sign_entry
+from p2pcommons.errors import BadSignature, MalformedEntry, WrongCommons
+from p2pcommons.ingest import Ingestor
+from p2pcommons.node.ingest_process import IngestProcess
+from p2pcommons.node.ingest_worker import IngestWorkerFailed, rebuild_error
+from p2pcommons.store import Store
+
+SIGNERS = [Signer(hashlib.sha256(b"ingest-process-%d" % i).digest()) for i in range(3)]
+
+
+def _history(n: int) -> tuple[Entry, list[Entry]]:
+    genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis",
+                         body={"name": "child"}, timestamp=1)
+    entries: list[Entry] = []
+    prev: dict[int, CID] = {}
+    for i in range(n):
+        k = i % len(SIGNERS)
+        seq = i // len(SIGNERS) + (2 if k == 0 else 1)
+        entry = sign_entry(SIGNERS[k], commons=genesis.id, seq=seq, prev=prev.get(k, genesis.id if k == 0 else None),
+                           kind="contribution", body={"title": f"t{i}", "kind": "work", "value": 1},
+                           timestamp=10 + i)
+        prev[k] = entry.id
+        entries.append(entry)
+    return genesis, entries
+
+
+def _store_with(path: Path, *raws: bytes) -> None:
+    with Store(path) as store:
+        Ingestor(store).add_batch(list(raws))
+
+
+def test_child_stores_a_group_and_reports_counts(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(300)
+    _store_with(path, genesis.raw)
+    child = IngestProcess(str(path))
+
+    async def main() -> tuple[int, int, bool, int, bool]:
+        report, new = await child.ingest(genesis.id, [e.raw for e in entries])
+        again, _ = await child.ingest(genesis.id, [e.raw for e in entries[:10]])
+        running = child.running
+        await child.aclose()
+        return report.added_count, again.duplicates, new, len(report.rejected), running
+
+    added, duplicates, new, rejected, running = trio.run(main)
+    assert (added, duplicates, new, rejected, running) == (300, 10, False, 0, True)
+    assert not child.running
+    with Store(path) as store:
+        assert store.count(genesis.id) == 301
+        assert all(store.has(e.id) for e in entries)
+
+
+def test_child_reports_a_new_commons(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(5)
+    Store(path).close()
+    child = IngestProcess(str(path))
+
+    async def main() -> bool:
+        try:
+            _, new = await child.ingest(genesis.id, [genesis.raw] + [e.raw for e in entries])
+            return new
+        finally:
+            await child.aclose()
+
+    assert trio.run(main) is True
+
+
+def test_rejections_come_back_typed_with_their_messages(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(6)
+    stranger = sign_entry(SIGNERS[1], commons=CID.of(b"elsewhere"), seq=1, prev=None, kind="note", body={})
+    _store_with(path, genesis.raw)
+    assert entries[-1].raw.count(b"t5") == 1
+    tampered = entries[-1].raw.replace(b"t5", b"t9")  # a signed field changed: the signature fails
+    child = IngestProcess(str(path))
+
+    async def main() -> list[Exception]:
+        try:
+            report, _ = await child.ingest(
+                genesis.id, [e.raw for e in entries[:-1]] + [bytes(tampered), b"\xa1garbage", stranger.raw]
+            )
+            assert report.added_count == 5
+            return list(report.rejected)
+        finally:
+            await child.aclose()
+
+    rejected = trio.run(main)
+    kinds = sorted(type(e).__name__ for e in rejected)
+    assert kinds == sorted([BadSignature.__name__, MalformedEntry.__name__, WrongCommons.__name__]), rejected
+    assert all(str(e).endswith(".") and "\n" not in str(e) for e in rejected)
+
+
+def test_a_dead_child_is_reported_then_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(20)
+    _store_with(path, genesis.raw)
+    child = IngestProcess(str(path))
+
+    async def main() -> int:
+        await child.ingest(genesis.id, [e.raw for e in entries[:5]])
+        assert child._proc is not None
+        child._proc.kill()  # dies while (or before) it gets the next request: that request fails
+        with pytest.raises(IngestWorkerFailed, match="went away"):
+            await child.ingest(genesis.id, [e.raw for e in entries[5:10]])
+        first = await child.ingest(genesis.id, [e.raw for e in entries[5:10]])  # a new child
+        assert child._proc is not None
+        child._proc.kill()
+        await child._proc.wait()  # a child already known dead is replaced without an error
+        second = await child.ingest(genesis.id, [e.raw for e in entries[10:]])
+        await child.aclose()
+        return first[0].added_count + second[0].added_count
+
+    assert trio.run(main) == 15
+    with Store(path) as store:
+        assert store.count(genesis.id) == 21
+
+
+def test_a_child_that_cannot_open_the_store_fails_clearly(tmp_path: Path) -> None:
+    genesis, entries = _history(3)
+    child = IngestProcess(str(tmp_path / "missing-dir" / "store.sqlite"))
+
+    async def main() -> None:
+        try:
+            await child.ingest(genesis.id, [e.raw for e in entries])
+        finally:
+            await child.aclose()
+
+    with pytest.raises(IngestWorkerFailed):
+        trio.run(main)
+
+
+def test_an_idle_child_is_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(3)
+    _store_with(path, genesis.raw)
+    child = IngestProcess(str(path), idle_timeout=0.2)
+
+    async def main() -> bool:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child.run_idle_reaper)
+            await child.ingest(genesis.id, [e.raw for e in entries])
+            was_running = child.running
+            with trio.fail_after(10):
+                while child.running:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        return was_running
+
+    assert trio.run(main) is True
+    assert not child.running
+
+
+def test_rebuild_error_keeps_the_family() -> None:
+    assert type(rebuild_error("BadSignature", "x.")) is BadSignature
+    assert type(rebuild_error("NoSuchError", "y.")).__name__ == "InvalidEntry"
+    assert type(rebuild_error("StoreError", "z.")).__name__ == "InvalidEntry"  # not an entry error
