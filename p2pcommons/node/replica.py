@@ -58,7 +58,8 @@ def plan(store: Store, commons: CID, peer: Summary) -> Plan:
     * peer's head is one of our entries at that seq: send what follows it;
     * peer's head is not in our chain (it forked below, or holds an entry we lack): send the
       whole log again — the peer drops what it holds and keeps the rest as fork evidence;
-    * we hold fork evidence the peer does not list: send the siblings at that seq.
+    * we hold fork evidence the peer does not list: send the siblings at that seq;
+    * peer's log is longer than ours: send our head entry (a fork at our tip, or a duplicate).
     """
     peer_heads: dict[bytes, tuple[int, set[bytes]]] = {}
     for author, seq, cid in peer.heads:
@@ -99,6 +100,14 @@ def plan(store: Store, commons: CID, peer: Summary) -> Plan:
                     sibling = store.get_raw(cid)
                     if sibling is not None:
                         extra.append(sibling)
+        if peer_seq > my_seq and (author, my_seq) not in peer_forks:
+            # The peer's log is longer: we cannot tell from its head whether its chain holds
+            # our head.  Send our head (one entry; a duplicate if it does), so a fork at our
+            # tip reaches the peer in this session rather than the next.
+            for cid in store.ids_at(commons, author, my_seq):
+                head = store.get_raw(cid)
+                if head is not None and head not in extra:
+                    extra.append(head)
         if count or extra:
             segments.append(Segment(author, after, count, nbytes, extra))
     # The genesis first: a peer that holds nothing of the commons needs it before anything.
