@@ -142,11 +142,16 @@ def rss_mb(pid: int) -> float:
 
 def children(pid: int) -> list[int]:
     """Child processes of ``pid`` (a node's ingest process during a large sync)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
