@@ -252,14 +252,23 @@ def decode_batch_body(body: bytes) -> Batch:
     entries: list[bytes] = []
     pos = _CID_LEN
     total = 0
-    while pos < len(body):
-        decoded = decode_uvarint(body, pos, limit=3)
-        if decoded is None:
-            raise ProtocolViolation("A batch frame ends inside an entry length.")
-        length, pos = decoded
+    end = len(body)
+    while pos < end:
+        first = body[pos]
+        if first < 0x80:  # entries under 128 bytes: a one-byte length
+            length = first
+            pos += 1
+        elif pos + 1 < end and 0 < body[pos + 1] < 0x80:  # the common case: a two-byte length
+            length = (first & 0x7F) | (body[pos + 1] << 7)
+            pos += 2
+        else:
+            decoded = decode_uvarint(body, pos, limit=3)
+            if decoded is None:
+                raise ProtocolViolation("A batch frame ends inside an entry length.")
+            length, pos = decoded
         if not 1 <= length <= MAX_ENTRY:
             raise ProtocolViolation(f"An entry in a batch is {length} bytes; the limit is {MAX_ENTRY}.")
-        if pos + length > len(body):
+        if pos + length > end:
             raise ProtocolViolation("A batch frame ends inside an entry.")
         entries.append(bytes(body[pos:pos + length]))
         pos += length
