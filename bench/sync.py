@@ -140,6 +140,19 @@ def rss_mb(pid: int) -> float:
     return peak_rss_mb(pid, "VmRSS")
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (the Python runtime, libraries) split between the
+    processes that map them, so the daemon's and its ingest process's PSS add up fairly."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def children(pid: int) -> list[int]:
     """Child processes of ``pid`` (a node's ingest process during a large sync)."""
     found = []
@@ -186,7 +199,7 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         sampling = threading.Event()
         peaks = [0.0, 0.0]
-        child_peak = [0.0, 0.0]  # B's ingest process, and B's daemon + ingest process together
+        child_peak = [0.0, 0.0, 0.0]  # B's ingest process; B's daemon + it (RSS, then PSS)
         child_cpu: dict[int, float] = {}
 
         def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
@@ -194,13 +207,16 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
                 for k, proc in enumerate(procs):
                     peaks[k] = max(peaks[k], rss_mb(proc.pid))
                 own = rss_mb(procs[1].pid)
-                kids = 0.0
+                own_pss = pss_mb(procs[1].pid)
+                kids = kids_pss = 0.0
                 for pid in children(procs[1].pid):
                     with contextlib.suppress(OSError, ValueError, IndexError):
                         kids += rss_mb(pid)
+                        kids_pss += pss_mb(pid)
                         child_cpu[pid] = cpu_seconds(pid)
                 child_peak[0] = max(child_peak[0], kids)
                 child_peak[1] = max(child_peak[1], own + kids)
+                child_peak[2] = max(child_peak[2], own_pss + kids_pss)
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample)
@@ -229,6 +245,7 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
         "peak_rss_mb_a_during_sync": round(rss_a, 1), "peak_rss_mb_b_during_sync": round(rss_b, 1),
         "peak_rss_mb_b_ingest_process": round(child_peak[0], 1),
         "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
+        "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
         "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),

@@ -67,6 +67,24 @@ def test_child_stores_a_group_and_reports_counts(tmp_path: Path) -> None:
         assert all(store.has(e.id) for e in entries)
 
 
+def test_a_group_larger_than_a_chunk_is_stored_whole(tmp_path: Path) -> None:
+    """Chains cross the decoding chunks of one group; the group is still one transaction."""
+    from p2pcommons.node.ingest_worker import CHUNK_ENTRIES, ingest_scoped
+
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(CHUNK_ENTRIES * 2 + 7)
+    _store_with(path, genesis.raw)
+    with Store(path) as store:
+        report, new = ingest_scoped(store, genesis.id, [e.raw for e in entries])
+        assert (report.added_count, report.rejected, new) == (len(entries), [], False)
+        assert store.count(genesis.id) == len(entries) + 1
+    bad = entries[-1].raw.replace(b"\x65title", b"\x65titlf")  # a signed field changed
+    with Store(tmp_path / "other.sqlite") as store:
+        Ingestor(store).add_batch([genesis.raw])
+        report, _ = ingest_scoped(store, genesis.id, [e.raw for e in entries[:-1]] + [bad])
+        assert report.added_count == len(entries) - 1 and len(report.rejected) == 1
+
+
 def test_child_reports_a_new_commons(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite"
     genesis, entries = _history(5)

@@ -33,11 +33,25 @@ _LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
+CHUNK_ENTRIES = 600
+
+
 def ingest_scoped(store: Store, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
     """Validate and store one group of a sync session's entries, all of one commons;
-    also say whether the commons was new to this store (its genesis came in this group)."""
+    also say whether the commons was new to this store (its genesis came in this group).
+
+    One transaction (one fsync) per group, but decoded in chunks: a chunk's entries are
+    freed before the next is decoded, which bounds the memory a large group needs.  Later
+    chunks see earlier ones (same connection), so chains that span chunks check out."""
     had = store.has_commons(commons)
-    report = Ingestor(store, commons=commons).add_batch(entries)
+    ingestor = Ingestor(store, commons=commons)
+    if len(entries) <= CHUNK_ENTRIES:
+        report = ingestor.add_batch(entries)
+    else:
+        report = IngestReport()
+        with store.transaction():
+            for start in range(0, len(entries), CHUNK_ENTRIES):
+                report.merge(ingestor.add_batch(entries[start:start + CHUNK_ENTRIES]))
     return report, (not had and store.has_commons(commons))
 
 
