@@ -105,9 +105,9 @@ def plan(store: Store, commons: CID, peer: Summary) -> Plan:
             # our head.  Send our head (one entry; a duplicate if it does), so a fork at our
             # tip reaches the peer in this session rather than the next.
             for cid in store.ids_at(commons, author, my_seq):
-                head = store.get_raw(cid)
-                if head is not None and head not in extra:
-                    extra.append(head)
+                tip = store.get_raw(cid)
+                if tip is not None and tip not in extra:
+                    extra.append(tip)
         if count or extra:
             segments.append(Segment(author, after, count, nbytes, extra))
     # The genesis first: a peer that holds nothing of the commons needs it before anything.
