@@ -260,15 +260,27 @@ def peer_add(
 
 @command("list", app=peer_app)
 def peer_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """The peer book (addresses added by hand and from config.toml)."""
+    """The peer book (addresses added by hand and from config.toml) and the peers this
+    node's daemon has banned for misbehaving (kept across restarts until the ban ends)."""
     from p2pcommons.node import peers
 
     target = home_of(home)
     book = peers.load(target)
     network = target.config().get("network", {})
     configured = [str(a) for k in ("bootstrap", "peers") for a in network.get(k, [])]
-    data = {"peers": book, "config": configured}
-    emit(data, as_json, "\n".join(book + [f"{a}  (config.toml)" for a in configured]) or "No peers.")
+    bans = sorted(peers.load_bans(target).values(), key=lambda b: b.peer_id)
+    data = {
+        "peers": book,
+        "config": configured,
+        "bans": [{"peer_id": b.peer_id, "until": b.until, "score": b.score, "reason": b.reason} for b in bans],
+    }
+    lines = book + [f"{a}  (config.toml)" for a in configured]
+    lines += [
+        f"{b.peer_id}  banned until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(b.until))}"
+        + (f"  ({b.reason})" if b.reason else "")
+        for b in bans
+    ]
+    emit(data, as_json, "\n".join(lines) or "No peers.")
 
 
 @command("remove", app=peer_app)
@@ -277,14 +289,45 @@ def peer_remove(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Forget a peer."""
-    from p2pcommons.errors import NotFound
+    """Forget a peer: remove it from the peer book and, if the daemon runs, stop
+    reconnecting to it and drop the live connection (kept only if another address this
+    node maintains still reaches that peer)."""
+    from p2pcommons.errors import NetworkError, NotFound
     from p2pcommons.node import peers
+    from p2pcommons.node.notify import daemon_running, request
 
-    removed = peers.remove(home_of(home), addr)
-    if not removed:
-        raise NotFound(f"No peer '{addr}' in the peer book.")
-    emit({"removed": removed}, as_json, f"Removed {removed} address(es).")
+    target = home_of(home)
+    removed = peers.remove(target, addr)
+    live: dict[str, Any] | None = None
+    if daemon_running(target):
+        try:
+            live = request(target, {"cmd": "forget", "target": addr.strip()}, timeout=15)
+        except NetworkError as exc:
+            if not removed:
+                raise
+            print(f"warning: the running node was not told ({exc})", file=sys.stderr)
+    stopped = [str(a) for a in live.get("stopped", [])] if live else []
+    kept_by = [str(a) for a in live.get("kept_by", [])] if live else []
+    dropped = bool(live and live.get("dropped"))
+    if not removed and not stopped:
+        raise NotFound(f"No peer '{addr}' in the peer book or kept connected by the node.")
+    data = {
+        "removed": len(removed),
+        "addrs": removed,
+        "daemon": live is not None,
+        "stopped": stopped,
+        "dropped": dropped,
+        "kept_by": kept_by,
+    }
+    text = f"Removed {len(removed)} address(es)."
+    if live is not None:
+        if dropped:
+            text += " The node dropped its connection."
+        elif kept_by:
+            text += " The node stays connected through " + ", ".join(kept_by) + "."
+        else:
+            text += " The node was not connected to it."
+    emit(data, as_json, text)
 
 
 # --- invites ------------------------------------------------------------------------------

@@ -67,9 +67,12 @@ class NodeProc:
     def p2pc_json(self, *args: str) -> Any:
         return json.loads(self.p2pc(*args, "--json").stdout)
 
-    def start(self, *bootstrap: str, sync_interval: float = 2.0, wait: bool = True, stall: float = 20) -> None:
-        args = [*P2PC, "node", "start", "--foreground", "--home", str(self.home), "--listen",
-                "/ip4/127.0.0.1/tcp/0", "--sync-interval", str(sync_interval), "--stall-timeout", str(stall), "-v"]
+    def start(self, *bootstrap: str, sync_interval: float = 2.0, wait: bool = True, stall: float = 20,
+              listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)) -> None:
+        args = [*P2PC, "node", "start", "--foreground", "--home", str(self.home),
+                "--sync-interval", str(sync_interval), "--stall-timeout", str(stall), "-v"]
+        for addr in listen:
+            args += ["--listen", addr]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
         with open(self.log, "ab") as log:

@@ -98,8 +98,61 @@ def test_peer_book(tmp_path: Path) -> None:
     assert peers.load(home) == [ADDR]
     with pytest.raises(UsageError, match="not a peer address"):
         peers.add(home, "/ip4/127.0.0.1/tcp/4001")
-    assert peers.remove(home, ADDR.rsplit("/", 1)[1]) == 1
+    assert peers.remove(home, ADDR.rsplit("/", 1)[1]) == [ADDR]
     assert peers.load(home) == []
+    other = ADDR.replace("4001", "4002")
+    for addr in (ADDR, other):
+        peers.add(home, addr)
+    assert peers.remove(home, other) == [other]  # one address of several
+    assert peers.load(home) == [ADDR]
+    assert peers.remove(home, "/ip4/127.0.0.1/tcp/4001") == []  # not a prefix match
+    assert peers.matches(ADDR, ADDR.rsplit("/", 1)[1]) and not peers.matches(ADDR, "12D3KooW")
+
+
+def test_bans_persist_atomically_privately_and_expire(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    assert peers.load_bans(home) == {}
+    now = 1_000_000.0
+    bans = {
+        "12D3KooWlive": peers.Ban("12D3KooWlive", now + 600, -120, "invalid entries"),
+        "12D3KooWgone": peers.Ban("12D3KooWgone", now - 1, -100, "gossip flood"),
+    }
+    peers.save_bans(home, bans, now=now)
+    path = tmp_path / peers.BANS_FILE
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [peers.BANS_FILE]  # no temporary left
+    assert peers.load_bans(home, now=now) == {"12D3KooWlive": bans["12D3KooWlive"]}  # expired not saved
+    assert peers.load_bans(home, now=now + 601) == {}  # and expired on load
+    path.write_text("{not json")
+    assert peers.load_bans(home) == {}  # a damaged file forgets bans, never stops the node
+    path.write_text('{"bans": {"x": {"until": "soon", "score": -1}, "y": {"until": 1e18, "score": true}}}')
+    assert peers.load_bans(home) == {}
+
+
+def test_daemon_restores_bans_at_start(tmp_path: Path) -> None:
+    """Node construction reads bans.json: a banned peer is refused before it says anything."""
+    import trio
+
+    from p2pcommons.identity import create_identity
+    from p2pcommons.node.daemon import Node, NodeConfig
+
+    home = Home(tmp_path)
+    identity = create_identity(home, None)
+    now = time.time()
+    peers.save_bans(home, {"12D3KooWbad": peers.Ban("12D3KooWbad", now + 300, -120, "garbage"),
+                           "12D3KooWold": peers.Ban("12D3KooWold", now + 0.5, -100, "flood")})
+
+    async def check() -> None:
+        node = Node(NodeConfig(home=home), identity)
+        try:
+            assert node.is_banned("12D3KooWbad") and node.peers["12D3KooWbad"].score == -120
+            assert node.is_banned("12D3KooWold") and not node.is_banned("12D3KooWok")
+            remaining = node.peers["12D3KooWbad"].banned_until - time.monotonic()
+            assert 290 < remaining <= 300
+        finally:
+            node.store.close()
+
+    trio.run(check)
 
 
 def test_lock_names_the_holder_and_dies_with_it(tmp_path: Path) -> None:

@@ -74,6 +74,10 @@ CONTROL_MAX_LINE = 64 * 1024
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
+BAN_SECONDS = 600
+REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
+STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
+DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
 
 
 def topic_of(commons: CID) -> str:
@@ -95,7 +99,8 @@ class NodeConfig:
 
 @dataclass
 class PeerState:
-    """What this node knows about one peer (in memory; scores reset on restart)."""
+    """What this node knows about one peer (in memory; bans are also kept in
+    ``bans.json`` and restored on restart, other scores reset)."""
 
     peer_id: str
     score: int = 0
@@ -137,7 +142,11 @@ class Node:
         self._sessions_idle = trio.Event()
         self._announced: dict[CID, dict[bytes, int]] = {}
         self._topics: set[str] = set()
-        self._maintained: set[str] = set()
+        self._maintained: dict[str, trio.CancelScope] = {}
+        self._disconnects: dict[str, trio.Event] = {}
+        self._bans: dict[str, peerbook.Ban] = {}
+        self._bans_limiter = trio.CapacityLimiter(1)
+        self._restore_bans()
         self._peer_synced: dict[str, trio.Event] = {}
         self.started = time.time()
         self.host: Any = None
@@ -238,6 +247,27 @@ class Node:
             state = self.peers[peer_id] = PeerState(peer_id)
         return state
 
+    def _restore_bans(self) -> None:
+        """Bans from earlier runs (expired ones are dropped when loading)."""
+        now, mono = time.time(), time.monotonic()
+        for ban in peerbook.load_bans(self.home, now).values():
+            state = self.peer(ban.peer_id)
+            state.score = min(state.score, ban.score)
+            state.banned_until = mono + (ban.until - now)
+            state.last_result = ban.reason
+            self._bans[ban.peer_id] = ban
+        if self._bans:
+            log.info("%d peer ban(s) restored from %s", len(self._bans), peerbook.BANS_FILE)
+
+    async def _save_bans(self) -> None:
+        now = time.time()
+        self._bans = {k: b for k, b in self._bans.items() if b.until > now}
+        snapshot = dict(self._bans)
+        try:
+            await trio.to_thread.run_sync(peerbook.save_bans, self.home, snapshot, limiter=self._bans_limiter)
+        except OSError as exc:
+            log.warning("cannot save the ban list: %s", exc)
+
     def is_banned(self, peer_id: str) -> bool:
         state = self.peers.get(peer_id)
         return state is not None and state.banned_until > time.monotonic()
@@ -249,9 +279,11 @@ class Node:
         state.last_result = reason
         log.warning("peer %s scored %+d (now %d): %s", peer_id, points, state.score, reason)
         if state.score <= BAN_SCORE and state.banned_until <= time.monotonic():
-            state.banned_until = time.monotonic() + 600
+            state.banned_until = time.monotonic() + BAN_SECONDS
             log.warning("peer %s banned for 10 minutes", peer_id)
+            self._bans[peer_id] = peerbook.Ban(peer_id, time.time() + BAN_SECONDS, state.score, reason[:200])
             disconnect = True
+            await self._save_bans()
         if disconnect:
             await self._disconnect(peer_id)
 
@@ -413,8 +445,13 @@ class Node:
 
     # --- connections -------------------------------------------------------------------
 
-    async def connect(self, addr: str) -> str:
-        """Dial a multiaddr ending in /p2p/<peer id>; returns the peer id."""
+    async def connect(self, addr: str, *, fresh: bool = True) -> str:
+        """Dial a multiaddr ending in /p2p/<peer id>; returns the peer id.
+
+        ``fresh``: dial even if the swarm failed to reach the peer lately.  py-libp2p
+        refuses to dial a peer for 60 s after every address failed (its negative peer
+        cache), which would hold a restarted peer off for a minute; the callers that pass
+        ``fresh`` pace their dials themselves (maintain's backoff, a user's command)."""
         from libp2p.peer.peerinfo import info_from_p2p_addr
         from multiaddr import Multiaddr
 
@@ -427,42 +464,103 @@ class Node:
             return peer_id
         if self.is_banned(peer_id):
             raise ProtocolViolation(f"Peer {peer_id} is banned for misbehaving.")
+        if fresh:
+            unblock = getattr(self.host.get_network(), "unblock_peer", None)
+            if unblock is not None:
+                unblock(info.peer_id)
         with trio.fail_after(self.config.connect_timeout):
             await self.host.connect(info)
         self.peer(peer_id).addrs.add(addr)
         return peer_id
 
     async def maintain(self, addr: str) -> None:
-        """Keep one configured peer connected: reconnect with exponential backoff and
-        jitter, and sync on every (re)connection."""
+        """Keep one configured peer connected: wait for its disconnection (a network
+        notifee wakes us, no polling), then redial with exponential backoff and jitter, and
+        sync on every (re)connection.  :meth:`forget` cancels it."""
         if addr in self._maintained:
             return
-        self._maintained.add(addr)
-        backoff = 0.25
+        with trio.CancelScope() as scope:
+            self._maintained[addr] = scope
+            try:
+                await self._maintain(addr)
+            finally:
+                if self._maintained.get(addr) is scope:
+                    del self._maintained[addr]
+
+    async def _maintain(self, addr: str) -> None:
+        backoff = REDIAL_MIN
         peer_id: str | None = None
-        try:
-            while True:
-                if peer_id is not None and peer_id in self.connected_peers():
-                    backoff = 0.25
-                    await trio.sleep(1.0)
-                    continue
-                if peer_id is not None and self.is_banned(peer_id):
-                    await trio.sleep(self.config.max_backoff)
-                    continue
-                try:
-                    peer_id = await self.connect(addr)
-                    log.info("connected to %s", peer_id)
-                    self.request_sync(peer_id)
-                    backoff = 0.25
-                except UsageError as exc:
-                    log.error("%s", exc)
-                    return
-                except Exception as exc:
-                    log.debug("cannot reach %s (%s); retrying in %.1f s", addr, type(exc).__name__, backoff)
+        while True:
+            if peer_id is not None and peer_id in self.connected_peers():
+                up = time.monotonic()
+                await self._wait_disconnected(peer_id)
+                if peer_id in self.connected_peers():
+                    continue  # the safety-net timeout, or another connection remains
+                if time.monotonic() - up >= STABLE_CONNECTION:
+                    backoff = REDIAL_MIN
+                log.info("disconnected from %s; redialling in about %.2f s", peer_id, backoff)
+            elif peer_id is not None and self.is_banned(peer_id):
+                await trio.sleep(self.config.max_backoff)
+                continue
+            if peer_id is not None:
+                # Never redial at once: a peer that drops us on connect must not make a loop.
+                await trio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, self.config.max_backoff)
+            try:
+                peer_id = await self.connect(addr)
+            except UsageError as exc:
+                log.error("%s", exc)
+                return
+            except Exception as exc:
+                log.debug("cannot reach %s (%s)", addr, type(exc).__name__)
+                if peer_id is None:
+                    # not reached yet: back off here (afterwards the wait above does)
                     await trio.sleep(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self.config.max_backoff)
-        finally:
-            self._maintained.discard(addr)
+                continue
+            if peer_id == self.peer_id:
+                return  # our own address: nothing to maintain
+            log.info("connected to %s", peer_id)
+            self.request_sync(peer_id)
+
+    async def _wait_disconnected(self, peer_id: str) -> None:
+        """Return once ``peer_id`` may have disconnected (woken by the network notifee;
+        re-checked every DISCONNECT_CHECK seconds in case a notification is ever missed)."""
+        event = self._disconnects.get(peer_id)
+        if event is None:
+            event = self._disconnects[peer_id] = trio.Event()
+        if peer_id not in self.connected_peers():
+            return
+        with trio.move_on_after(DISCONNECT_CHECK):
+            await event.wait()
+
+    def _on_disconnected(self, peer_id: str) -> None:
+        event = self._disconnects.pop(peer_id, None)
+        if event is not None:
+            event.set()
+
+    def _on_connected(self, peer_id: str) -> None:
+        if self.is_banned(peer_id):
+            log.info("refusing a connection from banned peer %s", peer_id)
+            self._nursery_start(self._disconnect, peer_id)
+
+    def maintained(self) -> list[str]:
+        return sorted(self._maintained)
+
+    async def forget(self, target: str) -> dict[str, Any]:
+        """``p2pc peer remove``: stop maintaining every address ``target`` names (an
+        address, or a peer id: all its addresses) and drop the connection to that peer,
+        unless another maintained address still reaches it (then it stays connected)."""
+        stopped = [a for a in self._maintained if peerbook.matches(a, target)]
+        for addr in stopped:
+            self._maintained.pop(addr).cancel()
+        peer_id = peerbook.peer_id_of(target) if target.startswith("/") else target
+        kept_by = [a for a in self._maintained if peerbook.peer_id_of(a) == peer_id]
+        dropped = False
+        if peer_id and not kept_by and peer_id in self.connected_peers():
+            await self._disconnect(peer_id)
+            dropped = peer_id not in self.connected_peers()
+        return {"peer_id": peer_id, "stopped": stopped, "kept_by": kept_by, "dropped": dropped}
 
     def _nursery_start(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._nursery is not None:
@@ -481,7 +579,7 @@ class Node:
                 for addr in addrs[:4]:
                     full = f"{addr}/p2p/{text}" if "/p2p/" not in str(addr) else str(addr)
                     with contextlib.suppress(Exception):
-                        await self.connect(full)
+                        await self.connect(full, fresh=False)
                         self.request_sync(text)
                         break
 
@@ -641,6 +739,11 @@ class Node:
             return {"peer_id": peer_id}
         if cmd == "sync":
             return await self._control_sync(request)
+        if cmd == "forget":
+            target = str(request.get("target", "")).strip()
+            if not target:
+                raise UsageError("Name the peer to forget (an address or a peer id).")
+            return await self.forget(target)
         raise UsageError(f"Unknown control command {cmd!r}.")
 
     async def _control_sync(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -692,6 +795,7 @@ class Node:
             "peer_id": self.peer_id,
             "addrs": [str(a) for a in self.host.get_addrs()],
             "connected": sorted(connected),
+            "maintained": self.maintained(),
             "peers": peers,
             "commons": commons,
             "uptime": round(time.time() - self.started, 3),
@@ -741,6 +845,7 @@ class Node:
         self.pubsub = Pubsub(self.host, router, msg_id_constructor=_message_id,
                              max_inbound_rpc_size=MAX_GOSSIP_BYTES * 2)
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
+        self.host.get_network().register_notifee(_notifee(self))
         listen = [Multiaddr(a) for a in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
@@ -795,6 +900,33 @@ def _tame_libp2p_logging() -> None:
         lib.setLevel(logging.DEBUG)
     else:
         lib.setLevel(logging.CRITICAL + 1)
+
+
+def _notifee(node: Node) -> Any:
+    """A py-libp2p network notifee: wakes :meth:`Node.maintain` on a disconnection and
+    turns banned peers away as soon as they connect (libp2p is imported lazily)."""
+    from libp2p.abc import INotifee
+
+    class _Notifee(INotifee):
+        async def connected(self, network: Any, conn: Any) -> None:
+            node._on_connected(conn.muxed_conn.peer_id.to_base58())
+
+        async def disconnected(self, network: Any, conn: Any) -> None:
+            node._on_disconnected(conn.muxed_conn.peer_id.to_base58())
+
+        async def opened_stream(self, network: Any, stream: Any) -> None:
+            pass
+
+        async def closed_stream(self, network: Any, stream: Any) -> None:
+            pass
+
+        async def listen(self, network: Any, multiaddr: Any) -> None:
+            pass
+
+        async def listen_close(self, network: Any, multiaddr: Any) -> None:
+            pass
+
+    return _Notifee()
 
 
 # --- helpers run in the store worker ---------------------------------------------------

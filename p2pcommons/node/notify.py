@@ -6,7 +6,9 @@ The control protocol is JSON Lines over the Unix socket ``home.control_socket`` 
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "...", "code": N}`` and a newline.
 
 Commands: ``ping``, ``status``, ``notify`` (the store changed: announce now), ``stop``,
-``sync`` (``peer``, ``wait``, ``timeout``), ``connect`` (``addr``), ``peers``.
+``sync`` (``addr``, ``want``, ``timeout``), ``connect`` (``addr``), ``forget`` (``target``:
+an address or a peer id; stop maintaining it and drop the connection, answered with
+``stopped``, ``kept_by`` and ``dropped``).
 
 This module stays import-light on purpose: ``notify_daemon`` runs after every local write
 made from the CLI, which must start fast and must not wait when no daemon runs.
