@@ -87,6 +87,14 @@ def node_start(
     ] = None,
     mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Discover peers on the LAN with mDNS.")] = False,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process (logs on stderr).")] = False,
+    ingest_process: Annotated[
+        bool,
+        typer.Option(
+            "--ingest-process/--no-ingest-process",
+            help="Store large sync transfers in a second process, on a second core "
+            "(faster; about 35 MB more memory while one runs).",
+        ),
+    ] = True,
     sync_interval: Annotated[
         float, typer.Option("--sync-interval", help="Seconds between anti-entropy syncs with each peer.", min=0.2)
     ] = 30.0,
@@ -123,6 +131,7 @@ def node_start(
             listen=listen_addrs,
             bootstrap=configured_peers(target, bootstrap or []),
             mdns=mdns or bool(config.get("mdns", False)),
+            ingest_process=ingest_process and bool(config.get("ingest_process", True)),
             sync_interval=sync_interval,
             stall_timeout=stall_timeout,
         )
@@ -147,6 +156,7 @@ def node_start(
     for addr in bootstrap or []:
         args += ["--bootstrap", addr]
     args += ["--mdns"] if mdns else []
+    args += [] if ingest_process else ["--no-ingest-process"]
     args += ["-v"] * verbose + (["--log-json"] if log_json else [])
     log_path = target.path / "node.log"
     env = dict(os.environ)

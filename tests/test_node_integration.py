@@ -68,9 +68,9 @@ class NodeProc:
         return json.loads(self.p2pc(*args, "--json").stdout)
 
     def start(self, *bootstrap: str, sync_interval: float = 2.0, wait: bool = True, stall: float = 20,
-              listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)) -> None:
+              listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",), extra: tuple[str, ...] = ()) -> None:
         args = [*P2PC, "node", "start", "--foreground", "--home", str(self.home),
-                "--sync-interval", str(sync_interval), "--stall-timeout", str(stall), "-v"]
+                "--sync-interval", str(sync_interval), "--stall-timeout", str(stall), "-v", *extra]
         for addr in listen:
             args += ["--listen", addr]
         for addr in bootstrap:
@@ -266,6 +266,28 @@ def test_kill_9_mid_sync_restarts_and_loses_nothing(nodes: Callable[[str], NodeP
     wait_for(lambda: b.count(commons) == total, 90, "b to catch up after the restart", interval=0.2)
     assert b.stored_heads(commons) == a.stored_heads(commons)
     b.p2pc("verify")
+
+
+def test_large_sync_runs_in_the_ingest_process_unless_switched_off(nodes: Callable[[str], NodeProc]) -> None:
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    commons = a.p2pc_json("commons", "create", "big")["commons"]
+    _bulk_history(a, commons, 4_000)
+    total = a.count(commons)
+    copy_genesis(a, commons, b, c)
+    a.start(sync_interval=60)
+    b.start(a.addr, sync_interval=60)
+    c.start(a.addr, sync_interval=60, extra=("--no-ingest-process",))
+    wait_for(lambda: b.count(commons) == total and c.count(commons) == total, 90, "b and c to catch up")
+    with_child, without = b.status()["ingest_process"], c.status()["ingest_process"]
+    assert with_child["enabled"] and with_child["starts"] >= 1 and with_child["groups"] >= 1
+    assert 0 < with_child["entries"] <= total
+    assert not without["enabled"] and without["starts"] == without["groups"] == 0 and not without["running"]
+    assert b.stored_heads(commons) == a.stored_heads(commons) == c.stored_heads(commons)
+    pid = with_child["pid"]
+    b.stop()  # the daemon closes the child's stdin and reaps it before it exits
+    assert pid is None or not Path(f"/proc/{pid}").exists()
+    b.p2pc("verify")
+    c.p2pc("verify")
 
 
 def test_garbage_peer_is_cut_off_while_others_converge(nodes: Callable[[str], NodeProc], tmp_path: Path) -> None:

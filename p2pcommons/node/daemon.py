@@ -90,6 +90,7 @@ class NodeConfig:
     listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
     bootstrap: Sequence[str] = ()
     mdns: bool = False
+    ingest_process: bool = True  # store large sync transfers in a child process (second core)
     sync_interval: float = 30.0
     stall_timeout: float = 20.0
     connect_timeout: float = 5.0
@@ -164,7 +165,7 @@ class Node:
         """Validate and store one received group: large ones in the ingest process (the
         second core), small ones in the store thread.  Ingest is idempotent, so a group
         whose process died is simply stored again here."""
-        if len(entries) >= MIN_ENTRIES_FOR_PROCESS and not os.environ.get("P2PC_NO_INGEST_PROCESS"):
+        if len(entries) >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process:
             try:
                 return await self.ingest_process.ingest(commons, entries)
             except (IngestWorkerFailed, OSError) as exc:
@@ -173,7 +174,7 @@ class Node:
 
     def _expect(self, entries: int, _nbytes: int) -> None:
         """A peer announced a transfer: start the ingest process early if it is large."""
-        if entries >= MIN_ENTRIES_FOR_PROCESS and not os.environ.get("P2PC_NO_INGEST_PROCESS"):
+        if entries >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process:
             self._nursery_start(self.ingest_process.prewarm)
 
     async def _state_worker(self) -> None:
@@ -796,6 +797,7 @@ class Node:
             "addrs": [str(a) for a in self.host.get_addrs()],
             "connected": sorted(connected),
             "maintained": self.maintained(),
+            "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
             "peers": peers,
             "commons": commons,
             "uptime": round(time.time() - self.started, 3),

@@ -38,6 +38,13 @@ class IngestProcess:
         self._buffer = bytearray()
         self._idle_deadline = 0.0
         self._started = trio.Event()
+        self.starts = 0
+        self.groups = 0
+        self.entries = 0
+
+    def status(self) -> dict[str, object]:
+        return {"running": self.running, "pid": self._proc.pid if self.running and self._proc else None,
+                "starts": self.starts, "groups": self.groups, "entries": self.entries}
 
     @property
     def running(self) -> bool:
@@ -50,6 +57,7 @@ class IngestProcess:
         )
         log.debug("ingest process %d started", proc.pid)
         self._buffer.clear()
+        self.starts += 1
         self._idle_deadline = trio.current_time() + self.idle_timeout
         self._started.set()
         return proc
@@ -80,7 +88,10 @@ class IngestProcess:
                 await self._kill()
                 raise
             self._idle_deadline = trio.current_time() + self.idle_timeout
-        return report_from_reply(reply)
+        result = report_from_reply(reply)
+        self.groups += 1
+        self.entries += len(entries)
+        return result
 
     async def _read_reply(self, stdout: trio.abc.ReceiveStream) -> tuple[object, ...]:
         import pickle
