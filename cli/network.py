@@ -346,7 +346,9 @@ def peer_remove(
 @command("create", app=invite_app)
 def invite_create(
     commons: Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")] = None,
-    uses: Annotated[int, typer.Option("--uses", help="How many people may use it (0: unlimited).", min=0)] = 1,
+    uses: Annotated[int, typer.Option(
+        "--uses", help="How many people may join with it (0: unlimited); enforced for invite-only commons.", min=0
+    )] = 1,
     expires: Annotated[str | None, typer.Option("--expires", help="Valid for this long (30m, 12h, 7d).")] = "7d",
     addr: Annotated[
         list[str] | None,
