@@ -145,6 +145,7 @@ class Node:
         self._topics: set[str] = set()
         self._maintained: dict[str, trio.CancelScope] = {}
         self._disconnects: dict[str, trio.Event] = {}
+        self._mdns_wakeup = trio.Event()  # a peer was discovered on the LAN, or a peer left
         self._bans: dict[str, peerbook.Ban] = {}
         self._bans_limiter = trio.CapacityLimiter(1)
         self._restore_bans()
@@ -536,6 +537,7 @@ class Node:
             await event.wait()
 
     def _on_disconnected(self, peer_id: str) -> None:
+        self._mdns_wakeup.set()
         event = self._disconnects.pop(peer_id, None)
         if event is not None:
             event.set()
@@ -568,21 +570,43 @@ class Node:
             self._nursery.start_soon(fn, *args)
 
     async def _mdns_dialer(self) -> None:
-        """mDNS only fills the peerstore: dial what it found (bounded, every 2 s)."""
-        while True:
-            await trio.sleep(2)
-            connected = set(self.connected_peers())
-            for peer in list(self.host.get_peerstore().peers_with_addrs())[:64]:
-                text = peer.to_base58()
-                if text == self.peer_id or text in connected or self.is_banned(text):
-                    continue
-                addrs = self.host.get_peerstore().addrs(peer)
-                for addr in addrs[:4]:
-                    full = f"{addr}/p2p/{text}" if "/p2p/" not in str(addr) else str(addr)
-                    with contextlib.suppress(Exception):
-                        await self.connect(full, fresh=False)
-                        self.request_sync(text)
-                        break
+        """mDNS only fills the peerstore: dial what it found (bounded).  Woken when
+        discovery reports a peer (on zeroconf's thread, handed to trio) or a peer
+        disconnects; re-checked every DISCONNECT_CHECK seconds for dials that failed."""
+        from libp2p.discovery.events.peerDiscovery import peerDiscovery
+
+        token = trio.lowlevel.current_trio_token()
+
+        def discovered(_info: Any) -> None:  # runs on zeroconf's thread
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self._wake_mdns_dialer, trio_token=token)
+
+        peerDiscovery.register_peer_discovered_handler(discovered)
+        try:
+            while True:
+                self._mdns_wakeup = trio.Event()
+                await self._dial_discovered()  # first pass: peers found before we listened
+                with trio.move_on_after(DISCONNECT_CHECK):
+                    await self._mdns_wakeup.wait()
+        finally:
+            peerDiscovery.unregister_peer_discovered_handler(discovered)
+
+    def _wake_mdns_dialer(self) -> None:
+        self._mdns_wakeup.set()
+
+    async def _dial_discovered(self) -> None:
+        connected = set(self.connected_peers())
+        for peer in list(self.host.get_peerstore().peers_with_addrs())[:64]:
+            text = peer.to_base58()
+            if text == self.peer_id or text in connected or self.is_banned(text):
+                continue
+            addrs = self.host.get_peerstore().addrs(peer)
+            for addr in addrs[:4]:
+                full = f"{addr}/p2p/{text}" if "/p2p/" not in str(addr) else str(addr)
+                with contextlib.suppress(Exception):
+                    await self.connect(full, fresh=False)
+                    self.request_sync(text)
+                    break
 
     # --- gossip ---------------------------------------------------------------------------
 
