@@ -4,13 +4,20 @@ the number of entries beyond the state."""
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2pcommons.state import Folder, fold
+from p2pcommons.dagcbor import CID, encode
+from p2pcommons.entry import Entry, Signer, sign_entry
+from p2pcommons.state import Folder, fold, genesis_body
+from p2pcommons.state.engine import current_state, forget
 from p2pcommons.state.fold import MemoryArchive
+from p2pcommons.store import Store
 from tests.test_state_histories import ACTIONS, build, prop_settings
 
 
@@ -42,3 +49,86 @@ def test_evicting_fold_equals_holding_fold(actions: list[tuple[int, int, int]], 
         assert result.outcome(entry.id) == reference.outcome(entry.id), entry
     assert result.stable_summary() == reference.stable_summary()
     assert sorted(o.id.raw for o in result.outcomes()) == sorted(o.id.raw for o in reference.outcomes())
+
+
+# The store-backed engine with eviction after every snapshot (snapshots as often as possible),
+# across deliveries in random order, duplicates and restarts: the engine machine again.
+
+from tests.test_state_engine import EngineMachine  # noqa: E402
+from tests.test_state_histories import examples  # noqa: E402
+
+
+class EvictingEngineMachine(EngineMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        defaults = Folder.__init__.__kwdefaults__
+        self._saved = defaults["snapshot_every"]
+        defaults["snapshot_every"] = 1
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            Folder.__init__.__kwdefaults__["snapshot_every"] = self._saved
+
+
+EvictingEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
+    max_examples=examples(60), stateful_step_count=25, deadline=None)
+TestEvictingEngine = EvictingEngineMachine.TestCase
+
+
+# Memory: folding twice as many entries of a history whose state stays the same size must
+# not take (much) more memory.
+
+
+def _quiet_history(n: int) -> tuple[list[Entry], CID]:
+    """Genesis with a non-rivalrous resource, 6 members, then ``n`` resource uses in turns
+    (each writer depends on the others' heads): the state does not grow with ``n``."""
+    signers = [Signer(bytes([i + 1]) * 32) for i in range(6)]
+    pipe = {"name": "pipe", "rivalrous": False, "quota": 0, "period": 0, "unit": "l"}
+    body = genesis_body("quiet", founders=[s.public_key for s in signers], resources=[pipe])
+    genesis = sign_entry(signers[0], commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1)
+    commons = genesis.id
+    resource = CID.of(encode(pipe))
+    last: dict[bytes, Entry] = {signers[0].public_key: genesis}
+    entries = [genesis]
+    for i in range(n):
+        signer = signers[i % len(signers)]
+        prev = last.get(signer.public_key)
+        deps = [e.id for a, e in last.items() if a != signer.public_key]
+        entry = sign_entry(signer, commons=commons, seq=1 if prev is None else prev.seq + 1,
+                           prev=None if prev is None else prev.id, kind="resource_use",
+                           body={"resource": resource, "amount": 1 + i % 5}, deps=deps, timestamp=2 + i)
+        last[signer.public_key] = entry
+        entries.append(entry)
+    return entries, commons
+
+
+def _engine_memory(tmp: Path, entries: list[Entry], commons: CID) -> tuple[int, int, str]:
+    """(peak, held afterwards) tracemalloc bytes of the engine folding ``entries`` from the
+    store, and the state hash."""
+    forget()
+    with Store(tmp / f"m{len(entries)}.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries)
+        gc.collect()
+        tracemalloc.start()
+        state = current_state(store, commons, persist=False)
+        held, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        digest = state.state_hash
+        forget()
+    return peak, held, digest
+
+
+def test_memory_does_not_grow_with_entries_beyond_the_state(tmp_path: Path) -> None:
+    small, commons = _quiet_history(5000)  # (both past the engine's first feed batches)
+    large, _ = _quiet_history(10000)
+    peak_small, held_small, hash_small = _engine_memory(tmp_path, small, commons)
+    peak_large, held_large, hash_large = _engine_memory(tmp_path, large, commons)
+    assert hash_small == fold(small).state_hash
+    assert hash_large == fold(large).state_hash
+    # Without eviction the fold holds ~300 bytes per entry (one record, a log slot, the
+    # entry table); with it, what remains per entry must be far below that.
+    assert held_large - held_small < 5000 * 20, (held_small, held_large)
+    assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)

@@ -21,6 +21,7 @@ from ..entry import Entry
 from .fold import (
     _PLAIN,
     _ZERO_KEY,
+    Archive,
     Contribution,
     Folder,
     Join,
@@ -33,7 +34,7 @@ from .fold import (
     bulk,
 )
 
-VERSION = 3
+VERSION = 4
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -53,6 +54,10 @@ class LazyEntries(MutableMapping[bytes, Entry]):
     def evict(self) -> None:
         """Drop loaded entry bodies: the fold has applied them, and a replay reloads them."""
         self._loaded.clear()
+
+    def discard(self, key: bytes) -> None:
+        """Forget a loaded body (the fold archived the entry)."""
+        self._loaded.pop(key, None)
 
     def _knows(self, key: object) -> bool:
         return any(key in index for index in self._indexes)
@@ -140,9 +145,19 @@ def dump(folder: Folder) -> bytes:
         return _dump(folder)
 
 
+def _row(m: _Meta) -> list[Any]:
+    return [m[1], m[0], m[2], m[3], list(m[4:])]
+
+
+def _unrow(row: list[Any]) -> _Meta:
+    raw, clock, aidx, seq, vv = row
+    return tuple.__new__(_Meta, (clock, raw, aidx, seq, *vv))
+
+
 def _dump(folder: Folder) -> bytes:
     folder.run()
     last_key = folder.order[folder.applied - 1] if folder.applied else _ZERO_KEY
+    base = folder.base
     doc = {
         "version": VERSION,
         "commons": folder.commons.raw,
@@ -154,22 +169,30 @@ def _dump(folder: Folder) -> bytes:
         "fork_seq": [[a, s] for a, s in folder.fork_seq.items()],
         # Only outcomes other than plain "applied" (a ready entry without one is applied).
         "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.other.items()],
-        "exclusions": [[x.member, x.after_seq, [x.cause[0], x.cause[1]], x.cause_id.raw, x.liftable]
+        "exclusions": [[x.member, x.after_seq, _row(x.cause), x.cause_id.raw, x.liftable]  # type: ignore[arg-type]
                        for x in folder.exclusions],
+        # Eviction: positions up to ``base`` are in the archive (the engine's store table);
+        # the state at ``base`` is the first snapshot.
+        "base": None if base == _ZERO_KEY else [_row(base), _dump_state(folder.snap_states[0][0]),  # type: ignore
+                                                folder.snap_states[0][1]],
+        "evicted": folder.evicted,
+        "evicted_upto": [[a, s] for a, s in folder.evicted_upto.items()],
+        "old": [_row(m) for m in folder.old.values()],
         "last_key": [last_key[0], last_key[1]],
         "genesis_error": folder.genesis_error,
         "state": None if folder.state is None else _dump_state(folder.state),
         # The last snapshot(s) too, so a late entry in a resumed process replays from a
         # recent position instead of from the start.
         "snapshots": [[[key[0], key[1]], _dump_state(snap), error]
-                      for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[-KEEP:]
+                      for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[1:][-KEEP:]
                       if snap is not None and key != last_key],
         "max_clock": folder.max_clock,
     }
     return cbor2.dumps(doc)
 
 
-def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None]) -> Folder | None:
+def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],
+         archive: Archive | None = None) -> Folder | None:
     """The folder a checkpoint describes, or None if it is unusable (other version, other
     commons, damaged): the caller then folds from scratch."""
     try:
@@ -178,7 +201,7 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None]) -> 
         if doc.get("version") != VERSION or doc.get("commons") != commons.raw:
             return None
         with bulk():
-            return _load(doc, commons, loader)
+            return _load(doc, commons, loader, archive)
     except Exception:
         return None
 
@@ -216,8 +239,11 @@ def _same_id(meta: dict[bytes, _Meta], raw: bytes) -> bytes:
     return raw if record is None else record[1]
 
 
-def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | None]) -> Folder:
-    folder = Folder(commons)
+def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | None],
+          archive: Archive | None) -> Folder:
+    if doc["evicted"] and archive is None:
+        raise ValueError("an evicting fold's checkpoint needs its archive")
+    folder = Folder(commons, archive=archive)
     folder.authors = list(doc["authors"])
     folder.author_index = {a: i for i, a in enumerate(folder.authors)}
     meta = folder.meta
@@ -244,11 +270,20 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     outcomes = folder.outcomes
     for raw, code, reason in doc["outcomes"]:
         outcomes[raw] = _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN else (_STATUS[code], reason)
-    folder.exclusions = [_Exclusion(m, after, meta[cause[1]], CID(cid), lift) for m, after, cause, cid, lift
-                         in doc["exclusions"]]
+    folder.exclusions = [_Exclusion(m, after, meta.get(cause[0]) or _unrow(cause), CID(cid), lift)
+                         for m, after, cause, cid, lift in doc["exclusions"]]
+    folder.evicted = doc["evicted"]
+    folder.evicted_upto = {a: s for a, s in doc["evicted_upto"]}
+    folder.old = {m[1]: m for m in map(_unrow, doc["old"])}
     folder.genesis_error = doc["genesis_error"]
     folder.state = None if doc["state"] is None else _load_state(doc["state"])
     folder.max_clock = doc["max_clock"]
+    if doc["base"] is not None:
+        base_row, base_state, base_error = doc["base"]
+        folder.base = _unrow(base_row)
+        loaded_base = _load_state(base_state)
+        folder.snap_keys[0] = folder.base
+        folder.snap_states[0] = (loaded_base if folder.state is None else _share(loaded_base, folder.state), base_error)
     last_key = _ZERO_KEY if doc["last_key"][0] < 0 else meta[doc["last_key"][1]]
     folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
     if folder.applied != len(folder.order):
@@ -261,10 +296,10 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
         folder.snap_keys.append(last_key)
         folder.snap_states.append((folder.state.copy(), folder.genesis_error))
     latest: dict[bytes, bytes] = {}
-    for raw, m in meta.items():
+    for raw, m in [*folder.old.items(), *meta.items()]:
         author = folder.authors[m.aidx]
         cur = latest.get(author)
-        if cur is None or m.seq > meta[cur].seq:
+        if cur is None or m.seq > folder._archived(cur).seq:
             latest[author] = raw
     folder.latest = latest
     return folder

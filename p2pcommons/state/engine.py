@@ -18,8 +18,11 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,7 @@ from ..entry import Entry, Signer, decode_entry
 from ..errors import StoreCorrupt
 from ..store import Store
 from . import checkpoint
-from .fold import CommonsState, Folder, bulk
+from .fold import _PLAIN, Archive, CommonsState, Folder, _Meta, bulk
 
 
 class StateMismatch(StoreCorrupt):
@@ -42,6 +45,7 @@ CACHE_VERSION = 2
 # Automatic cache writes happen every max(PERSIST_EVERY, entries // 10) new entries: each
 # costs O(state), so this keeps their amortized cost per entry constant.
 PERSIST_EVERY = 1000
+FEED_BATCH = 2048  # a first fold from the store applies (and evicts) entries in batches of this many
 
 
 @dataclass
@@ -59,6 +63,58 @@ class _Live:
         return None if self.store is None else self.store.get(CID(raw))
 
 
+_STATUS = ("applied", "rejected", "pending", "waiting")
+
+
+class StoreArchive(Archive):
+    """The live fold's archive: evicted records in the store's ``fold_archive`` table (local
+    derived data, never replicated), entry bodies from the store's entries."""
+
+    def __init__(self, live: _Live, commons: CID) -> None:
+        self._live = live
+        self._commons = commons
+
+    @property
+    def _store(self) -> Store:
+        store = self._live.store
+        assert store is not None
+        return store
+
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
+        self._store.archive_put(self._commons, [
+            (m[1], m[0], m[2], m[3], array("q", m[4:]).tobytes(), _STATUS.index(status), reason)
+            for m, status, reason in rows])
+
+    def meta(self, raw: bytes) -> _Meta | None:
+        record = self.outcome(raw)
+        return None if record is None else record[0]
+
+    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        row = self._store.archive_get(self._commons, raw)
+        if row is None:
+            return None
+        clock, aidx, seq, vv, code, reason = row
+        status, plain = _STATUS[code], _PLAIN.get(_STATUS[code])
+        if plain is not None and not reason:
+            status, reason = plain
+        return tuple.__new__(_Meta, (clock, raw, aidx, seq, *array("q", vv))), status, reason
+
+    def entry(self, raw: bytes) -> Entry | None:
+        return self._store.get(CID(raw))
+
+    def entries(self) -> Iterable[Entry]:
+        return self._store.iter_entries(self._commons)
+
+    def ids(self) -> Iterable[bytes]:
+        return self._store.archive_ids(self._commons)
+
+    def count_stable(self, frontier: list[int]) -> int:
+        return sum(self._store.archive_count(self._commons, i, seq) for i, seq in enumerate(frontier) if seq)
+
+    def clear(self) -> None:
+        self._store.archive_clear(self._commons)
+
+
 _live: dict[tuple[str, bytes], _Live] = {}
 _lock = threading.Lock()
 
@@ -73,10 +129,16 @@ def _cache_key(commons: CID, part: str) -> str:
 
 def _feed(live: _Live, store: Store, commons: CID) -> None:
     """Offer the fold the entries stored since it last looked (by arrival number)."""
-    for n, raw in store.entries_since(commons, live.max_n):
-        live.folder.add(decode_entry(raw))
+    folder = live.folder
+    for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
+        folder.add(decode_entry(raw))
         live.max_n = n
-    live.count = len(live.folder.entries)
+        if fed % FEED_BATCH == 0 and folder.archive is not None:
+            # Apply as we go, so an evicting fold never holds more than a batch of bodies.
+            folder.run()
+            if isinstance(folder.entries, checkpoint.LazyEntries):
+                folder.entries.evict()
+    live.count = live.folder.count() + len(live.folder.waiting)
 
 
 def current_state(store: Store, commons: CID, *, persist: bool | None = None) -> CommonsState:
@@ -91,7 +153,7 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
     with _lock, bulk():
         live = _live.get(key)
         if live is None:
-            live = _resume(store, commons) or _fresh(commons)
+            live = _resume(store, commons) or _fresh(store, commons)
             _live[key] = live
         live.store = store
         _feed(live, store, commons)
@@ -114,8 +176,11 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
         return live.state
 
 
-def _fresh(commons: CID) -> _Live:
-    live = _Live(Folder(commons))
+def _fresh(store: Store, commons: CID) -> _Live:
+    live = _Live(Folder(commons), store=store)
+    live.folder.archive = StoreArchive(live, commons)
+    with contextlib.suppress(Exception):  # records of an earlier process that left no checkpoint
+        store.archive_clear(commons)
     live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting)
     return live
 
@@ -133,11 +198,21 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         return None
     del raw, doc  # the checkpoint can be tens of MiB: keep one copy while it is decoded
     live = _Live(Folder(commons), store=store, max_n=max_n)
-    folder = checkpoint.load(blob, commons, live.load_entry)
+    archive = StoreArchive(live, commons)
+    folder = checkpoint.load(blob, commons, live.load_entry, archive)
     if folder is None:
         return None
+    try:  # the archive must hold exactly the checkpoint's evicted records
+        held = store.archive_count(commons)
+        if held > folder.evicted:  # evicted after the checkpoint was written: held again now
+            store.archive_discard(commons, list(folder.meta))
+            held = store.archive_count(commons)
+        if held != folder.evicted:
+            return None
+    except Exception:
+        return None
     live.folder = folder
-    live.count = len(folder.entries)
+    live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
     return live
 
@@ -202,6 +277,7 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
     if problems:
         forget(store, commons)
         store.delete_cache(_cache_key(commons, ""))
+        store.archive_clear(commons)
         raise StateMismatch(" ".join(problems) + f" Rebuilt state hash: {fresh.state_hash}.")
     return {
         "entries": fresh.entry_count,

@@ -291,9 +291,6 @@ class Archive:
     def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
         raise NotImplementedError
 
-    def at(self, aidx: int, seq: int) -> list[bytes]:
-        raise NotImplementedError
-
     def entry(self, raw: bytes) -> Entry | None:
         raise NotImplementedError
 
@@ -331,9 +328,6 @@ class MemoryArchive(Archive):
 
     def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
         return self.rows.get(raw)
-
-    def at(self, aidx: int, seq: int) -> list[bytes]:
-        return [raw for raw, (m, _, _) in self.rows.items() if m[2] == aidx and m[3] == seq]
 
     def entry(self, raw: bytes) -> Entry | None:
         return self.bodies.get(raw)
