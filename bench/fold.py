@@ -70,13 +70,13 @@ def build_history(n: int, authors: int = 12) -> tuple[list[Entry], list[Signer],
         i += 1
         r = i % 20
         if r < 9:
-            signer = signers[2 + i % (authors - 2)]
+            signer = signers[2 + (i + i // 20) % (authors - 2)]
             contributions.append(write(signer, "contribution", {"title": f"work {i}", "kind": "code", "value": 3}).id)
         elif r < 13 and contributions:
             target = contributions.pop(0)
             write(stewards[i % 2], "review", {"contribution": target, "verdict": "accept"}, [target])
         elif r < 17:
-            signer = signers[2 + i % (authors - 2)]
+            signer = signers[2 + (i + i // 20) % (authors - 2)]
             write(signer, "resource_use", {"resource": water_id, "amount": 1 + i % 7})
         elif r == 17:
             proposals.append(write(stewards[0], "rule_proposal", {"changes": {"values.code": 100 + i % 50}}).id)
@@ -107,6 +107,68 @@ def state_size(folder: Folder) -> int:
     return size
 
 
+def _evicting_fold(entries: list[Entry], commons: CID, store: Any) -> Folder:
+    from p2pcommons.state.engine import StoreArchive
+
+    folder = Folder(commons, archive=StoreArchive(store, commons))
+    with bulk():
+        for i, entry in enumerate(entries, 1):
+            folder.add(entry)
+            if i % 2048 == 0:
+                folder.run()
+        folder.run()
+    return folder
+
+
+def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int, int, int]]:
+    """Per size (half and all of ``entries``): tracemalloc peak of the holding fold, peak and
+    held-afterwards of the evicting fold (archive in a temporary store), the state's size."""
+    import tempfile
+    from pathlib import Path
+
+    from p2pcommons.store import Store
+
+    global evict_rate
+    rows = []
+    for size in (len(entries) // 2, len(entries)):
+        part = entries[:size]
+        gc.collect()
+        tracemalloc.start()
+        folder = Folder(commons)
+        with bulk():
+            for entry in part:
+                folder.add(entry)
+            folder.run()
+        _, hold_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        st_bytes = state_size(folder)
+        hash_hold = folder.result().state_hash
+        del folder
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(Path(tmp) / "a.sqlite")
+            store._db.execute("PRAGMA synchronous=OFF")
+            store.insert(part)
+            gc.collect()
+            tracemalloc.start()
+            folder = _evicting_fold(part, commons, store)
+            ev_held, ev_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert folder.result().state_hash == hash_hold
+            del folder
+            if size == len(entries):
+                store.archive_clear(commons)
+                gc.collect()
+                t0 = time.perf_counter()
+                _evicting_fold(part, commons, store)
+                evict_rate = size / (time.perf_counter() - t0)
+            store.close()
+        rows.append((size, hold_peak, ev_peak, ev_held, st_bytes))
+    return rows
+
+
+evict_rate = 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 entries instead of 100,000")
@@ -119,19 +181,8 @@ def main() -> None:
     commons = entries[0].id
     print(f"built {len(entries):,} signed entries in {time.perf_counter() - t0:.1f} s (not timed below)")
 
-    # Memory: a separate pass under tracemalloc (which slows everything down).
-    gc.collect()
-    tracemalloc.start()
-    folder = Folder(commons)
-    with bulk():
-        for entry in entries:
-            folder.add(entry)
-        folder.run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    state_bytes = state_size(folder)
-    del folder
-    gc.collect()
+    # Memory: separate passes under tracemalloc (which slows everything down), at two sizes.
+    memory = bench_memory(entries, commons)
 
     # Full fold, timed: the best of three runs.
     fold_s = float("inf")
@@ -153,11 +204,19 @@ def main() -> None:
     print(f"state hash:  {hash_s * 1000:>10.1f} ms  (canonical encoding + sha256 of the whole state)")
     print(f"             contributions {summary['contributions']}, members {summary['members']}, "
           f"restarts {folder.restarts}, hash {digest[:16]}…")
-    print(f"memory:      {peak / 2**20:>10.1f} MiB tracemalloc peak of the fold "
-          f"({peak / n:.0f} B/entry: per-entry metadata (clock, version vector, outcome), snapshots and "
-          f"the state; the decoded entries themselves, held by the caller, are not counted)")
-    print(f"             {state_bytes / 2**20:>10.1f} MiB the state alone, owning its strings and ids as a resumed "
-          f"engine's does (peak = {peak / state_bytes:.1f} x that; the fold's own state shares them with the entries)")
+    print("memory:      tracemalloc, MiB (the decoded entries, held by the caller, are not counted; the state "
+          "alone is measured owning its strings and ids, as a resumed engine's does)")
+    print(f"             {'entries':>8} {'holding peak':>13} {'evicting peak':>14} {'evicting held':>14} "
+          f"{'state alone':>12}")
+    for size, hold_peak, ev_peak, ev_held, st_bytes in memory:
+        print(f"             {size:>8,} {hold_peak / 2**20:>13.1f} {ev_peak / 2**20:>14.1f} {ev_held / 2**20:>14.1f} "
+              f"{st_bytes / 2**20:>12.1f}")
+    (s1, h1, p1, k1, b1), (s2, h2, p2, k2, b2) = memory
+    print(f"             per entry beyond the state, between the two sizes: holding "
+          f"{((h2 - b2) - (h1 - b1)) / (s2 - s1):.0f} B, evicting peak {((p2 - b2) - (p1 - b1)) / (s2 - s1):.0f} B, "
+          f"evicting held {((k2 - b2) - (k1 - b1)) / (s2 - s1):.0f} B")
+    print(f"evicting:    {evict_rate:>10,.0f} entries/s for the evicting fold (archive in a store table, "
+          f"applied in batches of 2,048)")
 
     # Appends: entries that sort last (written after seeing everything).
     t = entries[-1].time

@@ -435,7 +435,6 @@ class Store:
         "CREATE TABLE IF NOT EXISTS fold_archive (commons BLOB NOT NULL, id BLOB NOT NULL, clock INTEGER NOT NULL, "
         "aidx INTEGER NOT NULL, seq INTEGER NOT NULL, vv BLOB NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, "
         "PRIMARY KEY (commons, id)) WITHOUT ROWID;"
-        "CREATE INDEX IF NOT EXISTS fold_archive_by_pos ON fold_archive (commons, aidx, seq);"
     )
 
     def _archive_table(self) -> None:
@@ -459,11 +458,10 @@ class Store:
                                (commons.raw, entry_id)).fetchone()
         return None if row is None else (row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
 
-    def archive_at(self, commons: CID, aidx: int, seq: int) -> list[bytes]:
-        self._archive_table()
-        rows = self._db.execute("SELECT id FROM fold_archive WHERE commons=? AND aidx=? AND seq=?",
-                                (commons.raw, aidx, seq))
-        return [bytes(r[0]) for r in rows]
+    def archive_kind(self, entry_id: bytes) -> str | None:
+        """A stored entry's kind, without decoding it."""
+        row = self._db.execute("SELECT kind FROM entries WHERE id=?", (entry_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def archive_ids(self, commons: CID) -> Iterator[bytes]:
         self._archive_table()
@@ -479,6 +477,11 @@ class Store:
             row = self._db.execute("SELECT count(*) FROM fold_archive WHERE commons=? AND aidx=? AND seq<=?",
                                    (commons.raw, aidx, max_seq if max_seq is not None else 2**62)).fetchone()
         return int(row[0])
+
+    def archive_positions(self, commons: CID) -> Iterator[tuple[int, int]]:
+        """``(author index, seq)`` of every record (a scan: for summaries, not per entry)."""
+        self._archive_table()
+        yield from self._db.execute("SELECT aidx, seq FROM fold_archive WHERE commons=?", (commons.raw,))
 
     def archive_clear(self, commons: CID) -> None:
         self._archive_table()

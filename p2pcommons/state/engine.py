@@ -70,13 +70,13 @@ class StoreArchive(Archive):
     """The live fold's archive: evicted records in the store's ``fold_archive`` table (local
     derived data, never replicated), entry bodies from the store's entries."""
 
-    def __init__(self, live: _Live, commons: CID) -> None:
-        self._live = live
+    def __init__(self, source: _Live | Store, commons: CID) -> None:
+        self._source = source  # a live fold's current store, or one store
         self._commons = commons
 
     @property
     def _store(self) -> Store:
-        store = self._live.store
+        store = self._source if isinstance(self._source, Store) else self._source.store
         assert store is not None
         return store
 
@@ -102,6 +102,9 @@ class StoreArchive(Archive):
     def entry(self, raw: bytes) -> Entry | None:
         return self._store.get(CID(raw))
 
+    def kind(self, raw: bytes) -> str | None:
+        return self._store.archive_kind(raw)
+
     def entries(self) -> Iterable[Entry]:
         return self._store.iter_entries(self._commons)
 
@@ -109,7 +112,9 @@ class StoreArchive(Archive):
         return self._store.archive_ids(self._commons)
 
     def count_stable(self, frontier: list[int]) -> int:
-        return sum(self._store.archive_count(self._commons, i, seq) for i, seq in enumerate(frontier) if seq)
+        width = len(frontier)
+        return sum(1 for aidx, seq in self._store.archive_positions(self._commons)
+                   if aidx < width and frontier[aidx] >= seq)
 
     def clear(self) -> None:
         self._store.archive_clear(self._commons)

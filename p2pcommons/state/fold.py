@@ -294,6 +294,11 @@ class Archive:
     def entry(self, raw: bytes) -> Entry | None:
         raise NotImplementedError
 
+    def kind(self, raw: bytes) -> str | None:
+        """An archived entry's kind."""
+        body = self.entry(raw)
+        return None if body is None else body.kind
+
     def entries(self) -> Iterable[Entry]:
         """Every entry to refold from (at least every archived one; more is harmless)."""
         raise NotImplementedError
@@ -347,6 +352,7 @@ class MemoryArchive(Archive):
 
 
 _CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
+_UNKNOWN: Any = object()
 
 
 class Folder:
@@ -389,7 +395,7 @@ class Folder:
         self.evicted = 0  # entries archived
         self.evicted_upto: dict[bytes, int] = {}  # per author, the highest archived seq
         self.old: dict[bytes, _Meta] = {}  # archived records kept: authors' latest, the genesis
-        self._cache: dict[bytes, _Meta] = {}
+        self._cache: dict[bytes, _Meta | None] = {}  # archive lookups; cleared when archiving
         self.refolds = 0
 
     # --- intake -------------------------------------------------------------------------
@@ -523,13 +529,15 @@ class Folder:
         """The fold record of a ready entry, held or archived (None: not ready here)."""
         found = self.meta.get(raw)
         if found is None and self.evicted:
-            found = self.old.get(raw) or self._cache.get(raw)
+            found = self.old.get(raw)
             if found is None and self.archive is not None:
+                cached = self._cache.get(raw, _UNKNOWN)
+                if cached is not _UNKNOWN:
+                    return cached  # type: ignore[no-any-return]
                 found = self.archive.meta(raw)
-                if found is not None:
-                    if len(self._cache) >= _CACHE_MAX:
-                        self._cache.clear()
-                    self._cache[raw] = found
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[raw] = found  # None too: ids that are not entries (resources)
         return found
 
     def _archived(self, raw: bytes) -> _Meta:
@@ -645,6 +653,7 @@ class Folder:
             if m[3] > upto.get(author, 0):
                 upto[author] = m[3]
         archive.put(rows, bodies)
+        self._cache.clear()  # it may say "not archived" of what now is
         del self.order[:n]
         self.applied -= n
         self.evicted += n
@@ -828,7 +837,9 @@ class Folder:
         if not self.in_past(target, meta):
             raise _Rejected(f"Its '{field}' names an entry outside its causal past.")
         kinds = (kind,) if isinstance(kind, str) else kind
-        found = self._entry(target.raw).kind
+        raw = target.raw
+        archived = raw not in self.meta and self.archive is not None
+        found = (self.archive.kind(raw) or "") if archived else self.entries[raw].kind  # type: ignore[union-attr]
         if found not in kinds:
             raise _Rejected(f"Its '{field}' names a {found}, not a {' or '.join(kinds)}.")
         return target
@@ -1168,7 +1179,7 @@ def _resource_use(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     resource = s.resources.get(target)
     if resource is None:
         raise _Rejected("The resource it uses is not known (not added, or outside its causal past).")
-    if target != f.commons and not f.in_past(target, m) and target.raw in f.meta:
+    if target != f.commons and not f.in_past(target, m) and f._lookup(target.raw) is not None:
         raise _Rejected("The resource it uses was added outside its causal past.")
     amount = _amount(e.body, "amount", positive=True)
     period = e.time // (resource.period * 1000) if resource.period else 0
