@@ -11,7 +11,12 @@ Prints, measured in one run on one core:
   node), median over many appends, without and with computing the state hash — target < 1 ms;
 * late entry: the cost of an entry inserted ~10,000 positions back (it restores the nearest
   snapshot before its position and replays from there);
-* memory: tracemalloc peak of the fold over the pre-built entries, and per entry;
+* memory, at half and all of the entries: tracemalloc peak of a fold that holds everything
+  and of an evicting fold (``Folder(archive=…)``, the archive in a temporary store, as the
+  engine's live fold does), what each holds beyond its state and snapshots, and the state's
+  own size — "bounded by the state" means the evicting fold's "w/o state" column does not
+  grow with the entry count (beyond the window after the archive, ∝ the snapshot interval);
+* the evicting fold's speed (entries/s, archive writes included);
 * the store-backed engine: first fold from the store, appends through the store, and a
   new process resuming from the persisted checkpoint.
 
@@ -120,7 +125,7 @@ def _evicting_fold(entries: list[Entry], commons: CID, store: Any) -> Folder:
     return folder
 
 
-def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int, int, int]]:
+def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int, int, int, int, int]]:
     """Per size (half and all of ``entries``): tracemalloc peak of the holding fold, peak and
     held-afterwards of the evicting fold (archive in a temporary store), the state's size."""
     import tempfile
@@ -132,6 +137,14 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
     rows = []
     for size in (len(entries) // 2, len(entries)):
         part = entries[:size]
+        folder = Folder(commons)
+        with bulk():
+            for entry in part:
+                folder.add(entry)
+            folder.run()
+        st_bytes = state_size(folder)
+        hash_hold = folder.result().state_hash
+        del folder
         gc.collect()
         tracemalloc.start()
         folder = Folder(commons)
@@ -140,9 +153,8 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
                 folder.add(entry)
             folder.run()
         _, hold_peak = tracemalloc.get_traced_memory()
+        hold_rest = _without_state(folder)
         tracemalloc.stop()
-        st_bytes = state_size(folder)
-        hash_hold = folder.result().state_hash
         del folder
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(Path(tmp) / "a.sqlite")
@@ -152,8 +164,9 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
             tracemalloc.start()
             folder = _evicting_fold(part, commons, store)
             ev_held, ev_peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
             assert folder.result().state_hash == hash_hold
+            ev_rest = _without_state(folder)
+            tracemalloc.stop()
             del folder
             if size == len(entries):
                 store.archive_clear(commons)
@@ -162,8 +175,17 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
                 _evicting_fold(part, commons, store)
                 evict_rate = size / (time.perf_counter() - t0)
             store.close()
-        rows.append((size, hold_peak, ev_peak, ev_held, st_bytes))
+        rows.append((size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, st_bytes))
     return rows
+
+
+def _without_state(folder: Folder) -> int:
+    """What the fold holds once its state and snapshots are dropped (tracemalloc running):
+    the per-entry bookkeeping and everything else beyond the state."""
+    folder.state = None
+    folder.snap_states.clear()
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
 
 
 evict_rate = 0.0
@@ -206,15 +228,14 @@ def main() -> None:
           f"restarts {folder.restarts}, hash {digest[:16]}…")
     print("memory:      tracemalloc, MiB (the decoded entries, held by the caller, are not counted; the state "
           "alone is measured owning its strings and ids, as a resumed engine's does)")
-    print(f"             {'entries':>8} {'holding peak':>13} {'evicting peak':>14} {'evicting held':>14} "
-          f"{'state alone':>12}")
-    for size, hold_peak, ev_peak, ev_held, st_bytes in memory:
-        print(f"             {size:>8,} {hold_peak / 2**20:>13.1f} {ev_peak / 2**20:>14.1f} {ev_held / 2**20:>14.1f} "
-              f"{st_bytes / 2**20:>12.1f}")
-    (s1, h1, p1, k1, b1), (s2, h2, p2, k2, b2) = memory
-    print(f"             per entry beyond the state, between the two sizes: holding "
-          f"{((h2 - b2) - (h1 - b1)) / (s2 - s1):.0f} B, evicting peak {((p2 - b2) - (p1 - b1)) / (s2 - s1):.0f} B, "
-          f"evicting held {((k2 - b2) - (k1 - b1)) / (s2 - s1):.0f} B")
+    print(f"             {'entries':>8} {'holding: peak':>14} {'w/o state':>10} {'evicting: peak':>15} {'held':>6} "
+          f"{'w/o state':>10} {'state alone':>12}")
+    for size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, st_bytes in memory:
+        print(f"             {size:>8,} {hold_peak / 2**20:>14.1f} {hold_rest / 2**20:>10.1f} {ev_peak / 2**20:>15.1f} "
+              f"{ev_held / 2**20:>6.1f} {ev_rest / 2**20:>10.1f} {st_bytes / 2**20:>12.1f}")
+    (s1, _, h1, _, _, r1, _), (s2, _, h2, _, _, r2, _) = memory
+    print(f"             beyond the state and its snapshots ('w/o state'), per entry between the two sizes: "
+          f"holding {(h2 - h1) / (s2 - s1):.0f} B, evicting {(r2 - r1) / (s2 - s1):.0f} B")
     print(f"evicting:    {evict_rate:>10,.0f} entries/s for the evicting fold (archive in a store table, "
           f"applied in batches of 2,048)")
 

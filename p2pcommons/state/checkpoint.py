@@ -6,7 +6,9 @@ state at the last applied position (its one snapshot).  Entries are loaded from 
 on demand (only a replay or an outcome query needs an old entry's body).  It is local
 derived data in the store's cache table, never replicated; plain CBOR (no pickle), and a
 checkpoint that does not parse is ignored and rebuilt.  Why: appending one entry from a
-short-lived CLI process should not cost a fold of the whole history.
+short-lived CLI process should not cost a fold of the whole history.  For an evicting fold it
+holds only the window after the archived positions, the state at their end and the count of
+archived records (the archive itself is the store's ``fold_archive`` table).
 """
 
 from __future__ import annotations

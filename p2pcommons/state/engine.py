@@ -14,6 +14,11 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   only the entries that arrived since; a late entry replays from the nearest snapshot the
   checkpoint kept (or from the start), loading old entries from the store as needed.
   ``verify_state`` rebuilds from scratch and compares.
+* The live fold evicts (:mod:`.fold`, "Eviction"): records of positions final for every
+  member go to the store's ``fold_archive`` table (:class:`StoreArchive`), so a long-lived
+  daemon's memory is bounded by the state and a window of recent entries, not by the
+  history.  A first fold from the store applies entries in batches of ``FEED_BATCH`` so
+  that it never holds more than a batch of decoded bodies.
 """
 
 from __future__ import annotations

@@ -17,6 +17,26 @@ Why it is built this way:
   entries outside its causal past even where they sort *before* it.  When that excludes an
   entry already applied, the fold restores the snapshot before that entry and replays with
   the exclusion (monotone: each restart adds an exclusion, so it terminates).
+* **Eviction** (``Folder(archive=…)``; the engine's live fold uses it, a bare ``Folder`` or
+  :func:`fold` holds everything).  Every member's next entry chains through their latest
+  one, so it sorts after it: positions up to the minimum, over the members who hold
+  stability (active or suspended, not forked, not retired), of their latest entry's key
+  are final for everyone but outsiders.  At each snapshot, the positions up to the newest
+  snapshot at or before that minimum (the *base*) are archived: their records (clock,
+  version vector, outcome) go to the :class:`Archive` (the engine's is a store table, local
+  and never replicated) and leave memory — entry bodies, records, log slots, order, older
+  snapshots.  Kept: the state at the base (one snapshot), the window after it, per author
+  the latest record, the genesis record, and a bounded cache of archived records looked up
+  (references to old entries: a review's contribution, a member's admission).  What was
+  archived is answered from the archive: causal-past checks, kinds of referenced entries,
+  outcomes and stability of old entries (stability is computed exactly as without
+  eviction, from the archived author index and seq).  Anything that would take effect at
+  or before the base — an entry sorting there (a non-member's, a retired or removed
+  member's written from an old view), a fork of an archived entry, a strong-removal
+  exclusion of an archived entry — refolds from scratch, every entry read back from the
+  archive (``refolds`` counts them).  Hence the state, hashes and outcomes are exactly
+  those of a fold that holds everything (``tests/test_state_memory.py``); memory beyond
+  the state is bounded by the window, not by the number of entries.
 """
 
 from __future__ import annotations
