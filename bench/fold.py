@@ -169,7 +169,6 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
             tracemalloc.stop()
             del folder
             if size == len(entries):
-                store.archive_clear(commons)
                 gc.collect()
                 t0 = time.perf_counter()
                 _evicting_fold(part, commons, store)

@@ -364,6 +364,41 @@ class Store:
             ).fetchone()[0]
         )
 
+    def log_after(self, commons: CID, author: bytes, after_seq: int) -> Iterator[bytes]:
+        """One author's entries above ``after_seq``, in log order (seq, then id): what a
+        sync sends.  Uses the (log, seq) index, so the part of the log the peer already
+        holds is never read."""
+        log = self._existing_log(commons, author)
+        if log is None:
+            return
+        cursor = self._db.execute(
+            "SELECT raw FROM entries WHERE log = ? AND seq > ? ORDER BY seq, id", (log, after_seq)
+        )
+        while True:
+            rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            for (raw,) in rows:
+                yield bytes(raw)
+
+    def log_after_size(self, commons: CID, author: bytes, after_seq: int) -> tuple[int, int]:
+        """How many entries, and how many bytes, :meth:`log_after` would yield."""
+        log = self._existing_log(commons, author)
+        if log is None:
+            return 0, 0
+        count, nbytes = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(raw)), 0) FROM entries WHERE log = ? AND seq > ?",
+            (log, after_seq),
+        ).fetchone()
+        return int(count), int(nbytes)
+
+    def _existing_log(self, commons: CID, author: bytes) -> int | None:
+        found = self._log_ids.get((commons.raw, author))
+        if found is not None:
+            return found
+        row = self._db.execute("SELECT log FROM logs WHERE commons=? AND author=?", (commons.raw, author)).fetchone()
+        return None if row is None else int(row[0])
+
     def iter_raw(
         self,
         commons: CID | None = None,
@@ -430,11 +465,15 @@ class Store:
                 yield int(n), bytes(raw)
 
     # --- the state fold's archive (local derived data, never replicated) ------------------
+    # Rows are keyed by a *space*: one per live fold (commons id + a random token), so two
+    # processes folding the same commons (a daemon and a CLI command) never share rows;
+    # ``fold_archive_owner`` records which process owns a space, so dead ones are dropped.
 
     _ARCHIVE_SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS fold_archive (commons BLOB NOT NULL, id BLOB NOT NULL, clock INTEGER NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS fold_archive (space BLOB NOT NULL, id BLOB NOT NULL, clock INTEGER NOT NULL, "
         "aidx INTEGER NOT NULL, seq INTEGER NOT NULL, vv BLOB NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, "
-        "PRIMARY KEY (commons, id)) WITHOUT ROWID;"
+        "PRIMARY KEY (space, id)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS fold_archive_owner (space BLOB PRIMARY KEY, pid INTEGER NOT NULL) WITHOUT ROWID;"
     )
 
     def _archive_table(self) -> None:
@@ -442,20 +481,42 @@ class Store:
             self._db.executescript(self._ARCHIVE_SCHEMA)
             self._archive_ready = True
 
-    def archive_put(self, commons: CID, rows: Sequence[tuple[bytes, int, int, int, bytes, int, str]]) -> None:
+    def archive_open(self, space: bytes, pid: int, copy_from: bytes | None = None) -> None:
+        """Register a new space owned by process ``pid`` (with a copy of another's rows)."""
+        self._archive_table()
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO fold_archive_owner (space, pid) VALUES (?, ?)", (space, pid))
+            if copy_from is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO fold_archive SELECT ?, id, clock, aidx, seq, vv, status, reason "
+                    "FROM fold_archive WHERE space=?", (space, copy_from))
+
+    def archive_spaces(self) -> list[tuple[bytes, int]]:
+        """``(space, owner pid)`` of every registered space."""
+        self._archive_table()
+        return [(bytes(s), int(p)) for s, p in self._db.execute("SELECT space, pid FROM fold_archive_owner")]
+
+    def archive_drop(self, space: bytes) -> None:
+        """Delete a space and its rows."""
+        self._archive_table()
+        with self.transaction():
+            self._db.execute("DELETE FROM fold_archive WHERE space=?", (space,))
+            self._db.execute("DELETE FROM fold_archive_owner WHERE space=?", (space,))
+
+    def archive_put(self, space: bytes, rows: Sequence[tuple[bytes, int, int, int, bytes, int, str]]) -> None:
         """Records of entries a state fold evicted from memory: ``(id, clock, author index,
         seq, version vector, status code, reason)`` (see p2pcommons.state.fold.Archive)."""
         self._archive_table()
         with self.transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO fold_archive (commons, id, clock, aidx, seq, vv, status, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(commons.raw, *row) for row in rows])
+                "INSERT OR REPLACE INTO fold_archive (space, id, clock, aidx, seq, vv, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(space, *row) for row in rows])
 
-    def archive_get(self, commons: CID, entry_id: bytes) -> tuple[int, int, int, bytes, int, str] | None:
+    def archive_get(self, space: bytes, entry_id: bytes) -> tuple[int, int, int, bytes, int, str] | None:
         """``(clock, author index, seq, version vector, status code, reason)`` of one record."""
         self._archive_table()
-        row = self._db.execute("SELECT clock, aidx, seq, vv, status, reason FROM fold_archive WHERE commons=? AND id=?",
-                               (commons.raw, entry_id)).fetchone()
+        row = self._db.execute("SELECT clock, aidx, seq, vv, status, reason FROM fold_archive WHERE space=? AND id=?",
+                               (space, entry_id)).fetchone()
         return None if row is None else (row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
 
     def archive_kind(self, entry_id: bytes) -> str | None:
@@ -463,32 +524,25 @@ class Store:
         row = self._db.execute("SELECT kind FROM entries WHERE id=?", (entry_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def archive_ids(self, commons: CID) -> Iterator[bytes]:
+    def archive_ids(self, space: bytes) -> Iterator[bytes]:
         self._archive_table()
-        for (raw,) in self._db.execute("SELECT id FROM fold_archive WHERE commons=?", (commons.raw,)).fetchall():
+        for (raw,) in self._db.execute("SELECT id FROM fold_archive WHERE space=?", (space,)).fetchall():
             yield bytes(raw)
 
-    def archive_count(self, commons: CID, aidx: int | None = None, max_seq: int | None = None) -> int:
-        """Records held (of one author index up to ``max_seq``, if given)."""
+    def archive_count(self, space: bytes) -> int:
         self._archive_table()
-        if aidx is None:
-            row = self._db.execute("SELECT count(*) FROM fold_archive WHERE commons=?", (commons.raw,)).fetchone()
-        else:
-            row = self._db.execute("SELECT count(*) FROM fold_archive WHERE commons=? AND aidx=? AND seq<=?",
-                                   (commons.raw, aidx, max_seq if max_seq is not None else 2**62)).fetchone()
-        return int(row[0])
+        return int(self._db.execute("SELECT count(*) FROM fold_archive WHERE space=?", (space,)).fetchone()[0])
 
-    def archive_positions(self, commons: CID) -> Iterator[tuple[int, int]]:
+    def archive_positions(self, space: bytes) -> Iterator[tuple[int, int]]:
         """``(author index, seq)`` of every record (a scan: for summaries, not per entry)."""
         self._archive_table()
-        yield from self._db.execute("SELECT aidx, seq FROM fold_archive WHERE commons=?", (commons.raw,))
+        yield from self._db.execute("SELECT aidx, seq FROM fold_archive WHERE space=?", (space,))
 
-    def archive_clear(self, commons: CID) -> None:
+    def archive_clear(self, space: bytes) -> None:
         self._archive_table()
-        self._db.execute("DELETE FROM fold_archive WHERE commons=?", (commons.raw,))
+        self._db.execute("DELETE FROM fold_archive WHERE space=?", (space,))
 
-    def archive_discard(self, commons: CID, ids: Iterable[bytes]) -> None:
+    def archive_discard(self, space: bytes, ids: Iterable[bytes]) -> None:
         self._archive_table()
         with self.transaction():
-            self._db.executemany("DELETE FROM fold_archive WHERE commons=? AND id=?",
-                                 [(commons.raw, raw) for raw in ids])
+            self._db.executemany("DELETE FROM fold_archive WHERE space=? AND id=?", [(space, raw) for raw in ids])

@@ -132,3 +132,32 @@ def test_memory_does_not_grow_with_entries_beyond_the_state(tmp_path: Path) -> N
     # entry table); with it, what remains per entry must be far below that.
     assert held_large - held_small < 5000 * 20, (held_small, held_large)
     assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)
+
+
+def test_archive_spaces_are_per_fold_and_dead_ones_are_dropped(tmp_path: Path) -> None:
+    """Two processes folding one commons (a daemon and a CLI command) archive into their own
+    spaces; a resumed fold copies the checkpoint's; spaces of dead processes are dropped."""
+    from p2pcommons.state import engine
+
+    entries, commons = _quiet_history(1500)
+    forget()
+    with Store(tmp_path / "s.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries)
+        first = current_state(store, commons, persist=True)
+        space = engine._archive_space(engine._live[engine._key(store, commons)])
+        assert space is not None and first._folder.evicted > 0
+        assert store.archive_count(space) == first._folder.evicted
+        # Another process's space, and a dead process's one.
+        store.archive_open(b"other-live" + bytes(8), 1)
+        store.archive_open(commons.raw + b"deadbeef", 2**22 + 12345)
+        forget()
+        resumed = current_state(store, commons)  # a new "process": resumes, copies, cleans up
+        new_space = engine._archive_space(engine._live[engine._key(store, commons)])
+        assert new_space not in (None, space)
+        assert resumed.state_hash == fold(entries).state_hash
+        spaces = {s for s, _ in store.archive_spaces()}
+        assert new_space in spaces and space in spaces  # the checkpoint still names the old one
+        assert commons.raw + b"deadbeef" not in spaces
+        assert all(o is not None for o in (resumed.outcome(e.id) for e in entries[:50]))
+        forget()

@@ -23,7 +23,6 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from array import array
@@ -75,9 +74,11 @@ class StoreArchive(Archive):
     """The live fold's archive: evicted records in the store's ``fold_archive`` table (local
     derived data, never replicated), entry bodies from the store's entries."""
 
-    def __init__(self, source: _Live | Store, commons: CID) -> None:
+    def __init__(self, source: _Live | Store, commons: CID, space: bytes | None = None) -> None:
         self._source = source  # a live fold's current store, or one store
         self._commons = commons
+        # Rows of this fold only: another process folding the same commons has its own.
+        self.space = space if space is not None else commons.raw + os.urandom(8)
 
     @property
     def _store(self) -> Store:
@@ -86,7 +87,7 @@ class StoreArchive(Archive):
         return store
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
-        self._store.archive_put(self._commons, [
+        self._store.archive_put(self.space, [
             (m[1], m[0], m[2], m[3], array("q", m[4:]).tobytes(), _STATUS.index(status), reason)
             for m, status, reason in rows])
 
@@ -95,7 +96,7 @@ class StoreArchive(Archive):
         return None if record is None else record[0]
 
     def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
-        row = self._store.archive_get(self._commons, raw)
+        row = self._store.archive_get(self.space, raw)
         if row is None:
             return None
         clock, aidx, seq, vv, code, reason = row
@@ -114,15 +115,15 @@ class StoreArchive(Archive):
         return self._store.iter_entries(self._commons)
 
     def ids(self) -> Iterable[bytes]:
-        return self._store.archive_ids(self._commons)
+        return self._store.archive_ids(self.space)
 
     def count_stable(self, frontier: list[int]) -> int:
         width = len(frontier)
-        return sum(1 for aidx, seq in self._store.archive_positions(self._commons)
+        return sum(1 for aidx, seq in self._store.archive_positions(self.space)
                    if aidx < width and frontier[aidx] >= seq)
 
     def clear(self) -> None:
-        self._store.archive_clear(self._commons)
+        self._store.archive_clear(self.space)
 
 
 _live: dict[tuple[str, bytes], _Live] = {}
@@ -165,6 +166,7 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
         if live is None:
             live = _resume(store, commons) or _fresh(store, commons)
             _live[key] = live
+            _cleanup_archives(store)
         live.store = store
         _feed(live, store, commons)
         if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
@@ -186,11 +188,48 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
         return live.state
 
 
+def _archive_space(live: _Live) -> bytes | None:
+    archive = live.folder.archive
+    return archive.space if isinstance(archive, StoreArchive) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # (no signal-0 probe on Windows: assume alive)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _cleanup_archives(store: Store) -> None:
+    """Drop archive spaces nobody can use: of dead processes, or of this process's forgotten
+    folds — except the one the persisted checkpoints name (a new process copies it)."""
+    try:
+        mine = {_archive_space(live) for key, live in _live.items() if key[0] == os.path.abspath(store.path)}
+        for space, pid in store.archive_spaces():
+            if space in mine:
+                continue
+            head = cached_head(store, CID(space[:-8])) if len(space) > 8 else None
+            if head is not None and head.get("space") == space:
+                continue
+            if pid == os.getpid() or not _pid_alive(pid):
+                store.archive_drop(space)
+    except Exception:  # a read-only or busy store: leave it for later
+        return
+
+
 def _fresh(store: Store, commons: CID) -> _Live:
     live = _Live(Folder(commons), store=store)
-    live.folder.archive = StoreArchive(live, commons)
-    with contextlib.suppress(Exception):  # records of an earlier process that left no checkpoint
-        store.archive_clear(commons)
+    archive = StoreArchive(live, commons)
+    try:
+        store.archive_open(archive.space, os.getpid())
+        live.folder.archive = archive
+    except Exception:  # a read-only store: hold everything in memory instead
+        pass
     live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting)
     return live
 
@@ -204,6 +243,7 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         doc = cbor2.loads(raw)
         max_n = int(doc["max_n"])
         blob = doc["folder"]
+        old_space = doc.get("space")
     except Exception:
         return None
     del raw, doc  # the checkpoint can be tens of MiB: keep one copy while it is decoded
@@ -212,15 +252,19 @@ def _resume(store: Store, commons: CID) -> _Live | None:
     folder = checkpoint.load(blob, commons, live.load_entry, archive)
     if folder is None:
         return None
-    try:  # the archive must hold exactly the checkpoint's evicted records
-        held = store.archive_count(commons)
+    try:  # this fold's own copy of the checkpoint's archive, which must hold exactly its records
+        store.archive_open(archive.space, os.getpid(), copy_from=old_space)
+        held = store.archive_count(archive.space)
         if held > folder.evicted:  # evicted after the checkpoint was written: held again now
-            store.archive_discard(commons, list(folder.meta))
-            held = store.archive_count(commons)
+            store.archive_discard(archive.space, list(folder.meta))
+            held = store.archive_count(archive.space)
         if held != folder.evicted:
+            store.archive_drop(archive.space)
             return None
     except Exception:
-        return None
+        if folder.evicted:
+            return None
+        folder.archive = None  # a read-only store: hold everything in memory
     live.folder = folder
     live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
@@ -235,12 +279,13 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
         "count": live.count,
         "state_hash": state.state_hash,
         "max_n": live.max_n,
+        "space": _archive_space(live),
     }
     try:
         store.put_cache(_cache_key(commons, "head"), cbor2.dumps(head, canonical=True))
         store.put_cache(_cache_key(commons, "materialized"), cbor2.dumps(state.canonical, canonical=True))
         store.put_cache(_cache_key(commons, "checkpoint"), cbor2.dumps({
-            "max_n": live.max_n, "folder": checkpoint.dump(live.folder)}))
+            "max_n": live.max_n, "folder": checkpoint.dump(live.folder), "space": _archive_space(live)}))
     except Exception:  # a read-only or busy store must not break reading the state
         return
 
@@ -287,7 +332,7 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
     if problems:
         forget(store, commons)
         store.delete_cache(_cache_key(commons, ""))
-        store.archive_clear(commons)
+        _cleanup_archives(store)
         raise StateMismatch(" ".join(problems) + f" Rebuilt state hash: {fresh.state_hash}.")
     return {
         "entries": fresh.entry_count,
