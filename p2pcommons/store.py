@@ -392,13 +392,6 @@ class Store:
         ).fetchone()
         return int(count), int(nbytes)
 
-    def _existing_log(self, commons: CID, author: bytes) -> int | None:
-        found = self._log_ids.get((commons.raw, author))
-        if found is not None:
-            return found
-        row = self._db.execute("SELECT log FROM logs WHERE commons=? AND author=?", (commons.raw, author)).fetchone()
-        return None if row is None else int(row[0])
-
     def iter_raw(
         self,
         commons: CID | None = None,

@@ -90,9 +90,7 @@ def plan(store: Store, commons: CID, peer: Summary) -> Plan:
         count = 0
         nbytes = 0
         if after < my_seq:
-            for raw in store.iter_raw(commons, author=author, after_seq={author: after}, order="log"):
-                count += 1
-                nbytes += len(raw)
+            count, nbytes = store.log_after_size(commons, author, after)
         extra: list[bytes] = []
         for seq in my_forks.get(author, ()):
             if seq <= after and (author, seq) not in peer_forks:
@@ -126,8 +124,7 @@ def batches(store: Store, the_plan: Plan, batch_bytes: int = DEFAULT_BATCH_BYTES
             yield from segment.extra
             if segment.count:
                 taken = 0
-                for raw in store.iter_raw(the_plan.commons, author=segment.author,
-                                          after_seq={segment.author: segment.after}, order="log"):
+                for raw in store.log_after(the_plan.commons, segment.author, segment.after):
                     yield raw
                     taken += 1
                     if taken == segment.count:
