@@ -218,7 +218,7 @@ class Node:
         if current_state is None:
             return False
         if self._state_store is None:
-            self._state_store = Store(self.home.store_file)
+            self._state_store = Store(self.home.store_file, cache_mib=8)  # folds stream entries once
         state = current_state(self._state_store, commons)
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
