@@ -526,12 +526,13 @@ class Folder:
             if clock > self.max_clock:
                 self.max_clock = clock
             order = self.order
-            if not order or key > order[-1]:
+            if (not order or key > order[-1]) and not (self.evicted and key <= self.base):
                 order.append(key)
             else:
                 index = bisect.bisect_left(order, key)
                 order.insert(index, key)
-                if index < self.applied:
+                # (At or before the archived positions: always behind what is applied.)
+                if index < self.applied or (self.evicted and key <= self.base):
                     self.applied += 1  # keep pointing past the same applied entries
                     if self._replay_from is None or key < self._replay_from:
                         self._replay_from = key
@@ -584,6 +585,10 @@ class Folder:
 
     def run(self) -> None:
         """Apply every ready entry not yet reflected in the state."""
+        if self.evicted and self._replay_from is not None and self._replay_from <= self.base and not self._refold \
+                and self._late_strangers():
+            after = bisect.bisect_right(self.order, self.base)
+            self._replay_from = self.order[after] if after < self.applied else None
         if self._refold or (self._replay_from is not None and any(
                 ex.cause >= self._replay_from for ex in self.exclusions)):
             self._refold = False
@@ -608,6 +613,42 @@ class Folder:
                 interval = max(self.snapshot_every, self.state.size() // 8)
                 if self.since_snapshot >= interval:
                     self._snapshot(key)
+
+    def _late_strangers(self) -> bool:
+        """Entries sorting at or before the archived positions whose outcome is a rejection
+        wherever they sort — their author is not a member at the archive's base (so at no
+        earlier position either: members are never dropped from the state) and the kind has
+        no effect for a non-member (not a join; a contribution only if contributions were
+        never open to anyone) — are rejected here without a refold.  True if all were."""
+        base_state, base_error = self.snap_states[0]
+        if base_state is None or base_error:
+            return False
+        ever_open = base_state.rules["contribution"]["policy"] == "anyone" or any(
+            p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
+            for p in base_state.proposals.values())
+        probe = base_state.copy()
+        results = []
+        for key in self.order:
+            if key > self.base:
+                break
+            eid = key[1]
+            entry = self.entries[eid]
+            if entry.author in base_state.members or entry.author in self.fork_seq or entry.commons is None \
+                    or entry.kind == "join" or (entry.kind == "contribution" and ever_open):
+                return False
+            handler = _HANDLERS.get(entry.kind)
+            if handler is None:
+                results.append((eid, f"Unknown entry kind '{entry.kind}'."))
+                continue
+            try:
+                handler(self, probe, entry, self.meta[eid])
+            except _Rejected as rejected:
+                results.append((eid, rejected.reason))
+            else:  # pragma: no cover - a non-member's entry of these kinds is always rejected
+                return False
+        for eid, reason in results:
+            self.outcomes[eid] = (REJECTED, reason)
+        return True
 
     def _snapshot(self, key: Key) -> None:
         assert self.state is not None
