@@ -587,8 +587,7 @@ class Folder:
         """Apply every ready entry not yet reflected in the state."""
         if self.evicted and self._replay_from is not None and self._replay_from <= self.base and not self._refold \
                 and self._late_strangers():
-            after = bisect.bisect_right(self.order, self.base)
-            self._replay_from = self.order[after] if after < self.applied else None
+            self._replay_from = None  # restored to the base: the loop below replays the window
         if self._refold or (self._replay_from is not None and any(
                 ex.cause >= self._replay_from for ex in self.exclusions)):
             self._refold = False
@@ -615,39 +614,50 @@ class Folder:
                     self._snapshot(key)
 
     def _late_strangers(self) -> bool:
-        """Entries sorting at or before the archived positions whose outcome is a rejection
-        wherever they sort — their author is not a member at the archive's base (so at no
-        earlier position either: members are never dropped from the state) and the kind has
-        no effect for a non-member (not a join; a contribution only if contributions were
-        never open to anyone) — are rejected here without a refold.  True if all were."""
+        """Apply entries sorting at or before the archived positions without a refold, when
+        their authors are not members at the archive's base — so at no earlier position
+        either (members are never dropped from the state): such an entry is rejected
+        wherever it sorts, or (a join; a contribution while contributions are open to anyone,
+        and their policy was never changed) recorded pending, which nothing before the base
+        can observe (an entry naming it depends on it, so it is new too).  Its effect goes
+        into the state at the base, and the window after it is replayed.  True if all were."""
         base_state, base_error = self.snap_states[0]
         if base_state is None or base_error:
             return False
-        ever_open = base_state.rules["contribution"]["policy"] == "anyone" or any(
-            p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
-            for p in base_state.proposals.values())
+        changed = any(p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
+                      for p in base_state.proposals.values())
         probe = base_state.copy()
-        results = []
+        results: list[tuple[bytes, tuple[str, str]]] = []
         for key in self.order:
             if key > self.base:
                 break
             eid = key[1]
             entry = self.entries[eid]
             if entry.author in base_state.members or entry.author in self.fork_seq or entry.commons is None \
-                    or entry.kind == "join" or (entry.kind == "contribution" and ever_open):
+                    or (entry.kind == "contribution" and changed):
                 return False
             handler = _HANDLERS.get(entry.kind)
             if handler is None:
-                results.append((eid, f"Unknown entry kind '{entry.kind}'."))
+                results.append((eid, (REJECTED, f"Unknown entry kind '{entry.kind}'.")))
                 continue
             try:
-                handler(self, probe, entry, self.meta[eid])
+                status = handler(self, probe, entry, self.meta[eid])
             except _Rejected as rejected:
-                results.append((eid, rejected.reason))
-            else:  # pragma: no cover - a non-member's entry of these kinds is always rejected
+                results.append((eid, (REJECTED, rejected.reason)))
+                continue
+            if status != PENDING:  # pragma: no cover - a non-member's entry never applies by itself
                 return False
-        for eid, reason in results:
-            self.outcomes[eid] = (REJECTED, reason)
+            results.append((eid, _PLAIN[PENDING]))
+        for eid, outcome in results:
+            self.outcomes[eid] = outcome
+        # The base state now includes them; replay the window after it.
+        self.snap_states[0] = (probe, base_error)
+        del self.snap_keys[1:]
+        del self.snap_states[1:]
+        self.state = probe.copy()
+        self.genesis_error = base_error
+        self.applied = bisect.bisect_right(self.order, self.base)
+        self.since_snapshot = 0
         return True
 
     def _snapshot(self, key: Key) -> None:
