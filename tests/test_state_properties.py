@@ -96,7 +96,9 @@ def test_causality_missing_dependencies_wait(actions: list[tuple[int, int, int]]
 
 # 3. Causal authorization --------------------------------------------------------------------------
 
-_AUTH_REASONS = ("is not a member", "membership is", "admission is not in its causal past", "lacks the role",
+# The author's own standing (not a target's: "The member it names is not a member." can depend
+# on a concurrent admission, like other conditions on derived state).
+_AUTH_REASONS = ("Its author is not a member", "membership is", "admission is not in its causal past", "lacks the role",
                  "role was granted outside", "Strong removal", "a fork")
 _GATED = {"admission", "review", "vote", "sanction", "role", "resource_add", "resource_use", "distribution",
           "leave", "rule_proposal"}
