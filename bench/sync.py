@@ -103,9 +103,10 @@ def verify_rate(raws: list[bytes], n: int = 5000) -> float:
     return len(signed) / (time.perf_counter() - start)
 
 
-def start_node(home: Home, *bootstrap: str, sync_interval: float = 600) -> subprocess.Popen[bytes]:
+def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
+               extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     args = [*P2PC, "node", "start", "--foreground", "--home", str(home.path), "--listen", "/ip4/127.0.0.1/tcp/0",
-            "--sync-interval", str(sync_interval)]
+            "--sync-interval", str(sync_interval), *extra]
     for addr in bootstrap:
         args += ["--bootstrap", addr]
     log = open(home.path / "node.log", "ab")  # noqa: SIM115 (closed with the process)
@@ -178,7 +179,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
-def bench_sync(root: Path, n: int) -> dict[str, Any]:
+def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, Any]:
     a = make_home(root, "a")
     b = make_home(root, "b")
     print(f"building {n:,} entries…", file=sys.stderr)
@@ -195,7 +196,7 @@ def bench_sync(root: Path, n: int) -> dict[str, Any]:
     procs = [start_node(a)]
     try:
         addr = request(a, {"cmd": "status"})["addrs"][0]
-        procs.append(start_node(b))
+        procs.append(start_node(b, extra=extra_b))
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         sampling = threading.Event()
         peaks = [0.0, 0.0]
@@ -304,11 +305,13 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--gossip", type=int, default=100)
     parser.add_argument("--skip-sync", action="store_true")
+    parser.add_argument("--no-ingest-process", action="store_true",
+                        help="run B with --no-ingest-process (one process, one core for the ingest)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="p2pc-bench-"))
     try:
         if not args.skip_sync:
-            figures = bench_sync(root, args.entries)
+            figures = bench_sync(root, args.entries, ("--no-ingest-process",) if args.no_ingest_process else ())
             print("sync   " + json.dumps(figures))
         figures = bench_gossip(root, args.gossip)
         print("gossip " + json.dumps(figures))
