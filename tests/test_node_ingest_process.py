@@ -19,7 +19,7 @@ from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.errors import BadSignature, MalformedEntry, WrongCommons
 from p2pcommons.ingest import Ingestor
 from p2pcommons.node.ingest_process import IngestProcess
-from p2pcommons.node.ingest_worker import IngestWorkerFailed, rebuild_error
+from p2pcommons.node.ingest_worker import IngestWorkerFailed, encode_message, rebuild_error
 from p2pcommons.store import Store
 
 SIGNERS = [Signer(hashlib.sha256(b"ingest-process-%d" % i).digest()) for i in range(3)]
@@ -190,3 +190,52 @@ def test_rebuild_error_keeps_the_family() -> None:
     assert type(rebuild_error("BadSignature", "x.")) is BadSignature
     assert type(rebuild_error("NoSuchError", "y.")).__name__ == "InvalidEntry"
     assert type(rebuild_error("StoreError", "z.")).__name__ == "InvalidEntry"  # not an entry error
+
+
+def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """A SIGKILLed daemon takes its ingest process with it, mid-group: the group it was
+    storing is not committed (closing stdin alone would let the child finish it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(20_000)
+    _store_with(path, genesis.raw)
+    group = tmp_path / "group.bin"
+    group.write_bytes(encode_message((genesis.id.raw, [e.raw for e in entries])))
+    script = (
+        "import sys, trio\n"
+        "from p2pcommons.node.ingest_process import IngestProcess\n"
+        "async def main():\n"
+        f"    child = IngestProcess({str(path)!r})\n"
+        "    await child.prewarm()\n"
+        f"    await child._proc.stdin.send_all(open({str(group)!r}, 'rb').read())\n"
+        "    print(child._proc.pid, flush=True)\n"
+        "    await trio.sleep_forever()\n"
+        "trio.run(main)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child_pid = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)  # while the child decodes the 20,000 entries
+        parent.wait(timeout=10)
+
+        def gone() -> bool:
+            try:
+                return Path(f"/proc/{child_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+
+        deadline = time.monotonic() + 10
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gone(), "the ingest process outlived its SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    with Store(path) as store:
+        assert store.count(genesis.id) == 1, "the child kept writing after its parent died"
