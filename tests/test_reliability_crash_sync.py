@@ -15,35 +15,19 @@ ingest child process, which dies with the daemon, so the kill lands in its trans
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import sqlite3
 import time
 from collections.abc import Callable
 
 import pytest
 
-from p2pcommons.home import Home
-
-from .test_node_integration import NodeProc, _bulk_history, copy_genesis, nodes, wait_for  # noqa: F401
+from .test_node_integration import NodeProc, _bulk_history, copy_genesis, nodes, progress, wait_for  # noqa: F401
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 CYCLES = int(os.environ.get("P2PC_CRASH_SYNC_CYCLES", "3"))
 PER_CYCLE = int(os.environ.get("P2PC_CRASH_SYNC_ENTRIES", "24000"))
-
-
-def progress(node: NodeProc) -> int:
-    """Entries ``node`` holds, from the logs' max_seq (no fork here: equal to the count),
-    read without scanning the entries table: counting 100,000 rows took longer than the
-    poll interval and let transfers finish between polls."""
-    path = Home(node.home).store_file
-    if not path.exists():
-        return 0
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-        row = db.execute("SELECT coalesce(sum(max_seq), 0) FROM logs").fetchone()
-    return int(row[0])
 
 
 @pytest.mark.timeout(120 + CYCLES * 3 * 60)
