@@ -273,13 +273,15 @@ def ingest(
     commons: CID | None = None,
     verify: VerifyMode = "segment",
     atomic: bool = False,
+    one_transaction: bool = False,
     batch_size: int = DEFAULT_BATCH,
     on_batch: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
     """Validate and store a stream of raw entries in bounded batches.
 
     With ``atomic=True`` everything happens in one transaction and the first invalid entry
-    aborts it, leaving the store exactly as it was.
+    aborts it, leaving the store exactly as it was.  ``one_transaction=True`` also commits
+    once (one fsync) but rejects invalid entries and keeps the rest, as a sync does.
     """
     ingestor = Ingestor(store, commons=commons, verify=verify, atomic=atomic)
     total = IngestReport()
@@ -291,7 +293,7 @@ def ingest(
 
     # Collect cycles once at the end rather than after each batch: on resuming, the
     # collector would otherwise scan the batch's entries while they are still referenced.
-    with _gc_paused(), (store.transaction() if atomic else contextlib.nullcontext()):
+    with _gc_paused(), (store.transaction() if atomic or one_transaction else contextlib.nullcontext()):
         for batch in batches():
             part = ingestor.add_batch(batch)
             total.merge(part)

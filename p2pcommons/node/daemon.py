@@ -166,16 +166,19 @@ class Node:
         """Validate and store one received group: large ones in the ingest process (the
         second core), small ones in the store thread.  Ingest is idempotent, so a group
         whose process died is simply stored again here."""
-        if len(entries) >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process:
+        if self._for_ingest_process(len(entries)):
             try:
                 return await self.ingest_process.ingest(commons, entries)
             except (IngestWorkerFailed, OSError) as exc:
                 log.warning("ingest process unavailable, storing in the daemon: %s", exc)
         return await self.db(ingest_scoped, commons, entries)
 
+    def _for_ingest_process(self, entries: int) -> bool:
+        return entries >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process
+
     def _expect(self, entries: int, _nbytes: int) -> None:
         """A peer announced a transfer: start the ingest process early if it is large."""
-        if entries >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process:
+        if self._for_ingest_process(entries):
             self._nursery_start(self.ingest_process.prewarm)
 
     async def _state_worker(self) -> None:
@@ -347,9 +350,13 @@ class Node:
             return None
         finally:
             self._active_sessions.discard(peer_id)
-            event = self._peer_synced.pop(peer_id, None)
-            if event is not None:
-                event.set()
+            self._session_ended(peer_id)
+
+    def _session_ended(self, peer_id: str) -> None:
+        """Wake whoever waits for the session with this peer (either direction) to end."""
+        event = self._peer_synced.pop(peer_id, None)
+        if event is not None:
+            event.set()
 
     def _after_session(self, state: PeerState, result: SessionResult) -> None:
         state.last_sync = time.monotonic()
@@ -410,9 +417,7 @@ class Node:
         finally:
             self._inbound -= 1
             self._inbound_peers.discard(peer_id)
-            event = self._peer_synced.pop(peer_id, None)
-            if event is not None:
-                event.set()
+            self._session_ended(peer_id)
             if peer_id in self._sync_wanted:
                 self._sync_wakeup.set()  # asked for while this session ran: start one now
         if violation is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import subprocess
 import sys
 
@@ -94,8 +95,6 @@ class IngestProcess:
         return result
 
     async def _read_reply(self, stdout: trio.abc.ReceiveStream) -> tuple[object, ...]:
-        import pickle
-
         while True:
             if len(self._buffer) >= _LENGTH.size:
                 (length,) = _LENGTH.unpack_from(self._buffer)

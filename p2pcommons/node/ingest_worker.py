@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from p2pcommons import errors
 from p2pcommons.dagcbor import CID
-from p2pcommons.ingest import Ingestor, IngestReport
+from p2pcommons.ingest import IngestReport, ingest
 from p2pcommons.store import Store
 
 _LENGTH = struct.Struct(">I")
@@ -45,14 +45,7 @@ def ingest_scoped(store: Store, commons: CID, entries: list[bytes]) -> tuple[Ing
     freed before the next is decoded, which bounds the memory a large group needs.  Later
     chunks see earlier ones (same connection), so chains that span chunks check out."""
     had = store.has_commons(commons)
-    ingestor = Ingestor(store, commons=commons)
-    if len(entries) <= CHUNK_ENTRIES:
-        report = ingestor.add_batch(entries)
-    else:
-        report = IngestReport()
-        with store.transaction():
-            for start in range(0, len(entries), CHUNK_ENTRIES):
-                report.merge(ingestor.add_batch(entries[start:start + CHUNK_ENTRIES]))
+    report = ingest(store, entries, commons=commons, one_transaction=True, batch_size=CHUNK_ENTRIES)
     return report, (not had and store.has_commons(commons))
 
 

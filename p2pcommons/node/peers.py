@@ -43,15 +43,29 @@ def load(home: Home) -> list[str]:
     return [str(p) for p in peers if isinstance(p, str)]
 
 
-def save(home: Home, peers: list[str]) -> None:
+def _write_json(home: Home, name: str, data: dict[str, Any], *, private: bool = False) -> None:
+    """Replace ``name`` in the home atomically (temporary file, fsync, rename); ``private``:
+    mode 0600 from the start."""
     home.path.mkdir(parents=True, exist_ok=True)
-    tmp = home.path / (FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"peers": peers}, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, _path(home))
+    tmp = home.path / f"{name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if private:
+            os.chmod(tmp, 0o600)  # an existing file keeps its mode through O_CREAT
+        os.replace(tmp, home.path / name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save(home: Home, peers: list[str]) -> None:
+    _write_json(home, FILE, {"peers": peers})
 
 
 def validate(addr: str) -> str:
@@ -135,18 +149,4 @@ def save_bans(home: Home, bans: dict[str, Ban], now: float | None = None) -> Non
     live = sorted((b for b in bans.values() if b.until > now), key=lambda b: -b.until)[:MAX_BANS]
     data: dict[str, Any] = {"bans": {b.peer_id: {"until": round(b.until, 3), "score": b.score,
                                                  "reason": b.reason} for b in live}}
-    home.path.mkdir(parents=True, exist_ok=True)
-    tmp = home.path / (BANS_FILE + f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, _bans_path(home))
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    _write_json(home, BANS_FILE, data, private=True)
