@@ -364,25 +364,10 @@ class Store:
             ).fetchone()[0]
         )
 
-    def log_after(self, commons: CID, author: bytes, after_seq: int) -> Iterator[bytes]:
-        """One author's entries above ``after_seq``, in log order (seq, then id): what a
-        sync sends.  Uses the (log, seq) index, so the part of the log the peer already
-        holds is never read."""
-        log = self._existing_log(commons, author)
-        if log is None:
-            return
-        cursor = self._db.execute(
-            "SELECT raw FROM entries WHERE log = ? AND seq > ? ORDER BY seq, id", (log, after_seq)
-        )
-        while True:
-            rows = cursor.fetchmany(1000)
-            if not rows:
-                return
-            for (raw,) in rows:
-                yield bytes(raw)
-
     def log_after_size(self, commons: CID, author: bytes, after_seq: int) -> tuple[int, int]:
-        """How many entries, and how many bytes, :meth:`log_after` would yield."""
+        """How many entries, and how many bytes, one author's log holds above ``after_seq``
+        (what ``iter_raw(commons, author=author, after_seq=after_seq)`` yields), counted by
+        SQLite over the (log, seq) index without reading the entries into Python."""
         log = self._existing_log(commons, author)
         if log is None:
             return 0, 0
@@ -398,14 +383,15 @@ class Store:
         *,
         author: bytes | None = None,
         kind: str | None = None,
-        after_seq: dict[bytes, int] | None = None,
+        after_seq: int = 0,
         order: str = "arrival",
     ) -> Iterator[bytes]:
         """Stored entries' bytes, streamed.
 
         ``order="arrival"`` yields in arrival order; ``order="log"`` yields each author's
         log in sequence order (a causally valid order for chain checks).  ``after_seq``
-        skips, per author, entries at or below the given sequence number.
+        skips entries at or below that sequence number (with ``author``: the part of a log
+        a peer already holds, never read, thanks to the (log, seq) index).
         """
         clauses = []
         params: list[object] = []
@@ -418,20 +404,20 @@ class Store:
         if kind is not None:
             clauses.append("entries.kind = ?")
             params.append(kind)
+        if after_seq:
+            clauses.append("entries.seq > ?")
+            params.append(after_seq)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         order_by = "entries.n" if order == "arrival" else "logs.log, entries.seq, entries.id"
         cursor = self._db.execute(
-            "SELECT logs.author, entries.seq, entries.raw FROM entries "
-            f"JOIN logs ON logs.log = entries.log{where} ORDER BY {order_by}",
+            f"SELECT entries.raw FROM entries JOIN logs ON logs.log = entries.log{where} ORDER BY {order_by}",
             params,
         )
         while True:
             rows = cursor.fetchmany(1000)
             if not rows:
                 return
-            for row_author, seq, raw in rows:
-                if after_seq is not None and seq <= after_seq.get(bytes(row_author), 0):
-                    continue
+            for (raw,) in rows:
                 yield bytes(raw)
 
     def iter_entries(self, commons: CID | None = None, **kwargs: object) -> Iterator[Entry]:

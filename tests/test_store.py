@@ -84,7 +84,7 @@ def check_against_model(store: Store, history: History) -> None:
         seqs = [e.seq for e in sorted(model.by_log[author], key=lambda e: (e.seq, e.id.raw))]
         assert [decode_entry(r).seq for r in raws] == seqs  # log order: ascending seq
         cut = model.max_seq(author) // 2
-        after = list(store.iter_raw(commons, author=author, after_seq={author: cut}))
+        after = list(store.iter_raw(commons, author=author, after_seq=cut))
         assert sorted(after) == sorted(e.raw for e in model.by_log[author] if e.seq > cut)
     assert store.heads(commons) == model.heads()
     assert store.forks(commons) == store.forks() == model.forks(commons)

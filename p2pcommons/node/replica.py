@@ -124,7 +124,8 @@ def batches(store: Store, the_plan: Plan, batch_bytes: int = DEFAULT_BATCH_BYTES
             yield from segment.extra
             if segment.count:
                 taken = 0
-                for raw in store.log_after(the_plan.commons, segment.author, segment.after):
+                for raw in store.iter_raw(the_plan.commons, author=segment.author,
+                                          after_seq=segment.after, order="log"):
                     yield raw
                     taken += 1
                     if taken == segment.count:
