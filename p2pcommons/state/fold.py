@@ -26,8 +26,11 @@ Why it is built this way:
   version vector, outcome) go to the :class:`Archive` (the engine's is a store table, local
   and never replicated) and leave memory — entry bodies, records, log slots, order, older
   snapshots.  Kept: the state at the base (one snapshot), the window after it, per author
-  the latest record, the genesis record, and a bounded cache of archived records looked up
-  (references to old entries: a review's contribution, a member's admission).  What was
+  the latest record, the genesis record, a bounded cache of archived records looked up,
+  and the position and kind of each archived entry that later entries may name and that
+  took effect (a contribution, proposal, join, admission, role change, resource or
+  sanction: each has a record in the state, so this index grows with the state, not with
+  the number of entries) — so a review of an old contribution costs no archive lookup.  What was
   archived is answered from the archive: causal-past checks, kinds of referenced entries,
   outcomes and stability of old entries (stability is computed exactly as without
   eviction, from the archived author index and seq).  An entry sorting at or before the
@@ -376,6 +379,28 @@ class MemoryArchive(Archive):
 
 _CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
 _UNKNOWN: Any = object()
+# Kinds a later entry may name (``Folder.ref`` targets, a member's admission and grants, a
+# lifting reinstatement): an evicting fold keeps their positions in ``Folder.refs``.
+_NAMED_KINDS = ("contribution", "rule_proposal", "join", "admission", "role", "resource_add", "sanction",
+                "genesis")
+_NAMED_CODE = {kind: code for code, kind in enumerate(_NAMED_KINDS)}
+_SEQ_BITS = 40
+_AIDX_BITS = 24
+
+
+def _pack_position(meta: _Meta, code: int) -> int | None:
+    """One int for ``(clock, author index, seq, kind code)``: ~40 bytes instead of a record."""
+    seq, aidx = meta[3], meta[2]
+    if seq >> _SEQ_BITS or aidx >> _AIDX_BITS:
+        return None  # (beyond any real log: looked up in the archive instead)
+    return ((((meta[0] << _SEQ_BITS) | seq) << _AIDX_BITS | aidx) << 4) | code
+
+
+def _unpack_position(raw: bytes, packed: int) -> _Meta:
+    """A light record: clock, id, author index and seq, without the version vector."""
+    aidx = (packed >> 4) & ((1 << _AIDX_BITS) - 1)
+    seq = (packed >> (4 + _AIDX_BITS)) & ((1 << _SEQ_BITS) - 1)
+    return tuple.__new__(_Meta, (packed >> (4 + _AIDX_BITS + _SEQ_BITS), raw, aidx, seq))
 
 
 class Folder:
@@ -418,7 +443,9 @@ class Folder:
         self.evicted = 0  # entries archived
         self.evicted_upto: dict[bytes, int] = {}  # per author, the highest archived seq
         self.old: dict[bytes, _Meta] = {}  # archived records kept: authors' latest, the genesis
-        self._cache: dict[bytes, _Meta | None] = {}  # archive lookups; cleared when archiving
+        self._cache: dict[bytes, _Meta | None] = {}  # archive lookups (None: not archived)
+        # Only with an archive: id -> packed position and kind of entries later ones may name.
+        self.refs: dict[bytes, int] = {}
         self.refolds = 0
 
     # --- intake -------------------------------------------------------------------------
@@ -432,7 +459,7 @@ class Folder:
         if (eid if commons is None else commons.raw) != self._commons_raw:
             return False
         if self.evicted and entry.seq <= self.evicted_upto.get(entry.author, 0):
-            if self._lookup(eid) is not None:
+            if self._position(eid) is not None:
                 return False  # archived already
             self._refold = True  # a fork of an archived entry: refold from the archive
         self.entries[eid] = entry
@@ -449,9 +476,9 @@ class Folder:
         parents = _parents(entry)
         missing = [d for d in parents if d not in meta]
         if missing and self.evicted:
-            missing = [d for d in missing if self._lookup(d) is None]
+            missing = [d for d in missing if self._position(d) is None]
         if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing \
-                and self._lookup(self._commons_raw) is None:
+                and self._position(self._commons_raw) is None:
             missing.append(self._commons_raw)
         if missing:
             self.waiting[eid] = set(missing)
@@ -478,8 +505,10 @@ class Folder:
             if aidx is None:
                 aidx = self.author_index[author] = len(self.authors)
                 self.authors.append(author)
+            # (Evicted: an archived parent may come as a light record, without its version
+            # vector; the full record is read only where that vector is needed.)
             parents = [meta[p] for p in parent_ids] if not self.evicted else \
-                [meta.get(p) or self._archived(p) for p in parent_ids]
+                [meta.get(p) or self._parent(p) for p in parent_ids]
             vv: list[int] | None
             vt: tuple[int, ...]
             if not parents:
@@ -487,17 +516,20 @@ class Folder:
                 vv = [0] * (aidx + 1)
             elif len(parents) == 1:
                 clock = parents[0].clock + 1
-                vv = list(parents[0].vv)
+                vv = list(self._full(parents[0]).vv)
             else:
                 # Parents already in the causal past of the latest parent add nothing to
                 # its version vector: skip them (usually all but one or two, since writers
                 # depend on every head they saw).  Not with forks, where seq alone is ambiguous.
-                top = max(parents, key=_by_clock)
-                clock = top.clock + 1
-                tv = top.vv
+                latest = max(parents, key=_by_clock)
+                top = self._full(latest)
+                clock = top[0] + 1
                 if not self.fork_seq:
-                    parents = [p for p in parents if p is top or p.aidx >= len(tv) or tv[p.aidx] < p.seq]
-                vvs = [p.vv for p in parents]
+                    # (Indexes, not the named properties: this runs a dozen times per entry.)
+                    width = len(top) - _VV
+                    parents = [p for p in parents if p is latest or p[2] >= width or top[_VV + p[2]] < p[3]]
+                vvs = [p[_VV:] if len(p) > _VV else self._full(p)[_VV:] for p in parents]
+                tv = top[_VV:]
                 widths = set(map(len, vvs))
                 if len(vvs) == 1:
                     vv = list(tv)
@@ -569,6 +601,36 @@ class Folder:
         if found is None:
             raise KeyError(raw)
         return found
+
+    def _position(self, raw: bytes) -> _Meta | None:
+        """Clock, id, author index and seq of a ready entry, held or archived — possibly as
+        a light record without the version vector (from ``refs``: no archive lookup)."""
+        found = self.meta.get(raw)
+        if found is None and self.evicted:
+            packed = self.refs.get(raw)
+            if packed is not None:
+                return _unpack_position(raw, packed)
+            found = self._lookup(raw)
+        return found
+
+    def _parent(self, raw: bytes) -> _Meta:
+        found = self.old.get(raw) or self._position(raw)
+        if found is None:
+            raise KeyError(raw)
+        return found
+
+    def _full(self, record: _Meta) -> _Meta:
+        """The full record (with its version vector) for a possibly light one."""
+        return record if len(record) > _VV else self._archived(record[1])
+
+    def _named(self, eid: bytes, meta: _Meta, kind: str) -> None:
+        """Remember where an entry that later entries may name is, and its kind (evicting
+        folds only): after it is archived, naming it costs no archive lookup."""
+        code = _NAMED_CODE.get(kind)
+        if code is not None:
+            packed = _pack_position(meta, code)
+            if packed is not None:
+                self.refs[eid] = packed
 
     def _entry(self, raw: bytes) -> Entry:
         """An entry's body, held or archived."""
@@ -651,6 +713,7 @@ class Folder:
             if status != PENDING:  # pragma: no cover - a non-member's entry never applies by itself
                 return False
             results.append((eid, _PLAIN[PENDING]))
+            self._named(eid, self.meta[eid], entry.kind)
         for eid, outcome in results:
             self.outcomes[eid] = outcome
         # The base state now includes them; replay the window after it.
@@ -708,10 +771,13 @@ class Folder:
         rows: list[tuple[_Meta, str, str]] = []
         bodies: list[Entry | None] = []
         authors = self.authors
+        refs = self.refs
         for position in self.order[:n]:
             raw = position[1]
             m = meta.pop(raw)
             status, reason = other.pop(raw, _APPLIED_PLAIN)
+            if status == REJECTED:
+                refs.pop(raw, None)  # had no effect: nothing in the state names it
             rows.append((m, status, reason))
             if discard is not None:
                 bodies.append(None)
@@ -727,7 +793,13 @@ class Folder:
             if m[3] > upto.get(author, 0):
                 upto[author] = m[3]
         archive.put(rows, bodies)
-        self._cache.clear()  # it may say "not archived" of what now is
+        cache = self._cache
+        unknown = [raw for raw, found in cache.items() if found is None]
+        if unknown:  # the cache may say "not archived" of what now is
+            now = {m[1] for m, _, _ in rows}
+            for raw in unknown:
+                if raw in now:
+                    del cache[raw]
         del self.order[:n]
         self.applied -= n
         self.evicted += n
@@ -809,6 +881,7 @@ class Folder:
         self.evicted_upto.clear()
         self.old.clear()
         self._cache.clear()
+        self.refs.clear()
         self.archive.clear()
         for entry in archived:
             self.add(entry)
@@ -859,13 +932,15 @@ class Folder:
                 self.outcomes.other.pop(eid, None)
             else:
                 self.outcomes.other[eid] = _PLAIN[status]
+            if self.archive is not None:
+                self._named(eid, meta, entry.kind)
 
     def _lifted(self, state: _State, author: bytes, meta: _Meta, cause: Key) -> bool:
         """Did a reinstatement that came after the suspension ``cause`` lift it for this entry?"""
         reinstatement = state.lifted.get(author)
         if reinstatement is None or not self.in_past(reinstatement, meta):
             return False
-        rmeta = self._lookup(reinstatement.raw)
+        rmeta = self._position(reinstatement.raw)
         return rmeta is not None and rmeta.key > cause
 
     # --- helpers for handlers ---------------------------------------------------------------
@@ -877,11 +952,12 @@ class Folder:
             return True
         tmeta = self.meta.get(raw)
         if tmeta is None:
-            tmeta = self._lookup(raw)
+            tmeta = self._position(raw)
             if tmeta is None:
                 return False
         i = tmeta[2] + _VV  # the target author's slot in the version vector
-        return i < len(meta) and meta[i] >= tmeta[3] and tmeta < meta
+        return i < len(meta) and meta[i] >= tmeta[3] and (
+            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1]))  # (a light record: no vv)
 
     def standing(self, state: _State, author: bytes, meta: _Meta, roles: list[str] | None) -> Member:
         """The author's membership (and one of ``roles``), checked against the state at this
@@ -912,8 +988,13 @@ class Folder:
             raise _Rejected(f"Its '{field}' names an entry outside its causal past.")
         kinds = (kind,) if isinstance(kind, str) else kind
         raw = target.raw
-        archived = raw not in self.meta and self.archive is not None
-        found = (self.archive.kind(raw) or "") if archived else self.entries[raw].kind  # type: ignore[union-attr]
+        packed = self.refs.get(raw)
+        if packed is not None:
+            found = _NAMED_KINDS[packed & 15]
+        elif raw in self.meta or self.archive is None:
+            found = self.entries[raw].kind
+        else:
+            found = self.archive.kind(raw) or ""
         if found not in kinds:
             raise _Rejected(f"Its '{field}' names a {found}, not a {' or '.join(kinds)}.")
         return target
@@ -1253,7 +1334,7 @@ def _resource_use(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     resource = s.resources.get(target)
     if resource is None:
         raise _Rejected("The resource it uses is not known (not added, or outside its causal past).")
-    if target != f.commons and not f.in_past(target, m) and f._lookup(target.raw) is not None:
+    if target != f.commons and not f.in_past(target, m) and f._position(target.raw) is not None:
         raise _Rejected("The resource it uses was added outside its causal past.")
     amount = _amount(e.body, "amount", positive=True)
     period = e.time // (resource.period * 1000) if resource.period else 0
