@@ -390,10 +390,12 @@ _AIDX_BITS = 24
 
 def _pack_position(meta: _Meta, code: int) -> int | None:
     """One int for ``(clock, author index, seq, kind code)``: ~40 bytes instead of a record."""
-    seq, aidx = meta[3], meta[2]
+    seq: int = meta[3]
+    aidx: int = meta[2]
+    clock: int = meta[0]
     if seq >> _SEQ_BITS or aidx >> _AIDX_BITS:
         return None  # (beyond any real log: looked up in the archive instead)
-    return ((((meta[0] << _SEQ_BITS) | seq) << _AIDX_BITS | aidx) << 4) | code
+    return ((((clock << _SEQ_BITS) | seq) << _AIDX_BITS | aidx) << 4) | code
 
 
 def _unpack_position(raw: bytes, packed: int) -> _Meta:
@@ -956,8 +958,8 @@ class Folder:
             if tmeta is None:
                 return False
         i = tmeta[2] + _VV  # the target author's slot in the version vector
-        return i < len(meta) and meta[i] >= tmeta[3] and (
-            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1]))  # (a light record: no vv)
+        return bool(i < len(meta) and meta[i] >= tmeta[3] and (
+            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1])))  # (a light record: no vv)
 
     def standing(self, state: _State, author: bytes, meta: _Meta, roles: list[str] | None) -> Member:
         """The author's membership (and one of ``roles``), checked against the state at this
