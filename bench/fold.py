@@ -14,8 +14,11 @@ Prints, measured in one run on one core:
 * memory, at half and all of the entries: tracemalloc peak of a fold that holds everything
   and of an evicting fold (``Folder(archive=…)``, the archive in a temporary store, as the
   engine's live fold does), what each holds beyond its state and snapshots, and the state's
-  own size — "bounded by the state" means the evicting fold's "w/o state" column does not
-  grow with the entry count (beyond the window after the archive, ∝ the snapshot interval);
+  own size — "bounded by the state" means the evicting fold's "w/o state" column grows only
+  with the state's records, not with the entry count: its one growing part, "(index)", holds
+  one small int per archived entry that took effect and that later entries may name (a
+  contribution, proposal, join, grant, resource, sanction — each also a record in the state);
+  the rest is the window after the archive (∝ the snapshot interval);
 * the evicting fold's speed (entries/s, archive writes included);
 * the store-backed engine: first fold from the store, appends through the store, and a
   new process resuming from the persisted checkpoint.
@@ -113,7 +116,7 @@ def state_size(folder: Folder) -> int:
 
 
 def _evicting_fold(entries: list[Entry], commons: CID, store: Any) -> Folder:
-    from p2pcommons.state.engine import StoreArchive
+    from p2pcommons.state.archive import StoreArchive
 
     folder = Folder(commons, archive=StoreArchive(store, commons))
     with bulk():
@@ -125,7 +128,7 @@ def _evicting_fold(entries: list[Entry], commons: CID, store: Any) -> Folder:
     return folder
 
 
-def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int, int, int, int, int]]:
+def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int, int, int, int, int, int]]:
     """Per size (half and all of ``entries``): tracemalloc peak of the holding fold, peak and
     held-afterwards of the evicting fold (archive in a temporary store), the state's size."""
     import tempfile
@@ -165,6 +168,11 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
             folder = _evicting_fold(part, commons, store)
             ev_held, ev_peak = tracemalloc.get_traced_memory()
             assert folder.result().state_hash == hash_hold
+            before_index = tracemalloc.get_traced_memory()[0]
+            folder.refs.clear()
+            folder._light.clear()
+            gc.collect()
+            ev_index = before_index - tracemalloc.get_traced_memory()[0]
             ev_rest = _without_state(folder)
             tracemalloc.stop()
             del folder
@@ -174,7 +182,7 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
                 _evicting_fold(part, commons, store)
                 evict_rate = size / (time.perf_counter() - t0)
             store.close()
-        rows.append((size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, st_bytes))
+        rows.append((size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, ev_index, st_bytes))
     return rows
 
 
@@ -228,13 +236,18 @@ def main() -> None:
     print("memory:      tracemalloc, MiB (the decoded entries, held by the caller, are not counted; the state "
           "alone is measured owning its strings and ids, as a resumed engine's does)")
     print(f"             {'entries':>8} {'holding: peak':>14} {'w/o state':>10} {'evicting: peak':>15} {'held':>6} "
-          f"{'w/o state':>10} {'state alone':>12}")
-    for size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, st_bytes in memory:
+          f"{'w/o state':>10} {'(index)':>8} {'state alone':>12}")
+    for size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, ev_index, st_bytes in memory:
         print(f"             {size:>8,} {hold_peak / 2**20:>14.1f} {hold_rest / 2**20:>10.1f} {ev_peak / 2**20:>15.1f} "
-              f"{ev_held / 2**20:>6.1f} {ev_rest / 2**20:>10.1f} {st_bytes / 2**20:>12.1f}")
-    (s1, _, h1, _, _, r1, _), (s2, _, h2, _, _, r2, _) = memory
+              f"{ev_held / 2**20:>6.1f} {(ev_rest + ev_index) / 2**20:>10.1f} {ev_index / 2**20:>8.1f} "
+              f"{st_bytes / 2**20:>12.1f}")
+    (s1, _, h1, _, _, r1, i1, b1), (s2, _, h2, _, _, r2, i2, b2) = memory
     print(f"             beyond the state and its snapshots ('w/o state'), per entry between the two sizes: "
-          f"holding {(h2 - h1) / (s2 - s1):.0f} B, evicting {(r2 - r1) / (s2 - s1):.0f} B")
+          f"holding {(h2 - h1) / (s2 - s1):.0f} B, evicting {(r2 + i2 - r1 - i1) / (s2 - s1):.0f} B = "
+          f"{(i2 - i1) / (s2 - s1):.0f} B index of named entries + {(r2 - r1) / (s2 - s1):.0f} B other; "
+          f"the state alone grows {(b2 - b1) / (s2 - s1):.0f} B per entry")
+    print("             (the index: position and kind of each archived entry that took effect and that later ones "
+          "may name — one per contribution, proposal, join, grant, resource or sanction in the state)")
     print(f"evicting:    {evict_rate:>10,.0f} entries/s for the evicting fold (archive in a store table, "
           f"applied in batches of 2,048)")
 

@@ -447,11 +447,16 @@ class Store:
     # Rows are keyed by a *space*: one per live fold (commons id + a random token), so two
     # processes folding the same commons (a daemon and a CLI command) never share rows;
     # ``fold_archive_owner`` records which process owns a space, so dead ones are dropped.
+    # A row is a *segment*: the records of a run of consecutive seqs of one log, encoded by
+    # p2pcommons.state.archive.  Why: an author's archived seqs are always a prefix of their
+    # log, so segments append in key order (cheap B-tree writes, one row per run instead of
+    # one per entry), and an entry's record is found through its (log, seq).
 
     _ARCHIVE_SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS fold_archive (space BLOB NOT NULL, id BLOB NOT NULL, clock INTEGER NOT NULL, "
-        "aidx INTEGER NOT NULL, seq INTEGER NOT NULL, vv BLOB NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, "
-        "PRIMARY KEY (space, id)) WITHOUT ROWID;"
+        "DROP TABLE IF EXISTS fold_archive;"  # the per-entry layout of earlier versions (a cache)
+        "CREATE TABLE IF NOT EXISTS fold_segments (space BLOB NOT NULL, log INTEGER NOT NULL, "
+        "first INTEGER NOT NULL, count INTEGER NOT NULL, aidx INTEGER NOT NULL, records BLOB NOT NULL, "
+        "PRIMARY KEY (space, log, first)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS fold_archive_owner (space BLOB PRIMARY KEY, pid INTEGER NOT NULL) WITHOUT ROWID;"
     )
 
@@ -467,8 +472,8 @@ class Store:
             self._db.execute("INSERT OR REPLACE INTO fold_archive_owner (space, pid) VALUES (?, ?)", (space, pid))
             if copy_from is not None:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO fold_archive SELECT ?, id, clock, aidx, seq, vv, status, reason "
-                    "FROM fold_archive WHERE space=?", (space, copy_from))
+                    "INSERT OR REPLACE INTO fold_segments SELECT ?, log, first, count, aidx, records "
+                    "FROM fold_segments WHERE space=?", (space, copy_from))
 
     def archive_spaces(self) -> list[tuple[bytes, int]]:
         """``(space, owner pid)`` of every registered space."""
@@ -479,49 +484,65 @@ class Store:
         """Delete a space and its rows."""
         self._archive_table()
         with self.transaction():
-            self._db.execute("DELETE FROM fold_archive WHERE space=?", (space,))
+            self._db.execute("DELETE FROM fold_segments WHERE space=?", (space,))
             self._db.execute("DELETE FROM fold_archive_owner WHERE space=?", (space,))
 
-    def archive_put(self, space: bytes, rows: Sequence[tuple[bytes, int, int, int, bytes, int, str]]) -> None:
-        """Records of entries a state fold evicted from memory: ``(id, clock, author index,
-        seq, version vector, status code, reason)`` (see p2pcommons.state.fold.Archive)."""
+    def archive_put(self, space: bytes, segments: Sequence[tuple[int, int, int, int, bytes]]) -> None:
+        """Segments of records a state fold evicted from memory: ``(log, first seq, count,
+        author index, encoded records)`` (see p2pcommons.state.archive)."""
         self._archive_table()
         with self.transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO fold_archive (space, id, clock, aidx, seq, vv, status, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(space, *row) for row in rows])
+                "INSERT OR REPLACE INTO fold_segments (space, log, first, count, aidx, records) "
+                "VALUES (?, ?, ?, ?, ?, ?)", [(space, *segment) for segment in segments])
 
-    def archive_get(self, space: bytes, entry_id: bytes) -> tuple[int, int, int, bytes, int, str] | None:
-        """``(clock, author index, seq, version vector, status code, reason)`` of one record."""
+    def archive_find(self, space: bytes, entry_id: bytes) -> tuple[int, int, int, bytes] | None:
+        """``(index in the segment, author index, first seq, encoded records)`` of the segment
+        that would hold a stored entry's record (by the entry's log and seq), or None."""
         self._archive_table()
-        row = self._db.execute("SELECT clock, aidx, seq, vv, status, reason FROM fold_archive WHERE space=? AND id=?",
-                               (space, entry_id)).fetchone()
-        return None if row is None else (row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
+        row = self._db.execute(
+            "SELECT e.seq - s.first, s.aidx, s.first, s.records FROM entries e JOIN fold_segments s "
+            "ON s.space = ? AND s.log = e.log AND s.first = (SELECT max(first) FROM fold_segments "
+            "WHERE space = ? AND log = e.log AND first <= e.seq) WHERE e.id = ? AND e.seq < s.first + s.count",
+            (space, space, entry_id)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
 
     def archive_kind(self, entry_id: bytes) -> str | None:
         """A stored entry's kind, without decoding it."""
         row = self._db.execute("SELECT kind FROM entries WHERE id=?", (entry_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def archive_ids(self, space: bytes) -> Iterator[bytes]:
+    def archive_segments(self, space: bytes, *, records: bool = True) -> Iterator[tuple[int, int, int, bytes]]:
+        """``(author index, first seq, count, encoded records)`` of every segment (a scan: for
+        summaries and listings, not per entry; without ``records``, empty bytes for them)."""
         self._archive_table()
-        for (raw,) in self._db.execute("SELECT id FROM fold_archive WHERE space=?", (space,)).fetchall():
-            yield bytes(raw)
+        column = "records" if records else "x''"
+        for aidx, first, count, blob in self._db.execute(
+                f"SELECT aidx, first, count, {column} FROM fold_segments WHERE space=?", (space,)):
+            yield int(aidx), int(first), int(count), bytes(blob)
 
     def archive_count(self, space: bytes) -> int:
         self._archive_table()
-        return int(self._db.execute("SELECT count(*) FROM fold_archive WHERE space=?", (space,)).fetchone()[0])
-
-    def archive_positions(self, space: bytes) -> Iterator[tuple[int, int]]:
-        """``(author index, seq)`` of every record (a scan: for summaries, not per entry)."""
-        self._archive_table()
-        yield from self._db.execute("SELECT aidx, seq FROM fold_archive WHERE space=?", (space,))
+        return int(self._db.execute("SELECT coalesce(sum(count), 0) FROM fold_segments WHERE space=?",
+                                    (space,)).fetchone()[0])
 
     def archive_clear(self, space: bytes) -> None:
         self._archive_table()
-        self._db.execute("DELETE FROM fold_archive WHERE space=?", (space,))
+        self._db.execute("DELETE FROM fold_segments WHERE space=?", (space,))
 
-    def archive_discard(self, space: bytes, ids: Iterable[bytes]) -> None:
+    def archive_truncate(self, space: bytes, commons: CID, upto: dict[bytes, int]) -> None:
+        """Keep, per author, only the records up to seq ``upto[author]`` (none for an author
+        not named).  Segments never straddle such a point: the fold writes one batch of
+        segments per eviction, and ``upto`` is where an earlier eviction ended."""
         self._archive_table()
         with self.transaction():
-            self._db.executemany("DELETE FROM fold_archive WHERE space=? AND id=?", [(space, raw) for raw in ids])
+            logs = self._db.execute("SELECT DISTINCT log FROM fold_segments WHERE space=?", (space,)).fetchall()
+            for (log,) in logs:
+                row = self._db.execute("SELECT author FROM logs WHERE log=? AND commons=?",
+                                       (log, commons.raw)).fetchone()
+                keep = 0 if row is None else upto.get(bytes(row[0]), 0)
+                self._db.execute("DELETE FROM fold_segments WHERE space=? AND log=? AND first>?", (space, log, keep))
+
+    def existing_log(self, commons: CID, author: bytes) -> int | None:
+        """The number of (commons, author)'s log, if the store has one."""
+        return self._existing_log(commons, author)

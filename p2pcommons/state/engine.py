@@ -15,7 +15,7 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   checkpoint kept (or from the start), loading old entries from the store as needed.
   ``verify_state`` rebuilds from scratch and compares.
 * The live fold evicts (:mod:`.fold`, "Eviction"): records of positions final for every
-  member go to the store's ``fold_archive`` table (:class:`StoreArchive`), so a long-lived
+  member go to the store's ``fold_segments`` table (:class:`.archive.StoreArchive`), so a long-lived
   daemon's memory is bounded by the state and a window of recent entries, not by the
   history.  A first fold from the store applies entries in batches of ``FEED_BATCH`` so
   that it never holds more than a batch of decoded bodies.
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import os
 import threading
-from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +35,8 @@ from ..entry import Entry, Signer, decode_entry
 from ..errors import StoreCorrupt
 from ..store import Store
 from . import checkpoint
-from .fold import _PLAIN, Archive, CommonsState, Folder, _Meta, bulk
+from .archive import StoreArchive
+from .fold import CommonsState, Folder, bulk
 
 
 class StateMismatch(StoreCorrupt):
@@ -66,64 +65,6 @@ class _Live:
         """Entries a checkpointed fold knows but has not loaded come from the current store."""
         return None if self.store is None else self.store.get(CID(raw))
 
-
-_STATUS = ("applied", "rejected", "pending", "waiting")
-
-
-class StoreArchive(Archive):
-    """The live fold's archive: evicted records in the store's ``fold_archive`` table (local
-    derived data, never replicated), entry bodies from the store's entries."""
-
-    def __init__(self, source: _Live | Store, commons: CID, space: bytes | None = None) -> None:
-        self._source = source  # a live fold's current store, or one store
-        self._commons = commons
-        # Rows of this fold only: another process folding the same commons has its own.
-        self.space = space if space is not None else commons.raw + os.urandom(8)
-
-    @property
-    def _store(self) -> Store:
-        store = self._source if isinstance(self._source, Store) else self._source.store
-        assert store is not None
-        return store
-
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
-        self._store.archive_put(self.space, [
-            (m[1], m[0], m[2], m[3], array("q", m[4:]).tobytes(), _STATUS.index(status), reason)
-            for m, status, reason in rows])
-
-    def meta(self, raw: bytes) -> _Meta | None:
-        record = self.outcome(raw)
-        return None if record is None else record[0]
-
-    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
-        row = self._store.archive_get(self.space, raw)
-        if row is None:
-            return None
-        clock, aidx, seq, vv, code, reason = row
-        status, plain = _STATUS[code], _PLAIN.get(_STATUS[code])
-        if plain is not None and not reason:
-            status, reason = plain
-        return tuple.__new__(_Meta, (clock, raw, aidx, seq, *array("q", vv))), status, reason
-
-    def entry(self, raw: bytes) -> Entry | None:
-        return self._store.get(CID(raw))
-
-    def kind(self, raw: bytes) -> str | None:
-        return self._store.archive_kind(raw)
-
-    def entries(self) -> Iterable[Entry]:
-        return self._store.iter_entries(self._commons)
-
-    def ids(self) -> Iterable[bytes]:
-        return self._store.archive_ids(self.space)
-
-    def count_stable(self, frontier: list[int]) -> int:
-        width = len(frontier)
-        return sum(1 for aidx, seq in self._store.archive_positions(self.space)
-                   if aidx < width and frontier[aidx] >= seq)
-
-    def clear(self) -> None:
-        self._store.archive_clear(self.space)
 
 
 _live: dict[tuple[str, bytes], _Live] = {}
@@ -256,7 +197,7 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         store.archive_open(archive.space, os.getpid(), copy_from=old_space)
         held = store.archive_count(archive.space)
         if held > folder.evicted:  # evicted after the checkpoint was written: held again now
-            store.archive_discard(archive.space, list(folder.meta))
+            archive.truncate(folder.evicted_upto)
             held = store.archive_count(archive.space)
         if held != folder.evicted:
             store.archive_drop(archive.space)

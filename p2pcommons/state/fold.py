@@ -308,7 +308,8 @@ class Archive:
     engine's implementation is a store table (local derived data, never replicated) plus the
     store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
 
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
+        """Archive records (in fold order; ``authors``: the fold's authors by index)."""
         raise NotImplementedError
 
     def meta(self, raw: bytes) -> _Meta | None:
@@ -347,7 +348,7 @@ class MemoryArchive(Archive):
         self.rows: dict[bytes, tuple[_Meta, str, str]] = {}
         self.bodies: dict[bytes, Entry] = {}
 
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None]) -> None:
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
         for row, body in zip(rows, bodies, strict=True):
             self.rows[row[0][1]] = row
             if body is not None:
@@ -448,6 +449,7 @@ class Folder:
         self._cache: dict[bytes, _Meta | None] = {}  # archive lookups (None: not archived)
         # Only with an archive: id -> packed position and kind of entries later ones may name.
         self.refs: dict[bytes, int] = {}
+        self._light: dict[bytes, _Meta] = {}  # refs unpacked recently (a member's admission, grants)
         self.refolds = 0
 
     # --- intake -------------------------------------------------------------------------
@@ -609,9 +611,16 @@ class Folder:
         a light record without the version vector (from ``refs``: no archive lookup)."""
         found = self.meta.get(raw)
         if found is None and self.evicted:
+            found = self._light.get(raw)
+            if found is not None:
+                return found
             packed = self.refs.get(raw)
             if packed is not None:
-                return _unpack_position(raw, packed)
+                found = _unpack_position(raw, packed)
+                if len(self._light) >= _CACHE_MAX:
+                    self._light.clear()
+                self._light[raw] = found
+                return found
             found = self._lookup(raw)
         return found
 
@@ -675,7 +684,10 @@ class Folder:
                 continue
             self.applied += 1
             self.since_snapshot += 1
-            if self.since_snapshot >= self.snapshot_every and self.state is not None:
+            # (Past the minimum interval, the state's size is looked at every 16 entries only.)
+            since = self.since_snapshot
+            if since >= self.snapshot_every and (since == self.snapshot_every or not since & 15) \
+                    and self.state is not None:
                 interval = max(self.snapshot_every, self.state.size() // 8)
                 if self.since_snapshot >= interval:
                     self._snapshot(key)
@@ -794,7 +806,7 @@ class Folder:
                 del log[m[3]]
             if m[3] > upto.get(author, 0):
                 upto[author] = m[3]
-        archive.put(rows, bodies)
+        archive.put(rows, bodies, authors)
         cache = self._cache
         unknown = [raw for raw, found in cache.items() if found is None]
         if unknown:  # the cache may say "not archived" of what now is
@@ -884,6 +896,7 @@ class Folder:
         self.old.clear()
         self._cache.clear()
         self.refs.clear()
+        self._light.clear()  # (author indexes are assigned afresh)
         self.archive.clear()
         for entry in archived:
             self.add(entry)

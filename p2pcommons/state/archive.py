@@ -1,0 +1,211 @@
+"""The live fold's archive in the store: evicted fold records as per-log segments.
+
+An evicting :class:`~.fold.Folder` hands over, at each eviction, the records of the
+positions it no longer holds (clock, id, author index, seq, version vector, outcome).  Per
+author those are always the next run of seqs (an entry is ready only after its ``prev``,
+and sorts after it), so they are stored as *segments*: one row per run of at most
+``SEGMENT_MAX`` consecutive seqs of one log, keyed ``(space, log, first seq)`` — rows append
+in key order, and one row carries hundreds of records.  An entry's record is found through
+the store's entries table (id → log, seq) and the segment covering that seq; the record's
+id is compared, so a fork sibling is never mistaken for the archived entry.
+
+Segment encoding (little-endian), columns after a header, so one record decodes without
+the others::
+
+    header  u8 version (1) | u8 vv item size (4 or 8) | u16 id length | u32 count | u32 vv width
+    clocks  count × i64
+    status  count × u8       (0 applied, 1 rejected, 2 pending)
+    widths  count × u32      (each record's own version-vector length; the rest is padding)
+    ids     count × id length
+    vvs     count × width × (u32 or i64)
+    reasons CBOR list of [index, reason] for records with a reason (absent when none)
+
+Local derived data, never replicated: a segment that does not decode is a bug or a damaged
+cache, and the engine's ``verify`` / rebuild path refolds from the entries.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import cbor2
+
+from ..dagcbor import CID
+from ..entry import Entry
+from ..store import Store
+from .fold import _PLAIN, Archive, _Meta
+
+if TYPE_CHECKING:
+    from .engine import _Live
+
+SEGMENT_MAX = 256  # records per row: bounds what one lookup reads (~20-40 KB)
+_HEADER = struct.Struct("<BBHII")
+_VERSION = 1
+_STATUS = ("applied", "rejected", "pending")
+_CODE = {status: code for code, status in enumerate(_STATUS)}
+_VV = 4  # where a record's version vector starts (p2pcommons.state.fold._Meta)
+
+
+def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
+    """One segment's records (consecutive seqs of one author, ids of one length)."""
+    metas = [row[0] for row in rows]
+    count = len(metas)
+    idlen = len(metas[0][1])
+    widths = array("I", [len(m) - _VV for m in metas])
+    width = max(widths)
+    if min(widths) == width:
+        flat = [x for m in metas for x in m[_VV:]]
+    else:
+        flat = []
+        for m in metas:
+            flat.extend(m[_VV:])
+            flat.extend([0] * (width + _VV - len(m)))
+    try:
+        vvs = array("I", flat)  # (seqs are positive; beyond 32 bits only in a very long log)
+    except OverflowError:
+        vvs = array("q", flat)
+    size = vvs.itemsize
+    parts = [
+        _HEADER.pack(_VERSION, size, idlen, count, width),
+        array("q", [m[0] for m in metas]).tobytes(),
+        bytes([_CODE[row[1]] for row in rows]),
+        widths.tobytes(),
+        b"".join([m[1] for m in metas]),
+        vvs.tobytes(),
+    ]
+    reasons = [[i, row[2]] for i, row in enumerate(rows) if row[2]]
+    if reasons:
+        parts.append(cbor2.dumps(reasons))
+    return b"".join(parts)
+
+
+def _layout(blob: bytes) -> tuple[int, int, int, int, int, int, int, int]:
+    version, size, idlen, count, width = _HEADER.unpack_from(blob)
+    if version != _VERSION or size not in (4, 8):
+        raise ValueError("unknown fold archive segment encoding")
+    clocks = _HEADER.size
+    status = clocks + 8 * count
+    widths = status + count
+    ids = widths + 4 * count
+    return size, idlen, count, width, clocks, status, widths, ids
+
+
+def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> tuple[_Meta, str, str]:
+    """The ``index``-th record of a segment (``aidx``, ``seq``: its author index and seq)."""
+    size, idlen, count, width, clocks, status, widths, ids = _layout(blob)
+    vvs = ids + idlen * count
+    if not 0 <= index < count:
+        raise IndexError(index)
+    (clock,) = struct.unpack_from("<q", blob, clocks + 8 * index)
+    (own,) = struct.unpack_from("<I", blob, widths + 4 * index)
+    raw = blob[ids + idlen * index: ids + idlen * (index + 1)]
+    vv = struct.unpack_from(f"<{own}{'I' if size == 4 else 'q'}", blob, vvs + size * width * index)
+    code = blob[status + index]
+    state = _STATUS[code]
+    reason = ""
+    end = vvs + size * width * count
+    if len(blob) > end:
+        for i, text in cbor2.loads(blob[end:]):
+            if i == index:
+                reason = text
+                break
+    if not reason and state in _PLAIN:
+        state, reason = _PLAIN[state]
+    return tuple.__new__(_Meta, (clock, raw, aidx, seq, *vv)), state, reason
+
+
+def segment_ids(blob: bytes) -> Iterator[bytes]:
+    _, idlen, count, _, _, _, _, ids = _layout(blob)
+    for i in range(count):
+        yield blob[ids + idlen * i: ids + idlen * (i + 1)]
+
+
+class StoreArchive(Archive):
+    """The live fold's archive: evicted records as segments in the store's ``fold_segments``
+    table (local derived data, never replicated), entry bodies from the store's entries."""
+
+    def __init__(self, source: _Live | Store, commons: CID, space: bytes | None = None) -> None:
+        self._source = source  # a live fold's current store, or one store
+        self._commons = commons
+        # Rows of this fold only: another process folding the same commons has its own.
+        self.space = space if space is not None else commons.raw + os.urandom(8)
+
+    @property
+    def _store(self) -> Store:
+        store = self._source if isinstance(self._source, Store) else self._source.store
+        assert store is not None
+        return store
+
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
+        runs: dict[int, list[tuple[_Meta, str, str]]] = {}
+        for row in rows:
+            run = runs.get(row[0][2])
+            if run is None:
+                runs[row[0][2]] = [row]
+            else:
+                run.append(row)
+        store = self._store
+        segments: list[tuple[int, int, int, int, bytes]] = []
+        for aidx, run in runs.items():
+            log = store.existing_log(self._commons, authors[aidx])
+            if log is None:
+                raise ValueError("an archived entry's log is not in the store")
+            if run[-1][0][3] - run[0][0][3] == len(run) - 1 and len({len(row[0][1]) for row in run}) == 1:
+                # The usual case: one run of consecutive seqs, ids of one length.
+                for start in range(0, len(run), SEGMENT_MAX):
+                    part = run[start:start + SEGMENT_MAX]
+                    segments.append((log, part[0][0][3], len(part), aidx, encode_segment(part)))
+                continue
+            start = 0
+            for i in range(1, len(run) + 1):
+                if i == len(run) or i - start >= SEGMENT_MAX or run[i][0][3] != run[i - 1][0][3] + 1 \
+                        or len(run[i][0][1]) != len(run[start][0][1]):
+                    part = run[start:i]
+                    segments.append((log, part[0][0][3], len(part), aidx, encode_segment(part)))
+                    start = i
+        store.archive_put(self.space, segments)
+
+    def meta(self, raw: bytes) -> _Meta | None:
+        record = self.outcome(raw)
+        return None if record is None else record[0]
+
+    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        found = self._store.archive_find(self.space, raw)
+        if found is None:
+            return None
+        index, aidx, first, blob = found
+        record = decode_record(blob, index, aidx, first + index)
+        return record if record[0][1] == raw else None  # (else a fork sibling of the archived entry)
+
+    def entry(self, raw: bytes) -> Entry | None:
+        return self._store.get(CID(raw))
+
+    def kind(self, raw: bytes) -> str | None:
+        return self._store.archive_kind(raw)
+
+    def entries(self) -> Iterable[Entry]:
+        return self._store.iter_entries(self._commons)
+
+    def ids(self) -> Iterable[bytes]:
+        for _, _, _, blob in self._store.archive_segments(self.space):
+            yield from segment_ids(blob)
+
+    def count_stable(self, frontier: list[int]) -> int:
+        width = len(frontier)
+        stable = 0
+        for aidx, first, count, _ in self._store.archive_segments(self.space, records=False):
+            if aidx < width:
+                stable += max(0, min(count, frontier[aidx] - first + 1))
+        return stable
+
+    def truncate(self, upto: dict[bytes, int]) -> None:
+        """Keep only the records up to ``upto[author]`` per author (a checkpoint's archive)."""
+        self._store.archive_truncate(self.space, self._commons, upto)
+
+    def clear(self) -> None:
+        self._store.archive_clear(self.space)
+

@@ -1,0 +1,234 @@
+"""The evicting fold's store archive (p2pcommons/state/archive.py): the segment encoding, the
+store table, and a long realistic history folded with eviction against one folded without."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pcommons.dagcbor import CID, encode
+from p2pcommons.entry import Entry, Signer, sign_entry
+from p2pcommons.state import Folder, fold, genesis_body
+from p2pcommons.state.archive import SEGMENT_MAX, StoreArchive, decode_record, encode_segment, segment_ids
+from p2pcommons.state.fold import _Meta, bulk
+from p2pcommons.store import Store
+from tests.test_state_histories import prop_settings
+
+# --- the segment encoding ---------------------------------------------------------------
+
+_RECORD = st.tuples(
+    st.integers(0, 2**62),  # clock
+    st.lists(st.integers(0, 2**40), min_size=1, max_size=20),  # version vector (own width)
+    st.sampled_from(["applied", "rejected", "pending"]),
+    st.text(max_size=30),  # reason
+)
+
+
+@prop_settings(200)
+@given(records=st.lists(_RECORD, min_size=1, max_size=40), idlen=st.sampled_from([34, 36]),
+       aidx=st.integers(0, 1000), first=st.integers(1, 2**40))
+def test_segment_records_round_trip(records: list[tuple[int, list[int], str, str]], idlen: int, aidx: int,
+                                    first: int) -> None:
+    """Every record decodes alone to what was encoded: its own version-vector width (not the
+    segment's padded one), 32- or 64-bit vectors, statuses with and without reasons."""
+    rows = []
+    for i, (clock, vv, status, reason) in enumerate(records):
+        raw = os.urandom(idlen)
+        reason = reason if status == "rejected" else ""
+        rows.append((tuple.__new__(_Meta, (clock, raw, aidx, first + i, *vv)), status, reason))
+    blob = encode_segment(rows)
+    assert list(segment_ids(blob)) == [row[0][1] for row in rows]
+    for i, row in enumerate(rows):
+        assert decode_record(blob, i, aidx, first + i) == row
+    with pytest.raises(IndexError):
+        decode_record(blob, len(rows), aidx, first + len(rows))
+
+
+# --- a long history through the store archive ------------------------------------------------
+
+
+def _history(n: int) -> tuple[list[Entry], list[Signer], dict[bytes, Entry]]:
+    """Two founding stewards and six admitted members: contributions, reviews of the oldest
+    pending one (so reviews name archived entries), resource uses, rule proposals and votes,
+    a warning, distributions.  Writers depend on every other author's head."""
+    signers = [Signer(bytes([i + 40]) * 32) for i in range(8)]
+    stewards = signers[:2]
+    water = {"name": "water", "rivalrous": True, "quota": 10**6, "period": 86400, "unit": "l"}
+    genesis = sign_entry(stewards[0], commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                         body=genesis_body("archive", founders=[s.public_key for s in stewards], resources=[water]))
+    entries = [genesis]
+    last: dict[bytes, Entry] = {stewards[0].public_key: genesis}
+    clock = [1]
+
+    def write(signer: Signer, kind: str, body: dict[str, Any], extra: tuple[CID, ...] = ()) -> Entry:
+        clock[0] += 1
+        prev = last.get(signer.public_key)
+        deps = [e.id for a, e in last.items() if a != signer.public_key] + list(extra)
+        entry = sign_entry(signer, commons=genesis.id, seq=1 if prev is None else prev.seq + 1,
+                           prev=None if prev is None else prev.id, kind=kind, body=body,
+                           deps=list(dict.fromkeys(deps)), timestamp=clock[0])
+        last[signer.public_key] = entry
+        entries.append(entry)
+        return entry
+
+    for member in signers[2:]:
+        join = write(member, "join", {"name": "m"})
+        write(stewards[0], "admission", {"join": join.id}, (join.id,))
+    pending: list[CID] = []
+    proposals: list[CID] = []
+    water_id = CID.of(encode(water))
+    i = 0
+    while len(entries) < n:
+        i += 1
+        worker = signers[2 + i % 6]
+        r = i % 10
+        if r < 4:
+            pending.append(write(worker, "contribution", {"title": f"w{i}", "kind": "code", "value": 2}).id)
+        elif r < 6 and pending:
+            target = pending.pop(0)
+            write(stewards[i % 2], "review", {"contribution": target, "verdict": "accept" if i % 7 else "reject"},
+                  (target,))
+        elif r < 8:
+            write(worker, "resource_use", {"resource": water_id, "amount": 1})
+        elif r == 8 and i % 3 == 0:
+            proposals.append(write(stewards[0], "rule_proposal", {"changes": {"values.code": 100 + i % 9}}).id)
+        elif r == 8 and proposals:
+            target = proposals.pop(0)
+            write(stewards[1], "vote", {"proposal": target, "choice": "yes"}, (target,))
+        elif i % 50 == 9:
+            write(stewards[0], "sanction", {"member": worker.public_key, "action": "warning", "reason": "late"})
+        else:
+            write(stewards[i % 2], "distribution", {"amount": 100})
+    return entries, signers, last
+
+
+class _CountingArchive(StoreArchive):
+    """The store archive, counting the records it had to read back (point lookups)."""
+
+    lookups = 0
+
+    def outcome(self, raw: bytes) -> Any:
+        self.lookups += 1
+        return super().outcome(raw)
+
+
+def _evicting(entries: list[Entry], commons: CID, archive: StoreArchive) -> Folder:
+    folder = Folder(commons, snapshot_every=64, archive=archive)
+    with bulk():
+        for i, entry in enumerate(entries, 1):
+            folder.add(entry)
+            if i % 200 == 0:
+                folder.run()
+        folder.run()
+    return folder
+
+
+def _same(folder: Folder, entries: list[Entry]) -> None:
+    result = folder.result()
+    reference = fold(entries)
+    assert result.state_hash == reference.state_hash
+    for entry in entries:
+        assert result.outcome(entry.id) == reference.outcome(entry.id), entry
+    assert result.stable_summary() == reference.stable_summary()
+    assert sorted(o.id.raw for o in result.outcomes()) == sorted(o.id.raw for o in reference.outcomes())
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "a.sqlite") as s:
+        s._db.execute("PRAGMA synchronous=OFF")
+        yield s
+
+
+def test_long_history_through_the_store_archive(store: Store) -> None:
+    """3,000 entries folded with eviction to the store equal a fold that holds everything
+    (hash, every outcome, stability); reviews of archived contributions and members'
+    standing checks are answered without reading records back; then a newcomer's entry
+    written from the genesis view (sorting into the archived positions) and a fork of an
+    archived entry still give the holding fold's result."""
+    entries, signers, _ = _history(3000)
+    commons = entries[0].id
+    store.insert(entries)
+    archive = _CountingArchive(store, commons)
+    store.archive_open(archive.space, os.getpid())
+    folder = _evicting(entries, commons, archive)
+    assert folder.evicted > 2000 and folder.refolds == 0
+    assert store.archive_count(archive.space) == folder.evicted
+    assert archive.lookups < 50, archive.lookups  # (reviews alone name ~600 archived entries)
+    _same(folder, entries)
+
+    stranger = Signer(bytes([99]) * 32)
+    late = sign_entry(stranger, commons=commons, seq=1, prev=None, kind="contribution",
+                      body={"title": "from an old view", "value": 1}, deps=[commons], timestamp=5)
+    store.insert([late])
+    folder.add(late)
+    folder.run()
+    assert folder.refolds == 0  # a non-member's entry goes into the archived base state
+    _same(folder, [*entries, late])
+
+    archived = next(e for e in entries[1:400] if e.author == signers[3].public_key)
+    fork = sign_entry(signers[3], commons=commons, seq=archived.seq, prev=archived.prev, kind="contribution",
+                      body={"title": "the other branch", "value": 1}, deps=list(archived.deps),
+                      timestamp=archived.time)
+    assert archive.outcome(fork.id.raw) is None  # same log and seq as an archived record, another id
+    store.insert([fork])
+    folder.add(fork)
+    folder.run()
+    assert folder.refolds == 1
+    _same(folder, [*entries, late, fork])
+
+
+def test_truncate_keeps_an_earlier_eviction(store: Store) -> None:
+    """A resumed process copies the checkpoint's archive and cuts it back to what the
+    checkpoint had evicted (later evictions are held in memory again)."""
+    entries, _, _ = _history(1200)
+    commons = entries[0].id
+    store.insert(entries)
+    archive = StoreArchive(store, commons)
+    store.archive_open(archive.space, os.getpid())
+    folder = Folder(commons, snapshot_every=64, archive=archive)
+    with bulk():
+        for entry in entries[:600]:
+            folder.add(entry)
+        folder.run()
+    upto, evicted = dict(folder.evicted_upto), folder.evicted
+    assert evicted > 0
+    with bulk():
+        for entry in entries[600:]:
+            folder.add(entry)
+        folder.run()
+    assert folder.evicted > evicted
+    later = next(e for e in entries[600:] if archive.outcome(e.id.raw) is not None)
+    archive.truncate(upto)
+    assert store.archive_count(archive.space) == evicted
+    assert archive.outcome(later.id.raw) is None
+    kept = [e for e in entries[:600] if e.seq <= upto.get(e.author, 0)]
+    assert len(kept) == evicted and all(archive.outcome(e.id.raw) is not None for e in kept)
+
+
+def test_long_runs_split_into_bounded_segments(store: Store) -> None:
+    """One author's run longer than a segment is stored as several rows, each found."""
+    signer = Signer(bytes([7]) * 32)
+    genesis = sign_entry(signer, commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                         body=genesis_body("solo", founders=[signer.public_key]))
+    entries = [genesis]
+    for i in range(2 * SEGMENT_MAX + 10):
+        entries.append(sign_entry(signer, commons=genesis.id, seq=i + 2, prev=entries[-1].id, kind="distribution",
+                                  body={"amount": 1}, timestamp=i + 2))
+    store.insert(entries)
+    archive = StoreArchive(store, genesis.id)
+    store.archive_open(archive.space, os.getpid())
+    rows = [(tuple.__new__(_Meta, (e.seq - 1, e.id.raw, 0, e.seq, e.seq)), "rejected" if e.seq % 5 else "applied",
+             "no shares" if e.seq % 5 else "") for e in entries]
+    archive.put(rows, [None] * len(rows), [signer.public_key])
+    assert len(list(store.archive_segments(archive.space))) == 3
+    for row in rows:
+        assert archive.outcome(row[0][1]) == row
+    assert archive.count_stable([len(entries) // 2]) == len(entries) // 2
