@@ -8,7 +8,8 @@ derived data in the store's cache table, never replicated; plain CBOR (no pickle
 checkpoint that does not parse is ignored and rebuilt.  Why: appending one entry from a
 short-lived CLI process should not cost a fold of the whole history.  For an evicting fold it
 holds only the window after the archived positions, the state at their end and the count of
-archived records (the archive itself is the store's ``fold_archive`` table).
+archived records and the index of named archived entries (the archive itself is the store's
+``fold_segments`` table, see :mod:`.archive`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .fold import (
     bulk,
 )
 
-VERSION = 4
+VERSION = 5
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -180,6 +181,8 @@ def _dump(folder: Folder) -> bytes:
         "evicted": folder.evicted,
         "evicted_upto": [[a, s] for a, s in folder.evicted_upto.items()],
         "old": [_row(m) for m in folder.old.values()],
+        # Positions and kinds of entries later ones may name (packed ints; see fold._named).
+        "refs": [[raw, packed] for raw, packed in folder.refs.items()],
         "last_key": [last_key[0], last_key[1]],
         "genesis_error": folder.genesis_error,
         "state": None if folder.state is None else _dump_state(folder.state),
@@ -286,6 +289,15 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
         loaded_base = _load_state(base_state)
         folder.snap_keys[0] = folder.base
         folder.snap_states[0] = (loaded_base if folder.state is None else _share(loaded_base, folder.state), base_error)
+    if folder.archive is not None:
+        # Keyed by the id objects the state (or the metadata) already holds, not new copies.
+        state = folder.state
+        same: dict[bytes, bytes] = {} if state is None else {
+            cid.raw: cid.raw for table in (state.contributions, state.proposals, state.joins, state.resources)
+            for cid in table}
+        refs = doc.pop("refs")
+        folder.refs = {same.get(raw) or _same_id(meta, raw): packed for raw, packed in refs}
+        del same, refs
     last_key = _ZERO_KEY if doc["last_key"][0] < 0 else meta[doc["last_key"][1]]
     folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
     if folder.applied != len(folder.order):
