@@ -257,3 +257,69 @@ def test_checkpoint_keeps_the_index_of_named_entries(store: Store) -> None:
         resumed.run()
     assert resumed_archive.lookups < 20, resumed_archive.lookups
     _same(resumed, entries)
+
+
+def _after(entries: list[Entry], signer: Signer, kind: str, body: dict[str, Any], *, deps: list[CID],
+           timestamp: int) -> Entry:
+    """``signer``'s next entry (after their latest in ``entries``), naming only ``deps``."""
+    prev = max((e for e in entries if e.author == signer.public_key), key=lambda e: e.seq)
+    return sign_entry(signer, commons=entries[0].id, seq=prev.seq + 1, prev=prev.id, kind=kind, body=body,
+                      deps=deps, timestamp=timestamp)
+
+
+def test_former_members_writing_from_an_old_view_cost_no_refold(store: Store) -> None:
+    """A member who left early and one removed early write again, depending only on their
+    own old entries: their new entries sort into the archived positions.  They are rejected
+    (strong removal; no longer a member) or recorded pending (the departed member's join and
+    contribution from outside) without a refold — and the result is the holding fold's."""
+    entries, signers, _ = _history(400)
+    commons = entries[0].id
+    leaver, removed = signers[6], signers[7]
+    steward = signers[0]
+    leave = _after(entries, leaver, "leave", {}, deps=[entries[-1].id], timestamp=10_001)
+    removal = _after([*entries, leave], steward, "sanction", {"member": removed.public_key, "action": "remove",
+                                                              "reason": "spam"}, deps=[leave.id], timestamp=10_002)
+    entries += [leave, removal]
+    entries += _history_tail(entries, signers[:6], 2000)
+    store.insert(entries)
+    archive = _CountingArchive(store, commons)
+    store.archive_open(archive.space, os.getpid())
+    folder = _evicting(entries, commons, archive)
+    assert folder.meta.get(removal.id.raw) is None  # archived
+    late: list[Entry] = []
+    for kind, body in [("join", {"name": "back"}), ("contribution", {"title": "still here", "value": 5}),
+                       ("review", {"contribution": entries[20].id, "verdict": "accept"})]:
+        late.append(_after(entries + late, leaver, kind, body, deps=[], timestamp=10_003 + len(late)))
+    for kind, body in [("contribution", {"title": "backdated", "value": 5}), ("leave", {})]:
+        late.append(_after(entries + late, removed, kind, body, deps=[], timestamp=10_010 + len(late)))
+    store.insert(late)
+    for entry in late:
+        folder.add(entry)
+        assert folder.meta[entry.id.raw] <= folder.base  # it sorts into the archived positions
+    folder.run()
+    assert folder.refolds == 0
+    _same(folder, entries + late)
+    outcomes = {e.kind + str(e.author == removed.public_key): folder.result().outcome(e.id) for e in late}
+    assert outcomes["joinFalse"].status == "pending"  # type: ignore[union-attr]
+    assert outcomes["contributionTrue"].reason.startswith("Strong removal")  # type: ignore[union-attr]
+
+
+def _history_tail(entries: list[Entry], signers: list[Signer], n: int) -> list[Entry]:
+    """``n`` more entries by ``signers`` (resource uses and distributions), each depending on
+    every other writer's head, so the earlier positions get archived."""
+    water = {"name": "water", "rivalrous": True, "quota": 10**6, "period": 86400, "unit": "l"}
+    last = {s.public_key: max((e for e in entries if e.author == s.public_key), key=lambda e: e.seq,
+                              default=None) for s in signers}
+    tail: list[Entry] = []
+    for i in range(n):
+        signer = signers[i % len(signers)]
+        prev = last[signer.public_key]
+        deps = [e.id for a, e in last.items() if a != signer.public_key and e is not None]
+        deps.append(entries[-1].id)
+        entry = sign_entry(signer, commons=entries[0].id, seq=1 if prev is None else prev.seq + 1,
+                           prev=None if prev is None else prev.id, kind="resource_use",
+                           body={"resource": CID.of(encode(water)), "amount": 1}, deps=list(dict.fromkeys(deps)),
+                           timestamp=20_000 + i)
+        last[signer.public_key] = entry
+        tail.append(entry)
+    return tail

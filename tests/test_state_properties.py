@@ -155,11 +155,14 @@ def test_entry_written_before_admission_is_not_a_member_entry() -> None:
 
 @prop_settings(400)
 @given(actions=ACTIONS, target=st.integers(1, len(SIGNERS) - 1), action=st.sampled_from(["remove", "suspend"]),
-       tail=st.lists(st.integers(0, 2), max_size=4))
+       tail=st.lists(st.integers(0, 3), max_size=4))
 def test_strong_removal(actions: list[tuple[int, int, int]], target: int, action: str, tail: list[int]) -> None:
     """After an effective removal or suspension, the member's entries outside its causal
     past have no effect, wherever they sort (including entries written from a stale view
-    so they sort before the sanction)."""
+    so they sort before the sanction).  And they cannot decide whether it takes effect:
+    unless the member removes the sanctioner first (concurrent mutual removal, where the
+    first in the fold's order wins), the sanction's outcome is the same with and without
+    them — a backdated leave does not dodge a removal."""
     history = build(actions)
     if not fold(history.entries).has_role(SIGNERS[target].public_key, "member"):
         history.view[target] |= history.view[0]
@@ -170,15 +173,23 @@ def test_strong_removal(actions: list[tuple[int, int, int]], target: int, action
         history.write(target, "contribution", {"title": "as a member", "value": 2})
     for view in history.view:
         history.view[0] |= view
-    history.write(0, "sanction", {"member": SIGNERS[target].public_key, "action": action, "reason": "test"})
+    sanction = history.write(0, "sanction", {"member": SIGNERS[target].public_key, "action": action,
+                                             "reason": "test"})
+    before = fold(history.entries).outcome(sanction.id)
     for step in tail:  # the sanctioned member carries on without having seen the sanction
         if step == 0:
             history.write(target, "contribution", {"title": "after", "value": 4})
         elif step == 1:
             history.write(target, "contribution", {"title": "backdated", "value": 4}, stale=True)
-        else:
+        elif step == 2:
             history.write(target, "sanction", {"member": SIGNERS[0].public_key, "action": "remove", "reason": "r"})
+        else:
+            history.write(target, "leave", {}, stale=True)
     state = fold(history.entries)
+    if 2 not in tail:
+        after = state.outcome(sanction.id)
+        assert before is not None and after is not None
+        assert (after.status, after.reason) == (before.status, before.reason)
     raw = state._folder.outcomes
     for entry in history.entries:
         if entry.kind != "sanction" or raw.get(entry.id.raw, (None,))[0] != APPLIED:

@@ -118,6 +118,7 @@ def _dump_state(s: _State) -> dict[str, Any]:
                           for d in s.distributions],
         "sanctions": [[x["id"].raw, x["member"], x["action"], x["reason"], x["by"]] for x in s.sanctions],
         "lifted": [[a, c.raw] for a, c in s.lifted.items()],
+        "left": [[a, c.raw] for a, c in s.left.items()],
     }
 
 
@@ -139,6 +140,7 @@ def _load_state(d: dict[str, Any]) -> _State:
                        for i, am, cu, sh in d["distributions"]]
     s.sanctions = [{"id": CID(i), "member": m, "action": ac, "reason": r, "by": b} for i, m, ac, r, b in d["sanctions"]]
     s.lifted = {a: CID(c) for a, c in d["lifted"]}
+    s.left = {a: CID(c) for a, c in d["left"]}
     return s
 
 
@@ -211,7 +213,8 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],
         return None
 
 
-_SHARED = ("members", "joins", "contributions", "proposals", "votes", "resources", "usage", "ledger", "lifted")
+_SHARED = ("members", "joins", "contributions", "proposals", "votes", "resources", "usage", "ledger", "lifted",
+           "left")
 
 
 def _share(snap: _State, state: _State) -> _State:

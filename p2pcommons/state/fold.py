@@ -134,7 +134,7 @@ class _State:
     """The mutable part of the fold.  Containers are shallow-copied for snapshots; the
     records inside them are immutable tuples, so shallow copies are enough."""
 
-    __slots__ = ("contributions", "distributions", "info", "joins", "ledger", "lifted", "members",
+    __slots__ = ("contributions", "distributions", "info", "joins", "ledger", "left", "lifted", "members",
                  "proposals", "resources", "rules", "sanctions", "usage", "votes")
 
     def __init__(self) -> None:
@@ -151,6 +151,7 @@ class _State:
         self.distributions: list[dict[str, Any]] = []
         self.sanctions: list[dict[str, Any]] = []
         self.lifted: dict[bytes, CID] = {}  # member -> reinstatement lifting their suspension
+        self.left: dict[bytes, CID] = {}  # former member -> their leave (not hashed: it explains a status)
 
     def copy(self) -> _State:
         new = _State.__new__(_State)
@@ -167,6 +168,7 @@ class _State:
         new.distributions = self.distributions.copy()
         new.sanctions = self.sanctions.copy()
         new.lifted = self.lifted.copy()
+        new.left = self.left.copy()
         return new
 
     def size(self) -> int:
@@ -695,11 +697,22 @@ class Folder:
     def _late_strangers(self) -> bool:
         """Apply entries sorting at or before the archived positions without a refold, when
         their authors are not members at the archive's base — so at no earlier position
-        either (members are never dropped from the state): such an entry is rejected
-        wherever it sorts, or (a join; a contribution while contributions are open to anyone,
-        and their policy was never changed) recorded pending, which nothing before the base
-        can observe (an entry naming it depends on it, so it is new too).  Its effect goes
-        into the state at the base, and the window after it is replayed.  True if all were."""
+        either (members are never dropped from the state) — or are *former* members there:
+
+        * not a member: the entry is rejected wherever it sorts, or (a join; a contribution
+          while contributions are open to anyone, and their policy was never changed)
+          recorded pending, which nothing before the base can observe (an entry naming it
+          depends on it, so it is new too);
+        * left: the same, for the same reasons — and the author had left wherever the entry
+          sorts, since it chains through their leave and only their own (later, so not yet
+          applied) entries could have left again after a readmission;
+        * removed, with only removals (no suspensions) excluding them, and the entry outside
+          the causal past of one: strong removal rejects it wherever it sorts, citing the
+          earliest such removal, as the fold of everything does.
+
+        Its effect goes into the state at the base, and the window after it is replayed.
+        True if all were; anything else (a retired member's entry, which takes effect)
+        refolds."""
         base_state, base_error = self.snap_states[0]
         if base_state is None or base_error:
             return False
@@ -712,8 +725,16 @@ class Folder:
                 break
             eid = key[1]
             entry = self.entries[eid]
-            if entry.author in base_state.members or entry.author in self.fork_seq or entry.commons is None \
-                    or (entry.kind == "contribution" and changed):
+            if entry.author in self.fork_seq or entry.commons is None:
+                return False
+            former = base_state.members.get(entry.author)
+            if former is not None and former.status == "removed":
+                reason = self._removed_for_good(entry)
+                if reason is None:
+                    return False
+                results.append((eid, (REJECTED, reason)))
+                continue
+            if (former is not None and former.status != "left") or (entry.kind == "contribution" and changed):
                 return False
             handler = _HANDLERS.get(entry.kind)
             if handler is None:
@@ -739,6 +760,20 @@ class Folder:
         self.applied = bisect.bisect_right(self.order, self.base)
         self.since_snapshot = 0
         return True
+
+    def _removed_for_good(self, entry: Entry) -> str | None:
+        """The strong-removal rejection of a removed member's entry, if it holds wherever the
+        entry sorts: only removals exclude its author (a suspension's lifting depends on the
+        state at the entry's position), and one excludes this entry."""
+        excluded: _Exclusion | None = None
+        for ex in self.exclusions:
+            if ex.member != entry.author:
+                continue
+            if ex.liftable:
+                return None
+            if entry.seq > ex.after_seq and (excluded is None or ex.cause < excluded.cause):
+                excluded = ex
+        return None if excluded is None else _strong_removal(excluded)
 
     def _snapshot(self, key: Key) -> None:
         assert self.state is not None
@@ -932,8 +967,7 @@ class Folder:
                     and not (ex.liftable and self._lifted(state, author, meta, ex.cause)):
                 excluded = ex  # the earliest sanction, whatever order the exclusions were found in
         if excluded is not None:
-            self.outcomes[eid] = (REJECTED, f"Strong removal: written outside the causal past of the "
-                                            f"sanction {excluded.cause_id} against its author.")
+            self.outcomes[eid] = (REJECTED, _strong_removal(excluded))
             return
         handler = _HANDLERS.get(entry.kind)
         try:
@@ -1080,6 +1114,10 @@ class Folder:
         return CommonsState(self)
 
 
+def _strong_removal(excluded: _Exclusion) -> str:
+    return f"Strong removal: written outside the causal past of the sanction {excluded.cause_id} against its author."
+
+
 def _text(body: dict[str, Any], field: str, *, required: bool = False, default: str = "") -> str:
     value = body.get(field)
     if value is None:
@@ -1154,12 +1192,14 @@ def _admission(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     if existing is not None and existing.status == "active":
         return APPLIED
     s.members[join.author] = Member(join.name, ("member",), (), "active", e.id, 0)
+    s.left.pop(join.author, None)
     return APPLIED
 
 
 def _leave(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     member = f.standing(s, e.author, m, None)
     s.members[e.author] = member._replace(status="left", roles=(), grants=())
+    s.left[e.author] = e.id
     return APPLIED
 
 
@@ -1197,6 +1237,13 @@ def _sanction(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
         raise _Rejected("The member it names is not a member.")
     if target == e.author and action in ("suspend", "remove"):
         raise _Rejected("A member cannot suspend or remove themselves (use leave).")
+    if member.status == "left" and action in ("suspend", "remove"):
+        leave = s.left.get(target)
+        if leave is not None and not f.in_past(leave, m):
+            # A leave outside this sanction's causal past (backdated, or concurrent) cannot
+            # shield its author: strong removal excludes it like their other entries there,
+            # and the fold restarts before it (this raises _Conflict).
+            f.excluding(target, e.id, m, action == "suspend")
     if action == "reinstate":
         if member.status != "suspended":
             raise _Rejected("Only a suspended member can be reinstated.")

@@ -85,6 +85,23 @@ def backdated() -> Scenario:
     return s
 
 
+def backdated_leave() -> Scenario:
+    s = Scenario()
+    join = s.write("carol joins", "carol", "join", {"name": "carol"})
+    admit = s.write("alice admits carol", "alice", "admission", {"join": join.id}, [join])
+    ok = s.write("carol contributes", "carol", "contribution", {"title": "fine", "value": 2}, [admit])
+    busy = ok
+    for i in range(3):  # alice's own chain: the removal sorts after carol's two backdated entries
+        busy = s.write(f"alice contributes ({i + 1})", "alice", "contribution", {"title": f"a{i}", "value": 1},
+                       [busy])
+    s.write("alice removes carol", "alice", "sanction",
+            {"member": s.key("carol"), "action": "remove", "reason": "spam"}, [busy])
+    sneaky = s.write("carol backdates a contribution", "carol", "contribution", {"title": "sneaky", "value": 50},
+                     [ok])
+    s.write("carol backdates a leave after it", "carol", "leave", {}, [sneaky])
+    return s
+
+
 def fork() -> Scenario:
     s = Scenario()
     join = s.write("dave joins", "dave", "join", {"name": "dave"})
@@ -130,6 +147,8 @@ SCENARIOS = {
                      "non-steward, distribution"),
     "mutual-removal": (mutual_removal, "two stewards remove each other concurrently: exactly one removal"),
     "backdated": (backdated, "a removed member backdates an entry around the removal: no effect"),
+    "backdated-leave": (backdated_leave, "a removed member backdates a contribution and a leave so that both "
+                                         "sort before the removal: the removal still takes effect, neither does"),
     "fork": (fork, "an author signs two entries at one seq: the author's entries from there on have no effect"),
     "adversarial": (adversarial, "review by a non-reviewer, unauthorized sanction, vote on an unknown "
                                  "proposal, invalid rule, over-quota resource use"),
