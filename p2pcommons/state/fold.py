@@ -34,13 +34,14 @@ Why it is built this way:
   archived is answered from the archive: causal-past checks, kinds of referenced entries,
   outcomes and stability of old entries (stability is computed exactly as without
   eviction, from the archived author index and seq).  An entry sorting at or before the
-  base by someone who is not a member there (a newcomer's join or an outsider's entry
-  written from an old view) is rejected or recorded pending wherever it sorts, and nothing
-  before the base can observe it: its effect goes into the base state and the window
-  replays.  Anything else that would take effect at or before the base — an entry of a
-  retired, removed or departed member written from an old view, a fork of an archived
-  entry, a strong-removal exclusion of an archived entry — refolds from scratch, every
-  entry read back from the archive (``refolds`` counts them).  Hence the state, hashes and outcomes are exactly
+  base by someone who is not a member there, or no longer is (a newcomer's join, an
+  outsider's entry, a departed or removed member's entry written from an old view) is
+  rejected or recorded pending wherever it sorts, and nothing before the base can observe
+  it: its effect goes into the base state and the window replays.  Anything else that
+  would take effect at or before the base — an entry of a retired (silent) or suspended
+  member written from an old view, a fork of an archived entry, a strong-removal exclusion
+  of an archived entry — refolds from scratch, every entry read back from the archive
+  (``refolds`` counts them).  Hence the state, hashes and outcomes are exactly
   those of a fold that holds everything (``tests/test_state_memory.py``); memory beyond
   the state is bounded by the window, not by the number of entries.
 """
