@@ -481,9 +481,13 @@ class Folder:
                 self._refold = True  # rare: the author's entries from the fork point lose effect
         meta = self.meta
         parents = _parents(entry)
-        missing = [d for d in parents if d not in meta]
+        # The parents' records, looked up once here and handed to _make_ready.
+        records: list[_Meta | None] = [meta.get(d) for d in parents]
+        missing = [d for d, r in zip(parents, records, strict=True) if r is None] if None in records else []
         if missing and self.evicted:
-            missing = [d for d in missing if self._position(d) is None]
+            found = {d: self.old.get(d) or self._position(d) for d in missing}
+            records = [found[d] if r is None else r for d, r in zip(parents, records, strict=True)]
+            missing = [d for d in missing if found[d] is None]
         if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing \
                 and self._position(self._commons_raw) is None:
             missing.append(self._commons_raw)
@@ -492,10 +496,10 @@ class Folder:
             for dep in missing:
                 self.waiters.setdefault(dep, []).append(eid)
             return True
-        self._make_ready(eid, parents)
+        self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
 
-    def _make_ready(self, first: bytes, first_parents: list[bytes] | None = None) -> None:
+    def _make_ready(self, first: bytes, first_parents: list[_Meta] | None = None) -> None:
         stack = [first]
         meta = self.meta
         while stack:
@@ -504,18 +508,21 @@ class Folder:
             # A waiter leaves the waiting table only now that its body is at hand (a lazy
             # entry table knows an entry by the fold's indexes: ready or waiting).
             self.waiting.pop(eid, None)
-            parent_ids = _parents(entry) if first_parents is None else first_parents
-            first_parents = None
+            if first_parents is None:
+                parent_ids = _parents(entry)
+                # (Evicted: an archived parent may come as a light record, without its version
+                # vector; the full record is read only where that vector is needed.)
+                parents = [meta[p] for p in parent_ids] if not self.evicted else \
+                    [meta.get(p) or self._parent(p) for p in parent_ids]
+            else:
+                parents = first_parents
+                first_parents = None
             author = entry.author
             seq = entry.seq
             aidx = self.author_index.get(author)
             if aidx is None:
                 aidx = self.author_index[author] = len(self.authors)
                 self.authors.append(author)
-            # (Evicted: an archived parent may come as a light record, without its version
-            # vector; the full record is read only where that vector is needed.)
-            parents = [meta[p] for p in parent_ids] if not self.evicted else \
-                [meta.get(p) or self._parent(p) for p in parent_ids]
             vv: list[int] | None
             vt: tuple[int, ...]
             if not parents:
@@ -1002,7 +1009,7 @@ class Folder:
             return True
         tmeta = self.meta.get(raw)
         if tmeta is None:
-            tmeta = self._position(raw)
+            tmeta = self._light.get(raw) or self._position(raw)  # (a member's admission: in _light)
             if tmeta is None:
                 return False
         i = tmeta[2] + _VV  # the target author's slot in the version vector
