@@ -340,6 +340,36 @@ def peer_remove(
     emit(data, as_json, text)
 
 
+@command("unban", app=peer_app)
+def peer_unban(
+    peer_id: Annotated[str, typer.Argument(help="The banned peer's id (as `p2pc peer list` shows it).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift a ban before it ends: the peer may connect and sync again, with a fresh score.
+    Works with or without a running daemon (the ban list is a file in the home)."""
+    from p2pcommons.errors import NetworkError, NotFound
+    from p2pcommons.node import peers
+    from p2pcommons.node.notify import daemon_running, request
+
+    target = home_of(home)
+    peer_id = peer_id.strip()
+    if peer_id.startswith("/"):
+        peer_id = peers.peer_id_of(peer_id)
+    live: dict[str, Any] | None = None
+    if daemon_running(target):
+        try:
+            live = request(target, {"cmd": "unban", "peer_id": peer_id}, timeout=15)
+        except NetworkError as exc:
+            print(f"warning: the running node was not told ({exc})", file=sys.stderr)
+    in_file = peers.lift_ban(target, peer_id)
+    lifted = in_file or bool(live and live.get("lifted"))
+    if not lifted:
+        raise NotFound(f"Peer {peer_id} is not banned.")
+    emit({"peer_id": peer_id, "lifted": True, "daemon": live is not None},
+         as_json, f"Lifted the ban on {peer_id}." + (" The running node was told." if live is not None else ""))
+
+
 # --- invites ------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""Peers and the daemon: removing a peer from a running node, bans across restarts, and
-reconnecting after a peer restarts.  Real nodes as separate processes on 127.0.0.1; every
+"""Peers and the daemon: removing a peer from a running node, bans across restarts (and
+lifting one), and reconnecting after a peer restarts.  Real nodes as separate processes on 127.0.0.1; every
 wait polls a condition with a deadline.
 
 Run as a script, this file is a misbehaving peer with a fixed identity (so it can come
@@ -168,6 +168,17 @@ def test_a_ban_survives_a_restart(nodes: Callable[[str], NodeProc]) -> None:
     assert restored is not None and restored["banned"] and restored["score"] <= -100, restored
     probe = _run_misbehaving("probe", a.addr, seed)
     assert probe["peer_id"] == bad and probe["dropped"], probe
+
+    # Lifting the ban early: the running daemon forgets it (and the score), and so does the file.
+    lifted = a.p2pc_json("peer", "unban", bad)
+    assert lifted == {"peer_id": bad, "lifted": True, "daemon": True}, lifted
+    fresh = _peer(a, bad)
+    assert fresh is not None and not fresh["banned"] and fresh["score"] == 0, fresh
+    assert a.p2pc_json("peer", "list")["bans"] == []
+    probe = _run_misbehaving("probe", a.addr, seed)
+    assert probe["peer_id"] == bad and not probe["dropped"], probe
+    again = a.p2pc("peer", "unban", bad, check=False)
+    assert again.returncode != 0 and "is not banned" in again.stderr, again
 
 
 def test_reconnects_and_syncs_after_the_peer_restarts(nodes: Callable[[str], NodeProc]) -> None:

@@ -570,6 +570,19 @@ class Node:
             dropped = peer_id not in self.connected_peers()
         return {"peer_id": peer_id, "stopped": stopped, "kept_by": kept_by, "dropped": dropped}
 
+    async def unban(self, peer_id: str) -> bool:
+        """``p2pc peer unban``: lift a ban and forget the peer's score (a fresh start: the
+        score never decays, so keeping it would re-ban at the next fault).  Whether it was
+        banned."""
+        state = self.peers.get(peer_id)
+        banned = self.is_banned(peer_id) or peer_id in self._bans
+        if state is not None:
+            state.banned_until = 0.0
+            state.score = 0
+        if self._bans.pop(peer_id, None) is not None:
+            await self._save_bans()
+        return banned
+
     def _nursery_start(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._nursery is not None:
             self._nursery.start_soon(fn, *args)
@@ -774,6 +787,11 @@ class Node:
             if not target:
                 raise UsageError("Name the peer to forget (an address or a peer id).")
             return await self.forget(target)
+        if cmd == "unban":
+            target = str(request.get("peer_id", "")).strip()
+            if not target:
+                raise UsageError("Name the peer to unban (its peer id).")
+            return {"peer_id": target, "lifted": await self.unban(target)}
         raise UsageError(f"Unknown control command {cmd!r}.")
 
     async def _control_sync(self, request: dict[str, Any]) -> dict[str, Any]:

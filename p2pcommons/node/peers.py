@@ -143,6 +143,15 @@ def load_bans(home: Home, now: float | None = None) -> dict[str, Ban]:
     return bans
 
 
+def lift_ban(home: Home, peer_id: str) -> bool:
+    """Remove one peer's ban from the file (``p2pc peer unban``); whether it had one."""
+    bans = load_bans(home)
+    if bans.pop(peer_id, None) is None:
+        return False
+    save_bans(home, bans)
+    return True
+
+
 def save_bans(home: Home, bans: dict[str, Ban], now: float | None = None) -> None:
     """Write the bans still in force (the newest ``MAX_BANS``), atomically, mode 0600."""
     now = time.time() if now is None else now
