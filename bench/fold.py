@@ -176,11 +176,12 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
             ev_rest = _without_state(folder)
             tracemalloc.stop()
             del folder
-            if size == len(entries):
-                gc.collect()
-                t0 = time.perf_counter()
-                _evicting_fold(part, commons, store)
-                evict_rate = size / (time.perf_counter() - t0)
+            if size == len(entries):  # the best of three runs, as for the holding fold
+                for _ in range(3):
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    _evicting_fold(part, commons, store)
+                    evict_rate = max(evict_rate, size / (time.perf_counter() - t0))
             store.close()
         rows.append((size, hold_peak, hold_rest, ev_peak, ev_held, ev_rest, ev_index, st_bytes))
     return rows
@@ -248,8 +249,8 @@ def main() -> None:
           f"the state alone grows {(b2 - b1) / (s2 - s1):.0f} B per entry")
     print("             (the index: position and kind of each archived entry that took effect and that later ones "
           "may name — one per contribution, proposal, join, grant, resource or sanction in the state)")
-    print(f"evicting:    {evict_rate:>10,.0f} entries/s for the evicting fold (archive in a store table, "
-          f"applied in batches of 2,048)")
+    print(f"evicting:    {evict_rate:>10,.0f} entries/s for the evicting fold, best of three (archive in a store "
+          f"table, applied in batches of 2,048; target >= 50,000/s)")
 
     # Appends: entries that sort last (written after seeing everything).
     t = entries[-1].time
