@@ -204,6 +204,8 @@ def _print_status(status: dict[str, Any]) -> None:
             f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
         )
         print(f"  {peer['peer_id']}  {mark}  score {peer['score']}" + (f"  ({lag})" if lag else ""))
+    for addr in status.get("maintained", []):
+        print(f"keeps     {addr}  (reconnects when it drops)")
     for commons in status.get("commons", []):
         print(
             f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "

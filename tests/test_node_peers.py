@@ -126,6 +126,8 @@ def test_peer_remove_tells_the_running_daemon(nodes: Callable[[str], NodeProc]) 
     assert partial["dropped"] is False and partial["kept_by"] == [second], partial
     assert b.status()["maintained"] == [second]
     assert a_id in b.status()["connected"]
+    text = b.p2pc("node", "status").stdout
+    assert f"keeps     {second}" in text and first not in text, text
 
     # the peer id: every address goes and the live connection is dropped
     full = b.p2pc_json("peer", "remove", a_id)
