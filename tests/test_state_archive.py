@@ -323,3 +323,38 @@ def _history_tail(entries: list[Entry], signers: list[Signer], n: int) -> list[E
         last[signer.public_key] = entry
         tail.append(entry)
     return tail
+
+
+def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
+    """A fold archive segment damaged on disk (local derived data) raises a typed error where
+    it is read; the engine then drops that fold and its archive and folds again from the
+    entries: the state is still the fold of everything."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.archive import DamagedArchive
+
+    entries, _, _ = _history(2500)
+    commons = entries[0].id
+    engine.forget()
+    with Store(tmp_path / "s.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries)
+        engine.current_state(store, commons, persist=False)
+        live = engine._live[engine._key(store, commons)]
+        assert live.folder.evicted > 1000
+        store._db.execute("UPDATE fold_segments SET records = substr(records, 1, 40)")
+        archive = live.folder.archive
+        assert isinstance(archive, StoreArchive)
+        old = entries[40]
+        assert live.folder.meta.get(old.id.raw) is None  # archived
+        with pytest.raises(DamagedArchive, match="damaged"):
+            archive.outcome(old.id.raw)
+        # A newcomer's entry naming that old entry: its version vector needs the archived record.
+        newcomer = Signer(bytes([77]) * 32)
+        late = sign_entry(newcomer, commons=commons, seq=1, prev=None, kind="join", body={"name": "n"},
+                          deps=[old.id], timestamp=3)
+        store.insert([late])
+        state = engine.current_state(store, commons, persist=False)
+        assert engine._live[engine._key(store, commons)] is not live
+        assert state.state_hash == fold([*entries, late]).state_hash
+        assert archive.space not in {space for space, _ in store.archive_spaces()}
+        engine.forget()

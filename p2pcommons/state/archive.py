@@ -20,8 +20,9 @@ the others::
     vvs     count × width × (u32 or i64)
     reasons CBOR list of [index, reason] for records with a reason (absent when none)
 
-Local derived data, never replicated: a segment that does not decode is a bug or a damaged
-cache, and the engine's ``verify`` / rebuild path refolds from the entries.
+Local derived data, never replicated: a segment that does not decode raises
+:class:`DamagedArchive` (a damaged cache, e.g. after a disk fault), and the engine drops the
+fold and its archive and folds again from the entries, which are verified data.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import cbor2
 
 from ..dagcbor import CID
 from ..entry import Entry
+from ..errors import StoreCorrupt
 from ..store import Store
 from .fold import _PLAIN, Archive, _Meta
 
@@ -48,6 +50,10 @@ _VERSION = 1
 _STATUS = ("applied", "rejected", "pending")
 _CODE = {status: code for code, status in enumerate(_STATUS)}
 _VV = 4  # where a record's version vector starts (p2pcommons.state.fold._Meta)
+
+
+class DamagedArchive(StoreCorrupt):
+    """A fold archive segment in the store does not decode."""
 
 
 def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
@@ -91,6 +97,8 @@ def _layout(blob: bytes) -> tuple[int, int, int, int, int, int, int, int]:
     status = clocks + 8 * count
     widths = status + count
     ids = widths + 4 * count
+    if len(blob) < ids + idlen * count + size * width * count:
+        raise ValueError("a truncated fold archive segment")
     return size, idlen, count, width, clocks, status, widths, ids
 
 
@@ -178,7 +186,11 @@ class StoreArchive(Archive):
         if found is None:
             return None
         index, aidx, first, blob = found
-        record = decode_record(blob, index, aidx, first + index)
+        try:
+            record = decode_record(blob, index, aidx, first + index)
+        except Exception as exc:
+            raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
+                                 "the state is being folded again from the entries.") from None
         return record if record[0][1] == raw else None  # (else a fork sibling of the archived entry)
 
     def entry(self, raw: bytes) -> Entry | None:
@@ -192,7 +204,10 @@ class StoreArchive(Archive):
 
     def ids(self) -> Iterable[bytes]:
         for _, _, _, blob in self._store.archive_segments(self.space):
-            yield from segment_ids(blob)
+            try:
+                yield from segment_ids(blob)
+            except (ValueError, struct.error) as exc:
+                raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}).") from None
 
     def count_stable(self, frontier: list[int]) -> int:
         width = len(frontier)

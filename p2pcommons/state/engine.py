@@ -23,6 +23,7 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from ..entry import Entry, Signer, decode_entry
 from ..errors import StoreCorrupt
 from ..store import Store
 from . import checkpoint
-from .archive import StoreArchive
+from .archive import DamagedArchive, StoreArchive
 from .fold import CommonsState, Folder, bulk
 
 
@@ -103,30 +104,46 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
     """
     key = _key(store, commons)
     with _lock, bulk():
-        live = _live.get(key)
-        if live is None:
-            live = _resume(store, commons) or _fresh(store, commons)
-            _live[key] = live
-            _cleanup_archives(store)
-        live.store = store
-        _feed(live, store, commons)
-        if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
-            live.state = live.folder.result()
-            if live.folded_count < 0 and live.persisted_count == live.count:
-                # Just resumed from a checkpoint with nothing new: its hash is already known.
-                head = cached_head(store, commons)
-                if head is not None and head.get("count") == live.count:
-                    live.state._hash = str(head["state_hash"])
-            live.folded_count = live.count
-            entries = live.folder.entries
-            if isinstance(entries, checkpoint.LazyEntries):
-                entries.evict()  # memory: keep metadata, not bodies; the store has them
-        every = max(PERSIST_EVERY, live.count // 10)
-        due = live.persisted_count < 0 or live.count - live.persisted_count >= every
-        if persist or (persist is None and due and live.persisted_count != live.count):
-            _persist(store, commons, live)
-            live.persisted_count = live.count
-        return live.state
+        try:
+            return _current(store, commons, key, persist, resume=True)
+        except DamagedArchive:
+            # A damaged local cache (the fold's archive): fold again from the entries, which
+            # are verified data, without the checkpoint that named that archive.
+            dropped = _live.pop(key, None)
+            space = None if dropped is None else _archive_space(dropped)
+            if space is not None:
+                with contextlib.suppress(Exception):
+                    store.archive_drop(space)
+            return _current(store, commons, key, persist, resume=False)
+
+
+def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool | None, *,
+             resume: bool) -> CommonsState:
+    """current_state's work, with the lock held (``resume``: from the checkpoint if any)."""
+    live = _live.get(key)
+    if live is None:
+        live = (_resume(store, commons) if resume else None) or _fresh(store, commons)
+        _live[key] = live
+        _cleanup_archives(store)
+    live.store = store
+    _feed(live, store, commons)
+    if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
+        live.state = live.folder.result()
+        if live.folded_count < 0 and live.persisted_count == live.count:
+            # Just resumed from a checkpoint with nothing new: its hash is already known.
+            head = cached_head(store, commons)
+            if head is not None and head.get("count") == live.count:
+                live.state._hash = str(head["state_hash"])
+        live.folded_count = live.count
+        entries = live.folder.entries
+        if isinstance(entries, checkpoint.LazyEntries):
+            entries.evict()  # memory: keep metadata, not bodies; the store has them
+    every = max(PERSIST_EVERY, live.count // 10)
+    due = live.persisted_count < 0 or live.count - live.persisted_count >= every
+    if persist or (persist is None and due and live.persisted_count != live.count):
+        _persist(store, commons, live)
+        live.persisted_count = live.count
+    return live.state
 
 
 def _archive_space(live: _Live) -> bytes | None:
