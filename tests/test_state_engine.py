@@ -9,14 +9,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from p2pcommons.entry import Entry
-from p2pcommons.state import fold
+from p2pcommons.state import Folder, fold
 from p2pcommons.state.engine import StateMismatch, cached_head, current_state, forget, rebuild, verify_state
 from p2pcommons.store import Store
-from tests.test_state_histories import ACTIONS, build, examples
+from tests.test_state_histories import ACTIONS, build, examples, prop_settings
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -171,3 +172,26 @@ def test_late_entry_after_resume_replays_from_a_kept_snapshot(tmp_path: Path) ->
         assert any((-1, b"") < key < folder.meta[late.id.raw].key for key in folder.snap_keys)
         assert live_state.state_hash == fold([*history.entries, late]).state_hash
     forget()
+
+
+@prop_settings(100)
+@given(actions=ACTIONS)
+def test_checkpoint_snapshots_round_trip_as_differences(actions: list[tuple[int, int, int]]) -> None:
+    """Snapshots go into a checkpoint as their difference from the state (changed items,
+    absent keys, a shared list prefix): each one decodes back to exactly itself."""
+    from p2pcommons.state.checkpoint import _dump_delta, _dump_state, _load_delta
+
+    history = build(actions)
+    folder = Folder(history.commons, snapshot_every=1)
+    for entry in history.entries:
+        folder.add(entry)
+    folder.run()
+    state = folder.state
+    assert state is not None
+    for snap, _ in folder.snap_states:
+        if snap is None:
+            continue
+        delta = _dump_delta(snap, state)
+        assert _dump_state(_load_delta(delta, state)) == _dump_state(snap)
+        # and the same against an empty-ish state (everything differs)
+        assert _dump_state(_load_delta(_dump_delta(state, snap), snap)) == _dump_state(state)

@@ -7,9 +7,11 @@ on demand (only a replay or an outcome query needs an old entry's body).  It is 
 derived data in the store's cache table, never replicated; plain CBOR (no pickle), and a
 checkpoint that does not parse is ignored and rebuilt.  Why: appending one entry from a
 short-lived CLI process should not cost a fold of the whole history.  For an evicting fold it
-holds only the window after the archived positions, the state at their end and the count of
+holds only the window after the archived positions, the state at their end, the count of
 archived records and the index of named archived entries (the archive itself is the store's
-``fold_segments`` table, see :mod:`.archive`).
+``fold_segments`` table, see :mod:`.archive`).  Snapshots other than the state are stored
+as their difference from it (they share most records), so a checkpoint holds about one
+state, and resuming peaks at about twice the state's memory rather than four times.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .fold import (
     bulk,
 )
 
-VERSION = 5
+VERSION = 6
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -99,49 +101,164 @@ def _cids(values: Any) -> tuple[CID, ...]:
     return tuple(CID(v) for v in values)
 
 
+# Per table of the state: (encode one item as a row, decode a row into (key, value),
+# encode a key, decode a key).  Keys and values are those of :class:`~.fold._State`.
+_Codec = tuple[Callable[[Any, Any], list[Any]], Callable[[list[Any]], tuple[Any, Any]],
+               Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def _cid_key(c: CID) -> bytes:
+    return c.raw
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+_TABLES: dict[str, _Codec] = {
+    "members": (
+        lambda a, m: [a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw,
+                      m.warnings],
+        lambda r: (r[0], Member(r[1], tuple(r[2]), tuple((role, CID(g)) for role, g in r[3]), r[4], CID(r[5]),
+                                r[6])),
+        _same, _same),
+    "joins": (
+        lambda c, j: [c.raw, j.author, j.name, list(j.approvals)],
+        lambda r: (CID(r[0]), Join(r[1], r[2], tuple(r[3]))),
+        _cid_key, CID),
+    "contributions": (
+        lambda c, x: [c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
+                      list(x.rejects), x.value, x.outside],
+        lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
+                                           r[10])),
+        _cid_key, CID),
+    "proposals": (
+        lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status],
+        lambda r: (CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6])),
+        _cid_key, CID),
+    "votes": (
+        lambda k, v: [k[0].raw, k[1], v],
+        lambda r: ((CID(r[0]), r[1]), r[2]),
+        lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    "resources": (
+        lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
+        lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
+        _cid_key, CID),
+    "usage": (
+        lambda k, n: [k[0].raw, k[1], k[2], n],
+        lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
+        lambda k: [k[0].raw, k[1], k[2]], lambda k: (CID(k[0]), k[1], k[2])),
+    "ledger": (
+        lambda a, x: [a, x[0], x[1]],
+        lambda r: (r[0], (r[1], r[2])),
+        _same, _same),
+    "lifted": (lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
+    "left": (lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
+}
+
+
+def _dump_distribution(d: dict[str, Any]) -> list[Any]:
+    return [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]]
+
+
+def _load_distribution(r: list[Any]) -> dict[str, Any]:
+    return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+
+
+def _dump_sanction(x: dict[str, Any]) -> list[Any]:
+    return [x["id"].raw, x["member"], x["action"], x["reason"], x["by"]]
+
+
+def _load_sanction(r: list[Any]) -> dict[str, Any]:
+    return {"id": CID(r[0]), "member": r[1], "action": r[2], "reason": r[3], "by": r[4]}
+
+
+_LISTS = {"distributions": (_dump_distribution, _load_distribution), "sanctions": (_dump_sanction, _load_sanction)}
+
+
 def _dump_state(s: _State) -> dict[str, Any]:
-    return {
-        "info": s.info,
-        "rules": s.rules,
-        "members": [[a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw, m.warnings]
-                    for a, m in s.members.items()],
-        "joins": [[c.raw, j.author, j.name, list(j.approvals)] for c, j in s.joins.items()],
-        "contributions": [[c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
-                           list(x.rejects), x.value, x.outside] for c, x in s.contributions.items()],
-        "proposals": [[c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status]
-                      for c, p in s.proposals.items()],
-        "votes": [[c.raw, a, v] for (c, a), v in s.votes.items()],
-        "resources": [[c.raw, r.name, r.rivalrous, r.quota, r.period, r.unit] for c, r in s.resources.items()],
-        "usage": [[c.raw, p, a, n] for (c, p, a), n in s.usage.items()],
-        "ledger": [[a, n, v] for a, (n, v) in s.ledger.items()],
-        "distributions": [[d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]]
-                          for d in s.distributions],
-        "sanctions": [[x["id"].raw, x["member"], x["action"], x["reason"], x["by"]] for x in s.sanctions],
-        "lifted": [[a, c.raw] for a, c in s.lifted.items()],
-        "left": [[a, c.raw] for a, c in s.left.items()],
-    }
+    doc: dict[str, Any] = {"info": s.info, "rules": s.rules}
+    for name, (encode_row, _, _, _) in _TABLES.items():
+        doc[name] = [encode_row(k, v) for k, v in getattr(s, name).items()]
+    for name, (encode_item, _) in _LISTS.items():
+        doc[name] = [encode_item(x) for x in getattr(s, name)]
+    return doc
 
 
 def _load_state(d: dict[str, Any]) -> _State:
     s = _State()
     s.info = d["info"]
     s.rules = d["rules"]
-    s.members = {a: Member(n, tuple(r), tuple((role, CID(g)) for role, g in gr), st, CID(since), w)
-                 for a, n, r, gr, st, since, w in d["members"]}
-    s.joins = {CID(c): Join(a, n, tuple(ap)) for c, a, n, ap in d["joins"]}
-    s.contributions = {CID(c): Contribution(a, t, k, r, cl, st, tuple(ac), tuple(rj), v, o)
-                       for c, a, t, k, r, cl, st, ac, rj, v, o in d["contributions"]}
-    s.proposals = {CID(c): Proposal(a, t, ch, tuple(y), tuple(n), st) for c, a, t, ch, y, n, st in d["proposals"]}
-    s.votes = {(CID(c), a): v for c, a, v in d["votes"]}
-    s.resources = {CID(c): Resource(n, rv, q, p, u) for c, n, rv, q, p, u in d["resources"]}
-    s.usage = {(CID(c), p, a): n for c, p, a, n in d["usage"]}
-    s.ledger = {a: (n, v) for a, n, v in d["ledger"]}
-    s.distributions = [{"id": CID(i), "amount": am, "currency": cu, "shares": {a: v for a, v in sh}}
-                       for i, am, cu, sh in d["distributions"]]
-    s.sanctions = [{"id": CID(i), "member": m, "action": ac, "reason": r, "by": b} for i, m, ac, r, b in d["sanctions"]]
-    s.lifted = {a: CID(c) for a, c in d["lifted"]}
-    s.left = {a: CID(c) for a, c in d["left"]}
+    for name, (_, decode_row, _, _) in _TABLES.items():
+        setattr(s, name, dict(map(decode_row, d[name])))
+    for name, (_, decode_item) in _LISTS.items():
+        setattr(s, name, [decode_item(x) for x in d[name]])
     return s
+
+
+def _dump_delta(snap: _State, state: _State) -> dict[str, Any]:
+    """A snapshot as its difference from the state (a snapshot shares most records with
+    it): per table the items that differ and the keys it lacks; per list the common prefix
+    and the rest.  Why: a checkpoint holding two full states took twice the space and, while
+    resuming, several times the state's memory at its peak."""
+    doc: dict[str, Any] = {"info": None if snap.info == state.info else snap.info,
+                           "rules": None if snap.rules == state.rules else snap.rules}
+    for name, (encode_row, _, encode_key, _) in _TABLES.items():
+        mine: dict[Any, Any] = getattr(snap, name)
+        theirs: dict[Any, Any] = getattr(state, name)
+        changed = []
+        for k, v in mine.items():
+            w = theirs.get(k, _MISSING)
+            if w is not v and w != v:
+                changed.append(encode_row(k, v))
+        doc[name] = [changed, [encode_key(k) for k in theirs if k not in mine]]
+    for name, (encode_item, _) in _LISTS.items():
+        items: list[Any] = getattr(snap, name)
+        current: list[Any] = getattr(state, name)
+        prefix = 0
+        for x, y in zip(items, current, strict=False):
+            if x is not y and x != y:
+                break
+            prefix += 1
+        doc[name] = [prefix, [encode_item(x) for x in items[prefix:]]]
+    return doc
+
+
+def _load_delta(d: dict[str, Any], state: _State) -> _State:
+    """The snapshot :func:`_dump_delta` describes, sharing the state's records."""
+    s = state.copy()
+    if d["info"] is not None:
+        s.info = d["info"]
+    if d["rules"] is not None:
+        s.rules = d["rules"]
+    for name, (_, decode_row, _, decode_key) in _TABLES.items():
+        table: dict[Any, Any] = getattr(s, name)
+        changed, absent = d[name]
+        for key in absent:
+            del table[decode_key(key)]
+        for row in changed:
+            k, v = decode_row(row)
+            table[k] = v
+    for name, (_, decode_item) in _LISTS.items():
+        prefix, rest = d[name]
+        setattr(s, name, getattr(state, name)[:prefix] + [decode_item(x) for x in rest])
+    return s
+
+
+_MISSING: Any = object()
+
+
+def _dump_snapshot(snap: _State, state: _State | None) -> list[Any]:
+    return ["full", _dump_state(snap)] if state is None else ["delta", _dump_delta(snap, state)]
+
+
+def _load_snapshot(doc: list[Any], state: _State | None) -> _State:
+    form, body = doc
+    if form == "delta":
+        if state is None:
+            raise ValueError("a snapshot stored as a difference needs the state")
+        return _load_delta(body, state)
+    return _load_state(body)
 
 
 def dump(folder: Folder) -> bytes:
@@ -178,7 +295,8 @@ def _dump(folder: Folder) -> bytes:
                        for x in folder.exclusions],
         # Eviction: positions up to ``base`` are in the archive (the engine's store table);
         # the state at ``base`` is the first snapshot.
-        "base": None if base == _ZERO_KEY else [_row(base), _dump_state(folder.snap_states[0][0]),  # type: ignore
+        "base": None if base == _ZERO_KEY else [_row(base),  # type: ignore[arg-type]
+                                                _dump_snapshot(folder.snap_states[0][0], folder.state),  # type: ignore
                                                 folder.snap_states[0][1]],
         "evicted": folder.evicted,
         "evicted_upto": [[a, s] for a, s in folder.evicted_upto.items()],
@@ -193,7 +311,7 @@ def _dump(folder: Folder) -> bytes:
         "state": None if folder.state is None else _dump_state(folder.state),
         # The last snapshot(s) too, so a late entry in a resumed process replays from a
         # recent position instead of from the start.
-        "snapshots": [[[key[0], key[1]], _dump_state(snap), error]
+        "snapshots": [[[key[0], key[1]], _dump_snapshot(snap, folder.state), error]
                       for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[1:][-KEEP:]
                       if snap is not None and key != last_key],
         "max_clock": folder.max_clock,
@@ -214,34 +332,6 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],
             return _load(doc, commons, loader, archive)
     except Exception:
         return None
-
-
-_SHARED = ("members", "joins", "contributions", "proposals", "votes", "resources", "usage", "ledger", "lifted",
-           "left")
-
-
-def _share(snap: _State, state: _State) -> _State:
-    """Make a decoded snapshot share keys and records with the current state wherever they
-    are equal (records are immutable), as a snapshot taken in memory does: otherwise a
-    resumed fold holds a second full copy of the state."""
-    for name in _SHARED:
-        current: dict[Any, Any] = getattr(state, name)
-        same_key = {k: k for k in current}
-        shared = {}
-        for k, v in getattr(snap, name).items():
-            ck = same_key.get(k, k)
-            w = current.get(k)
-            shared[ck] = w if w is not None and w == v else v
-        setattr(snap, name, shared)
-    for name in ("distributions", "sanctions"):
-        mine: list[Any] = getattr(snap, name)
-        theirs: list[Any] = getattr(state, name)
-        setattr(snap, name, [theirs[i] if i < len(theirs) and theirs[i] == x else x for i, x in enumerate(mine)])
-    if snap.rules == state.rules:
-        snap.rules = state.rules
-    if snap.info == state.info:
-        snap.info = state.info
-    return snap
 
 
 def _same_id(meta: dict[bytes, _Meta], raw: bytes) -> bytes:
@@ -292,9 +382,8 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     if doc["base"] is not None:
         base_row, base_state, base_error = doc["base"]
         folder.base = _unrow(base_row)
-        loaded_base = _load_state(base_state)
         folder.snap_keys[0] = folder.base
-        folder.snap_states[0] = (loaded_base if folder.state is None else _share(loaded_base, folder.state), base_error)
+        folder.snap_states[0] = (_load_snapshot(base_state, folder.state), base_error)
     if folder.archive is not None:
         # Keyed by the id objects the state (or the metadata) already holds, not new copies.
         state = folder.state
@@ -315,8 +404,7 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
         raise ValueError("checkpoint taken before the fold was current")
     for key, snap, error in doc.get("snapshots", []):
         folder.snap_keys.append(meta[key[1]])
-        loaded = _load_state(snap)
-        folder.snap_states.append((loaded if folder.state is None else _share(loaded, folder.state), error))
+        folder.snap_states.append((_load_snapshot(snap, folder.state), error))
     if folder.state is not None and last_key != _ZERO_KEY:
         folder.snap_keys.append(last_key)
         folder.snap_states.append((folder.state.copy(), folder.genesis_error))
