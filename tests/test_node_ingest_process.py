@@ -132,21 +132,36 @@ def test_a_dead_child_is_reported_then_replaced(tmp_path: Path) -> None:
     _store_with(path, genesis.raw)
     child = IngestProcess(str(path))
 
-    async def main() -> int:
-        await child.ingest(genesis.id, [e.raw for e in entries[:5]])
-        assert child._proc is not None
-        child._proc.kill()  # dies while (or before) it gets the next request: that request fails
+    async def main() -> None:
+        raws = [e.raw for e in entries]
+        await child.ingest(genesis.id, raws[:5])
+        # The pipe breaks during a request (here: our end of the child's stdout closes, so its
+        # reply never arrives): a typed error, the child is killed, and the next request gets
+        # a new child.  (Ingest is idempotent: the daemon stores such a group again itself.)
+        assert child._proc is not None and child._proc.stdout is not None
+        await child._proc.stdout.aclose()
         with pytest.raises(IngestWorkerFailed, match="went away"):
-            await child.ingest(genesis.id, [e.raw for e in entries[5:10]])
-        first = await child.ingest(genesis.id, [e.raw for e in entries[5:10]])  # a new child
+            await child.ingest(genesis.id, raws[5:10])
+        first = await child.ingest(genesis.id, raws[5:10])  # a new child
+        assert first[0].added_count + first[0].duplicates == 5
+        # A child killed between requests: its death is noticed before the next request (a
+        # new child takes it) or during it (the typed error) — which one is a race.
+        assert child._proc is not None
+        child._proc.kill()
+        try:
+            second = await child.ingest(genesis.id, raws[10:15])
+        except IngestWorkerFailed as exc:
+            assert "went away" in str(exc)
+            second = await child.ingest(genesis.id, raws[10:15])
+        assert second[0].added_count + second[0].duplicates == 5
         assert child._proc is not None
         child._proc.kill()
         await child._proc.wait()  # a child already known dead is replaced without an error
-        second = await child.ingest(genesis.id, [e.raw for e in entries[10:]])
+        third = await child.ingest(genesis.id, raws[15:])
+        assert third[0].added_count == 5
         await child.aclose()
-        return first[0].added_count + second[0].added_count
 
-    assert trio.run(main) == 15
+    trio.run(main)
     with Store(path) as store:
         assert store.count(genesis.id) == 21
 
