@@ -542,10 +542,21 @@ class Folder:
                     # (Indexes, not the named properties: this runs a dozen times per entry.)
                     width = len(top) - _VV
                     parents = [p for p in parents if p is latest or p[2] >= width or top[_VV + p[2]] < p[3]]
-                vvs = [p[_VV:] if len(p) > _VV else self._full(p)[_VV:] for p in parents]
                 tv = top[_VV:]
+                if len(parents) == 1:
+                    # The common case: the latest parent's vector covers all the others.
+                    if aidx < len(tv):
+                        vv = None
+                        vt = (*tv[:aidx], seq, *tv[aidx + 1:]) if tv[aidx] < seq else tv
+                    else:
+                        vv = list(tv)
+                    vvs = []
+                else:
+                    vvs = [p[_VV:] if len(p) > _VV else self._full(p)[_VV:] for p in parents]
                 widths = set(map(len, vvs))
-                if len(vvs) == 1:
+                if not vvs:
+                    pass
+                elif len(vvs) == 1:
                     vv = list(tv)
                 elif len(widths) == 1:
                     merged = tuple(map(max, *vvs))
