@@ -271,7 +271,7 @@ class Store:
 
     def ids_at(self, commons: CID, author: bytes, seq: int) -> list[CID]:
         """Every stored entry at one position of one log (two or more means a fork)."""
-        log = self._existing_log(commons, author)
+        log = self.existing_log(commons, author)
         if log is None:
             return []
         rows = self._db.execute("SELECT id FROM entries WHERE log=? AND seq=?", (log, seq))
@@ -283,7 +283,8 @@ class Store:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def _existing_log(self, commons: CID, author: bytes) -> int | None:
+    def existing_log(self, commons: CID, author: bytes) -> int | None:
+        """The number of (commons, author)'s log, if the store has one (never creates it)."""
         key = (commons.raw, author)
         if key in self._log_ids:
             return self._log_ids[key]
@@ -368,7 +369,7 @@ class Store:
         """How many entries, and how many bytes, one author's log holds above ``after_seq``
         (what ``iter_raw(commons, author=author, after_seq=after_seq)`` yields), counted by
         SQLite over the (log, seq) index without reading the entries into Python."""
-        log = self._existing_log(commons, author)
+        log = self.existing_log(commons, author)
         if log is None:
             return 0, 0
         count, nbytes = self._db.execute(
@@ -543,6 +544,3 @@ class Store:
                 keep = 0 if row is None else upto.get(bytes(row[0]), 0)
                 self._db.execute("DELETE FROM fold_segments WHERE space=? AND log=? AND first>?", (space, log, keep))
 
-    def existing_log(self, commons: CID, author: bytes) -> int | None:
-        """The number of (commons, author)'s log, if the store has one."""
-        return self._existing_log(commons, author)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -75,9 +76,13 @@ def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
     except OverflowError:
         vvs = array("q", flat)
     size = vvs.itemsize
+    clocks = array("q", [m[0] for m in metas])
+    if sys.byteorder == "big":  # (the format is little-endian, as decode_record reads it)
+        for column in (clocks, widths, vvs):
+            column.byteswap()
     parts = [
         _HEADER.pack(_VERSION, size, idlen, count, width),
-        array("q", [m[0] for m in metas]).tobytes(),
+        clocks.tobytes(),
         bytes([_CODE[row[1]] for row in rows]),
         widths.tobytes(),
         b"".join([m[1] for m in metas]),
@@ -132,6 +137,19 @@ def segment_ids(blob: bytes) -> Iterator[bytes]:
         yield blob[ids + idlen * i: ids + idlen * (i + 1)]
 
 
+def _consecutive(run: list[tuple[_Meta, str, str]]) -> Iterator[list[tuple[_Meta, str, str]]]:
+    """One author's records split where the seqs stop being consecutive or the id length
+    changes (in practice never: the whole run comes back as one part)."""
+    if run[-1][0][3] - run[0][0][3] == len(run) - 1 and len({len(row[0][1]) for row in run}) == 1:
+        yield run
+        return
+    start = 0
+    for i in range(1, len(run) + 1):
+        if i == len(run) or run[i][0][3] != run[i - 1][0][3] + 1 or len(run[i][0][1]) != len(run[start][0][1]):
+            yield run[start:i]
+            start = i
+
+
 class StoreArchive(Archive):
     """The live fold's archive: evicted records as segments in the store's ``fold_segments``
     table (local derived data, never replicated), entry bodies from the store's entries."""
@@ -162,19 +180,10 @@ class StoreArchive(Archive):
             log = store.existing_log(self._commons, authors[aidx])
             if log is None:
                 raise ValueError("an archived entry's log is not in the store")
-            if run[-1][0][3] - run[0][0][3] == len(run) - 1 and len({len(row[0][1]) for row in run}) == 1:
-                # The usual case: one run of consecutive seqs, ids of one length.
-                for start in range(0, len(run), SEGMENT_MAX):
-                    part = run[start:start + SEGMENT_MAX]
-                    segments.append((log, part[0][0][3], len(part), aidx, encode_segment(part)))
-                continue
-            start = 0
-            for i in range(1, len(run) + 1):
-                if i == len(run) or i - start >= SEGMENT_MAX or run[i][0][3] != run[i - 1][0][3] + 1 \
-                        or len(run[i][0][1]) != len(run[start][0][1]):
-                    part = run[start:i]
-                    segments.append((log, part[0][0][3], len(part), aidx, encode_segment(part)))
-                    start = i
+            for part in _consecutive(run):
+                for start in range(0, len(part), SEGMENT_MAX):
+                    chunk = part[start:start + SEGMENT_MAX]
+                    segments.append((log, chunk[0][0][3], len(chunk), aidx, encode_segment(chunk)))
         store.archive_put(self.space, segments)
 
     def meta(self, raw: bytes) -> _Meta | None:

@@ -67,7 +67,6 @@ class _Live:
         return None if self.store is None else self.store.get(CID(raw))
 
 
-
 _live: dict[tuple[str, bytes], _Live] = {}
 _lock = threading.Lock()
 
