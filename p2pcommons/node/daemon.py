@@ -313,7 +313,7 @@ class Node:
         """Run one initiator session with a connected peer (none if one is running)."""
         from libp2p.peer.id import ID
 
-        if peer_id in self._active_sessions or peer_id in self._inbound_peers or self.is_banned(peer_id):
+        if self._in_session(peer_id) or self.is_banned(peer_id):
             # A session already runs with this peer, and a session syncs both ways: a second
             # one would stream the same entries again, in parallel.
             return None
@@ -351,6 +351,10 @@ class Node:
         finally:
             self._active_sessions.discard(peer_id)
             self._session_ended(peer_id)
+
+    def _in_session(self, peer_id: str) -> bool:
+        """A session with this peer runs, in either direction (one per pair of peers)."""
+        return peer_id in self._active_sessions or peer_id in self._inbound_peers
 
     def _session_ended(self, peer_id: str) -> None:
         """Wake whoever waits for the session with this peer (either direction) to end."""
@@ -445,7 +449,7 @@ class Node:
             for peer_id in self.connected_peers():
                 state = self.peer(peer_id)
                 due = now - state.last_sync >= self.config.sync_interval
-                busy = peer_id in self._active_sessions or peer_id in self._inbound_peers
+                busy = self._in_session(peer_id)
                 if (due or peer_id in self._sync_wanted) and not busy:
                     self._sync_wanted.discard(peer_id)
                     self._nursery.start_soon(self.sync_with, peer_id)
@@ -806,7 +810,7 @@ class Node:
             if addr:
                 self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
-                while peer_id in self._active_sessions or peer_id in self._inbound_peers:
+                while self._in_session(peer_id):
                     # wait for the running session (ours or theirs) to end, then run ours
                     event = self._peer_synced.setdefault(peer_id, trio.Event())
                     await event.wait()

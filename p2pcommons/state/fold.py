@@ -485,7 +485,7 @@ class Folder:
         records: list[_Meta | None] = [meta.get(d) for d in parents]
         missing = [d for d, r in zip(parents, records, strict=True) if r is None] if None in records else []
         if missing and self.evicted:
-            found = {d: self.old.get(d) or self._position(d) for d in missing}
+            found = {d: self._known(d) for d in missing}
             records = [found[d] if r is None else r for d, r in zip(parents, records, strict=True)]
             missing = [d for d in missing if found[d] is None]
         if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing \
@@ -645,8 +645,12 @@ class Folder:
             found = self._lookup(raw)
         return found
 
+    def _known(self, raw: bytes) -> _Meta | None:
+        """A possibly archived parent's record: authors' latest first (the usual parents)."""
+        return self.old.get(raw) or self._position(raw)
+
     def _parent(self, raw: bytes) -> _Meta:
-        found = self.old.get(raw) or self._position(raw)
+        found = self._known(raw)
         if found is None:
             raise KeyError(raw)
         return found
@@ -748,7 +752,7 @@ class Folder:
                 return False
             former = base_state.members.get(entry.author)
             if former is not None and former.status == "removed":
-                reason = self._removed_for_good(entry)
+                reason = self._removed_for_good(entry, base_state)
                 if reason is None:
                     return False
                 results.append((eid, (REJECTED, reason)))
@@ -780,19 +784,25 @@ class Folder:
         self.since_snapshot = 0
         return True
 
-    def _removed_for_good(self, entry: Entry) -> str | None:
+    def _removed_for_good(self, entry: Entry, state: _State) -> str | None:
         """The strong-removal rejection of a removed member's entry, if it holds wherever the
         entry sorts: only removals exclude its author (a suspension's lifting depends on the
         state at the entry's position), and one excludes this entry."""
+        if any(ex.liftable for ex in self.exclusions if ex.member == entry.author):
+            return None
+        excluded = self._exclusion(entry.author, entry.seq, state, self.meta[entry.id.raw])
+        return None if excluded is None else _strong_removal(excluded)
+
+    def _exclusion(self, author: bytes, seq: int, state: _State, meta: _Meta) -> _Exclusion | None:
+        """The earliest sanction (whatever order the exclusions were found in) that excludes
+        ``author``'s entry at ``seq``, placed at ``meta`` over ``state``: strong removal.  A
+        suspension counts unless a reinstatement in the entry's causal past lifted it."""
         excluded: _Exclusion | None = None
         for ex in self.exclusions:
-            if ex.member != entry.author:
-                continue
-            if ex.liftable:
-                return None
-            if entry.seq > ex.after_seq and (excluded is None or ex.cause < excluded.cause):
+            if ex.member == author and seq > ex.after_seq and (excluded is None or ex.cause < excluded.cause) \
+                    and not (ex.liftable and self._lifted(state, author, meta, ex.cause)):
                 excluded = ex
-        return None if excluded is None else _strong_removal(excluded)
+        return excluded
 
     def _snapshot(self, key: Key) -> None:
         assert self.state is not None
@@ -980,11 +990,7 @@ class Folder:
             self.outcomes[eid] = (REJECTED, f"Its author signed two different entries at seq {fork} (a fork); "
                                             "the author's entries from the fork point on have no effect.")
             return
-        excluded: _Exclusion | None = None
-        for ex in self.exclusions:
-            if ex.member == author and entry.seq > ex.after_seq and (excluded is None or ex.cause < excluded.cause) \
-                    and not (ex.liftable and self._lifted(state, author, meta, ex.cause)):
-                excluded = ex  # the earliest sanction, whatever order the exclusions were found in
+        excluded = self._exclusion(author, entry.seq, state, meta) if self.exclusions else None
         if excluded is not None:
             self.outcomes[eid] = (REJECTED, _strong_removal(excluded))
             return
