@@ -38,6 +38,20 @@ _FIELD_ORDER = ("seq", "sig", "body", "deps", "kind", "prev", "time", "author", 
 _FIELDS = frozenset(_FIELD_ORDER)
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _MAX_SEQ = 2**53
+# Bounded numbers (protocols/entry.md §3): every time is below MAX_TIME and every amount a
+# body of a known kind carries is within [0, MAX_AMOUNT], so the fold's sums (each bounded
+# in its turn, protocols/commons.md) never meet a number no node can store or encode.
+MAX_TIME = 2**53  # exclusive: milliseconds, about the year 287,000
+MAX_AMOUNT = 2**53  # inclusive
+# Per kind, the body fields that are amounts; ``resources`` is a list of resource maps.
+_AMOUNT_FIELDS: dict[str, tuple[str, ...]] = {
+    "contribution": ("value",),
+    "review": ("value",),
+    "resource_use": ("amount",),
+    "distribution": ("amount",),
+    "resource_add": ("quota", "period"),
+}
+_RESOURCE_AMOUNTS = ("quota", "period")
 _MAP10_SEQ = b"\xaa\x63seq"  # map of 10 pairs, then the text key "seq"
 _SIG_HEADER = b"\x63sig\x58\x40"  # the text key "sig", then a 64-byte byte string header
 _SIGNING_PREFIX = SIGNATURE_DOMAIN + b"\xa9"  # the domain, then a map of 9 pairs
@@ -261,10 +275,13 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
     if type(body) is not dict:
         raise MalformedEntry("The body must be a map.")
     dagcbor.check_value(body, 1)  # the body is one level inside the entry map
-    if type(timestamp) is not int or timestamp < 0:
-        raise MalformedEntry("The time must be a non-negative integer (milliseconds).")
+    if type(timestamp) is not int or not 0 <= timestamp < MAX_TIME:
+        shown = f" (it is {timestamp})" if type(timestamp) is int else ""
+        raise MalformedEntry(f"The time must be an integer in [0, 2^53) milliseconds{shown}.")
     if type(sig) is not bytes or len(sig) != 64:
         raise MalformedEntry("The signature must be 64 bytes.")
+    if kind in _AMOUNT_FIELDS or kind == GENESIS:
+        _check_amounts(kind, body)
     if type(deps) is not list:
         raise MalformedEntry("The dependencies must be a list of entry ids.")
     if len(deps) > MAX_DEPS:
@@ -287,6 +304,20 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
     elif commons is None:
         raise MalformedEntry("A non-genesis entry must name its commons.")
     return Entry(raw, value, commons, prev, dep_ids)
+
+
+def _check_amounts(kind: str, body: dict[str, Any]) -> None:
+    """Refuse an integer amount outside [0, MAX_AMOUNT] in a body of a known kind (other
+    types are left to the fold, which rejects the entry with a reason)."""
+    if kind == GENESIS:
+        resources = body.get("resources")
+        maps = [r for r in resources if type(r) is dict] if type(resources) is list else []
+        fields = [(f"resources[].{name}", r.get(name)) for r in maps for name in _RESOURCE_AMOUNTS]
+    else:
+        fields = [(name, body.get(name)) for name in _AMOUNT_FIELDS[kind]]
+    for name, value in fields:
+        if type(value) is int and not 0 <= value <= MAX_AMOUNT:
+            raise MalformedEntry(f"The {kind}'s {name} {value} is outside [0, 2^53].")
 
 
 class Signer:

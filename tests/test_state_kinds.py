@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pcommons.entry import sign_entry
+from p2pcommons.errors import MalformedEntry
 from p2pcommons.state import APPLIED, PENDING, REJECTED, compute_shares, fold, genesis_body, pending_admissions
 from tests.test_state_histories import SIGNERS, History, examples
 
@@ -186,13 +187,19 @@ def test_hostile_bodies_never_crash_the_fold(bodies: list[tuple[str, dict[str, A
     from p2pcommons.dagcbor import encode
     from p2pcommons.entry import decode_entry
 
-    g = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=genesis, timestamp=1)
+    try:
+        g = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=genesis, timestamp=1)
+    except MalformedEntry:  # a resource amount outside [0, 2^53]: refused at decode
+        return
     entries = [g]
     prev = g
     for kind, body in bodies:
         encode(body)
-        e = sign_entry(SIGNERS[0], commons=g.id, seq=prev.seq + 1, prev=prev.id, kind=kind, body=body,
-                       timestamp=prev.seq + 1)
+        try:
+            e = sign_entry(SIGNERS[0], commons=g.id, seq=prev.seq + 1, prev=prev.id, kind=kind, body=body,
+                           timestamp=prev.seq + 1)
+        except MalformedEntry:  # an amount outside [0, 2^53]: refused at decode (protocols/entry.md §3)
+            continue
         entries.append(decode_entry(e.raw))  # bodies as a receiver sees them (links as tags)
         prev = e
     state = fold(entries)

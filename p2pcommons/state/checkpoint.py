@@ -39,7 +39,7 @@ from .fold import (
     bulk,
 )
 
-VERSION = 6
+VERSION = 7
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -118,9 +118,9 @@ def _same(x: Any) -> Any:
 _TABLES: dict[str, _Codec] = {
     "members": (
         lambda a, m: [a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw,
-                      m.warnings],
+                      m.warnings, [list(x) for x in m.view]],
         lambda r: (r[0], Member(r[1], tuple(r[2]), tuple((role, CID(g)) for role, g in r[3]), r[4], CID(r[5]),
-                                r[6])),
+                                r[6], tuple((seq, status) for seq, status in r[7]))),
         _same, _same),
     "joins": (
         lambda c, j: [c.raw, j.author, j.name, list(j.approvals)],
@@ -148,12 +148,15 @@ _TABLES: dict[str, _Codec] = {
         lambda k, n: [k[0].raw, k[1], k[2], n],
         lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
         lambda k: [k[0].raw, k[1], k[2]], lambda k: (CID(k[0]), k[1], k[2])),
+    "totals": (
+        lambda k, n: [k[0].raw, k[1], n],
+        lambda r: ((CID(r[0]), r[1]), r[2]),
+        lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
     "ledger": (
         lambda a, x: [a, x[0], x[1]],
         lambda r: (r[0], (r[1], r[2])),
         _same, _same),
     "lifted": (lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
-    "left": (lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
 }
 
 
@@ -193,6 +196,7 @@ def _load_state(d: dict[str, Any]) -> _State:
         setattr(s, name, dict(map(decode_row, d[name])))
     for name, (_, decode_item) in _LISTS.items():
         setattr(s, name, [decode_item(x) for x in d[name]])
+    s.ledger_total = sum(value for _, value in s.ledger.values())
     return s
 
 
@@ -242,6 +246,7 @@ def _load_delta(d: dict[str, Any], state: _State) -> _State:
     for name, (_, decode_item) in _LISTS.items():
         prefix, rest = d[name]
         setattr(s, name, getattr(state, name)[:prefix] + [decode_item(x) for x in rest])
+    s.ledger_total = sum(value for _, value in s.ledger.values())
     return s
 
 
@@ -293,6 +298,7 @@ def _dump(folder: Folder) -> bytes:
         "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.other.items()],
         "exclusions": [[x.member, x.after_seq, _row(x.cause), x.cause_id.raw, x.liftable]  # type: ignore[arg-type]
                        for x in folder.exclusions],
+        "void": sorted(folder.void),
         # Eviction: positions up to ``base`` are in the archive (the engine's store table);
         # the state at ``base`` is the first snapshot.
         "base": None if base == _ZERO_KEY else [_row(base),  # type: ignore[arg-type]
@@ -373,6 +379,7 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
         outcomes[raw] = _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN else (_STATUS[code], reason)
     folder.exclusions = [_Exclusion(m, after, meta.get(cause[0]) or _unrow(cause), CID(cid), lift)
                          for m, after, cause, cid, lift in doc["exclusions"]]
+    folder.void = set(doc["void"])
     folder.evicted = doc["evicted"]
     folder.evicted_upto = {a: s for a, s in doc["evicted_upto"]}
     folder.old = {m[1]: m for m in map(_unrow, doc["old"])}

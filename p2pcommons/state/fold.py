@@ -67,7 +67,12 @@ PENDING = "pending"
 WAITING = "waiting"
 
 MAX_TEXT = 1000
-MAX_AMOUNT = 2**53
+MAX_AMOUNT = 2**53  # every amount or value in a body (also refused at decode: entry.MAX_AMOUNT)
+# Bounded arithmetic (protocols/commons.md §3.7): every sum the fold keeps stays at or below
+# MAX_TOTAL; the entry that would take one above it is rejected with the numbers.  Why: the
+# state must stay computable (and encodable: DAG-CBOR integers end at 2**64 - 1) on every
+# node, whatever one member writes.
+MAX_TOTAL = 2**53
 SANCTION_ACTIONS = ("warning", "suspend", "remove", "reinstate")
 _ZERO_KEY: tuple[int, bytes] = (-1, b"")
 # Snapshots kept besides the empty start: the newest RECENT_SNAPSHOTS, and older ones thinned
@@ -84,7 +89,30 @@ class Member(NamedTuple):
     grants: tuple[tuple[str, CID], ...]  # role -> entry that granted it (for causal checks)
     status: str  # active | suspended | removed | left
     since: CID  # the genesis or the admission that made them a member
-    warnings: int
+    warnings: int  # per member identity: kept across leave and rejoin
+    # How the status came about, for judging a sanction by its causal past (not hashed):
+    # ``(seq, status)`` pairs, ``seq`` strictly increasing, each the status after an event
+    # that depends on the member's own entry at ``seq`` (their leave; the admission of their
+    # join) or, with ``seq`` 0, on none of their entries (the genesis, a sanction).
+    view: tuple[tuple[int, str], ...] = ()
+
+
+def _seen(view: tuple[tuple[int, str], ...], seq: int, status: str) -> tuple[tuple[int, str], ...]:
+    """``view`` with a new status that depends on the member's own entry at ``seq`` (0: none).
+    An older event at or after ``seq`` can no longer be the latest one a viewer sees."""
+    kept = view
+    while kept and kept[-1][0] >= seq:
+        kept = kept[:-1]
+    return (*kept, (seq, status))
+
+
+def _status_seen(member: Member, seen_seq: int) -> str | None:
+    """The member's status as an entry that has seen their log up to ``seen_seq`` knows it:
+    from the latest event that depends on none of their entries it had not seen."""
+    for seq, status in reversed(member.view):
+        if seq <= seen_seq:
+            return status
+    return None
 
 
 class Join(NamedTuple):
@@ -135,8 +163,8 @@ class _State:
     """The mutable part of the fold.  Containers are shallow-copied for snapshots; the
     records inside them are immutable tuples, so shallow copies are enough."""
 
-    __slots__ = ("contributions", "distributions", "info", "joins", "ledger", "left", "lifted", "members",
-                 "proposals", "resources", "rules", "sanctions", "usage", "votes")
+    __slots__ = ("contributions", "distributions", "info", "joins", "ledger", "ledger_total", "lifted", "members",
+                 "proposals", "resources", "rules", "sanctions", "totals", "usage", "votes")
 
     def __init__(self) -> None:
         self.info: dict[str, Any] = {}
@@ -148,11 +176,13 @@ class _State:
         self.votes: dict[tuple[CID, bytes], bool] = {}
         self.resources: dict[CID, Resource] = {}
         self.usage: dict[tuple[CID, int, bytes], int] = {}
+        # Per (resource, member), the use over all periods (not hashed: the bound's sum).
+        self.totals: dict[tuple[CID, bytes], int] = {}
         self.ledger: dict[bytes, tuple[int, int]] = {}
+        self.ledger_total = 0  # the sum of the ledger's values (derived, not hashed)
         self.distributions: list[dict[str, Any]] = []
         self.sanctions: list[dict[str, Any]] = []
         self.lifted: dict[bytes, CID] = {}  # member -> reinstatement lifting their suspension
-        self.left: dict[bytes, CID] = {}  # former member -> their leave (not hashed: it explains a status)
 
     def copy(self) -> _State:
         new = _State.__new__(_State)
@@ -165,11 +195,12 @@ class _State:
         new.votes = self.votes.copy()
         new.resources = self.resources.copy()
         new.usage = self.usage.copy()
+        new.totals = self.totals.copy()
         new.ledger = self.ledger.copy()
+        new.ledger_total = self.ledger_total
         new.distributions = self.distributions.copy()
         new.sanctions = self.sanctions.copy()
         new.lifted = self.lifted.copy()
-        new.left = self.left.copy()
         return new
 
     def size(self) -> int:
@@ -439,6 +470,11 @@ class Folder:
         self.snap_states: list[tuple[_State | None, str]] = [(None, "")]
         self.since_snapshot = 0
         self.exclusions: list[_Exclusion] = []
+        # Removals and suspensions that could take effect only through entries of their
+        # target that they would exclude (with their exclusion in force they are rejected,
+        # without it they apply): they take no effect, so that a rejected sanction never
+        # excludes anything.  Raw ids; rare (see ``_drop_stale_exclusions``).
+        self.void: set[bytes] = set()
         self._replay_from: Key | None = None
         self._refold = False
         self.max_clock = 0
@@ -689,6 +725,10 @@ class Folder:
         if self.evicted and self._replay_from is not None and self._replay_from <= self.base and not self._refold \
                 and self._late_strangers():
             self._replay_from = None  # restored to the base: the loop below replays the window
+        if self.void and (self._refold or self._replay_from is not None):
+            # Judged again wherever the fold replays them (what arrived may settle them).
+            replay: Key = _ZERO_KEY if self._refold or self._replay_from is None else self._replay_from
+            self.void = {raw for raw in self.void if raw in self.meta and self.meta[raw] < replay}
         if self._refold or (self._replay_from is not None and any(
                 ex.cause >= self._replay_from for ex in self.exclusions)):
             self._refold = False
@@ -697,6 +737,25 @@ class Folder:
         elif self._replay_from is not None:
             self._restore(self._replay_from)
         self._replay_from = None
+        self._apply_all()
+        while self._drop_stale_exclusions():
+            self._apply_all()
+
+    def _drop_stale_exclusions(self) -> bool:
+        """Exclusions whose sanction did not take effect in the end (it applied, and with its
+        exclusion in force a replay rejected it) are dropped and their sanctions made void;
+        the fold then replays from the start.  True if it did.  Each round voids at least one
+        sanction, which never excludes again, so this terminates."""
+        stale = [ex for ex in self.exclusions
+                 if ex.cause_id.raw in self.meta and self.outcomes.get(ex.cause_id.raw, _APPLIED_PLAIN)[0] != APPLIED]
+        if not stale:
+            return False
+        self.void.update(ex.cause_id.raw for ex in stale)
+        self.exclusions = [ex for ex in self.exclusions if ex not in stale]
+        self._restore(_ZERO_KEY)
+        return True
+
+    def _apply_all(self) -> None:
         order = self.order
         while self.applied < len(order):
             key = order[self.applied]
@@ -1120,7 +1179,7 @@ class Folder:
             for founder in sorted(set(founders)):
                 name = body.get("founder_name", "") if founder == entry.author else ""
                 state.members[founder] = Member(name if type(name) is str else "", ("member", "reviewer", "steward"),
-                                                grants, "active", entry.id, 0)
+                                                grants, "active", entry.id, 0, ((0, "active"),))
             resources = body.get("resources", [])
             if type(resources) is not list:
                 raise InvalidRules("The genesis resources must be a list.")
@@ -1216,15 +1275,18 @@ def _admission(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     existing = s.members.get(join.author)
     if existing is not None and existing.status == "active":
         return APPLIED
-    s.members[join.author] = Member(join.name, ("member",), (), "active", e.id, 0)
-    s.left.pop(join.author, None)
+    # Warnings belong to the member identity: leaving and rejoining does not clear them.
+    warnings, view = (0, ()) if existing is None else (existing.warnings, existing.view)
+    position = f._position(join_id.raw)
+    join_seq = position[3] if position is not None else 0
+    s.members[join.author] = Member(join.name, ("member",), (), "active", e.id, warnings,
+                                    _seen(view, join_seq, "active"))
     return APPLIED
 
 
 def _leave(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     member = f.standing(s, e.author, m, None)
-    s.members[e.author] = member._replace(status="left", roles=(), grants=())
-    s.left[e.author] = e.id
+    s.members[e.author] = member._replace(status="left", roles=(), grants=(), view=_seen(member.view, e.seq, "left"))
     return APPLIED
 
 
@@ -1251,6 +1313,11 @@ def _role(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
 
 
 def _sanction(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
+    """Whether a sanction takes effect is judged, for its target as for its author, by what
+    its causal past holds: the target's status is the one the sanction's author saw (their
+    own entries outside its causal past — a leave, a join and the admission completing it —
+    do not count, neither to shield them nor to make them a member).  Only a sanction that
+    takes effect excludes anything (strong removal); a rejected one changes nothing."""
     f.standing(s, e.author, m, s.rules["sanctions"]["roles"])
     target = _member_key(e.body)
     action = e.body.get("action")
@@ -1262,26 +1329,30 @@ def _sanction(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
         raise _Rejected("The member it names is not a member.")
     if target == e.author and action in ("suspend", "remove"):
         raise _Rejected("A member cannot suspend or remove themselves (use leave).")
-    if member.status == "left" and action in ("suspend", "remove"):
-        leave = s.left.get(target)
-        if leave is not None and not f.in_past(leave, m):
-            # A leave outside this sanction's causal past (backdated, or concurrent) cannot
-            # shield its author: strong removal excludes it like their other entries there,
-            # and the fold restarts before it (this raises _Conflict).
-            f.excluding(target, e.id, m, action == "suspend")
+    aidx = f.author_index.get(target)
+    seen = _status_seen(member, m[_VV + aidx] if aidx is not None and _VV + aidx < len(m) else 0)
+    if seen is None:
+        raise _Rejected("The member it names is not a member in its causal past.")
     if action == "reinstate":
-        if member.status != "suspended":
+        if seen != "suspended" or member.status != "suspended":
             raise _Rejected("Only a suspended member can be reinstated.")
-        s.members[target] = member._replace(status="active")
+        s.members[target] = member._replace(status="active", view=_seen(member.view, 0, "active"))
         s.lifted[target] = e.id
     else:
-        if member.status in ("removed", "left") or (member.status == "suspended" and action != "remove"):
-            raise _Rejected(f"The member is already {member.status}.")
+        if seen in ("removed", "left") or (seen == "suspended" and action != "remove"):
+            raise _Rejected(f"The member is already {seen}.")
         if action == "warning":
             member = member._replace(warnings=member.warnings + 1)
         else:
+            if e.id.raw in f.void:
+                raise _Rejected("It could take effect only through entries of its target that it would "
+                                "exclude (outside its causal past), so it has none.")
+            # Excludes the target's entries outside its causal past; if one was applied
+            # before this position (a leave, a rejoin), this raises _Conflict and the fold
+            # replays from there with the exclusion in force.
             f.excluding(target, e.id, m, action == "suspend")
-            member = member._replace(status="suspended" if action == "suspend" else "removed")
+            status = "suspended" if action == "suspend" else "removed"
+            member = member._replace(status=status, view=_seen(member.view, 0, status))
             s.lifted.pop(target, None)
             if action == "remove":
                 member = member._replace(roles=(), grants=())
@@ -1331,9 +1402,16 @@ def _review(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
             weights = s.rules["values"]
             weight = weights.get(contribution.kind, weights.get("default", 100))
             value = adjusted * weight // 100
+            if value > MAX_TOTAL:
+                raise _Rejected(f"Accepting it would give the contribution a value of {value}, above the bound "
+                                f"{MAX_TOTAL}.")
+            if s.ledger_total + value > MAX_TOTAL:
+                raise _Rejected(f"Accepting it would bring the ledger's total value to {s.ledger_total + value}, "
+                                f"above the bound {MAX_TOTAL}.")
             contribution = contribution._replace(status="accepted", value=value)
             count, total = s.ledger.get(contribution.author, (0, 0))
             s.ledger[contribution.author] = (count + 1, total + value)
+            s.ledger_total += value
     else:
         contribution = contribution._replace(rejects=(*contribution.rejects, e.author))
         if len(contribution.rejects) >= policy["rejects"]:
@@ -1430,7 +1508,13 @@ def _resource_use(f: Folder, s: _State, e: Entry, m: _Meta) -> str:
     if resource.rivalrous and used + amount > resource.quota:
         raise _Rejected(f"It exceeds the quota of {resource.name} ({used} + {amount} > {resource.quota} "
                         f"{resource.unit} per period).")
+    lifetime = (target, e.author)
+    total = s.totals.get(lifetime, 0) + amount
+    if total > MAX_TOTAL:
+        raise _Rejected(f"It would bring its author's use of {resource.name} to {total} {resource.unit}, above the "
+                        f"bound {MAX_TOTAL}.")
     s.usage[key] = used + amount
+    s.totals[lifetime] = total
     return APPLIED
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
-from p2pcommons.entry import GENESIS, MAX_DEPS, Entry, Signer, sign_entry
+from p2pcommons.entry import GENESIS, MAX_DEPS, MAX_TIME, Entry, Signer, sign_entry
 from p2pcommons.store import Store
 
 SIGNERS = [Signer(hashlib.sha256(b"property-author-%d" % i).digest()) for i in range(6)]
@@ -52,7 +52,7 @@ def single_entries(draw: st.DrawFn) -> Entry:
     genesis = draw(st.booleans())
     if genesis:
         return sign_entry(signer, commons=None, seq=1, prev=None, kind=GENESIS, body=draw(bodies),
-                          timestamp=draw(st.integers(0, 2**64 - 1)))
+                          timestamp=draw(st.integers(0, MAX_TIME - 1)))
     seq = draw(st.one_of(st.integers(1, 30), st.integers(1, 2**53)))
     return sign_entry(
         signer,
@@ -62,7 +62,7 @@ def single_entries(draw: st.DrawFn) -> Entry:
         kind=draw(kinds),
         body=draw(bodies),
         deps=draw(st.lists(links, max_size=MAX_DEPS, unique=True)),
-        timestamp=draw(st.integers(0, 2**64 - 1)),
+        timestamp=draw(st.integers(0, MAX_TIME - 1)),
     )
 
 
