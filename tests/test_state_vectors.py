@@ -21,7 +21,8 @@ VECTORS = sorted((Path(__file__).resolve().parent.parent / "protocols" / "vector
 def test_there_are_commons_vectors() -> None:
     names = {p.stem for p in VECTORS}
     assert {"commons-basic", "commons-mutual-removal", "commons-backdated", "commons-backdated-leave",
-            "commons-fork", "commons-adversarial", "commons-waiting"} <= names
+            "commons-fork", "commons-adversarial", "commons-waiting", "commons-overflow",
+            "commons-rejected-sanction"} <= names
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])

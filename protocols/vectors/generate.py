@@ -383,6 +383,17 @@ def build() -> Builder:
     malformed("body-list", "The body as a list.", _resign(alice, a2, body=[1, 2]))
     malformed("body-null", "The body as null.", _resign(alice, a2, body=None))
     malformed("time-negative", "A negative time.", _resign(alice, a2, time=-1))
+    malformed("time-too-big", "A time of 2^53 ms: times are below 2^53.", _resign(alice, a2, time=2**53))
+    malformed("time-2-63", "A time of 2^63 ms (did not fit a signed 64-bit store column).",
+              _resign(alice, genesis, time=2**63))
+    malformed("value-too-big", "A contribution claiming a value of 2^53 + 1: amounts are within [0, 2^53].",
+              _resign(alice, a2, body={"title": "x", "value": 2**53 + 1}))
+    malformed("amount-too-big", "A resource use of 2^64 - 1 units.",
+              _resign(alice, a2, kind="resource_use", body={"resource": _tag(g), "amount": 2**64 - 1}))
+    malformed("amount-negative", "A distribution of -1 units.",
+              _resign(alice, a2, kind="distribution", body={"amount": -1}))
+    malformed("quota-too-big", "A genesis resource with a quota of 2^53 + 1.",
+              _resign(alice, genesis, body={"name": "x", "resources": [{"name": "w", "quota": 2**53 + 1}]}))
     malformed("sig-short", "A 63-byte signature.", _replace_once(raw, b"\x63sig\x58\x40", b"\x63sig\x58\x3f")
               .replace(a2.sig, a2.sig[:63], 1))
     malformed("deps-not-list", "The dependencies as a single link instead of a list.",

@@ -142,6 +142,52 @@ def waiting() -> Scenario:
     return s
 
 
+def overflow() -> Scenario:
+    air = {"name": "air", "rivalrous": False, "quota": 0, "period": 0, "unit": "l"}
+    s = Scenario(resources=[air], rules={"values": {"default": 100, "code": 2**53}, "review": {"self_review": True}})
+    from p2pcommons.dagcbor import encode
+
+    rid = CID.of(encode(air))
+    u = s.write("alice uses 2^53 l of air", "alice", "resource_use", {"resource": rid, "amount": 2**53})
+    u = s.write("alice uses 1 l more (above the bound)", "alice", "resource_use", {"resource": rid, "amount": 1},
+                [u])
+    code = s.write("alice contributes code worth 200", "alice", "contribution",
+                   {"title": "c", "kind": "code", "value": 200}, [u])
+    r = s.write("alice accepts it (200 at a weight of 2^53 % is 2^54: above the bound)", "alice", "review",
+                {"contribution": code.id, "verdict": "accept"}, [code])
+    big = s.write("alice contributes docs worth 2^53", "alice", "contribution",
+                  {"title": "d", "kind": "docs", "value": 2**53}, [r])
+    r = s.write("alice accepts it (ledger total 2^53)", "alice", "review",
+                {"contribution": big.id, "verdict": "accept"}, [big])
+    one = s.write("alice contributes docs worth 1", "alice", "contribution", {"title": "e", "kind": "docs", "value": 1},
+                  [r])
+    r = s.write("alice accepts it (ledger total above the bound)", "alice", "review",
+                {"contribution": one.id, "verdict": "accept"}, [one])
+    s.write("alice distributes 2^53", "alice", "distribution", {"amount": 2**53}, [r])
+    return s
+
+
+def rejected_sanction() -> Scenario:
+    s = Scenario(stewards=("alice", "dave"))
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    w = s.write("alice warns bob", "alice", "sanction", {"member": s.key("bob"), "action": "warning",
+                                                         "reason": "rude"}, [admit])
+    w = s.write("alice warns bob again", "alice", "sanction", {"member": s.key("bob"), "action": "warning",
+                                                               "reason": "rude"}, [w])
+    leave = s.write("bob leaves", "bob", "leave", {}, [w])
+    rejoin = s.write("bob joins again", "bob", "join", {"name": "bob"}, [leave])
+    again = s.write("dave admits bob again", "dave", "admission", {"join": rejoin.id}, [rejoin])
+    s.write("bob contributes", "bob", "contribution", {"title": "back", "value": 2}, [again])
+    busy = leave
+    for i in range(4):  # alice's own chain: her removal sorts after bob's rejoin
+        busy = s.write(f"alice contributes ({i + 1})", "alice", "contribution", {"title": f"a{i}", "value": 1},
+                       [busy])
+    s.write("alice, who saw the leave but not the rejoin, removes bob (already left)", "alice", "sanction",
+            {"member": s.key("bob"), "action": "remove", "reason": "gone"}, [busy])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -153,6 +199,10 @@ SCENARIOS = {
     "adversarial": (adversarial, "review by a non-reviewer, unauthorized sanction, vote on an unknown "
                                  "proposal, invalid rule, over-quota resource use"),
     "waiting": (waiting, "an entry whose dependency is missing waits, and so does what depends on it"),
+    "overflow": (overflow, "bounded sums: a resource use, an accepted value and a ledger total that would pass "
+                           "2^53 are rejected with the numbers; the state stays computable"),
+    "rejected-sanction": (rejected_sanction, "a removal whose author saw the target leave but not rejoin is "
+                                             "rejected and excludes nothing; warnings survive leave and rejoin"),
 }
 
 
