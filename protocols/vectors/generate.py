@@ -9,7 +9,7 @@ the implementation while it is generated (a valid entry must decode, verify and 
 an invalid one must raise exactly its labelled error), so the generator refuses to write
 vectors the implementation disagrees with.  ``tests/test_vectors.py`` checks them again.
 
-Format of ``entries.json`` (see ``protocols/entry.md`` §9):
+Format of ``entries.json`` (see ``protocols/entry.md`` §7):
 
 * ``authors``: name, seed, public key, author id (``z6Mk…``) and libp2p peer id (``12D3KooW…``).
 * ``valid``: an entry's bytes (hex), id, signature, the exact signing input, and the fields
@@ -22,6 +22,8 @@ Format of ``entries.json`` (see ``protocols/entry.md`` §9):
   duplicates, the error class of each rejection, forks reported) must be the same in both
   verification modes, ``segment`` and ``each``.
 * ``bundles``: files in this directory and the result of importing each into an empty store.
+* ``valid_unusual``: entries that must decode, verify and be accepted though no seed builds
+  them (the mixed-order Ed25519 key of entry.md §4).
 """
 
 from __future__ import annotations
