@@ -98,6 +98,24 @@ def test_transcript_parses_to_a_complete_session() -> None:
     assert init.caught_up
 
 
+def test_invalid_cases_are_current() -> None:
+    assert load("sync-invalid.json")["cases"] == json.loads(json.dumps(generator().invalid()))
+
+
+def test_non_canonical_bodies_are_well_formed_cbor() -> None:
+    """The non-canonical-* cases decode as CBOR and differ from the canonical encoding only
+    in form (sync.md §2): a parser must re-encode and compare, not just decode."""
+    import cbor2
+
+    cases = {c["name"]: c for c in load("sync-invalid.json")["cases"]}
+    for name in ("non-canonical-int", "non-canonical-key-order"):
+        ((kind, body),) = split_frames(bytes.fromhex(cases[name]["hex"]))
+        assert kind == sync.HELLO
+        value = cbor2.loads(body)
+        assert value == {"v": 1, "window": 4 * 1024 * 1024}
+        assert dagcbor.encode(value) != body
+
+
 @pytest.mark.parametrize("case", load("sync-invalid.json")["cases"], ids=lambda c: c["name"])
 def test_invalid_bytes_are_protocol_violations(case: dict[str, Any]) -> None:
     session = sync.SyncSession(initiator=case["role"] == "initiator")
