@@ -78,7 +78,8 @@ def invalid() -> list[dict[str, Any]]:
     g = genesis.id
     other = sign_entry(Signer(BOB), commons=None, seq=1, prev=None, kind="genesis", body={"name": "other"},
                        timestamp=T0)
-    head = [Signer(ALICE).public_key, 2, a2.id]
+    author = Signer(ALICE).public_key
+    head: list[Any] = [author, 2, a2.id]
 
     def msg(**fields: Any) -> bytes:
         value: dict[str, Any] = {"commons": g, "heads": [head], "entries": []}
@@ -96,8 +97,8 @@ def invalid() -> list[dict[str, Any]]:
         ("other-commons", msg(commons=other.id), "another commons than its topic"),
         ("too-many-heads", msg(heads=[head] * 257), "heads are not a short list"),
         ("too-many-entries", msg(entries=[a2.raw] * 34), "too many entries"),
-        ("head-seq-zero", msg(heads=[[head[0], 0, a2.id]]), "not [author, seq, id]"),
-        ("head-short-author", msg(heads=[[head[0][:31], 2, a2.id]]), "not [author, seq, id]"),
+        ("head-seq-zero", msg(heads=[[author, 0, a2.id]]), "not [author, seq, id]"),
+        ("head-short-author", msg(heads=[[author[:31], 2, a2.id]]), "not [author, seq, id]"),
         ("entry-not-bytes", msg(entries=[a2.raw.hex()]), "not an entry"),
         ("entry-malformed", msg(entries=[a2.raw + b"\x00"]), "TrailingBytes"),
         ("entry-other-commons", msg(entries=[other.raw]), "belongs to another commons"),

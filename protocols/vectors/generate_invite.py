@@ -71,7 +71,7 @@ def valid() -> list[dict[str, Any]]:
         ("no-address", "No address at all (decodes; 'p2pc join' then refuses it: nothing to dial).",
          Invite(COMMONS, ())),
     ]
-    out = []
+    out: list[dict[str, Any]] = []
     for name, description, invite in cases:
         code = encode_invite(invite)
         assert _fields(decode_invite(code)) == _fields(invite)
@@ -81,7 +81,7 @@ def valid() -> list[dict[str, Any]]:
         out.append({"name": name, "description": description, "code": code, "payload_hex": data[:-4].hex(),
                     "checksum_hex": data[-4:].hex(), "fields": _fields(invite)})
     # the same code, spread over lines and in upper case: whitespace is dropped, case ignored
-    first = out[0]["code"]
+    first: str = out[0]["code"]
     spaced = PREFIX + "\n".join(first[len(PREFIX):][i:i + 20] for i in range(0, len(first) - len(PREFIX), 20)).upper()
     assert decode_invite(spaced) == decode_invite(first)
     out.append({**out[0], "name": "open-reformatted",
