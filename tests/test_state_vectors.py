@@ -43,3 +43,50 @@ def test_commons_vector(path: Path) -> None:
             outcome = state.outcome(CID.parse(expected["id"]))
             assert outcome is not None
             assert (outcome.status, outcome.reason) == (expected["status"], expected["reason"]), expected["label"]
+
+
+def test_commons_vectors_are_current() -> None:
+    """generate_commons.py --check: the committed files are what the generator writes."""
+    import importlib.util
+    import sys
+
+    here = VECTORS[0].parent
+    spec = importlib.util.spec_from_file_location("p2pc_generate_commons", here / "generate_commons.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        for name in module.SCENARIOS:
+            text = json.dumps(module.vector(name), indent=1, sort_keys=True) + "\n"
+            assert (here / f"commons-{name}.json").read_text(encoding="utf-8") == text, name
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_defaults_vector_shows_the_canonical_form() -> None:
+    """commons.md §5: the value types and defaults of the canonical state, as the vector has them."""
+    path = next(p for p in VECTORS if p.stem == "commons-defaults")
+    state = json.loads(path.read_text(encoding="utf-8"))["state"]
+    assert state["info"] == {"name": "defaults", "description": "", "license": ""}
+    assert state["rules"]["rule_change"]["threshold"] == {"num": 60, "den": 100}  # 60 %, not reduced
+    members = state["members"].values()
+    assert sorted(m["status"] for m in members) == ["active", "active", "left"]
+    for m in members:
+        assert m["roles"] == ([] if m["status"] == "left" else ["member", "reviewer", "steward"])
+        assert m["name"] in ("", "dave") and m["warnings"] == 0 and m["since"].startswith("bafyrei")
+    (join,) = state["joins"].values()
+    assert join["name"] == "" and isinstance(join["approvals"], list) and len(join["approvals"]) == 1
+    pending = [c for c in state["contributions"].values() if c["status"] == "pending"]
+    assert [(c["value"], c["claimed"], c["kind"], c["ref"]) for c in pending] == [(0, 1, "work", "")]
+    (proposal,) = state["proposals"].values()
+    assert proposal["status"] == "open" and proposal["title"] == "" and proposal["no"] == []
+    assert proposal["changes"] == {"rule_change.threshold": 75}  # as written in the body
+    (resource,) = state["resources"].values()
+    assert resource["unit"] == "unit"
+    (period,) = resource["used"]
+    assert period.isdigit() and int(period) == 1_700_000_013_000 // 3_600_000
+    (distribution,) = state["distributions"]
+    assert distribution["currency"] == "units" and list(distribution["shares"].values()) == [10]
+    assert len(state["ledger"]) == 2  # the member whose share is 0 is in the ledger, not in the shares
+    assert state["sanctions"] == [] and state["waiting"] == 0 and "invalid" not in state

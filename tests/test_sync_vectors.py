@@ -98,6 +98,24 @@ def test_transcript_parses_to_a_complete_session() -> None:
     assert init.caught_up
 
 
+def test_invalid_cases_are_current() -> None:
+    assert load("sync-invalid.json")["cases"] == json.loads(json.dumps(generator().invalid()))
+
+
+def test_non_canonical_bodies_are_well_formed_cbor() -> None:
+    """The non-canonical-* cases decode as CBOR and differ from the canonical encoding only
+    in form (sync.md §2): a parser must re-encode and compare, not just decode."""
+    import cbor2
+
+    cases = {c["name"]: c for c in load("sync-invalid.json")["cases"]}
+    for name in ("non-canonical-int", "non-canonical-key-order"):
+        ((kind, body),) = split_frames(bytes.fromhex(cases[name]["hex"]))
+        assert kind == sync.HELLO
+        value = cbor2.loads(body)
+        assert value == {"v": 1, "window": 4 * 1024 * 1024}
+        assert dagcbor.encode(value) != body
+
+
 @pytest.mark.parametrize("case", load("sync-invalid.json")["cases"], ids=lambda c: c["name"])
 def test_invalid_bytes_are_protocol_violations(case: dict[str, Any]) -> None:
     session = sync.SyncSession(initiator=case["role"] == "initiator")
@@ -108,3 +126,25 @@ def test_invalid_bytes_are_protocol_violations(case: dict[str, Any]) -> None:
         for _ in range(100):
             if session.next_event() is sync.NEED_DATA:
                 break
+
+
+def test_send_order_is_as_sync_md_says(tmp_path: Path) -> None:
+    """sync.md §4: the genesis author's segment goes first only when its range starts at seq 1;
+    otherwise segments follow author key order (why sync-session.json sends bob1, bob2, genesis)."""
+    from p2pcommons.ingest import Ingestor
+    from p2pcommons.node import replica
+    from p2pcommons.store import Store
+
+    genesis, (e2, b1, b2) = generator().history()
+    assert b1.author < genesis.author  # Bob's key sorts first: the order below is not key order by chance
+    with Store(tmp_path / "s.sqlite") as store:
+        Ingestor(store).add_batch([genesis.raw, e2.raw, b1.raw, b2.raw])
+        # a peer that holds nothing: the genesis author's whole log first, then Bob's
+        empty = replica.plan(store, genesis.id, sync.Summary(genesis.id))
+        sent = [raw for batch in replica.batches(store, empty) for raw in batch]
+        assert sent == [genesis.raw, e2.raw, b1.raw, b2.raw]
+        # a peer whose log of Alice is longer (it holds her seq 3): Alice's head (seq 2) goes as
+        # her segment's extra entry, after Bob's segment, in key order
+        ahead = sync.Summary(genesis.id, ((genesis.author, 3, e2.id),))
+        sent = [raw for batch in replica.batches(store, replica.plan(store, genesis.id, ahead)) for raw in batch]
+        assert sent == [b1.raw, b2.raw, e2.raw]

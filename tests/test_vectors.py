@@ -155,6 +155,48 @@ def test_invalid_entry_through_ingest(vector: dict[str, Any], verify: Literal["s
     assert genesis_store.count() == before
 
 
+ED25519_EDGES = {
+    "ed25519-r-order-8-component", "ed25519-r-identity", "ed25519-r-identity-sign-bit", "ed25519-r-non-canonical",
+    "ed25519-s-not-reduced", "ed25519-key-identity", "ed25519-key-identity-sign-bit",
+    "ed25519-key-identity-non-canonical", "ed25519-key-order-2", "ed25519-key-order-4", "ed25519-key-order-4-negated",
+    "ed25519-key-order-4-non-canonical", "ed25519-key-order-8", "ed25519-key-order-8-negated",
+    "ed25519-key-order-8-other", "ed25519-key-mixed-order",
+}
+
+
+def test_ed25519_edges_are_covered() -> None:
+    """entry.md §4: every rule that separates libsodium from a lenient Ed25519 verifier has a
+    vector (each is checked by test_invalid_entry: decoding succeeds, verification refuses)."""
+    by_name = {v["name"]: v for v in DOC["invalid"]}
+    assert set(by_name) >= ED25519_EDGES
+    assert {by_name[n]["error"] for n in ED25519_EDGES} == {"BadSignature"}
+    assert {by_name[n]["stage"] for n in ED25519_EDGES} == {"signature"}
+    assert [v["name"] for v in DOC["valid_unusual"]] == ["ed25519-key-mixed-order-k-multiple-of-8"]
+
+
+@pytest.mark.parametrize("vector", DOC["valid_unusual"], ids=_ids(DOC["valid_unusual"]))
+def test_valid_unusual_entry(vector: dict[str, Any], tmp_path: Path) -> None:
+    """An edge of the signature rules that must be ACCEPTED (a mixed-order key whose
+    cofactorless equation holds): refusing it would score an honest relay as hostile."""
+    raw = bytes.fromhex(vector["hex"])
+    entry = decode_entry(raw)
+    entry.verify_signature()
+    assert str(entry.id) == vector["id"]
+    genesis = next(v for v in DOC["valid"] if v["name"] == "genesis")
+    with Store(tmp_path / "u.sqlite") as store:
+        report = Ingestor(store, verify="each").add_batch([bytes.fromhex(genesis["hex"]), raw])
+        assert report.added_count == 2 and not report.rejected
+
+
+def test_text_is_byte_exact_with_a_leading_bom() -> None:
+    """entry.md §1: a leading U+FEFF is part of the text, not an encoding marker."""
+    vector = next(v for v in DOC["valid"] if v["name"] == "text-leading-bom")
+    raw = bytes.fromhex(vector["hex"])
+    assert b"\x6c\xef\xbb\xbfSeed list" in raw  # a 12-byte text string: EF BB BF, then 9 ASCII bytes
+    assert decode_entry(raw).body["title"] == "\ufeffSeed list"
+    assert dagcbor.decode(bytes.fromhex(vector["fields"]["body_hex"]))["title"].startswith("\ufeff")
+
+
 @pytest.fixture(scope="module")
 def genesis_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     store = Store(tmp_path_factory.mktemp("vectors") / "g.sqlite")

@@ -9,7 +9,7 @@ the implementation while it is generated (a valid entry must decode, verify and 
 an invalid one must raise exactly its labelled error), so the generator refuses to write
 vectors the implementation disagrees with.  ``tests/test_vectors.py`` checks them again.
 
-Format of ``entries.json`` (see ``protocols/entry.md`` §9):
+Format of ``entries.json`` (see ``protocols/entry.md`` §7):
 
 * ``authors``: name, seed, public key, author id (``z6Mk…``) and libp2p peer id (``12D3KooW…``).
 * ``valid``: an entry's bytes (hex), id, signature, the exact signing input, and the fields
@@ -22,6 +22,8 @@ Format of ``entries.json`` (see ``protocols/entry.md`` §9):
   duplicates, the error class of each rejection, forks reported) must be the same in both
   verification modes, ``segment`` and ``each``.
 * ``bundles``: files in this directory and the result of importing each into an empty store.
+* ``valid_unusual``: entries that must decode, verify and be accepted though no seed builds
+  them (the mixed-order Ed25519 key of entry.md §4).
 """
 
 from __future__ import annotations
@@ -100,12 +102,103 @@ def _replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
     return data.replace(old, new)
 
 
+# --- Ed25519 edge cases -----------------------------------------------------------------------
+# A few lines of plain Edwards-curve arithmetic (RFC 8032 §5.1), used only to *construct*
+# signatures that a lenient verifier accepts and libsodium (hence p2pcommons) rejects, and to
+# check, while generating, that each such vector really is accepted by the lenient rule it
+# names.  Slow but exact; nothing here is used by the implementation.
+
+ED_P = 2**255 - 19
+ED_L = 2**252 + 27742317777372353535851937790883648493
+_ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+_ED_SQRT_M1 = pow(2, (ED_P - 1) // 4, ED_P)
+Point = tuple[int, int]
+ED_IDENTITY: Point = (0, 1)
+
+
+def _ed_add(p: Point, q: Point) -> Point:
+    (x1, y1), (x2, y2) = p, q
+    t = _ED_D * x1 * x2 * y1 * y2 % ED_P
+    return ((x1 * y2 + x2 * y1) * pow(1 + t, ED_P - 2, ED_P) % ED_P,
+            (y1 * y2 + x1 * x2) * pow(1 - t, ED_P - 2, ED_P) % ED_P)
+
+
+def _ed_mul(k: int, p: Point) -> Point:
+    result = ED_IDENTITY
+    while k:
+        if k & 1:
+            result = _ed_add(result, p)
+        p = _ed_add(p, p)
+        k >>= 1
+    return result
+
+
+def _ed_x(y: int, sign: int) -> int | None:
+    """The x with this y and sign bit, or None if y is not on the curve."""
+    xx = (y * y - 1) * pow(_ED_D * y * y + 1, ED_P - 2, ED_P) % ED_P
+    if xx == 0:
+        return 0
+    x = pow(xx, (ED_P + 3) // 8, ED_P)
+    if (x * x - xx) % ED_P:
+        x = x * _ED_SQRT_M1 % ED_P
+    if (x * x - xx) % ED_P:
+        return None
+    return x if x & 1 == sign else ED_P - x
+
+
+def _ed_encode(p: Point, *, y_plus_p: bool = False, sign: int | None = None) -> bytes:
+    """RFC 8032 encoding; ``y_plus_p`` writes y + p (non-canonical), ``sign`` forces bit 255."""
+    x, y = p
+    return ((y + (ED_P if y_plus_p else 0)) | ((x & 1 if sign is None else sign) << 255)).to_bytes(32, "little")
+
+
+def _ed_decode_lenient(data: bytes) -> Point:
+    """Decode as a lenient verifier would: y reduced mod p, the sign bit ignored when x = 0."""
+    n = int.from_bytes(data, "little")
+    y = (n & ((1 << 255) - 1)) % ED_P
+    x = _ed_x(y, n >> 255)
+    assert x is not None, data.hex()
+    return (x, y)
+
+
+ED_B: Point = (_ed_x(4 * pow(5, ED_P - 2, ED_P) % ED_P, 0) or 0, 4 * pow(5, ED_P - 2, ED_P) % ED_P)
+# an order-8 point (the y of libsodium's first order-8 blacklist entry)
+_ED_T8_Y = int.from_bytes(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), "little")
+ED_T8: Point = (_ed_x(_ED_T8_Y, 0) or 0, _ED_T8_Y)
+
+
+def _ed_k(r: bytes, a: bytes, message: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(r + a + message).digest(), "little") % ED_L
+
+
+def _ed_secret_scalar(seed: bytes) -> int:
+    h = hashlib.sha512(seed).digest()
+    return (int.from_bytes(h[:32], "little") & ((1 << 254) - 8)) | (1 << 254)
+
+
+def ed_verify_lenient(sig: bytes, message: bytes, key: bytes, *, cofactored: bool) -> bool:
+    """What a permissive verifier checks: [S]B = R + [k]A (or 8x both sides), with R and A
+    decoded leniently, S used unreduced, and no small-order or canonicity checks."""
+    r, a = _ed_decode_lenient(sig[:32]), _ed_decode_lenient(key)
+    left = _ed_mul(int.from_bytes(sig[32:], "little"), ED_B)
+    right = _ed_add(r, _ed_mul(_ed_k(sig[:32], key, message), a))
+    if cofactored:
+        left, right = _ed_mul(8, left), _ed_mul(8, right)
+    return left == right
+
+
+def _ed_nonce(label: str) -> int:
+    return int.from_bytes(hashlib.sha512(b"p2pcommons ed25519 vector " + label.encode()).digest(), "little") % ED_L
+
+
+
 class Builder:
     def __init__(self) -> None:
         self.valid: list[dict[str, Any]] = []
         self.invalid: list[dict[str, Any]] = []
         self.chains: list[dict[str, Any]] = []
         self.bundles: list[dict[str, Any]] = []
+        self.valid_unusual: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}
 
     # --- valid ------------------------------------------------------------------------
@@ -167,6 +260,14 @@ class Builder:
             "error": error.__name__,
             "hex": data.hex(),
         })
+
+    def valid_unusual_entry(self, name: str, description: str, data: bytes) -> None:
+        """An entry that is valid (decodes, verifies, is accepted by ingest) though it was not
+        built from a seed: an edge of the signature rules that must be accepted."""
+        entry = decode_entry(data)
+        entry.verify_signature()
+        self.valid_unusual.append({"name": name, "description": description, "id": str(entry.id),
+                                   "hex": data.hex()})
 
     # --- chains -----------------------------------------------------------------------
 
@@ -290,6 +391,12 @@ def build() -> Builder:
         "level 1, and no container may sit deeper than level 16.", "carol",
         commons=g, seq=2, prev=c1.id, kind="note", body=_nest(15), timestamp=T0 + 240_000,
     )
+    b.valid_entry(
+        "text-leading-bom", "Text is byte-exact: a body string that starts with U+FEFF (EF BB BF) keeps it; "
+        "a decoder that strips a leading byte-order mark gets other bytes, another id and a bad signature.",
+        "carol", commons=g, seq=2, prev=c1.id, kind="note", body={"title": "\ufeffSeed list"},
+        timestamp=T0 + 240_000,
+    )
     # an entry of exactly MAX_ENTRY_BYTES: pad a text field to fit
     base = sign_entry(carol, commons=g, seq=3, prev=c1.id, kind="note", body={"pad": ""}, timestamp=T0)
     pad = MAX_ENTRY_BYTES - len(base.raw) - 2  # the empty text had a 1-byte header, this one 3
@@ -412,6 +519,9 @@ def build() -> Builder:
               _resign(alice, a2, prev=cbor2.CBORTag(42, b"\x00" + g.raw[2:])))
     malformed("link-in-body-bad", "A malformed link inside the body.",
               _resign(alice, a2, body={"see": cbor2.CBORTag(42, b"\x00\x01")}))
+    malformed("link-in-body-raw-codec", "A well-formed CIDv1 naming the raw codec (0x55), in a list inside the "
+              "body: every link, body links included, must be CIDv1 dag-cbor sha2-256.",
+              _resign(alice, a2, body={"title": "x", "see": [cbor2.CBORTag(42, b"\x00\x01\x55" + g.raw[2:])]}))
     malformed("genesis-with-commons", "A genesis entry naming a commons.", _resign(alice, genesis, commons=_tag(g)))
     malformed("genesis-with-deps", "A genesis entry with a dependency.", _resign(alice, genesis, deps=[_tag(g)]))
     malformed("first-with-prev", "A seq-1 entry with a backlink.", _resign(bob, b1, prev=_tag(g)))
@@ -419,6 +529,28 @@ def build() -> Builder:
     malformed("no-commons", "A non-genesis entry without a commons.", _resign(bob, b1, commons=None))
     malformed("field-missing", "No time field.", _resign(alice, a2, time=_DROP))
     malformed("field-extra", "An eleventh, unknown field.", _resign(alice, a2, extra=1))
+
+    # --- invalid: several faults at once (entry.md §3 says which error wins) ------------------
+    b.invalid_entry("faults-size-first", "65,537 bytes of 0xff: the size is checked before anything is decoded.",
+                    b"\xff" * (MAX_ENTRY_BYTES + 1), errors.EntryTooLarge)
+    b.invalid_entry("faults-version-and-kind", "Version 2 and an upper-case kind: the version is checked first.",
+                    _resign(alice, a2, version=2, kind="Contribution"), errors.UnknownVersion)
+    b.invalid_entry("faults-time-and-deps", "A negative time and 17 dependencies: time is checked before deps.",
+                    _resign(carol, c1, time=-1, deps=[_tag(c) for c in sorted(sixteen, key=lambda c: c.raw)]),
+                    errors.MalformedEntry)
+    b.invalid_entry("faults-deps-and-non-minimal", "17 dependencies and seq 1 written as 0x18 0x01: field checks "
+                    "come before the canonical-bytes comparison.",
+                    _replace_once(_resign(carol, c1, deps=[_tag(c) for c in sorted(sixteen, key=lambda c: c.raw)]),
+                                  b"\x63seq\x01", b"\x63seq\x18\x01"), errors.TooManyDependencies)
+    b.invalid_entry("faults-body-order-and-sig", "Body keys out of order and a 63-byte signature: the body is "
+                    "walked (its key order checked) before the signature's length.",
+                    cbor2.dumps({**ordered, "sig": a2.sig[:63]}), errors.NonCanonicalEncoding)
+    b.invalid_entry("faults-version-and-date-tag", "Version 2 and a date-time tag (1) in the body: tags the decoder "
+                    "itself interprets are refused while decoding, before the version is looked at.",
+                    _resign(alice, a2, version=2, body={"x": cbor2.CBORTag(1, 0)}), errors.MalformedEntry)
+    b.invalid_entry("faults-version-and-tag-99", "Version 2 and an unknown tag (99) in the body: other tags are "
+                    "refused in the field checks, after the version.",
+                    _resign(alice, a2, version=2, body={"x": cbor2.CBORTag(99, 1)}), errors.UnknownVersion)
 
     # --- invalid: signatures ---------------------------------------------------------------
     flipped = bytearray(raw)
@@ -438,6 +570,94 @@ def build() -> Builder:
     body_changed = _replace_once(raw, b"heirloom", b"heirlooM")
     b.invalid_entry("body-changed", "One character of the body changed after signing.", body_changed,
                     errors.BadSignature)
+
+    # --- invalid: Ed25519 edge cases (entry.md §4) -------------------------------------------
+    # Each is accepted by a lenient verifier (checked here with plain curve arithmetic) and
+    # rejected by libsodium's crypto_sign_open, hence by p2pcommons.
+    message = SIGNATURE_DOMAIN + cbor2.dumps(unsigned, canonical=True)
+    a_scalar = _ed_secret_scalar(SEEDS["alice"])
+    a_key = alice.public_key
+
+    def signature_edge(name: str, description: str, sig: bytes, *, cofactored: bool, cofactorless: bool,
+                       fields_: dict[str, Any] | None = None) -> None:
+        base = unsigned if fields_ is None else fields_
+        signed = SIGNATURE_DOMAIN + cbor2.dumps(base, canonical=True)
+        assert ed_verify_lenient(sig, signed, base["author"], cofactored=True) is cofactored, name
+        assert ed_verify_lenient(sig, signed, base["author"], cofactored=False) is cofactorless, name
+        b.invalid_entry(name, description, cbor2.dumps({**base, "sig": sig}, canonical=True), errors.BadSignature)
+
+    r = _ed_nonce("r-plus-order-8")
+    big_r = _ed_encode(_ed_add(_ed_mul(r, ED_B), ED_T8))
+    s_value = (r + _ed_k(big_r, a_key, message) * a_scalar) % ED_L
+    signature_edge("ed25519-r-order-8-component", "R = rB + T, T of order 8, S = r + k·a: a cofactored verifier "
+                   "(8SB = 8R + 8kA) accepts it; the cofactorless equation SB = R + kA does not hold.",
+                   big_r + s_value.to_bytes(32, "little"), cofactored=True, cofactorless=False)
+    for name, description, big_r in (
+        ("ed25519-r-identity", "R = the identity point (01 00…00), S = k·a: the cofactorless equation holds, "
+         "but R has small order.", _ed_encode(ED_IDENTITY)),
+        ("ed25519-r-identity-sign-bit", "R = the identity with the sign bit set (01 00…80), S = k·a: holds for a "
+         "verifier that ignores the sign of x = 0; R has small order and is not the canonical encoding.",
+         _ed_encode(ED_IDENTITY, sign=1)),
+        ("ed25519-r-non-canonical", "R = the identity written as y = p + 1 (ee ff…7f), S = k·a: holds for a "
+         "verifier that reduces y mod p; R has small order and is not canonical.",
+         _ed_encode(ED_IDENTITY, y_plus_p=True)),
+    ):
+        s_value = _ed_k(big_r, a_key, message) * a_scalar % ED_L
+        signature_edge(name, description, big_r + s_value.to_bytes(32, "little"), cofactored=True, cofactorless=True)
+    s_value = int.from_bytes(a2.sig[32:], "little") + ED_L
+    signature_edge("ed25519-s-not-reduced", "Alice's valid signature with S replaced by S + L (still < 2^256): the "
+                   "equation holds, but S must be < L.", a2.sig[:32] + s_value.to_bytes(32, "little"),
+                   cofactored=True, cofactorless=True)
+
+    # small-order and mixed-order author keys, on a seq-1 entry (Bob's join, author replaced)
+    join_fields = {k: v for k, v in _fields(b1).items() if k != "sig"}
+    t8b = (_ed_x(ED_P - _ED_T8_Y, 0) or 0, ED_P - _ED_T8_Y)
+    order4 = (_ed_x(0, 0) or 0, 0)
+    small_keys = (
+        ("identity", "the identity point, order 1 (01 00…00)", _ed_encode(ED_IDENTITY)),
+        ("identity-sign-bit", "the identity with the sign bit set (01 00…80)", _ed_encode(ED_IDENTITY, sign=1)),
+        ("identity-non-canonical", "the identity written as y = p + 1 (ee ff…7f)",
+         _ed_encode(ED_IDENTITY, y_plus_p=True)),
+        ("order-2", "(0, −1), order 2 (ec ff…7f)", _ed_encode((0, ED_P - 1))),
+        ("order-4", "(√−1, 0), order 4 (00…00)", _ed_encode(order4)),
+        ("order-4-negated", "(−√−1, 0), order 4 (00…80)", _ed_encode(order4, sign=1)),
+        ("order-4-non-canonical", "an order-4 point written as y = p (ed ff…7f)", _ed_encode(order4, y_plus_p=True)),
+        ("order-8", "a point of order 8 (26 e8…05)", _ed_encode(ED_T8)),
+        ("order-8-negated", "its negation (26 e8…85)", _ed_encode((ED_P - ED_T8[0], ED_T8[1]))),
+        ("order-8-other", "a point of order 8 with the other y (c7 17…7a)", _ed_encode(t8b)),
+    )
+    for label, what, key in small_keys:
+        point = _ed_decode_lenient(key)
+        fields_ = {**join_fields, "author": key}
+        signed = SIGNATURE_DOMAIN + cbor2.dumps(fields_, canonical=True)
+        for nonce in range(1, 200):  # find R = sB with [k]A = identity (k ≡ 0 mod the order of A)
+            big_r = _ed_encode(_ed_mul(nonce, ED_B))
+            if _ed_mul(_ed_k(big_r, key, signed), point) == ED_IDENTITY:
+                break
+        else:
+            raise AssertionError(label)
+        signature_edge(f"ed25519-key-{label}", f"The author key is {what}; R = sB, S = s with [k]A = 0, so the "
+                       "cofactorless equation holds for this message: small-order keys are refused.",
+                       big_r + nonce.to_bytes(32, "little"), cofactored=True, cofactorless=True, fields_=fields_)
+
+    # a mixed-order key A = aB + T (T of order 8): not refused as such (libsodium does not
+    # check that A lies in the prime-order subgroup); the cofactorless equation decides
+    mixed = _ed_encode(_ed_add(_ed_mul(a_scalar, ED_B), ED_T8))
+    fields_ = {**join_fields, "author": mixed}
+    signed = SIGNATURE_DOMAIN + cbor2.dumps(fields_, canonical=True)
+    found: dict[bool, bytes] = {}
+    for nonce in range(1, 400):
+        big_r = _ed_encode(_ed_mul(nonce, ED_B))
+        k = _ed_k(big_r, mixed, signed)
+        found.setdefault(k % 8 == 0, big_r + ((nonce + k * a_scalar) % ED_L).to_bytes(32, "little"))
+        if len(found) == 2:
+            break
+    signature_edge("ed25519-key-mixed-order", "The author key is aB + T (T of order 8), S = r + k·a with k not a "
+                   "multiple of 8: SB − kA = R − kT ≠ R, so the cofactorless equation fails (a cofactored one holds).",
+                   found[False], cofactored=True, cofactorless=False, fields_=fields_)
+    b.valid_unusual_entry("ed25519-key-mixed-order-k-multiple-of-8", "The same mixed-order key aB + T, with R "
+                          "chosen so that k is a multiple of 8: SB − kA = R, so the entry is VALID (keys are not "
+                          "checked for prime order).", cbor2.dumps({**fields_, "sig": found[True]}, canonical=True))
 
     # --- chains -----------------------------------------------------------------------------
     a3 = sign_entry(alice, commons=g, seq=3, prev=a2.id, kind="contribution", body={"title": "more"},
@@ -467,6 +687,11 @@ def build() -> Builder:
             errors_=[errors.WrongCommons])
     b.chain("unknown-commons", "An entry of a commons this store does not hold (no scope given).",
             setup=[genesis], input=[other_2.raw], accepted=[], errors_=[errors.WrongCommons])
+    b.chain("scoped-genesis-not-held", "A batch scoped to a commons (as in a bundle or a sync session) whose "
+            "genesis the store does not hold and the batch does not carry: the entry is refused.",
+            setup=[], input=[a2.raw], commons=g, accepted=[], errors_=[errors.WrongCommons])
+    b.chain("scoped-genesis-in-batch", "The same, with the genesis in the batch: both are accepted.",
+            setup=[], input=[a2.raw, genesis.raw], commons=g, accepted=[genesis, a2])
     b.chain("fork", "A second, different seq 2 by Alice: stored as evidence and reported, not dropped.",
             setup=[genesis, a2], input=[a2_fork.raw], accepted=[a2_fork], forks=[("alice", 2)])
     b.chain("fork-in-one-batch", "Both sides of a fork in one batch: both stored, the fork reported.",
@@ -487,8 +712,14 @@ def build() -> Builder:
     bundle = out.getvalue()
     assert bundle.startswith(MAGIC)
     b.bundle("bundle-valid.bin", "Genesis and four entries by three authors.", bundle, None, 5)
-    b.bundle("bundle-truncated.bin", "The valid bundle cut 40 bytes before its end (inside the checksum).",
-             bundle[:-40], errors.BundleTruncated, 0)
+    b.bundle("bundle-truncated.bin", "The valid bundle cut 40 bytes before its end: inside its last entry (the "
+             "end frame and the 32-byte checksum are the last 33 bytes).", bundle[:-40], errors.BundleTruncated, 0)
+    b.bundle("bundle-cut-in-digest.bin", "The valid bundle without the last 16 bytes of its checksum.",
+             bundle[:-16], errors.BundleTruncated, 0)
+    b.bundle("bundle-no-digest.bin", "The valid bundle cut right after its end frame (no checksum at all).",
+             bundle[:-32], errors.BundleTruncated, 0)
+    b.bundle("bundle-trailing-byte.bin", "The valid bundle followed by one zero byte.", bundle + b"\x00",
+             errors.MalformedBundle, 0)
     b.bundle("bundle-cut-in-entry.bin", "The valid bundle cut in the middle of its third entry.",
              bundle[: bundle.index(b1.raw) + 10], errors.BundleTruncated, 0)
     bad_digest = bytearray(bundle)
@@ -506,6 +737,13 @@ def build() -> Builder:
     body = bundle[:end] + frame + b"\x00"
     b.bundle("bundle-count-mismatch.bin", "One entry more than the header announces, checksum valid.",
              body + hashlib.sha256(body).digest(), errors.BundleTampered, 0)
+    b.bundle("bundle-count-mismatch-trailing.bin", "bundle-count-mismatch.bin followed by one zero byte: bytes "
+             "after the checksum are checked before the header's totals.",
+             body + hashlib.sha256(body).digest() + b"\x00", errors.MalformedBundle, 0)
+    tampered = bundle[:-32].replace(b"heirloom", b"heirlooM", 1) + bundle[-32:]
+    b.bundle("bundle-tampered-entry-bad-checksum.bin", "One byte of an entry changed, checksum NOT recomputed: the "
+             "last (here the only) batch of entries is validated after the final checks, so the checksum fails first.",
+             tampered, errors.BundleTampered, 0)
     return b
 
 
@@ -533,6 +771,7 @@ def document(b: Builder) -> dict[str, Any]:
         "invalid": b.invalid,
         "chains": b.chains,
         "bundles": b.bundles,
+        "valid_unusual": b.valid_unusual,
     }
 
 

@@ -9,6 +9,7 @@ the fold must produce.  tests/test_state_vectors.py checks the implementation ag
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,62 @@ def rejected_sanction() -> Scenario:
     return s
 
 
+def _found(s: Scenario, body: dict[str, Any]) -> None:
+    """Replace the scenario's genesis with one of this exact body (not checked by genesis_body)."""
+    s.genesis = sign_entry(s.signers["alice"], commons=None, seq=1, prev=None, kind="genesis", body=body,
+                           timestamp=s.time)
+    s.entries = [("genesis", s.genesis)]
+    s.last = {"alice": s.genesis}
+
+
+def invalid_rules() -> Scenario:
+    s = Scenario()
+    _found(s, {"name": "bad rules", "rules": {"membership": {"policy": "closed"}}})
+    s.write("bob joins", "bob", "join", {"name": "bob"})
+    return s
+
+
+def invalid_resource() -> Scenario:
+    s = Scenario()
+    _found(s, {"name": "bad resource", "description": "the second resource has no quota",
+               "resources": [{"name": "oven", "rivalrous": True, "quota": 3},
+                             {"name": "kiln", "rivalrous": True}, {"name": "never reached"}]})
+    s.write("alice contributes", "alice", "contribution", {"title": "x"})
+    return s
+
+
+def defaults() -> Scenario:
+    """The canonical form's value types and defaults (commons.md §5), one of each."""
+    s = Scenario(stewards=("alice", "bob"))
+    oven = {"name": "oven", "rivalrous": True, "quota": 3, "period": 3600}  # no unit: "unit"
+    body = {"name": "defaults", "stewards": sorted([s.key("alice"), s.key("bob")]),  # no description, license
+            "rules": {"membership": {"policy": "approval", "approvals": 2}, "rule_change": {"threshold": 60}},
+            "resources": [oven]}
+    _found(s, body)
+    carol = s.write("carol joins without a name", "carol", "join", {})
+    one = s.write("alice approves carol (1 of 2)", "alice", "admission", {"join": carol.id}, [carol])
+    dave = s.write("dave joins", "dave", "join", {"name": "dave"})
+    first = s.write("alice approves dave", "alice", "admission", {"join": dave.id}, [dave, one])
+    admitted = s.write("bob approves dave (2 of 2)", "bob", "admission", {"join": dave.id}, [first])
+    bread = s.write("dave contributes (no kind, value, ref)", "dave", "contribution", {"title": "bread"},
+                    [admitted])
+    flour = s.write("bob contributes, value 0", "bob", "contribution", {"title": "flour", "value": 0}, [bread])
+    accepted = s.write("alice accepts bob's (value 0)", "alice", "review",
+                       {"contribution": flour.id, "verdict": "accept"}, [flour])
+    repair = s.write("alice contributes", "alice", "contribution", {"title": "oven repair", "value": 4}, [accepted])
+    done = s.write("bob accepts alice's", "bob", "review", {"contribution": repair.id, "verdict": "accept"},
+                   [repair])
+    shared = s.write("alice distributes 10 (bob's share 0)", "alice", "distribution", {"amount": 10}, [done])
+    proposal = s.write("alice proposes (no title; 1 of 2 at 60%: open)", "alice", "rule_proposal",
+                       {"changes": {"rule_change.threshold": 75}}, [shared])
+    from p2pcommons.dagcbor import encode
+
+    used = s.write("dave uses the oven", "dave", "resource_use", {"resource": CID.of(encode(oven)), "amount": 2},
+                   [proposal])
+    s.write("dave leaves", "dave", "leave", {}, [used])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -203,6 +260,13 @@ SCENARIOS = {
                            "2^53 are rejected with the numbers; the state stays computable"),
     "rejected-sanction": (rejected_sanction, "a removal whose author saw the target leave but not rejoin is "
                                              "rejected and excludes nothing; warnings survive leave and rejoin"),
+    "defaults": (defaults, "the canonical form's types and defaults: empty texts, a pending join with one "
+                           "approval, a pending contribution (value 0), an open proposal, a percentage threshold, "
+                           "a quota period key, a zero share left out, a member who left (no roles)"),
+    "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
+                                     "offending value rendered as Python's repr) and every other entry is rejected"),
+    "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "
+                                           "are set, resources hold the first one only"),
 }
 
 
@@ -231,10 +295,19 @@ def vector(name: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    check = "--check" in sys.argv[1:]
+    stale = []
     for name in SCENARIOS:
         path = HERE / f"commons-{name}.json"
-        path.write_text(json.dumps(vector(name), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        text = json.dumps(vector(name), indent=1, sort_keys=True) + "\n"
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(path.name)
+            continue
+        path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(HERE.parent.parent)}")
+    if stale:
+        raise SystemExit("out of date: " + ", ".join(stale))
 
 
 if __name__ == "__main__":
