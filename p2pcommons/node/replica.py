@@ -317,15 +317,3 @@ def batches(store: Store, the_plan: Plan, batch_bytes: int = DEFAULT_BATCH_BYTES
     if batch:
         yield batch
 
-
-def behind(mine: Summary, theirs: Summary) -> tuple[int, int]:
-    """``(they_lack, we_lack)``: entries by which each side trails, judged by head seqs."""
-    a: dict[bytes, int] = {}
-    for author, seq, _ in mine.heads:
-        a[author] = max(seq, a.get(author, 0))
-    b: dict[bytes, int] = {}
-    for author, seq, _ in theirs.heads:
-        b[author] = max(seq, b.get(author, 0))
-    they_lack = sum(max(0, seq - b.get(author, 0)) for author, seq in a.items())
-    we_lack = sum(max(0, seq - a.get(author, 0)) for author, seq in b.items())
-    return they_lack, we_lack
