@@ -101,7 +101,7 @@ def fork_histories(draw: st.DrawFn) -> tuple[list[Entry], list[float]]:
     continued or not) plus a linear log of the founder: entries in causal order."""
     entries: list[Entry] = []
     nodes: list[Entry] = []
-    for i in range(draw(st.integers(1, 14))):
+    for i in range(draw(st.integers(1, 20))):
         parent_index = draw(st.integers(-1, len(nodes) - 1))
         parent = nodes[parent_index] if parent_index >= 0 else None
         entry = _entry(FORKER, 1 if parent is None else parent.seq + 1, None if parent is None else parent.id,
@@ -131,8 +131,7 @@ def _closed_subset(entries: list[Entry], rng: random.Random, p: float) -> list[E
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(history=fork_histories(), seed=st.integers(0, 2**32 - 1),
-       pairs=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)).filter(lambda p: p[0] != p[1]),
-                      min_size=1, max_size=4))
+       pairs=st.lists(st.sampled_from([(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]), min_size=1, max_size=4))
 def test_forks_of_any_shape_converge(history: tuple[list[Entry], list[float]], seed: int,
                                      pairs: list[tuple[int, int]]) -> None:
     entries, keep = history
