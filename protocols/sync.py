@@ -45,9 +45,14 @@ DEFAULT_BATCH_BYTES = 256 * 1024         # what this implementation packs per ba
 MIN_WINDOW = 64 * 1024
 MAX_WINDOW = 64 * 1024 * 1024
 DEFAULT_WINDOW = 2 * 1024 * 1024
-MAX_SUMMARIES = 1024
-MAX_HEADS = 8192
-MAX_FORKS = 8192
+MAX_SUMMARIES = 1024                     # distinct commons summarized per session
+MAX_HEADS = 8192                         # heads in one SUMMARY frame (one page)
+MAX_FORKS = 8192                         # fork positions in one SUMMARY frame (one page)
+MAX_SUMMARY_PAGES = 65536                # SUMMARY frames per session, all commons together
+PAGE_ITEMS = 4096                        # what this implementation packs per page (heads, and forks)
+# Summary bytes the peer may have sent and this side not yet released (planned): a receiver
+# that plans each page before reading on holds one page; more means the peer outruns it.
+DEFAULT_MAX_PENDING_SUMMARY = 4 * MAX_FRAME
 MAX_REASON = 200
 MAX_TOTAL = 2**53
 _CID_LEN = 36
@@ -74,6 +79,16 @@ class Summary:
             "forks": [[a, s] for a, s in forks],
         })
 
+    def pages(self, items: int = PAGE_ITEMS) -> list[Summary]:
+        """This summary as consecutive SUMMARY pages of at most ``items`` heads and ``items``
+        fork positions each (one page, possibly empty, if it is small): a summary of any
+        number of authors crosses the wire in bounded frames."""
+        heads = sorted(self.heads, key=lambda h: (h[0], h[1], h[2].raw))
+        forks = sorted(set(self.forks))
+        count = max(1, -(-len(heads) // items), -(-len(forks) // items))
+        return [Summary(self.commons, tuple(heads[k * items:(k + 1) * items]),
+                        tuple(forks[k * items:(k + 1) * items])) for k in range(count)]
+
 
 # --- events -----------------------------------------------------------------------------
 
@@ -91,7 +106,13 @@ class Hello(Event):
 
 @dataclass
 class PeerSummary(Event):
+    """One SUMMARY page.  A commons' summary may span several consecutive pages (heads and
+    forks continue in sorted order); plan from each page as it comes and call
+    :meth:`SyncSession.release_summary` with ``nbytes`` when done with it."""
+
     summary: Summary
+    nbytes: int = 0
+    continued: bool = False
 
 
 @dataclass
@@ -298,11 +319,15 @@ class SyncSession:
     needs them to plan).  ``STOP`` may be sent by either side at any moment.
     """
 
-    def __init__(self, *, initiator: bool, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, *, initiator: bool, window: int = DEFAULT_WINDOW,
+                 max_pending_summary: int = DEFAULT_MAX_PENDING_SUMMARY) -> None:
         if not MIN_WINDOW <= window <= MAX_WINDOW:
             raise ValueError("window out of range")
+        if max_pending_summary < MAX_FRAME:
+            raise ValueError("max_pending_summary must hold at least one frame")
         self.initiator = initiator
         self.window = window
+        self.max_pending_summary = max_pending_summary
         self._in = bytearray()
         self._out: list[bytes] = []
         self._events: deque[Event] = deque()
@@ -310,7 +335,7 @@ class SyncSession:
         self._eof = False
         # what we said
         self._started = False
-        self._my_commons: dict[CID, Summary] = {}
+        self._my_commons: dict[CID, None] = {}
         self._sent_summaries_end = False
         self._totals_sent: tuple[int, int] | None = None
         self._sent_entries = 0
@@ -320,7 +345,14 @@ class SyncSession:
         self._unacked_out = 0       # entry bytes sent and not yet acknowledged
         # what they said
         self._hello: int | None = None
-        self._peer_summaries: dict[CID, Summary] = {}
+        # The peer's summaries are not kept: each page is an event, planned and released
+        # by the caller; the session keeps only what it needs to check the page order.
+        self._peer_commons: dict[CID, None] = {}
+        self._last_commons: CID | None = None
+        self._last_head: tuple[bytes, int, bytes] | None = None
+        self._last_fork: tuple[bytes, int] | None = None
+        self._pages = 0
+        self._pending_summary = 0   # summary bytes delivered and not yet released
         self._peer_summaries_end = False
         self._peer_totals: tuple[int, int] | None = None
         self._recv_entries = 0
@@ -334,14 +366,28 @@ class SyncSession:
     # --- properties ----------------------------------------------------------------------
 
     @property
-    def peer_summaries(self) -> dict[CID, Summary]:
-        return dict(self._peer_summaries)
+    def peer_commons(self) -> list[CID]:
+        """The commons the peer summarized so far, in its order (what the responder was
+        asked about)."""
+        return list(self._peer_commons)
 
     @property
     def shared(self) -> list[CID]:
         """Commons both sides summarized (the ones this session replicates), in the order
         this side announced them."""
-        return [c for c in self._my_commons if c in self._peer_summaries]
+        return [c for c in self._my_commons if c in self._peer_commons]
+
+    @property
+    def pending_summary(self) -> int:
+        """Summary bytes the peer sent that the caller has not released yet."""
+        return self._pending_summary
+
+    def release_summary(self, nbytes: int) -> None:
+        """The caller is done with a :class:`PeerSummary` page of ``nbytes`` (planned from
+        it and dropped it): the peer may send that much more summary data."""
+        if not 0 <= nbytes <= self._pending_summary:
+            raise RuntimeError("releasing more summary bytes than were delivered")
+        self._pending_summary -= nbytes
 
     @property
     def peer_window(self) -> int | None:
@@ -394,15 +440,23 @@ class SyncSession:
             raise RuntimeError("start() called twice")
         if not self.initiator and not self._peer_summaries_end:
             raise RuntimeError("the responder starts after the initiator's summaries")
-        if len(summaries) > MAX_SUMMARIES:
+        frames = [frame(HELLO, dagcbor.encode({"v": VERSION, "window": self.window}))]
+        last: CID | None = None
+        mine: dict[CID, None] = {}
+        for summary in summaries:
+            # consecutive summaries of one commons are pages of it; anything larger than a
+            # page is split into pages here
+            if summary.commons in mine and summary.commons != last:
+                raise ValueError("the pages of one commons' summary must be consecutive")
+            mine[summary.commons] = None
+            last = summary.commons
+            for page in summary.pages():
+                frames.append(frame(SUMMARY, page.encode()))
+        if len(mine) > MAX_SUMMARIES or len(frames) - 1 > MAX_SUMMARY_PAGES:
             raise ValueError("too many summaries")
         self._started = True
-        self._out.append(frame(HELLO, dagcbor.encode({"v": VERSION, "window": self.window})))
-        for summary in summaries:
-            if summary.commons in self._my_commons:
-                raise ValueError("one summary per commons")
-            self._my_commons[summary.commons] = summary
-            self._out.append(frame(SUMMARY, summary.encode()))
+        self._my_commons = mine
+        self._out.extend(frames)
         self._out.append(frame(SUMMARIES_END))
         self._sent_summaries_end = True
         self._maybe_complete()
@@ -573,15 +627,38 @@ class SyncSession:
     def _on_summary(self, body: bytes) -> None:
         if self._peer_summaries_end:
             raise ProtocolViolation("A summary arrived after SUMMARIES_END.")
-        if len(self._peer_summaries) >= MAX_SUMMARIES:
-            raise ProtocolViolation(f"The peer sent more than {MAX_SUMMARIES} summaries.")
+        if self._pages >= MAX_SUMMARY_PAGES:
+            raise ProtocolViolation(f"The peer sent more than {MAX_SUMMARY_PAGES} summary pages.")
+        if self._pending_summary + len(body) > self.max_pending_summary:
+            raise ProtocolViolation(
+                f"The peer sent more than {self.max_pending_summary} bytes of summaries ahead of planning.")
         summary = decode_summary(body)
-        if summary.commons in self._peer_summaries:
-            raise ProtocolViolation("The peer summarized one commons twice.")
-        if self.initiator and summary.commons not in self._my_commons:
-            raise ProtocolViolation("The responder summarized a commons it was not asked about.")
-        self._peer_summaries[summary.commons] = summary
-        self._events.append(PeerSummary(summary))
+        commons = summary.commons
+        first_head = (summary.heads[0][0], summary.heads[0][1], summary.heads[0][2].raw) if summary.heads else None
+        continued = commons in self._peer_commons
+        if continued:
+            # a further page of the previous summary: non-empty, and in order after the last
+            if (commons != self._last_commons or not (summary.heads or summary.forks)
+                    or (first_head is not None and self._last_head is not None and first_head <= self._last_head)
+                    or (summary.forks and self._last_fork is not None and summary.forks[0] <= self._last_fork)):
+                raise ProtocolViolation("The peer summarized one commons twice (a further page must "
+                                        "follow its previous page, in order).")
+        else:
+            if len(self._peer_commons) >= MAX_SUMMARIES:
+                raise ProtocolViolation(f"The peer sent more than {MAX_SUMMARIES} summaries.")
+            if self.initiator and commons not in self._my_commons:
+                raise ProtocolViolation("The responder summarized a commons it was not asked about.")
+            self._peer_commons[commons] = None
+            self._last_commons = commons
+            self._last_head = self._last_fork = None
+        if summary.heads:
+            last = summary.heads[-1]
+            self._last_head = (last[0], last[1], last[2].raw)
+        if summary.forks:
+            self._last_fork = summary.forks[-1]
+        self._pages += 1
+        self._pending_summary += len(body)
+        self._events.append(PeerSummary(summary, len(body), continued))
 
     def _on_summaries_end(self, body: bytes) -> None:
         if body:
@@ -607,7 +684,7 @@ class SyncSession:
         if self._peer_totals is None or self._peer_done:
             raise ProtocolViolation("A batch arrived outside TOTALS … DONE.")
         batch = decode_batch_body(body)
-        if batch.commons not in self._my_commons or batch.commons not in self._peer_summaries:
+        if batch.commons not in self._my_commons or batch.commons not in self._peer_commons:
             raise ProtocolViolation("A batch names a commons this session does not share.")
         nbytes = batch.nbytes
         if self._unacked_in + nbytes > self.window:
@@ -657,9 +734,44 @@ class SyncSession:
 
 
 __all__ = [
-    "ACK", "BATCH", "DEFAULT_BATCH_BYTES", "DEFAULT_WINDOW", "DONE", "HELLO", "MAX_BATCH_ENTRIES",
-    "MAX_BATCH_ENTRY_BYTES", "MAX_ENTRY", "MAX_FRAME", "NEED_DATA", "PROTOCOL_ID", "STOP", "SUMMARIES_END",
-    "SUMMARY", "TOTALS", "Batch", "Complete", "ConnectionClosed", "CreditGranted", "Event", "Hello",
-    "PeerDone", "PeerSummary", "Stopped", "SummariesEnd", "Summary", "SyncSession", "Totals",
-    "decode_batch_body", "decode_summary", "decode_uvarint", "encode_uvarint", "frame",
+    "ACK",
+    "BATCH",
+    "DEFAULT_BATCH_BYTES",
+    "DEFAULT_MAX_PENDING_SUMMARY",
+    "DEFAULT_WINDOW",
+    "DONE",
+    "HELLO",
+    "MAX_BATCH_ENTRIES",
+    "MAX_BATCH_ENTRY_BYTES",
+    "MAX_ENTRY",
+    "MAX_FORKS",
+    "MAX_FRAME",
+    "MAX_HEADS",
+    "MAX_SUMMARIES",
+    "MAX_SUMMARY_PAGES",
+    "NEED_DATA",
+    "PAGE_ITEMS",
+    "PROTOCOL_ID",
+    "STOP",
+    "SUMMARIES_END",
+    "SUMMARY",
+    "TOTALS",
+    "Batch",
+    "Complete",
+    "ConnectionClosed",
+    "CreditGranted",
+    "Event",
+    "Hello",
+    "PeerDone",
+    "PeerSummary",
+    "Stopped",
+    "SummariesEnd",
+    "Summary",
+    "SyncSession",
+    "Totals",
+    "decode_batch_body",
+    "decode_summary",
+    "decode_uvarint",
+    "encode_uvarint",
+    "frame",
 ]

@@ -51,7 +51,7 @@ from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import peers as peerbook
-from . import replica
+from .budget import MemoryBudget
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
@@ -109,7 +109,9 @@ class PeerState:
     last_sync: float = 0.0
     last_result: str = ""
     syncs: int = 0
-    summaries: dict[CID, sync.Summary] = field(default_factory=dict)
+    # per commons, (entries the peer lacks, entries we lack) as the last session left them:
+    # two numbers, not the peer's summaries (a peer must not make us keep what it sends)
+    behind: dict[CID, tuple[int, int]] = field(default_factory=dict)
     gossip_window: float = 0.0
     gossip_count: int = 0
     addrs: set[str] = field(default_factory=set)
@@ -132,6 +134,7 @@ class Node:
         self._state_limiter = trio.CapacityLimiter(1)
         self.peers: dict[str, PeerState] = {}
         self._active_sessions: set[str] = set()
+        self.sync_budget = MemoryBudget()  # what all sync sessions together may hold for peers
         self._inbound = 0
         self._inbound_peers: set[str] = set()
         self._sync_wanted: set[str] = set()
@@ -333,7 +336,7 @@ class Node:
                 result = await run_session(
                     stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
                     on_progress=on_progress, on_batch_stored=self._on_stored, ingest=self.ingest,
-                    on_totals=self._expect,
+                    on_totals=self._expect, budget=self.sync_budget,
                 )
             self._after_session(state, result)
             return result
@@ -365,12 +368,20 @@ class Node:
     def _after_session(self, state: PeerState, result: SessionResult) -> None:
         state.last_sync = time.monotonic()
         state.syncs += 1
-        state.summaries.update(result.peer_summaries)
+        self._note_behind(state, result)
         state.last_result = "complete" if result.complete else (result.stopped or "incomplete")
         if result.added:
             log.info("sync with %s: %d new entries", state.peer_id, result.added)
         if result.new_commons:
             self._nursery_start(self._subscribe_all)
+
+    def _note_behind(self, state: PeerState, result: SessionResult) -> None:
+        state.behind.update(result.behind)
+        if result.rejected:
+            # we could not place some entries (a fork branch whose base we lacked): the
+            # peer's next session sends the rest, so ask for one now rather than later
+            self._sync_wanted.add(state.peer_id)
+            self._sync_wakeup.set()
 
     @contextlib.contextmanager
     def _session_running(self) -> Iterator[None]:
@@ -405,9 +416,9 @@ class Node:
                 result = await run_session(stream, self.db, initiator=False,
                                            stall_timeout=self.config.stall_timeout,
                                            on_batch_stored=self._on_stored, ingest=self.ingest,
-                                           on_totals=self._expect)
+                                           on_totals=self._expect, budget=self.sync_budget)
             state = self.peer(peer_id)
-            state.summaries.update(result.peer_summaries)
+            self._note_behind(state, result)
             if result.complete:
                 state.last_sync = time.monotonic()  # both directions are done: not due again yet
             if result.new_commons:
@@ -826,16 +837,12 @@ class Node:
 
     async def status(self) -> dict[str, Any]:
         connected = set(self.connected_peers())
-        mine = await self.db(_all_summaries)
         commons = await self.db(_commons_info)
         peers = []
         for peer_id in sorted(set(self.peers) | connected):
             state = self.peer(peer_id)
-            behind = {}
-            for cid, theirs in state.summaries.items():
-                if cid in mine:
-                    they_lack, we_lack = replica.behind(mine[cid], theirs)
-                    behind[str(cid)] = {"they_lack": they_lack, "we_lack": we_lack}
+            behind = {str(cid): {"they_lack": they_lack, "we_lack": we_lack}
+                      for cid, (they_lack, we_lack) in state.behind.items()}
             peers.append({
                 "peer_id": peer_id, "connected": peer_id in connected, "score": state.score,
                 "banned": self.is_banned(peer_id), "syncs": state.syncs,
@@ -998,10 +1005,6 @@ def _peer_text(raw: bytes) -> str:
 
 def _seqs(store: Store, commons: CID) -> dict[bytes, int]:
     return {h.author: h.seq for h in store.heads(commons)}
-
-
-def _all_summaries(store: Store) -> dict[CID, sync.Summary]:
-    return {c.id: replica.summarize(store, c.id) for c in store.commons_list()}
 
 
 def _commons_info(store: Store) -> list[dict[str, Any]]:

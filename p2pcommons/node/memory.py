@@ -28,6 +28,7 @@ class Side:
     session: sync.SyncSession
     want: Sequence[CID] | None = None
     plans: list[replica.Plan] = field(default_factory=list)
+    planners: dict[CID, replica.Planner] = field(default_factory=dict)
     pending: Iterator[tuple[CID, list[bytes]]] | None = None
     next_batch: tuple[CID, list[bytes]] | None = None
     done: bool = False
@@ -41,11 +42,17 @@ class Side:
             commons = list(self.want) if self.want is not None else [c.id for c in self.store.commons_list()]
         else:
             commons = [c for c in asked if self.store.has_commons(c)]
-        return [replica.summarize(self.store, c) for c in commons]
+        return [page for c in commons for page in replica.summary_pages(self.store, c)]
+
+    def _planner(self, commons: CID) -> replica.Planner:
+        planner = self.planners.get(commons)
+        if planner is None:
+            planner = self.planners[commons] = replica.Planner(self.store, commons)
+        return planner
 
     def _start_sending(self) -> None:
-        peer = self.session.peer_summaries
-        self.plans = [replica.plan(self.store, c, peer[c]) for c in self.session.shared]
+        self.plans = [self._planner(c).finish() for c in self.session.shared]
+        self.planners.clear()
         self.session.send_totals(sum(p.entries for p in self.plans), sum(p.nbytes for p in self.plans))
 
         def gen() -> Iterator[tuple[CID, list[bytes]]]:
@@ -74,9 +81,15 @@ class Side:
 
     def handle(self, event: sync.Event) -> None:
         self.events += 1
-        if isinstance(event, sync.SummariesEnd):
+        if isinstance(event, sync.PeerSummary):
+            # plan from each page as it comes, then drop it (what the node does)
+            commons = event.summary.commons
+            if self.session.initiator or self.store.has_commons(commons):
+                self._planner(commons).feed(event.summary)
+            self.session.release_summary(event.nbytes)
+        elif isinstance(event, sync.SummariesEnd):
             if not self.session.initiator:
-                self.session.start(self.summaries(list(self.session.peer_summaries)))
+                self.session.start(self.summaries(self.session.peer_commons))
             self._start_sending()
         elif isinstance(event, sync.Batch):
             self.batches_handled += 1

@@ -2,126 +2,300 @@
 the network, no trio), run by the node in its one store worker thread.
 
 Why plans are computed once per session: the session announces exact totals before it
-streams (progress), so the sender fixes per author how many entries it will send, and then
+streams (progress), so the sender fixes per author which entries it will send, and then
 streams exactly those even if the store grows meanwhile (the next session sends the rest).
+
+Why a summary lists every *tip* of a log (an entry no stored entry follows), not only its
+newest entries: an author's log is a tree once it forks (several signed entries at one
+seq, each perhaps continued).  A peer that holds an entry holds its whole ancestry (ingest
+refuses gaps), so the tips describe exactly what the peer holds: the union of their
+ancestries.  A head-and-fork-position summary cannot tell which siblings of a three-way
+fork a peer holds, nor which branch continuations, and sync stalled with the nodes apart.
+
+Why plans are built page by page (:class:`Planner`): a summary may be any size (one head
+per author, and a commons may have any number of authors), so it crosses the wire in
+bounded pages, and the receiver plans from each page and drops it; what it keeps is its
+own plan, bounded by its own store, not by what the peer sends.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import decode_entry
-from p2pcommons.protocols.sync import DEFAULT_BATCH_BYTES, MAX_BATCH_ENTRIES, Summary
+from p2pcommons.protocols.sync import DEFAULT_BATCH_BYTES, MAX_BATCH_ENTRIES, PAGE_ITEMS, Summary
 from p2pcommons.store import Store
+
+# Tips of one author kept from a peer's summary; beyond this the planner treats the peer's
+# log as unknown and sends everything it cannot prove the peer holds (bounded memory,
+# still correct: extra entries are duplicates the peer ignores).
+MAX_PEER_TIPS_PER_AUTHOR = 1024
+
+
+@dataclass
+class _Tree:
+    """One author's stored log as a tree: raw id -> (seq, prev raw id or None, size)."""
+
+    nodes: dict[bytes, tuple[int, bytes | None, int]]
+
+    def children(self) -> dict[bytes, list[bytes]]:
+        kids: dict[bytes, list[bytes]] = {}
+        for key, (_seq, prev, _size) in self.nodes.items():
+            if prev is not None:
+                kids.setdefault(prev, []).append(key)
+        return kids
+
+    def leaves(self) -> list[bytes]:
+        kids = self.children()
+        return [k for k in self.nodes if k not in kids]
+
+    def ancestry(self, tips: list[bytes]) -> set[bytes]:
+        """The tips and every stored entry they descend from."""
+        seen: set[bytes] = set()
+        for tip in tips:
+            key: bytes | None = tip
+            while key is not None and key in self.nodes and key not in seen:
+                seen.add(key)
+                key = self.nodes[key][1]
+        return seen
+
+    def descendants(self, roots: list[bytes]) -> set[bytes]:
+        """Every stored entry that follows one of ``roots`` (not the roots themselves)."""
+        kids = self.children()
+        seen: set[bytes] = set()
+        todo = [k for r in roots for k in kids.get(r, ())]
+        while todo:
+            key = todo.pop()
+            if key not in seen:
+                seen.add(key)
+                todo.extend(kids.get(key, ()))
+        return seen
+
+
+def _tree(store: Store, commons: CID, author: bytes) -> _Tree:
+    nodes: dict[bytes, tuple[int, bytes | None, int]] = {}
+    for raw in store.iter_raw(commons, author=author, order="log"):
+        entry = decode_entry(raw)
+        nodes[entry.id.raw] = (entry.seq, None if entry.prev is None else entry.prev.raw, len(raw))
+    return _Tree(nodes)
+
+
+def _forked_authors(store: Store, commons: CID) -> set[bytes]:
+    return {f.author for f in store.forks(commons)}
 
 
 def summarize(store: Store, commons: CID) -> Summary:
-    """Our heads and fork positions in ``commons`` (empty if we do not hold it: a want)."""
-    heads = tuple((h.author, h.seq, h.id) for h in store.heads(commons))
+    """Our tips and fork positions in ``commons`` (empty if we do not hold it: a want).
+
+    A linear log's only tip is its head; a forked log's tips are computed from its tree."""
+    forked = _forked_authors(store, commons)
+    heads: list[tuple[bytes, int, CID]] = []
+    for head in store.heads(commons):
+        if head.author not in forked:
+            heads.append((head.author, head.seq, head.id))
+    for author in sorted(forked):
+        tree = _tree(store, commons, author)
+        heads.extend((author, tree.nodes[k][0], CID(k)) for k in tree.leaves())
     forks = tuple((f.author, f.seq) for f in store.forks(commons))
-    return Summary(commons, heads, forks)
+    return Summary(commons, tuple(heads), forks)
+
+
+def summary_pages(store: Store, commons: CID, items: int = PAGE_ITEMS) -> list[Summary]:
+    """Our summary of ``commons`` as bounded SUMMARY pages."""
+    return summarize(store, commons).pages(items)
 
 
 @dataclass
 class Segment:
-    """One author's entries to send: sequence numbers above ``after``, ``count`` of them
-    (in log order), plus fork siblings below that range the peer lacks (``extra``)."""
+    """One author's entries to send: first the entries named in ``ids`` (in causal order),
+    then ``count`` entries of the log above seq ``after`` (in log order)."""
 
     author: bytes
     after: int
     count: int
     nbytes: int
-    extra: list[bytes] = field(default_factory=list)
+    ids: list[CID] = field(default_factory=list)
+    from_start: bool = False
 
 
 @dataclass
 class Plan:
     commons: CID
     segments: list[Segment]
+    we_lack: int = 0      # entries the peer's summary shows we lack, at least
+    probes: int = 0       # entries sent on the chance the peer lacks them (see Planner)
 
     @property
     def entries(self) -> int:
-        return sum(s.count + len(s.extra) for s in self.segments)
+        return sum(s.count + len(s.ids) for s in self.segments)
 
     @property
     def nbytes(self) -> int:
-        return sum(s.nbytes + sum(len(e) for e in s.extra) for s in self.segments)
+        return sum(s.nbytes for s in self.segments)
+
+
+class Planner:
+    """What the peer lacks of one commons, planned author by author as the pages of its
+    summary arrive (:meth:`feed`), completed by :meth:`finish`.
+
+    Per author, with the peer's tips ``T`` (those we hold are *known*):
+
+    * the peer holds the ancestry of each known tip (ingest refuses gaps) and none of its
+      descendants (it is a tip there), so those descendants are certainly lacking;
+    * no tips: the peer holds nothing of the author: send the whole log;
+    * every tip known, or some unknown tip at or below our highest seq (the peer holds a
+      branch we lack, so our logs diverged): send everything outside the known ancestry;
+    * otherwise the peer's unknown tips all lie beyond our highest seq: the peer is ahead,
+      and what we hold outside the known ancestry may be on its chain.  Send the certainly
+      lacking entries and, as *probes*, the tips of the rest (usually just our head: a
+      duplicate if the peer's chain holds it).  The peer, seeing our tip, cannot be ahead
+      of us too, so it sends us everything we lack; if a probe did not fit the peer's log,
+      the peer's next session (which a rejected entry triggers) sends the rest.  So a fork
+      of any shape converges within two sessions, and a session that moves nothing means
+      both sides hold the same entries.
+    """
+
+    def __init__(self, store: Store, commons: CID) -> None:
+        self.store = store
+        self.commons = commons
+        self._my_max: dict[bytes, int] = {}
+        for head in store.heads(commons):
+            self._my_max[head.author] = head.seq
+        self._authors = sorted(self._my_max)
+        self._next = 0
+        self._forked = _forked_authors(store, commons)
+        genesis_raw = store.get_raw(commons)
+        self._genesis_author = decode_entry(genesis_raw).author if genesis_raw is not None else None
+        self._current: bytes | None = None
+        self._tips: list[tuple[int, bytes]] = []
+        self._overflow = False
+        self._segments: list[Segment] = []
+        self._we_lack = 0
+        self._probes = 0
+
+    def feed(self, page: Summary) -> None:
+        """Plan from one page of the peer's summary (pages arrive in author order)."""
+        for author, seq, cid in page.heads:
+            if author != self._current:
+                self._close_current()
+                self._skip_to(author)
+                self._current = author
+            if len(self._tips) < MAX_PEER_TIPS_PER_AUTHOR:
+                self._tips.append((seq, cid.raw))
+            else:
+                self._overflow = True
+
+    def finish(self) -> Plan:
+        self._close_current()
+        self._skip_to(None)
+        genesis = self._genesis_author
+        # The genesis first: a peer that holds nothing of the commons needs it before anything.
+        self._segments.sort(key=lambda s: (not (s.author == genesis and s.from_start), s.author))
+        return Plan(self.commons, self._segments, self._we_lack, self._probes)
+
+    def _skip_to(self, author: bytes | None) -> None:
+        """Authors we hold that sort before ``author`` (all, for None): the peer listed
+        nothing of them, so it lacks their whole logs."""
+        while self._next < len(self._authors) and (author is None or self._authors[self._next] < author):
+            self._plan_author(self._authors[self._next], [], False)
+            self._next += 1
+
+    def _close_current(self) -> None:
+        author, tips, overflow = self._current, self._tips, self._overflow
+        self._current, self._tips, self._overflow = None, [], False
+        if author is None:
+            return
+        if self._next < len(self._authors) and self._authors[self._next] == author:
+            self._next += 1
+            self._plan_author(author, tips, overflow)
+        else:  # an author we hold nothing of
+            self._we_lack += max(seq for seq, _ in tips)
+
+    def _plan_author(self, author: bytes, tips: list[tuple[int, bytes]], overflow: bool) -> None:
+        store, commons = self.store, self.commons
+        my_max = self._my_max[author]
+        if not tips and not overflow:
+            count, nbytes = store.log_after_size(commons, author, 0)
+            self._add(Segment(author, 0, count, nbytes, from_start=True))
+            return
+        peer_max = max((seq for seq, _ in tips), default=0)
+        self._we_lack += max(0, peer_max - my_max)
+        if author not in self._forked:
+            self._plan_linear(author, my_max, tips, overflow)
+        else:
+            self._plan_tree(author, my_max, tips, overflow)
+
+    def _plan_linear(self, author: bytes, my_max: int, tips: list[tuple[int, bytes]], overflow: bool) -> None:
+        """Our log is one chain: one entry per seq, so a known tip at seq k means the peer
+        holds exactly our seq 1..k and lacks the rest."""
+        store, commons = self.store, self.commons
+        known = 0
+        unknown: list[int] = [0] if overflow else []
+        for seq, raw in tips:
+            if seq <= my_max and raw in {c.raw for c in store.ids_at(commons, author, seq)}:
+                known = max(known, seq)
+            else:
+                unknown.append(seq)
+        self._we_lack += sum(1 for seq in unknown if 0 < seq <= my_max)
+        if known or any(seq <= my_max for seq in unknown):
+            if known < my_max:
+                count, nbytes = store.log_after_size(commons, author, known)
+                self._add(Segment(author, known, count, nbytes, from_start=known == 0))
+            return
+        # the peer is ahead on every branch we cannot place: probe with our head
+        ids = store.ids_at(commons, author, my_max)
+        nbytes = sum(len(store.get_raw(c) or b"") for c in ids)
+        self._probes += len(ids)
+        self._add(Segment(author, my_max, 0, nbytes, ids=ids))  # a probe: the peer has our past
+
+    def _plan_tree(self, author: bytes, my_max: int, tips: list[tuple[int, bytes]], overflow: bool) -> None:
+        tree = _tree(self.store, self.commons, author)
+        known = [raw for _seq, raw in tips if raw in tree.nodes]
+        unknown = [seq for seq, raw in tips if raw not in tree.nodes] + ([0] if overflow else [])
+        self._we_lack += sum(1 for seq in unknown if 0 < seq <= my_max)
+        held = tree.ancestry(known)
+        if not unknown or any(seq <= my_max for seq in unknown):
+            send = [k for k in tree.nodes if k not in held]
+        else:
+            lacking = tree.descendants(known)
+            unsure = {k for k in tree.nodes if k not in held and k not in lacking}
+            kids = tree.children()
+            probes = [k for k in unsure if not any(c in unsure for c in kids.get(k, ()))]
+            self._probes += len(probes)
+            send = list(lacking) + probes
+        if send:
+            send.sort(key=lambda k: (tree.nodes[k][0], k))  # causal: a parent has a lower seq
+            self._add(Segment(author, my_max, 0, sum(tree.nodes[k][2] for k in send),
+                              ids=[CID(k) for k in send], from_start=tree.nodes[send[0]][0] == 1))
+
+    def _add(self, segment: Segment) -> None:
+        if segment.count or segment.ids:
+            self._segments.append(segment)
 
 
 def plan(store: Store, commons: CID, peer: Summary) -> Plan:
-    """What the peer lacks of ``commons``, per author, judged from its summary.
-
-    * peer has nothing of an author: send the whole log;
-    * peer's head is one of our entries at that seq: send what follows it;
-    * peer's head is not in our chain (it forked below, or holds an entry we lack): send the
-      whole log again — the peer drops what it holds and keeps the rest as fork evidence;
-    * we hold fork evidence the peer does not list: send the siblings at that seq;
-    * peer's log is longer than ours: send our head entry (a fork at our tip, or a duplicate).
-    """
-    peer_heads: dict[bytes, tuple[int, set[bytes]]] = {}
-    for author, seq, cid in peer.heads:
-        known = peer_heads.get(author)
-        if known is None or seq > known[0]:
-            peer_heads[author] = (seq, {cid.raw})
-        elif seq == known[0]:
-            known[1].add(cid.raw)
-    peer_forks = set(peer.forks)
-    my_heads: dict[bytes, int] = {}
-    for head in store.heads(commons):
-        my_heads[head.author] = head.seq
-    my_forks: dict[bytes, list[int]] = defaultdict(list)
-    for fork in store.forks(commons):
-        my_forks[fork.author].append(fork.seq)
-
-    genesis_raw = store.get_raw(commons)
-    genesis_author = decode_entry(genesis_raw).author if genesis_raw is not None else None
-    segments: list[Segment] = []
-    for author in sorted(my_heads):
-        my_seq = my_heads[author]
-        peer_seq, peer_ids = peer_heads.get(author, (0, set()))
-        after = peer_seq
-        if 0 < peer_seq <= my_seq:
-            mine = {c.raw for c in store.ids_at(commons, author, peer_seq)}
-            if not mine & peer_ids:
-                after = 0
-        count = 0
-        nbytes = 0
-        if after < my_seq:
-            count, nbytes = store.log_after_size(commons, author, after)
-        extra: list[bytes] = []
-        for seq in my_forks.get(author, ()):
-            if seq <= after and (author, seq) not in peer_forks:
-                for cid in store.ids_at(commons, author, seq):
-                    sibling = store.get_raw(cid)
-                    if sibling is not None:
-                        extra.append(sibling)
-        if peer_seq > my_seq and (author, my_seq) not in peer_forks:
-            # The peer's log is longer: we cannot tell from its head whether its chain holds
-            # our head.  Send our head (one entry; a duplicate if it does), so a fork at our
-            # tip reaches the peer in this session rather than the next.
-            for cid in store.ids_at(commons, author, my_seq):
-                tip = store.get_raw(cid)
-                if tip is not None and tip not in extra:
-                    extra.append(tip)
-        if count or extra:
-            segments.append(Segment(author, after, count, nbytes, extra))
-    # The genesis first: a peer that holds nothing of the commons needs it before anything.
-    segments.sort(key=lambda s: (not (s.author == genesis_author and s.after == 0), s.author))
-    return Plan(commons, segments)
+    """What the peer lacks of ``commons``, judged from its (whole) summary."""
+    planner = Planner(store, commons)
+    for page in peer.pages():
+        planner.feed(page)
+    return planner.finish()
 
 
 def batches(store: Store, the_plan: Plan, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[list[bytes]]:
-    """The plan's entries in causal order (per author: fork siblings, then seq order),
+    """The plan's entries in causal order (per author: the named entries, then seq order),
     packed into batches of at most ``batch_bytes`` (or one entry, if larger)."""
     batch: list[bytes] = []
     size = 0
 
     def items() -> Iterator[bytes]:
         for segment in the_plan.segments:
-            yield from segment.extra
+            for cid in segment.ids:
+                raw = store.get_raw(cid)
+                if raw is None:
+                    raise RuntimeError("the store lost entries during a sync session")
+                yield raw
             if segment.count:
                 taken = 0
                 for raw in store.iter_raw(the_plan.commons, author=segment.author,
@@ -143,11 +317,3 @@ def batches(store: Store, the_plan: Plan, batch_bytes: int = DEFAULT_BATCH_BYTES
     if batch:
         yield batch
 
-
-def behind(mine: Summary, theirs: Summary) -> tuple[int, int]:
-    """``(they_lack, we_lack)``: entries by which each side trails, judged by head seqs."""
-    a = {author: seq for author, seq, _ in mine.heads}
-    b = {author: seq for author, seq, _ in theirs.heads}
-    they_lack = sum(max(0, seq - b.get(author, 0)) for author, seq in a.items())
-    we_lack = sum(max(0, seq - a.get(author, 0)) for author, seq in b.items())
-    return they_lack, we_lack

@@ -35,6 +35,7 @@ from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import replica
+from .budget import SUMMARY_EXPANSION, MemoryBudget, Share
 from .ingest_worker import ingest_scoped
 
 log = logging.getLogger("p2pcommons.node.sync")
@@ -85,8 +86,12 @@ class SessionResult:
     announced: tuple[int, int] = (0, 0)
     new_commons: set[CID] = field(default_factory=set)
     touched: set[CID] = field(default_factory=set)
-    peer_summaries: dict[CID, sync.Summary] = field(default_factory=dict)
-    my_summaries: dict[CID, sync.Summary] = field(default_factory=dict)
+    # per shared commons, (entries the peer lacks, entries we lack) as far as the session
+    # knows at its end: what `p2pc node status` shows (the peer's summaries are not kept)
+    behind: dict[CID, tuple[int, int]] = field(default_factory=dict)
+    # entries we received but could not place in our logs (a fork branch whose base we lack):
+    # the peer sends the rest in the next session, which should come soon
+    rejected: int = 0
 
 
 class _Signal:
@@ -108,12 +113,22 @@ def _summaries(store: Store, commons: Sequence[CID], only_held: bool) -> list[sy
     for c in commons:
         if only_held and not store.has_commons(c):
             continue
-        result.append(replica.summarize(store, c))
+        result.extend(replica.summary_pages(store, c))
     return result
 
 
-def _plans(store: Store, shared: list[CID], peer: dict[CID, sync.Summary]) -> list[replica.Plan]:
-    return [replica.plan(store, c, peer[c]) for c in shared]
+def _feed(store: Store, planners: dict[CID, replica.Planner], page: sync.Summary, only_held: bool) -> None:
+    """Plan from one page of the peer's summary, then forget the page."""
+    planner = planners.get(page.commons)
+    if planner is None:
+        if only_held and not store.has_commons(page.commons):
+            return
+        planner = planners[page.commons] = replica.Planner(store, page.commons)
+    planner.feed(page)
+
+
+def _plans(store: Store, shared: list[CID], planners: dict[CID, replica.Planner]) -> list[replica.Plan]:
+    return [(planners.get(c) or replica.Planner(store, c)).finish() for c in shared]
 
 
 async def _batches(db: StoreRunner, the_plan: replica.Plan, batch_bytes: int) -> AsyncIterator[list[bytes]]:
@@ -180,6 +195,7 @@ async def run_session(
     on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None = None,
     ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None = None,
     on_totals: Callable[[int, int], None] | None = None,
+    budget: MemoryBudget | None = None,
 ) -> SessionResult:
     """Run one session to its end.  Raises ProtocolViolation (including :class:`Stalled`)
     when the peer misbehaves; the caller scores the peer and drops the connection.
@@ -189,7 +205,31 @@ async def run_session(
     ``ingest(commons, entries)``: how received groups are validated and stored (the node
     hands large ones to its ingest process); by default in the store thread.
     ``on_totals(entries, bytes)``: the peer announced what it will send.
+    ``budget``: the node's memory budget for sync; this session charges what the peer makes
+    it hold (summary pages being planned, batches waiting to be stored) to its share and
+    ends with :class:`~.budget.OverBudget` (a violation) if the peer exceeds it.
     """
+    with (budget or MemoryBudget()).share() as share:
+        return await _run_session(stream, db, share, initiator=initiator, want=want, stall_timeout=stall_timeout,
+                                  window=window, batch_bytes=batch_bytes, on_progress=on_progress,
+                                  on_batch_stored=on_batch_stored, ingest=ingest, on_totals=on_totals)
+
+
+async def _run_session(
+    stream: Stream,
+    db: StoreRunner,
+    share: Share,
+    *,
+    initiator: bool,
+    want: Sequence[CID],
+    stall_timeout: float,
+    window: int,
+    batch_bytes: int,
+    on_progress: Callable[[int, int, int, int], None] | None,
+    on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None,
+    ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None,
+    on_totals: Callable[[int, int], None] | None,
+) -> SessionResult:
 
     async def ingest_in_store_thread(commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
         return await db(ingest_scoped, commons, entries)
@@ -201,6 +241,9 @@ async def run_session(
     credit = _Signal()
     finished = trio.Event()
     batches_send, batches_recv = trio.open_memory_channel[sync.Batch](1024)
+    planners: dict[CID, replica.Planner] = {}
+    plans_by_commons: dict[CID, replica.Plan] = {}
+    rejected_in: dict[CID, int] = {}
 
     async def flush() -> None:
         async with write_lock:
@@ -273,6 +316,8 @@ async def run_session(
             if report.rejected:
                 log.info("dropped %d entries that do not fit our logs: %s", len(report.rejected),
                          report.rejected[0])
+                result.rejected += len(report.rejected)
+                rejected_in[commons] = rejected_in.get(commons, 0) + len(report.rejected)
             result.added += report.added_count
             if new_commons:
                 result.new_commons.add(commons)
@@ -281,6 +326,7 @@ async def run_session(
                 if on_batch_stored is not None:
                     await on_batch_stored({commons})
             session.ack(size)
+            share.release(size)
             await flush()
             if on_progress is not None and session.peer_totals is not None:
                 got_entries, got_bytes = session.received
@@ -288,12 +334,11 @@ async def run_session(
 
     async def start_sending(nursery: trio.Nursery) -> None:
         if not initiator:
-            asked = list(session.peer_summaries)
-            mine = await db(_summaries, asked, True)
+            mine = await db(_summaries, session.peer_commons, True)
             session.start(mine)
-            result.my_summaries = {s.commons: s for s in mine}
-        result.peer_summaries = session.peer_summaries
-        plans = await db(_plans, session.shared, session.peer_summaries)
+        plans = await db(_plans, session.shared, planners)
+        planners.clear()
+        plans_by_commons.update((p.commons, p) for p in plans)
         entries = sum(p.entries for p in plans)
         nbytes = sum(p.nbytes for p in plans)
         session.send_totals(entries, nbytes)
@@ -326,7 +371,14 @@ async def run_session(
                 if event is sync.NEED_DATA:
                     break
                 frames += 1
-                if isinstance(event, sync.SummariesEnd):
+                if isinstance(event, sync.PeerSummary):
+                    # plan from the page and drop it before reading on: one page held at a time
+                    held = SUMMARY_EXPANSION * event.nbytes
+                    share.charge(held, "summaries")
+                    await db(_feed, planners, event.summary, not initiator)
+                    share.release(held)
+                    session.release_summary(event.nbytes)
+                elif isinstance(event, sync.SummariesEnd):
                     await start_sending(nursery)
                 elif isinstance(event, sync.Totals):
                     result.announced = (event.entries, event.bytes)
@@ -335,6 +387,7 @@ async def run_session(
                     if on_progress is not None:
                         on_progress(0, event.entries, 0, event.bytes)
                 elif isinstance(event, sync.Batch):
+                    share.charge(event.nbytes, "entries waiting to be stored")
                     batches_send.send_nowait(event)
                 elif isinstance(event, sync.CreditGranted):
                     credit.fire()
@@ -363,7 +416,7 @@ async def run_session(
             if initiator:
                 mine = await db(_summaries, list(want), False)
                 session.start(mine)
-                result.my_summaries = {s.commons: s for s in mine}
+                del mine
                 await flush()
             nursery.start_soon(reader, nursery)
             nursery.start_soon(ingester)
@@ -399,6 +452,14 @@ async def run_session(
     result.caught_up = session.caught_up
     result.stopped = session.stopped
     result.received_entries, result.received_bytes = session.received
+    for commons, the_plan in plans_by_commons.items():
+        they_lack, we_lack = the_plan.entries, the_plan.we_lack
+        if result.complete:
+            # everything planned arrived; what may still differ is what one side could not
+            # place in its logs (a fork branch whose base it lacked): that side counts it
+            # and syncs again at once
+            they_lack, we_lack = 0, rejected_in.get(commons, 0)
+        result.behind[commons] = (they_lack, we_lack)
     return result
 
 

@@ -60,6 +60,7 @@ def frames() -> list[dict[str, Any]]:
          "hex": sync.frame(sync.SUMMARY, summary.encode()).hex()},
         {"name": "summary-want", "type": sync.SUMMARY, "fields": {"commons": str(genesis.id), "heads": [], "forks": []},
          "hex": sync.frame(sync.SUMMARY, sync.Summary(genesis.id).encode()).hex()},
+        *summary_pages(),
         {"name": "summaries-end", "type": sync.SUMMARIES_END, "fields": {},
          "hex": sync.frame(sync.SUMMARIES_END).hex()},
         {"name": "totals", "type": sync.TOTALS, "fields": {"entries": 2, "bytes": sum(map(len, batch_entries))},
@@ -74,6 +75,21 @@ def frames() -> list[dict[str, Any]]:
          "hex": sync.frame(sync.STOP, dagcbor.encode({"reason": "shutting down"})).hex()},
     ]
     return out
+
+
+def summary_pages() -> list[dict[str, Any]]:
+    """One summary of three heads sent as two pages (2 + 1 heads): a summary of any size
+    crosses the wire as consecutive SUMMARY frames of one commons, heads continuing in
+    order (this implementation fills pages of 4096; any split is valid)."""
+    genesis, rest = history()
+    alice, bob, carol = signer("alice").public_key, signer("bob").public_key, signer("carol").public_key
+    heads = sorted([(alice, 2, rest[0].id), (bob, 2, rest[2].id), (carol, 1, rest[1].id)],
+                   key=lambda h: (h[0], h[1], h[2].raw))
+    pages = sync.Summary(genesis.id, tuple(heads)).pages(items=2)
+    return [{"name": f"summary-page-{n}", "type": sync.SUMMARY,
+             "fields": {"commons": str(genesis.id), "heads": [[a.hex(), s, str(i)] for a, s, i in page.heads],
+                        "forks": []},
+             "hex": sync.frame(sync.SUMMARY, page.encode()).hex()} for n, page in enumerate(pages, 1)]
 
 
 def session() -> dict[str, Any]:
@@ -132,6 +148,11 @@ def invalid() -> list[dict[str, Any]]:
             "commons": genesis.id, "forks": [],
             "heads": [[b"\x02" * 32, 1, genesis.id], [b"\x01" * 32, 1, genesis.id]]})), "sorted"),
         ("summary-twice", hello + sync.frame(sync.SUMMARY, sync.Summary(genesis.id).encode()) * 2, "twice"),
+        ("summary-page-out-of-order", hello + b"".join(bytes.fromhex(p["hex"]) for p in reversed(summary_pages())),
+         "twice"),
+        ("summary-page-not-consecutive", hello + bytes.fromhex(summary_pages()[0]["hex"])
+         + sync.frame(sync.SUMMARY, sync.Summary(CID.of(b"another commons")).encode())
+         + bytes.fromhex(summary_pages()[1]["hex"]), "twice"),
         ("totals-before-summaries", hello + sync.frame(sync.TOTALS, dagcbor.encode({"entries": 0, "bytes": 0})),
          "before both sides"),
         ("batch-before-totals", hello + sync.frame(sync.BATCH, sync.encode_batch_body(genesis.id, [genesis.raw])),
@@ -166,7 +187,6 @@ def main() -> None:
                 raise SystemExit(f"{name} is out of date")
         else:
             path.write_text(text)
-    _ = CID
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ summaries like an honest peer, then misbehaves in one way (MODE):
 * ``foreign``: a batch of valid entries for a commons the target does not hold;
 * ``fork``: two different, validly signed entries with one author and one sequence number
   for the target's commons (legitimate evidence: the target must keep and replicate both).
+* ``summary-flood``: HELLO, then SUMMARY frames as fast as the target reads them, each of
+  a new random commons with ``HEADS`` random heads (``summary-flood TARGET COMMONS PAGES
+  HEADS``), never SUMMARIES_END: what once made a node keep every page (767 MiB in 13 s).
 
 It prints one JSON line: its peer id, the mode, what the target did (``closed``/``reset``
 and after how many seconds, or ``still open``) and how many bytes it managed to send.
@@ -103,10 +106,41 @@ def main() -> None:
         await stream.write(data)
         report["sent"] += len(data)
 
+    async def summary_flood(pages: int, heads: int, started: float) -> None:
+        """Valid pages (sorted heads, distinct commons), so only the node's limits stop it."""
+        from p2pcommons import dagcbor
+
+        fake = sorted([os.urandom(32), 1, CID.of(os.urandom(8))] for _ in range(heads))
+        template = sync.Summary(commons, tuple((a, s, i) for a, s, i in fake)).encode()
+        assert template.endswith(commons.raw)  # keys sort length-first: "commons" comes last
+        with trio.fail_after(15):
+            await host.connect(info)
+            stream = await host.new_stream(info.peer_id, [TProtocol(sync.PROTOCOL_ID)])
+        await stream.write(sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": sync.DEFAULT_WINDOW})))
+        report["pages"] = 0
+        try:
+            for _ in range(pages):
+                body = template[:-len(commons.raw)] + CID.of(os.urandom(16)).raw
+                await stream.write(sync.frame(sync.SUMMARY, body))
+                report["pages"] += 1
+                report["sent"] += len(body)
+            report["result"] = await outcome(stream, 15, started)
+        except Exception as exc:
+            report["result"] = f"reset after {time.monotonic() - started:.1f} s ({type(exc).__name__})"
+        report["seconds"] = round(time.monotonic() - started, 1)
+        with trio.move_on_after(5):
+            while info.peer_id in host.get_connected_peers():
+                await trio.sleep(0.05)
+        report["disconnected"] = info.peer_id not in host.get_connected_peers()
+        await host.close()
+
     async def run() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-            stream, session = await handshake()
             started = time.monotonic()
+            if mode == "summary-flood":
+                await summary_flood(int(every), int(limit), started)
+                return
+            stream, session = await handshake()
             if mode == "noncanonical":
                 raw = contribution(commons, 1, "widened")
                 assert 0xA0 <= raw[0] <= 0xB7, "entries are small maps"
