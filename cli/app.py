@@ -31,6 +31,11 @@ import typer
 
 from p2pcommons.errors import P2PCError
 
+# The bound on every amount an entry carries (p2pcommons.entry.MAX_AMOUNT, not imported here so
+# commands start without the codec; tests/test_cli_local.py checks the two agree): options refuse
+# a larger number as a usage error (exit 2) before anything is signed.
+MAX_AMOUNT = 2**53
+
 EXIT_CODES = {
     0: "success",
     1: "unexpected error (a bug: please report it)",

@@ -12,7 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import HomeOption, JsonOption, app, command, emit, home_of, identity_of, open_store, resolve_commons
+from .app import (
+    MAX_AMOUNT,
+    HomeOption,
+    JsonOption,
+    app,
+    command,
+    emit,
+    home_of,
+    identity_of,
+    open_store,
+    resolve_commons,
+)
 
 CommonsOption = Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")]
 
@@ -447,7 +458,9 @@ def sanction_cmd(
 def review_cmd(
     entry: Annotated[str, typer.Argument(help="The contribution (entry id or prefix).")],
     verdict: Annotated[str, typer.Argument(help="accept or reject")],
-    value: Annotated[int | None, typer.Option("--value", "-v", help="Adjusted value (whole units).", min=0)] = None,
+    value: Annotated[
+        int | None, typer.Option("--value", "-v", help="Adjusted value (whole units).", min=0, max=MAX_AMOUNT)
+    ] = None,
     comment: Annotated[str | None, typer.Option("--comment", "-m", help="A comment for the contributor.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -550,8 +563,12 @@ def resource_add(
     rivalrous: Annotated[
         bool, typer.Option("--rivalrous/--non-rivalrous", help="Rivalrous resources have a quota per period.")
     ] = False,
-    quota: Annotated[int, typer.Option("--quota", help="Per member per period (rivalrous only).", min=0)] = 0,
-    period: Annotated[int, typer.Option("--period", help="Quota period in seconds (0: no reset).", min=0)] = 0,
+    quota: Annotated[
+        int, typer.Option("--quota", help="Per member per period (rivalrous only).", min=0, max=MAX_AMOUNT)
+    ] = 0,
+    period: Annotated[
+        int, typer.Option("--period", help="Quota period in seconds (0: no reset).", min=0, max=MAX_AMOUNT)
+    ] = 0,
     unit: Annotated[str, typer.Option("--unit", help="Unit of use (e.g. m3, hours).")] = "unit",
     commons: CommonsOption = None,
     home: HomeOption = None,
@@ -565,7 +582,7 @@ def resource_add(
 @command("use", app=resource_app)
 def resource_use(
     resource: Annotated[str, typer.Argument(help="The resource (entry id, prefix or name).")],
-    amount: Annotated[int, typer.Argument(help="How much (whole units).", min=1)],
+    amount: Annotated[int, typer.Argument(help="How much (whole units).", min=1, max=MAX_AMOUNT)],
     note: Annotated[str | None, typer.Option("--note", help="What for.")] = None,
     commons: CommonsOption = None,
     home: HomeOption = None,
@@ -621,7 +638,7 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
 
 @command("distribute")
 def distribute_cmd(
-    amount: Annotated[int, typer.Argument(help="The amount to share (whole units).", min=1)],
+    amount: Annotated[int, typer.Argument(help="The amount to share (whole units).", min=1, max=MAX_AMOUNT)],
     currency: Annotated[str, typer.Option("--currency", help="Currency or unit of the amount.")] = "units",
     commons: CommonsOption = None,
     home: HomeOption = None,

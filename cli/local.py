@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import (
+    MAX_AMOUNT,
     HomeOption,
     JsonOption,
     app,
@@ -181,7 +182,9 @@ def contribute(
     kind: Annotated[
         str, typer.Option("--kind", "-k", help="Kind of contribution (weights per kind are in the rules).")
     ] = "work",
-    value: Annotated[int, typer.Option("--value", "-v", help="Claimed value, in whole units.", min=0)] = 1,
+    value: Annotated[
+        int, typer.Option("--value", "-v", help="Claimed value, in whole units.", min=0, max=MAX_AMOUNT)
+    ] = 1,
     ref: Annotated[str | None, typer.Option("--ref", help="A URI or hash referencing the work itself.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,

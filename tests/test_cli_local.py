@@ -229,3 +229,18 @@ def test_local_commands_do_not_import_libp2p(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe, home], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_amounts_beyond_the_entry_bound_are_usage_errors(home: str) -> None:
+    """An amount the codec would refuse (protocols/entry.md §3, bounded numbers) is refused by
+    the option itself: exit 2, one sentence, nothing signed (it was exit 3 after signing)."""
+    from p2pcommons.cli.app import MAX_AMOUNT
+    from p2pcommons.entry import MAX_AMOUNT as CODEC_BOUND
+
+    assert MAX_AMOUNT == CODEC_BOUND
+    p2pc("commons", "create", "Bounded", "--home", home)
+    before = p2pc_json("log", "--home", home)
+    result = runner.invoke(get_app(), ["contribute", "--title", "x", "--value", str(2**53 + 1), "--home", home])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert p2pc_json("log", "--home", home) == before
+    p2pc("contribute", "--title", "x", "--value", str(2**53), "--home", home)
