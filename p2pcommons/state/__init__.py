@@ -13,18 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fold import (
-    APPLIED,
-    PENDING,
-    REJECTED,
-    WAITING,
-    CommonsState,
-    Folder,
-    Outcome,
-    compute_shares,
-    fold,
-)
+from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, compute_shares
 from .rules import InvalidRules, default_rules, parse_assignment, rules_from_toml, validate_rules
+from .views import CommonsState, Outcome, fold
 
 
 def current_state(store: Any, commons: Any, *, persist: bool | None = None) -> CommonsState:

@@ -40,7 +40,9 @@ from ..dagcbor import CID
 from ..entry import Entry
 from ..errors import StoreCorrupt
 from ..store import Store
-from .fold import _PLAIN, Archive, _Meta
+from .archiving import Archive
+from .fold import _PLAIN
+from .positions import Meta as _Meta
 
 if TYPE_CHECKING:
     from .engine import _Live

@@ -23,23 +23,13 @@ import cbor2
 
 from ..dagcbor import CID
 from ..entry import Entry
-from .fold import (
-    _PLAIN,
-    _ZERO_KEY,
-    Archive,
-    Contribution,
-    Folder,
-    Join,
-    Member,
-    Proposal,
-    Resource,
-    _Exclusion,
-    _Meta,
-    _State,
-    bulk,
-)
+from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
+from .handlers import NAMED_KINDS
+from .positions import ZERO_KEY as _ZERO_KEY
+from .positions import Meta as _Meta
+from .records import SEQUENCES, TABLES, VALUES, State
 
-VERSION = 7
+VERSION = 8  # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load)
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -97,167 +87,86 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         return sum(len(index) for index in self._indexes)
 
 
-def _cids(values: Any) -> tuple[CID, ...]:
-    return tuple(CID(v) for v in values)
-
-
-# Per table of the state: (encode one item as a row, decode a row into (key, value),
-# encode a key, decode a key).  Keys and values are those of :class:`~.fold._State`.
-_Codec = tuple[Callable[[Any, Any], list[Any]], Callable[[list[Any]], tuple[Any, Any]],
-               Callable[[Any], Any], Callable[[Any], Any]]
-
-
-def _cid_key(c: CID) -> bytes:
-    return c.raw
-
-
-def _same(x: Any) -> Any:
-    return x
-
-
-_TABLES: dict[str, _Codec] = {
-    "members": (
-        lambda a, m: [a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw,
-                      m.warnings, [list(x) for x in m.view]],
-        lambda r: (r[0], Member(r[1], tuple(r[2]), tuple((role, CID(g)) for role, g in r[3]), r[4], CID(r[5]),
-                                r[6], tuple((seq, status) for seq, status in r[7]))),
-        _same, _same),
-    "joins": (
-        lambda c, j: [c.raw, j.author, j.name, list(j.approvals)],
-        lambda r: (CID(r[0]), Join(r[1], r[2], tuple(r[3]))),
-        _cid_key, CID),
-    "contributions": (
-        lambda c, x: [c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
-                      list(x.rejects), x.value, x.outside],
-        lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
-                                           r[10])),
-        _cid_key, CID),
-    "proposals": (
-        lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status],
-        lambda r: (CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6])),
-        _cid_key, CID),
-    "votes": (
-        lambda k, v: [k[0].raw, k[1], v],
-        lambda r: ((CID(r[0]), r[1]), r[2]),
-        lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
-    "resources": (
-        lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
-        lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
-        _cid_key, CID),
-    "usage": (
-        lambda k, n: [k[0].raw, k[1], k[2], n],
-        lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
-        lambda k: [k[0].raw, k[1], k[2]], lambda k: (CID(k[0]), k[1], k[2])),
-    "totals": (
-        lambda k, n: [k[0].raw, k[1], n],
-        lambda r: ((CID(r[0]), r[1]), r[2]),
-        lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
-    "ledger": (
-        lambda a, x: [a, x[0], x[1]],
-        lambda r: (r[0], (r[1], r[2])),
-        _same, _same),
-    "lifted": (lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
-}
-
-
-def _dump_distribution(d: dict[str, Any]) -> list[Any]:
-    return [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]]
-
-
-def _load_distribution(r: list[Any]) -> dict[str, Any]:
-    return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
-
-
-def _dump_sanction(x: dict[str, Any]) -> list[Any]:
-    return [x["id"].raw, x["member"], x["action"], x["reason"], x["by"]]
-
-
-def _load_sanction(r: list[Any]) -> dict[str, Any]:
-    return {"id": CID(r[0]), "member": r[1], "action": r[2], "reason": r[3], "by": r[4]}
-
-
-_LISTS = {"distributions": (_dump_distribution, _load_distribution), "sanctions": (_dump_sanction, _load_sanction)}
-
-
-def _dump_state(s: _State) -> dict[str, Any]:
-    doc: dict[str, Any] = {"info": s.info, "rules": s.rules}
-    for name, (encode_row, _, _, _) in _TABLES.items():
-        doc[name] = [encode_row(k, v) for k, v in getattr(s, name).items()]
-    for name, (encode_item, _) in _LISTS.items():
-        doc[name] = [encode_item(x) for x in getattr(s, name)]
+def _dump_state(s: State) -> dict[str, Any]:
+    doc: dict[str, Any] = {name: getattr(s, name) for name in VALUES}
+    for table in TABLES:
+        doc[table.name] = [table.row(k, v) for k, v in getattr(s, table.name).items()]
+    for sequence in SEQUENCES:
+        doc[sequence.name] = [sequence.row(x) for x in getattr(s, sequence.name)]
     return doc
 
 
-def _load_state(d: dict[str, Any]) -> _State:
-    s = _State()
-    s.info = d["info"]
-    s.rules = d["rules"]
-    for name, (_, decode_row, _, _) in _TABLES.items():
-        setattr(s, name, dict(map(decode_row, d[name])))
-    for name, (_, decode_item) in _LISTS.items():
-        setattr(s, name, [decode_item(x) for x in d[name]])
-    s.ledger_total = sum(value for _, value in s.ledger.values())
+def _load_state(d: dict[str, Any]) -> State:
+    s = State()
+    for name in VALUES:
+        setattr(s, name, d[name])
+    for table in TABLES:
+        setattr(s, table.name, dict(map(table.unrow, d[table.name])))
+    for sequence in SEQUENCES:
+        setattr(s, sequence.name, [sequence.unrow(x) for x in d[sequence.name]])
+    s.derive()
     return s
 
 
-def _dump_delta(snap: _State, state: _State) -> dict[str, Any]:
+def _dump_delta(snap: State, state: State) -> dict[str, Any]:
     """A snapshot as its difference from the state (a snapshot shares most records with
     it): per table the items that differ and the keys it lacks; per list the common prefix
     and the rest.  Why: a checkpoint holding two full states took twice the space and, while
     resuming, several times the state's memory at its peak."""
-    doc: dict[str, Any] = {"info": None if snap.info == state.info else snap.info,
-                           "rules": None if snap.rules == state.rules else snap.rules}
-    for name, (encode_row, _, encode_key, _) in _TABLES.items():
-        mine: dict[Any, Any] = getattr(snap, name)
-        theirs: dict[Any, Any] = getattr(state, name)
+    doc: dict[str, Any] = {}
+    for name in VALUES:
+        mine_value = getattr(snap, name)
+        doc[name] = None if mine_value == getattr(state, name) else mine_value
+    for table in TABLES:
+        mine: dict[Any, Any] = getattr(snap, table.name)
+        theirs: dict[Any, Any] = getattr(state, table.name)
         changed = []
         for k, v in mine.items():
             w = theirs.get(k, _MISSING)
             if w is not v and w != v:
-                changed.append(encode_row(k, v))
-        doc[name] = [changed, [encode_key(k) for k in theirs if k not in mine]]
-    for name, (encode_item, _) in _LISTS.items():
-        items: list[Any] = getattr(snap, name)
-        current: list[Any] = getattr(state, name)
+                changed.append(table.row(k, v))
+        doc[table.name] = [changed, [table.key(k) for k in theirs if k not in mine]]
+    for sequence in SEQUENCES:
+        items: list[Any] = getattr(snap, sequence.name)
+        current: list[Any] = getattr(state, sequence.name)
         prefix = 0
         for x, y in zip(items, current, strict=False):
             if x is not y and x != y:
                 break
             prefix += 1
-        doc[name] = [prefix, [encode_item(x) for x in items[prefix:]]]
+        doc[sequence.name] = [prefix, [sequence.row(x) for x in items[prefix:]]]
     return doc
 
 
-def _load_delta(d: dict[str, Any], state: _State) -> _State:
+def _load_delta(d: dict[str, Any], state: State) -> State:
     """The snapshot :func:`_dump_delta` describes, sharing the state's records."""
     s = state.copy()
-    if d["info"] is not None:
-        s.info = d["info"]
-    if d["rules"] is not None:
-        s.rules = d["rules"]
-    for name, (_, decode_row, _, decode_key) in _TABLES.items():
-        table: dict[Any, Any] = getattr(s, name)
-        changed, absent = d[name]
+    for name in VALUES:
+        if d[name] is not None:
+            setattr(s, name, d[name])
+    for table in TABLES:
+        items: dict[Any, Any] = getattr(s, table.name)
+        changed, absent = d[table.name]
         for key in absent:
-            del table[decode_key(key)]
+            del items[table.unkey(key)]
         for row in changed:
-            k, v = decode_row(row)
-            table[k] = v
-    for name, (_, decode_item) in _LISTS.items():
-        prefix, rest = d[name]
-        setattr(s, name, getattr(state, name)[:prefix] + [decode_item(x) for x in rest])
-    s.ledger_total = sum(value for _, value in s.ledger.values())
+            k, v = table.unrow(row)
+            items[k] = v
+    for sequence in SEQUENCES:
+        prefix, rest = d[sequence.name]
+        setattr(s, sequence.name, getattr(state, sequence.name)[:prefix] + [sequence.unrow(x) for x in rest])
+    s.derive()
     return s
 
 
 _MISSING: Any = object()
 
 
-def _dump_snapshot(snap: _State, state: _State | None) -> list[Any]:
+def _dump_snapshot(snap: State, state: State | None) -> list[Any]:
     return ["full", _dump_state(snap)] if state is None else ["delta", _dump_delta(snap, state)]
 
 
-def _load_snapshot(doc: list[Any], state: _State | None) -> _State:
+def _load_snapshot(doc: list[Any], state: State | None) -> State:
     form, body = doc
     if form == "delta":
         if state is None:
@@ -307,9 +216,11 @@ def _dump(folder: Folder) -> bytes:
         "evicted": folder.evicted,
         "evicted_upto": [[a, s] for a, s in folder.evicted_upto.items()],
         "old": [_row(m) for m in folder.old.values()],
-        # Positions and kinds of entries later ones may name (packed ints; see fold._named),
+        # Positions and kinds of entries later ones may name (packed ints ending with the kind's
+        # index in ``kinds``; see fold._named),
         # as three byte strings — ids, their lengths, the ints in 16 bytes each — so that
         # resuming does not decode a list of pairs (about 190 bytes per item at its peak).
+        "kinds": list(NAMED_KINDS),  # what the kind codes in ``refs`` mean
         "refs": [b"".join(folder.refs), bytes(len(raw) for raw in folder.refs),
                  b"".join(packed.to_bytes(16, "little") for packed in folder.refs.values())],
         "last_key": [last_key[0], last_key[1]],
@@ -332,7 +243,8 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],
     try:
         with bulk():
             doc = cbor2.loads(blob)
-        if doc.get("version") != VERSION or doc.get("commons") != commons.raw:
+        if doc.get("version") != VERSION or doc.get("commons") != commons.raw \
+                or doc.get("kinds") != list(NAMED_KINDS):
             return None
         with bulk():
             return _load(doc, commons, loader, archive)
@@ -419,7 +331,7 @@ def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | N
     for raw, m in [*folder.old.items(), *meta.items()]:
         author = folder.authors[m.aidx]
         cur = latest.get(author)
-        if cur is None or m.seq > folder._archived(cur).seq:
+        if cur is None or m.seq > folder.record(cur).seq:
             latest[author] = raw
     folder.latest = latest
     return folder
