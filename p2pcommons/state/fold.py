@@ -67,6 +67,7 @@ from .archiving import Archive, MemoryArchive
 from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.distributions import compute_shares
 from .handlers.genesis import found
+from .handlers.late import REMOVED, STRANGER, late_judge
 from .handlers.sanctions import SANCTION_ACTIONS
 from .positions import VV as _VV
 from .positions import ZERO_KEY as _ZERO_KEY
@@ -566,28 +567,17 @@ class Folder:
 
     def _late_strangers(self) -> bool:
         """Apply entries sorting at or before the archived positions without a refold, when
-        their authors are not members at the archive's base — so at no earlier position
-        either (members are never dropped from the state) — or are *former* members there:
-
-        * not a member: the entry is rejected wherever it sorts, or (a join; a contribution
-          while contributions are open to anyone, and their policy was never changed)
-          recorded pending, which nothing before the base can observe (an entry naming it
-          depends on it, so it is new too);
-        * left: the same, for the same reasons — and the author had left wherever the entry
-          sorts, since it chains through their leave and only their own (later, so not yet
-          applied) entries could have left again after a readmission;
-        * removed, with only removals (no suspensions) excluding them, and the entry outside
-          the causal past of one: strong removal rejects it wherever it sorts, citing the
-          earliest such removal, as the fold of everything does.
-
-        Its effect goes into the state at the base, and the window after it is replayed.
-        True if all were; anything else (a retired member's entry, which takes effect)
-        refolds."""
+        the rules say the state at the archive's base judges them for every earlier position
+        (:func:`.handlers.late.late_judge`: a stranger's or former member's entry, through
+        its handler; a removed member's, through strong removal, if only removals exclude
+        them and one excludes this entry, citing the earliest such removal, as the fold of
+        everything does).  Their effect goes into the state at the base, and the window after
+        it is replayed.  True if all were; anything else (a retired member's entry, which
+        takes effect) refolds."""
         base_state, base_error = self.snap_states[0]
         if base_state is None or base_error:
             return False
-        changed = any(p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
-                      for p in base_state.proposals.values())
+        judge = late_judge(base_state)
         probe = base_state.copy()
         results: list[tuple[bytes, tuple[str, str]]] = []
         for key in self.order:
@@ -597,14 +587,14 @@ class Folder:
             entry = self.entries[eid]
             if entry.author in self.fork_seq or entry.commons is None:
                 return False
-            former = base_state.members.get(entry.author)
-            if former is not None and former.status == "removed":
+            verdict = judge(entry)
+            if verdict == REMOVED:
                 reason = self._removed_for_good(entry, base_state)
                 if reason is None:
                     return False
                 results.append((eid, (REJECTED, reason)))
                 continue
-            if (former is not None and former.status != "left") or (entry.kind == "contribution" and changed):
+            if verdict != STRANGER:
                 return False
             handler = HANDLERS.get(entry.kind)
             if handler is None:
