@@ -128,3 +128,15 @@ def test_a_checkpoint_of_other_kind_codes_is_not_used() -> None:
     doc = cbor2.loads(blob)
     doc["kinds"] = list(reversed(doc["kinds"]))
     assert checkpoint.load(cbor2.dumps(doc), history.commons, lambda raw: None) is None
+
+
+def test_a_checkpoint_holds_every_folder_attribute_or_says_why_not() -> None:
+    """Every attribute of a Folder is held by one checkpoint part, rebuilt on load,
+    transient, or configuration: a new attribute must be placed in one of them."""
+    history = build([(0, 0, 0)])
+    attributes = set(vars(Folder(history.commons)))
+    config = {"commons", "_commons_raw", "archive", "snapshot_every"}
+    held = [name for part in checkpoint._PARTS for name in part.holds]
+    assert len(held) == len(set(held))
+    placed = [*held, *checkpoint.REBUILT, *checkpoint.TRANSIENT, *config]
+    assert sorted(placed) == sorted(attributes)
