@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Entry, sign_entry
 from p2pcommons.state import APPLIED, REJECTED, WAITING, Folder, fold
-from p2pcommons.state.fold import CommonsState
+from p2pcommons.state.views import CommonsState
 from tests.test_state_histories import ACTIONS, SIGNERS, History, build, prop_settings
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from p2pcommons.entry import Entry
 from p2pcommons.state import APPLIED, REJECTED, Folder, fold
-from p2pcommons.state.fold import CommonsState
+from p2pcommons.state.views import CommonsState
 from tests.test_state_histories import ACTIONS, SIGNERS, History, build, prop_settings
 
 M = 2  # the member sanctioned in the scenarios below

@@ -7,24 +7,33 @@ What callers use:
 * :func:`genesis_body`: the body of a genesis entry from ``p2pc commons create`` flags/TOML.
 * :func:`pending_admissions`: joins a member node should admit automatically.
 * :mod:`p2pcommons.state.engine` (store-backed): ``current_state``, ``verify_state``.
+
+How it is built (DESIGN.md §2, "The kernel"):
+
+* :mod:`.records` — the state's records, declared once with their checkpoint rows and their
+  canonical encoding (what the state hash covers);
+* :mod:`.handlers` — one module per family of entry kinds (membership, sanctions,
+  contributions, rules_votes, resources, distributions; genesis), each handler a function of
+  the state at the entry's position, the entry, and :class:`.handlers.view.View` (the causal
+  facts it may ask about), registered in one table (``handlers.KINDS``);
+* :mod:`.fold` — the replayer: causal facts per entry (:mod:`.positions`), order, snapshots,
+  restores, strong-removal restarts, eviction to an archive (:mod:`.archiving`); it knows
+  no entry kind;
+* :mod:`.views` — query views (:class:`CommonsState`) for the CLI and the daemon;
+* :mod:`.engine`, :mod:`.checkpoint`, :mod:`.archive` — keeping a live fold fed from the
+  store, persisted and resumable.
+
+To add an entry kind, read :mod:`.handlers` (its docstring says the steps), one family
+module (e.g. :mod:`.handlers.resources`), :mod:`.handlers.view` and :mod:`.records`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .fold import (
-    APPLIED,
-    PENDING,
-    REJECTED,
-    WAITING,
-    CommonsState,
-    Folder,
-    Outcome,
-    compute_shares,
-    fold,
-)
+from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, compute_shares
 from .rules import InvalidRules, default_rules, parse_assignment, rules_from_toml, validate_rules
+from .views import CommonsState, Outcome, fold
 
 
 def current_state(store: Any, commons: Any, *, persist: bool | None = None) -> CommonsState:

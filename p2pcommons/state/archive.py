@@ -32,7 +32,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cbor2
 
@@ -40,10 +40,9 @@ from ..dagcbor import CID
 from ..entry import Entry
 from ..errors import StoreCorrupt
 from ..store import Store
-from .fold import _PLAIN, Archive, _Meta
-
-if TYPE_CHECKING:
-    from .engine import _Live
+from .archiving import Archive
+from .fold import _PLAIN
+from .positions import Meta as _Meta
 
 SEGMENT_MAX = 256  # records per row: bounds what one lookup reads (~20-40 KB)
 _HEADER = struct.Struct("<BBHII")
@@ -150,11 +149,20 @@ def _consecutive(run: list[tuple[_Meta, str, str]]) -> Iterator[list[tuple[_Meta
             start = i
 
 
+class StoreSource(Protocol):
+    """Whatever holds the store a live fold currently reads (the engine's live fold record:
+    a process may reopen the store file).  A protocol, so this module needs nothing of the
+    engine that uses it (no import cycle)."""
+
+    @property
+    def store(self) -> Store | None: ...
+
+
 class StoreArchive(Archive):
     """The live fold's archive: evicted records as segments in the store's ``fold_segments``
     table (local derived data, never replicated), entry bodies from the store's entries."""
 
-    def __init__(self, source: _Live | Store, commons: CID, space: bytes | None = None) -> None:
+    def __init__(self, source: StoreSource | Store, commons: CID, space: bytes | None = None) -> None:
         self._source = source  # a live fold's current store, or one store
         self._commons = commons
         # Rows of this fold only: another process folding the same commons has its own.

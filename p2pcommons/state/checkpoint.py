@@ -17,29 +17,19 @@ state, and resuming peaks at about twice the state's memory rather than four tim
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
 from ..dagcbor import CID
 from ..entry import Entry
-from .fold import (
-    _PLAIN,
-    _ZERO_KEY,
-    Archive,
-    Contribution,
-    Folder,
-    Join,
-    Member,
-    Proposal,
-    Resource,
-    _Exclusion,
-    _Meta,
-    _State,
-    bulk,
-)
+from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
+from .handlers import NAMED_KINDS
+from .positions import ZERO_KEY as _ZERO_KEY
+from .positions import Meta as _Meta
+from .records import SEQUENCES, TABLES, VALUES, State
 
-VERSION = 7
+VERSION = 8  # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load)
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -97,167 +87,86 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         return sum(len(index) for index in self._indexes)
 
 
-def _cids(values: Any) -> tuple[CID, ...]:
-    return tuple(CID(v) for v in values)
-
-
-# Per table of the state: (encode one item as a row, decode a row into (key, value),
-# encode a key, decode a key).  Keys and values are those of :class:`~.fold._State`.
-_Codec = tuple[Callable[[Any, Any], list[Any]], Callable[[list[Any]], tuple[Any, Any]],
-               Callable[[Any], Any], Callable[[Any], Any]]
-
-
-def _cid_key(c: CID) -> bytes:
-    return c.raw
-
-
-def _same(x: Any) -> Any:
-    return x
-
-
-_TABLES: dict[str, _Codec] = {
-    "members": (
-        lambda a, m: [a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw,
-                      m.warnings, [list(x) for x in m.view]],
-        lambda r: (r[0], Member(r[1], tuple(r[2]), tuple((role, CID(g)) for role, g in r[3]), r[4], CID(r[5]),
-                                r[6], tuple((seq, status) for seq, status in r[7]))),
-        _same, _same),
-    "joins": (
-        lambda c, j: [c.raw, j.author, j.name, list(j.approvals)],
-        lambda r: (CID(r[0]), Join(r[1], r[2], tuple(r[3]))),
-        _cid_key, CID),
-    "contributions": (
-        lambda c, x: [c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
-                      list(x.rejects), x.value, x.outside],
-        lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
-                                           r[10])),
-        _cid_key, CID),
-    "proposals": (
-        lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status],
-        lambda r: (CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6])),
-        _cid_key, CID),
-    "votes": (
-        lambda k, v: [k[0].raw, k[1], v],
-        lambda r: ((CID(r[0]), r[1]), r[2]),
-        lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
-    "resources": (
-        lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
-        lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
-        _cid_key, CID),
-    "usage": (
-        lambda k, n: [k[0].raw, k[1], k[2], n],
-        lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
-        lambda k: [k[0].raw, k[1], k[2]], lambda k: (CID(k[0]), k[1], k[2])),
-    "totals": (
-        lambda k, n: [k[0].raw, k[1], n],
-        lambda r: ((CID(r[0]), r[1]), r[2]),
-        lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
-    "ledger": (
-        lambda a, x: [a, x[0], x[1]],
-        lambda r: (r[0], (r[1], r[2])),
-        _same, _same),
-    "lifted": (lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
-}
-
-
-def _dump_distribution(d: dict[str, Any]) -> list[Any]:
-    return [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]]
-
-
-def _load_distribution(r: list[Any]) -> dict[str, Any]:
-    return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
-
-
-def _dump_sanction(x: dict[str, Any]) -> list[Any]:
-    return [x["id"].raw, x["member"], x["action"], x["reason"], x["by"]]
-
-
-def _load_sanction(r: list[Any]) -> dict[str, Any]:
-    return {"id": CID(r[0]), "member": r[1], "action": r[2], "reason": r[3], "by": r[4]}
-
-
-_LISTS = {"distributions": (_dump_distribution, _load_distribution), "sanctions": (_dump_sanction, _load_sanction)}
-
-
-def _dump_state(s: _State) -> dict[str, Any]:
-    doc: dict[str, Any] = {"info": s.info, "rules": s.rules}
-    for name, (encode_row, _, _, _) in _TABLES.items():
-        doc[name] = [encode_row(k, v) for k, v in getattr(s, name).items()]
-    for name, (encode_item, _) in _LISTS.items():
-        doc[name] = [encode_item(x) for x in getattr(s, name)]
+def _dump_state(s: State) -> dict[str, Any]:
+    doc: dict[str, Any] = {name: getattr(s, name) for name in VALUES}
+    for table in TABLES:
+        doc[table.name] = [table.row(k, v) for k, v in getattr(s, table.name).items()]
+    for sequence in SEQUENCES:
+        doc[sequence.name] = [sequence.row(x) for x in getattr(s, sequence.name)]
     return doc
 
 
-def _load_state(d: dict[str, Any]) -> _State:
-    s = _State()
-    s.info = d["info"]
-    s.rules = d["rules"]
-    for name, (_, decode_row, _, _) in _TABLES.items():
-        setattr(s, name, dict(map(decode_row, d[name])))
-    for name, (_, decode_item) in _LISTS.items():
-        setattr(s, name, [decode_item(x) for x in d[name]])
-    s.ledger_total = sum(value for _, value in s.ledger.values())
+def _load_state(d: dict[str, Any]) -> State:
+    s = State()
+    for name in VALUES:
+        setattr(s, name, d[name])
+    for table in TABLES:
+        setattr(s, table.name, dict(map(table.unrow, d[table.name])))
+    for sequence in SEQUENCES:
+        setattr(s, sequence.name, [sequence.unrow(x) for x in d[sequence.name]])
+    s.derive()
     return s
 
 
-def _dump_delta(snap: _State, state: _State) -> dict[str, Any]:
+def _dump_delta(snap: State, state: State) -> dict[str, Any]:
     """A snapshot as its difference from the state (a snapshot shares most records with
     it): per table the items that differ and the keys it lacks; per list the common prefix
     and the rest.  Why: a checkpoint holding two full states took twice the space and, while
     resuming, several times the state's memory at its peak."""
-    doc: dict[str, Any] = {"info": None if snap.info == state.info else snap.info,
-                           "rules": None if snap.rules == state.rules else snap.rules}
-    for name, (encode_row, _, encode_key, _) in _TABLES.items():
-        mine: dict[Any, Any] = getattr(snap, name)
-        theirs: dict[Any, Any] = getattr(state, name)
+    doc: dict[str, Any] = {}
+    for name in VALUES:
+        mine_value = getattr(snap, name)
+        doc[name] = None if mine_value == getattr(state, name) else mine_value
+    for table in TABLES:
+        mine: dict[Any, Any] = getattr(snap, table.name)
+        theirs: dict[Any, Any] = getattr(state, table.name)
         changed = []
         for k, v in mine.items():
             w = theirs.get(k, _MISSING)
             if w is not v and w != v:
-                changed.append(encode_row(k, v))
-        doc[name] = [changed, [encode_key(k) for k in theirs if k not in mine]]
-    for name, (encode_item, _) in _LISTS.items():
-        items: list[Any] = getattr(snap, name)
-        current: list[Any] = getattr(state, name)
+                changed.append(table.row(k, v))
+        doc[table.name] = [changed, [table.key(k) for k in theirs if k not in mine]]
+    for sequence in SEQUENCES:
+        items: list[Any] = getattr(snap, sequence.name)
+        current: list[Any] = getattr(state, sequence.name)
         prefix = 0
         for x, y in zip(items, current, strict=False):
             if x is not y and x != y:
                 break
             prefix += 1
-        doc[name] = [prefix, [encode_item(x) for x in items[prefix:]]]
+        doc[sequence.name] = [prefix, [sequence.row(x) for x in items[prefix:]]]
     return doc
 
 
-def _load_delta(d: dict[str, Any], state: _State) -> _State:
+def _load_delta(d: dict[str, Any], state: State) -> State:
     """The snapshot :func:`_dump_delta` describes, sharing the state's records."""
     s = state.copy()
-    if d["info"] is not None:
-        s.info = d["info"]
-    if d["rules"] is not None:
-        s.rules = d["rules"]
-    for name, (_, decode_row, _, decode_key) in _TABLES.items():
-        table: dict[Any, Any] = getattr(s, name)
-        changed, absent = d[name]
+    for name in VALUES:
+        if d[name] is not None:
+            setattr(s, name, d[name])
+    for table in TABLES:
+        items: dict[Any, Any] = getattr(s, table.name)
+        changed, absent = d[table.name]
         for key in absent:
-            del table[decode_key(key)]
+            del items[table.unkey(key)]
         for row in changed:
-            k, v = decode_row(row)
-            table[k] = v
-    for name, (_, decode_item) in _LISTS.items():
-        prefix, rest = d[name]
-        setattr(s, name, getattr(state, name)[:prefix] + [decode_item(x) for x in rest])
-    s.ledger_total = sum(value for _, value in s.ledger.values())
+            k, v = table.unrow(row)
+            items[k] = v
+    for sequence in SEQUENCES:
+        prefix, rest = d[sequence.name]
+        setattr(s, sequence.name, getattr(state, sequence.name)[:prefix] + [sequence.unrow(x) for x in rest])
+    s.derive()
     return s
 
 
 _MISSING: Any = object()
 
 
-def _dump_snapshot(snap: _State, state: _State | None) -> list[Any]:
+def _dump_snapshot(snap: State, state: State | None) -> list[Any]:
     return ["full", _dump_state(snap)] if state is None else ["delta", _dump_delta(snap, state)]
 
 
-def _load_snapshot(doc: list[Any], state: _State | None) -> _State:
+def _load_snapshot(doc: list[Any], state: State | None) -> State:
     form, body = doc
     if form == "delta":
         if state is None:
@@ -281,47 +190,205 @@ def _unrow(row: list[Any]) -> _Meta:
     return tuple.__new__(_Meta, (clock, raw, aidx, seq, *vv))
 
 
+def _last_key(folder: Folder) -> Any:
+    return folder.order[folder.applied - 1] if folder.applied else _ZERO_KEY
+
+
+class _Context:
+    """What the loaders of one checkpoint share: decoded numbers (so equal ints are one
+    object, as in a fold built entry by entry) and the fold's archive."""
+
+    def __init__(self, archive: Archive | None) -> None:
+        self.ints: dict[int, int] = {}
+        self.archive = archive
+
+
+class _Part(NamedTuple):
+    """One part of a checkpoint: the :class:`~.fold.Folder` attributes it holds, how it is
+    written, and how it is read back (in the order of ``_PARTS``: later parts may use
+    earlier ones).  The one list of what a checkpoint holds: ``tests/test_state_kernel.py``
+    checks that every attribute a Folder has is held here, rebuilt on load, configuration,
+    or transient."""
+
+    name: str
+    holds: tuple[str, ...]
+    dump: Callable[[Folder], Any]
+    load: Callable[[Folder, Any, _Context], None]
+
+
+def _load_authors(folder: Folder, authors: list[bytes], ctx: _Context) -> None:
+    folder.authors = list(authors)
+    folder.author_index = {a: i for i, a in enumerate(folder.authors)}
+
+
+def _load_meta(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
+    # Decoding gives every number its own int object (28 bytes each above 256); a fold built
+    # entry by entry shares them (a version vector copies its parents' references).  Share
+    # them here too: otherwise a resumed fold takes several times the memory of a fresh one.
+    meta = folder.meta
+    one = ctx.ints.setdefault
+    new = tuple.__new__
+    rows.reverse()
+    while rows:  # popping each decoded row frees it as it is used: a lower peak while resuming
+        raw, clock, aidx, seq, vv = rows.pop()
+        meta[raw] = new(_Meta, (one(clock, clock), raw, one(aidx, aidx), one(seq, seq), *map(one, vv, vv)))
+    folder.order = sorted(m.key for m in meta.values())
+
+
+def _load_waiting(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
+    for raw, missing in rows:
+        folder.waiting[raw] = set(missing)
+        for dep in missing:
+            folder.waiters.setdefault(dep, []).append(raw)
+
+
+def _load_logs(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
+    one = ctx.ints.setdefault
+    folder.logs = {a: {one(s, s): _same_id(folder.meta, raw) for s, raw in log} for a, log in rows}
+
+
+def _load_outcomes(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
+    outcomes = folder.outcomes
+    for raw, code, reason in rows:
+        outcomes[raw] = _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN else (_STATUS[code], reason)
+
+
+def _load_exclusions(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
+    folder.exclusions = [_Exclusion(m, after, folder.meta.get(cause[0]) or _unrow(cause), CID(cid), lift)
+                         for m, after, cause, cid, lift in rows]
+
+
+def _load_evicted(folder: Folder, evicted: int, ctx: _Context) -> None:
+    if evicted and ctx.archive is None:
+        raise ValueError("an evicting fold's checkpoint needs its archive")
+    folder.evicted = evicted
+
+
+def _dump_base(folder: Folder) -> Any:
+    base = folder.base
+    if base == _ZERO_KEY:
+        return None
+    return [_row(base), _dump_snapshot(folder.snap_states[0][0], folder.state),  # type: ignore[arg-type]
+            folder.snap_states[0][1]]
+
+
+def _load_base(folder: Folder, doc: Any, ctx: _Context) -> None:
+    if doc is not None:
+        base_row, base_state, base_error = doc
+        folder.base = _unrow(base_row)
+        folder.snap_keys[0] = folder.base
+        folder.snap_states[0] = (_load_snapshot(base_state, folder.state), base_error)
+
+
+def _dump_refs(folder: Folder) -> list[bytes]:
+    return [b"".join(folder.refs), bytes(len(raw) for raw in folder.refs),
+            b"".join(packed.to_bytes(16, "little") for packed in folder.refs.values())]
+
+
+def _load_refs(folder: Folder, doc: list[bytes], ctx: _Context) -> None:
+    if folder.archive is None:
+        return
+    # Keyed by the id objects the state (or the metadata) already holds, not new copies.
+    state = folder.state
+    same: dict[bytes, bytes] = {} if state is None else {
+        cid.raw: cid.raw for table in (state.contributions, state.proposals, state.joins, state.resources)
+        for cid in table}
+    ids, lengths, packed = doc
+    refs = folder.refs
+    at = 0
+    for i, length in enumerate(lengths):
+        raw = ids[at:at + length]
+        at += length
+        refs[same.get(raw) or _same_id(folder.meta, raw)] = int.from_bytes(packed[16 * i:16 * i + 16], "little")
+
+
+def _dump_last_key(folder: Folder) -> list[Any]:
+    last_key = _last_key(folder)
+    return [last_key[0], last_key[1]]
+
+
+def _load_last_key(folder: Folder, doc: list[Any], ctx: _Context) -> None:
+    last_key = _ZERO_KEY if doc[0] < 0 else folder.meta[doc[1]]
+    folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
+    if folder.applied != len(folder.order):
+        raise ValueError("checkpoint taken before the fold was current")
+
+
+def _dump_snapshots(folder: Folder) -> list[Any]:
+    last_key = _last_key(folder)
+    return [[[key[0], key[1]], _dump_snapshot(snap, folder.state), error]
+            for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[1:][-KEEP:]
+            if snap is not None and key != last_key]
+
+
+def _load_snapshots(folder: Folder, doc: list[Any], ctx: _Context) -> None:
+    for key, snap, error in doc:
+        folder.snap_keys.append(folder.meta[key[1]])
+        folder.snap_states.append((_load_snapshot(snap, folder.state), error))
+
+
+def _set(name: str) -> Callable[[Folder, Any, _Context], None]:
+    def load(folder: Folder, value: Any, ctx: _Context) -> None:
+        setattr(folder, name, value)
+
+    return load
+
+
+_PARTS: tuple[_Part, ...] = (
+    _Part("authors", ("authors", "author_index"), lambda f: f.authors, _load_authors),
+    _Part("meta", ("meta", "order"), lambda f: [[raw, m.clock, m.aidx, m.seq, list(m.vv)] for raw, m in f.meta.items()],
+          _load_meta),
+    _Part("waiting", ("waiting", "waiters"), lambda f: [[raw, sorted(missing)] for raw, missing in f.waiting.items()],
+          _load_waiting),
+    _Part("logs", ("logs",), lambda f: [[a, [[s, raw] for s, raw in log.items()]] for a, log in f.logs.items()],
+          _load_logs),
+    _Part("forks", ("forks",), lambda f: [[a, s, ids] for (a, s), ids in f.forks.items()],
+          lambda f, rows, ctx: setattr(f, "forks", {(a, s): list(ids) for a, s, ids in rows})),
+    _Part("fork_seq", ("fork_seq",), lambda f: [[a, s] for a, s in f.fork_seq.items()],
+          lambda f, rows, ctx: setattr(f, "fork_seq", {a: s for a, s in rows})),
+    # Only outcomes other than plain "applied" (a ready entry without one is applied).
+    _Part("outcomes", ("outcomes",),
+          lambda f: [[raw, _STATUS.index(st), reason] for raw, (st, reason) in f.outcomes.other.items()],
+          _load_outcomes),
+    _Part("exclusions", ("exclusions",),
+          lambda f: [[x.member, x.after_seq, _row(x.cause), x.cause_id.raw, x.liftable]  # type: ignore[arg-type]
+                     for x in f.exclusions],
+          _load_exclusions),
+    _Part("void", ("void",), lambda f: sorted(f.void), lambda f, ids, ctx: setattr(f, "void", set(ids))),
+    _Part("evicted", ("evicted",), lambda f: f.evicted, _load_evicted),
+    _Part("evicted_upto", ("evicted_upto",), lambda f: [[a, s] for a, s in f.evicted_upto.items()],
+          lambda f, rows, ctx: setattr(f, "evicted_upto", {a: s for a, s in rows})),
+    _Part("old", ("old",), lambda f: [_row(m) for m in f.old.values()],
+          lambda f, rows, ctx: setattr(f, "old", {m[1]: m for m in map(_unrow, rows)})),
+    _Part("genesis_error", ("genesis_error",), lambda f: f.genesis_error, _set("genesis_error")),
+    _Part("state", ("state",), lambda f: None if f.state is None else _dump_state(f.state),
+          lambda f, doc, ctx: setattr(f, "state", None if doc is None else _load_state(doc))),
+    _Part("max_clock", ("max_clock",), lambda f: f.max_clock, _set("max_clock")),
+    # Eviction: positions up to ``base`` are in the archive (the engine's store table);
+    # the state at ``base`` is the first snapshot.
+    _Part("base", ("base",), _dump_base, _load_base),
+    # Positions and kinds of entries later ones may name (packed ints ending with the kind's
+    # index in the checkpoint's ``kinds``; see fold._named), as three byte strings — ids,
+    # their lengths, the ints in 16 bytes each — so that resuming does not decode a list of
+    # pairs (about 190 bytes per item at its peak).
+    _Part("refs", ("refs",), _dump_refs, _load_refs),
+    _Part("last_key", ("applied",), _dump_last_key, _load_last_key),
+    # The last snapshot(s) too, so a late entry in a resumed process replays from a recent
+    # position instead of from the start (the state at the last position is added on load).
+    _Part("snapshots", ("snap_keys", "snap_states"), _dump_snapshots, _load_snapshots),
+)
+# Attributes a resumed fold rebuilds rather than reads (the lazy entry table, each author's
+# latest entry), and those that start afresh in every process (counters, caches, pending replays).
+REBUILT = ("entries", "latest")
+TRANSIENT = ("restarts", "refolds", "since_snapshot", "_replay_from", "_refold", "_cache", "_light")
+
+
 def _dump(folder: Folder) -> bytes:
     folder.run()
-    last_key = folder.order[folder.applied - 1] if folder.applied else _ZERO_KEY
-    base = folder.base
-    doc = {
-        "version": VERSION,
-        "commons": folder.commons.raw,
-        "authors": folder.authors,
-        "meta": [[raw, m.clock, m.aidx, m.seq, list(m.vv)] for raw, m in folder.meta.items()],
-        "waiting": [[raw, sorted(missing)] for raw, missing in folder.waiting.items()],
-        "logs": [[a, [[s, raw] for s, raw in log.items()]] for a, log in folder.logs.items()],
-        "forks": [[a, s, ids] for (a, s), ids in folder.forks.items()],
-        "fork_seq": [[a, s] for a, s in folder.fork_seq.items()],
-        # Only outcomes other than plain "applied" (a ready entry without one is applied).
-        "outcomes": [[raw, _STATUS.index(st), reason] for raw, (st, reason) in folder.outcomes.other.items()],
-        "exclusions": [[x.member, x.after_seq, _row(x.cause), x.cause_id.raw, x.liftable]  # type: ignore[arg-type]
-                       for x in folder.exclusions],
-        "void": sorted(folder.void),
-        # Eviction: positions up to ``base`` are in the archive (the engine's store table);
-        # the state at ``base`` is the first snapshot.
-        "base": None if base == _ZERO_KEY else [_row(base),  # type: ignore[arg-type]
-                                                _dump_snapshot(folder.snap_states[0][0], folder.state),  # type: ignore
-                                                folder.snap_states[0][1]],
-        "evicted": folder.evicted,
-        "evicted_upto": [[a, s] for a, s in folder.evicted_upto.items()],
-        "old": [_row(m) for m in folder.old.values()],
-        # Positions and kinds of entries later ones may name (packed ints; see fold._named),
-        # as three byte strings — ids, their lengths, the ints in 16 bytes each — so that
-        # resuming does not decode a list of pairs (about 190 bytes per item at its peak).
-        "refs": [b"".join(folder.refs), bytes(len(raw) for raw in folder.refs),
-                 b"".join(packed.to_bytes(16, "little") for packed in folder.refs.values())],
-        "last_key": [last_key[0], last_key[1]],
-        "genesis_error": folder.genesis_error,
-        "state": None if folder.state is None else _dump_state(folder.state),
-        # The last snapshot(s) too, so a late entry in a resumed process replays from a
-        # recent position instead of from the start.
-        "snapshots": [[[key[0], key[1]], _dump_snapshot(snap, folder.state), error]
-                      for key, (snap, error) in list(zip(folder.snap_keys, folder.snap_states, strict=True))[1:][-KEEP:]
-                      if snap is not None and key != last_key],
-        "max_clock": folder.max_clock,
-    }
+    doc: dict[str, Any] = {"version": VERSION, "commons": folder.commons.raw,
+                           "kinds": list(NAMED_KINDS)}  # what the kind codes in ``refs`` mean
+    for part in _PARTS:
+        doc[part.name] = part.dump(folder)
     return cbor2.dumps(doc)
 
 
@@ -332,7 +399,8 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],
     try:
         with bulk():
             doc = cbor2.loads(blob)
-        if doc.get("version") != VERSION or doc.get("commons") != commons.raw:
+        if doc.get("version") != VERSION or doc.get("commons") != commons.raw \
+                or doc.get("kinds") != list(NAMED_KINDS):
             return None
         with bulk():
             return _load(doc, commons, loader, archive)
@@ -348,78 +416,20 @@ def _same_id(meta: dict[bytes, _Meta], raw: bytes) -> bytes:
 
 def _load(doc: dict[str, Any], commons: CID, loader: Callable[[bytes], Entry | None],
           archive: Archive | None) -> Folder:
-    if doc["evicted"] and archive is None:
-        raise ValueError("an evicting fold's checkpoint needs its archive")
     folder = Folder(commons, archive=archive)
-    folder.authors = list(doc["authors"])
-    folder.author_index = {a: i for i, a in enumerate(folder.authors)}
-    meta = folder.meta
-    # Decoding gives every number its own int object (28 bytes each above 256); a fold built
-    # entry by entry shares them (a version vector copies its parents' references).  Share
-    # them here too: otherwise a resumed fold takes several times the memory of a fresh one.
-    ints: dict[int, int] = {}
-    one = ints.setdefault
-    new = tuple.__new__
-    rows = doc.pop("meta")
-    rows.reverse()
-    while rows:  # popping each decoded row frees it as it is used: a lower peak while resuming
-        raw, clock, aidx, seq, vv = rows.pop()
-        meta[raw] = new(_Meta, (one(clock, clock), raw, one(aidx, aidx), one(seq, seq), *map(one, vv, vv)))
-    for raw, missing in doc["waiting"]:
-        folder.waiting[raw] = set(missing)
-        for dep in missing:
-            folder.waiters.setdefault(dep, []).append(raw)
+    ctx = _Context(archive)
+    for part in _PARTS:
+        part.load(folder, doc.pop(part.name), ctx)  # (popped: each part is freed once read)
     folder.entries = LazyEntries(loader, folder.meta, folder.waiting)
-    folder.logs = {a: {one(s, s): _same_id(meta, raw) for s, raw in log} for a, log in doc["logs"]}
-    folder.forks = {(a, s): list(ids) for a, s, ids in doc["forks"]}
-    folder.fork_seq = {a: s for a, s in doc["fork_seq"]}
-    folder.order = sorted(m.key for m in meta.values())
-    outcomes = folder.outcomes
-    for raw, code, reason in doc["outcomes"]:
-        outcomes[raw] = _PLAIN[_STATUS[code]] if not reason and _STATUS[code] in _PLAIN else (_STATUS[code], reason)
-    folder.exclusions = [_Exclusion(m, after, meta.get(cause[0]) or _unrow(cause), CID(cid), lift)
-                         for m, after, cause, cid, lift in doc["exclusions"]]
-    folder.void = set(doc["void"])
-    folder.evicted = doc["evicted"]
-    folder.evicted_upto = {a: s for a, s in doc["evicted_upto"]}
-    folder.old = {m[1]: m for m in map(_unrow, doc["old"])}
-    folder.genesis_error = doc["genesis_error"]
-    folder.state = None if doc["state"] is None else _load_state(doc["state"])
-    folder.max_clock = doc["max_clock"]
-    if doc["base"] is not None:
-        base_row, base_state, base_error = doc["base"]
-        folder.base = _unrow(base_row)
-        folder.snap_keys[0] = folder.base
-        folder.snap_states[0] = (_load_snapshot(base_state, folder.state), base_error)
-    if folder.archive is not None:
-        # Keyed by the id objects the state (or the metadata) already holds, not new copies.
-        state = folder.state
-        same: dict[bytes, bytes] = {} if state is None else {
-            cid.raw: cid.raw for table in (state.contributions, state.proposals, state.joins, state.resources)
-            for cid in table}
-        ids, lengths, packed = doc.pop("refs")
-        refs = folder.refs
-        at = 0
-        for i, length in enumerate(lengths):
-            raw = ids[at:at + length]
-            at += length
-            refs[same.get(raw) or _same_id(meta, raw)] = int.from_bytes(packed[16 * i:16 * i + 16], "little")
-        del same, ids, packed
-    last_key = _ZERO_KEY if doc["last_key"][0] < 0 else meta[doc["last_key"][1]]
-    folder.applied = 0 if last_key == _ZERO_KEY else folder.order.index(last_key) + 1
-    if folder.applied != len(folder.order):
-        raise ValueError("checkpoint taken before the fold was current")
-    for key, snap, error in doc.get("snapshots", []):
-        folder.snap_keys.append(meta[key[1]])
-        folder.snap_states.append((_load_snapshot(snap, folder.state), error))
+    last_key = _last_key(folder)
     if folder.state is not None and last_key != _ZERO_KEY:
         folder.snap_keys.append(last_key)
         folder.snap_states.append((folder.state.copy(), folder.genesis_error))
     latest: dict[bytes, bytes] = {}
-    for raw, m in [*folder.old.items(), *meta.items()]:
+    for raw, m in [*folder.old.items(), *folder.meta.items()]:
         author = folder.authors[m.aidx]
         cur = latest.get(author)
-        if cur is None or m.seq > folder._archived(cur).seq:
+        if cur is None or m.seq > folder.record(cur).seq:
             latest[author] = raw
     folder.latest = latest
     return folder

@@ -37,7 +37,8 @@ from ..errors import StoreCorrupt
 from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
-from .fold import CommonsState, Folder, bulk
+from .fold import Folder, bulk
+from .views import CommonsState
 
 
 class StateMismatch(StoreCorrupt):

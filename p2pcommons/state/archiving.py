@@ -1,0 +1,90 @@
+"""The interface an evicting fold archives to, and an in-memory implementation.
+
+The store's implementation (a table of per-log segments) is :mod:`.archive`; this module
+knows nothing of the store, so the pure fold imports it without the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..entry import Entry
+from .positions import Meta as _Meta
+
+
+class Archive:
+    """Where an evicting fold keeps the records of the entries it has evicted from memory.
+
+    Per evicted entry: its fold record (:class:`_Meta`: clock, id, author index, seq, version
+    vector) and its outcome; and the entry bodies, for a full refold and for queries.  The
+    engine's implementation is a store table (local derived data, never replicated) plus the
+    store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
+
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
+        """Archive records (in fold order; ``authors``: the fold's authors by index)."""
+        raise NotImplementedError
+
+    def meta(self, raw: bytes) -> _Meta | None:
+        raise NotImplementedError
+
+    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        raise NotImplementedError
+
+    def entry(self, raw: bytes) -> Entry | None:
+        raise NotImplementedError
+
+    def kind(self, raw: bytes) -> str | None:
+        """An archived entry's kind."""
+        body = self.entry(raw)
+        return None if body is None else body.kind
+
+    def entries(self) -> Iterable[Entry]:
+        """Every entry to refold from (at least every archived one; more is harmless)."""
+        raise NotImplementedError
+
+    def ids(self) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def count_stable(self, frontier: list[int]) -> int:
+        """How many archived entries have ``seq <= frontier[author index]``."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+
+class MemoryArchive(Archive):
+    """An archive in memory: the fold's semantics with eviction, without saving memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, tuple[_Meta, str, str]] = {}
+        self.bodies: dict[bytes, Entry] = {}
+
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
+        for row, body in zip(rows, bodies, strict=True):
+            self.rows[row[0][1]] = row
+            if body is not None:
+                self.bodies[row[0][1]] = body
+
+    def meta(self, raw: bytes) -> _Meta | None:
+        row = self.rows.get(raw)
+        return None if row is None else row[0]
+
+    def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        return self.rows.get(raw)
+
+    def entry(self, raw: bytes) -> Entry | None:
+        return self.bodies.get(raw)
+
+    def entries(self) -> Iterable[Entry]:
+        return list(self.bodies.values())
+
+    def ids(self) -> Iterable[bytes]:
+        return list(self.rows)
+
+    def count_stable(self, frontier: list[int]) -> int:
+        return sum(1 for m, _, _ in self.rows.values() if m[2] < len(frontier) and frontier[m[2]] >= m[3])
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.bodies.clear()

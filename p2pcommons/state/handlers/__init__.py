@@ -1,0 +1,36 @@
+"""The kind handlers, one module per family, and the one registry the replayer dispatches through.
+
+To add an entry kind: write its handler in the family's module (or a new module) — a
+function ``(view, state, entry, meta) -> status`` (see :mod:`.view`) — add it to that
+module's ``KINDS``, specify it in ``protocols/commons.md`` and add vectors
+(``protocols/vectors/generate_commons.py``).  If it keeps new records, declare them in
+:mod:`..records`.  Nothing in the replayer (:mod:`..fold`) changes.
+"""
+
+from __future__ import annotations
+
+from . import contributions, distributions, membership, resources, rules_votes, sanctions
+from .registry import Kind
+from .view import APPLIED, PENDING, REJECTED, WAITING, Handler, Rejected, View
+
+GENESIS = "genesis"  # founded by :func:`.genesis.found`, not through the registry
+
+
+def _registry(*families: dict[str, Kind]) -> dict[str, Kind]:
+    kinds: dict[str, Kind] = {}
+    for family in families:
+        for name, kind in family.items():
+            if name in kinds or name == GENESIS:
+                raise ValueError(f"entry kind '{name}' registered twice")
+            kinds[name] = kind
+    return kinds
+
+
+KINDS: dict[str, Kind] = _registry(membership.KINDS, sanctions.KINDS, contributions.KINDS, rules_votes.KINDS,
+                                   resources.KINDS, distributions.KINDS)
+HANDLERS: dict[str, Handler] = {name: kind.apply for name, kind in KINDS.items()}
+# Kinds a later entry may name (the genesis too: a member's ``since``, a founder's grants).
+NAMED_KINDS: tuple[str, ...] = (*sorted(name for name, kind in KINDS.items() if kind.named), GENESIS)
+
+__all__ = ["APPLIED", "GENESIS", "HANDLERS", "KINDS", "NAMED_KINDS", "PENDING", "REJECTED", "WAITING", "Handler",
+           "Kind", "Rejected", "View"]

@@ -1,0 +1,93 @@
+"""Checks every family of handlers shares: standing, references, field validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...dagcbor import CID, link
+from ...entry import Entry
+from ..positions import Meta
+from ..records import Member, Resource, State
+from .view import Rejected, View
+
+MAX_TEXT = 1000
+MAX_AMOUNT = 2**53  # every amount or value in a body (also refused at decode: entry.MAX_AMOUNT)
+# Bounded arithmetic (protocols/commons.md §3.7): every sum the fold keeps stays at or below
+# MAX_TOTAL; the entry that would take one above it is rejected with the numbers.  Why: the
+# state must stay computable (and encodable: DAG-CBOR integers end at 2**64 - 1) on every
+# node, whatever one member writes.
+MAX_TOTAL = 2**53
+
+
+def standing(view: View, state: State, author: bytes, meta: Meta, roles: list[str] | None) -> Member:
+    """The author's membership (and one of ``roles``), checked against the state at this
+    position *and* the entry's causal past: the grant must be something it had seen."""
+    member = state.members.get(author)
+    if member is None:
+        raise Rejected("Its author is not a member of the commons.")
+    if member.status != "active":
+        raise Rejected(f"Its author's membership is {member.status}.")
+    if not view.in_past(member.since, meta):
+        raise Rejected("Its author's admission is not in its causal past (written before being admitted).")
+    if roles and "member" not in roles:
+        held = [grant for role, grant in member.grants if role in roles]
+        if not held:
+            raise Rejected(f"Its author lacks the role needed ({' or '.join(roles)}).")
+        if not any(view.in_past(grant, meta) for grant in held):
+            raise Rejected("Its author's role was granted outside its causal past.")
+    return member
+
+
+def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str, ...]) -> CID:
+    """A link field that must name an entry of ``kind`` in this entry's causal past."""
+    value = entry.body.get(field)
+    try:
+        target = link(value)
+    except Exception:
+        raise Rejected(f"Its '{field}' is not an entry id.") from None
+    if not view.in_past(target, meta):
+        raise Rejected(f"Its '{field}' names an entry outside its causal past.")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    found = view.kind_of(target)
+    if found not in kinds:
+        raise Rejected(f"Its '{field}' names a {found}, not a {' or '.join(kinds)}.")
+    return target
+
+
+def text_field(body: dict[str, Any], field: str, *, required: bool = False, default: str = "") -> str:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise Rejected(f"It lacks the '{field}' field.")
+        return default
+    if type(value) is not str or len(value) > MAX_TEXT:
+        raise Rejected(f"Its '{field}' must be text of at most {MAX_TEXT} characters.")
+    return value
+
+
+def amount_field(body: dict[str, Any], field: str, *, default: int | None = None, positive: bool = False) -> int:
+    value = body.get(field, default)
+    if type(value) is not int or not (1 if positive else 0) <= value <= MAX_AMOUNT:
+        raise Rejected(f"Its '{field}' must be a {'positive' if positive else 'non-negative'} integer.")
+    return value
+
+
+def member_key(body: dict[str, Any]) -> bytes:
+    value = body.get("member")
+    if type(value) is not bytes or len(value) != 32:
+        raise Rejected("Its 'member' must be a 32-byte author key.")
+    return value
+
+
+def resource_spec(spec: Any) -> Resource:
+    if type(spec) is not dict:
+        raise Rejected("A resource must be a map.")
+    name = text_field(spec, "name", required=True)
+    rivalrous = spec.get("rivalrous", False)
+    if type(rivalrous) is not bool:
+        raise Rejected("A resource's 'rivalrous' must be true or false.")
+    quota = amount_field(spec, "quota", default=0)
+    period = amount_field(spec, "period", default=0)
+    if rivalrous and quota == 0:
+        raise Rejected("A rivalrous resource needs a positive quota.")
+    return Resource(name, rivalrous, quota, period, text_field(spec, "unit", default="unit"))

@@ -1,0 +1,79 @@
+"""Contributions and their review (protocols/commons.md §1, §3.6, §3.7).
+
+An outsider's contribution (when the rules let anyone contribute) is pending until reviewed."""
+
+from __future__ import annotations
+
+from ...entry import Entry
+from ..positions import Meta
+from ..records import Contribution, State
+from .common import MAX_TOTAL, amount_field, ref, standing, text_field
+from .registry import Kind
+from .view import APPLIED, PENDING, Rejected, View
+
+
+def _contribution(v: View, s: State, e: Entry, m: Meta) -> str:
+    body = e.body
+    title = text_field(body, "title", required=True)
+    kind = text_field(body, "kind", default="work")
+    claimed = amount_field(body, "value", default=1)
+    ref = text_field(body, "ref")
+    outside = False
+    try:
+        standing(v, s, e.author, m, None)
+    except Rejected:
+        if s.rules["contribution"]["policy"] != "anyone":
+            raise
+        outside = True
+    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside)
+    return PENDING if outside else APPLIED
+
+
+def _review(v: View, s: State, e: Entry, m: Meta) -> str:
+    policy = s.rules["review"]
+    standing(v, s, e.author, m, policy["roles"])
+    target = ref(v, e, m, "contribution", "contribution")
+    contribution = s.contributions.get(target)
+    if contribution is None:
+        raise Rejected("The contribution it reviews had no effect (it was rejected).")
+    if contribution.status != "pending":
+        raise Rejected(f"The contribution was already {contribution.status}.")
+    if contribution.author == e.author and not policy["self_review"]:
+        raise Rejected("The rules do not let a member review their own contribution.")
+    if e.author in contribution.accepts or e.author in contribution.rejects:
+        raise Rejected("Its author already reviewed this contribution.")
+    verdict = e.body.get("verdict")
+    if verdict not in ("accept", "reject"):
+        raise Rejected("Its 'verdict' must be accept or reject.")
+    text_field(e.body, "comment")
+    if verdict == "accept":
+        adjusted = amount_field(e.body, "value", default=contribution.claimed)
+        contribution = contribution._replace(accepts=(*contribution.accepts, e.author))
+        if len(contribution.accepts) >= policy["accepts"]:
+            weights = s.rules["values"]
+            weight = weights.get(contribution.kind, weights.get("default", 100))
+            value = adjusted * weight // 100
+            if value > MAX_TOTAL:
+                raise Rejected(f"Accepting it would give the contribution a value of {value}, above the bound "
+                                f"{MAX_TOTAL}.")
+            if s.ledger_total + value > MAX_TOTAL:
+                raise Rejected(f"Accepting it would bring the ledger's total value to {s.ledger_total + value}, "
+                                f"above the bound {MAX_TOTAL}.")
+            contribution = contribution._replace(status="accepted", value=value)
+            count, total = s.ledger.get(contribution.author, (0, 0))
+            s.ledger[contribution.author] = (count + 1, total + value)
+            s.ledger_total += value
+    else:
+        contribution = contribution._replace(rejects=(*contribution.rejects, e.author))
+        if len(contribution.rejects) >= policy["rejects"]:
+            contribution = contribution._replace(status="rejected")
+    s.contributions[target] = contribution
+    return APPLIED
+
+
+# Kinds of this family: handler, and whether later entries may name such an entry (a record
+# in the state points at it: the replayer keeps its position when it evicts the entry).
+KINDS: dict[str, Kind] = {
+    "contribution": Kind(_contribution, named=True),
+    "review": Kind(_review, named=False),
+}

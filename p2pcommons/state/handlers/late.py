@@ -1,0 +1,46 @@
+"""Which late entries the state at one position can judge for every earlier position.
+
+An evicting fold (:mod:`..fold`, "Eviction") no longer holds the positions before its
+archive's base.  An entry that sorts there would mean refolding everything — unless the
+governance rules say its effect is the same wherever it sorts before the base.  That
+question is about the rules, not about ordering, so it is answered here, beside the
+handlers, and the replayer only acts on the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...entry import Entry
+from ..records import State
+
+STRANGER = "stranger"  # its handler, applied to the base state, gives its effect anywhere before it
+REMOVED = "removed"  # its author was removed: strong removal decides (the replayer's exclusions)
+REFOLD = ""  # the rules cannot tell: fold again from the start
+
+
+def late_judge(base: State) -> Callable[[Entry], str]:
+    """How an entry sorting at or before ``base``'s position can be judged from ``base``:
+
+    * its author is not a member there — so at no earlier position either (members are never
+      dropped from the state) — or has left: STRANGER.  Its handler rejects it wherever it
+      sorts, or (a join; a contribution while contributions are open to anyone, and their
+      policy was never changed) records it pending, which nothing before the base can
+      observe (an entry naming it depends on it, so it is new too).  A former member had
+      left wherever the entry sorts, since it chains through their leave and only their own
+      (later, so not yet applied) entries could have left again after a readmission;
+    * its author was removed there: REMOVED (strong removal may reject it wherever it sorts);
+    * anything else (a member's entry, a contribution once the contribution policy changed): REFOLD.
+    """
+    changed = any(p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
+                  for p in base.proposals.values())
+
+    def judge(entry: Entry) -> str:
+        former = base.members.get(entry.author)
+        if former is not None and former.status == "removed":
+            return REMOVED
+        if (former is not None and former.status != "left") or (entry.kind == "contribution" and changed):
+            return REFOLD
+        return STRANGER
+
+    return judge

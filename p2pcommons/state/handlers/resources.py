@@ -1,0 +1,54 @@
+"""Resources and their use (protocols/commons.md §1.1, §3.6, §3.7): rivalrous ones have quotas per period."""
+
+from __future__ import annotations
+
+from ...dagcbor import link
+from ...entry import Entry
+from ..positions import Meta
+from ..records import State
+from .common import MAX_TOTAL, amount_field, resource_spec, standing
+from .registry import Kind
+from .view import APPLIED, Rejected, View
+
+
+def _resource_add(v: View, s: State, e: Entry, m: Meta) -> str:
+    standing(v, s, e.author, m, s.rules["resources"]["roles"])
+    s.resources[e.id] = resource_spec(e.body)
+    return APPLIED
+
+
+def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
+    standing(v, s, e.author, m, s.rules["resources"]["use_roles"])
+    value = e.body.get("resource")
+    try:
+        target = link(value)
+    except Exception:
+        raise Rejected("Its 'resource' is not an entry id.") from None
+    resource = s.resources.get(target)
+    if resource is None:
+        raise Rejected("The resource it uses is not known (not added, or outside its causal past).")
+    if target != v.commons and not v.in_past(target, m) and v.is_entry(target):
+        raise Rejected("The resource it uses was added outside its causal past.")
+    amount = amount_field(e.body, "amount", positive=True)
+    period = e.time // (resource.period * 1000) if resource.period else 0
+    key = (target, period, e.author)
+    used = s.usage.get(key, 0)
+    if resource.rivalrous and used + amount > resource.quota:
+        raise Rejected(f"It exceeds the quota of {resource.name} ({used} + {amount} > {resource.quota} "
+                        f"{resource.unit} per period).")
+    lifetime = (target, e.author)
+    total = s.totals.get(lifetime, 0) + amount
+    if total > MAX_TOTAL:
+        raise Rejected(f"It would bring its author's use of {resource.name} to {total} {resource.unit}, above the "
+                        f"bound {MAX_TOTAL}.")
+    s.usage[key] = used + amount
+    s.totals[lifetime] = total
+    return APPLIED
+
+
+# Kinds of this family: handler, and whether later entries may name such an entry (a record
+# in the state points at it: the replayer keeps its position when it evicts the entry).
+KINDS: dict[str, Kind] = {
+    "resource_add": Kind(_resource_add, named=True),
+    "resource_use": Kind(_resource_use, named=False),
+}

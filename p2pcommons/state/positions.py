@@ -1,0 +1,57 @@
+"""An entry's position in the fold: its causal facts, one flat record per ready entry.
+
+The replayer (:mod:`.fold`) computes them when an entry's parents are present; handlers see
+them only through the view's causal-past questions (:mod:`.handlers.view`); the archive
+(:mod:`.archive`) and the checkpoint (:mod:`.checkpoint`) store them.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from ..entry import Entry
+
+Key = tuple[int, bytes]
+ZERO_KEY: Key = (-1, b"")  # before every position (the empty start)
+
+
+class Meta(tuple[Any, ...]):
+    """Per-entry fold metadata, one flat tuple: ``(clock, id, aidx, seq, *version_vector)``.
+
+    One object per entry (no separate key tuple or version-vector tuple): the record *is*
+    the entry's sort key, since records compare by ``(clock, id)`` (ids are unique, so the
+    later fields never take part), and ``order`` holds the records themselves.  The version
+    vector holds, per author index, the highest seq of that author in the entry's causal
+    past, so "is X in the causal past of Y" is one comparison."""
+
+    __slots__ = ()
+
+    def __new__(cls, clock: int, key: Key, vv: tuple[int, ...], aidx: int, seq: int) -> Meta:
+        return tuple.__new__(cls, (clock, key[1], aidx, seq, *vv))
+
+    clock = property(operator.itemgetter(0))
+    eid = property(operator.itemgetter(1))
+    aidx = property(operator.itemgetter(2))
+    seq = property(operator.itemgetter(3))
+
+    @property
+    def vv(self) -> tuple[int, ...]:
+        """Per author index, the highest seq in the entry's causal past (a new tuple)."""
+        return self[VV:]
+
+    @property
+    def key(self) -> Meta:
+        return self
+
+
+VV = 4  # where the version vector starts in a Meta record
+by_clock = operator.itemgetter(0)
+
+
+def parents(entry: Entry) -> list[bytes]:
+    """The raw ids an entry depends on directly: its deps, then its prev."""
+    deps = [d.raw for d in entry.deps]
+    if entry.prev is not None:
+        deps.append(entry.prev.raw)
+    return deps

@@ -1,0 +1,295 @@
+"""The commons state's records, declared once (see protocols/commons.md §5).
+
+Each field of the state is declared here, with everything the rest of the kernel needs
+about it: its empty value, how a checkpoint writes and reads it (:mod:`.checkpoint`), and
+its canonical encoding, the part that goes into the state hash (:func:`canonical_state`).
+:class:`State` — its slots, constructor and snapshot copy — is built from these
+declarations, as are the checkpoint's state, delta and snapshot formats, so a new table is
+one declaration here and the handler that fills it.  Why: the set of fields used to be
+written out four times (constructor, copy, checkpoint dump, checkpoint load), and a field
+forgotten in one of them was a silent divergence between a resumed node and a fresh one.
+
+Records are immutable tuples (replaced, never mutated), so a snapshot is a shallow copy of
+each table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ..dagcbor import CID
+from . import rules as rules_mod
+
+# --- records ----------------------------------------------------------------------------
+
+
+class Member(NamedTuple):
+    name: str
+    roles: tuple[str, ...]
+    grants: tuple[tuple[str, CID], ...]  # role -> entry that granted it (for causal checks)
+    status: str  # active | suspended | removed | left
+    since: CID  # the genesis or the admission that made them a member
+    warnings: int  # per member identity: kept across leave and rejoin
+    # How the status came about, for judging a sanction by its causal past (not hashed):
+    # ``(seq, status)`` pairs, ``seq`` strictly increasing, each the status after an event
+    # that depends on the member's own entry at ``seq`` (their leave; the admission of their
+    # join) or, with ``seq`` 0, on none of their entries (the genesis, a sanction).
+    view: tuple[tuple[int, str], ...] = ()
+
+
+def seen(view: tuple[tuple[int, str], ...], seq: int, status: str) -> tuple[tuple[int, str], ...]:
+    """``view`` with a new status that depends on the member's own entry at ``seq`` (0: none).
+    An older event at or after ``seq`` can no longer be the latest one a viewer sees."""
+    kept = view
+    while kept and kept[-1][0] >= seq:
+        kept = kept[:-1]
+    return (*kept, (seq, status))
+
+
+def status_seen(member: Member, seen_seq: int) -> str | None:
+    """The member's status as an entry that has seen their log up to ``seen_seq`` knows it:
+    from the latest event that depends on none of their entries it had not seen."""
+    for seq, status in reversed(member.view):
+        if seq <= seen_seq:
+            return status
+    return None
+
+
+class Join(NamedTuple):
+    author: bytes
+    name: str
+    approvals: tuple[bytes, ...]
+
+
+class Contribution(NamedTuple):
+    author: bytes
+    title: str
+    kind: str
+    ref: str
+    claimed: int
+    status: str  # pending | accepted | rejected
+    accepts: tuple[bytes, ...]
+    rejects: tuple[bytes, ...]
+    value: int
+    outside: bool
+
+
+class Proposal(NamedTuple):
+    author: bytes
+    title: str
+    changes: dict[str, Any]
+    yes: tuple[bytes, ...]
+    no: tuple[bytes, ...]
+    status: str  # open | adopted | rejected
+
+
+class Resource(NamedTuple):
+    name: str
+    rivalrous: bool
+    quota: int
+    period: int  # seconds; 0 = no period (a lifetime quota)
+    unit: str
+
+
+def hexkey(author: bytes) -> str:
+    return author.hex()
+
+
+def _sorted_hex(keys: tuple[bytes, ...]) -> list[str]:
+    return sorted(hexkey(a) for a in keys)
+
+
+# --- declarations -----------------------------------------------------------------------
+
+
+class Table(NamedTuple):
+    """A dict field of the state.  ``row``/``unrow``: one item as a checkpoint row and
+    back; ``key``/``unkey``: a key alone (a checkpoint delta's removed keys)."""
+
+    name: str
+    row: Callable[[Any, Any], list[Any]]
+    unrow: Callable[[list[Any]], tuple[Any, Any]]
+    key: Callable[[Any], Any]
+    unkey: Callable[[Any], Any]
+
+
+class Sequence(NamedTuple):
+    """A list field of the state (appended to in fold order): one item as a checkpoint row and back."""
+
+    name: str
+    row: Callable[[Any], list[Any]]
+    unrow: Callable[[list[Any]], Any]
+
+
+def _cid_key(c: CID) -> bytes:
+    return c.raw
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+def _load_distribution(r: list[Any]) -> dict[str, Any]:
+    return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+
+
+def _load_sanction(r: list[Any]) -> dict[str, Any]:
+    return {"id": CID(r[0]), "member": r[1], "action": r[2], "reason": r[3], "by": r[4]}
+
+
+# Whole values, replaced and never mutated (shared by snapshots): the commons' info and rules.
+VALUES: tuple[str, ...] = ("info", "rules")
+
+TABLES: tuple[Table, ...] = (
+    Table("members",  # member key -> Member
+          lambda a, m: [a, m.name, list(m.roles), [[r, g.raw] for r, g in m.grants], m.status, m.since.raw,
+                        m.warnings, [list(x) for x in m.view]],
+          lambda r: (r[0], Member(r[1], tuple(r[2]), tuple((role, CID(g)) for role, g in r[3]), r[4], CID(r[5]),
+                                  r[6], tuple((seq, status) for seq, status in r[7]))),
+          _same, _same),
+    Table("joins",  # join entry -> Join (pending admission)
+          lambda c, j: [c.raw, j.author, j.name, list(j.approvals)],
+          lambda r: (CID(r[0]), Join(r[1], r[2], tuple(r[3]))),
+          _cid_key, CID),
+    Table("contributions",  # contribution entry -> Contribution
+          lambda c, x: [c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
+                        list(x.rejects), x.value, x.outside],
+          lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
+                                             r[10])),
+          _cid_key, CID),
+    Table("proposals",  # rule proposal entry -> Proposal
+          lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status],
+          lambda r: (CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6])),
+          _cid_key, CID),
+    Table("votes",  # (proposal, voter) -> yes (not hashed: the proposals' yes/no are)
+          lambda k, v: [k[0].raw, k[1], v],
+          lambda r: ((CID(r[0]), r[1]), r[2]),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    Table("resources",  # resource id (its entry, or the hash of a genesis resource) -> Resource
+          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
+          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
+          _cid_key, CID),
+    Table("usage",  # (resource, period, member) -> amount used in that period
+          lambda k, n: [k[0].raw, k[1], k[2], n],
+          lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
+          lambda k: [k[0].raw, k[1], k[2]], lambda k: (CID(k[0]), k[1], k[2])),
+    Table("totals",  # (resource, member) -> use over all periods (not hashed: the bound's sum)
+          lambda k, n: [k[0].raw, k[1], n],
+          lambda r: ((CID(r[0]), r[1]), r[2]),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    Table("ledger",  # member -> (accepted contributions, value)
+          lambda a, x: [a, x[0], x[1]],
+          lambda r: (r[0], (r[1], r[2])),
+          _same, _same),
+    Table("lifted",  # member -> reinstatement lifting their suspension (not hashed)
+          lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
+)
+
+SEQUENCES: tuple[Sequence, ...] = (
+    Sequence("distributions",
+             lambda d: [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]],
+             _load_distribution),
+    Sequence("sanctions",
+             lambda x: [x["id"].raw, x["member"], x["action"], x["reason"], x["by"]],
+             _load_sanction),
+)
+
+# Derived fields (not stored in a checkpoint; recomputed by :meth:`State.derive`).
+DERIVED: tuple[str, ...] = ("ledger_total",)
+
+
+class State:
+    """The mutable part of the fold, built from the declarations above.  Containers are
+    shallow-copied for snapshots; the records inside them are immutable tuples."""
+
+    __slots__ = (*VALUES, *(t.name for t in TABLES), *(s.name for s in SEQUENCES), *DERIVED)
+
+    info: dict[str, Any]
+    rules: dict[str, Any]
+    members: dict[bytes, Member]
+    joins: dict[CID, Join]
+    contributions: dict[CID, Contribution]
+    proposals: dict[CID, Proposal]
+    votes: dict[tuple[CID, bytes], bool]
+    resources: dict[CID, Resource]
+    usage: dict[tuple[CID, int, bytes], int]
+    totals: dict[tuple[CID, bytes], int]
+    ledger: dict[bytes, tuple[int, int]]
+    lifted: dict[bytes, CID]
+    distributions: list[dict[str, Any]]
+    sanctions: list[dict[str, Any]]
+    ledger_total: int  # the sum of the ledger's values (derived, not hashed)
+
+    def __init__(self) -> None:
+        self.info = {}
+        self.rules = rules_mod.default_rules()
+        for table in TABLES:
+            setattr(self, table.name, {})
+        for sequence in SEQUENCES:
+            setattr(self, sequence.name, [])
+        self.ledger_total = 0
+
+    def derive(self) -> None:
+        """Recompute the derived fields from the stored ones (after loading a checkpoint)."""
+        self.ledger_total = sum(value for _, value in self.ledger.values())
+
+    def copy(self) -> State:
+        new = State.__new__(State)
+        for name in VALUES:  # replaced, never mutated
+            setattr(new, name, getattr(self, name))
+        for table in TABLES:
+            setattr(new, table.name, getattr(self, table.name).copy())
+        for sequence in SEQUENCES:
+            setattr(new, sequence.name, getattr(self, sequence.name).copy())
+        new.ledger_total = self.ledger_total
+        return new
+
+    def size(self) -> int:
+        return len(self.members) + len(self.joins) + len(self.contributions) + len(self.proposals) + \
+            len(self.votes) + len(self.usage) + len(self.ledger)
+
+
+# --- the canonical encoding (what the state hash covers) ----------------------------------
+
+
+def canonical_state(s: State) -> dict[str, Any]:
+    """The hashed part of the state, as plain DAG-CBOR data (protocols/commons.md: the state hash)."""
+    resources: dict[str, Any] = {}
+    for c, r in s.resources.items():
+        resources[str(c)] = {"name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
+                             "unit": r.unit, "used": {}}
+    for (res, period, author), amount in s.usage.items():
+        resources[str(res)]["used"].setdefault(str(period), {})[hexkey(author)] = amount
+    return {
+        "info": dict(s.info),
+        "rules": s.rules,
+        "members": {
+            hexkey(a): {"name": m.name, "roles": list(m.roles), "status": m.status, "since": str(m.since),
+                        "warnings": m.warnings}
+            for a, m in s.members.items()
+        },
+        "joins": {str(c): {"author": hexkey(j.author), "name": j.name, "approvals": _sorted_hex(j.approvals)}
+                  for c, j in s.joins.items()},
+        "contributions": {
+            str(c): {"author": hexkey(x.author), "title": x.title, "kind": x.kind, "ref": x.ref,
+                     "claimed": x.claimed, "status": x.status, "accepts": _sorted_hex(x.accepts),
+                     "rejects": _sorted_hex(x.rejects), "value": x.value, "outside": x.outside}
+            for c, x in s.contributions.items()
+        },
+        "proposals": {
+            str(c): {"author": hexkey(p.author), "title": p.title, "changes": p.changes, "status": p.status,
+                     "yes": _sorted_hex(p.yes), "no": _sorted_hex(p.no)}
+            for c, p in s.proposals.items()
+        },
+        "resources": resources,
+        "ledger": {hexkey(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()},
+        "distributions": [
+            {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
+             "shares": {hexkey(a): v for a, v in d["shares"].items()}} for d in s.distributions
+        ],
+        "sanctions": [
+            {"id": str(x["id"]), "member": hexkey(x["member"]), "action": x["action"], "reason": x["reason"],
+             "by": hexkey(x["by"])} for x in s.sanctions
+        ],
+    }

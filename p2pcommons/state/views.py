@@ -1,0 +1,313 @@
+"""Query views of a folded commons, for the CLI and the daemon: plain data, read-only.
+
+:class:`CommonsState` reads the replayer (:class:`~.fold.Folder`) and its state's records
+(:mod:`.records`); nothing here changes them.  The state hash is the SHA-256 of the
+canonical encoding (:func:`.records.canonical_state` plus the entry counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from ..dagcbor import CID, encode
+from ..entry import Entry
+from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
+from .records import Contribution, Join, Member, Proposal, Resource, canonical_state, hexkey
+
+
+class Outcome(NamedTuple):
+    """What one entry did.  ``status``: applied, rejected, pending (a newcomer's or outsider's
+    entry waiting for the member entry that accepts it) or waiting (missing dependencies)."""
+
+    id: CID
+    kind: str
+    author: bytes
+    seq: int
+    status: str
+    reason: str
+    stable: bool
+    holders: tuple[bytes, ...]  # active members whose latest entry has not acknowledged it
+    missing: tuple[CID, ...]
+
+
+class CommonsState:
+    """The folded state of one commons, its canonical form and hash, and per-entry outcomes.
+
+    A view of the fold that produced it: the engine's live fold keeps advancing, so take a
+    fresh one from ``current_state`` after ingesting, rather than keeping an old one."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.commons = folder.commons
+        self._folder = folder
+        self.valid = folder.state is not None and not folder.genesis_error
+        self.entry_count = folder.count()
+        self.waiting_count = len(folder.waiting)
+        self._canonical: dict[str, Any] | None = None
+        self._hash: str | None = None
+        self._front: tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]] | None = None
+
+    # Computed on first use: appending an entry must not pay O(state) for a hash nobody reads.
+
+    @property
+    def canonical(self) -> dict[str, Any]:
+        if self._canonical is None:
+            with bulk():
+                self._canonical = _canonical(self._folder)
+        return self._canonical
+
+    @property
+    def state_hash(self) -> str:
+        if self._hash is None:
+            canonical = self.canonical
+            with bulk():
+                self._hash = hashlib.sha256(encode(canonical)).hexdigest()
+        return self._hash
+
+    @property
+    def _frontier(self) -> list[int]:
+        return self._stability()[0]
+
+    @property
+    def _latest(self) -> dict[bytes, tuple[int, ...]]:
+        return self._stability()[1]
+
+    @property
+    def retired(self) -> list[bytes]:
+        return self._stability()[2]
+
+    def _stability(self) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
+        if self._front is None:
+            self._front = _frontier(self._folder)
+        return self._front
+
+    # Convenience views (plain data, JSON-ready) ------------------------------------------------
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        """The rules in force (cheap: no canonical encoding of the whole state)."""
+        state = self._folder.state
+        return {} if state is None else {k: dict(v) for k, v in state.rules.items()}
+
+    @property
+    def members(self) -> dict[str, dict[str, Any]]:
+        return dict(self.canonical.get("members", {}))
+
+    def member_info(self, author: bytes) -> Member | None:
+        state = self._folder.state
+        return None if state is None else state.members.get(author)
+
+    def active_members(self) -> list[bytes]:
+        state = self._folder.state
+        if state is None:
+            return []
+        return sorted(a for a, m in state.members.items() if m.status == "active")
+
+    def has_role(self, author: bytes, role: str) -> bool:
+        member = self.member_info(author)
+        return member is not None and member.status == "active" and role in member.roles
+
+    def outcome(self, entry_id: CID) -> Outcome | None:
+        folder = self._folder
+        raw = entry_id.raw
+        entry = folder.entries.get(raw)
+        meta = folder.meta.get(raw)
+        if entry is None or (meta is None and raw not in folder.waiting):
+            record = None if folder.archive is None else folder.archive.outcome(raw)
+            if record is None:
+                return None
+            meta, status, reason = record
+            entry = folder.body(raw)
+        elif raw in folder.waiting:
+            missing = tuple(CID(m) for m in sorted(folder.waiting[raw]))
+            return Outcome(entry_id, entry.kind, entry.author, entry.seq, WAITING,
+                           "Waiting for dependencies this node does not hold yet.", False, (), missing)
+        else:
+            status, reason = folder.outcomes.get(raw, (WAITING, ""))
+        if status == PENDING:
+            status, reason = self._resolve_pending(entry)
+        assert meta is not None
+        holders = tuple(sorted(member for member, latest in self._latest.items()
+                               if meta.aidx >= len(latest) or latest[meta.aidx] < entry.seq))
+        return Outcome(entry_id, entry.kind, entry.author, entry.seq, status, reason, not holders, holders, ())
+
+    def _resolve_pending(self, entry: Entry) -> tuple[str, str]:
+        """A newcomer's or outsider's entry takes effect through the member entry that
+        accepts it; report which, without rewriting the earlier entry's own record."""
+        state = self._folder.state
+        if state is None:
+            return PENDING, ""
+        if entry.kind == "contribution":
+            c = state.contributions.get(entry.id)
+            if c is not None and c.status == "accepted":
+                return APPLIED, "Accepted by review."
+            if c is not None and c.status == "rejected":
+                return REJECTED, "Rejected by review."
+            return PENDING, "Waiting for review (its author was not a member when writing it)."
+        if entry.kind == "join":
+            if entry.id in state.joins:
+                return PENDING, "Waiting for admission."
+            member = state.members.get(entry.author)
+            if member is not None and member.since != self.commons:
+                return APPLIED, f"Admitted by {member.since}."
+            return REJECTED, "Not admitted."
+        return PENDING, ""
+
+    def outcomes(self) -> list[Outcome]:
+        result = []
+        folder = self._folder
+        ids = list(folder.entries)
+        if folder.archive is not None and folder.evicted:
+            held = set(ids)
+            ids += [raw for raw in folder.archive.ids() if raw not in held]
+        for raw in ids:
+            outcome = self.outcome(CID(raw))
+            if outcome is not None:
+                result.append(outcome)
+        return result
+
+    def stable_summary(self) -> dict[str, Any]:
+        """The stable frontier: per author, entries up to this seq are stable."""
+        folder = self._folder
+        frontier = self._frontier
+        stable = sum(1 for meta in folder.meta.values()
+                     if meta.aidx < len(frontier) and frontier[meta.aidx] >= meta.seq)
+        if folder.archive is not None and folder.evicted:
+            stable += folder.archive.count_stable(frontier)
+        top = _max_vv(folder)
+        holding = sorted(hexkey(m) for m, latest in self._latest.items()
+                         if any((latest[i] if i < len(latest) else 0) < top[i] for i in range(len(top))))
+        return {
+            "stable_entries": stable,
+            "tentative_entries": folder.count() - stable,
+            "frontier": {hexkey(folder.authors[i]): seq for i, seq in enumerate(self._frontier) if seq},
+            "held_back_by": holding,
+            "retired": sorted(hexkey(a) for a in self.retired),
+        }
+
+    def contributions_by_status(self) -> dict[str, int]:
+        counts = {"pending": 0, "accepted": 0, "rejected": 0}
+        state = self._folder.state
+        if state is not None:
+            for c in state.contributions.values():
+                counts[c.status] += 1
+        return counts
+
+    def contribution(self, cid: CID) -> Contribution | None:
+        state = self._folder.state
+        return None if state is None else state.contributions.get(cid)
+
+    def proposal(self, cid: CID) -> Proposal | None:
+        state = self._folder.state
+        return None if state is None else state.proposals.get(cid)
+
+    def pending_joins(self) -> dict[CID, Join]:
+        state = self._folder.state
+        return {} if state is None else dict(state.joins)
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Per contributor: accepted contributions, value, and share of the total (in basis
+        points, integer) — the basis of benefit distribution."""
+        state = self._folder.state
+        if state is None:
+            return []
+        total = sum(v for _, v in state.ledger.values())
+        rows = []
+        for author in sorted(state.ledger):
+            count, value = state.ledger[author]
+            member = state.members.get(author)
+            rows.append({"author": hexkey(author), "name": member.name if member else "",
+                         "accepted": count, "value": value,
+                         "share_bp": (value * 10000 // total) if total else 0})
+        return rows
+
+    def resources(self) -> dict[CID, Resource]:
+        state = self._folder.state
+        return {} if state is None else dict(state.resources)
+
+    def usage(self, resource: CID) -> dict[str, int]:
+        state = self._folder.state
+        totals: dict[str, int] = {}
+        if state is not None:
+            for (res, _period, author), amount in state.usage.items():
+                if res == resource:
+                    totals[hexkey(author)] = totals.get(hexkey(author), 0) + amount
+        return totals
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "commons": str(self.commons),
+            "name": self._folder.state.info.get("name", "") if self._folder.state is not None else "",
+            "state_hash": self.state_hash,
+            "entries": self.entry_count,
+            "waiting": self.waiting_count,
+            "members": len(self.active_members()),
+            "stable": self.stable_summary(),
+            "rules": self.rules,
+            "contributions": self.contributions_by_status(),
+            "valid": self.valid,
+        }
+
+
+def _max_vv(folder: Folder) -> list[int]:
+    best = [0] * len(folder.authors)
+    for author, cid in folder.latest.items():
+        best[folder.author_index[author]] = folder.record(cid).seq
+    return best
+
+
+def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
+    """Per author, the highest seq acknowledged by every active or suspended, non-retired member."""
+    state = folder.state
+    width = len(folder.authors)
+    if state is None:
+        return [0] * width, {}, []
+    retire = state.rules.get("retire", {}).get("after", 0)
+    latest: dict[bytes, tuple[int, ...]] = {}
+    retired = []
+    max_seq = folder.latest
+    for author, member in state.members.items():
+        # Suspended members still hold stability back: a reinstatement brings them back.
+        if member.status not in ("active", "suspended") or author in folder.fork_seq:
+            continue
+        newest = folder.latest.get(author)
+        if retire and folder.max_clock - (folder.record(newest).clock if newest is not None else 0) > retire:
+            retired.append(author)
+            continue
+        cid = max_seq.get(author)
+        latest[author] = folder.record(cid).vv if cid is not None else ()
+    frontier = [0] * width
+    if latest:
+        for i in range(width):
+            frontier[i] = min(v[i] if i < len(v) else 0 for v in latest.values())
+    return frontier, latest, sorted(retired)
+
+
+def _canonical(folder: Folder) -> dict[str, Any]:
+    s = folder.state
+    out: dict[str, Any] = {"commons": str(folder.commons), "entries": folder.count(),
+                           "waiting": len(folder.waiting)}
+    if s is None:
+        return out
+    if folder.genesis_error:
+        out["invalid"] = folder.genesis_error
+    out.update(canonical_state(s))
+    return out
+
+
+def fold(entries: Iterable[Entry], commons: CID | None = None) -> CommonsState:
+    """The state of one commons from a set of its entries (order and duplicates don't matter).
+
+    ``commons`` defaults to the id of the (single) genesis among ``entries``."""
+    items = list(entries)
+    if commons is None:
+        genesis = sorted({e.id for e in items if e.is_genesis}, key=lambda c: c.raw)
+        if not genesis:
+            raise ValueError("fold() needs the genesis entry or an explicit commons id")
+        commons = genesis[0]
+    folder = Folder(commons)
+    with bulk():
+        for entry in items:
+            folder.add(entry)
+        return folder.result()
