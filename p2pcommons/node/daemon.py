@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from p2pcommons.errors import (
     P2PCError,
     ProtocolViolation,
     SequenceGap,
+    StoreError,
     UsageError,
 )
 from p2pcommons.home import Home
@@ -78,6 +80,14 @@ BAN_SECONDS = 600
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
+STORE_RETRY = 1.0               # a busy or full store: retry the state fold/announcement after this
+# What a busy (locked past the timeout), full or failing store raises: never fatal in the
+# daemon's tasks (logged in one line; the work is retried or left to anti-entropy sync).
+STORE_ERRORS = (StoreError, sqlite3.Error)
+
+
+def _store_error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, StoreError) else f"the store failed ({exc})"
 
 
 def topic_of(commons: CID) -> str:
@@ -210,6 +220,8 @@ class Node:
                                                           limiter=self._state_limiter)
                 except Exception as exc:  # derived state must never take the node down
                     log.warning("state update for %s failed: %s", commons, exc)
+                    if isinstance(exc, STORE_ERRORS):  # a busy or full store: try again later
+                        self._nursery_start(self._retry_state, commons)
                     continue
                 if wrote:
                     self.announce()
@@ -226,19 +238,25 @@ class Node:
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
             return False
-        from p2pcommons.author import append
+        from p2pcommons.author import admit_once
 
         wrote = False
         targets = list(pending_admissions(state, self.identity.public_key))
         targets += _invited_joins(self._state_store, state, commons, self.identity.public_key)
         for join_id in targets:
-            append(self._state_store, self.identity.signer, commons, "admission", {"join": join_id},
-                   extra_deps=[join_id])
+            # Idempotent: a join this member already admitted (its admission rejected, e.g.
+            # because this member's log is forked) is never admitted again.
+            if admit_once(self._state_store, self.identity.signer, commons, join_id) is None:
+                continue
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
             current_state(self._state_store, commons)
         return wrote
+
+    async def _retry_state(self, commons: CID) -> None:
+        await trio.sleep(STORE_RETRY)
+        self.mark_state_dirty({commons})
 
     def mark_state_dirty(self, commons: set[CID]) -> None:
         self._state_dirty |= commons
@@ -633,13 +651,24 @@ class Node:
     # --- gossip ---------------------------------------------------------------------------
 
     async def _subscribe_all(self) -> None:
-        for commons in await self.held_commons():
+        """Subscribe to every held commons' topic (a busy or full store: skipped this time;
+        the announcer and every session call this again)."""
+        try:
+            held = await self.held_commons()
+        except STORE_ERRORS as exc:
+            log.warning("topic subscription skipped: %s", _store_error_text(exc))
+            return
+        for commons in held:
             topic = topic_of(commons)
             if topic in self._topics:
                 continue
-            self._topics.add(topic)
             if commons not in self._announced:
-                self._announced[commons] = await self.db(_seqs, commons)
+                try:
+                    self._announced[commons] = await self.db(_seqs, commons)
+                except STORE_ERRORS as exc:
+                    log.warning("topic subscription for %s skipped: %s", commons, _store_error_text(exc))
+                    continue
+            self._topics.add(topic)
             self.pubsub.set_topic_validator(topic, self._validator(commons), False)
             subscription = await self.pubsub.subscribe(topic)
             self._nursery_start(self._gossip_reader, commons, subscription)
@@ -684,7 +713,14 @@ class Node:
                 heads, entries = decode_announcement(bytes(msg.data), commons, verify=False)
             except (InvalidEntry, ProtocolViolation):
                 continue
-            behind = await self.db(_apply_gossip, commons, heads, entries)
+            try:
+                behind = await self.db(_apply_gossip, commons, heads, entries)
+            except STORE_ERRORS as exc:
+                # A busy (locked past the timeout) or full store: drop the announcement;
+                # anti-entropy sync fetches what it carried once the store works again.
+                log.warning("gossip for %s not stored: %s", commons, _store_error_text(exc))
+                self._nursery_start(self._sync_later, source if source in self.connected_peers() else None)
+                continue
             if entries:
                 self.mark_state_dirty({commons})
             if behind:
@@ -695,6 +731,14 @@ class Node:
         """Schedule an announcement of new heads (coalesced)."""
         self._announce_wakeup.set()
 
+    async def _sync_later(self, peer_id: str | None) -> None:
+        await trio.sleep(STORE_RETRY)
+        self.request_sync(peer_id)
+
+    async def _announce_later(self) -> None:
+        await trio.sleep(STORE_RETRY)
+        self.announce()
+
     async def _announcer(self) -> None:
         while True:
             await self._announce_wakeup.wait()
@@ -702,9 +746,20 @@ class Node:
             await trio.sleep(self.config.announce_delay)  # coalesce a burst of writes
             self._announce_wakeup = trio.Event()
             await self._subscribe_all()
-            for commons in await self.held_commons():
+            try:
+                held = await self.held_commons()
+            except STORE_ERRORS as exc:
+                log.warning("announcement skipped: %s", _store_error_text(exc))
+                self._nursery_start(self._announce_later)
+                continue
+            for commons in held:
                 last = self._announced.get(commons, {})
-                data, seqs = await self.db(_announcement, commons, last)
+                try:
+                    data, seqs = await self.db(_announcement, commons, last)
+                except STORE_ERRORS as exc:
+                    log.warning("announcement for %s skipped: %s", commons, _store_error_text(exc))
+                    self._nursery_start(self._announce_later)
+                    continue
                 if data is None:
                     continue
                 self._announced[commons] = seqs

@@ -320,11 +320,14 @@ def auto_admit(store: Store, signer: Signer, commons: CID) -> list[Entry]:
     member has not approved yet (DESIGN.md §4: "written by the first member node that sees
     it").  Call after ingesting entries from peers or a bundle; returns the new admissions.
     Two member nodes may both admit one join concurrently; the second admission is then
-    rejected harmlessly ("not pending")."""
-    from ..author import append
+    rejected harmlessly ("not pending").  A join this member already admitted is never
+    admitted again (:func:`~p2pcommons.author.admit_once`)."""
+    from ..author import admit_once
     from . import pending_admissions
 
     written = []
     for join in pending_admissions(current_state(store, commons), signer.public_key):
-        written.append(append(store, signer, commons, "admission", {"join": join}, extra_deps=[join]))
+        entry = admit_once(store, signer, commons, join)
+        if entry is not None:
+            written.append(entry)
     return written
