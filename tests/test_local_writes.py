@@ -1,0 +1,316 @@
+"""Local writes never fork the author's own log (issue 11, items 1 and 2).
+
+Every local write path chooses seq and prev inside the store's write transaction, so
+parallel commands, the daemon's automatic admissions and a stale or hand-edited
+``logs.max_seq`` can never make one author write two entries at one seq.  And a member's
+daemon admits each join at most once, even when that member's own admissions are rejected
+(its log forked).  Real processes, real SQLite files, real signatures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pcommons import dagcbor
+from p2pcommons.author import append
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Entry, Signer, sign_entry
+from p2pcommons.home import Home
+from p2pcommons.identity import load_identity
+from p2pcommons.ingest import Ingestor
+from p2pcommons.node.notify import request
+from p2pcommons.state.engine import auto_admit, current_state, forget
+from p2pcommons.store import Store
+
+P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
+ENV = {**os.environ, "P2PC_NO_PROGRESS": "1"}
+
+
+def run(home: Path, *args: str, timeout: float = 120) -> Any:
+    result = subprocess.run([*P2PC, *args, "--home", str(home), "--json"], capture_output=True, text=True,
+                            timeout=timeout, env=ENV)
+    assert result.returncode == 0, (args, result.returncode, result.stderr)
+    return json.loads(result.stdout)
+
+
+def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    for _ in range(int(timeout / interval) + 2):
+        last = condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def founder(tmp_path: Path, name: str = "a") -> tuple[Path, CID, bytes]:
+    home = tmp_path / name
+    run(home, "init")
+    commons = CID.parse(run(home, "commons", "create", "race")["commons"])
+    key = load_identity(Home(home)).signer.public_key
+    return home, commons, key
+
+
+def own_log(home: Path, commons: CID, author: bytes) -> list[tuple[int, str]]:
+    with Store(Home(home).store_file) as store:
+        return [(e.seq, e.kind) for e in store.iter_entries(commons, author=author, order="log")]
+
+
+def assert_no_fork_and_applied(home: Path, commons: CID, author: bytes, ids: list[str]) -> None:
+    forget()
+    with Store(Home(home).store_file) as store:
+        assert store.forks(commons) == []
+        seqs = [seq for seq, _ in own_log(home, commons, author)]
+        assert seqs == list(range(1, len(seqs) + 1)), seqs
+        state = current_state(store, commons, persist=False)
+        for text in ids:
+            outcome = state.outcome(CID.parse(text))
+            assert outcome is not None and outcome.status != "rejected", (text, outcome)
+    forget()
+
+
+def start_contributors(home: Path, count: int, label: str) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen([*P2PC, "contribute", "--title", f"{label} {i}", "--home", str(home), "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        for i in range(count)
+    ]
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[str]:
+    ids = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        ids.append(json.loads(out)["id"])
+    return ids
+
+
+# --- item 1: parallel local writers -------------------------------------------------------
+
+
+def test_parallel_contribute_processes_on_one_home_never_fork(tmp_path: Path) -> None:
+    """Six ``p2pc contribute`` at once on one home (three rounds): one log, no fork, all applied."""
+    home, commons, me = founder(tmp_path)
+    ids: list[str] = []
+    for round_ in range(3):
+        ids += finish(start_contributors(home, 6, f"round {round_}"))
+    assert len(set(ids)) == 18
+    assert_no_fork_and_applied(home, commons, me, ids)
+
+
+_WRITER = """
+import os, sys, time
+from pathlib import Path
+from p2pcommons.author import append
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Signer
+from p2pcommons.store import Store
+store_path, commons, seed, start, count, tag = sys.argv[1:]
+go = Path(start)
+for _ in range(2000):                # wait (bounded) until every writer is ready
+    if go.exists():
+        break
+    time.sleep(0.005)
+with Store(store_path) as store:
+    for i in range(int(count)):
+        append(store, Signer(bytes.fromhex(seed)), CID.parse(commons), "contribution",
+               {"title": f"{tag} {i}", "kind": "work", "value": 1})
+"""
+
+
+def test_stress_concurrent_writer_processes_one_author(tmp_path: Path) -> None:
+    """Bounded stress: four processes released at once, each appending 25 entries for the
+    same author through ``author.append``: 100 entries at seqs 2..101, no fork."""
+    home, commons, me = founder(tmp_path)
+    seed = load_identity(Home(home)).seed
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(Home(home).store_file), str(commons), seed.hex(),
+                          str(go), "25", f"w{n}"], stderr=subprocess.PIPE, text=True, env=ENV)
+        for n in range(4)
+    ]
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    log = own_log(home, commons, me)
+    assert [seq for seq, _ in log] == list(range(1, 102))
+    with Store(Home(home).store_file) as store:
+        assert store.forks(commons) == []
+        assert store.max_seq(commons, me) == 101
+
+
+@pytest.mark.parametrize("bad_max_seq", [1, 0, 99])
+def test_hand_edited_max_seq_does_not_fork(tmp_path: Path, bad_max_seq: int) -> None:
+    """``logs.max_seq`` is an index; a stale or hand-edited one must not choose the seq."""
+    home, commons, me = founder(tmp_path)
+    ids = [run(home, "contribute", "--title", f"before {i}")["id"] for i in range(2)]
+    with sqlite3.connect(Home(home).store_file) as db:
+        db.execute("UPDATE logs SET max_seq = ? WHERE author = ?", (bad_max_seq, me))
+    written = run(home, "contribute", "--title", "after the edit")
+    assert written["seq"] == 4
+    ids.append(written["id"])
+    assert_no_fork_and_applied(home, commons, me, ids)
+    with Store(Home(home).store_file) as store:
+        assert store.max_seq(commons, me) == 4  # the index was repaired
+
+
+# --- item 1 with a daemon, and item 2 --------------------------------------------------------
+
+
+def joins(commons: CID, genesis: CID, count: int, label: str) -> list[Entry]:
+    """Join entries of ``count`` fresh identities."""
+    return [
+        sign_entry(Signer(hashlib.sha256(f"{label}-{i}".encode()).digest()), commons=commons, seq=1, prev=None,
+                   kind="join", body={"name": f"{label}{i}"}, deps=[genesis])
+        for i in range(count)
+    ]
+
+
+def deliver(home: Path, entries: list[Entry]) -> None:
+    """Entries arriving from elsewhere (as a sync or an import would store them)."""
+    with Store(Home(home).store_file) as store:
+        report = Ingestor(store).add_batch([e.raw for e in entries])
+        assert not report.rejected, report.rejected
+    request(Home(home), {"cmd": "notify"}, timeout=30)
+
+
+def admissions_by(home: Path, commons: CID, author: bytes) -> Counter[bytes]:
+    with Store(Home(home).store_file) as store:
+        return Counter(dagcbor.link(e.body["join"]).raw
+                       for e in store.iter_entries(commons, author=author, kind="admission"))
+
+
+class Daemon:
+    def __init__(self, home: Path, log: Path) -> None:
+        self.home = home
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*P2PC, "node", "start", "--foreground", "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0",
+                 "-v"], stdout=subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL, env=ENV)
+        self.log = log
+        wait_for(self.ready, 60, "the daemon to start")
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited: {self.log.read_text()[-3000:]}")
+        try:
+            request(Home(self.home), {"cmd": "ping"}, timeout=5)
+        except Exception:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.mark.network
+def test_daemon_admissions_racing_parallel_contributes_never_fork(tmp_path: Path) -> None:
+    """The daemon admits arriving joins (open commons) while the user runs contributes in
+    parallel on the same home: no fork, every contribution applied, every join admitted once."""
+    home, commons, me = founder(tmp_path)
+    daemon = Daemon(home, tmp_path / "a.log")
+    try:
+        ids: list[str] = []
+        arrived: list[Entry] = []
+        for wave in range(3):
+            procs = start_contributors(home, 4, f"wave {wave}")
+            batch = joins(commons, commons, 3, f"w{wave}-")
+            deliver(home, batch)
+            arrived += batch
+            ids += finish(procs)
+        wanted = {j.id.raw for j in arrived}
+        wait_for(lambda: wanted <= set(admissions_by(home, commons, me)), 60, "every join to be admitted")
+    finally:
+        daemon.stop()
+    assert_no_fork_and_applied(home, commons, me, ids)
+    assert set(admissions_by(home, commons, me).values()) == {1}
+    forget()
+    with Store(Home(home).store_file) as store:
+        state = current_state(store, commons, persist=False)
+        assert state.pending_joins() == {}
+    forget()
+
+
+def fork_own_log(home: Path, commons: CID) -> bytes:
+    """Store two different entries at the founder's seq 2 (as a restored backup would)."""
+    signer = load_identity(Home(home)).signer
+    siblings = [
+        sign_entry(signer, commons=commons, seq=2, prev=commons, kind="contribution",
+                   body={"title": f"twin {n}", "kind": "work", "value": 1}, deps=[])
+        for n in range(2)
+    ]
+    with Store(Home(home).store_file) as store:
+        report = Ingestor(store).add_batch([e.raw for e in siblings])
+        assert not report.rejected and report.forks
+    return signer.public_key
+
+
+@pytest.mark.network
+def test_forked_members_daemon_admits_each_join_once(tmp_path: Path) -> None:
+    """A member whose log is forked (so its admissions are rejected and the joins stay
+    pending) must not admit every pending join again on each new arrival."""
+    home, commons, _ = founder(tmp_path)
+    me = fork_own_log(home, commons)
+    daemon = Daemon(home, tmp_path / "a.log")
+    try:
+        arrived: list[Entry] = []
+        for wave in range(4):
+            batch = joins(commons, commons, 1, f"f{wave}-")
+            deliver(home, batch)
+            arrived += batch
+            last = batch[0].id.raw
+            wait_for(lambda last=last: last in admissions_by(home, commons, me), 60, f"the admission of join {wave}")
+    finally:
+        daemon.stop()  # a graceful stop lets the state worker finish its pass
+    counts = admissions_by(home, commons, me)
+    assert counts == Counter({j.id.raw: 1 for j in arrived}), counts
+
+
+def test_auto_admit_is_idempotent_for_a_forked_member(tmp_path: Path) -> None:
+    """The same rule without a daemon: ``auto_admit`` twice writes each admission once."""
+    home, commons, _ = founder(tmp_path)
+    me = fork_own_log(home, commons)
+    batch = joins(commons, commons, 3, "u")
+    with Store(Home(home).store_file) as store:
+        assert not Ingestor(store).add_batch([e.raw for e in batch]).rejected
+        signer = load_identity(Home(home)).signer
+        first = auto_admit(store, signer, commons)
+        assert len(first) == 3
+        state = current_state(store, commons)
+        assert len(state.pending_joins()) == 3  # rejected: the member is forked
+        assert auto_admit(store, signer, commons) == []
+    assert set(admissions_by(home, commons, me).values()) == {1}
+    forget()
+
+
+def test_append_joins_an_outer_transaction(tmp_path: Path) -> None:
+    """append inside an outer transaction joins it (one commit) and still chains."""
+    home, commons, me = founder(tmp_path)
+    signer = load_identity(Home(home)).signer
+    with Store(Home(home).store_file) as store, store.transaction():
+        a = append(store, signer, commons, "contribution", {"title": "x", "kind": "work", "value": 1})
+        b = append(store, signer, commons, "contribution", {"title": "y", "kind": "work", "value": 1})
+    assert (a.seq, b.seq, b.prev) == (2, 3, a.id)
+    assert [s for s, _ in own_log(home, commons, me)] == [1, 2, 3]
