@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,36 +30,7 @@ from p2pcommons.node.notify import request
 from p2pcommons.state.engine import auto_admit, current_state, forget
 from p2pcommons.store import Store
 
-P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
-ENV = {**os.environ, "P2PC_NO_PROGRESS": "1"}
-
-
-def run(home: Path, *args: str, timeout: float = 120) -> Any:
-    result = subprocess.run([*P2PC, *args, "--home", str(home), "--json"], capture_output=True, text=True,
-                            timeout=timeout, env=ENV)
-    assert result.returncode == 0, (args, result.returncode, result.stderr)
-    return json.loads(result.stdout)
-
-
-def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    for _ in range(int(timeout / interval) + 2):
-        last = condition()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def founder(tmp_path: Path, name: str = "a") -> tuple[Path, CID, bytes]:
-    home = tmp_path / name
-    run(home, "init")
-    commons = CID.parse(run(home, "commons", "create", "race")["commons"])
-    key = load_identity(Home(home)).signer.public_key
-    return home, commons, key
+from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
 
 
 def own_log(home: Path, commons: CID, author: bytes) -> list[tuple[int, str]]:
@@ -120,6 +88,8 @@ from p2pcommons.author import append
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer
 from p2pcommons.store import Store
+
+from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
 store_path, commons, seed, start, count, tag = sys.argv[1:]
 go = Path(start)
 for _ in range(2000):                # wait (bounded) until every writer is ready
@@ -194,35 +164,6 @@ def admissions_by(home: Path, commons: CID, author: bytes) -> Counter[bytes]:
     with Store(Home(home).store_file) as store:
         return Counter(dagcbor.link(e.body["join"]).raw
                        for e in store.iter_entries(commons, author=author, kind="admission"))
-
-
-class Daemon:
-    def __init__(self, home: Path, log: Path) -> None:
-        self.home = home
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*P2PC, "node", "start", "--foreground", "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0",
-                 "-v"], stdout=subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL, env=ENV)
-        self.log = log
-        wait_for(self.ready, 60, "the daemon to start")
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the daemon exited: {self.log.read_text()[-3000:]}")
-        try:
-            request(Home(self.home), {"cmd": "ping"}, timeout=5)
-        except Exception:
-            return False
-        return True
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
 
 
 @pytest.mark.network
