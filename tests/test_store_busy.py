@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import sqlite3
 import subprocess
 import termios
@@ -25,11 +26,13 @@ from pathlib import Path
 
 import pytest
 
+from p2pcommons.bundle import write_bundle
 from p2pcommons.dagcbor import CID
 from p2pcommons.home import Home
 from p2pcommons.ingest import Ingestor
 from p2pcommons.store import Store
 
+from .support.histories import linear_history
 from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
 
 
@@ -171,7 +174,16 @@ def _pipe_backlog(fd: int) -> int:
 
 
 def test_import_from_stdin_does_not_hold_the_write_lock_while_reading(tmp_path: Path) -> None:
-    _, commons, data = _with_entries(tmp_path, 10)
+    """A bundle several read chunks long, piped in half at a time: while the importer waits
+    for the second half, the store's write lock stays free for other writers."""
+    entries = linear_history(3, 100, body_bytes=1000, label="stdin")
+    commons = entries[0].id
+    with Store(tmp_path / "src.sqlite") as source:
+        assert not Ingestor(source).add_batch([e.raw for e in entries]).rejected
+        out = io.BytesIO()
+        write_bundle(source, commons, out, created=0)
+    data = out.getvalue()
+    assert len(data) > 4 * 65536  # several of the bundle reader's chunks in each half
     home = tmp_path / "dst"
     run(home, "init")
     proc = subprocess.Popen([*P2PC, "import", "-", "--home", str(home), "--json"], stdin=subprocess.PIPE,
@@ -196,4 +208,4 @@ def test_import_from_stdin_does_not_hold_the_write_lock_while_reading(tmp_path: 
             proc.wait(timeout=10)
     assert proc.returncode == 0, err
     with Store(Home(home).store_file) as store:
-        assert store.count(commons) == 11
+        assert store.count(commons) == len(entries)
