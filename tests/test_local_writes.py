@@ -18,9 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pcommons import dagcbor
-from p2pcommons.author import append
+from p2pcommons.author import append, create_commons
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.home import Home
@@ -31,6 +33,7 @@ from p2pcommons.state.engine import auto_admit, current_state, forget
 from p2pcommons.store import Store
 
 from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
+from .support.signed import SIGNERS, new_store, scaled
 
 
 def own_log(home: Path, commons: CID, author: bytes) -> list[tuple[int, str]]:
@@ -84,11 +87,12 @@ def test_parallel_contribute_processes_on_one_home_never_fork(tmp_path: Path) ->
 _WRITER = """
 import os, sys, time
 from pathlib import Path
-from p2pcommons.author import append
+from p2pcommons.author import append, create_commons
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer
 from p2pcommons.store import Store
 
+from .support.signed import SIGNERS, new_store, scaled
 from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
 store_path, commons, seed, start, count, tag = sys.argv[1:]
 go = Path(start)
@@ -255,3 +259,39 @@ def test_append_joins_an_outer_transaction(tmp_path: Path) -> None:
         b = append(store, signer, commons, "contribution", {"title": "y", "kind": "work", "value": 1})
     assert (a.seq, b.seq, b.prev) == (2, 3, a.id)
     assert [s for s, _ in own_log(home, commons, me)] == [1, 2, 3]
+
+
+# --- property: whatever the index says, local writes extend the real log ---------------------
+
+_steps = st.lists(st.tuples(st.integers(0, 1), st.one_of(st.none(), st.integers(0, 40))), min_size=1, max_size=8)
+
+
+@settings(max_examples=scaled(0.5))
+@given(existing=st.integers(0, 5), steps=_steps)
+def test_property_local_writes_extend_the_real_log(tmp_path_factory: pytest.TempPathFactory, existing: int,
+                                                   steps: list[tuple[int, int | None]]) -> None:
+    """Two connections to one store take turns appending for one author; before any
+    turn, ``logs.max_seq`` may be overwritten with any value (stale, zero, far ahead).
+    Every append lands at the real tip + 1, linked to the real tip: no fork, no gap."""
+    directory = tmp_path_factory.mktemp("prop")
+    signer = SIGNERS[0]
+    first = new_store(directory)
+    second = Store(first.path)
+    try:
+        genesis = create_commons(first, signer, {"name": "prop"}, timestamp=0)
+        commons = genesis.id
+        tip = genesis
+        for n in range(existing):
+            tip = append(first, signer, commons, "contribution", {"title": f"old {n}", "kind": "work", "value": 1})
+        for turn, (which, bogus) in enumerate(steps):
+            if bogus is not None:
+                first._db.execute("UPDATE logs SET max_seq = ? WHERE author = ?", (bogus, signer.public_key))
+            store = (first, second)[which]
+            entry = append(store, signer, commons, "contribution", {"title": f"t{turn}", "kind": "work", "value": 1})
+            assert (entry.seq, entry.prev) == (tip.seq + 1, tip.id)
+            tip = entry
+        assert first.forks(commons) == []
+        assert first.max_seq(commons, signer.public_key) == tip.seq == 1 + existing + len(steps)
+    finally:
+        second.close()
+        first.close()
