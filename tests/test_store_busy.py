@@ -209,3 +209,16 @@ def test_import_from_stdin_does_not_hold_the_write_lock_while_reading(tmp_path: 
     assert proc.returncode == 0, err
     with Store(Home(home).store_file) as store:
         assert store.count(commons) == len(entries)
+
+
+def test_a_writer_past_the_busy_timeout_fails_in_one_sentence(tmp_path: Path) -> None:
+    """A write command that cannot get the lock in time exits 5 with one sentence, writes
+    nothing, and works once the lock is free."""
+    home, commons, _ = founder(tmp_path)
+    with write_lock(Home(home).store_file):
+        done = subprocess.run([*P2PC, "contribute", "--title", "late", "--home", str(home)], capture_output=True,
+                              text=True, timeout=60, env={**ENV, "P2PC_STORE_BUSY_TIMEOUT": "0.2"})
+    assert done.returncode == 5, done.stderr
+    assert "busy" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert sum(stored_heads(home, commons).values()) == 1
+    assert run(home, "contribute", "--title", "on time")["seq"] == 2
