@@ -198,9 +198,9 @@ class Store:
                 self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
+                waited = "" if self.reader else f" for more than {self.busy_timeout:g} s"
                 raise StoreBusy(
-                    f"The store {self.path} is busy: another process held its write lock for "
-                    f"more than {self.busy_timeout:g} s."
+                    f"The store {self.path} is busy: another process held its write lock{waited}."
                 ) from None
             raise StoreError(f"The store is busy or read-only ({exc}).") from None
         self._in_transaction = True

@@ -222,3 +222,49 @@ def test_a_writer_past_the_busy_timeout_fails_in_one_sentence(tmp_path: Path) ->
     assert "busy" in done.stderr and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert sum(stored_heads(home, commons).values()) == 1
     assert run(home, "contribute", "--title", "on time")["seq"] == 2
+
+
+def test_a_readers_fold_survives_a_writer_taking_the_lock_mid_fold(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only command's first fold of a large commons archives evicted records in the
+    store while the lock is free; a writer that takes the lock mid-fold must not make the
+    command fail or wait: the fold is redone in memory.  (The writer is started at the
+    worst moment, right after the fold registered its archive, by a hook on archive_open.)"""
+    from p2pcommons.state import engine
+
+    entries = linear_history(3, 1000, label="midfold")
+    commons = entries[0].id
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        assert not Ingestor(store).add_batch([e.raw for e in entries]).rejected
+    holder = sqlite3.connect(path, isolation_level=None, timeout=30)
+    opened = Store.archive_open
+
+    def open_then_lock(self: Store, *args: object, **kwargs: object) -> None:
+        opened(self, *args, **kwargs)  # type: ignore[arg-type]
+        if not holder.in_transaction:
+            holder.execute("BEGIN IMMEDIATE")
+            holder.execute("INSERT OR REPLACE INTO cache (key, value) VALUES ('test/lock', x'00')")
+
+    monkeypatch.setattr(Store, "archive_open", open_then_lock)
+    puts: list[int] = []
+    put = Store.archive_put
+
+    def counted_put(self: Store, *args: object) -> None:
+        puts.append(1)
+        put(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "archive_put", counted_put)
+    engine.forget()
+    try:
+        with Store(path, reader=True, busy_timeout=600) as reader:
+            state = engine.current_state(reader, commons)
+            assert puts, "the fold never tried to archive: the test does not exercise the case"
+            assert holder.in_transaction
+            assert state.state_hash == engine.rebuild(reader, commons).state_hash
+            assert state.entry_count == len(entries)
+    finally:
+        engine.forget()
+        with contextlib.suppress(sqlite3.Error):
+            holder.execute("ROLLBACK")
+        holder.close()
