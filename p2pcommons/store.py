@@ -129,11 +129,10 @@ class Store:
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
             )
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == SCHEMA_VERSION:
-                # Current schema: open without writing anything, so opening never waits on
-                # (or fails because of) a writer; the WAL mode is already persistent.
-                self._db.execute("PRAGMA journal_mode")
-            else:
+            # Current schema in WAL mode (persistent): open without writing anything, so
+            # opening never waits on (or fails because of) a writer.
+            mode = str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode != "wal":
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=OFF")
