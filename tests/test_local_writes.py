@@ -87,13 +87,10 @@ def test_parallel_contribute_processes_on_one_home_never_fork(tmp_path: Path) ->
 _WRITER = """
 import os, sys, time
 from pathlib import Path
-from p2pcommons.author import append, create_commons
+from p2pcommons.author import append
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer
 from p2pcommons.store import Store
-
-from .support.signed import SIGNERS, new_store, scaled
-from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
 store_path, commons, seed, start, count, tag = sys.argv[1:]
 go = Path(start)
 for _ in range(2000):                # wait (bounded) until every writer is ready
