@@ -124,6 +124,7 @@ class Store:
         self.path = Path(path)
         self.reader = reader
         self.busy_timeout = busy_timeout_default() if busy_timeout is None else busy_timeout
+        self._wait = self.busy_timeout  # the write-lock wait now in force
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
@@ -172,17 +173,28 @@ class Store:
         return self._in_transaction
 
     @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Writes inside wait at most ``seconds`` (and never longer than the store's busy
+        timeout) for the write lock: for work that may as well be dropped and redone later
+        (the daemon's gossip), so it does not hold up the daemon's other store work."""
+        before = self._wait
+        self._wait = min(seconds, before)
+        self._db.execute(f"PRAGMA busy_timeout={int(self._wait * 1000)}")
+        try:
+            yield
+        finally:
+            self._wait = before
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute(f"PRAGMA busy_timeout={int(before * 1000)}")
+
+    @contextlib.contextmanager
     def _no_wait(self) -> Iterator[None]:
         """For a reader: attempt a write without waiting for the lock (restored after)."""
         if not self.reader:
             yield
             return
-        self._db.execute("PRAGMA busy_timeout=0")
-        try:
+        with self.waiting_at_most(0):
             yield
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -197,7 +209,7 @@ class Store:
                 self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                waited = "" if self.reader else f" for more than {self.busy_timeout:g} s"
+                waited = f" for more than {self._wait:g} s" if self._wait else ""
                 raise StoreBusy(
                     f"The store {self.path} is busy: another process held its write lock{waited}."
                 ) from None

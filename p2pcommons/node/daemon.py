@@ -80,6 +80,7 @@ BAN_SECONDS = 600
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
+GOSSIP_STORE_WAIT = 2.0         # gossip is a hint: wait this long at most for the store's write lock
 STORE_RETRY = 1.0               # a busy or full store: retry the state fold/announcement after this
 # What a busy (locked past the timeout), full or failing store raises: never fatal in the
 # daemon's tasks (logged in one line; the work is retried or left to anti-entropy sync).
@@ -1141,7 +1142,8 @@ def decode_announcement(data: bytes, commons: CID, *, verify: bool) -> tuple[lis
 def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]], entries: list[bytes]) -> bool:
     """Store what fits; True if the announcement shows we are behind (pull by sync)."""
     if entries and store.has_commons(commons):
-        report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
+        with store.waiting_at_most(GOSSIP_STORE_WAIT):
+            report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
         if any(isinstance(e, SequenceGap) for e in report.rejected):
             return True
     return any(seq > store.max_seq(commons, author) for author, seq, _ in heads)
