@@ -81,7 +81,8 @@ REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to m
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
 GOSSIP_STORE_WAIT = 2.0         # gossip is a hint: wait this long at most for the store's write lock
-STORE_RETRY = 1.0               # a busy or full store: retry the state fold/announcement after this
+STORE_RETRY = 1.0               # a busy or full store: retry the state fold/announcement after this…
+STORE_RETRY_MAX = 60.0          # …doubling (state folds) up to this while the store keeps failing
 # What a busy (locked past the timeout), full or failing store raises: never fatal in the
 # daemon's tasks (logged in one line; the work is retried or left to anti-entropy sync).
 STORE_ERRORS = (StoreError, sqlite3.Error)
@@ -150,6 +151,8 @@ class Node:
         self._announce_wakeup = trio.Event()
         self._state_dirty: set[CID] = set()
         self._state_wakeup = trio.Event()
+        self._state_retrying: set[CID] = set()
+        self._state_retry_delay: dict[CID, float] = {}
         self._receiving = 0
         self._sessions_idle = trio.Event()
         self._announced: dict[CID, dict[bytes, int]] = {}
@@ -221,9 +224,14 @@ class Node:
                                                           limiter=self._state_limiter)
                 except Exception as exc:  # derived state must never take the node down
                     log.warning("state update for %s failed: %s", commons, exc)
-                    if isinstance(exc, STORE_ERRORS):  # a busy or full store: try again later
-                        self._nursery_start(self._retry_state, commons)
+                    if isinstance(exc, STORE_ERRORS) and commons not in self._state_retrying:
+                        # A busy or full store: try again later, less often while it lasts.
+                        delay = self._state_retry_delay.get(commons, STORE_RETRY)
+                        self._state_retry_delay[commons] = min(delay * 2, STORE_RETRY_MAX)
+                        self._state_retrying.add(commons)
+                        self._nursery_start(self._retry_state, commons, delay)
                     continue
+                self._state_retry_delay.pop(commons, None)
                 if wrote:
                     self.announce()
 
@@ -255,8 +263,9 @@ class Node:
             current_state(self._state_store, commons)
         return wrote
 
-    async def _retry_state(self, commons: CID) -> None:
-        await trio.sleep(STORE_RETRY)
+    async def _retry_state(self, commons: CID, delay: float) -> None:
+        await trio.sleep(delay)
+        self._state_retrying.discard(commons)
         self.mark_state_dirty({commons})
 
     def mark_state_dirty(self, commons: set[CID]) -> None:
