@@ -28,12 +28,14 @@ import pytest
 
 from p2pcommons.bundle import write_bundle
 from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Entry
 from p2pcommons.home import Home
 from p2pcommons.ingest import Ingestor
 from p2pcommons.store import Store
 
 from .support.histories import linear_history
 from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
+from .support.signed import SIGNERS
 
 
 @contextlib.contextmanager
@@ -268,3 +270,36 @@ def test_a_readers_fold_survives_a_writer_taking_the_lock_mid_fold(tmp_path: Pat
         with contextlib.suppress(sqlite3.Error):
             holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.network
+def test_an_admission_that_met_a_locked_store_is_retried(tmp_path: Path) -> None:
+    """The daemon's own write (an automatic admission) fails while another process holds
+    the lock past the busy timeout: logged, the daemon lives, and it admits once the lock
+    is free (a retried fold, no new arrival needed)."""
+    from p2pcommons.entry import sign_entry
+    from p2pcommons.identity import load_identity
+    from p2pcommons.node.notify import request
+
+    home, commons, _key = founder(tmp_path)
+    me = load_identity(Home(home)).signer.public_key
+    daemon = Daemon(home, tmp_path / "a.log", env={"P2PC_STORE_BUSY_TIMEOUT": "0.3"})
+    try:
+        join = sign_entry(SIGNERS[1], commons=commons, seq=1, prev=None, kind="join", body={}, deps=[commons])
+        with Store(Home(home).store_file) as store:
+            assert not Ingestor(store).add_batch([join.raw]).rejected
+        with write_lock(Home(home).store_file):
+            request(Home(home), {"cmd": "notify"}, timeout=30)
+            wait_for(lambda: daemon.alive() and any("state update" in line and "busy" in line
+                                                    for line in daemon.log.read_text().splitlines()),
+                     60, "the admission to meet the lock")
+            assert not any(e.kind == "admission" for e in _own(home, commons, me))
+        wait_for(lambda: any(e.kind == "admission" for e in _own(home, commons, me)), 60, "the retried admission")
+        assert daemon.alive()
+    finally:
+        daemon.stop()
+
+
+def _own(home: Path, commons: CID, author: bytes) -> list[Entry]:
+    with Store(Home(home).store_file) as store:
+        return list(store.iter_entries(commons, author=author))
