@@ -247,14 +247,19 @@ class Node:
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
             return False
-        from p2pcommons.author import admit_once
+        from p2pcommons.author import admit_once, admitted_joins
 
         wrote = False
         targets = list(pending_admissions(state, self.identity.public_key))
         targets += _invited_joins(self._state_store, state, commons, self.identity.public_key)
-        for join_id in targets:
+        if targets:
             # Idempotent: a join this member already admitted (its admission rejected, e.g.
-            # because this member's log is forked) is never admitted again.
+            # because this member's log is forked) is never admitted again.  One scan of
+            # this member's admissions skips those; admit_once checks again, in the write
+            # transaction, for the rest.
+            done = admitted_joins(self._state_store, commons, self.identity.public_key)
+            targets = [t for t in targets if t.raw not in done]
+        for join_id in targets:
             if admit_once(self._state_store, self.identity.signer, commons, join_id) is None:
                 continue
             log.info("admitted join %s in %s", join_id, commons)
