@@ -152,6 +152,7 @@ class Node:
         self._state_dirty: set[CID] = set()
         self._state_wakeup = trio.Event()
         self._state_retrying: set[CID] = set()
+        self._sync_later_pending = False
         self._state_retry_delay: dict[CID, float] = {}
         self._receiving = 0
         self._sessions_idle = trio.Event()
@@ -734,7 +735,9 @@ class Node:
                 # A busy (locked past the timeout) or full store: drop the announcement;
                 # anti-entropy sync fetches what it carried once the store works again.
                 log.warning("gossip for %s not stored: %s", commons, _store_error_text(exc))
-                self._nursery_start(self._sync_later, source if source in self.connected_peers() else None)
+                if not self._sync_later_pending:  # one pending retry, however many messages fail
+                    self._sync_later_pending = True
+                    self._nursery_start(self._sync_later)
                 continue
             if entries:
                 self.mark_state_dirty({commons})
@@ -746,9 +749,10 @@ class Node:
         """Schedule an announcement of new heads (coalesced)."""
         self._announce_wakeup.set()
 
-    async def _sync_later(self, peer_id: str | None) -> None:
+    async def _sync_later(self) -> None:
         await trio.sleep(STORE_RETRY)
-        self.request_sync(peer_id)
+        self._sync_later_pending = False
+        self.request_sync(None)
 
     async def _announce_later(self) -> None:
         await trio.sleep(STORE_RETRY)
