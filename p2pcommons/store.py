@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .dagcbor import CID
 from .entry import Entry, decode_entry
-from .errors import StoreError
+from .errors import StoreBusy, StoreError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_ENV = "P2PC_STORE_BUSY_TIMEOUT"
@@ -36,10 +36,6 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 # Test-only: cap the database at its current size (SQLite's max_page_count), so "the disk
 # is full" can be provoked honestly on one process's connections.
 MAX_PAGES_ENV = "P2PC_TEST_MAX_PAGE_COUNT"
-
-
-class StoreBusy(StoreError):
-    """Another process held the store's write lock for longer than the busy timeout."""
 
 
 def busy_timeout_default() -> float:

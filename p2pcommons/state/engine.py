@@ -34,8 +34,8 @@ import cbor2
 
 from ..dagcbor import CID
 from ..entry import Entry, Signer, decode_entry
-from ..errors import StoreCorrupt
-from ..store import Store, StoreBusy
+from ..errors import StoreBusy, StoreCorrupt
+from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
 from .fold import CommonsState, Folder, bulk
