@@ -135,15 +135,19 @@ def identity_of(home_path: Path | None) -> Any:
 
 
 @contextmanager
-def open_store(home_path: Path | None, *, must_exist: bool = True) -> Iterator[Any]:
-    """The home's store; refuses a home with no identity (``p2pc init`` comes first)."""
+def open_store(home_path: Path | None, *, must_exist: bool = True, reader: bool = False) -> Iterator[Any]:
+    """The home's store; refuses a home with no identity (``p2pc init`` comes first).
+
+    ``reader``: a read-only command.  It never waits on a writer (a running import, the
+    daemon): it reads the last committed snapshot and skips caching derived state while
+    the write lock is held elsewhere."""
     from p2pcommons.errors import NoIdentity
     from p2pcommons.store import Store
 
     home = home_of(home_path)
     if must_exist and not home.exists():
         raise NoIdentity(f"No identity in {home.path}; run 'p2pc init' first.")
-    store = Store(home.store_file)
+    store = Store(home.store_file, reader=reader)
     try:
         yield store
     finally:

@@ -136,7 +136,7 @@ def _entry_of_kind(home: Path | None, text: str, kind: str, label: str) -> tuple
     """The entry an id or prefix names, and its commons, refusing entries of another kind."""
     from p2pcommons.errors import UsageError
 
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         target = _resolve_entry_in(store, text)
         found = store.get(target)
         if found is None or found.kind != kind:
@@ -172,7 +172,7 @@ def _state_json(state: Any) -> dict[str, Any]:
 @command("state")
 def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Print the commons state: its hash, members, rules in force, contributions, stability."""
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
         data = _state_json(state)
@@ -207,7 +207,7 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
 @command("members")
 def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List members with their roles and status."""
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
     rows = [
@@ -239,7 +239,7 @@ def status_cmd(
     """Show what one entry did: applied, rejected (why), pending or waiting; stable or not."""
     from p2pcommons.errors import NotFound
 
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         eid = _resolve_entry_in(store, entry)
         found = store.get(eid)
         if found is None:
@@ -258,7 +258,7 @@ def status_cmd(
 @command("ledger")
 def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Per contributor: accepted contributions, their value, and share of the total."""
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
     rows = [
@@ -304,7 +304,7 @@ def contributions_cmd(
 
     if status is not None and status not in ("pending", "accepted", "rejected"):
         raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
         rows = []
@@ -369,7 +369,7 @@ def admit_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Admit pending joins (member nodes do this automatically for open commons)."""
-    from p2pcommons.author import append
+    from p2pcommons.author import admit_once
     from p2pcommons.errors import UsageError
 
     identity = identity_of(home)
@@ -388,7 +388,9 @@ def admit_cmd(
                 (c for c, j in pending.items() if identity.public_key not in j.approvals), key=lambda c: c.raw
             )
         for target in targets:
-            entry = append(store, identity.signer, cid, "admission", {"join": target}, extra_deps=[target])
+            entry = admit_once(store, identity.signer, cid, target)
+            if entry is None:  # this member admitted it already (it is still pending)
+                continue
             outcome = _state(store, cid).outcome(entry.id)
             written.append(
                 {"id": str(entry.id), "join": str(target), "outcome": _outcome_json(outcome) if outcome else None}
@@ -487,7 +489,7 @@ def rules_show(commons: CommonsOption = None, home: HomeOption = None, as_json: 
     """Print the rules in force."""
     from p2pcommons.state.rules import flatten
 
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         rules = _state(store, cid).rules
 
@@ -610,7 +612,7 @@ def resource_use(
 @command("list", app=resource_app)
 def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List resources with their quotas and use so far."""
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
         rows = [

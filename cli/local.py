@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -119,7 +119,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 @command("list", app=commons_app)
 def commons_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the commons this node holds."""
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         rows = [
             {"commons": str(c.id), "name": c.name, "entries": c.entries, "authors": c.authors, "created": c.created}
             for c in store.commons_list()
@@ -143,7 +143,7 @@ def commons_show(
     """Show a commons' founding details, authors and heads."""
     from p2pcommons.identity import author_id_text
 
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         genesis = store.get(cid)
         assert genesis is not None
@@ -215,7 +215,7 @@ def log(
     from p2pcommons.identity import author_id_text, parse_author_id
 
     author_key = parse_author_id(author) if author else None
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons) if commons else None
         for entry in store.iter_entries(cid, author=author_key, kind=kind):
             if as_json:
@@ -239,7 +239,7 @@ def export(
 
     from p2pcommons.bundle import write_bundle
 
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         if output is None:
             output = Path("-") if not sys.stdout.isatty() else Path(f"{str(cid)[-12:]}.p2pcbundle")
@@ -269,7 +269,7 @@ def import_(
     from p2pcommons.errors import UsageError
 
     try:
-        source = sys.stdin.buffer if str(file) == "-" else open(file, "rb")  # noqa: SIM115
+        source = _spooled_stdin(home) if str(file) == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"Cannot open {file} ({exc.strerror}).") from None
     with source, open_store(home) as store:
@@ -303,12 +303,34 @@ def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from p2pcommons.errors import StoreCorrupt
     from p2pcommons.verify import verify_store
 
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         report = verify_store(store)
     data = report.as_dict()
     emit(data, as_json, report.summary())
     if not report.ok:
         raise fail(f"The store failed verification: {report.problems[0]}", StoreCorrupt.exit_code)
+
+
+def _spooled_stdin(home: Path | None) -> BinaryIO:
+    """Standard input copied to an unnamed temporary file in the home, then rewound.
+
+    The import is one transaction (all or nothing), and it holds the store's write lock
+    while it runs: reading a slow pipe inside it would keep the daemon and every other
+    writer waiting (and failing after the busy timeout).  Reading the input first makes
+    the locked part as fast as importing a file; memory stays bounded (the copy is on disk).
+    """
+    import shutil
+    import tempfile
+
+    target = home_of(home).path
+    spool = tempfile.TemporaryFile(dir=target if target.is_dir() else None)  # noqa: SIM115
+    try:
+        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 def _after_local_write(home: Path | None, commons: Any = None) -> None:

@@ -397,7 +397,7 @@ def invite_create(
 
     target = home_of(home)
     identity = identity_of(home)
-    with open_store(home) as store:
+    with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         policy = _membership_policy(store, cid)
     addrs = list(addr or [])

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dagcbor import CID
+from .dagcbor import CID, link
 from .entry import GENESIS, MAX_DEPS, Entry, Signer, sign_entry
-from .errors import NotFound
+from .errors import InvalidEntry, NotFound
 from .ingest import Ingestor
 from .store import Store
 
@@ -23,22 +23,50 @@ def current_deps(store: Store, commons: CID, author: bytes, limit: int = MAX_DEP
 
 def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str, Any],
            *, timestamp: int | None = None, extra_deps: list[CID] | None = None) -> Entry:
-    """Sign and durably store the author's next entry in ``commons``."""
-    if not store.has_commons(commons):
-        raise NotFound(f"This node holds no commons {commons}.")
-    seq = store.max_seq(commons, signer.public_key)
-    prev: CID | None = None
-    if seq:
-        own = store.ids_at(commons, signer.public_key, seq)
-        prev = min(own, key=lambda c: c.raw)
-    deps = current_deps(store, commons, signer.public_key)
-    for dep in extra_deps or ():
-        if dep not in deps and len(deps) < MAX_DEPS:
-            deps.append(dep)
-    entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind=kind, body=body,
-                       deps=deps, timestamp=timestamp)
-    _store_local(store, entry)
+    """Sign and durably store the author's next entry in ``commons``.
+
+    Seq, backlink and dependencies are chosen inside the write transaction (BEGIN
+    IMMEDIATE), from the author's newest stored entry: two local writers (parallel
+    commands, the daemon's admissions, on one home) are serialized by SQLite's write lock,
+    so each sees the other's entry and none can reuse a seq and fork the author's own log.
+    The commit is fsynced before this returns.
+    """
+    with store.transaction():
+        if not store.has_commons(commons):
+            raise NotFound(f"This node holds no commons {commons}.")
+        seq, own = store.tip(commons, signer.public_key)
+        prev: CID | None = min(own, key=lambda c: c.raw) if own else None
+        deps = current_deps(store, commons, signer.public_key)
+        for dep in extra_deps or ():
+            if dep not in deps and len(deps) < MAX_DEPS:
+                deps.append(dep)
+        entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind=kind, body=body,
+                           deps=deps, timestamp=timestamp)
+        _store_local(store, entry)
     return entry
+
+
+def admit_once(store: Store, signer: Signer, commons: CID, join: CID) -> Entry | None:
+    """Write this member's admission of ``join`` unless the store already holds one by this
+    member (whatever became of it: a forked author's admissions are rejected by the fold,
+    so the join stays pending, and admitting again would only add rejected entries).
+    Checked and written in one write transaction, so concurrent admitters on one home
+    (the daemon, ``p2pc admit``) write at most one."""
+    with store.transaction():
+        if join.raw in admitted_joins(store, commons, signer.public_key):
+            return None
+        return append(store, signer, commons, "admission", {"join": join}, extra_deps=[join])
+
+
+def admitted_joins(store: Store, commons: CID, author: bytes) -> set[bytes]:
+    """Raw ids of the joins ``author`` has written an admission of (stored entries)."""
+    result = set()
+    for admission in store.iter_entries(commons, author=author, kind="admission"):
+        try:
+            result.add(link(admission.body.get("join")).raw)
+        except InvalidEntry:
+            continue
+    return result
 
 
 def create_commons(store: Store, signer: Signer, body: dict[str, Any], *, timestamp: int | None = None) -> Entry:

@@ -140,6 +140,11 @@ class StoreCorrupt(StoreError):
     """The local store holds data that fails verification."""
 
 
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the busy timeout
+    (nothing was written; the command can be run again)."""
+
+
 # --- the node and the network (appended by the node issue) ----------------------------------
 
 

@@ -9,11 +9,18 @@ them durably and answers queries.  Layout notes:
 * Authors' logs are numbered in ``logs`` so the per-entry index is (small int, seq).
 * ``synchronous=FULL``: a commit has reached the disk (the WAL is fsynced) before it
   returns, so a command that reports an entry written has made it durable.
+* Readers never wait on a writer: WAL lets them read the last committed snapshot, opening
+  a store that already has the current schema writes nothing, and a store opened with
+  ``reader=True`` (read-only commands) only *tries* its incidental writes (the state
+  cache, the fold's archive): it gives up at once, instead of waiting, when a writer holds
+  the lock.  Writers wait ``busy_timeout`` seconds (``P2PC_STORE_BUSY_TIMEOUT``, default
+  30) for the write lock before failing with :class:`StoreBusy`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,9 +28,23 @@ from pathlib import Path
 
 from .dagcbor import CID
 from .entry import Entry, decode_entry
-from .errors import StoreError
+from .errors import StoreBusy, StoreError
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_ENV = "P2PC_STORE_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 30.0
+# Test-only: cap the database at its current size (SQLite's max_page_count), so "the disk
+# is full" can be provoked honestly on one process's connections.
+MAX_PAGES_ENV = "P2PC_TEST_MAX_PAGE_COUNT"
+
+
+def busy_timeout_default() -> float:
+    """The write-lock wait in seconds: ``P2PC_STORE_BUSY_TIMEOUT`` if set and valid, else 30."""
+    try:
+        value = float(os.environ.get(BUSY_TIMEOUT_ENV, ""))
+    except ValueError:
+        return DEFAULT_BUSY_TIMEOUT
+    return value if 0 <= value <= 3600 else DEFAULT_BUSY_TIMEOUT
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -86,15 +107,30 @@ class CommonsInfo:
 
 
 class Store:
-    """One SQLite file.  Not thread-safe: use from one thread at a time."""
+    """One SQLite file.  Not thread-safe: use from one thread at a time.
 
-    def __init__(self, path: Path | str, *, cache_mib: int = 32) -> None:
+    ``reader``: the process only reads (a read-only command); writes of derived data are
+    attempted without waiting and fail with :class:`StoreBusy` at once if a writer holds
+    the lock (callers skip caching then).  ``busy_timeout``: seconds a write waits for the
+    lock (default :func:`busy_timeout_default`).
+    """
+
+    def __init__(self, path: Path | str, *, cache_mib: int = 32, reader: bool = False,
+                 busy_timeout: float | None = None) -> None:
         self.path = Path(path)
+        self.reader = reader
+        self.busy_timeout = busy_timeout_default() if busy_timeout is None else busy_timeout
+        self._wait = self.busy_timeout  # the write-lock wait now in force
         try:
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            # Current schema in WAL mode (persistent): open without writing anything, so
+            # opening never waits on (or fails because of) a writer.
+            mode = str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode != "wal":
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=OFF")
             # 32 MiB of page cache by default (SQLite's is 2 MiB): the unique index on random
@@ -102,13 +138,16 @@ class Store:
             # large imports.  Memory is only used as the store grows; a long-lived process
             # that mostly reads (the daemon's own connections) asks for less.
             self._db.execute(f"PRAGMA cache_size={-1024 * max(1, cache_mib)}")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"The store {self.path} was written by a newer p2pcommons (schema {version})."
                 )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            max_pages = os.environ.get(MAX_PAGES_ENV)
+            if max_pages and max_pages.isdigit():
+                self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
         except sqlite3.Error as exc:
             raise StoreError(f"The store {self.path} cannot be opened ({exc}).") from None
         self._log_ids: dict[tuple[bytes, bytes], int] = {}
@@ -125,15 +164,51 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Writes inside wait at most ``seconds`` (and never longer than the store's busy
+        timeout) for the write lock: for work that may as well be dropped and redone later
+        (the daemon's gossip), so it does not hold up the daemon's other store work."""
+        before = self._wait
+        self._wait = min(seconds, before)
+        self._db.execute(f"PRAGMA busy_timeout={int(self._wait * 1000)}")
+        try:
+            yield
+        finally:
+            self._wait = before
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute(f"PRAGMA busy_timeout={int(before * 1000)}")
+
+    @contextlib.contextmanager
+    def _no_wait(self) -> Iterator[None]:
+        """For a reader: attempt a write without waiting for the lock (restored after)."""
+        if not self.reader:
+            yield
+            return
+        with self.waiting_at_most(0):
+            yield
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic, durable unit of work; nested calls join the outer transaction."""
+        """One atomic, durable unit of work (BEGIN IMMEDIATE: the write lock is taken
+        first, so everything read inside is what the commit will be applied to; the commit
+        is fsynced before this returns).  Nested calls join the outer transaction."""
         if self._in_transaction:
             yield
             return
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            with self._no_wait():
+                self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                waited = f" for more than {self._wait:g} s" if self._wait else ""
+                raise StoreBusy(
+                    f"The store {self.path} is busy: another process held its write lock{waited}."
+                ) from None
             raise StoreError(f"The store is busy or read-only ({exc}).") from None
         self._in_transaction = True
         try:
@@ -141,7 +216,10 @@ class Store:
         except BaseException:
             self._in_transaction = False
             self._log_ids.clear()  # may name logs the rollback removed
-            self._db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk, an I/O error): the original
+            # error is the one to report.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise
         self._in_transaction = False
         try:
@@ -211,15 +289,37 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not save entries ({exc}).") from None
 
+    def tip(self, commons: CID, author: bytes) -> tuple[int, list[CID]]:
+        """The author's real newest position, read from the entries themselves: ``(seq,
+        ids at that seq)``, ``(0, [])`` for an empty log.  Call inside :meth:`transaction`
+        before writing the author's next entry.  ``logs.max_seq`` is only an index (a
+        damaged or hand-edited one would make a writer reuse a seq and fork its own log),
+        so it is corrected here when it disagrees with the entries."""
+        assert self._in_transaction, "tip() must be read inside the write transaction"
+        log = self.existing_log(commons, author)
+        if log is None:
+            return 0, []
+        rows = self._db.execute(
+            "SELECT seq, id FROM entries WHERE log = ? AND seq = (SELECT max(seq) FROM entries WHERE log = ?)",
+            (log, log),
+        ).fetchall()
+        seq = int(rows[0][0]) if rows else 0
+        indexed = self._db.execute("SELECT max_seq FROM logs WHERE log = ?", (log,)).fetchone()
+        if indexed is None or int(indexed[0]) != seq:
+            self._db.execute("UPDATE logs SET max_seq = ? WHERE log = ?", (seq, log))
+        return seq, [CID(bytes(r[1])) for r in rows]
+
     def put_cache(self, key: str, value: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", (key, value))
+        with self._no_wait():
+            self._db.execute("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", (key, value))
 
     def get_cache(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM cache WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def delete_cache(self, prefix: str) -> None:
-        self._db.execute("DELETE FROM cache WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff"))
+        with self._no_wait():
+            self._db.execute("DELETE FROM cache WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff"))
 
     # --- reading --------------------------------------------------------------------
 
@@ -463,7 +563,12 @@ class Store:
 
     def _archive_table(self) -> None:
         if not getattr(self, "_archive_ready", False):
-            self._db.executescript(self._ARCHIVE_SCHEMA)
+            names = {str(r[0]) for r in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE name IN ('fold_segments', 'fold_archive_owner', "
+                "'fold_archive')")}
+            if names != {"fold_segments", "fold_archive_owner"}:
+                with self._no_wait():  # only writes when the tables are missing or outdated
+                    self._db.executescript(self._ARCHIVE_SCHEMA)
             self._archive_ready = True
 
     def archive_open(self, space: bytes, pid: int, copy_from: bytes | None = None) -> None:
@@ -529,7 +634,8 @@ class Store:
 
     def archive_clear(self, space: bytes) -> None:
         self._archive_table()
-        self._db.execute("DELETE FROM fold_segments WHERE space=?", (space,))
+        with self._no_wait():
+            self._db.execute("DELETE FROM fold_segments WHERE space=?", (space,))
 
     def archive_truncate(self, space: bytes, commons: CID, upto: dict[bytes, int]) -> None:
         """Keep, per author, only the records up to seq ``upto[author]`` (none for an author

@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from p2pcommons.errors import (
     P2PCError,
     ProtocolViolation,
     SequenceGap,
+    StoreError,
     UsageError,
 )
 from p2pcommons.home import Home
@@ -78,6 +80,16 @@ BAN_SECONDS = 600
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
+GOSSIP_STORE_WAIT = 2.0         # gossip is a hint: wait this long at most for the store's write lock
+STORE_RETRY = 1.0               # a busy or full store: retry the state fold/announcement after this…
+STORE_RETRY_MAX = 60.0          # …doubling (state folds) up to this while the store keeps failing
+# What a busy (locked past the timeout), full or failing store raises: never fatal in the
+# daemon's tasks (logged in one line; the work is retried or left to anti-entropy sync).
+STORE_ERRORS = (StoreError, sqlite3.Error)
+
+
+def _store_error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, StoreError) else f"the store failed ({exc})"
 
 
 def topic_of(commons: CID) -> str:
@@ -142,6 +154,9 @@ class Node:
         self._announce_wakeup = trio.Event()
         self._state_dirty: set[CID] = set()
         self._state_wakeup = trio.Event()
+        self._state_retrying: set[CID] = set()
+        self._sync_later_pending = False
+        self._state_retry_delay: dict[CID, float] = {}
         self._receiving = 0
         self._sessions_idle = trio.Event()
         self._announced: dict[CID, dict[bytes, int]] = {}
@@ -213,7 +228,14 @@ class Node:
                                                           limiter=self._state_limiter)
                 except Exception as exc:  # derived state must never take the node down
                     log.warning("state update for %s failed: %s", commons, exc)
+                    if isinstance(exc, STORE_ERRORS) and commons not in self._state_retrying:
+                        # A busy or full store: try again later, less often while it lasts.
+                        delay = self._state_retry_delay.get(commons, STORE_RETRY)
+                        self._state_retry_delay[commons] = min(delay * 2, STORE_RETRY_MAX)
+                        self._state_retrying.add(commons)
+                        self._nursery_start(self._retry_state, commons, delay)
                     continue
+                self._state_retry_delay.pop(commons, None)
                 if wrote:
                     self.announce()
 
@@ -229,19 +251,31 @@ class Node:
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
             return False
-        from p2pcommons.author import append
+        from p2pcommons.author import admit_once, admitted_joins
 
         wrote = False
         targets = list(pending_admissions(state, self.identity.public_key))
         targets += _invited_joins(self._state_store, state, commons, self.identity.public_key)
+        if targets:
+            # Idempotent: a join this member already admitted (its admission rejected, e.g.
+            # because this member's log is forked) is never admitted again.  One scan of
+            # this member's admissions skips those; admit_once checks again, in the write
+            # transaction, for the rest.
+            done = admitted_joins(self._state_store, commons, self.identity.public_key)
+            targets = [t for t in targets if t.raw not in done]
         for join_id in targets:
-            append(self._state_store, self.identity.signer, commons, "admission", {"join": join_id},
-                   extra_deps=[join_id])
+            if admit_once(self._state_store, self.identity.signer, commons, join_id) is None:
+                continue
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
             current_state(self._state_store, commons)
         return wrote
+
+    async def _retry_state(self, commons: CID, delay: float) -> None:
+        await trio.sleep(delay)
+        self._state_retrying.discard(commons)
+        self.mark_state_dirty({commons})
 
     def mark_state_dirty(self, commons: set[CID]) -> None:
         self._state_dirty |= commons
@@ -644,13 +678,24 @@ class Node:
     # --- gossip ---------------------------------------------------------------------------
 
     async def _subscribe_all(self) -> None:
-        for commons in await self.held_commons():
+        """Subscribe to every held commons' topic (a busy or full store: skipped this time;
+        the announcer and every session call this again)."""
+        try:
+            held = await self.held_commons()
+        except STORE_ERRORS as exc:
+            log.warning("topic subscription skipped: %s", _store_error_text(exc))
+            return
+        for commons in held:
             topic = topic_of(commons)
             if topic in self._topics:
                 continue
-            self._topics.add(topic)
             if commons not in self._announced:
-                self._announced[commons] = await self.db(_seqs, commons)
+                try:
+                    self._announced[commons] = await self.db(_seqs, commons)
+                except STORE_ERRORS as exc:
+                    log.warning("topic subscription for %s skipped: %s", commons, _store_error_text(exc))
+                    continue
+            self._topics.add(topic)
             self.pubsub.set_topic_validator(topic, self._validator(commons), False)
             subscription = await self.pubsub.subscribe(topic)
             self._nursery_start(self._gossip_reader, commons, subscription)
@@ -695,7 +740,16 @@ class Node:
                 heads, entries = decode_announcement(bytes(msg.data), commons, verify=False)
             except (InvalidEntry, ProtocolViolation):
                 continue
-            behind = await self.db(_apply_gossip, commons, heads, entries)
+            try:
+                behind = await self.db(_apply_gossip, commons, heads, entries)
+            except STORE_ERRORS as exc:
+                # A busy (locked past the timeout) or full store: drop the announcement;
+                # anti-entropy sync fetches what it carried once the store works again.
+                log.warning("gossip for %s not stored: %s", commons, _store_error_text(exc))
+                if not self._sync_later_pending:  # one pending retry, however many messages fail
+                    self._sync_later_pending = True
+                    self._nursery_start(self._sync_later)
+                continue
             if entries:
                 self.mark_state_dirty({commons})
             if behind:
@@ -706,6 +760,15 @@ class Node:
         """Schedule an announcement of new heads (coalesced)."""
         self._announce_wakeup.set()
 
+    async def _sync_later(self) -> None:
+        await trio.sleep(STORE_RETRY)
+        self._sync_later_pending = False
+        self.request_sync(None)
+
+    async def _announce_later(self) -> None:
+        await trio.sleep(STORE_RETRY)
+        self.announce()
+
     async def _announcer(self) -> None:
         while True:
             await self._announce_wakeup.wait()
@@ -713,9 +776,20 @@ class Node:
             await trio.sleep(self.config.announce_delay)  # coalesce a burst of writes
             self._announce_wakeup = trio.Event()
             await self._subscribe_all()
-            for commons in await self.held_commons():
+            try:
+                held = await self.held_commons()
+            except STORE_ERRORS as exc:
+                log.warning("announcement skipped: %s", _store_error_text(exc))
+                self._nursery_start(self._announce_later)
+                continue
+            for commons in held:
                 last = self._announced.get(commons, {})
-                data, seqs = await self.db(_announcement, commons, last)
+                try:
+                    data, seqs = await self.db(_announcement, commons, last)
+                except STORE_ERRORS as exc:
+                    log.warning("announcement for %s skipped: %s", commons, _store_error_text(exc))
+                    self._nursery_start(self._announce_later)
+                    continue
                 if data is None:
                     continue
                 self._announced[commons] = seqs
@@ -1089,7 +1163,8 @@ def decode_announcement(data: bytes, commons: CID, *, verify: bool) -> tuple[lis
 def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]], entries: list[bytes]) -> bool:
     """Store what fits; True if the announcement shows we are behind (pull by sync)."""
     if entries and store.has_commons(commons):
-        report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
+        with store.waiting_at_most(GOSSIP_STORE_WAIT):
+            report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
         if any(isinstance(e, SequenceGap) for e in report.rejected):
             return True
     return any(seq > store.max_seq(commons, author) for author, seq, _ in heads)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ import cbor2
 
 from ..dagcbor import CID
 from ..entry import Entry, Signer, decode_entry
-from ..errors import StoreCorrupt
+from ..errors import StoreBusy, StoreCorrupt
 from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
@@ -106,6 +107,13 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
     with _lock, bulk():
         try:
             return _current(store, commons, key, persist, resume=True)
+        except (StoreBusy, sqlite3.OperationalError):
+            if not store.reader:
+                raise
+            # A read-only command never waits on a writer: the fold's archive could not be
+            # written (another process took the lock mid-fold), so fold again in memory.
+            _live.pop(key, None)
+            return _current(store, commons, key, False, resume=False, archive=False)
         except DamagedArchive:
             # A damaged local cache (the fold's archive): fold again from the entries, which
             # are verified data, without the checkpoint that named that archive.
@@ -118,11 +126,12 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
 
 
 def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool | None, *,
-             resume: bool) -> CommonsState:
-    """current_state's work, with the lock held (``resume``: from the checkpoint if any)."""
+             resume: bool, archive: bool = True) -> CommonsState:
+    """current_state's work, with the lock held (``resume``: from the checkpoint if any;
+    ``archive``: a fresh fold may evict to the store's archive)."""
     live = _live.get(key)
     if live is None:
-        live = (_resume(store, commons) if resume else None) or _fresh(store, commons)
+        live = (_resume(store, commons) if resume else None) or _fresh(store, commons, archive=archive)
         _live[key] = live
         _cleanup_archives(store)
     live.store = store
@@ -180,13 +189,14 @@ def _cleanup_archives(store: Store) -> None:
         return
 
 
-def _fresh(store: Store, commons: CID) -> _Live:
+def _fresh(store: Store, commons: CID, *, archive: bool = True) -> _Live:
     live = _Live(Folder(commons), store=store)
-    archive = StoreArchive(live, commons)
+    space = StoreArchive(live, commons)
     try:
-        store.archive_open(archive.space, os.getpid())
-        live.folder.archive = archive
-    except Exception:  # a read-only store: hold everything in memory instead
+        if archive:
+            store.archive_open(space.space, os.getpid())
+            live.folder.archive = space
+    except Exception:  # a read-only or busy store: hold everything in memory instead
         pass
     live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting)
     return live
@@ -289,7 +299,8 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
         problems.append(f"The cached state of {commons} differs from a rebuild from scratch.")
     if problems:
         forget(store, commons)
-        store.delete_cache(_cache_key(commons, ""))
+        with contextlib.suppress(sqlite3.Error):  # busy: the next verify finds it again
+            store.delete_cache(_cache_key(commons, ""))
         _cleanup_archives(store)
         raise StateMismatch(" ".join(problems) + f" Rebuilt state hash: {fresh.state_hash}.")
     return {
@@ -321,11 +332,14 @@ def auto_admit(store: Store, signer: Signer, commons: CID) -> list[Entry]:
     member has not approved yet (DESIGN.md §4: "written by the first member node that sees
     it").  Call after ingesting entries from peers or a bundle; returns the new admissions.
     Two member nodes may both admit one join concurrently; the second admission is then
-    rejected harmlessly ("not pending")."""
-    from ..author import append
+    rejected harmlessly ("not pending").  A join this member already admitted is never
+    admitted again (:func:`~p2pcommons.author.admit_once`)."""
+    from ..author import admit_once
     from . import pending_admissions
 
     written = []
     for join in pending_admissions(current_state(store, commons), signer.public_key):
-        written.append(append(store, signer, commons, "admission", {"join": join}, extra_deps=[join]))
+        entry = admit_once(store, signer, commons, join)
+        if entry is not None:
+            written.append(entry)
     return written

@@ -1,0 +1,91 @@
+"""Driving one home through real ``p2pc`` processes and a real daemon (issue 11 tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.home import Home
+from p2pcommons.identity import load_identity
+from p2pcommons.node.notify import request
+
+P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
+ENV = {**os.environ, "P2PC_NO_PROGRESS": "1"}
+
+
+def run(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> Any:
+    result = subprocess.run([*P2PC, *args, "--home", str(home), "--json"], capture_output=True, text=True,
+                            timeout=timeout, env={**ENV, **(env or {})})
+    assert result.returncode == 0, (args, result.returncode, result.stderr)
+    return json.loads(result.stdout)
+
+
+def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    for _ in range(int(timeout / interval) + 2):
+        last = condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def founder(tmp_path: Path, name: str = "a") -> tuple[Path, CID, bytes]:
+    home = tmp_path / name
+    run(home, "init")
+    commons = CID.parse(run(home, "commons", "create", "race")["commons"])
+    key = load_identity(Home(home)).signer.public_key
+    return home, commons, key
+
+
+class Daemon:
+    """A ``p2pc node start --foreground`` process for one home."""
+
+    def __init__(self, home: Path, log: Path, *, bootstrap: Sequence[str] = (), sync_interval: float = 30.0,
+                 env: dict[str, str] | None = None) -> None:
+        self.home = home
+        args = [*P2PC, "node", "start", "--foreground", "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0",
+                "--sync-interval", str(sync_interval), "-v"]
+        for addr in bootstrap:
+            args += ["--bootstrap", addr]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL,
+                                         env={**ENV, **(env or {})})
+        self.log = log
+        wait_for(self.ready, 60, "the daemon to start")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def addr(self) -> str:
+        return str(request(Home(self.home), {"cmd": "status"}, timeout=10)["addrs"][0])
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited: {self.log.read_text()[-3000:]}")
+        try:
+            request(Home(self.home), {"cmd": "ping"}, timeout=5)
+        except Exception:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
