@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .dagcbor import CID
 from .entry import Entry, decode_entry
-from .errors import StoreError
+from .errors import StoreError, system_error
 
 SCHEMA_VERSION = 1
 
@@ -110,7 +110,9 @@ class Store:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
-            raise StoreError(f"The store {self.path} cannot be opened ({exc}).") from None
+            # A damaged file is StoreCorrupt, a read-only home HomeNotWritable (one sentence each).
+            raise (system_error(exc, f"The store {self.path}") or StoreError(
+                f"The store {self.path} cannot be opened ({exc}).")) from None
         self._log_ids: dict[tuple[bytes, bytes], int] = {}
         self._in_transaction = False
 
