@@ -27,6 +27,7 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.errors import (
     BacklinkMismatch,
     InvalidEntry,
+    NetworkError,
     ProtocolViolation,
     SequenceGap,
 )
@@ -67,8 +68,12 @@ class PeerClosed(Exception):
     lost, the next session resumes."""
 
 
-class Stalled(ProtocolViolation):
-    """The peer stopped sending or reading for longer than the deadline allows."""
+class Stalled(NetworkError):
+    """The peer stopped sending or reading for longer than the deadline allows.
+
+    Not a protocol violation: a link that dropped without a reset looks exactly like this,
+    so the session ends and the connection is dropped, but the peer is not scored down
+    (protocols/sync.md §3; issue 11 item 9)."""
 
 
 @dataclass
@@ -181,8 +186,9 @@ async def run_session(
     ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None = None,
     on_totals: Callable[[int, int], None] | None = None,
 ) -> SessionResult:
-    """Run one session to its end.  Raises ProtocolViolation (including :class:`Stalled`)
-    when the peer misbehaves; the caller scores the peer and drops the connection.
+    """Run one session to its end.  Raises ProtocolViolation when the peer misbehaves (the
+    caller scores the peer and drops the connection); :class:`Stalled` on a deadline and
+    :class:`PeerClosed` on an early end of stream, which are not the peer's proven fault.
 
     ``want``: the commons this side asks about (initiator only; the responder answers for
     the asked commons it holds).  ``on_progress(received, total, bytes, total_bytes)``.
@@ -344,6 +350,8 @@ async def run_session(
                     return
                 elif isinstance(event, sync.PeerDone):
                     batches_send.close()
+                elif isinstance(event, sync.ConnectionClosed) and event.early:
+                    raise PeerClosed("The peer closed the stream before the session ended.")
                 elif isinstance(event, (sync.Complete, sync.ConnectionClosed)):
                     finished.set()
                     return
