@@ -56,6 +56,22 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS insiders (
+    commons BLOB NOT NULL,
+    author BLOB NOT NULL,
+    PRIMARY KEY (commons, author)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vouched (
+    id BLOB PRIMARY KEY,
+    commons BLOB NOT NULL,
+    admits INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outsider_logs (
+    log INTEGER PRIMARY KEY,
+    commons BLOB NOT NULL,
+    stored REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outsider_logs_by_commons ON outsider_logs (commons, stored);
 """
 
 
@@ -304,11 +320,15 @@ class Store:
         return [Head(bytes(a), int(s), CID(bytes(i))) for a, s, i in rows]
 
     def recent_heads(self, commons: CID, *, exclude_author: bytes | None = None, limit: int = 16) -> list[CID]:
-        """Heads of the logs in ``commons`` whose newest entry arrived most recently."""
+        """Heads of the logs in ``commons`` whose newest entry arrived most recently.
+
+        Outsiders' logs held on probation (``outsider_logs``) are left out: a local entry
+        that depended on one would wait wherever that log was refused or has expired."""
         rows = self._db.execute(
             "SELECT logs.author, max(entries.n), entries.id FROM logs JOIN entries "
             "ON entries.log = logs.log AND entries.seq = logs.max_seq "
-            "WHERE logs.commons = ? GROUP BY logs.log ORDER BY max(entries.n) DESC",
+            "WHERE logs.commons = ? AND logs.log NOT IN (SELECT log FROM outsider_logs) "
+            "GROUP BY logs.log ORDER BY max(entries.n) DESC",
             (commons.raw,),
         )
         result = []
@@ -445,6 +465,113 @@ class Store:
                 return
             for n, raw in rows:
                 yield int(n), bytes(raw)
+
+    # --- outsiders: who may store what (p2pcommons/outsiders.py keeps the policy) ----------
+    # ``insiders``: authors this store has seen become members of a commons (the genesis
+    # author and stewards; the author of a join an insider admitted), never removed.
+    # ``vouched``: ids an insider's entry names that are not stored yet (``admits``: the id
+    # is a join the insider admitted).  ``outsider_logs``: non-members' logs stored on
+    # probation from the network, with the time of their last stored entry (they expire).
+
+    def insiders_among(self, commons: CID, authors: Iterable[bytes]) -> set[bytes]:
+        """The given authors that are insiders of ``commons``.  A store from before the
+        table existed counts every author it holds a log of (nothing held is ever limited)."""
+        wanted = list(set(authors))
+        if not wanted:
+            return set()
+        if not self.insiders_ready(commons):
+            table, column = "logs", "author"
+        else:
+            table, column = "insiders", "author"
+        found: set[bytes] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(bytes(r[0]) for r in self._db.execute(
+                f"SELECT {column} FROM {table} WHERE commons = ? AND {column} IN ({marks})",
+                (commons.raw, *chunk)))
+        return found
+
+    def insiders_ready(self, commons: CID) -> bool:
+        row = self._db.execute("SELECT 1 FROM insiders WHERE commons = ? LIMIT 1", (commons.raw,)).fetchone()
+        return row is not None
+
+    def add_insiders(self, commons: CID, authors: Iterable[bytes]) -> None:
+        """Record insiders (first backfilling a store from before the table) and take their
+        logs off probation."""
+        authors = list(authors)
+        if not self.insiders_ready(commons):
+            self._db.execute("INSERT OR IGNORE INTO insiders (commons, author) SELECT commons, author FROM logs "
+                             "WHERE commons = ? AND max_seq > 0", (commons.raw,))
+        self._db.executemany("INSERT OR IGNORE INTO insiders (commons, author) VALUES (?, ?)",
+                             [(commons.raw, a) for a in authors])
+        self._db.executemany(
+            "DELETE FROM outsider_logs WHERE log = (SELECT log FROM logs WHERE commons=? AND author=?)",
+            [(commons.raw, a) for a in authors])
+
+    def vouched_among(self, ids: Iterable[bytes]) -> dict[bytes, bool]:
+        """Of these raw ids, the ones an insider named: id -> whether it was admitted."""
+        found: dict[bytes, bool] = {}
+        chunk: list[bytes] = []
+        for raw_id in [*ids, None]:
+            if raw_id is not None:
+                chunk.append(raw_id)
+            if chunk and (raw_id is None or len(chunk) == 500):
+                marks = ",".join("?" * len(chunk))
+                for i, admits in self._db.execute(f"SELECT id, admits FROM vouched WHERE id IN ({marks})", chunk):
+                    found[bytes(i)] = bool(admits)
+                chunk = []
+        return found
+
+    def add_vouched(self, commons: CID, ids: Iterable[tuple[bytes, bool]]) -> None:
+        self._db.executemany("INSERT INTO vouched (id, commons, admits) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                             "SET admits = max(admits, excluded.admits)",
+                             [(i, commons.raw, int(a)) for i, a in ids])
+
+    def drop_vouched(self, ids: Iterable[bytes]) -> None:
+        self._db.executemany("DELETE FROM vouched WHERE id = ?", [(i,) for i in ids])
+
+    def author_of(self, entry_id: bytes) -> bytes | None:
+        row = self._db.execute("SELECT logs.author FROM entries JOIN logs ON logs.log = entries.log "
+                               "WHERE entries.id = ?", (entry_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def outsider_entries(self, commons: CID) -> int:
+        """How many entries of logs on probation ``commons`` holds."""
+        return int(self._db.execute("SELECT count(*) FROM outsider_logs o JOIN entries e ON e.log = o.log "
+                                    "WHERE o.commons = ?", (commons.raw,)).fetchone()[0])
+
+    def has_outsider_logs(self, commons: CID) -> bool:
+        return self._db.execute("SELECT 1 FROM outsider_logs WHERE commons = ? LIMIT 1",
+                                (commons.raw,)).fetchone() is not None
+
+    def put_on_probation(self, commons: CID, authors: Iterable[bytes], now: float) -> None:
+        """Mark outsiders' logs as stored on probation, as of ``now`` (their last entry)."""
+        self._db.executemany("INSERT INTO outsider_logs (log, commons, stored) VALUES (?, ?, ?) "
+                             "ON CONFLICT(log) DO UPDATE SET stored = excluded.stored",
+                             [(self.log_id(commons, a), commons.raw, now) for a in authors])
+
+    def pin_logs_of(self, ids: Iterable[bytes]) -> None:
+        """Take the logs holding these entries off probation (an insider's entry needs them)."""
+        self._db.executemany("DELETE FROM outsider_logs WHERE log = (SELECT log FROM entries WHERE id = ?)",
+                             [(i,) for i in ids])
+
+    def expire_outsider_logs(self, before: float) -> set[CID]:
+        """Delete the entries of every log on probation whose last entry was stored before
+        ``before`` (a wall-clock time); the commons affected.  Their cached commons state is
+        dropped in the same transaction (it counted those entries)."""
+        affected: set[CID] = set()
+        with self.transaction():
+            rows = self._db.execute("SELECT log, commons FROM outsider_logs WHERE stored < ?", (before,)).fetchall()
+            for log, commons in rows:
+                self._db.execute("DELETE FROM entries WHERE log = ?", (log,))
+                self._db.execute("DELETE FROM forks WHERE log = ?", (log,))
+                self._db.execute("UPDATE logs SET max_seq = 0 WHERE log = ?", (log,))
+                self._db.execute("DELETE FROM outsider_logs WHERE log = ?", (log,))
+                affected.add(CID(bytes(commons)))
+            for commons_id in affected:
+                self.delete_cache(f"state/{commons_id}/")
+        return affected
 
     # --- the state fold's archive (local derived data, never replicated) ------------------
     # Rows are keyed by a *space*: one per live fold (commons id + a random token), so two

@@ -47,6 +47,8 @@ from p2pcommons.errors import (
 from p2pcommons.home import Home
 from p2pcommons.identity import Identity
 from p2pcommons.ingest import Ingestor, IngestReport
+from p2pcommons.outsiders import Limits
+from p2pcommons.outsiders import expire as expire_outsiders
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
@@ -77,6 +79,7 @@ BAN_SECONDS = scoring.BAN_SECONDS
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
+EXPIRY_CHECK = 60.0             # how often outsiders' logs on probation are checked for expiry
 
 
 def topic_of(commons: CID) -> str:
@@ -123,6 +126,7 @@ class Node:
         # The daemon's own connection mostly reads (summaries, plans, batches to send) and
         # stores small gossip groups; bulk ingest runs in the ingest process with its own.
         self.store = Store(self.home.store_file, cache_mib=4)
+        self.outsiders = Limits.from_config(self.home.config())  # what strangers may make us store
         self.ingest_process = IngestProcess(str(self.home.store_file))
         self._state_store: Store | None = None
         self._store_limiter = trio.CapacityLimiter(1)
@@ -169,7 +173,7 @@ class Node:
                 return await self.ingest_process.ingest(commons, entries)
             except (IngestWorkerFailed, OSError) as exc:
                 log.warning("ingest process unavailable, storing in the daemon: %s", exc)
-        return await self.db(ingest_scoped, commons, entries)
+        return await self.db(ingest_scoped, commons, entries, self.outsiders)
 
     def _for_ingest_process(self, entries: int) -> bool:
         return entries >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process
@@ -377,8 +381,33 @@ class Node:
         state.last_result = "complete" if result.complete else (result.stopped or "incomplete")
         if result.added:
             log.info("sync with %s: %d new entries", state.peer_id, result.added)
+        self._declined(state.peer_id, result)
         if result.new_commons:
             self._nursery_start(self._subscribe_all)
+
+    def _declined(self, peer_id: str, result: SessionResult) -> None:
+        """Outsiders' entries were declined: if the same session also stored entries (an
+        admission may have made one of those authors a member), sync again at once, so the
+        rest of a newly admitted member's log arrives now.  Bounded: a session that stores
+        nothing new does not ask again."""
+        if result.declined:
+            log.info("declined %d outsiders' entries from %s", result.declined, peer_id)
+            if result.added:
+                self.request_sync(peer_id)
+
+    async def _expire_outsiders(self) -> None:
+        """Delete outsiders' logs whose probation ended (p2pcommons.outsiders), now and then."""
+        while True:
+            await trio.sleep(min(EXPIRY_CHECK, max(1.0, self.outsiders.expire_after / 4)))
+            try:
+                expired = await self.db(expire_outsiders, self.outsiders)
+            except P2PCError as exc:
+                log.warning("cannot expire outsiders' entries: %s", exc)
+                continue
+            if expired:
+                log.info("expired outsiders' entries in %d commons", len(expired))
+                self.mark_state_dirty(expired)
+                self.announce()
 
     @contextlib.contextmanager
     def _session_running(self) -> Iterator[None]:
@@ -419,6 +448,7 @@ class Node:
             state.summaries.update(result.peer_summaries)
             if result.complete:
                 state.last_sync = time.monotonic()  # both directions are done: not due again yet
+            self._declined(peer_id, result)
             if result.new_commons:
                 self._nursery_start(self._subscribe_all)
         except ProtocolViolation as exc:
@@ -919,6 +949,7 @@ class Node:
                     nursery.start_soon(self._anti_entropy)
                     nursery.start_soon(self._announcer)
                     nursery.start_soon(self._state_worker)
+                    nursery.start_soon(self._expire_outsiders)
                     nursery.start_soon(self.ingest_process.run_idle_reaper)
                     nursery.start_soon(self._signals)
                     if self.config.mdns:
@@ -1092,10 +1123,20 @@ def decode_announcement(data: bytes, commons: CID, *, verify: bool) -> tuple[lis
     return heads, entries
 
 
+@functools.lru_cache(maxsize=16)
+def _limits_of(store_path: str) -> Limits:
+    """The outsiders bounds of the home holding this store (its config.toml, read once)."""
+    try:
+        return Limits.from_config(Home(Path(store_path).parent).config())
+    except P2PCError:
+        return Limits()
+
+
 def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]], entries: list[bytes]) -> bool:
     """Store what fits; True if the announcement shows we are behind (pull by sync)."""
     if entries and store.has_commons(commons):
-        report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
+        limits = _limits_of(str(store.path))
+        report = Ingestor(store, commons=commons, verify="each", outsiders=limits).add_batch(entries)
         if any(isinstance(e, SequenceGap) for e in report.rejected):
             return True
     return any(seq > store.max_seq(commons, author) for author, seq, _ in heads)

@@ -86,6 +86,7 @@ class SessionResult:
     received_entries: int = 0
     received_bytes: int = 0
     added: int = 0
+    declined: int = 0  # outsiders' entries beyond what this node stores (p2pcommons.outsiders)
     sent_entries: int = 0
     announced: tuple[int, int] = (0, 0)
     new_commons: set[CID] = field(default_factory=set)
@@ -280,6 +281,7 @@ async def run_session(
                 log.info("dropped %d entries that do not fit our logs: %s", len(report.rejected),
                          report.rejected[0])
             result.added += report.added_count
+            result.declined += report.declined
             if new_commons:
                 result.new_commons.add(commons)
             if report.added_count:
