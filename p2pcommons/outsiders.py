@@ -203,9 +203,12 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
             continue
         last_wanted = max((i for i, e in enumerate(run) if e.id.raw in wanted), default=-1)
         kept = 0
+        # counted, not just by seq: fork siblings (many "seq 1" joins) must not multiply the bound
+        already = store.log_after_size(commons, author, 0)[0]
         for i, entry in enumerate(run):
             exempt = i <= last_wanted
-            fits = entry.seq <= max_entries and (allowed == "any" or entry.kind == "join") and room > 0
+            fits = (entry.seq <= max_entries and already + kept < max_entries
+                    and (allowed == "any" or entry.kind == "join") and room > 0)
             if not (exempt or fits):
                 out.declined.extend(run[i:])
                 break

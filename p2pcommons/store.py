@@ -479,17 +479,13 @@ class Store:
         wanted = list(set(authors))
         if not wanted:
             return set()
-        if not self.insiders_ready(commons):
-            table, column = "logs", "author"
-        else:
-            table, column = "insiders", "author"
+        source = "insiders WHERE" if self.insiders_ready(commons) else "logs WHERE max_seq > 0 AND"
         found: set[bytes] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(bytes(r[0]) for r in self._db.execute(
-                f"SELECT {column} FROM {table} WHERE commons = ? AND {column} IN ({marks})",
-                (commons.raw, *chunk)))
+                f"SELECT author FROM {source} commons = ? AND author IN ({marks})", (commons.raw, *chunk)))
         return found
 
     def insiders_ready(self, commons: CID) -> bool:

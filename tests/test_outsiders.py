@@ -279,3 +279,16 @@ def test_any_delivery_order_converges_and_keeps_every_member_entry(
             results.append((ids, state_hash))
         forget()
     assert results[0] == results[1]
+
+
+def test_fork_siblings_do_not_multiply_a_strangers_allowance(store: Store) -> None:
+    """Ten different, validly signed joins at seq 1 by one stranger: one is kept."""
+    root = genesis("invite")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    stranger = signer(99)
+    joins = [sign_entry(stranger, commons=commons, seq=1, prev=None, kind="join", body={"name": f"me {k}"},
+                        timestamp=k).raw for k in range(10)]
+    ingest_scoped(store, commons, joins[:4])
+    ingest_scoped(store, commons, joins[4:])
+    assert store.log_after_size(commons, stranger.public_key, 0)[0] == 1
