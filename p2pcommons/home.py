@@ -98,7 +98,7 @@ class Home:
 CONFIG_SCHEMA: dict[str, dict[str, str]] = {
     "network": {"listen": "strings", "bootstrap": "strings", "peers": "strings", "mdns": "bool",
                 "ingest_process": "bool"},
-    "outsiders": {"max_total": "count", "expire_after": "seconds"},
+    "outsiders": {"max_total": "count", "expire_after": "seconds", "max_waiting": "count"},
 }
 _TYPE_NAMES = {"strings": "a list of text", "bool": "true or false",
                "count": "a non-negative integer", "seconds": "a non-negative integer (seconds)"}

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,8 @@ from .errors import ConfigError
 from .state.rules import outsider_policy, validate_rules
 from .store import Store
 
-DEFAULT_MAX_TOTAL = 1024                # outsider entries per commons
+DEFAULT_MAX_TOTAL = 1024                # outsider entries on probation per commons
+DEFAULT_MAX_WAITING = 16                # per stranger, where anyone may contribute: entries that wait
 DEFAULT_EXPIRE_AFTER = 7 * 24 * 3600.0  # seconds after an outsider log's last stored entry
 
 
@@ -62,6 +63,7 @@ class Limits:
 
     max_total: int = DEFAULT_MAX_TOTAL
     expire_after: float = DEFAULT_EXPIRE_AFTER
+    max_waiting: int = DEFAULT_MAX_WAITING
     clock: Callable[[], float] = time.time
 
     @classmethod
@@ -70,7 +72,8 @@ class Limits:
         if not isinstance(section, dict):
             raise ConfigError("In config.toml, 'outsiders' must be a table ([outsiders]).")
         return cls(max_total=int(section.get("max_total", DEFAULT_MAX_TOTAL)),
-                   expire_after=float(section.get("expire_after", DEFAULT_EXPIRE_AFTER)))
+                   expire_after=float(section.get("expire_after", DEFAULT_EXPIRE_AFTER)),
+                   max_waiting=int(section.get("max_waiting", DEFAULT_MAX_WAITING)))
 
 
 @dataclass
@@ -83,7 +86,8 @@ class Screened:
     vouch: dict[CID, dict[bytes, bool]] = field(default_factory=lambda: defaultdict(dict))
     unvouch: set[bytes] = field(default_factory=set)
     pin: set[bytes] = field(default_factory=set)
-    probation: dict[CID, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+    probation: dict[CID, dict[bytes, int]] = field(default_factory=lambda: defaultdict(dict))  # author -> first seq
+    release: dict[CID, set[bytes]] = field(default_factory=lambda: defaultdict(set))
 
 
 def _link(body: dict[str, Any], name: str) -> bytes | None:
@@ -112,6 +116,17 @@ def _policy(store: Store, commons: CID, batch: Sequence[Entry]) -> tuple[str, in
         except Exception:  # an invalid genesis: the fold rejects everything anyway
             rules = {}
     return outsider_policy(rules)
+
+
+def first_waiting(store: Store, commons: CID, author: bytes, first: int, extra: Iterable[bytes] = ()) -> int | None:
+    """The first seq, from ``first`` on, of ``author``'s stored entries that names a parent
+    this node does not hold (nor finds in ``extra``), or None."""
+    also = set(extra)
+    for entry in store.iter_entries(commons, author=author, after_seq=first - 1, order="log"):
+        deps = {d.raw for d in entry.deps} - also
+        if deps and len(store.which_exist(deps)) < len(deps):
+            return entry.seq
+    return None
 
 
 def remember_policy(store: Store, commons: CID, rules: dict[str, Any]) -> None:
@@ -197,6 +212,8 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
     runs: dict[bytes, list[Entry]] = defaultdict(list)
     for entry in group:
         runs[entry.author].append(entry)
+    outsider_deps = {d.raw for a, run in runs.items() if a not in known for e in run for d in e.deps}
+    held = store.which_exist(outsider_deps - batch_ids.keys()) if allowed == "any" and outsider_deps else set()
     for author, run in runs.items():
         if author in known:
             out.kept.extend(run)
@@ -205,19 +222,35 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
         kept = 0
         # counted, not just by seq: fork siblings (many "seq 1" joins) must not multiply the bound
         already = store.log_after_size(commons, author, 0)[0]
+        # Entries on probation: every stranger's entry where only joins are allowed; where
+        # anyone may contribute, an entry that would wait for parents this node lacks, and
+        # everything after it in the log (its backlink waits too).
+        first = store.probation_start(commons, author) if allowed == "any" else 1
+        if allowed == "any" and first is not None:
+            # parents that arrived since (or in this batch) end the probation they caused
+            first = first_waiting(store, commons, author, first, batch_ids.keys())
+            if first is None:
+                out.release[commons].add(author)
+        on_probation = 0 if first is None else already - first + 1
         for i, entry in enumerate(run):
             exempt = i <= last_wanted
+            dangling = allowed == "any" and any(d.raw not in held and d.raw not in batch_ids for d in entry.deps)
+            if allowed == "any" and first is None and dangling and not exempt:
+                first = entry.seq
+            probation = first is not None and entry.seq >= first and not exempt
             fits = (entry.seq <= max_entries and already + kept < max_entries
-                    and (allowed == "any" or entry.kind == "join") and room > 0)
+                    and (allowed == "any" or entry.kind == "join")
+                    and (not probation or (room > 0 and (allowed == "join" or on_probation < limits.max_waiting))))
             if not (exempt or fits):
                 out.declined.extend(run[i:])
                 break
             out.kept.append(entry)
             kept += 1
-            if not exempt:
+            if probation:
                 room -= 1
-        if kept and last_wanted < 0:
-            out.probation[commons].add(author)
+                on_probation += 1
+        if kept and last_wanted < 0 and first is not None:
+            out.probation[commons][author] = first
 
 
 def record(store: Store, screened: Screened, now: float) -> None:
@@ -226,8 +259,10 @@ def record(store: Store, screened: Screened, now: float) -> None:
     for commons, authors in screened.insiders.items():
         if authors or not store.insiders_ready(commons):
             store.add_insiders(commons, authors)
-    for commons, authors in screened.probation.items():
-        store.put_on_probation(commons, authors, now)
+    for commons, authors in screened.release.items():
+        store.release_probation(commons, authors)
+    for commons, firsts in screened.probation.items():
+        store.put_on_probation(commons, firsts, now)
     for commons, ids in screened.vouch.items():
         store.add_vouched(commons, ids.items())
     if screened.unvouch:
@@ -237,9 +272,16 @@ def record(store: Store, screened: Screened, now: float) -> None:
 
 
 def expire(store: Store, limits: Limits) -> set[CID]:
-    """Delete outsiders' logs on probation whose last entry is older than ``expire_after``;
-    the commons whose state must be folded again (the caller forgets its live fold)."""
-    affected = store.expire_outsider_logs(limits.clock() - limits.expire_after)
+    """Delete what outsiders' logs hold on probation when their last entry is older than
+    ``expire_after``: where only joins are allowed, the whole log; where anyone may
+    contribute, from the first entry that still waits for a parent this node lacks (a log
+    whose parents all arrived meanwhile just leaves probation).  Returns the commons whose
+    state must be folded again (their live folds in this process are forgotten)."""
+    def still_waiting(commons: CID, author: bytes, first: int) -> int | None:
+        allowed, _ = _policy(store, commons, ())
+        return 1 if allowed == "join" else first_waiting(store, commons, author, first)
+
+    affected = store.expire_outsider_logs(limits.clock() - limits.expire_after, still_waiting)
     if affected:
         from .state.engine import forget
 
@@ -248,5 +290,5 @@ def expire(store: Store, limits: Limits) -> set[CID]:
     return affected
 
 
-__all__ = ["DEFAULT_EXPIRE_AFTER", "DEFAULT_MAX_TOTAL", "Limits", "Screened", "expire", "record",
+__all__ = ["DEFAULT_EXPIRE_AFTER", "DEFAULT_MAX_TOTAL", "DEFAULT_MAX_WAITING", "Limits", "Screened", "expire", "record",
            "remember_policy", "screen"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS vouched (
 CREATE TABLE IF NOT EXISTS outsider_logs (
     log INTEGER PRIMARY KEY,
     commons BLOB NOT NULL,
-    stored REAL NOT NULL
+    stored REAL NOT NULL,
+    first INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS outsider_logs_by_commons ON outsider_logs (commons, stored);
 """
@@ -533,38 +534,59 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def outsider_entries(self, commons: CID) -> int:
-        """How many entries of logs on probation ``commons`` holds."""
+        """How many entries on probation ``commons`` holds."""
         return int(self._db.execute("SELECT count(*) FROM outsider_logs o JOIN entries e ON e.log = o.log "
-                                    "WHERE o.commons = ?", (commons.raw,)).fetchone()[0])
+                                    "AND e.seq >= o.first WHERE o.commons = ?", (commons.raw,)).fetchone()[0])
+
+    def probation_start(self, commons: CID, author: bytes) -> int | None:
+        """The first seq of (commons, author)'s log on probation, if it is."""
+        row = self._db.execute("SELECT o.first FROM outsider_logs o JOIN logs l ON l.log = o.log "
+                               "WHERE l.commons = ? AND l.author = ?", (commons.raw, author)).fetchone()
+        return None if row is None else int(row[0])
 
     def has_outsider_logs(self, commons: CID) -> bool:
         return self._db.execute("SELECT 1 FROM outsider_logs WHERE commons = ? LIMIT 1",
                                 (commons.raw,)).fetchone() is not None
 
-    def put_on_probation(self, commons: CID, authors: Iterable[bytes], now: float) -> None:
-        """Mark outsiders' logs as stored on probation, as of ``now`` (their last entry)."""
-        self._db.executemany("INSERT INTO outsider_logs (log, commons, stored) VALUES (?, ?, ?) "
-                             "ON CONFLICT(log) DO UPDATE SET stored = excluded.stored",
-                             [(self.log_id(commons, a), commons.raw, now) for a in authors])
+    def put_on_probation(self, commons: CID, firsts: dict[bytes, int], now: float) -> None:
+        """Mark outsiders' logs as on probation from seq ``firsts[author]``, as of ``now``
+        (the time of their last stored entry)."""
+        self._db.executemany("INSERT INTO outsider_logs (log, commons, stored, first) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT(log) DO UPDATE SET stored = excluded.stored, "
+                             "first = excluded.first",
+                             [(self.log_id(commons, a), commons.raw, now, f) for a, f in firsts.items()])
+
+    def release_probation(self, commons: CID, authors: Iterable[bytes]) -> None:
+        self._db.executemany(
+            "DELETE FROM outsider_logs WHERE log = (SELECT log FROM logs WHERE commons=? AND author=?)",
+            [(commons.raw, a) for a in authors])
 
     def pin_logs_of(self, ids: Iterable[bytes]) -> None:
         """Take the logs holding these entries off probation (an insider's entry needs them)."""
         self._db.executemany("DELETE FROM outsider_logs WHERE log = (SELECT log FROM entries WHERE id = ?)",
                              [(i,) for i in ids])
 
-    def expire_outsider_logs(self, before: float) -> set[CID]:
-        """Delete the entries of every log on probation whose last entry was stored before
-        ``before`` (a wall-clock time); the commons affected.  Their cached commons state is
-        dropped in the same transaction (it counted those entries)."""
+    def expire_outsider_logs(self, before: float,
+                             cut_at: Callable[[CID, bytes, int], int | None]) -> set[CID]:
+        """For every log on probation whose last entry was stored before ``before`` (a
+        wall-clock time): delete its entries from seq ``cut_at(commons, author, first)`` on,
+        or (None) take it off probation.  Returns the commons that lost entries; their
+        cached commons state is dropped in the same transaction (it counted those entries)."""
         affected: set[CID] = set()
         with self.transaction():
-            rows = self._db.execute("SELECT log, commons FROM outsider_logs WHERE stored < ?", (before,)).fetchall()
-            for log, commons in rows:
-                self._db.execute("DELETE FROM entries WHERE log = ?", (log,))
-                self._db.execute("DELETE FROM forks WHERE log = ?", (log,))
-                self._db.execute("UPDATE logs SET max_seq = 0 WHERE log = ?", (log,))
+            rows = self._db.execute(
+                "SELECT o.log, o.commons, l.author, o.first FROM outsider_logs o JOIN logs l ON l.log = o.log "
+                "WHERE o.stored < ?", (before,)).fetchall()
+            for log, commons_raw, author, first in rows:
+                commons = CID(bytes(commons_raw))
+                cut = cut_at(commons, bytes(author), int(first))
                 self._db.execute("DELETE FROM outsider_logs WHERE log = ?", (log,))
-                affected.add(CID(bytes(commons)))
+                if cut is None:
+                    continue
+                self._db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut))
+                self._db.execute("DELETE FROM forks WHERE log = ? AND seq >= ?", (log, cut))
+                self._db.execute("UPDATE logs SET max_seq = ? WHERE log = ?", (cut - 1, log))
+                affected.add(commons)
             for commons_id in affected:
                 self.delete_cache(f"state/{commons_id}/")
         return affected

@@ -119,17 +119,59 @@ def test_rules_can_let_outsiders_store_more(store: Store) -> None:
     ingest_scoped(store, commons, [root.raw])
     ingest_scoped(store, commons, flood(commons, authors=5, per_author=10))
     assert all(held(store, commons, signer(i)) == 3 for i in range(5))
-    open_root = genesis("open")
-    ingest_scoped(store, open_root.id, [open_root.raw])
-    ingest_scoped(store, open_root.id, flood(open_root.id, authors=2, per_author=100))
-    assert all(held(store, open_root.id, signer(i)) == outsider_policy(rules_from_toml(None))[1] for i in range(2))
+
+
+def test_where_anyone_may_contribute_strangers_work_is_kept_and_only_waiting_entries_are_bounded(
+        store: Store) -> None:
+    """Open membership, contributions from anyone (the defaults): a stranger's work takes
+    effect, so all of it is kept; entries naming parents that never arrive are bounded per
+    stranger (max_waiting) and in total (max_total)."""
+    root = genesis("open")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    honest = Log(signer(500), commons)
+    for k in range(100):
+        honest.add("contribution", {"title": f"real work {k}", "kind": "work", "value": 1}, deps=[root.id])
+    report, _ = ingest_scoped(store, commons, [e.raw for e in honest.entries])
+    assert report.added_count == 100 and store.outsider_entries(commons) == 0
+    limits = Limits(max_total=40, max_waiting=16)
+    ingest_scoped(store, commons, flood(commons, authors=5, per_author=30), limits)
+    assert all(held(store, commons, signer(i)) == 16 for i in range(2))
+    assert store.outsider_entries(commons) == 40  # the total caps the rest
+    assert current_state(store, commons).summary()["contributions"]["pending"] == 100
+
+
+def test_where_anyone_may_contribute_an_entry_whose_parent_arrived_is_not_expired(store: Store) -> None:
+    now = [5_000.0]
+    limits = Limits(expire_after=60, clock=lambda: now[0])
+    root = genesis("open")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw], limits)
+    other = Log(signer(600), commons)
+    parent = other.add("contribution", {"title": "arrives late", "kind": "work", "value": 1})
+    early = Log(signer(601), commons)
+    early.add("contribution", {"title": "sent before its parent", "kind": "work", "value": 1}, deps=[parent.id])
+    early.add("contribution", {"title": "and its successor", "kind": "work", "value": 1})
+    lost = Log(signer(602), commons)
+    lost.add("contribution", {"title": "fine", "kind": "work", "value": 1})
+    lost.add("contribution", {"title": "parent never comes", "kind": "work", "value": 1}, deps=bogus(9, 2))
+    lost.add("contribution", {"title": "waits behind it", "kind": "work", "value": 1})
+    ingest_scoped(store, commons, [e.raw for e in early.entries + lost.entries], limits)
+    assert store.outsider_entries(commons) == 4
+    ingest_scoped(store, commons, [parent.raw], limits)
+    now[0] += 61
+    assert outsiders.expire(store, limits) == {commons}
+    assert held(store, commons, signer(601)) == 2  # its parent arrived: off probation, kept
+    assert held(store, commons, signer(602)) == 1  # cut from the entry that still waits
+    assert store.outsider_entries(commons) == 0
+    verify_state(store, commons)
 
 
 def test_outsider_rules_are_validated_and_default_by_policy() -> None:
     assert outsider_policy(rules_from_toml(None, membership="invite")) == ("join", 1)
     assert outsider_policy(rules_from_toml(None, membership="approval")) == ("join", 1)
     assert outsider_policy(rules_from_toml({"contribution": {"policy": "members"}})) == ("join", 1)
-    assert outsider_policy(rules_from_toml(None)) == ("any", 64)
+    assert outsider_policy(rules_from_toml(None)) == ("any", 2**53)
     assert parse_assignment("outsiders.max_entries=5") == ("outsiders.max_entries", 5)
     with pytest.raises(InvalidRules):
         parse_assignment("outsiders.allowed=everything")
@@ -292,3 +334,24 @@ def test_fork_siblings_do_not_multiply_a_strangers_allowance(store: Store) -> No
     ingest_scoped(store, commons, joins[:4])
     ingest_scoped(store, commons, joins[4:])
     assert store.log_after_size(commons, stranger.public_key, 0)[0] == 1
+
+
+def test_a_strangers_log_sent_before_its_parents_is_not_stuck(store: Store) -> None:
+    """Where anyone may contribute, honest work often arrives before the parents it names
+    (another author's log later in the same session).  It is held on probation up to
+    max_waiting; once the parents arrive, the next offer stores the rest."""
+    root = genesis("open")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    other = Log(signer(700), commons)
+    parent = other.add("contribution", {"title": "parent", "kind": "work", "value": 1})
+    eager = Log(signer(701), commons)
+    eager.add("contribution", {"title": "first", "kind": "work", "value": 1}, deps=[parent.id])
+    for k in range(30):
+        eager.add("contribution", {"title": f"more {k}", "kind": "work", "value": 1})
+    report, _ = ingest_scoped(store, commons, [e.raw for e in eager.entries])
+    assert held(store, commons, signer(701)) == 16 and report.declined == 15
+    ingest_scoped(store, commons, [parent.raw])
+    report, _ = ingest_scoped(store, commons, [e.raw for e in eager.entries])
+    assert held(store, commons, signer(701)) == 31 and report.declined == 0
+    assert store.outsider_entries(commons) == 0

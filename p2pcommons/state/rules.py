@@ -192,17 +192,18 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, _check_value(key, kind, value)
 
 
-OUTSIDER_MAX_ENTRIES_OPEN = 64
+UNLIMITED = 2**53
 
 
 def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:
     """``(allowed, max_entries)``: which of a non-member's entries a node stores ("join":
     joins only; "any": whatever they write) and how many of them, counted from seq 1.
 
-    Defaults: where non-members' contributions can take effect (open membership and
-    ``contribution.policy = "anyone"``) "any" and 64 entries; otherwise (an invite or
-    approval commons, or contributions by members only) "join" and 1 entry, their join,
-    which must stay storable so that it can be admitted.
+    Defaults: where non-members' contributions take effect (open membership and
+    ``contribution.policy = "anyone"``, the defaults) "any" and no limit (their entries that
+    wait for missing parents are still bounded by the node, see p2pcommons.outsiders);
+    otherwise (an invite or approval commons, or contributions by members only) "join" and
+    1 entry, their join, which must stay storable so that it can be admitted.
     """
     section = rules.get("outsiders", {})
     section = section if isinstance(section, dict) else {}
@@ -212,7 +213,7 @@ def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:
     allowed = section.get("allowed", "any" if open_to_all else "join")
     if allowed not in OUTSIDER_KINDS:
         allowed = "join"
-    default_max = OUTSIDER_MAX_ENTRIES_OPEN if allowed == "any" else 1
+    default_max = UNLIMITED if allowed == "any" else 1
     max_entries = section.get("max_entries", default_max)
     if type(max_entries) is not int or max_entries < 0:
         max_entries = default_max
