@@ -214,6 +214,9 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
         runs[entry.author].append(entry)
     outsider_deps = {d.raw for a, run in runs.items() if a not in known for e in run for d in e.deps}
     held = store.which_exist(outsider_deps - batch_ids.keys()) if allowed == "any" and outsider_deps else set()
+    # Parents this batch provides: insiders' entries, and strangers' entries as they are kept
+    # (not merely offered: a parent that is declined would leave its child waiting).
+    held |= {e.id.raw for e in group if e.author in known}
     for author, run in runs.items():
         if author in known:
             out.kept.extend(run)
@@ -228,13 +231,13 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
         first = store.probation_start(commons, author) if allowed == "any" else 1
         if allowed == "any" and first is not None:
             # parents that arrived since (or in this batch) end the probation they caused
-            first = first_waiting(store, commons, author, first, batch_ids.keys())
+            first = first_waiting(store, commons, author, first, held)
             if first is None:
                 out.release[commons].add(author)
         on_probation = 0 if first is None else already - first + 1
         for i, entry in enumerate(run):
             exempt = i <= last_wanted
-            dangling = allowed == "any" and any(d.raw not in held and d.raw not in batch_ids for d in entry.deps)
+            dangling = allowed == "any" and any(d.raw not in held for d in entry.deps)
             if allowed == "any" and first is None and dangling and not exempt:
                 first = entry.seq
             probation = first is not None and entry.seq >= first and not exempt
@@ -245,6 +248,7 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
                 out.declined.extend(run[i:])
                 break
             out.kept.append(entry)
+            held.add(entry.id.raw)
             kept += 1
             if probation:
                 room -= 1

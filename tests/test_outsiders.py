@@ -355,3 +355,22 @@ def test_a_strangers_log_sent_before_its_parents_is_not_stuck(store: Store) -> N
     report, _ = ingest_scoped(store, commons, [e.raw for e in eager.entries])
     assert held(store, commons, signer(701)) == 31 and report.declined == 0
     assert store.outsider_entries(commons) == 0
+
+
+def test_strangers_cannot_launder_waiting_entries_through_each_other(store: Store) -> None:
+    """A stranger whose entries name another stranger's declined entries waits too: it is
+    on probation and bounded, not stored for ever as if its parents were held."""
+    root = genesis("open")
+    commons = root.id
+    limits = Limits(max_total=1000, max_waiting=4)
+    ingest_scoped(store, commons, [root.raw], limits)
+    decoy = Log(signer(800), commons)
+    for k in range(10):
+        decoy.add("contribution", {"title": f"decoy {k}", "kind": "work", "value": 1}, deps=bogus(800 + k, 1))
+    rider = Log(signer(801), commons)
+    for k in range(10):
+        rider.add("contribution", {"title": f"rider {k}", "kind": "work", "value": 1}, deps=[decoy.entries[-1].id])
+    ingest_scoped(store, commons, [e.raw for e in decoy.entries + rider.entries], limits)
+    assert held(store, commons, signer(800)) == 4
+    assert held(store, commons, signer(801)) == 4
+    assert store.outsider_entries(commons) == 8
