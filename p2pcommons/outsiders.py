@@ -18,15 +18,19 @@ network are screened here, after validation and before storing:
   probation and never expires.  (Local entries do not depend on logs on probation: see
   :meth:`Store.recent_heads`.)
 * An **outsider's** log is stored as a prefix (so no gap is ever created): at most
-  ``outsiders.max_entries`` entries (rules), of the kinds ``outsiders.allowed`` lets through
-  ("join": joins only), and at most ``max_total`` outsider entries per commons (config.toml
-  ``[outsiders] max_total``).  The defaults follow the rules in force
-  (:func:`p2pcommons.state.rules.outsider_policy`): an invite or approval commons stores a
-  stranger's join and nothing else.  An outsider's entries waiting for parents that never
-  arrive are bounded by the same numbers.
-* Logs on probation **expire**: :func:`expire` deletes the entries of an outsider log whose
-  last entry was stored more than ``expire_after`` seconds ago (config.toml ``[outsiders]
-  expire_after``, default 7 days) and drops the cached commons state that counted them.
+  ``outsiders.max_entries`` entries (rules; counted, so fork siblings do not multiply it), of
+  the kinds ``outsiders.allowed`` lets through ("join": joins only).  The defaults follow
+  the rules in force (:func:`p2pcommons.state.rules.outsider_policy`): an invite or approval
+  commons stores a stranger's join and nothing else; where anyone may contribute (the
+  default rules), a stranger's work takes effect and is kept without limit.
+* Entries **on probation** are a stranger's entries that cannot take effect yet: with
+  "join", all of them (a join waiting for its admission); with "any", an entry naming a
+  parent this node does not hold, and what follows it in that log (its backlink waits too).
+  At most ``[outsiders] max_waiting`` per stranger (with "any") and ``max_total`` per commons
+  (config.toml) are kept.  A later screening releases a log whose parents have arrived.
+* Probation **expires**: :func:`expire` deletes, ``expire_after`` seconds (config.toml,
+  default 7 days) after a log's last stored entry, the whole log ("join") or the log from
+  its first entry that still waits ("any"), and drops the cached commons state.
 
 Refused entries are not errors (the peer is not at fault: it may simply know more than we
 do) and not stored; they are *not held*, so convergence — two nodes holding the same
