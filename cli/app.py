@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from p2pcommons.errors import P2PCError
+from p2pcommons.errors import P2PCError, system_error
 
 # The bound on every amount an entry carries (p2pcommons.entry.MAX_AMOUNT, not imported here so
 # commands start without the codec; tests/test_cli_local.py checks the two agree): options refuse
@@ -39,10 +40,10 @@ MAX_AMOUNT = 2**53
 EXIT_CODES = {
     0: "success",
     1: "unexpected error (a bug: please report it)",
-    2: "usage error: a bad argument, or an unknown commons, entry or member",
+    2: "usage error: a bad argument, a malformed config.toml, or an unknown commons, entry or member",
     3: "invalid data received (a bundle, an entry or a peer's frame was rejected)",
     4: "identity problem (no identity, wrong passphrase, insecure key file)",
-    5: "store problem (locked, corrupt, disk full)",
+    5: "store problem (locked, damaged, read-only home, disk full)",
     6: "network problem (peer unreachable, timed out, daemon not running)",
 }
 
@@ -94,6 +95,13 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
                 return func(*args, **kw)
             except P2PCError as error:
                 raise fail(str(error), error.exit_code) from None
+            except (OSError, sqlite3.Error, BaseExceptionGroup) as exc:
+                # A read-only home, a full disk or a damaged database page can surface in any
+                # command (even inside the daemon's task groups): one sentence, its exit code.
+                known = _known_failure(exc)
+                if known is None:
+                    raise
+                raise fail(str(known), known.exit_code) from None
             except KeyboardInterrupt:
                 raise fail("Interrupted.", 130) from None
             except BrokenPipeError:
@@ -104,6 +112,24 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
         return wrapper
 
     return decorate
+
+
+def _known_failure(exc: BaseException) -> P2PCError | None:
+    """The project error behind ``exc`` (a trio task group's only real failure included),
+    or None when it is not one the project knows how to explain."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [e for e in _leaves(exc) if not isinstance(e, KeyboardInterrupt)]
+        known = [error for error in map(_known_failure, leaves) if error is not None]
+        return known[0] if known and len(known) == len(leaves) else None
+    return system_error(exc)
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for inner in group.exceptions:
+        if isinstance(inner, BaseExceptionGroup):
+            yield from _leaves(inner)
+        else:
+            yield inner
 
 
 def home_of(home: Path | None) -> Any:

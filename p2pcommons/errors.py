@@ -122,6 +122,10 @@ class UsageError(P2PCError):
     exit_code = 2
 
 
+class ConfigError(UsageError):
+    """The home's ``config.toml`` is not valid TOML, or a setting has the wrong type."""
+
+
 class NotFound(UsageError):
     """A named commons, entry or member is not known to this node."""
 
@@ -143,6 +147,11 @@ class StoreCorrupt(StoreError):
 class StoreBusy(StoreError):
     """Another process held the store's write lock for longer than the busy timeout
     (nothing was written; the command can be run again)."""
+
+
+class HomeNotWritable(StoreError):
+    """The home (its store, lock, log or peer files) cannot be written: a read-only file
+    system, missing permissions, or a full disk."""
 
 
 # --- the node and the network (appended by the node issue) ----------------------------------
@@ -176,3 +185,43 @@ class InviteExpired(InvalidInvite):
 
 class InviteUsedUp(InvalidInvite):
     """The invite was already used as many times as it allows."""
+
+
+# --- failures of the machine, in the project's terms ----------------------------------------
+
+_NOT_WRITABLE = {"EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT"}
+
+
+def system_error(exc: BaseException, store: object = "The local store") -> P2PCError | None:
+    """The project error for a failure of the disk or of SQLite, or None if ``exc`` is not one.
+
+    Why here: a damaged database page or a read-only home can surface in any command, in
+    the middle of any query, so the CLI's top-level handler (and the store itself) map them
+    once, by kind, instead of each call site guessing.  ``store`` names the store in the
+    sentence (its path, when the caller knows it).
+    """
+    import errno
+    import sqlite3
+
+    if isinstance(exc, P2PCError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc) or type(exc).__name__
+        lowered = text.lower()
+        if "malformed" in lowered or "not a database" in lowered or isinstance(exc, sqlite3.IntegrityError):
+            return StoreCorrupt(
+                f"{store} is damaged ({text}); run 'p2pc verify', and restore the home from a "
+                "backup or sync its commons into a new home."
+            )
+        if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+            return HomeNotWritable(f"{store} cannot be written ({text}): is the home on a read-only file system?")
+        if "full" in lowered:
+            return HomeNotWritable(f"{store} cannot grow: the disk is full ({text}).")
+        if "locked" in lowered or "busy" in lowered:
+            return StoreError(f"{store} is locked by another process ({text}); try again.")
+        return StoreError(f"{store} failed ({text}).")
+    if isinstance(exc, OSError) and exc.errno is not None and errno.errorcode.get(exc.errno) in _NOT_WRITABLE:
+        where = exc.filename if exc.filename is not None else "the home"
+        reason = exc.strerror or errno.errorcode[exc.errno]
+        return HomeNotWritable(f"Cannot use {where}: {reason}.")
+    return None

@@ -28,6 +28,7 @@ from .errors import (
     SequenceGap,
     WrongCommons,
 )
+from .outsiders import Limits, record, screen
 from .store import Store
 
 VerifyMode = Literal["segment", "each"]
@@ -45,14 +46,16 @@ class IngestReport:
     rejected: list[InvalidEntry] = field(default_factory=list)
     forks: list[tuple[CID, bytes, int]] = field(default_factory=list)
     signatures_checked: int = 0
+    declined: int = 0  # valid, but an outsider's beyond what this node stores (p2pcommons.outsiders)
 
     @property
     def received(self) -> int:
-        return self.added_count + self.duplicates + len(self.rejected)
+        return self.added_count + self.duplicates + len(self.rejected) + self.declined
 
     def merge(self, other: IngestReport) -> None:
         self.added_count += other.added_count
         self.duplicates += other.duplicates
+        self.declined += other.declined
         self.rejected.extend(other.rejected)
         self.forks.extend(other.forks)
         self.signatures_checked += other.signatures_checked
@@ -67,6 +70,10 @@ class Ingestor:
 
     ``atomic``: raise the first error instead of rejecting the entry and going on; the
     caller's transaction then rolls everything back (bundle import).
+
+    ``outsiders``: the node's bounds on what non-members may make it store (entries from
+    the network: sync and gossip); None stores every valid entry (bundles, local writes).
+    Either way the insider bookkeeping of :mod:`p2pcommons.outsiders` is kept up to date.
     """
 
     def __init__(
@@ -76,11 +83,13 @@ class Ingestor:
         commons: CID | None = None,
         verify: VerifyMode = "segment",
         atomic: bool = False,
+        outsiders: Limits | None = None,
     ) -> None:
         self.store = store
         self.commons = commons
         self.verify = verify
         self.atomic = atomic
+        self.outsiders = outsiders
 
     def _reject(self, report: IngestReport, error: InvalidEntry) -> None:
         if self.atomic:
@@ -152,8 +161,18 @@ class Ingestor:
             authentic = self._authenticate(entries, report)
             self._check_chain(entries[0].commons_id, log[1], entries, authentic, accepted, forks, report,
                               stored_max[log])
-        if accepted or forks:
-            self.store.insert(accepted, forks)
+        if accepted:
+            screened = screen(self.store, accepted, self.outsiders)
+            if screened.declined:
+                report.declined += len(screened.declined)
+                accepted = screened.kept
+                held = {(e.commons_id.raw, e.author, e.seq) for e in accepted}
+                forks = [f for f in forks if (f[0].raw, f[1], f[2]) in held]
+            now = self.outsiders.clock() if self.outsiders is not None else 0.0
+            with self.store.transaction():
+                record(self.store, screened, now)
+                if accepted or forks:
+                    self.store.insert(accepted, forks)
         report.added.extend(accepted)
         report.added_count += len(accepted)
         report.forks.extend(forks)
@@ -276,6 +295,7 @@ def ingest(
     one_transaction: bool = False,
     batch_size: int = DEFAULT_BATCH,
     on_batch: Callable[[IngestReport], None] | None = None,
+    outsiders: Limits | None = None,
 ) -> IngestReport:
     """Validate and store a stream of raw entries in bounded batches.
 
@@ -283,7 +303,7 @@ def ingest(
     aborts it, leaving the store exactly as it was.  ``one_transaction=True`` also commits
     once (one fsync) but rejects invalid entries and keeps the rest, as a sync does.
     """
-    ingestor = Ingestor(store, commons=commons, verify=verify, atomic=atomic)
+    ingestor = Ingestor(store, commons=commons, verify=verify, atomic=atomic, outsiders=outsiders)
     total = IngestReport()
     iterator = iter(raws)
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .dagcbor import CID
 from .entry import Entry, decode_entry
-from .errors import StoreBusy, StoreError
+from .errors import StoreBusy, StoreError, system_error
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_ENV = "P2PC_STORE_BUSY_TIMEOUT"
@@ -77,6 +77,23 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS insiders (
+    commons BLOB NOT NULL,
+    author BLOB NOT NULL,
+    PRIMARY KEY (commons, author)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vouched (
+    id BLOB PRIMARY KEY,
+    commons BLOB NOT NULL,
+    admits INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outsider_logs (
+    log INTEGER PRIMARY KEY,
+    commons BLOB NOT NULL,
+    stored REAL NOT NULL,
+    first INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS outsider_logs_by_commons ON outsider_logs (commons, stored);
 """
 
 
@@ -149,7 +166,9 @@ class Store:
             if max_pages and max_pages.isdigit():
                 self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
         except sqlite3.Error as exc:
-            raise StoreError(f"The store {self.path} cannot be opened ({exc}).") from None
+            # A damaged file is StoreCorrupt, a read-only home HomeNotWritable (one sentence each).
+            raise (system_error(exc, f"The store {self.path}") or StoreError(
+                f"The store {self.path} cannot be opened ({exc}).")) from None
         self._log_ids: dict[tuple[bytes, bytes], int] = {}
         self._in_transaction = False
 
@@ -402,11 +421,15 @@ class Store:
         return [Head(bytes(a), int(s), CID(bytes(i))) for a, s, i in rows]
 
     def recent_heads(self, commons: CID, *, exclude_author: bytes | None = None, limit: int = 16) -> list[CID]:
-        """Heads of the logs in ``commons`` whose newest entry arrived most recently."""
+        """Heads of the logs in ``commons`` whose newest entry arrived most recently.
+
+        Outsiders' logs held on probation (``outsider_logs``) are left out: a local entry
+        that depended on one would wait wherever that log was refused or has expired."""
         rows = self._db.execute(
             "SELECT logs.author, max(entries.n), entries.id FROM logs JOIN entries "
             "ON entries.log = logs.log AND entries.seq = logs.max_seq "
-            "WHERE logs.commons = ? GROUP BY logs.log ORDER BY max(entries.n) DESC",
+            "WHERE logs.commons = ? AND logs.log NOT IN (SELECT log FROM outsider_logs) "
+            "GROUP BY logs.log ORDER BY max(entries.n) DESC",
             (commons.raw,),
         )
         result = []
@@ -543,6 +566,130 @@ class Store:
                 return
             for n, raw in rows:
                 yield int(n), bytes(raw)
+
+    # --- outsiders: who may store what (p2pcommons/outsiders.py keeps the policy) ----------
+    # ``insiders``: authors this store has seen become members of a commons (the genesis
+    # author and stewards; the author of a join an insider admitted), never removed.
+    # ``vouched``: ids an insider's entry names that are not stored yet (``admits``: the id
+    # is a join the insider admitted).  ``outsider_logs``: non-members' logs stored on
+    # probation from the network, with the time of their last stored entry (they expire).
+
+    def insiders_among(self, commons: CID, authors: Iterable[bytes]) -> set[bytes]:
+        """The given authors that are insiders of ``commons``.  A store from before the
+        table existed counts every author it holds a log of (nothing held is ever limited)."""
+        wanted = list(set(authors))
+        if not wanted:
+            return set()
+        source = "insiders WHERE" if self.insiders_ready(commons) else "logs WHERE max_seq > 0 AND"
+        found: set[bytes] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(bytes(r[0]) for r in self._db.execute(
+                f"SELECT author FROM {source} commons = ? AND author IN ({marks})", (commons.raw, *chunk)))
+        return found
+
+    def insiders_ready(self, commons: CID) -> bool:
+        row = self._db.execute("SELECT 1 FROM insiders WHERE commons = ? LIMIT 1", (commons.raw,)).fetchone()
+        return row is not None
+
+    def add_insiders(self, commons: CID, authors: Iterable[bytes]) -> None:
+        """Record insiders (first backfilling a store from before the table) and take their
+        logs off probation."""
+        authors = list(authors)
+        if not self.insiders_ready(commons):
+            self._db.execute("INSERT OR IGNORE INTO insiders (commons, author) SELECT commons, author FROM logs "
+                             "WHERE commons = ? AND max_seq > 0", (commons.raw,))
+        self._db.executemany("INSERT OR IGNORE INTO insiders (commons, author) VALUES (?, ?)",
+                             [(commons.raw, a) for a in authors])
+        self._db.executemany(
+            "DELETE FROM outsider_logs WHERE log = (SELECT log FROM logs WHERE commons=? AND author=?)",
+            [(commons.raw, a) for a in authors])
+
+    def vouched_among(self, ids: Iterable[bytes]) -> dict[bytes, bool]:
+        """Of these raw ids, the ones an insider named: id -> whether it was admitted."""
+        found: dict[bytes, bool] = {}
+        chunk: list[bytes] = []
+        for raw_id in [*ids, None]:
+            if raw_id is not None:
+                chunk.append(raw_id)
+            if chunk and (raw_id is None or len(chunk) == 500):
+                marks = ",".join("?" * len(chunk))
+                for i, admits in self._db.execute(f"SELECT id, admits FROM vouched WHERE id IN ({marks})", chunk):
+                    found[bytes(i)] = bool(admits)
+                chunk = []
+        return found
+
+    def add_vouched(self, commons: CID, ids: Iterable[tuple[bytes, bool]]) -> None:
+        self._db.executemany("INSERT INTO vouched (id, commons, admits) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                             "SET admits = max(admits, excluded.admits)",
+                             [(i, commons.raw, int(a)) for i, a in ids])
+
+    def drop_vouched(self, ids: Iterable[bytes]) -> None:
+        self._db.executemany("DELETE FROM vouched WHERE id = ?", [(i,) for i in ids])
+
+    def author_of(self, entry_id: bytes) -> bytes | None:
+        row = self._db.execute("SELECT logs.author FROM entries JOIN logs ON logs.log = entries.log "
+                               "WHERE entries.id = ?", (entry_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def outsider_entries(self, commons: CID) -> int:
+        """How many entries on probation ``commons`` holds."""
+        return int(self._db.execute("SELECT count(*) FROM outsider_logs o JOIN entries e ON e.log = o.log "
+                                    "AND e.seq >= o.first WHERE o.commons = ?", (commons.raw,)).fetchone()[0])
+
+    def probation_start(self, commons: CID, author: bytes) -> int | None:
+        """The first seq of (commons, author)'s log on probation, if it is."""
+        row = self._db.execute("SELECT o.first FROM outsider_logs o JOIN logs l ON l.log = o.log "
+                               "WHERE l.commons = ? AND l.author = ?", (commons.raw, author)).fetchone()
+        return None if row is None else int(row[0])
+
+    def has_outsider_logs(self, commons: CID) -> bool:
+        return self._db.execute("SELECT 1 FROM outsider_logs WHERE commons = ? LIMIT 1",
+                                (commons.raw,)).fetchone() is not None
+
+    def put_on_probation(self, commons: CID, firsts: dict[bytes, int], now: float) -> None:
+        """Mark outsiders' logs as on probation from seq ``firsts[author]``, as of ``now``
+        (the time of their last stored entry)."""
+        self._db.executemany("INSERT INTO outsider_logs (log, commons, stored, first) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT(log) DO UPDATE SET stored = excluded.stored, "
+                             "first = excluded.first",
+                             [(self.log_id(commons, a), commons.raw, now, f) for a, f in firsts.items()])
+
+    def release_probation(self, commons: CID, authors: Iterable[bytes]) -> None:
+        self._db.executemany(
+            "DELETE FROM outsider_logs WHERE log = (SELECT log FROM logs WHERE commons=? AND author=?)",
+            [(commons.raw, a) for a in authors])
+
+    def pin_logs_of(self, ids: Iterable[bytes]) -> None:
+        """Take the logs holding these entries off probation (an insider's entry needs them)."""
+        self._db.executemany("DELETE FROM outsider_logs WHERE log = (SELECT log FROM entries WHERE id = ?)",
+                             [(i,) for i in ids])
+
+    def expire_outsider_logs(self, before: float,
+                             cut_at: Callable[[CID, bytes, int], int | None]) -> set[CID]:
+        """For every log on probation whose last entry was stored before ``before`` (a
+        wall-clock time): delete its entries from seq ``cut_at(commons, author, first)`` on,
+        or (None) take it off probation.  Returns the commons that lost entries; their
+        cached commons state is dropped in the same transaction (it counted those entries)."""
+        affected: set[CID] = set()
+        with self.transaction():
+            rows = self._db.execute(
+                "SELECT o.log, o.commons, l.author, o.first FROM outsider_logs o JOIN logs l ON l.log = o.log "
+                "WHERE o.stored < ?", (before,)).fetchall()
+            for log, commons_raw, author, first in rows:
+                commons = CID(bytes(commons_raw))
+                cut = cut_at(commons, bytes(author), int(first))
+                self._db.execute("DELETE FROM outsider_logs WHERE log = ?", (log,))
+                if cut is None:
+                    continue
+                self._db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut))
+                self._db.execute("DELETE FROM forks WHERE log = ? AND seq >= ?", (log, cut))
+                self._db.execute("UPDATE logs SET max_seq = ? WHERE log = ?", (cut - 1, log))
+                affected.add(commons)
+            for commons_id in affected:
+                self.delete_cache(f"state/{commons_id}/")
+        return affected
 
     # --- the state fold's archive (local derived data, never replicated) ------------------
     # Rows are keyed by a *space*: one per live fold (commons id + a random token), so two

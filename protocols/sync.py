@@ -158,7 +158,10 @@ class Complete(Event):
 
 @dataclass
 class ConnectionClosed(Event):
-    """The peer closed its side (EOF) where that is allowed."""
+    """The peer closed its side (EOF).  ``early``: before the session completed or was
+    stopped, or inside a frame.  Never a violation: a dropped link looks the same (§3)."""
+
+    early: bool = False
 
 
 class _NeedData:
@@ -573,13 +576,11 @@ class SyncSession:
     def _at_eof(self, *, partial: bool) -> bool:
         if not self._eof:
             return False
-        if partial:
-            raise ProtocolViolation("The peer closed the stream in the middle of a frame.")
-        if self.stopped is None and not self.complete:
-            raise ProtocolViolation("The peer closed the stream before the session ended.")
         if not self._closed_emitted:
+            # An end of stream (even inside a frame) is how a dropped link looks too: the
+            # peer's honesty is not in question, and nothing is lost (§3, §6).
             self._closed_emitted = True
-            self._events.append(ConnectionClosed())
+            self._events.append(ConnectionClosed(early=partial or (self.stopped is None and not self.complete)))
             return True
         return False
 

@@ -26,8 +26,9 @@ SIGNERS = [Signer(hashlib.sha256(b"ingest-process-%d" % i).digest()) for i in ra
 
 
 def _history(n: int) -> tuple[Entry, list[Entry]]:
+    # every author a founder: these tests are about the child, not about outsiders' bounds
     genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis",
-                         body={"name": "child"}, timestamp=1)
+                         body={"name": "child", "stewards": [s.public_key for s in SIGNERS]}, timestamp=1)
     entries: list[Entry] = []
     prev: dict[int, CID] = {}
     for i in range(n):

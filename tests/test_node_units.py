@@ -145,9 +145,11 @@ def test_daemon_restores_bans_at_start(tmp_path: Path) -> None:
     async def check() -> None:
         node = Node(NodeConfig(home=home), identity)
         try:
-            assert node.is_banned("12D3KooWbad") and node.peers["12D3KooWbad"].score == -120
+            assert node.is_banned("12D3KooWbad") and round(node.scores.score("12D3KooWbad")) == -120
             assert not node.is_banned("12D3KooWold") and "12D3KooWold" not in node.peers  # expired
-            remaining = node.peers["12D3KooWbad"].banned_until - time.monotonic()
+            until = node.scores.banned_until("12D3KooWbad")
+            assert until is not None
+            remaining = until - trio.current_time()
             assert 290 < remaining <= 300
         finally:
             node.store.close()

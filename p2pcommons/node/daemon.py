@@ -49,15 +49,18 @@ from p2pcommons.errors import (
 from p2pcommons.home import Home
 from p2pcommons.identity import Identity
 from p2pcommons.ingest import Ingestor, IngestReport
+from p2pcommons.outsiders import Limits
+from p2pcommons.outsiders import expire as expire_outsiders
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import peers as peerbook
+from . import scoring
 from .budget import MemoryBudget
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
-from .session import SessionResult, run_session
+from .session import PeerClosed, SessionResult, Stalled, run_session
 
 log = logging.getLogger("p2pcommons.node")
 T = TypeVar("T")
@@ -67,16 +70,15 @@ MAX_GOSSIP_BYTES = 256 * 1024
 MAX_GOSSIP_ENTRIES = 32
 MAX_GOSSIP_HEADS = 256
 GOSSIP_RATE_LIMIT = 50          # messages per second per forwarding peer
-BAN_SCORE = -100
-SCORE_INVALID = -60             # invalid entries, bad frames, garbage
-SCORE_STALL = -30
-SCORE_FLOOD = -10
+BAN_SCORE = scoring.BAN_SCORE
+SCORE_INVALID = scoring.INVALID  # invalid entries, bad frames, garbage (a stall or a drop costs nothing)
+SCORE_FLOOD = scoring.FLOOD
 MAX_INBOUND_SESSIONS = 16
 CONTROL_MAX_LINE = 64 * 1024
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
-BAN_SECONDS = 600
+BAN_SECONDS = scoring.BAN_SECONDS
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
@@ -90,6 +92,7 @@ STORE_ERRORS = (StoreError, sqlite3.Error)
 
 def _store_error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, StoreError) else f"the store failed ({exc})"
+EXPIRY_CHECK = 60.0             # how often outsiders' logs on probation are checked for expiry
 
 
 def topic_of(commons: CID) -> str:
@@ -112,12 +115,10 @@ class NodeConfig:
 
 @dataclass
 class PeerState:
-    """What this node knows about one peer (in memory; bans are also kept in
-    ``bans.json`` and restored on restart, other scores reset)."""
+    """What this node knows about one peer (in memory).  Its score and ban live in the
+    node's :class:`~.scoring.Scoreboard`; bans are also kept in ``bans.json``."""
 
     peer_id: str
-    score: int = 0
-    banned_until: float = 0.0
     last_sync: float = 0.0
     last_result: str = ""
     syncs: int = 0
@@ -140,6 +141,7 @@ class Node:
         # The daemon's own connection mostly reads (summaries, plans, batches to send) and
         # stores small gossip groups; bulk ingest runs in the ingest process with its own.
         self.store = Store(self.home.store_file, cache_mib=4)
+        self.outsiders = Limits.from_config(self.home.config())  # what strangers may make us store
         self.ingest_process = IngestProcess(str(self.home.store_file))
         self._state_store: Store | None = None
         self._store_limiter = trio.CapacityLimiter(1)
@@ -166,6 +168,7 @@ class Node:
         self._mdns_wakeup = trio.Event()  # a peer was discovered on the LAN, or a peer left
         self._bans: dict[str, peerbook.Ban] = {}
         self._bans_limiter = trio.CapacityLimiter(1)
+        self.scores = scoring.Scoreboard(trio.current_time)
         self._restore_bans()
         self._peer_synced: dict[str, trio.Event] = {}
         self.started = time.time()
@@ -189,7 +192,7 @@ class Node:
                 return await self.ingest_process.ingest(commons, entries)
             except (IngestWorkerFailed, OSError) as exc:
                 log.warning("ingest process unavailable, storing in the daemon: %s", exc)
-        return await self.db(ingest_scoped, commons, entries)
+        return await self.db(ingest_scoped, commons, entries, self.outsiders)
 
     def _for_ingest_process(self, entries: int) -> bool:
         return entries >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process
@@ -291,11 +294,10 @@ class Node:
 
     def _restore_bans(self) -> None:
         """Bans from earlier runs (expired ones are dropped when loading)."""
-        now, mono = time.time(), time.monotonic()
+        now = time.time()
         for ban in peerbook.load_bans(self.home, now).values():
             state = self.peer(ban.peer_id)
-            state.score = min(state.score, ban.score)
-            state.banned_until = mono + (ban.until - now)
+            self.scores.restore_ban(ban.peer_id, ban.score, ban.until - now, ban.reason)
             state.last_result = ban.reason
             self._bans[ban.peer_id] = ban
         if self._bans:
@@ -311,22 +313,30 @@ class Node:
             log.warning("cannot save the ban list: %s", exc)
 
     def is_banned(self, peer_id: str) -> bool:
-        state = self.peers.get(peer_id)
-        return state is not None and state.banned_until > time.monotonic()
+        return self.scores.is_banned(peer_id)
 
     async def penalize(self, peer_id: str, points: int, reason: str, *, disconnect: bool = True) -> None:
-        """Score a peer down; disconnect it; ban it for ten minutes below the threshold."""
+        """Score a peer down for proven misbehaviour (invalid data, floods: never a drop or a
+        timeout); disconnect it; ban it for ten minutes below the threshold.  Scores decay
+        toward neutral (:mod:`.scoring`)."""
         state = self.peer(peer_id)
-        state.score += points
+        verdict = self.scores.penalize(peer_id, points, reason)
         state.last_result = reason
-        log.warning("peer %s scored %+d (now %d): %s", peer_id, points, state.score, reason)
-        if state.score <= BAN_SCORE and state.banned_until <= time.monotonic():
-            state.banned_until = time.monotonic() + BAN_SECONDS
+        log.warning("peer %s scored %+d (now %.0f): %s", peer_id, points, verdict.score, reason)
+        if verdict.banned:
             log.warning("peer %s banned for 10 minutes", peer_id)
-            self._bans[peer_id] = peerbook.Ban(peer_id, time.time() + BAN_SECONDS, state.score, reason[:200])
+            self._bans[peer_id] = peerbook.Ban(peer_id, time.time() + BAN_SECONDS, round(verdict.score), reason[:200])
             disconnect = True
             await self._save_bans()
         if disconnect:
+            await self._disconnect(peer_id)
+
+    async def _network_fault(self, peer_id: str, exc: BaseException) -> None:
+        """A stall or an early end of stream: the session ends and the connection is dropped
+        (the maintained dialer reconnects with backoff), but the peer keeps its score."""
+        log.info("session with %s ended early (not scored): %s", peer_id, exc)
+        self.peer(peer_id).last_result = "stalled" if isinstance(exc, Stalled) else "closed early"
+        if isinstance(exc, Stalled):
             await self._disconnect(peer_id)
 
     async def _disconnect(self, peer_id: str) -> None:
@@ -374,8 +384,11 @@ class Node:
                 )
             self._after_session(state, result)
             return result
+        except (Stalled, PeerClosed) as exc:
+            await self._network_fault(peer_id, exc)
+            return None
         except ProtocolViolation as exc:
-            await self.penalize(peer_id, SCORE_STALL if "deadline" in str(exc) else SCORE_INVALID, str(exc))
+            await self.penalize(peer_id, SCORE_INVALID, str(exc))
             return None
         except (trio.TooSlowError, OSError) as exc:
             log.info("sync with %s failed: %s", peer_id, exc or "timed out")
@@ -406,6 +419,7 @@ class Node:
         state.last_result = "complete" if result.complete else (result.stopped or "incomplete")
         if result.added:
             log.info("sync with %s: %d new entries", state.peer_id, result.added)
+        self._declined(state.peer_id, result)
         if result.new_commons:
             self._nursery_start(self._subscribe_all)
 
@@ -416,6 +430,30 @@ class Node:
             # peer's next session sends the rest, so ask for one now rather than later
             self._sync_wanted.add(state.peer_id)
             self._sync_wakeup.set()
+
+    def _declined(self, peer_id: str, result: SessionResult) -> None:
+        """Outsiders' entries were declined: if the same session also stored entries (an
+        admission may have made one of those authors a member), sync again at once, so the
+        rest of a newly admitted member's log arrives now.  Bounded: a session that stores
+        nothing new does not ask again."""
+        if result.declined:
+            log.info("declined %d outsiders' entries from %s", result.declined, peer_id)
+            if result.added:
+                self.request_sync(peer_id)
+
+    async def _expire_outsiders(self) -> None:
+        """Delete outsiders' logs whose probation ended (p2pcommons.outsiders), now and then."""
+        while True:
+            await trio.sleep(min(EXPIRY_CHECK, max(1.0, self.outsiders.expire_after / 4)))
+            try:
+                expired = await self.db(expire_outsiders, self.outsiders)
+            except STORE_ERRORS as exc:
+                log.warning("cannot expire outsiders' entries: %s", _store_error_text(exc))
+                continue
+            if expired:
+                log.info("expired outsiders' entries in %d commons", len(expired))
+                self.mark_state_dirty(expired)
+                self.announce()
 
     @contextlib.contextmanager
     def _session_running(self) -> Iterator[None]:
@@ -445,6 +483,7 @@ class Node:
         self._inbound += 1
         self._inbound_peers.add(peer_id)
         violation: ProtocolViolation | None = None
+        fault: Stalled | PeerClosed | None = None
         try:
             with self._session_running():
                 result = await run_session(stream, self.db, initiator=False,
@@ -455,10 +494,13 @@ class Node:
             self._note_behind(state, result)
             if result.complete:
                 state.last_sync = time.monotonic()  # both directions are done: not due again yet
+            self._declined(peer_id, result)
             if result.new_commons:
                 self._nursery_start(self._subscribe_all)
         except ProtocolViolation as exc:
             violation = exc
+        except (Stalled, PeerClosed) as exc:
+            fault = exc
         except Exception as exc:
             log.info("inbound sync from %s ended: %s: %s", peer_id, type(exc).__name__, exc)
             with contextlib.suppress(Exception):
@@ -469,11 +511,13 @@ class Node:
             self._session_ended(peer_id)
             if peer_id in self._sync_wanted:
                 self._sync_wakeup.set()  # asked for while this session ran: start one now
-        if violation is not None:
+        if violation is not None or fault is not None:
             with contextlib.suppress(Exception):
                 await stream.reset()
-            points = SCORE_STALL if "deadline" in str(violation) else SCORE_INVALID
-            await self.penalize(peer_id, points, str(violation))
+        if fault is not None:
+            await self._network_fault(peer_id, fault)
+        if violation is not None:
+            await self.penalize(peer_id, SCORE_INVALID, str(violation))
 
     def request_sync(self, peer_id: str | None = None) -> None:
         if peer_id is None:
@@ -620,14 +664,9 @@ class Node:
         return {"peer_id": peer_id, "stopped": stopped, "kept_by": kept_by, "dropped": dropped}
 
     async def unban(self, peer_id: str) -> bool:
-        """``p2pc peer unban``: lift a ban and forget the peer's score (a fresh start: the
-        score never decays, so keeping it would re-ban at the next fault).  Whether it was
-        banned."""
-        state = self.peers.get(peer_id)
-        banned = self.is_banned(peer_id) or peer_id in self._bans
-        if state is not None:
-            state.banned_until = 0.0
-            state.score = 0
+        """``p2pc peer unban``: lift a ban and forget the peer's score (a fresh start, rather
+        than a low score that would re-ban it at the next fault).  Whether it was banned."""
+        banned = self.scores.forgive(peer_id) or peer_id in self._bans
         if self._bans.pop(peer_id, None) is not None:
             await self._save_bans()
         return banned
@@ -918,7 +957,8 @@ class Node:
             behind = {str(cid): {"they_lack": they_lack, "we_lack": we_lack}
                       for cid, (they_lack, we_lack) in state.behind.items()}
             peers.append({
-                "peer_id": peer_id, "connected": peer_id in connected, "score": state.score,
+                "peer_id": peer_id, "connected": peer_id in connected,
+                "score": round(self.scores.score(peer_id)),
                 "banned": self.is_banned(peer_id), "syncs": state.syncs,
                 "last_sync_ago": None if not state.last_sync else round(time.monotonic() - state.last_sync, 3),
                 "last_result": state.last_result, "behind": behind,
@@ -991,6 +1031,7 @@ class Node:
                     nursery.start_soon(self._anti_entropy)
                     nursery.start_soon(self._announcer)
                     nursery.start_soon(self._state_worker)
+                    nursery.start_soon(self._expire_outsiders)
                     nursery.start_soon(self.ingest_process.run_idle_reaper)
                     nursery.start_soon(self._signals)
                     if self.config.mdns:
@@ -1160,11 +1201,21 @@ def decode_announcement(data: bytes, commons: CID, *, verify: bool) -> tuple[lis
     return heads, entries
 
 
+@functools.lru_cache(maxsize=16)
+def _limits_of(store_path: str) -> Limits:
+    """The outsiders bounds of the home holding this store (its config.toml, read once)."""
+    try:
+        return Limits.from_config(Home(Path(store_path).parent).config())
+    except P2PCError:
+        return Limits()
+
+
 def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]], entries: list[bytes]) -> bool:
     """Store what fits; True if the announcement shows we are behind (pull by sync)."""
     if entries and store.has_commons(commons):
         with store.waiting_at_most(GOSSIP_STORE_WAIT):
-            report = Ingestor(store, commons=commons, verify="each").add_batch(entries)
+            limits = _limits_of(str(store.path))
+            report = Ingestor(store, commons=commons, verify="each", outsiders=limits).add_batch(entries)
         if any(isinstance(e, SequenceGap) for e in report.rejected):
             return True
     return any(seq > store.max_seq(commons, author) for author, seq, _ in heads)

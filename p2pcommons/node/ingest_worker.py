@@ -13,7 +13,9 @@ Validation is the same :class:`~p2pcommons.ingest.Ingestor` as everywhere else.
 
 Wire (stdin/stdout of the child, both ways): a 4-byte big-endian length, then a pickle.
 Request ``(commons id bytes, [raw entry, ...])``; reply ``("ok", added, duplicates,
-[(error class name, message), ...], commons_is_new)`` or ``("error", class name, message)``.
+[(error class name, message), ...], commons_is_new, declined)`` or ``("error", class name,
+message)``.  The child screens outsiders' entries (:mod:`p2pcommons.outsiders`) with the
+bounds of the home's config.toml, like the daemon.
 Pickle is safe here: both ends are this program, over a private pipe.
 """
 
@@ -23,11 +25,14 @@ import os
 import pickle
 import struct
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 from p2pcommons import errors
 from p2pcommons.dagcbor import CID
+from p2pcommons.home import Home
 from p2pcommons.ingest import IngestReport, ingest
+from p2pcommons.outsiders import Limits
 from p2pcommons.store import Store
 
 _LENGTH = struct.Struct(">I")
@@ -37,15 +42,21 @@ MAX_MESSAGE = 64 * 1024 * 1024
 CHUNK_ENTRIES = 600
 
 
-def ingest_scoped(store: Store, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
+NETWORK_DEFAULTS = Limits()
+
+
+def ingest_scoped(store: Store, commons: CID, entries: list[bytes],
+                  outsiders: Limits | None = NETWORK_DEFAULTS) -> tuple[IngestReport, bool]:
     """Validate and store one group of a sync session's entries, all of one commons;
     also say whether the commons was new to this store (its genesis came in this group).
+    Entries from the network: outsiders' are screened (default bounds unless given).
 
     One transaction (one fsync) per group, but decoded in chunks: a chunk's entries are
     freed before the next is decoded, which bounds the memory a large group needs.  Later
     chunks see earlier ones (same connection), so chains that span chunks check out."""
     had = store.has_commons(commons)
-    report = ingest(store, entries, commons=commons, one_transaction=True, batch_size=CHUNK_ENTRIES)
+    report = ingest(store, entries, commons=commons, one_transaction=True, batch_size=CHUNK_ENTRIES,
+                    outsiders=outsiders)
     return report, (not had and store.has_commons(commons))
 
 
@@ -69,9 +80,9 @@ def report_from_reply(reply: tuple[Any, ...]) -> tuple[IngestReport, bool]:
     if reply[0] != "ok":
         _, name, message = reply
         raise IngestWorkerFailed(f"The ingest process failed ({name}: {message}).")
-    _, added, duplicates, rejected, new_commons = reply
+    _, added, duplicates, rejected, new_commons, declined = reply
     report = IngestReport(added_count=added, duplicates=duplicates,
-                          rejected=[rebuild_error(n, m) for n, m in rejected])
+                          rejected=[rebuild_error(n, m) for n, m in rejected], declined=declined)
     return report, new_commons
 
 
@@ -98,6 +109,7 @@ def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
     """Answer requests until stdin closes (the daemon stopped or died)."""
     # 8 MiB of page cache: enough for the id index of a few hundred thousand entries, and
     # the child's memory counts towards the node's during a large sync.
+    limits = Limits.from_config(Home(Path(store_path).parent).config())
     with Store(store_path, cache_mib=8) as store:
         while True:
             head = _read_exact(requests, _LENGTH.size)
@@ -111,10 +123,10 @@ def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
                 return
             commons_raw, entries = pickle.loads(body)
             try:
-                report, new_commons = ingest_scoped(store, CID(commons_raw), entries)
+                report, new_commons = ingest_scoped(store, CID(commons_raw), entries, limits)
                 reply: tuple[Any, ...] = (
                     "ok", report.added_count, report.duplicates,
-                    [(type(e).__name__, str(e)) for e in report.rejected], new_commons,
+                    [(type(e).__name__, str(e)) for e in report.rejected], new_commons, report.declined,
                 )
             except Exception as exc:  # a store error: report it, the daemon ends the session
                 reply = ("error", type(exc).__name__, str(exc))

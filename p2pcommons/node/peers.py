@@ -5,8 +5,8 @@ config.toml, so the CLI never rewrites a file people edit.
 
 ``bans.json``: peers the daemon banned for misbehaving, with the wall-clock time each ban
 ends, so a restart does not forgive a hostile peer.  Only bans are kept: a score above the
-ban threshold is forgotten on restart (there is no decay, so keeping it would count one bad
-transfer against a peer forever).  Both files are written atomically (temporary file,
+ban threshold is forgotten on restart (scores decay toward neutral anyway, see
+:mod:`.scoring`).  Both files are written atomically (temporary file,
 fsync, rename); the ban list is private to the user (0600).
 """
 

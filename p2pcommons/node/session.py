@@ -27,6 +27,7 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.errors import (
     BacklinkMismatch,
     InvalidEntry,
+    NetworkError,
     ProtocolViolation,
     SequenceGap,
 )
@@ -68,8 +69,12 @@ class PeerClosed(Exception):
     lost, the next session resumes."""
 
 
-class Stalled(ProtocolViolation):
-    """The peer stopped sending or reading for longer than the deadline allows."""
+class Stalled(NetworkError):
+    """The peer stopped sending or reading for longer than the deadline allows.
+
+    Not a protocol violation: a link that dropped without a reset looks exactly like this,
+    so the session ends and the connection is dropped, but the peer is not scored down
+    (protocols/sync.md §3; issue 11 item 9)."""
 
 
 @dataclass
@@ -82,6 +87,7 @@ class SessionResult:
     received_entries: int = 0
     received_bytes: int = 0
     added: int = 0
+    declined: int = 0  # outsiders' entries beyond what this node stores (p2pcommons.outsiders)
     sent_entries: int = 0
     announced: tuple[int, int] = (0, 0)
     new_commons: set[CID] = field(default_factory=set)
@@ -197,8 +203,9 @@ async def run_session(
     on_totals: Callable[[int, int], None] | None = None,
     budget: MemoryBudget | None = None,
 ) -> SessionResult:
-    """Run one session to its end.  Raises ProtocolViolation (including :class:`Stalled`)
-    when the peer misbehaves; the caller scores the peer and drops the connection.
+    """Run one session to its end.  Raises ProtocolViolation when the peer misbehaves (the
+    caller scores the peer and drops the connection); :class:`Stalled` on a deadline and
+    :class:`PeerClosed` on an early end of stream, which are not the peer's proven fault.
 
     ``want``: the commons this side asks about (initiator only; the responder answers for
     the asked commons it holds).  ``on_progress(received, total, bytes, total_bytes)``.
@@ -319,6 +326,7 @@ async def _run_session(
                 result.rejected += len(report.rejected)
                 rejected_in[commons] = rejected_in.get(commons, 0) + len(report.rejected)
             result.added += report.added_count
+            result.declined += report.declined
             if new_commons:
                 result.new_commons.add(commons)
             if report.added_count:
@@ -397,6 +405,8 @@ async def _run_session(
                     return
                 elif isinstance(event, sync.PeerDone):
                     batches_send.close()
+                elif isinstance(event, sync.ConnectionClosed) and event.early:
+                    raise PeerClosed("The peer closed the stream before the session ended.")
                 elif isinstance(event, (sync.Complete, sync.ConnectionClosed)):
                     finished.set()
                     return

@@ -138,6 +138,10 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
     _feed(live, store, commons)
     if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
         live.state = live.folder.result()
+        with contextlib.suppress(Exception):  # a read-only store: ingest falls back to the genesis rules
+            from ..outsiders import remember_policy
+
+            remember_policy(store, commons, live.state.rules)
         if live.folded_count < 0 and live.persisted_count == live.count:
             # Just resumed from a checkpoint with nothing new: its hash is already known.
             head = cached_head(store, commons)

@@ -17,6 +17,7 @@ from ..errors import UsageError
 ROLES = ("member", "reviewer", "steward")
 MEMBERSHIP_POLICIES = ("open", "invite", "approval")
 CONTRIBUTION_POLICIES = ("anyone", "members")
+OUTSIDER_KINDS = ("join", "any")
 
 
 class InvalidRules(UsageError):
@@ -54,6 +55,11 @@ _SCHEMA: dict[str, str] = {
     "roles.roles": "roles",
     "distribution.roles": "roles",
     "retire.after": "natural",
+    # What a node stores of a non-member's log (p2pcommons/outsiders.py).  Not in the
+    # defaults above, so a commons that never sets them keeps its state hash; absent, they
+    # follow the membership and contribution policies (see outsider_policy).
+    "outsiders.allowed": "outsider_kinds",
+    "outsiders.max_entries": "natural",
 }
 _MAX_INT = 2**53
 
@@ -71,6 +77,10 @@ def _check_value(path: str, kind: str, value: Any) -> Any:
     if kind == "contribution_policy":
         if value not in CONTRIBUTION_POLICIES:
             raise InvalidRules(f"Rule {path} must be one of {', '.join(CONTRIBUTION_POLICIES)}, not {value!r}.")
+        return value
+    if kind == "outsider_kinds":
+        if value not in OUTSIDER_KINDS:
+            raise InvalidRules(f"Rule {path} must be one of {', '.join(OUTSIDER_KINDS)}, not {value!r}.")
         return value
     if kind in ("positive", "natural", "weight"):
         if type(value) is not int or not (1 if kind == "positive" else 0) <= value <= _MAX_INT:
@@ -180,6 +190,34 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     elif kind == "fraction" and raw.isdigit():
         value = int(raw)
     return key, _check_value(key, kind, value)
+
+
+UNLIMITED = 2**53
+
+
+def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:
+    """``(allowed, max_entries)``: which of a non-member's entries a node stores ("join":
+    joins only; "any": whatever they write) and how many of them, counted from seq 1.
+
+    Defaults: where non-members' contributions take effect (open membership and
+    ``contribution.policy = "anyone"``, the defaults) "any" and no limit (their entries that
+    wait for missing parents are still bounded by the node, see p2pcommons.outsiders);
+    otherwise (an invite or approval commons, or contributions by members only) "join" and
+    1 entry, their join, which must stay storable so that it can be admitted.
+    """
+    section = rules.get("outsiders", {})
+    section = section if isinstance(section, dict) else {}
+    membership = rules.get("membership", {}).get("policy", "open")
+    contribution = rules.get("contribution", {}).get("policy", "anyone")
+    open_to_all = membership == "open" and contribution == "anyone"
+    allowed = section.get("allowed", "any" if open_to_all else "join")
+    if allowed not in OUTSIDER_KINDS:
+        allowed = "join"
+    default_max = UNLIMITED if allowed == "any" else 1
+    max_entries = section.get("max_entries", default_max)
+    if type(max_entries) is not int or max_entries < 0:
+        max_entries = default_max
+    return allowed, max_entries
 
 
 def validate_rules(rules: Any) -> dict[str, Any]:

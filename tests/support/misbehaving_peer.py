@@ -13,10 +13,14 @@ summaries like an honest peer, then misbehaves in one way (MODE):
   per-read stall deadline never fires: only a whole-frame deadline can end it);
 * ``foreign``: a batch of valid entries for a commons the target does not hold;
 * ``fork``: two different, validly signed entries with one author and one sequence number
-  for the target's commons (legitimate evidence: the target must keep and replicate both).
+  for the target's commons (legitimate evidence: the target must keep and replicate both);
 * ``summary-flood``: HELLO, then SUMMARY frames as fast as the target reads them, each of
   a new random commons with ``HEADS`` random heads (``summary-flood TARGET COMMONS PAGES
-  HEADS``), never SUMMARIES_END: what once made a node keep every page (767 MiB in 13 s).
+  HEADS``), never SUMMARIES_END: what once made a node keep every page (767 MiB in 13 s);
+* ``flood``: ``--every`` (default 30) fresh identities, none of them a member, each a join
+  and 19 contributions, every entry naming 16 parents that exist nowhere, all validly
+  signed and honestly framed, then DONE (issue 11 item 8: the target keeps what the rules
+  let strangers store, and is not made to hold the rest).
 
 It prints one JSON line: its peer id, the mode, what the target did (``closed``/``reset``
 and after how many seconds, or ``still open``) and how many bytes it managed to send.
@@ -192,6 +196,28 @@ def main() -> None:
                 await stream.write(data)
                 report["sent"] += len(data)
                 report["foreign_commons"] = str(genesis.id)
+            elif mode == "flood":
+                from p2pcommons.entry import MAX_DEPS
+
+                raws = []
+                for i in range(int(every) if len(sys.argv) > 4 else 30):
+                    who, prev = Signer(os.urandom(32)), None
+                    for k in range(20):
+                        deps = [CID(bytes([1, 0x71, 0x12, 32]) + os.urandom(32)) for _ in range(MAX_DEPS)]
+                        kind, body = ("join", {"name": f"stranger {i}"}) if k == 0 else (
+                            "contribution", {"title": f"spam {i}.{k} " + "x" * 300, "kind": "work", "value": 1})
+                        entry = sign_entry(who, commons=commons, seq=k + 1, prev=prev, kind=kind, body=body,
+                                           deps=deps, timestamp=k)
+                        raws.append(entry.raw)
+                        prev = entry.id
+                session.send_totals(len(raws), sum(map(len, raws)))
+                for start in range(0, len(raws), 100):
+                    session.send_batch(commons, raws[start:start + 100])
+                session.send_done()
+                data = session.data_to_send()
+                await stream.write(data)
+                report["sent"] += len(data)
+                report["entries"] = len(raws)
             elif mode == "fork":
                 await send_batch(stream, session, commons, [contribution(commons, 1, "one way"),
                                                             contribution(commons, 1, "the other way")])
