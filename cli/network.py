@@ -124,6 +124,7 @@ def node_start(
         import trio
 
         from p2pcommons.node.daemon import NodeConfig, configured_peers, serve
+        from p2pcommons.node.reach import RelaySettings
 
         setup_logging(verbose, log_json)
         node_config = NodeConfig(
@@ -134,6 +135,7 @@ def node_start(
             ingest_process=ingest_process and bool(config.get("ingest_process", True)),
             sync_interval=sync_interval,
             stall_timeout=stall_timeout,
+            relay=RelaySettings.from_config(config),
         )
         trio.run(serve, node_config, identity)
         return
