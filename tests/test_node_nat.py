@@ -78,7 +78,6 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         commons = relay.p2pc_json("commons", "create", "two homes", "--membership", "open")["commons"]
         relay.start()
         a.start()
-        b.start()
         # A joins from the relay's invite (the relay has a public address) ...
         a.p2pc_json("join", relay.p2pc_json("invite", "create")["code"])
         # ... learns it is behind NAT and takes a slot on the relay
@@ -88,7 +87,13 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         # through the circuit address the invite carries
         invite = a.p2pc_json("invite", "create")
         assert any("/p2p-circuit/" in addr for addr in invite["addrs"]), invite["addrs"]
-        b.p2pc_json("join", invite["code"])
+        # B joins before starting its daemon: the one-shot node of `join` dials the circuit
+        # address from B's namespace; the daemon then finds A again from its peer book
+        joined = subprocess.run([*natlab.exec_prefix("lb"), *P2PC, "join", invite["code"], "--json",
+                                 "--home", str(b.home)], capture_output=True, text=True, timeout=90)
+        assert joined.returncode == 0, joined.stderr
+        assert json.loads(joined.stdout)["synced"], joined.stdout
+        b.start()
         a_id, b_id = a.status()["peer_id"], b.status()["peer_id"]
         wait_for(lambda: b_id in a.status()["connected"], 30, "B to reach A through the relay")
 
