@@ -55,7 +55,7 @@ from .budget import MemoryBudget
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
-from .reach import Reach, RelaySettings
+from .reach import CircuitDialer, Reach, RelaySettings
 from .session import SessionResult, run_session
 
 log = logging.getLogger("p2pcommons.node")
@@ -159,6 +159,7 @@ class Node:
         self.host: Any = None
         self.pubsub: Any = None
         self.reach: Reach | None = None  # relay v2, DCUtR and AutoNAT (reach.py)
+        self.circuits: CircuitDialer | None = None  # dials /p2p-circuit addresses
         self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
 
@@ -494,9 +495,9 @@ class Node:
             if unblock is not None:
                 unblock(info.peer_id)
         with trio.fail_after(self.config.connect_timeout):
-            if "/p2p-circuit" in addr and self.reach is not None:
+            if "/p2p-circuit" in addr and self.circuits is not None:
                 if peer_id not in self.connected_peers():
-                    await self.reach.dial_circuit(addr)  # the swarm never dials relay addresses
+                    await self.circuits.dial_circuit(addr)  # the swarm never dials relay addresses
             else:
                 await self.host.connect(info)
         self.peer(peer_id).addrs.add(addr)
@@ -923,6 +924,7 @@ class Node:
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
         self.host.get_network().register_notifee(_notifee(self))
         self.reach = Reach(self.host, self.config.relay, self._relay_members)
+        self.circuits = self.reach.circuits
         listen = [Multiaddr(a) for a in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:

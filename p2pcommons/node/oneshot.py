@@ -21,7 +21,7 @@ from p2pcommons.protocols import sync
 
 from . import peers as peerbook
 from .daemon import Node, NodeConfig
-from .reach import Reach, RelaySettings
+from .reach import CircuitDialer
 
 log = logging.getLogger("p2pcommons.node")
 
@@ -43,7 +43,7 @@ async def oneshot_sync(
     unreachable: list[str] = []
     deadline = time.monotonic() + timeout
     node.host = node._build_host()
-    node.reach = Reach(node.host, RelaySettings(), _nobody)  # dials /p2p-circuit addresses
+    node.circuits = CircuitDialer(node.host)  # dials /p2p-circuit addresses
     node.host.set_stream_handler(sync.PROTOCOL_ID, node._handle_sync_stream)  # peers may sync back
     touched: set[CID] = set()
     try:
@@ -92,10 +92,6 @@ async def oneshot_sync(
         with contextlib.suppress(Exception):
             await trio.to_thread.run_sync(_fold, home, touched)
     return {"peers": results, "unreachable": unreachable}
-
-
-async def _nobody() -> set[str]:
-    return set()  # a temporary node relays for no one
 
 
 def _fold(home: Home, touched: set[CID]) -> None:

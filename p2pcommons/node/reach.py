@@ -190,6 +190,32 @@ def connection_kind(transport_addrs: Sequence[str]) -> str:
     return "relayed" if any("/p2p-circuit" in a for a in transport_addrs) else "direct"
 
 
+def connection_kinds(host: Any) -> dict[str, str]:
+    """Per connected peer: ``direct`` if any connection to it is direct, else ``relayed``.
+
+    Asks the connection's own layers (muxer -> secure session -> raw connection), never
+    ``SwarmConn.get_transport_addresses``: in py-libp2p 0.8.1 that falls back to the
+    *peerstore's* addresses for the peer when the swarm did not tag the connection, which
+    made an untagged relayed connection look direct."""
+    result: dict[str, str] = {}
+    connections = getattr(host.get_network(), "connections", {}) or {}
+    for peer, conns in list(connections.items()):
+        kinds = set()
+        for conn in conns if isinstance(conns, list) else [conns]:
+            with contextlib.suppress(Exception):
+                kinds.add(_kind_of(conn.muxed_conn))
+        if kinds:
+            result[peer.to_base58()] = "direct" if "direct" in kinds else "relayed"
+    return result
+
+
+def _kind_of(muxed: Any) -> str:
+    kind = getattr(muxed.get_connection_type(), "value", "")
+    if kind in ("direct", "relayed"):
+        return str(kind)
+    return connection_kind([str(a) for a in muxed.get_transport_addresses()])
+
+
 def describe(reach: str, reservation: Reservation | None, relay_service: bool) -> str:
     """One line for ``node status``: how other nodes can reach this one."""
     if reach == PUBLIC:
@@ -203,6 +229,27 @@ def describe(reach: str, reservation: Reservation | None, relay_service: bool) -
 # --- I/O -------------------------------------------------------------------------------
 
 
+class CircuitDialer:
+    """Dials ``…/p2p/<relay>/p2p-circuit/p2p/<peer>`` addresses (the 0.8.1 swarm skips
+    them).  Used alone by the one-shot node of ``p2pc sync``/``join``, which offers no
+    relay, hole punching or AutoNAT."""
+
+    def __init__(self, host: Any, protocol: Any = None) -> None:
+        from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
+        from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
+        from libp2p.relay.circuit_v2.transport import CircuitV2Transport
+
+        protocol = protocol if protocol is not None else CircuitV2Protocol(host, allow_hop=False)
+        # STOP only: the transport would otherwise try a reservation on every dial
+        self.transport = CircuitV2Transport(host, protocol, RelayConfig(roles=RelayRole.STOP))
+
+    async def dial_circuit(self, addr: str) -> None:
+        from multiaddr import Multiaddr
+
+        await self.transport.dial(Multiaddr(addr))
+
+
+
 class Reach:
     """The relay, DCUtR and AutoNAT services of one daemon.
 
@@ -213,11 +260,9 @@ class Reach:
     def __init__(self, host: Any, settings: RelaySettings,
                  members: Callable[[], Awaitable[set[str]]],
                  on_change: Callable[[], None] = lambda: None) -> None:
-        from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
         from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
         from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
         from libp2p.relay.circuit_v2.resources import RelayLimits
-        from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 
         self.host = host
         self.settings = settings
@@ -232,8 +277,7 @@ class Reach:
         self.protocol = CircuitV2Protocol(host, limits=limits, allow_hop=settings.relay_service)
         self.allowed: set[str] = set()
         self.protocol.resource_manager = _members_only(limits, host, self.allowed)
-        # STOP only: the transport would otherwise try a reservation on every dial
-        self.transport = CircuitV2Transport(host, self.protocol, RelayConfig(roles=RelayRole.STOP))
+        self.circuits = CircuitDialer(host, self.protocol)
         self.dcutr = DCUtRProtocol(host)
         self.autonat = _autonat_service(host)
         self.verdicts: dict[str, Verdict] = {}
@@ -269,16 +313,7 @@ class Reach:
 
     def connection_kinds(self) -> dict[str, str]:
         """Per connected peer: ``direct`` if any connection to it is direct, else ``relayed``."""
-        result: dict[str, str] = {}
-        connections = getattr(self.host.get_network(), "connections", {}) or {}
-        for peer, conns in list(connections.items()):
-            kinds = set()
-            for conn in conns if isinstance(conns, list) else [conns]:
-                with contextlib.suppress(Exception):
-                    kinds.add(connection_kind([str(a) for a in conn.get_transport_addresses()]))
-            if kinds:
-                result[peer.to_base58()] = "direct" if "direct" in kinds else "relayed"
-        return result
+        return connection_kinds(self.host)
 
     def status(self) -> dict[str, Any]:
         reach = self.reachability()
@@ -304,14 +339,6 @@ class Reach:
             },
             "relay_service": service,
         }
-
-    # -- dialling
-
-    async def dial_circuit(self, addr: str) -> None:
-        """Connect through a relay (``…/p2p/<relay>/p2p-circuit/p2p/<peer>``)."""
-        from multiaddr import Multiaddr
-
-        await self.transport.dial(Multiaddr(addr))
 
     # -- AutoNAT client
 
@@ -533,6 +560,6 @@ def _autonat_service(host: Any) -> Any:
 
 
 __all__ = [
-    "PRIVATE", "PUBLIC", "UNKNOWN", "Action", "Reach", "RelaySettings", "Reservation",
-    "ReservationPlanner", "Verdict", "connection_kind", "describe", "reachability",
+    "PRIVATE", "PUBLIC", "UNKNOWN", "Action", "CircuitDialer", "Reach", "RelaySettings", "Reservation",
+    "ReservationPlanner", "Verdict", "connection_kind", "connection_kinds", "describe", "reachability",
 ]

@@ -14,7 +14,8 @@ own interfaces.  Needs root, ``ip`` (iproute2) and ``iptables``.
 
 The routers behave like home routers: outbound connections are masqueraded (Linux keeps
 the source port when it is free, as most home routers do, so TCP hole punching can work);
-unsolicited inbound packets are dropped silently, not refused.
+unsolicited inbound packets are dropped silently, not refused.  With ``random_ports`` they
+map every connection to a random outside port instead, which defeats hole punching.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def unavailable_reason() -> str | None:
 
 @dataclass
 class NatLab:
+    random_ports: bool = False  # routers pick a random outside port (a "symmetric" NAT)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:5])
     created: list[str] = field(default_factory=list)
 
@@ -97,7 +99,8 @@ class NatLab:
             self.in_ns(laptop, "ip", "addr", "add", f"{LAPTOP_IP[side]}/24", "dev", "eth0")
             self.in_ns(laptop, "ip", "route", "add", "default", "via", f"10.213.{lan_net}.1")
             self.in_ns(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-            self.in_ns(router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE")
+            self.in_ns(router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE",
+                       *(["--random-fully"] if self.random_ports else []))
             # a home router: replies to what went out come back in; nothing else does
             self.in_ns(router, "iptables", "-A", "FORWARD", "-i", "wan", "-m", "conntrack",
                        "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
