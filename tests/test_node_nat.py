@@ -127,6 +127,14 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         assert status_a["reach"]["reachability"] == "private"
         relay_service = relay.cli_status()["reach"]["relay_service"]
         assert relay_service["enabled"] and relay_service["reservations"] >= 1
+
+        # A restarts: it takes a slot again, B finds it again at the same circuit address
+        a.stop()
+        a.start()
+        wait_for(lambda: a.status()["reach"]["reservation"], 60, "A's reservation after its restart")
+        wait_for(lambda: b_id in a.status()["connected"], 60, "B to find A again after A's restart")
+        a.p2pc("contribute", "--title", "back again", "--commons", commons)
+        wait_for(converged([a, b], commons), 60, "A and B to converge after A's restart")
     finally:
         for node in nodes:
             node.stop()
