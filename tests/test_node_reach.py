@@ -3,6 +3,8 @@ relay to hold a slot on and when, and the ``[network]`` relay keys of config.tom
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from p2pcommons.errors import UsageError
 from p2pcommons.node.reach import (
     BACKOFF_MAX,
+    BACKOFF_MIN,
     PRIVATE,
     PUBLIC,
     UNKNOWN,
@@ -115,3 +118,40 @@ def test_relay_settings_from_config() -> None:
                 {"relay_max_reservations": 0}, {"relay_circuit_bytes": 1.5}):
         with pytest.raises(UsageError):
             RelaySettings.from_config(bad)
+
+
+_EVENT = st.one_of(
+    st.tuples(st.just("plan"), st.sampled_from([PUBLIC, PRIVATE, UNKNOWN]),
+              st.lists(st.sampled_from(["r1", "r2", "r3"]), unique=True), st.sets(st.sampled_from(["r1", "r2", "r3"]))),
+    st.tuples(st.just("tick"), st.floats(0, 400)),
+)
+
+
+@given(st.lists(_EVENT, max_size=60))
+def test_the_planner_never_reserves_when_public_nor_on_a_relay_in_backoff(events: list[tuple[Any, ...]]) -> None:
+    """Random histories of plans, grants, refusals and time: one slot at most, none wanted
+    by a public node, no attempt on a relay still backing off, backoff within bounds."""
+    planner = ReservationPlanner()
+    now = 0.0
+    for i, event in enumerate(events):
+        if event[0] == "tick":
+            now += event[1]
+            continue
+        _, reach, candidates, connected = event
+        action = planner.plan(reach, candidates, connected, now)
+        if action.kind in ("reserve", "refresh"):
+            assert reach != PUBLIC
+            assert planner.backoff.get(action.relay, (0.0, 0.0))[0] <= now
+            assert action.kind == "refresh" or planner.current is None
+            if i % 3 == 0:
+                planner.failed(action.relay, now)
+                assert BACKOFF_MIN / 2 < planner.backoff[action.relay][1] <= BACKOFF_MAX
+            else:
+                planner.granted(Reservation(action.relay, (), now + 300.0, now))
+        elif action.kind == "drop":
+            assert planner.current is not None and action.relay == planner.current.relay
+            planner.dropped()
+        else:
+            assert action.kind == "wait"
+            if planner.current is None and reach != PUBLIC:
+                assert all(planner.backoff.get(c, (0.0, 0.0))[0] > now for c in candidates)
