@@ -124,6 +124,7 @@ def node_start(
         import trio
 
         from p2pcommons.node.daemon import NodeConfig, configured_peers, serve
+        from p2pcommons.node.reach import RelaySettings
 
         setup_logging(verbose, log_json)
         node_config = NodeConfig(
@@ -134,6 +135,7 @@ def node_start(
             ingest_process=ingest_process and bool(config.get("ingest_process", True)),
             sync_interval=sync_interval,
             stall_timeout=stall_timeout,
+            relay=RelaySettings.from_config(config),
         )
         trio.run(serve, node_config, identity)
         return
@@ -196,10 +198,21 @@ def _print_status(status: dict[str, Any]) -> None:
     print(f"node      {status['peer_id']}  (PID {status['pid']})")
     for addr in status["addrs"]:
         print(f"listening {addr}")
+    reach = status.get("reach") or {}
+    if reach:
+        print(f"reach     {reach['summary']}")
+        if reach.get("reservation"):
+            res = reach["reservation"]
+            print(f"relay     slot on {res['relay']} for {res['expires_in']:.0f} s more")
+        service = reach.get("relay_service", {})
+        if service.get("enabled"):
+            print(f"relaying  for the commons' peers: {service['reservations']} of {service['max_reservations']} slots")
     peers = status.get("peers", [])
     print(f"peers     {len(status['connected'])} connected")
     for peer in peers:
         mark = "connected" if peer["connected"] else ("banned" if peer["banned"] else "known")
+        if peer.get("connection"):
+            mark += f" ({peer['connection']})"
         lag = ", ".join(
             f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
         )

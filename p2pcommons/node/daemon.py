@@ -60,6 +60,7 @@ from .budget import MemoryBudget
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
+from .reach import CircuitDialer, Reach, RelaySettings
 from .session import PeerClosed, SessionResult, Stalled, run_session
 
 log = logging.getLogger("p2pcommons.node")
@@ -111,6 +112,7 @@ class NodeConfig:
     connect_timeout: float = 5.0
     max_backoff: float = 30.0
     announce_delay: float = 0.005
+    relay: RelaySettings = field(default_factory=RelaySettings)  # relay service, relays, limits
 
 
 @dataclass
@@ -174,6 +176,8 @@ class Node:
         self.started = time.time()
         self.host: Any = None
         self.pubsub: Any = None
+        self.reach: Reach | None = None  # relay v2, DCUtR and AutoNAT (reach.py)
+        self.circuits: CircuitDialer | None = None  # dials /p2p-circuit addresses
         self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
 
@@ -569,7 +573,11 @@ class Node:
             if unblock is not None:
                 unblock(info.peer_id)
         with trio.fail_after(self.config.connect_timeout):
-            await self.host.connect(info)
+            if "/p2p-circuit" in addr and self.circuits is not None:
+                if peer_id not in self.connected_peers():
+                    await self.circuits.dial_circuit(addr)  # the swarm never dials relay addresses
+            else:
+                await self.host.connect(info)
         self.peer(peer_id).addrs.add(addr)
         return peer_id
 
@@ -641,9 +649,15 @@ class Node:
             event.set()
 
     def _on_connected(self, peer_id: str) -> None:
+        if self.reach is not None:
+            self.reach.peer_connected()
         if self.is_banned(peer_id):
             log.info("refusing a connection from banned peer %s", peer_id)
             self._nursery_start(self._disconnect, peer_id)
+
+    async def _relay_members(self) -> set[str]:
+        """Peers that may reserve a slot on our relay: the authors of the commons we hold."""
+        return await self.db(_author_peer_ids)
 
     def maintained(self) -> list[str]:
         return sorted(self._maintained)
@@ -952,6 +966,7 @@ class Node:
         connected = set(self.connected_peers())
         commons = await self.db(_commons_info)
         peers = []
+        kinds = self.reach.connection_kinds() if self.reach is not None else {}
         for peer_id in sorted(set(self.peers) | connected):
             state = self.peer(peer_id)
             behind = {str(cid): {"they_lack": they_lack, "we_lack": we_lack}
@@ -962,11 +977,13 @@ class Node:
                 "banned": self.is_banned(peer_id), "syncs": state.syncs,
                 "last_sync_ago": None if not state.last_sync else round(time.monotonic() - state.last_sync, 3),
                 "last_result": state.last_result, "behind": behind,
+                "connection": kinds.get(peer_id),  # "direct", "relayed" or None (not connected)
             })
         return {
             "pid": os.getpid(),
             "peer_id": self.peer_id,
-            "addrs": [str(a) for a in self.host.get_addrs()],
+            "addrs": [str(a) for a in self.host.get_addrs()] + (self.reach.circuit_addrs() if self.reach else []),
+            "reach": self.reach.status() if self.reach is not None else None,
             "connected": sorted(connected),
             "maintained": self.maintained(),
             "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
@@ -1020,6 +1037,8 @@ class Node:
                              max_inbound_rpc_size=MAX_GOSSIP_BYTES * 2)
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
         self.host.get_network().register_notifee(_notifee(self))
+        self.reach = Reach(self.host, self.config.relay, self._relay_members)
+        self.circuits = self.reach.circuits
         listen = [Multiaddr(a) for a in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
@@ -1027,6 +1046,7 @@ class Node:
                 async with background_trio_service(self.pubsub), background_trio_service(router):
                     await self.pubsub.wait_until_ready()
                     await self._subscribe_all()
+                    await nursery.start(self.reach.run)
                     await nursery.start(self._control_server)
                     nursery.start_soon(self._anti_entropy)
                     nursery.start_soon(self._announcer)
@@ -1116,6 +1136,12 @@ def _peer_text(raw: bytes) -> str:
     from libp2p.peer.id import ID
 
     return str(ID(raw).to_base58())
+
+
+def _author_peer_ids(store: Store) -> set[str]:
+    from p2pcommons.identity import peer_id_text
+
+    return {peer_id_text(h.author) for info in store.commons_list() for h in store.heads(info.id)}
 
 
 def _seqs(store: Store, commons: CID) -> dict[bytes, int]:

@@ -19,7 +19,9 @@ from p2pcommons.home import Home
 from p2pcommons.identity import Identity
 from p2pcommons.protocols import sync
 
+from . import peers as peerbook
 from .daemon import Node, NodeConfig
+from .reach import CircuitDialer
 
 log = logging.getLogger("p2pcommons.node")
 
@@ -41,36 +43,46 @@ async def oneshot_sync(
     unreachable: list[str] = []
     deadline = time.monotonic() + timeout
     node.host = node._build_host()
+    node.circuits = CircuitDialer(node.host)  # dials /p2p-circuit addresses
     node.host.set_stream_handler(sync.PROTOCOL_ID, node._handle_sync_stream)  # peers may sync back
     touched: set[CID] = set()
     try:
         async with node.host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
             with trio.move_on_after(timeout):
-                for addr in addrs:
-                    result = None
-                    peer_id = None
-                    for _attempt in range(10_000):
+                # Round-robin over the addresses: an invite may carry several for one peer
+                # (its LAN address, a relay circuit); a dead one must not use up the time.
+                reached: set[str] = set()
+                done: set[str] = set()
+                for _round in range(10_000):
+                    for addr in addrs:
+                        if peerbook.peer_id_of(addr) in done:
+                            continue
+                        peer_id = None
+                        result = None
                         try:
                             peer_id = await node.connect(addr)
                             result = await node.sync_with(peer_id, want, on_progress)
                         except Exception as exc:
                             log.debug("sync with %s failed: %s", addr, exc)
-                            result = None
+                        if peer_id is None:
+                            continue
+                        reached.add(addr)
+                        if result is not None:
+                            touched |= result.touched
+                        if result is not None or peer_id not in results:
+                            results[peer_id] = None if result is None else {
+                                "caught_up": result.caught_up, "complete": result.complete,
+                                "received": result.received_entries, "added": result.added,
+                                "sent": result.sent_entries, "announced": list(result.announced),
+                            }
                         if result is not None and result.caught_up:
-                            break
-                        if not wait or time.monotonic() + 0.5 >= deadline:
-                            break
-                        await trio.sleep(0.5)
-                    if peer_id is None:
-                        unreachable.append(addr)
-                        continue
-                    if result is not None:
-                        touched |= result.touched
-                    results[peer_id] = None if result is None else {
-                        "caught_up": result.caught_up, "complete": result.complete,
-                        "received": result.received_entries, "added": result.added,
-                        "sent": result.sent_entries, "announced": list(result.announced),
-                    }
+                            done.add(peer_id)
+                    if not wait or all(peerbook.peer_id_of(a) in done for a in addrs):
+                        break
+                    if time.monotonic() + 0.5 >= deadline:
+                        break
+                    await trio.sleep(0.5)
+            unreachable.extend(a for a in addrs if a not in reached and peerbook.peer_id_of(a) not in results)
             with trio.CancelScope(shield=True), trio.move_on_after(5), contextlib.suppress(Exception):
                 await node.host.close()
     finally:
