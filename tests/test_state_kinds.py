@@ -131,6 +131,29 @@ def test_invalid_genesis_rejects_everything() -> None:
     assert not state.valid and "invalid" in state.canonical
     assert state.outcome(genesis.id).status == REJECTED  # type: ignore[union-attr]
     assert "genesis is invalid" in state.outcome(other.id).reason  # type: ignore[union-attr]
+    assert state.canonical["invalid"] == "rules.review.accepts"
+
+
+def test_an_invalid_genesis_is_recorded_by_the_path_of_its_first_bad_part() -> None:
+    """``invalid`` in the hashed state is a path, not English (protocols/commons.md §5.2):
+    another implementation reproduces it without copying our messages."""
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"rules": ["not", "a", "map"]}, "rules"),
+        ({"rules": {"no": {"such": 1}}}, "rules.no.such"),
+        ({"rules": {"review": {"accepts": 0}, "membership": {"policy": "closed"}}}, "rules.membership.policy"),
+        ({"name": "x" * 1001}, "name"),
+        ({"license": 7}, "license"),
+        ({"stewards": []}, "stewards"),
+        ({"resources": "oven"}, "resources"),
+        ({"resources": [{"name": "a"}, {"name": "b", "rivalrous": True}]}, "resources.1"),
+    ]
+    for change, path in cases:
+        body = {**genesis_body("bad"), **change}
+        genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1)
+        state = fold([genesis])
+        assert state.canonical["invalid"] == path, (change, state.canonical.get("invalid"))
+        reason = state.outcome(genesis.id).reason  # type: ignore[union-attr]
+        assert reason.endswith(".") and " " in reason, reason  # the words stay in the (unhashed) outcome
 
 
 def test_stability_and_retirement_of_silent_members() -> None:

@@ -29,7 +29,7 @@ from .positions import ZERO_KEY as _ZERO_KEY
 from .positions import Meta as _Meta
 from .records import SEQUENCES, TABLES, VALUES, State
 
-VERSION = 8  # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load)
+VERSION = 9  # 9: an invalid genesis is recorded by its path; 8: kind codes in ``refs`` follow handlers.NAMED_KINDS
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 

@@ -786,7 +786,8 @@ class Folder:
             return
         state = self.state
         if state is None or self.genesis_error:
-            self.outcomes[eid] = (REJECTED, "The commons' genesis is invalid: " + (self.genesis_error or "missing."))
+            why = f"invalid (its {self.genesis_error} is not valid)." if self.genesis_error else "missing."
+            self.outcomes[eid] = (REJECTED, "The commons' genesis is " + why)
             return
         author = entry.author
         fork = self.fork_seq.get(author)
@@ -888,8 +889,8 @@ class Folder:
     # --- results -------------------------------------------------------------------------
 
     def _genesis(self, entry: Entry) -> None:
-        self.state, self.genesis_error = found(entry)
-        self.outcomes[entry.id.raw] = (REJECTED, self.genesis_error) if self.genesis_error else (APPLIED, "")
+        self.state, self.genesis_error, reason = found(entry)
+        self.outcomes[entry.id.raw] = (REJECTED, reason) if self.genesis_error else (APPLIED, "")
 
     def result(self) -> CommonsState:
         from .views import CommonsState  # (the views read the replayer; not the reverse)

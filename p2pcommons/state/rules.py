@@ -21,7 +21,15 @@ OUTSIDER_KINDS = ("join", "any")
 
 
 class InvalidRules(UsageError):
-    """A rules document or rule change is not valid (unknown key, wrong type, bad value)."""
+    """A rules document or rule change is not valid (unknown key, wrong type, bad value).
+
+    ``path`` names the rule at fault (dotted, e.g. ``membership.policy``; "" when the
+    document as a whole is at fault), so an invalid genesis can be recorded in the state
+    as a path rather than as English text (protocols/commons.md §5)."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 DEFAULT_RULES: dict[str, Any] = {
@@ -72,30 +80,39 @@ def _check_value(path: str, kind: str, value: Any) -> Any:
     """Return the canonical form of ``value`` for ``path`` or raise InvalidRules."""
     if kind == "membership_policy":
         if value not in MEMBERSHIP_POLICIES:
-            raise InvalidRules(f"Rule {path} must be one of {', '.join(MEMBERSHIP_POLICIES)}, not {value!r}.")
+            raise InvalidRules(
+                f"Rule {path} must be one of {', '.join(MEMBERSHIP_POLICIES)}, not {value!r}.",
+                path=path,
+            )
         return value
     if kind == "contribution_policy":
         if value not in CONTRIBUTION_POLICIES:
-            raise InvalidRules(f"Rule {path} must be one of {', '.join(CONTRIBUTION_POLICIES)}, not {value!r}.")
+            raise InvalidRules(
+                f"Rule {path} must be one of {', '.join(CONTRIBUTION_POLICIES)}, not {value!r}.",
+                path=path,
+            )
         return value
     if kind == "outsider_kinds":
         if value not in OUTSIDER_KINDS:
-            raise InvalidRules(f"Rule {path} must be one of {', '.join(OUTSIDER_KINDS)}, not {value!r}.")
+            raise InvalidRules(f"Rule {path} must be one of {', '.join(OUTSIDER_KINDS)}, not {value!r}.", path=path)
         return value
     if kind in ("positive", "natural", "weight"):
         if type(value) is not int or not (1 if kind == "positive" else 0) <= value <= _MAX_INT:
             need = "a positive integer" if kind == "positive" else "a non-negative integer"
-            raise InvalidRules(f"Rule {path} must be {need}, not {value!r}.")
+            raise InvalidRules(f"Rule {path} must be {need}, not {value!r}.", path=path)
         return value
     if kind == "bool":
         if type(value) is not bool:
-            raise InvalidRules(f"Rule {path} must be true or false, not {value!r}.")
+            raise InvalidRules(f"Rule {path} must be true or false, not {value!r}.", path=path)
         return value
     if kind == "roles":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if type(value) is not list or not value or any(r not in ROLES for r in value):
-            raise InvalidRules(f"Rule {path} must be a non-empty list of roles from {', '.join(ROLES)}, not {value!r}.")
+            raise InvalidRules(
+                f"Rule {path} must be a non-empty list of roles from {', '.join(ROLES)}, not {value!r}.",
+                path=path,
+            )
         return sorted(set(value))
     if kind == "fraction":
         return parse_fraction(path, value)
@@ -113,13 +130,16 @@ def parse_fraction(path: str, value: Any) -> dict[str, int]:
         try:
             num, den = int(left), int(right)
         except ValueError:
-            raise InvalidRules(f"Rule {path} must be a fraction like 2/3, not {value!r}.") from None
+            raise InvalidRules(f"Rule {path} must be a fraction like 2/3, not {value!r}.", path=path) from None
     elif isinstance(value, dict) and set(value) == {"num", "den"}:
         num, den = value["num"], value["den"]
     else:
-        raise InvalidRules(f"Rule {path} must be a fraction ({{num, den}}, '2/3', a percentage or 'majority').")
+        raise InvalidRules(
+            f"Rule {path} must be a fraction ({{num, den}}, '2/3', a percentage or 'majority').",
+            path=path,
+        )
     if type(num) is not int or type(den) is not int or not 0 <= num < den <= 1_000_000:
-        raise InvalidRules(f"Rule {path} must be a fraction num/den with 0 <= num < den.")
+        raise InvalidRules(f"Rule {path} must be a fraction num/den with 0 <= num < den.", path=path)
     return {"num": num, "den": den}
 
 
@@ -130,7 +150,7 @@ def _kind_of(path: str) -> str:
     section, _, key = path.partition(".")
     if section == "values" and key and "." not in key:
         return "weight"
-    raise InvalidRules(f"There is no rule '{path}'.")
+    raise InvalidRules(f"There is no rule '{path}'.", path=path)
 
 
 def apply_changes(rules: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
