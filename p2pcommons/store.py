@@ -28,9 +28,11 @@ from pathlib import Path
 
 from .dagcbor import CID
 from .entry import Entry, decode_entry
-from .errors import StoreBusy, StoreError, system_error
+from .errors import InvalidEntry, StoreBusy, StoreError, system_error
 
-SCHEMA_VERSION = 1
+# 2: the outsiders' tables (insiders, vouched, outsider_logs), and entries that today's decoder
+# refuses (a time or an amount beyond the bounds of protocols/entry.md §3) cut out of their logs.
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_ENV = "P2PC_STORE_BUSY_TIMEOUT"
 DEFAULT_BUSY_TIMEOUT = 30.0
 # Test-only: cap the database at its current size (SQLite's max_page_count), so "the disk
@@ -161,6 +163,8 @@ class Store:
                 )
             if version != SCHEMA_VERSION:
                 self._db.executescript(_SCHEMA)
+                if version == 1:
+                    self._cut_undecodable_logs()
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             max_pages = os.environ.get(MAX_PAGES_ENV)
             if max_pages and max_pages.isdigit():
@@ -690,6 +694,38 @@ class Store:
             for commons_id in affected:
                 self.delete_cache(f"state/{commons_id}/")
         return affected
+
+    def _cut_undecodable_logs(self) -> None:
+        """Upgrade from schema 1: cut every log at its first entry that the decoder now refuses.
+
+        Why: a store written before the bounded numbers (protocols/entry.md §3) may hold an
+        entry with a time or an amount beyond them (a hostile author's: no honest client
+        wrote one). Decoding it now raises, and every fold of its commons would fail for
+        good. Such an entry, and its author's later entries (which chain through it), are
+        no longer held, exactly as if they had never arrived; entries of others that depend
+        on them wait, as for any missing dependency. The cached states go: they counted them.
+        Runs once, when a schema 1 store is first opened."""
+        cuts: dict[int, int] = {}
+        for log, seq, raw in self._db.execute("SELECT log, seq, raw FROM entries"):
+            if seq >= cuts.get(log, seq + 1):
+                continue
+            try:
+                decode_entry(bytes(raw))
+            except InvalidEntry:
+                cuts[log] = seq
+        if not cuts:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for log, cut in cuts.items():
+                self._db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut))
+                self._db.execute("DELETE FROM forks WHERE log = ? AND seq >= ?", (log, cut))
+                self._db.execute("UPDATE logs SET max_seq = ? WHERE log = ?", (cut - 1, log))
+            self._db.execute("DELETE FROM cache")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     # --- the state fold's archive (local derived data, never replicated) ------------------
     # Rows are keyed by a *space*: one per live fold (commons id + a random token), so two

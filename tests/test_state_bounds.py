@@ -273,3 +273,47 @@ def test_the_fold_never_raises_and_every_kept_sum_stays_bounded(steps: list[tupl
     for entry in entries:
         outcome = state.outcome(entry.id)
         assert outcome is not None and (outcome.status != REJECTED or outcome.reason)
+
+
+def test_a_schema_1_store_holding_an_out_of_range_entry_opens_and_folds(tmp_path: Path) -> None:
+    """A store written before the bounds may hold a hostile author's entry whose time is now
+    out of range (2**53 ≤ time < 2**63 fitted SQLite). Opening it upgrades the schema (the
+    outsiders' tables appear) and cuts that log at the entry, so the commons folds again
+    instead of failing on every node that upgraded; the honest entries stay."""
+    from p2pcommons.store import SCHEMA_VERSION, Store
+
+    genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=genesis_body("old"),
+                         timestamp=1)
+    honest = sign_entry(SIGNERS[0], commons=genesis.id, seq=2, prev=genesis.id, kind="contribution",
+                        body={"title": "kept", "value": 1}, timestamp=2)
+    first = sign_entry(SIGNERS[1], commons=genesis.id, seq=1, prev=None, kind="contribution",
+                       body={"title": "fine", "value": 1}, timestamp=3)
+    late = _raw_entry(SIGNERS[1], commons=genesis.id, seq=2, prev=first.id, kind="contribution",
+                      body={"title": "late", "value": 1}, time=2**53 + 5)
+    path = tmp_path / "store.sqlite"
+    store = Store(path)
+    with store.transaction():
+        ingest(store, [genesis.raw, honest.raw, first.raw])
+    # What the old code stored unchecked, and an old schema: no outsiders' tables, version 1.
+    log = store._db.execute("SELECT log FROM entries WHERE id = ?", (first.id.raw,)).fetchone()[0]
+    store._db.execute("INSERT INTO entries (id, log, seq, kind, raw) VALUES (?, ?, 2, 'contribution', ?)",
+                      (CID.of(late).raw, log, late))
+    store._db.execute("UPDATE logs SET max_seq = 2 WHERE log = ?", (log,))
+    for table in ("insiders", "vouched", "outsider_logs"):
+        store._db.execute(f"DROP TABLE {table}")
+    store._db.execute("PRAGMA user_version=1")
+    store.close()
+
+    store = Store(path)
+    try:
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store._db.execute("SELECT count(*) FROM insiders").fetchone()[0] >= 0
+        assert store.get(CID.of(late)) is None and store.get(first.id) is not None
+        assert store.max_seq(genesis.id, SIGNERS[1].public_key) == 1
+        forget()
+        from p2pcommons.state.engine import current_state
+
+        state = current_state(store, genesis.id)
+        assert state.outcome(honest.id) is not None and state.canonical["entries"] == 3
+    finally:
+        store.close()
