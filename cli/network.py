@@ -40,7 +40,6 @@ app.add_typer(node_app, name="node")
 app.add_typer(peer_app, name="peer")
 app.add_typer(invite_app, name="invite")
 
-DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
 
 
 class _JsonFormatter(logging.Formatter):
@@ -119,7 +118,12 @@ def node_start(
 
         raise DaemonRunning(f"A node is already running for {target.path} (PID {pid}).")
     config = target.config().get("network", {})
-    listen_addrs = list(listen or config.get("listen", []) or [DEFAULT_LISTEN])
+    from p2pcommons.node import reach
+
+    # the port is chosen at the first start and kept in config.toml ([network] port);
+    # a port another program or node holds fails here: one sentence, exit code 6
+    listen_addrs = reach.listen_addresses(target, listen or [])
+    reach.probe_listen(listen_addrs)
     if foreground:
         import trio
 
@@ -184,6 +188,8 @@ def _wait_for_daemon(target: Any, child: subprocess.Popen[bytes], log_path: Path
     while time.monotonic() < deadline:
         if child.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+            if tail and tail[0].startswith("p2pc: "):
+                raise NetworkError(tail[0].removeprefix("p2pc: "))  # the daemon's own sentence
             raise NetworkError(f"The node exited at start ({tail[0] if tail else 'see ' + str(log_path)}).")
         try:
             return request(target, {"cmd": "status"}, timeout=2)
@@ -407,6 +413,20 @@ def invite_create(
                 "Start the node first ('p2pc node start') so the invite carries its address, or pass --addr."
             )
         addrs = [str(a) for a in request(target, {"cmd": "status"})["addrs"]]
+    from p2pcommons.node.reach import dialable
+
+    # never a wildcard; loopback only if there is nothing else (then the code works on this
+    # machine only, and we say so)
+    given = addrs
+    addrs = dialable(addrs)
+    if not addrs:
+        from p2pcommons.errors import NetworkError
+
+        raise NetworkError(f"None of the node's addresses can be dialled ({', '.join(given)}); "
+                           "listen on a real interface address.")
+    if all(reach_is_loopback(a) for a in addrs):
+        print("warning: this invite carries only a loopback address; it works on this machine only.",
+              file=sys.stderr)
     expires_at = int((time.time() + parse_duration(expires)) * 1000) if expires else 0
     token = None
     if policy in ("invite", "approval"):
@@ -425,6 +445,12 @@ def invite_create(
         as_json,
         code,
     )
+
+
+def reach_is_loopback(addr: str) -> bool:
+    from p2pcommons.node.reach import is_loopback
+
+    return is_loopback(addr)
 
 
 def _membership_policy(store: Any, cid: Any) -> str:

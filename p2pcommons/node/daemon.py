@@ -51,6 +51,7 @@ from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import peers as peerbook
+from . import preauth, reach
 from .budget import MemoryBudget
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
@@ -158,6 +159,7 @@ class Node:
         self.pubsub: Any = None
         self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
+        self._interface_ips: list[str] | None = None
 
     # --- store workers ------------------------------------------------------------------
 
@@ -852,7 +854,8 @@ class Node:
         return {
             "pid": os.getpid(),
             "peer_id": self.peer_id,
-            "addrs": [str(a) for a in self.host.get_addrs()],
+            "addrs": self.announced_addrs(),
+            "listen": [str(a) for a in self.host.get_transport_addrs()],
             "connected": sorted(connected),
             "maintained": self.maintained(),
             "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
@@ -865,6 +868,15 @@ class Node:
 
     def _build_host(self) -> Any:
         from libp2p import new_host
+
+        _tame_libp2p_logging()
+        preauth.install()  # GHSA-hmjq-g7pp-rw3x: bound the pre-handshake multistream read
+        return new_host(**self._host_options())
+
+    def _host_options(self) -> dict[str, Any]:
+        """Every option the libp2p host is built with, in one place (keys of
+        ``libp2p.new_host``), so services added later (relay, AutoNAT, DCUtR) extend this
+        dictionary rather than the call."""
         from libp2p.crypto.ed25519 import Ed25519PrivateKey
         from libp2p.crypto.keys import KeyPair
         from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
@@ -875,19 +887,47 @@ class Node:
         from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
         from libp2p.stream_muxer.yamux.yamux import Yamux
 
-        _tame_libp2p_logging()
         private = Ed25519PrivateKey.from_bytes(self.identity.seed)
         key_pair = KeyPair(private, private.get_public_key())
-        return new_host(
-            key_pair=key_pair,
-            sec_opt={NOISE_ID: Noise(key_pair, new_x25519().private_key)},
-            muxer_opt={TProtocol(YAMUX_ID): Yamux},
-            connection_config=ConnectionConfig(
+        return {
+            "key_pair": key_pair,
+            "sec_opt": {NOISE_ID: Noise(key_pair, new_x25519().private_key)},
+            "muxer_opt": {TProtocol(YAMUX_ID): Yamux},
+            "connection_config": ConnectionConfig(
                 max_connections_per_peer=1, inbound_upgrade_timeout=5.0, outbound_upgrade_timeout=5.0,
                 dial_timeout=self.config.connect_timeout,
             ),
-            enable_mDNS=self.config.mdns,
-        )
+            "enable_mDNS": self.config.mdns,
+            # what identify (and mDNS) tell peers: wildcards become interface addresses
+            "addrs_factory": self._announce_factory,
+        }
+
+    def _announce_factory(self, candidates: list[Any]) -> list[Any]:
+        """libp2p's AddrsFactory: the live listen addresses plus confirmed observed ones,
+        with every wildcard replaced by this machine's interface addresses."""
+        from multiaddr import Multiaddr
+
+        texts = [str(a) for a in candidates]
+        if any(reach.is_wildcard(a) for a in texts):
+            if self._interface_ips is None:
+                try:
+                    self._interface_ips = reach.interface_ips()
+                except Exception as exc:  # an odd interface table must not stop the node
+                    log.warning("cannot list this machine's interfaces: %s", exc)
+                    self._interface_ips = []
+            texts = reach.expand_wildcards(texts, self._interface_ips)
+        out = []
+        for text in texts:
+            with contextlib.suppress(Exception):
+                out.append(Multiaddr(text))
+        return out
+
+    def announced_addrs(self) -> list[str]:
+        """Where other machines can reach this node, best first (``/p2p/<id>`` included):
+        what invites and address records carry."""
+        if self.host is None:
+            return []
+        return reach.dialable(str(a) for a in self.host.get_addrs())
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_10
@@ -906,10 +946,14 @@ class Node:
                              max_inbound_rpc_size=MAX_GOSSIP_BYTES * 2)
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
         self.host.get_network().register_notifee(_notifee(self))
+        reach.probe_listen(self.config.listen)  # a busy port fails here, in one sentence
         listen = [Multiaddr(a) for a in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if not self.announced_addrs():
+                    raise NetworkError("The node could not listen on any address ("
+                                       + ", ".join(self.config.listen) + "); check --listen and [network] listen.")
                 async with background_trio_service(self.pubsub), background_trio_service(router):
                     await self.pubsub.wait_until_ready()
                     await self._subscribe_all()

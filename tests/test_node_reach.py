@@ -1,0 +1,111 @@
+"""Addresses that work (issue 17, item 1): a kept port, wildcard listens announced as
+real addresses, invites with dialable addresses only, a busy port failing the start.
+
+The integration tests run real daemons as separate processes; they bind 127.0.0.1 (and,
+for the wildcard test, 0.0.0.0) and dial 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from p2pcommons.errors import NetworkError
+from p2pcommons.home import Home
+from p2pcommons.node import reach
+from p2pcommons.node.invite import decode_invite
+from tests.test_node_integration import P2PC, NodeProc, wait_for
+from tests.test_node_integration import nodes as nodes  # the fixture
+
+# --- sans-I/O rules ----------------------------------------------------------------------------
+
+
+def test_dialable_drops_wildcards_and_keeps_loopback_only_as_a_last_resort() -> None:
+    addrs = ["/ip4/0.0.0.0/tcp/4001/p2p/X", "/ip4/127.0.0.1/tcp/4001/p2p/X", "/ip4/192.168.1.5/tcp/4001/p2p/X",
+             "/ip4/93.184.216.34/tcp/4001/p2p/X", "/ip6/::/tcp/4001/p2p/X", "/ip6/fe80::1/tcp/4001/p2p/X"]
+    assert reach.dialable(addrs) == ["/ip4/93.184.216.34/tcp/4001/p2p/X", "/ip4/192.168.1.5/tcp/4001/p2p/X"]
+    assert reach.dialable(["/ip4/0.0.0.0/tcp/1/p2p/X", "/ip4/127.0.0.1/tcp/1/p2p/X"]) == ["/ip4/127.0.0.1/tcp/1/p2p/X"]
+    assert reach.dialable(["/ip4/0.0.0.0/tcp/1/p2p/X"]) == []
+
+
+def test_wildcards_expand_to_interface_addresses_of_the_same_family() -> None:
+    out = reach.expand_wildcards(["/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001", "/ip4/198.51.100.1/tcp/9"],
+                                 ["10.0.0.2", "127.0.0.1", "2001:db8::2"])
+    assert out == ["/ip4/10.0.0.2/tcp/4001", "/ip4/127.0.0.1/tcp/4001", "/ip6/2001:db8::2/tcp/4001",
+                   "/ip4/198.51.100.1/tcp/9"]
+
+
+def test_the_port_is_chosen_once_and_kept_in_config(tmp_path: Path) -> None:
+    home = Home(tmp_path / "h")
+    home.path.mkdir()
+    home.config_file.write_text("# mine\n[network]\nmdns = false\n", encoding="utf-8")
+    first = reach.listen_addresses(home, [])
+    port = tomllib.loads(home.config_file.read_text())["network"]["port"]
+    assert first == [f"/ip4/0.0.0.0/tcp/{port}"]
+    assert reach.listen_addresses(home, []) == first            # kept
+    assert home.config_file.read_text().startswith("# mine\n")  # the file was not rewritten
+    assert reach.listen_addresses(home, ["/ip4/127.0.0.1/tcp/0"]) == ["/ip4/127.0.0.1/tcp/0"]  # flags win
+
+
+def test_a_busy_port_is_one_sentence_and_exit_code_6() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        with pytest.raises(NetworkError, match=f"Port {port} is already in use") as info:
+            reach.probe_listen([f"/ip4/127.0.0.1/tcp/{port}"])
+        assert info.value.exit_code == 6
+    finally:
+        holder.close()
+
+
+# --- real daemons ------------------------------------------------------------------------------
+
+
+def test_node_start_on_a_busy_port_exits_6_with_one_sentence(nodes: Callable[[str], NodeProc]) -> None:
+    a, b = nodes("a"), nodes("b")
+    a.start()
+    port = int(a.addr.split("/tcp/")[1].split("/")[0])
+    for extra in ([], ["--foreground"]):
+        result = subprocess.run([*P2PC, "node", "start", *extra, "--home", str(b.home),
+                                 "--listen", f"/ip4/127.0.0.1/tcp/{port}"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 6, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines == [f"p2pc: Port {port} is already in use (another program or another node holds it); "
+                         "choose another with --listen or [network] port in config.toml."], result.stderr
+    assert a.status()["addrs"]  # the node that held the port is untouched
+
+
+def test_wildcard_listen_announces_interface_addresses_and_the_invite_no_wildcard(
+        nodes: Callable[[str], NodeProc]) -> None:
+    a = nodes("a")
+    a.p2pc_json("commons", "create", "garden", "--membership", "open")
+    a.start(listen=("/ip4/0.0.0.0/tcp/0",))
+    status = a.status()
+    assert status["addrs"] and not any("/0.0.0.0/" in x for x in status["addrs"]), status["addrs"]
+    code = a.p2pc_json("invite", "create")["code"]
+    addrs = decode_invite(code).addrs
+    assert addrs and not any("/0.0.0.0/" in x for x in addrs), addrs
+    # loopback only when nothing else exists
+    if any("/127.0.0.1/" not in x for x in addrs):
+        assert not any("/127.0.0.1/" in x for x in addrs), addrs
+
+
+def test_restart_keeps_the_port_chosen_at_the_first_start(nodes: Callable[[str], NodeProc]) -> None:
+    a = nodes("a")
+    Home(a.home).config_file.write_text('[network]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n', encoding="utf-8")
+    a.start(listen=())
+    first = a.addr
+    port = tomllib.loads(Home(a.home).config_file.read_text())["network"]["port"]
+    assert f"/tcp/{port}/" in first
+    a.stop()
+    a.start(listen=())
+    assert a.addr == first
+    wait_for(lambda: a.status()["addrs"] == [first], 10, "the same address after a restart")
