@@ -19,7 +19,7 @@ from p2pcommons.errors import NetworkError
 from p2pcommons.home import Home
 from p2pcommons.node import reach
 from p2pcommons.node.invite import decode_invite
-from tests.test_node_integration import P2PC, NodeProc, wait_for
+from tests.test_node_integration import P2PC, NodeProc, converged, wait_for
 from tests.test_node_integration import nodes as nodes  # the fixture
 
 # --- sans-I/O rules ----------------------------------------------------------------------------
@@ -109,3 +109,48 @@ def test_restart_keeps_the_port_chosen_at_the_first_start(nodes: Callable[[str],
     a.start(listen=())
     assert a.addr == first
     wait_for(lambda: a.status()["addrs"] == [first], 10, "the same address after a restart")
+
+
+# --- members find each other (item 2) ---------------------------------------------------------
+
+
+def pid(node: NodeProc) -> str:
+    return str(node.status()["peer_id"])
+
+
+def _port(addr: str) -> int:
+    return int(addr.split("/tcp/")[1].split("/")[0])
+
+
+@pytest.mark.timeout(240)
+def test_members_find_each_other_with_the_inviter_stopped_and_after_restarts_on_new_ports(
+        nodes: Callable[[str], NodeProc]) -> None:
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    commons = a.p2pc_json("commons", "create", "garden", "--membership", "open")["commons"]
+    a.start(sync_interval=1)
+    for newcomer in (b, c):
+        newcomer.p2pc_json("join", a.p2pc_json("invite", "create", "--uses", "1")["code"])
+    b.start(sync_interval=1)  # no --bootstrap: the invite put a's address in the peer book
+    c.start(sync_interval=1)
+    wait_for(converged([a, b, c], commons), 40, "the joins and admissions to spread")
+    wait_for(lambda: pid(b) in c.status()["known"] and pid(c) in b.status()["known"], 40,
+             "b and c to learn each other's address records")
+    a.stop()  # the inviter goes away: b and c only know each other through the records
+    wait_for(lambda: pid(c) in b.status()["connected"], 40, "b and c to connect without a")
+    c.p2pc("contribute", "--title", "without a", "--commons", commons)
+    wait_for(converged([b, c], commons), 30, "c's write to reach b directly")
+
+    # c restarts on a new port; b learns the new address from c's new record
+    old = c.addr
+    c.stop()
+    c.start(sync_interval=1)
+    assert _port(c.addr) != _port(old)
+    wait_for(lambda: pid(c) in b.status()["connected"], 40, "c to reconnect to b from its kept book")
+    wait_for(lambda: b.status()["known"].get(pid(c), {}).get("addrs", [None])[0] == c.addr.rsplit("/p2p/", 1)[0],
+             40, "b to hold c's new address record")
+    # now b restarts on a new port: it dials c at the address from c's record
+    b.stop()
+    b.start(sync_interval=1)
+    wait_for(lambda: pid(c) in b.status()["connected"], 40, "b to find c at its new address")
+    b.p2pc("contribute", "--title", "after both moved", "--commons", commons)
+    wait_for(converged([b, c], commons), 30, "b's write to reach c")

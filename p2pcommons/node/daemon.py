@@ -53,6 +53,8 @@ from p2pcommons.store import Store
 from . import peers as peerbook
 from . import preauth, reach
 from .budget import MemoryBudget
+from .exchange import PROTOCOL_ID as ADDRS_PROTOCOL_ID
+from .exchange import PeerExchange
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
@@ -160,6 +162,7 @@ class Node:
         self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
         self._interface_ips: list[str] | None = None
+        self.exchange = PeerExchange(self)  # address records: members find each other
 
     # --- store workers ------------------------------------------------------------------
 
@@ -341,6 +344,7 @@ class Node:
                     on_totals=self._expect, budget=self.sync_budget,
                 )
             self._after_session(state, result)
+            self._nursery_start(self.exchange.after_sync, peer_id)
             return result
         except ProtocolViolation as exc:
             await self.penalize(peer_id, SCORE_STALL if "deadline" in str(exc) else SCORE_INVALID, str(exc))
@@ -656,6 +660,7 @@ class Node:
             self.pubsub.set_topic_validator(topic, self._validator(commons), False)
             subscription = await self.pubsub.subscribe(topic)
             self._nursery_start(self._gossip_reader, commons, subscription)
+            await self.exchange.subscribe(commons)
 
     def _validator(self, commons: CID) -> Callable[[Any, Any], bool]:
         def validate(forwarder: Any, msg: Any) -> bool:
@@ -858,6 +863,7 @@ class Node:
             "listen": [str(a) for a in self.host.get_transport_addrs()],
             "connected": sorted(connected),
             "maintained": self.maintained(),
+            "known": self.exchange.status(),
             "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
             "peers": peers,
             "commons": commons,
@@ -945,6 +951,7 @@ class Node:
         self.pubsub = Pubsub(self.host, router, msg_id_constructor=_message_id,
                              max_inbound_rpc_size=MAX_GOSSIP_BYTES * 2)
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
+        self.host.set_stream_handler(ADDRS_PROTOCOL_ID, self.exchange.handle_stream)
         self.host.get_network().register_notifee(_notifee(self))
         reach.probe_listen(self.config.listen)  # a busy port fails here, in one sentence
         listen = [Multiaddr(a) for a in self.config.listen]
@@ -963,6 +970,7 @@ class Node:
                     nursery.start_soon(self._state_worker)
                     nursery.start_soon(self.ingest_process.run_idle_reaper)
                     nursery.start_soon(self._signals)
+                    nursery.start_soon(self.exchange.run)
                     if self.config.mdns:
                         nursery.start_soon(self._mdns_dialer)
                     for addr in self.config.bootstrap:

@@ -40,7 +40,7 @@ def install() -> bool:
     from libp2p.protocol_muxer import multiselect_communicator
     from libp2p.utils import varint
 
-    if multiselect_communicator.read_delim is not varint.read_delim:
+    if getattr(multiselect_communicator, "read_delim", None) is not varint.read_delim:
         log.info("libp2p's multistream reader is not the 0.8.1 one; leaving it alone")
         return False
 
@@ -57,7 +57,7 @@ def install() -> bool:
             raise ParseError("multistream message is not newline-delimited")
         return data[:-1]
 
-    multiselect_communicator.read_delim = bounded_read_delim  # type: ignore[assignment]
+    setattr(multiselect_communicator, "read_delim", bounded_read_delim)  # noqa: B010 - not re-exported
     _installed = True
     return True
 
