@@ -206,10 +206,15 @@ def _print_status(status: dict[str, Any]) -> None:
     print(f"peers     {len(status['connected'])} connected")
     for peer in peers:
         mark = "connected" if peer["connected"] else ("banned" if peer["banned"] else "known")
+        if peer["connected"] and peer.get("via"):
+            mark += f" ({peer['via']})"
         lag = ", ".join(
             f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
         )
-        print(f"  {peer['peer_id']}  {mark}  score {peer['score']}" + (f"  ({lag})" if lag else ""))
+        who = peer.get("name") or peer.get("short_id") or peer["peer_id"]
+        seen = peer.get("last_seen_ago")
+        when = "" if peer["connected"] or seen is None else f"  last seen {_ago(seen)} ago"
+        print(f"  {who}  {mark}  score {peer['score']}{when}" + (f"  ({lag})" if lag else ""))
     for addr in status.get("maintained", []):
         print(f"keeps     {addr}  (reconnects when it drops)")
     for commons in status.get("commons", []):
@@ -217,6 +222,14 @@ def _print_status(status: dict[str, Any]) -> None:
             f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "
             f"{len(commons['heads'])} authors"
         )
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @command("status", app=node_app)
@@ -470,6 +483,13 @@ def _membership_policy(store: Any, cid: Any) -> str:
 
 @command("sync")
 def sync_cmd(
+    action: Annotated[
+        str | None,
+        typer.Argument(metavar="[status]", help="'status': am I in sync? (asks the running node, no transfer "
+                       "beyond refreshing figures older than --max-age)"),
+    ] = None,
+    max_age: Annotated[float, typer.Option("--max-age", help="With 'status': refresh figures older than this "
+                                           "many seconds.", min=0.0)] = 5.0,
     peer: Annotated[
         list[str] | None, typer.Option("--peer", metavar="ADDR", help="Sync with this address (repeatable).")
     ] = None,
@@ -478,8 +498,15 @@ def sync_cmd(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sync now with a peer (or the daemon's / the configured peers); exits 0 only when caught up."""
-    from p2pcommons.errors import SyncIncomplete
+    """Sync now with a peer (or the daemon's / the configured peers); exits 0 only when caught up.
+    `p2pc sync status`: whether this node is in sync, per commons and per peer (exit 0 when it is)."""
+    from p2pcommons.errors import SyncIncomplete, UsageError
+
+    if action is not None:
+        if action != "status":
+            raise UsageError(f"Unknown sync action {action!r} (the only one is 'status').")
+        sync_status_cmd(home, max_age, timeout, as_json)
+        return
 
     result = run_sync(home, peer or [], want=[], wait=wait, timeout=timeout)
     ok = bool(result["peers"]) and all(r and r["caught_up"] for r in result["peers"].values())
@@ -505,14 +532,45 @@ def sync_cmd(
         )
 
 
-def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float) -> dict[str, Any]:
-    """Sync through the running daemon if there is one, else with a temporary node."""
+def sync_status_cmd(home: Path | None, max_age: float, timeout: float, as_json: bool) -> None:
+    """``p2pc sync status``: live figures from the daemon (refreshed when older than
+    ``max_age`` seconds); exit 0 when in sync with every connected peer, else 6."""
+    from p2pcommons.errors import SyncIncomplete
+    from p2pcommons.node.notify import request
+
+    timeout = min(timeout, 30.0)
+    status = request(home_of(home), {"cmd": "sync_status", "max_age": max_age, "timeout": timeout},
+                     timeout=timeout + 10)
+    status.pop("ok", None)
+
+    def human() -> None:
+        if not status["connected"]:
+            print("Not connected to any peer: cannot tell whether this node is in sync.")
+        for commons, info in status["commons"].items():
+            verdict = {True: "in sync", False: "NOT in sync", None: "no connected peer holds it"}[info["in_sync"]]
+            print(f"commons {commons}: {verdict}")
+            for peer_id, figure in info["peers"].items():
+                name = next((p["name"] or p["short_id"] for p in status["peers"] if p["peer_id"] == peer_id), peer_id)
+                age = "not measured" if figure["age"] is None else f"{figure['age']} s ago"
+                print(f"  {name}: they lack {figure['they_lack']}, we lack {figure['we_lack']} ({age})")
+
+    emit(status, as_json, human)
+    if not status["in_sync"]:
+        raise SyncIncomplete("This node is not in sync with its connected peers"
+                             + (" (none is connected)." if not status["connected"] else "."))
+
+
+def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float,
+             say: Any = None) -> dict[str, Any]:
+    """Sync through the running daemon if there is one, else with a temporary node
+    (``say(what, sentence)``: told what a waiting sync still waits for, every few seconds)."""
     from p2pcommons.node.notify import daemon_running, request
 
     target = home_of(home)
     deadline = time.monotonic() + timeout
     want_text = [str(c) for c in want]
     if daemon_running(target):
+        next_note = time.monotonic() + 5
         while True:
             results: dict[str, Any] = {}
             unreachable = []
@@ -534,6 +592,11 @@ def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool
             done = bool(results) and all(r and r["caught_up"] for r in results.values())
             if done or not wait or time.monotonic() >= deadline:
                 return {"peers": results, "unreachable": unreachable, "via": "daemon"}
+            if say is not None and time.monotonic() >= next_note:
+                left = max(0, int(deadline - time.monotonic()))
+                what = ", ".join(unreachable) if unreachable else "the peers to finish sending"
+                say("peer", f"Still waiting for {what} ({left} s left)…")
+                next_note = time.monotonic() + 5
             time.sleep(0.2)
     import trio
 
@@ -606,7 +669,10 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
 
         raise InvalidInvite("The invite carries no address to reach the inviter.")
     identity = identity_of(home)
-    result = run_sync(home, list(invite.addrs), want=[invite.commons], wait=True, timeout=30)
+    say = _waiting_reporter(as_json)
+    say("inviter", f"Waiting for the inviter's node at {', '.join(invite.addrs)} to send the commons "
+        "(it must be running; up to 30 s)…")
+    result = run_sync(home, list(invite.addrs), want=[invite.commons], wait=True, timeout=30, say=say)
     with open_store(home) as store:
         if not store.has_commons(invite.commons):
             raise NetworkError(
@@ -626,6 +692,7 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
     for addr in invite.addrs:  # so this node reconnects to the inviter from now on
         with contextlib.suppress(UsageError):
             peers.add(home_of(home), addr)
+    say("push", "Sending your join entry to the inviter so a member's node can admit you…")
     if daemon_running(home_of(home)):
         notify_daemon(home_of(home))
     else:
@@ -636,6 +703,19 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
         as_json,
         f"Joined commons {invite.commons} (join entry {entry.id}); you are a member once a member's node admits you.",
     )
+
+
+def _waiting_reporter(as_json: bool) -> Any:
+    """What ``join`` is waiting for, on stderr while it waits (stdout keeps the result):
+    a sentence, or with --json one JSON line ``{"waiting_for": …, "message": …}``."""
+
+    def say(what: str, message: str) -> None:
+        if as_json:
+            print(json.dumps({"waiting_for": what, "message": message}), file=sys.stderr, flush=True)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    return say
 
 
 def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:

@@ -154,3 +154,43 @@ def test_members_find_each_other_with_the_inviter_stopped_and_after_restarts_on_
     wait_for(lambda: pid(c) in b.status()["connected"], 40, "b to find c at its new address")
     b.p2pc("contribute", "--title", "after both moved", "--commons", commons)
     wait_for(converged([b, c], commons), 30, "b's write to reach c")
+
+
+# --- honest status (item 4) ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_status_names_peers_says_direct_and_sync_status_answers_from_live_figures(
+        nodes: Callable[[str], NodeProc]) -> None:
+    a, b = nodes("a"), nodes("b")
+    commons = a.p2pc_json("commons", "create", "garden", "--membership", "open")["commons"]
+    a.start(sync_interval=60)  # long interval: sync status must refresh the figures itself
+    code = a.p2pc_json("invite", "create")["code"]
+    joined = b.p2pc("join", code, "--name", "bea", "--json")
+    assert '"waiting_for": "inviter"' in joined.stderr  # join said what it waited for
+    b.start(sync_interval=60)
+    wait_for(converged([a, b], commons), 40, "b's join to be admitted")
+    b_id = pid(b)
+
+    def b_named() -> dict[str, object] | None:
+        peer = next((p for p in a.p2pc_json("node", "status")["peers"] if p["peer_id"] == b_id), None)
+        return peer if peer is not None and peer["name"] == "bea" else None
+
+    peer = wait_for(b_named, 30, "a's status to name b by its member name")
+    assert peer["via"] == "direct" and peer["connected"] and peer["relay"] is None
+    assert peer["last_seen_ago"] is not None
+
+    status = a.p2pc_json("sync", "status", "--max-age", "0")
+    assert status["in_sync"] is True, status
+    figure = status["commons"][commons]["peers"][b_id]
+    assert figure["they_lack"] == 0 and figure["we_lack"] == 0 and figure["fresh"], figure
+    text = a.p2pc("sync", "status").stdout
+    assert "in sync" in text and "bea" in text
+
+    b.stop()  # a keeps b in its table: not connected, with the time it was last seen
+    wait_for(lambda: not any(p["connected"] for p in a.status()["peers"] if p["peer_id"] == b_id), 20,
+             "a to notice b left")
+    gone = next(p for p in a.status()["peers"] if p["peer_id"] == b_id)
+    assert gone["last_seen"] is not None and gone["via"] is None
+    result = a.p2pc("sync", "status", check=False)
+    assert result.returncode == 6 and "none is connected" in result.stderr

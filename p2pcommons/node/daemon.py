@@ -58,6 +58,8 @@ from .exchange import PeerExchange
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
+from .peerstatus import Names, peer_view
+from .peerstatus import sync_status as _sync_status
 from .session import SessionResult, run_session
 
 log = logging.getLogger("p2pcommons.node")
@@ -118,6 +120,8 @@ class PeerState:
     gossip_window: float = 0.0
     gossip_count: int = 0
     addrs: set[str] = field(default_factory=set)
+    last_seen: float = 0.0      # wall clock: connected now, or when the connection ended
+    behind_at: float = 0.0      # monotonic: when ``behind`` was last measured
 
 
 class Node:
@@ -163,6 +167,7 @@ class Node:
         self._stop = trio.Event()
         self._interface_ips: list[str] | None = None
         self.exchange = PeerExchange(self)  # address records: members find each other
+        self.names = Names()  # member names for node status (filled by the state worker)
 
     # --- store workers ------------------------------------------------------------------
 
@@ -231,6 +236,7 @@ class Node:
         if self._state_store is None:
             self._state_store = Store(self.home.store_file, cache_mib=8)  # folds stream entries once
         state = current_state(self._state_store, commons)
+        self.names.remember(commons, state)
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
             return False
@@ -245,7 +251,7 @@ class Node:
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
-            current_state(self._state_store, commons)
+            self.names.remember(commons, current_state(self._state_store, commons))
         return wrote
 
     def mark_state_dirty(self, commons: set[CID]) -> None:
@@ -383,6 +389,8 @@ class Node:
 
     def _note_behind(self, state: PeerState, result: SessionResult) -> None:
         state.behind.update(result.behind)
+        if result.complete:
+            state.behind_at = time.monotonic()
         if result.rejected:
             # we could not place some entries (a fork branch whose base we lacked): the
             # peer's next session sends the rest, so ask for one now rather than later
@@ -563,12 +571,15 @@ class Node:
             await event.wait()
 
     def _on_disconnected(self, peer_id: str) -> None:
+        self.peer(peer_id).last_seen = time.time()
         self._mdns_wakeup.set()
         event = self._disconnects.pop(peer_id, None)
         if event is not None:
             event.set()
 
     def _on_connected(self, peer_id: str) -> None:
+        self.peer(peer_id).last_seen = time.time()
+        self.exchange.wake()
         if self.is_banned(peer_id):
             log.info("refusing a connection from banned peer %s", peer_id)
             self._nursery_start(self._disconnect, peer_id)
@@ -804,6 +815,8 @@ class Node:
             return {"peer_id": peer_id}
         if cmd == "sync":
             return await self._control_sync(request)
+        if cmd == "sync_status":
+            return await _sync_status(self, float(request.get("max_age", 5.0)), float(request.get("timeout", 10.0)))
         if cmd == "forget":
             target = str(request.get("target", "")).strip()
             if not target:
@@ -844,6 +857,9 @@ class Node:
 
     async def status(self) -> dict[str, Any]:
         connected = set(self.connected_peers())
+        unnamed = {c for c in await self.held_commons() if not self.names.asked(c)}
+        if unnamed:
+            self.mark_state_dirty(unnamed)  # fold once so peers show by their member names
         commons = await self.db(_commons_info)
         peers = []
         for peer_id in sorted(set(self.peers) | connected):
@@ -855,6 +871,7 @@ class Node:
                 "banned": self.is_banned(peer_id), "syncs": state.syncs,
                 "last_sync_ago": None if not state.last_sync else round(time.monotonic() - state.last_sync, 3),
                 "last_result": state.last_result, "behind": behind,
+                **peer_view(self, state, peer_id in connected),
             })
         return {
             "pid": os.getpid(),
