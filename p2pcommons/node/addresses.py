@@ -187,9 +187,9 @@ class AddressBook:
             if not book:
                 del self._records[commons]
 
-    def dump(self) -> list[str]:
-        """The raw records as hex, for ``known.json``."""
-        return [r.raw.hex() for r in self.all()]
+    def dump(self, *, now: int | None = None) -> list[str]:
+        """The live raw records as hex, for ``known.json``."""
+        return [r.raw.hex() for r in self.all(now=now)]
 
     def load(self, items: list[Any], *, now: int | None = None) -> int:
         """Records from ``known.json``, each checked again (a damaged one is skipped)."""
