@@ -194,3 +194,20 @@ def test_status_names_peers_says_direct_and_sync_status_answers_from_live_figure
     assert gone["last_seen"] is not None and gone["via"] is None
     result = a.p2pc("sync", "status", check=False)
     assert result.returncode == 6 and "none is connected" in result.stderr
+
+
+def test_a_node_left_with_no_address_stops_with_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """py-libp2p can swallow a listen failure and run with no address: the node checks what
+    it ended up with and stops with a NetworkError (exit 6), not an exception group."""
+    import trio
+
+    from p2pcommons.identity import create_identity
+    from p2pcommons.node import daemon
+
+    home = Home(tmp_path / "h")
+    identity = create_identity(home)
+    monkeypatch.setattr(daemon.Node, "announced_addrs", lambda self: [])
+    config = daemon.NodeConfig(home=home, listen=["/ip4/127.0.0.1/tcp/0"], ingest_process=False)
+    with pytest.raises(NetworkError, match="could not listen on any address") as info:
+        trio.run(daemon.serve, config, identity)
+    assert info.value.exit_code == 6

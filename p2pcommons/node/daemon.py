@@ -1221,7 +1221,23 @@ async def serve(config: NodeConfig, identity: Identity) -> None:
     """Run the daemon until SIGINT/SIGTERM or ``p2pc node stop`` (holds the home's lock)."""
     with NodeLock(config.home):
         node = Node(config, identity)
-        await node.run()
+        try:
+            await node.run()
+        except BaseExceptionGroup as group:
+            # a start-up failure raised inside the host's and the node's task groups (no
+            # address, the control socket): the user gets its one sentence, not a traceback
+            matched, _rest = group.split(P2PCError)
+            leaves = _leaves(matched) if matched is not None else []
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 __all__ = ["Node", "NodeConfig", "configured_peers", "decode_announcement", "serve", "topic_of"]
