@@ -85,6 +85,8 @@ def node_start(
         typer.Option("--bootstrap", metavar="ADDR", help="Peer address to keep connected (repeatable)."),
     ] = None,
     mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Discover peers on the LAN with mDNS.")] = False,
+    dht: Annotated[bool, typer.Option("--dht/--no-dht", help="Find members through a Kademlia DHT "
+                                      "(commons ids as provider keys; [network] dht in config.toml).")] = False,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process (logs on stderr).")] = False,
     ingest_process: Annotated[
         bool,
@@ -135,6 +137,7 @@ def node_start(
             listen=listen_addrs,
             bootstrap=configured_peers(target, bootstrap or []),
             mdns=mdns or bool(config.get("mdns", False)),
+            dht=dht or bool(config.get("dht", False)),
             ingest_process=ingest_process and bool(config.get("ingest_process", True)),
             sync_interval=sync_interval,
             stall_timeout=stall_timeout,
@@ -160,6 +163,7 @@ def node_start(
     for addr in bootstrap or []:
         args += ["--bootstrap", addr]
     args += ["--mdns"] if mdns else []
+    args += ["--dht"] if dht else []
     args += [] if ingest_process else ["--no-ingest-process"]
     args += ["-v"] * verbose + (["--log-json"] if log_json else [])
     log_path = target.path / "node.log"

@@ -211,3 +211,26 @@ def test_a_node_left_with_no_address_stops_with_one_sentence(tmp_path: Path, mon
     with pytest.raises(NetworkError, match="could not listen on any address") as info:
         trio.run(daemon.serve, config, identity)
     assert info.value.exit_code == 6
+
+
+@pytest.mark.timeout(180)
+def test_members_who_never_heard_of_each_other_meet_through_the_dht(nodes: Callable[[str], NodeProc]) -> None:
+    """b and c hold the same commons but share no entry author and no peer: only a DHT
+    node they both bootstrap from (holding no commons) can introduce them."""
+    from tests.test_node_integration import copy_genesis
+
+    origin, hub, b, c = nodes("origin"), nodes("hub"), nodes("b"), nodes("c")
+    commons = origin.p2pc_json("commons", "create", "garden")["commons"]
+    copy_genesis(origin, commons, b, c)
+    hub.start(extra=("--dht",))
+    b.start(hub.addr, extra=("--dht",))
+    c.start(hub.addr, extra=("--dht",))
+    b_id, c_id = pid(b), pid(c)
+
+    def found() -> bool:
+        sb, sc = b.status(), c.status()
+        return (c_id in sb["connected"] and c_id in sb["dht"]["providers"].get(commons, [])
+                and b_id in sc["dht"]["providers"].get(commons, []))
+
+    wait_for(found, 90, "b and c to find each other as providers of the commons in the DHT")
+    assert c_id not in b.status()["known"]  # not through an address record

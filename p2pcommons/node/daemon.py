@@ -95,6 +95,7 @@ class NodeConfig:
     listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
     bootstrap: Sequence[str] = ()
     mdns: bool = False
+    dht: bool = False            # Kademlia DHT, commons ids as provider keys (node/dht.py)
     ingest_process: bool = True  # store large sync transfers in a child process (second core)
     sync_interval: float = 30.0
     stall_timeout: float = 20.0
@@ -168,6 +169,7 @@ class Node:
         self._interface_ips: list[str] | None = None
         self.exchange = PeerExchange(self)  # address records: members find each other
         self.names = Names()  # member names for node status (filled by the state worker)
+        self.dht: Any = None  # node/dht.py's CommonsDHT when enabled
 
     # --- store workers ------------------------------------------------------------------
 
@@ -881,6 +883,7 @@ class Node:
             "connected": sorted(connected),
             "maintained": self.maintained(),
             "known": self.exchange.status(),
+            "dht": self.dht.status() if self.dht is not None else {"enabled": False},
             "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
             "peers": peers,
             "commons": commons,
@@ -988,6 +991,11 @@ class Node:
                     nursery.start_soon(self.ingest_process.run_idle_reaper)
                     nursery.start_soon(self._signals)
                     nursery.start_soon(self.exchange.run)
+                    if self.config.dht:
+                        from .dht import CommonsDHT
+
+                        self.dht = CommonsDHT(self)
+                        nursery.start_soon(self.dht.run)
                     if self.config.mdns:
                         nursery.start_soon(self._mdns_dialer)
                     for addr in self.config.bootstrap:
