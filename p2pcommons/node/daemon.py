@@ -598,6 +598,8 @@ class Node:
             self._maintained.pop(addr).cancel()
         peer_id = peerbook.peer_id_of(target) if target.startswith("/") else target
         kept_by = [a for a in self._maintained if peerbook.peer_id_of(a) == peer_id]
+        if peer_id and not target.startswith("/"):
+            self.exchange.forgotten.add(peer_id)  # cut off entirely: not dialled from its records either
         dropped = False
         if peer_id and not kept_by and peer_id in self.connected_peers():
             await self._disconnect(peer_id)

@@ -74,6 +74,7 @@ class PeerExchange:
         self._wakeup = trio.Event()
         self._dirty = trio.Event()
         self._backoff: dict[str, tuple[float, float]] = {}  # peer id → (delay, next attempt, monotonic)
+        self.forgotten: set[str] = set()  # `p2pc peer remove <peer id>`: not dialled this run
         self._load()
 
     # --- the book on disk ----------------------------------------------------------------
@@ -263,7 +264,8 @@ class PeerExchange:
         dials = 0
         for _peer, records in self.book.peers().items():
             peer_id = records[0].peer_id()
-            if peer_id in connected or peer_id == self.node.peer_id or self.node.is_banned(peer_id):
+            if (peer_id in connected or peer_id == self.node.peer_id or self.node.is_banned(peer_id)
+                    or peer_id in self.forgotten):
                 self._backoff.pop(peer_id, None)
                 continue
             delay, due = self._backoff.get(peer_id, (DIAL_MIN, 0.0))
