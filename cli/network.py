@@ -40,7 +40,6 @@ app.add_typer(node_app, name="node")
 app.add_typer(peer_app, name="peer")
 app.add_typer(invite_app, name="invite")
 
-DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0"
 
 
 class _JsonFormatter(logging.Formatter):
@@ -86,6 +85,8 @@ def node_start(
         typer.Option("--bootstrap", metavar="ADDR", help="Peer address to keep connected (repeatable)."),
     ] = None,
     mdns: Annotated[bool, typer.Option("--mdns/--no-mdns", help="Discover peers on the LAN with mDNS.")] = False,
+    dht: Annotated[bool, typer.Option("--dht/--no-dht", help="Find members through a Kademlia DHT "
+                                      "(commons ids as provider keys; [network] dht in config.toml).")] = False,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process (logs on stderr).")] = False,
     ingest_process: Annotated[
         bool,
@@ -119,7 +120,12 @@ def node_start(
 
         raise DaemonRunning(f"A node is already running for {target.path} (PID {pid}).")
     config = target.config().get("network", {})
-    listen_addrs = list(listen or config.get("listen", []) or [DEFAULT_LISTEN])
+    from p2pcommons.node import addressing
+
+    # the port is chosen at the first start and kept in config.toml ([network] port);
+    # a port another program or node holds fails here: one sentence, exit code 6
+    listen_addrs = addressing.listen_addresses(target, listen or [])
+    addressing.probe_listen(listen_addrs)
     if foreground:
         import trio
 
@@ -132,6 +138,7 @@ def node_start(
             listen=listen_addrs,
             bootstrap=configured_peers(target, bootstrap or []),
             mdns=mdns or bool(config.get("mdns", False)),
+            dht=dht or bool(config.get("dht", False)),
             ingest_process=ingest_process and bool(config.get("ingest_process", True)),
             sync_interval=sync_interval,
             stall_timeout=stall_timeout,
@@ -158,6 +165,7 @@ def node_start(
     for addr in bootstrap or []:
         args += ["--bootstrap", addr]
     args += ["--mdns"] if mdns else []
+    args += ["--dht"] if dht else []
     args += [] if ingest_process else ["--no-ingest-process"]
     args += ["-v"] * verbose + (["--log-json"] if log_json else [])
     log_path = target.path / "node.log"
@@ -186,6 +194,8 @@ def _wait_for_daemon(target: Any, child: subprocess.Popen[bytes], log_path: Path
     while time.monotonic() < deadline:
         if child.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+            if tail and tail[0].startswith("p2pc: "):
+                raise NetworkError(tail[0].removeprefix("p2pc: "))  # the daemon's own sentence
             raise NetworkError(f"The node exited at start ({tail[0] if tail else 'see ' + str(log_path)}).")
         try:
             return request(target, {"cmd": "status"}, timeout=2)
@@ -216,7 +226,10 @@ def _print_status(status: dict[str, Any]) -> None:
         lag = ", ".join(
             f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
         )
-        print(f"  {peer['peer_id']}  {mark}  score {peer['score']}" + (f"  ({lag})" if lag else ""))
+        who = peer.get("name") or peer.get("short_id") or peer["peer_id"]
+        seen = peer.get("last_seen_ago")
+        when = "" if peer["connected"] or seen is None else f"  last seen {_ago(seen)} ago"
+        print(f"  {who}  {mark}  score {peer['score']}{when}" + (f"  ({lag})" if lag else ""))
     for addr in status.get("maintained", []):
         print(f"keeps     {addr}  (reconnects when it drops)")
     for commons in status.get("commons", []):
@@ -224,6 +237,14 @@ def _print_status(status: dict[str, Any]) -> None:
             f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "
             f"{len(commons['heads'])} authors"
         )
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @command("status", app=node_app)
@@ -420,6 +441,20 @@ def invite_create(
                 "Start the node first ('p2pc node start') so the invite carries its address, or pass --addr."
             )
         addrs = [str(a) for a in request(target, {"cmd": "status"})["addrs"]]
+    from p2pcommons.node.addressing import dialable
+
+    # never a wildcard; loopback only if there is nothing else (then the code works on this
+    # machine only, and we say so)
+    given = addrs
+    addrs = dialable(addrs)
+    if not addrs:
+        from p2pcommons.errors import NetworkError
+
+        raise NetworkError(f"None of the node's addresses can be dialled ({', '.join(given)}); "
+                           "listen on a real interface address.")
+    if all(reach_is_loopback(a) for a in addrs):
+        print("warning: this invite carries only a loopback address; it works on this machine only.",
+              file=sys.stderr)
     expires_at = int((time.time() + parse_duration(expires)) * 1000) if expires else 0
     token = None
     if policy in ("invite", "approval"):
@@ -440,6 +475,12 @@ def invite_create(
     )
 
 
+def reach_is_loopback(addr: str) -> bool:
+    from p2pcommons.node.addressing import is_loopback
+
+    return is_loopback(addr)
+
+
 def _membership_policy(store: Any, cid: Any) -> str:
     from p2pcommons.node.derived import current_state_fn
 
@@ -457,6 +498,13 @@ def _membership_policy(store: Any, cid: Any) -> str:
 
 @command("sync")
 def sync_cmd(
+    action: Annotated[
+        str | None,
+        typer.Argument(metavar="[status]", help="'status': am I in sync? (asks the running node, no transfer "
+                       "beyond refreshing figures older than --max-age)"),
+    ] = None,
+    max_age: Annotated[float, typer.Option("--max-age", help="With 'status': refresh figures older than this "
+                                           "many seconds.", min=0.0)] = 5.0,
     peer: Annotated[
         list[str] | None, typer.Option("--peer", metavar="ADDR", help="Sync with this address (repeatable).")
     ] = None,
@@ -465,8 +513,15 @@ def sync_cmd(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sync now with a peer (or the daemon's / the configured peers); exits 0 only when caught up."""
-    from p2pcommons.errors import SyncIncomplete
+    """Sync now with a peer (or the daemon's / the configured peers); exits 0 only when caught up.
+    `p2pc sync status`: whether this node is in sync, per commons and per peer (exit 0 when it is)."""
+    from p2pcommons.errors import SyncIncomplete, UsageError
+
+    if action is not None:
+        if action != "status":
+            raise UsageError(f"Unknown sync action {action!r} (the only one is 'status').")
+        sync_status_cmd(home, max_age, timeout, as_json)
+        return
 
     result = run_sync(home, peer or [], want=[], wait=wait, timeout=timeout)
     ok = bool(result["peers"]) and all(r and r["caught_up"] for r in result["peers"].values())
@@ -492,14 +547,45 @@ def sync_cmd(
         )
 
 
-def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float) -> dict[str, Any]:
-    """Sync through the running daemon if there is one, else with a temporary node."""
+def sync_status_cmd(home: Path | None, max_age: float, timeout: float, as_json: bool) -> None:
+    """``p2pc sync status``: live figures from the daemon (refreshed when older than
+    ``max_age`` seconds); exit 0 when in sync with every connected peer, else 6."""
+    from p2pcommons.errors import SyncIncomplete
+    from p2pcommons.node.notify import request
+
+    timeout = min(timeout, 30.0)
+    status = request(home_of(home), {"cmd": "sync_status", "max_age": max_age, "timeout": timeout},
+                     timeout=timeout + 10)
+    status.pop("ok", None)
+
+    def human() -> None:
+        if not status["connected"]:
+            print("Not connected to any peer: cannot tell whether this node is in sync.")
+        for commons, info in status["commons"].items():
+            verdict = {True: "in sync", False: "NOT in sync", None: "no connected peer holds it"}[info["in_sync"]]
+            print(f"commons {commons}: {verdict}")
+            for peer_id, figure in info["peers"].items():
+                name = next((p["name"] or p["short_id"] for p in status["peers"] if p["peer_id"] == peer_id), peer_id)
+                age = "not measured" if figure["age"] is None else f"{figure['age']} s ago"
+                print(f"  {name}: they lack {figure['they_lack']}, we lack {figure['we_lack']} ({age})")
+
+    emit(status, as_json, human)
+    if not status["in_sync"]:
+        raise SyncIncomplete("This node is not in sync with its connected peers"
+                             + (" (none is connected)." if not status["connected"] else "."))
+
+
+def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float,
+             say: Any = None) -> dict[str, Any]:
+    """Sync through the running daemon if there is one, else with a temporary node
+    (``say(what, sentence)``: told what a waiting sync still waits for, every few seconds)."""
     from p2pcommons.node.notify import daemon_running, request
 
     target = home_of(home)
     deadline = time.monotonic() + timeout
     want_text = [str(c) for c in want]
     if daemon_running(target):
+        next_note = time.monotonic() + 5
         while True:
             results: dict[str, Any] = {}
             unreachable = []
@@ -521,6 +607,11 @@ def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool
             done = bool(results) and all(r and r["caught_up"] for r in results.values())
             if done or not wait or time.monotonic() >= deadline:
                 return {"peers": results, "unreachable": unreachable, "via": "daemon"}
+            if say is not None and time.monotonic() >= next_note:
+                left = max(0, int(deadline - time.monotonic()))
+                what = ", ".join(unreachable) if unreachable else "the peers to finish sending"
+                say("peer", f"Still waiting for {what} ({left} s left)…")
+                next_note = time.monotonic() + 5
             time.sleep(0.2)
     import trio
 
@@ -593,7 +684,10 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
 
         raise InvalidInvite("The invite carries no address to reach the inviter.")
     identity = identity_of(home)
-    result = run_sync(home, list(invite.addrs), want=[invite.commons], wait=True, timeout=30)
+    say = _waiting_reporter(as_json)
+    say("inviter", f"Waiting for the inviter's node at {', '.join(invite.addrs)} to send the commons "
+        "(it must be running; up to 30 s)…")
+    result = run_sync(home, list(invite.addrs), want=[invite.commons], wait=True, timeout=30, say=say)
     with open_store(home) as store:
         if not store.has_commons(invite.commons):
             raise NetworkError(
@@ -613,6 +707,7 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
     for addr in invite.addrs:  # so this node reconnects to the inviter from now on
         with contextlib.suppress(UsageError):
             peers.add(home_of(home), addr)
+    say("push", "Sending your join entry to the inviter so a member's node can admit you…")
     if daemon_running(home_of(home)):
         notify_daemon(home_of(home))
     else:
@@ -623,6 +718,19 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
         as_json,
         f"Joined commons {invite.commons} (join entry {entry.id}); you are a member once a member's node admits you.",
     )
+
+
+def _waiting_reporter(as_json: bool) -> Any:
+    """What ``join`` is waiting for, on stderr while it waits (stdout keeps the result):
+    a sentence, or with --json one JSON line ``{"waiting_for": …, "message": …}``."""
+
+    def say(what: str, message: str) -> None:
+        if as_json:
+            print(json.dumps({"waiting_for": what, "message": message}), file=sys.stderr, flush=True)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    return say
 
 
 def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:

@@ -373,7 +373,7 @@ def test_background_start_sync_command_and_status(nodes: Callable[[str], NodePro
     copy_genesis(a, commons, b)
     for i in range(5):
         a.p2pc("contribute", "--title", f"tool {i}", "--commons", commons)
-    started = a.p2pc_json("node", "start")  # background: returns once the daemon answers
+    started = a.p2pc_json("node", "start", "--listen", "/ip4/127.0.0.1/tcp/0")  # background: returns once it answers
     try:
         addr = started["addrs"][0]
         # one-shot sync (b runs no daemon): exits 0 only when caught up

@@ -71,6 +71,9 @@ def test_five_nodes_partitioned_with_writes_on_every_side_converge(nodes: Callab
     # phase 2: {n0, n1} | {n3, n4}, n2 offline; all three sides write
     for node in (n2, n3, n4):
         node.stop()
+        # the cut: forget the address records learnt in phase 1 (members find each other
+        # through them, protocols/addresses.md), so side B cannot dial side A
+        (node.home / "known.json").unlink(missing_ok=True)
     n3.start(sync_interval=2)  # fresh port, no bootstrap: n0/n1 know only its dead address
     n4.start(n3.addr, sync_interval=2)
     side_a = {n0.status()["peer_id"], n1.status()["peer_id"]}

@@ -54,12 +54,16 @@ from p2pcommons.outsiders import expire as expire_outsiders
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
+from . import addressing, preauth, scoring
 from . import peers as peerbook
-from . import scoring
 from .budget import MemoryBudget
+from .exchange import PROTOCOL_ID as ADDRS_PROTOCOL_ID
+from .exchange import PeerExchange
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
+from .peerstatus import Names, peer_view
+from .peerstatus import sync_status as _sync_status
 from .reach import CircuitDialer, Reach, RelaySettings
 from .session import PeerClosed, SessionResult, Stalled, run_session
 
@@ -106,6 +110,7 @@ class NodeConfig:
     listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",)
     bootstrap: Sequence[str] = ()
     mdns: bool = False
+    dht: bool = False            # Kademlia DHT, commons ids as provider keys (node/dht.py)
     ingest_process: bool = True  # store large sync transfers in a child process (second core)
     sync_interval: float = 30.0
     stall_timeout: float = 20.0
@@ -130,6 +135,8 @@ class PeerState:
     gossip_window: float = 0.0
     gossip_count: int = 0
     addrs: set[str] = field(default_factory=set)
+    last_seen: float = 0.0      # wall clock: connected now, or when the connection ended
+    behind_at: float = 0.0      # monotonic: when ``behind`` was last measured
 
 
 class Node:
@@ -180,6 +187,10 @@ class Node:
         self.circuits: CircuitDialer | None = None  # dials /p2p-circuit addresses
         self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
+        self._interface_ips: list[str] | None = None
+        self.exchange = PeerExchange(self)  # address records: members find each other
+        self.names = Names()  # member names for node status (filled by the state worker)
+        self.dht: Any = None  # node/dht.py's CommonsDHT when enabled
 
     # --- store workers ------------------------------------------------------------------
 
@@ -255,6 +266,7 @@ class Node:
         if self._state_store is None:
             self._state_store = Store(self.home.store_file, cache_mib=8)  # folds stream entries once
         state = current_state(self._state_store, commons)
+        self.names.remember(commons, state)
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
             return False
@@ -276,7 +288,7 @@ class Node:
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
-            current_state(self._state_store, commons)
+            self.names.remember(commons, current_state(self._state_store, commons))
         return wrote
 
     async def _retry_state(self, commons: CID, delay: float) -> None:
@@ -387,6 +399,7 @@ class Node:
                     on_totals=self._expect, budget=self.sync_budget,
                 )
             self._after_session(state, result)
+            self._nursery_start(self.exchange.after_sync, peer_id)
             return result
         except (Stalled, PeerClosed) as exc:
             await self._network_fault(peer_id, exc)
@@ -429,6 +442,8 @@ class Node:
 
     def _note_behind(self, state: PeerState, result: SessionResult) -> None:
         state.behind.update(result.behind)
+        if result.complete:
+            state.behind_at = time.monotonic()
         if result.rejected:
             # we could not place some entries (a fork branch whose base we lacked): the
             # peer's next session sends the rest, so ask for one now rather than later
@@ -643,6 +658,7 @@ class Node:
             await event.wait()
 
     def _on_disconnected(self, peer_id: str) -> None:
+        self.peer(peer_id).last_seen = time.time()
         self._mdns_wakeup.set()
         event = self._disconnects.pop(peer_id, None)
         if event is not None:
@@ -651,6 +667,8 @@ class Node:
     def _on_connected(self, peer_id: str) -> None:
         if self.reach is not None:
             self.reach.peer_connected()
+        self.peer(peer_id).last_seen = time.time()
+        self.exchange.wake()
         if self.is_banned(peer_id):
             log.info("refusing a connection from banned peer %s", peer_id)
             self._nursery_start(self._disconnect, peer_id)
@@ -671,6 +689,8 @@ class Node:
             self._maintained.pop(addr).cancel()
         peer_id = peerbook.peer_id_of(target) if target.startswith("/") else target
         kept_by = [a for a in self._maintained if peerbook.peer_id_of(a) == peer_id]
+        if peer_id and not target.startswith("/"):
+            self.exchange.forgotten.add(peer_id)  # cut off entirely: not dialled from its records either
         dropped = False
         if peer_id and not kept_by and peer_id in self.connected_peers():
             await self._disconnect(peer_id)
@@ -752,6 +772,7 @@ class Node:
             self.pubsub.set_topic_validator(topic, self._validator(commons), False)
             subscription = await self.pubsub.subscribe(topic)
             self._nursery_start(self._gossip_reader, commons, subscription)
+            await self.exchange.subscribe(commons)
 
     def _validator(self, commons: CID) -> Callable[[Any, Any], bool]:
         def validate(forwarder: Any, msg: Any) -> bool:
@@ -924,6 +945,8 @@ class Node:
             return {"peer_id": peer_id}
         if cmd == "sync":
             return await self._control_sync(request)
+        if cmd == "sync_status":
+            return await _sync_status(self, float(request.get("max_age", 5.0)), float(request.get("timeout", 10.0)))
         if cmd == "forget":
             target = str(request.get("target", "")).strip()
             if not target:
@@ -964,6 +987,9 @@ class Node:
 
     async def status(self) -> dict[str, Any]:
         connected = set(self.connected_peers())
+        unnamed = {c for c in await self.held_commons() if not self.names.asked(c)}
+        if unnamed:
+            self.mark_state_dirty(unnamed)  # fold once so peers show by their member names
         commons = await self.db(_commons_info)
         peers = []
         kinds = self.reach.connection_kinds() if self.reach is not None else {}
@@ -977,15 +1003,22 @@ class Node:
                 "banned": self.is_banned(peer_id), "syncs": state.syncs,
                 "last_sync_ago": None if not state.last_sync else round(time.monotonic() - state.last_sync, 3),
                 "last_result": state.last_result, "behind": behind,
-                "connection": kinds.get(peer_id),  # "direct", "relayed" or None (not connected)
+                **peer_view(self, state, peer_id in connected),
             })
+            # how we are connected, read from the connection's own layers (reach.py) where the
+            # swarm knows it; peer_view's guess from the remote address otherwise
+            peers[-1]["via"] = kinds.get(peer_id) or peers[-1].get("via")
+            peers[-1]["connection"] = peers[-1]["via"] if peer_id in connected else None
         return {
             "pid": os.getpid(),
             "peer_id": self.peer_id,
-            "addrs": [str(a) for a in self.host.get_addrs()] + (self.reach.circuit_addrs() if self.reach else []),
+            "addrs": self.announced_addrs() + (self.reach.circuit_addrs() if self.reach else []),
+            "listen": [str(a) for a in self.host.get_transport_addrs()],
             "reach": self.reach.status() if self.reach is not None else None,
             "connected": sorted(connected),
             "maintained": self.maintained(),
+            "known": self.exchange.status(),
+            "dht": self.dht.status() if self.dht is not None else {"enabled": False},
             "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
             "peers": peers,
             "commons": commons,
@@ -996,6 +1029,15 @@ class Node:
 
     def _build_host(self) -> Any:
         from libp2p import new_host
+
+        _tame_libp2p_logging()
+        preauth.install()  # GHSA-hmjq-g7pp-rw3x: bound the pre-handshake multistream read
+        return new_host(**self._host_options())
+
+    def _host_options(self) -> dict[str, Any]:
+        """Every option the libp2p host is built with, in one place (keys of
+        ``libp2p.new_host``), so services added later (relay, AutoNAT, DCUtR) extend this
+        dictionary rather than the call."""
         from libp2p.crypto.ed25519 import Ed25519PrivateKey
         from libp2p.crypto.keys import KeyPair
         from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
@@ -1006,19 +1048,47 @@ class Node:
         from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
         from libp2p.stream_muxer.yamux.yamux import Yamux
 
-        _tame_libp2p_logging()
         private = Ed25519PrivateKey.from_bytes(self.identity.seed)
         key_pair = KeyPair(private, private.get_public_key())
-        return new_host(
-            key_pair=key_pair,
-            sec_opt={NOISE_ID: Noise(key_pair, new_x25519().private_key)},
-            muxer_opt={TProtocol(YAMUX_ID): Yamux},
-            connection_config=ConnectionConfig(
+        return {
+            "key_pair": key_pair,
+            "sec_opt": {NOISE_ID: Noise(key_pair, new_x25519().private_key)},
+            "muxer_opt": {TProtocol(YAMUX_ID): Yamux},
+            "connection_config": ConnectionConfig(
                 max_connections_per_peer=1, inbound_upgrade_timeout=5.0, outbound_upgrade_timeout=5.0,
                 dial_timeout=self.config.connect_timeout,
             ),
-            enable_mDNS=self.config.mdns,
-        )
+            "enable_mDNS": self.config.mdns,
+            # what identify (and mDNS) tell peers: wildcards become interface addresses
+            "addrs_factory": self._announce_factory,
+        }
+
+    def _announce_factory(self, candidates: list[Any]) -> list[Any]:
+        """libp2p's AddrsFactory: the live listen addresses plus confirmed observed ones,
+        with every wildcard replaced by this machine's interface addresses."""
+        from multiaddr import Multiaddr
+
+        texts = [str(a) for a in candidates]
+        if any(addressing.is_wildcard(a) for a in texts):
+            if self._interface_ips is None:
+                try:
+                    self._interface_ips = addressing.interface_ips()
+                except Exception as exc:  # an odd interface table must not stop the node
+                    log.warning("cannot list this machine's interfaces: %s", exc)
+                    self._interface_ips = []
+            texts = addressing.expand_wildcards(texts, self._interface_ips)
+        out = []
+        for text in texts:
+            with contextlib.suppress(Exception):
+                out.append(Multiaddr(text))
+        return out
+
+    def announced_addrs(self) -> list[str]:
+        """Where other machines can reach this node, best first (``/p2p/<id>`` included):
+        what invites and address records carry."""
+        if self.host is None:
+            return []
+        return addressing.dialable(str(a) for a in self.host.get_addrs())
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_10
@@ -1036,13 +1106,18 @@ class Node:
         self.pubsub = Pubsub(self.host, router, msg_id_constructor=_message_id,
                              max_inbound_rpc_size=MAX_GOSSIP_BYTES * 2)
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
+        self.host.set_stream_handler(ADDRS_PROTOCOL_ID, self.exchange.handle_stream)
         self.host.get_network().register_notifee(_notifee(self))
         self.reach = Reach(self.host, self.config.relay, self._relay_members)
         self.circuits = self.reach.circuits
+        addressing.probe_listen(self.config.listen)  # a busy port fails here, in one sentence
         listen = [Multiaddr(a) for a in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if not self.announced_addrs():
+                    raise NetworkError("The node could not listen on any address ("
+                                       + ", ".join(self.config.listen) + "); check --listen and [network] listen.")
                 async with background_trio_service(self.pubsub), background_trio_service(router):
                     await self.pubsub.wait_until_ready()
                     await self._subscribe_all()
@@ -1054,6 +1129,12 @@ class Node:
                     nursery.start_soon(self._expire_outsiders)
                     nursery.start_soon(self.ingest_process.run_idle_reaper)
                     nursery.start_soon(self._signals)
+                    nursery.start_soon(self.exchange.run)
+                    if self.config.dht:
+                        from .dht import CommonsDHT
+
+                        self.dht = CommonsDHT(self)
+                        nursery.start_soon(self.dht.run)
                     if self.config.mdns:
                         nursery.start_soon(self._mdns_dialer)
                     for addr in self.config.bootstrap:
@@ -1304,7 +1385,23 @@ async def serve(config: NodeConfig, identity: Identity) -> None:
     """Run the daemon until SIGINT/SIGTERM or ``p2pc node stop`` (holds the home's lock)."""
     with NodeLock(config.home):
         node = Node(config, identity)
-        await node.run()
+        try:
+            await node.run()
+        except BaseExceptionGroup as group:
+            # a start-up failure raised inside the host's and the node's task groups (no
+            # address, the control socket): the user gets its one sentence, not a traceback
+            matched, _rest = group.split(P2PCError)
+            leaves = _leaves(matched) if matched is not None else []
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 __all__ = ["Node", "NodeConfig", "configured_peers", "decode_announcement", "serve", "topic_of"]
