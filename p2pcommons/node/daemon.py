@@ -1012,7 +1012,7 @@ class Node:
         return {
             "pid": os.getpid(),
             "peer_id": self.peer_id,
-            "addrs": self.announced_addrs() + (self.reach.circuit_addrs() if self.reach else []),
+            "addrs": self.announced_addrs(),
             "listen": [str(a) for a in self.host.get_transport_addrs()],
             "reach": self.reach.status() if self.reach is not None else None,
             "connected": sorted(connected),
@@ -1088,7 +1088,11 @@ class Node:
         what invites and address records carry."""
         if self.host is None:
             return []
-        return addressing.dialable(str(a) for a in self.host.get_addrs())
+        addrs = addressing.dialable(str(a) for a in self.host.get_addrs())
+        # behind NAT, the relay slot is how members reach us: records and invites carry it
+        if self.reach is not None:
+            addrs += [a for a in self.reach.circuit_addrs() if a not in addrs]
+        return addrs
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_10
@@ -1108,7 +1112,8 @@ class Node:
         self.host.set_stream_handler(sync.PROTOCOL_ID, self._handle_sync_stream)
         self.host.set_stream_handler(ADDRS_PROTOCOL_ID, self.exchange.handle_stream)
         self.host.get_network().register_notifee(_notifee(self))
-        self.reach = Reach(self.host, self.config.relay, self._relay_members)
+        # a new or lost relay slot changes our addresses: republish our records at once
+        self.reach = Reach(self.host, self.config.relay, self._relay_members, on_change=self.exchange.wake)
         self.circuits = self.reach.circuits
         addressing.probe_listen(self.config.listen)  # a busy port fails here, in one sentence
         listen = [Multiaddr(a) for a in self.config.listen]
