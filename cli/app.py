@@ -329,7 +329,7 @@ def _register_commands() -> None:
     _registered = True
     from importlib import import_module
 
-    for module in ("local", "governance", "network"):
+    for module in ("local", "governance", "config", "network"):
         try:
             import_module(f"p2pcommons.cli.{module}")
         except ModuleNotFoundError as exc:
