@@ -147,6 +147,8 @@ def parse_value(setting: Setting, words: list[str]) -> Any:
     """A value typed on the command line: list settings take one word per item (or one
     TOML array such as ``[]``); the others exactly one word."""
     if setting.is_list:
+        if not words:
+            raise ConfigError(f"{setting.key} takes one or more addresses, or '[]' for none.")
         if len(words) == 1 and words[0].lstrip().startswith("["):
             try:
                 value = tomllib.loads(f"v = {words[0]}")["v"]

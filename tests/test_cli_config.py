@@ -98,6 +98,7 @@ def test_set_keeps_other_keys_and_replaces_the_file(tmp_path: Path) -> None:
     (["network.relays", "/ip4/192.0.2.1/tcp/4001"], ["network.relays", "/p2p/"]),
     (["network.mdns", "maybe"], ["network.mdns", "true or false"]),
     (["network.mdns", "true", "false"], ["network.mdns", "one value"]),
+    (["network.bootstrap"], ["network.bootstrap", "'[]'"]),
     (["network.relay_max_reservations", "0"], ["network.relay_max_reservations", "from 1"]),
     (["outsiders.max_total", "lots"], ["outsiders.max_total", "whole number"]),
     (["network.bootstrap", "[1, 2]"], ["network.bootstrap"]),
