@@ -18,7 +18,7 @@ config_app = typer.Typer(
 app.add_typer(config_app, name="config")
 
 KeyArgument = Annotated[
-    str, typer.Argument(metavar="KEY", help="A setting, e.g. network.listen (see 'p2pc config show').")
+    str, typer.Argument(help="A setting, e.g. network.listen (see 'p2pc config show').")
 ]
 
 
@@ -73,7 +73,7 @@ def config_set(
     values: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="VALUE...",
+            metavar="VALUE",
             help="The value; a list setting takes one or more items, or a TOML array such as '[]'.",
             show_default=False,
         ),
