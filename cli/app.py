@@ -19,6 +19,7 @@ node); this module holds the shared plumbing.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sqlite3
@@ -78,6 +79,80 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class GlobalOptions:
+    """The options given before the subcommand (``p2pc --home H --json state``).
+
+    They are parsed by click itself in :func:`_root` (no hand-written argv rewriting, so an
+    option value that happens to look like a command name, ``--``, or ``--home=H`` all
+    behave as click defines) and handed to every command by :func:`command`, where the
+    command's own ``--home``/``--json`` (given after the subcommand) still win."""
+
+    def __init__(self, home: Path | None, as_json: bool) -> None:
+        self.home = home
+        self.as_json = as_json
+
+
+def package_version() -> str:
+    """The installed distribution's version (what ``p2pc --version`` prints)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("p2pcommons")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Node home directory, for every command (also accepted after the subcommand; "
+            "default: P2PC_HOME, then the platform data dir).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable JSON on stdout (also accepted after the subcommand).")
+    ] = False,
+    show_version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Global options: stored on the root context for :func:`command` to apply."""
+    ctx.obj = GlobalOptions(home, as_json)
+    if show_version:
+        version = package_version()
+        emit({"name": "p2pcommons", "version": version}, as_json, f"p2pc {version}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help(), file=sys.stderr)
+        raise typer.Exit(2)
+
+
+_CTX = "_p2pc_context"
+
+
+def _apply_globals(ctx: typer.Context | None, kw: dict[str, Any]) -> None:
+    """Fill a command's ``home``/``as_json`` from the options given before the subcommand.
+
+    Precedence for the home: ``--home`` after the subcommand, then ``--home`` before it,
+    then ``P2PC_HOME``, then the default.  ``--json`` before the subcommand is refused (exit
+    2) by a command that has no JSON output, as it would be after it."""
+    if ctx is None:
+        return
+    options = ctx.find_root().obj
+    if not isinstance(options, GlobalOptions):
+        return
+    source = ctx.get_parameter_source("home") if "home" in kw else None
+    if options.home is not None and "home" in kw and (source is None or source.name != "COMMANDLINE"):
+        kw["home"] = options.home
+    if options.as_json:
+        if "as_json" not in kw:
+            raise fail(f"'{ctx.command_path}' has no --json output.", 2)
+        kw["as_json"] = True
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one sentence to stderr and return the Exit to raise."""
     print(f"p2pc: {message}", file=sys.stderr)
@@ -91,6 +166,7 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def wrapper(*args: P.args, **kw: P.kwargs) -> R:
+            _apply_globals(kw.pop(_CTX, None), kw)  # type: ignore[arg-type]
             try:
                 return func(*args, **kw)
             except P2PCError as error:
@@ -107,6 +183,13 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
             except BrokenPipeError:
                 raise typer.Exit(0) from None
 
+        # typer hands a parameter annotated typer.Context the command's context: added to the
+        # signature typer reads (not to ``func``), so commands need not declare it.
+        signature = inspect.signature(func, eval_str=True)
+        context = inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), context]
+        )
         target = kwargs.pop("app", app)
         target.command(*names, **kwargs)(wrapper)
         return wrapper
@@ -246,7 +329,7 @@ def _register_commands() -> None:
     _registered = True
     from importlib import import_module
 
-    for module in ("local", "governance", "network"):
+    for module in ("local", "governance", "config", "network"):
         try:
             import_module(f"p2pcommons.cli.{module}")
         except ModuleNotFoundError as exc:
@@ -262,7 +345,7 @@ def get_app() -> typer.Typer:
 
 __all__ = [
     "EXIT_CODES", "HomeOption", "JsonOption", "app", "command", "emit", "fail", "get_app",
-    "home_of", "identity_of", "main", "open_store", "progress_enabled", "resolve_commons",
+    "home_of", "identity_of", "main", "open_store", "package_version", "progress_enabled", "resolve_commons",
     "resolve_entry",
 ]
 _ = Path

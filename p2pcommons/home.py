@@ -16,6 +16,7 @@ from typing import Any
 import platformdirs
 
 from .errors import ConfigError, InsecureKeyFile
+from .settings import check_config
 
 HOME_ENV = "P2PC_HOME"
 PASSPHRASE_ENV = "P2PC_PASSPHRASE"
@@ -76,8 +77,9 @@ class Home:
     def config(self) -> dict[str, Any]:
         """The parsed ``config.toml`` (empty if there is none), its known settings checked.
 
-        A setting of the wrong type is refused here, with its name, rather than failing
-        later wherever the daemon or a command first uses it (as a traceback)."""
+        A setting of the wrong type is refused here, with its name (the table of settings is
+        :data:`p2pcommons.settings.SETTINGS`), rather than failing later wherever the daemon
+        or a command first uses it (as a traceback)."""
         try:
             text = self.config_file.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -90,39 +92,6 @@ class Home:
             raise ConfigError(f"The config file {self.config_file} is not valid TOML ({exc}).") from None
         check_config(config, self.config_file)
         return config
-
-
-# Known sections of config.toml and the type of each setting ("strings": a list of text;
-# "seconds" / "count": a non-negative integer).  Unknown sections and keys are left alone,
-# so a newer config still starts an older node.
-CONFIG_SCHEMA: dict[str, dict[str, str]] = {
-    "network": {"listen": "strings", "bootstrap": "strings", "peers": "strings", "mdns": "bool",
-                "ingest_process": "bool"},
-    "outsiders": {"max_total": "count", "expire_after": "seconds", "max_waiting": "count"},
-}
-_TYPE_NAMES = {"strings": "a list of text", "bool": "true or false",
-               "count": "a non-negative integer", "seconds": "a non-negative integer (seconds)"}
-
-
-def check_config(config: dict[str, Any], path: Path) -> None:
-    """Raise ConfigError naming the first known setting whose value has the wrong type."""
-    for section, keys in CONFIG_SCHEMA.items():
-        table = config.get(section)
-        if table is None:
-            continue
-        if not isinstance(table, dict):
-            raise ConfigError(f"In {path}, '{section}' must be a table ([{section}]), not {type(table).__name__}.")
-        for key, kind in keys.items():
-            if key in table and not _has_type(table[key], kind):
-                raise ConfigError(f"In {path}, {section}.{key} must be {_TYPE_NAMES[kind]}, not {table[key]!r}.")
-
-
-def _has_type(value: Any, kind: str) -> bool:
-    if kind == "strings":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == "bool":
-        return isinstance(value, bool)
-    return type(value) is int and 0 <= value <= 2**53
 
 
 def check_private(path: Path, *, directory: bool) -> None:
