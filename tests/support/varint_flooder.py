@@ -15,21 +15,11 @@ import sys
 import threading
 import time
 
+from p2pcommons.bundle import encode_uvarint  # the same LEB128 as every frame length
+
 CONNECTIONS = 4
 LIMIT = 256 * 1024 * 1024       # per connection
 SECONDS = 20.0                  # per connection
-
-
-def uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def flood(host: str, port: int, result: dict[str, object]) -> None:
@@ -39,7 +29,7 @@ def flood(host: str, port: int, result: dict[str, object]) -> None:
     try:
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.settimeout(2)
-            sock.sendall(uvarint(1 << 30))
+            sock.sendall(encode_uvarint(1 << 30))
             while sent < LIMIT and time.monotonic() < deadline:
                 try:
                     sock.sendall(chunk)
