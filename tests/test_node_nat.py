@@ -128,9 +128,12 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         relay_service = relay.cli_status()["reach"]["relay_service"]
         assert relay_service["enabled"] and relay_service["reservations"] >= 1
 
-        # A restarts: it takes a slot again, B finds it again at the same circuit address
+        # A restarts on a new port (a laptop whose old port was taken): it takes a slot again,
+        # B finds it again at the same circuit address and they converge
         a.stop()
+        (a.home / "config.toml").write_text(f"[network]\nlisten = [\"/ip4/{a.ip}/tcp/4002\"]\n")
         a.start()
+        assert any("/tcp/4002" in x for x in a.status()["listen"]), a.status()["listen"]
         wait_for(lambda: a.status()["reach"]["reservation"], 60, "A's reservation after its restart")
         wait_for(lambda: b_id in a.status()["connected"], 60, "B to find A again after A's restart")
         a.p2pc("contribute", "--title", "back again", "--commons", commons)
