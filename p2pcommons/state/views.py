@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ..dagcbor import CID, encode
 from ..entry import Entry
+from .causal import dense
 from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
 from .records import Contribution, Join, Member, Proposal, Resource, canonical_state, hexkey
 
@@ -276,7 +277,8 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
             retired.append(author)
             continue
         cid = max_seq.get(author)
-        latest[author] = folder.record(cid).vv if cid is not None else ()
+        # (Dense here, once per query over the stability set: not per entry.)
+        latest[author] = tuple(dense(folder.record(cid).vv, width)) if cid is not None else ()
     frontier = [0] * width
     if latest:
         for i in range(width):
