@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcommons.entry import Entry, Signer, sign_entry
-from p2pcommons.state import Folder, causal, genesis_body
+from p2pcommons.state import Folder, causal, checkpoint, genesis_body
 from p2pcommons.state.fold import bulk
 from p2pcommons.state.positions import parents
 from tests.test_state_histories import ACTIONS, build, prop_settings
@@ -117,8 +117,8 @@ def _joins(n: int) -> list[Entry]:
     return entries
 
 
-def _fold(entries: list[Entry]) -> tuple[int, int]:
-    """The slots in the fold's version vectors, and the bytes the fold holds (tracemalloc:
+def _fold(entries: list[Entry]) -> tuple[Folder, int, int]:
+    """The fold, the slots in its version vectors, and the bytes it holds (tracemalloc:
     every allocation made while folding and still alive, the entries themselves excluded)."""
     gc.collect()
     tracemalloc.start()
@@ -132,16 +132,33 @@ def _fold(entries: list[Entry]) -> tuple[int, int]:
     tracemalloc.stop()
     assert len(folder.authors) == len(entries)
     _, slots = causal.count_nodes(m.vv for m in folder.meta.values())
-    return slots, held
+    return folder, slots, held
+
+
+def _resumed(folder: Folder, entries: list[Entry]) -> tuple[int, Folder]:
+    """A checkpoint's size, and the fold it loads back into."""
+    by_id = {e.id.raw: e for e in entries}
+    blob = checkpoint.dump(folder)
+    loaded = checkpoint.load(blob, folder.commons, by_id.get)
+    assert loaded is not None
+    return len(blob), loaded
 
 
 def test_concurrent_joins_cost_linear_causal_structure() -> None:
     """10,000 joins that depend only on the genesis (10,000 new authors): the fold's version
     vectors hold a bounded number of slots per entry (at most three trie levels of 32 at this
-    width), and per entry the fold holds no more at 10,000 joins than at 2,500 — dense vectors
-    held (index + 1) slots each: 3.1 M at 2,500 (26 MiB), 50 M at 10,000 (390 MiB)."""
-    small_slots, small_held = _fold(_joins(2_500))
-    large_slots, large_held = _fold(_joins(10_000))
+    width), and per entry the fold — and its checkpoint — hold no more at 10,000 joins than at
+    2,500.  Dense vectors held (index + 1) slots each: 3.1 M at 2,500 (26 MiB), 50 M at
+    10,000 (390 MiB).  A resumed fold has the same vectors."""
+    small_entries, large_entries = _joins(2_500), _joins(10_000)
+    small, small_slots, small_held = _fold(small_entries)
+    large, large_slots, large_held = _fold(large_entries)
     assert large_slots <= 3 * 32 * 10_001
     assert large_slots / 10_001 <= 1.25 * small_slots / 2_501
     assert large_held / 10_001 <= 1.3 * small_held / 2_501, (small_held, large_held)
+    small_blob, _ = _resumed(small, small_entries)
+    large_blob, resumed = _resumed(large, large_entries)
+    assert large_blob / 10_001 <= 1.3 * small_blob / 2_501, (small_blob, large_blob)
+    for raw, meta in large.meta.items():
+        assert list(causal.items(resumed.meta[raw].vv)) == list(causal.items(meta.vv))
+    assert resumed.result().state_hash == large.result().state_hash
