@@ -37,8 +37,8 @@ def _model(pairs: list[tuple[int, int]]) -> dict[int, int]:
 @given(a=_SLOTS, b=_SLOTS, probes=st.lists(_INDEX, max_size=20))
 def test_trie_operations_match_a_dense_model(a: list[tuple[int, int]], b: list[tuple[int, int]],
                                               probes: list[int]) -> None:
-    """get, put, merge (slot-wise max), diff/apply and items agree with a plain dict, for
-    slots at every depth, values set, overwritten and cleared."""
+    """get, put, merge (slot-wise max), minimum, covers, diff/apply and items agree with a
+    plain dict, for slots at every depth, values set, overwritten and cleared."""
     va, vb = causal.of(a), causal.of(b)
     ma, mb = _model(a), _model(b)
     assert dict(causal.items(va)) == ma and list(causal.items(va)) == sorted(ma.items())
@@ -54,6 +54,12 @@ def test_trie_operations_match_a_dense_model(a: list[tuple[int, int]], b: list[t
     assert dict(causal.items(causal.apply(vb, causal.diff(vb, va)))) == ma
     assert causal.diff(va, va) == []
     assert causal.dense(va, 50) == [ma.get(i, 0) for i in range(50)]
+    # Stability: the slot-wise minimum, and whether one vector covers another.
+    lowest = causal.minimum([va, vb, merged])
+    assert dict(causal.items(lowest)) == {i: min(ma[i], mb[i]) for i in ma.keys() & mb.keys()}
+    assert causal.minimum([va]) == va
+    assert causal.covers(va, vb) == all(ma.get(i, 0) >= x for i, x in mb.items())
+    assert causal.covers(merged, va) and causal.covers(merged, vb) and causal.covers(va, causal.EMPTY)
 
 
 def _brute_force(entries: list[Entry]) -> dict[bytes, dict[bytes, int]]:

@@ -119,6 +119,41 @@ def merge(a: Vector, b: Vector) -> Vector:
     return b if node is gb[1] and shift == b[0] else (shift, node)
 
 
+def _minimum(nodes: list[Node], shift: int) -> Node:
+    first = nodes[0]
+    if all(node is first for node in nodes):
+        return first
+    if not all(nodes):
+        return ()
+    width = min(map(len, nodes))
+    if not shift:
+        return tuple(map(min, *nodes)) if len(nodes) > 1 else first[:width]
+    low = shift - BITS
+    return tuple(_minimum([node[j] for node in nodes], low) for j in range(width))
+
+
+def minimum(vectors: list[Vector]) -> Vector:
+    """The slot-wise minimum of one or more vectors (stability: what every member has seen).
+    Subtrees that one vector lacks, or that all share, are not walked."""
+    shift = max(v[0] for v in vectors)
+    return shift, _minimum([_grow(v, shift)[1] for v in vectors], shift)
+
+
+def _covers(a: Node, b: Node, shift: int) -> bool:
+    if a is b or not b:
+        return True
+    if not shift:
+        return all(x >= y for x, y in zip_longest(a, b, fillvalue=0))
+    low = shift - BITS
+    return all(_covers(x, y, low) for x, y in zip_longest(a, b, fillvalue=()))
+
+
+def covers(a: Vector, b: Vector) -> bool:
+    """Is every slot of ``a`` at least ``b``'s?  (Stops at the first that is not.)"""
+    shift = max(a[0], b[0])
+    return _covers(_grow(a, shift)[1], _grow(b, shift)[1], shift)
+
+
 def _items(node: Node, shift: int, base: int) -> Iterator[tuple[int, int]]:
     if not shift:
         for j, x in enumerate(node):
