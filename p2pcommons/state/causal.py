@@ -195,6 +195,20 @@ def diff(old: Vector, new: Vector) -> list[int]:
 
 def apply(vector: Vector, flat: Iterable[int]) -> Vector:
     """``vector`` with the slots of a flat ``[index, value, …]`` list set."""
+    flat = flat if isinstance(flat, (list, tuple)) else list(flat)
+    if not flat:
+        return vector
+    shift, node = vector
+    if not shift and max(flat[0::2]) < WIDTH:
+        # One leaf (up to 32 authors): one copy, not one per slot (resuming a checkpoint).
+        leaf = list(node)
+        for index, value in zip(flat[0::2], flat[1::2], strict=True):
+            if index >= len(leaf):
+                leaf.extend([0] * (index + 1 - len(leaf)))
+            leaf[index] = value
+        while leaf and not leaf[-1]:
+            leaf.pop()
+        return (0, tuple(leaf))
     it = iter(flat)
     for index, value in zip(it, it, strict=True):
         vector = put(vector, index, value)
