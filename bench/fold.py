@@ -2,6 +2,7 @@
 
     python bench/fold.py            # 100,000 entries, 12 authors
     python bench/fold.py --quick    # 10,000 entries
+    python bench/fold.py --joins 5000,10000,30000   # concurrent joins beside ordinary folds
 
 Prints, measured in one run on one core:
 
@@ -22,6 +23,12 @@ Prints, measured in one run on one core:
 * the evicting fold's speed (entries/s, archive writes included);
 * the store-backed engine: first fold from the store, appends through the store, and a
   new process resuming from the persisted checkpoint.
+
+With ``--joins``, only this: per size N, a fold of N joins that each depend only on the
+genesis (N new authors, as in a busy open commons) beside the same run's fold of an ordinary
+N-entry history, entries/s for each (best of ``--repeat``) and the tracemalloc peak of each
+fold (one more pass).  The joins must fold at the ordinary rate: what an entry costs must
+not grow with the number of authors (version vectors, ``p2pcommons.state.causal``).
 
 The history: 2 founding stewards and 10 members who joined and were admitted; members
 contribute, reviewers review, stewards propose and vote, members use a rivalrous resource,
@@ -199,11 +206,76 @@ def _without_state(folder: Folder) -> int:
 evict_rate = 0.0
 
 
+def build_joins(n: int) -> list[Entry]:
+    """A genesis and ``n`` joins by ``n`` new authors, each depending only on the genesis."""
+    founder = Signer(b"\x01" * 32)
+    t = 1_700_000_000_000
+    genesis = sign_entry(founder, commons=None, seq=1, prev=None, kind="genesis", timestamp=t,
+                         body=genesis_body("joins", founders=[founder.public_key], membership="open"))
+    entries = [genesis]
+    for i in range(n):
+        signer = Signer((i + 2).to_bytes(32, "big"))
+        entries.append(sign_entry(signer, commons=genesis.id, seq=1, prev=None, kind="join", body={"name": f"j{i}"},
+                                  deps=[genesis.id], timestamp=t + 1 + i))
+    return entries
+
+
+def _timed_fold(entries: list[Entry], repeat: int) -> tuple[float, str]:
+    best = float("inf")
+    digest = ""
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        folder = Folder(entries[0].id)
+        with bulk():
+            for entry in entries:
+                folder.add(entry)
+            folder.run()
+        best = min(best, time.perf_counter() - t0)
+        digest = folder.result().state_hash
+    return best, digest
+
+
+def _fold_peak(entries: list[Entry]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    folder = Folder(entries[0].id)
+    with bulk():
+        for entry in entries:
+            folder.add(entry)
+        folder.run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del folder
+    return peak
+
+
+def bench_joins(sizes: list[int], repeat: int) -> None:
+    """Concurrent joins beside an ordinary history of the same size, in one run."""
+    print(f"{'entries':>8} {'joins/s':>10} {'ordinary/s':>11} {'ratio':>6} {'joins MiB':>10} {'ordinary MiB':>13}"
+          f"   (best of {repeat}; MiB: tracemalloc peak of the fold)")
+    for n in sizes:
+        joins = build_joins(n)
+        ordinary, _, _ = build_history(n + 1)
+        ordinary = ordinary[:n + 1]
+        joins_s, _ = _timed_fold(joins, repeat)
+        ordinary_s, _ = _timed_fold(ordinary, repeat)
+        joins_peak = _fold_peak(joins)
+        ordinary_peak = _fold_peak(ordinary)
+        print(f"{n:>8,} {n / joins_s:>10,.0f} {n / ordinary_s:>11,.0f} {ordinary_s / joins_s:>6.2f} "
+              f"{joins_peak / 2**20:>10.1f} {ordinary_peak / 2**20:>13.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 entries instead of 100,000")
     parser.add_argument("-n", type=int, default=None)
+    parser.add_argument("--joins", default="", help="only the concurrent-joins case, at these sizes (5000,10000,…)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per fold in --joins (the best is shown)")
     args = parser.parse_args()
+    if args.joins:
+        bench_joins([int(x) for x in args.joins.split(",")], args.repeat)
+        return
     n = args.n or (10_000 if args.quick else 100_000)
 
     t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import Entry, Signer, sign_entry
-from p2pcommons.state import Folder, fold, genesis_body
+from p2pcommons.state import Folder, causal, fold, genesis_body
 from p2pcommons.state.archive import SEGMENT_MAX, StoreArchive, decode_record, encode_segment, segment_ids
 from p2pcommons.state.fold import _Meta, bulk
 from p2pcommons.store import Store
@@ -42,11 +42,13 @@ def test_segment_records_round_trip(records: list[tuple[int, list[int], str, str
     for i, (clock, vv, status, reason) in enumerate(records):
         raw = os.urandom(idlen)
         reason = reason if status == "rejected" else ""
-        rows.append((tuple.__new__(_Meta, (clock, raw, aidx, first + i, *vv)), status, reason))
+        rows.append((tuple.__new__(_Meta, (clock, raw, aidx, first + i, *causal.of(enumerate(vv)))), status, reason))
     blob = encode_segment(rows)
     assert list(segment_ids(blob)) == [row[0][1] for row in rows]
-    for i, row in enumerate(rows):
-        assert decode_record(blob, i, aidx, first + i) == row
+    for i, (meta, status, reason) in enumerate(rows):
+        got, got_status, got_reason = decode_record(blob, i, aidx, first + i)
+        assert got[:4] == meta[:4] and (got_status, got_reason) == (status, reason)
+        assert list(causal.items(got.vv)) == list(causal.items(meta.vv))
     with pytest.raises(IndexError):
         decode_record(blob, len(rows), aidx, first + len(rows))
 
@@ -225,8 +227,8 @@ def test_long_runs_split_into_bounded_segments(store: Store) -> None:
     store.insert(entries)
     archive = StoreArchive(store, genesis.id)
     store.archive_open(archive.space, os.getpid())
-    rows = [(tuple.__new__(_Meta, (e.seq - 1, e.id.raw, 0, e.seq, e.seq)), "rejected" if e.seq % 5 else "applied",
-             "no shares" if e.seq % 5 else "") for e in entries]
+    rows = [(tuple.__new__(_Meta, (e.seq - 1, e.id.raw, 0, e.seq, *causal.of([(0, e.seq)]))),
+             "rejected" if e.seq % 5 else "applied", "no shares" if e.seq % 5 else "") for e in entries]
     archive.put(rows, [None] * len(rows), [signer.public_key])
     assert len(list(store.archive_segments(archive.space))) == 3
     for row in rows:

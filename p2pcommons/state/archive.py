@@ -12,12 +12,14 @@ id is compared, so a fork sibling is never mistaken for the archived entry.
 Segment encoding (little-endian), columns after a header, so one record decodes without
 the others::
 
-    header  u8 version (1) | u8 vv item size (4 or 8) | u16 id length | u32 count | u32 vv width
+    header  u8 version (2) | u8 item size (4 or 8) | u16 id length | u32 count | u32 items
     clocks  count × i64
     status  count × u8       (0 applied, 1 rejected, 2 pending)
-    widths  count × u32      (each record's own version-vector length; the rest is padding)
+    offsets (count + 1) × u32 (where each record's difference starts in ``diffs``, in items)
     ids     count × id length
-    vvs     count × width × (u32 or i64)
+    diffs   items × (u32 or i64): per record, flat ``index, seq`` pairs — the slots where its
+            version vector differs from the previous record's (the first: from the empty
+            vector), so a record costs what its entry adds, not O(authors)
     reasons CBOR list of [index, reason] for records with a reason (absent when none)
 
 Local derived data, never replicated: a segment that does not decode raises
@@ -40,16 +42,16 @@ from ..dagcbor import CID
 from ..entry import Entry
 from ..errors import StoreCorrupt
 from ..store import Store
+from . import causal
 from .archiving import Archive
 from .fold import _PLAIN
 from .positions import Meta as _Meta
 
 SEGMENT_MAX = 256  # records per row: bounds what one lookup reads (~20-40 KB)
 _HEADER = struct.Struct("<BBHII")
-_VERSION = 1
+_VERSION = 2  # 2: version vectors as differences (was: dense, padded to the widest)
 _STATUS = ("applied", "rejected", "pending")
 _CODE = {status: code for code, status in enumerate(_STATUS)}
-_VV = 4  # where a record's version vector starts (p2pcommons.state.fold._Meta)
 
 
 class DamagedArchive(StoreCorrupt):
@@ -61,31 +63,32 @@ def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
     metas = [row[0] for row in rows]
     count = len(metas)
     idlen = len(metas[0][1])
-    widths = array("I", [len(m) - _VV for m in metas])
-    width = max(widths)
-    if min(widths) == width:
-        flat = [x for m in metas for x in m[_VV:]]
-    else:
-        flat = []
-        for m in metas:
-            flat.extend(m[_VV:])
-            flat.extend([0] * (width + _VV - len(m)))
+    # Each record's version vector as its difference from the previous record's (the first
+    # from the empty vector): what each entry adds, not O(authors) per record.
+    offsets = array("I", [0])
+    flat: list[int] = []
+    previous = causal.EMPTY
+    for m in metas:
+        vv = m.vv
+        flat += causal.diff(previous, vv)
+        offsets.append(len(flat))
+        previous = vv
     try:
-        vvs = array("I", flat)  # (seqs are positive; beyond 32 bits only in a very long log)
+        diffs = array("I", flat)  # (seqs are positive; beyond 32 bits only in a very long log)
     except OverflowError:
-        vvs = array("q", flat)
-    size = vvs.itemsize
+        diffs = array("q", flat)
+    size = diffs.itemsize
     clocks = array("q", [m[0] for m in metas])
     if sys.byteorder == "big":  # (the format is little-endian, as decode_record reads it)
-        for column in (clocks, widths, vvs):
+        for column in (clocks, offsets, diffs):
             column.byteswap()
     parts = [
-        _HEADER.pack(_VERSION, size, idlen, count, width),
+        _HEADER.pack(_VERSION, size, idlen, count, len(flat)),
         clocks.tobytes(),
         bytes([_CODE[row[1]] for row in rows]),
-        widths.tobytes(),
+        offsets.tobytes(),
         b"".join([m[1] for m in metas]),
-        vvs.tobytes(),
+        diffs.tobytes(),
     ]
     reasons = [[i, row[2]] for i, row in enumerate(rows) if row[2]]
     if reasons:
@@ -94,32 +97,37 @@ def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
 
 
 def _layout(blob: bytes) -> tuple[int, int, int, int, int, int, int, int]:
-    version, size, idlen, count, width = _HEADER.unpack_from(blob)
+    version, size, idlen, count, items = _HEADER.unpack_from(blob)
     if version != _VERSION or size not in (4, 8):
         raise ValueError("unknown fold archive segment encoding")
     clocks = _HEADER.size
     status = clocks + 8 * count
-    widths = status + count
-    ids = widths + 4 * count
-    if len(blob) < ids + idlen * count + size * width * count:
+    offsets = status + count
+    ids = offsets + 4 * (count + 1)
+    if len(blob) < ids + idlen * count + size * items:
         raise ValueError("a truncated fold archive segment")
-    return size, idlen, count, width, clocks, status, widths, ids
+    return size, idlen, count, items, clocks, status, offsets, ids
 
 
 def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> tuple[_Meta, str, str]:
     """The ``index``-th record of a segment (``aidx``, ``seq``: its author index and seq)."""
-    size, idlen, count, width, clocks, status, widths, ids = _layout(blob)
-    vvs = ids + idlen * count
+    size, idlen, count, items, clocks, status, offsets, ids = _layout(blob)
+    diffs = ids + idlen * count
     if not 0 <= index < count:
         raise IndexError(index)
     (clock,) = struct.unpack_from("<q", blob, clocks + 8 * index)
-    (own,) = struct.unpack_from("<I", blob, widths + 4 * index)
+    (end_item,) = struct.unpack_from("<I", blob, offsets + 4 * (index + 1))
+    if end_item > items or end_item % 2:
+        raise ValueError("a fold archive segment's offsets are out of range")
     raw = blob[ids + idlen * index: ids + idlen * (index + 1)]
-    vv = struct.unpack_from(f"<{own}{'I' if size == 4 else 'q'}", blob, vvs + size * width * index)
+    # The record's vector: the differences of the records up to it, applied in order
+    # (at most SEGMENT_MAX of them: a bounded walk).
+    flat = struct.unpack_from(f"<{end_item}{'I' if size == 4 else 'q'}", blob, diffs)
+    vv = causal.apply(causal.EMPTY, flat)
     code = blob[status + index]
     state = _STATUS[code]
     reason = ""
-    end = vvs + size * width * count
+    end = diffs + size * items
     if len(blob) > end:
         for i, text in cbor2.loads(blob[end:]):
             if i == index:

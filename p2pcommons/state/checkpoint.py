@@ -23,13 +23,17 @@ import cbor2
 
 from ..dagcbor import CID
 from ..entry import Entry
+from . import causal
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
 from .handlers import NAMED_KINDS
 from .positions import ZERO_KEY as _ZERO_KEY
 from .positions import Meta as _Meta
 from .records import SEQUENCES, TABLES, VALUES, State
 
-VERSION = 9  # 9: an invalid genesis is recorded by its path; 8: kind codes in ``refs`` follow handlers.NAMED_KINDS
+# 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load); 9: an invalid
+# genesis recorded by its path; 10: version vectors as persistent tries, written as
+# differences (see _dump_meta), no longer dense per entry.
+VERSION = 10
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -182,12 +186,26 @@ def dump(folder: Folder) -> bytes:
 
 
 def _row(m: _Meta) -> list[Any]:
-    return [m[1], m[0], m[2], m[3], list(m[4:])]
+    """One record on its own: its version vector as flat ``[index, seq, …]`` (non-zero slots)."""
+    return [m[1], m[0], m[2], m[3], causal.diff(causal.EMPTY, m.vv)]
 
 
 def _unrow(row: list[Any]) -> _Meta:
-    raw, clock, aidx, seq, vv = row
-    return tuple.__new__(_Meta, (clock, raw, aidx, seq, *vv))
+    raw, clock, aidx, seq, flat = row
+    return tuple.__new__(_Meta, (clock, raw, aidx, seq, *causal.apply(causal.EMPTY, flat)))
+
+
+def _dump_meta(folder: Folder) -> list[list[Any]]:
+    """Every ready entry's record, its version vector written as its difference from the
+    vector of the previous record of the same author in this list (usually its ``prev``: the
+    slots it adds), so a checkpoint holds what the vectors add, not O(authors) per entry."""
+    last: dict[int, causal.Vector] = {}
+    rows = []
+    for raw, m in folder.meta.items():
+        vv = m.vv
+        rows.append([raw, m[0], m[2], m[3], causal.diff(last.get(m[2], causal.EMPTY), vv)])
+        last[m[2]] = vv
+    return rows
 
 
 def _last_key(folder: Folder) -> Any:
@@ -228,10 +246,15 @@ def _load_meta(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
     meta = folder.meta
     one = ctx.ints.setdefault
     new = tuple.__new__
+    # Each vector is rebuilt from the same author's previous one (see _dump_meta), sharing
+    # its nodes, as a fold built entry by entry shares its parents'.
+    last: dict[int, causal.Vector] = {}
     rows.reverse()
     while rows:  # popping each decoded row frees it as it is used: a lower peak while resuming
-        raw, clock, aidx, seq, vv = rows.pop()
-        meta[raw] = new(_Meta, (one(clock, clock), raw, one(aidx, aidx), one(seq, seq), *map(one, vv, vv)))
+        raw, clock, aidx, seq, flat = rows.pop()
+        aidx = one(aidx, aidx)
+        vv = last[aidx] = causal.apply(last.get(aidx, causal.EMPTY), map(one, flat, flat))
+        meta[raw] = new(_Meta, (one(clock, clock), raw, aidx, one(seq, seq), *vv))
     folder.order = sorted(m.key for m in meta.values())
 
 
@@ -336,8 +359,7 @@ def _set(name: str) -> Callable[[Folder, Any, _Context], None]:
 
 _PARTS: tuple[_Part, ...] = (
     _Part("authors", ("authors", "author_index"), lambda f: f.authors, _load_authors),
-    _Part("meta", ("meta", "order"), lambda f: [[raw, m.clock, m.aidx, m.seq, list(m.vv)] for raw, m in f.meta.items()],
-          _load_meta),
+    _Part("meta", ("meta", "order"), _dump_meta, _load_meta),
     _Part("waiting", ("waiting", "waiters"), lambda f: [[raw, sorted(missing)] for raw, missing in f.waiting.items()],
           _load_waiting),
     _Part("logs", ("logs",), lambda f: [[a, [[s, raw] for s, raw in log.items()]] for a, log in f.logs.items()],

@@ -11,23 +11,28 @@ import operator
 from typing import Any
 
 from ..entry import Entry
+from . import causal
+from .causal import Vector
 
 Key = tuple[int, bytes]
 ZERO_KEY: Key = (-1, b"")  # before every position (the empty start)
 
 
 class Meta(tuple[Any, ...]):
-    """Per-entry fold metadata, one flat tuple: ``(clock, id, aidx, seq, *version_vector)``.
+    """Per-entry fold metadata, one flat tuple: ``(clock, id, aidx, seq, shift, root)``.
 
     One object per entry (no separate key tuple or version-vector tuple): the record *is*
     the entry's sort key, since records compare by ``(clock, id)`` (ids are unique, so the
     later fields never take part), and ``order`` holds the records themselves.  The version
-    vector holds, per author index, the highest seq of that author in the entry's causal
-    past, so "is X in the causal past of Y" is one comparison."""
+    vector (``shift, root``: a persistent trie, :mod:`.causal`) holds, per author index, the
+    highest seq of that author in the entry's causal past, so "is X in the causal past of Y"
+    is one lookup; it shares all but the slots the entry changes with its parents' vectors,
+    so it costs what the entry adds, not O(authors).  A *light* record (``len == VV``) has
+    no vector: the evicting fold's index of named archived entries."""
 
     __slots__ = ()
 
-    def __new__(cls, clock: int, key: Key, vv: tuple[int, ...], aidx: int, seq: int) -> Meta:
+    def __new__(cls, clock: int, key: Key, vv: Vector, aidx: int, seq: int) -> Meta:
         return tuple.__new__(cls, (clock, key[1], aidx, seq, *vv))
 
     clock = property(operator.itemgetter(0))
@@ -36,16 +41,20 @@ class Meta(tuple[Any, ...]):
     seq = property(operator.itemgetter(3))
 
     @property
-    def vv(self) -> tuple[int, ...]:
-        """Per author index, the highest seq in the entry's causal past (a new tuple)."""
-        return self[VV:]
+    def vv(self) -> Vector:
+        """Per author index, the highest seq in the entry's causal past (:mod:`.causal`)."""
+        return self[VV], self[VV + 1]
+
+    def seen(self, aidx: int) -> int:
+        """The highest seq of the author at ``aidx`` in the entry's causal past."""
+        return causal.get((self[VV], self[VV + 1]), aidx)
 
     @property
     def key(self) -> Meta:
         return self
 
 
-VV = 4  # where the version vector starts in a Meta record
+VV = 4  # where the version vector (shift, root) starts in a full Meta record
 by_clock = operator.itemgetter(0)
 
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ..dagcbor import CID, encode
 from ..entry import Entry
+from .causal import EMPTY, Vector, covers, dense, get, minimum, of
 from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
 from .records import Contribution, Join, Member, Proposal, Resource, canonical_state, hexkey
 
@@ -46,7 +47,7 @@ class CommonsState:
         self.waiting_count = len(folder.waiting)
         self._canonical: dict[str, Any] | None = None
         self._hash: str | None = None
-        self._front: tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]] | None = None
+        self._front: tuple[list[int], dict[bytes, Vector], list[bytes]] | None = None
 
     # Computed on first use: appending an entry must not pay O(state) for a hash nobody reads.
 
@@ -70,14 +71,14 @@ class CommonsState:
         return self._stability()[0]
 
     @property
-    def _latest(self) -> dict[bytes, tuple[int, ...]]:
+    def _latest(self) -> dict[bytes, Vector]:
         return self._stability()[1]
 
     @property
     def retired(self) -> list[bytes]:
         return self._stability()[2]
 
-    def _stability(self) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
+    def _stability(self) -> tuple[list[int], dict[bytes, Vector], list[bytes]]:
         if self._front is None:
             self._front = _frontier(self._folder)
         return self._front
@@ -129,7 +130,7 @@ class CommonsState:
             status, reason = self._resolve_pending(entry)
         assert meta is not None
         holders = tuple(sorted(member for member, latest in self._latest.items()
-                               if meta.aidx >= len(latest) or latest[meta.aidx] < entry.seq))
+                               if get(latest, meta.aidx) < entry.seq))
         return Outcome(entry_id, entry.kind, entry.author, entry.seq, status, reason, not holders, holders, ())
 
     def _resolve_pending(self, entry: Entry) -> tuple[str, str]:
@@ -176,8 +177,7 @@ class CommonsState:
         if folder.archive is not None and folder.evicted:
             stable += folder.archive.count_stable(frontier)
         top = _max_vv(folder)
-        holding = sorted(hexkey(m) for m, latest in self._latest.items()
-                         if any((latest[i] if i < len(latest) else 0) < top[i] for i in range(len(top))))
+        holding = sorted(hexkey(m) for m, latest in self._latest.items() if not covers(latest, top))
         return {
             "stable_entries": stable,
             "tentative_entries": folder.count() - stable,
@@ -250,21 +250,21 @@ class CommonsState:
         }
 
 
-def _max_vv(folder: Folder) -> list[int]:
-    best = [0] * len(folder.authors)
-    for author, cid in folder.latest.items():
-        best[folder.author_index[author]] = folder.record(cid).seq
-    return best
+def _max_vv(folder: Folder) -> Vector:
+    """Per author, the seq of their latest ready entry."""
+    return of((folder.author_index[author], folder.record(cid).seq) for author, cid in folder.latest.items())
 
 
-def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], list[bytes]]:
-    """Per author, the highest seq acknowledged by every active or suspended, non-retired member."""
+def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, Vector], list[bytes]]:
+    """Per author, the highest seq acknowledged by every active or suspended, non-retired
+    member (the slot-wise minimum of their latest entries' version vectors); those vectors;
+    the retired members."""
     state = folder.state
     width = len(folder.authors)
     if state is None:
         return [0] * width, {}, []
     retire = state.rules.get("retire", {}).get("after", 0)
-    latest: dict[bytes, tuple[int, ...]] = {}
+    latest: dict[bytes, Vector] = {}
     retired = []
     max_seq = folder.latest
     for author, member in state.members.items():
@@ -276,11 +276,8 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, tuple[int, ...]], 
             retired.append(author)
             continue
         cid = max_seq.get(author)
-        latest[author] = folder.record(cid).vv if cid is not None else ()
-    frontier = [0] * width
-    if latest:
-        for i in range(width):
-            frontier[i] = min(v[i] if i < len(v) else 0 for v in latest.values())
+        latest[author] = folder.record(cid).vv if cid is not None else EMPTY
+    frontier = dense(minimum(list(latest.values())), width) if latest else [0] * width
     return frontier, latest, sorted(retired)
 
 
