@@ -46,6 +46,7 @@ EXIT_CODES = {
     4: "identity problem (no identity, wrong passphrase, insecure key file)",
     5: "store problem (locked, damaged, read-only home, disk full)",
     6: "network problem (peer unreachable, timed out, daemon not running)",
+    7: "refused by the rules in force: the write would have no effect (nothing was stored; --force records it)",
 }
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
@@ -74,6 +75,14 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Record the entry even if the rules in force would reject it (without --force such a "
+        "write is refused before it is signed, exit code 7, and nothing is stored).",
+    ),
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -344,7 +353,7 @@ def get_app() -> typer.Typer:
 
 
 __all__ = [
-    "EXIT_CODES", "HomeOption", "JsonOption", "app", "command", "emit", "fail", "get_app",
+    "EXIT_CODES", "ForceOption", "HomeOption", "JsonOption", "app", "command", "emit", "fail", "get_app",
     "home_of", "identity_of", "main", "open_store", "package_version", "progress_enabled", "resolve_commons",
     "resolve_entry",
 ]

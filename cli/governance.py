@@ -14,6 +14,7 @@ import typer
 
 from .app import (
     MAX_AMOUNT,
+    ForceOption,
     HomeOption,
     JsonOption,
     app,
@@ -84,6 +85,7 @@ def _write(
     *,
     extra_deps: list[Any] | None = None,
     build: Any = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Append one entry of ``kind`` and print its id and outcome.  ``build(store, commons,
     state)`` may compute the body and extra deps from the current state."""
@@ -94,7 +96,7 @@ def _write(
         commons = resolve_commons(store, commons_text)
         if build is not None:
             body, extra_deps = build(store, commons, _state(store, commons))
-        entry = append(store, identity.signer, commons, kind, body, extra_deps=extra_deps)
+        entry = append(store, identity.signer, commons, kind, body, extra_deps=extra_deps, force=force)
         outcome = _state(store, commons).outcome(entry.id)
     _notify(home)
     data = {
@@ -349,6 +351,7 @@ def join_cmd(
     name: Annotated[str, typer.Option("--name", "-n", help="How you want to be known.")] = "",
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> Any:
     """Ask to join a commons this node holds (import its bundle first), or use an invite code."""
     if commons.startswith("p2pc1"):
@@ -356,7 +359,7 @@ def join_cmd(
 
         return join_via_invite(code=commons, home=home, as_json=as_json, name=name)
     body: dict[str, Any] = {"name": name} if name else {}
-    _write(home, commons, "join", body, as_json)
+    _write(home, commons, "join", body, as_json, force=force)
 
 
 @command("admit")
@@ -367,6 +370,7 @@ def admit_cmd(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Admit pending joins (member nodes do this automatically for open commons)."""
     from p2pcommons.author import admit_once
@@ -388,7 +392,7 @@ def admit_cmd(
                 (c for c, j in pending.items() if identity.public_key not in j.approvals), key=lambda c: c.raw
             )
         for target in targets:
-            entry = admit_once(store, identity.signer, cid, target)
+            entry = admit_once(store, identity.signer, cid, target, force=force)
             if entry is None:  # this member admitted it already (it is still pending)
                 continue
             outcome = _state(store, cid).outcome(entry.id)
@@ -405,9 +409,11 @@ def admit_cmd(
 
 
 @command("leave")
-def leave_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+def leave_cmd(
+    commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False
+) -> None:
     """Leave the commons (your past contributions stay in the ledger)."""
-    _write(home, commons, "leave", {}, as_json)
+    _write(home, commons, "leave", {}, as_json, force=force)
 
 
 @command("role")
@@ -418,6 +424,7 @@ def role_cmd(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Grant or revoke a role (by the roles the rules allow, stewards by default)."""
     from p2pcommons.errors import UsageError
@@ -428,7 +435,7 @@ def role_cmd(
     def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
         return {"member": _resolve_member(state, member), "action": action, "role": role}, None
 
-    _write(home, commons, "role", {}, as_json, build=build)
+    _write(home, commons, "role", {}, as_json, build=build, force=force)
 
 
 @command("sanction")
@@ -439,6 +446,7 @@ def sanction_cmd(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Apply a graduated sanction: warning, suspension, removal (or reinstate a suspension)."""
     from p2pcommons.errors import UsageError
@@ -450,7 +458,7 @@ def sanction_cmd(
     def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
         return {"member": _resolve_member(state, member), "action": action, "reason": reason}, None
 
-    _write(home, commons, "sanction", {}, as_json, build=build)
+    _write(home, commons, "sanction", {}, as_json, build=build, force=force)
 
 
 # --- review -----------------------------------------------------------------------------------
@@ -466,6 +474,7 @@ def review_cmd(
     comment: Annotated[str | None, typer.Option("--comment", "-m", help="A comment for the contributor.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Accept or reject a contribution (post-hoc review by the roles the rules name)."""
     from p2pcommons.errors import UsageError
@@ -478,7 +487,7 @@ def review_cmd(
         body["value"] = value
     if comment:
         body["comment"] = comment
-    _write(home, commons, "review", body, as_json, extra_deps=[target])
+    _write(home, commons, "review", body, as_json, extra_deps=[target], force=force)
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -514,6 +523,7 @@ def rules_propose(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Propose a rule change; it applies once the votes reach the threshold in force."""
     import tomllib
@@ -537,7 +547,7 @@ def rules_propose(
     body: dict[str, Any] = {"changes": changes}
     if title:
         body["title"] = title
-    _write(home, commons, "rule_proposal", body, as_json)
+    _write(home, commons, "rule_proposal", body, as_json, force=force)
 
 
 @command("vote", app=rules_app)
@@ -546,6 +556,7 @@ def rules_vote(
     choice: Annotated[str, typer.Argument(help="yes or no")],
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Vote on a rule proposal."""
     from p2pcommons.errors import UsageError
@@ -553,7 +564,7 @@ def rules_vote(
     if choice not in ("yes", "no"):
         raise UsageError("The vote must be yes or no.")
     target, commons = _entry_of_kind(home, proposal, "rule_proposal", "a rule proposal")
-    _write(home, commons, "vote", {"proposal": target, "choice": choice}, as_json, extra_deps=[target])
+    _write(home, commons, "vote", {"proposal": target, "choice": choice}, as_json, extra_deps=[target], force=force)
 
 
 # --- resources and distribution -----------------------------------------------------------------
@@ -575,10 +586,11 @@ def resource_add(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Add a shared resource (stewards, by default)."""
     body: dict[str, Any] = {"name": name, "rivalrous": rivalrous, "quota": quota, "period": period, "unit": unit}
-    _write(home, commons, "resource_add", body, as_json)
+    _write(home, commons, "resource_add", body, as_json, force=force)
 
 
 @command("use", app=resource_app)
@@ -589,6 +601,7 @@ def resource_use(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Record use of a resource (refused without effect over a rivalrous quota)."""
     from p2pcommons.errors import Ambiguous, NotFound
@@ -606,7 +619,7 @@ def resource_use(
         deps = [matches[0]] if store.has(matches[0]) else []
         return body, deps
 
-    _write(home, commons, "resource_use", {}, as_json, build=build)
+    _write(home, commons, "resource_use", {}, as_json, build=build, force=force)
 
 
 @command("list", app=resource_app)
@@ -645,6 +658,7 @@ def distribute_cmd(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Share an amount among contributors in proportion to their accepted value."""
-    _write(home, commons, "distribution", {"amount": amount, "currency": currency}, as_json)
+    _write(home, commons, "distribution", {"amount": amount, "currency": currency}, as_json, force=force)

@@ -12,6 +12,7 @@ import typer
 
 from .app import (
     MAX_AMOUNT,
+    ForceOption,
     HomeOption,
     JsonOption,
     app,
@@ -188,6 +189,7 @@ def contribute(
     ref: Annotated[str | None, typer.Option("--ref", help="A URI or hash referencing the work itself.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Record a contribution (no permission needed; reviewers accept it afterwards). Prints the entry id."""
     from p2pcommons.author import append
@@ -198,7 +200,7 @@ def contribute(
         body["ref"] = ref
     with open_store(home) as store:
         cid = resolve_commons(store, commons)
-        entry = append(store, identity.signer, cid, "contribution", body)
+        entry = append(store, identity.signer, cid, "contribution", body, force=force)
     _after_local_write(home)
     emit({"id": str(entry.id), "commons": str(cid), "seq": entry.seq}, as_json, str(entry.id))
 

@@ -163,6 +163,17 @@ class Node:
             console.print(f"  [cyan]{'':>9}   pending: {outcome.get('reason')}[/cyan]")
         return data
 
+    def refused(self, *args: str) -> str:
+        """Run a write the rules in force reject: p2pc refuses it before signing (exit code 7,
+        nothing stored) and says why; return that reason."""
+        result = self.run(*args, check=False)
+        if result.returncode != 7:
+            raise ExampleError(f"{self.name}: p2pc {' '.join(args)} was expected to be refused (exit 7), "
+                               f"exited {result.returncode}: {result.stderr.strip()}")
+        reason = result.stderr.strip()
+        console.print(f"  [yellow]{'':>9}   {reason}[/yellow]")
+        return reason
+
     def outcome(self, entry: str) -> dict[str, Any]:
         """What the fold on this node says an entry did (``p2pc status``)."""
         data: dict[str, Any] = self.json("status", entry, quiet=True)

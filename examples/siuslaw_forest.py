@@ -18,11 +18,12 @@ What this example shows, with three nodes on 127.0.0.1:
   steward: the two of them are the watershed council.
 * **A rivalrous resource with a quota per season** — the council adds "Timber harvest" with a
   quota of 120 mbf (thousand board feet) per member per 91-day season. Dale records an 80 mbf
-  harvest; his claim of 60 more in the same season goes over the quota and is **rejected**,
-  with the numbers, by every node's fold.
+  harvest; his claim of 60 more in the same season goes over the quota and is **refused** by
+  his own node before it is signed (exit code 7, with the numbers): every node's fold would
+  reject it, so nothing is written.
 * **Contribution and review** — Eli's stream-temperature survey is accepted by Rosa.
 * **A graduated sanction** — Eli warns Dale for felling inside the Lake Creek riparian buffer;
-  after a second violation Rosa suspends him, and his next harvest claim has no effect.
+  after a second violation Rosa suspends him, and his next harvest claim is refused too.
 
 Not expressible, so not faked: the CLI's founder is one person (the genesis lists the
 founder's key as the only initial steward), so the council is formed by a role grant right
@@ -76,21 +77,21 @@ def scenario(net: Cluster) -> Node:
     step("Dale harvests 80 mbf, then claims 60 more in the same season (120 is the quota)")
     first = dale.write("resource", "use", "Timber harvest", "80", "--note", "Sale unit 12, commercial thinning")
     require(first["outcome"]["status"] == "applied", "80 mbf recorded")
-    over = dale.write("resource", "use", "Timber harvest", "60", "--note", "Sale unit 14")
-    require(over["outcome"]["status"] == "rejected", "the claim over quota is rejected: "
-            + over["outcome"]["reason"])
+    before = len(dale.json_lines("log"))
+    over = dale.refused("resource", "use", "Timber harvest", "60", "--note", "Sale unit 14")
+    require("quota" in over and len(dale.json_lines("log")) == before,
+            "the claim over quota is refused, nothing signed: " + over)
 
     step("Rosa accepts Eli's survey; Eli warns Dale for felling inside a riparian buffer")
     rosa.write("review", survey["id"], "accept", "-m", "Good baseline for the salmon plan.")
     eli.write("sanction", "Dale", "warning", "--reason", "Felled trees inside the Lake Creek riparian buffer.")
     net.converge(what="the review and the warning")
 
-    step("A second violation: Rosa suspends Dale; his next claim has no effect")
+    step("A second violation: Rosa suspends Dale; his next claim is refused")
     rosa.write("sanction", "Dale", "suspend", "--reason", "Second riparian buffer violation this season.")
     net.converge(what="the suspension")
-    late = dale.write("resource", "use", "Timber harvest", "10", "--note", "Salvage after windthrow")
-    require(late["outcome"]["status"] == "rejected", "a suspended member's claim has no effect: "
-            + late["outcome"]["reason"])
+    late = dale.refused("resource", "use", "Timber harvest", "10", "--note", "Salvage after windthrow")
+    require("suspend" in late, "a suspended member's claim is refused: " + late)
     members = {m["name"]: m for m in rosa.json("members", quiet=True)["members"]}
     require(members["Dale"]["status"] == "suspended" and members["Dale"]["warnings"] == 1,
             "Dale: one warning, then suspended")

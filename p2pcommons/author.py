@@ -10,7 +10,7 @@ from typing import Any
 
 from .dagcbor import CID, link
 from .entry import GENESIS, MAX_DEPS, Entry, Signer, sign_entry
-from .errors import InvalidEntry, NotFound
+from .errors import InvalidEntry, NotFound, RuleRefusal
 from .ingest import Ingestor
 from .store import Store
 
@@ -22,7 +22,8 @@ def current_deps(store: Store, commons: CID, author: bytes, limit: int = MAX_DEP
 
 
 def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str, Any],
-           *, timestamp: int | None = None, extra_deps: list[CID] | None = None) -> Entry:
+           *, timestamp: int | None = None, extra_deps: list[CID] | None = None,
+           force: bool = False) -> Entry:
     """Sign and durably store the author's next entry in ``commons``.
 
     Seq, backlink and dependencies are chosen inside the write transaction (BEGIN
@@ -30,6 +31,13 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
     commands, the daemon's admissions, on one home) are serialized by SQLite's write lock,
     so each sees the other's entry and none can reuse a seq and fork the author's own log.
     The commit is fsynced before this returns.
+
+    Unless ``force``, an entry the rules in force would reject is refused with
+    :class:`RuleRefusal` (the fold's reason) and nothing is stored: a signed entry stays in
+    the log for ever, and one without effect only confuses readers.  The check runs in the
+    same transaction, on exactly the state the entry extends (see :func:`_refuse_rejected`).
+    Pending or waiting outcomes (an outsider's contribution, a join awaiting admission) are
+    not refusals.
     """
     with store.transaction():
         if not store.has_commons(commons):
@@ -43,19 +51,42 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
         entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind=kind, body=body,
                            deps=deps, timestamp=timestamp)
         _store_local(store, entry)
+        if not force:
+            _refuse_rejected(store, commons, entry)
     return entry
 
 
-def admit_once(store: Store, signer: Signer, commons: CID, join: CID) -> Entry | None:
+def _refuse_rejected(store: Store, commons: CID, entry: Entry) -> None:
+    """Raise RuleRefusal (rolling the enclosing transaction back) if the fold rejects the
+    entry just stored in it.  The live fold is incremental, so this costs what the entry's
+    own application costs; after a refusal the in-memory fold, which took the entry, is
+    dropped (the next read resumes from the committed checkpoint and store)."""
+    from .state import REJECTED
+    from .state.engine import current_state, forget
+
+    outcome = current_state(store, commons, persist=False).outcome(entry.id)
+    if outcome is None or outcome.status != REJECTED:
+        return
+    forget(store, commons)
+    reason = (outcome.reason or "the rules in force reject it").rstrip(".")
+    if reason[:2].istitle():  # "It exceeds…" -> "it exceeds…" (not "ID…")
+        reason = reason[0].lower() + reason[1:]
+    raise RuleRefusal(f"Refused by the rules in force: {reason}; nothing was stored (--force records it anyway).")
+
+
+def admit_once(store: Store, signer: Signer, commons: CID, join: CID, *, force: bool = True) -> Entry | None:
     """Write this member's admission of ``join`` unless the store already holds one by this
     member (whatever became of it: a forked author's admissions are rejected by the fold,
     so the join stays pending, and admitting again would only add rejected entries).
     Checked and written in one write transaction, so concurrent admitters on one home
-    (the daemon, ``p2pc admit``) write at most one."""
+    (the daemon, ``p2pc admit``) write at most one.  ``force`` defaults to True: the
+    daemon's automatic admissions target only pending joins, and one that a concurrent
+    admission made redundant is rejected harmlessly (and, stored, is never retried);
+    ``p2pc admit`` passes False to get the rule check of :func:`append`."""
     with store.transaction():
         if join.raw in admitted_joins(store, commons, signer.public_key):
             return None
-        return append(store, signer, commons, "admission", {"join": join}, extra_deps=[join])
+        return append(store, signer, commons, "admission", {"join": join}, extra_deps=[join], force=force)
 
 
 def admitted_joins(store: Store, commons: CID, author: bytes) -> set[bytes]:

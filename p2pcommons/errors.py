@@ -175,6 +175,13 @@ class SyncIncomplete(NetworkError):
     """A sync ended before this node caught up with its peers."""
 
 
+class RuleRefusal(P2PCError):
+    """A local write the rules in force would reject: refused before it is stored, because a
+    signed entry stays in the log for ever (``--force`` records it anyway)."""
+
+    exit_code = 7
+
+
 class InvalidInvite(UsageError):
     """An invite code is malformed, damaged or not for this use."""
 

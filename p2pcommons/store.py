@@ -239,6 +239,7 @@ class Store:
         except BaseException:
             self._in_transaction = False
             self._log_ids.clear()  # may name logs the rollback removed
+            self._archive_ready = False  # the rollback may have removed the archive tables
             # SQLite may have rolled back already (a full disk, an I/O error): the original
             # error is the one to report.
             with contextlib.suppress(sqlite3.Error):
@@ -751,7 +752,11 @@ class Store:
                 "'fold_archive')")}
             if names != {"fold_segments", "fold_archive_owner"}:
                 with self._no_wait():  # only writes when the tables are missing or outdated
-                    self._db.executescript(self._ARCHIVE_SCHEMA)
+                    if self._in_transaction:  # executescript would COMMIT the caller's transaction
+                        for statement in filter(None, (s.strip() for s in self._ARCHIVE_SCHEMA.split(";"))):
+                            self._db.execute(statement)
+                    else:
+                        self._db.executescript(self._ARCHIVE_SCHEMA)
             self._archive_ready = True
 
     def archive_open(self, space: bytes, pid: int, copy_from: bytes | None = None) -> None:

@@ -134,7 +134,8 @@ def test_resources_quota_and_listing(tmp_path: Path) -> None:
                       "--home", home)
     assert added["outcome"]["status"] == "applied"
     assert p2pc_json("resource", "use", "water", "4", "--home", home)["outcome"]["status"] == "applied"
-    over = p2pc_json("resource", "use", "water", "2", "--note", "garden", "--home", home)
+    assert "quota" in fails("resource", "use", "water", "2", "--note", "garden", "--home", home, code=7)
+    over = p2pc_json("resource", "use", "water", "2", "--note", "garden", "--force", "--home", home)
     assert over["outcome"]["status"] == "rejected" and "quota" in over["outcome"]["reason"]
     listed = p2pc_json("resource", "list", "--home", home)["resources"]
     assert listed[0]["name"] == "water" and sum(listed[0]["used"].values()) == 4

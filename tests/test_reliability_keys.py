@@ -211,12 +211,14 @@ def test_entries_signed_by_a_non_member_have_no_effect(tmp_path: Path) -> None:
     steward_id = p2pc_json("id", "--home", steward)["author_id"]
     _carry(steward, outsider, commons, tmp_path, "genesis")
     before = _effects(steward)
+    # --force: the outsider's own node refuses them (they are not a member); recorded anyway,
+    # as a hostile client would, they must have no effect on the steward's node either.
     written = [
-        p2pc_json("sanction", steward_id, "remove", "--reason", "takeover", "--home", outsider)["id"],
+        p2pc_json("sanction", steward_id, "remove", "--reason", "takeover", "--force", "--home", outsider)["id"],
         p2pc_json("rules", "propose", "--set", "membership.policy=open", "--title", "let me in",
-                  "--home", outsider)["id"],
-        p2pc_json("resource", "add", "pump", "--home", outsider)["id"],
-        p2pc_json("distribute", "100", "--home", outsider)["id"],
+                  "--force", "--home", outsider)["id"],
+        p2pc_json("resource", "add", "pump", "--force", "--home", outsider)["id"],
+        p2pc_json("distribute", "100", "--force", "--home", outsider)["id"],
     ]
     _carry(outsider, steward, commons, tmp_path, "outsider")
     for entry in written:
@@ -252,12 +254,13 @@ def test_stolen_key_is_contained_by_a_stewards_removal(tmp_path: Path) -> None:
     before = {home: _effects(home) for home in (steward, victim, honest)}
 
     # the thief writes after the removal, from a store that never saw it: every entry claims
-    # only pre-removal dependencies (the heads the stolen store knew)
+    # only pre-removal dependencies (the heads the stolen store knew); --force where the
+    # thief's own node would refuse (a hostile client signs whatever it likes)
     written = [
         p2pc_json("contribute", "--title", "fake work", "--value", "1000", "--home", thief)["id"],
         p2pc_json("contribute", "--title", "more fake work", "--value", "1000", "--home", thief)["id"],
-        p2pc_json("resource", "add", "tractor", "--home", thief)["id"],
-        p2pc_json("distribute", "50", "--home", thief)["id"],
+        p2pc_json("resource", "add", "tractor", "--force", "--home", thief)["id"],
+        p2pc_json("distribute", "50", "--force", "--home", thief)["id"],
     ]
     assert p2pc_json("status", written[0], "--home", thief)["status"] != "rejected"  # looked fine to the thief
     _carry(thief, steward, commons, tmp_path, "stolen-to-steward")
