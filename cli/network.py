@@ -56,16 +56,20 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging(verbose: int, as_json: bool) -> None:
-    """Logs go to stderr: INFO by default, DEBUG with -v; libp2p's own logs only with -vv."""
+    """Logs go to stderr.  Default: the node's INFO messages.  ``-v``: also one line per sync
+    session and per peer connect/disconnect (the ``p2pcommons.events`` logger).  ``-vv``: the
+    project's own DEBUG detail.  ``-vvv``: libp2p's DEBUG logs too (hundreds of lines a
+    second: only for debugging libp2p itself)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
-    logging.getLogger("p2pcommons").setLevel(logging.DEBUG if verbose else logging.INFO)
-    if verbose < 2:
+    root.setLevel(logging.DEBUG if verbose >= 3 else logging.INFO)  # other libraries: INFO at most
+    logging.getLogger("p2pcommons").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+    logging.getLogger("p2pcommons.events").setLevel(logging.INFO if verbose >= 1 else logging.WARNING)
+    if verbose < 3:
         for name in ("libp2p", "multiaddr", "zeroconf", "async_service", "trio-websocket"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     else:
@@ -102,7 +106,10 @@ def node_start(
     stall_timeout: Annotated[
         float, typer.Option("--stall-timeout", help="Seconds a silent peer may stall a session.", min=0.5, hidden=True)
     ] = 20.0,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: libp2p's too).")] = 0,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True,
+        help="-v: a line per sync session and peer event; -vv: debug detail; -vvv: libp2p's logs too.",
+    )] = 0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON Lines.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,

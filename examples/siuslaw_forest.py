@@ -91,7 +91,7 @@ def scenario(net: Cluster) -> Node:
     rosa.write("sanction", "Dale", "suspend", "--reason", "Second riparian buffer violation this season.")
     net.converge(what="the suspension")
     late = dale.refused("resource", "use", "Timber harvest", "10", "--note", "Salvage after windthrow")
-    require("suspend" in late, "a suspended member's claim is refused: " + late)
+    require("sanction" in late, "a suspended member's claim is refused: " + late)
     members = {m["name"]: m for m in rosa.json("members", quiet=True)["members"]}
     require(members["Dale"]["status"] == "suspended" and members["Dale"]["warnings"] == 1,
             "Dale: one warning, then suspended")

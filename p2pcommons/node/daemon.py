@@ -68,6 +68,26 @@ from .reach import CircuitDialer, Reach, RelaySettings
 from .session import PeerClosed, SessionResult, Stalled, run_session
 
 log = logging.getLogger("p2pcommons.node")
+# One readable line per sync session and per peer connect/disconnect (any peer, inbound
+# too): shown with ``-v`` (``p2pc node start -v``), not by default (cli/network.py
+# setup_logging; the default level logs only the maintained peers' connections).
+events = logging.getLogger("p2pcommons.events")
+
+
+def _short(text: str) -> str:
+    """The tail of a peer or commons id: enough to tell them apart in a log line."""
+    return "…" + text[-8:] if len(text) > 12 else text
+
+
+def _log_session(peer_id: str, direction: str, result: SessionResult, started: float, outcome: str) -> None:
+    commons = sorted(str(c) for c in (result.behind.keys() | result.touched))
+    events.info(
+        "sync %s peer %s: %s, sent %d, received %d (%d new), %.2f s, %s",
+        direction, _short(peer_id),
+        ("commons " + ", ".join(_short(c) for c in commons[:3]) + (f" +{len(commons) - 3}" if len(commons) > 3 else ""))
+        if commons else "no shared commons",
+        result.sent_entries, result.received_entries, result.added, time.monotonic() - started, outcome,
+    )
 T = TypeVar("T")
 
 TOPIC_PREFIX = "/p2pcommons/commons/"
@@ -392,6 +412,7 @@ class Node:
                 return SessionResult(complete=True, caught_up=True)
             with trio.fail_after(self.config.connect_timeout):
                 stream = await self.host.new_stream(ID.from_base58(peer_id), [sync.PROTOCOL_ID])
+            started = time.monotonic()
             with self._session_running():
                 result = await run_session(
                     stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
@@ -399,6 +420,7 @@ class Node:
                     on_totals=self._expect, budget=self.sync_budget,
                 )
             self._after_session(state, result)
+            _log_session(peer_id, "with", result, started, state.last_result)
             self._nursery_start(self.exchange.after_sync, peer_id)
             return result
         except (Stalled, PeerClosed) as exc:
@@ -503,6 +525,7 @@ class Node:
         self._inbound_peers.add(peer_id)
         violation: ProtocolViolation | None = None
         fault: Stalled | PeerClosed | None = None
+        started = time.monotonic()
         try:
             with self._session_running():
                 result = await run_session(stream, self.db, initiator=False,
@@ -510,6 +533,8 @@ class Node:
                                            on_batch_stored=self._on_stored, ingest=self.ingest,
                                            on_totals=self._expect, budget=self.sync_budget)
             state = self.peer(peer_id)
+            _log_session(peer_id, "from", result, started,
+                         "complete" if result.complete else (result.stopped or "incomplete"))
             self._note_behind(state, result)
             if result.complete:
                 state.last_sync = time.monotonic()  # both directions are done: not due again yet
@@ -658,6 +683,7 @@ class Node:
             await event.wait()
 
     def _on_disconnected(self, peer_id: str) -> None:
+        events.info("peer %s disconnected", _short(peer_id))
         self.peer(peer_id).last_seen = time.time()
         self._mdns_wakeup.set()
         event = self._disconnects.pop(peer_id, None)
@@ -665,6 +691,7 @@ class Node:
             event.set()
 
     def _on_connected(self, peer_id: str) -> None:
+        events.info("peer %s connected", _short(peer_id))
         if self.reach is not None:
             self.reach.peer_connected()
         self.peer(peer_id).last_seen = time.time()
