@@ -39,35 +39,45 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
     Pending or waiting outcomes (an outsider's contribution, a join awaiting admission) are
     not refusals.
     """
-    with store.transaction():
-        if not store.has_commons(commons):
-            raise NotFound(f"This node holds no commons {commons}.")
-        seq, own = store.tip(commons, signer.public_key)
-        prev: CID | None = min(own, key=lambda c: c.raw) if own else None
-        deps = current_deps(store, commons, signer.public_key)
-        for dep in extra_deps or ():
-            if dep not in deps and len(deps) < MAX_DEPS:
-                deps.append(dep)
-        entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind=kind, body=body,
-                           deps=deps, timestamp=timestamp)
-        _store_local(store, entry)
+    try:
+        with store.transaction():
+            if not store.has_commons(commons):
+                raise NotFound(f"This node holds no commons {commons}.")
+            seq, own = store.tip(commons, signer.public_key)
+            prev: CID | None = min(own, key=lambda c: c.raw) if own else None
+            deps = current_deps(store, commons, signer.public_key)
+            for dep in extra_deps or ():
+                if dep not in deps and len(deps) < MAX_DEPS:
+                    deps.append(dep)
+            entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind=kind, body=body,
+                               deps=deps, timestamp=timestamp)
+            _store_local(store, entry)
+            if not force:
+                _refuse_rejected(store, commons, entry)
+    except BaseException:
         if not force:
-            _refuse_rejected(store, commons, entry)
+            # The live fold may have taken the entry that the rollback (a refusal, a failed
+            # commit) removed: drop it, so the next read folds what the store holds.
+            from .state.engine import forget
+
+            forget(store, commons)
+        raise
     return entry
 
 
 def _refuse_rejected(store: Store, commons: CID, entry: Entry) -> None:
     """Raise RuleRefusal (rolling the enclosing transaction back) if the fold rejects the
     entry just stored in it.  The live fold is incremental, so this costs what the entry's
-    own application costs; after a refusal the in-memory fold, which took the entry, is
-    dropped (the next read resumes from the committed checkpoint and store)."""
+    own application costs; after a refusal :func:`append` drops the in-memory fold, which
+    took the entry (the next read resumes from the committed checkpoint and store).  A
+    caller holding an outer transaction must let the error end it (the entry is stored
+    in it)."""
     from .state import REJECTED
-    from .state.engine import current_state, forget
+    from .state.engine import current_state
 
     outcome = current_state(store, commons, persist=False).outcome(entry.id)
     if outcome is None or outcome.status != REJECTED:
         return
-    forget(store, commons)
     reason = (outcome.reason or "the rules in force reject it").rstrip(".")
     if reason[:2].istitle():  # "It exceeds…" -> "it exceeds…" (not "ID…")
         reason = reason[0].lower() + reason[1:]

@@ -117,3 +117,31 @@ def test_repeated_join_is_refused_but_a_pending_join_is_not(tmp_path: Path) -> N
     carry(home, newcomer, "b2")
     assert "member" in refused(newcomer, "join", commons, "--name", "nora").lower()
     assert "member" in refused(home, "join", commons).lower()  # the founder is a member already
+
+
+def test_a_refusal_leaves_the_live_fold_and_the_log_consistent(tmp_path: Path) -> None:
+    """In one process (no forget between writes): the refused entry is neither stored nor
+    left in the live fold, and the next write takes the same seq and is applied."""
+    from p2pcommons.author import append, create_commons
+    from p2pcommons.entry import Signer
+    from p2pcommons.state import genesis_body
+    from p2pcommons.state.engine import current_state
+    from p2pcommons.store import Store
+
+    signer = Signer(bytes(range(32)))
+    with Store(str(tmp_path / "store.sqlite")) as store:
+        commons = create_commons(store, signer, genesis_body("C", founders=[signer.public_key])).id
+        work = append(store, signer, commons, "contribution", {"title": "t", "kind": "work", "value": 1})
+        assert current_state(store, commons).outcome(work.id).status == "applied"  # type: ignore[union-attr]
+        with pytest.raises(RuleRefusal):
+            append(store, signer, commons, "review", {"contribution": work.id, "verdict": "accept"},
+                   extra_deps=[work.id])
+        assert store.count(commons) == 2
+        nxt = append(store, signer, commons, "contribution", {"title": "u", "kind": "work", "value": 1})
+        assert nxt.seq == 3 and store.count(commons) == 3
+        state = current_state(store, commons)
+        assert state.outcome(nxt.id).status == "applied"  # type: ignore[union-attr]
+        forced = append(store, signer, commons, "review", {"contribution": work.id, "verdict": "accept"},
+                        extra_deps=[work.id], force=True)
+        assert current_state(store, commons).outcome(forced.id).status == "rejected"  # type: ignore[union-attr]
+        assert store.count(commons) == 4
