@@ -292,7 +292,8 @@ class Store:
         """
         try:
             with self.transaction():
-                run: list[tuple[bytes, int, int, str, bytes]] = []  # consecutive entries of one log
+                rows: list[tuple[bytes, int, int, str, bytes]] = []
+                commons_of: dict[int, bytes] = {}
                 max_seq: dict[int, int] = {}
                 last: tuple[bytes, bytes] | None = None
                 log = 0
@@ -300,12 +301,10 @@ class Store:
                     commons = entry.commons_id
                     key = (commons.raw, entry.author)  # batches arrive grouped by log
                     if key != last:
-                        if last is not None:
-                            self._insert_run(last[0], log, run)
-                        run = []
                         log = self.log_id(commons, entry.author)
+                        commons_of[log] = commons.raw
                         last = key
-                    run.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
+                    rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
                     if entry.seq > max_seq.get(log, 0):
                         max_seq[log] = entry.seq
                     if entry.commons is None:  # a genesis entry
@@ -314,8 +313,7 @@ class Store:
                             "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
                             (entry.id.raw, name if isinstance(name, str) else "", entry.time),
                         )
-                if last is not None:
-                    self._insert_run(last[0], log, run)
+                self._insert_rows(rows, commons_of)
                 self._db.executemany(
                     "UPDATE logs SET max_seq = max(max_seq, ?) WHERE log = ?",
                     [(seq, log) for log, seq in max_seq.items()],
@@ -327,14 +325,34 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not save entries ({exc}).") from None
 
-    def _insert_run(self, commons_raw: bytes, log: int, rows: list[tuple[bytes, int, int, str, bytes]]) -> None:
-        """Insert entries of one log (in order) and add what was new to the commons' counts."""
-        was_empty = not self._log_has_entries(log)
-        added = self._db.executemany(
-            "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)", rows
-        ).rowcount
-        if added > 0:
-            self._bump_counts(commons_raw, added, 1 if was_empty else 0)
+    def _insert_rows(self, rows: list[tuple[bytes, int, int, str, bytes]], commons_of: dict[int, bytes]) -> None:
+        """Insert entry rows (in order, one statement) and add what was new to the commons'
+        counts.  The usual batch holds only new entries (the ingest path drops those already
+        stored): then SQLite's row count equals the distinct rows and the counts come from
+        the rows themselves.  Otherwise the insert is undone to a savepoint and redone with
+        only the entries not yet stored, so nothing is counted twice."""
+        unique = list({row[0]: row for row in rows}.values())
+        if not unique:
+            return
+        empty = {log for log in commons_of if not self._log_has_entries(log)}
+        insert = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)"
+        self._db.execute("SAVEPOINT insert_rows")
+        added = self._db.executemany(insert, unique).rowcount
+        if added != len(unique):
+            self._db.execute("ROLLBACK TO insert_rows")
+            stored = self.which_exist(row[0] for row in unique)
+            unique = [row for row in unique if row[0] not in stored]
+            self._db.executemany(insert, unique)
+        self._db.execute("RELEASE insert_rows")
+        per_commons: dict[bytes, list[int]] = {}
+        for row in unique:
+            counts = per_commons.setdefault(commons_of[row[1]], [0, 0])
+            counts[0] += 1
+            if row[1] in empty:
+                empty.discard(row[1])
+                counts[1] += 1
+        for commons_raw, (entries, authors) in per_commons.items():
+            self._bump_counts(commons_raw, entries, authors)
 
     def _log_has_entries(self, log: int) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE log = ? LIMIT 1", (log,)).fetchone() is not None
