@@ -1,9 +1,11 @@
 """Sync and gossip benchmark: real nodes as separate processes on 127.0.0.1.
 
 1. ``N`` entries (default 100,000; ``--entries``) from node A to a fresh node B over libp2p,
-   beside this machine's single-core ingest rate and raw Ed25519 verify rate measured in
-   the same run, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms) and
-   of B once it has folded the commons state afterwards (VmHWM).  B stores large transfers
+   beside the single-core floors measured in the same run (the whole ingest path, raw
+   Ed25519 verify, entry decode, SQLite insert into the store's layout), the load average
+   before and after, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms)
+   and of B once its daemon has folded the commons state (VmHWM, read after B's persisted
+   state head counts every entry, polled with a deadline).  B stores large transfers
    in its ingest process (a child, on the second core): its RSS and CPU are printed apart
    and summed with the daemon's.
 2. Gossip latency from one node to four others (separate processes, star topology): the
@@ -103,6 +105,57 @@ def verify_rate(raws: list[bytes], n: int = 5000) -> float:
     return len(signed) / (time.perf_counter() - start)
 
 
+def decode_rate(raws: list[bytes], n: int = 50_000) -> float:
+    """Single-core entry decoding (the canonical-form checks included), no signature."""
+    from p2pcommons.entry import decode_entry
+
+    sample = raws[1:n + 1]
+    start = time.perf_counter()
+    for raw in sample:
+        decode_entry(raw)
+    return len(sample) / (time.perf_counter() - start)
+
+
+def sqlite_insert_rate(raws: list[bytes], root: Path, n: int = 50_000, batch: int = 1000) -> float:
+    """Single-core SQLite inserts into the store's own tables (unique random ids, the (log,
+    seq) index, synchronous=FULL), one transaction per ``batch`` rows: no decoding, no checks."""
+    from p2pcommons.entry import decode_entry
+
+    rows = []
+    for raw in raws[1:n + 1]:
+        entry = decode_entry(raw)
+        rows.append((entry.id.raw, 1 + entry.author[0] % 10, entry.seq, entry.kind, raw))
+    with Store(root / "sqlite-probe.sqlite") as store:
+        db = store._db
+        start = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)",
+                           rows[i:i + batch])
+            db.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+    return len(rows) / elapsed
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 600) -> float | None:
+    """Seconds until ``home``'s daemon has persisted a state of ``commons`` that counts
+    ``count`` entries (its cached state head), or None if the deadline passed first."""
+    from p2pcommons.state.engine import cached_head
+
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        with contextlib.suppress(Exception), Store(home.store_file, reader=True) as store:
+            head = cached_head(store, commons)
+            if head is not None and int(head.get("count", 0)) >= count:
+                return time.monotonic() - start
+        time.sleep(0.2)
+    return None
+
+
 def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
                extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     args = [*P2PC, "node", "start", "--foreground", "--home", str(home.path), "--listen", "/ip4/127.0.0.1/tcp/0",
@@ -180,6 +233,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, Any]:
+    load_before = load_average()
     a = make_home(root, "a")
     b = make_home(root, "b")
     print(f"building {n:,} entries…", file=sys.stderr)
@@ -193,6 +247,8 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
         Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
     ingest = ingest_rate(raws, root)
     verify = verify_rate(raws)
+    decode = decode_rate(raws)
+    sqlite_rate = sqlite_insert_rate(raws, root)
     procs = [start_node(a)]
     try:
         addr = request(a, {"cmd": "status"})["addrs"][0]
@@ -227,12 +283,14 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
             reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
         finally:
             elapsed = time.perf_counter() - start
+            load_after = load_average()
             sampling.set()
             sampler.join()
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
         rss_a, rss_b = peaks
-        time.sleep(3)  # b folds the commons state once the sync has paused
+        # B folds the commons state once the sync has paused: read its memory after that.
+        fold_wait = wait_for_fold(b, commons, n + 1)
         rss_b_fold = peak_rss_mb(procs[1].pid)
     finally:
         stop(procs)
@@ -243,11 +301,14 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
         "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
         "single_core_ingest_per_s": round(ingest), "raw_verify_per_s": round(verify),
         "sync_vs_verify": round(n / elapsed / verify, 2),
+        "raw_decode_per_s": round(decode), "raw_sqlite_insert_per_s": round(sqlite_rate),
+        "load_avg_before": load_before, "load_avg_after_sync": load_after,
         "peak_rss_mb_a_during_sync": round(rss_a, 1), "peak_rss_mb_b_during_sync": round(rss_b, 1),
         "peak_rss_mb_b_ingest_process": round(child_peak[0], 1),
         "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
         "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
+        "b_fold_seen_after_s": None if fold_wait is None else round(fold_wait, 1),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
         "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
     }

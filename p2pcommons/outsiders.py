@@ -53,7 +53,6 @@ from typing import Any
 from .dagcbor import CID, link
 from .entry import Entry
 from .errors import ConfigError
-from .state.rules import outsider_policy, validate_rules
 from .store import Store
 
 DEFAULT_MAX_TOTAL = 1024                # outsider entries on probation per commons
@@ -112,6 +111,8 @@ def _policy(store: Store, commons: CID, batch: Sequence[Entry]) -> tuple[str, in
         allowed, _, number = cached.decode("ascii", "replace").partition(":")
         if allowed in ("join", "any") and number.isdigit():
             return allowed, int(number)
+    from .state.rules import outsider_policy, validate_rules  # the fold's package: only when needed
+
     genesis = next((e for e in batch if e.id == commons), None) or store.get(commons)
     rules: dict[str, Any] = {}
     if genesis is not None:
@@ -135,6 +136,8 @@ def first_waiting(store: Store, commons: CID, author: bytes, first: int, extra: 
 
 def remember_policy(store: Store, commons: CID, rules: dict[str, Any]) -> None:
     """Record the policy of the rules in force (called after a fold), if it changed."""
+    from .state.rules import outsider_policy
+
     allowed, number = outsider_policy(rules)
     value = f"{allowed}:{number}".encode("ascii")
     key = f"outsiders/{commons}/policy"

@@ -32,7 +32,9 @@ from .errors import InvalidEntry, StoreBusy, StoreError, system_error
 
 # 2: the outsiders' tables (insiders, vouched, outsider_logs), and entries that today's decoder
 # refuses (a time or an amount beyond the bounds of protocols/entry.md §3) cut out of their logs.
-SCHEMA_VERSION = 2
+# 3: per-commons entry and author counts (commons_counts), kept in the transaction that
+# inserts or deletes entries, so listing the commons never counts entries.
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_ENV = "P2PC_STORE_BUSY_TIMEOUT"
 DEFAULT_BUSY_TIMEOUT = 30.0
 # Test-only: cap the database at its current size (SQLite's max_page_count), so "the disk
@@ -96,7 +98,19 @@ CREATE TABLE IF NOT EXISTS outsider_logs (
     first INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS outsider_logs_by_commons ON outsider_logs (commons, stored);
+CREATE TABLE IF NOT EXISTS commons_counts (
+    commons BLOB PRIMARY KEY,
+    entries INTEGER NOT NULL,
+    authors INTEGER NOT NULL
+) WITHOUT ROWID;
 """
+
+# Recount every commons' entries and non-empty logs (the schema 3 migration; O(entries), once).
+_RECOUNT = (
+    "INSERT INTO commons_counts (commons, entries, authors) "
+    "SELECT logs.commons, count(*), count(DISTINCT logs.log) FROM entries JOIN logs ON logs.log = entries.log "
+    "GROUP BY logs.commons"
+)
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,7 @@ class Store:
                 self._db.executescript(_SCHEMA)
                 if version == 1:
                     self._cut_undecodable_logs()
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._fill_counts()
             max_pages = os.environ.get(MAX_PAGES_ENV)
             if max_pages and max_pages.isdigit():
                 self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
@@ -279,7 +293,8 @@ class Store:
         """
         try:
             with self.transaction():
-                rows = []
+                rows: list[tuple[bytes, int, int, str, bytes]] = []
+                commons_of: dict[int, bytes] = {}
                 max_seq: dict[int, int] = {}
                 last: tuple[bytes, bytes] | None = None
                 log = 0
@@ -288,6 +303,7 @@ class Store:
                     key = (commons.raw, entry.author)  # batches arrive grouped by log
                     if key != last:
                         log = self.log_id(commons, entry.author)
+                        commons_of[log] = commons.raw
                         last = key
                     rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
                     if entry.seq > max_seq.get(log, 0):
@@ -298,10 +314,7 @@ class Store:
                             "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
                             (entry.id.raw, name if isinstance(name, str) else "", entry.time),
                         )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+                self._insert_rows(rows, commons_of)
                 self._db.executemany(
                     "UPDATE logs SET max_seq = max(max_seq, ?) WHERE log = ?",
                     [(seq, log) for log, seq in max_seq.items()],
@@ -312,6 +325,66 @@ class Store:
                 )
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not save entries ({exc}).") from None
+
+    def _insert_rows(self, rows: list[tuple[bytes, int, int, str, bytes]], commons_of: dict[int, bytes]) -> None:
+        """Insert entry rows (in order, one statement) and add what was new to the commons'
+        counts.  The usual batch holds only new entries (the ingest path drops those already
+        stored): then SQLite's row count equals the distinct rows and the counts come from
+        the rows themselves.  Otherwise the insert is undone to a savepoint and redone with
+        only the entries not yet stored, so nothing is counted twice."""
+        unique = list({row[0]: row for row in rows}.values())
+        if not unique:
+            return
+        empty = {log for log in commons_of if not self._log_has_entries(log)}
+        insert = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)"
+        self._db.execute("SAVEPOINT insert_rows")
+        added = self._db.executemany(insert, unique).rowcount
+        if added != len(unique):
+            self._db.execute("ROLLBACK TO insert_rows")
+            stored = self.which_exist(row[0] for row in unique)
+            unique = [row for row in unique if row[0] not in stored]
+            self._db.executemany(insert, unique)
+        self._db.execute("RELEASE insert_rows")
+        per_commons: dict[bytes, list[int]] = {}
+        for row in unique:
+            counts = per_commons.setdefault(commons_of[row[1]], [0, 0])
+            counts[0] += 1
+            if row[1] in empty:
+                empty.discard(row[1])
+                counts[1] += 1
+        for commons_raw, (entries, authors) in per_commons.items():
+            self._bump_counts(commons_raw, entries, authors)
+
+    def _log_has_entries(self, log: int) -> bool:
+        return self._db.execute("SELECT 1 FROM entries WHERE log = ? LIMIT 1", (log,)).fetchone() is not None
+
+    def _bump_counts(self, commons_raw: bytes, entries: int, authors: int) -> None:
+        """Add to one commons' counts (call inside the transaction that changed its entries)."""
+        self._db.execute(
+            "INSERT INTO commons_counts (commons, entries, authors) VALUES (?, ?, ?) ON CONFLICT(commons) "
+            "DO UPDATE SET entries = entries + excluded.entries, authors = authors + excluded.authors",
+            (commons_raw, entries, authors),
+        )
+
+    def _delete_from(self, commons_raw: bytes, log: int, cut: int) -> None:
+        """Delete a log's entries from seq ``cut`` on, keeping the commons' counts."""
+        removed = self._db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut)).rowcount
+        if removed > 0:
+            self._bump_counts(commons_raw, -removed, 0 if self._log_has_entries(log) else -1)
+
+    def _fill_counts(self) -> None:
+        """Schema 3 migration: count every commons' entries once, and record the new version
+        in the same transaction (a crash in between leaves the old version: counted again)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM commons_counts")
+            self._db.execute(_RECOUNT)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
 
     def tip(self, commons: CID, author: bytes) -> tuple[int, list[CID]]:
         """The author's real newest position, read from the entries themselves: ``(seq,
@@ -467,31 +540,35 @@ class Store:
             result.append(Fork(CID(bytes(c)), bytes(a), int(s), ids))
         return result
 
+    def commons_ids(self) -> list[CID]:
+        """The commons held, oldest first, without their counts (O(commons))."""
+        return [CID(bytes(r[0])) for r in self._db.execute("SELECT id FROM commons ORDER BY created, id")]
+
     def commons_list(self) -> list[CommonsInfo]:
-        result = []
-        for cid, name, created in self._db.execute(
-            "SELECT id, name, created FROM commons ORDER BY created, id"
-        ).fetchall():
-            entries, authors = self._db.execute(
-                "SELECT count(entries.n), count(DISTINCT logs.log) FROM logs "
-                "JOIN entries ON entries.log = logs.log WHERE logs.commons = ?",
-                (cid,),
-            ).fetchone()
-            result.append(CommonsInfo(CID(bytes(cid)), name, created, entries, authors))
-        return result
+        """The commons held with their entry and author counts, read from ``commons_counts``
+        (kept by every insert and delete), so this costs O(commons), not O(entries)."""
+        return [
+            CommonsInfo(CID(bytes(cid)), name, created, int(entries), int(authors))
+            for cid, name, created, entries, authors in self._db.execute(
+                "SELECT c.id, c.name, c.created, coalesce(n.entries, 0), coalesce(n.authors, 0) FROM commons c "
+                "LEFT JOIN commons_counts n ON n.commons = c.id ORDER BY c.created, c.id"
+            ).fetchall()
+        ]
+
+    def counts(self) -> dict[CID, tuple[int, int]]:
+        """``(entries, authors with entries)`` per commons, from the kept counts."""
+        return {CID(bytes(c)): (int(e), int(a)) for c, e, a in self._db.execute(
+            "SELECT commons, entries, authors FROM commons_counts WHERE entries > 0")}
 
     def has_commons(self, commons: CID) -> bool:
         return self._db.execute("SELECT 1 FROM commons WHERE id=?", (commons.raw,)).fetchone() is not None
 
     def count(self, commons: CID | None = None) -> int:
+        """How many entries the store (or one commons) holds, from the kept counts."""
         if commons is None:
-            return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
-        return int(
-            self._db.execute(
-                "SELECT count(*) FROM entries JOIN logs ON logs.log = entries.log WHERE logs.commons=?",
-                (commons.raw,),
-            ).fetchone()[0]
-        )
+            return int(self._db.execute("SELECT coalesce(sum(entries), 0) FROM commons_counts").fetchone()[0])
+        row = self._db.execute("SELECT entries FROM commons_counts WHERE commons = ?", (commons.raw,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def log_after_size(self, commons: CID, author: bytes, after_seq: int) -> tuple[int, int]:
         """How many entries, and how many bytes, one author's log holds above ``after_seq``
@@ -688,7 +765,7 @@ class Store:
                 self._db.execute("DELETE FROM outsider_logs WHERE log = ?", (log,))
                 if cut is None:
                     continue
-                self._db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut))
+                self._delete_from(bytes(commons_raw), int(log), cut)
                 self._db.execute("DELETE FROM forks WHERE log = ? AND seq >= ?", (log, cut))
                 self._db.execute("UPDATE logs SET max_seq = ? WHERE log = ?", (cut - 1, log))
                 affected.add(commons)

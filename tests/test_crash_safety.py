@@ -112,6 +112,7 @@ def test_kill_9_never_corrupts_or_loses_reported_writes(tmp_path: Path) -> None:
                 store._db.execute("DELETE FROM entries WHERE log IN (SELECT log FROM logs WHERE commons=?)",
                                   (bundle_commons.raw,))
                 store._db.execute("DELETE FROM logs WHERE commons=?", (bundle_commons.raw,))
+                store._db.execute("DELETE FROM commons_counts WHERE commons=?", (bundle_commons.raw,))
                 store._db.execute("DELETE FROM commons WHERE id=?", (bundle_commons.raw,))
                 store._log_ids.clear()
         finally:

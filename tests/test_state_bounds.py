@@ -310,6 +310,7 @@ def test_a_schema_1_store_holding_an_out_of_range_entry_opens_and_folds(tmp_path
         assert store._db.execute("SELECT count(*) FROM insiders").fetchone()[0] >= 0
         assert store.get(CID.of(late)) is None and store.get(first.id) is not None
         assert store.max_seq(genesis.id, SIGNERS[1].public_key) == 1
+        assert store.count(genesis.id) == 3  # the kept counts (schema 3) are taken after the cut
         forget()
         from p2pcommons.state.engine import current_state
 

@@ -389,7 +389,7 @@ class Node:
     # --- sync -----------------------------------------------------------------------------
 
     async def held_commons(self) -> list[CID]:
-        return await self.db(lambda s: [c.id for c in s.commons_list()])
+        return await self.db(lambda s: s.commons_ids())
 
     async def sync_with(self, peer_id: str, want: Sequence[CID] | None = None,
                         on_progress: Callable[[int, int, int, int], None] | None = None) -> SessionResult | None:
@@ -1254,7 +1254,7 @@ def _peer_text(raw: bytes) -> str:
 def _author_peer_ids(store: Store) -> set[str]:
     from p2pcommons.identity import peer_id_text
 
-    return {peer_id_text(h.author) for info in store.commons_list() for h in store.heads(info.id)}
+    return {peer_id_text(h.author) for commons in store.commons_ids() for h in store.heads(commons)}
 
 
 def _seqs(store: Store, commons: CID) -> dict[bytes, int]:

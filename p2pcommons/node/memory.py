@@ -39,7 +39,7 @@ class Side:
 
     def summaries(self, asked: Sequence[CID] | None) -> list[sync.Summary]:
         if asked is None:
-            commons = list(self.want) if self.want is not None else [c.id for c in self.store.commons_list()]
+            commons = list(self.want) if self.want is not None else self.store.commons_ids()
         else:
             commons = [c for c in asked if self.store.has_commons(c)]
         return [page for c in commons for page in replica.summary_pages(self.store, c)]
