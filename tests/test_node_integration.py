@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,11 @@ from p2pcommons.identity import load_identity
 from p2pcommons.ingest import Ingestor
 from p2pcommons.node.notify import request
 from p2pcommons.store import Store
+from tests.support.localnode import wait_for  # one polling helper (re-exported for other tests)
 
 pytestmark = pytest.mark.network
 
 P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    for _ in range(int(timeout / interval) + 2):
-        last = condition()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 class NodeProc:
