@@ -431,7 +431,12 @@ async def _run_session(
             nursery.start_soon(reader, nursery)
             nursery.start_soon(ingester)
             await finished.wait()
-            nursery.cancel_scope.cancel()
+            # Cancel only between writes: a write cancelled after taking the bytes from the
+            # session (as a multiplexer's write can be) would lose the last ACK or DONE, and
+            # the peer would read end-of-stream before its session completed.  What is still
+            # queued goes out in the goodbye flush below.
+            async with write_lock:
+                nursery.cancel_scope.cancel()
 
     try:
         async def say_stop() -> None:
