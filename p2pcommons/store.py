@@ -139,6 +139,19 @@ class CommonsInfo:
     authors: int
 
 
+@dataclass(frozen=True)
+class StoredRow:
+    """One stored entry as the store indexes it, for the audit (``p2pc verify``), which
+    re-derives all of it from ``raw`` and compares."""
+
+    id: bytes
+    seq: int
+    raw: bytes
+    commons: bytes
+    author: bytes
+    log: int
+
+
 class Store:
     """One SQLite file.  Not thread-safe: use from one thread at a time.
 
@@ -539,6 +552,31 @@ class Store:
             )
             result.append(Fork(CID(bytes(c)), bytes(a), int(s), ids))
         return result
+
+    # --- the audit (p2pc verify): what is stored, read as stored, nothing cached ------------
+
+    def quick_check(self) -> str:
+        """SQLite's own check of the file (``PRAGMA quick_check``): ``"ok"`` or its first
+        finding. Raises ``sqlite3.DatabaseError`` when the file is too damaged to be checked."""
+        return str(self._db.execute("PRAGMA quick_check").fetchone()[0])
+
+    def stored_rows(self) -> Iterator[StoredRow]:
+        """Every stored entry with the commons, author, log and seq it is indexed under, each
+        log in sequence order, streamed (memory stays flat whatever the store holds)."""
+        cursor = self._db.execute(
+            "SELECT entries.id, entries.seq, entries.raw, logs.commons, logs.author, entries.log "
+            "FROM entries JOIN logs ON logs.log = entries.log ORDER BY entries.log, entries.seq"
+        )
+        while rows := cursor.fetchmany(1000):
+            for entry_id, seq, raw, commons, author, log in rows:
+                yield StoredRow(bytes(entry_id), int(seq), bytes(raw), bytes(commons), bytes(author), int(log))
+
+    def stored_fork_count(self) -> int:
+        """How many (log, seq) positions hold more than one entry: the forks as stored,
+        whatever the ``forks`` table (the evidence kept for them) says."""
+        return int(self._db.execute(
+            "SELECT count(*) FROM (SELECT log, seq FROM entries GROUP BY log, seq HAVING count(*) > 1)"
+        ).fetchone()[0])
 
     def commons_ids(self) -> list[CID]:
         """The commons held, oldest first, without their counts (O(commons))."""

@@ -17,6 +17,8 @@ from .entry import decode_entry
 from .errors import InvalidEntry
 from .store import Store
 
+_PROGRESS_EVERY = 2000  # entries between progress reports
+
 
 @dataclass
 class VerifyReport:
@@ -50,44 +52,38 @@ class VerifyReport:
 def verify_store(store: Store, on_progress: Callable[[int], None] | None = None) -> VerifyReport:
     report = VerifyReport()
     try:
-        integrity = store._db.execute("PRAGMA quick_check").fetchone()[0]
+        integrity = store.quick_check()
     except sqlite3.DatabaseError as exc:
         report.problems.append(f"SQLite integrity check failed ({exc})")
         return report
     if integrity != "ok":
         report.problems.append(f"SQLite integrity check failed ({integrity})")
-    rows = store._db.execute(
-        "SELECT entries.id, entries.seq, entries.raw, logs.commons, logs.author, entries.log "
-        "FROM entries JOIN logs ON logs.log = entries.log ORDER BY entries.log, entries.seq"
-    )
     ids_at: dict[tuple[int, int], set[bytes]] = {}
     previous_log = None
-    while batch := rows.fetchmany(2000):
-        for raw_id, seq, raw, commons, author, log in batch:
-            if log != previous_log:
-                ids_at = {}
-                previous_log = log
-            report.entries += 1
-            label = str(CID(bytes(raw_id)))
-            try:
-                entry = decode_entry(bytes(raw))
-                entry.verify_signature()
-            except InvalidEntry as error:
-                report.problems.append(f"entry {label}: {error}")
-                continue
-            if entry.id.raw != bytes(raw_id):
-                report.problems.append(f"entry {label}: stored under the wrong id")
-            if entry.commons_id.raw != bytes(commons) or entry.author != bytes(author) or entry.seq != seq:
-                report.problems.append(f"entry {label}: indexed under the wrong log or position")
-            if entry.seq > 1 and (entry.prev is None or entry.prev.raw not in ids_at.get((log, seq - 1), set())):
-                report.problems.append(f"entry {label}: its predecessor (seq {seq - 1}) is missing")
-            ids_at.setdefault((log, seq), set()).add(entry.id.raw)
-        if on_progress:
+    for row in store.stored_rows():
+        if row.log != previous_log:
+            ids_at = {}
+            previous_log = row.log
+        report.entries += 1
+        if on_progress and report.entries % _PROGRESS_EVERY == 0:
             on_progress(report.entries)
-    for (count,) in store._db.execute(
-        "SELECT count(*) FROM (SELECT log, seq FROM entries GROUP BY log, seq HAVING count(*) > 1)"
-    ):
-        report.forks = int(count)
+        label = str(CID(row.id))
+        try:
+            entry = decode_entry(row.raw)
+            entry.verify_signature()
+        except InvalidEntry as error:
+            report.problems.append(f"entry {label}: {error}")
+            continue
+        if entry.id.raw != row.id:
+            report.problems.append(f"entry {label}: stored under the wrong id")
+        if entry.commons_id.raw != row.commons or entry.author != row.author or entry.seq != row.seq:
+            report.problems.append(f"entry {label}: indexed under the wrong log or position")
+        if entry.seq > 1 and (entry.prev is None or entry.prev.raw not in ids_at.get((row.log, row.seq - 1), set())):
+            report.problems.append(f"entry {label}: its predecessor (seq {row.seq - 1}) is missing")
+        ids_at.setdefault((row.log, row.seq), set()).add(entry.id.raw)
+    if on_progress and report.entries % _PROGRESS_EVERY:
+        on_progress(report.entries)
+    report.forks = store.stored_fork_count()
     recorded = len(store.forks())
     if recorded != report.forks:
         report.problems.append(f"{report.forks} forks are stored but {recorded} are on record as evidence")
