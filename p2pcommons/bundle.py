@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from p2pcommons.protocols.framing import decode_uvarint, encode_uvarint
+
 from . import dagcbor
 from .dagcbor import CID
 from .entry import MAX_ENTRY_BYTES
@@ -36,21 +38,6 @@ MAGIC = b"P2PCBUN\x01"
 MAX_HEADER_BYTES = 64 * 1024
 DIGEST_BYTES = 32
 _CHUNK = 1 << 16
-
-
-def encode_uvarint(value: int) -> bytes:
-    """Unsigned LEB128, the length prefix of bundle and sync frames."""
-    if value < 0:
-        raise ValueError("uvarint of a negative number")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -165,29 +152,10 @@ class BundleReader:
     def _read_frame(self, limit: int) -> bytes:
         if len(self._buf) - self._pos < 5:
             self._fill(5)  # a frame length is at most 5 bytes; fewer may remain at the end
-        buf = self._buf
-        pos = self._pos
-        if pos + 2 <= len(buf) and buf[pos] & 0x80 and 0 < buf[pos + 1] < 0x80:
-            # the common case, an entry of 128 bytes to 16 KiB: a two-byte length
-            length = (buf[pos] & 0x7F) | (buf[pos + 1] << 7)
-            self.bytes_read += 2
-            self._pos = pos + 2
-            if length > limit:
-                raise MalformedBundle(f"A frame of {length} bytes exceeds the limit of {limit} bytes.")
-            return self._read_exact(length, what="an entry")
-        length = 0
-        for shift in range(0, 35, 7):
-            if pos >= len(buf):
-                raise BundleTruncated("The bundle ends in the middle of a frame length: it is truncated.")
-            byte = buf[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                if byte == 0 and shift:
-                    raise MalformedBundle("A frame length is not minimally encoded.")
-                break
-        else:
-            raise MalformedBundle("A frame length is too long.")
+        decoded = decode_uvarint(self._buf, self._pos, limit=5, what="A frame length", error=MalformedBundle)
+        if decoded is None:
+            raise BundleTruncated("The bundle ends in the middle of a frame length: it is truncated.")
+        length, pos = decoded
         self.bytes_read += pos - self._pos
         self._pos = pos
         if length > limit:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2pcommons import dagcbor
-from p2pcommons.bundle import encode_uvarint
 from p2pcommons.dagcbor import CID
 from p2pcommons.errors import InvalidEntry, ProtocolViolation
+from p2pcommons.protocols.framing import decode_uvarint, encode_uvarint
 
 PROTOCOL_ID = "/p2pcommons/sync/1"
 VERSION = 1
@@ -173,26 +173,6 @@ NEED_DATA = _NeedData()
 
 
 # --- framing ------------------------------------------------------------------------------
-
-
-def decode_uvarint(data: bytes | bytearray | memoryview, pos: int, *, limit: int = 9) -> tuple[int, int] | None:
-    """``(value, next_pos)``, or ``None`` if ``data`` ends inside the varint.
-
-    Minimal encoding only (no trailing zero groups) and at most ``limit`` bytes.
-    """
-    value = 0
-    shift = 0
-    for i in range(limit):
-        if pos + i >= len(data):
-            return None
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if byte == 0 and i:
-                raise ProtocolViolation("A varint is not minimally encoded.")
-            return value, pos + i + 1
-        shift += 7
-    raise ProtocolViolation("A varint is too long.")
 
 
 def frame(kind: int, body: bytes = b"") -> bytes:

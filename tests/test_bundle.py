@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pcommons import dagcbor
-from p2pcommons.bundle import MAGIC, BundleReader, encode_uvarint, import_bundle, write_bundle
+from p2pcommons.bundle import MAGIC, BundleReader, import_bundle, write_bundle
 from p2pcommons.entry import sign_entry
 from p2pcommons.errors import (
     BundleTampered,
@@ -28,6 +28,7 @@ from p2pcommons.errors import (
     WrongCommons,
 )
 from p2pcommons.ingest import ingest
+from p2pcommons.protocols.framing import encode_uvarint
 from p2pcommons.store import Fork, Head, Store
 
 from .support.signed import SIGNERS, History, histories, new_store, scaled

@@ -17,7 +17,7 @@ from p2pcommons import errors
 from p2pcommons.home import Home
 from p2pcommons.identity import create_identity
 from p2pcommons.node.daemon import Node, NodeConfig
-from p2pcommons.node.notify import _error
+from p2pcommons.protocols.control import error_of as _error
 
 
 def _exchange(tmp_path: Path, request: bytes) -> bytes:

@@ -24,6 +24,7 @@ from p2pcommons.bundle import import_bundle, write_bundle
 from p2pcommons.errors import P2PCError, ReceivedDataError
 from p2pcommons.home import Home
 from p2pcommons.ingest import ingest
+from p2pcommons.protocols.framing import encode_uvarint
 from p2pcommons.store import Store
 
 from .support.histories import linear_history, raws
@@ -127,8 +128,6 @@ def test_key_files(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
 
 def test_huge_announced_frames_are_refused_not_allocated(target: Store, valid_bundle: bytes) -> None:
     """A frame length may announce gigabytes; the reader must refuse it, not allocate it."""
-    from p2pcommons.bundle import encode_uvarint
-
     tracemalloc.start()
     try:
         for announced in (2**20, 2**31, 2**34):

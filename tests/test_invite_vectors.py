@@ -15,7 +15,7 @@ import pytest
 from p2pcommons import dagcbor
 from p2pcommons.dagcbor import CID
 from p2pcommons.errors import InvalidInvite, InviteExpired
-from p2pcommons.node.invite import DOMAIN, Invite, decode_invite, encode_invite
+from p2pcommons.protocols.invite import DOMAIN, Invite, decode_invite, encode_invite
 
 VECTORS = Path(__file__).resolve().parent.parent / "protocols" / "vectors"
 DOC: dict[str, Any] = json.loads((VECTORS / "invites.json").read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ import pytest
 from p2pcommons.errors import NetworkError
 from p2pcommons.home import Home
 from p2pcommons.node import addressing
-from p2pcommons.node.invite import decode_invite
+from p2pcommons.protocols.invite import decode_invite
 from tests.test_node_integration import P2PC, NodeProc, converged, wait_for
 from tests.test_node_integration import nodes as nodes  # the fixture
 

@@ -157,7 +157,7 @@ def flood() -> None:
 
     from p2pcommons import dagcbor
     from p2pcommons.dagcbor import CID
-    from p2pcommons.node.daemon import topic_of
+    from p2pcommons.protocols.gossip import topic_of
     from p2pcommons.protocols.sync import PROTOCOL_ID as PROTOCOL_ID_SYNC
 
     target, commons = sys.argv[2], CID.parse(sys.argv[3])

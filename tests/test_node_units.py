@@ -16,9 +16,10 @@ from p2pcommons.entry import Signer
 from p2pcommons.errors import DaemonRunning, InvalidInvite, InviteExpired, UsageError
 from p2pcommons.home import Home
 from p2pcommons.node import peers
-from p2pcommons.node.invite import Invite, decode_invite, encode_invite, make_token, parse_duration
+from p2pcommons.node.invite import parse_duration
 from p2pcommons.node.lock import NodeLock, running_pid
 from p2pcommons.node.notify import notify_daemon
+from p2pcommons.protocols.invite import Invite, decode_invite, encode_invite, make_token
 
 COMMONS = CID.of(b"a commons")
 ADDR = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWLdUfXhpRy8u2QQhCnCsz4W82w2H8xnDD3YiCXqjY2Wy5"

@@ -40,9 +40,9 @@ from p2pcommons import dagcbor
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer, sign_entry
 from p2pcommons.errors import P2PCError
-from p2pcommons.node.daemon import decode_announcement
-from p2pcommons.node.invite import PREFIX, Invite, decode_invite, encode_invite, make_token
 from p2pcommons.protocols import sync
+from p2pcommons.protocols.gossip import decode_announcement
+from p2pcommons.protocols.invite import PREFIX, Invite, decode_invite, encode_invite, make_token
 
 from .support.histories import linear_history, seed
 

@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from p2pcommons import dagcbor
-from p2pcommons.bundle import MAGIC, encode_uvarint, write_bundle
+from p2pcommons.bundle import MAGIC, write_bundle
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import FORMAT_VERSION, SIGNATURE_DOMAIN, Entry, Signer, decode_entry, sign_entry
 from p2pcommons.errors import MalformedEntry
 from p2pcommons.identity import parse_author_id
 from p2pcommons.ingest import ingest
+from p2pcommons.protocols.framing import encode_uvarint
 from p2pcommons.state import REJECTED, fold, genesis_body
 from p2pcommons.state.engine import forget
 from tests.support.signed import new_store

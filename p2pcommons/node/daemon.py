@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import logging
 import os
 import random
@@ -36,7 +34,6 @@ import trio
 
 from p2pcommons import dagcbor
 from p2pcommons.dagcbor import CID
-from p2pcommons.entry import MAX_ENTRY_BYTES, decode_entry
 from p2pcommons.errors import (
     InvalidEntry,
     NetworkError,
@@ -51,7 +48,15 @@ from p2pcommons.identity import Identity
 from p2pcommons.ingest import Ingestor, IngestReport
 from p2pcommons.outsiders import Limits
 from p2pcommons.outsiders import expire as expire_outsiders
-from p2pcommons.protocols import sync
+from p2pcommons.protocols import control, sync
+from p2pcommons.protocols.gossip import (
+    MAX_GOSSIP_BYTES,
+    MAX_GOSSIP_ENTRIES,
+    decode_announcement,
+    encode_announcement,
+    message_id,
+    topic_of,
+)
 from p2pcommons.store import Store
 
 from . import addressing, preauth, scoring
@@ -90,16 +95,11 @@ def _log_session(peer_id: str, direction: str, result: SessionResult, started: f
     )
 T = TypeVar("T")
 
-TOPIC_PREFIX = "/p2pcommons/commons/"
-MAX_GOSSIP_BYTES = 256 * 1024
-MAX_GOSSIP_ENTRIES = 32
-MAX_GOSSIP_HEADS = 256
 GOSSIP_RATE_LIMIT = 50          # messages per second per forwarding peer
 BAN_SCORE = scoring.BAN_SCORE
 SCORE_INVALID = scoring.INVALID  # invalid entries, bad frames, garbage (a stall or a drop costs nothing)
 SCORE_FLOOD = scoring.FLOOD
 MAX_INBOUND_SESSIONS = 16
-CONTROL_MAX_LINE = 64 * 1024
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
@@ -118,10 +118,6 @@ STORE_ERRORS = (StoreError, sqlite3.Error)
 def _store_error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, StoreError) else f"the store failed ({exc})"
 EXPIRY_CHECK = 60.0             # how often outsiders' logs on probation are checked for expiry
-
-
-def topic_of(commons: CID) -> str:
-    return TOPIC_PREFIX + str(commons)
 
 
 @dataclass
@@ -928,28 +924,25 @@ class Node:
     async def _control_client(self, stream: trio.SocketStream) -> None:
         async with stream:
             buffer = bytearray()
-            with trio.move_on_after(5):
-                while b"\n" not in buffer and len(buffer) < CONTROL_MAX_LINE:
+            with trio.move_on_after(control.REQUEST_SECONDS):
+                while not control.request_complete(buffer):
                     chunk = await stream.receive_some(4096)
                     if not chunk:
                         break
                     buffer += chunk
-            try:
-                request = json.loads(buffer.split(b"\n", 1)[0])
-                if not isinstance(request, dict):
-                    raise ValueError
-            except ValueError:
-                reply: dict[str, Any] = {"ok": False, "error": "The request is not a JSON object.", "code": 2}
+            request = control.decode_request(buffer)
+            if request is None:
+                reply = control.failure(control.NOT_AN_OBJECT, 2)
             else:
                 try:
-                    reply = {"ok": True, **await self._control(request)}
+                    reply = control.success(await self._control(request))
                 except P2PCError as exc:
-                    reply = {"ok": False, "error": str(exc), "code": exc.exit_code}
+                    reply = control.failure(str(exc), exc.exit_code)
                 except Exception as exc:
                     log.exception("control request failed")
-                    reply = {"ok": False, "error": f"The node failed: {exc}", "code": 1}
+                    reply = control.failure(f"The node failed: {exc}", 1)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(json.dumps(reply, default=str).encode() + b"\n")
+                await stream.send_all(control.encode_reply(reply))
 
     async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
@@ -1242,7 +1235,7 @@ def _notifee(node: Node) -> Any:
 
 def _message_id(msg: Any) -> bytes:
     """Content-addressed gossip ids: one announcement relayed by many peers is one message."""
-    return hashlib.sha256(bytes(msg.data)).digest()
+    return message_id(bytes(msg.data))
 
 
 def _peer_text(raw: bytes) -> str:
@@ -1294,50 +1287,7 @@ def _announcement(store: Store, commons: CID, last: dict[bytes, int]) -> tuple[b
                         size += len(raw)
         if len(entries) > MAX_GOSSIP_ENTRIES or size > MAX_GOSSIP_BYTES // 2:
             entries = []  # too much for one message: announce heads, peers pull by sync
-    heads_out = sorted(moved, key=lambda h: (h.author, h.seq, h.id.raw))[:MAX_GOSSIP_HEADS]
-    data = dagcbor.encode({
-        "commons": commons,
-        "heads": [[h.author, h.seq, h.id] for h in heads_out],
-        "entries": entries,
-    })
-    return data, seqs
-
-
-def decode_announcement(data: bytes, commons: CID, *, verify: bool) -> tuple[list[tuple[bytes, int, CID]], list[bytes]]:
-    """Check a gossip message; ``verify`` also checks every entry's signature (gossiped
-    entries are verified one by one, DESIGN.md §5)."""
-    if len(data) > MAX_GOSSIP_BYTES:
-        raise ProtocolViolation("The gossip message is too large.")
-    try:
-        value = dagcbor.decode(data)
-    except InvalidEntry:
-        raise ProtocolViolation("The gossip message is not canonical DAG-CBOR.") from None
-    if type(value) is not dict or set(value) != {"commons", "heads", "entries"}:
-        raise ProtocolViolation("The gossip message has the wrong fields.")
-    if dagcbor.link(value["commons"]) != commons:
-        raise ProtocolViolation("The gossip message names another commons than its topic.")
-    heads_in, entries_in = value["heads"], value["entries"]
-    if type(heads_in) is not list or len(heads_in) > MAX_GOSSIP_HEADS:
-        raise ProtocolViolation("The gossip message's heads are not a short list.")
-    if type(entries_in) is not list or len(entries_in) > MAX_GOSSIP_ENTRIES + 1:
-        raise ProtocolViolation("The gossip message carries too many entries.")
-    heads = []
-    for item in heads_in:
-        if (type(item) is not list or len(item) != 3 or type(item[0]) is not bytes or len(item[0]) != 32
-                or type(item[1]) is not int or item[1] < 1):
-            raise ProtocolViolation("A gossiped head is not [author, seq, id].")
-        heads.append((item[0], item[1], dagcbor.link(item[2])))
-    entries = []
-    for raw in entries_in:
-        if type(raw) is not bytes or len(raw) > MAX_ENTRY_BYTES:
-            raise ProtocolViolation("A gossiped entry is not an entry.")
-        if verify:
-            entry = decode_entry(raw)
-            if entry.commons_id != commons:
-                raise ProtocolViolation("A gossiped entry belongs to another commons.")
-            entry.verify_signature()
-        entries.append(raw)
-    return heads, entries
+    return encode_announcement(commons, [(h.author, h.seq, h.id) for h in moved], entries), seqs
 
 
 @functools.lru_cache(maxsize=16)
@@ -1363,7 +1313,7 @@ def _apply_gossip(store: Store, commons: CID, heads: list[tuple[bytes, int, CID]
 def _invited_joins(store: Store, state: Any, commons: CID, me: bytes) -> list[CID]:
     """Pending joins carrying an invite token this member signed, still valid (not
     expired when the join was written, uses left): invite-only commons admit these."""
-    from p2pcommons.node.invite import check_token
+    from p2pcommons.protocols.invite import check_token
 
     policy = state.rules.get("membership", {}).get("policy")
     member = state.member_info(me)

@@ -1,9 +1,10 @@
 """Talking to a running daemon over its control socket, without importing libp2p.
 
-The control protocol is JSON Lines over the Unix socket ``home.control_socket`` (mode
-0600, so only this user can drive the node): the client writes one request object
-``{"cmd": ..., ...}`` and a newline, the daemon answers with one object
-``{"ok": true, ...}`` or ``{"ok": false, "error": "...", "code": N}`` and a newline.
+The control protocol (``protocols/control.md``, its framing in ``protocols/control.py``) is
+JSON Lines over the Unix socket ``home.control_socket`` (mode 0600, so only this user can
+drive the node): the client writes one request object ``{"cmd": ..., ...}`` and a newline,
+the daemon answers with one object ``{"ok": true, ...}`` or ``{"ok": false, "error": "...",
+"code": N}`` and a newline.
 
 Commands: ``ping``, ``status``, ``notify`` (the store changed: announce now), ``stop``,
 ``sync`` (``addr``, ``want``, ``timeout``), ``connect`` (``addr``), ``forget`` (``target``:
@@ -17,15 +18,13 @@ made from the CLI, which must start fast and must not wait when no daemon runs.
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 from pathlib import Path
 from typing import Any
 
 from p2pcommons.errors import DaemonNotRunning, NetworkError
 from p2pcommons.home import Home, resolve_home
-
-MAX_REPLY = 4 * 1024 * 1024
+from p2pcommons.protocols.control import MAX_REPLY, decode_reply, encode_request
 
 
 def _home(home: Home | Path | str | None) -> Home:
@@ -77,7 +76,7 @@ def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(_socket_path(target))
-            sock.sendall(json.dumps(message).encode() + b"\n")
+            sock.sendall(encode_request(message))
             data = bytearray()
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)
@@ -92,22 +91,4 @@ def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout:
         raise NetworkError("The node did not answer on its control socket in time.") from None
     except OSError as exc:
         raise NetworkError(f"The node's control socket failed ({exc.strerror or exc}).") from None
-    try:
-        reply = json.loads(data)
-    except ValueError:
-        raise NetworkError("The node sent an unreadable reply on its control socket.") from None
-    if not isinstance(reply, dict):
-        raise NetworkError("The node sent an unreadable reply on its control socket.")
-    if not reply.get("ok"):
-        raise _error(reply)
-    return reply
-
-
-def _error(reply: dict[str, Any]) -> Exception:
-    from p2pcommons import errors
-
-    code = int(reply.get("code", 6))
-    message = str(reply.get("error", "The node reported an error."))
-    cls = {2: errors.UsageError, 3: errors.ReceivedDataError, 5: errors.StoreError}.get(code, NetworkError)
-    error = cls(message)
-    return error
+    return decode_reply(data)

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import cbor2
 
 from p2pcommons import errors
-from p2pcommons.bundle import MAGIC, encode_uvarint, import_bundle, write_bundle
+from p2pcommons.bundle import MAGIC, import_bundle, write_bundle
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import (
     MAX_ENTRY_BYTES,
@@ -52,6 +52,7 @@ from p2pcommons.entry import (
 )
 from p2pcommons.identity import author_id_text, peer_id_text
 from p2pcommons.ingest import Ingestor
+from p2pcommons.protocols.framing import encode_uvarint
 from p2pcommons.store import Store
 
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,8 @@ from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.errors import InvalidEntry, ProtocolViolation
 from p2pcommons.identity import peer_id_text
 from p2pcommons.ingest import Ingestor
-from p2pcommons.node.daemon import MAX_GOSSIP_BYTES, _announcement, decode_announcement, topic_of
+from p2pcommons.node.daemon import _announcement
+from p2pcommons.protocols.gossip import MAX_GOSSIP_BYTES, decode_announcement, topic_of
 from p2pcommons.store import Store
 
 HERE = Path(__file__).resolve().parent

@@ -22,7 +22,7 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer
 from p2pcommons.errors import InvalidInvite
 from p2pcommons.identity import peer_id_text
-from p2pcommons.node.invite import DOMAIN, PREFIX, Invite, decode_invite, encode_invite
+from p2pcommons.protocols.invite import DOMAIN, PREFIX, Invite, decode_invite, encode_invite
 
 HERE = Path(__file__).resolve().parent
 SEED = bytes(range(32))  # "alice" of entries.json

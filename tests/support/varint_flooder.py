@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from p2pcommons.bundle import encode_uvarint  # the same LEB128 as every frame length
+from p2pcommons.protocols.framing import encode_uvarint  # the same LEB128 as every frame length
 
 CONNECTIONS = 4
 LIMIT = 256 * 1024 * 1024       # per connection
