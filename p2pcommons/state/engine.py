@@ -82,8 +82,24 @@ def _cache_key(commons: CID, part: str) -> str:
 
 
 def _feed(live: _Live, store: Store, commons: CID) -> None:
-    """Offer the fold the entries stored since it last looked (by arrival number)."""
+    """Offer the fold the entries stored since it last looked (by arrival number).
+
+    A first fold takes them in the store's ``(clock, id)`` order instead (computed at
+    insert, :meth:`Store.in_order`), whatever order they arrived in: the fold then only
+    ever appends, never goes back to a snapshot or refolds from its archive (entries that
+    arrive in log order, as sync and bundles deliver them, made it go back for almost every
+    author's log)."""
     folder = live.folder
+    if live.max_n == 0 and not folder.meta and not folder.waiting:
+        last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
+        fed = 0
+        for fed, raw in enumerate(store.in_order(commons), 1):
+            folder.add(decode_entry(raw))
+            if fed % FEED_BATCH == 0 and folder.archive is not None:
+                folder.run()
+                if isinstance(folder.entries, checkpoint.LazyEntries):
+                    folder.entries.evict()
+        live.max_n = last
     for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
         folder.add(decode_entry(raw))
         live.max_n = n
