@@ -606,6 +606,15 @@ class Store:
                 for (raw,) in rows:
                     yield bytes(raw)
 
+    def in_order_from(self, commons: CID, clock: int, entry_id: bytes, limit: int) -> list[bytes]:
+        """Up to ``limit`` of the commons' placed entries from position ``(clock, id)`` on,
+        in ``(clock, id)`` order: one range read for a replay's next bodies."""
+        rows = self._db.execute(
+            "SELECT entries.raw FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "WHERE entries.clock IS NOT NULL AND (entries.clock, entries.id) >= (?, ?) AND logs.commons = ? "
+            "ORDER BY entries.clock, entries.id LIMIT ?", (clock, entry_id, commons.raw, limit)).fetchall()
+        return [bytes(raw) for (raw,) in rows]
+
     def clock_of(self, entry_id: CID) -> int | None:
         """An entry's clock as placed at insert (None: not stored, or waiting for a parent)."""
         row = self._db.execute("SELECT clock FROM entries WHERE id = ?", (entry_id.raw,)).fetchone()

@@ -180,3 +180,44 @@ def test_a_fresh_engine_fold_of_entries_stored_in_log_order_never_goes_back(tmp_
     finally:
         forget()
         store.close()
+
+
+def test_a_replay_reads_the_bodies_it_needs_in_ranges_not_one_query_each(tmp_path: Path) -> None:
+    """A late entry sends the live fold back over positions whose bodies it dropped; they
+    come back in ranges of the store's order, not one ``Store.get`` per entry."""
+    genesis = linear_history(1, 0)[0]
+    signer = Signer(seed("replay"))
+    entries = [genesis]
+    prev: Entry | None = None
+    for seq in range(1, 1201):
+        prev = sign_entry(signer, commons=genesis.id, seq=seq, prev=None if prev is None else prev.id, kind="note",
+                          deps=[genesis.id] if prev is None else [], body={"n": seq}, timestamp=seq)
+        entries.append(prev)
+    store = new_store(tmp_path)
+    try:
+        store.insert(entries)
+        forget()
+        current_state(store, genesis.id, persist=False)
+        late = sign_entry(Signer(seed("late")), commons=genesis.id, seq=1, prev=None, kind="note",
+                          deps=[entries[200].id], body={"late": True}, timestamp=1)
+        store.insert([late])
+        gets = 0
+        real_get = store.get
+
+        def counting_get(entry_id: object) -> Entry | None:
+            nonlocal gets
+            gets += 1
+            return real_get(entry_id)  # type: ignore[arg-type]
+
+        store.get = counting_get  # type: ignore[method-assign]
+        state = current_state(store, genesis.id, persist=False)
+        live = engine._live[engine._key(store, genesis.id)]
+        assert live.folder.replays >= 1  # it did go back (about 1,000 positions)
+        assert gets <= 10
+        reference = Folder(genesis.id)
+        for entry in [*entries, late]:
+            reference.add(entry)
+        assert state.state_hash == reference.result().state_hash
+    finally:
+        forget()
+        store.close()

@@ -51,6 +51,7 @@ CACHE_VERSION = 2
 # Automatic cache writes happen every max(PERSIST_EVERY, entries // 10) new entries: each
 # costs O(state), so this keeps their amortized cost per entry constant.
 PERSIST_EVERY = 1000
+READ_AHEAD = 256  # bodies read at once when a replay needs one the fold does not hold
 FEED_BATCH = 2048  # a first fold from the store applies (and evicts) entries in batches of this many
 
 
@@ -67,6 +68,12 @@ class _Live:
     def load_entry(self, raw: bytes) -> Entry | None:
         """Entries a checkpointed fold knows but has not loaded come from the current store."""
         return None if self.store is None else self.store.get(CID(raw))
+
+    def load_ahead(self, clock: int, raw: bytes) -> list[Entry]:
+        """The bodies from position ``(clock, raw)`` on, in the store's order (a replay's)."""
+        if self.store is None:
+            return []
+        return [decode_entry(body) for body in self.store.in_order_from(self.folder.commons, clock, raw, READ_AHEAD)]
 
 
 _live: dict[tuple[str, bytes], _Live] = {}
@@ -218,7 +225,8 @@ def _fresh(store: Store, commons: CID, *, archive: bool = True) -> _Live:
             live.folder.archive = space
     except Exception:  # a read-only or busy store: hold everything in memory instead
         pass
-    live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting)
+    live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting,
+                                                 ahead=live.load_ahead)
     return live
 
 
@@ -254,6 +262,8 @@ def _resume(store: Store, commons: CID) -> _Live | None:
             return None
         folder.archive = None  # a read-only store: hold everything in memory
     live.folder = folder
+    if isinstance(folder.entries, checkpoint.LazyEntries):
+        folder.entries.read_ahead(live.load_ahead)
     live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
     return live
