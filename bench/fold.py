@@ -221,6 +221,26 @@ def build_joins(n: int) -> list[Entry]:
     return entries
 
 
+def build_admitted_joins(n: int) -> list[Entry]:
+    """``build_joins(n)``, then the founder's admission of each join (in an approval
+    commons needing one approval): ``2n`` entries, ``n`` joins pending at the first admission."""
+    founder = Signer(b"\x01" * 32)
+    t = 1_700_000_000_000
+    genesis = sign_entry(founder, commons=None, seq=1, prev=None, kind="genesis", timestamp=t,
+                         body=genesis_body("admitted", founders=[founder.public_key]))
+    entries = [genesis]
+    for i in range(n):
+        signer = Signer((i + 2).to_bytes(32, "big"))
+        entries.append(sign_entry(signer, commons=genesis.id, seq=1, prev=None, kind="join", body={"name": f"j{i}"},
+                                  deps=[genesis.id], timestamp=t + 1 + i))
+    prev = genesis
+    for join in entries[1:n + 1]:
+        prev = sign_entry(founder, commons=genesis.id, seq=prev.seq + 1, prev=prev.id, kind="admission",
+                          body={"join": join.id}, deps=[join.id], timestamp=t + n + prev.seq)
+        entries.append(prev)
+    return entries
+
+
 def _timed_fold(entries: list[Entry], repeat: int) -> tuple[float, str]:
     best = float("inf")
     digest = ""
@@ -254,7 +274,8 @@ def _fold_peak(entries: list[Entry]) -> int:
 def bench_joins(sizes: list[int], repeat: int) -> None:
     """Concurrent joins beside an ordinary history of the same size, in one run."""
     print(f"{'entries':>8} {'joins/s':>10} {'ordinary/s':>11} {'ratio':>6} {'joins MiB':>10} {'ordinary MiB':>13}"
-          f"   (best of {repeat}; MiB: tracemalloc peak of the fold)")
+          f" {'admitted/s':>11}   (best of {repeat}; MiB: tracemalloc peak of the fold; admitted: the joins "
+          f"and an admission of each, entries/s)")
     for n in sizes:
         joins = build_joins(n)
         ordinary, _, _ = build_history(n + 1)
@@ -263,8 +284,10 @@ def bench_joins(sizes: list[int], repeat: int) -> None:
         ordinary_s, _ = _timed_fold(ordinary, repeat)
         joins_peak = _fold_peak(joins)
         ordinary_peak = _fold_peak(ordinary)
+        admitted = build_admitted_joins(n)
+        admitted_s, _ = _timed_fold(admitted, repeat)
         print(f"{n:>8,} {n / joins_s:>10,.0f} {n / ordinary_s:>11,.0f} {ordinary_s / joins_s:>6.2f} "
-              f"{joins_peak / 2**20:>10.1f} {ordinary_peak / 2**20:>13.1f}", flush=True)
+              f"{joins_peak / 2**20:>10.1f} {ordinary_peak / 2**20:>13.1f} {2 * n / admitted_s:>11,.0f}", flush=True)
 
 
 def bench_store_order(n: int) -> None:
