@@ -13,10 +13,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pcommons.entry import Entry, Signer, decode_entry, sign_entry
+from p2pcommons.entry import Entry, Signer, decode_entry, decode_stored, sign_entry
+from p2pcommons.errors import InvalidEntry
 from p2pcommons.state import engine
 from p2pcommons.state.engine import current_state, forget
 from p2pcommons.state.fold import Folder
@@ -221,3 +223,21 @@ def test_a_replay_reads_the_bodies_it_needs_in_ranges_not_one_query_each(tmp_pat
     finally:
         forget()
         store.close()
+
+
+@settings(max_examples=scaled(0.2))
+@given(histories(max_authors=3, max_steps=8), st.binary(max_size=64))
+def test_decoding_a_stored_entry_gives_the_entry_and_refuses_what_decode_entry_refuses(
+        history: History, junk: bytes) -> None:
+    """The fold reads stored entries with ``decode_stored`` (no canonical re-encoding check:
+    the store took those exact bytes from ``decode_entry``): the same entries, and for bytes
+    that are not an entry, the same error."""
+    for entry in history.entries:
+        stored = decode_stored(entry.raw)
+        assert (stored.id, stored.raw, stored.deps, stored.prev, stored.body, stored.kind) == \
+            (entry.id, entry.raw, entry.deps, entry.prev, entry.body, entry.kind)
+    try:
+        decode_entry(junk)
+    except InvalidEntry as expected:
+        with pytest.raises(type(expected)):
+            decode_stored(junk)

@@ -33,7 +33,7 @@ from typing import Any
 import cbor2
 
 from ..dagcbor import CID
-from ..entry import Entry, Signer, decode_entry
+from ..entry import Entry, Signer, decode_stored
 from ..errors import StoreBusy, StoreCorrupt
 from ..store import Store
 from . import checkpoint
@@ -73,7 +73,7 @@ class _Live:
         """The bodies from position ``(clock, raw)`` on, in the store's order (a replay's)."""
         if self.store is None:
             return []
-        return [decode_entry(body) for body in self.store.in_order_from(self.folder.commons, clock, raw, READ_AHEAD)]
+        return [decode_stored(body) for body in self.store.in_order_from(self.folder.commons, clock, raw, READ_AHEAD)]
 
 
 _live: dict[tuple[str, bytes], _Live] = {}
@@ -101,14 +101,14 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
         fed = 0
         for fed, raw in enumerate(store.in_order(commons), 1):
-            folder.add(decode_entry(raw))
+            folder.add(decode_stored(raw))
             if fed % FEED_BATCH == 0 and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
                     folder.entries.evict()
         live.max_n = last
     for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
-        folder.add(decode_entry(raw))
+        folder.add(decode_stored(raw))
         live.max_n = n
         if fed % FEED_BATCH == 0 and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
