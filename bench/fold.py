@@ -3,6 +3,7 @@
     python bench/fold.py            # 100,000 entries, 12 authors
     python bench/fold.py --quick    # 10,000 entries
     python bench/fold.py --joins 5000,10000,30000   # concurrent joins beside ordinary folds
+    python bench/fold.py --store-order -n 100000    # a fresh node, entries received in log order
 
 Prints, measured in one run on one core:
 
@@ -220,6 +221,26 @@ def build_joins(n: int) -> list[Entry]:
     return entries
 
 
+def build_admitted_joins(n: int) -> list[Entry]:
+    """``build_joins(n)``, then the founder's admission of each join (in an approval
+    commons needing one approval): ``2n`` entries, ``n`` joins pending at the first admission."""
+    founder = Signer(b"\x01" * 32)
+    t = 1_700_000_000_000
+    genesis = sign_entry(founder, commons=None, seq=1, prev=None, kind="genesis", timestamp=t,
+                         body=genesis_body("admitted", founders=[founder.public_key]))
+    entries = [genesis]
+    for i in range(n):
+        signer = Signer((i + 2).to_bytes(32, "big"))
+        entries.append(sign_entry(signer, commons=genesis.id, seq=1, prev=None, kind="join", body={"name": f"j{i}"},
+                                  deps=[genesis.id], timestamp=t + 1 + i))
+    prev = genesis
+    for join in entries[1:n + 1]:
+        prev = sign_entry(founder, commons=genesis.id, seq=prev.seq + 1, prev=prev.id, kind="admission",
+                          body={"join": join.id}, deps=[join.id], timestamp=t + n + prev.seq)
+        entries.append(prev)
+    return entries
+
+
 def _timed_fold(entries: list[Entry], repeat: int) -> tuple[float, str]:
     best = float("inf")
     digest = ""
@@ -253,7 +274,8 @@ def _fold_peak(entries: list[Entry]) -> int:
 def bench_joins(sizes: list[int], repeat: int) -> None:
     """Concurrent joins beside an ordinary history of the same size, in one run."""
     print(f"{'entries':>8} {'joins/s':>10} {'ordinary/s':>11} {'ratio':>6} {'joins MiB':>10} {'ordinary MiB':>13}"
-          f"   (best of {repeat}; MiB: tracemalloc peak of the fold)")
+          f" {'admitted/s':>11}   (best of {repeat}; MiB: tracemalloc peak of the fold; admitted: the joins "
+          f"and an admission of each, entries/s)")
     for n in sizes:
         joins = build_joins(n)
         ordinary, _, _ = build_history(n + 1)
@@ -262,8 +284,88 @@ def bench_joins(sizes: list[int], repeat: int) -> None:
         ordinary_s, _ = _timed_fold(ordinary, repeat)
         joins_peak = _fold_peak(joins)
         ordinary_peak = _fold_peak(ordinary)
+        admitted = build_admitted_joins(n)
+        admitted_s, _ = _timed_fold(admitted, repeat)
         print(f"{n:>8,} {n / joins_s:>10,.0f} {n / ordinary_s:>11,.0f} {ordinary_s / joins_s:>6.2f} "
-              f"{joins_peak / 2**20:>10.1f} {ordinary_peak / 2**20:>13.1f}", flush=True)
+              f"{joins_peak / 2**20:>10.1f} {ordinary_peak / 2**20:>13.1f} {2 * n / admitted_s:>11,.0f}", flush=True)
+
+
+def bench_store_order(n: int) -> None:
+    """A fresh node folding an ``n``-entry commons received in log order (each author's log
+    in turn, as sync and bundles deliver them), through the store, beside the same run's
+    in-memory fold of the same entries; then one append and a late entry ~10,000 positions
+    back, both through the store (insert + fold)."""
+    import tempfile
+    from pathlib import Path
+
+    from p2pcommons.state.engine import current_state, forget
+    from p2pcommons.store import Store
+
+    t0 = time.perf_counter()
+    entries, signers, last = build_history(n)
+    commons = entries[0].id
+    print(f"built {len(entries):,} signed entries in {time.perf_counter() - t0:.1f} s (not timed below)")
+    by_log = sorted(entries, key=lambda e: (e.author, e.seq))
+    gc.collect()
+    t0 = time.perf_counter()
+    folder = Folder(commons)
+    with bulk():
+        for entry in by_log:
+            folder.add(entry)
+        folder.run()
+    memory_s = time.perf_counter() - t0
+    digest = folder.result().state_hash
+    order = list(folder.order)
+    del folder
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "s.sqlite")
+        t0 = time.perf_counter()
+        for i in range(0, len(by_log), 1000):
+            store.insert(by_log[i:i + 1000])
+        insert_s = time.perf_counter() - t0
+        forget()
+        gc.collect()
+        t0 = time.perf_counter()
+        state = current_state(store, commons, persist=False)
+        store_s = time.perf_counter() - t0
+        same = state.state_hash == digest
+        print(f"log order:   {n / store_s:>10,.0f} entries/s fresh node through the store ({store_s:.2f} s for {n:,}; "
+              f"target >= 50,000/s); in memory, same run: {n / memory_s:,.0f} entries/s ({memory_s:.2f} s); "
+              f"same state hash: {same}")
+        print(f"             (stored in batches of 1,000 in log order first: {insert_s:.2f} s, "
+              f"{n / insert_s:,.0f} entries/s, clocks placed at insert)")
+        author = signers[3]
+        prev = last[author.public_key]
+        t = max(e.time for e in entries)
+        costs, fold_costs = [], []
+        for k in range(50):
+            t += 1000
+            deps = [e.id for a, e in last.items() if a != author.public_key][:14]
+            entry = sign_entry(author, commons=commons, seq=prev.seq + 1, prev=prev.id, kind="contribution",
+                               body={"title": f"append {k}", "value": 1}, deps=deps, timestamp=t)
+            prev = entry
+            last[author.public_key] = entry
+            t0 = time.perf_counter()
+            store.insert([entry])
+            t1 = time.perf_counter()
+            current_state(store, commons, persist=False)
+            costs.append(time.perf_counter() - t0)
+            fold_costs.append(time.perf_counter() - t1)
+        print(f"append:      {statistics.median(costs) * 1e6:>10.0f} µs median per entry through the store, insert "
+              f"(fsync) included; {statistics.median(fold_costs) * 1e6:.0f} µs of it the fold (target < 1 ms)")
+        back = min(10_000, n // 2)
+        anchor = CID(order[len(order) - back][1])
+        late = sign_entry(Signer(b"\xee" * 32), commons=commons, seq=1, prev=None, kind="contribution",
+                          body={"title": "late", "value": 1}, deps=[anchor], timestamp=t + 1)
+        t0 = time.perf_counter()
+        store.insert([late])
+        t1 = time.perf_counter()
+        state = current_state(store, commons, persist=False)
+        late_s = time.perf_counter() - t0
+        print(f"late entry:  {late_s * 1000:>10.1f} ms through the store ({(time.perf_counter() - t1) * 1000:.1f} ms "
+              f"the fold) for an entry ~{back:,} positions back (target < 100 ms)")
+        store.close()
+        forget()
 
 
 def main() -> None:
@@ -272,7 +374,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=None)
     parser.add_argument("--joins", default="", help="only the concurrent-joins case, at these sizes (5000,10000,…)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per fold in --joins (the best is shown)")
+    parser.add_argument("--store-order", action="store_true",
+                        help="only this: a fresh node folding -n entries received in log order, through the store")
     args = parser.parse_args()
+    if args.store_order:
+        bench_store_order(args.n or 100_000)
+        return
     if args.joins:
         bench_joins([int(x) for x in args.joins.split(",")], args.repeat)
         return

@@ -34,7 +34,10 @@ from .errors import InvalidEntry, StoreBusy, StoreError, system_error
 # refuses (a time or an amount beyond the bounds of protocols/entry.md §3) cut out of their logs.
 # 3: per-commons entry and author counts (commons_counts), kept in the transaction that
 # inserts or deletes entries, so listing the commons never counts entries.
-SCHEMA_VERSION = 3
+# 4: causal facts computed at insert: ``entries.clock`` (the Lamport clock, NULL while a
+# parent is missing) and the ``waiting`` tables, so the state fold reads a commons in
+# ``(clock, id)`` order straight from the store (see :meth:`Store.in_order`).
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_ENV = "P2PC_STORE_BUSY_TIMEOUT"
 DEFAULT_BUSY_TIMEOUT = 30.0
 # Test-only: cap the database at its current size (SQLite's max_page_count), so "the disk
@@ -64,7 +67,8 @@ CREATE TABLE IF NOT EXISTS entries (
     log INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     kind TEXT NOT NULL,
-    raw BLOB NOT NULL
+    raw BLOB NOT NULL,
+    clock INTEGER
 );
 CREATE INDEX IF NOT EXISTS entries_by_log ON entries (log, seq);
 CREATE TABLE IF NOT EXISTS forks (
@@ -105,12 +109,66 @@ CREATE TABLE IF NOT EXISTS commons_counts (
 ) WITHOUT ROWID;
 """
 
+# Schema 4 (after ``entries.clock`` exists): the (clock, id) order, and the entries waiting for
+# parents: per waiting entry its parents' ids (packed), and one missing parent it watches.
+_CAUSAL_SCHEMA = """
+CREATE INDEX IF NOT EXISTS entries_by_clock ON entries (clock, id) WHERE clock IS NOT NULL;
+CREATE TABLE IF NOT EXISTS waiting (
+    id BLOB PRIMARY KEY,
+    parents BLOB NOT NULL,
+    genesis INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS waiting_for (
+    parent BLOB NOT NULL,
+    id BLOB NOT NULL,
+    PRIMARY KEY (parent, id)
+) WITHOUT ROWID;
+"""
+_CLOCK_CACHE_MAX = 1 << 16  # clocks of recently stored entries (a batch's parents are mostly recent)
+
 # Recount every commons' entries and non-empty logs (the schema 3 migration; O(entries), once).
 _RECOUNT = (
     "INSERT INTO commons_counts (commons, entries, authors) "
     "SELECT logs.commons, count(*), count(DISTINCT logs.log) FROM entries JOIN logs ON logs.log = entries.log "
     "GROUP BY logs.commons"
 )
+
+
+def _parents(entry: Entry) -> list[bytes]:
+    """The raw ids an entry names as parents (its deps and its prev)."""
+    parents = [d.raw for d in entry.deps]
+    if entry.prev is not None:
+        parents.append(entry.prev.raw)
+    return parents
+
+
+def _pack_ids(ids: list[bytes]) -> bytes:
+    """Ids as one blob, each prefixed by its length in one byte (ids are at most 64 bytes)."""
+    return b"".join(bytes((len(i),)) + i for i in ids)
+
+
+def _unpack_ids(blob: bytes) -> list[bytes]:
+    ids, at = [], 0
+    while at < len(blob):
+        size = blob[at]
+        ids.append(blob[at + 1:at + 1 + size])
+        at += 1 + size
+    return ids
+
+
+class _Waiting:
+    """The waiting tables as read by one connection at one ``data_version``: per waiting
+    entry its parents and whether it is a genesis; per missing parent, who watches it.
+    Why in memory: entries arriving in log order (as sync and bundles deliver them) wait
+    for other authors' logs, and placing one log wakes long chains; reading them back a
+    statement at a time cost 10x the insert itself."""
+
+    __slots__ = ("rows", "version", "watchers")
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.rows: dict[bytes, tuple[list[bytes], bool]] = {}
+        self.watchers: dict[bytes, list[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -167,6 +225,9 @@ class Store:
         self.reader = reader
         self.busy_timeout = busy_timeout_default() if busy_timeout is None else busy_timeout
         self._wait = self.busy_timeout  # the write-lock wait now in force
+        self._clocks: dict[bytes, int] = {}  # id -> clock of recently placed entries
+        self._waiting: _Waiting | None = None
+        self._absent: set[bytes] = set()  # ids found not stored while planning one batch
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
@@ -190,9 +251,13 @@ class Store:
                 )
             if version != SCHEMA_VERSION:
                 self._db.executescript(_SCHEMA)
+                columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(entries)")}
+                if "clock" not in columns:  # schema 1-3: the causal facts' column (schema 4)
+                    self._db.execute("ALTER TABLE entries ADD COLUMN clock INTEGER")
+                self._db.executescript(_CAUSAL_SCHEMA)
                 if version == 1:
                     self._cut_undecodable_logs()
-                self._fill_counts()
+                self._fill_counts(place=0 < version < 4)
             max_pages = os.environ.get(MAX_PAGES_ENV)
             if max_pages and max_pages.isdigit():
                 self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
@@ -266,6 +331,8 @@ class Store:
         except BaseException:
             self._in_transaction = False
             self._log_ids.clear()  # may name logs the rollback removed
+            self._clocks.clear()  # may name entries the rollback removed
+            self._waiting = None
             self._archive_ready = False  # the rollback may have removed the archive tables
             # SQLite may have rolled back already (a full disk, an I/O error): the original
             # error is the one to report.
@@ -277,6 +344,8 @@ class Store:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._log_ids.clear()
+            self._clocks.clear()
+            self._waiting = None
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise StoreError(f"The store could not save the changes ({exc}).") from None
@@ -307,6 +376,7 @@ class Store:
         try:
             with self.transaction():
                 rows: list[tuple[bytes, int, int, str, bytes]] = []
+                facts: dict[bytes, tuple[list[bytes], bool]] = {}
                 commons_of: dict[int, bytes] = {}
                 max_seq: dict[int, int] = {}
                 last: tuple[bytes, bytes] | None = None
@@ -319,6 +389,7 @@ class Store:
                         commons_of[log] = commons.raw
                         last = key
                     rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
+                    facts[entry.id.raw] = (_parents(entry), entry.commons is None)
                     if entry.seq > max_seq.get(log, 0):
                         max_seq[log] = entry.seq
                     if entry.commons is None:  # a genesis entry
@@ -327,7 +398,7 @@ class Store:
                             "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
                             (entry.id.raw, name if isinstance(name, str) else "", entry.time),
                         )
-                self._insert_rows(rows, commons_of)
+                self._insert_rows(rows, commons_of, facts)
                 self._db.executemany(
                     "UPDATE logs SET max_seq = max(max_seq, ?) WHERE log = ?",
                     [(seq, log) for log, seq in max_seq.items()],
@@ -339,7 +410,8 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"The store could not save entries ({exc}).") from None
 
-    def _insert_rows(self, rows: list[tuple[bytes, int, int, str, bytes]], commons_of: dict[int, bytes]) -> None:
+    def _insert_rows(self, rows: list[tuple[bytes, int, int, str, bytes]], commons_of: dict[int, bytes],
+                     facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
         """Insert entry rows (in order, one statement) and add what was new to the commons'
         counts.  The usual batch holds only new entries (the ingest path drops those already
         stored): then SQLite's row count equals the distinct rows and the counts come from
@@ -349,15 +421,19 @@ class Store:
         if not unique:
             return
         empty = {log for log in commons_of if not self._log_has_entries(log)}
-        insert = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw) VALUES (?, ?, ?, ?, ?)"
+        insert = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES (?, ?, ?, ?, ?, ?)"
         self._db.execute("SAVEPOINT insert_rows")
-        added = self._db.executemany(insert, unique).rowcount
+        plan = self._plan([(row[0], *facts[row[0]]) for row in unique])
+        added = self._db.executemany(insert, [(*row, clock) for row, (_, clock, _) in zip(
+            unique, plan, strict=True)]).rowcount
         if added != len(unique):
             self._db.execute("ROLLBACK TO insert_rows")
             stored = self.which_exist(row[0] for row in unique)
             unique = [row for row in unique if row[0] not in stored]
-            self._db.executemany(insert, unique)
+            plan = self._plan([(row[0], *facts[row[0]]) for row in unique])
+            self._db.executemany(insert, [(*row, clock) for row, (_, clock, _) in zip(unique, plan, strict=True)])
         self._db.execute("RELEASE insert_rows")
+        self._settle(plan, facts)
         per_commons: dict[bytes, list[int]] = {}
         for row in unique:
             counts = per_commons.setdefault(commons_of[row[1]], [0, 0])
@@ -367,6 +443,204 @@ class Store:
                 counts[1] += 1
         for commons_raw, (entries, authors) in per_commons.items():
             self._bump_counts(commons_raw, entries, authors)
+
+    def _plan(self, new: Sequence[tuple[bytes, list[bytes], bool]]) -> list[tuple[bytes, int | None, bytes | None]]:
+        """The causal facts of entries about to be stored: ``(id, parent ids, is a genesis)``
+        in the order they will be stored -> per entry ``(id, clock, None)`` if every parent
+        is placed (stored earlier or earlier in the batch), else ``(id, None, a missing
+        parent)``.  Reads only; :meth:`_settle` records it once the rows are in.
+
+        An entry's clock is ``1 + max`` over its parents' clocks (a genesis 0, an entry
+        naming no parent 1: ``protocols/commons.md``), fixed once every parent is placed.
+        An entry with a parent not placed yet waits (``waiting``), watching one missing
+        parent (``waiting_for``); placing that parent looks at it again, so every stored
+        entry whose parents are all stored has its clock, whatever order they arrived in
+        (a property test checks it against a computation from scratch).  Costs a lookup per
+        parent (recent clocks are cached; the waiting tables are mirrored in memory, see
+        :class:`_Waiting`), and one batched write per table."""
+        if len(self._clocks) > _CLOCK_CACHE_MAX:
+            self._clocks.clear()
+        waiting = self._waiting_tables()
+        planned: dict[bytes, int] = {}
+        self._absent = set()
+        out: list[tuple[bytes, int | None, bytes | None]] = []
+        for eid, parents, genesis in new:
+            clock, missing = self._clock_from(parents, genesis, waiting, planned)
+            if missing is None:
+                planned[eid] = clock
+                out.append((eid, clock, None))
+            else:
+                out.append((eid, None, missing))
+        return out
+
+    def _settle(self, plan: list[tuple[bytes, int | None, bytes | None]],
+                facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
+        """Record a plan whose rows were just stored (their clocks with them): the waiting
+        entries and what they watch, and wake those that waited for the placed ones."""
+        waiting = self._waiting_tables()
+        watches: list[tuple[bytes, bytes]] = []
+        waits: list[tuple[bytes, bytes, int]] = []
+        placed: list[bytes] = []
+        for eid, clock, missing in plan:
+            if missing is None:
+                assert clock is not None
+                self._clocks[eid] = clock
+                placed.append(eid)
+            else:
+                parents, genesis = facts[eid]
+                waits.append((eid, _pack_ids(parents), int(genesis)))
+                watches.append((missing, eid))
+                waiting.rows[eid] = (parents, genesis)
+                waiting.watchers.setdefault(missing, []).append(eid)
+        if waits:
+            self._db.executemany("INSERT OR REPLACE INTO waiting (id, parents, genesis) VALUES (?, ?, ?)", waits)
+            self._db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)", watches)
+        if placed and waiting.watchers:
+            self._wake(placed, waiting)
+
+    def _clock_from(self, parents: list[bytes], genesis: bool, waiting: _Waiting,
+                    planned: dict[bytes, int] | None = None) -> tuple[int, bytes | None]:
+        """``(clock, None)`` if every parent is placed, else ``(0, a missing parent)``
+        (``planned``: clocks of entries earlier in the batch being stored)."""
+        floor = -1 if genesis and not parents else 0
+        cache = self._clocks
+        absent = self._absent
+        for parent in parents:
+            clock = cache.get(parent)
+            if clock is None and planned:
+                clock = planned.get(parent)
+            if clock is None:
+                if parent in waiting.rows or parent in absent:
+                    return 0, parent
+                row = self._db.execute("SELECT clock FROM entries WHERE id = ?", (parent,)).fetchone()
+                if row is None or row[0] is None:
+                    absent.add(parent)
+                    return 0, parent
+                clock = int(row[0])
+            if clock > floor:
+                floor = clock
+        return floor + 1, None
+
+    def _wake(self, frontier: list[bytes], waiting: _Waiting) -> None:
+        """Place the entries that waited for the ones just placed (transitively), in memory
+        (the mirror), then write what changed in one batched statement per table."""
+        consumed: list[tuple[bytes]] = []
+        placed: list[tuple[int, bytes]] = []
+        watches: list[tuple[bytes, bytes]] = []
+        stack = list(frontier)
+        while stack:
+            parent = stack.pop()
+            watchers = waiting.watchers.pop(parent, None)
+            if not watchers:
+                continue
+            consumed.append((parent,))
+            for eid in watchers:
+                row = waiting.rows.get(eid)
+                if row is None:
+                    continue  # (deleted meanwhile)
+                clock, missing = self._clock_from(row[0], row[1], waiting)
+                if missing is None:
+                    del waiting.rows[eid]
+                    self._clocks[eid] = clock
+                    placed.append((clock, eid))
+                    stack.append(eid)
+                else:
+                    watches.append((missing, eid))
+                    waiting.watchers.setdefault(missing, []).append(eid)
+        db = self._db
+        db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
+        db.executemany("UPDATE entries SET clock = ? WHERE id = ?", placed)
+        db.executemany("DELETE FROM waiting WHERE id = ?", [(eid,) for _, eid in placed])
+        db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)", watches)
+
+    def _waiting_tables(self) -> _Waiting:
+        """The in-memory mirror of the waiting tables, read again if another connection
+        committed since it was read (``PRAGMA data_version``) or a rollback undid writes."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        mirror = self._waiting
+        if mirror is None or mirror.version != version:
+            mirror = _Waiting(version)
+            for eid, packed, genesis in self._db.execute("SELECT id, parents, genesis FROM waiting"):
+                mirror.rows[bytes(eid)] = (_unpack_ids(bytes(packed)), bool(genesis))
+            for parent, eid in self._db.execute("SELECT parent, id FROM waiting_for"):
+                mirror.watchers.setdefault(bytes(parent), []).append(bytes(eid))
+            self._waiting = mirror
+        return mirror
+
+    def _place_all(self) -> None:
+        """Schema 4 migration: the causal facts of every stored entry, computed once (inside
+        the caller's transaction), as if the entries had arrived in their arrival order."""
+        self._db.execute("UPDATE entries SET clock = NULL")
+        self._db.execute("DELETE FROM waiting")
+        self._db.execute("DELETE FROM waiting_for")
+        self._clocks.clear()
+        self._waiting = None
+        cursor = self._db.execute("SELECT id, raw FROM entries ORDER BY n")
+        while True:
+            rows = cursor.fetchmany(2048)
+            if not rows:
+                break
+            batch: list[tuple[bytes, list[bytes], bool]] = []
+            for eid, raw in rows:
+                try:
+                    entry = decode_entry(bytes(raw))
+                except InvalidEntry:
+                    continue  # (left unplaced: the fold never takes it either)
+                batch.append((bytes(eid), _parents(entry), entry.commons is None))
+            plan = self._plan(batch)
+            self._db.executemany("UPDATE entries SET clock = ? WHERE id = ?",
+                                 [(clock, eid) for eid, clock, _ in plan if clock is not None])
+            self._settle(plan, {eid: (parents, genesis) for eid, parents, genesis in batch})
+
+    def _forget_placed(self, ids: Iterable[bytes]) -> None:
+        """Deleted entries leave the waiting tables (and the clock cache)."""
+        self._clocks.clear()
+        self._waiting = None
+        for eid in ids:
+            self._db.execute("DELETE FROM waiting WHERE id = ?", (eid,))
+
+    def in_order(self, commons: CID) -> Iterator[bytes]:
+        """The commons' entries in the fold's order, ``(clock, id)`` as placed at insert,
+        then those still waiting for a parent (in arrival order): a reader that takes them
+        in this order never sees an entry before one that sorts earlier, so it never has to
+        go back."""
+        for query in (
+            # CROSS JOIN keeps entries as the outer loop: the (clock, id) index in order.
+            "SELECT entries.raw FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "WHERE entries.clock IS NOT NULL AND logs.commons = ? ORDER BY entries.clock, entries.id",
+            "SELECT entries.raw FROM waiting CROSS JOIN entries ON entries.id = waiting.id "
+            "JOIN logs ON logs.log = entries.log WHERE logs.commons = ? ORDER BY entries.n",
+        ):
+            cursor = self._db.execute(query, (commons.raw,))
+            while True:
+                rows = cursor.fetchmany(1000)
+                if not rows:
+                    break
+                for (raw,) in rows:
+                    yield bytes(raw)
+
+    def in_order_from(self, commons: CID, clock: int, entry_id: bytes, limit: int) -> list[bytes]:
+        """Up to ``limit`` of the commons' placed entries from position ``(clock, id)`` on,
+        in ``(clock, id)`` order: one range read for a replay's next bodies."""
+        rows = self._db.execute(
+            "SELECT entries.raw FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "WHERE entries.clock IS NOT NULL AND (entries.clock, entries.id) >= (?, ?) AND logs.commons = ? "
+            "ORDER BY entries.clock, entries.id LIMIT ?", (clock, entry_id, commons.raw, limit)).fetchall()
+        return [bytes(raw) for (raw,) in rows]
+
+    def clock_of(self, entry_id: CID) -> int | None:
+        """An entry's clock as placed at insert (None: not stored, or waiting for a parent)."""
+        row = self._db.execute("SELECT clock FROM entries WHERE id = ?", (entry_id.raw,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def waiting_ids(self) -> set[bytes]:
+        """Entries stored but waiting for a parent (not placed)."""
+        return {bytes(r[0]) for r in self._db.execute("SELECT id FROM entries WHERE clock IS NULL")}
+
+    def last_arrival(self) -> int:
+        """The newest arrival number in the store (0: empty)."""
+        row = self._db.execute("SELECT max(n) FROM entries").fetchone()
+        return int(row[0] or 0)
 
     def _log_has_entries(self, log: int) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE log = ? LIMIT 1", (log,)).fetchone() is not None
@@ -381,15 +655,21 @@ class Store:
 
     def _delete_from(self, commons_raw: bytes, log: int, cut: int) -> None:
         """Delete a log's entries from seq ``cut`` on, keeping the commons' counts."""
-        removed = self._db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut)).rowcount
+        ids = [bytes(r[0]) for r in self._db.execute(
+            "DELETE FROM entries WHERE log = ? AND seq >= ? RETURNING id", (log, cut)).fetchall()]
+        self._forget_placed(ids)
+        removed = len(ids)
         if removed > 0:
             self._bump_counts(commons_raw, -removed, 0 if self._log_has_entries(log) else -1)
 
-    def _fill_counts(self) -> None:
+    def _fill_counts(self, *, place: bool = False) -> None:
         """Schema 3 migration: count every commons' entries once, and record the new version
-        in the same transaction (a crash in between leaves the old version: counted again)."""
+        in the same transaction (a crash in between leaves the old version: counted again).
+        ``place``: the schema 4 migration too (:meth:`_place_all`), in the same transaction."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if place:
+                self._place_all()
             self._db.execute("DELETE FROM commons_counts")
             self._db.execute(_RECOUNT)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

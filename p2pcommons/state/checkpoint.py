@@ -45,10 +45,20 @@ class LazyEntries(MutableMapping[bytes, Entry]):
     the waiting table: every entry the fold took is in one of them), so the table adds no
     per-entry memory of its own once the loaded bodies are evicted."""
 
-    def __init__(self, loader: Callable[[bytes], Entry | None], *indexes: Mapping[bytes, Any]) -> None:
+    def __init__(self, loader: Callable[[bytes], Entry | None], *indexes: Mapping[bytes, Any],
+                 ahead: Callable[[int, bytes], list[Entry]] | None = None) -> None:
         self._indexes = indexes
         self._loaded: dict[bytes, Entry] = {}
         self._loader = loader
+        # Read-ahead: the entries from a position on, in the store's (clock, id) order.  A
+        # replay asks for the bodies of consecutive positions; one range read serves the
+        # next ones instead of a query each.  (The first index is the fold's ready entries'
+        # records, whose first field is the clock.)
+        self._ahead = ahead
+
+    def read_ahead(self, ahead: Callable[[int, bytes], list[Entry]]) -> None:
+        """Serve misses with a range read from the store's order (see ``__init__``)."""
+        self._ahead = ahead
 
     def evict(self) -> None:
         """Drop loaded entry bodies: the fold has applied them, and a replay reloads them."""
@@ -67,6 +77,16 @@ class LazyEntries(MutableMapping[bytes, Entry]):
             return entry
         if not self._knows(key):
             raise KeyError(key)
+        record = self._indexes[0].get(key) if self._ahead is not None and self._indexes else None
+        if record is not None:
+            assert self._ahead is not None
+            for ahead in self._ahead(record[0], key):
+                raw = ahead.id.raw
+                if raw not in self._loaded and self._knows(raw):
+                    self._loaded[raw] = ahead
+            entry = self._loaded.get(key)
+            if entry is not None:
+                return entry
         entry = self._loader(key)
         if entry is None:
             raise KeyError(key)
@@ -402,7 +422,7 @@ _PARTS: tuple[_Part, ...] = (
 # Attributes a resumed fold rebuilds rather than reads (the lazy entry table, each author's
 # latest entry), and those that start afresh in every process (counters, caches, pending replays).
 REBUILT = ("entries", "latest")
-TRANSIENT = ("restarts", "refolds", "since_snapshot", "_replay_from", "_refold", "_cache", "_light")
+TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache", "_light")
 
 
 def _dump(folder: Folder) -> bytes:

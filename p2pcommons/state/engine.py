@@ -33,7 +33,7 @@ from typing import Any
 import cbor2
 
 from ..dagcbor import CID
-from ..entry import Entry, Signer, decode_entry
+from ..entry import Entry, Signer, decode_stored
 from ..errors import StoreBusy, StoreCorrupt
 from ..store import Store
 from . import checkpoint
@@ -51,6 +51,7 @@ CACHE_VERSION = 2
 # Automatic cache writes happen every max(PERSIST_EVERY, entries // 10) new entries: each
 # costs O(state), so this keeps their amortized cost per entry constant.
 PERSIST_EVERY = 1000
+READ_AHEAD = 256  # bodies read at once when a replay needs one the fold does not hold
 FEED_BATCH = 2048  # a first fold from the store applies (and evicts) entries in batches of this many
 
 
@@ -68,6 +69,12 @@ class _Live:
         """Entries a checkpointed fold knows but has not loaded come from the current store."""
         return None if self.store is None else self.store.get(CID(raw))
 
+    def load_ahead(self, clock: int, raw: bytes) -> list[Entry]:
+        """The bodies from position ``(clock, raw)`` on, in the store's order (a replay's)."""
+        if self.store is None:
+            return []
+        return [decode_stored(body) for body in self.store.in_order_from(self.folder.commons, clock, raw, READ_AHEAD)]
+
 
 _live: dict[tuple[str, bytes], _Live] = {}
 _lock = threading.Lock()
@@ -82,10 +89,26 @@ def _cache_key(commons: CID, part: str) -> str:
 
 
 def _feed(live: _Live, store: Store, commons: CID) -> None:
-    """Offer the fold the entries stored since it last looked (by arrival number)."""
+    """Offer the fold the entries stored since it last looked (by arrival number).
+
+    A first fold takes them in the store's ``(clock, id)`` order instead (computed at
+    insert, :meth:`Store.in_order`), whatever order they arrived in: the fold then only
+    ever appends, never goes back to a snapshot or refolds from its archive (entries that
+    arrive in log order, as sync and bundles deliver them, made it go back for almost every
+    author's log)."""
     folder = live.folder
+    if live.max_n == 0 and not folder.meta and not folder.waiting:
+        last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
+        fed = 0
+        for fed, raw in enumerate(store.in_order(commons), 1):
+            folder.add(decode_stored(raw))
+            if fed % FEED_BATCH == 0 and folder.archive is not None:
+                folder.run()
+                if isinstance(folder.entries, checkpoint.LazyEntries):
+                    folder.entries.evict()
+        live.max_n = last
     for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
-        folder.add(decode_entry(raw))
+        folder.add(decode_stored(raw))
         live.max_n = n
         if fed % FEED_BATCH == 0 and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
@@ -202,7 +225,8 @@ def _fresh(store: Store, commons: CID, *, archive: bool = True) -> _Live:
             live.folder.archive = space
     except Exception:  # a read-only or busy store: hold everything in memory instead
         pass
-    live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting)
+    live.folder.entries = checkpoint.LazyEntries(live.load_entry, live.folder.meta, live.folder.waiting,
+                                                 ahead=live.load_ahead)
     return live
 
 
@@ -238,6 +262,8 @@ def _resume(store: Store, commons: CID) -> _Live | None:
             return None
         folder.archive = None  # a read-only store: hold everything in memory
     live.folder = folder
+    if isinstance(folder.entries, checkpoint.LazyEntries):
+        folder.entries.read_ahead(live.load_ahead)
     live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
     return live

@@ -240,6 +240,7 @@ class Folder:
         self.void: set[bytes] = set()
         self.restarts = 0
         self.refolds = 0
+        self.replays = 0  # times the fold went back to a snapshot (a late entry, an exclusion)
         self._reset()
 
     def _reset(self) -> None:
@@ -722,6 +723,8 @@ class Folder:
         index = bisect.bisect_left(self.snap_keys, before) - 1
         if index < 0:
             index = 0
+        if self.applied:
+            self.replays += 1
         del self.snap_keys[index + 1:]
         del self.snap_states[index + 1:]
         snap_key = self.snap_keys[index]

@@ -19,7 +19,10 @@ def _join(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("Its author is already a member.")
     if member is not None and member.status in ("removed", "suspended"):
         raise Rejected(f"Its author was {member.status} and cannot rejoin.")
-    s.joins[e.id] = Join(e.author, text_field(e.body, "name"), ())
+    join = Join(e.author, text_field(e.body, "name"), ())
+    if e.id not in s.joins:
+        s.join_authors[e.author] = s.join_authors.get(e.author, 0) + 1
+    s.joins[e.id] = join
     return PENDING
 
 
@@ -38,9 +41,10 @@ def _admission(v: View, s: State, e: Entry, m: Meta) -> str:
         s.joins[join_id] = join
         return APPLIED
     del s.joins[join_id]
-    for other, pending in list(s.joins.items()):
-        if pending.author == join.author:
-            del s.joins[other]
+    if s.join_authors.pop(join.author, 1) > 1:  # (rare: the author joined more than once)
+        for other, pending in list(s.joins.items()):
+            if pending.author == join.author:
+                del s.joins[other]
     existing = s.members.get(join.author)
     if existing is not None and existing.status == "active":
         return APPLIED
