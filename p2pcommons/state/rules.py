@@ -68,6 +68,10 @@ _SCHEMA: dict[str, str] = {
     # follow the membership and contribution policies (see outsider_policy).
     "outsiders.allowed": "outsider_kinds",
     "outsiders.max_entries": "natural",
+    # Decisions with an end (protocols/commons.md §2.1).  Not in the defaults either: absent,
+    # a proposal has no deadline and no quorum, as before, and older state hashes hold.
+    "decisions.deadline": "natural",  # seconds from a proposal's time to its deadline; 0 = none
+    "decisions.quorum": "fraction",  # share of the electorate that must vote (yes, no or abstain)
 }
 _MAX_INT = 2**53
 
@@ -213,6 +217,14 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 UNLIMITED = 2**53
+NO_QUORUM: dict[str, int] = {"num": 0, "den": 1}
+
+
+def decision_policy(rules: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """``(deadline seconds, quorum)`` for new proposals: 0 and no quorum when unset."""
+    section = rules.get("decisions", {})
+    section = section if isinstance(section, dict) else {}
+    return section.get("deadline", 0), section.get("quorum", NO_QUORUM)
 
 
 def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:

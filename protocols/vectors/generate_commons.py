@@ -37,12 +37,13 @@ class Scenario:
         return self.signers[name].public_key
 
     def write(self, label: str, name: str, kind: str, body: dict[str, Any], deps: list[Entry] | None = None,
-              *, include: bool = True) -> Entry:
+              *, include: bool = True, time: int | None = None) -> Entry:
         last = self.last.get(name)
         self.time += 1000
         entry = sign_entry(self.signers[name], commons=self.genesis.id, seq=1 if last is None else last.seq + 1,
                            prev=None if last is None else last.id, kind=kind, body=body,
-                           deps=[d.id for d in (deps if deps is not None else [self.genesis])], timestamp=self.time)
+                           deps=[d.id for d in (deps if deps is not None else [self.genesis])],
+                           timestamp=self.time if time is None else time)
         self.last[name] = entry
         if include:
             self.entries.append((label, entry))
@@ -245,6 +246,37 @@ def defaults() -> Scenario:
     return s
 
 
+def decisions() -> Scenario:
+    """Decisions that end (commons.md §2.1): a default deadline, abstention, a quorum, the
+    closing entry's causal past, a vote dated after the deadline, a backdated vote, a
+    withdrawal, an explicit deadline."""
+    s = Scenario(stewards=("alice", "bob", "carol", "dave"))
+    _found(s, {"name": "decisions", "stewards": sorted(s.key(n) for n in ("alice", "bob", "carol", "dave")),
+               "rules": {"decisions": {"deadline": 600, "quorum": "1/2"}}})
+    t = s.time
+    p = s.write("alice proposes (deadline: her time + 600 s)", "alice", "rule_proposal",
+                {"changes": {"review.accepts": 2}, "title": "two eyes"}, time=t + 1000)
+    deadline = t + 1000 + 600_000
+    no = s.write("bob votes no", "bob", "vote", {"proposal": p.id, "choice": "no"}, [p], time=t + 2000)
+    abstain = s.write("carol abstains", "carol", "vote", {"proposal": p.id, "choice": "abstain"}, [p],
+                      time=t + 3000)
+    s.write("dave votes yes (alice never sees it)", "dave", "vote", {"proposal": p.id, "choice": "yes"}, [p],
+            time=t + 4000)
+    closer = s.write("alice writes after the deadline: closes it (1 yes, 1 no seen: rejected)", "alice",
+                     "contribution", {"title": "after"}, [no, abstain], time=deadline + 1)
+    s.write("bob, having seen the close, votes again backdated", "bob", "vote",
+            {"proposal": p.id, "choice": "yes"}, [closer], time=t + 5000)
+    q = s.write("alice proposes again, explicit deadline", "alice", "rule_proposal",
+                {"changes": {"review.rejects": 2}, "deadline": deadline + 10_000}, [closer], time=deadline + 2000)
+    s.write("carol votes after its deadline (closes it: quorum 1 of 4 not met)", "carol", "vote",
+            {"proposal": q.id, "choice": "yes"}, [q], time=deadline + 20_000)
+    r = s.write("bob proposes", "bob", "rule_proposal", {"changes": {"values.code": 150}}, [closer],
+                time=deadline + 3000)
+    s.write("carol tries to withdraw bob's", "carol", "withdraw", {"proposal": r.id}, [r], time=deadline + 4000)
+    s.write("bob withdraws", "bob", "withdraw", {"proposal": r.id}, [r], time=deadline + 5000)
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -263,6 +295,9 @@ SCENARIOS = {
     "defaults": (defaults, "the canonical form's types and defaults: empty texts, a pending join with one "
                            "approval, a pending contribution (value 0), an open proposal, a percentage threshold, "
                            "a quota period key, a zero share left out, a member who left (no roles)"),
+    "decisions": (decisions, "decisions that end: a default deadline and quorum, yes, no and abstain, a vote "
+                             "the closing entry had not seen (not counted), a backdated vote after the close, "
+                             "a vote after an explicit deadline, a withdrawal and one by someone else"),
     "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "
