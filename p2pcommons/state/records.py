@@ -88,6 +88,8 @@ class Proposal(NamedTuple):
     deadline: int = 0  # ms since the epoch; 0 = none (decided by the electorate's fraction alone)
     time: int = 0  # the proposal entry's own time (not hashed: votes dated before it are refused)
     closed: CID | None = None  # the entry whose position closed it at its deadline
+    # A governed act instead of a rule change (§2.2), as canonical text: {"act", ...}; None: rules.
+    action: dict[str, Any] | None = None
 
 
 class Resource(NamedTuple):
@@ -141,10 +143,10 @@ def _load_distribution(r: list[Any]) -> dict[str, Any]:
 
 
 def _load_proposal(r: list[Any]) -> tuple[CID, Proposal]:
-    extra: list[Any] = r[7:] if len(r) > 7 else [[], 0, 0, None]
+    extra: list[Any] = r[7:] if len(r) > 7 else [[], 0, 0, None, None]
     closed = None if extra[3] is None else CID(extra[3])
     return CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6], tuple(extra[0]), extra[1],
-                               extra[2], closed)
+                               extra[2], closed, extra[4] if len(extra) > 4 else None)
 
 
 def _load_sanction(r: list[Any]) -> dict[str, Any]:
@@ -173,7 +175,7 @@ TABLES: tuple[Table, ...] = (
           _cid_key, CID),
     Table("proposals",  # rule proposal entry -> Proposal
           lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status, list(p.abstain),
-                        p.deadline, p.time, None if p.closed is None else p.closed.raw],
+                        p.deadline, p.time, None if p.closed is None else p.closed.raw, p.action],
           _load_proposal, _cid_key, CID),
     Table("votes",  # (proposal, voter) -> True yes, False no, None abstain (not hashed: the proposals' lists are)
           lambda k, v: [k[0].raw, k[1], v],
@@ -285,6 +287,8 @@ def _canonical_proposal(p: Proposal) -> dict[str, Any]:
         doc["deadline"] = p.deadline
     if p.closed is not None:
         doc["closed"] = str(p.closed)
+    if p.action is not None:
+        doc["action"] = p.action
     return doc
 
 

@@ -277,6 +277,43 @@ def decisions() -> Scenario:
     return s
 
 
+def acts() -> Scenario:
+    """Decisions on governed acts (commons.md §2.2): a community role, admission by the
+    members' decision, a removal that needs a decision, a grant, a lapsed decision."""
+    s = Scenario(stewards=("alice", "bob"))
+    rules = {"roles": {"custom": ["ecologist"]}, "decide": {"removal": True, "admission": True},
+             "electorate": {"admission": ["member"], "removal": ["ecologist", "steward"]},
+             "threshold": {"removal": "2/3"}}
+    _found(s, {"name": "acts", "stewards": sorted([s.key("alice"), s.key("bob")]), "rules": rules})
+    carol = s.write("carol joins", "carol", "join", {"name": "carol"})
+    direct = s.write("alice admits carol directly (refused: decide.admission)", "alice", "admission",
+                     {"join": carol.id}, [carol])
+    p = s.write("alice proposes admitting carol", "alice", "proposal",
+                {"action": {"act": "admission", "join": carol.id}, "title": "welcome carol"}, [direct])
+    yes = s.write("bob votes yes (2 of 2 members: carol admitted here)", "bob", "vote",
+                  {"proposal": p.id, "choice": "yes"}, [p])
+    grant = s.write("bob grants carol the community role ecologist", "bob", "role",
+                    {"member": s.key("carol"), "role": "ecologist"}, [yes])
+    dave = s.write("dave joins", "dave", "join", {"name": "dave"}, [grant])
+    q = s.write("carol proposes admitting dave", "carol", "proposal",
+                {"action": {"act": "admission", "join": dave.id}}, [dave])
+    s.write("alice votes yes (2 of 3 members: dave admitted here)", "alice", "vote",
+            {"proposal": q.id, "choice": "yes"}, [q])
+    last = s.write("bob votes yes (refused: already adopted)", "bob", "vote", {"proposal": q.id, "choice": "yes"},
+                   [q, s.last["alice"]])
+    sanction = s.write("bob removes dave directly (refused: decide.removal)", "bob", "sanction",
+                       {"member": s.key("dave"), "action": "remove", "reason": "logging"}, [last])
+    r = s.write("carol proposes removing dave", "carol", "proposal",
+                {"action": {"act": "removal", "member": s.key("dave"), "reason": "logging"}}, [sanction])
+    s.write("dave votes on his own removal (refused: no voting role)", "dave", "vote",
+            {"proposal": r.id, "choice": "no"}, [r])
+    s.write("alice votes yes (2 of 3 ecologists and stewards: not above 2/3)", "alice", "vote",
+            {"proposal": r.id, "choice": "yes"}, [r])
+    s.write("bob votes yes (3 of 3: dave removed)", "bob", "vote", {"proposal": r.id, "choice": "yes"},
+            [r, s.last["alice"]])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -298,6 +335,8 @@ SCENARIOS = {
     "decisions": (decisions, "decisions that end: a default deadline and quorum, yes, no and abstain, a vote "
                              "the closing entry had not seen (not counted), a backdated vote after the close, "
                              "a vote after an explicit deadline, a withdrawal and one by someone else"),
+    "acts": (acts, "decisions on governed acts: a community role, admissions decided by the members, a removal "
+                   "that needs a decision (the direct one refused), its target's vote refused, a 2/3 threshold"),
     "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "

@@ -3,9 +3,10 @@
 The fold is a pure function of the entries held, so "the deadline has passed" cannot be the
 receiving node's clock: it is an entry's.  A proposal with a deadline D is **closed** at the
 position of the first entry, in fold order, that (a) is by an author in good standing there
-(an active member whose admission is in its causal past), (b) is dated after D, and (c) has
-the proposal in its causal past.  It is decided there, before that entry's own checks, by
-the votes *in the closing entry's causal past* (:func:`.rules_votes.close`).  So a vote
+(an active member whose admission is in its causal past), (b) is dated after D, (c) has
+the proposal in its causal past, and (d) is not by the member the proposal's act names.
+It is decided there, before that entry's own checks, by the votes *in the closing entry's
+causal past* (:func:`.rules_votes.close`).  So a vote
 written by anyone who had seen the closing entry never counts, whatever its date (it also
 sorts after it); a vote dated after D is refused; and once the closing entry is stable
 (§4) nothing can change the outcome.  Why through every handler: the closing entry may be
@@ -37,11 +38,16 @@ def settle(v: View, s: State, e: Entry, m: Meta) -> None:
     except Rejected:
         return
     for _, _, target in due:
-        if not v.in_past(target, m):
-            continue
         proposal = s.proposals[target]
+        if not v.in_past(target, m) or about(proposal.action, e.author):
+            continue
         s.proposals[target] = close(v, s, target, proposal, e, m)
         del s.due[target]
+
+
+def about(action: dict[str, object] | None, author: bytes) -> bool:
+    """Does this action name ``author`` (who then neither closes nor votes on it)?"""
+    return action is not None and action.get("member") == author.hex()
 
 
 def settling(handler: Handler) -> Handler:
@@ -57,7 +63,7 @@ def settling(handler: Handler) -> Handler:
 def _withdraw(v: View, s: State, e: Entry, m: Meta) -> str:
     """The proposer withdraws an open proposal: it ends, with no effect."""
     standing(v, s, e.author, m, None)
-    target: CID = ref(v, e, m, "proposal", "rule_proposal")
+    target: CID = ref(v, e, m, "proposal", ("rule_proposal", "proposal"))
     proposal = s.proposals.get(target)
     if proposal is None:
         raise Rejected("The proposal it withdraws had no effect (it was rejected).")

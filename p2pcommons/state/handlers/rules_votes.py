@@ -1,6 +1,9 @@
-"""Rule proposals and votes (protocols/commons.md §1, §2, §2.1, §3.6): rules change only through the rules in force.
+"""Proposals and votes (protocols/commons.md §1, §2, §2.1, §2.2, §3.6): rules change, and
+governed acts are decided, only through the rules in force.
 
-A proposal without a deadline is decided as it always was: by a fraction of the whole
+A proposal is a rule change (``rule_proposal``) or carries a governed act (``proposal``,
+:mod:`.acts`); each act has its electorate, threshold and quorum in the rules.  A proposal
+without a deadline is decided as rule changes always were: by a fraction of the whole
 electorate, whenever the votes settle it.  One with a deadline also ends: it is decided
 early only when the votes already settle it, and otherwise at its deadline, by the votes
 the entry that closes it had seen (:mod:`.decisions`).
@@ -8,17 +11,25 @@ the entry that closes it had seen (:mod:`.decisions`).
 
 from __future__ import annotations
 
-from ...dagcbor import CID
+from ...dagcbor import CID, link
 from ...entry import MAX_TIME, Entry
 from .. import rules as rules_mod
 from ..positions import Meta
 from ..records import Proposal, State
 from ..rules import InvalidRules
+from . import acts
 from .common import ref, standing, text_field
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
 CHOICES = {"yes": True, "no": False, "abstain": None}
+PROPOSAL_KINDS = ("rule_proposal", "proposal")
+
+
+def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """``(electorate roles, threshold, quorum)`` of a proposal, by the rules in force here."""
+    _, electorate, threshold, quorum = rules_mod.act_policy(s.rules, acts.act_of(proposal.action))
+    return electorate, threshold, quorum
 
 
 def _eligible(s: State, roles: list[str]) -> int:
@@ -26,7 +37,11 @@ def _eligible(s: State, roles: list[str]) -> int:
                and any(r in member.roles for r in roles))
 
 
-def _adopt(s: State, proposal: Proposal) -> Proposal:
+def _adopt(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
+    """Carry out an adopted proposal at the deciding entry's position."""
+    if proposal.action is not None:
+        done = acts.carry_out(v, s, target, proposal.author, proposal.action, decider, m)
+        return proposal._replace(status="adopted" if done else "lapsed")
     try:
         s.rules = rules_mod.apply_changes(s.rules, proposal.changes)
     except InvalidRules:  # validated when proposed; kept for robustness
@@ -34,31 +49,23 @@ def _adopt(s: State, proposal: Proposal) -> Proposal:
     return proposal._replace(status="adopted")
 
 
-def _quorum_met(s: State, voted: int, eligible: int) -> bool:
-    quorum = rules_mod.decision_policy(s.rules)[1]
-    return voted * quorum["den"] >= eligible * quorum["num"]
-
-
-def tally(s: State, proposal: Proposal) -> Proposal:
-    """The proposal after a vote, with the rules in force at this position (E: the
-    electorate; Y, N, A: yes, no and abstain so far; threshold num/den)."""
-    policy = s.rules["rule_change"]
-    threshold = policy["threshold"]
-    eligible = _eligible(s, policy["roles"])
+def tally(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
+    """The proposal after a vote (or its proposal), with the rules and the electorate E in
+    force at this position (Y, N, A: yes, no and abstain so far; threshold num/den)."""
+    roles, threshold, quorum = policy(s, proposal)
+    eligible = _eligible(s, roles)
     num, den = threshold["num"], threshold["den"]
     yes, no, abstain = len(proposal.yes), len(proposal.no), len(proposal.abstain)
+    quorate = (yes + no + abstain) * quorum["den"] >= eligible * quorum["num"]
+    if yes * den > eligible * num and quorate:
+        return _adopt(v, s, target, proposal, decider, m)
     if not proposal.deadline:
         # No end: a fraction of the whole electorate decides (an abstention weighs as a no).
-        if yes * den > eligible * num:
-            return _adopt(s, proposal)
         if (eligible - no - abstain) * den <= eligible * num:
             return proposal._replace(status="rejected")
         return proposal
-    # With a deadline: early only when settled.  Adopted once yes is above the threshold of
-    # the whole electorate (and the quorum is met); rejected once even every remaining voter
-    # saying yes would not carry the threshold of the votes cast.
-    if yes * den > eligible * num and _quorum_met(s, yes + no + abstain, eligible):
-        return _adopt(s, proposal)
+    # With a deadline: rejected early once even every remaining voter saying yes would not
+    # carry the threshold of the votes cast.
     if (eligible - no - abstain) * den <= (eligible - abstain) * num:
         return proposal._replace(status="rejected")
     return proposal
@@ -71,17 +78,15 @@ def close(v: View, s: State, target: CID, proposal: Proposal, closer: Entry, met
     ballots = s.ballots
 
     def counted(voters: tuple[bytes, ...]) -> tuple[bytes, ...]:
-        return tuple(a for a in voters if (cast := ballots.get((target, a))) is not None
-                     and v.in_past(cast, meta))
+        return tuple(a for a in voters if (cast := ballots.get((target, a))) is not None and v.in_past(cast, meta))
 
     yes, no, abstain = counted(proposal.yes), counted(proposal.no), counted(proposal.abstain)
     proposal = proposal._replace(yes=yes, no=no, abstain=abstain, closed=closer.id)
-    policy = s.rules["rule_change"]
-    threshold = policy["threshold"]
-    eligible = _eligible(s, policy["roles"])
-    if _quorum_met(s, len(yes) + len(no) + len(abstain), eligible) and \
+    roles, threshold, quorum = policy(s, proposal)
+    eligible = _eligible(s, roles)
+    if (len(yes) + len(no) + len(abstain)) * quorum["den"] >= eligible * quorum["num"] and \
             len(yes) * threshold["den"] > (len(yes) + len(no)) * threshold["num"]:
-        return _adopt(s, proposal)
+        return _adopt(v, s, target, proposal, closer, meta)
     return proposal._replace(status="rejected")
 
 
@@ -95,8 +100,25 @@ def _deadline(e: Entry, s: State) -> int:
     return value
 
 
+def _open(v: View, s: State, e: Entry, m: Meta, proposal: Proposal) -> str:
+    """Record a new proposal: the proposer's yes if they may vote, then the first tally."""
+    roles = policy(s, proposal)[0]
+    member = s.members[e.author]
+    named = proposal.action is not None and proposal.action.get("member") == e.author.hex()
+    if any(r in member.roles for r in roles) and not named:
+        # Proposing counts as the proposer's yes vote (not on an act about themselves).
+        proposal = proposal._replace(yes=(e.author,))
+        s.votes[(e.id, e.author)] = True
+        if proposal.deadline:
+            s.ballots[(e.id, e.author)] = e.id
+    proposal = tally(v, s, e.id, proposal, e, m)
+    s.proposals[e.id] = proposal
+    if proposal.status == "open" and proposal.deadline:
+        s.due[e.id] = proposal.deadline
+    return APPLIED
+
+
 def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    policy = s.rules["rule_change"]
     standing(v, s, e.author, m, None)
     changes = e.body.get("changes")
     if type(changes) is not dict:
@@ -105,25 +127,31 @@ def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
         rules_mod.apply_changes(s.rules, changes)
     except InvalidRules as error:
         raise Rejected(f"Its rule change is invalid: {error}") from None
-    deadline = _deadline(e, s)
-    proposal = Proposal(e.author, text_field(e.body, "title"), changes, (), (), "open", (), deadline, e.time)
-    member = s.members[e.author]
-    if any(r in member.roles for r in policy["roles"]):
-        # Proposing counts as the proposer's yes vote.
-        proposal = proposal._replace(yes=(e.author,))
-        s.votes[(e.id, e.author)] = True
-        if deadline:
-            s.ballots[(e.id, e.author)] = e.id
-    proposal = tally(s, proposal)
-    s.proposals[e.id] = proposal
-    if proposal.status == "open" and deadline:
-        s.due[e.id] = deadline
-    return APPLIED
+    proposal = Proposal(e.author, text_field(e.body, "title"), changes, (), (), "open", (), _deadline(e, s), e.time)
+    return _open(v, s, e, m, proposal)
+
+
+def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
+    """A proposal of a governed act (§2.2): any active member may propose one."""
+    standing(v, s, e.author, m, None)
+    action = acts.parse(v, s, e, m)
+    proposal = Proposal(e.author, text_field(e.body, "title"), {}, (), (), "open", (), _deadline(e, s), e.time,
+                        None, action)
+    return _open(v, s, e, m, proposal)
+
+
+def _voters(s: State, e: Entry) -> list[str]:
+    """Who may vote on what this vote names (rule-change voters if it names no proposal)."""
+    try:
+        proposal = s.proposals.get(link(e.body.get("proposal")))
+    except Exception:
+        proposal = None
+    return s.rules["rule_change"]["roles"] if proposal is None else policy(s, proposal)[0]
 
 
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, s.rules["rule_change"]["roles"])
-    target = ref(v, e, m, "proposal", "rule_proposal")
+    standing(v, s, e.author, m, _voters(s, e))
+    target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
     proposal = s.proposals.get(target)
     if proposal is None:
         raise Rejected("The proposal it votes on had no effect (it was rejected).")
@@ -134,6 +162,8 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("Its 'choice' must be yes, no or abstain.")
     if (target, e.author) in s.votes:
         raise Rejected("Its author already voted on this proposal.")
+    if proposal.action is not None and proposal.action.get("member") == e.author.hex():
+        raise Rejected("The member a proposal names does not vote on it.")
     if proposal.deadline and e.time < proposal.time:
         raise Rejected("It is dated before the proposal it votes on.")
     s.votes[(target, e.author)] = CHOICES[choice]
@@ -145,7 +175,7 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
         proposal = proposal._replace(no=(*proposal.no, e.author))
     else:
         proposal = proposal._replace(abstain=(*proposal.abstain, e.author))
-    proposal = tally(s, proposal)
+    proposal = tally(v, s, target, proposal, e, m)
     s.proposals[target] = proposal
     if proposal.status != "open":
         s.due.pop(target, None)
@@ -156,5 +186,6 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
     "rule_proposal": Kind(_rule_proposal, named=True),
+    "proposal": Kind(_proposal, named=True),
     "vote": Kind(_vote, named=False),
 }
