@@ -11,6 +11,8 @@ the entry that closes it had seen (:mod:`.decisions`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...dagcbor import CID, link
 from ...entry import MAX_TIME, Entry
 from .. import rules as rules_mod
@@ -26,13 +28,23 @@ CHOICES = {"yes": True, "no": False, "abstain": None}
 PROPOSAL_KINDS = ("rule_proposal", "proposal")
 
 
+FALLBACK_ROLES = ["member"]
+FALLBACK_THRESHOLD = {"num": 1, "den": 2}
+
+
 def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dict[str, int]]:
-    """``(electorate roles, threshold, quorum)`` of a proposal, by the rules in force here."""
+    """``(electorate roles, threshold, quorum)`` of a proposal, by the rules in force here.
+
+    A commons never freezes (§2.3): when no active member holds a role of the electorate,
+    the active members decide, by majority (the act's quorum still applies)."""
     _, electorate, threshold, quorum = rules_mod.act_policy(s.rules, acts.act_of(proposal.action))
+    if eligible(s, electorate) == 0:
+        return FALLBACK_ROLES, FALLBACK_THRESHOLD, quorum
     return electorate, threshold, quorum
 
 
-def _eligible(s: State, roles: list[str]) -> int:
+def eligible(s: State, roles: list[str]) -> int:
+    """How many active members hold one of ``roles`` (the electorate's size)."""
     return sum(1 for member in s.members.values() if member.status == "active"
                and any(r in member.roles for r in roles))
 
@@ -53,20 +65,20 @@ def tally(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m:
     """The proposal after a vote (or its proposal), with the rules and the electorate E in
     force at this position (Y, N, A: yes, no and abstain so far; threshold num/den)."""
     roles, threshold, quorum = policy(s, proposal)
-    eligible = _eligible(s, roles)
+    size = eligible(s, roles)
     num, den = threshold["num"], threshold["den"]
     yes, no, abstain = len(proposal.yes), len(proposal.no), len(proposal.abstain)
-    quorate = (yes + no + abstain) * quorum["den"] >= eligible * quorum["num"]
-    if yes * den > eligible * num and quorate:
+    quorate = (yes + no + abstain) * quorum["den"] >= size * quorum["num"]
+    if yes * den > size * num and quorate:
         return _adopt(v, s, target, proposal, decider, m)
     if not proposal.deadline:
         # No end: a fraction of the whole electorate decides (an abstention weighs as a no).
-        if (eligible - no - abstain) * den <= eligible * num:
+        if (size - no - abstain) * den <= size * num:
             return proposal._replace(status="rejected")
         return proposal
     # With a deadline: rejected early once even every remaining voter saying yes would not
     # carry the threshold of the votes cast.
-    if (eligible - no - abstain) * den <= (eligible - abstain) * num:
+    if (size - no - abstain) * den <= (size - abstain) * num:
         return proposal._replace(status="rejected")
     return proposal
 
@@ -83,8 +95,8 @@ def close(v: View, s: State, target: CID, proposal: Proposal, closer: Entry, met
     yes, no, abstain = counted(proposal.yes), counted(proposal.no), counted(proposal.abstain)
     proposal = proposal._replace(yes=yes, no=no, abstain=abstain, closed=closer.id)
     roles, threshold, quorum = policy(s, proposal)
-    eligible = _eligible(s, roles)
-    if (len(yes) + len(no) + len(abstain)) * quorum["den"] >= eligible * quorum["num"] and \
+    size = eligible(s, roles)
+    if (len(yes) + len(no) + len(abstain)) * quorum["den"] >= size * quorum["num"] and \
             len(yes) * threshold["den"] > (len(yes) + len(no)) * threshold["num"]:
         return _adopt(v, s, target, proposal, closer, meta)
     return proposal._replace(status="rejected")
@@ -118,15 +130,28 @@ def _open(v: View, s: State, e: Entry, m: Meta, proposal: Proposal) -> str:
     return APPLIED
 
 
+def _never_freezes(s: State, changes: dict[str, object], new: dict[str, Any]) -> None:
+    """Refuse a membership change after which nobody could be admitted by admissions
+    (§2.3): under ``approval``, more approvals than active members who may admit."""
+    if not any(type(k) is str and k.startswith("membership.") for k in changes):
+        return
+    membership = new["membership"]
+    admitters = eligible(s, membership["admitters"])
+    if membership["policy"] == "approval" and membership["approvals"] > admitters:
+        raise Rejected(f"It would make admission impossible: membership.approvals would be "
+                       f"{membership['approvals']}, but only {admitters} active members may admit.")
+
+
 def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
     standing(v, s, e.author, m, None)
     changes = e.body.get("changes")
     if type(changes) is not dict:
         raise Rejected("Its 'changes' must be a map of rule names to values.")
     try:
-        rules_mod.apply_changes(s.rules, changes)
+        new = rules_mod.apply_changes(s.rules, changes)
     except InvalidRules as error:
         raise Rejected(f"Its rule change is invalid: {error}") from None
+    _never_freezes(s, changes, new)
     proposal = Proposal(e.author, text_field(e.body, "title"), changes, (), (), "open", (), _deadline(e, s), e.time)
     return _open(v, s, e, m, proposal)
 
