@@ -50,6 +50,10 @@ def _what(row: dict[str, Any]) -> str:
     if row["act"] == "rules":
         return "rules: " + ", ".join(f"{k}={v}" for k, v in sorted(row["changes"].items()))
     action = row["action"]
+    if row["act"] == "distribution":
+        return f"distribution of {action['amount']} {action['currency']} by the ledger"
+    if row["act"] == "resource":
+        return f"resource {action['name']} ({action['quota']} {action['unit']} per member per period)"
     target = action.get("member") or action.get("join")
     extra = action.get("role") or action.get("reason") or ""
     return f"{row['act']} {target}" + (f" ({extra})" if extra else "")
@@ -237,6 +241,30 @@ def propose_revoke(member: MemberArgument, role: Annotated[str, typer.Argument(h
                    home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False) -> None:
     """Propose revoking a role."""
     _propose(home, commons, {"act": "revoke", "role": role}, title, deadline, as_json, force, member)
+
+
+@command("distribute", app=proposal_app)
+def propose_distribute(amount: Annotated[int, typer.Argument(min=1, max=2**53, help="The amount to share.")],
+                       currency: Annotated[str, typer.Option("--currency", help="Its unit.")] = "units",
+                       title: TitleOption = "", deadline: DeadlineOption = None, commons: CommonsOption = None,
+                       home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False) -> None:
+    """Propose distributing an amount by the contribution ledger."""
+    _propose(home, commons, {"act": "distribution", "amount": amount, "currency": currency}, title, deadline,
+             as_json, force)
+
+
+@command("resource", app=proposal_app)
+def propose_resource(
+    name: Annotated[str, typer.Argument(help="The resource's name (a budget line, say).")],
+    quota: Annotated[int, typer.Option("--quota", min=1, max=2**53, help="Per member per period.")],
+    period: Annotated[int, typer.Option("--period", min=0, max=2**53, help="Seconds; 0 = for ever.")] = 0,
+    unit: Annotated[str, typer.Option("--unit", help="Its unit.")] = "unit",
+    title: TitleOption = "", deadline: DeadlineOption = None, commons: CommonsOption = None,
+    home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False,
+) -> None:
+    """Propose a new rivalrous shared resource (a budget line with a quota per member)."""
+    spec = {"name": name, "rivalrous": True, "quota": quota, "period": period, "unit": unit}
+    _propose(home, commons, {"act": "resource", "resource": spec}, title, deadline, as_json, force)
 
 
 @command("withdraw", app=proposal_app)

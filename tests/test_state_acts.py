@@ -137,7 +137,8 @@ def test_reinstatement_by_decision_and_a_lapsed_admission() -> None:
 def test_a_bad_action_is_refused_with_the_reason() -> None:
     town = Town(stewards=2)
     cases = [({"act": "banish", "member": town.key(1)}, "Its 'action' must be a map whose 'act' is one of "
-                                                         "admission, removal, reinstatement, grant, revoke."),
+                                                         "admission, removal, reinstatement, grant, revoke, "
+                                                         "distribution, resource."),
              ({"act": "removal", "member": town.key(0), "reason": "me"},
               "It can remove only another active or suspended member."),
              ({"act": "grant", "member": town.key(3), "role": "steward"},
@@ -152,7 +153,7 @@ def test_a_bad_action_is_refused_with_the_reason() -> None:
 ACTIONS = st.lists(st.tuples(st.sampled_from(("propose", "vote", "vote", "vote", "sync", "note", "sanction")),
                              st.integers(0, 3), st.integers(0, 3),
                              st.sampled_from(("yes", "yes", "yes", "no", "abstain")),
-                             st.sampled_from(("removal", "grant", "revoke", "reinstatement")),
+                             st.sampled_from(("removal", "grant", "revoke", "reinstatement", "distribution")),
                              st.sampled_from((0, 60_000, 700_000))), min_size=1, max_size=30)
 
 
@@ -179,6 +180,8 @@ def test_decided_acts_converge_in_any_delivery_order(actions: list[tuple[str, in
         elif action == "propose":
             body: dict[str, Any] = {"act": act, "member": town.key(j)}
             body.update({"reason": "r"} if act in ("removal", "reinstatement") else {"role": "ecologist"})
+            if act == "distribution":
+                body = {"act": act, "amount": 100}
             proposals.append(town.write(i, "proposal", {"action": body}, now + 1000 * i))
         elif action == "vote" and proposals:
             target = proposals[j % len(proposals)]
@@ -204,3 +207,34 @@ def test_decided_acts_converge_in_any_delivery_order(actions: list[tuple[str, in
 
 
 SIGNERS_INDEX = {Town().key(i): i for i in range(4)}
+
+
+def test_a_collective_budget_line_and_a_distribution_decided_by_vote() -> None:
+    """Enspiral-like: the members open a budget line (a rivalrous resource) and share a
+    surplus by the ledger — both by decision, since the rules say so."""
+    rules = {"decide": {"resource": True, "distribution": True},
+             "electorate": {"resource": ["member"], "distribution": ["member"]}}
+    town = Town(stewards=2, rules=rules)
+    _admitted(town, 2, T0 + 100)
+    work = town.write(2, "contribution", {"title": "website", "value": 5}, T0 + 200)
+    town.sync(0, 2)
+    town.write(0, "review", {"contribution": work.id, "verdict": "accept"}, T0 + 300)
+    direct = town.write(0, "distribution", {"amount": 100}, T0 + 310)
+    assert _outcome(town, direct)[1] == ("The rules require a decision for this act (decide.distribution): "
+                                         "propose it instead.")
+    line = town.write(0, "proposal", {"action": {"act": "resource", "resource": {
+        "name": "Website budget", "rivalrous": True, "quota": 500, "period": 7776000, "unit": "EUR"}}}, T0 + 400)
+    share = town.write(0, "proposal", {"action": {"act": "distribution", "amount": 1000, "currency": "EUR"}},
+                       T0 + 410)
+    town.sync(1, 0)
+    town.write(1, "vote", {"proposal": line.id, "choice": "yes"}, T0 + 500)
+    town.write(1, "vote", {"proposal": share.id, "choice": "yes"}, T0 + 510)
+    town.sync(2, 1)
+    use = town.write(2, "resource_use", {"resource": line.id, "amount": 300}, T0 + 600)
+    over = town.write(2, "resource_use", {"resource": line.id, "amount": 300}, T0 + 700)
+    state = town.fold()
+    assert state.canonical["resources"][str(line.id)]["quota"] == 500
+    assert state.canonical["distributions"] == [{"id": str(share.id), "amount": 1000, "currency": "EUR",
+                                                 "shares": {town.member_hex(2): 1000}}]
+    assert state.outcome(use.id).status == APPLIED  # type: ignore[union-attr]
+    assert "exceeds the quota" in state.outcome(over.id).reason  # type: ignore[union-attr]

@@ -21,7 +21,7 @@ CONTRIBUTION_POLICIES = ("anyone", "members")
 OUTSIDER_KINDS = ("join", "any")
 # Governed acts a proposal may carry besides a rule change (protocols/commons.md §2.2); "role"
 # covers both grant and revoke.
-ACTS = ("admission", "removal", "reinstatement", "role")
+ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource")
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
@@ -274,6 +274,7 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
 
     alone = {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
              "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
+             "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
              "rules": rules["rule_change"]["roles"]}[act]
     if act == "rules":
         return True, alone, rules["rule_change"]["threshold"], decision_policy(rules)[1]

@@ -314,6 +314,35 @@ def acts() -> Scenario:
     return s
 
 
+def budget() -> Scenario:
+    """A collective budget decided by vote (commons.md §2.2): a budget line (a rivalrous
+    resource) and a distribution of a surplus by the ledger, each needing a decision."""
+    s = Scenario(stewards=("alice", "bob"))
+    rules = {"decide": {"resource": True, "distribution": True},
+             "electorate": {"resource": ["member"], "distribution": ["member"]},
+             "decisions": {"deadline": 3600}}
+    _found(s, {"name": "budget", "stewards": sorted([s.key("alice"), s.key("bob")]), "rules": rules})
+    work = s.write("alice contributes", "alice", "contribution", {"title": "bookkeeping", "value": 3})
+    review = s.write("bob accepts", "bob", "review", {"contribution": work.id, "verdict": "accept"}, [work])
+    direct = s.write("bob distributes directly (refused: decide.distribution)", "bob", "distribution",
+                     {"amount": 100}, [review])
+    line = s.write("alice proposes a budget line", "alice", "proposal",
+                   {"action": {"act": "resource", "resource": {"name": "Events", "rivalrous": True, "quota": 200,
+                                                               "period": 7776000, "unit": "EUR"}}}, [direct])
+    share = s.write("alice proposes sharing 900 EUR", "alice", "proposal",
+                    {"action": {"act": "distribution", "amount": 900, "currency": "EUR"}}, [line])
+    yes = s.write("bob votes yes on the line (adopted)", "bob", "vote", {"proposal": line.id, "choice": "yes"},
+                  [line])
+    s.write("bob abstains on the share (1 yes of 2: open)", "bob", "vote", {"proposal": share.id,
+                                                                           "choice": "abstain"}, [share, yes])
+    use = s.write("bob draws 150 EUR from the line", "bob", "resource_use",
+                  {"resource": line.id, "amount": 150, "note": "venue"}, [yes])
+    s.write("alice writes after the deadline: closes the share (1 yes, 0 no: adopted, 900 EUR shared)", "alice",
+            "contribution",
+            {"title": "minutes"}, [use], time=s.time + 3_600_000)
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -337,6 +366,8 @@ SCENARIOS = {
                              "a vote after an explicit deadline, a withdrawal and one by someone else"),
     "acts": (acts, "decisions on governed acts: a community role, admissions decided by the members, a removal "
                    "that needs a decision (the direct one refused), its target's vote refused, a 2/3 threshold"),
+    "budget": (budget, "a collective budget decided by vote: a budget line and a distribution that need a "
+                       "decision, a use of the line, an abstention, a distribution adopted at its deadline"),
     "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "

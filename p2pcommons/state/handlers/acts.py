@@ -1,5 +1,6 @@
 """Governed acts a decision may carry (protocols/commons.md §2.2): admission, removal,
-reinstatement, role grant and revocation (community roles included).
+reinstatement, role grant and revocation (community roles included), a distribution by the
+ledger, a new shared resource (a budget line, say).
 
 A proposal's action is checked when proposed (so a proposal nobody could carry out never
 opens) and carried out at the position of the entry that decides it — judged there again,
@@ -15,15 +16,16 @@ from typing import Any
 from ...dagcbor import CID, link
 from ...entry import Entry
 from ..positions import Meta
-from ..records import State
-from .common import member_key, text_field
+from ..records import Resource, State
+from .common import amount_field, member_key, resource_spec, text_field
+from .distributions import compute_shares
 from .membership import admit, change_role, role_field
 from .sanctions import decided
 from .view import Rejected, View
 
 # Act in a proposal's action -> the rules' name for it (decide.*, electorate.*, ...).
 ACTS = {"admission": "admission", "removal": "removal", "reinstatement": "reinstatement", "grant": "role",
-        "revoke": "role"}
+        "revoke": "role", "distribution": "distribution", "resource": "resource"}
 
 
 def act_of(action: dict[str, Any] | None) -> str:
@@ -47,6 +49,13 @@ def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
         if join_id not in s.joins:
             raise Rejected("The join it proposes to admit is not pending.")
         return {"act": act, "join": str(join_id)}
+    if act == "distribution":
+        return {"act": act, "amount": amount_field(action, "amount", positive=True),
+                "currency": text_field(action, "currency", default="units")}
+    if act == "resource":
+        spec = resource_spec(action.get("resource"))
+        return {"act": act, "name": spec.name, "rivalrous": spec.rivalrous, "quota": spec.quota,
+                "period": spec.period, "unit": spec.unit}
     target = member_key(action)
     member = s.members.get(target)
     if act in ("removal", "reinstatement"):
@@ -74,6 +83,18 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
         if join is None:
             return False
         admit(v, s, join_id, join, decider.id)
+        return True
+    if act == "distribution":
+        shares = compute_shares(s.ledger, action["amount"])
+        if not shares:
+            return False
+        s.distributions.append({"id": proposal_id, "amount": action["amount"], "currency": action["currency"],
+                                "shares": shares})
+        return True
+    if act == "resource":
+        # The resource's id is the proposal's: a use names the proposal (in its causal past).
+        s.resources[proposal_id] = Resource(action["name"], action["rivalrous"], action["quota"], action["period"],
+                                            action["unit"])
         return True
     target = bytes.fromhex(action["member"])
     if act in ("removal", "reinstatement"):
