@@ -85,3 +85,30 @@ def test_act_proposals_and_the_last_stewards_leave(tmp_path: Path) -> None:
     assert "last steward" in message
     left = p2pc_json("leave", "--force", "--home", newcomer)
     assert left["outcome"]["status"] == "applied"
+
+
+def test_admission_removal_and_grant_by_decision_from_the_cli(tmp_path: Path) -> None:
+    """One founder with approval by 2 (the docs' charter): admissions alone never reach 2,
+    a decision admits; then a community role granted and a removal decided."""
+    founder, _ = _init(tmp_path / "founder")
+    newcomer, newcomer_id = _init(tmp_path / "newcomer")
+    charter = tmp_path / "charter.toml"
+    charter.write_text('[membership]\npolicy = "approval"\napprovals = 2\n[roles]\ncustom = ["ecologist"]\n'
+                       '[decide]\nremoval = true\n', encoding="utf-8")
+    commons = p2pc_json("commons", "create", "Valley", "--rules", str(charter), "--home", founder)["commons"]
+    _carry(founder, newcomer, commons, tmp_path, "c0")
+    join = p2pc_json("join", commons, "--name", "nora", "--home", newcomer)["id"]
+    _carry(newcomer, founder, commons, tmp_path, "c1")
+    admitted = p2pc_json("proposal", "admit", join, "--title", "welcome", "--home", founder)
+    assert p2pc_json("proposal", "show", admitted["id"], "--home", founder)["status"] == "adopted"
+    grant = p2pc_json("proposal", "grant", "nora", "ecologist", "--home", founder)
+    assert p2pc_json("proposal", "show", grant["id"], "--home", founder)["status"] == "adopted"
+    members = {m["name"]: m for m in p2pc_json("members", "--home", founder)["members"]}
+    assert members["nora"]["roles"] == ["ecologist", "member"]
+    assert "decide.removal" in fails("sanction", "nora", "remove", "--reason", "x", "--home", founder, code=7)
+    removal = p2pc_json("proposal", "remove", "nora", "--reason", "logging", "--home", founder)
+    shown = p2pc_json("proposal", "show", removal["id"], "--home", founder)
+    assert shown["status"] == "adopted" and shown["action"] == {"act": "removal", "member": newcomer_id,
+                                                                "reason": "logging"}
+    assert "removal nora" not in p2pc("proposals", "--home", founder)  # members shown by id
+    assert {m["name"]: m for m in p2pc_json("members", "--home", founder)["members"]}["nora"]["status"] == "removed"
