@@ -251,7 +251,14 @@ def status_cmd(
     if outcome is None:
         raise NotFound(f"Entry {eid} does not belong to a commons this node folds.")
     data = _outcome_json(outcome)
-    human = f"{data['id']}  {data['kind']}  {data['status']}" + (f": {data['reason']}" if data["reason"] else "")
+    shown = data["status"]
+    if found.kind in ("rule_proposal", "proposal") and outcome.status == "applied":
+        # The entry took effect as a proposal; what matters is whether it is decided.
+        decision = next((d for d in state.decisions() if d["id"] == str(eid)), None)
+        if decision is not None:
+            data["decision"] = decision["status"]
+            shown = decision["status"] if decision["status"] == "open" else f"applied, {decision['status']}"
+    human = f"{data['id']}  {data['kind']}  {shown}" + (f": {data['reason']}" if data["reason"] else "")
     holders = ", ".join(data["held_back_by"])
     human += "\n  " + ("stable" if data["stable"] else f"tentative (held back by {holders})")
     emit(data, as_json, human)
@@ -412,7 +419,21 @@ def admit_cmd(
 def leave_cmd(
     commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False
 ) -> None:
-    """Leave the commons (your past contributions stay in the ledger)."""
+    """Leave the commons (your past contributions stay in the ledger).
+
+    The last steward is warned and refused without --force: after them nobody holds the
+    role, and the members decide by majority what stewards decided (§2.3)."""
+    if not force:
+        from p2pcommons.errors import RuleRefusal
+
+        me = identity_of(home).signer.public_key
+        with open_store(home, reader=True) as store:
+            state = _state(store, resolve_commons(store, commons))
+            stewards = [a for a in state.active_members() if state.has_role(a, "steward")]
+        if stewards == [me]:
+            raise RuleRefusal("You are the last steward: once you leave, nobody holds the steward role and the "
+                              "members decide by majority what stewards decided; grant the role to someone first, "
+                              "or pass --force to leave anyway.")
     _write(home, commons, "leave", {}, as_json, force=force)
 
 
@@ -420,7 +441,7 @@ def leave_cmd(
 def role_cmd(
     member: Annotated[str, typer.Argument(help="Member (author id, prefix or name).")],
     action: Annotated[str, typer.Argument(help="grant or revoke")],
-    role: Annotated[str, typer.Argument(help="reviewer or steward")],
+    role: Annotated[str, typer.Argument(help="reviewer, steward or a role in roles.custom")],
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -429,8 +450,8 @@ def role_cmd(
     """Grant or revoke a role (by the roles the rules allow, stewards by default)."""
     from p2pcommons.errors import UsageError
 
-    if action not in ("grant", "revoke") or role not in ("reviewer", "steward"):
-        raise UsageError("Use: p2pc role MEMBER grant|revoke reviewer|steward.")
+    if action not in ("grant", "revoke") or not role:
+        raise UsageError("Use: p2pc role MEMBER grant|revoke ROLE (reviewer, steward or one in roles.custom).")
 
     def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
         return {"member": _resolve_member(state, member), "action": action, "role": role}, None
@@ -520,6 +541,9 @@ def rules_propose(
     ] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Changes as a TOML file.", exists=True)] = None,
     title: Annotated[str, typer.Option("--title", "-t", help="What the change is for.")] = "",
+    deadline: Annotated[int | None, typer.Option(
+        "--deadline", min=1, max=10**9, help="Seconds from now until the vote closes (default: the rules' "
+        "decisions.deadline; none if unset).")] = None,
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -547,22 +571,26 @@ def rules_propose(
     body: dict[str, Any] = {"changes": changes}
     if title:
         body["title"] = title
+    if deadline is not None:
+        import time
+
+        body["deadline"] = int(time.time() * 1000) + deadline * 1000
     _write(home, commons, "rule_proposal", body, as_json, force=force)
 
 
 @command("vote", app=rules_app)
 def rules_vote(
     proposal: Annotated[str, typer.Argument(help="The rule proposal (entry id or prefix).")],
-    choice: Annotated[str, typer.Argument(help="yes or no")],
+    choice: Annotated[str, typer.Argument(help="yes, no or abstain")],
     home: HomeOption = None,
     as_json: JsonOption = False,
     force: ForceOption = False,
 ) -> None:
-    """Vote on a rule proposal."""
+    """Vote on a rule proposal (the same as p2pc vote)."""
     from p2pcommons.errors import UsageError
 
-    if choice not in ("yes", "no"):
-        raise UsageError("The vote must be yes or no.")
+    if choice not in ("yes", "no", "abstain"):
+        raise UsageError("The vote must be yes, no or abstain.")
     target, commons = _entry_of_kind(home, proposal, "rule_proposal", "a rule proposal")
     _write(home, commons, "vote", {"proposal": target, "choice": choice}, as_json, extra_deps=[target], force=force)
 

@@ -2,7 +2,7 @@
 
 Every example drives its nodes **only through the ``p2pc`` command line**, as a script or a
 person would (``--json`` output parsed), so each one doubles as an end-to-end check of the CLI
-and the daemon. This module keeps the plumbing in one place so the five scenarios read as
+and the daemon. This module keeps the plumbing in one place so the six scenarios read as
 the commons story they tell:
 
 * :class:`Cluster` makes a temporary directory with one home per person, runs ``p2pc init``
@@ -390,11 +390,13 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
     console.print(table)
 
     if summary["proposals"]:
-        table = Table(title="Rule proposals", title_justify="left", min_width=48)
-        for col in ("title", "by", "changes", "yes", "no", "status"):
+        table = Table(title="Proposals", title_justify="left", min_width=48)
+        for col in ("title", "by", "decides", "yes", "no", "status"):
             table.add_column(col)
         for p in summary["proposals"].values():
-            changes = ", ".join(f"{k} = {v}" for k, v in p["changes"].items())
+            action = p.get("action")
+            changes = ", ".join(f"{k} = {v}" for k, v in p["changes"].items()) if action is None else \
+                " ".join(f"{k}={v}" for k, v in action.items() if k != "member")
             table.add_row(p["title"], who(p["author"]), changes, str(p["yes"]), str(p["no"]), p["status"])
         console.print(table)
 

@@ -151,7 +151,7 @@ def test_errors_are_one_sentence(tmp_path: Path) -> None:
     assert "There is no rule" in fails("rules", "propose", "--set", "no.such=1", "--home", home)
     assert "positive integer" in fails("rules", "propose", "--set", "review.accepts=0", "--home", home)
     assert "at least one change" in fails("rules", "propose", "--home", home)
-    assert "yes or no" in fails("rules", "vote", commons, "maybe", "--home", home)
+    assert "yes, no or abstain" in fails("rules", "vote", commons, "maybe", "--home", home)
     assert "No entry" in fails("status", "bafyzzzz", "--home", home)
 
 

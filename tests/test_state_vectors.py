@@ -22,7 +22,7 @@ def test_there_are_commons_vectors() -> None:
     names = {p.stem for p in VECTORS}
     assert {"commons-basic", "commons-mutual-removal", "commons-backdated", "commons-backdated-leave",
             "commons-fork", "commons-adversarial", "commons-waiting", "commons-overflow",
-            "commons-rejected-sanction"} <= names
+            "commons-rejected-sanction", "commons-decisions", "commons-acts", "commons-budget"} <= names
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])

@@ -81,7 +81,15 @@ class Proposal(NamedTuple):
     changes: dict[str, Any]
     yes: tuple[bytes, ...]
     no: tuple[bytes, ...]
-    status: str  # open | adopted | rejected
+    status: str  # open | adopted | rejected | withdrawn
+    # Decisions with an end (protocols/commons.md §2.1); the defaults are a proposal without
+    # them, whose canonical form (and so every older state hash) is unchanged.
+    abstain: tuple[bytes, ...] = ()
+    deadline: int = 0  # ms since the epoch; 0 = none (decided by the electorate's fraction alone)
+    time: int = 0  # the proposal entry's own time (not hashed: votes dated before it are refused)
+    closed: CID | None = None  # the entry whose position closed it at its deadline
+    # A governed act instead of a rule change (§2.2), as canonical text: {"act", ...}; None: rules.
+    action: dict[str, Any] | None = None
 
 
 class Resource(NamedTuple):
@@ -134,6 +142,13 @@ def _load_distribution(r: list[Any]) -> dict[str, Any]:
     return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
 
 
+def _load_proposal(r: list[Any]) -> tuple[CID, Proposal]:
+    extra: list[Any] = r[7:] if len(r) > 7 else [[], 0, 0, None, None]
+    closed = None if extra[3] is None else CID(extra[3])
+    return CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6], tuple(extra[0]), extra[1],
+                               extra[2], closed, extra[4] if len(extra) > 4 else None)
+
+
 def _load_sanction(r: list[Any]) -> dict[str, Any]:
     return {"id": CID(r[0]), "member": r[1], "action": r[2], "reason": r[3], "by": r[4]}
 
@@ -159,13 +174,19 @@ TABLES: tuple[Table, ...] = (
                                              r[10])),
           _cid_key, CID),
     Table("proposals",  # rule proposal entry -> Proposal
-          lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status],
-          lambda r: (CID(r[0]), Proposal(r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6])),
-          _cid_key, CID),
-    Table("votes",  # (proposal, voter) -> yes (not hashed: the proposals' yes/no are)
+          lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status, list(p.abstain),
+                        p.deadline, p.time, None if p.closed is None else p.closed.raw, p.action],
+          _load_proposal, _cid_key, CID),
+    Table("votes",  # (proposal, voter) -> True yes, False no, None abstain (not hashed: the proposals' lists are)
           lambda k, v: [k[0].raw, k[1], v],
           lambda r: ((CID(r[0]), r[1]), r[2]),
           lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    Table("ballots",  # (proposal with a deadline, voter) -> the entry that cast the vote (not hashed)
+          lambda k, c: [k[0].raw, k[1], c.raw],
+          lambda r: ((CID(r[0]), r[1]), CID(r[2])),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    Table("due",  # open proposal with a deadline -> its deadline (not hashed: the proposals' are)
+          lambda c, d: [c.raw, d], lambda r: (CID(r[0]), r[1]), _cid_key, CID),
     Table("resources",  # resource id (its entry, or the hash of a genesis resource) -> Resource
           lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
           lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
@@ -211,7 +232,9 @@ class State:
     joins: dict[CID, Join]
     contributions: dict[CID, Contribution]
     proposals: dict[CID, Proposal]
-    votes: dict[tuple[CID, bytes], bool]
+    votes: dict[tuple[CID, bytes], bool | None]
+    ballots: dict[tuple[CID, bytes], CID]
+    due: dict[CID, int]
     resources: dict[CID, Resource]
     usage: dict[tuple[CID, int, bytes], int]
     totals: dict[tuple[CID, bytes], int]
@@ -263,6 +286,22 @@ class State:
 # --- the canonical encoding (what the state hash covers) ----------------------------------
 
 
+def _canonical_proposal(p: Proposal) -> dict[str, Any]:
+    """A proposal's canonical map: the keys of decisions with an end appear only when used,
+    so a proposal that uses none of them hashes as it always did (protocols/commons.md §5.1)."""
+    doc: dict[str, Any] = {"author": hexkey(p.author), "title": p.title, "changes": p.changes, "status": p.status,
+                           "yes": _sorted_hex(p.yes), "no": _sorted_hex(p.no)}
+    if p.abstain:
+        doc["abstain"] = _sorted_hex(p.abstain)
+    if p.deadline:
+        doc["deadline"] = p.deadline
+    if p.closed is not None:
+        doc["closed"] = str(p.closed)
+    if p.action is not None:
+        doc["action"] = p.action
+    return doc
+
+
 def canonical_state(s: State) -> dict[str, Any]:
     """The hashed part of the state, as plain DAG-CBOR data (protocols/commons.md: the state hash)."""
     resources: dict[str, Any] = {}
@@ -287,11 +326,7 @@ def canonical_state(s: State) -> dict[str, Any]:
                      "rejects": _sorted_hex(x.rejects), "value": x.value, "outside": x.outside}
             for c, x in s.contributions.items()
         },
-        "proposals": {
-            str(c): {"author": hexkey(p.author), "title": p.title, "changes": p.changes, "status": p.status,
-                     "yes": _sorted_hex(p.yes), "no": _sorted_hex(p.no)}
-            for c, p in s.proposals.items()
-        },
+        "proposals": {str(c): _canonical_proposal(p) for c, p in s.proposals.items()},
         "resources": resources,
         "ledger": {hexkey(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()},
         "distributions": [

@@ -10,6 +10,7 @@ the fold, so a value the CLI accepts is a value every node accepts.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from ..errors import UsageError
@@ -18,6 +19,10 @@ ROLES = ("member", "reviewer", "steward")
 MEMBERSHIP_POLICIES = ("open", "invite", "approval")
 CONTRIBUTION_POLICIES = ("anyone", "members")
 OUTSIDER_KINDS = ("join", "any")
+# Governed acts a proposal may carry besides a rule change (protocols/commons.md §2.2); "role"
+# covers both grant and revoke.
+ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource")
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 class InvalidRules(UsageError):
@@ -68,7 +73,20 @@ _SCHEMA: dict[str, str] = {
     # follow the membership and contribution policies (see outsider_policy).
     "outsiders.allowed": "outsider_kinds",
     "outsiders.max_entries": "natural",
+    # Decisions with an end (protocols/commons.md §2.1).  Not in the defaults either: absent,
+    # a proposal has no deadline and no quorum, as before, and older state hashes hold.
+    "decisions.deadline": "natural",  # seconds from a proposal's time to its deadline; 0 = none
+    "decisions.quorum": "fraction",  # share of the electorate that must vote (yes, no or abstain)
+    # Roles the community defines itself (protocols/commons.md §2.2), granted like reviewer.
+    "roles.custom": "role_names",
 }
+# Per governed act (§2.2): whether it needs a decision (no role-holder may do it alone), who
+# votes, the threshold and the quorum.  Absent: a role-holder does it alone, as before.
+for _act in ACTS:
+    _SCHEMA[f"decide.{_act}"] = "bool"
+    _SCHEMA[f"electorate.{_act}"] = "roles"
+    _SCHEMA[f"threshold.{_act}"] = "fraction"
+    _SCHEMA[f"quorum.{_act}"] = "fraction"
 _MAX_INT = 2**53
 
 
@@ -108,11 +126,22 @@ def _check_value(path: str, kind: str, value: Any) -> Any:
     if kind == "roles":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if type(value) is not list or not value or any(r not in ROLES for r in value):
+        # Names of community roles pass here; apply_changes then checks they are declared.
+        if type(value) is not list or not value or any(type(r) is not str or not _ROLE_NAME.fullmatch(r)
+                                                       for r in value):
             raise InvalidRules(
-                f"Rule {path} must be a non-empty list of roles from {', '.join(ROLES)}, not {value!r}.",
+                f"Rule {path} must be a non-empty list of roles from {', '.join(ROLES)} or roles.custom, "
+                f"not {value!r}.",
                 path=path,
             )
+        return sorted(set(value))
+    if kind == "role_names":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if type(value) is not list or any(type(r) is not str or not _ROLE_NAME.fullmatch(r) or r in ROLES
+                                          for r in value):
+            raise InvalidRules(f"Rule {path} must be a list of new role names (lower-case letters, digits, - "
+                               f"and _, at most 32, not {', '.join(ROLES)}), not {value!r}.", path=path)
         return sorted(set(value))
     if kind == "fraction":
         return parse_fraction(path, value)
@@ -165,7 +194,27 @@ def apply_changes(rules: dict[str, Any], changes: dict[str, Any]) -> dict[str, A
         value = _check_value(path, _kind_of(path), changes[path])
         section, _, key = path.partition(".")
         new.setdefault(section, {})[key] = value
+    _check_roles_declared(new)
     return new
+
+
+def known_roles(rules: dict[str, Any]) -> tuple[str, ...]:
+    """The built-in roles and the community's own (``roles.custom``)."""
+    return (*ROLES, *rules.get("roles", {}).get("custom", ()))
+
+
+def _check_roles_declared(rules: dict[str, Any]) -> None:
+    """Every role a rule names is built in or declared in ``roles.custom`` (checked on the
+    whole result, in code-point order of the rules' dotted names, so the first at fault is
+    the same everywhere)."""
+    known = set(known_roles(rules))
+    for path in sorted(f"{section}.{key}" for section, values in rules.items() for key in values):
+        if _SCHEMA.get(path) == "roles":
+            section, _, key = path.partition(".")
+            unknown = [r for r in rules[section][key] if r not in known]
+            if unknown:
+                raise InvalidRules(f"Rule {path} names the role '{unknown[0]}', which is neither "
+                                   f"{', '.join(ROLES)} nor declared in roles.custom.", path=path)
 
 
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -213,6 +262,32 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 UNLIMITED = 2**53
+
+
+def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[str, int], dict[str, int]]:
+    """``(needs a decision, electorate, threshold, quorum)`` for a governed act (§2.2).
+    Defaults: no decision needed; the electorate is who may do the act alone; the threshold
+    is the rule-change threshold; the quorum is ``decisions.quorum``."""
+    def get(section: str) -> Any:
+        values = rules.get(section, {})
+        return values.get(act) if isinstance(values, dict) else None
+
+    alone = {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
+             "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
+             "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
+             "rules": rules["rule_change"]["roles"]}[act]
+    if act == "rules":
+        return True, alone, rules["rule_change"]["threshold"], decision_policy(rules)[1]
+    return (get("decide") is True, get("electorate") or alone, get("threshold") or rules["rule_change"]["threshold"],
+            get("quorum") or decision_policy(rules)[1])
+NO_QUORUM: dict[str, int] = {"num": 0, "den": 1}
+
+
+def decision_policy(rules: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """``(deadline seconds, quorum)`` for new proposals: 0 and no quorum when unset."""
+    section = rules.get("decisions", {})
+    section = section if isinstance(section, dict) else {}
+    return section.get("deadline", 0), section.get("quorum", NO_QUORUM)
 
 
 def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:

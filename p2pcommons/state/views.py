@@ -202,6 +202,29 @@ class CommonsState:
         state = self._folder.state
         return None if state is None else state.proposals.get(cid)
 
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every proposal, oldest first, as plain data: what it decides, its votes by whom,
+        the electorate, threshold and quorum in force now, its deadline and outcome
+        (protocols/commons.md §2, §2.1, §2.2; members as hex keys, ids as text)."""
+        from .handlers.rules_votes import eligible, policy
+
+        state = self._folder.state
+        if state is None:
+            return []
+        rows = []
+        for cid, p in sorted(state.proposals.items(), key=lambda item: (item[1].time, item[0].raw)):
+            roles, threshold, quorum = policy(state, p)
+            rows.append({
+                "id": str(cid), "act": "rules" if p.action is None else p.action["act"], "title": p.title,
+                "author": p.author.hex(), "changes": p.changes, "action": p.action, "status": p.status,
+                "yes": sorted(a.hex() for a in p.yes), "no": sorted(a.hex() for a in p.no),
+                "abstain": sorted(a.hex() for a in p.abstain), "deadline": p.deadline or None,
+                "closed_by": None if p.closed is None else str(p.closed),
+                "electorate": {"roles": list(roles), "size": eligible(state, roles)},
+                "threshold": dict(threshold), "quorum": dict(quorum),
+            })
+        return rows
+
     def pending_joins(self) -> dict[CID, Join]:
         state = self._folder.state
         return {} if state is None else dict(state.joins)

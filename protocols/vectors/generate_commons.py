@@ -37,12 +37,13 @@ class Scenario:
         return self.signers[name].public_key
 
     def write(self, label: str, name: str, kind: str, body: dict[str, Any], deps: list[Entry] | None = None,
-              *, include: bool = True) -> Entry:
+              *, include: bool = True, time: int | None = None) -> Entry:
         last = self.last.get(name)
         self.time += 1000
         entry = sign_entry(self.signers[name], commons=self.genesis.id, seq=1 if last is None else last.seq + 1,
                            prev=None if last is None else last.id, kind=kind, body=body,
-                           deps=[d.id for d in (deps if deps is not None else [self.genesis])], timestamp=self.time)
+                           deps=[d.id for d in (deps if deps is not None else [self.genesis])],
+                           timestamp=self.time if time is None else time)
         self.last[name] = entry
         if include:
             self.entries.append((label, entry))
@@ -245,6 +246,103 @@ def defaults() -> Scenario:
     return s
 
 
+def decisions() -> Scenario:
+    """Decisions that end (commons.md §2.1): a default deadline, abstention, a quorum, the
+    closing entry's causal past, a vote dated after the deadline, a backdated vote, a
+    withdrawal, an explicit deadline."""
+    s = Scenario(stewards=("alice", "bob", "carol", "dave"))
+    _found(s, {"name": "decisions", "stewards": sorted(s.key(n) for n in ("alice", "bob", "carol", "dave")),
+               "rules": {"decisions": {"deadline": 600, "quorum": "1/2"}}})
+    t = s.time
+    p = s.write("alice proposes (deadline: her time + 600 s)", "alice", "rule_proposal",
+                {"changes": {"review.accepts": 2}, "title": "two eyes"}, time=t + 1000)
+    deadline = t + 1000 + 600_000
+    no = s.write("bob votes no", "bob", "vote", {"proposal": p.id, "choice": "no"}, [p], time=t + 2000)
+    abstain = s.write("carol abstains", "carol", "vote", {"proposal": p.id, "choice": "abstain"}, [p],
+                      time=t + 3000)
+    s.write("dave votes yes (alice never sees it)", "dave", "vote", {"proposal": p.id, "choice": "yes"}, [p],
+            time=t + 4000)
+    closer = s.write("alice writes after the deadline: closes it (1 yes, 1 no seen: rejected)", "alice",
+                     "contribution", {"title": "after"}, [no, abstain], time=deadline + 1)
+    s.write("bob, having seen the close, votes again backdated", "bob", "vote",
+            {"proposal": p.id, "choice": "yes"}, [closer], time=t + 5000)
+    q = s.write("alice proposes again, explicit deadline", "alice", "rule_proposal",
+                {"changes": {"review.rejects": 2}, "deadline": deadline + 10_000}, [closer], time=deadline + 2000)
+    s.write("carol votes after its deadline (closes it: quorum 1 of 4 not met)", "carol", "vote",
+            {"proposal": q.id, "choice": "yes"}, [q], time=deadline + 20_000)
+    r = s.write("bob proposes", "bob", "rule_proposal", {"changes": {"values.code": 150}}, [closer],
+                time=deadline + 3000)
+    s.write("carol tries to withdraw bob's", "carol", "withdraw", {"proposal": r.id}, [r], time=deadline + 4000)
+    s.write("bob withdraws", "bob", "withdraw", {"proposal": r.id}, [r], time=deadline + 5000)
+    return s
+
+
+def acts() -> Scenario:
+    """Decisions on governed acts (commons.md §2.2): a community role, admission by the
+    members' decision, a removal that needs a decision, a grant, a lapsed decision."""
+    s = Scenario(stewards=("alice", "bob"))
+    rules = {"roles": {"custom": ["ecologist"]}, "decide": {"removal": True, "admission": True},
+             "electorate": {"admission": ["member"], "removal": ["ecologist", "steward"]},
+             "threshold": {"removal": "2/3"}}
+    _found(s, {"name": "acts", "stewards": sorted([s.key("alice"), s.key("bob")]), "rules": rules})
+    carol = s.write("carol joins", "carol", "join", {"name": "carol"})
+    direct = s.write("alice admits carol directly (refused: decide.admission)", "alice", "admission",
+                     {"join": carol.id}, [carol])
+    p = s.write("alice proposes admitting carol", "alice", "proposal",
+                {"action": {"act": "admission", "join": carol.id}, "title": "welcome carol"}, [direct])
+    yes = s.write("bob votes yes (2 of 2 members: carol admitted here)", "bob", "vote",
+                  {"proposal": p.id, "choice": "yes"}, [p])
+    grant = s.write("bob grants carol the community role ecologist", "bob", "role",
+                    {"member": s.key("carol"), "role": "ecologist"}, [yes])
+    dave = s.write("dave joins", "dave", "join", {"name": "dave"}, [grant])
+    q = s.write("carol proposes admitting dave", "carol", "proposal",
+                {"action": {"act": "admission", "join": dave.id}}, [dave])
+    s.write("alice votes yes (2 of 3 members: dave admitted here)", "alice", "vote",
+            {"proposal": q.id, "choice": "yes"}, [q])
+    last = s.write("bob votes yes (refused: already adopted)", "bob", "vote", {"proposal": q.id, "choice": "yes"},
+                   [q, s.last["alice"]])
+    sanction = s.write("bob removes dave directly (refused: decide.removal)", "bob", "sanction",
+                       {"member": s.key("dave"), "action": "remove", "reason": "logging"}, [last])
+    r = s.write("carol proposes removing dave", "carol", "proposal",
+                {"action": {"act": "removal", "member": s.key("dave"), "reason": "logging"}}, [sanction])
+    s.write("dave votes on his own removal (refused: no voting role)", "dave", "vote",
+            {"proposal": r.id, "choice": "no"}, [r])
+    s.write("alice votes yes (2 of 3 ecologists and stewards: not above 2/3)", "alice", "vote",
+            {"proposal": r.id, "choice": "yes"}, [r])
+    s.write("bob votes yes (3 of 3: dave removed)", "bob", "vote", {"proposal": r.id, "choice": "yes"},
+            [r, s.last["alice"]])
+    return s
+
+
+def budget() -> Scenario:
+    """A collective budget decided by vote (commons.md §2.2): a budget line (a rivalrous
+    resource) and a distribution of a surplus by the ledger, each needing a decision."""
+    s = Scenario(stewards=("alice", "bob"))
+    rules = {"decide": {"resource": True, "distribution": True},
+             "electorate": {"resource": ["member"], "distribution": ["member"]},
+             "decisions": {"deadline": 3600}}
+    _found(s, {"name": "budget", "stewards": sorted([s.key("alice"), s.key("bob")]), "rules": rules})
+    work = s.write("alice contributes", "alice", "contribution", {"title": "bookkeeping", "value": 3})
+    review = s.write("bob accepts", "bob", "review", {"contribution": work.id, "verdict": "accept"}, [work])
+    direct = s.write("bob distributes directly (refused: decide.distribution)", "bob", "distribution",
+                     {"amount": 100}, [review])
+    line = s.write("alice proposes a budget line", "alice", "proposal",
+                   {"action": {"act": "resource", "resource": {"name": "Events", "rivalrous": True, "quota": 200,
+                                                               "period": 7776000, "unit": "EUR"}}}, [direct])
+    share = s.write("alice proposes sharing 900 EUR", "alice", "proposal",
+                    {"action": {"act": "distribution", "amount": 900, "currency": "EUR"}}, [line])
+    yes = s.write("bob votes yes on the line (adopted)", "bob", "vote", {"proposal": line.id, "choice": "yes"},
+                  [line])
+    s.write("bob abstains on the share (1 yes of 2: open)", "bob", "vote", {"proposal": share.id,
+                                                                           "choice": "abstain"}, [share, yes])
+    use = s.write("bob draws 150 EUR from the line", "bob", "resource_use",
+                  {"resource": line.id, "amount": 150, "note": "venue"}, [yes])
+    s.write("alice writes after the deadline: closes the share (1 yes, 0 no: adopted, 900 EUR shared)", "alice",
+            "contribution",
+            {"title": "minutes"}, [use], time=s.time + 3_600_000)
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -263,6 +361,13 @@ SCENARIOS = {
     "defaults": (defaults, "the canonical form's types and defaults: empty texts, a pending join with one "
                            "approval, a pending contribution (value 0), an open proposal, a percentage threshold, "
                            "a quota period key, a zero share left out, a member who left (no roles)"),
+    "decisions": (decisions, "decisions that end: a default deadline and quorum, yes, no and abstain, a vote "
+                             "the closing entry had not seen (not counted), a backdated vote after the close, "
+                             "a vote after an explicit deadline, a withdrawal and one by someone else"),
+    "acts": (acts, "decisions on governed acts: a community role, admissions decided by the members, a removal "
+                   "that needs a decision (the direct one refused), its target's vote refused, a 2/3 threshold"),
+    "budget": (budget, "a collective budget decided by vote: a budget line and a distribution that need a "
+                       "decision, a use of the line, an abstention, a distribution adopted at its deadline"),
     "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...dagcbor import CID, link
 from ...entry import Entry
+from .. import rules as rules_mod
 from ..positions import Meta
 from ..records import Member, Resource, State
 from .view import Rejected, View
@@ -36,6 +37,12 @@ def standing(view: View, state: State, author: bytes, meta: Meta, roles: list[st
         if not any(view.in_past(grant, meta) for grant in held):
             raise Rejected("Its author's role was granted outside its causal past.")
     return member
+
+
+def alone(state: State, act: str) -> None:
+    """Refuse a role-holder's direct act when the rules require a decision for it (§2.2)."""
+    if rules_mod.act_policy(state.rules, act)[0]:
+        raise Rejected(f"The rules require a decision for this act (decide.{act}): propose it instead.")
 
 
 def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str, ...]) -> CID:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from ...entry import Entry
 from ..positions import Meta
 from ..records import State
-from .common import amount_field, standing, text_field
+from .common import alone, amount_field, standing, text_field
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
 
 def _distribution(v: View, s: State, e: Entry, m: Meta) -> str:
     standing(v, s, e.author, m, s.rules["distribution"]["roles"])
+    alone(s, "distribution")
     amount = amount_field(e.body, "amount", positive=True)
     currency = text_field(e.body, "currency", default="units")
     shares = compute_shares(s.ledger, amount)

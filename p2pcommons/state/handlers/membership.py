@@ -5,10 +5,13 @@ that completes it (stable prefix: an outsider's entry has no effect of its own).
 
 from __future__ import annotations
 
+from typing import Any
+
+from ...dagcbor import CID
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Join, Member, State, seen
-from .common import member_key, ref, standing, text_field
+from .common import alone, member_key, ref, standing, text_field
 from .registry import Kind
 from .view import APPLIED, PENDING, Rejected, View
 
@@ -28,6 +31,7 @@ def _join(v: View, s: State, e: Entry, m: Meta) -> str:
 
 def _admission(v: View, s: State, e: Entry, m: Meta) -> str:
     standing(v, s, e.author, m, s.rules["membership"]["admitters"])
+    alone(s, "admission")
     join_id = ref(v, e, m, "join", "join")
     join = s.joins.get(join_id)
     if join is None:
@@ -40,6 +44,13 @@ def _admission(v: View, s: State, e: Entry, m: Meta) -> str:
     if len(join.approvals) < needed:
         s.joins[join_id] = join
         return APPLIED
+    admit(v, s, join_id, join, e.id)
+    return APPLIED
+
+
+def admit(v: View, s: State, join_id: CID, join: Join, since: CID) -> None:
+    """Complete a pending join: its author becomes an active member from the entry ``since``
+    (the last admission, or the entry at whose position a decision admitted them)."""
     del s.joins[join_id]
     if s.join_authors.pop(join.author, 1) > 1:  # (rare: the author joined more than once)
         for other, pending in list(s.joins.items()):
@@ -47,13 +58,12 @@ def _admission(v: View, s: State, e: Entry, m: Meta) -> str:
                 del s.joins[other]
     existing = s.members.get(join.author)
     if existing is not None and existing.status == "active":
-        return APPLIED
+        return
     # Warnings belong to the member identity: leaving and rejoining does not clear them.
     warnings, view = (0, ()) if existing is None else (existing.warnings, existing.view)
     join_seq = v.seq_of(join_id)
-    s.members[join.author] = Member(join.name, ("member",), (), "active", e.id, warnings,
+    s.members[join.author] = Member(join.name, ("member",), (), "active", since, warnings,
                                     seen(view, join_seq, "active"))
-    return APPLIED
 
 
 def _leave(v: View, s: State, e: Entry, m: Meta) -> str:
@@ -64,24 +74,38 @@ def _leave(v: View, s: State, e: Entry, m: Meta) -> str:
 
 def _role(v: View, s: State, e: Entry, m: Meta) -> str:
     standing(v, s, e.author, m, s.rules["roles"]["roles"])
+    alone(s, "role")
     target = member_key(e.body)
-    role = e.body.get("role")
+    role = role_field(s, e.body)
     action = e.body.get("action", "grant")
-    if role not in ("reviewer", "steward"):
-        raise Rejected("Its 'role' must be reviewer or steward.")
     if action not in ("grant", "revoke"):
         raise Rejected("Its 'action' must be grant or revoke.")
+    change_role(s, target, role, action == "grant", e.id)
+    return APPLIED
+
+
+def role_field(s: State, body: dict[str, Any]) -> str:
+    """A grantable role: reviewer, steward, or one the community declared (roles.custom)."""
+    role = body.get("role")
+    custom = s.rules["roles"].get("custom", [])
+    if role not in ("reviewer", "steward", *custom):
+        raise Rejected(f"Its 'role' must be {' or '.join(('reviewer', 'steward', *custom))}.")
+    return str(role)
+
+
+def change_role(s: State, target: bytes, role: str, grant: bool, by: CID) -> None:
+    """Grant (recording the granting entry, for causal checks) or revoke a role."""
     member = s.members.get(target)
     if member is None or member.status != "active":
         raise Rejected("The member it names is not an active member.")
     grants = dict(member.grants)
-    if action == "grant":
-        grants[role] = e.id
+    if grant:
+        grants[role] = by
     else:
         grants.pop(role, None)
     roles = tuple(sorted({"member", *grants}))
     s.members[target] = member._replace(roles=roles, grants=tuple(sorted(grants.items())))
-    return APPLIED
+
 
 
 # Kinds of this family: handler, and whether later entries may name such an entry (a record

@@ -6,13 +6,14 @@ from ...dagcbor import link
 from ...entry import Entry
 from ..positions import Meta
 from ..records import State
-from .common import MAX_TOTAL, amount_field, resource_spec, standing
+from .common import MAX_TOTAL, alone, amount_field, resource_spec, standing
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
 
 def _resource_add(v: View, s: State, e: Entry, m: Meta) -> str:
     standing(v, s, e.author, m, s.rules["resources"]["roles"])
+    alone(s, "resource")
     s.resources[e.id] = resource_spec(e.body)
     return APPLIED
 

@@ -1,77 +1,209 @@
-"""Rule proposals and votes (protocols/commons.md §1, §2, §3.6): rules change only through the rules in force."""
+"""Proposals and votes (protocols/commons.md §1, §2, §2.1, §2.2, §3.6): rules change, and
+governed acts are decided, only through the rules in force.
+
+A proposal is a rule change (``rule_proposal``) or carries a governed act (``proposal``,
+:mod:`.acts`); each act has its electorate, threshold and quorum in the rules.  A proposal
+without a deadline is decided as rule changes always were: by a fraction of the whole
+electorate, whenever the votes settle it.  One with a deadline also ends: it is decided
+early only when the votes already settle it, and otherwise at its deadline, by the votes
+the entry that closes it had seen (:mod:`.decisions`).
+"""
 
 from __future__ import annotations
 
-from ...entry import Entry
+from typing import Any
+
+from ...dagcbor import CID, link
+from ...entry import MAX_TIME, Entry
 from .. import rules as rules_mod
 from ..positions import Meta
 from ..records import Proposal, State
 from ..rules import InvalidRules
+from . import acts
 from .common import ref, standing, text_field
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
+CHOICES = {"yes": True, "no": False, "abstain": None}
+PROPOSAL_KINDS = ("rule_proposal", "proposal")
 
-def _eligible(s: State, roles: list[str]) -> int:
+
+FALLBACK_ROLES = ["member"]
+FALLBACK_THRESHOLD = {"num": 1, "den": 2}
+
+
+def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """``(electorate roles, threshold, quorum)`` of a proposal, by the rules in force here.
+
+    A commons never freezes (§2.3): when no active member holds a role of the electorate,
+    the active members decide, by majority (the act's quorum still applies)."""
+    _, electorate, threshold, quorum = rules_mod.act_policy(s.rules, acts.act_of(proposal.action))
+    if eligible(s, electorate) == 0:
+        return FALLBACK_ROLES, FALLBACK_THRESHOLD, quorum
+    return electorate, threshold, quorum
+
+
+def eligible(s: State, roles: list[str]) -> int:
+    """How many active members hold one of ``roles`` (the electorate's size)."""
     return sum(1 for member in s.members.values() if member.status == "active"
                and any(r in member.roles for r in roles))
 
 
-def _tally(s: State, proposal: Proposal) -> Proposal:
-    policy = s.rules["rule_change"]
-    threshold = policy["threshold"]
-    eligible = _eligible(s, policy["roles"])
+def _adopt(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
+    """Carry out an adopted proposal at the deciding entry's position."""
+    if proposal.action is not None:
+        done = acts.carry_out(v, s, target, proposal.author, proposal.action, decider, m)
+        return proposal._replace(status="adopted" if done else "lapsed")
+    try:
+        s.rules = rules_mod.apply_changes(s.rules, proposal.changes)
+    except InvalidRules:  # validated when proposed; kept for robustness
+        return proposal._replace(status="rejected")
+    return proposal._replace(status="adopted")
+
+
+def tally(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
+    """The proposal after a vote (or its proposal), with the rules and the electorate E in
+    force at this position (Y, N, A: yes, no and abstain so far; threshold num/den)."""
+    roles, threshold, quorum = policy(s, proposal)
+    size = eligible(s, roles)
     num, den = threshold["num"], threshold["den"]
-    if len(proposal.yes) * den > eligible * num:
-        try:
-            s.rules = rules_mod.apply_changes(s.rules, proposal.changes)
-        except InvalidRules:  # validated when proposed; kept for robustness
+    yes, no, abstain = len(proposal.yes), len(proposal.no), len(proposal.abstain)
+    quorate = (yes + no + abstain) * quorum["den"] >= size * quorum["num"]
+    if yes * den > size * num and quorate:
+        return _adopt(v, s, target, proposal, decider, m)
+    if not proposal.deadline:
+        # No end: a fraction of the whole electorate decides (an abstention weighs as a no).
+        if (size - no - abstain) * den <= size * num:
             return proposal._replace(status="rejected")
-        return proposal._replace(status="adopted")
-    if (eligible - len(proposal.no)) * den <= eligible * num:
+        return proposal
+    # With a deadline: rejected early once even every remaining voter saying yes would not
+    # carry the threshold of the votes cast.
+    if (size - no - abstain) * den <= (size - abstain) * num:
         return proposal._replace(status="rejected")
     return proposal
 
 
+def close(v: View, s: State, target: CID, proposal: Proposal, closer: Entry, meta: Meta) -> Proposal:
+    """Decide a proposal at its deadline, at the position of the entry that closes it: only
+    the votes in that entry's causal past count; adopted when the quorum is met and yes is
+    above the threshold of the yes and no votes, else rejected."""
+    ballots = s.ballots
+
+    def counted(voters: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        return tuple(a for a in voters if (cast := ballots.get((target, a))) is not None and v.in_past(cast, meta))
+
+    yes, no, abstain = counted(proposal.yes), counted(proposal.no), counted(proposal.abstain)
+    proposal = proposal._replace(yes=yes, no=no, abstain=abstain, closed=closer.id)
+    roles, threshold, quorum = policy(s, proposal)
+    size = eligible(s, roles)
+    if (len(yes) + len(no) + len(abstain)) * quorum["den"] >= size * quorum["num"] and \
+            len(yes) * threshold["den"] > (len(yes) + len(no)) * threshold["num"]:
+        return _adopt(v, s, target, proposal, closer, meta)
+    return proposal._replace(status="rejected")
+
+
+def _deadline(e: Entry, s: State) -> int:
+    value = e.body.get("deadline")
+    if value is None:
+        seconds = rules_mod.decision_policy(s.rules)[0]
+        return min(e.time + seconds * 1000, MAX_TIME - 1) if seconds else 0
+    if type(value) is not int or not e.time < value < MAX_TIME:
+        raise Rejected("Its 'deadline' must be a time (ms) after its own.")
+    return value
+
+
+def _open(v: View, s: State, e: Entry, m: Meta, proposal: Proposal) -> str:
+    """Record a new proposal: the proposer's yes if they may vote, then the first tally."""
+    roles = policy(s, proposal)[0]
+    member = s.members[e.author]
+    named = proposal.action is not None and proposal.action.get("member") == e.author.hex()
+    if any(r in member.roles for r in roles) and not named:
+        # Proposing counts as the proposer's yes vote (not on an act about themselves).
+        proposal = proposal._replace(yes=(e.author,))
+        s.votes[(e.id, e.author)] = True
+        if proposal.deadline:
+            s.ballots[(e.id, e.author)] = e.id
+    proposal = tally(v, s, e.id, proposal, e, m)
+    s.proposals[e.id] = proposal
+    if proposal.status == "open" and proposal.deadline:
+        s.due[e.id] = proposal.deadline
+    return APPLIED
+
+
+def _never_freezes(s: State, changes: dict[str, object], new: dict[str, Any]) -> None:
+    """Refuse a membership change after which nobody could be admitted by admissions
+    (§2.3): under ``approval``, more approvals than active members who may admit."""
+    if not any(type(k) is str and k.startswith("membership.") for k in changes):
+        return
+    membership = new["membership"]
+    admitters = eligible(s, membership["admitters"])
+    if membership["policy"] == "approval" and membership["approvals"] > admitters:
+        raise Rejected(f"It would make admission impossible: membership.approvals would be "
+                       f"{membership['approvals']}, but only {admitters} active members may admit.")
+
+
 def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    policy = s.rules["rule_change"]
     standing(v, s, e.author, m, None)
     changes = e.body.get("changes")
     if type(changes) is not dict:
         raise Rejected("Its 'changes' must be a map of rule names to values.")
     try:
-        rules_mod.apply_changes(s.rules, changes)
+        new = rules_mod.apply_changes(s.rules, changes)
     except InvalidRules as error:
         raise Rejected(f"Its rule change is invalid: {error}") from None
-    proposal = Proposal(e.author, text_field(e.body, "title"), changes, (), (), "open")
-    member = s.members[e.author]
-    if any(r in member.roles for r in policy["roles"]):
-        # Proposing counts as the proposer's yes vote.
-        proposal = proposal._replace(yes=(e.author,))
-        s.votes[(e.id, e.author)] = True
-    s.proposals[e.id] = _tally(s, proposal)
-    return APPLIED
+    _never_freezes(s, changes, new)
+    proposal = Proposal(e.author, text_field(e.body, "title"), changes, (), (), "open", (), _deadline(e, s), e.time)
+    return _open(v, s, e, m, proposal)
+
+
+def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
+    """A proposal of a governed act (§2.2): any active member may propose one."""
+    standing(v, s, e.author, m, None)
+    action = acts.parse(v, s, e, m)
+    proposal = Proposal(e.author, text_field(e.body, "title"), {}, (), (), "open", (), _deadline(e, s), e.time,
+                        None, action)
+    return _open(v, s, e, m, proposal)
+
+
+def _voters(s: State, e: Entry) -> list[str]:
+    """Who may vote on what this vote names (rule-change voters if it names no proposal)."""
+    try:
+        proposal = s.proposals.get(link(e.body.get("proposal")))
+    except Exception:
+        proposal = None
+    return s.rules["rule_change"]["roles"] if proposal is None else policy(s, proposal)[0]
 
 
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, s.rules["rule_change"]["roles"])
-    target = ref(v, e, m, "proposal", "rule_proposal")
+    standing(v, s, e.author, m, _voters(s, e))
+    target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
     proposal = s.proposals.get(target)
     if proposal is None:
         raise Rejected("The proposal it votes on had no effect (it was rejected).")
     if proposal.status != "open":
         raise Rejected(f"The proposal is already {proposal.status}.")
     choice = e.body.get("choice")
-    if choice not in ("yes", "no"):
-        raise Rejected("Its 'choice' must be yes or no.")
+    if choice not in CHOICES:
+        raise Rejected("Its 'choice' must be yes, no or abstain.")
     if (target, e.author) in s.votes:
         raise Rejected("Its author already voted on this proposal.")
-    s.votes[(target, e.author)] = choice == "yes"
+    if proposal.action is not None and proposal.action.get("member") == e.author.hex():
+        raise Rejected("The member a proposal names does not vote on it.")
+    if proposal.deadline and e.time < proposal.time:
+        raise Rejected("It is dated before the proposal it votes on.")
+    s.votes[(target, e.author)] = CHOICES[choice]
+    if proposal.deadline:
+        s.ballots[(target, e.author)] = e.id
     if choice == "yes":
         proposal = proposal._replace(yes=(*proposal.yes, e.author))
-    else:
+    elif choice == "no":
         proposal = proposal._replace(no=(*proposal.no, e.author))
-    s.proposals[target] = _tally(s, proposal)
+    else:
+        proposal = proposal._replace(abstain=(*proposal.abstain, e.author))
+    proposal = tally(v, s, target, proposal, e, m)
+    s.proposals[target] = proposal
+    if proposal.status != "open":
+        s.due.pop(target, None)
     return APPLIED
 
 
@@ -79,5 +211,6 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
     "rule_proposal": Kind(_rule_proposal, named=True),
+    "proposal": Kind(_proposal, named=True),
     "vote": Kind(_vote, named=False),
 }

@@ -5,10 +5,11 @@ A sanction is judged by its causal past; an effective suspension or removal is s
 
 from __future__ import annotations
 
+from ...dagcbor import CID
 from ...entry import Entry
 from ..positions import Meta
 from ..records import State, seen, status_seen
-from .common import member_key, standing, text_field
+from .common import alone, member_key, standing, text_field
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -26,6 +27,8 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
     if action not in SANCTION_ACTIONS:
         raise Rejected(f"Its 'action' must be one of {', '.join(SANCTION_ACTIONS)}.")
     reason = text_field(e.body, "reason", required=True)
+    if action in ("remove", "reinstate"):
+        alone(s, "removal" if action == "remove" else "reinstatement")
     member = s.members.get(target)
     if member is None:
         raise Rejected("The member it names is not a member.")
@@ -67,3 +70,31 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
 KINDS: dict[str, Kind] = {
     "sanction": Kind(_sanction, named=True),
 }
+
+
+def decided(v: View, s: State, target: bytes, action: str, reason: str, record: CID, by: bytes, decider: Entry,
+            m: Meta) -> bool:
+    """Carry out a removal or reinstatement a decision adopted, at the position of the entry
+    that decided it (``decider``: the vote that carried it, or the entry that closed it at
+    its deadline), judged like a sanction written there (§3.6): the target's status as that
+    entry had seen it.  False if it is no longer possible (the decision then lapses).  A
+    removal takes effect from this position on; unlike a sanction's it excludes nothing."""
+    member = s.members.get(target)
+    if member is None:
+        return False
+    seen_status = status_seen(member, v.seen_seq(target, m))
+    if action == "reinstate":
+        if seen_status != "suspended" or member.status != "suspended":
+            return False
+        s.members[target] = member._replace(status="active", view=seen(member.view, 0, "active"))
+        s.lifted[target] = decider.id
+    else:
+        if seen_status in (None, "removed", "left"):
+            return False
+        # At this position only (§2.2): no strong removal, whose exclusions a sanction's own
+        # outcome decides (§3.4), while a decision's depends on many entries.
+        s.members[target] = member._replace(status="removed", roles=(), grants=(),
+                                            view=seen(member.view, 0, "removed"))
+        s.lifted.pop(target, None)
+    s.sanctions.append({"id": record, "member": target, "action": action, "reason": reason, "by": by})
+    return True

@@ -1,0 +1,107 @@
+"""Governed acts a decision may carry (protocols/commons.md §2.2): admission, removal,
+reinstatement, role grant and revocation (community roles included), a distribution by the
+ledger, a new shared resource (a budget line, say).
+
+A proposal's action is checked when proposed (so a proposal nobody could carry out never
+opens) and carried out at the position of the entry that decides it — judged there again,
+since the world may have moved: if the act is no longer possible the decision *lapses*.
+The action is kept as canonical text (ids as CID text, keys as hex), so it enters the state
+hash as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...dagcbor import CID, link
+from ...entry import Entry
+from ..positions import Meta
+from ..records import Resource, State
+from .common import amount_field, member_key, resource_spec, text_field
+from .distributions import compute_shares
+from .membership import admit, change_role, role_field
+from .sanctions import decided
+from .view import Rejected, View
+
+# Act in a proposal's action -> the rules' name for it (decide.*, electorate.*, ...).
+ACTS = {"admission": "admission", "removal": "removal", "reinstatement": "reinstatement", "grant": "role",
+        "revoke": "role", "distribution": "distribution", "resource": "resource"}
+
+
+def act_of(action: dict[str, Any] | None) -> str:
+    """The rules' name for what a proposal decides ("rules" for a rule change)."""
+    return "rules" if action is None else ACTS[action["act"]]
+
+
+def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
+    """A proposal's action, checked against the state at its position, as canonical text."""
+    action = e.body.get("action")
+    if type(action) is not dict or action.get("act") not in ACTS:
+        raise Rejected(f"Its 'action' must be a map whose 'act' is one of {', '.join(ACTS)}.")
+    act = action["act"]
+    if act == "admission":
+        try:
+            join_id = link(action.get("join"))
+        except Exception:
+            raise Rejected("Its action's 'join' is not an entry id.") from None
+        if not v.in_past(join_id, m) or v.kind_of(join_id) != "join":
+            raise Rejected("Its action's 'join' must name a join in its causal past.")
+        if join_id not in s.joins:
+            raise Rejected("The join it proposes to admit is not pending.")
+        return {"act": act, "join": str(join_id)}
+    if act == "distribution":
+        return {"act": act, "amount": amount_field(action, "amount", positive=True),
+                "currency": text_field(action, "currency", default="units")}
+    if act == "resource":
+        spec = resource_spec(action.get("resource"))
+        return {"act": act, "name": spec.name, "rivalrous": spec.rivalrous, "quota": spec.quota,
+                "period": spec.period, "unit": spec.unit}
+    target = member_key(action)
+    member = s.members.get(target)
+    if act in ("removal", "reinstatement"):
+        reason = text_field(action, "reason", required=True)
+        if member is None:
+            raise Rejected("The member it names is not a member.")
+        if act == "removal" and (target == e.author or member.status not in ("active", "suspended")):
+            raise Rejected("It can remove only another active or suspended member.")
+        if act == "reinstatement" and member.status != "suspended":
+            raise Rejected("Only a suspended member can be reinstated.")
+        return {"act": act, "member": target.hex(), "reason": reason}
+    role = role_field(s, action)
+    if member is None or member.status != "active":
+        raise Rejected("The member it names is not an active member.")
+    return {"act": act, "member": target.hex(), "role": role}
+
+
+def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[str, Any], decider: Entry,
+              m: Meta) -> bool:
+    """Carry out an adopted action at the deciding entry's position; False if it lapsed."""
+    act = action["act"]
+    if act == "admission":
+        join_id = CID.parse(action["join"])
+        join = s.joins.get(join_id)
+        if join is None:
+            return False
+        admit(v, s, join_id, join, decider.id)
+        return True
+    if act == "distribution":
+        shares = compute_shares(s.ledger, action["amount"])
+        if not shares:
+            return False
+        s.distributions.append({"id": proposal_id, "amount": action["amount"], "currency": action["currency"],
+                                "shares": shares})
+        return True
+    if act == "resource":
+        # The resource's id is the proposal's: a use names the proposal (in its causal past).
+        s.resources[proposal_id] = Resource(action["name"], action["rivalrous"], action["quota"], action["period"],
+                                            action["unit"])
+        return True
+    target = bytes.fromhex(action["member"])
+    if act in ("removal", "reinstatement"):
+        return decided(v, s, target, "remove" if act == "removal" else "reinstate", action["reason"], proposal_id,
+                       author, decider, m)
+    try:
+        change_role(s, target, role_field(s, action), act == "grant", decider.id)
+    except Rejected:
+        return False
+    return True

@@ -1,0 +1,240 @@
+"""Decisions on governed acts (protocols/commons.md §2.2): admission, removal, reinstatement,
+role grant and revocation (community roles too), each by a role-holder alone or by a
+decision as the rules say — examples, then convergence over random histories."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from p2pcommons.state import APPLIED, PENDING, REJECTED
+from tests.support.decisions import T0, Town
+from tests.test_state_histories import examples
+
+
+def _admitted(town: Town, i: int, time: int) -> None:
+    """Author ``i`` joins and alice admits them (directly)."""
+    town.sync(i, 0)
+    join = town.write(i, "join", {"name": f"m{i}"}, time)
+    town.sync(0, i)
+    town.write(0, "admission", {"join": join.id}, time + 1)
+    town.sync(i, 0)
+
+
+def _outcome(town: Town, entry: Any) -> tuple[str, str]:
+    outcome = town.fold().outcome(entry.id)
+    assert outcome is not None
+    return outcome.status, outcome.reason
+
+
+def test_removal_needs_a_decision_when_the_rules_say_so() -> None:
+    town = Town(stewards=3, rules={"decide": {"removal": True}})
+    _admitted(town, 3, T0 + 100)
+    direct = town.write(0, "sanction", {"member": town.key(3), "action": "remove", "reason": "logging"}, T0 + 200)
+    assert _outcome(town, direct) == (REJECTED, "The rules require a decision for this act (decide.removal): "
+                                                "propose it instead.")
+    proposal = town.write(0, "proposal", {"action": {"act": "removal", "member": town.key(3), "reason": "logging"},
+                                          "title": "remove the logger"}, T0 + 300)
+    state = town.fold()
+    doc = state.canonical["proposals"][str(proposal.id)]
+    assert doc["status"] == "open" and doc["changes"] == {}
+    assert doc["action"] == {"act": "removal", "member": town.member_hex(3), "reason": "logging"}
+    town.sync(3, 0)
+    own = town.write(3, "vote", {"proposal": proposal.id, "choice": "no"}, T0 + 350)
+    town.sync(1, 0)
+    vote = town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 400)
+    state = town.fold()
+    assert state.outcome(own.id).status == REJECTED  # type: ignore[union-attr]  # not a voter (nor, by then, a member)
+    assert state.canonical["proposals"][str(proposal.id)]["status"] == "adopted"
+    assert state.canonical["members"][town.member_hex(3)]["status"] == "removed"
+    assert state.canonical["sanctions"][-1] == {"id": str(proposal.id), "member": town.member_hex(3),
+                                                "action": "remove", "reason": "logging", "by": town.member_hex(0)}
+    later = town.write(3, "leave", {}, T0 + 500)
+    assert _outcome(town, later) == (REJECTED, "Its author's membership is removed.")
+    assert state.outcome(vote.id).status == APPLIED  # type: ignore[union-attr]
+
+
+def test_the_member_a_proposal_names_does_not_vote_on_it() -> None:
+    town = Town(stewards=4, rules={"decide": {"role": True}})
+    proposal = town.write(0, "proposal", {"action": {"act": "revoke", "member": town.key(1), "role": "steward"}},
+                          T0 + 100)
+    town.sync(1, 0)
+    own = town.write(1, "vote", {"proposal": proposal.id, "choice": "no"}, T0 + 200)
+    assert _outcome(town, own) == (REJECTED, "The member a proposal names does not vote on it.")
+    town.sync(2, 0)
+    town.write(2, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 300)
+    town.sync(3, 2)
+    town.write(3, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 400)
+    state = town.fold()
+    assert state.canonical["members"][town.member_hex(1)]["roles"] == ["member", "reviewer"]
+
+
+def test_admission_by_the_members_decision() -> None:
+    town = Town(stewards=2, authors=4,
+                rules={"decide": {"admission": True}, "electorate": {"admission": ["member"]}})
+    town.sync(2, 0)
+    join = town.write(2, "join", {"name": "newcomer"}, T0 + 100)
+    town.sync(0, 2)
+    direct = town.write(0, "admission", {"join": join.id}, T0 + 200)
+    assert _outcome(town, direct)[1] == ("The rules require a decision for this act (decide.admission): "
+                                         "propose it instead.")
+    proposal = town.write(0, "proposal", {"action": {"act": "admission", "join": join.id}}, T0 + 300)
+    assert _outcome(town, join)[0] == PENDING
+    town.sync(1, 0)
+    vote = town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 400)
+    state = town.fold()
+    member = state.canonical["members"][town.member_hex(2)]
+    assert member["status"] == "active" and member["since"] == str(vote.id)
+    assert state.outcome(join.id).status == APPLIED  # type: ignore[union-attr]
+
+
+def test_a_community_role_is_granted_and_elects() -> None:
+    rules = {"roles": {"custom": ["ecologist"]}, "electorate": {"removal": ["ecologist"]},
+             "decide": {"removal": True}}
+    town = Town(stewards=2, rules=rules)
+    _admitted(town, 2, T0 + 100)
+    _admitted(town, 3, T0 + 200)
+    grant = town.write(0, "role", {"member": town.key(2), "role": "ecologist"}, T0 + 300)
+    bad = town.write(0, "role", {"member": town.key(2), "role": "wizard"}, T0 + 310)
+    assert _outcome(town, grant)[0] == APPLIED
+    assert _outcome(town, bad)[1] == "Its 'role' must be reviewer or steward or ecologist."
+    town.sync(2, 0)
+    proposal = town.write(2, "proposal", {"action": {"act": "removal", "member": town.key(3), "reason": "logging"}},
+                          T0 + 400)
+    state = town.fold()
+    # The only ecologist proposed: 1 of 1 electorate, adopted at once.
+    assert state.canonical["proposals"][str(proposal.id)]["status"] == "adopted"
+    assert state.canonical["members"][town.member_hex(3)]["status"] == "removed"
+    assert state.canonical["members"][town.member_hex(2)]["roles"] == ["ecologist", "member"]
+
+
+def test_reinstatement_by_decision_and_a_lapsed_admission() -> None:
+    town = Town(stewards=3, rules={"decide": {"reinstatement": True}})
+    _admitted(town, 3, T0 + 100)
+    town.write(0, "sanction", {"member": town.key(3), "action": "suspend", "reason": "cooling off"}, T0 + 200)
+    proposal = town.write(0, "proposal", {"action": {"act": "reinstatement", "member": town.key(3),
+                                                     "reason": "cooled"}}, T0 + 300)
+    town.sync(1, 0)
+    town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 400)
+    state = town.fold()
+    assert state.canonical["members"][town.member_hex(3)]["status"] == "active"
+    # An admission decided after the join was admitted directly lapses.
+    town2 = Town(stewards=3, rules={"electorate": {"admission": ["steward"]}})
+    town2.sync(3, 0)
+    join = town2.write(3, "join", {}, T0 + 100)
+    town2.sync(0, 3)
+    proposal = town2.write(0, "proposal", {"action": {"act": "admission", "join": join.id}}, T0 + 200)
+    town2.sync(1, 0)
+    town2.write(1, "admission", {"join": join.id}, T0 + 300)
+    town2.sync(2, 1)
+    town2.write(2, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 400)
+    assert town2.fold().canonical["proposals"][str(proposal.id)]["status"] == "lapsed"
+
+
+def test_a_bad_action_is_refused_with_the_reason() -> None:
+    town = Town(stewards=2)
+    cases = [({"act": "banish", "member": town.key(1)}, "Its 'action' must be a map whose 'act' is one of "
+                                                         "admission, removal, reinstatement, grant, revoke, "
+                                                         "distribution, resource."),
+             ({"act": "removal", "member": town.key(0), "reason": "me"},
+              "It can remove only another active or suspended member."),
+             ({"act": "grant", "member": town.key(3), "role": "steward"},
+              "The member it names is not an active member."),
+             ({"act": "removal", "member": town.key(1)}, "It lacks the 'reason' field.")]
+    entries = [town.write(0, "proposal", {"action": action}, T0 + 100 + i) for i, (action, _) in enumerate(cases)]
+    state = town.fold()
+    for entry, (_, reason) in zip(entries, cases, strict=True):
+        assert state.outcome(entry.id).reason == reason  # type: ignore[union-attr]
+
+
+ACTIONS = st.lists(st.tuples(st.sampled_from(("propose", "vote", "vote", "vote", "sync", "note", "sanction")),
+                             st.integers(0, 3), st.integers(0, 3),
+                             st.sampled_from(("yes", "yes", "yes", "no", "abstain")),
+                             st.sampled_from(("removal", "grant", "revoke", "reinstatement", "distribution")),
+                             st.sampled_from((0, 60_000, 700_000))), min_size=1, max_size=30)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(ACTIONS, st.booleans(), st.randoms(use_true_random=False))
+def test_decided_acts_converge_in_any_delivery_order(actions: list[tuple[str, int, int, str, str, int]],
+                                                     deadline: bool, rnd: random.Random) -> None:
+    """Random proposals of acts, votes, direct sanctions and syncs among four stewards, each
+    author with their own clock: every delivery order, and an incremental fold fed one entry
+    at a time, give the same state."""
+    from p2pcommons.state import Folder
+    from p2pcommons.state.records import canonical_state
+
+    rules: dict[str, Any] = {"roles": {"custom": ["ecologist"]}, "decide": {"removal": True}}
+    if deadline:
+        rules["decisions"] = {"deadline": 600, "quorum": "1/2"}
+    town = Town(stewards=4, rules=rules)
+    proposals: list[Any] = []
+    now = T0
+    for action, i, j, choice, act, step in actions:
+        now += step
+        if action == "sync":
+            town.sync(i, j)
+        elif action == "propose":
+            body: dict[str, Any] = {"act": act, "member": town.key(j)}
+            body.update({"reason": "r"} if act in ("removal", "reinstatement") else {"role": "ecologist"})
+            if act == "distribution":
+                body = {"act": act, "amount": 100}
+            proposals.append(town.write(i, "proposal", {"action": body}, now + 1000 * i))
+        elif action == "vote" and proposals:
+            target = proposals[j % len(proposals)]
+            town.sync(i, SIGNERS_INDEX[target.author])
+            town.write(i, "vote", {"proposal": target.id, "choice": choice}, now + 1000 * i)
+        elif action == "sanction":
+            town.write(i, "sanction", {"member": town.key(j), "action": "suspend", "reason": "r"}, now)
+        elif action == "note":
+            town.write(i, "contribution", {"title": "n"}, now + 1000 * i)
+    expected = town.fold().canonical
+    for doc in expected["proposals"].values():
+        event(f"{doc['action']['act']} {doc['status']}")
+    order = list(town.entries)
+    rnd.shuffle(order)
+    assert town.fold(order).canonical == expected
+    folder = Folder(town.genesis.id, snapshot_every=1)
+    for entry in order:
+        folder.add(entry)
+        folder.run()
+    assert folder.state is not None
+    got = canonical_state(folder.state)
+    assert all(got[k] == expected[k] for k in got)
+
+
+SIGNERS_INDEX = {Town().key(i): i for i in range(4)}
+
+
+def test_a_collective_budget_line_and_a_distribution_decided_by_vote() -> None:
+    """Enspiral-like: the members open a budget line (a rivalrous resource) and share a
+    surplus by the ledger — both by decision, since the rules say so."""
+    rules = {"decide": {"resource": True, "distribution": True},
+             "electorate": {"resource": ["member"], "distribution": ["member"]}}
+    town = Town(stewards=2, rules=rules)
+    _admitted(town, 2, T0 + 100)
+    work = town.write(2, "contribution", {"title": "website", "value": 5}, T0 + 200)
+    town.sync(0, 2)
+    town.write(0, "review", {"contribution": work.id, "verdict": "accept"}, T0 + 300)
+    direct = town.write(0, "distribution", {"amount": 100}, T0 + 310)
+    assert _outcome(town, direct)[1] == ("The rules require a decision for this act (decide.distribution): "
+                                         "propose it instead.")
+    line = town.write(0, "proposal", {"action": {"act": "resource", "resource": {
+        "name": "Website budget", "rivalrous": True, "quota": 500, "period": 7776000, "unit": "EUR"}}}, T0 + 400)
+    share = town.write(0, "proposal", {"action": {"act": "distribution", "amount": 1000, "currency": "EUR"}},
+                       T0 + 410)
+    town.sync(1, 0)
+    town.write(1, "vote", {"proposal": line.id, "choice": "yes"}, T0 + 500)
+    town.write(1, "vote", {"proposal": share.id, "choice": "yes"}, T0 + 510)
+    town.sync(2, 1)
+    use = town.write(2, "resource_use", {"resource": line.id, "amount": 300}, T0 + 600)
+    over = town.write(2, "resource_use", {"resource": line.id, "amount": 300}, T0 + 700)
+    state = town.fold()
+    assert state.canonical["resources"][str(line.id)]["quota"] == 500
+    assert state.canonical["distributions"] == [{"id": str(share.id), "amount": 1000, "currency": "EUR",
+                                                 "shares": {town.member_hex(2): 1000}}]
+    assert state.outcome(use.id).status == APPLIED  # type: ignore[union-attr]
+    assert "exceeds the quota" in state.outcome(over.id).reason  # type: ignore[union-attr]
