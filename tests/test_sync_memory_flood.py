@@ -31,8 +31,10 @@ PEER = Path(__file__).parent / "support" / "misbehaving_peer.py"
 FLOODERS = 3
 PAGES = sync.MAX_SUMMARIES + 60  # past the limit on summaries per session: that ends each flood
 HEADS = 1024                     # ~90 KB a page; the old code kept ~250 MiB per flooder
-# Peak growth seen: 11.7 MiB before the relay/AutoNAT and address-record services were merged,
-# 93 MiB after (cause not yet found); 856 MiB when summaries were unbounded.
+# Peak growth seen: 5-16 MiB on a moderately loaded machine, with or without the relay, DCUtR
+# and AutoNAT services (each switched off in turn: 5.2, 6.7, 14.5 MiB; all on: 14.4, 15.6 MiB);
+# 49-93 MiB once under a heavy load (the node reads slower than the flooders write, so more
+# sits in buffers below the session); 856 MiB when summaries were unbounded.
 RSS_GROWTH_LIMIT = 160 * 1024 * 1024
 
 
