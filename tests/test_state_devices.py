@@ -256,3 +256,19 @@ def test_no_device_fork_removes_a_members_standing(actions: list[tuple[int, int,
             h.view[owner] |= view
         entry = h.write(owner, "contribution", {"title": "carry on", "value": 1})
         assert fold(h.entries).outcome(entry.id).status != REJECTED  # type: ignore[union-attr]
+
+
+def test_work_a_key_signed_before_it_was_bound_is_credited_to_its_member() -> None:
+    """Regression: a contribution a key wrote as a stranger (pending, outside) and accepted
+    after the key was bound as a member's device went to the key's own ledger line, so the
+    member's standing was split across keys."""
+    h = DeviceHistory()
+    h.act(1, 2, 0)  # bob is a member
+    early = h.write(3, "contribution", {"title": "before the binding", "value": 5})  # a stranger's, pending
+    h.sync(1, 3)
+    h.write(1, "device", {"device": KEYS[3].public_key})
+    h.sync(0, 1)
+    h.write(0, "review", {"contribution": early.id, "verdict": "accept"})
+    s = fold(h.entries)._folder.state
+    assert s is not None
+    assert s.ledger == {MEMBERS[1].public_key: (1, 5)}
