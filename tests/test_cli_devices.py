@@ -123,3 +123,32 @@ def test_bad_link_codes_are_usage_errors(tmp_path: Path) -> None:
     assert "not a device link code" in p2pc("device", "accept", typo, "--home", str(tmp_path / "h"), code=2)
     # Binding one's own key is refused by the rules (nothing stored).
     p2pc("device", "accept", code, "--home", str(tmp_path / "h"), code=7)
+
+
+def test_a_fork_costs_the_device_and_is_shown_plainly(tmp_path: Path) -> None:
+    """A whole home directory copied and written from twice (the unsafe path the docs warn
+    about) forks that device's key: `members` and `status` say so, the member stays active and
+    carries on from another key."""
+    laptop, desktop, twin = tmp_path / "laptop", tmp_path / "desktop", tmp_path / "twin"
+    member = p2pc_json("init", "--home", str(laptop))["author_id"]
+    p2pc("commons", "create", "Demo", "--home", str(laptop))
+    p2pc("init", "--home", str(desktop))
+    p2pc("device", "accept", p2pc_json("device", "add", "--home", str(desktop))["code"], "--home", str(laptop))
+    carry(laptop, desktop, tmp_path)
+    forget()
+    shutil.copytree(desktop, twin)
+    one = p2pc_json("contribute", "--title", "one", "--home", str(desktop))["id"]
+    p2pc("contribute", "--title", "one, again", "--home", str(twin))
+    carry(desktop, laptop, tmp_path)
+    carry(twin, laptop, tmp_path)
+    status = p2pc_json("status", one, "--home", str(laptop))
+    assert status["status"] == "rejected" and "fork" in status["reason"]
+    human = p2pc("status", one, "--home", str(laptop))
+    assert "forked at seq 1" in human and "by a device of member" in human
+    members = p2pc_json("members", "--home", str(laptop))["members"]
+    assert members[0]["author"] == member and members[0]["status"] == "active"
+    assert [(k["own"], k["status"], k["forked_at"]) for k in members[0]["keys"]] == [
+        (True, "active", None), (False, "forked", 1)]
+    assert "FORKED at seq 1" in p2pc("members", "--home", str(laptop))
+    after = p2pc_json("contribute", "--title", "carrying on", "--home", str(laptop))["id"]
+    assert p2pc_json("status", after, "--home", str(laptop))["status"] == "applied"
