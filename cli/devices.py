@@ -101,6 +101,26 @@ def device_revoke(
     _write(home, commons, "device", {"device": key, "action": "revoke"}, as_json)
 
 
+@command("recover", app=device_app)
+def device_recover(
+    member: Annotated[str, typer.Argument(help="The member who lost every device (author id, prefix or name).")],
+    code: Annotated[str, typer.Argument(help="The link code `p2pc device add` printed on their new machine.")],
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve binding a new key to a member who lost every device (by default a majority of
+    the stewards must approve: the rules' `recovery` section)."""
+    from .governance import _resolve_member
+
+    key = parse_code(code)
+
+    def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
+        return {"device": key, "action": "recover", "member": _resolve_member(state, member)}, None
+
+    _write(home, commons, "device", {}, as_json, build=build)
+
+
 @command("list", app=device_app)
 def device_list(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the keys of the member this home is: its own key and its devices, with status."""

@@ -152,3 +152,25 @@ def test_a_fork_costs_the_device_and_is_shown_plainly(tmp_path: Path) -> None:
     assert "FORKED at seq 1" in p2pc("members", "--home", str(laptop))
     after = p2pc_json("contribute", "--title", "carrying on", "--home", str(laptop))["id"]
     assert p2pc_json("status", after, "--home", str(laptop))["status"] == "applied"
+
+
+def test_stewards_recover_a_member_who_lost_every_device(tmp_path: Path) -> None:
+    """Bob, a member, loses every device: the one steward's approval (a majority of the 1
+    eligible) binds his new key, which then writes as bob."""
+    alice, bob, new = tmp_path / "alice", tmp_path / "bob", tmp_path / "new"
+    p2pc("init", "--home", str(alice))
+    bob_id = p2pc_json("init", "--home", str(bob))["author_id"]
+    commons = p2pc_json("commons", "create", "Demo", "--home", str(alice))["commons"]
+    carry(alice, bob, tmp_path)
+    p2pc("join", commons, "--name", "bob", "--home", str(bob))
+    carry(bob, alice, tmp_path)
+    p2pc("admit", "--home", str(alice))
+    p2pc("init", "--home", str(new))
+    code = p2pc_json("device", "add", "--home", str(new))["code"]
+    approval = p2pc_json("device", "recover", bob_id, code, "--home", str(alice))
+    assert approval["outcome"]["status"] == "applied"
+    carry(alice, new, tmp_path)
+    listed = p2pc_json("device", "list", "--home", str(new))
+    assert listed["member"] == bob_id and [k["status"] for k in listed["keys"]] == ["active", "active"]
+    work = p2pc_json("contribute", "--title", "back", "--home", str(new))["id"]
+    assert p2pc_json("status", work, "--home", str(new))["member"] == bob_id

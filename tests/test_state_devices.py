@@ -272,3 +272,51 @@ def test_work_a_key_signed_before_it_was_bound_is_credited_to_its_member() -> No
     s = fold(h.entries)._folder.state
     assert s is not None
     assert s.ledger == {MEMBERS[1].public_key: (1, 5)}
+
+
+THRESHOLDS = [{"num": 1, "den": 2}, {"num": 2, "den": 3}, {"num": 0, "den": 1}, {"num": 3, "den": 4}]
+STEWARD_KEYS = [Signer(bytes([0x71 + i]) * 32) for i in range(5)]
+
+
+@prop_settings(200)
+@given(stewards=st.integers(1, 5), threshold=st.sampled_from([None, *THRESHOLDS]),
+       approvers=st.lists(st.integers(0, 6), max_size=8), seed=st.integers(0, 2**32 - 1))
+def test_recovery_needs_exactly_the_quorum_the_rules_name(stewards: int, threshold: dict[str, int] | None,
+                                                          approvers: list[int], seed: int) -> None:
+    """A new key is bound to a member who lost every device exactly when the distinct
+    approvals by holders of ``recovery.roles`` (stewards) reach ``recovery.threshold``
+    (default a majority) of those eligible, the member excepted; approvals by anyone else
+    count for nothing; the delivery order does not matter."""
+    founders = STEWARD_KEYS[:stewards]
+    rules = {} if threshold is None else {"recovery": {"threshold": threshold}}
+    body = genesis_body("recovery", "", "CC0-1.0", founders=[f.public_key for f in founders], rules=rules)
+    genesis = sign_entry(founders[0], commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1)
+    lost, new = MEMBERS[1], DEVICES[0]
+    join = sign_entry(lost, commons=genesis.id, seq=1, prev=None, kind="join", body={}, deps=[genesis.id],
+                      timestamp=2)
+    admit = sign_entry(founders[0], commons=genesis.id, seq=2, prev=genesis.id, kind="admission",
+                       body={"join": join.id}, deps=[join.id], timestamp=3)
+    entries = [genesis, join, admit]
+    last: dict[bytes, Entry] = {founders[0].public_key: admit}
+    signers = [*founders, MEMBERS[2], lost]  # a stranger and the member itself approve too (no effect)
+    approving: set[bytes] = set()
+    for n, index in enumerate(approvers):
+        who = signers[index % len(signers)]
+        prev = last.get(who.public_key)
+        entry = sign_entry(who, commons=genesis.id, seq=1 if prev is None else prev.seq + 1,
+                           prev=None if prev is None else prev.id, kind="device",
+                           body={"device": new.public_key, "action": "recover", "member": lost.public_key},
+                           deps=[admit.id], timestamp=10 + n)
+        last[who.public_key] = entry
+        entries.append(entry)
+        if who in founders:
+            approving.add(who.public_key)
+    random.Random(seed).shuffle(entries)
+    state = fold(entries, genesis.id)._folder.state
+    assert state is not None
+    quorum = threshold or {"num": 1, "den": 2}
+    expected = len(approving) * quorum["den"] > stewards * quorum["num"]
+    device = state.devices.get(new.public_key)
+    assert (device is not None) == expected
+    if device is not None:
+        assert device.member == lost.public_key

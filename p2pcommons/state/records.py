@@ -199,6 +199,9 @@ TABLES: tuple[Table, ...] = (
                         None if d.revocation is None else d.revocation.raw],
           lambda r: (r[0], Device(r[1], None if r[2] is None else CID(r[2]), None if r[3] is None else CID(r[3]))),
           _same, _same),
+    Table("recoveries",  # (member, new key) -> approving members so far (not hashed: pending)
+          lambda k, v: [k[0], k[1], list(v)], lambda r: ((r[0], r[1]), tuple(r[2])),
+          lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
 )
 
 SEQUENCES: tuple[Sequence, ...] = (
@@ -233,6 +236,7 @@ class State:
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
     devices: dict[bytes, Device]
+    recoveries: dict[tuple[bytes, bytes], tuple[bytes, ...]]
     distributions: list[dict[str, Any]]
     sanctions: list[dict[str, Any]]
     ledger_total: int  # the sum of the ledger's values (derived, not hashed)

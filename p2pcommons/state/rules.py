@@ -68,6 +68,10 @@ _SCHEMA: dict[str, str] = {
     # follow the membership and contribution policies (see outsider_policy).
     "outsiders.allowed": "outsider_kinds",
     "outsiders.max_entries": "natural",
+    # Who may bind a new key to a member who lost every device (protocols/commons.md §1.3).
+    # Not in the defaults either (same reason); absent: a majority of the stewards.
+    "recovery.roles": "roles",
+    "recovery.threshold": "fraction",
 }
 _MAX_INT = 2**53
 
@@ -213,6 +217,15 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 UNLIMITED = 2**53
+
+
+def recovery_policy(rules: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
+    """``(roles, threshold)``: who approves binding a new key to a member who lost every
+    device, and the fraction of them needed (``yes * den > eligible * num``).  Default: a
+    majority of the stewards."""
+    section = rules.get("recovery", {})
+    section = section if isinstance(section, dict) else {}
+    return section.get("roles", ["steward"]), section.get("threshold", {"num": 1, "den": 2})
 
 
 def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:

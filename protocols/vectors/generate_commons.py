@@ -327,6 +327,26 @@ def device_removed() -> Scenario:
     return s
 
 
+def device_recovery() -> Scenario:
+    """Bob lost every device: a majority of the stewards (2 of 3) binds his new key."""
+    s = Scenario(stewards=("alice", "carol", "dave"))
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    work = s.write("bob contributes", "bob", "contribution", {"title": "before the loss", "value": 2}, [admit])
+    accept = s.write("alice accepts it", "alice", "review", {"contribution": work.id, "verdict": "accept"}, [work])
+    body = {"device": s.key("bob-phone"), "action": "recover", "member": s.key("bob")}
+    first = s.write("alice approves bob's new key (1 of 3: not yet)", "alice", "device", body, [accept])
+    early = s.write("the new key writes before it is bound", "bob-phone", "contribution",
+                    {"title": "too early", "value": 1}, [first])
+    second = s.write("carol approves (2 of 3: a majority)", "carol", "device", body, [first])
+    s.write("dave approves too (already bound)", "dave", "device", body, [second])
+    s.write("the recovered key contributes as bob", "bob-phone", "contribution", {"title": "recovered", "value": 1},
+            [second, early])
+    s.write("bob cannot recover a key for himself", "bob", "device",
+            {"device": s.key("bob-laptop"), "action": "recover", "member": s.key("bob")}, [work])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -356,6 +376,8 @@ SCENARIOS = {
                                        "revocation and its entry after it have no effect; the member carries on"),
     "device-fork": (device_fork, "a device's log forks: its entries from the fork point have no effect, the member "
                                  "keeps standing and ledger and carries on from a new device"),
+    "device-recovery": (device_recovery, "a member who lost every device gets a new key bound by a majority of "
+                                         "the stewards; standing and ledger kept"),
     "device-removed": (device_removed, "a removed member's device backdates an entry around the removal: no "
                                        "effect"),
 }

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Device, State
-from .common import standing
+from ..rules import recovery_policy
+from .common import member_key, standing
 from .registry import Kind
 from .view import APPLIED, Handler, Rejected, View
 
-DEVICE_ACTIONS = ("add", "revoke")
+DEVICE_ACTIONS = ("add", "revoke", "recover")
 # Acts of the member identity itself, not of a device: they change how the member's own log
 # is judged (protocols/commons.md §3.6), so only the member's own key writes them.
 IDENTITY_KINDS = ("join", "leave")
@@ -92,23 +93,60 @@ def device_key(body: dict[str, object]) -> bytes:
     return value
 
 
+def _bindable(s: State, key: bytes) -> None:
+    if key in s.members:
+        raise Rejected("The key it binds is a member's key.")
+    if key in s.devices:
+        raise Rejected("The key it binds is already bound to a member (or was, and was revoked).")
+    if any(join.author == key for join in s.joins.values()):
+        raise Rejected("The key it binds has a pending join.")
+
+
+def _recover(v: View, s: State, e: Entry, m: Meta, key: bytes) -> str:
+    """One approval of binding ``key`` to a member who lost every device (§1.3): by a member
+    holding a role the rules name (``recovery.roles``, default steward); the key is bound at
+    the approval that makes ``yes * den > eligible * num`` (``recovery.threshold``, default
+    a majority), eligible being the active members holding such a role, the member being
+    recovered excepted."""
+    roles, threshold = recovery_policy(s.rules)
+    standing(v, s, e.author, m, roles)
+    target = member_key(e.body)
+    member = s.members.get(target)
+    if member is None or member.status != "active":
+        raise Rejected("The member it recovers is not an active member.")
+    if target == e.author:
+        raise Rejected("A member cannot recover themselves (bind a device from one of their keys instead).")
+    _bindable(s, key)
+    approvals = s.recoveries.get((target, key), ())
+    if e.author in approvals:
+        raise Rejected("Its author already approved this recovery.")
+    approvals = (*approvals, e.author)
+    eligible = sum(1 for author, x in s.members.items() if author != target and x.status == "active"
+                   and any(role in x.roles for role in roles))
+    if len(approvals) * threshold["den"] > eligible * threshold["num"]:
+        for pending in [k for k in s.recoveries if k[0] == target or k[1] == key]:
+            del s.recoveries[pending]
+        s.devices[key] = Device(target, e.id, None)
+    else:
+        s.recoveries[(target, key)] = approvals
+    return APPLIED
+
+
 def _device(v: View, s: State, e: Entry, m: Meta) -> str:
     """Bind a key to the author's member, or revoke one of the member's keys (a device, or
     the member's own key).  Written by the member's own key or any of its active devices
-    (``e.author`` is already the member here: :func:`speaking_for`)."""
-    standing(v, s, e.author, m, None)
+    (``e.author`` is already the member here: :func:`speaking_for`).  ``recover``: another
+    member's approval of binding a key to a member who lost every device (§1.3)."""
     key = device_key(e.body)
     action = e.body.get("action", "add")
     if action not in DEVICE_ACTIONS:
-        raise Rejected("Its 'action' must be add or revoke.")
+        raise Rejected("Its 'action' must be add, revoke or recover.")
+    if action == "recover":
+        return _recover(v, s, e, m, key)
+    standing(v, s, e.author, m, None)
     known = s.devices.get(key)
     if action == "add":
-        if key in s.members:
-            raise Rejected("The key it binds is a member's key.")
-        if known is not None:
-            raise Rejected("The key it binds is already bound to a member (or was, and was revoked).")
-        if any(join.author == key for join in s.joins.values()):
-            raise Rejected("The key it binds has a pending join.")
+        _bindable(s, key)
         s.devices[key] = Device(e.author, e.id, None)
         return APPLIED
     if key == e.author:  # the member's own key, retired as a device
