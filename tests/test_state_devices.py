@@ -297,7 +297,7 @@ def test_recovery_needs_exactly_the_quorum_the_rules_name(stewards: int, thresho
     admit = sign_entry(founders[0], commons=genesis.id, seq=2, prev=genesis.id, kind="admission",
                        body={"join": join.id}, deps=[join.id], timestamp=3)
     entries = [genesis, join, admit]
-    last: dict[bytes, Entry] = {founders[0].public_key: admit}
+    last: dict[bytes, Entry] = {founders[0].public_key: admit, lost.public_key: join}
     signers = [*founders, MEMBERS[2], lost]  # a stranger and the member itself approve too (no effect)
     approving: set[bytes] = set()
     for n, index in enumerate(approvers):
