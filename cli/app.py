@@ -43,7 +43,7 @@ EXIT_CODES = {
     1: "unexpected error (a bug: please report it)",
     2: "usage error: a bad argument, a malformed config.toml, or an unknown commons, entry or member",
     3: "invalid data received (a bundle, an entry or a peer's frame was rejected)",
-    4: "identity problem (no identity, wrong passphrase, insecure key file)",
+    4: "identity problem (no identity, wrong passphrase, insecure key file, a restored home behind on its own log)",
     5: "store problem (locked, damaged, read-only home, disk full)",
     6: "network problem (peer unreachable, timed out, daemon not running)",
     7: "refused by the rules in force: the write would have no effect (nothing was stored; --force records it)",
@@ -338,7 +338,7 @@ def _register_commands() -> None:
     _registered = True
     from importlib import import_module
 
-    for module in ("local", "governance", "decisions", "config", "network"):
+    for module in ("local", "governance", "decisions", "config", "network", "devices"):
         try:
             import_module(f"p2pcommons.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -212,22 +212,34 @@ def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json:
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
-    rows = [
-        {
+    rows = []
+    for k, m in sorted(state.members.items()):
+        keys = state.keys_of(bytes.fromhex(k))
+        rows.append({
             "author": _hex_author(k),
             "name": m["name"],
             "roles": m["roles"],
             "status": m["status"],
             "since": m["since"],
             "warnings": m["warnings"],
-        }
-        for k, m in sorted(state.members.items())
-    ]
+            # Per key: a fork or a revocation costs that key, not the member (commons.md §1.2).
+            "keys": [{"author_id": _author_text(x["key"]), "own": x["own"], "status": x["status"],
+                      "forked_at": x["forked_at"]} for x in keys],
+        })
 
     def human() -> None:
         for row in rows:
             name = f" ({row['name']})" if row["name"] else ""
             print(f"{row['author']}{name}  {row['status']}  {','.join(row['roles'])}")
+            for key in row["keys"]:
+                if key["own"] and key["status"] == "active" and len(row["keys"]) == 1:
+                    continue  # the plain case: one key, the member's own
+                what = "own key" if key["own"] else "device"
+                if key["status"] == "forked":
+                    print(f"  {what} {key['author_id']}  FORKED at seq {key['forked_at']}: its entries from "
+                          "there have no effect; continue from another device (p2pc device add)")
+                else:
+                    print(f"  {what} {key['author_id']}  {key['status']}")
 
     emit({"commons": str(cid), "members": rows}, as_json, human)
 
@@ -258,7 +270,15 @@ def status_cmd(
         if decision is not None:
             data["decision"] = decision["status"]
             shown = decision["status"] if decision["status"] == "open" else f"applied, {decision['status']}"
+    member = state.member_of(outcome.author)
+    data["member"] = _author_text(member)  # the member a device's entry speaks for (else its author)
     human = f"{data['id']}  {data['kind']}  {shown}" + (f": {data['reason']}" if data["reason"] else "")
+    if member != outcome.author:
+        human += f"\n  by a device of member {data['member']}"
+    fork = state.forked_at(outcome.author)
+    if fork is not None:
+        human += (f"\n  its author's key forked at seq {fork}: that key's entries from there have no effect "
+                  "(the member carries on from another device: p2pc device add)")
     holders = ", ".join(data["held_back_by"])
     human += "\n  " + ("stable" if data["stable"] else f"tentative (held back by {holders})")
     emit(data, as_json, human)

@@ -533,6 +533,10 @@ def sync_cmd(
     result = run_sync(home, peer or [], want=[], wait=wait, timeout=timeout)
     ok = bool(result["peers"]) and all(r and r["caught_up"] for r in result["peers"].values())
     result["caught_up"] = ok
+    if ok:  # a restored home now holds what its peers hold of its own log: it may sign again
+        from p2pcommons import ownlog
+
+        ownlog.set_restored(home_of(home).path, False)
 
     def human() -> None:
         for peer_id, r in result["peers"].items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import ownlog
 from .dagcbor import CID, link
 from .entry import GENESIS, MAX_DEPS, Entry, Signer, sign_entry
 from .errors import InvalidEntry, NotFound, RuleRefusal
@@ -44,6 +45,8 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
             if not store.has_commons(commons):
                 raise NotFound(f"This node holds no commons {commons}.")
             seq, own = store.tip(commons, signer.public_key)
+            # Backups cannot fork: refuse if this home signed more of its log than it holds.
+            ownlog.check(store, commons, signer.public_key, seq)
             prev: CID | None = min(own, key=lambda c: c.raw) if own else None
             deps = current_deps(store, commons, signer.public_key)
             for dep in extra_deps or ():
@@ -62,6 +65,8 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
 
             forget(store, commons)
         raise
+    if not store.in_transaction:  # (else the caller records it once its transaction commits)
+        ownlog.record(store, commons, signer.public_key, entry.seq)
     return entry
 
 
@@ -96,7 +101,9 @@ def admit_once(store: Store, signer: Signer, commons: CID, join: CID, *, force: 
     with store.transaction():
         if join.raw in admitted_joins(store, commons, signer.public_key):
             return None
-        return append(store, signer, commons, "admission", {"join": join}, extra_deps=[join], force=force)
+        entry = append(store, signer, commons, "admission", {"join": join}, extra_deps=[join], force=force)
+    ownlog.record(store, commons, signer.public_key, entry.seq)
+    return entry
 
 
 def admitted_joins(store: Store, commons: CID, author: bytes) -> set[bytes]:
@@ -114,6 +121,7 @@ def create_commons(store: Store, signer: Signer, body: dict[str, Any], *, timest
     """Sign and store a genesis entry; its id is the new commons' id."""
     entry = sign_entry(signer, commons=None, seq=1, prev=None, kind=GENESIS, body=body, timestamp=timestamp)
     _store_local(store, entry)
+    ownlog.record(store, entry.id, signer.public_key, entry.seq)
     return entry
 
 

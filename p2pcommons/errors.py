@@ -116,6 +116,12 @@ class InsecureKeyFile(IdentityError):
     """The key file or its directory is readable by other users."""
 
 
+class BehindOwnLog(IdentityError):
+    """This home may be behind on its own log (restored from a backup, or its store is older
+    than what it signed): signing now could fork its log, so it signs nothing until it
+    knows its latest entries (``p2pcommons.ownlog``)."""
+
+
 class UsageError(P2PCError):
     """The user asked for something that cannot be done as asked."""
 

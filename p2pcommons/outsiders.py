@@ -181,6 +181,13 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
             if entry.author not in known or entry.commons is None:
                 continue
             body = entry.body
+            if entry.kind == "device":  # an insider's binding (or recovery approval): the key is an insider
+                key = body.get("device")
+                if body.get("action", "add") in ("add", "recover") and type(key) is bytes and len(key) == 32 \
+                        and key not in known:
+                    new_insiders.add(key)
+                    grew = True
+                continue
             target = _link(body, "join") if entry.kind == "admission" else (
                 _link(body, "contribution") if entry.kind == "review" else None)
             if target is None:

@@ -374,3 +374,22 @@ def test_strangers_cannot_launder_waiting_entries_through_each_other(store: Stor
     assert held(store, commons, signer(800)) == 4
     assert held(store, commons, signer(801)) == 4
     assert store.outsider_entries(commons) == 8
+
+
+def test_a_members_device_is_an_insider_once_an_insider_binds_it(store: Store) -> None:
+    """Issue 14: a device key bound by a member's ``device`` entry is never limited, as the
+    member is not (in an invite commons a stranger's log is held to one join)."""
+    root = genesis("invite")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    founder = Log(FOUNDER, commons)
+    founder.entries.append(root)
+    laptop = Log(MEMBER, commons)
+    bind = founder.add("device", {"device": MEMBER.public_key, "action": "add"})
+    work = [laptop.add("contribution", {"title": f"laptop {k}", "kind": "work", "value": 1}, deps=[bind.id])
+            for k in range(5)]
+    report, _ = ingest_scoped(store, commons, [bind.raw])
+    report, _ = ingest_scoped(store, commons, [e.raw for e in work])
+    assert report.added_count == 5 and report.declined == 0
+    state = current_state(store, commons)
+    assert all(state.outcome(e.id).status == "applied" for e in work)  # type: ignore[union-attr]

@@ -72,6 +72,7 @@ from .causal import get as _vget
 from .causal import merge as _merge
 from .causal import put as _vput
 from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
+from .handlers.devices import stability_holders
 from .handlers.distributions import compute_shares
 from .handlers.genesis import found
 from .handlers.late import REMOVED, STRANGER, late_judge
@@ -895,15 +896,15 @@ def _strong_removal(excluded: _Exclusion) -> str:
 
 
 def stability_set(folder: Folder) -> list[bytes]:
-    """The members whose latest entries define stability (active or suspended, not forked,
-    not retired)."""
+    """The keys whose latest entries define stability: active or suspended members' own keys
+    and active devices, not forked, not retired."""
     state = folder.state
     if state is None:
         return []
     retire = state.rules.get("retire", {}).get("after", 0)
     result = []
-    for author, member in state.members.items():
-        if member.status not in ("active", "suspended") or author in folder.fork_seq:
+    for author in stability_holders(state):  # members' own keys and their active devices
+        if author in folder.fork_seq:
             continue
         newest = folder.latest.get(author)
         if retire and folder.max_clock - (folder.record(newest).clock if newest is not None else 0) > retire:

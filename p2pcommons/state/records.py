@@ -100,6 +100,16 @@ class Resource(NamedTuple):
     unit: str
 
 
+class Device(NamedTuple):
+    """A key's binding to a member (protocols/commons.md §1.2): the key signs its own log,
+    and its entries count as the member's.  The member's own key is listed only once it is
+    revoked (``binding`` None: it was never bound, it *is* the member)."""
+
+    member: bytes
+    binding: CID | None  # the ``device`` entry that bound it (None: the member's own key)
+    revocation: CID | None  # the ``device`` entry that revoked it (None: active)
+
+
 def hexkey(author: bytes) -> str:
     return author.hex()
 
@@ -203,8 +213,16 @@ TABLES: tuple[Table, ...] = (
           lambda a, x: [a, x[0], x[1]],
           lambda r: (r[0], (r[1], r[2])),
           _same, _same),
-    Table("lifted",  # member -> reinstatement lifting their suspension (not hashed)
+    Table("lifted",  # member or device -> reinstatement lifting their suspension (not hashed)
           lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
+    Table("devices",  # device key -> Device (a member's other keys; the member's own once revoked)
+          lambda a, d: [a, d.member, None if d.binding is None else d.binding.raw,
+                        None if d.revocation is None else d.revocation.raw],
+          lambda r: (r[0], Device(r[1], None if r[2] is None else CID(r[2]), None if r[3] is None else CID(r[3]))),
+          _same, _same),
+    Table("recoveries",  # (member, new key) -> approving members so far (not hashed: pending)
+          lambda k, v: [k[0], k[1], list(v)], lambda r: ((r[0], r[1]), tuple(r[2])),
+          lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
 )
 
 SEQUENCES: tuple[Sequence, ...] = (
@@ -240,6 +258,8 @@ class State:
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
+    devices: dict[bytes, Device]
+    recoveries: dict[tuple[bytes, bytes], tuple[bytes, ...]]
     distributions: list[dict[str, Any]]
     sanctions: list[dict[str, Any]]
     ledger_total: int  # the sum of the ledger's values (derived, not hashed)
@@ -310,7 +330,7 @@ def canonical_state(s: State) -> dict[str, Any]:
                              "unit": r.unit, "used": {}}
     for (res, period, author), amount in s.usage.items():
         resources[str(res)]["used"].setdefault(str(period), {})[hexkey(author)] = amount
-    return {
+    doc: dict[str, Any] = {
         "info": dict(s.info),
         "rules": s.rules,
         "members": {
@@ -338,3 +358,11 @@ def canonical_state(s: State) -> dict[str, Any]:
              "by": hexkey(x["by"])} for x in s.sanctions
         ],
     }
+    if s.devices:  # absent when empty: a commons without devices keeps its state hash
+        doc["devices"] = {
+            hexkey(d): {"member": hexkey(x.member), "binding": "" if x.binding is None else str(x.binding),
+                        "status": "active" if x.revocation is None else "revoked",
+                        "revocation": "" if x.revocation is None else str(x.revocation)}
+            for d, x in s.devices.items()
+        }
+    return doc

@@ -79,6 +79,10 @@ _SCHEMA: dict[str, str] = {
     "decisions.quorum": "fraction",  # share of the electorate that must vote (yes, no or abstain)
     # Roles the community defines itself (protocols/commons.md §2.2), granted like reviewer.
     "roles.custom": "role_names",
+    # Who may bind a new key to a member who lost every device (protocols/commons.md §1.3).
+    # Not in the defaults either (same reason); absent: a majority of the stewards.
+    "recovery.roles": "roles",
+    "recovery.threshold": "fraction",
 }
 # Per governed act (§2.2): whether it needs a decision (no role-holder may do it alone), who
 # votes, the threshold and the quorum.  Absent: a role-holder does it alone, as before.
@@ -288,6 +292,15 @@ def decision_policy(rules: dict[str, Any]) -> tuple[int, dict[str, int]]:
     section = rules.get("decisions", {})
     section = section if isinstance(section, dict) else {}
     return section.get("deadline", 0), section.get("quorum", NO_QUORUM)
+
+
+def recovery_policy(rules: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
+    """``(roles, threshold)``: who approves binding a new key to a member who lost every
+    device, and the fraction of them needed (``yes * den > eligible * num``).  Default: a
+    majority of the stewards."""
+    section = rules.get("recovery", {})
+    section = section if isinstance(section, dict) else {}
+    return section.get("roles", ["steward"]), section.get("threshold", {"num": 1, "den": 2})
 
 
 def outsider_policy(rules: dict[str, Any]) -> tuple[str, int]:

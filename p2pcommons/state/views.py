@@ -15,6 +15,7 @@ from ..dagcbor import CID, encode
 from ..entry import Entry
 from .causal import EMPTY, Vector, covers, dense, get, minimum, of
 from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
+from .handlers.devices import member_of, stability_holders
 from .records import Contribution, Join, Member, Proposal, Resource, canonical_state, hexkey
 
 
@@ -108,6 +109,34 @@ class CommonsState:
     def has_role(self, author: bytes, role: str) -> bool:
         member = self.member_info(author)
         return member is not None and member.status == "active" and role in member.roles
+
+    def member_of(self, key: bytes) -> bytes:
+        """The member a key speaks for: its member if it is a bound device, else itself."""
+        state = self._folder.state
+        return key if state is None else member_of(state, key)
+
+    def forked_at(self, key: bytes) -> int | None:
+        """The seq from which this key's log is forked (its entries from there have no effect)."""
+        return self._folder.fork_seq.get(key)
+
+    def keys_of(self, member: bytes) -> list[dict[str, Any]]:
+        """The member's keys: its own, then each device bound to it — with status (``active``,
+        ``revoked``, ``forked``: its entries from ``forked_at`` on have no effect), the
+        binding and the revocation."""
+        state = self._folder.state
+        if state is None or member not in state.members:
+            return []
+        rows = []
+        own = state.devices.get(member)
+        items: list[tuple[bytes, CID | None, CID | None]] = [(member, None if own is None else own.revocation, None)]
+        items += [(k, d.revocation, d.binding) for k, d in sorted(state.devices.items())
+                  if d.member == member and k != member]
+        for key, revocation, binding in items:
+            fork = self.forked_at(key)
+            status = "revoked" if revocation is not None else "forked" if fork is not None else "active"
+            rows.append({"key": key, "own": key == member, "status": status, "forked_at": fork,
+                         "binding": binding, "revocation": revocation})
+        return rows
 
     def outcome(self, entry_id: CID) -> Outcome | None:
         folder = self._folder
@@ -280,7 +309,7 @@ def _max_vv(folder: Folder) -> Vector:
 
 def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, Vector], list[bytes]]:
     """Per author, the highest seq acknowledged by every active or suspended, non-retired
-    member (the slot-wise minimum of their latest entries' version vectors); those vectors;
+    member's keys (the slot-wise minimum of their latest entries' version vectors); those vectors;
     the retired members."""
     state = folder.state
     width = len(folder.authors)
@@ -290,9 +319,10 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, Vector], list[byte
     latest: dict[bytes, Vector] = {}
     retired = []
     max_seq = folder.latest
-    for author, member in state.members.items():
-        # Suspended members still hold stability back: a reinstatement brings them back.
-        if member.status not in ("active", "suspended") or author in folder.fork_seq:
+    # Suspended members still hold stability back (a reinstatement brings them back); so does
+    # each of a member's keys still able to write: their own unless revoked, each active device.
+    for author in stability_holders(state):
+        if author in folder.fork_seq:
             continue
         newest = folder.latest.get(author)
         if retire and folder.max_clock - (folder.record(newest).clock if newest is not None else 0) > retire:

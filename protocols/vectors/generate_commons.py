@@ -20,11 +20,14 @@ from p2pcommons.state import fold, genesis_body
 HERE = Path(__file__).resolve().parent
 NAMES = ("alice", "bob", "carol", "dave")
 SEEDS = {name: bytes([0xC0 + i]) * 32 for i, name in enumerate(NAMES)}
+# Device keys (protocols/commons.md §1.2): listed in a vector's authors only where it uses them.
+DEVICES = ("bob-laptop", "bob-phone")
+DEVICE_SEEDS = {name: bytes([0xD0 + i]) * 32 for i, name in enumerate(DEVICES)}
 
 
 class Scenario:
     def __init__(self, stewards: tuple[str, ...] = ("alice",), **genesis: Any) -> None:
-        self.signers = {n: Signer(s) for n, s in SEEDS.items()}
+        self.signers = {n: Signer(s) for n, s in {**SEEDS, **DEVICE_SEEDS}.items()}
         self.time = 1_700_000_000_000
         body = genesis_body("vector commons", "test vector", "CC0-1.0",
                             founders=[self.signers[s].public_key for s in stewards], **genesis)
@@ -343,6 +346,105 @@ def budget() -> Scenario:
     return s
 
 
+def _bob_with_laptop(s: Scenario) -> tuple[Entry, Entry]:
+    """Bob joins, is admitted, and binds his laptop's key (the laptop signs its own log)."""
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    bind = s.write("bob binds his laptop", "bob", "device", {"device": s.key("bob-laptop"), "action": "add"},
+                   [admit])
+    return admit, bind
+
+
+def devices() -> Scenario:
+    """One member, two keys: the laptop's entries count as bob's (ledger, votes: one member, one vote)."""
+    s = Scenario(stewards=("alice", "carol"))
+    admit, bind = _bob_with_laptop(s)
+    early = s.write("the laptop contributes without the binding in its past", "bob-laptop", "contribution",
+                    {"title": "early", "value": 1}, [admit])
+    work = s.write("the laptop contributes", "bob-laptop", "contribution", {"title": "laptop work", "value": 7},
+                   [bind, early])
+    review = s.write("alice accepts the laptop's work", "alice", "review",
+                     {"contribution": work.id, "verdict": "accept"}, [work])
+    grant = s.write("alice makes bob a steward", "alice", "role",
+                    {"member": s.key("bob"), "role": "steward"}, [review])
+    proposal = s.write("alice proposes 3 accepts", "alice", "rule_proposal",
+                       {"changes": {"review.accepts": 3}, "title": "three eyes"}, [grant])
+    vote = s.write("bob votes no from his own key", "bob", "vote", {"proposal": proposal.id, "choice": "no"},
+                   [proposal])
+    again = s.write("bob's laptop votes yes (bob already voted)", "bob-laptop", "vote",
+                    {"proposal": proposal.id, "choice": "yes"}, [vote, work])
+    s.write("alice distributes 10", "alice", "distribution", {"amount": 10}, [again])
+    s.write("the laptop binds a phone", "bob-laptop", "device", {"device": s.key("bob-phone")}, [again])
+    s.write("alice binds bob's laptop (already bound)", "alice", "device", {"device": s.key("bob-laptop")},
+            [again])
+    return s
+
+
+def device_revoked() -> Scenario:
+    """A revoked device is strongly removed: what it backdates around the revocation has no effect."""
+    s = Scenario()
+    _, bind = _bob_with_laptop(s)
+    kept = s.write("the laptop contributes", "bob-laptop", "contribution", {"title": "kept", "value": 2}, [bind])
+    revoke = s.write("bob revokes the laptop", "bob", "device",
+                     {"device": s.key("bob-laptop"), "action": "revoke"}, [kept])
+    s.write("the laptop backdates a contribution", "bob-laptop", "contribution",
+            {"title": "backdated", "value": 50}, [bind])
+    s.write("the laptop writes after the revocation", "bob-laptop", "contribution",
+            {"title": "after", "value": 1}, [revoke])
+    s.write("bob contributes from his own key", "bob", "contribution", {"title": "still bob", "value": 1},
+            [revoke])
+    return s
+
+
+def device_fork() -> Scenario:
+    """A fork costs a device, not a member: the laptop's log forks, bob carries on from a new device."""
+    s = Scenario()
+    _, bind = _bob_with_laptop(s)
+    own = s.write("bob contributes from his own key", "bob", "contribution", {"title": "one", "value": 3}, [bind])
+    accept = s.write("alice accepts it", "alice", "review", {"contribution": own.id, "verdict": "accept"}, [own])
+    s.write("the laptop contributes", "bob-laptop", "contribution", {"title": "two", "value": 3}, [bind])
+    s.last.pop("bob-laptop")  # a restored backup of the laptop signs seq 1 again
+    twin = s.write("the restored laptop forks", "bob-laptop", "contribution", {"title": "twin", "value": 3},
+                   [bind])
+    s.write("the forked laptop binds a phone", "bob-laptop", "device", {"device": s.key("bob-phone")}, [twin])
+    phone = s.write("bob binds a phone from his own key", "bob", "device", {"device": s.key("bob-phone")},
+                    [accept, twin])
+    s.write("the phone contributes", "bob-phone", "contribution", {"title": "three", "value": 4}, [phone])
+    return s
+
+
+def device_removed() -> Scenario:
+    """A removed member's devices are excluded with them: a device cannot backdate around a removal."""
+    s = Scenario()
+    _, bind = _bob_with_laptop(s)
+    removal = s.write("alice removes bob", "alice", "sanction",
+                      {"member": s.key("bob"), "action": "remove", "reason": "spam"}, [bind])
+    s.write("the laptop backdates a contribution", "bob-laptop", "contribution",
+            {"title": "backdated", "value": 9}, [bind])
+    s.write("alice writes after", "alice", "contribution", {"title": "after", "value": 1}, [removal])
+    return s
+
+
+def device_recovery() -> Scenario:
+    """Bob lost every device: a majority of the stewards (2 of 3) binds his new key."""
+    s = Scenario(stewards=("alice", "carol", "dave"))
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    work = s.write("bob contributes", "bob", "contribution", {"title": "before the loss", "value": 2}, [admit])
+    accept = s.write("alice accepts it", "alice", "review", {"contribution": work.id, "verdict": "accept"}, [work])
+    body = {"device": s.key("bob-phone"), "action": "recover", "member": s.key("bob")}
+    first = s.write("alice approves bob's new key (1 of 3: not yet)", "alice", "device", body, [accept])
+    early = s.write("the new key writes before it is bound", "bob-phone", "contribution",
+                    {"title": "too early", "value": 1}, [first])
+    second = s.write("carol approves (2 of 3: a majority)", "carol", "device", body, [first])
+    s.write("dave approves too (already bound)", "dave", "device", body, [second])
+    s.write("the recovered key contributes as bob", "bob-phone", "contribution", {"title": "recovered", "value": 1},
+            [second, early])
+    s.write("bob cannot recover a key for himself", "bob", "device",
+            {"device": s.key("bob-laptop"), "action": "recover", "member": s.key("bob")}, [work])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -372,6 +474,17 @@ SCENARIOS = {
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "
                                            "are set, resources hold the first one only"),
+    "devices": (devices, "a member's device: its entries count as the member's (ledger, one vote per member); "
+                         "one written without its binding in its causal past has no effect; a device binds "
+                         "another; a key already bound cannot be bound again"),
+    "device-revoked": (device_revoked, "a revoked device is strongly removed: its entry backdated around the "
+                                       "revocation and its entry after it have no effect; the member carries on"),
+    "device-fork": (device_fork, "a device's log forks: its entries from the fork point have no effect, the member "
+                                 "keeps standing and ledger and carries on from a new device"),
+    "device-recovery": (device_recovery, "a member who lost every device gets a new key bound by a majority of "
+                                         "the stewards; standing and ledger kept"),
+    "device-removed": (device_removed, "a removed member's device backdates an entry around the removal: no "
+                                       "effect"),
 }
 
 
@@ -379,13 +492,16 @@ def vector(name: str) -> dict[str, Any]:
     builder, description = SCENARIOS[name]
     s = builder()
     state = fold([e for _, e in s.entries], s.genesis.id)
+    seeds = {**SEEDS, **DEVICE_SEEDS}
+    used = {name for name, signer in s.signers.items() if any(e.author == signer.public_key for _, e in s.entries)}
     return {
         "format": "p2pcommons commons-state test vector, version 1",
         "spec": "protocols/commons.md",
         "generator": "protocols/vectors/generate_commons.py",
         "name": name,
         "description": description,
-        "authors": {n: {"seed": SEEDS[n].hex(), "public_key": Signer(SEEDS[n]).public_key.hex()} for n in NAMES},
+        "authors": {n: {"seed": seeds[n].hex(), "public_key": Signer(seeds[n]).public_key.hex()}
+                    for n in (*NAMES, *(d for d in DEVICES if d in used))},
         "commons": str(s.genesis.id),
         "entries": [{"label": label, "id": str(e.id), "raw": e.raw.hex()} for label, e in s.entries],
         "state_hash": state.state_hash,

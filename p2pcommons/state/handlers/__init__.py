@@ -9,7 +9,7 @@ module's ``KINDS``, specify it in ``protocols/commons.md`` and add vectors
 
 from __future__ import annotations
 
-from . import contributions, decisions, distributions, membership, resources, rules_votes, sanctions
+from . import contributions, decisions, devices, distributions, membership, resources, rules_votes, sanctions
 from .registry import Kind
 from .view import APPLIED, PENDING, REJECTED, WAITING, Handler, Rejected, View
 
@@ -27,9 +27,12 @@ def _registry(*families: dict[str, Kind]) -> dict[str, Kind]:
 
 
 KINDS: dict[str, Kind] = _registry(membership.KINDS, sanctions.KINDS, contributions.KINDS, rules_votes.KINDS,
-                                   resources.KINDS, distributions.KINDS, decisions.KINDS)
-# Every handler first closes the proposals whose deadline its entry closes (decisions.settle).
-HANDLERS: dict[str, Handler] = {name: decisions.settling(kind.apply) for name, kind in KINDS.items()}
+                                   resources.KINDS, distributions.KINDS, decisions.KINDS, devices.KINDS)
+# Every handler judges a bound device's entry as its member's (one member, one standing), and
+# first closes the proposals whose deadline that entry closes (decisions.settle): a member's
+# device closes a deadline as its member would.
+HANDLERS: dict[str, Handler] = {name: devices.speaking_for(decisions.settling(kind.apply))
+                                for name, kind in KINDS.items()}
 # Kinds a later entry may name (the genesis too: a member's ``since``, a founder's grants).
 NAMED_KINDS: tuple[str, ...] = (*sorted(name for name, kind in KINDS.items() if kind.named), GENESIS)
 

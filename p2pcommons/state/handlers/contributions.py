@@ -8,6 +8,7 @@ from ...entry import Entry
 from ..positions import Meta
 from ..records import Contribution, State
 from .common import MAX_TOTAL, amount_field, ref, standing, text_field
+from .devices import member_of
 from .registry import Kind
 from .view import APPLIED, PENDING, Rejected, View
 
@@ -38,7 +39,9 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("The contribution it reviews had no effect (it was rejected).")
     if contribution.status != "pending":
         raise Rejected(f"The contribution was already {contribution.status}.")
-    if contribution.author == e.author and not policy["self_review"]:
+    # (A contribution its author's key wrote before being bound as a device counts as the member's.)
+    contributor = member_of(s, contribution.author)
+    if contributor == e.author and not policy["self_review"]:
         raise Rejected("The rules do not let a member review their own contribution.")
     if e.author in contribution.accepts or e.author in contribution.rejects:
         raise Rejected("Its author already reviewed this contribution.")
@@ -60,8 +63,8 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
                 raise Rejected(f"Accepting it would bring the ledger's total value to {s.ledger_total + value}, "
                                 f"above the bound {MAX_TOTAL}.")
             contribution = contribution._replace(status="accepted", value=value)
-            count, total = s.ledger.get(contribution.author, (0, 0))
-            s.ledger[contribution.author] = (count + 1, total + value)
+            count, total = s.ledger.get(contributor, (0, 0))
+            s.ledger[contributor] = (count + 1, total + value)
             s.ledger_total += value
     else:
         contribution = contribution._replace(rejects=(*contribution.rejects, e.author))

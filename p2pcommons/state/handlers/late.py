@@ -29,13 +29,18 @@ def late_judge(base: State) -> Callable[[Entry], str]:
       observe (an entry naming it depends on it, so it is new too).  A former member had
       left wherever the entry sorts, since it chains through their leave and only their own
       (later, so not yet applied) entries could have left again after a readmission;
-    * its author was removed there: REMOVED (strong removal may reject it wherever it sorts);
+    * its author was removed there, or is a revoked device: REMOVED (strong removal may reject
+      it wherever it sorts);
+    * its author is a device bound there (it speaks for its member): REFOLD;
     * anything else (a member's entry, a contribution once the contribution policy changed): REFOLD.
     """
     changed = any(p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
                   for p in base.proposals.values())
 
     def judge(entry: Entry) -> str:
+        device = base.devices.get(entry.author)
+        if device is not None:  # a member's device (or the member's own key, revoked)
+            return REMOVED if device.revocation is not None else REFOLD
         former = base.members.get(entry.author)
         if former is not None and former.status == "removed":
             return REMOVED

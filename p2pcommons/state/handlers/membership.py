@@ -38,6 +38,8 @@ def _admission(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("The join it admits is not pending (already admitted, or rejected).")
     if e.author in join.approvals:
         raise Rejected("Its author already approved this join.")
+    if join.author in s.devices:
+        raise Rejected("The join's author is a device bound to a member.")
     join = join._replace(approvals=(*join.approvals, e.author))
     policy = s.rules["membership"]
     needed = policy["approvals"] if policy["policy"] == "approval" else 1

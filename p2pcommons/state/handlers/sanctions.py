@@ -10,6 +10,7 @@ from ...entry import Entry
 from ..positions import Meta
 from ..records import State, seen, status_seen
 from .common import alone, member_key, standing, text_field
+from .devices import devices_of
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -42,6 +43,8 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
             raise Rejected("Only a suspended member can be reinstated.")
         s.members[target] = member._replace(status="active", view=seen(member.view, 0, "active"))
         s.lifted[target] = e.id
+        for device in devices_of(s, target):  # its devices' suspensions are lifted with it
+            s.lifted[device] = e.id
     else:
         if seen_status in ("removed", "left") or (seen_status == "suspended" and action != "remove"):
             raise Rejected(f"The member is already {seen_status}.")
@@ -54,10 +57,16 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
             # Excludes the target's entries outside its causal past; if one was applied
             # before this position (a leave, a rejoin), this raises _Conflict and the fold
             # replays from there with the exclusion in force.
-            v.excluding(target, e.id, m, action == "suspend")
+            # The member's devices bound here are excluded with it: a removed member's device
+            # cannot backdate around the removal either.  (A device bound later is bound by an
+            # entry of theirs outside this one's causal past, which is excluded.)
+            devices = list(devices_of(s, target))
+            for key in (target, *devices):
+                v.excluding(key, e.id, m, action == "suspend")
             status = "suspended" if action == "suspend" else "removed"
             member = member._replace(status=status, view=seen(member.view, 0, status))
-            s.lifted.pop(target, None)
+            for key in (target, *devices):
+                s.lifted.pop(key, None)
             if action == "remove":
                 member = member._replace(roles=(), grants=())
         s.members[target] = member

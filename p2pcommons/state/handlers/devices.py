@@ -1,0 +1,175 @@
+"""Devices: a member is not a key (protocols/commons.md §1.2, §3.8).
+
+A member identity authorizes device keys with ``device`` entries; each device signs its own
+log with its own key, and its entries count as the member's: every handler sees such an
+entry with the member as its author (:func:`speaking_for`), so roles, votes (one member, one
+vote, whatever the number of devices), quotas, the ledger and shares are per member.  A
+revoked device is strongly removed (its entries outside the revocation's causal past have
+no effect, however backdated), like a removed member; a device whose log forks loses its
+entries from the fork point (the replayer's fork penalty, per key), and the member carries
+on from another device.  A commons where nobody binds a device keeps its state hash: the
+``devices`` table is hashed only when it is not empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ...entry import Entry
+from ..positions import Meta
+from ..records import Device, State
+from ..rules import recovery_policy
+from .common import member_key, standing
+from .registry import Kind
+from .view import APPLIED, Handler, Rejected, View
+
+DEVICE_ACTIONS = ("add", "revoke", "recover")
+# Acts of the member identity itself, not of a device: they change how the member's own log
+# is judged (protocols/commons.md §3.6), so only the member's own key writes them.
+IDENTITY_KINDS = ("join", "leave")
+
+
+def member_of(state: State, author: bytes) -> bytes:
+    """The member an author key speaks for: its member if it is a bound device, else itself."""
+    device = state.devices.get(author)
+    return author if device is None else device.member
+
+
+def devices_of(state: State, member: bytes) -> Iterator[bytes]:
+    """The member's bound device keys (revoked or not; not the member's own key)."""
+    for key, device in state.devices.items():
+        if device.member == member and key != member:
+            yield key
+
+
+def stability_holders(state: State) -> Iterator[bytes]:
+    """The keys whose next entries may still take effect for an active or suspended member:
+    the member's own key (unless revoked) and each of its active devices.  Their latest
+    entries define stability (§4); the replayer drops forked and retired ones."""
+    for author, member in state.members.items():
+        if member.status not in ("active", "suspended"):
+            continue
+        own = state.devices.get(author)
+        if own is None or own.revocation is None:
+            yield author
+    for key, device in state.devices.items():
+        if device.revocation is None and key != device.member:
+            owner = state.members.get(device.member)
+            if owner is not None and owner.status in ("active", "suspended"):
+                yield key
+
+
+def as_author(entry: Entry, author: bytes) -> Entry:
+    """The same entry (same id, body, position) with ``author`` as its author, for handlers."""
+    clone = Entry.__new__(Entry)
+    for name in Entry.__slots__:
+        setattr(clone, name, getattr(entry, name))
+    clone.author = author
+    return clone
+
+
+def speaking_for(handler: Handler) -> Handler:
+    """``handler`` with a bound device's entries judged as its member's.  The binding must be in
+    the entry's causal past (an entry written before the device was bound has no effect)."""
+
+    def apply(v: View, s: State, e: Entry, m: Meta) -> str:
+        device = s.devices.get(e.author)
+        if device is None or device.binding is None:
+            return handler(v, s, e, m)
+        if not v.in_past(device.binding, m):
+            raise Rejected("Its device's binding to its member is not in its causal past "
+                           "(written before the device was bound).")
+        if e.kind in IDENTITY_KINDS:
+            raise Rejected(f"A device cannot {e.kind}; its member's own key writes that.")
+        return handler(v, s, as_author(e, device.member), m)
+
+    return apply
+
+
+def device_key(body: dict[str, object]) -> bytes:
+    value = body.get("device")
+    if type(value) is not bytes or len(value) != 32:
+        raise Rejected("Its 'device' must be a 32-byte key.")
+    return value
+
+
+def _bindable(s: State, key: bytes) -> None:
+    if key in s.members:
+        raise Rejected("The key it binds is a member's key.")
+    if key in s.devices:
+        raise Rejected("The key it binds is already bound to a member (or was, and was revoked).")
+    if any(join.author == key for join in s.joins.values()):
+        raise Rejected("The key it binds has a pending join.")
+
+
+def _recover(v: View, s: State, e: Entry, m: Meta, key: bytes) -> str:
+    """One approval of binding ``key`` to a member who lost every device (§1.3): by a member
+    holding a role the rules name (``recovery.roles``, default steward); the key is bound at
+    the approval that makes ``yes * den > eligible * num`` (``recovery.threshold``, default
+    a majority), eligible being the active members holding such a role, the member being
+    recovered excepted."""
+    roles, threshold = recovery_policy(s.rules)
+    standing(v, s, e.author, m, roles)
+    target = member_key(e.body)
+    member = s.members.get(target)
+    if member is None or member.status != "active":
+        raise Rejected("The member it recovers is not an active member.")
+    if target == e.author:
+        raise Rejected("A member cannot recover themselves (bind a device from one of their keys instead).")
+    _bindable(s, key)
+    approvals = s.recoveries.get((target, key), ())
+    if e.author in approvals:
+        raise Rejected("Its author already approved this recovery.")
+    approvals = (*approvals, e.author)
+    eligible = sum(1 for author, x in s.members.items() if author != target and x.status == "active"
+                   and any(role in x.roles for role in roles))
+    if len(approvals) * threshold["den"] > eligible * threshold["num"]:
+        for pending in [k for k in s.recoveries if k[0] == target or k[1] == key]:
+            del s.recoveries[pending]
+        s.devices[key] = Device(target, e.id, None)
+    else:
+        s.recoveries[(target, key)] = approvals
+    return APPLIED
+
+
+def _device(v: View, s: State, e: Entry, m: Meta) -> str:
+    """Bind a key to the author's member, or revoke one of the member's keys (a device, or
+    the member's own key).  Written by the member's own key or any of its active devices
+    (``e.author`` is already the member here: :func:`speaking_for`).  ``recover``: another
+    member's approval of binding a key to a member who lost every device (§1.3)."""
+    key = device_key(e.body)
+    action = e.body.get("action", "add")
+    if action not in DEVICE_ACTIONS:
+        raise Rejected("Its 'action' must be add, revoke or recover.")
+    if action == "recover":
+        return _recover(v, s, e, m, key)
+    standing(v, s, e.author, m, None)
+    known = s.devices.get(key)
+    if action == "add":
+        _bindable(s, key)
+        s.devices[key] = Device(e.author, e.id, None)
+        return APPLIED
+    if key == e.author:  # the member's own key, retired as a device
+        if known is not None:
+            raise Rejected("The member's own key is already revoked.")
+    elif known is None or known.member != e.author:
+        raise Rejected("The key it revokes is not a device of its author's member.")
+    elif known.revocation is not None:
+        raise Rejected("The device it revokes is already revoked.")
+    elif known.binding is not None and not v.in_past(known.binding, m):
+        raise Rejected("The device's binding is not in its causal past.")
+    if v.is_void(e.id):
+        raise Rejected("It could take effect only through entries of the device it would exclude "
+                       "(outside its causal past), so it has none.")
+    # Strong removal: the device's entries outside this entry's causal past have no effect,
+    # wherever they sort (an excluded entry already applied makes the fold replay).
+    v.excluding(key, e.id, m, False)
+    s.devices[key] = Device(e.author, None if known is None else known.binding, e.id)
+    return APPLIED
+
+
+# Kinds of this family: handler, and whether later entries may name such an entry (a device's
+# entries check that its binding is in their causal past: the replayer keeps its position).
+KINDS: dict[str, Kind] = {
+    "device": Kind(_device, named=True),
+}

@@ -1,0 +1,80 @@
+"""Issue 14 end to end over the network: one member on several machines, each a home with its
+own key, syncing through a real daemon (a separate process, libp2p on 127.0.0.1): two devices
+contribute, one is lost and revoked (what it signs afterwards has no effect anywhere), and a
+machine restored from an old backup signs nothing until a sync has brought its own latest
+entries — then contributes with effect, without forking its log."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.support.localnode import ENV, P2PC, Daemon, founder, run
+
+
+def refused(home: Path, *args: str) -> str:
+    result = subprocess.run([*P2PC, *args, "--home", str(home)], capture_output=True, text=True, timeout=120,
+                            env=ENV)
+    assert result.returncode == 4, (args, result.returncode, result.stderr)
+    assert result.stderr.startswith("p2pc: ") and result.stderr.count("\n") == 1
+    return result.stderr
+
+
+def test_a_member_on_three_machines_one_revoked_one_restored(tmp_path: Path) -> None:
+    laptop, commons, member = founder(tmp_path, "laptop")
+    desktop, phone, restored = tmp_path / "desktop", tmp_path / "phone", tmp_path / "restored"
+    for home in (desktop, phone):
+        run(home, "init")
+        code = run(home, "device", "add")["code"]
+        assert run(laptop, "device", "accept", code)["outcome"]["status"] == "applied"
+    start = tmp_path / "start.p2pc"  # the commons' beginning, handed over once (as by an invite)
+    run(laptop, "export", "--commons", str(commons), "-o", str(start))
+    for home in (desktop, phone):
+        run(home, "import", str(start))
+    daemon = Daemon(laptop, tmp_path / "laptop.log")
+    try:
+        addr = daemon.addr()
+        assert "/ip4/127.0.0.1/" in addr
+        for home in (desktop, phone):
+            assert run(home, "sync", "--peer", addr)["caught_up"]
+        # The desktop's backup: its key and a bundle, taken now.
+        backup = tmp_path / "backup.p2pc"
+        run(desktop, "export", "--commons", str(commons), "-o", str(backup))
+        shutil.copy(desktop / "keys" / "identity.json", tmp_path / "desktop-key.json")
+        # Both devices contribute as the member, and sync.
+        d1 = run(desktop, "contribute", "--commons", str(commons), "--title", "desktop work")["id"]
+        p1 = run(phone, "contribute", "--commons", str(commons), "--title", "phone work")["id"]
+        for home in (desktop, phone):
+            assert run(home, "sync", "--peer", addr)["caught_up"]
+        # The phone is lost: the desktop revokes it.
+        assert run(desktop, "sync", "--peer", addr)["caught_up"]
+        revoke = run(desktop, "device", "revoke", run(phone, "id")["author_id"], "--commons", str(commons))
+        assert revoke["outcome"]["status"] == "applied"
+        assert run(desktop, "sync", "--peer", addr)["caught_up"]
+        # The phone, unaware, writes on (the rules it knows still let it) and syncs.
+        p2 = run(phone, "contribute", "--commons", str(commons), "--title", "from the lost phone")["id"]
+        assert run(phone, "sync", "--peer", addr)["caught_up"]
+        # The desktop's machine dies; its backup is restored on a new one.
+        run(restored, "restore", str(tmp_path / "desktop-key.json"), str(backup))
+        assert "p2pc sync" in refused(restored, "contribute", "--commons", str(commons), "--title", "too early")
+        assert run(restored, "sync", "--peer", addr)["caught_up"]  # learns its own latest entries
+        r1 = run(restored, "contribute", "--commons", str(commons), "--title", "after the restore")["id"]
+        assert run(restored, "sync", "--peer", addr)["caught_up"]
+        # Every node agrees: the laptop (the daemon's home) and a fresh observer.
+        observer = tmp_path / "observer"
+        run(observer, "init")
+        run(observer, "import", str(start))
+        assert run(observer, "sync", "--peer", addr)["caught_up"]
+        states = [run(home, "state", "--commons", str(commons))["state_hash"] for home in (laptop, observer)]
+        assert states[0] == states[1]
+        status = {eid: run(observer, "status", eid) for eid in (d1, p1, p2, r1)}
+        assert [status[e]["status"] for e in (d1, p1, r1)] == ["applied"] * 3
+        assert {status[e]["member"] for e in (d1, p1, r1)} == {run(laptop, "id")["author_id"]}
+        assert status[p2]["status"] == "rejected" and "Strong removal" in status[p2]["reason"]
+        members = run(observer, "members", "--commons", str(commons))["members"]
+        assert len(members) == 1 and members[0]["status"] == "active"
+        assert sorted(k["status"] for k in members[0]["keys"]) == ["active", "active", "revoked"]  # no fork
+        assert member.hex() and daemon.alive()
+    finally:
+        daemon.stop()
