@@ -455,6 +455,14 @@ def short_id(text: Any) -> str:
     return full[:SHORT_ID_LENGTH]
 
 
+def human_time(millis: int) -> str:
+    """An entry's signed time (ms since the epoch, the author's clock) for people: local
+    time to the minute."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(millis / 1000)) if millis else "-"
+
+
 def id_matches(full: str, text: str) -> bool:
     """Whether ``text`` names the id ``full``: the id itself, or a prefix (at least
     :data:`MIN_PREFIX` characters) of the id or of its short form's source (the id without
@@ -581,8 +589,8 @@ def get_app() -> typer.Typer:
 
 __all__ = [
     "EXIT_CODES", "JSON_VERSION", "CommandFailed", "ForceOption", "HomeOption", "JsonOption", "ambiguous", "app",
-    "command", "emit", "emit_event", "fail", "fail_with", "get_app", "home_of", "id_matches", "identity_of", "main",
-    "open_store", "package_version", "print_error", "progress_enabled", "resolve_commons", "resolve_entry",
-    "short_id",
+    "command", "emit", "emit_event", "fail", "fail_with", "get_app", "home_of", "human_time", "id_matches",
+    "identity_of", "main", "open_store", "package_version", "print_error", "progress_enabled", "resolve_commons",
+    "resolve_entry", "short_id",
 ]
 _ = Path
