@@ -213,6 +213,8 @@ def _root(
         emit({"name": "p2pcommons", "version": version}, as_json, f"p2pc {version}")
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
+        if as_json:
+            raise fail("A subcommand is missing; see --help.", 2, as_json=True)
         print(ctx.get_help(), file=sys.stderr)
         raise typer.Exit(2)
 

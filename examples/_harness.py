@@ -105,7 +105,7 @@ class Node:
                                 stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise ExampleError(f"{self.name}: p2pc {' '.join(args)} exited {result.returncode}: "
-                               f"{result.stderr.strip()}")
+                               f"{_why(result)}")
         return result
 
     def json(self, *args: str, quiet: bool = False, timeout: float = 60) -> Any:
@@ -304,6 +304,14 @@ class Cluster:
         """Contributions accepted / pending / rejected, as ``node`` folds them."""
         counts: dict[str, int] = node.json("state", "--commons", self.commons, quiet=True)["contribution_counts"]
         return counts
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    """A failed command's sentence: on stderr, or with --json in the error envelope on stdout."""
+    try:
+        return str(json.loads(result.stdout)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return result.stderr.strip()
 
 
 def _data(text: str) -> Any:

@@ -163,6 +163,7 @@ def test_errors_are_envelopes_in_either_position(homes: dict[str, str], position
         (("contribute", "--title", "x", "--value", "many"), 2, "UsageError"),
         (("nosuchcommand",), 2, "UsageError"),
         (("rules",), 2, "UsageError"),
+        ((), 2, "UsageError"),  # no subcommand at all
     ]
     for args, code, kind in cases:
         argv = ["--json", "--home", founder, *args] if position == "before" else [*args, "--home", founder, "--json"]

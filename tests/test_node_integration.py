@@ -176,7 +176,7 @@ def test_three_nodes_invite_join_contribute_converge(nodes: Callable[[str], Node
         node.p2pc("contribute", "--title", title, "--commons", commons)
     wait_for(converged([a, b, c], commons), 20, "contributions to reach every node by gossip")
     same_state([a, b, c], commons)
-    members = a.p2pc_json("state", "--commons", commons)["members"]
+    members = a.p2pc_json("state", "--commons", commons)["member_count"]
     assert members == 3
 
 

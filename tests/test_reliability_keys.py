@@ -200,7 +200,7 @@ def _effects(home: str) -> dict[str, Any]:
     state = p2pc_json("state", "--home", home)
     members = p2pc_json("members", "--home", home)["members"]
     ledger = p2pc_json("ledger", "--home", home)
-    return {"members": members, "rules": state["rules"], "contributions": state["contributions"],
+    return {"members": members, "rules": state["rules"], "contributions": state["contribution_counts"],
             "ledger": ledger, "resources": p2pc_json("resource", "list", "--home", home)["resources"]}
 
 
