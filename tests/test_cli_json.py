@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from p2pcommons.cli.app import get_app, short_id
@@ -264,3 +266,30 @@ def test_log_shows_times_and_names(homes: dict[str, str]) -> None:
     lines = invoke("log", "--kind", "join", "--home", homes["founder"]).stdout.splitlines()
     assert lines and all(re.search(r"\b\d{4}-\d\d-\d\d \d\d:\d\d\b", line) for line in lines), lines
     assert any(" nora " in line for line in lines), lines
+
+
+# --- short ids: a property over random ids --------------------------------------------------
+
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+ENTRY_IDS = st.text(alphabet=BASE32, min_size=52, max_size=52).map(lambda tail: "bafyrei" + tail)
+
+
+@given(ids=st.lists(ENTRY_IDS, min_size=1, max_size=30, unique=True), data=st.data())
+def test_every_long_enough_prefix_of_either_form_names_exactly_the_ids_that_start_with_it(
+    ids: list[str], data: st.DataObject
+) -> None:
+    """What ``resolve_entry``/``resolve_commons``/``_resolve_member`` rely on: a text names an
+    id iff it is the id, or at least 4 characters that begin the id or its short form's source;
+    the short form people see names its id (unless another id shares those 12 characters)."""
+    from p2pcommons.cli.app import MIN_PREFIX, id_matches
+
+    target = data.draw(st.sampled_from(ids))
+    assert id_matches(target, short_id(target)) and id_matches(target, target)
+    length = data.draw(st.integers(min_value=1, max_value=len(target)))
+    for text in (target[:length], target[7:][:length]):
+        named = {i for i in ids if id_matches(i, text)}
+        if len(text) < MIN_PREFIX and text != target:
+            assert named == set()
+        else:
+            expected = {i for i in ids if i.startswith(text) or i[7:].startswith(text)}
+            assert target in named and named == expected
