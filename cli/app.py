@@ -290,12 +290,17 @@ def fail_with(
     return CommandFailed(error, data)
 
 
-def fail(message: str, code: int = 2, *, as_json: bool = False, error_type: str = "UsageError",
+# Whether the command running now was asked for --json (set by :func:`command` before the
+# command runs), so a bare ``raise fail(...)`` in any command answers in the right format.
+_json_mode = False
+
+
+def fail(message: str, code: int = 2, *, as_json: bool | None = None, error_type: str = "UsageError",
          data: Any = None) -> typer.Exit:
     """Report an error (one sentence on stderr, or the error envelope on stdout with
-    --json) and return the Exit to raise.  Commands raise typed errors instead; this is
-    the one place they become output."""
-    print_error(error_type, code, message, as_json=as_json, data=data)
+    --json; by default as the running command was asked) and return the Exit to raise.
+    Commands mostly raise typed errors instead; this is where those become output."""
+    print_error(error_type, code, message, as_json=_json_mode if as_json is None else as_json, data=data)
     return typer.Exit(code)
 
 
@@ -325,8 +330,9 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def wrapper(*args: P.args, **kw: P.kwargs) -> R:
+            global _json_mode
             ctx = kw.pop(_CTX, None)
-            as_json = _json_requested(ctx, kw)  # type: ignore[arg-type]
+            as_json = _json_mode = _json_requested(ctx, kw)  # type: ignore[arg-type]
             try:
                 _apply_globals(ctx, kw)  # type: ignore[arg-type]
                 return func(*args, **kw)

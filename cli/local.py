@@ -285,8 +285,12 @@ def export(
 
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
-        if output is None:
-            output = Path("-") if not sys.stdout.isatty() else Path(f"{str(cid)[-12:]}.p2pcbundle")
+        if output is None:  # piped: the bundle itself goes to stdout, unless stdout is for --json
+            output = Path("-") if not sys.stdout.isatty() and not as_json else Path(f"{str(cid)[-12:]}.p2pcbundle")
+        if str(output) == "-" and as_json:
+            from p2pcommons.errors import UsageError
+
+            raise UsageError("With --json, stdout carries the result: write the bundle to a file with -o FILE.")
         now = int(time.time() * 1000)
         if str(output) == "-":
             header = write_bundle(store, cid, sys.stdout.buffer, created=now)

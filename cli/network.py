@@ -220,11 +220,18 @@ def _status_json(reply: dict[str, Any]) -> dict[str, Any]:
     ``connected_peers``, and a commons' entry count is ``entry_count``."""
     status = {k: v for k, v in reply.items() if k != "ok"}
     status["connected_peers"] = status.pop("connected", [])
-    status["commons"] = [
-        {**{k: v for k, v in c.items() if k != "entries"}, "entry_count": c.get("entries", 0)}
-        for c in status.get("commons", [])
-    ]
+    status["commons"] = [_count_entries(c) for c in status.get("commons", [])]
+    if isinstance(status.get("ingest_process"), dict):
+        status["ingest_process"] = _count_entries(status["ingest_process"])
     return status
+
+
+def _count_entries(part: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` as a count becomes ``entry_count`` (``entries`` is always a list)."""
+    renamed = {k: v for k, v in part.items() if k != "entries"}
+    if "entries" in part:
+        renamed["entry_count"] = part["entries"]
+    return renamed
 
 
 def _print_status(status: dict[str, Any]) -> None:

@@ -129,6 +129,7 @@ def test_every_command_speaks_the_envelope(homes: dict[str, str]) -> None:
     assert err(4, "node", "start", "--home", str(Path(root) / "nobody"))["type"] == "NoIdentity"
     assert err(2, "join", "p2pc1notacode", "--home", member)["code"] == 2
     assert err(2, "commons", "show", "nope", "--home", founder)["type"] == "NotFound"
+    assert err(2, "export", "-o", "-", "--home", founder)["type"] == "UsageError"  # stdout is the envelope's
     assert err(4, "init", "--home", founder)["type"] == "IdentityExists"
     assert commons in {row["commons"] for row in listed}
     _every_json_command_was_exercised()
