@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli_json import unwrap
+from tests.support.cli_json import error_of, unwrap
 
 EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
 
@@ -90,8 +90,10 @@ def test_command_options_are_untouched(home: str) -> None:
 
 
 def test_no_subcommand_is_a_usage_error() -> None:
-    done = run("--json", code=2)
+    done = run("--home", "/nonexistent", code=2)
     assert done.stdout == "" and "Usage: p2pc" in done.stderr
+    asked_json = run("--json", code=2)  # with --json: the error envelope, like every other error
+    assert error_of(asked_json.stdout)["type"] == "UsageError" and asked_json.stderr == ""
 
 
 def test_help_lists_the_global_options() -> None:
