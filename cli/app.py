@@ -2,12 +2,17 @@
 
 Conventions every command follows (tested in tests/test_cli_*.py):
 
-* ``--json``: machine-readable output on stdout (one JSON document, or JSON Lines for
-  streams).  Without it, output is for people.
+* ``--json``: machine-readable output on stdout, always one versioned envelope
+  (``{"v": 1, "ok": true, "data": …}``, or ``{"v": 1, "ok": false, "error": …}`` for an
+  error: see docs/json.md and docs/json-schema.json).  Streams (``log``) print one envelope
+  per line.  Every envelope goes through :func:`emit` or :func:`print_error`, so a new
+  command gets the format for free.  Without ``--json``, output is for people.
 * ``--home`` (or ``P2PC_HOME``): which node's files to use, so several nodes can share a
   machine.
-* Errors go to stderr as one sentence; the exit code says what kind of error it was
-  (see :data:`EXIT_CODES`).
+* Errors go to stderr as one sentence (with ``--json``: the error envelope on stdout);
+  the exit code says what kind of error it was (see :data:`EXIT_CODES`).
+* Ids: people see short ids (:func:`short_id`), and every id argument takes a unique
+  prefix of either form, as git does (:func:`resolve_entry`, :func:`resolve_commons`).
 * Nothing here imports libp2p at module level: only network commands load it, so
   scripted local commands start fast.
 
@@ -30,8 +35,13 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from p2pcommons.errors import P2PCError, system_error
+
+# The version of the --json envelope (docs/json.md): raised when a key is renamed or removed
+# or a type changes; adding keys keeps it.
+JSON_VERSION = 1
 
 # The bound on every amount an entry carries (p2pcommons.entry.MAX_AMOUNT, not imported here so
 # commands start without the codec; tests/test_cli_local.py checks the two agree): options refuse
@@ -51,7 +61,66 @@ EXIT_CODES = {
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
+
+
+def _click_error_type() -> type[Exception]:
+    """click's ClickException (vendored inside typer by recent versions, a separate package
+    before): found through typer's public BadParameter so either layout works."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    return typer.BadParameter  # pragma: no cover - every click has ClickException
+
+
+_CLICK_ERROR = _click_error_type()
+
+
+def _wants_json(args: Any) -> bool:
+    """Whether ``--json`` was given (anywhere before a ``--``): used only when the command
+    line itself is malformed, before any option could be parsed."""
+    argv = [str(a) for a in (args or [])]
+    if "--" in argv:
+        argv = argv[: argv.index("--")]
+    return "--json" in argv
+
+
+class _Group(TyperGroup):
+    """The root group: a malformed command line (unknown option, missing argument, bad
+    value) is reported as the error envelope when ``--json`` was asked for, like every
+    other error, instead of click's usage text."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        wants = _wants_json(args)
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except _CLICK_ERROR as exc:
+            if not wants:
+                raise
+            raise _usage_exit(exc) from None
+        ctx.meta["p2pc_json"] = wants
+        return ctx
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _CLICK_ERROR as exc:
+            if not ctx.meta.get("p2pc_json"):
+                raise
+            raise _usage_exit(exc) from None
+
+
+def _usage_exit(exc: Exception) -> typer.Exit:
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        message = "A subcommand is missing; see --help."
+    else:
+        message = str(getattr(exc, "format_message", lambda: str(exc))()).strip().rstrip(".") + "."
+    print_error("UsageError", code, message, as_json=True)
+    return typer.Exit(code)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="p2pc",
     help=(
         "p2pcommons: keep a commons' shared record (members, rules, contributions, reviews, "
@@ -96,9 +165,10 @@ class GlobalOptions:
     behave as click defines) and handed to every command by :func:`command`, where the
     command's own ``--home``/``--json`` (given after the subcommand) still win."""
 
-    def __init__(self, home: Path | None, as_json: bool) -> None:
+    def __init__(self, home: Path | None, as_json: bool, verbose: int = 0) -> None:
         self.home = home
         self.as_json = as_json
+        self.verbose = verbose
 
 
 def package_version() -> str:
@@ -127,14 +197,24 @@ def _root(
         bool, typer.Option("--json", help="Machine-readable JSON on stdout (also accepted after the subcommand).")
     ] = False,
     show_version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True,
+            help="More log lines on stderr (-v: sessions and peer events; -vv: detail), as "
+            "'node start -v' (also accepted after 'node start').",
+        ),
+    ] = 0,
 ) -> None:
     """Global options: stored on the root context for :func:`command` to apply."""
-    ctx.obj = GlobalOptions(home, as_json)
+    ctx.obj = GlobalOptions(home, as_json, verbose)
     if show_version:
         version = package_version()
         emit({"name": "p2pcommons", "version": version}, as_json, f"p2pc {version}")
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
+        if as_json:
+            raise fail("A subcommand is missing; see --help.", 2, as_json=True)
         print(ctx.get_help(), file=sys.stderr)
         raise typer.Exit(2)
 
@@ -158,14 +238,89 @@ def _apply_globals(ctx: typer.Context | None, kw: dict[str, Any]) -> None:
         kw["home"] = options.home
     if options.as_json:
         if "as_json" not in kw:
-            raise fail(f"'{ctx.command_path}' has no --json output.", 2)
+            from p2pcommons.errors import UsageError
+
+            raise UsageError(f"'{ctx.command_path}' has no --json output.")
         kw["as_json"] = True
+    if options.verbose:
+        if "verbose" in kw:
+            kw["verbose"] = max(int(kw["verbose"] or 0), options.verbose)
+        else:
+            _log_to_stderr(options.verbose)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one sentence to stderr and return the Exit to raise."""
-    print(f"p2pc: {message}", file=sys.stderr)
+def _log_to_stderr(verbose: int) -> None:
+    """``p2pc -v CMD`` for a command with no logging of its own: the project's log lines
+    (INFO with -v, DEBUG with -vv) on stderr, so stdout stays the command's output."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    project = logging.getLogger("p2pcommons")
+    project.addHandler(handler)
+    project.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+
+
+def _json_requested(ctx: typer.Context | None, kw: dict[str, Any]) -> bool:
+    """Whether this run prints JSON: ``--json`` after the subcommand, or before it."""
+    if kw.get("as_json"):
+        return True
+    options = ctx.find_root().obj if ctx is not None else None
+    return bool(isinstance(options, GlobalOptions) and options.as_json)
+
+
+class CommandFailed(Exception):
+    """A project error that comes with the result so far (a sync that did not catch up,
+    a verification that found problems): one envelope carries both (see :func:`fail_with`)."""
+
+    def __init__(self, error: P2PCError, data: Any) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.data = data
+
+
+def fail_with(
+    error: P2PCError, data: Any, as_json: bool, human: Callable[[], None] | str | None = None
+) -> CommandFailed:
+    """The exception to raise for a command that has a result but failed: for people the
+    result is printed now (then the sentence on stderr); with --json the one error envelope
+    carries both the error and the result under ``data``."""
+    if not as_json:
+        emit(data, False, human)
+    return CommandFailed(error, data)
+
+
+# Whether the command running now was asked for --json (set by :func:`command` before the
+# command runs), so a bare ``raise fail(...)`` in any command answers in the right format.
+_json_mode = False
+
+
+def fail(message: str, code: int = 2, *, as_json: bool | None = None, error_type: str = "UsageError",
+         data: Any = None) -> typer.Exit:
+    """Report an error (one sentence on stderr, or the error envelope on stdout with
+    --json; by default as the running command was asked) and return the Exit to raise.
+    Commands mostly raise typed errors instead; this is where those become output."""
+    print_error(error_type, code, message, as_json=_json_mode if as_json is None else as_json, data=data)
     return typer.Exit(code)
+
+
+def print_error(error_type: str, code: int, message: str, *, as_json: bool, data: Any = None) -> None:
+    """One sentence on stderr, or with --json the error envelope on stdout (docs/json.md):
+    ``{"v": 1, "ok": false, "error": {"code", "type", "message"}}`` and, when the command
+    had a result before failing, ``data``."""
+    if not as_json:
+        print(f"p2pc: {message}", file=sys.stderr)
+        return
+    document: dict[str, Any] = {
+        "v": JSON_VERSION, "ok": False, "error": {"code": code, "type": error_type, "message": message}
+    }
+    if data is not None:
+        document["data"] = data
+    _print_json(document)
+
+
+def _report(error: P2PCError, as_json: bool, data: Any = None) -> typer.Exit:
+    return fail(str(error), error.exit_code, as_json=as_json, error_type=type(error).__name__, data=data)
 
 
 def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -175,22 +330,31 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def wrapper(*args: P.args, **kw: P.kwargs) -> R:
-            _apply_globals(kw.pop(_CTX, None), kw)  # type: ignore[arg-type]
+            global _json_mode
+            ctx = kw.pop(_CTX, None)
+            as_json = _json_mode = _json_requested(ctx, kw)  # type: ignore[arg-type]
             try:
+                _apply_globals(ctx, kw)  # type: ignore[arg-type]
                 return func(*args, **kw)
+            except CommandFailed as failed:
+                raise _report(failed.error, as_json, failed.data) from None
             except P2PCError as error:
-                raise fail(str(error), error.exit_code) from None
+                raise _report(error, as_json) from None
+            except BrokenPipeError:
+                raise typer.Exit(0) from None
             except (OSError, sqlite3.Error, BaseExceptionGroup) as exc:
                 # A read-only home, a full disk or a damaged database page can surface in any
                 # command (even inside the daemon's task groups): one sentence, its exit code.
                 known = _known_failure(exc)
                 if known is None:
+                    _report_bug(exc, as_json)
                     raise
-                raise fail(str(known), known.exit_code) from None
+                raise _report(known, as_json) from None
             except KeyboardInterrupt:
-                raise fail("Interrupted.", 130) from None
-            except BrokenPipeError:
-                raise typer.Exit(0) from None
+                raise fail("Interrupted.", 130, as_json=as_json, error_type="Interrupted") from None
+            except Exception as exc:
+                _report_bug(exc, as_json)
+                raise
 
         # typer hands a parameter annotated typer.Context the command's context: added to the
         # signature typer reads (not to ``func``), so commands need not declare it.
@@ -204,6 +368,13 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
         return wrapper
 
     return decorate
+
+
+def _report_bug(exc: BaseException, as_json: bool) -> None:
+    """An unexpected exception (a bug): with --json a script still gets the error envelope
+    (exit code 1); the traceback follows on stderr for the bug report."""
+    if as_json:
+        print_error("InternalError", 1, f"Unexpected error ({type(exc).__name__}); please report it.", as_json=True)
 
 
 def _known_failure(exc: BaseException) -> P2PCError | None:
@@ -272,8 +443,63 @@ def open_store(home_path: Path | None, *, must_exist: bool = True, reader: bool 
         store.close()
 
 
+# Every entry id (and so every commons id) is a CIDv1 of DAG-CBOR with SHA2-256 in base32,
+# and every author id an Ed25519 key in multibase base58btc: these leading characters are the
+# same in all of them, carry nothing, and are left out of short ids (docs/json.md).
+ENTRY_ID_PREFIX = "bafyrei"
+AUTHOR_ID_PREFIX = "z6Mk"
+SHORT_ID_LENGTH = 12
+# A prefix shorter than this is not taken as an abbreviation (as git asks for four).
+MIN_PREFIX = 4
+
+
+def short_id(text: Any) -> str:
+    """The short form people see: 12 characters after the fixed prefix (``bafyrei…`` for
+    entries and commons, ``z6Mk…`` for authors).  Every id argument accepts it back."""
+    full = str(text)
+    for prefix in (ENTRY_ID_PREFIX, AUTHOR_ID_PREFIX):
+        if full.startswith(prefix):
+            return full[len(prefix) : len(prefix) + SHORT_ID_LENGTH]
+    return full[:SHORT_ID_LENGTH]
+
+
+def human_time(millis: int) -> str:
+    """An entry's signed time (ms since the epoch, the author's clock) for people: local
+    time to the minute."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(millis / 1000)) if millis else "-"
+
+
+def id_matches(full: str, text: str) -> bool:
+    """Whether ``text`` names the id ``full``: the id itself, or a prefix (at least
+    :data:`MIN_PREFIX` characters) of the id or of its short form's source (the id without
+    its fixed prefix)."""
+    if not text:
+        return False
+    if full == text:
+        return True
+    if len(text) < MIN_PREFIX:
+        return False
+    if full.startswith(text):
+        return True
+    return any(
+        full.startswith(prefix) and full[len(prefix) :].startswith(text)
+        for prefix in (ENTRY_ID_PREFIX, AUTHOR_ID_PREFIX)
+    )
+
+
+def ambiguous(text: str, count: int, what: str, capped: bool = False) -> Exception:
+    """The usage error (exit 2) for a prefix that names several things."""
+    from p2pcommons.errors import Ambiguous
+
+    many = f"{count}{' or more' if capped else ''}"
+    return Ambiguous(f"'{text}' matches {many} {what}; give more of the id.")
+
+
 def resolve_commons(store: Any, commons: str | None) -> Any:
-    """A commons by id, unique id prefix or exact name; the only one if none is given."""
+    """A commons by id, unique id prefix (of the id or its short form) or exact name; the
+    only one if none is given."""
     from p2pcommons.errors import Ambiguous, NotFound
 
     known = store.commons_list()
@@ -283,38 +509,55 @@ def resolve_commons(store: Any, commons: str | None) -> Any:
         if not known:
             raise NotFound("This node holds no commons yet; create one or import a bundle.")
         raise Ambiguous("This node holds several commons; choose one with --commons.")
-    matches = [c.id for c in known if str(c.id) == commons]
+    matches = [c.id for c in known if str(c.id) == commons or c.name == commons]
     if not matches:
-        matches = [c.id for c in known if str(c.id).startswith(commons) or c.name == commons]
+        matches = [c.id for c in known if id_matches(str(c.id), commons)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise NotFound(f"No commons '{commons}' on this node.")
-    raise Ambiguous(f"'{commons}' matches {len(matches)} commons; give more of the id.")
+    raise ambiguous(commons, len(matches), "commons")
 
 
 def resolve_entry(store: Any, text: str) -> Any:
-    """An entry by full id or unique prefix."""
-    from p2pcommons.errors import Ambiguous, NotFound
+    """An entry by full id or unique prefix (of the id, or of its short form)."""
+    from p2pcommons.errors import NotFound
 
-    matches = store.find_by_prefix(text)
+    matches = list(store.find_by_prefix(text)) if text else []
+    if len(text) >= MIN_PREFIX and not text.startswith(ENTRY_ID_PREFIX):
+        matches += [m for m in store.find_by_prefix(ENTRY_ID_PREFIX + text) if m not in matches]
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise NotFound(f"No entry '{text}' on this node.")
-    raise Ambiguous(f"'{text}' matches several entries; give more of the id.")
+    raise ambiguous(text, len(matches), "entries", capped=len(matches) > 20)
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], None] | str | None = None) -> None:
-    """Print ``data`` as JSON, or the human form (a string or a function that prints)."""
+    """Print ``data`` in the success envelope (``{"v": 1, "ok": true, "data": data}``, one
+    line), or the human form (a string or a function that prints).  A stream calls it once
+    per item: one envelope per line."""
     if as_json:
-        print(json.dumps(data, sort_keys=True, default=str))
+        _print_json({"v": JSON_VERSION, "ok": True, "data": data})
     elif callable(human):
         human()
     elif human is not None:
         print(human)
     else:
         print(data)
+
+
+def emit_event(data: dict[str, Any], as_json: bool, message: str) -> None:
+    """Progress while a command waits (``join``), on stderr so stdout keeps the result: a
+    sentence, or with --json one envelope line ``{"v": 1, "event": data}``."""
+    if as_json:
+        print(json.dumps({"v": JSON_VERSION, "event": data}, sort_keys=True, default=str), file=sys.stderr, flush=True)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    print(json.dumps(document, sort_keys=True, default=str), flush=True)
 
 
 def progress_enabled() -> bool:
@@ -353,8 +596,9 @@ def get_app() -> typer.Typer:
 
 
 __all__ = [
-    "EXIT_CODES", "ForceOption", "HomeOption", "JsonOption", "app", "command", "emit", "fail", "get_app",
-    "home_of", "identity_of", "main", "open_store", "package_version", "progress_enabled", "resolve_commons",
-    "resolve_entry",
+    "EXIT_CODES", "JSON_VERSION", "CommandFailed", "ForceOption", "HomeOption", "JsonOption", "ambiguous", "app",
+    "command", "emit", "emit_event", "fail", "fail_with", "get_app", "home_of", "human_time", "id_matches",
+    "identity_of", "main", "open_store", "package_version", "print_error", "progress_enabled", "resolve_commons",
+    "resolve_entry", "short_id",
 ]
 _ = Path

@@ -17,13 +17,17 @@ from .app import (
     ForceOption,
     HomeOption,
     JsonOption,
+    ambiguous,
     app,
     command,
     emit,
     home_of,
+    human_time,
+    id_matches,
     identity_of,
     open_store,
     resolve_commons,
+    short_id,
 )
 
 CommonsOption = Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")]
@@ -116,8 +120,9 @@ def _write(
 
 
 def _resolve_member(state: Any, text: str) -> bytes:
-    """A member by author id (z6Mk…), hex key, unique prefix of either, or exact name."""
-    from p2pcommons.errors import Ambiguous, NotFound
+    """A member by author id (z6Mk…), hex key, exact name, or unique prefix of the id, of
+    its short form (the id without ``z6Mk``) or of the hex key."""
+    from p2pcommons.errors import NotFound
 
     members = state.members
     candidates = []
@@ -125,13 +130,13 @@ def _resolve_member(state: Any, text: str) -> bytes:
         raw = bytes.fromhex(hex_key)
         if text in (hex_key, _author_text(raw), info.get("name")) and text:
             return raw
-        if hex_key.startswith(text) or _author_text(raw).startswith(text):
+        if id_matches(hex_key, text) or id_matches(_author_text(raw), text):
             candidates.append(raw)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise NotFound(f"No member '{text}' in this commons.")
-    raise Ambiguous(f"'{text}' matches {len(candidates)} members; give more of the id.")
+    raise ambiguous(text, len(candidates), "members")
 
 
 def _entry_of_kind(home: Path | None, text: str, kind: str, label: str) -> tuple[Any, str]:
@@ -155,20 +160,47 @@ def _resolve_entry_in(store: Any, text: str) -> Any:
 # --- reading --------------------------------------------------------------------------------
 
 
+def _entry_time(store: Any, entry_id: str) -> int:
+    """An entry's signed time (ms since the epoch), 0 if it is not held."""
+    from p2pcommons.dagcbor import CID
+
+    found = store.get(CID.parse(entry_id))
+    return int(found.time) if found is not None else 0
+
+
 def _state_json(state: Any) -> dict[str, Any]:
-    data: dict[str, Any] = state.summary()
-    data["stable"] = {
-        **data["stable"],
-        "frontier": {_hex_author(k): v for k, v in data["stable"]["frontier"].items()},
-        "held_back_by": [_hex_author(k) for k in data["stable"]["held_back_by"]],
-        "retired": [_hex_author(k) for k in data["stable"]["retired"]],
+    """The state for --json: the summary with author ids as z6Mk… text and every count
+    named as one (``member_count``, not ``members``: docs/json.md)."""
+    summary: dict[str, Any] = state.summary()
+    stable = summary["stable"]
+    return {
+        "commons": summary["commons"],
+        "name": summary["name"],
+        "state_hash": summary["state_hash"],
+        "valid": summary["valid"],
+        "entry_count": summary["entries"],
+        "waiting_count": summary["waiting"],
+        "member_count": summary["members"],
+        "pending_join_count": len(state.canonical.get("joins", {})),
+        "contribution_counts": summary["contributions"],
+        "rules": summary["rules"],
+        "stable": {
+            "stable_entry_count": stable["stable_entries"],
+            "tentative_entry_count": stable["tentative_entries"],
+            "frontier": {_hex_author(k): v for k, v in stable["frontier"].items()},
+            "held_back_by": [_hex_author(k) for k in stable["held_back_by"]],
+            "retired": [_hex_author(k) for k in stable["retired"]],
+        },
+        "proposals": {
+            cid: {
+                **{k: v for k, v in p.items() if k not in ("yes", "no")},
+                "author": _hex_author(p["author"]),
+                "yes_count": len(p["yes"]),
+                "no_count": len(p["no"]),
+            }
+            for cid, p in state.canonical.get("proposals", {}).items()
+        },
     }
-    data["proposals"] = {
-        cid: {**p, "author": _hex_author(p["author"]), "yes": len(p["yes"]), "no": len(p["no"])}
-        for cid, p in state.canonical.get("proposals", {}).items()
-    }
-    data["pending_joins"] = len(state.canonical.get("joins", {}))
-    return data
 
 
 @command("state")
@@ -181,14 +213,14 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
 
     def human() -> None:
         stable = data["stable"]
-        c = data["contributions"]
-        print(f"commons     {data['commons']}  {data['name']}")
+        c = data["contribution_counts"]
+        print(f"commons     {short_id(data['commons'])}  {data['name']}")
         print(f"state hash  {data['state_hash']}")
         print(
-            f"entries     {data['entries']} ({stable['stable_entries']} stable, "
-            f"{stable['tentative_entries']} tentative, {data['waiting']} waiting)"
+            f"entries     {data['entry_count']} ({stable['stable_entry_count']} stable, "
+            f"{stable['tentative_entry_count']} tentative, {data['waiting_count']} waiting)"
         )
-        print(f"members     {data['members']}  (pending joins: {data['pending_joins']})")
+        print(f"members     {data['member_count']}  (pending joins: {data['pending_join_count']})")
         print(f"contrib.    {c['accepted']} accepted, {c['pending']} pending, {c['rejected']} rejected")
         r = data["rules"]
         if not data["valid"] or not r:
@@ -201,7 +233,7 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
             f"{','.join(r['rule_change']['roles'])} > {t['num']}/{t['den']}"
         )
         if stable["held_back_by"]:
-            print("stability held back by " + ", ".join(stable["held_back_by"]))
+            print("stability held back by " + ", ".join(short_id(a) for a in stable["held_back_by"]))
 
     emit(data, as_json, human)
 
@@ -221,25 +253,25 @@ def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json:
             "roles": m["roles"],
             "status": m["status"],
             "since": m["since"],
-            "warnings": m["warnings"],
+            "warning_count": m["warnings"],
             # Per key: a fork or a revocation costs that key, not the member (commons.md §1.2).
-            "keys": [{"author_id": _author_text(x["key"]), "own": x["own"], "status": x["status"],
+            "keys": [{"author": _author_text(x["key"]), "own": x["own"], "status": x["status"],
                       "forked_at": x["forked_at"]} for x in keys],
         })
 
     def human() -> None:
         for row in rows:
             name = f" ({row['name']})" if row["name"] else ""
-            print(f"{row['author']}{name}  {row['status']}  {','.join(row['roles'])}")
+            print(f"{short_id(row['author'])}{name}  {row['status']}  {','.join(row['roles'])}")
             for key in row["keys"]:
                 if key["own"] and key["status"] == "active" and len(row["keys"]) == 1:
                     continue  # the plain case: one key, the member's own
                 what = "own key" if key["own"] else "device"
                 if key["status"] == "forked":
-                    print(f"  {what} {key['author_id']}  FORKED at seq {key['forked_at']}: its entries from "
+                    print(f"  {what} {short_id(key['author'])}  FORKED at seq {key['forked_at']}: its entries from "
                           "there have no effect; continue from another device (p2pc device add)")
                 else:
-                    print(f"  {what} {key['author_id']}  {key['status']}")
+                    print(f"  {what} {short_id(key['author'])}  {key['status']}")
 
     emit({"commons": str(cid), "members": rows}, as_json, human)
 
@@ -272,14 +304,14 @@ def status_cmd(
             shown = decision["status"] if decision["status"] == "open" else f"applied, {decision['status']}"
     member = state.member_of(outcome.author)
     data["member"] = _author_text(member)  # the member a device's entry speaks for (else its author)
-    human = f"{data['id']}  {data['kind']}  {shown}" + (f": {data['reason']}" if data["reason"] else "")
+    human = f"{short_id(data['id'])}  {data['kind']}  {shown}" + (f": {data['reason']}" if data["reason"] else "")
     if member != outcome.author:
-        human += f"\n  by a device of member {data['member']}"
+        human += f"\n  by a device of member {short_id(data['member'])}"
     fork = state.forked_at(outcome.author)
     if fork is not None:
         human += (f"\n  its author's key forked at seq {fork}: that key's entries from there have no effect "
                   "(the member carries on from another device: p2pc device add)")
-    holders = ", ".join(data["held_back_by"])
+    holders = ", ".join(short_id(a) for a in data["held_back_by"])
     human += "\n  " + ("stable" if data["stable"] else f"tentative (held back by {holders})")
     emit(data, as_json, human)
 
@@ -291,7 +323,14 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
     rows = [
-        {**row, "author": _hex_author(row["author"]), "share_percent": f"{row['share_bp'] / 100:.2f}"}
+        {
+            "author": _hex_author(row["author"]),
+            "name": row["name"],
+            "accepted_count": row["accepted"],
+            "value": row["value"],
+            "share_bp": row["share_bp"],
+            "share_percent": round(row["share_bp"] / 100, 2),
+        }
         for row in state.ledger()
     ]
     distributions = state.canonical.get("distributions", [])
@@ -302,8 +341,8 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
         for row in rows:
             name = f" ({row['name']})" if row["name"] else ""
             print(
-                f"{row['author']}{name}  {row['accepted']} accepted  value {row['value']}  "
-                f"share {row['share_percent']}%"
+                f"{short_id(row['author'])}{name}  {row['accepted_count']} accepted  value {row['value']}  "
+                f"share {row['share_percent']:.2f}%"
             )
 
     emit(
@@ -337,12 +376,13 @@ def contributions_cmd(
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
         rows = []
-        for entry_id, c in sorted(state.canonical.get("contributions", {}).items()):
+        for entry_id, c in state.canonical.get("contributions", {}).items():
             if status is not None and c["status"] != status:
                 continue
             rows.append(
                 {
                     "id": entry_id,
+                    "time": _entry_time(store, entry_id),
                     "author": _hex_author(c["author"]),
                     "title": c["title"],
                     "kind": c["kind"],
@@ -355,6 +395,7 @@ def contributions_cmd(
                     "outside": c["outside"],
                 }
             )
+        rows.sort(key=lambda row: (row["time"], row["id"]))  # oldest first, as they were made
 
     def human() -> None:
         if not rows:
@@ -362,8 +403,8 @@ def contributions_cmd(
         for row in rows:
             outside = "  (by a non-member)" if row["outside"] else ""
             print(
-                f"{row['id']}  {row['status']:<8}  {row['title']}  [{row['kind']}, claimed {row['claimed']}, "
-                f"value {row['value']}]{outside}"
+                f"{short_id(row['id'])}  {human_time(row['time'])}  {row['status']:<8}  {row['title']}  "
+                f"[{row['kind']}, claimed {row['claimed']}, value {row['value']}]{outside}"
             )
 
     emit({"commons": str(cid), "contributions": rows}, as_json, human)
@@ -431,7 +472,8 @@ def admit_cmd(
     emit(
         {"commons": str(cid), "admissions": written},
         as_json,
-        "\n".join(f"{w['id']} admits {w['join']}" for w in written) or "No pending joins to admit.",
+        "\n".join(f"{short_id(w['id'])} admits {short_id(w['join'])}" for w in written)
+        or "No pending joins to admit.",
     )
 
 
@@ -652,15 +694,17 @@ def resource_use(
     force: ForceOption = False,
 ) -> None:
     """Record use of a resource (refused without effect over a rivalrous quota)."""
-    from p2pcommons.errors import Ambiguous, NotFound
+    from p2pcommons.errors import NotFound
 
     def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], list[Any]]:
         resources = state.resources()
-        matches = [c for c, r in resources.items() if r.name == resource or str(c).startswith(resource)]
+        matches = [c for c, r in resources.items() if r.name == resource or str(c) == resource]
+        if not matches:
+            matches = [c for c in resources if id_matches(str(c), resource)]
         if not matches:
             raise NotFound(f"No resource '{resource}' in this commons.")
         if len(matches) > 1:
-            raise Ambiguous(f"'{resource}' matches {len(matches)} resources; give more of the id.")
+            raise ambiguous(resource, len(matches), "resources")
         body: dict[str, Any] = {"resource": matches[0], "amount": amount}
         if note:
             body["note"] = note
@@ -694,7 +738,7 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
             print("No resources.")
         for row in rows:
             kind = f"rivalrous, quota {row['quota']} {row['unit']}" if row["rivalrous"] else "non-rivalrous"
-            print(f"{row['id']}  {row['name']}  ({kind})  used {sum(row['used'].values())} {row['unit']}")
+            print(f"{short_id(row['id'])}  {row['name']}  ({kind})  used {sum(row['used'].values())} {row['unit']}")
 
     emit({"commons": str(cid), "resources": rows}, as_json, human)
 

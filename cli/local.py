@@ -15,15 +15,19 @@ from .app import (
     ForceOption,
     HomeOption,
     JsonOption,
+    ambiguous,
     app,
     command,
     emit,
-    fail,
+    fail_with,
     home_of,
+    human_time,
+    id_matches,
     identity_of,
     open_store,
     progress_enabled,
     resolve_commons,
+    short_id,
 )
 from .render import entry_json
 
@@ -52,13 +56,15 @@ def init(
         secret = os.environ.get(PASSPHRASE_ENV)
         if not secret:
             if not sys.stdin.isatty():
-                raise fail(f"--passphrase needs a terminal to ask on, or {PASSPHRASE_ENV} set.", 2)
+                from p2pcommons.errors import UsageError
+
+                raise UsageError(f"--passphrase needs a terminal to ask on, or {PASSPHRASE_ENV} set.")
             secret = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
     identity = create_identity(target, secret)
     Store(target.store_file).close()
     data = {
         "home": str(target.path),
-        "author_id": identity.author_id,
+        "author": identity.author_id,
         "peer_id": identity.peer_id,
         "encrypted": bool(secret),
     }
@@ -70,7 +76,7 @@ def init(
 def show_id(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Print this node's author id and the libp2p peer id derived from the same key."""
     identity = identity_of(home)
-    data = {"author_id": identity.author_id, "peer_id": identity.peer_id, "home": str(home_of(home).path)}
+    data = {"author": identity.author_id, "peer_id": identity.peer_id, "home": str(home_of(home).path)}
     emit(data, as_json, f"author id: {identity.author_id}\npeer id:   {identity.peer_id}")
 
 
@@ -122,7 +128,8 @@ def commons_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the commons this node holds."""
     with open_store(home, reader=True) as store:
         rows = [
-            {"commons": str(c.id), "name": c.name, "entries": c.entries, "authors": c.authors, "created": c.created}
+            {"commons": str(c.id), "name": c.name, "entry_count": c.entries, "author_count": c.authors,
+             "created": c.created}
             for c in store.commons_list()
         ]
 
@@ -130,7 +137,8 @@ def commons_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
         if not rows:
             print("No commons yet. Create one with 'p2pc commons create NAME' or import a bundle.")
         for row in rows:
-            print(f"{row['commons']}  {row['name']}  ({row['entries']} entries, {row['authors']} authors)")
+            print(f"{short_id(row['commons'])}  {row['name']}  ({row['entry_count']} entries, "
+                  f"{row['author_count']} authors)")
 
     emit(rows, as_json, human)
 
@@ -157,7 +165,7 @@ def commons_show(
             "license": genesis.body.get("license", ""),
             "founder": author_id_text(genesis.author),
             "created": genesis.time,
-            "entries": store.count(cid),
+            "entry_count": store.count(cid),
             "heads": [{"author": author_id_text(h.author), "seq": h.seq, "id": str(h.id)} for h in heads],
             "forks": [
                 {"author": author_id_text(f.author), "seq": f.seq, "ids": [str(i) for i in f.ids]} for f in forks
@@ -165,13 +173,13 @@ def commons_show(
         }
 
     def human() -> None:
-        print(f"{data['name']}  ({data['commons']})")
+        print(f"{data['name']}  ({short_id(data['commons'])})")
         if data["description"]:
             print(f"  {data['description']}")
-        print(f"  license: {data['license'] or '-'}   founder: {data['founder']}")
-        print(f"  {data['entries']} entries from {len(heads)} authors")
+        print(f"  license: {data['license'] or '-'}   founder: {short_id(data['founder'])}")
+        print(f"  {data['entry_count']} entries from {len(heads)} authors")
         for fork in data["forks"]:
-            print(f"  FORK: {fork['author']} at seq {fork['seq']}")
+            print(f"  FORK: {short_id(fork['author'])} at seq {fork['seq']}")
 
     emit(data, as_json, human)
 
@@ -208,23 +216,57 @@ def contribute(
 @command("log")
 def log(
     commons: Annotated[str | None, typer.Option("--commons", "-c", help="Only this commons.")] = None,
-    author: Annotated[str | None, typer.Option("--author", "-a", help="Only this author (z6Mk… id).")] = None,
+    author: Annotated[
+        str | None, typer.Option("--author", "-a", help="Only this author (author id, unique prefix, or member name).")
+    ] = None,
     kind: Annotated[str | None, typer.Option("--kind", "-k", help="Only entries of this kind.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List stored entries in arrival order (JSON Lines with --json)."""
-    from p2pcommons.identity import author_id_text, parse_author_id
+    """List stored entries in arrival order, with their time and author (JSON Lines with --json)."""
+    from p2pcommons.identity import author_id_text
 
-    author_key = parse_author_id(author) if author else None
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons) if commons else None
+        held = [cid] if cid is not None else [c.id for c in store.commons_list()]
+        names = {} if as_json and author is None else _member_names(store, held)
+        author_key = _resolve_author(store, held, names, author) if author else None
         for entry in store.iter_entries(cid, author=author_key, kind=kind):
             if as_json:
                 emit(entry_json(entry), True)
-            else:
-                title = entry.body.get("title") or entry.body.get("name") or ""
-                print(f"{entry.id}  {author_id_text(entry.author)[:14]}…  #{entry.seq:<4} {entry.kind:<14} {title}")
+                continue
+            title = entry.body.get("title") or entry.body.get("name") or ""
+            who = names.get(entry.author) or short_id(author_id_text(entry.author))
+            print(f"{short_id(entry.id)}  {human_time(entry.time)}  {who:<12}  #{entry.seq:<4} "
+                  f"{entry.kind:<14} {title}")
+
+
+def _member_names(store: Any, commons_ids: list[Any]) -> dict[bytes, str]:
+    """Author key → the name they gave when joining (or founding), over the given commons."""
+    from p2pcommons.state.engine import current_state
+
+    names: dict[bytes, str] = {}
+    for commons in commons_ids:
+        for hex_key, info in current_state(store, commons).members.items():
+            if info.get("name"):
+                names.setdefault(bytes.fromhex(hex_key), str(info["name"]))
+    return names
+
+
+def _resolve_author(store: Any, commons_ids: list[Any], names: dict[bytes, str], text: str) -> bytes:
+    """An author of these commons by author id, unique prefix (of the id or its short form)
+    or member name: ``--author`` takes what the listings show."""
+    from p2pcommons.errors import NotFound
+    from p2pcommons.identity import author_id_text
+
+    authors = {head.author for commons in commons_ids for head in store.heads(commons)}
+    exact = [a for a in authors if text in (author_id_text(a), names.get(a))]
+    matches = exact or [a for a in authors if id_matches(author_id_text(a), text)]
+    if len(matches) == 1:
+        return bytes(matches[0])
+    if not matches:
+        raise NotFound(f"No author '{text}' in {'this commons' if len(commons_ids) == 1 else 'the commons held'}.")
+    raise ambiguous(text, len(matches), "authors")
 
 
 @command("export")
@@ -243,8 +285,12 @@ def export(
 
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
-        if output is None:
-            output = Path("-") if not sys.stdout.isatty() else Path(f"{str(cid)[-12:]}.p2pcbundle")
+        if output is None:  # piped: the bundle itself goes to stdout, unless stdout is for --json
+            output = Path("-") if not sys.stdout.isatty() and not as_json else Path(f"{str(cid)[-12:]}.p2pcbundle")
+        if str(output) == "-" and as_json:
+            from p2pcommons.errors import UsageError
+
+            raise UsageError("With --json, stdout carries the result: write the bundle to a file with -o FILE.")
         now = int(time.time() * 1000)
         if str(output) == "-":
             header = write_bundle(store, cid, sys.stdout.buffer, created=now)
@@ -256,7 +302,8 @@ def export(
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, output)
-    data = {"commons": str(cid), "file": str(output), "entries": header.entries, "bytes": output.stat().st_size}
+    data = {"commons": str(cid), "file": str(output), "entry_count": header.entries,
+            "byte_count": output.stat().st_size}
     emit(data, as_json, f"Wrote {header.entries} entries to {output}")
 
 
@@ -290,10 +337,10 @@ def import_(
     _after_local_write(home, commons=header.commons)
     data = {
         "commons": str(header.commons),
-        "entries": header.entries,
-        "added": report.added_count,
-        "duplicates": report.duplicates,
-        "forks": len(report.forks),
+        "entry_count": header.entries,
+        "added_count": report.added_count,
+        "duplicate_count": report.duplicates,
+        "fork_count": len(report.forks),
     }
     emit(data, as_json, f"Imported {report.added_count} new entries ({report.duplicates} already held) "
                         f"into commons {header.commons}")
@@ -307,10 +354,18 @@ def verify(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
     with open_store(home, reader=True) as store:
         report = verify_store(store)
-    data = report.as_dict()
-    emit(data, as_json, report.summary())
+    data = {
+        "passed": report.ok,
+        "entry_count": report.entries,
+        "commons_count": report.commons,
+        "fork_count": report.forks,
+        "problems": report.problems,
+        "state_hashes": report.states,
+    }
     if not report.ok:
-        raise fail(f"The store failed verification: {report.problems[0]}", StoreCorrupt.exit_code)
+        raise fail_with(StoreCorrupt(f"The store failed verification: {report.problems[0]}"), data, as_json,
+                        report.summary())
+    emit(data, as_json, report.summary())
 
 
 def _spooled_stdin(home: Path | None) -> BinaryIO:

@@ -25,12 +25,15 @@ from p2pcommons.cli.app import (
     app,
     command,
     emit,
+    emit_event,
+    fail_with,
     home_of,
     identity_of,
     open_store,
     passphrase_for,
     progress_enabled,
     resolve_commons,
+    short_id,
 )
 
 node_app = typer.Typer(help="Run and inspect this home's node daemon.", no_args_is_help=True)
@@ -189,7 +192,7 @@ def node_start(
             close_fds=True,
             env=env,
         )
-    status = _wait_for_daemon(target, child, log_path)
+    status = _status_json(_wait_for_daemon(target, child, log_path))
     emit(status, as_json, lambda: _print_status(status))
 
 
@@ -211,6 +214,26 @@ def _wait_for_daemon(target: Any, child: subprocess.Popen[bytes], log_path: Path
     raise NetworkError(f"The node did not come up within 20 s; see {log_path}.")
 
 
+def _status_json(reply: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's status reply as the CLI prints it: keys as everywhere else (docs/json.md):
+    ``connected`` is a peer's boolean, so the list of connected peers is
+    ``connected_peers``, and a commons' entry count is ``entry_count``."""
+    status = {k: v for k, v in reply.items() if k != "ok"}
+    status["connected_peers"] = status.pop("connected", [])
+    status["commons"] = [_count_entries(c) for c in status.get("commons", [])]
+    if isinstance(status.get("ingest_process"), dict):
+        status["ingest_process"] = _count_entries(status["ingest_process"])
+    return status
+
+
+def _count_entries(part: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` as a count becomes ``entry_count`` (``entries`` is always a list)."""
+    renamed = {k: v for k, v in part.items() if k != "entries"}
+    if "entries" in part:
+        renamed["entry_count"] = part["entries"]
+    return renamed
+
+
 def _print_status(status: dict[str, Any]) -> None:
     print(f"node      {status['peer_id']}  (PID {status['pid']})")
     for addr in status["addrs"]:
@@ -225,13 +248,13 @@ def _print_status(status: dict[str, Any]) -> None:
         if service.get("enabled"):
             print(f"relaying  for the commons' peers: {service['reservations']} of {service['max_reservations']} slots")
     peers = status.get("peers", [])
-    print(f"peers     {len(status['connected'])} connected")
+    print(f"peers     {len(status['connected_peers'])} connected")
     for peer in peers:
         mark = "connected" if peer["connected"] else ("banned" if peer["banned"] else "known")
         if peer.get("connection"):
             mark += f" ({peer['connection']})"
         lag = ", ".join(
-            f"{c[:12]}… they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
+            f"{short_id(c)} they lack {b['they_lack']}, we lack {b['we_lack']}" for c, b in peer["behind"].items()
         )
         who = peer.get("name") or peer.get("short_id") or peer["peer_id"]
         seen = peer.get("last_seen_ago")
@@ -241,7 +264,7 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"keeps     {addr}  (reconnects when it drops)")
     for commons in status.get("commons", []):
         print(
-            f"commons   {commons['id']}  {commons['name']}  {commons['entries']} entries, "
+            f"commons   {short_id(commons['id'])}  {commons['name']}  {commons['entry_count']} entries, "
             f"{len(commons['heads'])} authors"
         )
 
@@ -259,8 +282,7 @@ def node_status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Peer id, listen addresses, peers (and how far behind each is), per-commons heads."""
     from p2pcommons.node.notify import request
 
-    status = request(home_of(home), {"cmd": "status"})
-    status.pop("ok", None)
+    status = _status_json(request(home_of(home), {"cmd": "status"}))
     emit(status, as_json, lambda: _print_status(status))
 
 
@@ -279,7 +301,7 @@ def node_stop(home: HomeOption = None, as_json: JsonOption = False) -> None:
         if time.monotonic() > deadline:
             raise NetworkError(f"The node (PID {pid}) did not stop within 15 s.")
         time.sleep(0.05)
-    emit({"stopped": pid}, as_json, f"Stopped node (PID {pid}).")
+    emit({"pid": pid, "stopped": True}, as_json, f"Stopped node (PID {pid}).")
 
 
 # --- peers --------------------------------------------------------------------------------
@@ -298,14 +320,14 @@ def peer_add(
 
     target = home_of(home)
     added = peers.add(target, addr)
-    connected = None
+    connected = False
     if daemon_running(target):
         try:
-            connected = request(target, {"cmd": "connect", "addr": addr}, timeout=15).get("peer_id")
+            connected = request(target, {"cmd": "connect", "addr": addr}, timeout=15).get("peer_id") is not None
         except NetworkError:
-            connected = None
+            connected = False
     emit(
-        {"addr": addr, "added": added, "connected": connected},
+        {"addr": addr, "added": added, "connected": connected, "peer_id": peers.peer_id_of(addr)},
         as_json,
         ("Added " if added else "Already known: ") + addr + (" (connected)" if connected else ""),
     )
@@ -365,7 +387,7 @@ def peer_remove(
     if not removed and not stopped:
         raise NotFound(f"No peer '{addr}' in the peer book or kept connected by the node.")
     data = {
-        "removed": len(removed),
+        "removed_count": len(removed),
         "addrs": removed,
         "daemon": live is not None,
         "stopped": stopped,
@@ -550,12 +572,15 @@ def sync_cmd(
         for addr in result.get("unreachable", []):
             print(f"{addr}: unreachable")
 
-    emit(result, as_json, human)
     if not ok:
-        raise SyncIncomplete(
-            "This node did not catch up with its peers"
-            + (" (no peer could be reached)." if not result["peers"] else ".")
+        raise fail_with(
+            SyncIncomplete(
+                "This node did not catch up with its peers"
+                + (" (no peer could be reached)." if not result["peers"] else ".")
+            ),
+            result, as_json, human,
         )
+    emit(result, as_json, human)
 
 
 def sync_status_cmd(home: Path | None, max_age: float, timeout: float, as_json: bool) -> None:
@@ -565,25 +590,29 @@ def sync_status_cmd(home: Path | None, max_age: float, timeout: float, as_json: 
     from p2pcommons.node.notify import request
 
     timeout = min(timeout, 30.0)
-    status = request(home_of(home), {"cmd": "sync_status", "max_age": max_age, "timeout": timeout},
-                     timeout=timeout + 10)
-    status.pop("ok", None)
+    reply = request(home_of(home), {"cmd": "sync_status", "max_age": max_age, "timeout": timeout},
+                    timeout=timeout + 10)
+    status = {k: v for k, v in reply.items() if k != "ok"}
+    status["connected_count"] = status.pop("connected", 0)  # "connected" is a peer's boolean everywhere
 
     def human() -> None:
-        if not status["connected"]:
+        if not status["connected_count"]:
             print("Not connected to any peer: cannot tell whether this node is in sync.")
         for commons, info in status["commons"].items():
             verdict = {True: "in sync", False: "NOT in sync", None: "no connected peer holds it"}[info["in_sync"]]
-            print(f"commons {commons}: {verdict}")
+            print(f"commons {short_id(commons)}: {verdict}")
             for peer_id, figure in info["peers"].items():
                 name = next((p["name"] or p["short_id"] for p in status["peers"] if p["peer_id"] == peer_id), peer_id)
                 age = "not measured" if figure["age"] is None else f"{figure['age']} s ago"
                 print(f"  {name}: they lack {figure['they_lack']}, we lack {figure['we_lack']} ({age})")
 
-    emit(status, as_json, human)
     if not status["in_sync"]:
-        raise SyncIncomplete("This node is not in sync with its connected peers"
-                             + (" (none is connected)." if not status["connected"] else "."))
+        raise fail_with(
+            SyncIncomplete("This node is not in sync with its connected peers"
+                           + (" (none is connected)." if not status["connected_count"] else ".")),
+            status, as_json, human,
+        )
+    emit(status, as_json, human)
 
 
 def run_sync(home: Path | None, addrs: list[str], *, want: list[Any], wait: bool, timeout: float,
@@ -733,13 +762,11 @@ def join_via_invite(code: str, home: Path | None, as_json: bool, name: str = "")
 
 def _waiting_reporter(as_json: bool) -> Any:
     """What ``join`` is waiting for, on stderr while it waits (stdout keeps the result):
-    a sentence, or with --json one JSON line ``{"waiting_for": …, "message": …}``."""
+    a sentence, or with --json one event envelope per line,
+    ``{"v": 1, "event": {"waiting_for": …, "message": …}}``."""
 
     def say(what: str, message: str) -> None:
-        if as_json:
-            print(json.dumps({"waiting_for": what, "message": message}), file=sys.stderr, flush=True)
-        else:
-            print(message, file=sys.stderr, flush=True)
+        emit_event({"waiting_for": what, "message": message}, as_json, message)
 
     return say
 

@@ -87,7 +87,7 @@ class Node:
         self.pid: int | None = None
         self.may_run = False  # a daemon start was attempted (it may be up even if the start reported no PID)
         self.addr = ""
-        self.author = str(self.json("init")["author_id"])
+        self.author = str(self.json("init")["author"])
 
     def __repr__(self) -> str:
         return f"Node({self.name})"
@@ -105,17 +105,17 @@ class Node:
                                 stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise ExampleError(f"{self.name}: p2pc {' '.join(args)} exited {result.returncode}: "
-                               f"{result.stderr.strip()}")
+                               f"{_why(result)}")
         return result
 
     def json(self, *args: str, quiet: bool = False, timeout: float = 60) -> Any:
-        """Run a command with ``--json`` and parse its output."""
-        return json.loads(self.run(*args, "--json", quiet=quiet, timeout=timeout).stdout)
+        """Run a command with ``--json`` and return its result (the envelope's ``data``)."""
+        return _data(self.run(*args, "--json", quiet=quiet, timeout=timeout).stdout)
 
     def json_lines(self, *args: str) -> list[Any]:
         """Run a command whose ``--json`` output is JSON Lines (``p2pc log``)."""
         out = self.run(*args, "--json", quiet=True).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        return [_data(line) for line in out.splitlines() if line.strip()]
 
     def start(self, *bootstrap: str) -> str:
         """Start this node's daemon in the background on 127.0.0.1; return its address."""
@@ -278,13 +278,13 @@ class Cluster:
         for _ in range(int(timeout / 0.2) + 2):
             states = _parallel([lambda n=n: n.json("state", "--commons", self.commons, quiet=True)  # type: ignore[misc]
                                 for n in group])
-            last = {n.name: (s["state_hash"], s["entries"], s["waiting"] + s["pending_joins"])
+            last = {n.name: (s["state_hash"], s["entry_count"], s["waiting_count"] + s["pending_join_count"])
                     for n, s in zip(group, states, strict=True)}
             hashes = {h for h, _, _ in last.values()}
             if len(hashes) == 1 and all(w == 0 for _, _, w in last.values()):
                 state_hash = hashes.pop()
                 console.print(f"  [green]converged: {len(group)} nodes, state_hash {state_hash[:16]}… "
-                              f"({states[0]['entries']} entries, {time.monotonic() - started:.1f} s)"
+                              f"({states[0]['entry_count']} entries, {time.monotonic() - started:.1f} s)"
                               + (f" — {what}" if what else "") + "[/green]")
                 return str(state_hash)
             if time.monotonic() > deadline:
@@ -302,8 +302,24 @@ class Cluster:
 
     def counts(self, node: Node) -> dict[str, int]:
         """Contributions accepted / pending / rejected, as ``node`` folds them."""
-        counts: dict[str, int] = node.json("state", "--commons", self.commons, quiet=True)["contributions"]
+        counts: dict[str, int] = node.json("state", "--commons", self.commons, quiet=True)["contribution_counts"]
         return counts
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    """A failed command's sentence: on stderr, or with --json in the error envelope on stdout."""
+    try:
+        return str(json.loads(result.stdout)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return result.stderr.strip()
+
+
+def _data(text: str) -> Any:
+    """The ``data`` of a ``--json`` envelope (docs/json.md): ``{"v": 1, "ok": true, "data": …}``."""
+    document = json.loads(text)
+    if document.get("v") != 1 or document.get("ok") is not True:
+        raise RuntimeError(f"unexpected --json output: {text[:300]}")
+    return document["data"]
 
 
 def _compact_toml(rules: dict[str, Any]) -> list[str]:
@@ -371,15 +387,15 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
     console.rule(f"[bold]{title}[/bold] — as {node.name}'s node folds it")
     stable = summary["stable"]
     console.print(f"commons [bold]{summary['name']}[/bold]  {commons}")
-    console.print(f"state_hash {summary['state_hash']}   entries {summary['entries']} "
-                  f"({stable['stable_entries']} stable, {stable['tentative_entries']} tentative)")
+    console.print(f"state_hash {summary['state_hash']}   entries {summary['entry_count']} "
+                  f"({stable['stable_entry_count']} stable, {stable['tentative_entry_count']} tentative)")
 
     table = Table(title="Members and roles", title_justify="left", min_width=48)
     for col in ("name", "author", "roles", "status", "warnings"):
         table.add_column(col)
     for m in members["members"]:
         table.add_row(m["name"] or who(m["author"]), short(m["author"]), ", ".join(m["roles"]), m["status"],
-                      str(m["warnings"]))
+                      str(m["warning_count"]))
     console.print(table)
 
     table = Table(title="Rules in force", title_justify="left", min_width=48)
@@ -397,7 +413,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
             action = p.get("action")
             changes = ", ".join(f"{k} = {v}" for k, v in p["changes"].items()) if action is None else \
                 " ".join(f"{k}={v}" for k, v in action.items() if k != "member")
-            table.add_row(p["title"], who(p["author"]), changes, str(p["yes"]), str(p["no"]), p["status"])
+            table.add_row(p["title"], who(p["author"]), changes, str(p["yes_count"]), str(p["no_count"]), p["status"])
         console.print(table)
 
     reviews: dict[str, list[str]] = {}
@@ -408,7 +424,7 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         reviews.setdefault(r["body"]["contribution"], []).append(
             f"{r['body']['verdict']} by {who(r['author'])}{value}{mark}")
     if by_kind.get("contribution"):
-        c = summary["contributions"]
+        c = summary["contribution_counts"]
         table = Table(title=f"Contributions — {c['accepted']} accepted, {c['pending']} pending, "
                             f"{c['rejected']} rejected", title_justify="left", min_width=48)
         weights = summary["rules"].get("values", {})
@@ -433,8 +449,8 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         for col in ("contributor", "accepted", "value", "share"):
             table.add_column(col)
         for row in sorted(ledger["ledger"], key=lambda row: -row["value"]):
-            table.add_row(row["name"] or who(row["author"]), str(row["accepted"]), str(row["value"]),
-                          f"{row['share_percent']} %")
+            table.add_row(row["name"] or who(row["author"]), str(row["accepted_count"]), str(row["value"]),
+                          f"{row['share_percent']:.2f} %")
         console.print(table)
     for d in ledger["distributions"]:
         table = Table(title=f"Distribution of {d['amount']} {d['currency']}", title_justify="left", min_width=48)

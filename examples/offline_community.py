@@ -40,8 +40,8 @@ def carry(net: Cluster, source: Node, target: Node, label: str) -> None:
     stick = net.path(f"usb-stick-{label}.p2pcbundle")
     exported = source.json("export", "--commons", net.commons, "-o", str(stick))
     imported = target.json("import", str(stick))
-    console.print(f"  [dim]{'':>9}   carried {exported['entries']} entries ({exported['bytes']} bytes), "
-                  f"{imported['added']} new to {target.name}[/dim]")
+    console.print(f"  [dim]{'':>9}   carried {exported['entry_count']} entries ({exported['byte_count']} bytes), "
+                  f"{imported['added_count']} new to {target.name}[/dim]")
 
 
 def scenario(net: Cluster) -> Node:

@@ -93,7 +93,7 @@ def scenario(net: Cluster) -> Node:
     late = dale.refused("resource", "use", "Timber harvest", "10", "--note", "Salvage after windthrow")
     require("sanction" in late, "a suspended member's claim is refused: " + late)
     members = {m["name"]: m for m in rosa.json("members", quiet=True)["members"]}
-    require(members["Dale"]["status"] == "suspended" and members["Dale"]["warnings"] == 1,
+    require(members["Dale"]["status"] == "suspended" and members["Dale"]["warning_count"] == 1,
             "Dale: one warning, then suspended")
     return eli
 

@@ -5,7 +5,6 @@ the round trip of every setting is a hypothesis property over the settings modul
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 from p2pcommons.errors import ConfigError
 from p2pcommons.home import Home
 from p2pcommons.settings import BY_KEY, SETTINGS, Setting, find, parse_value, read_raw, write_atomically
+from tests.support.cli_json import unwrap
 
 EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
 
@@ -41,7 +41,7 @@ def test_show_marks_defaults_and_unknown_keys(tmp_path: Path) -> None:
     home = tmp_path / "h"
     home.mkdir()
     (home / "config.toml").write_text('[network]\nmdns = true\nlisen = ["x"]\n', encoding="utf-8")
-    shown = json.loads(run("config", "show", "--home", str(home), "--json").stdout)
+    shown = unwrap(run("config", "show", "--home", str(home), "--json").stdout)
     rows = {row["key"]: row for row in shown["settings"]}
     assert list(rows) == [s.key for s in SETTINGS]
     assert rows["network.mdns"] == {**rows["network.mdns"], "value": True, "default": False}
@@ -58,7 +58,7 @@ def test_set_get_unset_round_trip(tmp_path: Path) -> None:
     run("--home", home, "config", "set", "mdns", "yes")
     run("--home", home, "config", "set", "outsiders.expire_after", "86400")
     run("--home", home, "config", "set", "network.bootstrap", "[]")
-    got = json.loads(run("--home", home, "--json", "config", "get", "network.listen").stdout)
+    got = unwrap(run("--home", home, "--json", "config", "get", "network.listen").stdout)
     assert got == {"key": "network.listen", "value": ["/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"], "default": False}
     assert run("--home", home, "config", "get", "network.mdns").stdout == "true\n"
     config = Home(Path(home)).config()
@@ -69,7 +69,7 @@ def test_set_get_unset_round_trip(tmp_path: Path) -> None:
     assert oct((Path(home) / "config.toml").stat().st_mode & 0o777) == oct(0o600)
     run("--home", home, "config", "unset", "outsiders.expire_after")
     assert "outsiders" not in Home(Path(home)).config()
-    got = json.loads(run("--home", home, "--json", "config", "get", "outsiders.expire_after").stdout)
+    got = unwrap(run("--home", home, "--json", "config", "get", "outsiders.expire_after").stdout)
     assert got == {"key": "outsiders.expire_after", "value": 7 * 24 * 3600, "default": True}
     assert [p.name for p in Path(home).iterdir()] == ["config.toml"]  # no temporary file left
 

@@ -4,7 +4,6 @@ distribution — converging to one state hash through bundles, in either import 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 
 from p2pcommons.cli.app import get_app
 from p2pcommons.state.engine import forget
+from tests.support.cli_json import unwrap
 
 runner = CliRunner()
 
@@ -31,7 +31,7 @@ def p2pc(*args: str, code: int = 0) -> str:
 
 
 def p2pc_json(*args: str) -> Any:
-    return json.loads(p2pc(*args, "--json"))
+    return unwrap(p2pc(*args, "--json"))
 
 
 def fails(*args: str, code: int = 2) -> str:
@@ -44,7 +44,7 @@ def fails(*args: str, code: int = 2) -> str:
 
 def _init(path: Path) -> tuple[str, str]:
     data = p2pc_json("init", "--home", str(path))
-    return str(path), data["author_id"]
+    return str(path), data["author"]
 
 
 def _carry(src: str, dst: str, commons: str, tmp: Path, name: str) -> None:
@@ -63,7 +63,7 @@ def test_two_homes_scenario_converges_in_either_order(tmp_path: Path) -> None:
     commons = p2pc_json("commons", "create", "Forest", "--description", "a community forest",
                         "--home", founder)["commons"]
     state = p2pc_json("state", "--home", founder)
-    assert state["commons"] == commons and state["members"] == 1 and state["entries"] == 1
+    assert state["commons"] == commons and state["member_count"] == 1 and state["entry_count"] == 1
     assert state["rules"]["membership"]["policy"] == "open"
 
     # The newcomer gets the commons by bundle, joins and contributes without asking.
@@ -123,8 +123,8 @@ def test_two_homes_scenario_converges_in_either_order(tmp_path: Path) -> None:
     late_status = p2pc_json("status", late, "--home", founder)
     assert late_status["status"] == "rejected" and "removal" in late_status["reason"].lower()
     final = p2pc_json("state", "--home", founder)
-    assert final["contributions"] == {"accepted": 1, "pending": 0, "rejected": 0}
-    assert final["members"] == 1
+    assert final["contribution_counts"] == {"accepted": 1, "pending": 0, "rejected": 0}
+    assert final["member_count"] == 1
 
 
 def test_resources_quota_and_listing(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ subprocess, since option parsing, exit codes and stdout/stderr are process-level
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli_json import error_of, unwrap
 
 EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
 
@@ -44,7 +45,7 @@ def test_version_prints_the_installed_version() -> None:
 
 def test_version_as_json_in_either_order() -> None:
     for args in (("--version", "--json"), ("--json", "--version")):
-        assert json.loads(run(*args).stdout) == {"name": "p2pcommons", "version": version("p2pcommons")}
+        assert unwrap(run(*args).stdout) == {"name": "p2pcommons", "version": version("p2pcommons")}
 
 
 # --- global options before or after the subcommand ----------------------------------------
@@ -52,7 +53,7 @@ def test_version_as_json_in_either_order() -> None:
 
 def test_global_options_before_or_after_the_subcommand(home: str) -> None:
     after = run("state", "--home", home, "--json").stdout
-    assert json.loads(after)["state_hash"]
+    assert unwrap(after)["state_hash"]
     for args in (
         ("--home", home, "--json", "state"),
         ("--json", "--home", home, "state"),
@@ -67,16 +68,16 @@ def test_global_options_reach_nested_commands(home: str) -> None:
     """A subcommand of a group (``rules show``, ``commons list``) sees them too."""
     before = run("--home", home, "--json", "rules", "show").stdout
     assert before == run("rules", "show", "--home", home, "--json").stdout
-    listed = json.loads(run("--json", "--home", home, "commons", "list").stdout)
+    listed = unwrap(run("--json", "--home", home, "commons", "list").stdout)
     assert [c["name"] for c in listed] == ["Forest"]
 
 
 def test_home_precedence(home: str, tmp_path: Path) -> None:
     """After the subcommand beats before it, which beats P2PC_HOME."""
     empty = str(tmp_path / "nobody")
-    me = json.loads(run("id", "--json", "--home", home).stdout)
-    assert json.loads(run("--home", empty, "id", "--json", "--home", home).stdout) == me
-    assert json.loads(run("--home", home, "id", "--json", env={"P2PC_HOME": empty}).stdout) == me
+    me = unwrap(run("id", "--json", "--home", home).stdout)
+    assert unwrap(run("--home", empty, "id", "--json", "--home", home).stdout) == me
+    assert unwrap(run("--home", home, "id", "--json", env={"P2PC_HOME": empty}).stdout) == me
     missing = run("--home", empty, "id", env={"P2PC_HOME": home}, code=4)
     assert missing.stderr.startswith("p2pc: ") and "p2pc init" in missing.stderr
 
@@ -84,13 +85,15 @@ def test_home_precedence(home: str, tmp_path: Path) -> None:
 def test_command_options_are_untouched(home: str) -> None:
     """A command's own short options (``-v`` is --value on contribute) still parse."""
     entry = run("--home", home, "contribute", "--title", "Planted oaks", "-v", "7").stdout.strip()
-    shown = json.loads(run("--home", home, "--json", "status", entry).stdout)
+    shown = unwrap(run("--home", home, "--json", "status", entry).stdout)
     assert shown["id"] == entry
 
 
 def test_no_subcommand_is_a_usage_error() -> None:
-    done = run("--json", code=2)
+    done = run("--home", "/nonexistent", code=2)
     assert done.stdout == "" and "Usage: p2pc" in done.stderr
+    asked_json = run("--json", code=2)  # with --json: the error envelope, like every other error
+    assert error_of(asked_json.stdout)["type"] == "UsageError" and asked_json.stderr == ""
 
 
 def test_help_lists_the_global_options() -> None:

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from p2pcommons.cli.app import get_app
+from tests.support.cli_json import envelope, error_of, stream, unwrap
 
 runner = CliRunner()
 
@@ -27,7 +28,7 @@ def p2pc(*args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
 
 
 def p2pc_json(*args: str, env: dict[str, str] | None = None) -> Any:
-    return json.loads(p2pc(*args, "--json", env=env))
+    return unwrap(p2pc(*args, "--json", env=env))
 
 
 @pytest.fixture
@@ -40,12 +41,12 @@ def home(tmp_path: Path) -> str:
 def test_init_creates_private_identity(tmp_path: Path) -> None:
     path = tmp_path / "node"
     data = p2pc_json("init", "--home", str(path))
-    assert data["author_id"].startswith("z6Mk") and data["peer_id"].startswith("12D3KooW")
+    assert data["author"].startswith("z6Mk") and data["peer_id"].startswith("12D3KooW")
     key_dir = path / "keys"
     assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((key_dir / "identity.json").stat().st_mode) == 0o600
     again = p2pc_json("id", "--home", str(path))
-    assert again["author_id"] == data["author_id"] and again["peer_id"] == data["peer_id"]
+    assert again["author"] == data["author"] and again["peer_id"] == data["peer_id"]
 
 
 def test_init_refuses_to_overwrite(home: str) -> None:
@@ -76,8 +77,8 @@ def test_passphrase_protected_identity(tmp_path: Path) -> None:
     created = p2pc_json("init", "--passphrase", "--home", path, env={"P2PC_PASSPHRASE": "correct horse"})
     document = json.loads(Path(path, "keys", "identity.json").read_text())
     assert "seed" not in document and document["encryption"] == "argon2id-xsalsa20poly1305"
-    shown = json.loads(p2pc("id", "--json", "--home", path, env={"P2PC_PASSPHRASE": "correct horse"}))
-    assert shown["author_id"] == created["author_id"]
+    shown = unwrap(p2pc("id", "--json", "--home", path, env={"P2PC_PASSPHRASE": "correct horse"}))
+    assert shown["author"] == created["author"]
     result = runner.invoke(get_app(), ["id", "--home", path], env={"P2PC_PASSPHRASE": "wrong"})
     assert result.exit_code == 4 and "passphrase" in result.stderr
 
@@ -94,14 +95,14 @@ def test_create_contribute_log(home: str) -> None:
     assert commons.startswith("bafyrei")
     entry = p2pc("contribute", "--commons", commons, "--title", "Planted 40 oaks", "--kind", "fieldwork",
                  "--value", "5", "--ref", "https://example.org/oaks", "--home", home).strip()
-    lines = [json.loads(line) for line in p2pc("log", "--json", "--home", home).splitlines()]
+    lines = stream(p2pc("log", "--json", "--home", home))
     assert [x["kind"] for x in lines] == ["genesis", "contribution"]
     assert lines[1]["id"] == entry and lines[1]["seq"] == 2 and lines[1]["prev"] == commons
     assert lines[1]["body"]["title"] == "Planted 40 oaks" and lines[1]["body"]["value"] == 5
-    only = [json.loads(line) for line in p2pc("log", "--json", "--kind", "genesis", "--home", home).splitlines()]
+    only = stream(p2pc("log", "--json", "--kind", "genesis", "--home", home))
     assert [x["id"] for x in only] == [commons]
     listed = p2pc_json("commons", "list", "--home", home)
-    assert listed == [{"commons": commons, "name": "Forest", "entries": 2, "authors": 1,
+    assert listed == [{"commons": commons, "name": "Forest", "entry_count": 2, "author_count": 1,
                        "created": listed[0]["created"]}]
     shown = p2pc_json("commons", "show", "Forest", "--home", home)
     assert shown["heads"][0]["id"] == entry
@@ -113,15 +114,15 @@ def test_export_import_roundtrip(home: str, tmp_path: Path) -> None:
         p2pc("contribute", "--title", f"page {i}", "--home", home)
     bundle = tmp_path / "wiki.bundle"
     exported = p2pc_json("export", "--commons", commons, "-o", str(bundle), "--home", home)
-    assert exported["entries"] == 6
+    assert exported["entry_count"] == 6
     other = str(tmp_path / "b")
     p2pc("init", "--home", other)
     first = p2pc_json("import", str(bundle), "--home", other)
-    assert first["added"] == 6 and first["duplicates"] == 0
+    assert first["added_count"] == 6 and first["duplicate_count"] == 0
     second = p2pc_json("import", str(bundle), "--home", other)
-    assert second["added"] == 0 and second["duplicates"] == 6
+    assert second["added_count"] == 0 and second["duplicate_count"] == 6
     assert p2pc("log", "--json", "--home", other) == p2pc("log", "--json", "--home", home)
-    assert p2pc_json("verify", "--home", other)["ok"] is True
+    assert p2pc_json("verify", "--home", other)["passed"] is True
 
 
 def test_damaged_bundles_change_nothing(home: str, tmp_path: Path) -> None:
@@ -175,7 +176,8 @@ def test_verify_detects_a_corrupted_entry(home: str) -> None:
     db.close()
     result = runner.invoke(get_app(), ["verify", "--json", "--home", home])
     assert result.exit_code == 5
-    assert json.loads(result.stdout)["ok"] is False
+    assert error_of(result.stdout)["type"] == "StoreCorrupt"
+    assert envelope(result.stdout)["data"]["passed"] is False
 
 
 # --- the installed executable -------------------------------------------------------------
@@ -204,9 +206,9 @@ def test_installed_executable_end_to_end(tmp_path: Path) -> None:
     run("export", "--commons", commons, "-o", str(bundle))
     env["P2PC_HOME"] = str(tmp_path / "h2")
     run("init")
-    imported = json.loads(run("import", str(bundle), "--json"))
-    assert imported["added"] == 2
-    ids = [json.loads(line)["id"] for line in run("log", "--json").splitlines()]
+    imported = unwrap(run("import", str(bundle), "--json"))
+    assert imported["added_count"] == 2
+    ids = [item["id"] for item in stream(run("log", "--json"))]
     assert ids == [commons, entry]
     help_text = run("--help")
     assert "Exit codes" in help_text and "contribute" in help_text

@@ -4,7 +4,6 @@ Real homes, real signatures, real SQLite, through the CLI (typer's CliRunner).""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 from p2pcommons.cli.app import EXIT_CODES, get_app
 from p2pcommons.errors import RuleRefusal
 from p2pcommons.state.engine import forget
+from tests.support.cli_json import stream, unwrap
 
 runner = CliRunner()
 REFUSED = RuleRefusal.exit_code
@@ -33,7 +33,7 @@ def p2pc(*args: str, code: int = 0) -> Any:
 
 
 def p2pc_json(*args: str) -> Any:
-    return json.loads(p2pc(*args, "--json").stdout)
+    return unwrap(p2pc(*args, "--json").stdout)
 
 
 def refused(home: str, *args: str) -> str:
@@ -50,7 +50,7 @@ def refused(home: str, *args: str) -> str:
 
 def log_of(home: str) -> list[str]:
     out = p2pc("log", "--json", "--home", home).stdout
-    return [json.loads(line)["id"] for line in out.splitlines() if line.strip()]
+    return [item["id"] for item in stream(out)]
 
 
 def _founded(tmp_path: Path) -> tuple[str, str]:

@@ -10,7 +10,6 @@ daemon admits each join at most once, even when that member's own admissions are
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from p2pcommons.ingest import Ingestor
 from p2pcommons.node.notify import request
 from p2pcommons.state.engine import auto_admit, current_state, forget
 from p2pcommons.store import Store
+from tests.support.cli_json import unwrap
 
 from .support.localnode import ENV, P2PC, Daemon, founder, run, wait_for
 from .support.signed import SIGNERS, new_store, scaled
@@ -67,7 +67,7 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[str]:
     for proc in procs:
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
-        ids.append(json.loads(out)["id"])
+        ids.append(unwrap(out)["id"])
     return ids
 
 

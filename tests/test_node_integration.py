@@ -28,6 +28,7 @@ from p2pcommons.identity import load_identity
 from p2pcommons.ingest import Ingestor
 from p2pcommons.node.notify import request
 from p2pcommons.store import Store
+from tests.support.cli_json import unwrap
 from tests.support.localnode import wait_for  # one polling helper (re-exported for other tests)
 
 pytestmark = pytest.mark.network
@@ -54,7 +55,7 @@ class NodeProc:
         return result
 
     def p2pc_json(self, *args: str) -> Any:
-        return json.loads(self.p2pc(*args, "--json").stdout)
+        return unwrap(self.p2pc(*args, "--json").stdout)
 
     def start(self, *bootstrap: str, sync_interval: float = 2.0, wait: bool = True, stall: float = 20,
               listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",), extra: tuple[str, ...] = ()) -> None:
@@ -175,7 +176,7 @@ def test_three_nodes_invite_join_contribute_converge(nodes: Callable[[str], Node
         node.p2pc("contribute", "--title", title, "--commons", commons)
     wait_for(converged([a, b, c], commons), 20, "contributions to reach every node by gossip")
     same_state([a, b, c], commons)
-    members = a.p2pc_json("state", "--commons", commons)["members"]
+    members = a.p2pc_json("state", "--commons", commons)["member_count"]
     assert members == 3
 
 
@@ -347,7 +348,7 @@ def test_invite_only_commons_token_admission_and_used_up(nodes: Callable[[str], 
     assert invite["token"] and invite["code"].startswith("p2pc1")
     b.p2pc_json("join", invite["code"])
     # a's node checks the token it signed and admits b
-    wait_for(lambda: a.p2pc_json("state", "--commons", commons)["members"] == 2, 20, "a to admit b")
+    wait_for(lambda: a.p2pc_json("state", "--commons", commons)["member_count"] == 2, 20, "a to admit b")
     used = c.p2pc("join", invite["code"], check=False)
     assert used.returncode == 2 and "already used" in used.stderr, used.stderr
     bad = c.p2pc("join", invite["code"][:-4], check=False)
@@ -388,7 +389,7 @@ def test_join_through_a_running_daemon(nodes: Callable[[str], NodeProc]) -> None
     # a's daemon writes the admission after it has seen the join, so equal heads alone may
     # come a moment before the admission exists: wait for both.
     in_sync = converged([a, b], commons)
-    wait_for(lambda: a.p2pc_json("state", "--commons", commons)["members"] == 2 and in_sync(), 20,
+    wait_for(lambda: a.p2pc_json("state", "--commons", commons)["member_count"] == 2 and in_sync(), 20,
              "the join and its admission to reach both nodes")
     assert b.p2pc_json("peer", "list")["peers"] == [a.addr]
     b.p2pc("contribute", "--title", "fixed a toaster", "--commons", commons)

@@ -10,7 +10,6 @@ those namespaces; they are deleted on every exit path.  Needs root, ``ip netns``
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli_json import unwrap
 from tests.support.natlab import LAPTOP_IP, PUBLIC_IP, ROUTER_WAN, NatLab, unavailable_reason
 from tests.test_node_integration import P2PC, NodeProc, converged, wait_for
 
@@ -56,7 +56,7 @@ class LabNode(NodeProc):
             wait_for(self._status_or_none, 30, f"{self.name} to start")
 
     def cli_status(self) -> dict[str, Any]:
-        return dict(json.loads(self.p2pc("node", "status", "--json").stdout))
+        return dict(unwrap(self.p2pc("node", "status", "--json").stdout))
 
     def tcp_peers(self) -> set[str]:
         """Remote IPs of this namespace's established TCP connections (the kernel's view)."""
@@ -92,10 +92,10 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         joined = subprocess.run([*natlab.exec_prefix("lb"), *P2PC, "join", invite["code"], "--json",
                                  "--home", str(b.home)], capture_output=True, text=True, timeout=90)
         assert joined.returncode == 0, joined.stderr
-        assert json.loads(joined.stdout)["synced"], joined.stdout
+        assert unwrap(joined.stdout)["synced"], joined.stdout
         b.start()
         a_id, b_id = a.status()["peer_id"], b.status()["peer_id"]
-        wait_for(lambda: b_id in a.status()["connected"], 30, "B to reach A through the relay")
+        wait_for(lambda: b_id in a.status()["connected_peers"], 30, "B to reach A through the relay")
 
         b.p2pc("contribute", "--title", "from home B", "--commons", commons)
         a.p2pc("contribute", "--title", "from home A", "--commons", commons)
@@ -135,7 +135,7 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         a.start()
         assert any("/tcp/4002" in x for x in a.status()["listen"]), a.status()["listen"]
         wait_for(lambda: a.status()["reach"]["reservation"], 60, "A's reservation after its restart")
-        wait_for(lambda: b_id in a.status()["connected"], 60, "B to find A again after A's restart")
+        wait_for(lambda: b_id in a.status()["connected_peers"], 60, "B to find A again after A's restart")
         a.p2pc("contribute", "--title", "back again", "--commons", commons)
         wait_for(converged([a, b], commons), 60, "A and B to converge after A's restart")
     finally:

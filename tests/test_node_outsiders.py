@@ -50,7 +50,7 @@ def test_a_strangers_flood_keeps_only_their_joins(nodes: Callable[[str], NodePro
     held = a.count(commons) - before
     assert held <= 30, f"the daemon stored {held} of a stranger's 600 entries"
     state = a.p2pc_json("state", "--commons", commons)
-    assert state["contributions"].get("pending", 0) == 0, state["contributions"]
+    assert state["contribution_counts"].get("pending", 0) == 0, state["contribution_counts"]
     status = {p["peer_id"]: p for p in a.status()["peers"]}
     flooder = status.get(report["peer_id"])
     assert flooder is None or (flooder["score"] == 0 and not flooder["banned"]), flooder

@@ -200,7 +200,7 @@ def _effects(home: str) -> dict[str, Any]:
     state = p2pc_json("state", "--home", home)
     members = p2pc_json("members", "--home", home)["members"]
     ledger = p2pc_json("ledger", "--home", home)
-    return {"members": members, "rules": state["rules"], "contributions": state["contributions"],
+    return {"members": members, "rules": state["rules"], "contributions": state["contribution_counts"],
             "ledger": ledger, "resources": p2pc_json("resource", "list", "--home", home)["resources"]}
 
 
@@ -208,7 +208,7 @@ def test_entries_signed_by_a_non_member_have_no_effect(tmp_path: Path) -> None:
     steward, _ = _init(tmp_path / "steward")
     outsider, _ = _init(tmp_path / "outsider")
     commons = p2pc_json("commons", "create", "Orchard", "--membership", "invite", "--home", steward)["commons"]
-    steward_id = p2pc_json("id", "--home", steward)["author_id"]
+    steward_id = p2pc_json("id", "--home", steward)["author"]
     _carry(steward, outsider, commons, tmp_path, "genesis")
     before = _effects(steward)
     # --force: the outsider's own node refuses them (they are not a member); recorded anyway,

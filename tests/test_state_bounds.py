@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from p2pcommons.ingest import ingest
 from p2pcommons.protocols.framing import encode_uvarint
 from p2pcommons.state import REJECTED, fold, genesis_body
 from p2pcommons.state.engine import forget
+from tests.support.cli_json import unwrap
 from tests.support.signed import new_store
 from tests.test_state_histories import SIGNERS, prop_settings
 
@@ -60,7 +60,7 @@ def _app() -> Any:
 def _home(tmp_path: Path) -> tuple[str, bytes]:
     home = str(tmp_path / "home")
     out, _ = p2pc("init", "--home", home, "--json")
-    return home, parse_author_id(json.loads(out)["author_id"])
+    return home, parse_author_id(unwrap(out)["author"])
 
 
 def _raw_entry(signer: Signer, **fields: Any) -> bytes:
@@ -156,20 +156,20 @@ def test_overflowing_resource_use_is_rejected_and_the_state_stays_computable(tmp
     bundle, genesis, entries = _hostile_use_bundle(tmp_path, me, 2049)
     p2pc("import", str(bundle), "--home", home)
     commons = str(genesis.id)
-    state = json.loads(p2pc("state", "--commons", commons, "--home", home, "--json")[0])
+    state = unwrap(p2pc("state", "--commons", commons, "--home", home, "--json")[0])
     assert len(state["state_hash"]) == 64
     p2pc("ledger", "--commons", commons, "--home", home, "--json")
     p2pc("verify", "--home", home)
-    first = json.loads(p2pc("status", str(entries[1].id), "--home", home, "--json")[0])
+    first = unwrap(p2pc("status", str(entries[1].id), "--home", home, "--json")[0])
     assert first["status"] == "applied"
-    second = json.loads(p2pc("status", str(entries[2].id), "--home", home, "--json")[0])
+    second = unwrap(p2pc("status", str(entries[2].id), "--home", home, "--json")[0])
     assert second["status"] == REJECTED
     assert f"to {2 * BIG} l, above the bound {MAX_TOTAL}" in second["reason"]
-    used = json.loads(p2pc("resource", "list", "--commons", commons, "--home", home, "--json")[0])
+    used = unwrap(p2pc("resource", "list", "--commons", commons, "--home", home, "--json")[0])
     assert str(used).count(str(BIG)) >= 1 and str(2 * BIG) not in str(used)
     out, _ = p2pc("sanction", SIGNERS[5].public_key.hex(), "remove", "--reason", "flooding the air",
                   "--commons", commons, "--home", home, "--json")
-    assert json.loads(out)["outcome"]["status"] == "applied"
+    assert unwrap(out)["outcome"]["status"] == "applied"
 
 
 def test_accepted_values_and_the_ledger_are_bounded() -> None:

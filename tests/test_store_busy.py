@@ -116,7 +116,7 @@ def test_gossip_while_the_store_is_locked_past_the_timeout(tmp_path: Path) -> No
         wait_for(lambda: db.alive() and stored_heads(b, commons) == stored_heads(a, commons), 60,
                  "b to catch up once the lock is released")
         assert db.alive()
-        assert run(b, "state", "--commons", str(commons))["entries"] == sum(stored_heads(a, commons).values())
+        assert run(b, "state", "--commons", str(commons))["entry_count"] == sum(stored_heads(a, commons).values())
     finally:
         db.stop()
         da.stop()
@@ -165,7 +165,7 @@ def test_read_commands_never_wait_on_a_writer(tmp_path: Path) -> None:
                                   env={**ENV, **slow})
             assert done.returncode == 0, (args, done.stderr)
         state = run(home, "state", env=slow, timeout=60)
-        assert state["entries"] == 6
+        assert state["entry_count"] == 6
     # With the lock free again, the state is cached as before.
     assert run(home, "state")["state_hash"] == state["state_hash"]
 

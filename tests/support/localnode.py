@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.home import Home
 from p2pcommons.identity import load_identity
 from p2pcommons.node.notify import request
+from tests.support.cli_json import unwrap
 
 P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
 ENV = {**os.environ, "P2PC_NO_PROGRESS": "1"}
@@ -24,7 +24,7 @@ def run(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None
     result = subprocess.run([*P2PC, *args, "--home", str(home), "--json"], capture_output=True, text=True,
                             timeout=timeout, env={**ENV, **(env or {})})
     assert result.returncode == 0, (args, result.returncode, result.stderr)
-    return json.loads(result.stdout)
+    return unwrap(result.stdout)
 
 
 def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
