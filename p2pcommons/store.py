@@ -7,6 +7,12 @@ them durably and answers queries.  Layout notes:
   36-byte id, rather than the random id as primary key: random primary keys make every
   insert touch a random B-tree page of the table itself, about 2.5x slower.
 * Authors' logs are numbered in ``logs`` so the per-entry index is (small int, seq).
+* Causal facts are computed at insert, in the same transaction (:meth:`Store._plan`):
+  ``entries.clock`` is the Lamport clock, NULL while a parent is missing (those entries
+  wait in ``waiting``); a partial index gives a commons in the state fold's ``(clock, id)``
+  order.  The fold still computes its own records, so these only decide the order it
+  reads in: a stale clock (an entry whose parent an outsiders' expiry later deleted) costs
+  a replay, never a wrong state.
 * ``synchronous=FULL``: a commit has reached the disk (the WAL is fsynced) before it
   returns, so a command that reports an entry written has made it durable.
 * Readers never wait on a writer: WAL lets them read the last committed snapshot, opening
