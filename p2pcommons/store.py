@@ -149,17 +149,12 @@ def _parents(entry: Entry) -> list[bytes]:
 
 
 def _pack_ids(ids: list[bytes]) -> bytes:
-    """Ids as one blob, each prefixed by its length in one byte (ids are at most 64 bytes)."""
-    return b"".join(bytes((len(i),)) + i for i in ids)
+    """Entry ids as one blob (every id is a 36-byte CID: :class:`~.dagcbor.CID`)."""
+    return b"".join(ids)
 
 
 def _unpack_ids(blob: bytes) -> list[bytes]:
-    ids, at = [], 0
-    while at < len(blob):
-        size = blob[at]
-        ids.append(blob[at + 1:at + 1 + size])
-        at += 1 + size
-    return ids
+    return [blob[at:at + 36] for at in range(0, len(blob), 36)]
 
 
 class _Waiting:
