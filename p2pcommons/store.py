@@ -539,7 +539,10 @@ class Store:
         db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
         db.executemany("UPDATE entries SET clock = ? WHERE id = ?", placed)
         db.executemany("DELETE FROM waiting WHERE id = ?", [(eid,) for _, eid in placed])
-        db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)", watches)
+        # (A watch on a parent placed later in this same wake was consumed with it.)
+        gone = {parent for (parent,) in consumed}
+        db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)",
+                       [watch for watch in watches if watch[0] not in gone])
 
     def _waiting_tables(self) -> _Waiting:
         """The in-memory mirror of the waiting tables, read again if another connection
