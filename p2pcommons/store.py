@@ -7,6 +7,12 @@ them durably and answers queries.  Layout notes:
   36-byte id, rather than the random id as primary key: random primary keys make every
   insert touch a random B-tree page of the table itself, about 2.5x slower.
 * Authors' logs are numbered in ``logs`` so the per-entry index is (small int, seq).
+* Causal facts are computed at insert, in the same transaction (:meth:`Store._plan`):
+  ``entries.clock`` is the Lamport clock, NULL while a parent is missing (those entries
+  wait in ``waiting``); a partial index gives a commons in the state fold's ``(clock, id)``
+  order.  The fold still computes its own records, so these only decide the order it
+  reads in: a stale clock (an entry whose parent an outsiders' expiry later deleted) costs
+  a replay, never a wrong state.
 * ``synchronous=FULL``: a commit has reached the disk (the WAL is fsynced) before it
   returns, so a command that reports an entry written has made it durable.
 * Readers never wait on a writer: WAL lets them read the last committed snapshot, opening
@@ -143,17 +149,12 @@ def _parents(entry: Entry) -> list[bytes]:
 
 
 def _pack_ids(ids: list[bytes]) -> bytes:
-    """Ids as one blob, each prefixed by its length in one byte (ids are at most 64 bytes)."""
-    return b"".join(bytes((len(i),)) + i for i in ids)
+    """Entry ids as one blob (every id is a 36-byte CID: :class:`~.dagcbor.CID`)."""
+    return b"".join(ids)
 
 
 def _unpack_ids(blob: bytes) -> list[bytes]:
-    ids, at = [], 0
-    while at < len(blob):
-        size = blob[at]
-        ids.append(blob[at + 1:at + 1 + size])
-        at += 1 + size
-    return ids
+    return [blob[at:at + 36] for at in range(0, len(blob), 36)]
 
 
 class _Waiting:
@@ -551,7 +552,10 @@ class Store:
         db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
         db.executemany("UPDATE entries SET clock = ? WHERE id = ?", placed)
         db.executemany("DELETE FROM waiting WHERE id = ?", [(eid,) for _, eid in placed])
-        db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)", watches)
+        # (A watch on a parent placed later in this same wake was consumed with it.)
+        gone = {parent for (parent,) in consumed}
+        db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)",
+                       [watch for watch in watches if watch[0] not in gone])
 
     def _waiting_tables(self) -> _Waiting:
         """The in-memory mirror of the waiting tables, read again if another connection

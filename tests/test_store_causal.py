@@ -88,6 +88,13 @@ def test_stored_causal_facts_equal_those_computed_from_scratch_in_any_insert_ord
             truth = from_scratch(list(held.values()))
             assert stored_facts(store, list(held.values())) == truth
             assert store.waiting_ids() == {eid for eid, clock in truth.items() if clock is None}
+            # The waiting tables hold exactly the waiting entries, each watching one parent
+            # that is not placed: nothing is left behind once an entry is placed.
+            db = store._db
+            assert {bytes(r[0]) for r in db.execute("SELECT id FROM waiting")} == store.waiting_ids()
+            watched = [(bytes(p), bytes(i)) for p, i in db.execute("SELECT parent, id FROM waiting_for")]
+            assert sorted(i for _, i in watched) == sorted(store.waiting_ids())
+            assert all(truth.get(p) is None for p, _ in watched)
         path = store.path
     finally:
         store.close()

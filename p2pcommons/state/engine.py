@@ -5,8 +5,11 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 * A live :class:`~.fold.Folder` per (store file, commons) stays in memory for the life of
   the process (the node daemon), so an entry that arrives after the others costs O(1)
   amortized to apply, and a late entry replays only from the nearest in-memory snapshot
-  before its position.  New entries are found by the store's arrival numbers
-  (:meth:`Store.entries_since`), so each call reads only what is new.
+  before its position.  A first fold reads the commons in the store's ``(clock, id)``
+  order (:meth:`Store.in_order`: the clocks are computed at insert), so it only appends;
+  later, new entries are found by the store's arrival numbers (:meth:`Store.entries_since`),
+  so each call reads only what is new, and a replay reads the bodies it needs in ranges of
+  the store's order (:meth:`Store.in_order_from`), not one query each.
 * The materialized result (state hash, canonical state, watermark) and a checkpoint of the
   fold (:mod:`.checkpoint`: per-entry metadata, outcomes and the state as a snapshot at the
   last position) are written to the store's cache table under ``state/<commons>/…`` (local
