@@ -71,7 +71,7 @@ def device_add(
         ownlog.set_restored(target.path, False)  # the new key has no log to fork
     identity = identity_of(home)
     code = link_code(identity.public_key)
-    data = {"code": code, "author_id": identity.author_id, "retired_key_file": str(retired) if retired else None}
+    data = {"code": code, "author": identity.author_id, "retired_key_file": str(retired) if retired else None}
     emit(data, as_json, f"Link code: {code}\n  on a machine that already is the member, run: "
                         f"p2pc device accept {code}\n  then sync this machine with it.")
 
@@ -147,7 +147,7 @@ def device_list(commons: CommonsOption = None, home: HomeOption = None, as_json:
 
 
 def _key_json(row: dict[str, Any], me: bytes) -> dict[str, Any]:
-    return {"author_id": _author_text(row["key"]), "code": link_code(row["key"]), "own": row["own"],
+    return {"author": _author_text(row["key"]), "code": link_code(row["key"]), "own": row["own"],
             "status": row["status"], "forked_at": row["forked_at"], "this": row["key"] == me,
             "binding": str(row["binding"]) if row["binding"] else None,
             "revocation": str(row["revocation"]) if row["revocation"] else None}
@@ -192,7 +192,7 @@ def restore_cmd(
         with source, open_store(home) as store:
             _, report = import_bundle(store, source)
             added += report.added_count
-    data = {"home": str(target.path), "author_id": identity.author_id, "added": added, "restored": True}
+    data = {"home": str(target.path), "author": identity.author_id, "added_count": added, "restored": True}
     emit(data, as_json, f"Restored {identity.author_id} into {target.path} ({added} entries).\n"
                         "  It signs nothing until `p2pc sync` with a peer holding your latest entries has "
                         "succeeded\n  (or make it a fresh device: `p2pc device add --new-key`).")

@@ -5,7 +5,6 @@ until they know their own latest entries, or become a fresh device."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 
 from p2pcommons.cli.app import get_app
 from p2pcommons.state.engine import forget
+from tests.support.cli_json import unwrap
 
 runner = CliRunner()
 
@@ -37,7 +37,7 @@ def p2pc(*args: str, code: int = 0) -> str:
 
 
 def p2pc_json(*args: str) -> Any:
-    return json.loads(p2pc(*args, "--json"))
+    return unwrap(p2pc(*args, "--json"))
 
 
 def carry(src: Path, dst: Path, tmp: Path) -> None:
@@ -48,7 +48,7 @@ def carry(src: Path, dst: Path, tmp: Path) -> None:
 
 def test_a_member_on_two_machines_one_lost_and_revoked(tmp_path: Path) -> None:
     laptop, desktop, other = tmp_path / "laptop", tmp_path / "desktop", tmp_path / "other"
-    member = p2pc_json("init", "--home", str(laptop))["author_id"]
+    member = p2pc_json("init", "--home", str(laptop))["author"]
     p2pc("commons", "create", "Demo", "--home", str(laptop))
     p2pc("init", "--home", str(desktop))
     code = p2pc_json("device", "add", "--home", str(desktop))["code"]
@@ -130,7 +130,7 @@ def test_a_fork_costs_the_device_and_is_shown_plainly(tmp_path: Path) -> None:
     about) forks that device's key: `members` and `status` say so, the member stays active and
     carries on from another key."""
     laptop, desktop, twin = tmp_path / "laptop", tmp_path / "desktop", tmp_path / "twin"
-    member = p2pc_json("init", "--home", str(laptop))["author_id"]
+    member = p2pc_json("init", "--home", str(laptop))["author"]
     p2pc("commons", "create", "Demo", "--home", str(laptop))
     p2pc("init", "--home", str(desktop))
     p2pc("device", "accept", p2pc_json("device", "add", "--home", str(desktop))["code"], "--home", str(laptop))
@@ -159,7 +159,7 @@ def test_stewards_recover_a_member_who_lost_every_device(tmp_path: Path) -> None
     eligible) binds his new key, which then writes as bob."""
     alice, bob, new = tmp_path / "alice", tmp_path / "bob", tmp_path / "new"
     p2pc("init", "--home", str(alice))
-    bob_id = p2pc_json("init", "--home", str(bob))["author_id"]
+    bob_id = p2pc_json("init", "--home", str(bob))["author"]
     commons = p2pc_json("commons", "create", "Demo", "--home", str(alice))["commons"]
     carry(alice, bob, tmp_path)
     p2pc("join", commons, "--name", "bob", "--home", str(bob))

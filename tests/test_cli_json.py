@@ -49,7 +49,7 @@ def err(code: int, *args: str) -> dict[str, Any]:
 
 
 def _path_of(args: tuple[str, ...]) -> str:
-    groups = {"commons", "rules", "resource", "node", "peer", "invite", "config"}
+    groups = {"commons", "rules", "resource", "node", "peer", "invite", "config", "proposal", "device"}
     words = [a for a in args if not a.startswith("-")]
     return " ".join(words[:2]) if words and words[0] in groups else (words[0] if words else "")
 
@@ -132,7 +132,38 @@ def test_every_command_speaks_the_envelope(homes: dict[str, str]) -> None:
     assert err(2, "export", "-o", "-", "--home", founder)["type"] == "UsageError"  # stdout is the envelope's
     assert err(4, "init", "--home", founder)["type"] == "IdentityExists"
     assert commons in {row["commons"] for row in listed}
+    _decisions_and_devices(founder, member, root)
     _every_json_command_was_exercised()
+
+
+def _decisions_and_devices(founder: str, member: str, root: str) -> None:
+    """The decisions commands (proposals, votes, inbox) and the devices commands (link
+    codes, binding, revocation, recovery, restore): their outputs validate too."""
+    join = next(item["id"] for item in stream(invoke("log", "--home", founder, "--json").stdout)
+                if item["kind"] == "join")
+    grant = ok("proposal", "grant", "nora", "steward", "--force", "--home", founder)["id"]
+    for args in (("admit", join), ("remove", "nora", "--reason", "idle"), ("reinstate", "nora", "--reason", "back"), ("revoke", "nora", "reviewer"),
+                 ("distribute", "10"), ("resource", "tools", "--quota", "1")):
+        ok("proposal", *args, "--force", "--home", founder)
+    ok("vote", grant, "abstain", "--force", "--home", founder)
+    shown = ok("proposal", "show", grant, "--home", founder)
+    assert shown["id"] == grant
+    ok("proposal", "withdraw", grant, "--force", "--home", founder)
+    assert isinstance(ok("proposals", "--home", founder), (list, dict))
+    ok("inbox", "--home", founder)
+    laptop, spare = str(Path(root) / "laptop"), str(Path(root) / "spare")
+    ok("init", "--home", laptop)
+    code = ok("device", "add", "--home", laptop)["code"]
+    ok("device", "accept", code, "--home", founder)
+    keys = ok("device", "list", "--home", founder)["keys"]
+    device = next(k["author"] for k in keys if not k["own"])
+    ok("device", "revoke", device, "--home", founder)
+    ok("init", "--home", spare)
+    spare_code = ok("device", "add", "--home", spare)["code"]
+    ok("device", "recover", "nora", spare_code, "--home", founder)
+    backup = str(Path(root) / "backup.p2pc")
+    ok("export", "-o", backup, "--home", founder)
+    ok("restore", str(Path(founder) / "keys" / "identity.json"), backup, "--home", str(Path(root) / "restored"))
 
 
 def _every_json_command_was_exercised() -> None:

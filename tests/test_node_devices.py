@@ -49,7 +49,7 @@ def test_a_member_on_three_machines_one_revoked_one_restored(tmp_path: Path) -> 
             assert run(home, "sync", "--peer", addr)["caught_up"]
         # The phone is lost: the desktop revokes it.
         assert run(desktop, "sync", "--peer", addr)["caught_up"]
-        revoke = run(desktop, "device", "revoke", run(phone, "id")["author_id"], "--commons", str(commons))
+        revoke = run(desktop, "device", "revoke", run(phone, "id")["author"], "--commons", str(commons))
         assert revoke["outcome"]["status"] == "applied"
         assert run(desktop, "sync", "--peer", addr)["caught_up"]
         # The phone, unaware, writes on (the rules it knows still let it) and syncs.
@@ -70,7 +70,7 @@ def test_a_member_on_three_machines_one_revoked_one_restored(tmp_path: Path) -> 
         assert states[0] == states[1]
         status = {eid: run(observer, "status", eid) for eid in (d1, p1, p2, r1)}
         assert [status[e]["status"] for e in (d1, p1, r1)] == ["applied"] * 3
-        assert {status[e]["member"] for e in (d1, p1, r1)} == {run(laptop, "id")["author_id"]}
+        assert {status[e]["member"] for e in (d1, p1, r1)} == {run(laptop, "id")["author"]}
         assert status[p2]["status"] == "rejected" and "Strong removal" in status[p2]["reason"]
         members = run(observer, "members", "--commons", str(commons))["members"]
         assert len(members) == 1 and members[0]["status"] == "active"
