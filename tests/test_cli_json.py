@@ -142,8 +142,8 @@ def _decisions_and_devices(founder: str, member: str, root: str) -> None:
     join = next(item["id"] for item in stream(invoke("log", "--home", founder, "--json").stdout)
                 if item["kind"] == "join")
     grant = ok("proposal", "grant", "nora", "steward", "--force", "--home", founder)["id"]
-    for args in (("admit", join), ("remove", "nora", "--reason", "idle"), ("reinstate", "nora", "--reason", "back"), ("revoke", "nora", "reviewer"),
-                 ("distribute", "10"), ("resource", "tools", "--quota", "1")):
+    for args in (("admit", join), ("remove", "nora", "--reason", "idle"), ("reinstate", "nora", "--reason", "back"),
+                 ("revoke", "nora", "reviewer"), ("distribute", "10"), ("resource", "tools", "--quota", "1")):
         ok("proposal", *args, "--force", "--home", founder)
     ok("vote", grant, "abstain", "--force", "--home", founder)
     shown = ok("proposal", "show", grant, "--home", founder)
