@@ -139,7 +139,15 @@ def _same(x: Any) -> Any:
 
 
 def _load_distribution(r: list[Any]) -> dict[str, Any]:
-    return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+    d = {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+    if len(r) > 4:
+        d["pool"] = r[4]
+    return d
+
+
+def _load_flow(r: list[Any]) -> dict[str, Any]:
+    return {"id": CID(r[0]), "pool": r[1], "flow": r[2], "amount": r[3], "party": r[4], "why": r[5],
+            "balance": r[6]}
 
 
 def _load_proposal(r: list[Any]) -> tuple[CID, Proposal]:
@@ -205,12 +213,18 @@ TABLES: tuple[Table, ...] = (
           _same, _same),
     Table("lifted",  # member -> reinstatement lifting their suspension (not hashed)
           lambda a, c: [a, c.raw], lambda r: (r[0], CID(r[1])), _same, _same),
+    Table("pools",  # pool name -> balance (a pool the rules declare and nothing moved is absent: 0)
+          lambda name, balance: [name, balance], lambda r: (r[0], r[1]), _same, _same),
 )
 
 SEQUENCES: tuple[Sequence, ...] = (
     Sequence("distributions",
-             lambda d: [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]],
+             lambda d: [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()],
+                        *([d["pool"]] if "pool" in d else [])],
              _load_distribution),
+    Sequence("flows",  # every movement in or out of a pool, in fold order (open book, §8)
+             lambda f: [f["id"].raw, f["pool"], f["flow"], f["amount"], f["party"], f["why"], f["balance"]],
+             _load_flow),
     Sequence("sanctions",
              lambda x: [x["id"].raw, x["member"], x["action"], x["reason"], x["by"]],
              _load_sanction),
@@ -240,7 +254,9 @@ class State:
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
+    pools: dict[str, int]
     distributions: list[dict[str, Any]]
+    flows: list[dict[str, Any]]
     sanctions: list[dict[str, Any]]
     ledger_total: int  # the sum of the ledger's values (derived, not hashed)
     # Per author, how many joins of theirs are pending (derived, not hashed): an admission
@@ -329,12 +345,33 @@ def canonical_state(s: State) -> dict[str, Any]:
         "proposals": {str(c): _canonical_proposal(p) for c, p in s.proposals.items()},
         "resources": resources,
         "ledger": {hexkey(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()},
-        "distributions": [
-            {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
-             "shares": {hexkey(a): v for a, v in d["shares"].items()}} for d in s.distributions
-        ],
+        "distributions": [_canonical_distribution(d) for d in s.distributions],
         "sanctions": [
             {"id": str(x["id"]), "member": hexkey(x["member"]), "action": x["action"], "reason": x["reason"],
              "by": hexkey(x["by"])} for x in s.sanctions
         ],
+        **_canonical_treasury(s),
+    }
+
+
+def _canonical_distribution(d: dict[str, Any]) -> dict[str, Any]:
+    """A distribution's canonical map: ``pool`` only when it drew from one (§8), so a
+    distribution of a commons without pools hashes as it always did."""
+    doc = {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
+           "shares": {hexkey(a): v for a, v in d["shares"].items()}}
+    if "pool" in d:
+        doc["pool"] = d["pool"]
+    return doc
+
+
+def _canonical_treasury(s: State) -> dict[str, Any]:
+    """``pools`` and ``flows`` (§8), present only when the rules declare pools: a commons
+    without pools hashes as before."""
+    declared = rules_mod.pools(s.rules)
+    if not declared:
+        return {}
+    return {
+        "pools": {name: {"unit": unit, "balance": s.pools.get(name, 0)} for name, unit in declared.items()},
+        "flows": [{"id": str(f["id"]), "pool": f["pool"], "flow": f["flow"], "amount": f["amount"],
+                   "party": f["party"], "why": f["why"], "balance": f["balance"]} for f in s.flows],
     }

@@ -9,7 +9,7 @@ module's ``KINDS``, specify it in ``protocols/commons.md`` and add vectors
 
 from __future__ import annotations
 
-from . import contributions, decisions, distributions, membership, resources, rules_votes, sanctions
+from . import contributions, decisions, distributions, membership, pools, resources, rules_votes, sanctions
 from .registry import Kind
 from .view import APPLIED, PENDING, REJECTED, WAITING, Handler, Rejected, View
 
@@ -27,7 +27,7 @@ def _registry(*families: dict[str, Kind]) -> dict[str, Kind]:
 
 
 KINDS: dict[str, Kind] = _registry(membership.KINDS, sanctions.KINDS, contributions.KINDS, rules_votes.KINDS,
-                                   resources.KINDS, distributions.KINDS, decisions.KINDS)
+                                   resources.KINDS, distributions.KINDS, decisions.KINDS, pools.KINDS)
 # Every handler first closes the proposals whose deadline its entry closes (decisions.settle).
 HANDLERS: dict[str, Handler] = {name: decisions.settling(kind.apply) for name, kind in KINDS.items()}
 # Kinds a later entry may name (the genesis too: a member's ``since``, a founder's grants).
