@@ -338,7 +338,7 @@ def _register_commands() -> None:
     _registered = True
     from importlib import import_module
 
-    for module in ("local", "governance", "decisions", "config", "network"):
+    for module in ("local", "governance", "decisions", "treasury", "config", "network"):
         try:
             import_module(f"p2pcommons.cli.{module}")
         except ModuleNotFoundError as exc:

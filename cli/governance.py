@@ -683,10 +683,16 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
 def distribute_cmd(
     amount: Annotated[int, typer.Argument(help="The amount to share (whole units).", min=1, max=MAX_AMOUNT)],
     currency: Annotated[str, typer.Option("--currency", help="Currency or unit of the amount.")] = "units",
+    pool: Annotated[str | None, typer.Option("--pool", help="The pool it is paid from (required when the rules "
+                                             "declare pools; its unit is the currency).")] = None,
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
     force: ForceOption = False,
 ) -> None:
-    """Share an amount among contributors in proportion to their accepted value."""
-    _write(home, commons, "distribution", {"amount": amount, "currency": currency}, as_json, force=force)
+    """Share an amount among contributors in proportion to their accepted value (from a pool,
+    which it cannot overdraw, when the commons has pools)."""
+    body: dict[str, Any] = {"amount": amount, "currency": currency}
+    if pool is not None:
+        body["pool"] = pool
+    _write(home, commons, "distribution", body, as_json, force=force)
