@@ -70,3 +70,19 @@ def test_a_spend_proposal_is_a_solidarity_claim(tmp_path: Path) -> None:
     assert claim["kind"] == "proposal" and claim["outcome"]["status"] == "applied"
     shown = p2pc_json("proposal", "show", claim["id"], "--home", home)
     assert shown["action"]["act"] == "spend" and shown["action"]["pool"] == "fund"
+
+
+def test_resource_capacity_cancel_and_what_is_left(tmp_path: Path) -> None:
+    home, _ = _founded(tmp_path)
+    p2pc_json("resource", "add", "Seats", "--rivalrous", "--quota", "5", "--capacity", "4", "--unit", "seats",
+              "--home", home)
+    first = p2pc_json("resource", "use", "Seats", "3", "--home", home)["id"]
+    message = refused(home, "resource", "use", "Seats", "2")
+    assert "it exceeds the capacity of Seats (3 + 2 > 4 seats per period for the whole commons)" in message
+    row = p2pc_json("resource", "list", "--home", home)["resources"][0]
+    assert row["capacity"] == 4 and row["left_this_period"] == {"mine": 2, "commons": 1}
+    assert "left this period: 2 seats for you, 1 seats for the commons" in p2pc("resource", "list", "--home",
+                                                                               home).stdout
+    assert p2pc_json("resource", "cancel", first, "--home", home)["outcome"]["status"] == "applied"
+    assert p2pc_json("resource", "use", "Seats", "4", "--home", home)["outcome"]["status"] == "applied"
+    assert p2pc_json("resource", "list", "--home", home)["resources"][0]["left_this_period"]["commons"] == 0

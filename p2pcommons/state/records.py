@@ -98,6 +98,10 @@ class Resource(NamedTuple):
     quota: int
     period: int  # seconds; 0 = no period (a lifetime quota)
     unit: str
+    # Shared capacity (protocols/commons.md §1.1): the most the whole commons may use per
+    # period (a forest's annual cut, a workshop's seats); 0 = none, and then the resource's
+    # canonical form is as it always was.
+    capacity: int = 0
 
 
 def hexkey(author: bytes) -> str:
@@ -196,8 +200,16 @@ TABLES: tuple[Table, ...] = (
     Table("due",  # open proposal with a deadline -> its deadline (not hashed: the proposals' are)
           lambda c, d: [c.raw, d], lambda r: (CID(r[0]), r[1]), _cid_key, CID),
     Table("resources",  # resource id (its entry, or the hash of a genesis resource) -> Resource
-          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
-          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
+          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit, x.capacity],
+          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5], r[6] if len(r) > 6 else 0)),
+          _cid_key, CID),
+    Table("booked",  # (resource with a capacity, period) -> the whole commons' use in it (not hashed)
+          lambda k, n: [k[0].raw, k[1], n],
+          lambda r: ((CID(r[0]), r[1]), r[2]),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    Table("bookings",  # use of a rivalrous resource -> (resource, period, author, amount): what a cancel returns
+          lambda c, b: [c.raw, b[0].raw, b[1], b[2], b[3]],
+          lambda r: (CID(r[0]), (CID(r[1]), r[2], r[3], r[4])),
           _cid_key, CID),
     Table("usage",  # (resource, period, member) -> amount used in that period
           lambda k, n: [k[0].raw, k[1], k[2], n],
@@ -251,6 +263,8 @@ class State:
     due: dict[CID, int]
     resources: dict[CID, Resource]
     usage: dict[tuple[CID, int, bytes], int]
+    booked: dict[tuple[CID, int], int]
+    bookings: dict[CID, tuple[CID, int, bytes, int]]
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
@@ -324,6 +338,8 @@ def canonical_state(s: State) -> dict[str, Any]:
     for c, r in s.resources.items():
         resources[str(c)] = {"name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
                              "unit": r.unit, "used": {}}
+        if r.capacity:  # only when used: a resource without a capacity hashes as before
+            resources[str(c)]["capacity"] = r.capacity
     for (res, period, author), amount in s.usage.items():
         resources[str(res)]["used"].setdefault(str(period), {})[hexkey(author)] = amount
     return {

@@ -374,6 +374,25 @@ def treasury() -> Scenario:
     return s
 
 
+def capacity() -> Scenario:
+    """Shared capacity (commons.md §1.1): a workshop's 8 seats booked by three members (the
+    booking past the capacity refused with the numbers), a cancellation, a re-booking, a
+    cancellation by someone else and a second one refused."""
+    s = Scenario(stewards=("alice", "bob", "carol"))
+    seats = s.write("alice adds 8 seats (4 per member)", "alice", "resource_add",
+                    {"name": "Workshop seats", "rivalrous": True, "quota": 4, "capacity": 8, "unit": "seats"})
+    a = s.write("alice books 4", "alice", "resource_use", {"resource": seats.id, "amount": 4}, [seats])
+    b = s.write("bob books 3", "bob", "resource_use", {"resource": seats.id, "amount": 3}, [seats])
+    c = s.write("carol books 2 (refused: 7 + 2 > 8)", "carol", "resource_use", {"resource": seats.id, "amount": 2},
+                [a, b])
+    other = s.write("carol cancels bob's booking (refused)", "carol", "resource_cancel", {"use": b.id}, [c])
+    cancel = s.write("bob cancels his booking", "bob", "resource_cancel", {"use": b.id}, [other])
+    s.write("bob cancels it again (refused)", "bob", "resource_cancel", {"use": b.id}, [cancel])
+    s.write("carol books 4 (applied: 4 + 4 = 8)", "carol", "resource_use", {"resource": seats.id, "amount": 4},
+            [cancel])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -403,6 +422,9 @@ SCENARIOS = {
                            "distribution refused without a pool and drawn from one, two concurrent spends where "
                            "the one that would overdraw is rejected with the numbers, a decided spend that lapses, "
                            "a payment into an undeclared pool"),
+    "capacity": (capacity, "shared capacity: eight workshop seats, a booking past the capacity refused with the "
+                           "numbers, cancellations (one by someone else refused, a second one refused) and a "
+                           "re-booking"),
     "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "

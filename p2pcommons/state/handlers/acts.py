@@ -62,8 +62,11 @@ def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
         return {"act": act, "pool": name, "amount": amount, "member": payee.hex(), "reason": reason}
     if act == "resource":
         spec = resource_spec(action.get("resource"))
-        return {"act": act, "name": spec.name, "rivalrous": spec.rivalrous, "quota": spec.quota,
-                "period": spec.period, "unit": spec.unit}
+        resource: dict[str, Any] = {"act": act, "name": spec.name, "rivalrous": spec.rivalrous, "quota": spec.quota,
+                                    "period": spec.period, "unit": spec.unit}
+        if spec.capacity:  # only when used (§1.1): an action without one is kept as before
+            resource["capacity"] = spec.capacity
+        return resource
     target = member_key(action)
     member = s.members.get(target)
     if act in ("removal", "reinstatement"):
@@ -111,7 +114,7 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
     if act == "resource":
         # The resource's id is the proposal's: a use names the proposal (in its causal past).
         s.resources[proposal_id] = Resource(action["name"], action["rivalrous"], action["quota"], action["period"],
-                                            action["unit"])
+                                            action["unit"], action.get("capacity", 0))
         return True
     target = bytes.fromhex(action["member"])
     if act in ("removal", "reinstatement"):
