@@ -83,6 +83,6 @@ def _resource_cancel(v: View, s: State, e: Entry, m: Meta) -> str:
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
     "resource_add": Kind(_resource_add, named=True),
-    "resource_use": Kind(_resource_use, named=True),  # a resource_cancel names it
+    "resource_use": Kind(_resource_use, named=False),  # a resource_cancel names it: found in the archive
     "resource_cancel": Kind(_resource_cancel, named=False),
 }
