@@ -70,6 +70,7 @@ def test_a_spend_proposal_is_a_solidarity_claim(tmp_path: Path) -> None:
     assert claim["kind"] == "proposal" and claim["outcome"]["status"] == "applied"
     shown = p2pc_json("proposal", "show", claim["id"], "--home", home)
     assert shown["action"]["act"] == "spend" and shown["action"]["pool"] == "fund"
+    assert "spend 40 from fund to" in p2pc("proposals", "--home", home).stdout
 
 
 def test_resource_capacity_cancel_and_what_is_left(tmp_path: Path) -> None:
