@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from p2pcommons.state import APPLIED, REJECTED
 from tests.support.decisions import T0, Town
 from tests.test_state_histories import prop_settings
+from tests.test_state_pools import incremental_matches
 
 SEATS = {"name": "Workshop seats", "rivalrous": True, "quota": 2, "capacity": 8, "unit": "seats"}
 CUT = {"name": "Timber", "rivalrous": True, "capacity": 300, "period": 31_536_000, "unit": "m3"}
@@ -113,3 +114,9 @@ def test_capacity_is_never_exceeded_on_any_node_in_any_delivery_order(town: Town
             for period in resource["used"].values():
                 assert sum(period.values()) <= resource["capacity"]
                 assert all(0 < n <= resource["quota"] for n in period.values())
+
+
+@prop_settings(100)
+@given(bookings(), st.integers(0, 2**32))
+def test_an_incremental_fold_and_its_checkpoint_agree_with_a_fresh_fold(town: Town, seed: int) -> None:
+    incremental_matches(town, seed)
