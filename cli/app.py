@@ -581,7 +581,7 @@ def _register_commands() -> None:
     _registered = True
     from importlib import import_module
 
-    for module in ("local", "governance", "decisions", "config", "network", "devices"):
+    for module in ("local", "governance", "decisions", "treasury", "config", "network", "devices"):
         try:
             import_module(f"p2pcommons.cli.{module}")
         except ModuleNotFoundError as exc:

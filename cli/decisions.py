@@ -51,7 +51,10 @@ def _what(row: dict[str, Any]) -> str:
         return "rules: " + ", ".join(f"{k}={v}" for k, v in sorted(row["changes"].items()))
     action = row["action"]
     if row["act"] == "distribution":
-        return f"distribution of {action['amount']} {action['currency']} by the ledger"
+        source = f" from {action['pool']}" if "pool" in action else ""
+        return f"distribution of {action['amount']} {action['currency']}{source} by the ledger"
+    if row["act"] == "spend":
+        return f"spend {action['amount']} from {action['pool']} to {action['member']} ({action['reason']})"
     if row["act"] == "resource":
         return f"resource {action['name']} ({action['quota']} {action['unit']} per member per period)"
     target = action.get("member") or action.get("join")
@@ -246,11 +249,14 @@ def propose_revoke(member: MemberArgument, role: Annotated[str, typer.Argument(h
 @command("distribute", app=proposal_app)
 def propose_distribute(amount: Annotated[int, typer.Argument(min=1, max=2**53, help="The amount to share.")],
                        currency: Annotated[str, typer.Option("--currency", help="Its unit.")] = "units",
+                       pool: Annotated[str | None, typer.Option("--pool", help="The pool it is paid from.")] = None,
                        title: TitleOption = "", deadline: DeadlineOption = None, commons: CommonsOption = None,
                        home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False) -> None:
-    """Propose distributing an amount by the contribution ledger."""
-    _propose(home, commons, {"act": "distribution", "amount": amount, "currency": currency}, title, deadline,
-             as_json, force)
+    """Propose distributing an amount by the contribution ledger (from a pool, if given)."""
+    action: dict[str, Any] = {"act": "distribution", "amount": amount, "currency": currency}
+    if pool is not None:
+        action["pool"] = pool
+    _propose(home, commons, action, title, deadline, as_json, force)
 
 
 @command("resource", app=proposal_app)

@@ -673,6 +673,10 @@ def resource_add(
         int, typer.Option("--period", help="Quota period in seconds (0: no reset).", min=0, max=MAX_AMOUNT)
     ] = 0,
     unit: Annotated[str, typer.Option("--unit", help="Unit of use (e.g. m3, hours).")] = "unit",
+    capacity: Annotated[
+        int, typer.Option("--capacity", help="For the whole commons per period (rivalrous only; 0: none): a "
+                          "forest's annual cut, a workshop's seats.", min=0, max=MAX_AMOUNT)
+    ] = 0,
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -680,6 +684,8 @@ def resource_add(
 ) -> None:
     """Add a shared resource (stewards, by default)."""
     body: dict[str, Any] = {"name": name, "rivalrous": rivalrous, "quota": quota, "period": period, "unit": unit}
+    if capacity:
+        body["capacity"] = capacity
     _write(home, commons, "resource_add", body, as_json, force=force)
 
 
@@ -714,31 +720,73 @@ def resource_use(
     _write(home, commons, "resource_use", {}, as_json, build=build, force=force)
 
 
+def _my_key(home: Path | None) -> bytes | None:
+    """This home's author key for showing what is left to me, without ever prompting (a
+    listing must not ask for a passphrase): None if the key is locked."""
+    import os
+
+    from p2pcommons.errors import P2PCError
+    from p2pcommons.home import PASSPHRASE_ENV
+    from p2pcommons.identity import load_identity
+
+    try:
+        key: bytes = load_identity(home_of(home), os.environ.get(PASSPHRASE_ENV)).public_key
+    except (P2PCError, ValueError, OSError):
+        return None
+    return key
+
+
+@command("cancel", app=resource_app)
+def resource_cancel(
+    use: Annotated[str, typer.Argument(help="Your use (booking) to cancel: entry id or prefix.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Cancel your own use of a rivalrous resource (a booked seat): it is free again this period."""
+    target, commons = _entry_of_kind(home, use, "resource_use", "a resource use")
+    _write(home, commons, "resource_cancel", {"use": target}, as_json, extra_deps=[target], force=force)
+
+
 @command("list", app=resource_app)
 def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """List resources with their quotas and use so far."""
+    """List resources with their quotas, use so far, and what is left this period."""
+    import time
+
+    now = int(time.time() * 1000)
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         state = _state(store, cid)
-        rows = [
-            {
-                "id": str(c),
-                "name": r.name,
-                "rivalrous": r.rivalrous,
-                "quota": r.quota,
-                "period": r.period,
-                "unit": r.unit,
+        me = _my_key(home)
+        canonical = state.canonical["resources"]
+        rows = []
+        for c, r in sorted(state.resources().items(), key=lambda kv: kv[1].name):
+            period = now // (r.period * 1000) if r.period else 0
+            this = canonical.get(str(c), {}).get("used", {}).get(str(period), {})
+            row: dict[str, Any] = {
+                "id": str(c), "name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
+                "unit": r.unit, "capacity": r.capacity,
                 "used": {_hex_author(k): v for k, v in state.usage(c).items()},
+                "used_this_period": sum(this.values()),
+                "left_this_period": {
+                    "mine": None if not (r.rivalrous and r.quota and me) else r.quota - this.get(me.hex(), 0),
+                    "commons": None if not r.capacity else r.capacity - sum(this.values()),
+                },
             }
-            for c, r in sorted(state.resources().items(), key=lambda kv: kv[1].name)
-        ]
+            rows.append(row)
 
     def human() -> None:
         if not rows:
             print("No resources.")
         for row in rows:
             kind = f"rivalrous, quota {row['quota']} {row['unit']}" if row["rivalrous"] else "non-rivalrous"
-            print(f"{short_id(row['id'])}  {row['name']}  ({kind})  used {sum(row['used'].values())} {row['unit']}")
+            if row["capacity"]:
+                kind += f", capacity {row['capacity']} {row['unit']}"
+            left = row["left_this_period"]
+            parts = [f"{n} {row['unit']} for you" if k == "mine" else f"{n} {row['unit']} for the commons"
+                     for k, n in left.items() if n is not None]
+            tail = f"; left this period: {', '.join(parts)}" if parts else ""
+            print(f"{short_id(row['id'])}  {row['name']}  ({kind})  used {sum(row['used'].values())} {row['unit']}{tail}")
 
     emit({"commons": str(cid), "resources": rows}, as_json, human)
 
@@ -747,10 +795,16 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
 def distribute_cmd(
     amount: Annotated[int, typer.Argument(help="The amount to share (whole units).", min=1, max=MAX_AMOUNT)],
     currency: Annotated[str, typer.Option("--currency", help="Currency or unit of the amount.")] = "units",
+    pool: Annotated[str | None, typer.Option("--pool", help="The pool it is paid from (required when the rules "
+                                             "declare pools; its unit is the currency).")] = None,
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
     force: ForceOption = False,
 ) -> None:
-    """Share an amount among contributors in proportion to their accepted value."""
-    _write(home, commons, "distribution", {"amount": amount, "currency": currency}, as_json, force=force)
+    """Share an amount among contributors in proportion to their accepted value (from a pool,
+    which it cannot overdraw, when the commons has pools)."""
+    body: dict[str, Any] = {"amount": amount, "currency": currency}
+    if pool is not None:
+        body["pool"] = pool
+    _write(home, commons, "distribution", body, as_json, force=force)

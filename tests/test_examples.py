@@ -22,7 +22,8 @@ import pytest
 pytestmark = pytest.mark.network
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-NAMES = ["wikipedia", "siuslaw_forest", "sensorica", "farm_hack", "offline_community", "enspiral_budget"]
+NAMES = ["wikipedia", "siuslaw_forest", "sensorica", "farm_hack", "offline_community", "enspiral_budget",
+         "mutual_aid_fund"]
 CONVERGED = re.compile(r"^converged: 3 nodes, state_hash ([0-9a-f]{64}) in [0-9.]+ s$", re.MULTILINE)
 
 

@@ -32,8 +32,9 @@ from .records import SEQUENCES, TABLES, VALUES, State
 
 # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load); 9: an invalid
 # genesis recorded by its path; 10: version vectors as persistent tries, written as
-# differences (see _dump_meta), no longer dense per entry; 11: the devices table (issue 14).
-VERSION = 11
+# differences (see _dump_meta), no longer dense per entry; 11: the devices table (issue 14);
+# 12: pools and flows (the treasury).
+VERSION = 12
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 

@@ -98,6 +98,10 @@ class Resource(NamedTuple):
     quota: int
     period: int  # seconds; 0 = no period (a lifetime quota)
     unit: str
+    # Shared capacity (protocols/commons.md §1.1): the most the whole commons may use per
+    # period (a forest's annual cut, a workshop's seats); 0 = none, and then the resource's
+    # canonical form is as it always was.
+    capacity: int = 0
 
 
 class Device(NamedTuple):
@@ -149,7 +153,15 @@ def _same(x: Any) -> Any:
 
 
 def _load_distribution(r: list[Any]) -> dict[str, Any]:
-    return {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+    d = {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+    if len(r) > 4:
+        d["pool"] = r[4]
+    return d
+
+
+def _load_flow(r: list[Any]) -> dict[str, Any]:
+    return {"id": CID(r[0]), "pool": r[1], "flow": r[2], "amount": r[3], "party": r[4], "why": r[5],
+            "balance": r[6]}
 
 
 def _load_proposal(r: list[Any]) -> tuple[CID, Proposal]:
@@ -198,8 +210,16 @@ TABLES: tuple[Table, ...] = (
     Table("due",  # open proposal with a deadline -> its deadline (not hashed: the proposals' are)
           lambda c, d: [c.raw, d], lambda r: (CID(r[0]), r[1]), _cid_key, CID),
     Table("resources",  # resource id (its entry, or the hash of a genesis resource) -> Resource
-          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit],
-          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5])),
+          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit, x.capacity],
+          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5], r[6] if len(r) > 6 else 0)),
+          _cid_key, CID),
+    Table("booked",  # (resource with a capacity, period) -> the whole commons' use in it (not hashed)
+          lambda k, n: [k[0].raw, k[1], n],
+          lambda r: ((CID(r[0]), r[1]), r[2]),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+    Table("bookings",  # use of a rivalrous resource -> (resource, period, author, amount): what a cancel returns
+          lambda c, b: [c.raw, b[0].raw, b[1], b[2], b[3]],
+          lambda r: (CID(r[0]), (CID(r[1]), r[2], r[3], r[4])),
           _cid_key, CID),
     Table("usage",  # (resource, period, member) -> amount used in that period
           lambda k, n: [k[0].raw, k[1], k[2], n],
@@ -223,12 +243,18 @@ TABLES: tuple[Table, ...] = (
     Table("recoveries",  # (member, new key) -> approving members so far (not hashed: pending)
           lambda k, v: [k[0], k[1], list(v)], lambda r: ((r[0], r[1]), tuple(r[2])),
           lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
+    Table("pools",  # pool name -> balance (a pool the rules declare and nothing moved is absent: 0)
+          lambda name, balance: [name, balance], lambda r: (r[0], r[1]), _same, _same),
 )
 
 SEQUENCES: tuple[Sequence, ...] = (
     Sequence("distributions",
-             lambda d: [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]],
+             lambda d: [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()],
+                        *([d["pool"]] if "pool" in d else [])],
              _load_distribution),
+    Sequence("flows",  # every movement in or out of a pool, in fold order (open book, §8)
+             lambda f: [f["id"].raw, f["pool"], f["flow"], f["amount"], f["party"], f["why"], f["balance"]],
+             _load_flow),
     Sequence("sanctions",
              lambda x: [x["id"].raw, x["member"], x["action"], x["reason"], x["by"]],
              _load_sanction),
@@ -255,12 +281,16 @@ class State:
     due: dict[CID, int]
     resources: dict[CID, Resource]
     usage: dict[tuple[CID, int, bytes], int]
+    booked: dict[tuple[CID, int], int]
+    bookings: dict[CID, tuple[CID, int, bytes, int]]
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
     devices: dict[bytes, Device]
     recoveries: dict[tuple[bytes, bytes], tuple[bytes, ...]]
+    pools: dict[str, int]
     distributions: list[dict[str, Any]]
+    flows: list[dict[str, Any]]
     sanctions: list[dict[str, Any]]
     ledger_total: int  # the sum of the ledger's values (derived, not hashed)
     # Per author, how many joins of theirs are pending (derived, not hashed): an admission
@@ -328,6 +358,8 @@ def canonical_state(s: State) -> dict[str, Any]:
     for c, r in s.resources.items():
         resources[str(c)] = {"name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
                              "unit": r.unit, "used": {}}
+        if r.capacity:  # only when used: a resource without a capacity hashes as before
+            resources[str(c)]["capacity"] = r.capacity
     for (res, period, author), amount in s.usage.items():
         resources[str(res)]["used"].setdefault(str(period), {})[hexkey(author)] = amount
     doc: dict[str, Any] = {
@@ -349,14 +381,12 @@ def canonical_state(s: State) -> dict[str, Any]:
         "proposals": {str(c): _canonical_proposal(p) for c, p in s.proposals.items()},
         "resources": resources,
         "ledger": {hexkey(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()},
-        "distributions": [
-            {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
-             "shares": {hexkey(a): v for a, v in d["shares"].items()}} for d in s.distributions
-        ],
+        "distributions": [_canonical_distribution(d) for d in s.distributions],
         "sanctions": [
             {"id": str(x["id"]), "member": hexkey(x["member"]), "action": x["action"], "reason": x["reason"],
              "by": hexkey(x["by"])} for x in s.sanctions
         ],
+        **_canonical_treasury(s),
     }
     if s.devices:  # absent when empty: a commons without devices keeps its state hash
         doc["devices"] = {
@@ -366,3 +396,26 @@ def canonical_state(s: State) -> dict[str, Any]:
             for d, x in s.devices.items()
         }
     return doc
+
+
+def _canonical_distribution(d: dict[str, Any]) -> dict[str, Any]:
+    """A distribution's canonical map: ``pool`` only when it drew from one (§8), so a
+    distribution of a commons without pools hashes as it always did."""
+    doc = {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
+           "shares": {hexkey(a): v for a, v in d["shares"].items()}}
+    if "pool" in d:
+        doc["pool"] = d["pool"]
+    return doc
+
+
+def _canonical_treasury(s: State) -> dict[str, Any]:
+    """``pools`` and ``flows`` (§8), present only when the rules declare pools: a commons
+    without pools hashes as before."""
+    declared = rules_mod.pools(s.rules)
+    if not declared:
+        return {}
+    return {
+        "pools": {name: {"unit": unit, "balance": s.pools.get(name, 0)} for name, unit in declared.items()},
+        "flows": [{"id": str(f["id"]), "pool": f["pool"], "flow": f["flow"], "amount": f["amount"],
+                   "party": f["party"], "why": f["why"], "balance": f["balance"]} for f in s.flows],
+    }

@@ -21,7 +21,7 @@ CONTRIBUTION_POLICIES = ("anyone", "members")
 OUTSIDER_KINDS = ("join", "any")
 # Governed acts a proposal may carry besides a rule change (protocols/commons.md §2.2); "role"
 # covers both grant and revoke.
-ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource")
+ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource", "spend")
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
@@ -83,6 +83,10 @@ _SCHEMA: dict[str, str] = {
     # Not in the defaults either (same reason); absent: a majority of the stewards.
     "recovery.roles": "roles",
     "recovery.threshold": "fraction",
+    # The treasury (protocols/commons.md §8).  Not in the defaults: absent, who records
+    # payments in and spends alone is distribution.roles, and a commons without pools hashes
+    # as before.  Pools themselves are ``pools.<name> = "<unit>"`` (see _kind_of).
+    "treasury.roles": "roles",
 }
 # Per governed act (§2.2): whether it needs a decision (no role-holder may do it alone), who
 # votes, the threshold and the quorum.  Absent: a role-holder does it alone, as before.
@@ -92,6 +96,7 @@ for _act in ACTS:
     _SCHEMA[f"threshold.{_act}"] = "fraction"
     _SCHEMA[f"quorum.{_act}"] = "fraction"
 _MAX_INT = 2**53
+MAX_UNIT = 32  # characters in a pool's unit
 
 
 def default_rules() -> dict[str, Any]:
@@ -149,6 +154,11 @@ def _check_value(path: str, kind: str, value: Any) -> Any:
         return sorted(set(value))
     if kind == "fraction":
         return parse_fraction(path, value)
+    if kind == "unit":
+        if type(value) is not str or not 1 <= len(value) <= MAX_UNIT:
+            raise InvalidRules(f"Rule {path} must be a unit of 1 to {MAX_UNIT} characters (e.g. \"EUR\"), "
+                               f"not {value!r}.", path=path)
+        return value
     raise InvalidRules(f"Rule {path} has an unknown type.")  # pragma: no cover
 
 
@@ -183,6 +193,8 @@ def _kind_of(path: str) -> str:
     section, _, key = path.partition(".")
     if section == "values" and key and "." not in key:
         return "weight"
+    if section == "pools" and _ROLE_NAME.fullmatch(key):
+        return "unit"
     raise InvalidRules(f"There is no rule '{path}'.", path=path)
 
 
@@ -197,6 +209,9 @@ def apply_changes(rules: dict[str, Any], changes: dict[str, Any]) -> dict[str, A
             raise InvalidRules("Rule names must be text.")
         value = _check_value(path, _kind_of(path), changes[path])
         section, _, key = path.partition(".")
+        if section == "pools" and rules.get("pools", {}).get(key, value) != value:
+            raise InvalidRules(f"Rule {path}: a pool's unit cannot change once declared (it is "
+                               f"{rules['pools'][key]!r}).", path=path)
         new.setdefault(section, {})[key] = value
     _check_roles_declared(new)
     return new
@@ -279,12 +294,26 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
     alone = {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
              "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
              "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
-             "rules": rules["rule_change"]["roles"]}[act]
+             "spend": treasury_roles(rules), "rules": rules["rule_change"]["roles"]}[act]
     if act == "rules":
         return True, alone, rules["rule_change"]["threshold"], decision_policy(rules)[1]
     return (get("decide") is True, get("electorate") or alone, get("threshold") or rules["rule_change"]["threshold"],
             get("quorum") or decision_policy(rules)[1])
 NO_QUORUM: dict[str, int] = {"num": 0, "den": 1}
+
+
+def treasury_roles(rules: dict[str, Any]) -> list[str]:
+    """Who records payments into a pool for others and spends from one alone (§8):
+    ``treasury.roles``, else ``distribution.roles``."""
+    section = rules.get("treasury", {})
+    roles = section.get("roles") if isinstance(section, dict) else None
+    return list(roles) if roles else list(rules["distribution"]["roles"])
+
+
+def pools(rules: dict[str, Any]) -> dict[str, str]:
+    """The pools the rules declare: name -> unit (empty: the commons holds no pools)."""
+    section = rules.get("pools", {})
+    return dict(section) if isinstance(section, dict) else {}
 
 
 def decision_policy(rules: dict[str, Any]) -> tuple[int, dict[str, int]]:

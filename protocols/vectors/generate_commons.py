@@ -445,6 +445,56 @@ def device_recovery() -> Scenario:
     return s
 
 
+def treasury() -> Scenario:
+    """The treasury (commons.md §8): pools declared by the rules, payments in that never credit
+    the payer, a distribution that must draw from a pool, concurrent spends where the one that
+    would overdraw is rejected with the numbers, and a decided spend that lapses for want of funds."""
+    s = Scenario(stewards=("alice", "bob"))
+    _found(s, {"name": "treasury", "stewards": sorted([s.key("alice"), s.key("bob")]),
+               "rules": {"pools": {"fund": "EUR", "tools": "hours"}}})
+    join = s.write("dave joins", "dave", "join", {"name": "dave"})
+    admit = s.write("alice admits dave", "alice", "admission", {"join": join.id}, [join])
+    dues = s.write("dave pays 50 EUR dues", "dave", "pay", {"pool": "fund", "amount": 50, "source": "dues"}, [admit])
+    payback = s.write("bob records Acme's 2000 EUR CopyFair payback", "bob", "pay",
+                      {"pool": "fund", "amount": 2000, "source": "payback", "payer": "Acme Tools Ltd"}, [dues])
+    work = s.write("dave contributes", "dave", "contribution", {"title": "seed press", "value": 5}, [payback])
+    review = s.write("alice accepts", "alice", "review", {"contribution": work.id, "verdict": "accept"}, [work])
+    bare = s.write("alice distributes 1000 without a pool (refused: the rules declare pools)", "alice",
+                   "distribution", {"amount": 1000}, [review])
+    share = s.write("alice distributes 1000 EUR from the fund", "alice", "distribution",
+                    {"amount": 1000, "pool": "fund"}, [bare])
+    s.write("alice pays dave 800 EUR", "alice", "spend",
+            {"pool": "fund", "amount": 800, "member": s.key("dave"), "reason": "repairs"}, [share])
+    other = s.write("bob pays dave 800 EUR concurrently (one of the two overdraws)", "bob", "spend",
+                    {"pool": "fund", "amount": 800, "member": s.key("dave"), "reason": "travel"}, [share])
+    tools = s.write("alice proposes 100 hours from the tools pool for dave", "alice", "proposal",
+                    {"action": {"act": "spend", "pool": "tools", "amount": 100, "member": s.key("dave"),
+                                "reason": "workshop"}}, [other])
+    s.write("bob votes yes (adopted, but it would overdraw: lapsed)", "bob", "vote",
+            {"proposal": tools.id, "choice": "yes"}, [tools])
+    s.write("dave pays into an undeclared pool (refused)", "dave", "pay", {"pool": "bank", "amount": 5}, [tools])
+    return s
+
+
+def capacity() -> Scenario:
+    """Shared capacity (commons.md §1.1): a workshop's 8 seats booked by three members (the
+    booking past the capacity refused with the numbers), a cancellation, a re-booking, a
+    cancellation by someone else and a second one refused."""
+    s = Scenario(stewards=("alice", "bob", "carol"))
+    seats = s.write("alice adds 8 seats (4 per member)", "alice", "resource_add",
+                    {"name": "Workshop seats", "rivalrous": True, "quota": 4, "capacity": 8, "unit": "seats"})
+    a = s.write("alice books 4", "alice", "resource_use", {"resource": seats.id, "amount": 4}, [seats])
+    b = s.write("bob books 3", "bob", "resource_use", {"resource": seats.id, "amount": 3}, [seats])
+    c = s.write("carol books 2 (refused: 7 + 2 > 8)", "carol", "resource_use", {"resource": seats.id, "amount": 2},
+                [a, b])
+    other = s.write("carol cancels bob's booking (refused)", "carol", "resource_cancel", {"use": b.id}, [c])
+    cancel = s.write("bob cancels his booking", "bob", "resource_cancel", {"use": b.id}, [other])
+    s.write("bob cancels it again (refused)", "bob", "resource_cancel", {"use": b.id}, [cancel])
+    s.write("carol books 4 (applied: 4 + 4 = 8)", "carol", "resource_use", {"resource": seats.id, "amount": 4},
+            [cancel])
+    return s
+
+
 SCENARIOS = {
     "basic": (basic, "founder, newcomer, admission, review with adjusted value, rule proposal, vote by a "
                      "non-steward, distribution"),
@@ -470,6 +520,13 @@ SCENARIOS = {
                    "that needs a decision (the direct one refused), its target's vote refused, a 2/3 threshold"),
     "budget": (budget, "a collective budget decided by vote: a budget line and a distribution that need a "
                        "decision, a use of the line, an abstention, a distribution adopted at its deadline"),
+    "treasury": (treasury, "pools with balances: dues and a payback in (never credited as contributions), a "
+                           "distribution refused without a pool and drawn from one, two concurrent spends where "
+                           "the one that would overdraw is rejected with the numbers, a decided spend that lapses, "
+                           "a payment into an undeclared pool"),
+    "capacity": (capacity, "shared capacity: eight workshop seats, a booking past the capacity refused with the "
+                           "numbers, cancellations (one by someone else refused, a second one refused) and a "
+                           "re-booking"),
     "invalid-rules": (invalid_rules, "a genesis whose rules are invalid: the state says why in 'invalid' (the "
                                      "offending value rendered as Python's repr) and every other entry is rejected"),
     "invalid-resource": (invalid_resource, "a genesis whose second resource is invalid: rules, info and members "

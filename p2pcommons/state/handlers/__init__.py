@@ -9,7 +9,7 @@ module's ``KINDS``, specify it in ``protocols/commons.md`` and add vectors
 
 from __future__ import annotations
 
-from . import contributions, decisions, devices, distributions, membership, resources, rules_votes, sanctions
+from . import contributions, decisions, devices, distributions, membership, pools, resources, rules_votes, sanctions
 from .registry import Kind
 from .view import APPLIED, PENDING, REJECTED, WAITING, Handler, Rejected, View
 
@@ -27,7 +27,8 @@ def _registry(*families: dict[str, Kind]) -> dict[str, Kind]:
 
 
 KINDS: dict[str, Kind] = _registry(membership.KINDS, sanctions.KINDS, contributions.KINDS, rules_votes.KINDS,
-                                   resources.KINDS, distributions.KINDS, decisions.KINDS, devices.KINDS)
+                                   resources.KINDS, distributions.KINDS, decisions.KINDS, devices.KINDS,
+                                   pools.KINDS)
 # Every handler judges a bound device's entry as its member's (one member, one standing), and
 # first closes the proposals whose deadline that entry closes (decisions.settle): a member's
 # device closes a deadline as its member would.

@@ -1,6 +1,6 @@
 """Governed acts a decision may carry (protocols/commons.md §2.2): admission, removal,
 reinstatement, role grant and revocation (community roles included), a distribution by the
-ledger, a new shared resource (a budget line, say).
+ledger, a new shared resource (a budget line, say), a spend from a pool (§8).
 
 A proposal's action is checked when proposed (so a proposal nobody could carry out never
 opens) and carried out at the position of the entry that decides it — judged there again,
@@ -18,14 +18,15 @@ from ...entry import Entry
 from ..positions import Meta
 from ..records import Resource, State
 from .common import amount_field, member_key, resource_spec, text_field
-from .distributions import compute_shares
+from .distributions import compute_shares, record
 from .membership import admit, change_role, role_field
+from .pools import draw, required_pool, spend_fields
 from .sanctions import decided
 from .view import Rejected, View
 
 # Act in a proposal's action -> the rules' name for it (decide.*, electorate.*, ...).
 ACTS = {"admission": "admission", "removal": "removal", "reinstatement": "reinstatement", "grant": "role",
-        "revoke": "role", "distribution": "distribution", "resource": "resource"}
+        "revoke": "role", "distribution": "distribution", "resource": "resource", "spend": "spend"}
 
 
 def act_of(action: dict[str, Any] | None) -> str:
@@ -50,12 +51,22 @@ def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
             raise Rejected("The join it proposes to admit is not pending.")
         return {"act": act, "join": str(join_id)}
     if act == "distribution":
-        return {"act": act, "amount": amount_field(action, "amount", positive=True),
-                "currency": text_field(action, "currency", default="units")}
+        parsed: dict[str, Any] = {"act": act, "amount": amount_field(action, "amount", positive=True),
+                                  "currency": text_field(action, "currency", default="units")}
+        pool = required_pool(s, action)
+        if pool is not None:  # only when used: an action without a pool is kept as before (§8)
+            parsed["pool"] = pool
+        return parsed
+    if act == "spend":
+        name, amount, payee, reason = spend_fields(s, action)
+        return {"act": act, "pool": name, "amount": amount, "member": payee.hex(), "reason": reason}
     if act == "resource":
         spec = resource_spec(action.get("resource"))
-        return {"act": act, "name": spec.name, "rivalrous": spec.rivalrous, "quota": spec.quota,
-                "period": spec.period, "unit": spec.unit}
+        resource: dict[str, Any] = {"act": act, "name": spec.name, "rivalrous": spec.rivalrous, "quota": spec.quota,
+                                    "period": spec.period, "unit": spec.unit}
+        if spec.capacity:  # only when used (§1.1): an action without one is kept as before
+            resource["capacity"] = spec.capacity
+        return resource
     target = member_key(action)
     member = s.members.get(target)
     if act in ("removal", "reinstatement"):
@@ -86,15 +97,24 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
         return True
     if act == "distribution":
         shares = compute_shares(s.ledger, action["amount"])
-        if not shares:
+        try:
+            if not shares:
+                raise Rejected("no ledger")
+            record(s, proposal_id, action["amount"], action["currency"], required_pool(s, action), shares)
+        except Rejected:  # an empty ledger, or it would overdraw its pool: it lapses (§8)
             return False
-        s.distributions.append({"id": proposal_id, "amount": action["amount"], "currency": action["currency"],
-                                "shares": shares})
+        return True
+    if act == "spend":
+        try:
+            name, amount, payee, reason = spend_fields(s, {**action, "member": bytes.fromhex(action["member"])})
+            draw(s, proposal_id, name, amount, payee.hex(), reason)
+        except Rejected:  # the member left, or it would overdraw the pool: it lapses (§8)
+            return False
         return True
     if act == "resource":
         # The resource's id is the proposal's: a use names the proposal (in its causal past).
         s.resources[proposal_id] = Resource(action["name"], action["rivalrous"], action["quota"], action["period"],
-                                            action["unit"])
+                                            action["unit"], action.get("capacity", 0))
         return True
     target = bytes.fromhex(action["member"])
     if act in ("removal", "reinstatement"):

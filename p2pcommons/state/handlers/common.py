@@ -95,6 +95,9 @@ def resource_spec(spec: Any) -> Resource:
         raise Rejected("A resource's 'rivalrous' must be true or false.")
     quota = amount_field(spec, "quota", default=0)
     period = amount_field(spec, "period", default=0)
-    if rivalrous and quota == 0:
+    capacity = amount_field(spec, "capacity", default=0)
+    if capacity and not rivalrous:
+        raise Rejected("Only a rivalrous resource has a capacity.")
+    if rivalrous and quota == 0 and capacity == 0:
         raise Rejected("A rivalrous resource needs a positive quota.")
-    return Resource(name, rivalrous, quota, period, text_field(spec, "unit", default="unit"))
+    return Resource(name, rivalrous, quota, period, text_field(spec, "unit", default="unit"), capacity)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from ...dagcbor import CID
 from ...entry import Entry
+from .. import rules as rules_mod
 from ..positions import Meta
 from ..records import State
 from .common import alone, amount_field, standing, text_field
+from .pools import check_draw, move, required_pool
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -15,11 +18,24 @@ def _distribution(v: View, s: State, e: Entry, m: Meta) -> str:
     alone(s, "distribution")
     amount = amount_field(e.body, "amount", positive=True)
     currency = text_field(e.body, "currency", default="units")
+    pool = required_pool(s, e.body)
     shares = compute_shares(s.ledger, amount)
     if not shares:
         raise Rejected("There are no accepted contributions to share among.")
-    s.distributions.append({"id": e.id, "amount": amount, "currency": currency, "shares": shares})
+    record(s, e.id, amount, currency, pool, shares)
     return APPLIED
+
+
+def record(s: State, entry_id: CID, amount: int, currency: str, pool: str | None, shares: dict[bytes, int]) -> None:
+    """Append a distribution; with a pool (§8), draw its amount from it (refused, with the
+    numbers, if that would overdraw it) and take the pool's unit as its currency."""
+    d = {"id": entry_id, "amount": amount, "currency": currency, "shares": shares}
+    if pool is not None:
+        check_draw(s, pool, amount)
+        d["currency"] = rules_mod.pools(s.rules)[pool]
+        d["pool"] = pool
+        move(s, entry_id, pool, "out", amount, "", "distribution")
+    s.distributions.append(d)
 
 
 def compute_shares(ledger: dict[bytes, tuple[int, int]], amount: int) -> dict[bytes, int]:

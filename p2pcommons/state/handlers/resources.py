@@ -6,7 +6,7 @@ from ...dagcbor import link
 from ...entry import Entry
 from ..positions import Meta
 from ..records import State
-from .common import MAX_TOTAL, alone, amount_field, resource_spec, standing
+from .common import MAX_TOTAL, alone, amount_field, ref, resource_spec, standing
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -34,7 +34,7 @@ def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
     period = e.time // (resource.period * 1000) if resource.period else 0
     key = (target, period, e.author)
     used = s.usage.get(key, 0)
-    if resource.rivalrous and used + amount > resource.quota:
+    if resource.rivalrous and resource.quota and used + amount > resource.quota:
         raise Rejected(f"It exceeds the quota of {resource.name} ({used} + {amount} > {resource.quota} "
                         f"{resource.unit} per period).")
     lifetime = (target, e.author)
@@ -42,8 +42,40 @@ def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
     if total > MAX_TOTAL:
         raise Rejected(f"It would bring its author's use of {resource.name} to {total} {resource.unit}, above the "
                         f"bound {MAX_TOTAL}.")
+    if resource.capacity:
+        taken = s.booked.get((target, period), 0)
+        if taken + amount > resource.capacity:
+            raise Rejected(f"It exceeds the capacity of {resource.name} ({taken} + {amount} > {resource.capacity} "
+                           f"{resource.unit} per period for the whole commons).")
+        s.booked[(target, period)] = taken + amount
+    if resource.rivalrous:
+        s.bookings[e.id] = (target, period, e.author, amount)
     s.usage[key] = used + amount
     s.totals[lifetime] = total
+    return APPLIED
+
+
+def _resource_cancel(v: View, s: State, e: Entry, m: Meta) -> str:
+    """Cancel one's own use of a rivalrous resource (a booked seat): what it took is free
+    again for its period, for the member's quota and the commons' capacity (§1.1)."""
+    standing(v, s, e.author, m, s.rules["resources"]["use_roles"])
+    use = ref(v, e, m, "use", "resource_use")
+    booking = s.bookings.get(use)
+    if booking is None:
+        raise Rejected("The use it cancels had no effect, was already cancelled, or was of a non-rivalrous resource.")
+    target, period, author, amount = booking
+    if author != e.author:
+        raise Rejected("Only the member who used a resource may cancel that use.")
+    del s.bookings[use]
+    key = (target, period, author)
+    left = s.usage[key] - amount
+    if left:
+        s.usage[key] = left
+    else:
+        del s.usage[key]
+    s.totals[(target, author)] -= amount
+    if (target, period) in s.booked:
+        s.booked[(target, period)] -= amount
     return APPLIED
 
 
@@ -51,5 +83,6 @@ def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
     "resource_add": Kind(_resource_add, named=True),
-    "resource_use": Kind(_resource_use, named=False),
+    "resource_use": Kind(_resource_use, named=False),  # a resource_cancel names it: found in the archive
+    "resource_cancel": Kind(_resource_cancel, named=False),
 }
