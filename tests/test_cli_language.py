@@ -5,23 +5,17 @@ subprocess, since option parsing, exit codes and stdout/stderr are process-level
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
+from .support.cli import EXE, subprocess_env
 
 
 def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "P2PC_NO_PROGRESS": "1"}
-    full_env.pop("P2PC_HOME", None)
-    full_env.update(env or {})
-    done = subprocess.run([EXE, *args], env=full_env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([EXE, *args], env=subprocess_env(env), capture_output=True, text=True, timeout=60)
     assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     return done
