@@ -44,6 +44,7 @@ def test_version_as_json_in_either_order() -> None:
 # --- global options before or after the subcommand ----------------------------------------
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_global_options_before_or_after_the_subcommand(home: str) -> None:
     after = run("state", "--home", home, "--json").stdout
     assert json.loads(after)["state_hash"]

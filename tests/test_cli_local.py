@@ -188,6 +188,7 @@ def installed_p2pc() -> str:
     return found
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_installed_executable_end_to_end(tmp_path: Path) -> None:
     exe = installed_p2pc()
     env = {**os.environ, "P2PC_HOME": str(tmp_path / "h")}

@@ -74,6 +74,7 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[str]:
 # --- item 1: parallel local writers -------------------------------------------------------
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_parallel_contribute_processes_on_one_home_never_fork(tmp_path: Path) -> None:
     """Six ``p2pc contribute`` at once on one home (three rounds): one log, no fork, all applied."""
     home, commons, me = founder(tmp_path)
