@@ -47,6 +47,7 @@ def test_show_marks_defaults_and_unknown_keys(tmp_path: Path) -> None:
     assert "network.mdns" in human and "(default)" in human and "network.lisen" in human
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_set_get_unset_round_trip(tmp_path: Path) -> None:
     home = str(tmp_path / "h")  # no identity needed: settings may come first
     run("--home", home, "config", "set", "network.listen", "/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001")

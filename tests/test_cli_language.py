@@ -66,6 +66,7 @@ def test_global_options_reach_nested_commands(home: str) -> None:
     assert [c["name"] for c in listed] == ["Forest"]
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_home_precedence(home: str, tmp_path: Path) -> None:
     """After the subcommand beats before it, which beats P2PC_HOME."""
     empty = str(tmp_path / "nobody")

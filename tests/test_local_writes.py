@@ -127,6 +127,7 @@ def test_stress_concurrent_writer_processes_one_author(tmp_path: Path) -> None:
         assert store.max_seq(commons, me) == 101
 
 
+@pytest.mark.slow  # p2pc processes per hand-edited store: out of the fast loop, run by CI
 @pytest.mark.parametrize("bad_max_seq", [1, 0, 99])
 def test_hand_edited_max_seq_does_not_fork(tmp_path: Path, bad_max_seq: int) -> None:
     """``logs.max_seq`` is an index; a stale or hand-edited one must not choose the seq."""
