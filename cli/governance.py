@@ -786,7 +786,8 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
             parts = [f"{n} {row['unit']} for you" if k == "mine" else f"{n} {row['unit']} for the commons"
                      for k, n in left.items() if n is not None]
             tail = f"; left this period: {', '.join(parts)}" if parts else ""
-            print(f"{short_id(row['id'])}  {row['name']}  ({kind})  used {sum(row['used'].values())} {row['unit']}{tail}")
+            used = sum(row["used"].values())
+            print(f"{short_id(row['id'])}  {row['name']}  ({kind})  used {used} {row['unit']}{tail}")
 
     emit({"commons": str(cid), "resources": rows}, as_json, human)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 _COMMON = {
@@ -29,3 +30,42 @@ settings.register_profile("quick", max_examples=10, **_COMMON)  # type: ignore[a
 settings.register_profile("thorough", max_examples=1_000, **_COMMON)  # type: ignore[arg-type]
 settings.register_profile("soak", max_examples=10_000, **_COMMON)  # type: ignore[arg-type]
 settings.load_profile(os.environ.get("P2PC_HYPOTHESIS_PROFILE", "default"))
+
+
+# --- markers by layer (docs/architecture.md), so one layer's tests can be run alone ---------
+# `-m state`, `-m "protocols or core"`, … ; every test gets exactly one layer, from its file.
+_LAYERS = {
+    "repo": ("test_lint", "test_layers", "test_packaging"),
+    "cli": ("test_cli_", "test_docs", "test_examples"),
+    "state": ("test_state_",),
+    "protocols": ("test_sync_protocol", "test_sync_vectors", "test_gossip_vectors", "test_invite_vectors",
+                  "test_control_protocol", "test_vectors", "test_address_records"),
+    "node": ("test_node_", "test_session_", "test_sync_", "test_reliability_"),
+}
+
+
+def _layer(filename: str) -> str:
+    for layer, prefixes in _LAYERS.items():
+        if filename.startswith(prefixes):
+            return layer
+    return "core"
+
+
+# Kernel tests that dominate the fast loop (large folds measured for time or memory), marked
+# slow here rather than in their files, which the kernel's rework is rewriting: CI runs them.
+_SLOW = {
+    "test_state_memory.py::test_memory_does_not_grow_with_entries_beyond_the_state",
+    "test_state_causal.py::test_concurrent_joins_cost_linear_causal_structure",
+    "test_state_archive.py::test_long_history_through_the_store_archive",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the markers added here count
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, _layer(item.path.name)))
+        if f"{item.path.name}::{item.name}" in _SLOW:
+            item.add_marker(pytest.mark.slow)
+        if "nodes" in getattr(item, "fixturenames", ()):
+            # the `nodes` fixture (tests/test_node_integration.py) starts real libp2p nodes
+            item.add_marker(pytest.mark.network)

@@ -5,10 +5,7 @@ the round trip of every setting is a hypothesis property over the settings modul
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,13 +19,11 @@ from p2pcommons.home import Home
 from p2pcommons.settings import BY_KEY, SETTINGS, Setting, find, parse_value, read_raw, write_atomically
 from tests.support.cli_json import unwrap
 
-EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
+from .support.cli import EXE, subprocess_env
 
 
 def run(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "P2PC_NO_PROGRESS": "1"}
-    env.pop("P2PC_HOME", None)
-    done = subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([EXE, *args], env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     if code:
@@ -52,6 +47,7 @@ def test_show_marks_defaults_and_unknown_keys(tmp_path: Path) -> None:
     assert "network.mdns" in human and "(default)" in human and "network.lisen" in human
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_set_get_unset_round_trip(tmp_path: Path) -> None:
     home = str(tmp_path / "h")  # no identity needed: settings may come first
     run("--home", home, "config", "set", "network.listen", "/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001")

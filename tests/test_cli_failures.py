@@ -11,22 +11,18 @@ the kernel refuses a mount namespace, that test is skipped and says why.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
+from .support.cli import EXE, subprocess_env
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "P2PC_NO_PROGRESS": "1"}
-    env.pop("P2PC_HOME", None)
-    return subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([EXE, *args], env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def assert_one_sentence(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -120,10 +116,8 @@ def run_read_only(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     h = shlex.quote(str(home))
     command = " ".join(shlex.quote(a) for a in (EXE, *args, "--home", str(home)))
     script = f"mount --bind {h} {h} && mount -o remount,bind,ro {h} && exec {command}"
-    env = {**os.environ, "P2PC_NO_PROGRESS": "1"}
-    env.pop("P2PC_HOME", None)
-    return subprocess.run(["unshare", "--mount", "sh", "-c", script], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script], env=subprocess_env(), capture_output=True,
+                          text=True, timeout=60)
 
 
 @pytest.mark.parametrize("args", [

@@ -11,23 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from p2pcommons.cli.app import get_app
-from p2pcommons.state.engine import forget
 from tests.support.cli_json import unwrap
+
+from .support.cli import fresh_live_state, invoke  # noqa: F401 (an autouse fixture)
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_live_state() -> Any:
-    forget()
-    yield
-    forget()
-
-
 def p2pc(*args: str, code: int = 0) -> str:
-    result = runner.invoke(get_app(), list(args), catch_exceptions=False, env={"P2PC_NO_PROGRESS": "1"})
-    assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-    return result.stdout
+    return invoke(*args, code=code).stdout
 
 
 def p2pc_json(*args: str) -> Any:

@@ -4,10 +4,7 @@ subprocess, since option parsing, exit codes and stdout/stderr are process-level
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,14 +12,11 @@ import pytest
 
 from tests.support.cli_json import error_of, unwrap
 
-EXE = shutil.which("p2pc", path=str(Path(sys.executable).parent)) or shutil.which("p2pc") or "p2pc"
+from .support.cli import EXE, subprocess_env
 
 
 def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "P2PC_NO_PROGRESS": "1"}
-    full_env.pop("P2PC_HOME", None)
-    full_env.update(env or {})
-    done = subprocess.run([EXE, *args], env=full_env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([EXE, *args], env=subprocess_env(env), capture_output=True, text=True, timeout=60)
     assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
     return done
@@ -51,6 +45,7 @@ def test_version_as_json_in_either_order() -> None:
 # --- global options before or after the subcommand ----------------------------------------
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_global_options_before_or_after_the_subcommand(home: str) -> None:
     after = run("state", "--home", home, "--json").stdout
     assert unwrap(after)["state_hash"]
@@ -72,6 +67,7 @@ def test_global_options_reach_nested_commands(home: str) -> None:
     assert [c["name"] for c in listed] == ["Forest"]
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_home_precedence(home: str, tmp_path: Path) -> None:
     """After the subcommand beats before it, which beats P2PC_HOME."""
     empty = str(tmp_path / "nobody")

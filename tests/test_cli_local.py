@@ -72,6 +72,7 @@ def test_home_from_environment(tmp_path: Path) -> None:
     assert (path / "keys" / "identity.json").exists()
 
 
+@pytest.mark.slow  # many p2pc processes, each deriving a key from a passphrase: out of the fast loop, run by CI
 def test_passphrase_protected_identity(tmp_path: Path) -> None:
     path = str(tmp_path / "locked")
     created = p2pc_json("init", "--passphrase", "--home", path, env={"P2PC_PASSPHRASE": "correct horse"})
@@ -190,6 +191,7 @@ def installed_p2pc() -> str:
     return found
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_installed_executable_end_to_end(tmp_path: Path) -> None:
     exe = installed_p2pc()
     env = {**os.environ, "P2PC_HOME": str(tmp_path / "h")}

@@ -8,28 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from p2pcommons.cli.app import EXIT_CODES, get_app
+from p2pcommons.cli.app import EXIT_CODES
 from p2pcommons.errors import RuleRefusal
 from p2pcommons.state.engine import forget
 from tests.support.cli_json import stream, unwrap
 
-runner = CliRunner()
+from .support.cli import fresh_live_state, invoke  # noqa: F401 (an autouse fixture)
+
 REFUSED = RuleRefusal.exit_code
 
 
-@pytest.fixture(autouse=True)
-def _fresh_live_state() -> Any:
-    forget()
-    yield
-    forget()
-
-
 def p2pc(*args: str, code: int = 0) -> Any:
-    result = runner.invoke(get_app(), list(args), catch_exceptions=False, env={"P2PC_NO_PROGRESS": "1"})
-    assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-    return result
+    return invoke(*args, code=code)
 
 
 def p2pc_json(*args: str) -> Any:

@@ -4,7 +4,7 @@ Each cycle starts a real child process that either imports a bundle or writes a 
 contributions, kills it with SIGKILL after a random number of its progress reports, and
 then checks: the SQLite file and every entry verify, every entry the child had reported
 written is there, and a bundle import is all-or-nothing and completes on restart.
-Counts: P2PC_CRASH_CYCLES (default 50).
+Counts: P2PC_CRASH_CYCLES (default half the hypothesis profile's examples: 50, 5 at ``quick``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from p2pcommons.store import Store
 from p2pcommons.verify import verify_store
 
 from .support.histories import linear_history, raws
+from .support.signed import scaled
 
-CYCLES = int(os.environ.get("P2PC_CRASH_CYCLES", "50"))
+CYCLES = int(os.environ.get("P2PC_CRASH_CYCLES", scaled(0.5)))  # 50 at the default profile, 5 quick
 CHILD = [sys.executable, "-m", "tests.support.crash_child"]
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,6 +36,7 @@ def script_of(doc: Path) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow  # every tutorial, run as written (minutes): out of the fast loop, run by CI
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_doc_commands_run(doc: Path, tmp_path: Path) -> None:
     script = script_of(doc)

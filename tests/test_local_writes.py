@@ -74,6 +74,7 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[str]:
 # --- item 1: parallel local writers -------------------------------------------------------
 
 
+@pytest.mark.slow  # many p2pc processes: out of the fast loop, run by CI
 def test_parallel_contribute_processes_on_one_home_never_fork(tmp_path: Path) -> None:
     """Six ``p2pc contribute`` at once on one home (three rounds): one log, no fork, all applied."""
     home, commons, me = founder(tmp_path)
@@ -126,6 +127,7 @@ def test_stress_concurrent_writer_processes_one_author(tmp_path: Path) -> None:
         assert store.max_seq(commons, me) == 101
 
 
+@pytest.mark.slow  # p2pc processes per hand-edited store: out of the fast loop, run by CI
 @pytest.mark.parametrize("bad_max_seq", [1, 0, 99])
 def test_hand_edited_max_seq_does_not_fork(tmp_path: Path, bad_max_seq: int) -> None:
     """``logs.max_seq`` is an index; a stale or hand-edited one must not choose the seq."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -55,8 +56,11 @@ def test_wheel_install_round_trip(tmp_path: Path) -> None:
     """A regular (non-editable) install works on its own: `p2pc --help`, a commons created,
     a contribution, a bundle exported and imported into a second home, the same state."""
     target = tmp_path / "site"
+    source = tmp_path / "source"  # pip builds in the source tree: keep build/ out of the repository
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"))
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=240,
     )
     if built.returncode != 0 and "No matching distribution" in built.stderr:

@@ -15,7 +15,8 @@ and sync streams (byte mutations of a valid recorded session fed to both roles).
 mutated from valid ones are fuzzed in test_codec_properties.py; bundles, config and key
 files in test_fuzz.py.
 
-``P2PC_FUZZ_EXAMPLES`` sets the inputs per target (default 300).  Each input is timed and its
+``P2PC_FUZZ_EXAMPLES`` sets the inputs per target (default three times the hypothesis
+profile's examples: 300 at the default profile, 30 at ``quick``).  Each input is timed and its
 tracemalloc peak measured; the module prints per-target counts, slowest input and largest
 peak.
 """
@@ -45,8 +46,9 @@ from p2pcommons.protocols.gossip import decode_announcement
 from p2pcommons.protocols.invite import PREFIX, Invite, decode_invite, encode_invite, make_token
 
 from .support.histories import linear_history, seed
+from .support.signed import scaled
 
-EXAMPLES = int(os.environ.get("P2PC_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("P2PC_FUZZ_EXAMPLES", scaled(3)))  # 300 at the default profile, 30 quick
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 # pytest-timeout's 300 s default per test cut a 5,000-example run short on a loaded machine:
 # allow 0.2 s per example (a hang still fails, through the per-input bound below)

@@ -29,7 +29,8 @@ import pytest
 
 from p2pcommons.home import Home
 
-from .test_cli_governance import _carry, _fresh_live_state, _hash, _init, p2pc, p2pc_json  # noqa: F401
+from .support.cli import fresh_live_state  # noqa: F401 (an autouse fixture)
+from .test_cli_governance import _carry, _hash, _init, p2pc_json
 from .test_node_integration import P2PC, NodeProc
 
 
@@ -45,6 +46,7 @@ def _run(home: Path, *args: str, env: dict[str, str] | None = None,
 # --- key files -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # many p2pc processes, one per key mode: out of the fast loop, run by CI
 def test_key_file_modes_are_private_and_looser_ones_are_refused(tmp_path: Path) -> None:
     home = tmp_path / "h"
     assert _run(home, "init").returncode == 0
@@ -229,6 +231,7 @@ def test_entries_signed_by_a_non_member_have_no_effect(tmp_path: Path) -> None:
     print(f"\nnon-member: {len(written)} governance entries signed by an outsider's key, all rejected")
 
 
+@pytest.mark.slow  # a long scripted history through many p2pc processes: out of the fast loop, run by CI
 def test_stolen_key_is_contained_by_a_stewards_removal(tmp_path: Path) -> None:
     steward, _ = _init(tmp_path / "steward")
     victim, victim_id = _init(tmp_path / "victim")

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from p2pcommons import dagcbor
 from p2pcommons.bundle import MAGIC, write_bundle
@@ -28,33 +27,19 @@ from p2pcommons.ingest import ingest
 from p2pcommons.protocols.framing import encode_uvarint
 from p2pcommons.state import REJECTED, fold, genesis_body
 from p2pcommons.state.engine import forget
+from tests.support.cli import fresh_live_state, invoke  # noqa: F401 (an autouse fixture)
 from tests.support.cli_json import unwrap
 from tests.support.signed import new_store
 from tests.test_state_histories import SIGNERS, prop_settings
 
-runner = CliRunner()
 BIG = 2**53  # the largest amount an entry may carry
 MAX_TOTAL = 2**53  # the bound of every sum the fold keeps (protocols/commons.md §3.7)
 AIR = {"name": "air", "rivalrous": False, "quota": 0, "period": 0, "unit": "l"}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_live_state() -> Any:
-    forget()
-    yield
-    forget()
-
-
 def p2pc(*args: str, code: int = 0) -> tuple[str, str]:
-    result = runner.invoke(_app(), list(args), catch_exceptions=False, env={"P2PC_NO_PROGRESS": "1"})
-    assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
+    result = invoke(*args, code=code)
     return result.stdout, result.stderr
-
-
-def _app() -> Any:
-    from p2pcommons.cli.app import get_app
-
-    return get_app()
 
 
 def _home(tmp_path: Path) -> tuple[str, bytes]:

@@ -153,6 +153,7 @@ def _with_entries(tmp_path: Path, count: int) -> tuple[Path, CID, bytes]:
     return home, commons, bundle.read_bytes()
 
 
+@pytest.mark.slow  # readers timed against a writer holding the lock many times: out of the fast loop, run by CI
 def test_read_commands_never_wait_on_a_writer(tmp_path: Path) -> None:
     """With another process holding the write lock (and a writer's wait set to ten
     minutes, so any wait would hang the command), read-only commands still answer."""
