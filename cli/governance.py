@@ -770,7 +770,7 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
                 "used_this_period": sum(this.values()),
                 "left_this_period": {
                     "mine": None if not (r.rivalrous and r.quota and me) else r.quota - this.get(me.hex(), 0),
-                    "commons": None if not r.capacity else r.capacity - sum(this.values()),
+                    "whole_commons": None if not r.capacity else r.capacity - sum(this.values()),
                 },
             }
             rows.append(row)

@@ -16,7 +16,7 @@ from tests.test_cli_refusals import p2pc, p2pc_json, refused
 
 def _founded(tmp_path: Path) -> tuple[str, str]:
     home = str(tmp_path / "founder")
-    me = p2pc_json("init", "--home", home)["author_id"]
+    me = p2pc_json("init", "--home", home)["author"]
     p2pc_json("commons", "create", "Mutual aid", "--home", home)
     return home, me
 
@@ -81,9 +81,9 @@ def test_resource_capacity_cancel_and_what_is_left(tmp_path: Path) -> None:
     message = refused(home, "resource", "use", "Seats", "2")
     assert "it exceeds the capacity of Seats (3 + 2 > 4 seats per period for the whole commons)" in message
     row = p2pc_json("resource", "list", "--home", home)["resources"][0]
-    assert row["capacity"] == 4 and row["left_this_period"] == {"mine": 2, "commons": 1}
+    assert row["capacity"] == 4 and row["left_this_period"] == {"mine": 2, "whole_commons": 1}
     assert "left this period: 2 seats for you, 1 seats for the commons" in p2pc("resource", "list", "--home",
                                                                                home).stdout
     assert p2pc_json("resource", "cancel", first, "--home", home)["outcome"]["status"] == "applied"
     assert p2pc_json("resource", "use", "Seats", "4", "--home", home)["outcome"]["status"] == "applied"
-    assert p2pc_json("resource", "list", "--home", home)["resources"][0]["left_this_period"]["commons"] == 0
+    assert p2pc_json("resource", "list", "--home", home)["resources"][0]["left_this_period"]["whole_commons"] == 0
