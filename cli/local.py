@@ -294,9 +294,12 @@ def import_(
         "added": report.added_count,
         "duplicates": report.duplicates,
         "forks": len(report.forks),
+        "deferred": report.deferred,
     }
+    later = (f"; {report.deferred} dated more than five minutes ahead of this node's clock were not taken "
+             "yet (import again later)") if report.deferred else ""
     emit(data, as_json, f"Imported {report.added_count} new entries ({report.duplicates} already held) "
-                        f"into commons {header.commons}")
+                        f"into commons {header.commons}{later}")
 
 
 @command("verify")

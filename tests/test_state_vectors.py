@@ -22,7 +22,8 @@ def test_there_are_commons_vectors() -> None:
     names = {p.stem for p in VECTORS}
     assert {"commons-basic", "commons-mutual-removal", "commons-backdated", "commons-backdated-leave",
             "commons-fork", "commons-adversarial", "commons-waiting", "commons-overflow",
-            "commons-rejected-sanction", "commons-decisions", "commons-acts", "commons-budget"} <= names
+            "commons-rejected-sanction", "commons-decisions", "commons-acts", "commons-budget",
+            "commons-time", "commons-appeal", "commons-probation"} <= names
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])

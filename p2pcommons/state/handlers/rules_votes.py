@@ -20,7 +20,7 @@ from ..positions import Meta
 from ..records import Proposal, State
 from ..rules import InvalidRules
 from . import acts
-from .common import ref, standing, text_field
+from .common import ref, settled, standing, text_field
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -157,8 +157,8 @@ def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
 
 
 def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    """A proposal of a governed act (§2.2): any active member may propose one."""
-    standing(v, s, e.author, m, None)
+    """A proposal of a governed act (§2.2): any active member past probation may propose one."""
+    settled(v, s, standing(v, s, e.author, m, None), e)
     action = acts.parse(v, s, e, m)
     proposal = Proposal(e.author, text_field(e.body, "title"), {}, (), (), "open", (), _deadline(e, s), e.time,
                         None, action)
@@ -175,7 +175,7 @@ def _voters(s: State, e: Entry) -> list[str]:
 
 
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, _voters(s, e))
+    settled(v, s, standing(v, s, e.author, m, _voters(s, e)), e)
     target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
     proposal = s.proposals.get(target)
     if proposal is None:
