@@ -336,7 +336,7 @@ def test_without_probation_newcomers_act_at_once_as_before() -> None:
 
 
 GOVERN = st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["vote", "sanction", "role", "proposal"]),
-                            st.integers(-3 * 3_600_000, 3 * 3_600_000), st.integers(0, 3)), max_size=12)
+                            st.integers(-3 * 3_600_000, 3 * 3_600_000), st.integers(0, 3)), min_size=1, max_size=12)
 
 
 @settings(max_examples=examples(100), deadline=None)

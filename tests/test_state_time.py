@@ -161,8 +161,9 @@ def test_the_91_day_clock_attack_draws_one_quota_not_three(tmp_path: Path) -> No
 # --- properties -----------------------------------------------------------------------------
 
 
-OFFSETS = st.one_of(st.sampled_from([-91 * DAY, -DAY, 0, DAY, 91 * DAY]), st.integers(-200 * DAY, 200 * DAY))
-STEPS = st.integers(0, 40 * DAY)
+OFFSETS = st.one_of(st.sampled_from([-91 * DAY, -DAY, 0, 0, 0, DAY, 91 * DAY]), st.integers(-200 * DAY, 200 * DAY),
+                    st.integers(-SKEW_MS, 2 * SKEW_MS))
+STEPS = st.one_of(st.integers(0, 40 * DAY), st.integers(0, 60_000))
 
 
 def _held(written: list[tuple[Entry, int]], now: int) -> list[Entry]:
@@ -177,13 +178,13 @@ def _held(written: list[tuple[Entry, int]], now: int) -> list[Entry]:
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(st.lists(st.tuples(STEPS, OFFSETS, st.integers(1, 100)), min_size=1, max_size=14))
+@given(st.lists(st.tuples(STEPS, OFFSETS, st.sampled_from([1, 50, 100])), min_size=1, max_size=14))
 def test_no_clock_setting_draws_more_than_a_quota_per_period(draws: list[tuple[int, int, int]]) -> None:
     """Bob draws at real times of his choosing with any clock offsets (±200 days): at every
     moment, what any node holds gives him at most one quota per (period) — and at most
     ``quota ×`` the periods meeting [his admission, now + SKEW] in total."""
     chain = Chain()
-    real = T0
+    real = T0 + DAY  # (Bob is a founder: admitted by the genesis, dated T0)
     written: list[tuple[Entry, int]] = []
     for step, offset, amount in draws:
         real += step
@@ -198,13 +199,13 @@ def test_no_clock_setting_draws_more_than_a_quota_per_period(draws: list[tuple[i
             per_period[period] = per_period.get(period, 0) + amount
             assert T0 // SEASON <= period <= (now + SKEW_MS) // SEASON
         assert all(v <= 100 for v in per_period.values())
-    event(f"drew {_drawn(state, BOB) // 100}00+ over {periods} period(s)")
+    event(f"drew {drawn // 100 * 100}+ over {periods} period(s)")
 
 
-ACTIONS = st.lists(st.tuples(st.sampled_from(["vote", "note", "sync", "sync"]), st.integers(0, 3),
+ACTIONS = st.lists(st.tuples(st.sampled_from(["vote", "vote", "note", "sync", "sync"]), st.integers(0, 3),
                              st.integers(0, 3), st.sampled_from(["yes", "no", "abstain"]),
-                             st.integers(0, 400_000)), max_size=16)
-SKEWS = st.lists(st.one_of(st.just(0), st.integers(-SKEW_MS, SKEW_MS), st.integers(-10**8, 10**8)),
+                             st.one_of(st.integers(0, 120_000), st.integers(0, 1_200_000))), min_size=4, max_size=16)
+SKEWS = st.lists(st.one_of(st.just(0), st.integers(-SKEW_MS, SKEW_MS), st.integers(-10**7, 10**7)),
                  min_size=4, max_size=4)
 
 
@@ -236,7 +237,7 @@ def test_no_vote_after_a_seen_deadline_and_no_close_before_it(
     for e, _ in written:
         if e.kind == "vote" and state.outcome(e.id).status == APPLIED:  # type: ignore[union-attr]
             assert all(times[a] <= deadline for a in town.ancestors(e))
-    event(doc["status"])
+    event(doc["status"] + (" at the deadline" if "closed" in doc else ""))
     # A node's clock before D - SKEW: it holds only entries not dated beyond its clock + SKEW.
     # (At the latest such moment, and one other: each costs a fold.)
     clocks = sorted({real for _, real in written if real < deadline - SKEW_MS})
