@@ -316,7 +316,8 @@ def test_newcomers_on_probation_do_not_vote_propose_sanction_or_grant() -> None:
              town.write(2, "sanction", {"member": town.key(0), "action": "warning", "reason": "x"}, T0 + 1000),
              town.write(3, "role", {"member": town.key(4), "role": "steward", "action": "grant"}, T0 + 1000),
              town.write(4, "proposal", {"action": {"act": "removal", "member": town.key(0), "reason": "x"}},
-                        T0 + 1000)]
+                        T0 + 1000),
+             town.write(1, "rule_proposal", {"changes": {"membership.probation": 0}}, T0 + 1001)]
     state = town.fold()
     for entry in tries:
         outcome = state.outcome(entry.id)
@@ -335,7 +336,8 @@ def test_without_probation_newcomers_act_at_once_as_before() -> None:
     assert _outcome(town, warn)[0] == APPLIED
 
 
-GOVERN = st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["vote", "sanction", "role", "proposal"]),
+GOVERN = st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["vote", "sanction", "role", "proposal",
+                                                                   "rule_proposal"]),
                             st.integers(-3 * 3_600_000, 3 * 3_600_000), st.integers(0, 3)), min_size=1, max_size=12)
 
 
@@ -366,6 +368,7 @@ def test_no_newcomer_governs_during_probation_whatever_their_clock(admitted: lis
             "sanction": {"member": town.key(j), "action": "warning", "reason": "x"},
             "role": {"member": town.key(1 + j % 4), "role": "reviewer", "action": "grant"},
             "proposal": {"action": {"act": "grant", "member": town.key(1 + j % 4), "role": "reviewer"}},
+            "rule_proposal": {"changes": {"review.accepts": 1 + j}},
         }[kind]
         written.append(town.write(i, kind, body, time))
     state = town.fold()

@@ -40,10 +40,11 @@ def standing(view: View, state: State, author: bytes, meta: Meta, roles: list[st
 
 
 def settled(view: View, state: State, member: Member, entry: Entry) -> None:
-    """Refuse a newcomer's governing entry (a vote, an act proposed, a sanction, a role
-    change) dated within ``membership.probation`` seconds of their admission (§2.5).  Judged
-    by trusted time (§2.4): the entry cannot be dated before its admission, which is in its
-    causal past, and is not taken by any node before its date comes within the skew.
+    """Refuse a newcomer's governing entry (a vote; a proposal, whose author's implicit yes
+    is a vote; a sanction; a role change) dated within ``membership.probation`` seconds of
+    their admission (§2.5).  Judged by trusted time (§2.4): the entry cannot be dated before
+    its admission, which is in its causal past, and no node takes it before its date comes
+    within the skew.
     Founders (admitted by the genesis) are never on probation."""
     seconds = state.rules["membership"].get("probation", 0)
     if not seconds or member.since == view.commons:

@@ -143,7 +143,7 @@ def _never_freezes(s: State, changes: dict[str, object], new: dict[str, Any]) ->
 
 
 def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, None)
+    settled(v, s, standing(v, s, e.author, m, None), e)
     changes = e.body.get("changes")
     if type(changes) is not dict:
         raise Rejected("Its 'changes' must be a map of rule names to values.")
