@@ -382,3 +382,18 @@ def test_no_newcomer_governs_during_probation_whatever_their_clock(admitted: lis
         elif entry.time < since[entry.author] + 3_600_000:
             assert "probation" in outcome.reason or "dated" in outcome.reason, outcome.reason
     event(f"{applied} applied of {len(written)}")
+
+
+def test_newcomers_on_probation_do_not_count_in_the_electorate() -> None:
+    """Four throwaway keys join an open commons whose members decide rule changes: they
+    cannot vote yet, so they do not count in E either — the founder's proposal (1 of 1)
+    passes; an hour later (probation over) a proposal needs them (1 of 5 does not carry)."""
+    rules = {"membership": {"probation": 3600}, "rule_change": {"roles": ["member"]}}
+    town = Town(stewards=1, authors=5, rules=rules)
+    for i in range(1, 5):
+        _admitted(town, i, T0 + 100 * i)
+    first = town.write(0, "rule_proposal", {"changes": {"review.accepts": 2}}, T0 + 1000)
+    later = town.write(0, "rule_proposal", {"changes": {"review.accepts": 3}}, T0 + 1000 + 3_600_000)
+    state = town.fold()
+    assert town.proposal(state, first)["status"] == "adopted"
+    assert town.proposal(state, later)["status"] == "open"
