@@ -246,6 +246,20 @@ def propose_revoke(member: MemberArgument, role: Annotated[str, typer.Argument(h
     _propose(home, commons, {"act": "revoke", "role": role}, title, deadline, as_json, force, member)
 
 
+@command("appeal", app=proposal_app)
+def propose_appeal(
+    contribution: Annotated[str, typer.Argument(help="The reviewed contribution (entry id or prefix).")],
+    reason: ReasonOption, title: TitleOption = "", deadline: DeadlineOption = None, commons: CommonsOption = None,
+    home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False,
+) -> None:
+    """Appeal a review: if adopted, the contribution is open for review again (an accepted
+    one's value leaves the ledger until it is accepted anew)."""
+    with open_store(home, reader=True) as store:
+        target = _resolve_entry_in(store, contribution)
+    _propose(home, commons, {"act": "appeal", "contribution": target, "reason": reason}, title, deadline, as_json,
+             force, extra=[target])
+
+
 @command("distribute", app=proposal_app)
 def propose_distribute(amount: Annotated[int, typer.Argument(min=1, max=2**53, help="The amount to share.")],
                        currency: Annotated[str, typer.Option("--currency", help="Its unit.")] = "units",

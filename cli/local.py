@@ -341,9 +341,12 @@ def import_(
         "added_count": report.added_count,
         "duplicate_count": report.duplicates,
         "fork_count": len(report.forks),
+        "deferred_count": report.deferred,
     }
+    later = (f"; {report.deferred} dated more than five minutes ahead of this node's clock were not taken "
+             "yet (import again later)") if report.deferred else ""
     emit(data, as_json, f"Imported {report.added_count} new entries ({report.duplicates} already held) "
-                        f"into commons {header.commons}")
+                        f"into commons {header.commons}{later}")
 
 
 @command("verify")

@@ -6,6 +6,7 @@ checked), so a bug here can never store something a peer would reject.
 
 from __future__ import annotations
 
+import time as _time
 from typing import Any
 
 from . import ownlog
@@ -52,6 +53,8 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
             for dep in extra_deps or ():
                 if dep not in deps and len(deps) < MAX_DEPS:
                     deps.append(dep)
+            if timestamp is None:
+                timestamp = _not_before(store, [*deps, *([prev] if prev is not None else [])])
             entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind=kind, body=body,
                                deps=deps, timestamp=timestamp)
             _store_local(store, entry)
@@ -68,6 +71,18 @@ def append(store: Store, signer: Signer, commons: CID, kind: str, body: dict[str
     if not store.in_transaction:  # (else the caller records it once its transaction commits)
         ownlog.record(store, commons, signer.public_key, entry.seq)
     return entry
+
+
+def _not_before(store: Store, parents: list[CID]) -> int:
+    """Now (ms), or the latest time among the entry's parents if that is later: an entry is
+    never dated before its parents (the fold rejects it, ``protocols/commons.md`` §2.4), and
+    a peer's clock may run ahead of ours by up to the skew."""
+    now = int(_time.time() * 1000)
+    for parent in parents:
+        body = store.get(parent)
+        if body is not None and body.time > now:
+            now = body.time
+    return now
 
 
 def _refuse_rejected(store: Store, commons: CID, entry: Entry) -> None:
@@ -127,4 +142,4 @@ def create_commons(store: Store, signer: Signer, body: dict[str, Any], *, timest
 
 def _store_local(store: Store, entry: Entry) -> None:
     with store.transaction():
-        Ingestor(store, verify="each", atomic=True).add_batch([entry.raw])
+        Ingestor(store, verify="each", atomic=True, clock=None).add_batch([entry.raw])

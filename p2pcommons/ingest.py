@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .errors import (
     WrongCommons,
 )
 from .outsiders import Limits, record, screen
+from .skew import too_early
 from .store import Store
 
 VerifyMode = Literal["segment", "each"]
@@ -47,15 +49,17 @@ class IngestReport:
     forks: list[tuple[CID, bytes, int]] = field(default_factory=list)
     signatures_checked: int = 0
     declined: int = 0  # valid, but an outsider's beyond what this node stores (p2pcommons.outsiders)
+    deferred: int = 0  # dated beyond the clock skew (p2pcommons.skew): taken when the clock gets there
 
     @property
     def received(self) -> int:
-        return self.added_count + self.duplicates + len(self.rejected) + self.declined
+        return self.added_count + self.duplicates + len(self.rejected) + self.declined + self.deferred
 
     def merge(self, other: IngestReport) -> None:
         self.added_count += other.added_count
         self.duplicates += other.duplicates
         self.declined += other.declined
+        self.deferred += other.deferred
         self.rejected.extend(other.rejected)
         self.forks.extend(other.forks)
         self.signatures_checked += other.signatures_checked
@@ -74,6 +78,11 @@ class Ingestor:
     ``outsiders``: the node's bounds on what non-members may make it store (entries from
     the network: sync and gossip); None stores every valid entry (bundles, local writes).
     Either way the insider bookkeeping of :mod:`p2pcommons.outsiders` is kept up to date.
+
+    ``clock``: the node's clock (seconds).  An entry dated beyond it by more than the skew
+    (:mod:`p2pcommons.skew`), and its author's later entries in the batch, are deferred:
+    neither stored nor rejected, so a later sync or import brings them again.  None: no
+    deferral (the node's own writes, dated by this clock).
     """
 
     def __init__(
@@ -84,7 +93,9 @@ class Ingestor:
         verify: VerifyMode = "segment",
         atomic: bool = False,
         outsiders: Limits | None = None,
+        clock: Callable[[], float] | None = time.time,
     ) -> None:
+        self.clock = clock
         self.store = store
         self.commons = commons
         self.verify = verify
@@ -133,6 +144,7 @@ class Ingestor:
         stored = self.store.which_exist(candidates) if candidates else set()
         report.duplicates += len(stored)
         fresh = [e for k, e in decoded.items() if k not in stored] if stored else list(decoded.values())
+        fresh = self._defer(fresh, report)
 
         scope = None if self.commons is None else self.commons.raw
         known_commons = {e.id.raw for e in fresh if e.commons is None}
@@ -177,6 +189,24 @@ class Ingestor:
         report.added_count += len(accepted)
         report.forks.extend(forks)
         return report
+
+    def _defer(self, entries: list[Entry], report: IngestReport) -> list[Entry]:
+        """Leave out entries dated beyond the skew, and their authors' later entries (which
+        chain through them): the node takes them when its clock gets there."""
+        if self.clock is None:
+            return entries
+        now_ms = int(self.clock() * 1000)
+        first: dict[tuple[bytes, bytes], int] = {}
+        for entry in entries:
+            if too_early(entry.time, now_ms):
+                log = (entry.commons_id.raw, entry.author)
+                if entry.seq < first.get(log, 2**63):
+                    first[log] = entry.seq
+        if not first:
+            return entries
+        kept = [e for e in entries if e.seq < first.get((e.commons_id.raw, e.author), 2**63)]
+        report.deferred += len(entries) - len(kept)
+        return kept
 
     def _authenticate(self, entries: list[Entry], report: IngestReport) -> set[bytes]:
         """Raw ids in this author's run whose signature is valid or vouched for by a valid
@@ -296,6 +326,7 @@ def ingest(
     batch_size: int = DEFAULT_BATCH,
     on_batch: Callable[[IngestReport], None] | None = None,
     outsiders: Limits | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> IngestReport:
     """Validate and store a stream of raw entries in bounded batches.
 
@@ -303,7 +334,7 @@ def ingest(
     aborts it, leaving the store exactly as it was.  ``one_transaction=True`` also commits
     once (one fsync) but rejects invalid entries and keeps the rest, as a sync does.
     """
-    ingestor = Ingestor(store, commons=commons, verify=verify, atomic=atomic, outsiders=outsiders)
+    ingestor = Ingestor(store, commons=commons, verify=verify, atomic=atomic, outsiders=outsiders, clock=clock)
     total = IngestReport()
     iterator = iter(raws)
 

@@ -112,3 +112,23 @@ def test_admission_removal_and_grant_by_decision_from_the_cli(tmp_path: Path) ->
                                                                 "reason": "logging"}
     assert "removal nora" not in p2pc("proposals", "--home", founder)  # members shown by id
     assert {m["name"]: m for m in p2pc_json("members", "--home", founder)["members"]}["nora"]["status"] == "removed"
+
+
+def test_a_review_appealed_from_the_cli_is_reviewed_again(tmp_path: Path) -> None:
+    """A single founder (the only steward and reviewer) rejects a contribution, then appeals
+    her own review: adopted at once (1 of 1), the contribution is pending and reviewed anew."""
+    founder, founder_id = _init(tmp_path / "founder")
+    charter = tmp_path / "charter.toml"
+    charter.write_text("[review]\nself_review = true\n", encoding="utf-8")
+    p2pc_json("commons", "create", "Mill", "--rules", str(charter), "--home", founder)
+    work = p2pc_json("contribute", "--title", "Page: the weir", "--home", founder)["id"]
+    p2pc_json("review", work, "reject", "--home", founder)
+    appeal = p2pc_json("proposal", "appeal", work, "--reason", "sources found", "--home", founder)
+    shown = p2pc_json("proposal", "show", appeal["id"], "--home", founder)
+    assert shown["act"] == "appeal" and shown["status"] == "adopted"
+    assert shown["action"]["contribution"] == work and shown["action"]["reason"] == "sources found"
+    accepted = p2pc_json("review", work, "accept", "--home", founder)
+    assert accepted["outcome"]["status"] == "applied"
+    pending = p2pc_json("contribute", "--title", "Page: the sluice", "--home", founder)["id"]
+    assert "only a decided" in fails("proposal", "appeal", pending, "--reason", "x", "--home", founder, code=7)
+    assert "No entry" in fails("proposal", "appeal", founder_id, "--reason", "x", "--home", founder, code=2)

@@ -138,7 +138,7 @@ def test_a_bad_action_is_refused_with_the_reason() -> None:
     town = Town(stewards=2)
     cases = [({"act": "banish", "member": town.key(1)}, "Its 'action' must be a map whose 'act' is one of "
                                                          "admission, removal, reinstatement, grant, revoke, "
-                                                         "distribution, resource, spend."),
+                                                         "distribution, resource, spend, appeal."),
              ({"act": "removal", "member": town.key(0), "reason": "me"},
               "It can remove only another active or suspended member."),
              ({"act": "grant", "member": town.key(3), "role": "steward"},
@@ -238,3 +238,162 @@ def test_a_collective_budget_line_and_a_distribution_decided_by_vote() -> None:
                                                  "shares": {town.member_hex(2): 1000}}]
     assert state.outcome(use.id).status == APPLIED  # type: ignore[union-attr]
     assert "exceeds the quota" in state.outcome(over.id).reason  # type: ignore[union-attr]
+
+
+def _reviewed(town: Town, verdict: str, time: int) -> Any:
+    """Bob (a founder, also a reviewer) contributes; alice reviews it with ``verdict``."""
+    town.sync(1, 0)
+    work = town.write(1, "contribution", {"title": "survey", "value": 40}, time)
+    town.sync(0, 1)
+    town.write(0, "review", {"contribution": work.id, "verdict": verdict}, time + 1)
+    return work
+
+
+def test_an_appeal_adopted_reopens_a_rejected_contribution_for_review() -> None:
+    town = Town(stewards=3)
+    work = _reviewed(town, "reject", T0 + 100)
+    assert town.fold().canonical["contributions"][str(work.id)]["status"] == "rejected"
+    town.sync(1, 0)
+    appeal = town.write(1, "proposal", {"action": {"act": "appeal", "contribution": work.id,
+                                                   "reason": "the survey was complete"}}, T0 + 200)
+    town.sync(2, 1)
+    town.write(2, "vote", {"proposal": appeal.id, "choice": "yes"}, T0 + 300)
+    state = town.fold()
+    assert state.canonical["proposals"][str(appeal.id)]["status"] == "adopted"
+    assert state.canonical["contributions"][str(work.id)]["status"] == "pending"
+    town.sync(0, 2)
+    again = town.write(0, "review", {"contribution": work.id, "verdict": "accept"}, T0 + 400)
+    state = town.fold()
+    assert state.outcome(again.id).status == APPLIED  # type: ignore[union-attr]  # re-reviewed by the same reviewer
+    assert state.canonical["contributions"][str(work.id)]["status"] == "accepted"
+    assert state.canonical["ledger"][town.member_hex(1)] == {"accepted": 1, "value": 40}
+
+
+def test_an_appeal_of_an_accepted_contribution_takes_its_value_back() -> None:
+    town = Town(stewards=3)
+    work = _reviewed(town, "accept", T0 + 100)
+    assert town.fold().canonical["ledger"][town.member_hex(1)]["value"] == 40
+    town.sync(2, 0)
+    appeal = town.write(2, "proposal", {"action": {"act": "appeal", "contribution": work.id,
+                                                   "reason": "copied"}}, T0 + 200)
+    town.sync(0, 2)
+    town.write(0, "vote", {"proposal": appeal.id, "choice": "yes"}, T0 + 300)
+    state = town.fold()
+    assert state.canonical["contributions"][str(work.id)]["status"] == "pending"
+    assert town.member_hex(1) not in state.canonical["ledger"]
+    town.sync(1, 0)
+    pending = town.write(1, "proposal", {"action": {"act": "appeal", "contribution": work.id, "reason": "x"}},
+                         T0 + 400)
+    assert _outcome(town, pending) == (REJECTED, "Only a decided (accepted or rejected) contribution can be "
+                                                 "appealed.")
+
+
+def test_an_appeal_needs_a_reason_and_a_contribution() -> None:
+    town = Town(stewards=3)
+    work = _reviewed(town, "reject", T0 + 100)
+    town.sync(1, 0)
+    no_reason = town.write(1, "proposal", {"action": {"act": "appeal", "contribution": work.id}}, T0 + 200)
+    assert _outcome(town, no_reason)[0] == REJECTED
+    not_one = town.write(1, "proposal", {"action": {"act": "appeal", "contribution": town.genesis.id,
+                                                    "reason": "r"}}, T0 + 300)
+    assert _outcome(town, not_one) == (REJECTED, "Its action's 'contribution' must name a contribution in its "
+                                                 "causal past.")
+
+
+def test_newcomers_on_probation_do_not_vote_propose_sanction_or_grant() -> None:
+    """An open commons whose members may sanction and grant (the issue's Sybil case), with a
+    one-hour probation: four throwaway keys admitted at once can do none of it for an hour
+    after their admission, by their entries' (trusted) time; then they can."""
+    hour = 3_600_000
+    town = Town(stewards=1, authors=5, rules={"membership": {"probation": 3600},
+                                              "sanctions": {"roles": ["member"]}, "roles": {"roles": ["member"]},
+                                              "rule_change": {"roles": ["member"]}})
+    proposal = town.write(0, "rule_proposal", {"changes": {"review.accepts": 2}}, T0 + 10)
+    for i in range(1, 5):
+        _admitted(town, i, T0 + 100 * i)
+        town.sync(i, 0)
+    tries = [town.write(1, "vote", {"proposal": proposal.id, "choice": "no"}, T0 + 1000),
+             town.write(2, "sanction", {"member": town.key(0), "action": "warning", "reason": "x"}, T0 + 1000),
+             town.write(3, "role", {"member": town.key(4), "role": "steward", "action": "grant"}, T0 + 1000),
+             town.write(4, "proposal", {"action": {"act": "removal", "member": town.key(0), "reason": "x"}},
+                        T0 + 1000),
+             town.write(1, "rule_proposal", {"changes": {"membership.probation": 0}}, T0 + 1001)]
+    state = town.fold()
+    for entry in tries:
+        outcome = state.outcome(entry.id)
+        assert outcome is not None and outcome.status == REJECTED, entry.kind
+        assert outcome.reason.startswith("Its author is on probation until "), outcome.reason
+    later = town.write(2, "sanction", {"member": town.key(0), "action": "warning", "reason": "x"}, T0 + 300 + hour)
+    assert _outcome(town, later)[0] == APPLIED
+    assert _outcome(town, town.write(0, "sanction", {"member": town.key(1), "action": "warning", "reason": "y"},
+                                     T0 + 2000))[0] == APPLIED  # a founder is never on probation
+
+
+def test_without_probation_newcomers_act_at_once_as_before() -> None:
+    town = Town(stewards=1, rules={"sanctions": {"roles": ["member"]}})
+    _admitted(town, 1, T0 + 100)
+    warn = town.write(1, "sanction", {"member": town.key(0), "action": "warning", "reason": "x"}, T0 + 200)
+    assert _outcome(town, warn)[0] == APPLIED
+
+
+GOVERN = st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["vote", "sanction", "role", "proposal",
+                                                                   "rule_proposal"]),
+                            st.integers(-3 * 3_600_000, 3 * 3_600_000), st.integers(0, 3)), min_size=1, max_size=12)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.lists(st.integers(0, 2 * 3_600_000), min_size=4, max_size=4), GOVERN)
+def test_no_newcomer_governs_during_probation_whatever_their_clock(admitted: list[int],
+                                                                    tries: list[tuple[int, str, int, int]]) -> None:
+    """Four newcomers admitted at random times try every governing kind with any clock
+    offset (±3 h, against a 1 h probation): every one that applies is dated at least the
+    probation after its author's admission, which is in its causal past."""
+    town = Town(stewards=1, authors=5, rules={"membership": {"probation": 3600},
+                                              "sanctions": {"roles": ["member"]}, "roles": {"roles": ["member"]},
+                                              "rule_change": {"roles": ["member"]}})
+    proposal = town.write(0, "rule_proposal", {"changes": {"review.accepts": 2}}, T0 + 10)
+    since: dict[bytes, int] = {}
+    at = T0 + 100
+    for i, step in enumerate(admitted, start=1):
+        at += 10 + step  # (each join after what its author has seen: §2.4)
+        _admitted(town, i, at)
+        since[town.key(i)] = town.logs[0][-1].time
+    for i in range(1, 5):
+        town.sync(i, 0)
+    written = []
+    for i, kind, offset, j in tries:
+        time = max(T0, since[town.key(i)] + 3_600_000 + offset)
+        body: dict[str, Any] = {
+            "vote": {"proposal": proposal.id, "choice": "no"},
+            "sanction": {"member": town.key(j), "action": "warning", "reason": "x"},
+            "role": {"member": town.key(1 + j % 4), "role": "reviewer", "action": "grant"},
+            "proposal": {"action": {"act": "grant", "member": town.key(1 + j % 4), "role": "reviewer"}},
+            "rule_proposal": {"changes": {"review.accepts": 1 + j}},
+        }[kind]
+        written.append(town.write(i, kind, body, time))
+    state = town.fold()
+    applied = 0
+    for entry in written:
+        outcome = state.outcome(entry.id)
+        assert outcome is not None
+        if outcome.status == APPLIED:
+            applied += 1
+            assert entry.time >= since[entry.author] + 3_600_000
+        elif entry.time < since[entry.author] + 3_600_000:
+            assert "probation" in outcome.reason or "dated" in outcome.reason, outcome.reason
+    event(f"{applied} applied of {len(written)}")
+
+
+def test_newcomers_on_probation_do_not_count_in_the_electorate() -> None:
+    """Four throwaway keys join an open commons whose members decide rule changes: they
+    cannot vote yet, so they do not count in E either — the founder's proposal (1 of 1)
+    passes; an hour later (probation over) a proposal needs them (1 of 5 does not carry)."""
+    rules = {"membership": {"probation": 3600}, "rule_change": {"roles": ["member"]}}
+    town = Town(stewards=1, authors=5, rules=rules)
+    for i in range(1, 5):
+        _admitted(town, i, T0 + 100 * i)
+    first = town.write(0, "rule_proposal", {"changes": {"review.accepts": 2}}, T0 + 1000)
+    later = town.write(0, "rule_proposal", {"changes": {"review.accepts": 3}}, T0 + 1000 + 3_600_000)
+    state = town.fold()
+    assert town.proposal(state, first)["status"] == "adopted"
+    assert town.proposal(state, later)["status"] == "open"

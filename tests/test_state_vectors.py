@@ -23,7 +23,7 @@ def test_there_are_commons_vectors() -> None:
     assert {"commons-basic", "commons-mutual-removal", "commons-backdated", "commons-backdated-leave",
             "commons-fork", "commons-adversarial", "commons-waiting", "commons-overflow",
             "commons-rejected-sanction", "commons-decisions", "commons-acts", "commons-budget",
-            "commons-treasury", "commons-capacity"} <= names
+            "commons-treasury", "commons-capacity", "commons-time", "commons-appeal", "commons-probation"} <= names
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])

@@ -13,7 +13,7 @@ Validation is the same :class:`~p2pcommons.ingest.Ingestor` as everywhere else.
 
 Wire (stdin/stdout of the child, both ways): a 4-byte big-endian length, then a pickle.
 Request ``(commons id bytes, [raw entry, ...])``; reply ``("ok", added, duplicates,
-[(error class name, message), ...], commons_is_new, declined)`` or ``("error", class name,
+[(error class name, message), ...], commons_is_new, declined, deferred)`` or ``("error", class name,
 message)``.  The child screens outsiders' entries (:mod:`p2pcommons.outsiders`) with the
 bounds of the home's config.toml, like the daemon.
 Pickle is safe here: both ends are this program, over a private pipe.
@@ -80,9 +80,9 @@ def report_from_reply(reply: tuple[Any, ...]) -> tuple[IngestReport, bool]:
     if reply[0] != "ok":
         _, name, message = reply
         raise IngestWorkerFailed(f"The ingest process failed ({name}: {message}).")
-    _, added, duplicates, rejected, new_commons, declined = reply
+    _, added, duplicates, rejected, new_commons, declined, deferred = reply
     report = IngestReport(added_count=added, duplicates=duplicates,
-                          rejected=[rebuild_error(n, m) for n, m in rejected], declined=declined)
+                          rejected=[rebuild_error(n, m) for n, m in rejected], declined=declined, deferred=deferred)
     return report, new_commons
 
 
@@ -127,6 +127,7 @@ def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
                 reply: tuple[Any, ...] = (
                     "ok", report.added_count, report.duplicates,
                     [(type(e).__name__, str(e)) for e in report.rejected], new_commons, report.declined,
+                    report.deferred,
                 )
             except Exception as exc:  # a store error: report it, the daemon ends the session
                 reply = ("error", type(exc).__name__, str(exc))

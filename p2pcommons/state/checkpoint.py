@@ -33,8 +33,8 @@ from .records import SEQUENCES, TABLES, VALUES, State
 # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load); 9: an invalid
 # genesis recorded by its path; 10: version vectors as persistent tries, written as
 # differences (see _dump_meta), no longer dense per entry; 11: the devices table (issue 14);
-# 12: pools and flows (the treasury).
-VERSION = 12
+# 12: pools and flows (the treasury); 13: floors (backdated entries).
+VERSION = 13
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -398,6 +398,9 @@ _PARTS: tuple[_Part, ...] = (
                      for x in f.exclusions],
           _load_exclusions),
     _Part("void", ("void",), lambda f: sorted(f.void), lambda f, ids, ctx: setattr(f, "void", set(ids))),
+    # Entries dated before an entry in their causal past, with that time (fold._date).
+    _Part("floors", ("floors",), lambda f: [[raw, t] for raw, t in f.floors.items()],
+          lambda f, rows, ctx: f.floors.update({raw: t for raw, t in rows})),
     _Part("evicted", ("evicted",), lambda f: f.evicted, _load_evicted),
     _Part("evicted_upto", ("evicted_upto",), lambda f: [[a, s] for a, s in f.evicted_upto.items()],
           lambda f, rows, ctx: setattr(f, "evicted_upto", {a: s for a, s in rows})),

@@ -274,6 +274,11 @@ class Folder:
         self.max_clock = 0
         # Per author, the ready entry with the highest seq.
         self.latest: dict[bytes, bytes] = _renew(self, "latest", {})
+        # Entries dated before an entry in their causal past (§3.3 step 3, time): raw id ->
+        # the latest time in that past.  Only such entries are listed (rare: an honest
+        # writer dates its entries after their parents), so it costs nothing per entry; it
+        # is never evicted, since a later entry naming one needs its floor.
+        self.floors: dict[bytes, int] = _renew(self, "floors", {})
         # Eviction (only with an archive): positions up to ``base`` are archived, not held.
         self.base: Key = _ZERO_KEY
         self.evicted = 0  # entries archived
@@ -350,6 +355,8 @@ class Folder:
             else:
                 parents = first_parents
                 first_parents = None
+            if parents:
+                self._date(eid, entry)
             author = entry.author
             seq = entry.seq
             aidx = self.author_index.get(author)
@@ -406,6 +413,21 @@ class Folder:
                     missing.discard(eid)
                     if not missing:
                         stack.append(waiter)  # leaves ``waiting`` when it is made ready
+
+    def _date(self, eid: bytes, entry: Entry) -> None:
+        """Record the entry's floor if it is dated before an entry in its causal past: the
+        latest *effective* time over its parents (a parent's own time, or its floor if that
+        is later), so one backdated entry cannot launder a later one's date."""
+        floors = self.floors
+        floor = 0
+        for parent in _parents(entry):
+            held = floors.get(parent)
+            if held is None:
+                held = self.body(parent).time
+            if held > floor:
+                floor = held
+        if floor > entry.time:
+            floors[eid] = floor
 
     def _lookup(self, raw: bytes) -> _Meta | None:
         """The fold record of a ready entry, held or archived (None: not ready here)."""
@@ -573,6 +595,10 @@ class Folder:
                 continue
             if verdict != STRANGER:
                 return False
+            floor = self.floors.get(eid)
+            if floor is not None:
+                results.append((eid, (REJECTED, _backdated(entry.time, floor))))
+                continue
             handler = HANDLERS.get(entry.kind)
             if handler is None:
                 results.append((eid, (REJECTED, f"Unknown entry kind '{entry.kind}'.")))
@@ -778,6 +804,10 @@ class Folder:
         if excluded is not None:
             self.outcomes[eid] = (REJECTED, _strong_removal(excluded))
             return
+        floor = self.floors.get(eid) if self.floors else None
+        if floor is not None:
+            self.outcomes[eid] = (REJECTED, _backdated(entry.time, floor))
+            return
         handler = HANDLERS.get(entry.kind)
         try:
             if handler is None:
@@ -843,6 +873,9 @@ class Folder:
     def is_entry(self, target: CID) -> bool:
         return self._position(target.raw) is not None
 
+    def time_of(self, target: CID) -> int:
+        return self.body(target.raw).time
+
     def seq_of(self, target: CID) -> int:
         position = self._position(target.raw)
         return position[3] if position is not None else 0
@@ -893,6 +926,11 @@ class Folder:
 
 def _strong_removal(excluded: _Exclusion) -> str:
     return f"Strong removal: written outside the causal past of the sanction {excluded.cause_id} against its author."
+
+
+def _backdated(time: int, floor: int) -> str:
+    return (f"It is dated {time}, before {floor}, the time of an entry in its causal past "
+            "(an entry's time is never earlier than its parents').")
 
 
 def stability_set(folder: Folder) -> list[bytes]:

@@ -21,7 +21,7 @@ CONTRIBUTION_POLICIES = ("anyone", "members")
 OUTSIDER_KINDS = ("join", "any")
 # Governed acts a proposal may carry besides a rule change (protocols/commons.md §2.2); "role"
 # covers both grant and revoke.
-ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource", "spend")
+ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource", "spend", "appeal")
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
@@ -77,6 +77,10 @@ _SCHEMA: dict[str, str] = {
     # a proposal has no deadline and no quorum, as before, and older state hashes hold.
     "decisions.deadline": "natural",  # seconds from a proposal's time to its deadline; 0 = none
     "decisions.quorum": "fraction",  # share of the electorate that must vote (yes, no or abstain)
+    # Probation (protocols/commons.md §2.5): seconds after their admission during which a
+    # newcomer does not vote, propose an act, sanction or grant roles.  Not in the defaults:
+    # absent (or 0), no probation, as before, and older state hashes hold.
+    "membership.probation": "natural",
     # Roles the community defines itself (protocols/commons.md §2.2), granted like reviewer.
     "roles.custom": "role_names",
     # Who may bind a new key to a member who lost every device (protocols/commons.md §1.3).
@@ -294,9 +298,11 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
     alone = {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
              "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
              "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
-             "spend": treasury_roles(rules), "rules": rules["rule_change"]["roles"]}[act]
-    if act == "rules":
-        return True, alone, rules["rule_change"]["threshold"], decision_policy(rules)[1]
+             "spend": treasury_roles(rules), "rules": rules["rule_change"]["roles"],
+             "appeal": rules["rule_change"]["roles"]}[act]
+    if act in ("rules", "appeal"):  # (nobody appeals alone: always a decision)
+        return (True, alone if act == "rules" else get("electorate") or alone,
+                get("threshold") or rules["rule_change"]["threshold"], get("quorum") or decision_policy(rules)[1])
     return (get("decide") is True, get("electorate") or alone, get("threshold") or rules["rule_change"]["threshold"],
             get("quorum") or decision_policy(rules)[1])
 NO_QUORUM: dict[str, int] = {"num": 0, "den": 1}

@@ -280,6 +280,79 @@ def decisions() -> Scenario:
     return s
 
 
+def trusted_time() -> Scenario:
+    """Time you can trust (commons.md §2.4): an entry dated before its causal past is
+    rejected, transitively (a rejected backdated entry cannot launder a later one), and a
+    vote by someone who has seen an entry dated after the deadline cannot count."""
+    water = {"name": "water", "rivalrous": True, "quota": 100, "period": 90 * 86400, "unit": "l"}
+    s = Scenario(stewards=("alice", "bob"), resources=[water], rules={"decisions": {"deadline": 600}})
+    from p2pcommons.dagcbor import encode
+
+    rid = CID.of(encode(water))
+    t = s.time
+    season = 90 * 86400 * 1000
+    u = s.write("alice draws 100 l (the season's quota)", "alice", "resource_use", {"resource": rid, "amount": 100},
+                time=t + 1000)
+    back = s.write("alice sets her clock back 91 days and draws 100 l again (dated before her own last entry)",
+                   "alice", "resource_use", {"resource": rid, "amount": 100}, [u], time=t + 1000 - season - 86400_000)
+    s.write("alice draws once more, dated after her rejected entry but still before her first draw",
+            "alice", "resource_use", {"resource": rid, "amount": 100}, [back], time=t + 2000 - season - 86400_000)
+    p = s.write("bob proposes (deadline: his time + 600 s)", "bob", "rule_proposal",
+                {"changes": {"review.accepts": 2}, "title": "two eyes"}, time=t + 3000)
+    seen = s.write("alice writes after the deadline, not having seen the proposal (closes nothing)", "alice",
+                   "contribution", {"title": "late"}, time=t + 3000 + 600_001)
+    s.write("alice, having seen that, votes yes dated before the deadline", "alice", "vote",
+            {"proposal": p.id, "choice": "yes"}, [p, seen], time=t + 4000)
+    s.write("bob writes at exactly his parents' latest time (allowed)", "bob", "contribution", {"title": "same"},
+            [p, seen], time=t + 3000 + 600_001)
+    return s
+
+
+def appeal() -> Scenario:
+    """Due process (commons.md §2.2): an accepted contribution appealed and re-opened (its
+    value leaves the ledger), reviewed again; a rejected one appealed and accepted on review;
+    an appeal of a pending contribution refused."""
+    s = Scenario(stewards=("alice", "bob", "carol"))
+    t = s.time
+    work = s.write("bob contributes a survey worth 40", "bob", "contribution", {"title": "survey", "value": 40},
+                   time=t + 1000)
+    ok = s.write("alice accepts it", "alice", "review", {"contribution": work.id, "verdict": "accept"}, [work],
+                 time=t + 2000)
+    p = s.write("carol proposes an appeal: copied", "carol", "proposal",
+                {"action": {"act": "appeal", "contribution": work.id, "reason": "copied"}}, [ok], time=t + 3000)
+    yes = s.write("alice votes yes (2 of 3: adopted, re-opened)", "alice", "vote", {"proposal": p.id, "choice": "yes"},
+                  [p], time=t + 4000)
+    s.write("carol appeals again (it is pending now: refused)", "carol", "proposal",
+            {"action": {"act": "appeal", "contribution": work.id, "reason": "again"}}, [yes], time=t + 5000)
+    again = s.write("alice, re-reviewing, rejects it", "alice", "review",
+                    {"contribution": work.id, "verdict": "reject"}, [yes], time=t + 6000)
+    q = s.write("bob appeals the rejection", "bob", "proposal",
+                {"action": {"act": "appeal", "contribution": work.id, "reason": "it is original"}}, [again],
+                time=t + 7000)
+    yes = s.write("carol votes yes (adopted: re-opened)", "carol", "vote", {"proposal": q.id, "choice": "yes"}, [q],
+                  time=t + 8000)
+    s.write("carol accepts it (now 1 accept suffices)", "carol", "review",
+            {"contribution": work.id, "verdict": "accept"}, [yes], time=t + 9000)
+    return s
+
+
+def probation() -> Scenario:
+    """Boundaries against Sybils (commons.md §2.5): an open commons where members sanction,
+    with a one-hour probation: a newcomer's sanction within the hour is rejected, one after
+    it applies; the founder's applies at once."""
+    s = Scenario(rules={"membership": {"probation": 3600}, "sanctions": {"roles": ["member"]}})
+    t = s.time
+    join = s.write("bob joins", "bob", "join", {"name": "bob"}, time=t + 1000)
+    adm = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join], time=t + 2000)
+    s.write("bob warns alice within the hour (probation: rejected)", "bob", "sanction",
+            {"member": s.key("alice"), "action": "warning", "reason": "spam"}, [adm], time=t + 3000)
+    s.write("bob warns alice an hour after his admission (applied)", "bob", "sanction",
+            {"member": s.key("alice"), "action": "warning", "reason": "spam"}, [adm], time=t + 2000 + 3_600_000)
+    s.write("alice warns bob (a founder: no probation)", "alice", "sanction",
+            {"member": s.key("bob"), "action": "warning", "reason": "noise"}, [adm], time=t + 4000)
+    return s
+
+
 def acts() -> Scenario:
     """Decisions on governed acts (commons.md §2.2): a community role, admission by the
     members' decision, a removal that needs a decision, a grant, a lapsed decision."""
@@ -516,6 +589,15 @@ SCENARIOS = {
     "decisions": (decisions, "decisions that end: a default deadline and quorum, yes, no and abstain, a vote "
                              "the closing entry had not seen (not counted), a backdated vote after the close, "
                              "a vote after an explicit deadline, a withdrawal and one by someone else"),
+    "time": (trusted_time, "time you can trust: a draw dated before its author's last entry is rejected, and so "
+                           "is the next one laundered through it; a vote by a member who has seen an entry dated "
+                           "after the deadline is rejected; an entry dated exactly at its parents' time is fine"),
+    "appeal": (appeal, "due process: an accepted contribution appealed by decision is re-opened and its value "
+                       "leaves the ledger; re-reviewed, rejected, appealed again and accepted; an appeal of a "
+                       "pending contribution is refused"),
+    "probation": (probation, "newcomers on probation: a sanction by a member admitted less than "
+                             "membership.probation seconds before its time is rejected, one after it applies, a "
+                             "founder's applies at once"),
     "acts": (acts, "decisions on governed acts: a community role, admissions decided by the members, a removal "
                    "that needs a decision (the direct one refused), its target's vote refused, a 2/3 threshold"),
     "budget": (budget, "a collective budget decided by vote: a budget line and a distribution that need a "

@@ -1,6 +1,8 @@
 """Governed acts a decision may carry (protocols/commons.md §2.2): admission, removal,
 reinstatement, role grant and revocation (community roles included), a distribution by the
-ledger, a new shared resource (a budget line, say), a spend from a pool (§8).
+ledger, a new shared resource (a budget line, say), a spend from a pool (§8), and the appeal
+of a review (the decided contribution is re-opened for review, its value taken back from the
+ledger).
 
 A proposal's action is checked when proposed (so a proposal nobody could carry out never
 opens) and carried out at the position of the entry that decides it — judged there again,
@@ -26,7 +28,8 @@ from .view import Rejected, View
 
 # Act in a proposal's action -> the rules' name for it (decide.*, electorate.*, ...).
 ACTS = {"admission": "admission", "removal": "removal", "reinstatement": "reinstatement", "grant": "role",
-        "revoke": "role", "distribution": "distribution", "resource": "resource", "spend": "spend"}
+        "revoke": "role", "distribution": "distribution", "resource": "resource", "spend": "spend",
+        "appeal": "appeal"}
 
 
 def act_of(action: dict[str, Any] | None) -> str:
@@ -50,6 +53,17 @@ def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
         if join_id not in s.joins:
             raise Rejected("The join it proposes to admit is not pending.")
         return {"act": act, "join": str(join_id)}
+    if act == "appeal":
+        try:
+            work = link(action.get("contribution"))
+        except Exception:
+            raise Rejected("Its action's 'contribution' is not an entry id.") from None
+        if not v.in_past(work, m) or v.kind_of(work) != "contribution":
+            raise Rejected("Its action's 'contribution' must name a contribution in its causal past.")
+        contribution = s.contributions.get(work)
+        if contribution is None or contribution.status == "pending":
+            raise Rejected("Only a decided (accepted or rejected) contribution can be appealed.")
+        return {"act": act, "contribution": str(work), "reason": text_field(action, "reason", required=True)}
     if act == "distribution":
         parsed: dict[str, Any] = {"act": act, "amount": amount_field(action, "amount", positive=True),
                                   "currency": text_field(action, "currency", default="units")}
@@ -111,6 +125,8 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
         except Rejected:  # the member left, or it would overdraw the pool: it lapses (§8)
             return False
         return True
+    if act == "appeal":
+        return reopen(s, CID.parse(action["contribution"]))
     if act == "resource":
         # The resource's id is the proposal's: a use names the proposal (in its causal past).
         s.resources[proposal_id] = Resource(action["name"], action["rivalrous"], action["quota"], action["period"],
@@ -124,4 +140,22 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
         change_role(s, target, role_field(s, action), act == "grant", decider.id)
     except Rejected:
         return False
+    return True
+
+
+def reopen(s: State, target: CID) -> bool:
+    """An adopted appeal: the decided contribution is pending again with no reviews (every
+    reviewer may review it anew), and an accepted one's value leaves the ledger.  False
+    (the appeal lapses) if it is pending again already."""
+    contribution = s.contributions.get(target)
+    if contribution is None or contribution.status == "pending":
+        return False
+    if contribution.status == "accepted":
+        count, total = s.ledger[contribution.author]
+        if count <= 1:
+            del s.ledger[contribution.author]
+        else:
+            s.ledger[contribution.author] = (count - 1, total - contribution.value)
+        s.ledger_total -= contribution.value
+    s.contributions[target] = contribution._replace(status="pending", accepts=(), rejects=(), value=0)
     return True

@@ -39,6 +39,22 @@ def standing(view: View, state: State, author: bytes, meta: Meta, roles: list[st
     return member
 
 
+def settled(view: View, state: State, member: Member, entry: Entry) -> None:
+    """Refuse a newcomer's governing entry (a vote; a proposal, whose author's implicit yes
+    is a vote; a sanction; a role change) dated within ``membership.probation`` seconds of
+    their admission (§2.5).  Judged by trusted time (§2.4): the entry cannot be dated before
+    its admission, which is in its causal past, and no node takes it before its date comes
+    within the skew.
+    Founders (admitted by the genesis) are never on probation."""
+    seconds = state.rules["membership"].get("probation", 0)
+    if not seconds or member.since == view.commons:
+        return
+    until = view.time_of(member.since) + seconds * 1000
+    if entry.time < until:
+        raise Rejected(f"Its author is on probation until {until} (membership.probation): a newcomer does not "
+                       "vote, propose, sanction or grant roles before then.")
+
+
 def alone(state: State, act: str) -> None:
     """Refuse a role-holder's direct act when the rules require a decision for it (§2.2)."""
     if rules_mod.act_policy(state.rules, act)[0]:

@@ -11,7 +11,7 @@ from ...dagcbor import CID
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Join, Member, State, seen
-from .common import alone, member_key, ref, standing, text_field
+from .common import alone, member_key, ref, settled, standing, text_field
 from .registry import Kind
 from .view import APPLIED, PENDING, Rejected, View
 
@@ -75,7 +75,7 @@ def _leave(v: View, s: State, e: Entry, m: Meta) -> str:
 
 
 def _role(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, s.rules["roles"]["roles"])
+    settled(v, s, standing(v, s, e.author, m, s.rules["roles"]["roles"]), e)
     alone(s, "role")
     target = member_key(e.body)
     role = role_field(s, e.body)

@@ -20,7 +20,7 @@ from ..positions import Meta
 from ..records import Proposal, State
 from ..rules import InvalidRules
 from . import acts
-from .common import ref, standing, text_field
+from .common import ref, settled, standing, text_field
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -43,10 +43,17 @@ def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dic
     return electorate, threshold, quorum
 
 
-def eligible(s: State, roles: list[str]) -> int:
-    """How many active members hold one of ``roles`` (the electorate's size)."""
-    return sum(1 for member in s.members.values() if member.status == "active"
-               and any(r in member.roles for r in roles))
+def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) -> int:
+    """How many active members hold one of ``roles`` (the electorate's size).  Given the
+    view and the deciding entry's time, newcomers still on probation there (§2.5) are not
+    counted: they cannot vote, so counting them would let throwaway keys block a decision."""
+    voters = [member for member in s.members.values() if member.status == "active"
+              and any(r in member.roles for r in roles)]
+    seconds = s.rules["membership"].get("probation", 0)
+    if v is None or not seconds:
+        return len(voters)
+    return sum(1 for member in voters
+               if member.since == v.commons or v.time_of(member.since) + seconds * 1000 <= now)
 
 
 def _adopt(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
@@ -65,7 +72,7 @@ def tally(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m:
     """The proposal after a vote (or its proposal), with the rules and the electorate E in
     force at this position (Y, N, A: yes, no and abstain so far; threshold num/den)."""
     roles, threshold, quorum = policy(s, proposal)
-    size = eligible(s, roles)
+    size = eligible(s, roles, v, decider.time)
     num, den = threshold["num"], threshold["den"]
     yes, no, abstain = len(proposal.yes), len(proposal.no), len(proposal.abstain)
     quorate = (yes + no + abstain) * quorum["den"] >= size * quorum["num"]
@@ -95,7 +102,7 @@ def close(v: View, s: State, target: CID, proposal: Proposal, closer: Entry, met
     yes, no, abstain = counted(proposal.yes), counted(proposal.no), counted(proposal.abstain)
     proposal = proposal._replace(yes=yes, no=no, abstain=abstain, closed=closer.id)
     roles, threshold, quorum = policy(s, proposal)
-    size = eligible(s, roles)
+    size = eligible(s, roles, v, closer.time)
     if (len(yes) + len(no) + len(abstain)) * quorum["den"] >= size * quorum["num"] and \
             len(yes) * threshold["den"] > (len(yes) + len(no)) * threshold["num"]:
         return _adopt(v, s, target, proposal, closer, meta)
@@ -143,7 +150,7 @@ def _never_freezes(s: State, changes: dict[str, object], new: dict[str, Any]) ->
 
 
 def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, None)
+    settled(v, s, standing(v, s, e.author, m, None), e)
     changes = e.body.get("changes")
     if type(changes) is not dict:
         raise Rejected("Its 'changes' must be a map of rule names to values.")
@@ -157,8 +164,8 @@ def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
 
 
 def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    """A proposal of a governed act (§2.2): any active member may propose one."""
-    standing(v, s, e.author, m, None)
+    """A proposal of a governed act (§2.2): any active member past probation may propose one."""
+    settled(v, s, standing(v, s, e.author, m, None), e)
     action = acts.parse(v, s, e, m)
     proposal = Proposal(e.author, text_field(e.body, "title"), {}, (), (), "open", (), _deadline(e, s), e.time,
                         None, action)
@@ -175,7 +182,7 @@ def _voters(s: State, e: Entry) -> list[str]:
 
 
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, _voters(s, e))
+    settled(v, s, standing(v, s, e.author, m, _voters(s, e)), e)
     target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
     proposal = s.proposals.get(target)
     if proposal is None:

@@ -9,7 +9,7 @@ from ...dagcbor import CID
 from ...entry import Entry
 from ..positions import Meta
 from ..records import State, seen, status_seen
-from .common import alone, member_key, standing, text_field
+from .common import alone, member_key, settled, standing, text_field
 from .devices import devices_of
 from .registry import Kind
 from .view import APPLIED, Rejected, View
@@ -22,7 +22,7 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
     own entries outside its causal past — a leave, a join and the admission completing it —
     do not count, neither to shield them nor to make them a member).  Only a sanction that
     takes effect excludes anything (strong removal); a rejected one changes nothing."""
-    standing(v, s, e.author, m, s.rules["sanctions"]["roles"])
+    settled(v, s, standing(v, s, e.author, m, s.rules["sanctions"]["roles"]), e)
     target = member_key(e.body)
     action = e.body.get("action")
     if action not in SANCTION_ACTIONS:

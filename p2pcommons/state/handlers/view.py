@@ -52,6 +52,10 @@ class View(Protocol):
         """Is ``target`` a ready entry of this commons (not, say, a genesis resource's hash)?"""
         ...
 
+    def time_of(self, target: CID) -> int:
+        """The ``time`` of a ready entry (held or archived)."""
+        ...
+
     def seq_of(self, target: CID) -> int:
         """The seq of a ready entry in its author's log (0 if unknown)."""
         ...
