@@ -155,6 +155,9 @@ def _decisions_and_devices(founder: str, member: str, root: str) -> None:
     codes, binding, revocation, recovery, restore): their outputs validate too."""
     join = next(item["id"] for item in stream(invoke("log", "--home", founder, "--json").stdout)
                 if item["kind"] == "join")
+    work = next(item["id"] for item in stream(invoke("log", "--home", founder, "--json").stdout)
+                if item["kind"] == "contribution")
+    ok("proposal", "appeal", work, "--reason", "too generous", "--force", "--home", founder)
     grant = ok("proposal", "grant", "nora", "steward", "--force", "--home", founder)["id"]
     for args in (("admit", join), ("remove", "nora", "--reason", "idle"), ("reinstate", "nora", "--reason", "back"),
                  ("revoke", "nora", "reviewer"), ("distribute", "10"), ("resource", "tools", "--quota", "1")):

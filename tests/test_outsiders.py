@@ -9,6 +9,7 @@ sync session and the ingest process use), and an injected clock for expiry (no s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,12 @@ def bogus(i: int, n: int) -> list[CID]:
     return [CID(bytes([1, 0x71, 0x12, 32]) + hashlib.sha256(b"missing-%d-%d" % (i, k)).digest()) for k in range(n)]
 
 
+_SIGNED = itertools.count(1)  # every entry is dated after every entry made before it
+
+
 class Log:
-    """One author's chain of signed entries."""
+    """One author's chain of signed entries, dated in the order they are made (an entry's
+    time is never earlier than its parents', commons.md §2.4)."""
 
     def __init__(self, who: Signer, commons: CID) -> None:
         self.who, self.commons, self.entries = who, commons, []  # type: ignore[var-annotated]
@@ -50,7 +55,7 @@ class Log:
     def add(self, kind: str, body: dict[str, object], deps: list[CID] | None = None) -> Entry:
         prev = self.entries[-1].id if self.entries else None
         entry = sign_entry(self.who, commons=self.commons, seq=len(self.entries) + 1, prev=prev, kind=kind,
-                           body=body, deps=deps or [], timestamp=1_700_000_000_000 + len(self.entries))
+                           body=body, deps=deps or [], timestamp=1_700_000_000_000 + next(_SIGNED))
         self.entries.append(entry)
         return entry
 
