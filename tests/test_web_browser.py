@@ -29,13 +29,14 @@ pytestmark = pytest.mark.network
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-WAIT = 30.0  # seconds a page may take to show what the test waits for
+WAIT = 60.0  # seconds a page may take to show what the test waits for (a loaded 2-core CI machine)
 
 if CHROMIUM is None or DRIVER is None:
     pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -89,6 +90,11 @@ def browser(cluster: dict[str, Any]) -> Iterator[Any]:
         driver.quit()
 
 
+def _wait(driver: Any) -> WebDriverWait[Any]:
+    """Wait on the page, ignoring elements that a live update replaced under the check."""
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def _shot(driver: Any, name: str) -> None:
     if os.environ.get("P2PC_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -109,24 +115,33 @@ def test_accept_on_a_shows_accepted_on_b(cluster: dict[str, Any], browser: Any) 
     browser.get(_ui_url(homes["b"]))  # the token is exchanged for a cookie and dropped from the address
     assert "token=" not in browser.current_url
     browser.get(f"{base_b}c/{commons}/contributions")
-    WebDriverWait(browser, WAIT).until(lambda d: _status_of(d, entry) == "pending")
+    _wait(browser).until(lambda d: _status_of(d, entry) == "pending")
     tab_b = browser.current_window_handle
     browser.switch_to.new_window("tab")
     browser.get(_ui_url(homes["a"]))
-    WebDriverWait(browser, WAIT).until(lambda d: "in sync" in d.find_element(By.ID, "peers").text)
+    _wait(browser).until(lambda d: "in sync" in d.find_element(By.ID, "peers").text)
     _shot(browser, "overview")
     browser.get(f"{base_a}c/{commons}/contributions")
-    WebDriverWait(browser, WAIT).until(lambda d: _status_of(d, entry) == "pending")
+    _wait(browser).until(lambda d: _status_of(d, entry) == "pending")
     _shot(browser, "contributions")
     browser.find_element(By.CSS_SELECTOR, f'tr[id="c-{entry}"] button.accept').click()
-    WebDriverWait(browser, WAIT).until(lambda d: _status_of(d, entry) == "accepted")
+    _wait(browser).until(lambda d: _status_of(d, entry) == "accepted")
     assert "applied" in browser.find_element(By.ID, "message").text
     browser.switch_to.window(tab_b)
-    WebDriverWait(browser, WAIT).until(lambda d: _status_of(d, entry) == "accepted")
+    _wait(browser).until(lambda d: _status_of(d, entry) == "accepted")
     _shot(browser, "contributions-synced")
+    browser.close()  # B's first tab
+    browser.switch_to.window(browser.window_handles[0])
     browser.get(f"{base_b}c/{commons}/ledger")
-    WebDriverWait(browser, WAIT).until(lambda d: "Ben" in d.find_element(By.ID, "ledger").text)
+    _wait(browser).until(lambda d: "Ben" in d.find_element(By.ID, "ledger").text)
     _shot(browser, "ledger")
+    browser.get(f"{base_b}c/{commons}/history")  # newest first: Ana's review heads it on B as well
+    _wait(browser).until(
+        lambda d: "review" in d.find_elements(By.CSS_SELECTOR, "#history tr")[1].text)
+    _shot(browser, "history")
+    browser.get(f"{base_b}peers")
+    _wait(browser).until(lambda d: d.find_element(By.ID, "peers").text.count("connected") >= 1)
+    _shot(browser, "peers")
 
 
 def _message(driver: Any) -> tuple[str, str]:
@@ -144,19 +159,19 @@ def test_vote_in_the_browser(cluster: dict[str, Any], browser: Any) -> None:
     base_b = _ui_url(homes["b"]).split("?")[0]
     browser.get(_ui_url(homes["b"]))
     browser.get(f"{base_b}c/{commons}/proposals")
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} button.vote-yes"))
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} button.vote-yes"))
     browser.find_element(By.CSS_SELECTOR, f"{row} button.vote-yes").click()
-    WebDriverWait(browser, WAIT).until(lambda d: _message(d)[0] == "refused" and _message(d)[1])
+    _wait(browser).until(lambda d: _message(d)[0] == "refused" and _message(d)[1])
     refusal = _message(browser)[1]
     _shot(browser, "proposals-refused")
     # Cleo is a steward: her yes (with Ana's) adopts the change
     base_c = _ui_url(homes["c"]).split("?")[0]
     browser.get(_ui_url(homes["c"]))
     browser.get(f"{base_c}c/{commons}/proposals")
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} button.vote-yes"))
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} button.vote-yes"))
     _shot(browser, "proposals")
     browser.find_element(By.CSS_SELECTOR, f"{row} button.vote-yes").click()
-    WebDriverWait(browser, WAIT).until(
+    _wait(browser).until(
         lambda d: "2 yes" in d.find_element(By.CSS_SELECTOR, f"{row} td.tally").text)
     shown = run(homes["c"], "proposal", "show", proposal)
     assert shown["tally"]["yes"] == 2 and shown["yes"] == sorted(shown["yes"]), (refusal, shown)
@@ -216,5 +231,8 @@ def test_no_token_no_dashboard_and_no_cross_origin_writes(cluster: dict[str, Any
     assert own[0] == 200, own
     again = _http(review, method="POST", headers={**write, "Origin": base.rstrip("/")}, body=body)
     assert again[0] == 409 and json.loads(again[1])["error"]["exit_code"] == 7, again
+    history = json.loads(_http(f"{base}api/v1/commons/{commons}/history?limit=1", headers={"Cookie": cookie})[1])
+    assert [(e["kind"], e["status"]) for e in history["data"]["entries"]] == [("review", "applied")]
+    assert _http(f"{base}api/v1/commons/{commons}/history?limit=0", headers={"Cookie": cookie})[0] == 400
     status, reply = _http(f"{base}api/v1/commons/{commons}/state", headers={"Cookie": cookie})
     assert status == 200 and "access-control-allow-origin" not in reply.decode().lower()

@@ -456,12 +456,14 @@ class Node:
     def _after_session(self, state: PeerState, result: SessionResult) -> None:
         state.last_sync = time.monotonic()
         state.syncs += 1
+        behind = dict(state.behind)
         self._note_behind(state, result)
         state.last_result = "complete" if result.complete else (result.stopped or "incomplete")
         if result.added:
             log.info("sync with %s: %d new entries", state.peer_id, result.added)
         self._declined(state.peer_id, result)
-        self.changes.bump()
+        if state.behind != behind:
+            self.changes.bump()  # the peer's "in sync" badge changes (stored entries bump after the fold)
         if result.new_commons:
             self._nursery_start(self._subscribe_all)
 

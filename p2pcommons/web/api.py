@@ -121,6 +121,21 @@ async def commons_ledger(request: Request) -> JSONResponse:
     return ok(await node_of(request).db(data.ledger, await commons_of(request)))
 
 
+MAX_HISTORY = 500
+
+
+def history_limit(request: Request) -> int:
+    text = request.query_params.get("limit", "200")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_HISTORY:
+        raise UsageError(f"limit must be a whole number from 1 to {MAX_HISTORY}.")
+    return int(text)
+
+
+async def commons_history(request: Request) -> JSONResponse:
+    cid = await commons_of(request)
+    return ok(await node_of(request).db(data.history, cid, history_limit(request)))
+
+
 async def commons_peers(request: Request) -> JSONResponse:
     cid = await commons_of(request)
     return ok({"commons": str(cid), "peers": await peers(node_of(request), cid)})
@@ -199,5 +214,6 @@ async def vote(request: Request) -> JSONResponse:
     return await _written(node, cid, result)
 
 
-__all__ = ["all_peers", "commons_contributions", "commons_ledger", "commons_members", "commons_peers",
-           "commons_proposals", "commons_state", "failure", "list_commons", "ok", "peers", "review", "vote"]
+__all__ = ["all_peers", "commons_contributions", "commons_history", "commons_ledger", "commons_members",
+           "commons_peers", "commons_proposals", "commons_state", "failure", "history_limit", "list_commons", "ok",
+           "peers", "review", "vote"]

@@ -94,9 +94,32 @@ def ledger(store: Store, commons: CID) -> dict[str, Any]:
     return {"commons": str(commons), "ledger": rows, "distributions": distributions}
 
 
+def history(store: Store, commons: CID, limit: int = 200) -> dict[str, Any]:
+    """The last ``limit`` entries in arrival order, newest first, each with what it did in
+    the fold (``status``, ``reason``) and, for proposals, their decision; ``rule_change``
+    marks rule proposals the commons adopted.  Holds at most ``limit`` entries at once."""
+    from collections import deque
+
+    st = current_state(store, commons)
+    decided = {d["id"]: d["status"] for d in st.decisions()}
+    last = deque(store.iter_entries(commons), maxlen=limit)
+    rows = []
+    for entry in reversed(last):
+        outcome = st.outcome(entry.id)
+        body = entry.body if isinstance(entry.body, dict) else {}
+        title = body.get("title") or body.get("name") or ""
+        decision = decided.get(str(entry.id))
+        rows.append({"id": str(entry.id), "author": author_id_text(entry.author), "seq": entry.seq,
+                     "kind": entry.kind, "time": entry.time, "title": title if isinstance(title, str) else "",
+                     "status": outcome.status if outcome else None, "reason": outcome.reason if outcome else "",
+                     "decision": decision,
+                     "rule_change": entry.kind == "rule_proposal" and decision == "adopted"})
+    return {"commons": str(commons), "entries": rows}
+
+
 def names(store: Store, commons: CID) -> dict[str, str]:
     """Author id -> member name, for pages."""
     return {who(k): m["name"] for k, m in current_state(store, commons).members.items() if m["name"]}
 
 
-__all__ = ["contributions", "held", "ledger", "members", "names", "proposals", "state", "who"]
+__all__ = ["contributions", "held", "history", "ledger", "members", "names", "proposals", "state", "who"]

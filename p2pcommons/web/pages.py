@@ -18,7 +18,8 @@ td,th{border:1px solid #cdd8cf;padding:.3em .6em;text-align:left;font-size:.92em
 code{font-size:.85em}.badge{padding:.1em .5em;border-radius:.8em;font-size:.85em}
 .in-sync{background:#cdebd3}.behind{background:#f7e3b5}.offline{background:#e2e2e2}
 .accepted,.adopted,.applied{color:#1d6b30;font-weight:bold}.rejected,.refused{color:#9b1c1c;font-weight:bold}
-.pending,.open{color:#8a5a00;font-weight:bold}#message{padding:.4em 1.2em;min-height:1.2em}
+tr.rule-change{background:#fff4d6}.pending,.open{color:#8a5a00;font-weight:bold}
+#message{padding:.4em 1.2em;min-height:1.2em}
 button{margin-right:.3em}
 """
 
@@ -52,7 +53,8 @@ document.addEventListener('click', async (ev) => {
 });
 """
 
-TABS = (("", "Overview"), ("contributions", "Contributions"), ("proposals", "Proposals"), ("ledger", "Ledger"))
+TABS = (("", "Overview"), ("contributions", "Contributions"), ("proposals", "Proposals"), ("ledger", "Ledger"),
+        ("history", "History"))
 
 
 def _e(value: Any) -> str:
@@ -202,6 +204,22 @@ def ledger(commons: dict[str, Any], data: dict[str, Any], names: dict[str, str])
     return layout("Ledger", commons, "ledger", body)
 
 
+def history(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[str, str]) -> str:
+    """Who did what, when (newest first); adopted rule changes marked."""
+    def row(r: dict[str, Any]) -> str:
+        mark = ' class="rule-change"' if r["rule_change"] else ""
+        what = _e(r["title"]) + (f" <b>({_e(r['decision'])})</b>" if r["decision"] else "")
+        status = _e(r["status"] or "")
+        reason = f": {_e(r['reason'])}" if r["reason"] and r["status"] == "rejected" else ""
+        return (f"<tr{mark}><td>{_when(r['time'])}</td><td>{person(r['author'], names)}</td><td>{_e(r['kind'])}"
+                f'{" ⚑ rule change" if r["rule_change"] else ""}</td><td>{what}</td>'
+                f'<td class="{status}">{status}{reason}</td></tr>')
+
+    body = ("<h1>History</h1><table id=history><tr><th>when</th><th>who</th><th>what</th><th></th><th>outcome</th>"
+            f"</tr>{''.join(map(row, rows))}</table>")
+    return layout("History", commons, "history", body)
+
+
 def peers(rows: list[dict[str, Any]]) -> str:
     body = "".join(
         f'<tr class=peer><td>{_e(p.get("name") or "")}</td><td><code>{_e(p["peer_id"])}</code></td>'
@@ -216,4 +234,4 @@ def error(sentence: str) -> str:
     return layout("Error", None, "", f"<p class=refused>{_e(sentence)}</p>")
 
 
-__all__ = ["contributions", "error", "home", "layout", "ledger", "overview", "peers", "proposals"]
+__all__ = ["contributions", "error", "history", "home", "layout", "ledger", "overview", "peers", "proposals"]
