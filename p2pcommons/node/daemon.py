@@ -1197,10 +1197,17 @@ class Node:
     async def _start_ui(self, nursery: trio.Nursery) -> None:
         """The dashboard (p2pcommons/web), imported only here: a node without it never
         loads the web stack."""
+        from p2pcommons.errors import HomeNotWritable
         from p2pcommons.web.app import run as run_ui
+        from p2pcommons.web.auth import load_or_create_token, token_path
 
         try:
-            self.ui_url = await nursery.start(run_ui, self, self.config.ui_port)
+            token = load_or_create_token(self.home)
+        except OSError as exc:
+            raise HomeNotWritable(f"Cannot write the dashboard's token {token_path(self.home)} "
+                                  f"({exc.strerror or exc}); or set [ui] enabled = false.") from None
+        try:
+            self.ui_url = await nursery.start(run_ui, self, self.config.ui_port, token)
         except OSError as exc:
             raise NetworkError(f"The dashboard could not listen on 127.0.0.1 ({exc.strerror or exc}); "
                                "set [ui] port, or [ui] enabled = false.") from None

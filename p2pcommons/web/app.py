@@ -25,7 +25,7 @@ from starlette.routing import Route
 from p2pcommons.errors import NotFound, P2PCError
 
 from . import api, data, pages
-from .auth import Guard, load_or_create_token
+from .auth import Guard
 from .events import MAX_LISTENERS
 
 if TYPE_CHECKING:
@@ -151,10 +151,10 @@ def _free(port: int) -> int:
     return port
 
 
-async def run(node: Node, port: int, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+async def run(node: Node, port: int, token: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard on 127.0.0.1 until the node's nursery is cancelled; ``started``
     with its address (without the token)."""
-    guard = Guard(build(node), load_or_create_token(node.home))
+    guard = Guard(build(node), token)
     config = Config()
     config.bind = [f"127.0.0.1:{_free(port)}"]
     config.accesslog = None
