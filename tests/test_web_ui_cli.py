@@ -5,6 +5,7 @@ on 127.0.0.1; with ``[ui] enabled = false`` there is no dashboard and ``p2pc ui`
 from __future__ import annotations
 
 import http.cookiejar
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -26,12 +27,16 @@ def _home(tmp_path: Path, ui: str) -> Path:
 
 
 def test_status_reports_the_dashboard_and_the_token_opens_it(tmp_path: Path) -> None:
-    home = _home(tmp_path, "port = 0")
+    taken = socket.socket()  # the configured port is busy: the dashboard takes a free one
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    busy = taken.getsockname()[1]
+    home = _home(tmp_path, f"port = {busy}")
     daemon = Daemon(home, tmp_path / "node.log")
     try:
         status = run(home, "node", "status")
         base = status["ui"]["url"]
-        assert base.startswith("http://127.0.0.1:") and base.endswith("/")
+        assert base.startswith("http://127.0.0.1:") and base.endswith("/") and f":{busy}/" not in base
         human = subprocess.run([*P2PC, "node", "status", "--home", str(home)], capture_output=True, text=True,
                                env=ENV, timeout=60)
         assert f"dashboard {base}" in human.stdout
@@ -48,6 +53,7 @@ def test_status_reports_the_dashboard_and_the_token_opens_it(tmp_path: Path) -> 
         assert [c.name for c in jar] == [f"p2pc_ui_{base.rstrip('/').rsplit(':', 1)[1]}"]
     finally:
         daemon.stop()
+        taken.close()
 
 
 def test_no_dashboard_when_disabled(tmp_path: Path) -> None:

@@ -138,31 +138,37 @@ def build(node: Node) -> Starlette:
     return app
 
 
-def _free(port: int) -> int:
-    """``port`` if nothing on 127.0.0.1 holds it, else 0 (any free port: the status says which)."""
-    if port == 0:
-        return 0
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+def _listening_socket(port: int) -> socket.socket:
+    """A socket bound on 127.0.0.1 to ``port``, or to any free port when that one is taken
+    (another node's dashboard on this machine: ``node status`` says which).  Bound here, not
+    probed, so no other process can take the port between the check and the bind."""
+    for candidate in dict.fromkeys((port, 0)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            probe.bind(("127.0.0.1", port))
+            sock.bind(("127.0.0.1", candidate))
         except OSError:
+            sock.close()
+            if candidate == 0:
+                raise
             log.warning("dashboard port %d is in use; using a free port", port)
-            return 0
-    return port
+            continue
+        return sock
+    raise OSError("no port")  # not reached: binding to port 0 either succeeds or raises
 
 
 async def run(node: Node, port: int, token: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard on 127.0.0.1 until the node's nursery is cancelled; ``started``
     with its address (without the token)."""
     guard = Guard(build(node), token)
+    sock = _listening_socket(port)
+    guard.port = sock.getsockname()[1]
     config = Config()
-    config.bind = [f"127.0.0.1:{_free(port)}"]
+    config.bind = [f"fd://{sock.detach()}"]  # Hypercorn owns the descriptor from here
     config.accesslog = None
     config.errorlog = log
     config.include_server_header = False
     async with trio.open_nursery() as nursery:
-        bound: list[str] = await nursery.start(serve, guard, config)
-        guard.port = int(bound[0].rsplit(":", 1)[1])
+        await nursery.start(serve, guard, config)
         url = f"http://127.0.0.1:{guard.port}/"
         log.info("dashboard at %s (open it with p2pc ui)", url)
         task_status.started(url)
