@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from p2pcommons.home import Home
 from p2pcommons.web.auth import Guard, cookie_name, load_or_create_token, read_token, token_path
@@ -107,3 +110,36 @@ def test_local_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+_TOKEN = "t" * 43
+_HOSTS = st.sampled_from([f"127.0.0.1:{PORT}", f"localhost:{PORT}", f"127.0.0.1:{PORT + 1}", "evil.example",
+                          f"evil.example:{PORT}", ""])
+_ORIGINS = st.one_of(st.none(), st.sampled_from([f"http://127.0.0.1:{PORT}", f"http://localhost:{PORT}",
+                                                 f"http://127.0.0.1:{PORT + 1}", "http://evil.example", "null"]))
+_COOKIES = st.one_of(st.none(), st.sampled_from([
+    f"{cookie_name(PORT)}={_TOKEN}", f"{cookie_name(PORT)}=wrong", f"{cookie_name(PORT + 1)}={_TOKEN}",
+    f"a=b; {cookie_name(PORT)}={_TOKEN}", '"broken']), st.text(max_size=40))
+
+
+@given(method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]), host=_HOSTS, origin=_ORIGINS,
+       cookie=_COOKIES, token=st.one_of(st.none(), st.just(_TOKEN), st.text(max_size=10)))
+def test_the_app_is_reached_only_with_the_cookie_and_the_own_origin_for_writes(
+        method: str, host: str, origin: str | None, cookie: str | None, token: str | None) -> None:
+    """Whatever a request carries, the guard lets it through exactly when its Host is ours,
+    it holds this port's cookie, it carries no token to exchange, and — for anything but
+    GET/HEAD — its Origin is the dashboard's own; it never sends a CORS header."""
+    headers = {"Host": host} if host else {}
+    if origin is not None:
+        headers["Origin"] = origin
+    if cookie is not None:
+        headers["Cookie"] = cookie
+    query = "" if token is None else urlencode({"token": token})
+    status, sent, reached = _call(_guard(), method, "/x", query, headers)
+    ours = host in (f"127.0.0.1:{PORT}", f"localhost:{PORT}")
+    has_cookie = cookie is not None and cookie.endswith(f"{cookie_name(PORT)}={_TOKEN}")
+    write_ok = method in ("GET", "HEAD") or origin == f"http://{host}"
+    assert reached == (ours and token is None and has_cookie and write_ok)
+    if token is not None and ours:
+        assert status == (303 if token == _TOKEN and method in ("GET", "HEAD") else 403)
+    assert not any(k.startswith("access-control") for k in sent)
