@@ -135,9 +135,14 @@ def test_accept_on_a_shows_accepted_on_b(cluster: dict[str, Any], browser: Any) 
     browser.get(f"{base_b}c/{commons}/ledger")
     _wait(browser).until(lambda d: "Ben" in d.find_element(By.ID, "ledger").text)
     _shot(browser, "ledger")
-    browser.get(f"{base_b}c/{commons}/history")  # newest first: Ana's review heads it on B as well
-    _wait(browser).until(
-        lambda d: "review" in d.find_elements(By.CSS_SELECTOR, "#history tr")[1].text)
+    run(homes["a"], "resource", "add", "tractor", "--rivalrous", "--quota", "10", "--period", "604800",
+        "--unit", "hours", "--commons", commons)
+    browser.get(f"{base_b}c/{commons}/resources")  # the page shows it when it arrives (live)
+    _wait(browser).until(lambda d: "tractor" in d.find_element(By.ID, "resources").text)
+    _shot(browser, "resources")
+    browser.get(f"{base_b}c/{commons}/history")  # newest first: the resource, then Ana's review
+    _wait(browser).until(lambda d: [row.text.split()[4] for row in d.find_elements(By.CSS_SELECTOR, "#history tr")[1:3]]
+                         == ["resource_add", "review"])
     _shot(browser, "history")
     browser.get(f"{base_b}peers")
     _wait(browser).until(lambda d: d.find_element(By.ID, "peers").text.count("connected") >= 1)

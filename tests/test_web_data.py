@@ -35,6 +35,7 @@ def _cli(*args: str) -> Any:
 def test_api_data_is_the_cli_json(tmp_path: Path) -> None:
     founder, _, _, _, commons = _two_stewards(tmp_path)
     contribution = p2pc_json("contribute", "--title", "oak survey", "--home", founder)["id"]
+    p2pc_json("resource", "add", "tractor", "--quota", "10", "--unit", "hours", "--home", founder)
     p2pc_json("rules", "propose", "--set", "review.accepts=2", "--title", "four eyes", "--home", founder)
     home = ["--commons", commons, "--home", founder]
     cid = CID.parse(commons)
@@ -42,10 +43,11 @@ def test_api_data_is_the_cli_json(tmp_path: Path) -> None:
     with Store(Home(Path(founder)).store_file) as store:
         api = {"state": data.state(store, cid), "members": data.members(store, cid),
                "contributions": data.contributions(store, cid, me), "proposals": data.proposals(store, cid, me),
-               "ledger": data.ledger(store, cid)}
+               "ledger": data.ledger(store, cid), "resources": data.resources(store, cid)}
     assert api["state"] == _cli("state", *home)
     assert api["members"] == _cli("members", *home)
     assert api["ledger"] == _cli("ledger", *home)
+    assert api["resources"] == _cli("resource", "list", *home) and api["resources"]["resources"]
     cli_rows = _cli("contributions", *home)["contributions"]
     assert [{k: v for k, v in r.items() if k != "my_verdict"} for r in api["contributions"]["contributions"]] \
         == cli_rows

@@ -121,6 +121,10 @@ async def commons_ledger(request: Request) -> JSONResponse:
     return ok(await node_of(request).db(data.ledger, await commons_of(request)))
 
 
+async def commons_resources(request: Request) -> JSONResponse:
+    return ok(await node_of(request).db(data.resources, await commons_of(request)))
+
+
 MAX_HISTORY = 500
 
 
@@ -214,6 +218,8 @@ async def vote(request: Request) -> JSONResponse:
     return await _written(node, cid, result)
 
 
-__all__ = ["all_peers", "commons_contributions", "commons_history", "commons_ledger", "commons_members",
-           "commons_peers", "commons_proposals", "commons_state", "failure", "history_limit", "list_commons", "ok",
-           "peers", "review", "vote"]
+__all__ = [
+    "all_peers", "commons_contributions", "commons_history", "commons_ledger", "commons_members", "commons_peers",
+    "commons_proposals", "commons_resources", "commons_state", "failure", "history_limit", "list_commons", "ok",
+    "peers", "review", "vote",
+]

@@ -74,6 +74,12 @@ async def ledger(request: Request) -> Response:
     return HTMLResponse(pages.ledger(commons, await node.db(data.ledger, cid), await node.db(data.names, cid)))
 
 
+async def resources(request: Request) -> Response:
+    node, cid, commons = await _commons_page(request)
+    rows = (await node.db(data.resources, cid))["resources"]
+    return HTMLResponse(pages.resources(commons, rows, await node.db(data.names, cid)))
+
+
 async def history(request: Request) -> Response:
     node, cid, commons = await _commons_page(request)
     rows = (await node.db(data.history, cid, api.history_limit(request)))["entries"]
@@ -121,7 +127,7 @@ def build(node: Node) -> Starlette:
     routes = [
         Route("/", root), Route("/c/{commons}/", overview), Route("/c/{commons}/contributions", contributions),
         Route("/c/{commons}/proposals", proposals), Route("/c/{commons}/ledger", ledger),
-        Route("/c/{commons}/history", history),
+        Route("/c/{commons}/history", history), Route("/c/{commons}/resources", resources),
         Route("/peers", peers_page), Route("/events", events),
         Route(v1, api.list_commons), Route(v1 + "/{commons}/state", api.commons_state),
         Route(v1 + "/{commons}/members", api.commons_members),
@@ -131,6 +137,7 @@ def build(node: Node) -> Starlette:
         Route(v1 + "/{commons}/proposals/{entry}/vote", api.vote, methods=["POST"]),
         Route(v1 + "/{commons}/ledger", api.commons_ledger),
         Route(v1 + "/{commons}/history", api.commons_history),
+        Route(v1 + "/{commons}/resources", api.commons_resources),
         Route(v1 + "/{commons}/peers", api.commons_peers), Route("/api/v1/peers", api.all_peers),
     ]
     app = Starlette(routes=routes, exception_handlers={P2PCError: p2pc_error})

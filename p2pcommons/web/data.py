@@ -94,6 +94,15 @@ def ledger(store: Store, commons: CID) -> dict[str, Any]:
     return {"commons": str(commons), "ledger": rows, "distributions": distributions}
 
 
+def resources(store: Store, commons: CID) -> dict[str, Any]:
+    """As ``p2pc resource list --json`` (``used``: per member, over all periods)."""
+    st = current_state(store, commons)
+    rows = [{"id": str(c), "name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
+             "unit": r.unit, "used": {who(k): v for k, v in st.usage(c).items()}}
+            for c, r in sorted(st.resources().items(), key=lambda kv: kv[1].name)]
+    return {"commons": str(commons), "resources": rows}
+
+
 def history(store: Store, commons: CID, limit: int = 200) -> dict[str, Any]:
     """The last ``limit`` entries in arrival order, newest first, each with what it did in
     the fold (``status``, ``reason``) and, for proposals, their decision; ``rule_change``
@@ -122,4 +131,4 @@ def names(store: Store, commons: CID) -> dict[str, str]:
     return {who(k): m["name"] for k, m in current_state(store, commons).members.items() if m["name"]}
 
 
-__all__ = ["contributions", "held", "history", "ledger", "members", "names", "proposals", "state", "who"]
+__all__ = ["contributions", "held", "history", "ledger", "members", "names", "proposals", "resources", "state", "who"]

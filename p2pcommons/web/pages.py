@@ -54,7 +54,7 @@ document.addEventListener('click', async (ev) => {
 """
 
 TABS = (("", "Overview"), ("contributions", "Contributions"), ("proposals", "Proposals"), ("ledger", "Ledger"),
-        ("history", "History"))
+        ("resources", "Resources"), ("history", "History"))
 
 
 def _e(value: Any) -> str:
@@ -204,6 +204,19 @@ def ledger(commons: dict[str, Any], data: dict[str, Any], names: dict[str, str])
     return layout("Ledger", commons, "ledger", body)
 
 
+def resources(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[str, str]) -> str:
+    def row(r: dict[str, Any]) -> str:
+        period = f"every {r['period']} s" if r["period"] else "in all"
+        quota = f"{r['quota']} {_e(r['unit'])} per member {period}" if r["rivalrous"] else "no quota"
+        used = ", ".join(f"{person(a, names)} {n}" for a, n in sorted(r["used"].items())) or "none yet"
+        return (f'<tr id="r-{_e(r["id"])}"><td>{_e(r["name"])}</td><td>{quota}</td>'
+                f"<td>{sum(r['used'].values())} {_e(r['unit'])}</td><td>{used}</td></tr>")
+
+    body = ("<h1>Resources</h1><table id=resources><tr><th>resource</th><th>quota</th><th>used (all periods)</th>"
+            f"<th>by member</th></tr>{''.join(map(row, rows))}</table>")
+    return layout("Resources", commons, "resources", body)
+
+
 def history(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[str, str]) -> str:
     """Who did what, when (newest first); adopted rule changes marked."""
     def row(r: dict[str, Any]) -> str:
@@ -234,4 +247,5 @@ def error(sentence: str) -> str:
     return layout("Error", None, "", f"<p class=refused>{_e(sentence)}</p>")
 
 
-__all__ = ["contributions", "error", "history", "home", "layout", "ledger", "overview", "peers", "proposals"]
+__all__ = ["contributions", "error", "history", "home", "layout", "ledger", "overview", "peers", "proposals",
+           "resources"]
