@@ -130,6 +130,7 @@ def node_start(
 
         raise DaemonRunning(f"A node is already running for {target.path} (PID {pid}).")
     config = target.config().get("network", {})
+    ui_config = target.config().get("ui", {})
     from p2pcommons.node import addressing
 
     # the port is chosen at the first start and kept in config.toml ([network] port);
@@ -153,6 +154,8 @@ def node_start(
             sync_interval=sync_interval,
             stall_timeout=stall_timeout,
             relay=RelaySettings.from_config(config),
+            ui=bool(ui_config.get("enabled", True)),
+            ui_port=int(ui_config.get("port", 4080)),
         )
         trio.run(serve, node_config, identity)
         return
@@ -260,6 +263,8 @@ def _print_status(status: dict[str, Any]) -> None:
         seen = peer.get("last_seen_ago")
         when = "" if peer["connected"] or seen is None else f"  last seen {_ago(seen)} ago"
         print(f"  {who}  {mark}  score {peer['score']}{when}" + (f"  ({lag})" if lag else ""))
+    if status.get("ui"):
+        print(f"dashboard {status['ui']['url']}  (p2pc ui prints it with the access token)")
     for addr in status.get("maintained", []):
         print(f"keeps     {addr}  (reconnects when it drops)")
     for commons in status.get("commons", []):
@@ -778,3 +783,27 @@ def _uses_of(store: Any, commons: Any, nonce: bytes, me: bytes) -> int:
         if entry.author != me and isinstance(token, dict) and token.get("nonce") == nonce:
             count += 1
     return count
+
+
+@command("ui")
+def ui_cmd(
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the dashboard in a web browser.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the address of this node's dashboard, with its access token (keep it private)."""
+    from p2pcommons.errors import NetworkError
+    from p2pcommons.node.notify import request
+    from p2pcommons.web.auth import read_token
+
+    target = home_of(home)
+    status = request(target, {"cmd": "status"})
+    token = read_token(target)
+    if not status.get("ui") or token is None:
+        raise NetworkError("The node serves no dashboard; set [ui] enabled = true in config.toml and restart it.")
+    url = f"{status['ui']['url']}?token={token}"
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    emit({"url": url}, as_json, url)

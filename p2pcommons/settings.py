@@ -36,6 +36,7 @@ KINDS = {
     "positive": "a whole number from 1",
     "seconds": "a whole number of seconds from 0",
     "port": "a TCP port number from 1 to 65535",
+    "ui_port": "a TCP port number from 0 to 65535 (0: any free port)",
 }
 
 
@@ -78,6 +79,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("network", "relay_circuit_bytes", "positive", 256 * 1024 * 1024,
             "Most bytes one relayed connection carries, both ways together."),
     Setting("network", "relay_circuits_per_peer", "positive", 8, "Relayed connections to one slot holder at once."),
+    Setting("ui", "enabled", "bool", True,
+            "Serve the local dashboard (p2pc ui) from the daemon, on 127.0.0.1 only."),
+    Setting("ui", "port", "ui_port", 4080,
+            "The dashboard's port on 127.0.0.1 (0: any free port; a busy port falls back to a free one)."),
     Setting("outsiders", "max_total", "count", 1024, "Strangers' entries on probation kept per commons."),
     Setting("outsiders", "max_waiting", "count", 16, "Per stranger: entries naming parents this node lacks."),
     Setting("outsiders", "expire_after", "seconds", 7 * 24 * 3600,
@@ -117,9 +122,9 @@ def problem(setting: Setting, value: Any) -> str | None:
         return None
     if setting.kind == "bool":
         return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
-    if setting.kind == "port":
-        ok = type(value) is int and 1 <= value <= 65535
-        return None if ok else f"must be {KINDS['port']}, not {value!r}"
+    if setting.kind in ("port", "ui_port"):
+        ok = type(value) is int and (1 if setting.kind == "port" else 0) <= value <= 65535
+        return None if ok else f"must be {KINDS[setting.kind]}, not {value!r}"
     low = 1 if setting.kind == "positive" else 0
     if type(value) is not int or not low <= value <= MAX_INT:
         return f"must be {KINDS[setting.kind]}, not {value!r}"

@@ -58,6 +58,7 @@ from p2pcommons.protocols.gossip import (
     topic_of,
 )
 from p2pcommons.store import Store
+from p2pcommons.web.events import Changes
 
 from . import addressing, preauth, scoring
 from . import peers as peerbook
@@ -134,6 +135,8 @@ class NodeConfig:
     max_backoff: float = 30.0
     announce_delay: float = 0.005
     relay: RelaySettings = field(default_factory=RelaySettings)  # relay service, relays, limits
+    ui: bool = False             # serve the dashboard (p2pcommons/web; the CLI follows [ui] enabled)
+    ui_port: int = 4080          # on 127.0.0.1; 0: any free port
 
 
 @dataclass
@@ -207,6 +210,8 @@ class Node:
         self.exchange = PeerExchange(self)  # address records: members find each other
         self.names = Names()  # member names for node status (filled by the state worker)
         self.dht: Any = None  # node/dht.py's CommonsDHT when enabled
+        self.changes = Changes()  # bumped when a commons' state or a peer's sync may have changed (the UI's events)
+        self.ui_url: str | None = None  # the dashboard's address (without its token) when it runs
 
     # --- store workers ------------------------------------------------------------------
 
@@ -270,6 +275,7 @@ class Node:
                         self._nursery_start(self._retry_state, commons, delay)
                     continue
                 self._state_retry_delay.pop(commons, None)
+                self.changes.bump()
                 if wrote:
                     self.announce()
 
@@ -450,11 +456,14 @@ class Node:
     def _after_session(self, state: PeerState, result: SessionResult) -> None:
         state.last_sync = time.monotonic()
         state.syncs += 1
+        behind = dict(state.behind)
         self._note_behind(state, result)
         state.last_result = "complete" if result.complete else (result.stopped or "incomplete")
         if result.added:
             log.info("sync with %s: %d new entries", state.peer_id, result.added)
         self._declined(state.peer_id, result)
+        if state.behind != behind:
+            self.changes.bump()  # the peer's "in sync" badge changes (stored entries bump after the fold)
         if result.new_commons:
             self._nursery_start(self._subscribe_all)
 
@@ -681,6 +690,7 @@ class Node:
     def _on_disconnected(self, peer_id: str) -> None:
         events.info("peer %s disconnected", _short(peer_id))
         self.peer(peer_id).last_seen = time.time()
+        self.changes.bump()
         self._mdns_wakeup.set()
         event = self._disconnects.pop(peer_id, None)
         if event is not None:
@@ -691,6 +701,7 @@ class Node:
         if self.reach is not None:
             self.reach.peer_connected()
         self.peer(peer_id).last_seen = time.time()
+        self.changes.bump()
         self.exchange.wake()
         if self.is_banned(peer_id):
             log.info("refusing a connection from banned peer %s", peer_id)
@@ -1043,6 +1054,7 @@ class Node:
             "peers": peers,
             "commons": commons,
             "uptime": round(time.time() - self.started, 3),
+            "ui": {"url": self.ui_url} if self.ui_url else None,
         }
 
     # --- lifecycle --------------------------------------------------------------------
@@ -1148,6 +1160,8 @@ class Node:
                     await self._subscribe_all()
                     await nursery.start(self.reach.run)
                     await nursery.start(self._control_server)
+                    if self.config.ui:
+                        await self._start_ui(nursery)
                     nursery.start_soon(self._anti_entropy)
                     nursery.start_soon(self._announcer)
                     nursery.start_soon(self._state_worker)
@@ -1179,6 +1193,24 @@ class Node:
                     self.store.close()
                     if self._state_store is not None:
                         self._state_store.close()
+
+    async def _start_ui(self, nursery: trio.Nursery) -> None:
+        """The dashboard (p2pcommons/web), imported only here: a node without it never
+        loads the web stack."""
+        from p2pcommons.errors import HomeNotWritable
+        from p2pcommons.web.app import run as run_ui
+        from p2pcommons.web.auth import load_or_create_token, token_path
+
+        try:
+            token = load_or_create_token(self.home)
+        except OSError as exc:
+            raise HomeNotWritable(f"Cannot write the dashboard's token {token_path(self.home)} "
+                                  f"({exc.strerror or exc}); or set [ui] enabled = false.") from None
+        try:
+            self.ui_url = await nursery.start(run_ui, self, self.config.ui_port, token)
+        except OSError as exc:
+            raise NetworkError(f"The dashboard could not listen on 127.0.0.1 ({exc.strerror or exc}); "
+                               "set [ui] port, or [ui] enabled = false.") from None
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
