@@ -235,7 +235,7 @@ def test_no_token_no_dashboard_and_no_cross_origin_writes(cluster: dict[str, Any
     own = _http(review, method="POST", headers={**write, "Origin": base.rstrip("/")}, body=body)
     assert own[0] == 200, own
     again = _http(review, method="POST", headers={**write, "Origin": base.rstrip("/")}, body=body)
-    assert again[0] == 409 and json.loads(again[1])["error"]["exit_code"] == 7, again
+    assert again[0] == 409 and json.loads(again[1])["error"]["code"] == 7, again
     history = json.loads(_http(f"{base}api/v1/commons/{commons}/history?limit=1", headers={"Cookie": cookie})[1])
     assert [(e["kind"], e["status"]) for e in history["data"]["entries"]] == [("review", "applied")]
     assert _http(f"{base}api/v1/commons/{commons}/history?limit=0", headers={"Cookie": cookie})[0] == 400

@@ -4,7 +4,8 @@ writes through :func:`p2pcommons.author.append` — the path the CLI's ``review`
 rule's sentence (HTTP 409, exit code 7 in the body), and nothing is stored.
 
 Every answer is one envelope, ``{"v": 1, "ok": true, "data": ...}`` or ``{"v": 1, "ok":
-false, "error": {"message": ..., "exit_code": ...}}``."""
+false, "error": {"code": ..., "type": ..., "message": ...}}``
+(the CLI's envelope, docs/json.md)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def ok(payload: Any) -> JSONResponse:
 
 def failure(exc: P2PCError) -> JSONResponse:
     status = 404 if isinstance(exc, NotFound) else STATUS_OF_EXIT.get(exc.exit_code, 500)
-    return JSONResponse({"v": 1, "ok": False, "error": {"message": str(exc), "exit_code": exc.exit_code}},
-                        status_code=status)
+    # the CLI's error envelope (docs/json.md): code = the CLI's exit code for the same error
+    error = {"code": exc.exit_code, "type": type(exc).__name__, "message": str(exc)}
+    return JSONResponse({"v": 1, "ok": False, "error": error}, status_code=status)
 
 
 def node_of(request: Request) -> Node:
