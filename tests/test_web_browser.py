@@ -67,8 +67,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             code = run(homes["a"], "invite", "create", "--uses", "1")["code"]
             run(homes[name], "join", code, "--name", who)
             daemons.append(Daemon(homes[name], tmp / f"{name}.log", bootstrap=[addr], sync_interval=2))
-        wait_for(lambda: run(homes["a"], "state", "--commons", commons)["members"] == 3
-                 and run(homes["b"], "state", "--commons", commons)["members"] == 3, 60, "b and c to be admitted")
+        wait_for(lambda: run(homes["a"], "state", "--commons", commons)["member_count"] == 3
+                 and run(homes["b"], "state", "--commons", commons)["member_count"] == 3, 60, "b and c to be admitted")
         yield {"homes": homes, "commons": commons, "daemons": daemons, "tmp": tmp}
     finally:
         for daemon in daemons:
