@@ -31,19 +31,11 @@ def _decisions(home: Path | None, commons: str | None) -> tuple[str, Any, list[d
 
 
 def _readable(row: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    """A decision with members as author ids (and their names, when known)."""
-    def who(key: str) -> str:
-        return _hex_author(key)
+    """A decision with members as author ids (and their names, when known): the same rows
+    as ``p2pc proposals --json`` and the dashboard's API (p2pcommons/web/data.py)."""
+    from p2pcommons.web.data import decision
 
-    out = dict(row)
-    out["author"] = who(row["author"])
-    for side in ("yes", "no", "abstain"):
-        out[side] = [who(k) for k in row[side]]
-    if row["action"] and "member" in row["action"]:
-        out["action"] = {**row["action"], "member": who(row["action"]["member"])}
-    out["tally"] = {"yes": len(row["yes"]), "no": len(row["no"]), "abstain": len(row["abstain"])}
-    out["names"] = {who(k): n for k, n in names.items() if n}
-    return out
+    return decision(row, names)
 
 
 def _what(row: dict[str, Any]) -> str:
@@ -99,9 +91,11 @@ def proposals_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """List the commons' proposals (rule changes and acts) with their status and tally."""
-    cid, state, rows = _decisions(home, commons)
-    names = {k: m["name"] for k, m in state.members.items()}
-    shown = [_readable(r, names) for r in rows if not only_open or r["status"] == "open"]
+    from p2pcommons.web import data as views
+
+    with open_store(home, reader=True) as store:
+        data = views.proposals(store, resolve_commons(store, commons), only_open=only_open)
+    shown = data["proposals"]
 
     def human() -> None:
         if not shown:
@@ -112,7 +106,7 @@ def proposals_cmd(
             print(f"{r['id']}  {r['status']:<9} {t['yes']} yes {t['no']} no {t['abstain']} abstain  "
                   f"deadline {_deadline_text(r['deadline'])}  {_what(r)}{title}")
 
-    emit({"commons": cid, "proposals": shown}, as_json, human)
+    emit(data, as_json, human)
 
 
 @command("show", app=proposal_app)

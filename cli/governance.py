@@ -160,56 +160,13 @@ def _resolve_entry_in(store: Any, text: str) -> Any:
 # --- reading --------------------------------------------------------------------------------
 
 
-def _entry_time(store: Any, entry_id: str) -> int:
-    """An entry's signed time (ms since the epoch), 0 if it is not held."""
-    from p2pcommons.dagcbor import CID
-
-    found = store.get(CID.parse(entry_id))
-    return int(found.time) if found is not None else 0
-
-
-def _state_json(state: Any) -> dict[str, Any]:
-    """The state for --json: the summary with author ids as z6Mk… text and every count
-    named as one (``member_count``, not ``members``: docs/json.md)."""
-    summary: dict[str, Any] = state.summary()
-    stable = summary["stable"]
-    return {
-        "commons": summary["commons"],
-        "name": summary["name"],
-        "state_hash": summary["state_hash"],
-        "valid": summary["valid"],
-        "entry_count": summary["entries"],
-        "waiting_count": summary["waiting"],
-        "member_count": summary["members"],
-        "pending_join_count": len(state.canonical.get("joins", {})),
-        "contribution_counts": summary["contributions"],
-        "rules": summary["rules"],
-        "stable": {
-            "stable_entry_count": stable["stable_entries"],
-            "tentative_entry_count": stable["tentative_entries"],
-            "frontier": {_hex_author(k): v for k, v in stable["frontier"].items()},
-            "held_back_by": [_hex_author(k) for k in stable["held_back_by"]],
-            "retired": [_hex_author(k) for k in stable["retired"]],
-        },
-        "proposals": {
-            cid: {
-                **{k: v for k, v in p.items() if k not in ("yes", "no")},
-                "author": _hex_author(p["author"]),
-                "yes_count": len(p["yes"]),
-                "no_count": len(p["no"]),
-            }
-            for cid, p in state.canonical.get("proposals", {}).items()
-        },
-    }
-
-
 @command("state")
 def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Print the commons state: its hash, members, rules in force, contributions, stability."""
+    from p2pcommons.web import data as views
+
     with open_store(home, reader=True) as store:
-        cid = resolve_commons(store, commons)
-        state = _state(store, cid)
-        data = _state_json(state)
+        data = views.state(store, resolve_commons(store, commons))
 
     def human() -> None:
         stable = data["stable"]
@@ -241,23 +198,11 @@ def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: J
 @command("members")
 def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List members with their roles and status."""
+    from p2pcommons.web import data as views
+
     with open_store(home, reader=True) as store:
-        cid = resolve_commons(store, commons)
-        state = _state(store, cid)
-    rows = []
-    for k, m in sorted(state.members.items()):
-        keys = state.keys_of(bytes.fromhex(k))
-        rows.append({
-            "author": _hex_author(k),
-            "name": m["name"],
-            "roles": m["roles"],
-            "status": m["status"],
-            "since": m["since"],
-            "warning_count": m["warnings"],
-            # Per key: a fork or a revocation costs that key, not the member (commons.md §1.2).
-            "keys": [{"author": _author_text(x["key"]), "own": x["own"], "status": x["status"],
-                      "forked_at": x["forked_at"]} for x in keys],
-        })
+        data = views.members(store, resolve_commons(store, commons))
+    rows = data["members"]
 
     def human() -> None:
         for row in rows:
@@ -273,7 +218,7 @@ def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json:
                 else:
                     print(f"  {what} {short_id(key['author'])}  {key['status']}")
 
-    emit({"commons": str(cid), "members": rows}, as_json, human)
+    emit(data, as_json, human)
 
 
 @command("status")
@@ -319,21 +264,11 @@ def status_cmd(
 @command("ledger")
 def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Per contributor: accepted contributions, their value, and share of the total."""
+    from p2pcommons.web import data as views
+
     with open_store(home, reader=True) as store:
-        cid = resolve_commons(store, commons)
-        state = _state(store, cid)
-    rows = [
-        {
-            "author": _hex_author(row["author"]),
-            "name": row["name"],
-            "accepted_count": row["accepted"],
-            "value": row["value"],
-            "share_bp": row["share_bp"],
-            "share_percent": round(row["share_bp"] / 100, 2),
-        }
-        for row in state.ledger()
-    ]
-    distributions = state.canonical.get("distributions", [])
+        data = views.ledger(store, resolve_commons(store, commons))
+    rows = data["ledger"]
 
     def human() -> None:
         if not rows:
@@ -345,17 +280,7 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
                 f"share {row['share_percent']:.2f}%"
             )
 
-    emit(
-        {
-            "commons": str(cid),
-            "ledger": rows,
-            "distributions": [
-                {**d, "shares": {_hex_author(k): v for k, v in d["shares"].items()}} for d in distributions
-            ],
-        },
-        as_json,
-        human,
-    )
+    emit(data, as_json, human)
 
 
 @command("contributions")
@@ -369,33 +294,13 @@ def contributions_cmd(
 ) -> None:
     """List contributions with their review status, reviews and value (for reviewers' queues)."""
     from p2pcommons.errors import UsageError
+    from p2pcommons.web import data as views
 
     if status is not None and status not in ("pending", "accepted", "rejected"):
         raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
     with open_store(home, reader=True) as store:
-        cid = resolve_commons(store, commons)
-        state = _state(store, cid)
-        rows = []
-        for entry_id, c in state.canonical.get("contributions", {}).items():
-            if status is not None and c["status"] != status:
-                continue
-            rows.append(
-                {
-                    "id": entry_id,
-                    "time": _entry_time(store, entry_id),
-                    "author": _hex_author(c["author"]),
-                    "title": c["title"],
-                    "kind": c["kind"],
-                    "ref": c["ref"],
-                    "claimed": c["claimed"],
-                    "value": c["value"],
-                    "status": c["status"],
-                    "accepts": [_hex_author(a) for a in c["accepts"]],
-                    "rejects": [_hex_author(a) for a in c["rejects"]],
-                    "outside": c["outside"],
-                }
-            )
-        rows.sort(key=lambda row: (row["time"], row["id"]))  # oldest first, as they were made
+        data = views.contributions(store, resolve_commons(store, commons), status=status)
+    rows = data["contributions"]
 
     def human() -> None:
         if not rows:
@@ -407,7 +312,7 @@ def contributions_cmd(
                 f"[{row['kind']}, claimed {row['claimed']}, value {row['value']}]{outside}"
             )
 
-    emit({"commons": str(cid), "contributions": rows}, as_json, human)
+    emit(data, as_json, human)
 
 
 # --- membership -------------------------------------------------------------------------------
@@ -751,29 +656,11 @@ def resource_cancel(
 @command("list", app=resource_app)
 def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List resources with their quotas, use so far, and what is left this period."""
-    import time
+    from p2pcommons.web import data as views
 
-    now = int(time.time() * 1000)
     with open_store(home, reader=True) as store:
-        cid = resolve_commons(store, commons)
-        state = _state(store, cid)
-        me = _my_key(home)
-        canonical = state.canonical["resources"]
-        rows = []
-        for c, r in sorted(state.resources().items(), key=lambda kv: kv[1].name):
-            period = now // (r.period * 1000) if r.period else 0
-            this = canonical.get(str(c), {}).get("used", {}).get(str(period), {})
-            row: dict[str, Any] = {
-                "id": str(c), "name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
-                "unit": r.unit, "capacity": r.capacity,
-                "used": {_hex_author(k): v for k, v in state.usage(c).items()},
-                "used_this_period": sum(this.values()),
-                "left_this_period": {
-                    "mine": None if not (r.rivalrous and r.quota and me) else r.quota - this.get(me.hex(), 0),
-                    "whole_commons": None if not r.capacity else r.capacity - sum(this.values()),
-                },
-            }
-            rows.append(row)
+        data = views.resources(store, resolve_commons(store, commons), _my_key(home))
+    rows = data["resources"]
 
     def human() -> None:
         if not rows:
@@ -789,7 +676,7 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
             used = sum(row["used"].values())
             print(f"{short_id(row['id'])}  {row['name']}  ({kind})  used {used} {row['unit']}{tail}")
 
-    emit({"commons": str(cid), "resources": rows}, as_json, human)
+    emit(data, as_json, human)
 
 
 @command("distribute")

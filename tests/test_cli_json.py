@@ -123,7 +123,7 @@ def test_every_command_speaks_the_envelope(homes: dict[str, str]) -> None:
         "removed_count"] == 1
     err(2, "peer", "unban", "12D3KooWGRYZDHBembyGJQqQ6WgLqJWLv2NsaWBiSrAajdkQTTzC", "--home", founder)
     # commands that need the daemon: their refusal is an envelope too
-    for args in (("node", "status"), ("node", "stop"), ("invite", "create"), ("sync", "status")):
+    for args in (("node", "status"), ("node", "stop"), ("invite", "create"), ("sync", "status"), ("ui",)):
         assert err(6, *args, "--home", founder)["type"] == "DaemonNotRunning"
     assert err(2, "sync", "--home", founder)["type"] == "UsageError"  # no peer to sync with
     assert err(4, "node", "start", "--home", str(Path(root) / "nobody"))["type"] == "NoIdentity"

@@ -1,7 +1,8 @@
 """The API's data (p2pcommons/web/data.py) has the CLI's ``--json`` shapes, key for key, on a
 real home with members, a reviewed contribution and an open proposal — so the API and the
 CLI can share one schema.  Only the API's own additions (``my_verdict``, ``my_vote``) differ.
-Whether the CLI wraps its output in an envelope or not, its data is compared."""
+The CLI builds these documents with the same functions, and each API document, wrapped in
+the success envelope, is valid against the CLI's schema (docs/json-schema.json)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from p2pcommons.identity import load_identity
 from p2pcommons.state.engine import forget
 from p2pcommons.store import Store
 from p2pcommons.web import data
+from tests.support.cli_json import check
 from tests.test_cli_decisions import _two_stewards
 from tests.test_cli_governance import p2pc_json
 
@@ -43,7 +45,10 @@ def test_api_data_is_the_cli_json(tmp_path: Path) -> None:
     with Store(Home(Path(founder)).store_file) as store:
         api = {"state": data.state(store, cid), "members": data.members(store, cid),
                "contributions": data.contributions(store, cid, me), "proposals": data.proposals(store, cid, me),
-               "ledger": data.ledger(store, cid), "resources": data.resources(store, cid)}
+               "ledger": data.ledger(store, cid), "resources": data.resources(store, cid, me),
+               "held": {"commons": data.held(store)}, "history": data.history(store, cid)}
+    for document in api.values():
+        check({"v": 1, "ok": True, "data": document})
     assert api["state"] == _cli("state", *home)
     assert api["members"] == _cli("members", *home)
     assert api["ledger"] == _cli("ledger", *home)

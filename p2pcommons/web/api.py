@@ -124,7 +124,8 @@ async def commons_ledger(request: Request) -> JSONResponse:
 
 
 async def commons_resources(request: Request) -> JSONResponse:
-    return ok(await node_of(request).db(data.resources, await commons_of(request)))
+    node = node_of(request)
+    return ok(await node.db(data.resources, await commons_of(request), node.identity.public_key))
 
 
 MAX_HISTORY = 500

@@ -92,8 +92,8 @@ def home(commons: list[dict[str, Any]]) -> str:
     if not commons:
         return layout("Commons", None, "", "<p>This node holds no commons yet (<code>p2pc commons create</code> or "
                       "<code>p2pc join</code>).</p>")
-    rows = "".join(f'<tr><td><a href="/c/{_e(c["id"])}/">{_e(c["name"])}</a></td><td>{c["members"]}</td>'
-                   f'<td>{c["entries"]}</td><td><code>{_e(c["state_hash"][:16])}</code></td></tr>' for c in commons)
+    rows = "".join(f'<tr><td><a href="/c/{_e(c["id"])}/">{_e(c["name"])}</a></td><td>{c["member_count"]}</td>'
+                   f'<td>{c["entry_count"]}</td><td><code>{_e(c["state_hash"][:16])}</code></td></tr>' for c in commons)
     return layout("Commons", None, "", "<h1>Commons on this node</h1><table><tr><th>name</th><th>members</th>"
                   f"<th>entries</th><th>state hash</th></tr>{rows}</table>")
 
@@ -108,16 +108,16 @@ def _badge(peer: dict[str, Any]) -> str:
 
 def overview(state: dict[str, Any], members: list[dict[str, Any]], peers: list[dict[str, Any]]) -> str:
     names = {m["author"]: m["name"] for m in members if m["name"]}
-    c = state["contributions"]
+    c = state["contribution_counts"]
     member_rows = "".join(f'<tr><td>{person(m["author"], names)}</td><td>{_e(", ".join(m["roles"]))}</td>'
                           f'<td>{_e(m["status"])}</td></tr>' for m in members)
     peer_rows = "".join(f'<tr class=peer><td>{_e(p.get("name") or p.get("short_id") or p["peer_id"])}</td>'
                         f"<td>{_badge(p)}</td><td>{_e(p.get('connection') or '')}</td></tr>" for p in peers)
     body = (f"<h1>{_e(state['name'])}</h1><table>"
             f"<tr><th>state hash</th><td><code id=state-hash>{_e(state['state_hash'])}</code></td></tr>"
-            f"<tr><th>entries</th><td>{state['entries']} ({state['stable']['stable_entries']} stable, "
-            f"{state['waiting']} waiting)</td></tr>"
-            f"<tr><th>members</th><td>{state['members']} (pending joins: {state['pending_joins']})</td></tr>"
+            f"<tr><th>entries</th><td>{state['entry_count']} ({state['stable']['stable_entry_count']} stable, "
+            f"{state['waiting_count']} waiting)</td></tr>"
+            f"<tr><th>members</th><td>{state['member_count']} (pending joins: {state['pending_join_count']})</td></tr>"
             f"<tr><th>contributions</th><td>{c['accepted']} accepted, {c['pending']} pending, "
             f"{c['rejected']} rejected</td></tr></table>"
             f"<h2>Members</h2><table><tr><th>member</th><th>roles</th><th>status</th></tr>{member_rows}</table>"
@@ -194,8 +194,8 @@ def proposals(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[s
 
 
 def ledger(commons: dict[str, Any], data: dict[str, Any], names: dict[str, str]) -> str:
-    rows = "".join(f'<tr><td>{person(r["author"], names)}</td><td>{r["accepted"]}</td><td>{r["value"]}</td>'
-                   f'<td>{_e(r["share_percent"])}%</td></tr>' for r in data["ledger"])
+    rows = "".join(f'<tr><td>{person(r["author"], names)}</td><td>{r["accepted_count"]}</td><td>{r["value"]}</td>'
+                   f'<td>{r["share_percent"]:.2f}%</td></tr>' for r in data["ledger"])
     dist = "".join(f'<tr><td><code>{_e(short(d.get("id", "")))}</code></td><td>{_e(d.get("amount", ""))} '
                    f'{_e(d.get("currency", ""))}</td><td>{len(d["shares"])}</td></tr>' for d in data["distributions"])
     body = (f"<h1>Ledger</h1><table id=ledger><tr><th>member</th><th>accepted</th><th>value</th><th>share</th></tr>"
