@@ -95,7 +95,7 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         assert unwrap(joined.stdout)["synced"], joined.stdout
         b.start()
         a_id, b_id = a.status()["peer_id"], b.status()["peer_id"]
-        wait_for(lambda: b_id in a.status()["connected_peers"], 30, "B to reach A through the relay")
+        wait_for(lambda: b_id in a.status()["connected"], 30, "B to reach A through the relay")
 
         b.p2pc("contribute", "--title", "from home B", "--commons", commons)
         a.p2pc("contribute", "--title", "from home A", "--commons", commons)
@@ -135,7 +135,7 @@ def test_two_nats_meet_through_a_relay(natlab: NatLab, tmp_path: Path) -> None:
         a.start()
         assert any("/tcp/4002" in x for x in a.status()["listen"]), a.status()["listen"]
         wait_for(lambda: a.status()["reach"]["reservation"], 60, "A's reservation after its restart")
-        wait_for(lambda: b_id in a.status()["connected_peers"], 60, "B to find A again after A's restart")
+        wait_for(lambda: b_id in a.status()["connected"], 60, "B to find A again after A's restart")
         a.p2pc("contribute", "--title", "back again", "--commons", commons)
         wait_for(converged([a, b], commons), 60, "A and B to converge after A's restart")
     finally:
