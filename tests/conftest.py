@@ -69,3 +69,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "nodes" in getattr(item, "fixturenames", ()):
             # the `nodes` fixture (tests/test_node_integration.py) starts real libp2p nodes
             item.add_marker(pytest.mark.network)
+        if item.get_closest_marker("network") is not None or item.get_closest_marker("slow") is not None:
+            # Under `-n 2 --dist loadgroup` (the README's full command) the tests that run real
+            # nodes, namespaces, browsers and many processes share one worker, one at a time,
+            # as they would alone; the in-process tests (properties, vectors) use the other core.
+            item.add_marker(pytest.mark.xdist_group("processes"))
