@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
@@ -38,6 +41,17 @@ def _leftovers(root: Path) -> list[str]:
         if str(root) in cmdline:
             found.append(f"{proc.pid}: {cmdline}")
     return found
+
+
+@pytest.fixture
+def short_root() -> Iterator[Path]:
+    """A short directory for an example's homes: a control socket's path must fit in AF_UNIX's
+    108 bytes, and pytest's per-worker temporary paths (…/popen-gw1/test_…) are long."""
+    root = Path(tempfile.mkdtemp(prefix="p2pcx-", dir="/tmp"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _run(script: Path, root: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
@@ -78,19 +92,19 @@ def test_every_example_is_tested() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_example_converges(name: str, tmp_path: Path) -> None:
+def test_example_converges(name: str, short_root: Path) -> None:
     started = time.monotonic()
-    result = _run(EXAMPLES / f"{name}.py", tmp_path)
+    result = _run(EXAMPLES / f"{name}.py", short_root)
     elapsed = time.monotonic() - started
     print(f"{name}: exit {result.returncode} in {elapsed:.1f} s")
     tail = (result.stdout[-4000:] + "\n--- stderr ---\n" + result.stderr[-2000:])
     assert result.returncode == 0, tail
     assert CONVERGED.search(result.stdout), tail
     assert "✓" in result.stdout  # the scenario checked its own outcomes along the way
-    _assert_clean(tmp_path)
+    _assert_clean(short_root)
 
 
-def test_failing_scenario_exits_nonzero_and_stops_its_daemons(tmp_path: Path) -> None:
+def test_failing_scenario_exits_nonzero_and_stops_its_daemons(tmp_path: Path, short_root: Path) -> None:
     """A scenario that fails after starting daemons still stops them (try/finally in the harness)."""
     script = tmp_path / "failing.py"
     script.write_text(
@@ -105,14 +119,14 @@ def test_failing_scenario_exits_nonzero_and_stops_its_daemons(tmp_path: Path) ->
         "sys.exit(main('failing', ['A', 'B', 'C'], scenario))\n",
         encoding="utf-8",
     )
-    result = _run(script, tmp_path, timeout=60)
+    result = _run(script, short_root, timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "example failed: B: p2pc import" in result.stdout.replace("\n", " "), result.stdout
     assert not CONVERGED.search(result.stdout)
-    _assert_clean(tmp_path)
+    _assert_clean(short_root)
 
 
-def test_terminated_scenario_stops_its_daemons(tmp_path: Path) -> None:
+def test_terminated_scenario_stops_its_daemons(tmp_path: Path, short_root: Path) -> None:
     """SIGTERM (what a CI timeout sends first) unwinds through the harness's cleanup."""
     script = tmp_path / "stuck.py"
     script.write_text(
@@ -128,7 +142,7 @@ def test_terminated_scenario_stops_its_daemons(tmp_path: Path) -> None:
         "sys.exit(main('stuck', ['A'], scenario))\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "TMPDIR": str(short_root)}
     env.pop("P2PC_EXAMPLE_KEEP", None)
     with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env,
                           stdin=subprocess.DEVNULL) as proc:
@@ -138,7 +152,7 @@ def test_terminated_scenario_stops_its_daemons(tmp_path: Path) -> None:
             seen.append(line)
             if "READY" in line:
                 break
-        assert _leftovers(tmp_path), "the scenario's daemon should be running before the signal"
+        assert _leftovers(short_root), "the scenario's daemon should be running before the signal"
         proc.terminate()
         try:
             proc.communicate(timeout=60)
@@ -147,4 +161,4 @@ def test_terminated_scenario_stops_its_daemons(tmp_path: Path) -> None:
             proc.communicate()
             pytest.fail("the scenario did not exit within 60 s of SIGTERM")
     assert proc.returncode != 0
-    _assert_clean(tmp_path)
+    _assert_clean(short_root)

@@ -171,14 +171,20 @@ def test_passphrase_daemon_control_socket_and_listeners(loose_root: Path, monkey
         mine.connect(str(sock_path))
         mine.close()
 
-        # nothing listens for remote control: only libp2p's TCP listen address and the Unix socket
+        # nothing listens for remote control: only libp2p's TCP listen address, the Unix socket and
+        # the dashboard, on 127.0.0.1 only (it asks for the node's token, docs/api.md)
         proc = psutil.Process(node.proc.pid)
         conns = proc.net_connections(kind="all")
         listening_tcp = {(c.laddr.ip, c.laddr.port) for c in conns
                          if c.type == socket.SOCK_STREAM and c.family in (socket.AF_INET, socket.AF_INET6)
                          and c.status == psutil.CONN_LISTEN}
         announced = {(a.split("/")[2], int(a.split("/")[4])) for a in status["addrs"]}
-        assert listening_tcp == announced, (listening_tcp, announced)
+        dashboard = set()
+        if status.get("ui"):
+            host, port = status["ui"]["url"].split("//")[1].split("/")[0].rsplit(":", 1)
+            assert host == "127.0.0.1", status["ui"]
+            dashboard = {(host, int(port))}
+        assert listening_tcp == announced | dashboard, (listening_tcp, announced, dashboard)
         udp = [c for c in conns if c.type == socket.SOCK_DGRAM and c.family in (socket.AF_INET, socket.AF_INET6)]
         assert not udp, udp  # no mDNS unless asked for, no other datagram service
         named_unix = {c.laddr for c in conns if c.family == socket.AF_UNIX and c.laddr}
