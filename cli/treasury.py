@@ -7,14 +7,13 @@ Reading commands print what the fold computed, never a sum of their own."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from .app import MAX_AMOUNT, ForceOption, HomeOption, JsonOption, app, command, emit, open_store, resolve_commons
 from .decisions import DeadlineOption, TitleOption, _propose
-from .governance import CommonsOption, _hex_author, _resolve_member, _state, _write
+from .governance import CommonsOption, _resolve_member, _write
 
 pool_app = typer.Typer(help="The commons' pools (treasury, solidarity fund, budgets): create, pay in, spend, show.",
                        no_args_is_help=True)
@@ -25,32 +24,14 @@ AmountArgument = Annotated[int, typer.Argument(help="Whole units of the pool's u
 SOURCES = ("dues", "grant", "payback", "donation", "other")
 
 
-def _party(text: str) -> str:
-    """A flow's party as an author id when it is a member's key, else the payer's text."""
-    if len(text) == 64:
-        try:
-            return _hex_author(text)
-        except ValueError:
-            return text
-    return text
-
-
-def _books(home: Path | None, commons: str | None) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-    with open_store(home, reader=True) as store:
-        cid = resolve_commons(store, commons)
-        canonical = _state(store, cid).canonical
-    flows = [{**f, "party": _party(f["party"])} for f in canonical.get("flows", [])]
-    return str(cid), dict(canonical.get("pools", {})), flows
-
-
 @command("list", app=pool_app)
 def pool_list(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the pools with their balances."""
-    cid, pools, flows = _books(home, commons)
-    rows = [{"name": name, "unit": p["unit"], "balance": p["balance"],
-             "paid_in": sum(f["amount"] for f in flows if f["pool"] == name and f["flow"] == "in"),
-             "paid_out": sum(f["amount"] for f in flows if f["pool"] == name and f["flow"] == "out")}
-            for name, p in sorted(pools.items())]
+    from p2pcommons.web import data as views
+
+    with open_store(home, reader=True) as store:
+        data = views.pools(store, resolve_commons(store, commons))
+    rows = data["pools"]
 
     def human() -> None:
         if not rows:
@@ -58,25 +39,22 @@ def pool_list(commons: CommonsOption = None, home: HomeOption = None, as_json: J
         for row in rows:
             print(f"{row['name']}  {row['balance']} {row['unit']}  (in {row['paid_in']}, out {row['paid_out']})")
 
-    emit({"commons": cid, "pools": rows}, as_json, human)
+    emit(data, as_json, human)
 
 
 @command("show", app=pool_app)
 def pool_show(name: PoolArgument, commons: CommonsOption = None, home: HomeOption = None,
               as_json: JsonOption = False) -> None:
     """Show a pool's balance and every movement in and out of it (the open book)."""
-    from p2pcommons.errors import NotFound
+    from p2pcommons.web import data as views
 
-    cid, pools, flows = _books(home, commons)
-    if name not in pools:
-        raise NotFound(f"No pool '{name}' in this commons.")
-    mine = [f for f in flows if f["pool"] == name]
-    data = {"commons": cid, "name": name, **pools[name], "flows": mine}
+    with open_store(home, reader=True) as store:
+        data = views.pool(store, resolve_commons(store, commons), name)
 
     def human() -> None:
-        unit = pools[name]["unit"]
-        print(f"{name}: {pools[name]['balance']} {unit}")
-        for f in mine:
+        unit = data["unit"]
+        print(f"{name}: {data['balance']} {unit}")
+        for f in data["flows"]:
             sign = "+" if f["flow"] == "in" else "-"
             who = f["party"] or "contributors"
             print(f"  {sign}{f['amount']} {unit}  {f['why']}  {who}  -> {f['balance']}  ({f['id']})")

@@ -128,6 +128,15 @@ async def commons_resources(request: Request) -> JSONResponse:
     return ok(await node.db(data.resources, await commons_of(request), node.identity.public_key))
 
 
+async def commons_pools(request: Request) -> JSONResponse:
+    return ok(await node_of(request).db(data.pools, await commons_of(request)))
+
+
+async def commons_pool(request: Request) -> JSONResponse:
+    cid = await commons_of(request)
+    return ok(await node_of(request).db(data.pool, cid, request.path_params["name"]))
+
+
 MAX_HISTORY = 500
 
 
@@ -223,6 +232,6 @@ async def vote(request: Request) -> JSONResponse:
 
 __all__ = [
     "all_peers", "commons_contributions", "commons_history", "commons_ledger", "commons_members", "commons_peers",
-    "commons_proposals", "commons_resources", "commons_state", "failure", "history_limit", "list_commons", "ok",
-    "peers", "review", "vote",
+    "commons_pool", "commons_pools", "commons_proposals", "commons_resources", "commons_state", "failure",
+    "history_limit", "list_commons", "ok", "peers", "review", "vote",
 ]

@@ -76,8 +76,19 @@ async def ledger(request: Request) -> Response:
 
 async def resources(request: Request) -> Response:
     node, cid, commons = await _commons_page(request)
-    rows = (await node.db(data.resources, cid))["resources"]
+    rows = (await node.db(data.resources, cid, node.identity.public_key))["resources"]
     return HTMLResponse(pages.resources(commons, rows, await node.db(data.names, cid)))
+
+
+def _books(store: Any, cid: Any) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    rows = data.pools(store, cid)["pools"]
+    return rows, {p["name"]: data.pool(store, cid, p["name"])["flows"] for p in rows}
+
+
+async def pools(request: Request) -> Response:
+    node, cid, commons = await _commons_page(request)
+    rows, books = await node.db(_books, cid)
+    return HTMLResponse(pages.pools(commons, rows, books, await node.db(data.names, cid)))
 
 
 async def history(request: Request) -> Response:
@@ -128,6 +139,7 @@ def build(node: Node) -> Starlette:
         Route("/", root), Route("/c/{commons}/", overview), Route("/c/{commons}/contributions", contributions),
         Route("/c/{commons}/proposals", proposals), Route("/c/{commons}/ledger", ledger),
         Route("/c/{commons}/history", history), Route("/c/{commons}/resources", resources),
+        Route("/c/{commons}/pools", pools),
         Route("/peers", peers_page), Route("/events", events),
         Route(v1, api.list_commons), Route(v1 + "/{commons}/state", api.commons_state),
         Route(v1 + "/{commons}/members", api.commons_members),
@@ -138,6 +150,7 @@ def build(node: Node) -> Starlette:
         Route(v1 + "/{commons}/ledger", api.commons_ledger),
         Route(v1 + "/{commons}/history", api.commons_history),
         Route(v1 + "/{commons}/resources", api.commons_resources),
+        Route(v1 + "/{commons}/pools", api.commons_pools), Route(v1 + "/{commons}/pools/{name}", api.commons_pool),
         Route(v1 + "/{commons}/peers", api.commons_peers), Route("/api/v1/peers", api.all_peers),
     ]
     app = Starlette(routes=routes, exception_handlers={P2PCError: p2pc_error})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time as _time
 from typing import Any
 
-from p2pcommons.dagcbor import CID
+from p2pcommons.dagcbor import CID, link
 from p2pcommons.identity import author_id_text
 from p2pcommons.state.engine import current_state
 from p2pcommons.store import Store
@@ -143,14 +143,68 @@ def proposals(store: Store, commons: CID, me: bytes | None = None, only_open: bo
 
 
 def ledger(store: Store, commons: CID) -> dict[str, Any]:
-    """As ``p2pc ledger --json``."""
+    """As ``p2pc ledger --json``: the ledger, the distributions, and ``series`` — each
+    member's value over time (:func:`ledger_series`), which the dashboard draws."""
     st = current_state(store, commons)
     rows = [{"author": who(row["author"]), "name": row["name"], "accepted_count": row["accepted"],
              "value": row["value"], "share_bp": row["share_bp"], "share_percent": round(row["share_bp"] / 100, 2)}
             for row in st.ledger()]
     distributions = [{**d, "shares": {who(k): v for k, v in d["shares"].items()}}
                      for d in st.canonical.get("distributions", [])]
-    return {"commons": str(commons), "ledger": rows, "distributions": distributions}
+    return {"commons": str(commons), "ledger": rows, "distributions": distributions,
+            "series": ledger_series(store, st)}
+
+
+def _deciding_reviews(store: Store, st: Any, accepted: dict[str, bytes]) -> dict[str, Any]:
+    """Contribution id -> the review entry that accepted it: among the applied ``accept``
+    reviews of it by the key that gave its last accept (the one that met ``review.accepts``),
+    the latest in that key's log (after an appeal reopened it, the same key may have
+    accepted it twice; its own log orders the two)."""
+    found: dict[str, Any] = {}
+    for entry in store.iter_entries(st.commons, kind="review"):
+        body = entry.body if isinstance(entry.body, dict) else {}
+        try:
+            key: str | None = str(link(body.get("contribution")))
+        except Exception:  # not a link: that review had no effect
+            key = None
+        if key is None or accepted.get(key) != entry.author or body.get("verdict") != "accept":
+            continue
+        outcome = st.outcome(entry.id)
+        if outcome is None or outcome.status != "applied":
+            continue
+        best = found.get(key)
+        if best is None or (entry.seq, entry.id.raw) > (best.seq, best.id.raw):
+            found[key] = entry
+    return found
+
+
+def ledger_series(store: Store, st: Any) -> list[dict[str, Any]]:
+    """Each member's accepted value over time, derived from the state alone: for every
+    contribution accepted in it, the point (time of the review that accepted it — an
+    entry's signed time, never before its causal past: commons.md §2.4 — , the member's
+    value so far).  Points are in ``(time, contribution id)`` order, so every node holding
+    the same entries draws the same chart, and each member's last point is their value in
+    the ledger (a contribution an appeal reopened is not in it, before or after).  One
+    series per member in the ledger, ordered as the ledger is."""
+    canonical = st.canonical.get("contributions", {})
+    accepted = {cid: bytes.fromhex(c["accepts"][-1]) for cid, c in canonical.items()
+                if c["status"] == "accepted" and c["accepts"]}
+    reviews = _deciding_reviews(store, st, accepted)
+    events = sorted((int(reviews[cid].time) if cid in reviews else 0, cid) for cid in accepted)
+    names = {k: m["name"] for k, m in st.members.items()}
+    series: dict[str, dict[str, Any]] = {}
+    for row in st.ledger():  # the ledger's order, and only its members
+        series[row["author"]] = {"author": who(row["author"]), "name": row["name"] or names.get(row["author"], ""),
+                                 "points": []}
+    totals: dict[str, int] = {}
+    for time, cid in events:
+        c = canonical[cid]
+        member = st.member_of(bytes.fromhex(c["author"])).hex()
+        if member not in series:
+            continue
+        totals[member] = totals.get(member, 0) + c["value"]
+        series[member]["points"].append({"time": time, "value": totals[member], "contribution": cid})
+    return list(series.values())
 
 
 def resources(store: Store, commons: CID, me: bytes | None = None, now: int | None = None) -> dict[str, Any]:
@@ -175,6 +229,45 @@ def resources(store: Store, commons: CID, me: bytes | None = None, now: int | No
             },
         })
     return {"commons": str(commons), "resources": rows}
+
+
+def _party(text: str) -> str:
+    """A flow's party as an author id when it is a member's key (hex), else the payer's
+    own words (a grant's funder, a company); empty for a distribution (the contributors)."""
+    if len(text) == 64:
+        try:
+            return who(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _books(st: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    canonical = st.canonical
+    flows = [{**f, "party": _party(f["party"])} for f in canonical.get("flows", [])]
+    return dict(canonical.get("pools", {})), flows
+
+
+def pools(store: Store, commons: CID) -> dict[str, Any]:
+    """As ``p2pc pool list --json``: each pool the rules declare, its balance (as the fold
+    computed it, never re-summed here) and what was paid in and out of it in all."""
+    declared, flows = _books(current_state(store, commons))
+    rows = [{"name": name, "unit": p["unit"], "balance": p["balance"],
+             "paid_in": sum(f["amount"] for f in flows if f["pool"] == name and f["flow"] == "in"),
+             "paid_out": sum(f["amount"] for f in flows if f["pool"] == name and f["flow"] == "out")}
+            for name, p in sorted(declared.items())]
+    return {"commons": str(commons), "pools": rows}
+
+
+def pool(store: Store, commons: CID, name: str) -> dict[str, Any]:
+    """As ``p2pc pool show NAME --json``: the pool's balance and every movement in and out
+    of it in fold order (the open book), each with the balance after it."""
+    from p2pcommons.errors import NotFound
+
+    declared, flows = _books(current_state(store, commons))
+    if name not in declared:
+        raise NotFound(f"No pool '{name}' in this commons.")
+    return {"commons": str(commons), "name": name, **declared[name], "flows": [f for f in flows if f["pool"] == name]}
 
 
 def history(store: Store, commons: CID, limit: int = 200) -> dict[str, Any]:
@@ -205,5 +298,5 @@ def names(store: Store, commons: CID) -> dict[str, str]:
     return {who(k): m["name"] for k, m in current_state(store, commons).members.items() if m["name"]}
 
 
-__all__ = ["contributions", "decision", "held", "history", "ledger", "members", "names", "proposals", "resources",
-           "state", "state_of", "who"]
+__all__ = ["contributions", "decision", "held", "history", "ledger", "ledger_series", "members", "names", "pool",
+           "pools", "proposals", "resources", "state", "state_of", "who"]

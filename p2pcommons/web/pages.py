@@ -21,6 +21,11 @@ code{font-size:.85em}.badge{padding:.1em .5em;border-radius:.8em;font-size:.85em
 tr.rule-change{background:#fff4d6}.pending,.open{color:#8a5a00;font-weight:bold}
 #message{padding:.4em 1.2em;min-height:1.2em}
 button{margin-right:.3em}
+svg.chart{background:#fff;border:1px solid #cdd8cf;margin:.5em 0}svg.chart text{font-size:11px;fill:#4a5a4f}
+svg.chart .axis{stroke:#8a9a8f;stroke-width:1}svg.chart .series{fill:none;stroke-width:2.5}
+ul.legend{list-style:none;padding:0;display:flex;gap:1.2em;flex-wrap:wrap}
+ul.legend span.swatch{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:middle}
+td.in{color:#1d6b30}td.out{color:#9b1c1c}
 """
 
 SCRIPT = """
@@ -54,7 +59,7 @@ document.addEventListener('click', async (ev) => {
 """
 
 TABS = (("", "Overview"), ("contributions", "Contributions"), ("proposals", "Proposals"), ("ledger", "Ledger"),
-        ("resources", "Resources"), ("history", "History"))
+        ("pools", "Pools"), ("resources", "Resources"), ("history", "History"))
 
 
 def _e(value: Any) -> str:
@@ -193,26 +198,126 @@ def proposals(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[s
     return layout("Proposals", commons, "proposals", body)
 
 
+COLOURS = ("#2f7d4a", "#c0562b", "#3763a8", "#a33b8f", "#b08a12", "#23878c", "#6b4fc2", "#7a7a7a")
+CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B = 720, 260, 56, 16, 12, 30
+MAX_MARKERS = 400  # points drawn as dots (with a tooltip); beyond that only the lines
+
+
+def chart(series: list[dict[str, Any]], names: dict[str, str]) -> str:
+    """The ledger's value over time per member as inline SVG (server-rendered: no script,
+    no library): one step line per member — flat until a contribution of theirs is
+    accepted, then up by its value — over a shared time axis, and a legend."""
+    points = [p for s in series for p in s["points"]]
+    if not points:
+        return "<p id=ledger-chart-empty>No accepted contributions yet: nothing to draw.</p>"
+    t0, t1 = min(p["time"] for p in points), max(p["time"] for p in points)
+    top = max(p["value"] for p in points) or 1
+    span = (t1 - t0) or 1
+    width, height = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
+
+    def x(t: int) -> float:
+        return round(PAD_L + (t - t0) * width / span if t1 > t0 else PAD_L + width / 2, 1)
+
+    def y(v: int) -> float:
+        return round(PAD_T + height - v * height / top, 1)
+
+    right = PAD_L + width
+    parts = [f'<line class=axis x1={PAD_L} y1={y(0)} x2={right} y2={y(0)} />',
+             f'<line class=axis x1={PAD_L} y1={PAD_T} x2={PAD_L} y2={y(0)} />',
+             f'<text x={PAD_L - 6} y={y(top) + 4} text-anchor=end>{top}</text>',
+             f'<text x={PAD_L - 6} y={y(0) + 4} text-anchor=end>0</text>',
+             f'<text x={PAD_L} y={CHART_H - 8}>{_e(_when(t0))}</text>']
+    if t1 > t0:
+        parts.append(f'<text x={right} y={CHART_H - 8} text-anchor=end>{_e(_when(t1))}</text>')
+    legend = []
+    markers = len(points) <= MAX_MARKERS
+    for i, s in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        label = s["name"] or names.get(s["author"]) or short(s["author"])
+        path = f"M{PAD_L},{y(0)}"  # nothing before their first accepted contribution
+        for p in s["points"]:
+            path += f" H{x(p['time'])} V{y(p['value'])}"
+        path += f" H{right}"
+        parts.append(f'<path class=series d="{path}" stroke="{colour}" data-author="{_e(s["author"])}">'
+                     f"<title>{_e(label)}</title></path>")
+        if markers:
+            parts.extend(f'<circle cx={x(p["time"])} cy={y(p["value"])} r=3 fill="{colour}">'
+                         f'<title>{_e(label)}: {p["value"]} on {_e(_when(p["time"]))}</title></circle>'
+                         for p in s["points"])
+        legend.append(f'<li><span class=swatch style="background:{colour}"></span>{_e(label)}</li>')
+    svg = (f'<svg id=ledger-chart class=chart role=img aria-label="Accepted value over time, per member" '
+           f'width={CHART_W} height={CHART_H} viewBox="0 0 {CHART_W} {CHART_H}" '
+           f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>')
+    return svg + f"<ul class=legend>{''.join(legend)}</ul>"
+
+
 def ledger(commons: dict[str, Any], data: dict[str, Any], names: dict[str, str]) -> str:
     rows = "".join(f'<tr><td>{person(r["author"], names)}</td><td>{r["accepted_count"]}</td><td>{r["value"]}</td>'
                    f'<td>{r["share_percent"]:.2f}%</td></tr>' for r in data["ledger"])
     dist = "".join(f'<tr><td><code>{_e(short(d.get("id", "")))}</code></td><td>{_e(d.get("amount", ""))} '
                    f'{_e(d.get("currency", ""))}</td><td>{len(d["shares"])}</td></tr>' for d in data["distributions"])
-    body = (f"<h1>Ledger</h1><table id=ledger><tr><th>member</th><th>accepted</th><th>value</th><th>share</th></tr>"
+    body = (f"<h1>Ledger</h1><h2>Value over time</h2>{chart(data['series'], names)}"
+            f"<table id=ledger><tr><th>member</th><th>accepted</th><th>value</th><th>share</th></tr>"
             f"{rows}</table><h2>Distributions</h2><table><tr><th>id</th><th>amount</th><th>members</th></tr>"
             f"{dist}</table>")
     return layout("Ledger", commons, "ledger", body)
 
 
+RECENT_FLOWS = 20  # movements shown per pool (all of them: p2pc pool show, or the API)
+
+
+def _party(party: str, names: dict[str, str]) -> str:
+    if not party:
+        return "the contributors"
+    return person(party, names) if party.startswith("z6Mk") else _e(party)
+
+
+def pools(commons: dict[str, Any], rows: list[dict[str, Any]], books: dict[str, list[dict[str, Any]]],
+          names: dict[str, str]) -> str:
+    """Each pool's balance, then its latest movements (newest first) with the balance after."""
+    if not rows:
+        return layout("Pools", commons, "pools", "<h1>Pools</h1><p id=no-pools>No pools yet: a rule change "
+                      "declares one (<code>p2pc pool create NAME --unit UNIT</code>).</p>")
+    table = "".join(f'<tr id="pool-{_e(p["name"])}"><td>{_e(p["name"])}</td><td class=balance>{p["balance"]} '
+                    f'{_e(p["unit"])}</td><td>{p["paid_in"]}</td><td>{p["paid_out"]}</td></tr>' for p in rows)
+    out = [f"<h1>Pools</h1><table id=pools><tr><th>pool</th><th>balance</th><th>paid in</th><th>paid out</th></tr>"
+           f"{table}</table>"]
+    for p in rows:
+        flows = books.get(p["name"], [])
+        recent = flows[::-1][:RECENT_FLOWS]
+        lines = "".join(
+            f'<tr><td class={f["flow"]}>{"+" if f["flow"] == "in" else "−"}{f["amount"]} {_e(p["unit"])}</td>'
+            f'<td>{_e(f["why"])}</td><td>{_party(f["party"], names)}</td><td>{f["balance"]}</td>'
+            f'<td><code title="{_e(f["id"])}">{_e(short(f["id"]))}</code></td></tr>' for f in recent)
+        more = f" (the latest {RECENT_FLOWS} of {len(flows)})" if len(flows) > RECENT_FLOWS else ""
+        out.append(f"<h2>{_e(p['name'])}: recent movements{more}</h2>"
+                   f'<table class=flows id="flows-{_e(p["name"])}"><tr><th>amount</th><th>why</th><th>who</th>'
+                   f"<th>balance after</th><th>entry</th></tr>{lines or '<tr><td colspan=5>none yet</td></tr>'}"
+                   "</table>")
+    return layout("Pools", commons, "pools", "".join(out))
+
+
+def _left(n: int | None, unit: str) -> str:
+    return "—" if n is None else f"{n} {_e(unit)}"
+
+
 def resources(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[str, str]) -> str:
+    """Each resource: its quota and capacity, what is left this period (to you, to the
+    whole commons) and who used how much over all periods."""
     def row(r: dict[str, Any]) -> str:
         period = f"every {r['period']} s" if r["period"] else "in all"
         quota = f"{r['quota']} {_e(r['unit'])} per member {period}" if r["rivalrous"] else "no quota"
+        if r["capacity"]:
+            quota += f"; {r['capacity']} {_e(r['unit'])} for the commons {period}"
         used = ", ".join(f"{person(a, names)} {n}" for a, n in sorted(r["used"].items())) or "none yet"
+        left = r["left_this_period"]
         return (f'<tr id="r-{_e(r["id"])}"><td>{_e(r["name"])}</td><td>{quota}</td>'
+                f'<td class=left-mine>{_left(left["mine"], r["unit"])}</td>'
+                f'<td class=left-commons>{_left(left["whole_commons"], r["unit"])}</td>'
                 f"<td>{sum(r['used'].values())} {_e(r['unit'])}</td><td>{used}</td></tr>")
 
-    body = ("<h1>Resources</h1><table id=resources><tr><th>resource</th><th>quota</th><th>used (all periods)</th>"
+    body = ("<h1>Resources</h1><table id=resources><tr><th>resource</th><th>quota</th><th>left to you this period</th>"
+            "<th>left to the commons this period</th><th>used (all periods)</th>"
             f"<th>by member</th></tr>{''.join(map(row, rows))}</table>")
     return layout("Resources", commons, "resources", body)
 
@@ -247,5 +352,5 @@ def error(sentence: str) -> str:
     return layout("Error", None, "", f"<p class=refused>{_e(sentence)}</p>")
 
 
-__all__ = ["contributions", "error", "history", "home", "layout", "ledger", "overview", "peers", "proposals",
-           "resources"]
+__all__ = ["chart", "contributions", "error", "history", "home", "layout", "ledger", "overview", "peers", "pools",
+           "proposals", "resources"]
