@@ -3,6 +3,9 @@
 
 Node A's dashboard accepts B's contribution with a click; B's dashboard shows it accepted
 (live: its page is re-read on the node's server-sent event, never reloaded by the test).
+The ledger draws one line per member
+(inline SVG); the pools page shows a grant paid in and a spend, and the resources page what
+is left this period, each arriving on an open page by itself.
 Requests without the token and cross-origin writes — from another node's dashboard page in
 the same browser, which holds both cookies — are refused.
 
@@ -106,6 +109,10 @@ def _status_of(driver: Any, entry: str) -> str:
     return str(cells[0].text) if cells else ""
 
 
+def _has_contribution(home: Path, commons: str, entry: str) -> bool:
+    return any(row["id"] == entry for row in run(home, "contributions", "--commons", commons)["contributions"])
+
+
 def test_accept_on_a_shows_accepted_on_b(cluster: dict[str, Any], browser: Any) -> None:
     homes, commons = cluster["homes"], cluster["commons"]
     entry = run(homes["b"], "contribute", "--title", "Page: history of the river mill", "--kind", "writing",
@@ -132,17 +139,45 @@ def test_accept_on_a_shows_accepted_on_b(cluster: dict[str, Any], browser: Any) 
     _shot(browser, "contributions-synced")
     browser.close()  # B's first tab
     browser.switch_to.window(browser.window_handles[0])
+    # Cleo's contribution, accepted by Ana on the command line: two members in the ledger
+    cleo = run(homes["c"], "contribute", "--title", "Photos of the weir", "--value", "3", "--commons", commons)["id"]
+    wait_for(lambda: _has_contribution(homes["a"], commons, cleo), WAIT, "Cleo's contribution to reach a")
+    run(homes["a"], "review", cleo, "accept")
     browser.get(f"{base_b}c/{commons}/ledger")
-    _wait(browser).until(lambda d: "Ben" in d.find_element(By.ID, "ledger").text)
+    _wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ledger-chart path.series")) == 2)
+    _wait(browser).until(lambda d: "Cleo" in d.find_element(By.ID, "ledger").text)
+    authors = [row["author"] for row in run(homes["b"], "ledger", "--commons", commons)["ledger"]]
+    lines = browser.find_elements(By.CSS_SELECTOR, "#ledger-chart path.series")
+    drawn = [line.get_attribute("data-author") for line in lines]
+    assert drawn == authors and len(authors) == 2  # one line per member of the ledger, in its order
+    assert {"Ben", "Cleo"} <= set(browser.find_element(By.CSS_SELECTOR, "ul.legend").text.split())
     _shot(browser, "ledger")
-    run(homes["a"], "resource", "add", "tractor", "--rivalrous", "--quota", "10", "--period", "604800",
-        "--unit", "hours", "--commons", commons)
+    # a pool: declared by Ana (the only steward), then a grant paid in and a spend, each
+    # arriving on Ben's open pools page by itself
+    run(homes["a"], "pool", "create", "tools", "--unit", "EUR", "--commons", commons)
+    browser.get(f"{base_b}c/{commons}/pools")
+    _wait(browser).until(lambda d: d.find_elements(By.ID, "pool-tools"))
+    run(homes["a"], "pool", "pay", "tools", "120", "--source", "grant", "--payer", "Valley Foundation",
+        "--commons", commons)
+    run(homes["a"], "pool", "spend", "tools", "20", "Ben", "--reason", "saw blades", "--commons", commons)
+    _wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, "#pool-tools td.balance").text == "100 EUR")
+    flows = browser.find_element(By.ID, "flows-tools").text
+    assert flows.index("saw blades") < flows.index("Valley Foundation"), flows  # newest first
+    assert "Ben" in flows
+    _shot(browser, "pools")
+    # a resource with a quota and a capacity; Ben's own use shows what is left this period
+    run(homes["a"], "resource", "add", "tractor", "--rivalrous", "--quota", "10", "--capacity", "40",
+        "--period", "604800", "--unit", "hours", "--commons", commons)
     browser.get(f"{base_b}c/{commons}/resources")  # the page shows it when it arrives (live)
     _wait(browser).until(lambda d: "tractor" in d.find_element(By.ID, "resources").text)
+    run(homes["b"], "resource", "use", "tractor", "3", "--commons", commons)
+    _wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, "#resources td.left-mine").text == "7 hours")
+    assert browser.find_element(By.CSS_SELECTOR, "#resources td.left-commons").text == "37 hours"
     _shot(browser, "resources")
-    browser.get(f"{base_b}c/{commons}/history")  # newest first: the resource, then Ana's review
+    browser.get(f"{base_b}c/{commons}/history")  # newest first: Ben's use, then the resource
     _wait(browser).until(lambda d: [row.text.split()[4] for row in d.find_elements(By.CSS_SELECTOR, "#history tr")[1:3]]
-                         == ["resource_add", "review"])
+                         == ["resource_use", "resource_add"])
+    assert browser.find_elements(By.CSS_SELECTOR, "#history tr.rule-change")  # the pool's rule change, marked
     _shot(browser, "history")
     browser.get(f"{base_b}peers")
     _wait(browser).until(lambda d: d.find_element(By.ID, "peers").text.count("connected") >= 1)

@@ -141,6 +141,8 @@ def test_resources_page_shows_what_is_left_this_period(tmp_path: Path) -> None:
     assert rows[0]["left_this_period"] == {"mine": 2, "whole_commons": 1}
     page = pages.resources({"id": commons, "name": "Workshop"}, rows, {})
     assert "<td class=left-mine>2 seats</td>" in page and "<td class=left-commons>1 seats</td>" in page
+    assert [pages.period_text(n) for n in (0, 604800, 172800, 3600, 90)] == [
+        "in all", "per week", "every 2 days", "per hour", "every 90 s"]
 
 
 @prop_settings(100)

@@ -301,11 +301,23 @@ def _left(n: int | None, unit: str) -> str:
     return "—" if n is None else f"{n} {_e(unit)}"
 
 
+def period_text(seconds: int) -> str:
+    """A quota period for people: ``per week``, ``every 2 days``, ``every 90 s``; 0 is the
+    whole life of the resource (``in all``)."""
+    if not seconds:
+        return "in all"
+    for size, word in ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"per {word}" if n == 1 else f"every {n} {word}s"
+    return f"every {seconds} s"
+
+
 def resources(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[str, str]) -> str:
     """Each resource: its quota and capacity, what is left this period (to you, to the
     whole commons) and who used how much over all periods."""
     def row(r: dict[str, Any]) -> str:
-        period = f"every {r['period']} s" if r["period"] else "in all"
+        period = period_text(r["period"])
         quota = f"{r['quota']} {_e(r['unit'])} per member {period}" if r["rivalrous"] else "no quota"
         if r["capacity"]:
             quota += f"; {r['capacity']} {_e(r['unit'])} for the commons {period}"
