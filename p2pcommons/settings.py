@@ -102,7 +102,8 @@ def find(key: str) -> Setting:
     # The name part decides (every key of a section shares its prefix, which would make
     # 'network.lisen' look close to 'network.mdns'); a wrong section still finds the key.
     section, _, name = key.rpartition(".")
-    close = difflib.get_close_matches(name, [s.name for s in SETTINGS], n=3, cutoff=0.75)
+    # (each name once: 'port' is in two sections, and each section's key must show once)
+    close = difflib.get_close_matches(name, list(dict.fromkeys(s.name for s in SETTINGS)), n=3, cutoff=0.75)
     names = [s.key for c in close for s in SETTINGS if s.name == c and (not section or s.section == section)]
     names = names or [s.key for c in close for s in SETTINGS if s.name == c]
     if names:

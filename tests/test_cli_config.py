@@ -114,6 +114,14 @@ def test_misspelt_key_refused_by_get(tmp_path: Path) -> None:
     assert "did you mean network.mdns?" in done.stderr
 
 
+def test_misspelt_key_suggests_each_setting_once(tmp_path: Path) -> None:
+    """'ui.prot' used to say 'did you mean ui.port or ui.port?' (two sections have a 'port')."""
+    done = run("--home", str(tmp_path), "config", "get", "ui.prot", code=2)
+    assert done.stderr.strip() == "p2pc: Unknown setting 'ui.prot'; did you mean ui.port?", done.stderr
+    done = run("--home", str(tmp_path), "config", "set", "prot", "5", code=2)
+    assert done.stderr.strip() == ("p2pc: Unknown setting 'prot'; did you mean network.port or ui.port?"), done.stderr
+
+
 def test_bad_listen_address_in_the_file_is_named_before_the_daemon_runs(tmp_path: Path) -> None:
     """``listen = ["i"]`` used to pass the type check and fail inside the daemon as
     ``Invalid MultiAddr 'i'``: now the setting is named, exit 2, nothing started."""
