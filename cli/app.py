@@ -38,6 +38,7 @@ import typer
 from typer.core import TyperGroup
 
 from p2pcommons.errors import P2PCError, system_error
+from p2pcommons.shortid import AUTHOR_ID_PREFIX, ENTRY_ID_PREFIX, short_id  # one definition, the dashboard's too
 
 # The version of the --json envelope (docs/json.md): raised when a key is renamed or removed
 # or a type changes; adding keys keeps it.
@@ -443,24 +444,8 @@ def open_store(home_path: Path | None, *, must_exist: bool = True, reader: bool 
         store.close()
 
 
-# Every entry id (and so every commons id) is a CIDv1 of DAG-CBOR with SHA2-256 in base32,
-# and every author id an Ed25519 key in multibase base58btc: these leading characters are the
-# same in all of them, carry nothing, and are left out of short ids (docs/json.md).
-ENTRY_ID_PREFIX = "bafyrei"
-AUTHOR_ID_PREFIX = "z6Mk"
-SHORT_ID_LENGTH = 12
 # A prefix shorter than this is not taken as an abbreviation (as git asks for four).
 MIN_PREFIX = 4
-
-
-def short_id(text: Any) -> str:
-    """The short form people see: 12 characters after the fixed prefix (``bafyrei…`` for
-    entries and commons, ``z6Mk…`` for authors).  Every id argument accepts it back."""
-    full = str(text)
-    for prefix in (ENTRY_ID_PREFIX, AUTHOR_ID_PREFIX):
-        if full.startswith(prefix):
-            return full[len(prefix) : len(prefix) + SHORT_ID_LENGTH]
-    return full[:SHORT_ID_LENGTH]
 
 
 def human_time(millis: int) -> str:

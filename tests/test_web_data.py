@@ -19,6 +19,7 @@ from p2pcommons.dagcbor import CID
 from p2pcommons.errors import NotFound
 from p2pcommons.home import Home
 from p2pcommons.identity import load_identity
+from p2pcommons.shortid import short_id
 from p2pcommons.state.engine import forget
 from p2pcommons.store import Store
 from p2pcommons.web import data, pages
@@ -128,6 +129,9 @@ def test_pools_api_is_the_cli_json(tmp_path: Path) -> None:
     # newest first: the spend, the payback, the dues
     assert page.index("sick leave") < page.index("Acme Tools Ltd") < page.index("dues")
     assert "700 EUR" in page
+    # ids as the CLI shows them (and takes them back): the entries' and the unnamed founder's
+    assert all(f">{short_id(f['id'])}</code>" in page for f in shown["flows"])
+    assert f">{short_id(me)}</code>" in page and "…" not in page
 
 
 def test_resources_page_shows_what_is_left_this_period(tmp_path: Path) -> None:

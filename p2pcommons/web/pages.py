@@ -9,6 +9,8 @@ import datetime
 from html import escape
 from typing import Any
 
+from p2pcommons.shortid import AUTHOR_ID_PREFIX, ENTRY_ID_PREFIX, short_id
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2a22;background:#f6f8f5}
 header{background:#2f5d3a;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:baseline}
@@ -66,8 +68,16 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def short(author: str) -> str:
-    return author[:8] + "…" + author[-4:] if len(author) > 16 else author
+def short(text: str) -> str:
+    """An entry, commons or author id as the CLI shows it and takes it back (p2pcommons/
+    shortid.py: ``p2pc log`` and ``p2pc members`` print the same); other text as it is."""
+    return short_id(text) if text.startswith((ENTRY_ID_PREFIX, AUTHOR_ID_PREFIX)) else text
+
+
+def _id_cell(full: str) -> str:
+    """A table cell with an entry's short id (what ``p2pc review``, ``p2pc status``… take),
+    the full id on hover."""
+    return f'<td><code title="{_e(full)}">{_e(short(full))}</code></td>'
 
 
 def person(author: str, names: dict[str, str]) -> str:
@@ -145,12 +155,12 @@ def contributions(commons: dict[str, Any], rows: list[dict[str, Any]], names: di
         return (f'<tr id="c-{_e(r["id"])}"><td>{_e(r["title"])}</td><td>{person(r["author"], names)}</td>'
                 f'<td>{_e(r["kind"])}</td><td>{r["claimed"]}</td><td>{r["value"]}</td>'
                 f'<td class="status {_e(r["status"])}">{_e(r["status"])}</td><td>{reviews}</td>'
-                f"<td>{actions}</td></tr>")
+                f"<td>{actions}</td>{_id_cell(r['id'])}</tr>")
 
     queue = [r for r in rows if r["status"] == "pending"]
     done = [r for r in rows if r["status"] != "pending"]
     head = ("<tr><th>title</th><th>by</th><th>kind</th><th>claimed</th><th>value</th><th>status</th>"
-            "<th>reviews</th><th></th></tr>")
+            "<th>reviews</th><th></th><th>id</th></tr>")
     body = (f"<h1>Review queue ({len(queue)})</h1><table id=queue>{head}{''.join(map(row, queue))}</table>"
             f"<h2>Reviewed</h2><table id=reviewed>{head}{''.join(map(row, done))}</table>")
     return layout("Contributions", commons, "contributions", body)
@@ -288,7 +298,7 @@ def pools(commons: dict[str, Any], rows: list[dict[str, Any]], books: dict[str, 
         lines = "".join(
             f'<tr><td class={f["flow"]}>{"+" if f["flow"] == "in" else "−"}{f["amount"]} {_e(p["unit"])}</td>'
             f'<td>{_e(f["why"])}</td><td>{_party(f["party"], names)}</td><td>{f["balance"]}</td>'
-            f'<td><code title="{_e(f["id"])}">{_e(short(f["id"]))}</code></td></tr>' for f in recent)
+            f"{_id_cell(f['id'])}</tr>" for f in recent)
         more = f" (the latest {RECENT_FLOWS} of {len(flows)})" if len(flows) > RECENT_FLOWS else ""
         out.append(f"<h2>{_e(p['name'])}: recent movements{more}</h2>"
                    f'<table class=flows id="flows-{_e(p["name"])}"><tr><th>amount</th><th>why</th><th>who</th>'
@@ -343,10 +353,10 @@ def history(commons: dict[str, Any], rows: list[dict[str, Any]], names: dict[str
         reason = f": {_e(r['reason'])}" if r["reason"] and r["status"] == "rejected" else ""
         return (f"<tr{mark}><td>{_when(r['time'])}</td><td>{person(r['author'], names)}</td><td>{_e(r['kind'])}"
                 f'{" ⚑ rule change" if r["rule_change"] else ""}</td><td>{what}</td>'
-                f'<td class="{status}">{status}{reason}</td></tr>')
+                f'<td class="{status}">{status}{reason}</td>{_id_cell(r["id"])}</tr>')
 
     body = ("<h1>History</h1><table id=history><tr><th>when</th><th>who</th><th>what</th><th></th><th>outcome</th>"
-            f"</tr>{''.join(map(row, rows))}</table>")
+            f"<th>id</th></tr>{''.join(map(row, rows))}</table>")
     return layout("History", commons, "history", body)
 
 
