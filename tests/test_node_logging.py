@@ -40,6 +40,11 @@ def test_v_logs_one_line_per_session_and_peer_event(nodes: Callable[[str], NodeP
     moved = [m for m in SESSION.finditer(both) if "received 0 " not in m.group(0) or "sent 0," not in m.group(0)]
     assert moved, both[-3000:]  # a's entries went to b in a logged session
     assert "DEBUG" not in text and "libp2p" not in text
+    # one line per event: b dialled a (its bootstrap peer), and that connection was logged
+    # twice ('peer … connected' and 'connected to 12D3…'); the web server's own start line
+    # ('Running on … (CTRL + C to quit)', wrong for a daemon) repeated the dashboard's
+    assert len(re.findall(r"connected to |peer …\S{8} connected", text)) == 1, text[-2000:]
+    assert "CTRL + C" not in text and text.count("dashboard at http://127.0.0.1:") == 1, text[-2000:]
     b.stop()
     wait_for(lambda: re.search(r"p2pcommons\.events: peer …\S{8} disconnected", a.log.read_text()), 30,
              "a's disconnect line")

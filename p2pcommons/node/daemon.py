@@ -651,7 +651,7 @@ class Node:
                     continue  # the safety-net timeout, or another connection remains
                 if time.monotonic() - up >= STABLE_CONNECTION:
                     backoff = REDIAL_MIN
-                log.info("disconnected from %s; redialling in about %.2f s", peer_id, backoff)
+                log.debug("disconnected from %s; redialling in about %.2f s", peer_id, backoff)
             elif peer_id is not None and self.is_banned(peer_id):
                 await trio.sleep(self.config.max_backoff)
                 continue
@@ -673,7 +673,7 @@ class Node:
                 continue
             if peer_id == self.peer_id:
                 return  # our own address: nothing to maintain
-            log.info("connected to %s", peer_id)
+            log.debug("connected to %s", peer_id)  # -v has the event's own line (p2pcommons.events)
             self.request_sync(peer_id)
 
     async def _wait_disconnected(self, peer_id: str) -> None:

@@ -92,7 +92,7 @@ class CommonsDHT:
                     except Exception as exc:
                         log.debug("DHT provider %s not at %s (%s)", peer_id, addr, type(exc).__name__)
                         continue
-                    log.info("connected to %s, found in the DHT for %s", peer_id, key)
+                    log.debug("connected to %s, found in the DHT for %s", peer_id, key)
                     self.node.request_sync(peer_id)
                     break
 

@@ -290,7 +290,7 @@ class PeerExchange:
             except Exception as exc:
                 log.debug("known peer %s not at %s (%s)", peer_id, addr, type(exc).__name__)
                 continue
-            log.info("connected to known member %s at %s", peer_id, addr)
+            log.debug("connected to known member %s at %s", peer_id, addr)
             self.node.request_sync(peer_id)
             return True
         return False

@@ -32,6 +32,17 @@ if TYPE_CHECKING:
     from p2pcommons.node.daemon import Node
 
 log = logging.getLogger("p2pcommons.web")
+
+
+class _NoStartBanner(logging.Filter):
+    """Drops Hypercorn's own start line ('Running on … (CTRL + C to quit)'): wrong for a
+    daemon, and the dashboard's address is logged once already ('dashboard at …')."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on")
+
+
+log.addFilter(_NoStartBanner())
 KEEPALIVE = 15.0  # seconds between comments on an idle event stream (proxies and browsers drop silent ones)
 
 
