@@ -300,6 +300,11 @@ def ledger_cmd(
     emit(data, as_json, human)
 
 
+def _shown(value: Any) -> str:
+    """A rule's value as written in a charter: a fraction as num/den."""
+    return f"{value['num']}/{value['den']}" if isinstance(value, dict) else str(value)
+
+
 def _explain(member: str, at: int | None, commons: str | None, home: Path | None, as_json: bool) -> None:
     from p2pcommons.web import data as views
 
@@ -315,7 +320,7 @@ def _explain(member: str, at: int | None, commons: str | None, home: Path | None
         print(f"  equation {equation['id']}" + ("" if equation["applies"] else " (kind weights only)"))
         for key in ("equation", "role_weights"):
             if key in equation:
-                print("    " + key + ": " + ", ".join(f"{k} = {v}" for k, v in sorted(equation[key].items())))
+                print("    " + key + ": " + ", ".join(f"{k} = {_shown(v)}" for k, v in sorted(equation[key].items())))
         for c in data["contributions"]:
             ins = sum(x["amount"] for x in c["credit_in"])
             outs = sum(x["amount"] for x in c["credit_out"])
@@ -742,3 +747,28 @@ def distribute_cmd(
     if pool is not None:
         body["pool"] = pool
     _write(home, commons, "distribution", body, as_json, force=force)
+
+
+@command("receipt")
+def receipt_cmd(
+    distribution: Annotated[
+        str, typer.Argument(help="The distribution (its entry id or prefix, or the proposal that decided it).")
+    ],
+    note: Annotated[str | None, typer.Option("--note", "-m", help="A note to the commons.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Acknowledge that you received your share of a distribution (shown in the ledger)."""
+    from p2pcommons.errors import UsageError
+
+    with open_store(home, reader=True) as store:
+        target = _resolve_entry_in(store, distribution)
+        found = store.get(target)
+        if found is None or found.kind not in ("distribution", "proposal"):
+            raise UsageError(f"Entry {target} is not a distribution (nor the proposal that decided one).")
+        commons = str(found.commons_id)
+    body: dict[str, Any] = {"distribution": target}
+    if note:
+        body["note"] = note
+    _write(home, commons, "receipt", body, as_json, extra_deps=[target], force=force)

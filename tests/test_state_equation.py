@@ -293,8 +293,8 @@ def test_decay_is_integer_exact_and_never_grows(value: int, age: int, later: int
     now = decay(value, age, half_life)
     assert 0 <= decay(value, age + later, half_life) <= now <= value
     k = age // h
-    if k < 64:
-        assert decay(value, k * h, half_life) == value >> k  # exactly halved at every half-life
+    if k < 64:  # halved at every half-life, rounded to the nearest (half up)
+        assert decay(value, k * h, half_life) == (value + (1 << k >> 1)) >> k
     assert decay(value, age, half_life) == now  # a pure function of integers: the same on every node
 
 

@@ -11,9 +11,10 @@ reviewed value times its kind's weight, fixed at acceptance, §3.6):
 1. ``weighted = v · role_weight // 100`` — the highest ``role_weights.<role>`` among the
    roles its contributor holds at the distribution's position (100 if none is weighted);
 2. ``own = decay(weighted, age)`` with ``age = max(0, t_distribution − t_c)`` (entry times,
-   trusted by §2.4) and ``equation.half_life`` ``H`` days: ``own = weighted · (2h − r) //
-   (2h · 2^k)`` where ``h = H·86 400 000`` ms, ``k = age // h``, ``r = age % h`` (0 from
-   ``k ≥ 64``) — exactly halved at every half-life, linear in between;
+   trusted by §2.4) and ``equation.half_life`` ``H`` days: ``own = (weighted · (2h − r) +
+   h · 2^k) // (2h · 2^k)`` where ``h = H·86 400 000`` ms, ``k = age // h``, ``r = age % h``
+   (0 from ``k ≥ 64``) — halved at every half-life, linear in between, rounded to the
+   nearest unit (half up);
 3. credit along references: contributions are taken derivatives-first (Kahn's order over
    the accepted ones, ties by id bytes); each passes ``out = total · num // den`` of its
    ``total = own + received`` (``equation.reference_share``) to the accepted contributions
@@ -79,7 +80,7 @@ def decay(value: int, age_ms: int, half_life_days: int) -> int:
     k, r = divmod(age_ms, h)
     if k >= _MAX_HALVINGS:
         return 0
-    return value * (2 * h - r) // ((2 * h) << k)
+    return (value * (2 * h - r) + (h << k)) // ((2 * h) << k)  # (rounded to the nearest, half up)
 
 
 def role_weight(rules: dict[str, Any], roles: tuple[str, ...]) -> tuple[str, int]:
