@@ -262,10 +262,27 @@ def status_cmd(
 
 
 @command("ledger")
-def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Per contributor: accepted contributions, their value, and share of the total."""
+def ledger_cmd(
+    explain: Annotated[
+        str | None,
+        typer.Option("--explain", "-e", metavar="MEMBER",
+                     help="Why this member gets what they get: each contribution through the value equation."),
+    ] = None,
+    at: Annotated[
+        int | None,
+        typer.Option("--at", min=0, help="With --explain: weigh as a distribution at this time (ms since the "
+                                         "epoch; default: the latest entry's, the same on every node)."),
+    ] = None,
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per contributor: accepted contributions, their value, share of the total, paid to date."""
     from p2pcommons.web import data as views
 
+    if explain is not None:
+        _explain(explain, at, commons, home, as_json)
+        return
     with open_store(home, reader=True) as store:
         data = views.ledger(store, resolve_commons(store, commons))
     rows = data["ledger"]
@@ -277,8 +294,42 @@ def ledger_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: 
             name = f" ({row['name']})" if row["name"] else ""
             print(
                 f"{short_id(row['author'])}{name}  {row['accepted_count']} accepted  value {row['value']}  "
-                f"share {row['share_percent']:.2f}%"
+                f"share {row['share_percent']:.2f}%  paid to date {row['paid_to_date']}"
             )
+
+    emit(data, as_json, human)
+
+
+def _shown(value: Any) -> str:
+    """A rule's value as written in a charter: a fraction as num/den."""
+    return f"{value['num']}/{value['den']}" if isinstance(value, dict) else str(value)
+
+
+def _explain(member: str, at: int | None, commons: str | None, home: Path | None, as_json: bool) -> None:
+    from p2pcommons.web import data as views
+
+    with open_store(home, reader=True) as store:
+        cid = resolve_commons(store, commons)
+        key = _resolve_member(_state(store, cid), member)
+        data = views.explain(store, cid, key, at)
+
+    def human() -> None:
+        name = f" ({data['name']})" if data["name"] else ""
+        equation = data["equation"]
+        print(f"{short_id(data['member'])}{name} at {human_time(data['at'])}")
+        print(f"  equation {equation['id']}" + ("" if equation["applies"] else " (kind weights only)"))
+        for key in ("equation", "role_weights"):
+            if key in equation:
+                print("    " + key + ": " + ", ".join(f"{k} = {_shown(v)}" for k, v in sorted(equation[key].items())))
+        for c in data["contributions"]:
+            ins = sum(x["amount"] for x in c["credit_in"])
+            outs = sum(x["amount"] for x in c["credit_out"])
+            role = f" x {c['role_weight']}% ({c['role']})" if c["role"] else ""
+            print(f"  {short_id(c['id'])} {c['title']!r} [{c['kind']}] claimed {c['claimed']}, accepted "
+                  f"{c['value']}{role} = {c['weighted']}, after decay {c['after_decay']}, +{ins} from derivatives, "
+                  f"-{outs} to references = {c['final']}")
+        print(f"  total {data['total']} of {data['commons_total']} ({data['share_bp'] / 100:.2f}%)")
+        print(f"  paid to date {data['paid_to_date']} in {len(data['distributions'])} distribution(s)")
 
     emit(data, as_json, human)
 
@@ -696,3 +747,28 @@ def distribute_cmd(
     if pool is not None:
         body["pool"] = pool
     _write(home, commons, "distribution", body, as_json, force=force)
+
+
+@command("receipt")
+def receipt_cmd(
+    distribution: Annotated[
+        str, typer.Argument(help="The distribution (its entry id or prefix, or the proposal that decided it).")
+    ],
+    note: Annotated[str | None, typer.Option("--note", "-m", help="A note to the commons.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Acknowledge that you received your share of a distribution (shown in the ledger)."""
+    from p2pcommons.errors import UsageError
+
+    with open_store(home, reader=True) as store:
+        target = _resolve_entry_in(store, distribution)
+        found = store.get(target)
+        if found is None or found.kind not in ("distribution", "proposal"):
+            raise UsageError(f"Entry {target} is not a distribution (nor the proposal that decided one).")
+        commons = str(found.commons_id)
+    body: dict[str, Any] = {"distribution": target}
+    if note:
+        body["note"] = note
+    _write(home, commons, "receipt", body, as_json, extra_deps=[target], force=force)

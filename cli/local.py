@@ -27,6 +27,7 @@ from .app import (
     open_store,
     progress_enabled,
     resolve_commons,
+    resolve_entry,
     short_id,
 )
 from .render import entry_json
@@ -195,12 +196,19 @@ def contribute(
         int, typer.Option("--value", "-v", help="Claimed value, in whole units.", min=0, max=MAX_AMOUNT)
     ] = 1,
     ref: Annotated[str | None, typer.Option("--ref", help="A URI or hash referencing the work itself.")] = None,
+    derives_from: Annotated[
+        list[str] | None,
+        typer.Option("--derives-from", "-d", metavar="CONTRIBUTION",
+                     help="An earlier contribution this one derives from (id or prefix; repeatable): it gets a "
+                          "share of this one's value as the rules' equation.reference_share says."),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
     force: ForceOption = False,
 ) -> None:
     """Record a contribution (no permission needed; reviewers accept it afterwards). Prints the entry id."""
     from p2pcommons.author import append
+    from p2pcommons.errors import UsageError
 
     identity = identity_of(home)
     body: dict[str, Any] = {"title": title, "kind": kind, "value": value}
@@ -208,7 +216,17 @@ def contribute(
         body["ref"] = ref
     with open_store(home) as store:
         cid = resolve_commons(store, commons)
-        entry = append(store, identity.signer, cid, "contribution", body, force=force)
+        refs = []
+        for text in derives_from or ():
+            target = resolve_entry(store, text)
+            found = store.get(target)
+            if found is None or found.kind != "contribution" or found.commons_id != cid:
+                raise UsageError(f"Entry {target} is not a contribution of this commons.")
+            if target not in refs:
+                refs.append(target)
+        if refs:
+            body["refs"] = refs
+        entry = append(store, identity.signer, cid, "contribution", body, force=force, extra_deps=refs)
     _after_local_write(home)
     emit({"id": str(entry.id), "commons": str(cid), "seq": entry.seq}, as_json, str(entry.id))
 

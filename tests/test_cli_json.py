@@ -105,6 +105,11 @@ def test_every_command_speaks_the_envelope(homes: dict[str, str]) -> None:
     ok("resource", "use", "water", "2", "--home", founder)
     ok("resource", "list", "--home", founder)
     ok("distribute", "10", "--force", "--home", founder)  # nothing accepted yet: refused without --force
+    paid = next(item["id"] for item in stream(invoke("log", "--home", founder, "--json").stdout)
+                if item["kind"] == "distribution")
+    ok("receipt", paid, "--force", "--home", founder)  # (it had no effect: refused without --force)
+    explained = ok("ledger", "--explain", me["author"], "--home", founder)
+    assert explained["member"] == me["author"] and explained["paid_to_date"] == 0
     ok("role", "nora", "grant", "reviewer", "--home", founder)
     ok("sanction", "nora", "warning", "--reason", "late", "--home", founder)
     ok("leave", "--force", "--home", member)  # its home has not heard of its admission: refused without

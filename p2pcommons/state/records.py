@@ -73,6 +73,9 @@ class Contribution(NamedTuple):
     rejects: tuple[bytes, ...]
     value: int
     outside: bool
+    # Checked links (protocols/commons.md §9): earlier contributions this one derives from,
+    # sorted by id bytes; () — the canonical form then is as it always was.
+    refs: tuple[CID, ...] = ()
 
 
 class Proposal(NamedTuple):
@@ -154,9 +157,22 @@ def _same(x: Any) -> Any:
 
 def _load_distribution(r: list[Any]) -> dict[str, Any]:
     d = {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
-    if len(r) > 4:
+    if len(r) > 4 and r[4] is not None:
         d["pool"] = r[4]
+    if len(r) > 5 and r[5] is not None:
+        d["equation"] = r[5]
+    if len(r) > 6 and r[6]:
+        d["acknowledged"] = tuple(r[6])
     return d
+
+
+def _distribution_row(d: dict[str, Any]) -> list[Any]:
+    """``[id, amount, currency, shares]``, then ``pool`` alone (as before), or ``pool`` (or
+    None), ``equation`` (or None) and the acknowledging members when there is either (§9)."""
+    row = [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()]]
+    if "equation" in d or "acknowledged" in d:
+        return [*row, d.get("pool"), d.get("equation"), list(d.get("acknowledged", ()))]
+    return [*row, d["pool"]] if "pool" in d else row
 
 
 def _load_flow(r: list[Any]) -> dict[str, Any]:
@@ -191,9 +207,9 @@ TABLES: tuple[Table, ...] = (
           _cid_key, CID),
     Table("contributions",  # contribution entry -> Contribution
           lambda c, x: [c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
-                        list(x.rejects), x.value, x.outside],
+                        list(x.rejects), x.value, x.outside, [c.raw for c in x.refs]],
           lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
-                                             r[10])),
+                                             r[10], tuple(CID(c) for c in r[11]) if len(r) > 11 else ())),
           _cid_key, CID),
     Table("proposals",  # rule proposal entry -> Proposal
           lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status, list(p.abstain),
@@ -248,10 +264,7 @@ TABLES: tuple[Table, ...] = (
 )
 
 SEQUENCES: tuple[Sequence, ...] = (
-    Sequence("distributions",
-             lambda d: [d["id"].raw, d["amount"], d["currency"], [[a, v] for a, v in d["shares"].items()],
-                        *([d["pool"]] if "pool" in d else [])],
-             _load_distribution),
+    Sequence("distributions", _distribution_row, _load_distribution),
     Sequence("flows",  # every movement in or out of a pool, in fold order (open book, §8)
              lambda f: [f["id"].raw, f["pool"], f["flow"], f["amount"], f["party"], f["why"], f["balance"]],
              _load_flow),
@@ -372,12 +385,7 @@ def canonical_state(s: State) -> dict[str, Any]:
         },
         "joins": {str(c): {"author": hexkey(j.author), "name": j.name, "approvals": _sorted_hex(j.approvals)}
                   for c, j in s.joins.items()},
-        "contributions": {
-            str(c): {"author": hexkey(x.author), "title": x.title, "kind": x.kind, "ref": x.ref,
-                     "claimed": x.claimed, "status": x.status, "accepts": _sorted_hex(x.accepts),
-                     "rejects": _sorted_hex(x.rejects), "value": x.value, "outside": x.outside}
-            for c, x in s.contributions.items()
-        },
+        "contributions": {str(c): _canonical_contribution(x) for c, x in s.contributions.items()},
         "proposals": {str(c): _canonical_proposal(p) for c, p in s.proposals.items()},
         "resources": resources,
         "ledger": {hexkey(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()},
@@ -398,13 +406,29 @@ def canonical_state(s: State) -> dict[str, Any]:
     return doc
 
 
+def _canonical_contribution(x: Contribution) -> dict[str, Any]:
+    """A contribution's canonical map: ``refs`` only when it references others (§9), so a
+    contribution without references hashes as it always did."""
+    doc: dict[str, Any] = {"author": hexkey(x.author), "title": x.title, "kind": x.kind, "ref": x.ref,
+                           "claimed": x.claimed, "status": x.status, "accepts": _sorted_hex(x.accepts),
+                           "rejects": _sorted_hex(x.rejects), "value": x.value, "outside": x.outside}
+    if x.refs:
+        doc["refs"] = [str(c) for c in x.refs]
+    return doc
+
+
 def _canonical_distribution(d: dict[str, Any]) -> dict[str, Any]:
-    """A distribution's canonical map: ``pool`` only when it drew from one (§8), so a
-    distribution of a commons without pools hashes as it always did."""
+    """A distribution's canonical map: ``pool`` only when it drew from one (§8) and
+    ``equation`` only when the rules set a value equation (§9), so a distribution of a
+    commons without them hashes as it always did."""
     doc = {"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
            "shares": {hexkey(a): v for a, v in d["shares"].items()}}
     if "pool" in d:
         doc["pool"] = d["pool"]
+    if "equation" in d:
+        doc["equation"] = d["equation"]
+    if d.get("acknowledged"):
+        doc["acknowledged"] = _sorted_hex(d["acknowledged"])
     return doc
 
 

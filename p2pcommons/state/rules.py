@@ -91,7 +91,17 @@ _SCHEMA: dict[str, str] = {
     # payments in and spends alone is distribution.roles, and a commons without pools hashes
     # as before.  Pools themselves are ``pools.<name> = "<unit>"`` (see _kind_of).
     "treasury.roles": "roles",
+    # The value equation (protocols/commons.md §9).  Not in the defaults: absent, a review
+    # may set any value, nothing decays, no credit follows references, and older state
+    # hashes hold.  Weights per role are ``role_weights.<role> = <percent>`` (see _kind_of).
+    "equation.half_life": "positive",  # days after which an accepted value counts half
+    "equation.review_cap": "natural",  # percent of the claimed value one review may add or take
+    "equation.reference_share": "fraction",  # share of a derivative's value passed to what it references
 }
+# Names under ``values`` that are settings of the equation, not contribution kinds: a rule
+# ``values.decay = 10`` would otherwise silently weigh a kind named "decay" (#16).
+EQUATION_WORDS = ("decay", "half_life", "halflife", "review_cap", "cap", "reference_share", "share", "references",
+                  "roles", "role")
 # Per governed act (§2.2): whether it needs a decision (no role-holder may do it alone), who
 # votes, the threshold and the quorum.  Absent: a role-holder does it alone, as before.
 for _act in ACTS:
@@ -195,7 +205,13 @@ def _kind_of(path: str) -> str:
     if kind is not None:
         return kind
     section, _, key = path.partition(".")
+    if section == "values" and key in EQUATION_WORDS:
+        raise InvalidRules(f"Rule {path} is not a contribution kind's weight: the value equation's settings are "
+                           "equation.half_life (days), equation.review_cap (percent), equation.reference_share "
+                           "and role_weights.<role>.", path=path)
     if section == "values" and key and "." not in key:
+        return "weight"
+    if section == "role_weights" and _ROLE_NAME.fullmatch(key):
         return "weight"
     if section == "pools" and _ROLE_NAME.fullmatch(key):
         return "unit"
@@ -238,6 +254,9 @@ def _check_roles_declared(rules: dict[str, Any]) -> None:
             if unknown:
                 raise InvalidRules(f"Rule {path} names the role '{unknown[0]}', which is neither "
                                    f"{', '.join(ROLES)} nor declared in roles.custom.", path=path)
+        if path.startswith("role_weights.") and path.partition(".")[2] not in known:
+            raise InvalidRules(f"Rule {path} weighs the role '{path.partition('.')[2]}', which is neither "
+                               f"{', '.join(ROLES)} nor declared in roles.custom.", path=path)
 
 
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:

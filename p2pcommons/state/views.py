@@ -260,19 +260,83 @@ class CommonsState:
 
     def ledger(self) -> list[dict[str, Any]]:
         """Per contributor: accepted contributions, value, and share of the total (in basis
-        points, integer) — the basis of benefit distribution."""
+        points, integer) — the basis of benefit distribution — and what distributions paid
+        them to date.  A member paid but without accepted contributions left (an appeal
+        reopened them) is listed too, with 0 accepted."""
         state = self._folder.state
         if state is None:
             return []
         total = sum(v for _, v in state.ledger.values())
+        paid = self.paid_to_date()
+        acknowledged = self.paid_to_date(acknowledged=True)
         rows = []
-        for author in sorted(state.ledger):
-            count, value = state.ledger[author]
+        for author in sorted({*state.ledger, *paid}):
+            count, value = state.ledger.get(author, (0, 0))
             member = state.members.get(author)
             rows.append({"author": hexkey(author), "name": member.name if member else "",
                          "accepted": count, "value": value,
-                         "share_bp": (value * 10000 // total) if total else 0})
+                         "share_bp": (value * 10000 // total) if total else 0, "paid": paid.get(author, 0),
+                         "acknowledged": acknowledged.get(author, 0)})
         return rows
+
+    def paid_to_date(self, *, acknowledged: bool = False) -> dict[bytes, int]:
+        """Per member, the sum of the distribution shares they received (in any unit: the
+        ledger's distributions list says which); with ``acknowledged``, only the shares whose
+        receipt they acknowledged (§9)."""
+        state = self._folder.state
+        paid: dict[bytes, int] = {}
+        for d in [] if state is None else state.distributions:
+            for author, share in d["shares"].items():
+                if not acknowledged or author in d.get("acknowledged", ()):
+                    paid[author] = paid.get(author, 0) + share
+        return paid
+
+    def latest_time(self) -> int:
+        """The latest time (ms) of any author's latest entry: the same on every node that
+        holds the same entries, so an explanation at it is reproducible."""
+        folder = self._folder
+        return max((folder.body(raw).time for raw in folder.latest.values()), default=0)
+
+    def explain(self, member: bytes, at: int | None = None) -> dict[str, Any]:
+        """Why ``member`` gets what they get (protocols/commons.md §9): the value equation in
+        force and its hash, each of their accepted contributions through it (value, role
+        weight, decay, credit along references in and out, final), their weight and the
+        commons' total as a distribution at time ``at`` (default :meth:`latest_time`) would
+        compute them, and every distribution share they received."""
+        from . import equation as eq
+
+        state = self._folder.state
+        if state is None:
+            return {}
+        at = self.latest_time() if at is None else at
+        lines, weights = eq.weigh(state, at, self._folder.time_of)
+        total = sum(weights.values())
+        mine = weights.get(member, 0)
+
+        def credit(pairs: tuple[tuple[CID, int], ...]) -> list[dict[str, Any]]:
+            return [{"contribution": str(c), "amount": n} for c, n in pairs]
+
+        rows = []
+        for cid, line in lines.items():
+            if line.member != member:
+                continue
+            c = state.contributions[cid]
+            rows.append({"id": str(cid), "title": c.title, "kind": c.kind, "claimed": c.claimed,
+                         "value": line.value, "role": line.role, "role_weight": line.role_weight,
+                         "weighted": line.weighted, "age_ms": line.age_ms, "after_decay": line.own,
+                         "credit_in": credit(line.credit_in), "credit_out": credit(line.credit_out),
+                         "final": line.final, "refs": [str(r) for r in c.refs]})
+        received = [{"id": str(d["id"]), "amount": d["amount"], "currency": d["currency"],
+                     "share": d["shares"].get(member, 0), "pool": d.get("pool"), "equation": d.get("equation"),
+                     "acknowledged": member in d.get("acknowledged", ())}
+                    for d in state.distributions if member in d["shares"]]
+        record = state.members.get(member)
+        return {"member": hexkey(member), "name": record.name if record else "", "at": at,
+                "equation": {"id": eq.equation_id(state.rules), **eq.equation(state.rules),
+                             "applies": eq.has_equation(state.rules)},
+                "contributions": rows, "total": mine, "commons_total": total,
+                "share_bp": mine * 10000 // total if total else 0,
+                "paid_to_date": sum(r["share"] for r in received), "distributions": received}
 
     def resources(self) -> dict[CID, Resource]:
         state = self._folder.state

@@ -147,9 +147,11 @@ def ledger(store: Store, commons: CID) -> dict[str, Any]:
     member's value over time (:func:`ledger_series`), which the dashboard draws."""
     st = current_state(store, commons)
     rows = [{"author": who(row["author"]), "name": row["name"], "accepted_count": row["accepted"],
-             "value": row["value"], "share_bp": row["share_bp"], "share_percent": round(row["share_bp"] / 100, 2)}
+             "value": row["value"], "share_bp": row["share_bp"], "share_percent": round(row["share_bp"] / 100, 2),
+             "paid_to_date": row["paid"], "acknowledged_to_date": row["acknowledged"]}
             for row in st.ledger()]
-    distributions = [{**d, "shares": {who(k): v for k, v in d["shares"].items()}}
+    distributions = [{**d, "shares": {who(k): v for k, v in d["shares"].items()},
+                      **({"acknowledged": [who(k) for k in d["acknowledged"]]} if "acknowledged" in d else {})}
                      for d in st.canonical.get("distributions", [])]
     return {"commons": str(commons), "ledger": rows, "distributions": distributions,
             "series": ledger_series(store, st)}
@@ -205,6 +207,13 @@ def ledger_series(store: Store, st: Any) -> list[dict[str, Any]]:
         totals[member] = totals.get(member, 0) + c["value"]
         series[member]["points"].append({"time": time, "value": totals[member], "contribution": cid})
     return list(series.values())
+
+
+def explain(store: Store, commons: CID, member: bytes, at: int | None = None) -> dict[str, Any]:
+    """As ``p2pc ledger --explain MEMBER --json``: why a member gets what they get (§9)."""
+    doc = current_state(store, commons).explain(member, at)
+    doc["member"] = who(doc["member"])
+    return {"commons": str(commons), **doc}
 
 
 def resources(store: Store, commons: CID, me: bytes | None = None, now: int | None = None) -> dict[str, Any]:
@@ -298,5 +307,5 @@ def names(store: Store, commons: CID) -> dict[str, str]:
     return {who(k): m["name"] for k, m in current_state(store, commons).members.items() if m["name"]}
 
 
-__all__ = ["contributions", "decision", "held", "history", "ledger", "ledger_series", "members", "names", "pool",
-           "pools", "proposals", "resources", "state", "state_of", "who"]
+__all__ = ["contributions", "decision", "explain", "held", "history", "ledger", "ledger_series", "members", "names",
+           "pool", "pools", "proposals", "resources", "state", "state_of", "who"]

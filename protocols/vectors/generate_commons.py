@@ -549,6 +549,44 @@ def treasury() -> Scenario:
     return s
 
 
+def equation() -> Scenario:
+    """The value equation (commons.md §9): an equation setting refused under values, a role
+    weight, a review beyond the cap refused, a derivative referencing its original (and one
+    referencing a contribution outside its causal past, refused), a CopyFair payback into a
+    pool that never credits its payer, a distribution 30 days later (decay) recording the
+    equation's id, and receipts (one by a member without a share, refused)."""
+    s = Scenario(stewards=("alice", "bob"))
+    _found(s, {"name": "equation", "stewards": sorted([s.key("alice"), s.key("bob")]),
+               "rules": {"pools": {"fund": "EUR"}, "roles": {"custom": ["lead"]}, "role_weights": {"lead": 150},
+                         "equation": {"review_cap": 50, "half_life": 30, "reference_share": "1/4"}}})
+    decay = s.write("alice proposes values.decay = 10 (refused: not a contribution kind)", "alice", "rule_proposal",
+                    {"changes": {"values.decay": 10}})
+    join = s.write("dave joins", "dave", "join", {"name": "dave"})
+    admit = s.write("alice admits dave", "alice", "admission", {"join": join.id}, [join, decay])
+    lead = s.write("alice makes dave a lead", "alice", "role", {"member": s.key("dave"), "role": "lead"}, [admit])
+    original = s.write("bob contributes a seed drill", "bob", "contribution", {"title": "seed drill", "value": 100})
+    unseen = s.write("dave's derivative references what he has not seen (refused)", "dave", "contribution",
+                     {"title": "wider seed drill", "value": 80, "refs": [original.id]}, [lead])
+    derivative = s.write("dave's derivative references bob's seed drill", "dave", "contribution",
+                         {"title": "wider seed drill", "value": 80, "refs": [original.id]}, [unseen, original])
+    over = s.write("alice accepts it at 200 (refused: beyond the 50% cap)", "alice", "review",
+                   {"contribution": derivative.id, "verdict": "accept", "value": 200}, [derivative])
+    accept = s.write("alice accepts it at 120", "alice", "review",
+                     {"contribution": derivative.id, "verdict": "accept", "value": 120}, [over])
+    accept_original = s.write("alice accepts the seed drill", "alice", "review",
+                              {"contribution": original.id, "verdict": "accept"}, [accept])
+    payback = s.write("bob records Acme's 1000 EUR CopyFair payback", "bob", "pay",
+                      {"pool": "fund", "amount": 1000, "source": "payback", "payer": "Acme Tools Ltd"},
+                      [accept_original])
+    s.time += 30 * 86_400_000  # a half-life later
+    share = s.write("alice distributes 1000 EUR from the fund, 30 days on", "alice", "distribution",
+                    {"amount": 1000, "pool": "fund"}, [payback])
+    ack = s.write("dave acknowledges his share", "dave", "receipt", {"distribution": share.id, "note": "thanks"},
+                  [share])
+    s.write("alice acknowledges it (refused: no share)", "alice", "receipt", {"distribution": share.id}, [ack])
+    return s
+
+
 def capacity() -> Scenario:
     """Shared capacity (commons.md §1.1): a workshop's 8 seats booked by three members (the
     booking past the capacity refused with the numbers), a cancellation, a re-booking, a
@@ -606,6 +644,10 @@ SCENARIOS = {
                            "distribution refused without a pool and drawn from one, two concurrent spends where "
                            "the one that would overdraw is rejected with the numbers, a decided spend that lapses, "
                            "a payment into an undeclared pool"),
+    "equation": (equation, "the value equation: values.decay refused, a lead's role weight, a review beyond the "
+                           "cap refused, a derivative passing a share to its original (one referencing what it "
+                           "has not seen refused), a CopyFair payback that credits nobody, decay over a "
+                           "half-life, the distribution's equation id, receipts"),
     "capacity": (capacity, "shared capacity: eight workshop seats, a booking past the capacity refused with the "
                            "numbers, cancellations (one by someone else refused, a second one refused) and a "
                            "re-booking"),

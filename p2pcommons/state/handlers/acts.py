@@ -20,7 +20,7 @@ from ...entry import Entry
 from ..positions import Meta
 from ..records import Resource, State
 from .common import amount_field, member_key, resource_spec, text_field
-from .distributions import compute_shares, record
+from .distributions import equation_shares, record
 from .membership import admit, change_role, role_field
 from .pools import draw, required_pool, spend_fields
 from .sanctions import decided
@@ -110,7 +110,7 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
         admit(v, s, join_id, join, decider.id)
         return True
     if act == "distribution":
-        shares = compute_shares(s.ledger, action["amount"])
+        shares = equation_shares(v, s, action["amount"], decider.time)
         try:
             if not shares:
                 raise Rejected("no ledger")

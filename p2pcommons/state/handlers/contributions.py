@@ -4,6 +4,9 @@ An outsider's contribution (when the rules let anyone contribute) is pending unt
 
 from __future__ import annotations
 
+from typing import Any
+
+from ...dagcbor import CID, link
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Contribution, State
@@ -26,8 +29,46 @@ def _contribution(v: View, s: State, e: Entry, m: Meta) -> str:
         if s.rules["contribution"]["policy"] != "anyone":
             raise
         outside = True
-    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside)
+    refs = _refs(v, s, e, m)
+    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside, refs)
     return PENDING if outside else APPLIED
+
+
+MAX_REFS = 16  # contributions one contribution may reference (§9)
+
+
+def _refs(v: View, s: State, e: Entry, m: Meta) -> tuple[CID, ...]:
+    """The body's ``refs``: checked links to earlier contributions (§9), each in the entry's
+    causal past and recorded in the state (one the fold rejected is no contribution)."""
+    raw: Any = e.body.get("refs")
+    if raw is None:
+        return ()
+    if type(raw) is not list or not 1 <= len(raw) <= MAX_REFS:
+        raise Rejected(f"Its 'refs' must be a list of 1 to {MAX_REFS} contribution ids.")
+    found: list[CID] = []
+    for value in raw:
+        try:
+            target = link(value)
+        except Exception:
+            raise Rejected("Its 'refs' holds something that is not an entry id.") from None
+        if target in found:
+            raise Rejected(f"Its 'refs' names {target} twice.")
+        if not v.in_past(target, m) or v.kind_of(target) != "contribution" or target not in s.contributions:
+            raise Rejected(f"Its 'refs' names {target}, which is not a contribution in its causal past.")
+        found.append(target)
+    return tuple(sorted(found, key=lambda c: c.raw))
+
+
+def _capped(s: State, claimed: int, adjusted: int) -> None:
+    """Refuse a review's value that moves the claimed value by more than
+    ``equation.review_cap`` percent of it (§9)."""
+    cap = (s.rules.get("equation") or {}).get("review_cap")
+    if cap is None:
+        return
+    room = claimed * cap // 100
+    if abs(adjusted - claimed) > room:
+        raise Rejected(f"Its value {adjusted} moves the claimed value {claimed} by more than equation.review_cap "
+                       f"({cap}%) allows: it must be between {max(0, claimed - room)} and {claimed + room}.")
 
 
 def _review(v: View, s: State, e: Entry, m: Meta) -> str:
@@ -51,6 +92,7 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
     text_field(e.body, "comment")
     if verdict == "accept":
         adjusted = amount_field(e.body, "value", default=contribution.claimed)
+        _capped(s, contribution.claimed, adjusted)
         contribution = contribution._replace(accepts=(*contribution.accepts, e.author))
         if len(contribution.accepts) >= policy["accepts"]:
             weights = s.rules["values"]
