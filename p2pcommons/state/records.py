@@ -243,6 +243,9 @@ TABLES: tuple[Table, ...] = (
     Table("recoveries",  # (member, new key) -> approving members so far (not hashed: pending)
           lambda k, v: [k[0], k[1], list(v)], lambda r: ((r[0], r[1]), tuple(r[2])),
           lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
+    Table("excluded",  # (removing entry, member) -> True: a strong removal in force (not hashed, §3.4)
+          lambda k, v: [k[0], k[1]], lambda r: ((r[0], r[1]), True),
+          lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
     Table("pools",  # pool name -> balance (a pool the rules declare and nothing moved is absent: 0)
           lambda name, balance: [name, balance], lambda r: (r[0], r[1]), _same, _same),
 )
@@ -288,6 +291,10 @@ class State:
     lifted: dict[bytes, CID]
     devices: dict[bytes, Device]
     recoveries: dict[tuple[bytes, bytes], tuple[bytes, ...]]
+    # Exclusions the derivation of this state put in force, by (raw id of the removing entry,
+    # member): the replayer drops an exclusion whose removal, replayed with it, no longer
+    # takes effect (it is then void).  Kept in the state so snapshots and checkpoints carry it.
+    excluded: dict[tuple[bytes, bytes], bool]
     pools: dict[str, int]
     distributions: list[dict[str, Any]]
     flows: list[dict[str, Any]]

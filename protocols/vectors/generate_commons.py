@@ -381,7 +381,7 @@ def acts() -> Scenario:
                        {"member": s.key("dave"), "action": "remove", "reason": "logging"}, [last])
     r = s.write("carol proposes removing dave", "carol", "proposal",
                 {"action": {"act": "removal", "member": s.key("dave"), "reason": "logging"}}, [sanction])
-    s.write("dave votes on his own removal (refused: no voting role)", "dave", "vote",
+    s.write("dave votes on his own removal (refused: strong removal, since the decision removes him)", "dave", "vote",
             {"proposal": r.id, "choice": "no"}, [r])
     s.write("alice votes yes (2 of 3 ecologists and stewards: not above 2/3)", "alice", "vote",
             {"proposal": r.id, "choice": "yes"}, [r])

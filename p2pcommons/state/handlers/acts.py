@@ -18,7 +18,7 @@ from typing import Any
 from ...dagcbor import CID, link
 from ...entry import Entry
 from ..positions import Meta
-from ..records import Resource, State
+from ..records import Resource, State, status_seen
 from .common import amount_field, member_key, resource_spec, text_field
 from .distributions import compute_shares, record
 from .membership import admit, change_role, role_field
@@ -87,9 +87,12 @@ def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
         reason = text_field(action, "reason", required=True)
         if member is None:
             raise Rejected("The member it names is not a member.")
-        if act == "removal" and (target == e.author or member.status not in ("active", "suspended")):
+        # Judged, as a sanction's target is (§3.6), by the status its causal past shows: the
+        # member's own entries outside it (a leave, say) neither shield them nor count.
+        seen_status = status_seen(member, v.seen_seq(target, m))
+        if act == "removal" and (target == e.author or seen_status not in ("active", "suspended")):
             raise Rejected("It can remove only another active or suspended member.")
-        if act == "reinstatement" and member.status != "suspended":
+        if act == "reinstatement" and (seen_status != "suspended" or member.status != "suspended"):
             raise Rejected("Only a suspended member can be reinstated.")
         return {"act": act, "member": target.hex(), "reason": reason}
     role = role_field(s, action)

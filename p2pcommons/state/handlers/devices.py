@@ -158,7 +158,7 @@ def _device(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("The device it revokes is already revoked.")
     elif known.binding is not None and not v.in_past(known.binding, m):
         raise Rejected("The device's binding is not in its causal past.")
-    if v.is_void(e.id):
+    if v.is_void(e.id, key):
         raise Rejected("It could take effect only through entries of the device it would exclude "
                        "(outside its causal past), so it has none.")
     # Strong removal: the device's entries outside this entry's causal past have no effect,
