@@ -140,7 +140,8 @@ def test_a_bad_action_is_refused_with_the_reason() -> None:
     town = Town(stewards=2)
     cases = [({"act": "banish", "member": town.key(1)}, "Its 'action' must be a map whose 'act' is one of "
                                                          "admission, removal, reinstatement, grant, revoke, "
-                                                         "distribution, resource, spend, appeal."),
+                                                         "distribution, resource, spend, appeal, "
+                                                         "resource_change, recovery."),
              ({"act": "removal", "member": town.key(0), "reason": "me"},
               "It can remove only another active or suspended member."),
              ({"act": "grant", "member": town.key(3), "role": "steward"},

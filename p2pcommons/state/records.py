@@ -102,6 +102,9 @@ class Resource(NamedTuple):
     # period (a forest's annual cut, a workshop's seats); 0 = none, and then the resource's
     # canonical form is as it always was.
     capacity: int = 0
+    # Closed by a decision or a steward (§1.1): no new use; existing uses (and cancelling
+    # them) stay.  False: the canonical form is as it always was.
+    closed: bool = False
 
 
 class Device(NamedTuple):
@@ -210,8 +213,9 @@ TABLES: tuple[Table, ...] = (
     Table("due",  # open proposal with a deadline -> its deadline (not hashed: the proposals' are)
           lambda c, d: [c.raw, d], lambda r: (CID(r[0]), r[1]), _cid_key, CID),
     Table("resources",  # resource id (its entry, or the hash of a genesis resource) -> Resource
-          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit, x.capacity],
-          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5], r[6] if len(r) > 6 else 0)),
+          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit, x.capacity, x.closed],
+          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5], r[6] if len(r) > 6 else 0,
+                                         bool(r[7]) if len(r) > 7 else False)),
           _cid_key, CID),
     Table("booked",  # (resource with a capacity, period) -> the whole commons' use in it (not hashed)
           lambda k, n: [k[0].raw, k[1], n],
@@ -367,6 +371,8 @@ def canonical_state(s: State) -> dict[str, Any]:
                              "unit": r.unit, "used": {}}
         if r.capacity:  # only when used: a resource without a capacity hashes as before
             resources[str(c)]["capacity"] = r.capacity
+        if r.closed:  # likewise: an open resource hashes as before
+            resources[str(c)]["closed"] = True
     for (res, period, author), amount in s.usage.items():
         resources[str(res)]["used"].setdefault(str(period), {})[hexkey(author)] = amount
     doc: dict[str, Any] = {
