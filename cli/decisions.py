@@ -49,6 +49,12 @@ def _what(row: dict[str, Any]) -> str:
         return f"spend {action['amount']} from {action['pool']} to {action['member']} ({action['reason']})"
     if row["act"] == "resource":
         return f"resource {action['name']} ({action['quota']} {action['unit']} per member per period)"
+    if row["act"] == "resource_change":
+        changes = ", ".join("close" if k == "close" else f"{k} {v}" for k, v in sorted(action.items())
+                            if k not in ("act", "resource"))
+        return f"change resource {action['resource']} ({changes})"
+    if row["act"] == "recovery":
+        return f"recovery of {action['member']} with the key {action['device']}"
     target = action.get("member") or action.get("join")
     extra = action.get("role") or action.get("reason") or ""
     return f"{row['act']} {target}" + (f" ({extra})" if extra else "")
@@ -279,6 +285,19 @@ def propose_resource(
     """Propose a new rivalrous shared resource (a budget line with a quota per member)."""
     spec = {"name": name, "rivalrous": True, "quota": quota, "period": period, "unit": unit}
     _propose(home, commons, {"act": "resource", "resource": spec}, title, deadline, as_json, force)
+
+
+@command("recover", app=proposal_app)
+def propose_recover(
+    member: Annotated[str, typer.Argument(help="The member who lost every device (author id, prefix or name).")],
+    code: Annotated[str, typer.Argument(help="The link code `p2pc device add` printed on their new machine.")],
+    title: TitleOption = "", deadline: DeadlineOption = None, commons: CommonsOption = None,
+    home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False,
+) -> None:
+    """Propose binding a new key to a member who lost every device (when the rules say decide.recovery)."""
+    from .devices import parse_code
+
+    _propose(home, commons, {"act": "recovery", "device": parse_code(code)}, title, deadline, as_json, force, member)
 
 
 @command("withdraw", app=proposal_app)

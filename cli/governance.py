@@ -656,24 +656,90 @@ def resource_use(
     force: ForceOption = False,
 ) -> None:
     """Record use of a resource (refused without effect over a rivalrous quota)."""
-    from p2pcommons.errors import NotFound
-
     def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], list[Any]]:
-        resources = state.resources()
-        matches = [c for c, r in resources.items() if r.name == resource or str(c) == resource]
-        if not matches:
-            matches = [c for c in resources if id_matches(str(c), resource)]
-        if not matches:
-            raise NotFound(f"No resource '{resource}' in this commons.")
-        if len(matches) > 1:
-            raise ambiguous(resource, len(matches), "resources")
-        body: dict[str, Any] = {"resource": matches[0], "amount": amount}
+        target = _resource_id(state, resource)
+        body: dict[str, Any] = {"resource": target, "amount": amount}
         if note:
             body["note"] = note
-        deps = [matches[0]] if store.has(matches[0]) else []
+        deps = [target] if store.has(target) else []
         return body, deps
 
     _write(home, commons, "resource_use", {}, as_json, build=build, force=force)
+
+
+def _resource_id(state: Any, resource: str) -> Any:
+    """A resource of the commons by entry id, prefix or name."""
+    from p2pcommons.errors import NotFound
+
+    resources = state.resources()
+    matches = [c for c, r in resources.items() if r.name == resource or str(c) == resource]
+    if not matches:
+        matches = [c for c in resources if id_matches(str(c), resource)]
+    if not matches:
+        raise NotFound(f"No resource '{resource}' in this commons.")
+    if len(matches) > 1:
+        raise ambiguous(resource, len(matches), "resources")
+    return matches[0]
+
+
+def _change_resource(resource: str, changes: dict[str, Any], propose: bool, title: str, deadline: int | None,
+                     commons: str | None, home: Path | None, as_json: bool, force: bool) -> None:
+    """A resource change or close: directly (``resource_change``) or, with ``propose``, as a
+    proposal (``{act: "resource_change"}``) — which the rules require when ``decide.resource``."""
+    import time
+
+    def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], list[Any]]:
+        target = _resource_id(state, resource)
+        deps = [target] if store.has(target) else []
+        if not propose:
+            return {"resource": target, **changes}, deps
+        body: dict[str, Any] = {"action": {"act": "resource_change", "resource": target, **changes}}
+        if title:
+            body["title"] = title
+        if deadline is not None:
+            body["deadline"] = int(time.time() * 1000) + deadline * 1000
+        return body, deps
+
+    _write(home, commons, "proposal" if propose else "resource_change", {}, as_json, build=build, force=force)
+
+
+ProposeOption = Annotated[bool, typer.Option("--propose", help="Propose it for a decision (required when the rules "
+                                                                "say decide.resource) instead of doing it directly.")]
+ProposalTitleOption = Annotated[str, typer.Option("--title", "-t", help="With --propose: what the decision is for.")]
+ProposalDeadlineOption = Annotated[int | None, typer.Option(
+    "--deadline", min=1, max=10**9, help="With --propose: seconds from now until the vote closes (default: the "
+    "rules' decisions.deadline).")]
+
+
+@command("change", app=resource_app)
+def resource_change(
+    resource: Annotated[str, typer.Argument(help="The resource (entry id, prefix or name).")],
+    quota: Annotated[int | None, typer.Option("--quota", help="New quota per member per period.", min=0,
+                                              max=MAX_AMOUNT)] = None,
+    capacity: Annotated[int | None, typer.Option("--capacity", help="New capacity for the whole commons per "
+                                                 "period (0: none).", min=0, max=MAX_AMOUNT)] = None,
+    period: Annotated[int | None, typer.Option("--period", help="New period in seconds (only while unused).",
+                                               min=0, max=MAX_AMOUNT)] = None,
+    propose: ProposeOption = False, title: ProposalTitleOption = "", deadline: ProposalDeadlineOption = None,
+    commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False,
+) -> None:
+    """Change a resource's quota, capacity or period (stewards, by default), or propose it with --propose."""
+    from p2pcommons.errors import UsageError
+
+    changes = {k: v for k, v in (("quota", quota), ("capacity", capacity), ("period", period)) if v is not None}
+    if not changes:
+        raise UsageError("Give at least one of --quota, --capacity or --period.")
+    _change_resource(resource, changes, propose, title, deadline, commons, home, as_json, force)
+
+
+@command("close", app=resource_app)
+def resource_close(
+    resource: Annotated[str, typer.Argument(help="The resource (entry id, prefix or name).")],
+    propose: ProposeOption = False, title: ProposalTitleOption = "", deadline: ProposalDeadlineOption = None,
+    commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False, force: ForceOption = False,
+) -> None:
+    """Close a resource: it takes no new uses (stewards, by default), or propose it with --propose."""
+    _change_resource(resource, {"close": True}, propose, title, deadline, commons, home, as_json, force)
 
 
 def _my_key(home: Path | None) -> bytes | None:
@@ -718,6 +784,8 @@ def resource_list(commons: CommonsOption = None, home: HomeOption = None, as_jso
             print("No resources.")
         for row in rows:
             kind = f"rivalrous, quota {row['quota']} {row['unit']}" if row["rivalrous"] else "non-rivalrous"
+            if row["closed"]:
+                kind += ", closed"
             if row["capacity"]:
                 kind += f", capacity {row['capacity']} {row['unit']}"
             left = row["left_this_period"]

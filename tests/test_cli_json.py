@@ -146,6 +146,12 @@ def _treasury(founder: str) -> None:
     """The treasury commands (pools, payments, spends) and booking cancellation."""
     use = ok("resource", "use", "water", "1", "--home", founder)["id"]
     ok("resource", "cancel", use, "--force", "--home", founder)
+    ok("resource", "change", "water", "--quota", "6", "--capacity", "20", "--propose", "--force", "--home", founder)
+    assert ok("resource", "change", "water", "--quota", "7", "--home", founder)["id"]
+    ok("resource", "close", "water", "--home", founder)
+    closed = next(r for r in ok("resource", "list", "--home", founder)["resources"] if r["name"] == "water")
+    assert closed["closed"] is True and closed["quota"] == 7
+    assert "the resource water is closed" in err(7, "resource", "use", "water", "1", "--home", founder)["message"]
     created = ok("pool", "create", "fund", "--unit", "EUR", "--force", "--home", founder)
     ok("rules", "vote", created["id"], "yes", "--force", "--home", founder)
     assert isinstance(ok("pool", "list", "--home", founder)["pools"], list)
@@ -183,6 +189,11 @@ def _decisions_and_devices(founder: str, member: str, root: str) -> None:
     ok("init", "--home", spare)
     spare_code = ok("device", "add", "--home", spare)["code"]
     ok("device", "recover", "nora", spare_code, "--home", founder)
+    spare2 = str(Path(root) / "spare2")
+    ok("init", "--home", spare2)
+    other_code = ok("device", "add", "--home", spare2)["code"]
+    recovery = ok("proposal", "recover", "nora", other_code, "--force", "--home", founder)["id"]
+    assert "recovery of" in invoke("proposal", "show", recovery, "--home", founder).stdout
     backup = str(Path(root) / "backup.p2pc")
     ok("export", "-o", backup, "--home", founder)
     ok("restore", str(Path(founder) / "keys" / "identity.json"), backup, "--home", str(Path(root) / "restored"))

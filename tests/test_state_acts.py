@@ -52,8 +52,10 @@ def test_removal_needs_a_decision_when_the_rules_say_so() -> None:
     assert state.canonical["members"][town.member_hex(3)]["status"] == "removed"
     assert state.canonical["sanctions"][-1] == {"id": str(proposal.id), "member": town.member_hex(3),
                                                 "action": "remove", "reason": "logging", "by": town.member_hex(0)}
-    later = town.write(3, "leave", {}, T0 + 500)
-    assert _outcome(town, later) == (REJECTED, "Its author's membership is removed.")
+    later = town.write(3, "leave", {}, T0 + 500)  # (not having seen the deciding vote: strong removal)
+    assert _outcome(town, later) == (REJECTED, f"Strong removal: written outside the causal past of the "
+                                               f"sanction {vote.id} against its author.")
+
     assert state.outcome(vote.id).status == APPLIED  # type: ignore[union-attr]
 
 
@@ -138,7 +140,8 @@ def test_a_bad_action_is_refused_with_the_reason() -> None:
     town = Town(stewards=2)
     cases = [({"act": "banish", "member": town.key(1)}, "Its 'action' must be a map whose 'act' is one of "
                                                          "admission, removal, reinstatement, grant, revoke, "
-                                                         "distribution, resource, spend, appeal."),
+                                                         "distribution, resource, spend, appeal, "
+                                                         "resource_change, recovery."),
              ({"act": "removal", "member": town.key(0), "reason": "me"},
               "It can remove only another active or suspended member."),
              ({"act": "grant", "member": town.key(3), "role": "steward"},
@@ -397,3 +400,114 @@ def test_newcomers_on_probation_do_not_count_in_the_electorate() -> None:
     state = town.fold()
     assert town.proposal(state, first)["status"] == "adopted"
     assert town.proposal(state, later)["status"] == "open"
+
+
+def _removal_with_concurrent_entries(decide: bool) -> tuple[Town, Any, list[Any]]:
+    """Member 3 writes entries concurrently with their removal (not in the removing entry's
+    causal past): by a steward's sanction, or by a decision whose deciding vote is steward 1's."""
+    town = Town(stewards=3, rules={"decide": {"removal": True}} if decide else None)
+    _admitted(town, 3, T0 + 100)
+    concurrent = [town.write(3, "contribution", {"title": "sneaked in"}, T0 + 150),
+                  town.write(3, "contribution", {"title": "and another"}, T0 + 160)]
+    body = {"member": town.key(3), "reason": "logging"}
+    if decide:
+        proposal = town.write(0, "proposal", {"action": {"act": "removal", **body}}, T0 + 200)
+        town.sync(1, 0)
+        remover = town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 300)
+    else:
+        remover = town.write(0, "sanction", {"action": "remove", **body}, T0 + 200)
+    return town, remover, concurrent
+
+
+def test_a_removal_by_decision_is_as_strong_as_a_stewards() -> None:
+    """Regression: a decided removal excluded nothing, so the removed member's entries written
+    concurrently with the decision (outside the deciding entry's causal past) still took
+    effect, while the same removal by a steward's sanction excluded them (strong removal)."""
+    for decide in (False, True):
+        town, remover, concurrent = _removal_with_concurrent_entries(decide)
+        state = town.fold()
+        assert state.canonical["members"][town.member_hex(3)]["status"] == "removed"
+        for entry in concurrent:
+            assert _outcome(town, entry) == (REJECTED, f"Strong removal: written outside the causal past of the "
+                                                       f"sanction {remover.id} against its author.")
+        assert state.canonical["contributions"] == {}
+
+
+SCRIPT = st.lists(st.tuples(st.sampled_from(("note", "note", "sync", "leave")), st.integers(0, 3), st.integers(0, 3)),
+                  max_size=12)
+
+
+def _remove_by(decide: bool, before: list[tuple[str, int, int]], after: list[tuple[str, int, int]]) -> tuple[
+        Town, Any, list[Any]]:
+    """Run a script around member 3's removal, by steward 1's sanction or by a decision that
+    steward 1's vote carries (steward 0 proposed it), with the same knowledge either way."""
+    town = Town(stewards=3, rules={"decide": {"removal": True}} if decide else None)
+    _admitted(town, 3, T0 + 100)
+    now = T0 + 1000
+    written: list[Any] = []
+
+    def run(script: list[tuple[str, int, int]]) -> None:
+        nonlocal now
+        for action, i, j in script:
+            now += 10
+            if action == "sync":
+                town.sync(i, j)
+            elif action == "note" or i != 3:
+                entry = town.write(i, "contribution", {"title": "n"}, now)
+                if i == 3:
+                    written.append(entry)
+            else:
+                written.append(town.write(3, "leave", {}, now))
+
+    run(before)
+    now += 10
+    body = {"member": town.key(3), "reason": "r"}
+    if decide:
+        proposal = town.write(0, "proposal", {"action": {"act": "removal", **body}}, now)
+    else:
+        town.write(0, "contribution", {"title": "n"}, now)
+    town.sync(1, 0)
+    if decide:
+        remover = town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, now + 5)
+    else:
+        remover = town.write(1, "sanction", {"action": "remove", **body}, now + 5)
+    run(after)
+    return town, remover, written
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(SCRIPT, SCRIPT, st.randoms(use_true_random=False))
+def test_a_removed_members_concurrent_entries_are_undone_whichever_path_removed_them(
+        before: list[tuple[str, int, int]], after: list[tuple[str, int, int]], rnd: random.Random) -> None:
+    """Strong removal, by sanction or by decision: exactly the removed member's entries in the
+    removing entry's causal past keep their effect; every other is rejected as strong
+    removal — the same entries whichever path removed them, in every delivery order."""
+    from p2pcommons.state import Folder
+    from p2pcommons.state.records import canonical_state
+
+    results = []
+    for decide in (False, True):
+        town, remover, written = _remove_by(decide, before, after)
+        state = town.fold()
+        removed = state.canonical["members"][town.member_hex(3)]["status"] == "removed"
+        event(f"removed={removed}")
+        past = town.ancestors(remover)
+        statuses = []
+        for entry in written:
+            outcome = state.outcome(entry.id)
+            assert outcome is not None
+            if removed and entry.id.raw not in past:
+                assert outcome.reason.startswith("Strong removal:"), outcome.reason
+            statuses.append(outcome.status)
+        results.append((removed, statuses))
+        order = list(town.entries)
+        rnd.shuffle(order)
+        assert town.fold(order).canonical == state.canonical
+        folder = Folder(town.genesis.id, snapshot_every=1)
+        for entry in order:
+            folder.add(entry)
+            folder.run()
+        assert folder.state is not None
+        got = canonical_state(folder.state)
+        assert all(got[k] == state.canonical[k] for k in got)
+    assert results[0] == results[1]

@@ -516,7 +516,7 @@ class Folder:
         if self.void and (self._refold or self._replay_from is not None):
             # Judged again wherever the fold replays them (what arrived may settle them).
             replay: Key = _ZERO_KEY if self._refold or self._replay_from is None else self._replay_from
-            self.void = {raw for raw in self.void if raw in self.meta and self.meta[raw] < replay}
+            self.void = {tag for tag in self.void if tag[:-32] in self.meta and self.meta[tag[:-32]] < replay}
         if self._refold or (self._replay_from is not None and any(
                 ex.cause >= self._replay_from for ex in self.exclusions)):
             self._refold = False
@@ -530,15 +530,19 @@ class Folder:
             self._apply_all()
 
     def _drop_stale_exclusions(self) -> bool:
-        """Exclusions whose sanction did not take effect in the end (it applied, and with its
-        exclusion in force a replay rejected it) are dropped and their sanctions made void;
+        """Exclusions whose removal did not take effect in the end (it took effect, and with
+        its exclusion in force a replay did not: the state's ``excluded`` table, which the
+        handler's :meth:`excluding` call fills, lacks it) are dropped and made void (per
+        removing entry and member: one entry may decide several removals);
         the fold then replays from the start.  True if it did.  Each round voids at least one
         sanction, which never excludes again, so this terminates."""
+        state = self.state
+        in_force = state.excluded if state is not None else {}
         stale = [ex for ex in self.exclusions
-                 if ex.cause_id.raw in self.meta and self.outcomes.get(ex.cause_id.raw, _APPLIED_PLAIN)[0] != APPLIED]
+                 if ex.cause_id.raw in self.meta and (ex.cause_id.raw, ex.member) not in in_force]
         if not stale:
             return False
-        self.void.update(ex.cause_id.raw for ex in stale)
+        self.void.update(ex.cause_id.raw + ex.member for ex in stale)
         self.exclusions = [ex for ex in self.exclusions if ex not in stale]
         self._restore(_ZERO_KEY)
         return True
@@ -884,8 +888,8 @@ class Folder:
         aidx = self.author_index.get(author)
         return meta.seen(aidx) if aidx is not None else 0
 
-    def is_void(self, sanction: CID) -> bool:
-        return sanction.raw in self.void
+    def is_void(self, sanction: CID, member: bytes) -> bool:
+        return sanction.raw + member in self.void
 
     def excluding(self, member: bytes, sanction: CID, meta: _Meta, liftable: bool) -> None:
         """Make a removal or suspension strong: exclude the member's entries outside its past."""
@@ -893,6 +897,8 @@ class Folder:
         after = meta.seen(aidx) if aidx is not None else 0
         exclusion = _Exclusion(member, after, meta.key, sanction, liftable)
         if exclusion in self.exclusions:
+            assert self.state is not None
+            self.state.excluded[(sanction.raw, member)] = True
             return
         earliest: Key | None = None
         seq = after + 1
@@ -910,6 +916,8 @@ class Folder:
         if earliest is not None:
             raise _Conflict(exclusion, earliest)
         self.exclusions.append(exclusion)
+        assert self.state is not None
+        self.state.excluded[(sanction.raw, member)] = True
 
     # --- results -------------------------------------------------------------------------
 

@@ -105,6 +105,9 @@ class Resource(NamedTuple):
     # period (a forest's annual cut, a workshop's seats); 0 = none, and then the resource's
     # canonical form is as it always was.
     capacity: int = 0
+    # Closed by a decision or a steward (§1.1): no new use; existing uses (and cancelling
+    # them) stay.  False: the canonical form is as it always was.
+    closed: bool = False
 
 
 class Device(NamedTuple):
@@ -226,8 +229,9 @@ TABLES: tuple[Table, ...] = (
     Table("due",  # open proposal with a deadline -> its deadline (not hashed: the proposals' are)
           lambda c, d: [c.raw, d], lambda r: (CID(r[0]), r[1]), _cid_key, CID),
     Table("resources",  # resource id (its entry, or the hash of a genesis resource) -> Resource
-          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit, x.capacity],
-          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5], r[6] if len(r) > 6 else 0)),
+          lambda c, x: [c.raw, x.name, x.rivalrous, x.quota, x.period, x.unit, x.capacity, x.closed],
+          lambda r: (CID(r[0]), Resource(r[1], r[2], r[3], r[4], r[5], r[6] if len(r) > 6 else 0,
+                                         bool(r[7]) if len(r) > 7 else False)),
           _cid_key, CID),
     Table("booked",  # (resource with a capacity, period) -> the whole commons' use in it (not hashed)
           lambda k, n: [k[0].raw, k[1], n],
@@ -258,6 +262,9 @@ TABLES: tuple[Table, ...] = (
           _same, _same),
     Table("recoveries",  # (member, new key) -> approving members so far (not hashed: pending)
           lambda k, v: [k[0], k[1], list(v)], lambda r: ((r[0], r[1]), tuple(r[2])),
+          lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
+    Table("excluded",  # (removing entry, member) -> True: a strong removal in force (not hashed, §3.4)
+          lambda k, v: [k[0], k[1]], lambda r: ((r[0], r[1]), True),
           lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
     Table("pools",  # pool name -> balance (a pool the rules declare and nothing moved is absent: 0)
           lambda name, balance: [name, balance], lambda r: (r[0], r[1]), _same, _same),
@@ -301,6 +308,10 @@ class State:
     lifted: dict[bytes, CID]
     devices: dict[bytes, Device]
     recoveries: dict[tuple[bytes, bytes], tuple[bytes, ...]]
+    # Exclusions the derivation of this state put in force, by (raw id of the removing entry,
+    # member): the replayer drops an exclusion whose removal, replayed with it, no longer
+    # takes effect (it is then void).  Kept in the state so snapshots and checkpoints carry it.
+    excluded: dict[tuple[bytes, bytes], bool]
     pools: dict[str, int]
     distributions: list[dict[str, Any]]
     flows: list[dict[str, Any]]
@@ -373,6 +384,8 @@ def canonical_state(s: State) -> dict[str, Any]:
                              "unit": r.unit, "used": {}}
         if r.capacity:  # only when used: a resource without a capacity hashes as before
             resources[str(c)]["capacity"] = r.capacity
+        if r.closed:  # likewise: an open resource hashes as before
+            resources[str(c)]["closed"] = True
     for (res, period, author), amount in s.usage.items():
         resources[str(res)]["used"].setdefault(str(period), {})[hexkey(author)] = amount
     doc: dict[str, Any] = {

@@ -21,7 +21,7 @@ CONTRIBUTION_POLICIES = ("anyone", "members")
 OUTSIDER_KINDS = ("join", "any")
 # Governed acts a proposal may carry besides a rule change (protocols/commons.md §2.2); "role"
 # covers both grant and revoke.
-ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource", "spend", "appeal")
+ACTS = ("admission", "removal", "reinstatement", "role", "distribution", "resource", "spend", "appeal", "recovery")
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
@@ -318,11 +318,13 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
              "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
              "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
              "spend": treasury_roles(rules), "rules": rules["rule_change"]["roles"],
-             "appeal": rules["rule_change"]["roles"]}[act]
+             "appeal": rules["rule_change"]["roles"], "recovery": recovery_policy(rules)[0]}[act]
     if act in ("rules", "appeal"):  # (nobody appeals alone: always a decision)
         return (True, alone if act == "rules" else get("electorate") or alone,
                 get("threshold") or rules["rule_change"]["threshold"], get("quorum") or decision_policy(rules)[1])
-    return (get("decide") is True, get("electorate") or alone, get("threshold") or rules["rule_change"]["threshold"],
+    # A recovery decided by vote passes, by default, with the recovery's own threshold (§1.3).
+    default = recovery_policy(rules)[1] if act == "recovery" else rules["rule_change"]["threshold"]
+    return (get("decide") is True, get("electorate") or alone, get("threshold") or default,
             get("quorum") or decision_policy(rules)[1])
 NO_QUORUM: dict[str, int] = {"num": 0, "den": 1}
 

@@ -229,7 +229,7 @@ def resources(store: Store, commons: CID, me: bytes | None = None, now: int | No
         this = canonical.get(str(c), {}).get("used", {}).get(str(period), {})
         rows.append({
             "id": str(c), "name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
-            "unit": r.unit, "capacity": r.capacity,
+            "unit": r.unit, "capacity": r.capacity, "closed": r.closed,
             "used": {who(k): v for k, v in st.usage(c).items()},
             "used_this_period": sum(this.values()),
             "left_this_period": {

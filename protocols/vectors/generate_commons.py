@@ -381,7 +381,7 @@ def acts() -> Scenario:
                        {"member": s.key("dave"), "action": "remove", "reason": "logging"}, [last])
     r = s.write("carol proposes removing dave", "carol", "proposal",
                 {"action": {"act": "removal", "member": s.key("dave"), "reason": "logging"}}, [sanction])
-    s.write("dave votes on his own removal (refused: no voting role)", "dave", "vote",
+    s.write("dave votes on his own removal (refused: strong removal, since the decision removes him)", "dave", "vote",
             {"proposal": r.id, "choice": "no"}, [r])
     s.write("alice votes yes (2 of 3 ecologists and stewards: not above 2/3)", "alice", "vote",
             {"proposal": r.id, "choice": "yes"}, [r])
@@ -515,6 +515,56 @@ def device_recovery() -> Scenario:
             [second, early])
     s.write("bob cannot recover a key for himself", "bob", "device",
             {"device": s.key("bob-laptop"), "action": "recover", "member": s.key("bob")}, [work])
+    return s
+
+
+def resource_change() -> Scenario:
+    """Changing and closing a resource (commons.md §1.1, §2.2): a steward raises a quota
+    directly; with decide.resource a change and a close need a decision; a closed resource
+    refuses new uses; a change of a closed one, and a period change of a used one, refused."""
+    s = Scenario(stewards=("alice", "bob"))
+    timber = s.write("alice adds timber (10 m3 per member)", "alice", "resource_add",
+                     {"name": "timber", "rivalrous": True, "quota": 10, "unit": "m3"})
+    use = s.write("alice uses 10 m3", "alice", "resource_use", {"resource": timber.id, "amount": 10}, [timber])
+    raised = s.write("alice raises the quota to 15 and sets a capacity of 20", "alice", "resource_change",
+                     {"resource": timber.id, "quota": 15, "capacity": 20}, [use])
+    more = s.write("alice uses 5 more (within the new quota)", "alice", "resource_use",
+                   {"resource": timber.id, "amount": 5}, [raised])
+    period = s.write("alice changes the period of a used resource (refused)", "alice", "resource_change",
+                     {"resource": timber.id, "period": 3600}, [more])
+    rule = s.write("alice proposes decide.resource", "alice", "rule_proposal",
+                   {"changes": {"decide.resource": True}}, [period])
+    yes = s.write("bob votes yes (adopted)", "bob", "vote", {"proposal": rule.id, "choice": "yes"}, [rule])
+    direct = s.write("bob closes timber directly (refused: decide.resource)", "bob", "resource_change",
+                     {"resource": timber.id, "close": True}, [yes])
+    close = s.write("bob proposes closing timber", "bob", "proposal",
+                    {"action": {"act": "resource_change", "resource": timber.id, "close": True}}, [direct])
+    closed = s.write("alice votes yes (timber closed here)", "alice", "vote", {"proposal": close.id, "choice": "yes"},
+                     [close])
+    late = s.write("alice uses 1 m3 (refused: closed)", "alice", "resource_use", {"resource": timber.id, "amount": 1},
+                   [closed])
+    s.write("alice proposes a quota for the closed timber (refused)", "alice", "proposal",
+            {"action": {"act": "resource_change", "resource": timber.id, "quota": 20}}, [late])
+    return s
+
+
+def recovery_decided() -> Scenario:
+    """Key recovery by decision (commons.md §1.3, §2.2): with decide.recovery, a steward's
+    direct approval is refused; a proposal binds bob's new key at the vote that carries it."""
+    s = Scenario(stewards=("alice", "carol", "dave"), rules={"decide": {"recovery": True}})
+    join = s.write("bob joins", "bob", "join", {"name": "bob"})
+    admit = s.write("alice admits bob", "alice", "admission", {"join": join.id}, [join])
+    body = {"device": s.key("bob-phone"), "action": "recover", "member": s.key("bob")}
+    direct = s.write("alice approves bob's new key directly (refused: decide.recovery)", "alice", "device", body,
+                     [admit])
+    p = s.write("alice proposes recovering bob with his new key", "alice", "proposal",
+                {"action": {"act": "recovery", "member": s.key("bob"), "device": s.key("bob-phone")}}, [direct])
+    own = s.write("bob votes on his own recovery (refused)", "bob", "vote", {"proposal": p.id, "choice": "yes"},
+                  [p, admit])
+    carried = s.write("carol votes yes (2 of 3: the key is bound here)", "carol", "vote",
+                      {"proposal": p.id, "choice": "yes"}, [p])
+    s.write("the recovered key contributes as bob", "bob-phone", "contribution", {"title": "recovered"},
+            [carried, own])
     return s
 
 
@@ -664,6 +714,11 @@ SCENARIOS = {
                                  "keeps standing and ledger and carries on from a new device"),
     "device-recovery": (device_recovery, "a member who lost every device gets a new key bound by a majority of "
                                          "the stewards; standing and ledger kept"),
+    "resource-change": (resource_change, "a resource changed and closed: a quota raised directly, a period change "
+                                         "of a used resource refused, a close that needs a decision, a use of the "
+                                         "closed resource refused, a change of it refused"),
+    "recovery-decided": (recovery_decided, "key recovery decided by vote: the direct approval refused, the member "
+                                           "named not voting, the key bound at the vote that carries it"),
     "device-removed": (device_removed, "a removed member's device backdates an entry around the removal: no "
                                        "effect"),
 }

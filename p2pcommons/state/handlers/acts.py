@@ -18,18 +18,20 @@ from typing import Any
 from ...dagcbor import CID, link
 from ...entry import Entry
 from ..positions import Meta
-from ..records import Resource, State
+from ..records import Resource, State, status_seen
 from .common import amount_field, member_key, resource_spec, text_field
+from .devices import bindable, device_key, recover
 from .distributions import equation_shares, record
 from .membership import admit, change_role, role_field
 from .pools import draw, required_pool, spend_fields
+from .resources import changed
 from .sanctions import decided
 from .view import Rejected, View
 
 # Act in a proposal's action -> the rules' name for it (decide.*, electorate.*, ...).
 ACTS = {"admission": "admission", "removal": "removal", "reinstatement": "reinstatement", "grant": "role",
         "revoke": "role", "distribution": "distribution", "resource": "resource", "spend": "spend",
-        "appeal": "appeal"}
+        "appeal": "appeal", "resource_change": "resource", "recovery": "recovery"}
 
 
 def act_of(action: dict[str, Any] | None) -> str:
@@ -81,15 +83,26 @@ def parse(v: View, s: State, e: Entry, m: Meta) -> dict[str, Any]:
         if spec.capacity:  # only when used (§1.1): an action without one is kept as before
             resource["capacity"] = spec.capacity
         return resource
+    if act == "resource_change":
+        return {"act": act, **changed(v, s, action, m)[2]}
     target = member_key(action)
     member = s.members.get(target)
+    if act == "recovery":
+        key = device_key(action)
+        if member is None or member.status != "active":
+            raise Rejected("The member it recovers is not an active member.")
+        bindable(s, key)
+        return {"act": act, "member": target.hex(), "device": key.hex()}
     if act in ("removal", "reinstatement"):
         reason = text_field(action, "reason", required=True)
         if member is None:
             raise Rejected("The member it names is not a member.")
-        if act == "removal" and (target == e.author or member.status not in ("active", "suspended")):
+        # Judged, as a sanction's target is (§3.6), by the status its causal past shows: the
+        # member's own entries outside it (a leave, say) neither shield them nor count.
+        seen_status = status_seen(member, v.seen_seq(target, m))
+        if act == "removal" and (target == e.author or seen_status not in ("active", "suspended")):
             raise Rejected("It can remove only another active or suspended member.")
-        if act == "reinstatement" and member.status != "suspended":
+        if act == "reinstatement" and (seen_status != "suspended" or member.status != "suspended"):
             raise Rejected("Only a suspended member can be reinstated.")
         return {"act": act, "member": target.hex(), "reason": reason}
     role = role_field(s, action)
@@ -132,7 +145,17 @@ def carry_out(v: View, s: State, proposal_id: CID, author: bytes, action: dict[s
         s.resources[proposal_id] = Resource(action["name"], action["rivalrous"], action["quota"], action["period"],
                                             action["unit"], action.get("capacity", 0))
         return True
+    if act == "resource_change":
+        changes = {**action, "resource": CID.parse(action["resource"])}
+        try:
+            resource_id, resource, _ = changed(v, s, changes, m)
+        except Rejected:  # closed meanwhile, or a period change of a resource used meanwhile: it lapses
+            return False
+        s.resources[resource_id] = resource
+        return True
     target = bytes.fromhex(action["member"])
+    if act == "recovery":
+        return recover(s, target, bytes.fromhex(action["device"]), decider)
     if act in ("removal", "reinstatement"):
         return decided(v, s, target, "remove" if act == "removal" else "reinstate", action["reason"], proposal_id,
                        author, decider, m)

@@ -19,7 +19,7 @@ from ...entry import Entry
 from ..positions import Meta
 from ..records import Device, State
 from ..rules import recovery_policy
-from .common import member_key, standing
+from .common import alone, member_key, standing
 from .registry import Kind
 from .view import APPLIED, Handler, Rejected, View
 
@@ -93,7 +93,8 @@ def device_key(body: dict[str, object]) -> bytes:
     return value
 
 
-def _bindable(s: State, key: bytes) -> None:
+def bindable(s: State, key: bytes) -> None:
+    """Refuse a key that cannot be bound to a member (a member's, a device's, a joiner's)."""
     if key in s.members:
         raise Rejected("The key it binds is a member's key.")
     if key in s.devices:
@@ -110,13 +111,14 @@ def _recover(v: View, s: State, e: Entry, m: Meta, key: bytes) -> str:
     recovered excepted."""
     roles, threshold = recovery_policy(s.rules)
     standing(v, s, e.author, m, roles)
+    alone(s, "recovery")
     target = member_key(e.body)
     member = s.members.get(target)
     if member is None or member.status != "active":
         raise Rejected("The member it recovers is not an active member.")
     if target == e.author:
         raise Rejected("A member cannot recover themselves (bind a device from one of their keys instead).")
-    _bindable(s, key)
+    bindable(s, key)
     approvals = s.recoveries.get((target, key), ())
     if e.author in approvals:
         raise Rejected("Its author already approved this recovery.")
@@ -124,12 +126,28 @@ def _recover(v: View, s: State, e: Entry, m: Meta, key: bytes) -> str:
     eligible = sum(1 for author, x in s.members.items() if author != target and x.status == "active"
                    and any(role in x.roles for role in roles))
     if len(approvals) * threshold["den"] > eligible * threshold["num"]:
-        for pending in [k for k in s.recoveries if k[0] == target or k[1] == key]:
-            del s.recoveries[pending]
-        s.devices[key] = Device(target, e.id, None)
+        recover(s, target, key, e)
     else:
         s.recoveries[(target, key)] = approvals
     return APPLIED
+
+
+def recover(s: State, target: bytes, key: bytes, by: Entry) -> bool:
+    """Bind ``key`` to ``target`` at the entry ``by`` (the approval that completed a recovery,
+    or the entry that decided one, §2.2): the device's entries must have it in their causal
+    past.  Pending approvals for the member or the key are dropped.  False (a decision then
+    lapses) if the member is no longer active or the key no longer bindable."""
+    member = s.members.get(target)
+    if member is None or member.status != "active":
+        return False
+    try:
+        bindable(s, key)
+    except Rejected:
+        return False
+    for pending in [k for k in s.recoveries if k[0] == target or k[1] == key]:
+        del s.recoveries[pending]
+    s.devices[key] = Device(target, by.id, None)
+    return True
 
 
 def _device(v: View, s: State, e: Entry, m: Meta) -> str:
@@ -146,7 +164,7 @@ def _device(v: View, s: State, e: Entry, m: Meta) -> str:
     standing(v, s, e.author, m, None)
     known = s.devices.get(key)
     if action == "add":
-        _bindable(s, key)
+        bindable(s, key)
         s.devices[key] = Device(e.author, e.id, None)
         return APPLIED
     if key == e.author:  # the member's own key, retired as a device
@@ -158,7 +176,7 @@ def _device(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("The device it revokes is already revoked.")
     elif known.binding is not None and not v.in_past(known.binding, m):
         raise Rejected("The device's binding is not in its causal past.")
-    if v.is_void(e.id):
+    if v.is_void(e.id, key):
         raise Rejected("It could take effect only through entries of the device it would exclude "
                        "(outside its causal past), so it has none.")
     # Strong removal: the device's entries outside this entry's causal past have no effect,

@@ -1,11 +1,15 @@
-"""Resources and their use (protocols/commons.md §1.1, §3.6, §3.7): rivalrous ones have quotas per period."""
+"""Resources and their use (protocols/commons.md §1.1, §3.6, §3.7): rivalrous ones have quotas
+per period; a resource's quota, capacity or period can be changed, and it can be closed, by a
+steward alone or by a decision, as the rules say (``decide.resource``)."""
 
 from __future__ import annotations
 
-from ...dagcbor import link
+from typing import Any
+
+from ...dagcbor import CID, link
 from ...entry import Entry
 from ..positions import Meta
-from ..records import State
+from ..records import Resource, State
 from .common import MAX_TOTAL, alone, amount_field, ref, resource_spec, standing
 from .registry import Kind
 from .view import APPLIED, Rejected, View
@@ -30,6 +34,8 @@ def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("The resource it uses is not known (not added, or outside its causal past).")
     if target != v.commons and not v.in_past(target, m) and v.is_entry(target):
         raise Rejected("The resource it uses was added outside its causal past.")
+    if resource.closed:
+        raise Rejected(f"The resource {resource.name} is closed: it takes no new uses.")
     amount = amount_field(e.body, "amount", positive=True)
     period = e.time // (resource.period * 1000) if resource.period else 0
     key = (target, period, e.author)
@@ -79,10 +85,58 @@ def _resource_cancel(v: View, s: State, e: Entry, m: Meta) -> str:
     return APPLIED
 
 
+CHANGES = ("quota", "capacity", "period", "close")
+
+
+def changed(v: View, s: State, body: dict[str, Any], m: Meta) -> tuple[CID, Resource, dict[str, Any]]:
+    """A change of a resource (§1.1), checked against the state at this position: ``(id, the
+    resource as changed, the change as canonical text)``.  The resource must be known, in
+    the causal past (if an entry), and open; the changed resource valid as a new one would
+    be; a period changes only while the resource is unused (its uses are counted per period
+    index, which a new length would re-map)."""
+    try:
+        target = link(body.get("resource"))
+    except Exception:
+        raise Rejected("Its 'resource' is not an entry id.") from None
+    resource = s.resources.get(target)
+    if resource is None:
+        raise Rejected("The resource it changes is not known.")
+    if target != v.commons and not v.in_past(target, m) and v.is_entry(target):
+        raise Rejected("The resource it changes was added outside its causal past.")
+    if resource.closed:
+        raise Rejected(f"The resource {resource.name} is closed already.")
+    if not any(field in body for field in CHANGES):
+        raise Rejected(f"It changes nothing: give one of {', '.join(CHANGES)}.")
+    text: dict[str, Any] = {"resource": str(target)}
+    close = body.get("close", False)
+    if type(close) is not bool:
+        raise Rejected("Its 'close' must be true or false.")
+    if close:
+        text["close"] = True
+    spec = resource._asdict()
+    for field in ("quota", "capacity", "period"):
+        if field in body:
+            spec[field] = text[field] = amount_field(body, field)
+    if spec["period"] != resource.period and any(key[0] == target for key in s.totals):
+        raise Rejected(f"The period of {resource.name} can change only while it is unused.")
+    new = resource_spec({name: value for name, value in spec.items() if name != "closed"})._replace(closed=close)
+    return target, new, text
+
+
+def _resource_change(v: View, s: State, e: Entry, m: Meta) -> str:
+    """A role-holder changes a resource's quota, capacity or period, or closes it (§1.1)."""
+    standing(v, s, e.author, m, s.rules["resources"]["roles"])
+    alone(s, "resource")
+    target, resource, _ = changed(v, s, e.body, m)
+    s.resources[target] = resource
+    return APPLIED
+
+
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
     "resource_add": Kind(_resource_add, named=True),
     "resource_use": Kind(_resource_use, named=False),  # a resource_cancel names it: found in the archive
     "resource_cancel": Kind(_resource_cancel, named=False),
+    "resource_change": Kind(_resource_change, named=False),
 }

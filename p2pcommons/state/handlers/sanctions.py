@@ -51,7 +51,7 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
         if action == "warning":
             member = member._replace(warnings=member.warnings + 1)
         else:
-            if v.is_void(e.id):
+            if v.is_void(e.id, target):
                 raise Rejected("It could take effect only through entries of its target that it would "
                                 "exclude (outside its causal past), so it has none.")
             # Excludes the target's entries outside its causal past; if one was applied
@@ -87,7 +87,8 @@ def decided(v: View, s: State, target: bytes, action: str, reason: str, record: 
     that decided it (``decider``: the vote that carried it, or the entry that closed it at
     its deadline), judged like a sanction written there (§3.6): the target's status as that
     entry had seen it.  False if it is no longer possible (the decision then lapses).  A
-    removal takes effect from this position on; unlike a sanction's it excludes nothing."""
+    removal is strong, as a sanction's: it excludes the member's entries outside the deciding
+    entry's causal past."""
     member = s.members.get(target)
     if member is None:
         return False
@@ -98,12 +99,17 @@ def decided(v: View, s: State, target: bytes, action: str, reason: str, record: 
         s.members[target] = member._replace(status="active", view=seen(member.view, 0, "active"))
         s.lifted[target] = decider.id
     else:
-        if seen_status in (None, "removed", "left"):
+        if seen_status in (None, "removed", "left") or v.is_void(decider.id, target):
             return False
-        # At this position only (§2.2): no strong removal, whose exclusions a sanction's own
-        # outcome decides (§3.4), while a decision's depends on many entries.
+        # Strong removal exactly as a sanction's (§3.4): the member's entries (and their
+        # devices') outside the deciding entry's causal past are excluded, wherever they sort.
+        # A decision that could take effect only through such entries is void: it lapses.
+        devices = list(devices_of(s, target))
+        for key in (target, *devices):
+            v.excluding(key, decider.id, m, False)
         s.members[target] = member._replace(status="removed", roles=(), grants=(),
                                             view=seen(member.view, 0, "removed"))
-        s.lifted.pop(target, None)
+        for key in (target, *devices):
+            s.lifted.pop(key, None)
     s.sanctions.append({"id": record, "member": target, "action": action, "reason": reason, "by": by})
     return True

@@ -64,15 +64,18 @@ class View(Protocol):
         """The highest seq of ``author``'s log in the causal past of the entry at ``meta``."""
         ...
 
-    def is_void(self, sanction: CID) -> bool:
-        """Was this removal or suspension found to take effect only through entries it would
-        exclude (so it has none)?"""
+    def is_void(self, sanction: CID, member: bytes) -> bool:
+        """Was this removal or suspension of ``member`` (by a sanction, or a decision at the
+        entry that decided it) found to take effect only through entries it would exclude
+        (so it has none)?"""
         ...
 
     def excluding(self, member: bytes, sanction: CID, meta: Meta, liftable: bool) -> None:
         """Make a removal (``liftable`` False) or suspension strong: the member's entries
-        outside the sanction's causal past have no effect.  May raise the fold's conflict
-        signal (an excluded entry was already applied): the fold replays and calls again."""
+        outside the sanction's causal past have no effect.  A handler calls it only where
+        the removal takes effect, and raises nothing after it (the fold records it in
+        force).  May raise the fold's conflict signal (an excluded entry was already
+        applied): the fold replays and calls again."""
         ...
 
 
