@@ -130,6 +130,11 @@ def _is_key(text: str) -> bool:
         return False
 
 
+def _unit_of(pools: dict[str, Any], name: str) -> str:
+    """A pool's unit (a pool whose declaration the rules no longer hold keeps its flows)."""
+    return str(pools.get(name, {}).get("unit", "units"))
+
+
 def _measure(amount: int, unit_iri: str) -> dict[str, Any]:
     return {"@type": "Measure", "hasNumericalValue": amount, "hasUnit": unit_iri}
 
@@ -166,7 +171,7 @@ def valueflows(canonical: dict[str, Any], times: dict[str, int]) -> bytes:
             continue  # its shares below are the events, summing exactly to it
         event: dict[str, Any] = {"@id": n.entry(f["id"]), "@type": "EconomicEvent", "action": "vf:transfer",
                                  "inScopeOf": home, "note": f["why"],
-                                 "resourceQuantity": _measure(f["amount"], unit(pools[f["pool"]]["unit"])),
+                                 "resourceQuantity": _measure(f["amount"], unit(_unit_of(pools, f["pool"]))),
                                  **when(f["id"])}
         other = agent(*[n.party(f["party"])[i] for i in (0, 2)])
         if f["flow"] == "in":
@@ -222,7 +227,7 @@ def csv_tables(canonical: dict[str, Any], times: dict[str, int]) -> dict[str, by
         rows["pools.csv"].append([pool, p["unit"], p["balance"], paid_in, paid_out])
     for seq, f in enumerate(flows, 1):
         _, party, party_name = n.party(f["party"]) if f["party"] else ("", "", "")
-        rows["flows.csv"].append([seq, f["id"], at(f["id"]), f["pool"], pools[f["pool"]]["unit"], f["flow"],
+        rows["flows.csv"].append([seq, f["id"], at(f["id"]), f["pool"], _unit_of(pools, f["pool"]), f["flow"],
                                   f["amount"], party, party_name if party_name != party else "", f["why"],
                                   f["balance"]])
     for d in canonical.get("distributions", []):
