@@ -291,13 +291,24 @@ def _resolve_author(store: Any, commons_ids: list[Any], names: dict[bytes, str],
 def export(
     commons: Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Bundle file to write ('-' for stdout).")
+        Path | None, typer.Option("--output", "--out", "-o", help="Bundle file to write ('-' for stdout); "
+                                  "with --format csv, a directory.")
     ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="bundle (entries, for another node), valueflows "
+                                     "(the books as ValueFlows JSON-LD) or csv (the books as CSV tables).")
+                   ] = "bundle",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a commons to a self-verifying bundle file, to carry to another machine."""
+    """Write a commons to a self-verifying bundle file, to carry to another machine; or, with
+    --format valueflows|csv, its books (pools, movements, distributions, contributions)."""
     import os
+
+    if fmt != "bundle":
+        from .books import export_books
+
+        export_books(home, commons, fmt, output, as_json)
+        return
 
     from p2pcommons.bundle import write_bundle
 

@@ -380,7 +380,8 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         by_kind.setdefault(entry["kind"], []).append(entry)
-    interesting = [e["id"] for k in ("contribution", "review", "sanction", "resource_use") for e in by_kind.get(k, [])]
+    kinds = ("contribution", "review", "sanction", "resource_use", "resource_cancel")
+    interesting = [e["id"] for k in kinds for e in by_kind.get(k, [])]
     outcomes = dict(zip(interesting, _parallel([lambda i=i: node.outcome(i) for i in interesting]),  # type: ignore[misc]
                         strict=True))
 
@@ -467,6 +468,9 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         for r in resources["resources"]:
             kind = "rivalrous" if r["rivalrous"] else "non-rivalrous"
             quota = (f"{r['quota']} {r['unit']} per member per {_period(r['period'])}" if r["rivalrous"] else "—")
+            if r.get("capacity"):  # a capacity for the whole commons (a workshop's seats, a forest's cut)
+                quota = (f"{r['quota']} {r['unit']} per member, " if r["quota"] else "") + \
+                    f"{r['capacity']} {r['unit']} for the whole commons, per {_period(r['period'])}"
             table.add_row(r["name"], kind, quota, _use(r, who))
         console.print(table)
 
@@ -475,8 +479,12 @@ def show_state(node: Node, commons: str, names: dict[str, str], title: str) -> N
         table = Table(title="Resource use claims", title_justify="left", min_width=48)
         for col in ("by", "resource", "amount", "note", "outcome"):
             table.add_column(col)
+        cancelled = {e["body"]["use"] for e in by_kind.get("resource_cancel", [])
+                     if outcomes[e["id"]]["status"] == "applied"}
         for e in by_kind["resource_use"]:
-            outcome = outcomes[e["id"]]
+            outcome = dict(outcomes[e["id"]])
+            if e["id"] in cancelled:
+                outcome["status"] += ", then cancelled"
             unit = next((r["unit"] for r in resources["resources"] if r["id"] == e["body"]["resource"]), "")
             table.add_row(who(e["author"]), names_of.get(e["body"]["resource"], e["body"]["resource"][-8:]),
                           f"{e['body']['amount']} {unit}", e["body"].get("note", ""),

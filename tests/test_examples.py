@@ -26,7 +26,7 @@ pytestmark = pytest.mark.network
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ["wikipedia", "siuslaw_forest", "sensorica", "farm_hack", "offline_community", "enspiral_budget",
-         "mutual_aid_fund"]
+         "mutual_aid_fund", "atelier_paysan"]
 CONVERGED = re.compile(r"^converged: 3 nodes, state_hash ([0-9a-f]{64}) in [0-9.]+ s$", re.MULTILINE)
 
 
@@ -54,7 +54,7 @@ def short_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(script: Path, root: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+def _run(script: Path, root: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run one example; on timeout, SIGTERM it first so its harness stops the daemons it started."""
     env = {**os.environ, "TMPDIR": str(root), "COLUMNS": "132"}
     env.pop("P2PC_EXAMPLE_KEEP", None)
