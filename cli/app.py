@@ -203,7 +203,7 @@ def _root(
         typer.Option(
             "--verbose", "-v", count=True,
             help="More log lines on stderr (-v: sessions and peer events; -vv: detail), as "
-            "'node start -v' (also accepted after 'node start').",
+            "'node start -v' (also accepted after the subcommand).",
         ),
     ] = 0,
 ) -> None:
@@ -221,18 +221,33 @@ def _root(
 
 
 _CTX = "_p2pc_context"
+_VERBOSE = "_p2pc_verbose"
+# -v after the subcommand, on every command that has no verbosity of its own (node start has
+# one): a global option, like --home and --json, is accepted on either side.  Where -v is the
+# command's own short option (--value on contribute and review), only --verbose is.
+_VERBOSE_AFTER = Annotated[int, typer.Option("--verbose", "-v", count=True, hidden=True)]
+_VERBOSE_LONG_ONLY = Annotated[int, typer.Option("--verbose", count=True, hidden=True)]
 
 
-def _apply_globals(ctx: typer.Context | None, kw: dict[str, Any]) -> None:
+def _short_options(signature: inspect.Signature) -> set[str]:
+    """The option names (``-v``, ``--value``…) a command's parameters declare."""
+    names: set[str] = set()
+    for parameter in signature.parameters.values():
+        for meta in getattr(parameter.annotation, "__metadata__", ()):
+            names.update(getattr(meta, "param_decls", None) or ())
+    return names
+
+
+def _apply_globals(ctx: typer.Context | None, kw: dict[str, Any], verbose_after: int = 0) -> None:
     """Fill a command's ``home``/``as_json`` from the options given before the subcommand.
 
     Precedence for the home: ``--home`` after the subcommand, then ``--home`` before it,
     then ``P2PC_HOME``, then the default.  ``--json`` before the subcommand is refused (exit
     2) by a command that has no JSON output, as it would be after it."""
-    if ctx is None:
-        return
-    options = ctx.find_root().obj
-    if not isinstance(options, GlobalOptions):
+    options = ctx.find_root().obj if ctx is not None else None
+    if ctx is None or not isinstance(options, GlobalOptions):
+        if verbose_after:
+            _log_to_stderr(verbose_after)
         return
     source = ctx.get_parameter_source("home") if "home" in kw else None
     if options.home is not None and "home" in kw and (source is None or source.name != "COMMANDLINE"):
@@ -243,11 +258,12 @@ def _apply_globals(ctx: typer.Context | None, kw: dict[str, Any]) -> None:
 
             raise UsageError(f"'{ctx.command_path}' has no --json output.")
         kw["as_json"] = True
-    if options.verbose:
+    verbose = max(options.verbose, verbose_after)
+    if verbose:
         if "verbose" in kw:
-            kw["verbose"] = max(int(kw["verbose"] or 0), options.verbose)
+            kw["verbose"] = max(int(kw["verbose"] or 0), verbose)
         else:
-            _log_to_stderr(options.verbose)
+            _log_to_stderr(verbose)
 
 
 def _log_to_stderr(verbose: int) -> None:
@@ -333,9 +349,10 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
         def wrapper(*args: P.args, **kw: P.kwargs) -> R:
             global _json_mode
             ctx = kw.pop(_CTX, None)
+            verbose_after = int(kw.pop(_VERBOSE, 0) or 0)  # type: ignore[call-overload]
             as_json = _json_mode = _json_requested(ctx, kw)  # type: ignore[arg-type]
             try:
-                _apply_globals(ctx, kw)  # type: ignore[arg-type]
+                _apply_globals(ctx, kw, verbose_after)  # type: ignore[arg-type]
                 return func(*args, **kw)
             except CommandFailed as failed:
                 raise _report(failed.error, as_json, failed.data) from None
@@ -361,8 +378,13 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
         # signature typer reads (not to ``func``), so commands need not declare it.
         signature = inspect.signature(func, eval_str=True)
         context = inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        extra = [context]
+        if "verbose" not in signature.parameters:
+            own = _short_options(signature)
+            extra.append(inspect.Parameter(_VERBOSE, inspect.Parameter.KEYWORD_ONLY, default=0,
+                                           annotation=_VERBOSE_LONG_ONLY if "-v" in own else _VERBOSE_AFTER))
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[*signature.parameters.values(), context]
+            parameters=[*signature.parameters.values(), *extra]
         )
         target = kwargs.pop("app", app)
         target.command(*names, **kwargs)(wrapper)

@@ -129,6 +129,11 @@ def node_start(
         from p2pcommons.errors import DaemonRunning
 
         raise DaemonRunning(f"A node is already running for {target.path} (PID {pid}).")
+    from p2pcommons.settings import unknown_warning
+
+    warning = unknown_warning(target.config(), target.config_file)
+    if warning:  # on the terminal (and, from the detached daemon, in node.log)
+        print(f"p2pc: warning: {warning}", file=sys.stderr)
     config = target.config().get("network", {})
     ui_config = target.config().get("ui", {})
     from p2pcommons.node import addressing

@@ -99,16 +99,36 @@ def find(key: str) -> Setting:
     bare = [s for s in SETTINGS if s.name == key]
     if len(bare) == 1:
         return bare[0]
+    names = close_keys(key)
+    if names:
+        raise ConfigError(f"Unknown setting '{key}'; did you mean {' or '.join(names)}?")
+    raise ConfigError(f"Unknown setting '{key}'; known settings: {', '.join(BY_KEY)}.")
+
+
+def close_keys(key: str) -> list[str]:
+    """The known settings an unknown ``key`` may be a misspelling of."""
     # The name part decides (every key of a section shares its prefix, which would make
     # 'network.lisen' look close to 'network.mdns'); a wrong section still finds the key.
     section, _, name = key.rpartition(".")
     # (each name once: 'port' is in two sections, and each section's key must show once)
     close = difflib.get_close_matches(name, list(dict.fromkeys(s.name for s in SETTINGS)), n=3, cutoff=0.75)
     names = [s.key for c in close for s in SETTINGS if s.name == c and (not section or s.section == section)]
-    names = names or [s.key for c in close for s in SETTINGS if s.name == c]
-    if names:
-        raise ConfigError(f"Unknown setting '{key}'; did you mean {' or '.join(names)}?")
-    raise ConfigError(f"Unknown setting '{key}'; known settings: {', '.join(BY_KEY)}.")
+    return names or [s.key for c in close for s in SETTINGS if s.name == c]
+
+
+def unknown_warning(config: dict[str, Any], path: Path) -> str | None:
+    """One sentence naming the file's keys this version does not know (a misspelling, or a
+    newer version's setting), with what each may have meant; None when there are none.
+    Not an error — a newer version's file must still start an older node — but never
+    silent: ``node start`` prints it."""
+    keys = unknown_keys(config)
+    if not keys:
+        return None
+    parts = []
+    for key in keys:
+        close = close_keys(key)
+        parts.append(f"{key} (did you mean {' or '.join(close)}?)" if close else key)
+    return f"{path} has settings this version does not know, ignored: {', '.join(parts)}."
 
 
 def problem(setting: Setting, value: Any) -> str | None:
@@ -261,4 +281,4 @@ def unknown_keys(config: dict[str, Any]) -> list[str]:
 
 
 __all__ = ["BY_KEY", "KINDS", "SETTINGS", "Setting", "check_config", "effective", "find", "parse_value",
-           "problem", "read_raw", "unknown_keys", "write_atomically"]
+           "problem", "read_raw", "unknown_keys", "unknown_warning", "write_atomically"]

@@ -207,3 +207,20 @@ def test_invalid_words_never_become_values(setting: Setting, word: str) -> None:
     from p2pcommons.settings import problem
 
     assert problem(setting, value) is None
+
+
+@pytest.mark.network  # starts a real daemon (on 127.0.0.1, any free ports)
+def test_node_start_names_unknown_keys_in_the_file(tmp_path: Path) -> None:
+    """A misspelt key in config.toml ('mnds = true') used to be ignored without a word by
+    node start; now it warns, naming the key and what it may have meant, and still starts
+    (a newer version's setting must not stop an older node)."""
+    home = tmp_path / "h"
+    run("init", "--home", str(home))
+    (home / "config.toml").write_text('[network]\nmnds = true\n[ui]\nport = 0\ncolour = "green"\n', encoding="utf-8")
+    done = run("node", "start", "--listen", "/ip4/127.0.0.1/tcp/0", "--home", str(home))
+    try:
+        warning = [line for line in done.stderr.splitlines() if line.startswith("p2pc: warning: ")]
+        assert len(warning) == 1, done.stderr
+        assert "network.mnds (did you mean network.mdns?)" in warning[0] and "ui.colour" in warning[0]
+    finally:
+        run("node", "stop", "--home", str(home))

@@ -59,6 +59,19 @@ def test_global_options_before_or_after_the_subcommand(home: str) -> None:
         assert run(*args).stdout == after, args
 
 
+def test_verbose_before_or_after_the_subcommand(home: str) -> None:
+    """-v is a global option too: 'p2pc state -v' used to fail with 'No such option: -v'
+    (only 'node start' took it after the subcommand)."""
+    before = run("-v", "state", "--home", home).stdout
+    for args in (("state", "-v", "--home", home), ("state", "--home", home, "-vv"),
+                 ("rules", "show", "--verbose", "--home", home)):
+        done = run(*args)
+        assert done.stdout == before or args[0] == "rules", args
+    assert run("node", "start", "--help").stdout.count("-v, --verbose") == 1  # its own, not a second one
+    # where -v is the command's own (--value on contribute), --verbose still is verbosity
+    assert run("contribute", "--title", "loud", "-v", "2", "--verbose", "--home", home).stdout.startswith("bafyrei")
+
+
 def test_global_options_reach_nested_commands(home: str) -> None:
     """A subcommand of a group (``rules show``, ``commons list``) sees them too."""
     before = run("--home", home, "--json", "rules", "show").stdout

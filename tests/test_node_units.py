@@ -214,3 +214,20 @@ def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_the_nodes_own_peer_lines_give_way_to_the_event_lines() -> None:
+    """By default the node logs a kept peer connected or lost (INFO); with -v the events
+    logger has that line already, so the node's own goes to DEBUG: one line per event."""
+    import logging
+
+    from p2pcommons.node.eventlog import EVENTS, peer_line_level
+
+    before = EVENTS.level
+    try:
+        EVENTS.setLevel(logging.WARNING)  # the default (cli/network.py setup_logging)
+        assert peer_line_level() == logging.INFO
+        EVENTS.setLevel(logging.INFO)  # -v
+        assert peer_line_level() == logging.DEBUG
+    finally:
+        EVENTS.setLevel(before)

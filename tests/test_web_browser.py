@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from p2pcommons.shortid import short_id
 from tests.support.localnode import Daemon, run, wait_for
 
 pytestmark = pytest.mark.network
@@ -130,6 +131,8 @@ def test_accept_on_a_shows_accepted_on_b(cluster: dict[str, Any], browser: Any) 
     _shot(browser, "overview")
     browser.get(f"{base_a}c/{commons}/contributions")
     _wait(browser).until(lambda d: _status_of(d, entry) == "pending")
+    # its short id, as p2pc prints and takes it (p2pc review ID accept)
+    assert short_id(entry) in browser.find_element(By.CSS_SELECTOR, f'tr[id="c-{entry}"]').text.split()
     _shot(browser, "contributions")
     browser.find_element(By.CSS_SELECTOR, f'tr[id="c-{entry}"] button.accept').click()
     _wait(browser).until(lambda d: _status_of(d, entry) == "accepted")

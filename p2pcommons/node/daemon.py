@@ -63,6 +63,7 @@ from p2pcommons.web.events import Changes
 from . import addressing, preauth, scoring
 from . import peers as peerbook
 from .budget import MemoryBudget
+from .eventlog import peer_line_level
 from .exchange import PROTOCOL_ID as ADDRS_PROTOCOL_ID
 from .exchange import PeerExchange
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
@@ -651,7 +652,7 @@ class Node:
                     continue  # the safety-net timeout, or another connection remains
                 if time.monotonic() - up >= STABLE_CONNECTION:
                     backoff = REDIAL_MIN
-                log.debug("disconnected from %s; redialling in about %.2f s", peer_id, backoff)
+                log.log(peer_line_level(), "disconnected from %s; redialling in about %.2f s", peer_id, backoff)
             elif peer_id is not None and self.is_banned(peer_id):
                 await trio.sleep(self.config.max_backoff)
                 continue
@@ -673,7 +674,7 @@ class Node:
                 continue
             if peer_id == self.peer_id:
                 return  # our own address: nothing to maintain
-            log.debug("connected to %s", peer_id)  # -v has the event's own line (p2pcommons.events)
+            log.log(peer_line_level(), "connected to %s", peer_id)  # once per event, with -v too
             self.request_sync(peer_id)
 
     async def _wait_disconnected(self, peer_id: str) -> None:

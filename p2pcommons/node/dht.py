@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .eventlog import peer_line_level
+
 if TYPE_CHECKING:
     from .daemon import Node
 
@@ -92,7 +94,7 @@ class CommonsDHT:
                     except Exception as exc:
                         log.debug("DHT provider %s not at %s (%s)", peer_id, addr, type(exc).__name__)
                         continue
-                    log.debug("connected to %s, found in the DHT for %s", peer_id, key)
+                    log.log(peer_line_level(), "connected to %s, found in the DHT for %s", peer_id, key)
                     self.node.request_sync(peer_id)
                     break
 

@@ -40,6 +40,7 @@ from p2pcommons.identity import public_key_from_peer_id
 from p2pcommons.store import Store
 
 from . import addresses as rec
+from .eventlog import peer_line_level
 
 if TYPE_CHECKING:
     from .daemon import Node
@@ -290,7 +291,7 @@ class PeerExchange:
             except Exception as exc:
                 log.debug("known peer %s not at %s (%s)", peer_id, addr, type(exc).__name__)
                 continue
-            log.debug("connected to known member %s at %s", peer_id, addr)
+            log.log(peer_line_level(), "connected to known member %s at %s", peer_id, addr)
             self.node.request_sync(peer_id)
             return True
         return False
