@@ -511,3 +511,26 @@ def test_a_removed_members_concurrent_entries_are_undone_whichever_path_removed_
         got = canonical_state(folder.state)
         assert all(got[k] == state.canonical[k] for k in got)
     assert results[0] == results[1]
+
+
+def test_an_appeal_of_a_contribution_written_from_a_device_takes_the_members_value_back() -> None:
+    """A key contributes (the default policy lets anyone), then becomes a member's device, and
+    the contribution is accepted: acceptance credits the member the key now speaks for, so an
+    adopted appeal must take the value back from that member (it looked the key itself up in
+    the ledger: a KeyError that stopped the fold)."""
+    town = Town(stewards=3, authors=5)
+    work = town.write(4, "contribution", {"title": "survey", "value": 40}, T0 + 50)  # not yet anyone's device
+    town.sync(1, 4)
+    town.write(1, "device", {"device": town.key(4)}, T0 + 100)
+    town.sync(0, 1)
+    town.write(0, "review", {"contribution": work.id, "verdict": "accept"}, T0 + 101)
+    assert town.fold().canonical["ledger"][town.member_hex(1)]["value"] == 40
+    town.sync(2, 0)
+    appeal = town.write(2, "proposal", {"action": {"act": "appeal", "contribution": work.id, "reason": "copied"}},
+                        T0 + 200)
+    town.sync(0, 2)
+    town.write(0, "vote", {"proposal": appeal.id, "choice": "yes"}, T0 + 300)
+    state = town.fold()
+    assert state.canonical["proposals"][str(appeal.id)]["status"] == "adopted"
+    assert state.canonical["contributions"][str(work.id)]["status"] == "pending"
+    assert town.member_hex(1) not in state.canonical["ledger"]

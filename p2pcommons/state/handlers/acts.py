@@ -20,7 +20,7 @@ from ...entry import Entry
 from ..positions import Meta
 from ..records import Resource, State, status_seen
 from .common import amount_field, member_key, resource_spec, text_field
-from .devices import bindable, device_key, recover
+from .devices import bindable, device_key, member_of, recover
 from .distributions import equation_shares, record
 from .membership import admit, change_role, role_field
 from .pools import draw, required_pool, spend_fields
@@ -174,11 +174,16 @@ def reopen(s: State, target: CID) -> bool:
     if contribution is None or contribution.status == "pending":
         return False
     if contribution.status == "accepted":
-        count, total = s.ledger[contribution.author]
+        # Acceptance credited the member the key spoke for then (a key may contribute before
+        # it is bound as someone's device); a line that cannot hold the value was not it.
+        credited = member_of(s, contribution.author)
+        if s.ledger.get(credited, (0, -1))[1] < contribution.value:
+            credited = contribution.author
+        count, total = s.ledger[credited]
         if count <= 1:
-            del s.ledger[contribution.author]
+            del s.ledger[credited]
         else:
-            s.ledger[contribution.author] = (count - 1, total - contribution.value)
+            s.ledger[credited] = (count - 1, total - contribution.value)
         s.ledger_total -= contribution.value
     s.contributions[target] = contribution._replace(status="pending", accepts=(), rejects=(), value=0)
     return True
