@@ -81,6 +81,9 @@ _SCHEMA: dict[str, str] = {
     # newcomer does not vote, propose an act, sanction or grant roles.  Not in the defaults:
     # absent (or 0), no probation, as before, and older state hashes hold.
     "membership.probation": "natural",
+    # Vouching (§2.5): a newcomer governs once this many settled members vouch for them
+    # (with a probation too: whichever comes first).  Not in the defaults either.
+    "membership.vouches": "natural",
     # Roles the community defines itself (protocols/commons.md §2.2), granted like reviewer.
     "roles.custom": "role_names",
     # Who may bind a new key to a member who lost every device (protocols/commons.md §1.3).

@@ -568,6 +568,27 @@ def recovery_decided() -> Scenario:
     return s
 
 
+def vouches() -> Scenario:
+    """Vouching (commons.md §2.5): with membership.vouches = 2 in an open commons where members
+    sanction, a newcomer's sanction is refused until two settled members vouched for them in
+    its causal past; a newcomer cannot vouch; a second vouch by the same member is refused."""
+    s = Scenario(stewards=("alice", "bob"), rules={"membership": {"vouches": 2}, "sanctions": {"roles": ["member"]}})
+    join = s.write("carol joins", "carol", "join", {"name": "carol"})
+    admit = s.write("alice admits carol", "alice", "admission", {"join": join.id}, [join])
+    djoin = s.write("dave joins", "dave", "join", {"name": "dave"}, [admit])
+    dadmit = s.write("alice admits dave", "alice", "admission", {"join": djoin.id}, [djoin])
+    early = s.write("carol warns dave (refused: 0 of 2 vouches)", "carol", "sanction",
+                    {"member": s.key("dave"), "action": "warning", "reason": "spam"}, [dadmit])
+    sybil = s.write("dave vouches for carol (refused: dave is a newcomer)", "dave", "vouch",
+                    {"member": s.key("carol")}, [dadmit])
+    first = s.write("alice vouches for carol", "alice", "vouch", {"member": s.key("carol")}, [early, sybil])
+    again = s.write("alice vouches again (refused)", "alice", "vouch", {"member": s.key("carol")}, [first])
+    second = s.write("bob vouches for carol (2 of 2)", "bob", "vouch", {"member": s.key("carol")}, [again])
+    s.write("carol warns dave (applied: settled)", "carol", "sanction",
+            {"member": s.key("dave"), "action": "warning", "reason": "spam"}, [second])
+    return s
+
+
 def treasury() -> Scenario:
     """The treasury (commons.md §8): pools declared by the rules, payments in that never credit
     the payer, a distribution that must draw from a pool, concurrent spends where the one that
@@ -677,6 +698,8 @@ SCENARIOS = {
                                          "closed resource refused, a change of it refused"),
     "recovery-decided": (recovery_decided, "key recovery decided by vote: the direct approval refused, the member "
                                            "named not voting, the key bound at the vote that carries it"),
+    "vouches": (vouches, "vouching: a newcomer's sanction refused until two settled members vouched for them, a "
+                         "newcomer's vouch refused, a second vouch by one member refused"),
     "device-removed": (device_removed, "a removed member's device backdates an entry around the removal: no "
                                        "effect"),
 }
