@@ -159,3 +159,55 @@ def test_no_newcomer_governs_before_enough_vouches_in_any_order(tries: list[tupl
     assert folder.state is not None
     got = canonical_state(folder.state)
     assert all(got[k] == state.canonical[k] for k in got)
+
+
+STAKEHOLDERS = {"roles": {"custom": ["worker", "user", "worker_seat", "user_seat"]},
+                "seats": {"worker_seat": ["worker"], "user_seat": ["user"]}}
+
+
+def test_workers_and_users_each_elect_a_seat() -> None:
+    """A multi-stakeholder co-op: workers (1, 2, 3) and users (4, 5) each elect their own
+    seat, by more than a third of their class; a steward cannot grant a seat alone, and only
+    the seat's class votes on it."""
+    town = Town(stewards=1, authors=6, rules={**STAKEHOLDERS, "threshold": {"role": "1/3"}})
+    for i in range(1, 6):
+        _admitted(town, i, T0 + 100 * i)
+        town.write(0, "role", {"member": town.key(i), "role": "worker" if i < 4 else "user"}, T0 + 100 * i + 50)
+    direct = town.write(0, "role", {"member": town.key(1), "role": "worker_seat"}, T0 + 1000)
+    assert _outcome(town, direct) == (REJECTED, "The seat worker_seat is elected by its class (seats.worker_seat): "
+                                                "propose it instead.")
+    for i in range(1, 6):
+        town.sync(i, 0)
+    workers = town.write(1, "proposal", {"action": {"act": "grant", "member": town.key(2), "role": "worker_seat"}},
+                         T0 + 2000)
+    town.sync(4, 1)
+    user = town.write(4, "vote", {"proposal": workers.id, "choice": "no"}, T0 + 2100)  # a user, on the workers' seat
+    assert _outcome(town, user) == (REJECTED, "Its author lacks the role needed (worker).")
+    town.sync(2, 1)
+    nominee = town.write(2, "vote", {"proposal": workers.id, "choice": "yes"}, T0 + 2100)
+    assert _outcome(town, nominee) == (REJECTED, "The member a proposal names does not vote on it.")
+    assert town.proposal(town.fold(), workers)["status"] == "open"  # 1 of 3 workers: not above a third
+    town.sync(3, 1)
+    town.write(3, "vote", {"proposal": workers.id, "choice": "yes"}, T0 + 2200)
+    users = town.write(4, "proposal", {"action": {"act": "grant", "member": town.key(5), "role": "user_seat"}},
+                       T0 + 2300)
+    town.sync(0, 4)
+    steward = town.write(0, "vote", {"proposal": users.id, "choice": "no"}, T0 + 2400)
+    assert _outcome(town, steward) == (REJECTED, "Its author lacks the role needed (user).")
+    state = town.fold()
+    assert town.proposal(state, workers)["status"] == "adopted"
+    assert town.proposal(state, users)["status"] == "adopted"  # 1 of 2 users: above a third
+    assert state.canonical["members"][town.member_hex(2)]["roles"] == ["member", "worker", "worker_seat"]
+    assert state.canonical["members"][town.member_hex(5)]["roles"] == ["member", "user", "user_seat"]
+
+
+def test_a_seat_must_be_a_declared_role() -> None:
+    from p2pcommons.state import genesis_body
+    from p2pcommons.state.rules import InvalidRules
+
+    try:
+        genesis_body("c", rules={"seats": {"board": ["member"]}})
+    except InvalidRules as error:
+        assert str(error) == "Rule seats.board names a seat that is not a role declared in roles.custom (or reviewer)."
+    else:
+        raise AssertionError("accepted an undeclared seat")

@@ -589,6 +589,30 @@ def vouches() -> Scenario:
     return s
 
 
+def seats() -> Scenario:
+    """Multi-stakeholder seats (commons.md §2.5): workers and users each elect their seat;
+    the steward's direct grant of a seat and a user's vote on the workers' seat are refused."""
+    s = Scenario(stewards=("alice",), rules={"roles": {"custom": ["worker", "user", "worker_seat", "user_seat"]},
+                                            "seats": {"worker_seat": ["worker"], "user_seat": ["user"]},
+                                            "threshold": {"role": "1/3"}})
+    last: Entry = s.genesis
+    for name, role in (("bob", "worker"), ("carol", "worker"), ("dave", "user")):
+        join = s.write(f"{name} joins", name, "join", {"name": name}, [last])
+        admit = s.write(f"alice admits {name}", "alice", "admission", {"join": join.id}, [join])
+        last = s.write(f"alice grants {name} the class {role}", "alice", "role", {"member": s.key(name), "role": role},
+                       [admit])
+    direct = s.write("alice grants bob the workers' seat directly (refused)", "alice", "role",
+                     {"member": s.key("bob"), "role": "worker_seat"}, [last])
+    workers = s.write("bob proposes carol for the workers' seat (1 of 2 workers, above a third: adopted)", "bob",
+                      "proposal",
+                      {"action": {"act": "grant", "member": s.key("carol"), "role": "worker_seat"}}, [direct])
+    s.write("dave, a user, votes on the workers' seat (refused)", "dave", "vote",
+            {"proposal": workers.id, "choice": "no"}, [workers])
+    s.write("dave proposes himself for the users' seat (1 of 1 users, no implicit yes: open)", "dave", "proposal",
+            {"action": {"act": "grant", "member": s.key("dave"), "role": "user_seat"}}, [workers])
+    return s
+
+
 def treasury() -> Scenario:
     """The treasury (commons.md §8): pools declared by the rules, payments in that never credit
     the payer, a distribution that must draw from a pool, concurrent spends where the one that
@@ -700,6 +724,8 @@ SCENARIOS = {
                                            "named not voting, the key bound at the vote that carries it"),
     "vouches": (vouches, "vouching: a newcomer's sanction refused until two settled members vouched for them, a "
                          "newcomer's vouch refused, a second vouch by one member refused"),
+    "seats": (seats, "multi-stakeholder seats: the workers' seat proposed among workers, a user's vote on it and a "
+                     "steward's direct grant of it refused, a users' seat proposed by its nominee"),
     "device-removed": (device_removed, "a removed member's device backdates an entry around the removal: no "
                                        "effect"),
 }

@@ -11,6 +11,7 @@ from ...dagcbor import CID
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Join, Member, State, seen
+from ..rules import seat_electorate
 from .common import alone, member_key, ref, settled, standing, text_field
 from .registry import Kind
 from .view import APPLIED, PENDING, Rejected, View
@@ -82,6 +83,8 @@ def _role(v: View, s: State, e: Entry, m: Meta) -> str:
     action = e.body.get("action", "grant")
     if action not in ("grant", "revoke"):
         raise Rejected("Its 'action' must be grant or revoke.")
+    if seat_electorate(s.rules, role) is not None:
+        raise Rejected(f"The seat {role} is elected by its class (seats.{role}): propose it instead.")
     change_role(s, target, role, action == "grant", e.id)
     return APPLIED
 

@@ -35,9 +35,14 @@ FALLBACK_THRESHOLD = {"num": 1, "den": 2}
 def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dict[str, int]]:
     """``(electorate roles, threshold, quorum)`` of a proposal, by the rules in force here.
 
+    A seat's grant or revocation is decided by the seat's class (``seats.<role>``, §2.5).
     A commons never freezes (§2.3): when no active member holds a role of the electorate,
     the active members decide, by majority (the act's quorum still applies)."""
     _, electorate, threshold, quorum = rules_mod.act_policy(s.rules, acts.act_of(proposal.action))
+    action = proposal.action
+    if action is not None and action["act"] in ("grant", "revoke"):
+        # A seat (§2.5) is elected by its class: the workers' seat by the workers.
+        electorate = rules_mod.seat_electorate(s.rules, action["role"]) or electorate
     if eligible(s, electorate) == 0:
         return FALLBACK_ROLES, FALLBACK_THRESHOLD, quorum
     return electorate, threshold, quorum
