@@ -59,7 +59,7 @@ def settled(view: View, state: State, member: Member, entry: Entry, meta: Meta) 
         have = sum(1 for voucher, vouch in state.vouches.get(entry.author, ())
                    if view.in_past(vouch, meta) and voucher in state.members
                    and state.members[voucher].status == "active")
-        if have >= needed:
+        if have >= needed or have >= settled_others(view, state, entry.author, entry.time):
             return
         raise Rejected(f"Its author has {have} of the {needed} vouches a newcomer needs (membership.vouches)"
                        + (f" and is on probation until {until}" if seconds else "")
@@ -68,12 +68,32 @@ def settled(view: View, state: State, member: Member, entry: Entry, meta: Meta) 
                    "vote, propose, sanction or grant roles before then.")
 
 
-def vouched(state: State, author: bytes) -> bool:
-    """Has ``author`` the vouches ``membership.vouches`` asks for, by members active here
-    (the electorate's count, §2.5: no causal past to judge by)?"""
+def _vouches(state: State, author: bytes) -> int:
+    return sum(1 for voucher, _ in state.vouches.get(author, ())
+               if voucher in state.members and state.members[voucher].status == "active")
+
+
+def settled_others(view: View, state: State, author: bytes, now: int) -> int:
+    """How many active members other than ``author`` are settled at time ``now`` (founders,
+    past probation, or vouched for: by the state here).  A newcomer needs no more vouches
+    than that (§2.3, §2.5): when nobody settled is left to vouch, the commons does not freeze."""
+    membership = state.rules["membership"]
+    seconds, needed = membership.get("probation", 0), membership.get("vouches", 0)
+    return sum(1 for key, member in state.members.items()
+               if key != author and member.status == "active" and (
+                   member.since == view.commons or (seconds and view.time_of(member.since) + seconds * 1000 <= now)
+                   or _vouches(state, key) >= needed))
+
+
+def vouched(state: State, author: bytes, settled: int) -> bool:
+    """Has ``author`` the vouches ``membership.vouches`` asks for, by members active here (the
+    electorate's count, §2.5: no causal past to judge by), capped at ``settled``: how many
+    active members are settled (:func:`settled_others` of someone unsettled, computed once)."""
     needed = state.rules["membership"].get("vouches", 0)
-    return bool(needed) and sum(1 for voucher, _ in state.vouches.get(author, ())
-                                if voucher in state.members and state.members[voucher].status == "active") >= needed
+    if not needed:
+        return False
+    have = _vouches(state, author)
+    return have >= needed or have >= settled
 
 
 def alone(state: State, act: str) -> None:

@@ -20,7 +20,7 @@ from ..positions import Meta
 from ..records import Proposal, State
 from ..rules import InvalidRules
 from . import acts
-from .common import ref, settled, standing, text_field, vouched
+from .common import ref, settled, settled_others, standing, text_field, vouched
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -59,9 +59,10 @@ def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) ->
     needed = s.rules["membership"].get("vouches", 0)
     if v is None or (not seconds and not needed):
         return len(voters)
+    settled = settled_others(v, s, b"", now) if needed else 0
     return sum(1 for key, member in voters
                if member.since == v.commons or (seconds and v.time_of(member.since) + seconds * 1000 <= now)
-               or vouched(s, key))
+               or vouched(s, key, settled))
 
 
 def _adopt(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
