@@ -500,6 +500,23 @@ def sanction_cmd(
     _write(home, commons, "sanction", {}, as_json, build=build, force=force)
 
 
+@command("vouch")
+def vouch_cmd(
+    member: Annotated[str, typer.Argument(help="The newcomer you vouch for (author id, prefix or name).")],
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    force: ForceOption = False,
+) -> None:
+    """Vouch for a newcomer: with membership.vouches = N, they vote, propose, sanction and
+    grant roles once N settled members have vouched for them."""
+
+    def build(store: Any, cid: Any, state: Any) -> tuple[dict[str, Any], None]:
+        return {"member": _resolve_member(state, member)}, None
+
+    _write(home, commons, "vouch", {}, as_json, build=build, force=force)
+
+
 # --- review -----------------------------------------------------------------------------------
 
 

@@ -112,6 +112,9 @@ def test_every_command_speaks_the_envelope(homes: dict[str, str]) -> None:
     assert explained["member"] == me["author"] and explained["paid_to_date"] == 0
     ok("role", "nora", "grant", "reviewer", "--home", founder)
     ok("sanction", "nora", "warning", "--reason", "late", "--home", founder)
+    assert ok("vouch", "nora", "--home", founder)["id"]
+    assert err(7, "vouch", "nora", "--home", founder)["message"].endswith(
+        "its author already vouched for this member; nothing was stored (--force records it anyway).")
     ok("leave", "--force", "--home", member)  # its home has not heard of its admission: refused without
     assert ok("verify", "--home", founder)["passed"] is True
     entry_count = ok("state", "--home", founder)["entry_count"]

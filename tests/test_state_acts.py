@@ -534,3 +534,20 @@ def test_an_appeal_of_a_contribution_written_from_a_device_takes_the_members_val
     assert state.canonical["proposals"][str(appeal.id)]["status"] == "adopted"
     assert state.canonical["contributions"][str(work.id)]["status"] == "pending"
     assert town.member_hex(1) not in state.canonical["ledger"]
+def test_a_removal_by_decision_excludes_the_members_devices_too() -> None:
+    """As a sanction's: the removed member's bound device's entries outside the deciding
+    entry's causal past have no effect."""
+    town = Town(stewards=3, authors=6, rules={"decide": {"removal": True}})
+    _admitted(town, 3, T0 + 100)
+    bind = town.write(3, "device", {"device": town.key(5)}, T0 + 120)
+    town.sync(5, 3)
+    sneaked = town.write(5, "contribution", {"title": "from the phone"}, T0 + 150)
+    town.sync(0, 3)
+    proposal = town.write(0, "proposal", {"action": {"act": "removal", "member": town.key(3), "reason": "r"}},
+                          T0 + 200)
+    town.sync(1, 0)
+    vote = town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 300)
+    state = town.fold()
+    assert state.outcome(bind.id).status == APPLIED  # type: ignore[union-attr]
+    assert _outcome(town, sneaked) == (REJECTED, f"Strong removal: written outside the causal past of the sanction "
+                                                 f"{vote.id} against its author.")

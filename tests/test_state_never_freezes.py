@@ -70,16 +70,20 @@ def test_one_founder_with_two_approvals_still_admits_by_decision() -> None:
     assert town.fold().canonical["members"][town.member_hex(1)]["status"] == "active"
 
 
-STEPS = st.lists(st.tuples(st.sampled_from(("join", "leave", "revoke", "sync")), st.integers(0, 3),
-                           st.integers(0, 3)), max_size=16)
+STEPS = st.lists(st.tuples(st.sampled_from(("join", "leave", "revoke", "sync", "remove", "vouch")),
+                           st.integers(0, 3), st.integers(0, 3)), max_size=16)
+RULES = st.sampled_from([None, {"membership": {"vouches": 1}}, {"membership": {"vouches": 2, "probation": 3600}},
+                         {"decide": {"removal": True}}, {"membership": {"vouches": 1}, "decide": {"removal": True}}])
 
 
 @settings(max_examples=examples(100), deadline=None)
-@given(STEPS)
-def test_no_frozen_commons_is_reachable(steps: list[tuple[str, int, int]]) -> None:
-    """Whatever members joined, left or lost their roles, as long as one member is active the
-    active members can change a rule: a proposal all of them vote yes on is adopted."""
-    town = Town(stewards=2)
+@given(STEPS, RULES)
+def test_no_frozen_commons_is_reachable(steps: list[tuple[str, int, int]], rules: dict[str, Any] | None) -> None:
+    """Whatever members joined, left, were removed (by a steward, or by a decision), vouched
+    for each other or lost their roles — with or without vouching and probation — as long
+    as one member is active the active members can change a rule: a proposal all of them
+    vote yes on is adopted (newcomers nobody settled is left to vouch for are settled)."""
+    town = Town(stewards=2, rules=rules)
     active = {0, 1}
     now = T0
     for action, i, j in steps:
@@ -102,6 +106,17 @@ def test_no_frozen_commons_is_reachable(steps: list[tuple[str, int, int]]) -> No
             active.discard(i)
         elif action == "revoke" and i in active and j in active:
             town.write(i, "role", {"member": town.key(j), "role": "steward", "action": "revoke"}, now)
+        elif action == "vouch" and i in active and j in active:
+            town.write(i, "vouch", {"member": town.key(j)}, now)
+        elif action == "remove" and i in active and j in active and i != j and len(active) > 1:
+            body = {"member": town.key(j), "reason": "r"}
+            if rules and "decide" in rules:
+                town.write(i, "proposal", {"action": {"act": "removal", **body}}, now)
+            else:
+                town.write(i, "sanction", {"action": "remove", **body}, now)
+            state = town.fold()
+            if state.canonical["members"][town.member_hex(j)]["status"] == "removed":
+                active.discard(j)
     state = town.fold()
     active = {i for i in range(4) if state.canonical["members"].get(town.member_hex(i), {}).get("status") == "active"}
     assert active
@@ -114,5 +129,7 @@ def test_no_frozen_commons_is_reachable(steps: list[tuple[str, int, int]]) -> No
         town.sync(i, proposer)
         town.write(i, "vote", {"proposal": proposal.id, "choice": "yes"}, now + 20_000 + i)
         town.sync(proposer, i)
-    doc: dict[str, Any] = town.fold().canonical["proposals"][str(proposal.id)]
+    state = town.fold()
+    doc: dict[str, Any] | None = state.canonical["proposals"].get(str(proposal.id))
+    assert doc is not None, state.outcome(proposal.id)
     assert doc["status"] == "adopted", doc

@@ -208,6 +208,8 @@ def test_resource_changes_and_recoveries_converge_in_any_delivery_order(
     expected = state.canonical
     for doc in expected["proposals"].values():
         event(f"{doc['action']['act']} {doc['status']}")
+        voters = doc["yes"] + doc["no"] + doc.get("abstain", [])
+        assert len(voters) == len(set(voters))  # one vote per member
     event(f"closed={expected['resources'][str(timber.id)].get('closed', False)}")
     order = list(town.entries)
     rnd.shuffle(order)

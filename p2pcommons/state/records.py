@@ -266,6 +266,9 @@ TABLES: tuple[Table, ...] = (
     Table("excluded",  # (removing entry, member) -> True: a strong removal in force (not hashed, §3.4)
           lambda k, v: [k[0], k[1]], lambda r: ((r[0], r[1]), True),
           lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
+    Table("vouches",  # member -> ((voucher, vouch entry), ...) in fold order (§2.5)
+          lambda a, x: [a, [[b, c.raw] for b, c in x]], lambda r: (r[0], tuple((b, CID(c)) for b, c in r[1])),
+          _same, _same),
     Table("pools",  # pool name -> balance (a pool the rules declare and nothing moved is absent: 0)
           lambda name, balance: [name, balance], lambda r: (r[0], r[1]), _same, _same),
 )
@@ -312,6 +315,7 @@ class State:
     # member): the replayer drops an exclusion whose removal, replayed with it, no longer
     # takes effect (it is then void).  Kept in the state so snapshots and checkpoints carry it.
     excluded: dict[tuple[bytes, bytes], bool]
+    vouches: dict[bytes, tuple[tuple[bytes, CID], ...]]
     pools: dict[str, int]
     distributions: list[dict[str, Any]]
     flows: list[dict[str, Any]]
@@ -409,6 +413,8 @@ def canonical_state(s: State) -> dict[str, Any]:
         ],
         **_canonical_treasury(s),
     }
+    if s.vouches:  # absent when empty: a commons where nobody vouches keeps its state hash
+        doc["vouches"] = {hexkey(a): _sorted_hex(tuple(b for b, _ in x)) for a, x in s.vouches.items()}
     if s.devices:  # absent when empty: a commons without devices keeps its state hash
         doc["devices"] = {
             hexkey(d): {"member": hexkey(x.member), "binding": "" if x.binding is None else str(x.binding),

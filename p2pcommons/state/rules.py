@@ -81,6 +81,9 @@ _SCHEMA: dict[str, str] = {
     # newcomer does not vote, propose an act, sanction or grant roles.  Not in the defaults:
     # absent (or 0), no probation, as before, and older state hashes hold.
     "membership.probation": "natural",
+    # Vouching (§2.5): a newcomer governs once this many settled members vouch for them
+    # (with a probation too: whichever comes first).  Not in the defaults either.
+    "membership.vouches": "natural",
     # Roles the community defines itself (protocols/commons.md §2.2), granted like reviewer.
     "roles.custom": "role_names",
     # Who may bind a new key to a member who lost every device (protocols/commons.md §1.3).
@@ -215,6 +218,8 @@ def _kind_of(path: str) -> str:
         return "weight"
     if section == "pools" and _ROLE_NAME.fullmatch(key):
         return "unit"
+    if section == "seats" and _ROLE_NAME.fullmatch(key):
+        return "roles"  # seats.<role> = the class that elects who holds it (§2.5)
     raise InvalidRules(f"There is no rule '{path}'.", path=path)
 
 
@@ -248,7 +253,10 @@ def _check_roles_declared(rules: dict[str, Any]) -> None:
     the same everywhere)."""
     known = set(known_roles(rules))
     for path in sorted(f"{section}.{key}" for section, values in rules.items() for key in values):
-        if _SCHEMA.get(path) == "roles":
+        if (path.startswith("seats.") and path[6:] not in known) or path in ("seats.member", "seats.steward"):
+            raise InvalidRules(f"Rule {path} names a seat that is not a role declared in roles.custom "
+                               "(or reviewer).", path=path)
+        if _SCHEMA.get(path) == "roles" or path.startswith("seats."):
             section, _, key = path.partition(".")
             unknown = [r for r in rules[section][key] if r not in known]
             if unknown:
@@ -327,6 +335,14 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
     return (get("decide") is True, get("electorate") or alone, get("threshold") or default,
             get("quorum") or decision_policy(rules)[1])
 NO_QUORUM: dict[str, int] = {"num": 0, "den": 1}
+
+
+def seat_electorate(rules: dict[str, Any], role: str) -> list[str] | None:
+    """The class that elects whoever holds the seat ``role`` (``seats.<role>``, §2.5), or None
+    if the role is not a seat."""
+    section = rules.get("seats", {})
+    electors = section.get(role) if isinstance(section, dict) else None
+    return list(electors) if electors else None
 
 
 def treasury_roles(rules: dict[str, Any]) -> list[str]:

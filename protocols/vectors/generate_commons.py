@@ -568,6 +568,51 @@ def recovery_decided() -> Scenario:
     return s
 
 
+def vouches() -> Scenario:
+    """Vouching (commons.md §2.5): with membership.vouches = 2 in an open commons where members
+    sanction, a newcomer's sanction is refused until two settled members vouched for them in
+    its causal past; a newcomer cannot vouch; a second vouch by the same member is refused."""
+    s = Scenario(stewards=("alice", "bob"), rules={"membership": {"vouches": 2}, "sanctions": {"roles": ["member"]}})
+    join = s.write("carol joins", "carol", "join", {"name": "carol"})
+    admit = s.write("alice admits carol", "alice", "admission", {"join": join.id}, [join])
+    djoin = s.write("dave joins", "dave", "join", {"name": "dave"}, [admit])
+    dadmit = s.write("alice admits dave", "alice", "admission", {"join": djoin.id}, [djoin])
+    early = s.write("carol warns dave (refused: 0 of 2 vouches)", "carol", "sanction",
+                    {"member": s.key("dave"), "action": "warning", "reason": "spam"}, [dadmit])
+    sybil = s.write("dave vouches for carol (refused: dave is a newcomer)", "dave", "vouch",
+                    {"member": s.key("carol")}, [dadmit])
+    first = s.write("alice vouches for carol", "alice", "vouch", {"member": s.key("carol")}, [early, sybil])
+    again = s.write("alice vouches again (refused)", "alice", "vouch", {"member": s.key("carol")}, [first])
+    second = s.write("bob vouches for carol (2 of 2)", "bob", "vouch", {"member": s.key("carol")}, [again])
+    s.write("carol warns dave (applied: settled)", "carol", "sanction",
+            {"member": s.key("dave"), "action": "warning", "reason": "spam"}, [second])
+    return s
+
+
+def seats() -> Scenario:
+    """Multi-stakeholder seats (commons.md §2.5): workers and users each elect their seat;
+    the steward's direct grant of a seat and a user's vote on the workers' seat are refused."""
+    s = Scenario(stewards=("alice",), rules={"roles": {"custom": ["worker", "user", "worker_seat", "user_seat"]},
+                                            "seats": {"worker_seat": ["worker"], "user_seat": ["user"]},
+                                            "threshold": {"role": "1/3"}})
+    last: Entry = s.genesis
+    for name, role in (("bob", "worker"), ("carol", "worker"), ("dave", "user")):
+        join = s.write(f"{name} joins", name, "join", {"name": name}, [last])
+        admit = s.write(f"alice admits {name}", "alice", "admission", {"join": join.id}, [join])
+        last = s.write(f"alice grants {name} the class {role}", "alice", "role", {"member": s.key(name), "role": role},
+                       [admit])
+    direct = s.write("alice grants bob the workers' seat directly (refused)", "alice", "role",
+                     {"member": s.key("bob"), "role": "worker_seat"}, [last])
+    workers = s.write("bob proposes carol for the workers' seat (1 of 2 workers, above a third: adopted)", "bob",
+                      "proposal",
+                      {"action": {"act": "grant", "member": s.key("carol"), "role": "worker_seat"}}, [direct])
+    s.write("dave, a user, votes on the workers' seat (refused)", "dave", "vote",
+            {"proposal": workers.id, "choice": "no"}, [workers])
+    s.write("dave proposes himself for the users' seat (1 of 1 users, no implicit yes: open)", "dave", "proposal",
+            {"action": {"act": "grant", "member": s.key("dave"), "role": "user_seat"}}, [workers])
+    return s
+
+
 def treasury() -> Scenario:
     """The treasury (commons.md §8): pools declared by the rules, payments in that never credit
     the payer, a distribution that must draw from a pool, concurrent spends where the one that
@@ -719,6 +764,10 @@ SCENARIOS = {
                                          "closed resource refused, a change of it refused"),
     "recovery-decided": (recovery_decided, "key recovery decided by vote: the direct approval refused, the member "
                                            "named not voting, the key bound at the vote that carries it"),
+    "vouches": (vouches, "vouching: a newcomer's sanction refused until two settled members vouched for them, a "
+                         "newcomer's vouch refused, a second vouch by one member refused"),
+    "seats": (seats, "multi-stakeholder seats: the workers' seat proposed among workers, a user's vote on it and a "
+                     "steward's direct grant of it refused, a users' seat proposed by its nominee"),
     "device-removed": (device_removed, "a removed member's device backdates an entry around the removal: no "
                                        "effect"),
 }

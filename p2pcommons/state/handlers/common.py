@@ -39,20 +39,61 @@ def standing(view: View, state: State, author: bytes, meta: Meta, roles: list[st
     return member
 
 
-def settled(view: View, state: State, member: Member, entry: Entry) -> None:
+def settled(view: View, state: State, member: Member, entry: Entry, meta: Meta) -> None:
     """Refuse a newcomer's governing entry (a vote; a proposal, whose author's implicit yes
-    is a vote; a sanction; a role change) dated within ``membership.probation`` seconds of
-    their admission (§2.5).  Judged by trusted time (§2.4): the entry cannot be dated before
-    its admission, which is in its causal past, and no node takes it before its date comes
-    within the skew.
-    Founders (admitted by the genesis) are never on probation."""
-    seconds = state.rules["membership"].get("probation", 0)
-    if not seconds or member.since == view.commons:
+    is a vote; a sanction; a role change; a vouch) until they are settled (§2.5): dated at
+    least ``membership.probation`` seconds after their admission, or vouched for by
+    ``membership.vouches`` members (vouches in the entry's causal past, by members active
+    here) — whichever comes first when the rules ask for both.  Probation is judged by
+    trusted time (§2.4): the entry cannot be dated before its admission, which is in its
+    causal past, and no node takes it before its date comes within the skew.
+    Founders (admitted by the genesis) are always settled."""
+    membership = state.rules["membership"]
+    seconds, needed = membership.get("probation", 0), membership.get("vouches", 0)
+    if (not seconds and not needed) or member.since == view.commons:
         return
     until = view.time_of(member.since) + seconds * 1000
-    if entry.time < until:
-        raise Rejected(f"Its author is on probation until {until} (membership.probation): a newcomer does not "
-                       "vote, propose, sanction or grant roles before then.")
+    if seconds and entry.time >= until:
+        return
+    if needed:
+        have = sum(1 for voucher, vouch in state.vouches.get(entry.author, ())
+                   if view.in_past(vouch, meta) and voucher in state.members
+                   and state.members[voucher].status == "active")
+        if have >= needed or have >= settled_others(view, state, entry.author, entry.time):
+            return
+        raise Rejected(f"Its author has {have} of the {needed} vouches a newcomer needs (membership.vouches)"
+                       + (f" and is on probation until {until}" if seconds else "")
+                       + ": a newcomer does not vote, propose, sanction, grant roles or vouch before then.")
+    raise Rejected(f"Its author is on probation until {until} (membership.probation): a newcomer does not "
+                   "vote, propose, sanction or grant roles before then.")
+
+
+def _vouches(state: State, author: bytes) -> int:
+    return sum(1 for voucher, _ in state.vouches.get(author, ())
+               if voucher in state.members and state.members[voucher].status == "active")
+
+
+def settled_others(view: View, state: State, author: bytes, now: int) -> int:
+    """How many active members other than ``author`` are settled at time ``now`` (founders,
+    past probation, or vouched for: by the state here).  A newcomer needs no more vouches
+    than that (§2.3, §2.5): when nobody settled is left to vouch, the commons does not freeze."""
+    membership = state.rules["membership"]
+    seconds, needed = membership.get("probation", 0), membership.get("vouches", 0)
+    return sum(1 for key, member in state.members.items()
+               if key != author and member.status == "active" and (
+                   member.since == view.commons or (seconds and view.time_of(member.since) + seconds * 1000 <= now)
+                   or _vouches(state, key) >= needed))
+
+
+def vouched(state: State, author: bytes, settled: int) -> bool:
+    """Has ``author`` the vouches ``membership.vouches`` asks for, by members active here (the
+    electorate's count, §2.5: no causal past to judge by), capped at ``settled``: how many
+    active members are settled (:func:`settled_others` of someone unsettled, computed once)."""
+    needed = state.rules["membership"].get("vouches", 0)
+    if not needed:
+        return False
+    have = _vouches(state, author)
+    return have >= needed or have >= settled
 
 
 def alone(state: State, act: str) -> None:

@@ -11,6 +11,7 @@ from ...dagcbor import CID
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Join, Member, State, seen
+from ..rules import seat_electorate
 from .common import alone, member_key, ref, settled, standing, text_field
 from .registry import Kind
 from .view import APPLIED, PENDING, Rejected, View
@@ -75,13 +76,15 @@ def _leave(v: View, s: State, e: Entry, m: Meta) -> str:
 
 
 def _role(v: View, s: State, e: Entry, m: Meta) -> str:
-    settled(v, s, standing(v, s, e.author, m, s.rules["roles"]["roles"]), e)
+    settled(v, s, standing(v, s, e.author, m, s.rules["roles"]["roles"]), e, m)
     alone(s, "role")
     target = member_key(e.body)
     role = role_field(s, e.body)
     action = e.body.get("action", "grant")
     if action not in ("grant", "revoke"):
         raise Rejected("Its 'action' must be grant or revoke.")
+    if seat_electorate(s.rules, role) is not None:
+        raise Rejected(f"The seat {role} is elected by its class (seats.{role}): propose it instead.")
     change_role(s, target, role, action == "grant", e.id)
     return APPLIED
 
@@ -110,6 +113,26 @@ def change_role(s: State, target: bytes, role: str, grant: bool, by: CID) -> Non
 
 
 
+def _vouch(v: View, s: State, e: Entry, m: Meta) -> str:
+    """A settled member vouches for a newcomer (§2.5): with ``membership.vouches`` = N, a
+    newcomer governs once N members active at their entry's position have vouched for them
+    in its causal past.  Why: in an open commons, keys are free; a member's word is not."""
+    settled(v, s, standing(v, s, e.author, m, None), e, m)
+    target = member_key(e.body)
+    if target == e.author:
+        raise Rejected("A member cannot vouch for themselves.")
+    member = s.members.get(target)
+    if member is None or member.status != "active":
+        raise Rejected("The member it vouches for is not an active member.")
+    if not v.in_past(member.since, m):
+        raise Rejected("The admission of the member it vouches for is not in its causal past.")
+    given = s.vouches.get(target, ())
+    if any(voucher == e.author for voucher, _ in given):
+        raise Rejected("Its author already vouched for this member.")
+    s.vouches[target] = (*given, (e.author, e.id))
+    return APPLIED
+
+
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
@@ -117,4 +140,5 @@ KINDS: dict[str, Kind] = {
     "admission": Kind(_admission, named=True),
     "leave": Kind(_leave, named=False),
     "role": Kind(_role, named=True),
+    "vouch": Kind(_vouch, named=True),  # (a newcomer's later entries check it is in their causal past)
 }

@@ -20,7 +20,7 @@ from ..positions import Meta
 from ..records import Proposal, State
 from ..rules import InvalidRules
 from . import acts
-from .common import ref, settled, standing, text_field
+from .common import ref, settled, settled_others, standing, text_field, vouched
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -35,9 +35,14 @@ FALLBACK_THRESHOLD = {"num": 1, "den": 2}
 def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dict[str, int]]:
     """``(electorate roles, threshold, quorum)`` of a proposal, by the rules in force here.
 
+    A seat's grant or revocation is decided by the seat's class (``seats.<role>``, §2.5).
     A commons never freezes (§2.3): when no active member holds a role of the electorate,
     the active members decide, by majority (the act's quorum still applies)."""
     _, electorate, threshold, quorum = rules_mod.act_policy(s.rules, acts.act_of(proposal.action))
+    action = proposal.action
+    if action is not None and action["act"] in ("grant", "revoke"):
+        # A seat (§2.5) is elected by its class: the workers' seat by the workers.
+        electorate = rules_mod.seat_electorate(s.rules, action["role"]) or electorate
     if eligible(s, electorate) == 0:
         return FALLBACK_ROLES, FALLBACK_THRESHOLD, quorum
     return electorate, threshold, quorum
@@ -45,15 +50,19 @@ def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dic
 
 def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) -> int:
     """How many active members hold one of ``roles`` (the electorate's size).  Given the
-    view and the deciding entry's time, newcomers still on probation there (§2.5) are not
-    counted: they cannot vote, so counting them would let throwaway keys block a decision."""
-    voters = [member for member in s.members.values() if member.status == "active"
+    view and the deciding entry's time, newcomers not settled there (on probation, or not
+    yet vouched for, §2.5) are not counted: they cannot vote, so counting them would let
+    throwaway keys block a decision."""
+    voters = [(key, member) for key, member in s.members.items() if member.status == "active"
               and any(r in member.roles for r in roles)]
     seconds = s.rules["membership"].get("probation", 0)
-    if v is None or not seconds:
+    needed = s.rules["membership"].get("vouches", 0)
+    if v is None or (not seconds and not needed):
         return len(voters)
-    return sum(1 for member in voters
-               if member.since == v.commons or v.time_of(member.since) + seconds * 1000 <= now)
+    settled = settled_others(v, s, b"", now) if needed else 0
+    return sum(1 for key, member in voters
+               if member.since == v.commons or (seconds and v.time_of(member.since) + seconds * 1000 <= now)
+               or vouched(s, key, settled))
 
 
 def _adopt(v: View, s: State, target: CID, proposal: Proposal, decider: Entry, m: Meta) -> Proposal:
@@ -150,7 +159,7 @@ def _never_freezes(s: State, changes: dict[str, object], new: dict[str, Any]) ->
 
 
 def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
-    settled(v, s, standing(v, s, e.author, m, None), e)
+    settled(v, s, standing(v, s, e.author, m, None), e, m)
     changes = e.body.get("changes")
     if type(changes) is not dict:
         raise Rejected("Its 'changes' must be a map of rule names to values.")
@@ -165,7 +174,7 @@ def _rule_proposal(v: View, s: State, e: Entry, m: Meta) -> str:
 
 def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
     """A proposal of a governed act (§2.2): any active member past probation may propose one."""
-    settled(v, s, standing(v, s, e.author, m, None), e)
+    settled(v, s, standing(v, s, e.author, m, None), e, m)
     action = acts.parse(v, s, e, m)
     proposal = Proposal(e.author, text_field(e.body, "title"), {}, (), (), "open", (), _deadline(e, s), e.time,
                         None, action)
@@ -182,7 +191,7 @@ def _voters(s: State, e: Entry) -> list[str]:
 
 
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    settled(v, s, standing(v, s, e.author, m, _voters(s, e)), e)
+    settled(v, s, standing(v, s, e.author, m, _voters(s, e)), e, m)
     target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
     proposal = s.proposals.get(target)
     if proposal is None:

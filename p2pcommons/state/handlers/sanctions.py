@@ -22,7 +22,7 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
     own entries outside its causal past — a leave, a join and the admission completing it —
     do not count, neither to shield them nor to make them a member).  Only a sanction that
     takes effect excludes anything (strong removal); a rejected one changes nothing."""
-    settled(v, s, standing(v, s, e.author, m, s.rules["sanctions"]["roles"]), e)
+    settled(v, s, standing(v, s, e.author, m, s.rules["sanctions"]["roles"]), e, m)
     target = member_key(e.body)
     action = e.body.get("action")
     if action not in SANCTION_ACTIONS:
