@@ -43,7 +43,9 @@ CHARTER = {
     "decide": {"distribution": True, "resource": True},
     "electorate": {"distribution": ["member"], "resource": ["member"]},
 }
-DEADLINE_S = 8  # seconds: the surplus vote closes soon, so the example need not wait a week
+# Seconds: soon, so the example need not wait a week, yet long enough for the abstention and
+# the inbox check to land before it on a loaded two-core machine (8 s once did not).
+DEADLINE_S = 20
 
 
 def scenario(net: Cluster) -> Node:
@@ -94,7 +96,7 @@ def scenario(net: Cluster) -> Node:
 
     step("The deadline passes; Silvia's next entry closes the vote on every node alike")
     deadline_ms = int(silvia.json("proposal", "show", share["id"], quiet=True)["deadline"])
-    for _ in range(200):  # bounded: the deadline is DEADLINE_S seconds after the proposal
+    for _ in range(DEADLINE_S * 10 + 50):  # bounded: the deadline is DEADLINE_S seconds after the proposal
         if time.time() * 1000 > deadline_ms + 1000:
             break
         time.sleep(0.1)
