@@ -33,8 +33,11 @@ from .records import SEQUENCES, TABLES, VALUES, State
 # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load); 9: an invalid
 # genesis recorded by its path; 10: version vectors as persistent tries, written as
 # differences (see _dump_meta), no longer dense per entry; 11: the devices table (issue 14);
-# 12: pools and flows (the treasury); 13: floors (backdated entries).
-VERSION = 13
+# 12: pools and flows (the treasury); 13: floors (backdated entries); 14: the value equation
+# (contributions' refs, distributions' equation and receipts; and outcomes change: a `receipt`
+# or a contribution's `refs` now take effect, a `values.decay` rule is refused, so a
+# checkpoint written before must not be resumed — the node folds afresh).
+VERSION = 14
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
