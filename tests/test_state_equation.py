@@ -334,3 +334,20 @@ def test_credit_flows_transitively_terminates_and_does_not_depend_on_the_order_h
         for target, n in line.credit_out:
             assert (cid, n) in lines[target].credit_in
     event(f"credit passed on through a chain of 3 or more: {any(x.credit_in and x.credit_out for x in lines.values())}")
+
+
+def test_a_decided_distribution_weighs_at_its_deciding_entry_and_is_acknowledged_by_its_proposal() -> None:
+    rules = {**EQ, "decide": {"distribution": True}}
+    town = Town(stewards=2, rules=rules)
+    town.sync(1, 0)
+    _accepted(town, 1, "design", 10, T0 + 10)
+    proposal = town.write(0, "proposal", {"action": {"act": "distribution", "amount": 90}}, T0 + 50)
+    town.sync(1, 0)
+    town.write(1, "vote", {"proposal": proposal.id, "choice": "yes"}, T0 + 60)
+    ack = town.write(1, "receipt", {"distribution": proposal.id}, T0 + 70)
+    state = town.fold()
+    assert state.canonical["proposals"][str(proposal.id)]["status"] == "adopted"
+    d = state.canonical["distributions"][-1]
+    assert d["id"] == str(proposal.id) and d["shares"] == {town.member_hex(1): 90}
+    assert d["equation"] == equation_id(state.rules) and d["acknowledged"] == [town.member_hex(1)]
+    assert state.outcome(ack.id).status == APPLIED  # type: ignore[union-attr]
