@@ -244,7 +244,7 @@ def test_credit_along_references_is_deterministic_in_any_delivery_order_and_shar
     flows = sum(len(c.get("refs", ())) for c in full.canonical["contributions"].values())
     event(f"references: {min(flows, 3)}{'+' if flows >= 3 else ''}")
     event(f"distributions: {min(len(full.canonical['distributions']), 2)}")
-    lines, _ = weigh(full._folder.state, full.latest_time(), full._folder.time_of)
+    lines, _ = weigh(full._folder.state, full.latest_time())
     event(f"credit passed along references: {any(line.credit_out for line in lines.values())}")
     for d in full.canonical["distributions"]:
         assert sum(d["shares"].values()) == d["amount"]
@@ -265,7 +265,7 @@ def _conserved(state: Any, at: int) -> None:
     """Credit along references moves value, never creates or loses it: the finals sum to the
     values after decay, none is negative, and the members' weights are the finals' sums."""
     folder = state._folder
-    lines, weights = weigh(folder.state, at, folder.time_of)
+    lines, weights = weigh(folder.state, at)
     assert sum(line.final for line in lines.values()) == sum(line.own for line in lines.values())
     assert all(line.final >= 0 and line.own <= line.weighted for line in lines.values())
     assert sum(weights.values()) == sum(line.final for line in lines.values())
@@ -320,10 +320,10 @@ def test_credit_flows_transitively_terminates_and_does_not_depend_on_the_order_h
         items.append((ids[i], Contribution(bytes([author]) * 32, f"w{i}", "work", "", value, "accepted", (), (),
                                            value, False, earlier)))
     state.contributions = dict(items)
-    lines, weights = weigh(state, 0, lambda _: 0)
+    lines, weights = weigh(state, 0)
     rnd.shuffle(items)
     state.contributions = dict(items)
-    assert weigh(state, 0, lambda _: 0) == (lines, weights)
+    assert weigh(state, 0) == (lines, weights)
     assert sum(line.final for line in lines.values()) == sum(v for v, _, _ in works)
     for cid, line in lines.items():
         given_out = sum(n for _, n in line.credit_out)
