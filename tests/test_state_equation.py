@@ -351,3 +351,21 @@ def test_a_decided_distribution_weighs_at_its_deciding_entry_and_is_acknowledged
     assert d["id"] == str(proposal.id) and d["shares"] == {town.member_hex(1): 90}
     assert d["equation"] == equation_id(state.rules) and d["acknowledged"] == [town.member_hex(1)]
     assert state.outcome(ack.id).status == APPLIED  # type: ignore[union-attr]
+
+
+@prop_settings(200)
+@given(st.integers(0, 10**6), st.integers(0, 10**7), st.integers(0, 300))
+def test_one_review_moves_a_claim_by_at_most_the_cap(claimed: int, adjusted: int, cap: int) -> None:
+    """Whatever a reviewer writes, the accepted value is within ``claimed · cap // 100`` of
+    the claim; a review beyond it is refused and the contribution stays pending."""
+    town = Town(stewards=2, rules={"equation": {"review_cap": cap}})
+    town.sync(1, 0)
+    work = town.write(1, "contribution", {"title": "w", "value": claimed}, T0 + 10)
+    town.sync(0, 1)
+    review = town.write(0, "review", {"contribution": work.id, "verdict": "accept", "value": adjusted}, T0 + 20)
+    state = town.fold()
+    record = state.canonical["contributions"][str(work.id)]
+    within = abs(adjusted - claimed) <= claimed * cap // 100
+    event(f"within the cap: {within}")
+    assert state.outcome(review.id).status == (APPLIED if within else REJECTED)  # type: ignore[union-attr]
+    assert (record["status"], record["value"]) == (("accepted", adjusted) if within else ("pending", 0))
