@@ -87,3 +87,32 @@ def test_resource_capacity_cancel_and_what_is_left(tmp_path: Path) -> None:
     assert p2pc_json("resource", "cancel", first, "--home", home)["outcome"]["status"] == "applied"
     assert p2pc_json("resource", "use", "Seats", "4", "--home", home)["outcome"]["status"] == "applied"
     assert p2pc_json("resource", "list", "--home", home)["resources"][0]["left_this_period"]["whole_commons"] == 0
+
+
+def test_the_value_equation_from_the_command_line(tmp_path: Path) -> None:
+    """``--derives-from`` (checked before writing), a review beyond the cap refused, the
+    equation's id on the distribution, ``ledger --explain`` and ``receipt`` (§9)."""
+    home, me = _founded(tmp_path)
+    p2pc_json("rules", "propose", "--set", "review.self_review=true", "--set", "equation.review_cap=50",
+              "--set", "equation.reference_share=1/4", "--home", home)
+    original = p2pc_json("contribute", "--title", "Seed drill", "--value", "100", "--home", home)["id"]
+    over = refused(home, "review", original, "accept", "--value", "151")
+    assert "it must be between 50 and 150;" in over
+    p2pc_json("review", original, "accept", "--home", home)
+    vote = p2pc_json("rules", "propose", "--set", "retire.after=0", "--home", home)["id"]
+    not_work = p2pc("contribute", "--title", "x", "--derives-from", vote, "--home", home, code=2)
+    assert "is not a contribution of this commons" in not_work.stderr
+    wider = p2pc_json("contribute", "--title", "Wider drill", "--value", "100", "--derives-from", original[:12],
+                      "--home", home)["id"]
+    p2pc_json("review", wider, "accept", "--home", home)
+    paid = p2pc_json("distribute", "200", "--home", home)["id"]
+    why = p2pc_json("ledger", "--explain", me, "--home", home)
+    assert (why["total"], why["commons_total"], why["paid_to_date"]) == (200, 200, 200)
+    (drill,) = [c for c in why["contributions"] if c["id"] == original]
+    assert drill["credit_in"] == [{"contribution": wider, "amount": 25}] and drill["final"] == 125
+    assert why["distributions"][0]["equation"] == why["equation"]["id"]
+    assert p2pc_json("receipt", paid, "--home", home)["outcome"]["status"] == "applied"
+    (row,) = p2pc_json("ledger", "--home", home)["ledger"]
+    assert (row["paid_to_date"], row["acknowledged_to_date"]) == (200, 200)
+    human = p2pc("ledger", "--explain", me, "--home", home).stdout
+    assert "+25 from derivatives" in human and "reference_share = 1/4" in human

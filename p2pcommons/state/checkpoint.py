@@ -34,7 +34,10 @@ from .records import SEQUENCES, TABLES, VALUES, State
 # genesis recorded by its path; 10: version vectors as persistent tries, written as
 # differences (see _dump_meta), no longer dense per entry; 11: the devices table (issue 14);
 # 12: pools and flows (the treasury); 13: floors (backdated entries); 14: the state's
-# ``excluded`` table, void entries keyed by (removing entry, member).
+# ``excluded`` table, void entries keyed by (removing entry, member); and the value equation
+# (contributions' refs, distributions' equation and receipts; outcomes change: a `receipt`
+# or a contribution's `refs` now take effect, a `values.decay` rule is refused, so a
+# checkpoint written before must not be resumed — the node folds afresh).
 VERSION = 14
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")

@@ -25,7 +25,6 @@ reviewed value times its kind's weight, fixed at acceptance, §3.6):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..dagcbor import CID, encode
@@ -95,7 +94,7 @@ def role_weight(rules: dict[str, Any], roles: tuple[str, ...]) -> tuple[str, int
     return best
 
 
-def weigh(s: State, at: int, time_of: Callable[[CID], int]) -> tuple[dict[CID, Line], dict[bytes, int]]:
+def weigh(s: State, at: int) -> tuple[dict[CID, Line], dict[bytes, int]]:
     """Every accepted contribution's line and each member's weight for a distribution at
     time ``at`` (ms).  Without equation settings the members' weights are the ledger's
     values, exactly as before (§3.6)."""
@@ -113,7 +112,7 @@ def weigh(s: State, at: int, time_of: Callable[[CID], int]) -> tuple[dict[CID, L
         record = s.members.get(member)
         role, weight = role_weight(rules, record.roles if record is not None else ())
         weighted = c.value * weight // 100
-        age = max(0, at - time_of(cid)) if half_life else 0
+        age = max(0, at - c.time) if half_life else 0
         own[cid] = decay(weighted, age, half_life)
         partial[cid] = (member, role, weight, weighted, age)
     received: dict[CID, list[tuple[CID, int]]] = {cid: [] for cid in accepted}

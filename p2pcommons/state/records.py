@@ -76,6 +76,9 @@ class Contribution(NamedTuple):
     # Checked links (protocols/commons.md §9): earlier contributions this one derives from,
     # sorted by id bytes; () — the canonical form then is as it always was.
     refs: tuple[CID, ...] = ()
+    # The contribution entry's own time (ms; not hashed): its age for time decay (§9),
+    # without reading the entry back from the archive at every distribution.
+    time: int = 0
 
 
 class Proposal(NamedTuple):
@@ -210,9 +213,10 @@ TABLES: tuple[Table, ...] = (
           _cid_key, CID),
     Table("contributions",  # contribution entry -> Contribution
           lambda c, x: [c.raw, x.author, x.title, x.kind, x.ref, x.claimed, x.status, list(x.accepts),
-                        list(x.rejects), x.value, x.outside, [c.raw for c in x.refs]],
+                        list(x.rejects), x.value, x.outside, [c.raw for c in x.refs], x.time],
           lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
-                                             r[10], tuple(CID(c) for c in r[11]) if len(r) > 11 else ())),
+                                             r[10], tuple(CID(c) for c in r[11]) if len(r) > 11 else (),
+                                             r[12] if len(r) > 12 else 0)),
           _cid_key, CID),
     Table("proposals",  # rule proposal entry -> Proposal
           lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status, list(p.abstain),

@@ -309,7 +309,7 @@ class CommonsState:
         if state is None:
             return {}
         at = self.latest_time() if at is None else at
-        lines, weights = eq.weigh(state, at, self._folder.time_of)
+        lines, weights = eq.weigh(state, at)
         total = sum(weights.values())
         mine = weights.get(member, 0)
 

@@ -30,7 +30,8 @@ def _contribution(v: View, s: State, e: Entry, m: Meta) -> str:
             raise
         outside = True
     refs = _refs(v, s, e, m)
-    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside, refs)
+    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside, refs,
+                                         e.time)
     return PENDING if outside else APPLIED
 
 

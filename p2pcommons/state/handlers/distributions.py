@@ -34,7 +34,7 @@ def equation_shares(v: View, s: State, amount: int, at: int) -> dict[bytes, int]
     weights under the value equation (§9; without one, the ledger's values, §3.6)."""
     if not eq.has_equation(s.rules):
         return compute_shares(s.ledger, amount)
-    _, weights = eq.weigh(s, at, v.time_of)
+    _, weights = eq.weigh(s, at)
     return compute_shares({member: (0, weight) for member, weight in weights.items()}, amount)
 
 
