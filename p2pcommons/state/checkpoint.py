@@ -426,7 +426,8 @@ _PARTS: tuple[_Part, ...] = (
 # Attributes a resumed fold rebuilds rather than reads (the lazy entry table, each author's
 # latest entry), and those that start afresh in every process (counters, caches, pending replays).
 REBUILT = ("entries", "latest")
-TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache", "_light")
+TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache", "_light",
+             "_times")
 
 
 def _dump(folder: Folder) -> bytes:
