@@ -70,7 +70,10 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         self._loaded.pop(key, None)
 
     def _knows(self, key: object) -> bool:
-        return any(key in index for index in self._indexes)
+        for index in self._indexes:  # (a loop, not any() over a generator: asked per entry taken)
+            if key in index:
+                return True
+        return False
 
     def __getitem__(self, key: bytes) -> Entry:
         entry = self._loaded.get(key)
