@@ -464,7 +464,6 @@ class Store:
         waiting = self._waiting_tables()
         planned: dict[bytes, int] = {}
         self._absent = set()
-        self._look_up_parents(new, waiting)
         out: list[tuple[bytes, int | None, bytes | None]] = []
         for eid, parents, genesis in new:
             clock, missing = self._clock_from(parents, genesis, waiting, planned)
@@ -474,25 +473,6 @@ class Store:
             else:
                 out.append((eid, None, missing))
         return out
-
-    def _look_up_parents(self, new: Sequence[tuple[bytes, list[bytes], bool]], waiting: _Waiting) -> None:
-        """Read the clocks of a batch's parents that are neither cached nor known to wait, a
-        few hundred per statement: placed ones go to the clock cache, the rest (not stored,
-        or stored later in this batch) to ``_absent``.  Why: a log arriving before the logs
-        it depends on names a different missing parent in almost every entry, and a query
-        each made storing in log order four times slower than in causal order."""
-        cache = self._clocks
-        rows = waiting.rows
-        unknown = list({p for _, parents, _ in new for p in parents if p not in cache and p not in rows})
-        for at in range(0, len(unknown), 500):
-            chunk = unknown[at:at + 500]
-            found = self._db.execute(
-                f"SELECT id, clock FROM entries WHERE id IN ({','.join('?' * len(chunk))}) AND clock IS NOT NULL",
-                chunk).fetchall()
-            for eid, clock in found:
-                cache[bytes(eid)] = int(clock)
-            placed = {bytes(eid) for eid, _ in found}
-            self._absent.update(p for p in chunk if p not in placed)
 
     def _settle(self, plan: list[tuple[bytes, int | None, bytes | None]],
                 facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
