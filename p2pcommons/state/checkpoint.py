@@ -70,7 +70,9 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         self._loaded.pop(key, None)
 
     def _knows(self, key: object) -> bool:
-        for index in self._indexes:  # (a loop, not any() over a generator: asked per entry taken)
+        # A loop, not any() over a generator (its frame cost more than the lookups): this
+        # is asked for every entry the fold takes.
+        for index in self._indexes:  # noqa: SIM110
             if key in index:
                 return True
         return False
