@@ -4,8 +4,9 @@
    beside the single-core floors measured in the same run (the whole ingest path, raw
    Ed25519 verify, entry decode, SQLite insert into the store's layout), the load average
    before and after, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms)
-   and of B once its daemon has folded the commons state (VmHWM, read after B's persisted
-   state head counts every entry, polled with a deadline).  B stores large transfers
+   and of B once its daemon has folded the commons state (its peak, VmHWM, and what it
+   holds then, VmRSS, both read after B's persisted state head counts every entry, polled
+   with a deadline).  B stores large transfers
    in its ingest process (a child, on the second core): its RSS and CPU are printed apart
    and summed with the daemon's.
 2. Gossip latency from one node to four others (separate processes, star topology): the
@@ -292,6 +293,7 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
         # B folds the commons state once the sync has paused: read its memory after that.
         fold_wait = wait_for_fold(b, commons, n + 1)
         rss_b_fold = peak_rss_mb(procs[1].pid)
+        rss_b_held = rss_mb(procs[1].pid)  # what the daemon holds with the commons folded
     finally:
         stop(procs)
     with Store(b.store_file) as store:
@@ -308,6 +310,7 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
         "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
         "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
+        "rss_mb_b_after_state_fold": round(rss_b_held, 1),
         "b_fold_seen_after_s": None if fold_wait is None else round(fold_wait, 1),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
         "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),

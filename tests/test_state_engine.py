@@ -175,6 +175,41 @@ def test_late_entry_after_resume_replays_from_a_kept_snapshot(tmp_path: Path) ->
     forget()
 
 
+def test_an_append_reads_no_old_entry_back(tmp_path: Path) -> None:
+    """Appending one entry to a live fold fed from the store reads no stored body back: its
+    parents' times (to date it, §2.4) come from the fold, not from their bodies, which the
+    live fold dropped after applying them (each append cost a range read and the decoding
+    of 256 old entries, most of an append's time)."""
+    from tests.test_state_histories import History
+
+    history = History()
+    for i in range(600):
+        history.write(i % 2, "contribution", {"title": f"c{i}", "value": 1})
+    with Store(tmp_path / "s.sqlite") as store:
+        store.insert(history.entries)
+        current_state(store, history.commons, persist=False)
+        reads: list[str] = []
+        in_order_from, get = store.in_order_from, store.get
+
+        def counted_range(*args: Any) -> list[bytes]:
+            reads.append("range")
+            return in_order_from(*args)
+
+        def counted_get(*args: Any) -> Entry | None:
+            reads.append("get")
+            return get(*args)
+
+        store.in_order_from = counted_range  # type: ignore[method-assign]
+        store.get = counted_get  # type: ignore[method-assign]
+        for i in range(3):
+            entry = history.write(i % 2, "contribution", {"title": f"append {i}", "value": 1})
+            store.insert([entry])
+            state = current_state(store, history.commons, persist=False)
+        assert reads == []
+        assert state.state_hash == fold(history.entries).state_hash
+    forget()
+
+
 @prop_settings(100)
 @given(actions=ACTIONS)
 @example(actions=[(6, 9, 0), (0, 0, 262), (0, 9, 0), (0, 9, 0), (0, 12, 0), (4, 9, 0)])  # a delta reorders joins

@@ -74,7 +74,12 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         self._loaded.pop(key, None)
 
     def _knows(self, key: object) -> bool:
-        return any(key in index for index in self._indexes)
+        # A loop, not any() over a generator (its frame cost more than the lookups): this
+        # is asked for every entry the fold takes.
+        for index in self._indexes:  # noqa: SIM110
+            if key in index:
+                return True
+        return False
 
     def __getitem__(self, key: bytes) -> Entry:
         entry = self._loaded.get(key)
@@ -430,7 +435,8 @@ _PARTS: tuple[_Part, ...] = (
 # Attributes a resumed fold rebuilds rather than reads (the lazy entry table, each author's
 # latest entry), and those that start afresh in every process (counters, caches, pending replays).
 REBUILT = ("entries", "latest")
-TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache", "_light")
+TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache", "_light",
+             "_times")
 
 
 def _dump(folder: Folder) -> bytes:

@@ -185,6 +185,7 @@ class _Conflict(Exception):
         self.earliest = earliest
 
 
+_TIMES_MAX = 1 << 16  # effective times of recently readied entries (parents are mostly recent)
 _CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
 _UNKNOWN: Any = object()
 # Kinds a later entry may name (``handlers.NAMED_KINDS``: reference targets, a member's
@@ -279,6 +280,12 @@ class Folder:
         # writer dates its entries after their parents), so it costs nothing per entry; it
         # is never evicted, since a later entry naming one needs its floor.
         self.floors: dict[bytes, int] = _renew(self, "floors", {})
+        # The effective time (own time, or floor if later) of recently readied entries: the
+        # next entries' parents are mostly among them, so dating an entry reads no parent's
+        # body (a fold fed from the store had evicted them: one range read and decode per
+        # parent was a third of a fresh fold).  A cache: the value is a pure function of
+        # the entry and its causal past, so it is never stale; bounded by clearing.
+        self._times: dict[bytes, int] = _renew(self, "_times", {})
         # Eviction (only with an archive): positions up to ``base`` are archived, not held.
         self.base: Key = _ZERO_KEY
         self.evicted = 0  # entries archived
@@ -357,6 +364,8 @@ class Folder:
                 first_parents = None
             if parents:
                 self._date(eid, entry)
+            else:
+                self._remember_time(eid, entry.time)
             author = entry.author
             seq = entry.seq
             aidx = self.author_index.get(author)
@@ -419,15 +428,27 @@ class Folder:
         latest *effective* time over its parents (a parent's own time, or its floor if that
         is later), so one backdated entry cannot launder a later one's date."""
         floors = self.floors
+        times = self._times
         floor = 0
         for parent in _parents(entry):
-            held = floors.get(parent)
+            held = times.get(parent)
             if held is None:
-                held = self.body(parent).time
+                held = floors.get(parent)
+                if held is None:
+                    held = self.body(parent).time
             if held > floor:
                 floor = held
         if floor > entry.time:
             floors[eid] = floor
+            self._remember_time(eid, floor)
+        else:
+            self._remember_time(eid, entry.time)
+
+    def _remember_time(self, eid: bytes, effective: int) -> None:
+        times = self._times
+        if len(times) >= _TIMES_MAX:
+            times.clear()
+        times[eid] = effective
 
     def _lookup(self, raw: bytes) -> _Meta | None:
         """The fold record of a ready entry, held or archived (None: not ready here)."""
