@@ -123,3 +123,34 @@ assert install(mdns=False) is False and installed() is None
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.network
+def test_the_background_daemon_maps_no_cli_validation_or_quic_libraries(tmp_path: Path) -> None:
+    """``p2pc node start`` runs the daemon through p2pcommons/node/launch.py: its memory maps
+    hold neither pydantic's compiled core (typer validates options with it: 18 MB with typer)
+    nor aioquic's extensions (checked on the real background process, whose modules cannot be
+    listed from outside: every compiled extension it loaded is a mapped file)."""
+    home = tmp_path / "h"
+    assert p2pc(home, "init").returncode == 0
+    config = home / "config.toml"
+    config.write_text((config.read_text() if config.exists() else "") + "\n[ui]\nenabled = false\n")
+    started = p2pc(home, "node", "start", "--listen", "/ip4/127.0.0.1/tcp/0", "--json")
+    assert started.returncode == 0, started.stdout + started.stderr
+    pid = json.loads(started.stdout)["data"]["pid"]
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    finally:
+        assert p2pc(home, "node", "stop").returncode == 0
+    assert b"p2pcommons.node.launch" in cmdline
+    assert "nacl" in maps or "sodium" in maps, "the maps list the extensions the daemon loaded"
+    assert "pydantic_core" not in maps and "aioquic" not in maps
+
+
+def test_the_launcher_refuses_with_one_sentence_and_its_exit_code(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "p2pcommons.node.launch", "--home", str(tmp_path / "nobody")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith("p2pc: ") and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
