@@ -143,9 +143,9 @@ def test_the_background_daemon_maps_no_cli_validation_or_quic_libraries(tmp_path
         maps = Path(f"/proc/{pid}/maps").read_text()
     finally:
         assert p2pc(home, "node", "stop").returncode == 0
-    assert b"p2pcommons.node.launch" in cmdline
     assert "nacl" in maps or "sodium" in maps, "the maps list the extensions the daemon loaded"
     assert "pydantic_core" not in maps and "aioquic" not in maps
+    assert b"p2pcommons.node.launch" in cmdline
 
 
 def test_the_launcher_refuses_with_one_sentence_and_its_exit_code(tmp_path: Path) -> None:
