@@ -399,6 +399,8 @@ def main() -> None:
     parser.add_argument("--load-workers", type=int,
                         help=f"processes of load (default {', '.join(f'{k} {v}' for k, v in DEFAULT_WORKERS.items())})")
     args = parser.parse_args()
+    # a SIGTERM (timeout, Ctrl-C's cousin) unwinds like an exception: the nodes and the load stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="p2pc-bench-"))
     try:
         if not args.skip_sync:
