@@ -314,6 +314,15 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
         rss_a, rss_b = peaks
+        # the sync's own figures now: waiting for B's fold below can take minutes on a loaded machine
+        print("synced " + json.dumps({
+            "entries": n, "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
+            "raw_verify_per_s": round(verify), "sync_vs_verify": round(n / elapsed / verify, 2), "load": load_info,
+            "single_core_ingest_per_s": round(ingest), "raw_decode_per_s": round(decode),
+            "raw_sqlite_insert_per_s": round(sqlite_rate), "load_avg_before": load_before,
+            "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
+            "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
+            "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2)}), flush=True)
         # B folds the commons state once the sync has paused: read its memory after that.
         fold_wait = wait_for_fold(b, commons, n + 1)
         rss_b_fold = peak_rss_mb(procs[1].pid)
