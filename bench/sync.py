@@ -13,7 +13,14 @@
    time from a local write (store commit + notify_daemon) to the entry being stored at
    each receiver, p50 and p99.
 
-Prints figures; asserts nothing.  Usage: ``python bench/sync.py [--entries N] [--gossip K]``.
+``--load cpu|fsync|procs`` (``--load-workers K``) runs the floors and the sync beside that load
+(bench/load.py: busy loops, fsync-heavy writers, many short-lived processes), so the sync
+rate and the floors it is compared with come from the same run under the same conditions;
+the load average is printed when the floors start, when they end and after the sync.
+``--gossip 0`` skips part 2.
+
+Prints figures; asserts nothing.
+Usage: ``python bench/sync.py [--entries N] [--gossip K] [--load KIND [--load-workers K]]``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ from p2pcommons.identity import create_identity, load_identity
 from p2pcommons.ingest import Ingestor
 from p2pcommons.node.notify import notify_daemon, request
 from p2pcommons.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from load import DEFAULT_WORKERS, KINDS, background_load  # bench/ is not a package: its own directory
 
 P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
 
@@ -233,8 +243,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
-def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, Any]:
-    load_before = load_average()
+def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = (), load: str | None = None,
+               load_workers: int | None = None) -> dict[str, Any]:
     a = make_home(root, "a")
     b = make_home(root, "b")
     print(f"building {n:,} entries…", file=sys.stderr)
@@ -246,10 +256,24 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
         assert store.count(commons) == n + 1
     with Store(b.store_file) as store:
         Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
+    # from here to the end of the sync: the chosen load (if any) runs beside everything measured
+    background = contextlib.ExitStack()
+    load_info = background.enter_context(background_load(load, load_workers))
+    with background:
+        return _measure_sync(root, a, b, commons, raws, n, extra_b, load_info, background)
+
+
+def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes], n: int,
+                  extra_b: tuple[str, ...], load_info: dict[str, Any],
+                  background: contextlib.ExitStack) -> dict[str, Any]:
+    """The floors and the sync, inside the load; ``background`` is closed (the load stopped)
+    as soon as the sync's time is taken, before B's state fold is waited for."""
+    load_before = load_average()
     ingest = ingest_rate(raws, root)
     verify = verify_rate(raws)
     decode = decode_rate(raws)
     sqlite_rate = sqlite_insert_rate(raws, root)
+    load_floors = load_average()
     procs = [start_node(a)]
     try:
         addr = request(a, {"cmd": "status"})["addrs"][0]
@@ -287,9 +311,19 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
             load_after = load_average()
             sampling.set()
             sampler.join()
+            background.close()
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
         rss_a, rss_b = peaks
+        # the sync's own figures now: waiting for B's fold below can take minutes on a loaded machine
+        print("synced " + json.dumps({
+            "entries": n, "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
+            "raw_verify_per_s": round(verify), "sync_vs_verify": round(n / elapsed / verify, 2), "load": load_info,
+            "single_core_ingest_per_s": round(ingest), "raw_decode_per_s": round(decode),
+            "raw_sqlite_insert_per_s": round(sqlite_rate), "load_avg_before": load_before,
+            "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
+            "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
+            "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2)}), flush=True)
         # B folds the commons state once the sync has paused: read its memory after that.
         fold_wait = wait_for_fold(b, commons, n + 1)
         rss_b_fold = peak_rss_mb(procs[1].pid)
@@ -302,9 +336,9 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = ()) -> dict[str, A
         "entries": n, "received": result and result["received"], "stored_at_b": got - 1,
         "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
         "single_core_ingest_per_s": round(ingest), "raw_verify_per_s": round(verify),
-        "sync_vs_verify": round(n / elapsed / verify, 2),
+        "sync_vs_verify": round(n / elapsed / verify, 2), "load": load_info,
         "raw_decode_per_s": round(decode), "raw_sqlite_insert_per_s": round(sqlite_rate),
-        "load_avg_before": load_before, "load_avg_after_sync": load_after,
+        "load_avg_before": load_before, "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
         "peak_rss_mb_a_during_sync": round(rss_a, 1), "peak_rss_mb_b_during_sync": round(rss_b, 1),
         "peak_rss_mb_b_ingest_process": round(child_peak[0], 1),
         "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
@@ -371,14 +405,23 @@ def main() -> None:
     parser.add_argument("--skip-sync", action="store_true")
     parser.add_argument("--no-ingest-process", action="store_true",
                         help="run B with --no-ingest-process (one process, one core for the ingest)")
+    parser.add_argument("--load", choices=KINDS,
+                        help="run the floors and the sync beside this load: cpu (busy loops), fsync "
+                        "(fsync-heavy writers) or procs (many short-lived processes); see bench/load.py")
+    parser.add_argument("--load-workers", type=int,
+                        help=f"processes of load (default {', '.join(f'{k} {v}' for k, v in DEFAULT_WORKERS.items())})")
     args = parser.parse_args()
+    # a SIGTERM (timeout, Ctrl-C's cousin) unwinds like an exception: the nodes and the load stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="p2pc-bench-"))
     try:
         if not args.skip_sync:
-            figures = bench_sync(root, args.entries, ("--no-ingest-process",) if args.no_ingest_process else ())
+            figures = bench_sync(root, args.entries, ("--no-ingest-process",) if args.no_ingest_process else (),
+                                 args.load, args.load_workers)
             print("sync   " + json.dumps(figures))
-        figures = bench_gossip(root, args.gossip)
-        print("gossip " + json.dumps(figures))
+        if args.gossip > 0:
+            figures = bench_gossip(root, args.gossip)
+            print("gossip " + json.dumps(figures))
         print(f"(cpu count {os.cpu_count()})")
     finally:
         shutil.rmtree(root, ignore_errors=True)

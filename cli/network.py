@@ -8,7 +8,6 @@ the daemon over its control socket or edit local files, so they start fast.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import subprocess
@@ -43,40 +42,6 @@ app.add_typer(node_app, name="node")
 app.add_typer(peer_app, name="peer")
 app.add_typer(invite_app, name="invite")
 
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "time": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data)
-
-
-def setup_logging(verbose: int, as_json: bool) -> None:
-    """Logs go to stderr.  Default: the node's INFO messages.  ``-v``: also one line per sync
-    session and per peer connect/disconnect (the ``p2pcommons.events`` logger).  ``-vv``: the
-    project's own DEBUG detail.  ``-vvv``: libp2p's DEBUG logs too (hundreds of lines a
-    second: only for debugging libp2p itself)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose >= 3 else logging.INFO)  # other libraries: INFO at most
-    logging.getLogger("p2pcommons").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
-    logging.getLogger("p2pcommons.events").setLevel(logging.INFO if verbose >= 1 else logging.WARNING)
-    if verbose < 3:
-        for name in ("libp2p", "multiaddr", "zeroconf", "async_service", "trio-websocket"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-    else:
-        os.environ["P2PC_LIBP2P_LOGS"] = "1"  # read when the host is built (after import libp2p)
 
 
 # --- node ---------------------------------------------------------------------------------
@@ -118,74 +83,19 @@ def node_start(
     as_json: JsonOption = False,
 ) -> None:
     """Start the node daemon: sync, gossip and discovery for every commons this home holds."""
-    from p2pcommons.identity import load_identity
-    from p2pcommons.node.lock import running_pid
+    from p2pcommons.node.launch import child_args, prepare, run_foreground
 
     target = home_of(home)
     secret = passphrase_for(home)  # asked once, here: a detached daemon has no terminal
-    identity = load_identity(target, secret)  # fails early (no identity, wrong passphrase)
-    pid = running_pid(target)
-    if pid is not None:
-        from p2pcommons.errors import DaemonRunning
-
-        raise DaemonRunning(f"A node is already running for {target.path} (PID {pid}).")
-    from p2pcommons.settings import unknown_warning
-
-    warning = unknown_warning(target.config(), target.config_file)
-    if warning:  # on the terminal (and, from the detached daemon, in node.log)
-        print(f"p2pc: warning: {warning}", file=sys.stderr)
-    config = target.config().get("network", {})
-    ui_config = target.config().get("ui", {})
-    from p2pcommons.node import addressing
-
-    # the port is chosen at the first start and kept in config.toml ([network] port);
-    # a port another program or node holds fails here: one sentence, exit code 6
-    listen_addrs = addressing.listen_addresses(target, listen or [])
-    addressing.probe_listen(listen_addrs)
+    identity, listen_addrs = prepare(target, secret, listen or [])
+    options: dict[str, Any] = {"bootstrap": bootstrap or [], "mdns": mdns, "dht": dht, "ingest_process": ingest_process,
+                               "sync_interval": sync_interval, "stall_timeout": stall_timeout, "verbose": verbose,
+                               "log_json": log_json}
     if foreground:
-        import trio
-
-        from p2pcommons.node.daemon import NodeConfig, configured_peers, serve
-        from p2pcommons.node.reach import RelaySettings
-
-        setup_logging(verbose, log_json)
-        node_config = NodeConfig(
-            home=target,
-            listen=listen_addrs,
-            bootstrap=configured_peers(target, bootstrap or []),
-            mdns=mdns or bool(config.get("mdns", False)),
-            dht=dht or bool(config.get("dht", False)),
-            ingest_process=ingest_process and bool(config.get("ingest_process", True)),
-            sync_interval=sync_interval,
-            stall_timeout=stall_timeout,
-            relay=RelaySettings.from_config(config),
-            ui=bool(ui_config.get("enabled", True)),
-            ui_port=int(ui_config.get("port", 4080)),
-        )
-        trio.run(serve, node_config, identity)
+        run_foreground(target, identity, listen_addrs, **options)
         return
-    args = [
-        sys.executable,
-        "-c",
-        "from p2pcommons.cli.app import main; main()",
-        "node",
-        "start",
-        "--foreground",
-        "--home",
-        str(target.path),
-        "--sync-interval",
-        str(sync_interval),
-        "--stall-timeout",
-        str(stall_timeout),
-    ]
-    for addr in listen_addrs:
-        args += ["--listen", addr]
-    for addr in bootstrap or []:
-        args += ["--bootstrap", addr]
-    args += ["--mdns"] if mdns else []
-    args += ["--dht"] if dht else []
-    args += [] if ingest_process else ["--no-ingest-process"]
-    args += ["-v"] * verbose + (["--log-json"] if log_json else [])
+    # the background daemon runs its own small entry point (no typer, no pydantic: 18 MB less)
+    args = child_args(target, listen_addrs, **options)
     log_path = target.path / "node.log"
     env = dict(os.environ)
     if secret:

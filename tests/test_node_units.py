@@ -201,7 +201,7 @@ def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -
     import json
     import logging
 
-    from p2pcommons.cli.network import setup_logging
+    from p2pcommons.node.logsetup import setup_logging
 
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)

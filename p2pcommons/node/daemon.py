@@ -1398,6 +1398,9 @@ def configured_peers(home: Home, extra: Sequence[str] = ()) -> list[str]:
 
 async def serve(config: NodeConfig, identity: Identity) -> None:
     """Run the daemon until SIGINT/SIGTERM or ``p2pc node stop`` (holds the home's lock)."""
+    from .lean_imports import install
+
+    install(mdns=config.mdns)  # before the first libp2p import: only the stacks the node uses
     with NodeLock(config.home):
         node = Node(config, identity)
         try:

@@ -38,6 +38,10 @@ async def oneshot_sync(
     """Sync with each address once (retrying until ``timeout`` if ``wait``)."""
     from multiaddr import Multiaddr
 
+    from .lean_imports import install
+
+    install(mdns=False)  # before the host's first libp2p import: only the stacks a sync uses
+
     node = Node(NodeConfig(home=home, listen=()), identity)
     results: dict[str, Any] = {}
     unreachable: list[str] = []
