@@ -61,6 +61,7 @@ import bisect
 import contextlib
 import gc
 from collections.abc import Iterator, MutableMapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..dagcbor import CID
@@ -185,7 +186,9 @@ class _Conflict(Exception):
         self.earliest = earliest
 
 
-_TIMES_MAX = 1 << 16  # effective times of recently readied entries (parents are mostly recent)
+# Effective times of recently readied entries kept (parents are mostly recent): between half
+# this and this many, so what the fold holds does not grow with the entries it has seen.
+_TIMES_MAX = 1 << 11
 _CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
 _UNKNOWN: Any = object()
 # Kinds a later entry may name (``handlers.NAMED_KINDS``: reference targets, a member's
@@ -284,7 +287,7 @@ class Folder:
         # next entries' parents are mostly among them, so dating an entry reads no parent's
         # body (a fold fed from the store had evicted them: one range read and decode per
         # parent was a third of a fresh fold).  A cache: the value is a pure function of
-        # the entry and its causal past, so it is never stale; bounded by clearing.
+        # the entry and its causal past, so it is never stale; bounded by dropping its older half.
         self._times: dict[bytes, int] = _renew(self, "_times", {})
         # Eviction (only with an archive): positions up to ``base`` are archived, not held.
         self.base: Key = _ZERO_KEY
@@ -446,8 +449,9 @@ class Folder:
 
     def _remember_time(self, eid: bytes, effective: int) -> None:
         times = self._times
-        if len(times) >= _TIMES_MAX:
-            times.clear()
+        if len(times) >= _TIMES_MAX:  # drop the older half (a dict keeps insertion order)
+            for old in list(islice(times, _TIMES_MAX // 2)):
+                del times[old]
         times[eid] = effective
 
     def _lookup(self, raw: bytes) -> _Meta | None:
