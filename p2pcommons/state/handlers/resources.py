@@ -22,18 +22,25 @@ def _resource_add(v: View, s: State, e: Entry, m: Meta) -> str:
     return APPLIED
 
 
-def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
-    standing(v, s, e.author, m, s.rules["resources"]["use_roles"])
-    value = e.body.get("resource")
+def _known(v: View, s: State, body: dict[str, Any], m: Meta, verb: str, unknown: str) -> tuple[CID, Resource]:
+    """The resource an entry's ``resource`` field names: known in the state at this position
+    and, if an entry added it, in the entry's causal past (the genesis's resources always are).
+    ``verb`` and ``unknown`` complete the rejections' sentences."""
     try:
-        target = link(value)
+        target = link(body.get("resource"))
     except Exception:
         raise Rejected("Its 'resource' is not an entry id.") from None
     resource = s.resources.get(target)
     if resource is None:
-        raise Rejected("The resource it uses is not known (not added, or outside its causal past).")
+        raise Rejected(f"The resource it {verb} is not known{unknown}.")
     if target != v.commons and not v.in_past(target, m) and v.is_entry(target):
-        raise Rejected("The resource it uses was added outside its causal past.")
+        raise Rejected(f"The resource it {verb} was added outside its causal past.")
+    return target, resource
+
+
+def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
+    standing(v, s, e.author, m, s.rules["resources"]["use_roles"])
+    target, resource = _known(v, s, e.body, m, "uses", " (not added, or outside its causal past)")
     if resource.closed:
         raise Rejected(f"The resource {resource.name} is closed: it takes no new uses.")
     amount = amount_field(e.body, "amount", positive=True)
@@ -94,15 +101,7 @@ def changed(v: View, s: State, body: dict[str, Any], m: Meta) -> tuple[CID, Reso
     the causal past (if an entry), and open; the changed resource valid as a new one would
     be; a period changes only while the resource is unused (its uses are counted per period
     index, which a new length would re-map)."""
-    try:
-        target = link(body.get("resource"))
-    except Exception:
-        raise Rejected("Its 'resource' is not an entry id.") from None
-    resource = s.resources.get(target)
-    if resource is None:
-        raise Rejected("The resource it changes is not known.")
-    if target != v.commons and not v.in_past(target, m) and v.is_entry(target):
-        raise Rejected("The resource it changes was added outside its causal past.")
+    target, resource = _known(v, s, body, m, "changes", "")
     if resource.closed:
         raise Rejected(f"The resource {resource.name} is closed already.")
     if not any(field in body for field in CHANGES):
