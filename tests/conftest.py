@@ -57,6 +57,14 @@ _SLOW = {
     "test_state_memory.py::test_memory_does_not_grow_with_entries_beyond_the_state",
     "test_state_causal.py::test_concurrent_joins_cost_linear_causal_structure",
     "test_state_archive.py::test_long_history_through_the_store_archive",
+    # many processes each: the whole CLI surface, kill -9 loops, ten thousand authors over sync
+    "test_cli_json.py::test_every_command_speaks_the_envelope",
+    "test_cli_json.py::test_errors_are_envelopes_in_either_position[before]",
+    "test_cli_json.py::test_errors_are_envelopes_in_either_position[after]",
+    "test_crash_safety.py::test_kill_9_never_corrupts_or_loses_reported_writes",
+    "test_sync_many_authors.py::test_ten_thousand_authors_sync_in_bounded_pages",
+    "test_node_ingest_process.py::test_the_child_dies_with_its_parent",
+    "test_store_busy.py::test_a_writer_past_the_busy_timeout_fails_in_one_sentence",
 }
 
 

@@ -10,7 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.localnode import ENV, P2PC, Daemon, founder, run
+
+pytestmark = pytest.mark.network  # a real daemon, synced with over libp2p
 
 
 def refused(home: Path, *args: str) -> str:
