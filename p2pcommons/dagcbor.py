@@ -166,6 +166,37 @@ def decode_unchecked(data: bytes) -> Any:
 _EMPTY = io.BytesIO(b"")
 
 
+def decode_at(data: bytes, at: int) -> tuple[Any, int]:
+    """Decode the one value that starts at ``data[at]`` with the structural limits of
+    :func:`decode_unchecked`, and return it with the position just after it.
+
+    For bytes already known to be canonical (an entry read back from the local store): the
+    position is where the next field starts, so the value need not be re-encoded to find
+    its length.  Raises cbor2's own errors or :class:`MalformedEntry` (a refused tag)."""
+    stream = io.BytesIO(data)
+    stream.seek(at)
+    decoder = _decoders.decoder
+    decoder.fp = stream
+    try:
+        value = decoder.decode()
+    finally:
+        decoder.fp = _EMPTY
+    return value, stream.tell()
+
+
+def loads_nested(data: bytes) -> Any:
+    """Like :func:`loads_strict`, for a value one level inside another (an entry's body):
+    one level less of nesting allowed, so the limit counts from the enclosing value."""
+    return cbor2.loads(
+        data,
+        semantic_decoders=_SEMANTIC_REFUSALS,
+        max_depth=MAX_DEPTH + 1,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+        strict_hashable_types=True,
+    )
+
+
 def loads_strict(data: bytes) -> Any:
     """Decode with the same structural limits as :func:`decode_unchecked`, from a buffer
     (faster), but *ignoring* bytes after the first value and raising cbor2's own errors:

@@ -7,6 +7,7 @@ implementation.  It does no I/O: callers hand it bytes and get entries or typed 
 from __future__ import annotations
 
 import re
+import struct
 import time as _time
 from typing import Any
 
@@ -65,14 +66,18 @@ class Entry:
     hot path, where a frozen dataclass pays an ``object.__setattr__`` call per field.
     Treat instances as immutable.  Links inside ``body`` stay in their decoded
     ``CBORTag(42, …)`` form; :func:`p2pcommons.dagcbor.link` turns one into a :class:`CID`.
+
+    ``dep_ids`` holds the dependencies' raw 36-byte ids; ``deps`` the same as :class:`CID`
+    objects, built on first use: the fold and the store key everything by raw id, and
+    building a dozen CID objects per entry was a third of decoding a stored entry.
     """
 
     __slots__ = (
-        "_fields",
+        "_deps",
         "author",
         "body",
         "commons",
-        "deps",
+        "dep_ids",
         "id",
         "kind",
         "prev",
@@ -82,20 +87,26 @@ class Entry:
         "time",
     )
 
-    def __init__(self, raw: bytes, fields: dict[str, Any], commons: CID | None,
-                 prev: CID | None, deps: tuple[CID, ...]) -> None:
-        self.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
-        self.raw = raw
-        self.commons = commons
-        self.author: bytes = fields["author"]
-        self.seq: int = fields["seq"]
-        self.prev = prev
-        self.deps = deps
-        self.kind: str = fields["kind"]
-        self.body: dict[str, Any] = fields["body"]
-        self.time: int = fields["time"]
-        self.sig: bytes = fields["sig"]
-        self._fields = fields
+    id: CID
+    raw: bytes
+    seq: int
+    sig: bytes
+    body: dict[str, Any]
+    dep_ids: tuple[bytes, ...]
+    kind: str
+    prev: CID | None
+    time: int
+    author: bytes
+    commons: CID | None
+    _deps: tuple[CID, ...] | None
+
+    @property
+    def deps(self) -> tuple[CID, ...]:
+        """The dependencies (sorted by id bytes, no repeats) as :class:`CID` objects."""
+        deps = self._deps
+        if deps is None:
+            deps = self._deps = tuple(map(_trusted_cid, self.dep_ids))
+        return deps
 
     @property
     def commons_id(self) -> CID:
@@ -120,8 +131,9 @@ class Entry:
         if raw[at:at + 6] == _SIG_HEADER and raw[:5] == _MAP10_SEQ:
             return _SIGNING_PREFIX + raw[1:at] + raw[at + 70:]
         # not reached for decoded entries; kept as the plain definition
-        unsigned = {k: v for k, v in self._fields.items() if k != "sig"}
-        return SIGNATURE_DOMAIN + cbor2.dumps(unsigned)
+        unsigned = {"seq": seq, "body": self.body, "deps": list(self.deps), "kind": self.kind, "prev": self.prev,
+                    "time": self.time, "author": self.author, "commons": self.commons, "version": FORMAT_VERSION}
+        return SIGNATURE_DOMAIN + dagcbor.encode(unsigned)
 
     def verify_signature(self) -> None:
         """Raise :class:`BadSignature` unless the author's key signed this entry."""
@@ -142,6 +154,28 @@ class Entry:
         return f"Entry({self.kind} seq={self.seq} id={self.id})"
 
 
+_new_entry = object.__new__
+
+
+def _make(raw: bytes, seq: int, sig: bytes, body: dict[str, Any], dep_ids: tuple[bytes, ...], kind: str,
+          prev: CID | None, timestamp: int, author: bytes, commons: CID | None) -> Entry:
+    """An :class:`Entry` from fields already checked (the one place entries are built)."""
+    entry: Entry = _new_entry(Entry)
+    entry.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
+    entry.raw = raw
+    entry.seq = seq
+    entry.sig = sig
+    entry.body = body
+    entry.dep_ids = dep_ids
+    entry._deps = None
+    entry.kind = kind
+    entry.prev = prev
+    entry.time = timestamp
+    entry.author = author
+    entry.commons = commons
+    return entry
+
+
 def decode_entry(raw: bytes) -> Entry:
     """Decode and structurally validate one entry (not its signature).
 
@@ -151,37 +185,216 @@ def decode_entry(raw: bytes) -> Entry:
         raise EntryTooLarge(
             f"The entry is {len(raw)} bytes; the maximum is {MAX_ENTRY_BYTES} bytes."
         )
-    # Fast path for the common case, a valid entry: cbor2.loads with the same strict
-    # options is quicker than the reusable stream decoder, but cannot report trailing
-    # bytes.  It needs none: an entry is accepted here only if ``raw`` is exactly the
-    # canonical encoding of what was decoded.  Anything else takes the full path below,
-    # which decides which error to raise, so errors are the same either way.
+    # Fast path for the common case, a valid entry: it accepts only bytes it has proven to
+    # be exactly the canonical encoding of a valid entry, and declines everything else.
+    # The reference path below then decides which error to raise, so errors are the same
+    # either way (tests/test_codec_properties.py checks the two agree).
     try:
-        value = dagcbor.loads_strict(raw)
-        if type(value) is dict and tuple(value) == _FIELD_ORDER and value["version"] == FORMAT_VERSION \
-                and type(value["version"]) is int:
-            entry = _build(raw, value)
-            if raw == _canonical_bytes(entry):
-                return entry
-    except Exception:  # the full path below reports the error
-        pass
-    return _decode_entry_checked(raw)
+        entry = _parse(raw, False)
+    except Exception:  # the reference path reports the error
+        entry = None
+    return _decode_entry_checked(raw) if entry is None else entry
 
 
 def decode_stored(raw: bytes) -> Entry:
     """Decode an entry read back from the local store, which took it only after
-    :func:`decode_entry` accepted those exact bytes: the structure is checked as always, but
-    not that the bytes are the canonical encoding of the value (re-encoding the entry cost a
-    quarter of decoding it, and the state fold decodes every stored entry).  Anything
-    unexpected falls back to :func:`decode_entry`, so errors are the same."""
+    :func:`decode_entry` accepted those exact bytes: the layout is followed as always, but
+    the body is neither re-encoded nor walked, and the dependencies' order is not checked
+    (the state fold decodes every stored entry).  Anything unexpected falls back to
+    :func:`decode_entry`, so errors are the same."""
     try:
-        value = dagcbor.loads_strict(raw)
-        if type(value) is dict and tuple(value) == _FIELD_ORDER and value["version"] == FORMAT_VERSION \
-                and type(value["version"]) is int:
-            return _build(raw, value)
+        entry = _parse(raw, True)
     except Exception:  # the full path reports the error
-        pass
-    return decode_entry(raw)
+        entry = None
+    return decode_entry(raw) if entry is None else entry
+
+
+# The canonical encoding of an entry, field by field (protocols/entry.md §1-3): a map of ten
+# pairs, each key a short text string, in this order; all but ``body`` have a fixed shape.
+_BODY_KEY = b"\x64body"
+_DEPS_KEY = b"\x64deps"
+_KIND_KEY = b"\x64kind"
+_PREV_KEY = b"\x64prev"
+_TIME_KEY = b"\x64time"
+_AUTHOR_HEADER = b"\x66author\x58\x20"  # then 32 bytes
+_COMMONS_KEY = b"\x67commons"
+_VERSION_PAIR = b"\x67version\x01"
+# A link: tag 42, a 37-byte byte string, the 0x00 prefix, then a CIDv1 dag-cbor sha2-256 (36).
+_LINK_HEAD = b"\xd8\x2a\x58\x25\x00" + _CID_PREFIX
+_LINKS = re.compile(b"(?:" + re.escape(_LINK_HEAD) + b"[\x00-\xff]{32})*")
+# The ids of n links in a row, in one call: per link, skip its 5-byte head, take the 36-byte CID.
+_DEP_IDS = [struct.Struct("5x36s" * n) for n in range(MAX_DEPS + 1)]
+_KIND_BYTES = re.compile(rb"[a-z][a-z0-9_]*")
+_kinds: dict[bytes, str] = {}  # the encoded kinds seen valid (bounded): one str object each
+_last_commons = _trusted_cid(bytes(36))  # the last commons link decoded: entries mostly share it
+_MIN_LONG = 1 << 32
+
+
+def _uint(raw: bytes, at: int) -> tuple[int, int]:
+    """The unsigned integer whose head starts at ``raw[at]`` and the position after it, or
+    (-1, at) when the head is not one in shortest form (the callers then decline)."""
+    first = raw[at]
+    if first < 24:
+        return first, at + 1
+    if first == 0x18:
+        value = raw[at + 1]
+        return (value, at + 2) if value >= 24 else (-1, at)
+    if first == 0x19:
+        value = int.from_bytes(raw[at + 1:at + 3], "big")
+        return (value, at + 3) if value >= 0x100 else (-1, at)
+    if first == 0x1A:
+        value = int.from_bytes(raw[at + 1:at + 5], "big")
+        return (value, at + 5) if value >= 0x10000 else (-1, at)
+    if first == 0x1B:
+        value = int.from_bytes(raw[at + 1:at + 9], "big")
+        return (value, at + 9) if value >= _MIN_LONG else (-1, at)
+    return -1, at
+
+
+def _parse(raw: bytes, trusted: bool) -> Entry | None:
+    """Read an entry by walking its canonical layout; None if the bytes are not it.
+
+    Why this proves canonical form while parsing: every field but ``body`` has exactly one
+    canonical encoding, which is matched byte for byte here (shortest heads included), and
+    the body is accepted only if the bytes at its place *are* ``cbor2.dumps`` of the
+    decoded body (the shortest-form encoding, in the decoded key order, which the
+    data-model walk requires to be canonical).  A CBOR value is self-delimiting, so the
+    body's bytes end where that encoding ends and the next field is read from there; the
+    last field must end at the last byte.  So ``raw`` is accepted exactly when it is the
+    canonical encoding of a valid entry, with no re-encoding of the whole entry (and no
+    CBOR tag object for a link outside the body).
+
+    ``trusted`` (bytes from the local store, accepted by :func:`decode_entry` before):
+    the body is decoded in place, neither walked nor re-encoded, and the rules that only
+    reject (link heads of the dependencies, their order, amounts) are not checked again.
+    Raises anything on malformed bytes; the callers catch it and take the reference
+    path, which reports the error.  Written flat, with the common cases inline: it runs
+    once per entry synced and once per entry folded.
+    """
+    global _last_commons
+    if not raw.startswith(_MAP10_SEQ):
+        return None
+    seq = raw[5]
+    if seq < 24:
+        at = 6
+    else:
+        seq, at = _uint(raw, 5)
+        if not 1 <= seq <= _MAX_SEQ:
+            return None
+    if seq == 0 or not raw.startswith(_SIG_HEADER, at):
+        return None
+    sig = raw[at + 6:at + 70]
+    at += 70
+    if not raw.startswith(_BODY_KEY, at):
+        return None
+    at += 5
+    if trusted:
+        body, at = dagcbor.decode_at(raw, at)
+    else:
+        body = dagcbor.loads_nested(raw[at:])
+        if type(body) is not dict:
+            return None
+        dagcbor.check_value(body, 1)  # the data model and canonical key order, at level 1
+        encoded = _dumps(body)
+        if not raw.startswith(encoded, at):
+            return None
+        at += len(encoded)
+    if not raw.startswith(_DEPS_KEY, at):
+        return None
+    count = raw[at + 5] - 0x80  # an array head; at most 16 entries, so one byte
+    if not 0 <= count <= MAX_DEPS:
+        return None
+    at += 6
+    dep_ids: tuple[bytes, ...] = _DEP_IDS[count].unpack_from(raw, at)
+    end = at + 41 * count
+    if not trusted and count and (not _LINKS.fullmatch(raw, at, end)
+                                  or not all(map(bytes.__lt__, dep_ids, dep_ids[1:]))):
+        return None
+    if not raw.startswith(_KIND_KEY, end):
+        return None
+    head = raw[end + 5]
+    if 0x61 <= head <= 0x77:  # text of 1 to 23 bytes
+        at = end + 6
+        size = head - 0x60
+    elif head == 0x78 and 24 <= raw[end + 6] <= MAX_KIND_LENGTH:
+        at = end + 7
+        size = raw[end + 6]
+    else:
+        return None
+    encoded_kind = raw[at:at + size]
+    kind = _kinds.get(encoded_kind)
+    if kind is None:
+        if len(encoded_kind) != size or not _KIND_BYTES.fullmatch(encoded_kind):
+            return None
+        kind = encoded_kind.decode("ascii")
+        if len(_kinds) < 1024:
+            _kinds[encoded_kind] = kind
+    at += size
+    if not raw.startswith(_PREV_KEY, at):
+        return None
+    if raw[at + 5] == 0xF6:
+        prev = None
+        at += 6
+    elif raw.startswith(_LINK_HEAD, at + 5):
+        prev = _trusted_cid(raw[at + 10:at + 46])
+        at += 46
+    else:
+        return None
+    if not raw.startswith(_TIME_KEY, at):
+        return None
+    if raw[at + 5] == 0x1B:  # milliseconds since 1970: an 8-byte integer
+        timestamp = int.from_bytes(raw[at + 6:at + 14], "big")
+        at += 14
+        if not _MIN_LONG <= timestamp < MAX_TIME:
+            return None
+    else:
+        timestamp, at = _uint(raw, at + 5)
+        if not 0 <= timestamp < MAX_TIME:
+            return None
+    if not raw.startswith(_AUTHOR_HEADER, at):
+        return None
+    author = raw[at + 9:at + 41]
+    at += 41
+    if not raw.startswith(_COMMONS_KEY, at):
+        return None
+    if raw[at + 8] == 0xF6:
+        commons = None
+        at += 9
+    elif raw.startswith(_LINK_HEAD, at + 8):
+        commons = _last_commons
+        if not raw.startswith(commons.raw, at + 13):
+            commons = _last_commons = _trusted_cid(raw[at + 13:at + 49])
+        at += 49
+    else:
+        return None
+    if at + 9 != len(raw) or not raw.endswith(_VERSION_PAIR):
+        return None
+    if (seq == 1) is not (prev is None):
+        return None  # a backlink iff not the first entry of a log
+    if kind == GENESIS:
+        if commons is not None or seq != 1 or dep_ids:
+            return None
+    elif commons is None:
+        return None
+    if not trusted and (kind in _AMOUNT_FIELDS or kind == GENESIS):
+        _check_amounts(kind, body)
+    entry: Entry = _new_entry(Entry)
+    entry.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
+    entry.raw = raw
+    entry.seq = seq
+    entry.sig = sig
+    entry.body = body
+    entry.dep_ids = dep_ids
+    entry._deps = None
+    entry.kind = kind
+    entry.prev = prev
+    entry.time = timestamp
+    entry.author = author
+    entry.commons = commons
+    return entry
+
+
+_dumps = cbor2.dumps
 
 
 def _decode_entry_checked(raw: bytes) -> Entry:
@@ -251,9 +464,9 @@ def _canonical_bytes(entry: Entry) -> bytes:
         b"\x64body", body,
         b"\x64deps", _ARRAY_HEADS[len(entry.deps)],
     ]
-    for dep in entry.deps:
+    for dep in entry.dep_ids:
         parts.append(_TAGGED_LINK_HEAD)
-        parts.append(dep.raw)
+        parts.append(dep)
     parts += (
         b"\x64kind", _TEXT_HEADS[len(kind)] if len(kind) < 24 else _head(0x60, len(kind)), kind,
         b"\x64prev", _NULL if prev is None else _TAGGED_LINK_HEAD + prev.raw,
@@ -319,7 +532,7 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
             raise MalformedEntry("A genesis entry must be seq 1 with no commons and no dependencies.")
     elif commons is None:
         raise MalformedEntry("A non-genesis entry must name its commons.")
-    return Entry(raw, value, commons, prev, dep_ids)
+    return _make(raw, seq, sig, body, tuple([d.raw for d in dep_ids]), kind, prev, timestamp, author, commons)
 
 
 def _check_amounts(kind: str, body: dict[str, Any]) -> None:
