@@ -252,17 +252,32 @@ def _short(exc: BaseException) -> str:
     return text[:120]
 
 
-_canonical_key_orders: dict[tuple[str, ...], bool] = {}
+# Key sets of maps seen, each with the size of its keys' encoding, or -1 if the keys are not
+# in canonical order: a body's keys are usually one of a few sets, checked once each.  Only
+# small sets are kept, and few, so hostile maps with ever new keys cannot grow the cache.
+_key_sets: dict[tuple[str, ...], int] = {}
+_KEY_SETS_MAX = 1024
+_KEY_SET_MAX_BYTES = 256
+
+
+def _key_set_size(keys: tuple[str, ...]) -> int:
+    """The encoded size of a map's (text) keys, or -1 if they are not in canonical order."""
+    known = _key_sets.get(keys)
+    if known is None:
+        encoded = [k.encode() for k in keys]
+        if encoded == sorted(encoded, key=lambda k: (len(k), k)):
+            known = sum(len(k) for k in encoded)
+            known += sum(1 if len(k) < 24 else 2 if len(k) < 0x100 else 3 if len(k) < 0x10000 else 5
+                         for k in encoded)
+        else:
+            known = -1
+        if len(_key_sets) < _KEY_SETS_MAX and len(keys) <= 32 and sum(map(len, keys)) <= _KEY_SET_MAX_BYTES:
+            _key_sets[keys] = known
+    return known
 
 
 def _keys_in_canonical_order(keys: tuple[str, ...]) -> bool:
-    known = _canonical_key_orders.get(keys)
-    if known is None:
-        encoded = [k.encode() for k in keys]
-        known = encoded == sorted(encoded, key=lambda k: (len(k), k))
-        if len(_canonical_key_orders) < 4096:
-            _canonical_key_orders[keys] = known
-    return known
+    return _key_set_size(keys) >= 0
 
 
 _SCALARS = frozenset((int, str, bytes, bool, type(None)))
