@@ -209,175 +209,112 @@ def decode_stored(raw: bytes) -> Entry:
     return decode_entry(raw) if entry is None else entry
 
 
-# The canonical encoding of an entry, field by field (protocols/entry.md §1-3): a map of ten
-# pairs, each key a short text string, in this order; all but ``body`` have a fixed shape.
-_BODY_KEY = b"\x64body"
-_DEPS_KEY = b"\x64deps"
-_KIND_KEY = b"\x64kind"
-_PREV_KEY = b"\x64prev"
-_TIME_KEY = b"\x64time"
-_AUTHOR_HEADER = b"\x66author\x58\x20"  # then 32 bytes
-_COMMONS_KEY = b"\x67commons"
-_VERSION_PAIR = b"\x67version\x01"
-# A link: tag 42, a 37-byte byte string, the 0x00 prefix, then a CIDv1 dag-cbor sha2-256 (36).
-_LINK_HEAD = b"\xd8\x2a\x58\x25\x00" + _CID_PREFIX
-_LINKS = re.compile(b"(?:" + re.escape(_LINK_HEAD) + b"[\x00-\xff]{32})*")
+# The canonical encoding of an entry (protocols/entry.md §1-3): a map of ten pairs, each key a
+# short text string, in the order of _FIELD_ORDER.  Every field but ``body`` has a fixed shape,
+# so the bytes before the body and after it are each matched by one pattern that admits only
+# their canonical form: every integer head in shortest form (a one-byte argument >= 24, a
+# two-byte one >= 0x100, a four-byte one >= 0x10000; an eight-byte one >= 2^32 is checked in
+# code), every link tag 42 around the 0x00 prefix and a CIDv1 dag-cbor sha2-256, every length
+# exact.
+_UINT = rb"[\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?:[\x01-\xff].|\x00[\x01-\xff])..|\x1b.{8}"
+_LINK = rb"\xd8\x2a\x58\x25\x00(\x01\x71\x12\x20.{32})"  # group: the 36-byte CID
+_BEFORE_BODY = re.compile(rb"\xaa\x63seq(" + _UINT + rb")\x63sig\x58\x40(.{64})\x64body", re.DOTALL)
+_AFTER_BODY = re.compile(
+    rb"\x64deps([\x80-\x90])((?:\xd8\x2a\x58\x25\x00\x01\x71\x12\x20.{32})*)"  # 0-16 links
+    rb"\x64kind((?:[\x61-\x77]|\x78[\x18-\x20])[a-z][a-z0-9_]{0,31})"  # head and text, 1-32 bytes
+    rb"\x64prev(?:\xf6|" + _LINK + rb")"
+    rb"\x64time(" + _UINT + rb")"
+    rb"\x66author\x58\x20(.{32})"
+    rb"\x67commons(?:\xf6|" + _LINK + rb")"
+    rb"\x67version\x01\Z",
+    re.DOTALL,
+)
 # The ids of n links in a row, in one call: per link, skip its 5-byte head, take the 36-byte CID.
 _DEP_IDS = [struct.Struct("5x36s" * n) for n in range(MAX_DEPS + 1)]
-_KIND_BYTES = re.compile(rb"[a-z][a-z0-9_]*")
-_kinds: dict[bytes, str] = {}  # the encoded kinds seen valid (bounded): one str object each
+_kinds: dict[bytes, str] = {}  # encoded kinds (head and text) seen valid, bounded: one str each
 _last_commons = _trusted_cid(bytes(36))  # the last commons link decoded: entries mostly share it
 _MIN_LONG = 1 << 32
 
 
-def _uint(raw: bytes, at: int) -> tuple[int, int]:
-    """The unsigned integer whose head starts at ``raw[at]`` and the position after it, or
-    (-1, at) when the head is not one in shortest form (the callers then decline)."""
-    first = raw[at]
-    if first < 24:
-        return first, at + 1
-    if first == 0x18:
-        value = raw[at + 1]
-        return (value, at + 2) if value >= 24 else (-1, at)
-    if first == 0x19:
-        value = int.from_bytes(raw[at + 1:at + 3], "big")
-        return (value, at + 3) if value >= 0x100 else (-1, at)
-    if first == 0x1A:
-        value = int.from_bytes(raw[at + 1:at + 5], "big")
-        return (value, at + 5) if value >= 0x10000 else (-1, at)
-    if first == 0x1B:
-        value = int.from_bytes(raw[at + 1:at + 9], "big")
-        return (value, at + 9) if value >= _MIN_LONG else (-1, at)
-    return -1, at
+def _uint(head: bytes) -> int:
+    """The value of an unsigned-integer head matched by ``_UINT`` (-1 if an eight-byte
+    head holds a value that fits in four, which is not the shortest form)."""
+    if len(head) == 1:
+        return head[0]
+    value = int.from_bytes(head[1:], "big")
+    return value if len(head) < 9 or value >= _MIN_LONG else -1
 
 
 def _parse(raw: bytes, trusted: bool) -> Entry | None:
-    """Read an entry by walking its canonical layout; None if the bytes are not it.
+    """Read an entry by matching its canonical layout; None if the bytes are not it.
 
     Why this proves canonical form while parsing: every field but ``body`` has exactly one
-    canonical encoding, which is matched byte for byte here (shortest heads included), and
-    the body is accepted only if the bytes at its place *are* ``cbor2.dumps`` of the
-    decoded body (the shortest-form encoding, in the decoded key order, which the
-    data-model walk requires to be canonical).  A CBOR value is self-delimiting, so the
-    body's bytes end where that encoding ends and the next field is read from there; the
-    last field must end at the last byte.  So ``raw`` is accepted exactly when it is the
-    canonical encoding of a valid entry, with no re-encoding of the whole entry (and no
-    CBOR tag object for a link outside the body).
+    canonical encoding, which the two patterns match byte for byte.  The body is decoded
+    from the bytes between them with the codec's structural limits, and accepted only if
+    they are no more than the length of its canonical encoding, computed while checking
+    its data model and key order (:func:`p2pcommons.dagcbor.canonical_size`): given those
+    limits, each head of an encoding is at least as long as its shortest form and equal
+    only when it is that form.  So ``raw`` is accepted exactly when it is the canonical
+    encoding of a valid entry, with nothing re-encoded and no tag object built for a link
+    outside the body.
 
     ``trusted`` (bytes from the local store, accepted by :func:`decode_entry` before):
-    the body is decoded in place, neither walked nor re-encoded, and the rules that only
-    reject (link heads of the dependencies, their order, amounts) are not checked again.
-    Raises anything on malformed bytes; the callers catch it and take the reference
-    path, which reports the error.  Written flat, with the common cases inline: it runs
-    once per entry synced and once per entry folded.
+    the body is neither walked nor measured, and the rules that only reject (the
+    dependencies' order, amounts) are not checked again.  Raises anything on malformed
+    bytes; the callers catch it and take the reference path, which reports the error.
     """
     global _last_commons
-    if not raw.startswith(_MAP10_SEQ):
+    match = _BEFORE_BODY.match(raw)
+    if match is None:
         return None
-    seq = raw[5]
-    if seq < 24:
-        at = 6
-    else:
-        seq, at = _uint(raw, 5)
-        if not 1 <= seq <= _MAX_SEQ:
-            return None
-    if seq == 0 or not raw.startswith(_SIG_HEADER, at):
+    seq_head, sig = match.groups()
+    seq = _uint(seq_head)
+    at = match.end()
+    # The first place from which the rest matches is the body's end: the true end is one,
+    # and any earlier one lies inside the body, which then cannot be decoded from the bytes
+    # before it (a CBOR value needs all its bytes), so the reference path runs.
+    after = _AFTER_BODY.search(raw, at)
+    if after is None:
         return None
-    sig = raw[at + 6:at + 70]
-    at += 70
-    if not raw.startswith(_BODY_KEY, at):
+    end = after.start()
+    body = dagcbor.loads_nested(raw[at:end])
+    if type(body) is not dict:
         return None
-    at += 5
-    if trusted:
-        body, at = dagcbor.decode_at(raw, at)
-    else:
-        body = dagcbor.loads_nested(raw[at:])
-        if type(body) is not dict:
-            return None
-        dagcbor.check_value(body, 1)  # the data model and canonical key order, at level 1
-        encoded = _dumps(body)
-        if not raw.startswith(encoded, at):
-            return None
-        at += len(encoded)
-    if not raw.startswith(_DEPS_KEY, at):
+    if not trusted and dagcbor.canonical_size(body, 1) != end - at:
+        return None  # (the body's bytes are its canonical encoding exactly when this holds)
+    count_head, links, encoded_kind, prev_id, time_head, author, commons_id = after.groups()
+    count = count_head[0] - 0x80
+    if len(links) != 41 * count:
         return None
-    count = raw[at + 5] - 0x80  # an array head; at most 16 entries, so one byte
-    if not 0 <= count <= MAX_DEPS:
-        return None
-    at += 6
-    dep_ids: tuple[bytes, ...] = _DEP_IDS[count].unpack_from(raw, at)
-    end = at + 41 * count
-    if not trusted and count and (not _LINKS.fullmatch(raw, at, end)
-                                  or not all(map(bytes.__lt__, dep_ids, dep_ids[1:]))):
-        return None
-    if not raw.startswith(_KIND_KEY, end):
-        return None
-    head = raw[end + 5]
-    if 0x61 <= head <= 0x77:  # text of 1 to 23 bytes
-        at = end + 6
-        size = head - 0x60
-    elif head == 0x78 and 24 <= raw[end + 6] <= MAX_KIND_LENGTH:
-        at = end + 7
-        size = raw[end + 6]
-    else:
-        return None
-    encoded_kind = raw[at:at + size]
+    dep_ids: tuple[bytes, ...] = _DEP_IDS[count].unpack(links)
     kind = _kinds.get(encoded_kind)
     if kind is None:
-        if len(encoded_kind) != size or not _KIND_BYTES.fullmatch(encoded_kind):
+        head = encoded_kind[0]
+        if len(encoded_kind) != (head - 0x5F if head < 0x78 else encoded_kind[1] + 2):
             return None
-        kind = encoded_kind.decode("ascii")
+        kind = encoded_kind[1 if head < 0x78 else 2:].decode("ascii")
         if len(_kinds) < 1024:
             _kinds[encoded_kind] = kind
-    at += size
-    if not raw.startswith(_PREV_KEY, at):
+    timestamp = _uint(time_head)
+    if not 1 <= seq <= _MAX_SEQ or not 0 <= timestamp < MAX_TIME:
         return None
-    if raw[at + 5] == 0xF6:
-        prev = None
-        at += 6
-    elif raw.startswith(_LINK_HEAD, at + 5):
-        prev = _trusted_cid(raw[at + 10:at + 46])
-        at += 46
-    else:
-        return None
-    if not raw.startswith(_TIME_KEY, at):
-        return None
-    if raw[at + 5] == 0x1B:  # milliseconds since 1970: an 8-byte integer
-        timestamp = int.from_bytes(raw[at + 6:at + 14], "big")
-        at += 14
-        if not _MIN_LONG <= timestamp < MAX_TIME:
-            return None
-    else:
-        timestamp, at = _uint(raw, at + 5)
-        if not 0 <= timestamp < MAX_TIME:
-            return None
-    if not raw.startswith(_AUTHOR_HEADER, at):
-        return None
-    author = raw[at + 9:at + 41]
-    at += 41
-    if not raw.startswith(_COMMONS_KEY, at):
-        return None
-    if raw[at + 8] == 0xF6:
-        commons = None
-        at += 9
-    elif raw.startswith(_LINK_HEAD, at + 8):
-        commons = _last_commons
-        if not raw.startswith(commons.raw, at + 13):
-            commons = _last_commons = _trusted_cid(raw[at + 13:at + 49])
-        at += 49
-    else:
-        return None
-    if at + 9 != len(raw) or not raw.endswith(_VERSION_PAIR):
-        return None
-    if (seq == 1) is not (prev is None):
+    if (seq == 1) is not (prev_id is None):
         return None  # a backlink iff not the first entry of a log
-    if kind == GENESIS:
-        if commons is not None or seq != 1 or dep_ids:
+    if commons_id is None:
+        commons = None
+        if kind != GENESIS or seq != 1 or count:
             return None
-    elif commons is None:
+    elif kind == GENESIS:
         return None
-    if not trusted and (kind in _AMOUNT_FIELDS or kind == GENESIS):
-        _check_amounts(kind, body)
+    else:
+        commons = _last_commons
+        if commons_id != commons.raw:
+            commons = _last_commons = _trusted_cid(commons_id)
+    if not trusted:
+        if count > 1 and not all(map(bytes.__lt__, dep_ids, dep_ids[1:])):
+            return None
+        if kind in _AMOUNT_FIELDS or kind == GENESIS:
+            _check_amounts(kind, body)
     entry: Entry = _new_entry(Entry)
     entry.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
     entry.raw = raw
@@ -387,14 +324,13 @@ def _parse(raw: bytes, trusted: bool) -> Entry | None:
     entry.dep_ids = dep_ids
     entry._deps = None
     entry.kind = kind
-    entry.prev = prev
+    entry.prev = None if prev_id is None else _trusted_cid(prev_id)
     entry.time = timestamp
     entry.author = author
     entry.commons = commons
     return entry
 
 
-_dumps = cbor2.dumps
 
 
 def _decode_entry_checked(raw: bytes) -> Entry:
@@ -543,7 +479,11 @@ def _check_amounts(kind: str, body: dict[str, Any]) -> None:
         maps = [r for r in resources if type(r) is dict] if type(resources) is list else []
         fields = [(f"resources[].{name}", r.get(name)) for r in maps for name in _RESOURCE_AMOUNTS]
     else:
-        fields = [(name, body.get(name)) for name in _AMOUNT_FIELDS[kind]]
+        for name in _AMOUNT_FIELDS[kind]:  # (the common case, without building a list)
+            value = body.get(name)
+            if type(value) is int and not 0 <= value <= MAX_AMOUNT:
+                raise MalformedEntry(f"The {kind}'s {name} {value} is outside [0, 2^53].")
+        return
     for name, value in fields:
         if type(value) is int and not 0 <= value <= MAX_AMOUNT:
             raise MalformedEntry(f"The {kind}'s {name} {value} is outside [0, 2^53].")
