@@ -188,7 +188,8 @@ def decode_entry(raw: bytes) -> Entry:
     # Fast path for the common case, a valid entry: it accepts only bytes it has proven to
     # be exactly the canonical encoding of a valid entry, and declines everything else.
     # The reference path below then decides which error to raise, so errors are the same
-    # either way (tests/test_codec_properties.py checks the two agree).
+    # either way (tests/test_codec_properties.py and tests/test_entry_decoding.py check that
+    # the two agree).
     try:
         entry = _parse(raw, False)
     except Exception:  # the reference path reports the error
@@ -264,6 +265,8 @@ def _parse(raw: bytes, trusted: bool) -> Entry | None:
     bytes; the callers catch it and take the reference path, which reports the error.
     """
     global _last_commons
+    if type(raw) is not bytes:
+        return None  # (a buffer of another type: the reference path, as before)
     match = _BEFORE_BODY.match(raw)
     if match is None:
         return None
@@ -315,7 +318,7 @@ def _parse(raw: bytes, trusted: bool) -> Entry | None:
             return None
         if kind in _AMOUNT_FIELDS or kind == GENESIS:
             _check_amounts(kind, body)
-    entry: Entry = _new_entry(Entry)
+    entry: Entry = _new_entry(Entry)  # as _make does, inline: this runs for every entry
     entry.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
     entry.raw = raw
     entry.seq = seq
@@ -329,8 +332,6 @@ def _parse(raw: bytes, trusted: bool) -> Entry | None:
     entry.author = author
     entry.commons = commons
     return entry
-
-
 
 
 def _decode_entry_checked(raw: bytes) -> Entry:

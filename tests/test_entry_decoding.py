@@ -198,3 +198,21 @@ def test_valid_entries_decode_as_by_the_reference(entry: Entry) -> None:
         assert _fields(fast) == _fields(reference)
     assert _fields(decode_entry(entry.raw)) == _fields(decode_stored(entry.raw)) == _fields(reference)
     assert decode_entry(entry.raw).deps == reference.deps == tuple(CID(i) for i in reference.dep_ids)
+
+
+def test_every_tag_the_decoder_would_interpret_into_an_allowed_type_is_refused() -> None:
+    """The size proof (dagcbor.canonical_size) relies on no tag but 42 reaching the decoded
+    value as an allowed type: a bignum (tags 2, 3) can be shorter than the integer's own
+    encoding, a string reference shorter than the string.  Guard against a cbor2 release
+    that interprets one more tag."""
+    allowed = (int, str, bytes, bool, type(None), list, dict)
+    interpreted = set()
+    for tag in [*range(0x10000), 2**32, 2**63]:
+        for inner in (5, b"\x01\x02", "x", [1], {"a": 1}):
+            try:
+                out = cbor2.loads(cbor2.dumps(cbor2.CBORTag(tag, inner)))
+            except Exception:
+                continue
+            if isinstance(out, allowed):
+                interpreted.add(tag)
+    assert interpreted <= set(dagcbor._SEMANTIC_REFUSALS), interpreted - set(dagcbor._SEMANTIC_REFUSALS)
