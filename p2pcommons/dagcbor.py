@@ -166,6 +166,19 @@ def decode_unchecked(data: bytes) -> Any:
 _EMPTY = io.BytesIO(b"")
 
 
+def loads_nested(data: bytes) -> Any:
+    """Like :func:`loads_strict`, for a value one level inside another (an entry's body):
+    one level less of nesting allowed, so the limit counts from the enclosing value."""
+    return cbor2.loads(
+        data,
+        semantic_decoders=_SEMANTIC_REFUSALS,
+        max_depth=MAX_DEPTH + 1,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+        strict_hashable_types=True,
+    )
+
+
 def loads_strict(data: bytes) -> Any:
     """Decode with the same structural limits as :func:`decode_unchecked`, from a buffer
     (faster), but *ignoring* bytes after the first value and raising cbor2's own errors:
@@ -221,17 +234,32 @@ def _short(exc: BaseException) -> str:
     return text[:120]
 
 
-_canonical_key_orders: dict[tuple[str, ...], bool] = {}
+# Key sets of maps seen, each with the size of its keys' encoding, or -1 if the keys are not
+# in canonical order: a body's keys are usually one of a few sets, checked once each.  Only
+# small sets are kept, and few, so hostile maps with ever new keys cannot grow the cache.
+_key_sets: dict[tuple[str, ...], int] = {}
+_KEY_SETS_MAX = 1024
+_KEY_SET_MAX_BYTES = 256
+
+
+def _key_set_size(keys: tuple[str, ...]) -> int:
+    """The encoded size of a map's (text) keys, or -1 if they are not in canonical order."""
+    known = _key_sets.get(keys)
+    if known is None:
+        encoded = [k.encode() for k in keys]
+        if encoded == sorted(encoded, key=lambda k: (len(k), k)):
+            known = sum(len(k) for k in encoded)
+            known += sum(1 if len(k) < 24 else 2 if len(k) < 0x100 else 3 if len(k) < 0x10000 else 5
+                         for k in encoded)
+        else:
+            known = -1
+        if len(_key_sets) < _KEY_SETS_MAX and len(keys) <= 32 and sum(map(len, keys)) <= _KEY_SET_MAX_BYTES:
+            _key_sets[keys] = known
+    return known
 
 
 def _keys_in_canonical_order(keys: tuple[str, ...]) -> bool:
-    known = _canonical_key_orders.get(keys)
-    if known is None:
-        encoded = [k.encode() for k in keys]
-        known = encoded == sorted(encoded, key=lambda k: (len(k), k))
-        if len(_canonical_key_orders) < 4096:
-            _canonical_key_orders[keys] = known
-    return known
+    return _key_set_size(keys) >= 0
 
 
 _SCALARS = frozenset((int, str, bytes, bool, type(None)))
@@ -278,3 +306,69 @@ def _check_value(value: Any, depth: int, ordered: bool = True) -> None:
             raise MalformedEntry("Floating-point numbers are not allowed in entries.")
         else:
             raise MalformedEntry(f"A value of type {kind.__name__} is not allowed in DAG-CBOR.")
+
+
+def canonical_size(value: dict[str, Any] | list[Any], depth: int) -> int:
+    """Check a decoded map or array as :func:`check_value` does and return the length of its
+    canonical encoding, without encoding it.
+
+    Why this proves canonical form: with the decoder's limits (definite lengths, no
+    duplicate keys, no tag it would interpret) and this walk's (the data model, canonical
+    key order), the only freedom an encoding of the value has left is the width of its
+    heads, and each head is at least as long as its shortest form, equal only when it is
+    that form.  So bytes that decode to the value are its canonical encoding exactly when
+    there are no more of them than this size.  Raises :class:`MalformedEntry` or
+    :class:`NonCanonicalEncoding` (not always the error :func:`check_value` would pick
+    first: callers take the reference path for the error).
+    """
+    if depth > MAX_DEPTH:
+        raise MalformedEntry(f"The value nests deeper than {MAX_DEPTH} levels.")
+    count = len(value)
+    size = 1 if count < 24 else 2 if count < 0x100 else 3 if count < 0x10000 else 5
+    if type(value) is dict:
+        keys = tuple(value)
+        for key in keys:
+            if type(key) is not str:
+                raise MalformedEntry("A map key is not a text string.")
+        known = _key_set_size(keys)
+        if known < 0:
+            raise NonCanonicalEncoding("A map's keys are not in canonical DAG-CBOR order.")
+        size += known
+        items: Any = value.values()
+    else:
+        items = value
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            length = len(item) if item.isascii() else len(item.encode())
+            size += length + (1 if length < 24 else 2 if length < 0x100 else 3 if length < 0x10000 else 5)
+        elif kind is int:
+            if item < 0:
+                item = -1 - item
+            if item < 24:
+                size += 1
+            elif item < 0x100:
+                size += 2
+            elif item < 0x10000:
+                size += 3
+            elif item < 0x100000000:
+                size += 5
+            elif item <= _INT_MAX:
+                size += 9
+            else:
+                raise MalformedEntry("An integer is outside the 64-bit range DAG-CBOR allows.")
+        elif kind is bytes:
+            length = len(item)
+            size += length + (1 if length < 24 else 2 if length < 0x100 else 3 if length < 0x10000 else 5)
+        elif kind is dict or kind is list:
+            size += canonical_size(item, depth + 1)
+        elif item is None or kind is bool:
+            size += 1
+        elif kind is cbor2.CBORTag:
+            data = item.value
+            if item.tag != CID_TAG or type(data) is not bytes or len(data) != 37 or data[:5] != _TAGGED_CID_PREFIX:
+                raise MalformedEntry("A CID link is not a CIDv1 dag-cbor sha2-256 identifier.")
+            size += 41  # tag 42 (2 bytes), a 37-byte byte string's head (2) and the bytes
+        else:
+            raise MalformedEntry(f"A value of type {kind.__name__} is not allowed in entries.")
+    return size

@@ -7,6 +7,7 @@ implementation.  It does no I/O: callers hand it bytes and get entries or typed 
 from __future__ import annotations
 
 import re
+import struct
 import time as _time
 from typing import Any
 
@@ -65,14 +66,18 @@ class Entry:
     hot path, where a frozen dataclass pays an ``object.__setattr__`` call per field.
     Treat instances as immutable.  Links inside ``body`` stay in their decoded
     ``CBORTag(42, …)`` form; :func:`p2pcommons.dagcbor.link` turns one into a :class:`CID`.
+
+    ``dep_ids`` holds the dependencies' raw 36-byte ids; ``deps`` the same as :class:`CID`
+    objects, built on first use: the fold and the store key everything by raw id, and
+    building a dozen CID objects per entry was a third of decoding a stored entry.
     """
 
     __slots__ = (
-        "_fields",
+        "_deps",
         "author",
         "body",
         "commons",
-        "deps",
+        "dep_ids",
         "id",
         "kind",
         "prev",
@@ -82,20 +87,26 @@ class Entry:
         "time",
     )
 
-    def __init__(self, raw: bytes, fields: dict[str, Any], commons: CID | None,
-                 prev: CID | None, deps: tuple[CID, ...]) -> None:
-        self.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
-        self.raw = raw
-        self.commons = commons
-        self.author: bytes = fields["author"]
-        self.seq: int = fields["seq"]
-        self.prev = prev
-        self.deps = deps
-        self.kind: str = fields["kind"]
-        self.body: dict[str, Any] = fields["body"]
-        self.time: int = fields["time"]
-        self.sig: bytes = fields["sig"]
-        self._fields = fields
+    id: CID
+    raw: bytes
+    seq: int
+    sig: bytes
+    body: dict[str, Any]
+    dep_ids: tuple[bytes, ...]
+    kind: str
+    prev: CID | None
+    time: int
+    author: bytes
+    commons: CID | None
+    _deps: tuple[CID, ...] | None
+
+    @property
+    def deps(self) -> tuple[CID, ...]:
+        """The dependencies (sorted by id bytes, no repeats) as :class:`CID` objects."""
+        deps = self._deps
+        if deps is None:
+            deps = self._deps = tuple(map(_trusted_cid, self.dep_ids))
+        return deps
 
     @property
     def commons_id(self) -> CID:
@@ -120,8 +131,9 @@ class Entry:
         if raw[at:at + 6] == _SIG_HEADER and raw[:5] == _MAP10_SEQ:
             return _SIGNING_PREFIX + raw[1:at] + raw[at + 70:]
         # not reached for decoded entries; kept as the plain definition
-        unsigned = {k: v for k, v in self._fields.items() if k != "sig"}
-        return SIGNATURE_DOMAIN + cbor2.dumps(unsigned)
+        unsigned = {"seq": seq, "body": self.body, "deps": list(self.deps), "kind": self.kind, "prev": self.prev,
+                    "time": self.time, "author": self.author, "commons": self.commons, "version": FORMAT_VERSION}
+        return SIGNATURE_DOMAIN + dagcbor.encode(unsigned)
 
     def verify_signature(self) -> None:
         """Raise :class:`BadSignature` unless the author's key signed this entry."""
@@ -142,6 +154,28 @@ class Entry:
         return f"Entry({self.kind} seq={self.seq} id={self.id})"
 
 
+_new_entry = object.__new__
+
+
+def _make(raw: bytes, seq: int, sig: bytes, body: dict[str, Any], dep_ids: tuple[bytes, ...], kind: str,
+          prev: CID | None, timestamp: int, author: bytes, commons: CID | None) -> Entry:
+    """An :class:`Entry` from fields already checked (the one place entries are built)."""
+    entry: Entry = _new_entry(Entry)
+    entry.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
+    entry.raw = raw
+    entry.seq = seq
+    entry.sig = sig
+    entry.body = body
+    entry.dep_ids = dep_ids
+    entry._deps = None
+    entry.kind = kind
+    entry.prev = prev
+    entry.time = timestamp
+    entry.author = author
+    entry.commons = commons
+    return entry
+
+
 def decode_entry(raw: bytes) -> Entry:
     """Decode and structurally validate one entry (not its signature).
 
@@ -151,37 +185,153 @@ def decode_entry(raw: bytes) -> Entry:
         raise EntryTooLarge(
             f"The entry is {len(raw)} bytes; the maximum is {MAX_ENTRY_BYTES} bytes."
         )
-    # Fast path for the common case, a valid entry: cbor2.loads with the same strict
-    # options is quicker than the reusable stream decoder, but cannot report trailing
-    # bytes.  It needs none: an entry is accepted here only if ``raw`` is exactly the
-    # canonical encoding of what was decoded.  Anything else takes the full path below,
-    # which decides which error to raise, so errors are the same either way.
+    # Fast path for the common case, a valid entry: it accepts only bytes it has proven to
+    # be exactly the canonical encoding of a valid entry, and declines everything else.
+    # The reference path below then decides which error to raise, so errors are the same
+    # either way (tests/test_codec_properties.py and tests/test_entry_decoding.py check that
+    # the two agree).
     try:
-        value = dagcbor.loads_strict(raw)
-        if type(value) is dict and tuple(value) == _FIELD_ORDER and value["version"] == FORMAT_VERSION \
-                and type(value["version"]) is int:
-            entry = _build(raw, value)
-            if raw == _canonical_bytes(entry):
-                return entry
-    except Exception:  # the full path below reports the error
-        pass
-    return _decode_entry_checked(raw)
+        entry = _parse(raw, False)
+    except Exception:  # the reference path reports the error
+        entry = None
+    return _decode_entry_checked(raw) if entry is None else entry
 
 
 def decode_stored(raw: bytes) -> Entry:
     """Decode an entry read back from the local store, which took it only after
-    :func:`decode_entry` accepted those exact bytes: the structure is checked as always, but
-    not that the bytes are the canonical encoding of the value (re-encoding the entry cost a
-    quarter of decoding it, and the state fold decodes every stored entry).  Anything
-    unexpected falls back to :func:`decode_entry`, so errors are the same."""
+    :func:`decode_entry` accepted those exact bytes: the layout is followed as always, but
+    the body is neither re-encoded nor walked, and the dependencies' order is not checked
+    (the state fold decodes every stored entry).  Anything unexpected falls back to
+    :func:`decode_entry`, so errors are the same."""
     try:
-        value = dagcbor.loads_strict(raw)
-        if type(value) is dict and tuple(value) == _FIELD_ORDER and value["version"] == FORMAT_VERSION \
-                and type(value["version"]) is int:
-            return _build(raw, value)
+        entry = _parse(raw, True)
     except Exception:  # the full path reports the error
-        pass
-    return decode_entry(raw)
+        entry = None
+    return decode_entry(raw) if entry is None else entry
+
+
+# The canonical encoding of an entry (protocols/entry.md §1-3): a map of ten pairs, each key a
+# short text string, in the order of _FIELD_ORDER.  Every field but ``body`` has a fixed shape,
+# so the bytes before the body and after it are each matched by one pattern that admits only
+# their canonical form: every integer head in shortest form (a one-byte argument >= 24, a
+# two-byte one >= 0x100, a four-byte one >= 0x10000; an eight-byte one >= 2^32 is checked in
+# code), every link tag 42 around the 0x00 prefix and a CIDv1 dag-cbor sha2-256, every length
+# exact.
+_UINT = rb"[\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?:[\x01-\xff].|\x00[\x01-\xff])..|\x1b.{8}"
+_LINK = rb"\xd8\x2a\x58\x25\x00(\x01\x71\x12\x20.{32})"  # group: the 36-byte CID
+_BEFORE_BODY = re.compile(rb"\xaa\x63seq(" + _UINT + rb")\x63sig\x58\x40(.{64})\x64body", re.DOTALL)
+_AFTER_BODY = re.compile(
+    rb"\x64deps([\x80-\x90])((?:\xd8\x2a\x58\x25\x00\x01\x71\x12\x20.{32})*)"  # 0-16 links
+    rb"\x64kind((?:[\x61-\x77]|\x78[\x18-\x20])[a-z][a-z0-9_]{0,31})"  # head and text, 1-32 bytes
+    rb"\x64prev(?:\xf6|" + _LINK + rb")"
+    rb"\x64time(" + _UINT + rb")"
+    rb"\x66author\x58\x20(.{32})"
+    rb"\x67commons(?:\xf6|" + _LINK + rb")"
+    rb"\x67version\x01\Z",
+    re.DOTALL,
+)
+# The ids of n links in a row, in one call: per link, skip its 5-byte head, take the 36-byte CID.
+_DEP_IDS = [struct.Struct("5x36s" * n) for n in range(MAX_DEPS + 1)]
+_kinds: dict[bytes, str] = {}  # encoded kinds (head and text) seen valid, bounded: one str each
+_last_commons = _trusted_cid(bytes(36))  # the last commons link decoded: entries mostly share it
+_MIN_LONG = 1 << 32
+
+
+def _uint(head: bytes) -> int:
+    """The value of an unsigned-integer head matched by ``_UINT`` (-1 if an eight-byte
+    head holds a value that fits in four, which is not the shortest form)."""
+    if len(head) == 1:
+        return head[0]
+    value = int.from_bytes(head[1:], "big")
+    return value if len(head) < 9 or value >= _MIN_LONG else -1
+
+
+def _parse(raw: bytes, trusted: bool) -> Entry | None:
+    """Read an entry by matching its canonical layout; None if the bytes are not it.
+
+    Why this proves canonical form while parsing: every field but ``body`` has exactly one
+    canonical encoding, which the two patterns match byte for byte.  The body is decoded
+    from the bytes between them with the codec's structural limits, and accepted only if
+    they are no more than the length of its canonical encoding, computed while checking
+    its data model and key order (:func:`p2pcommons.dagcbor.canonical_size`): given those
+    limits, each head of an encoding is at least as long as its shortest form and equal
+    only when it is that form.  So ``raw`` is accepted exactly when it is the canonical
+    encoding of a valid entry, with nothing re-encoded and no tag object built for a link
+    outside the body.
+
+    ``trusted`` (bytes from the local store, accepted by :func:`decode_entry` before):
+    the body is neither walked nor measured, and the rules that only reject (the
+    dependencies' order, amounts) are not checked again.  Raises anything on malformed
+    bytes; the callers catch it and take the reference path, which reports the error.
+    """
+    global _last_commons
+    if type(raw) is not bytes:
+        return None  # (a buffer of another type: the reference path, as before)
+    match = _BEFORE_BODY.match(raw)
+    if match is None:
+        return None
+    seq_head, sig = match.groups()
+    seq = _uint(seq_head)
+    at = match.end()
+    # The first place from which the rest matches is the body's end: the true end is one,
+    # and any earlier one lies inside the body, which then cannot be decoded from the bytes
+    # before it (a CBOR value needs all its bytes), so the reference path runs.
+    after = _AFTER_BODY.search(raw, at)
+    if after is None:
+        return None
+    end = after.start()
+    body = dagcbor.loads_nested(raw[at:end])
+    if type(body) is not dict:
+        return None
+    if not trusted and dagcbor.canonical_size(body, 1) != end - at:
+        return None  # (the body's bytes are its canonical encoding exactly when this holds)
+    count_head, links, encoded_kind, prev_id, time_head, author, commons_id = after.groups()
+    count = count_head[0] - 0x80
+    if len(links) != 41 * count:
+        return None
+    dep_ids: tuple[bytes, ...] = _DEP_IDS[count].unpack(links)
+    kind = _kinds.get(encoded_kind)
+    if kind is None:
+        head = encoded_kind[0]
+        if len(encoded_kind) != (head - 0x5F if head < 0x78 else encoded_kind[1] + 2):
+            return None
+        kind = encoded_kind[1 if head < 0x78 else 2:].decode("ascii")
+        if len(_kinds) < 1024:
+            _kinds[encoded_kind] = kind
+    timestamp = _uint(time_head)
+    if not 1 <= seq <= _MAX_SEQ or not 0 <= timestamp < MAX_TIME:
+        return None
+    if (seq == 1) is not (prev_id is None):
+        return None  # a backlink iff not the first entry of a log
+    if commons_id is None:
+        commons = None
+        if kind != GENESIS or seq != 1 or count:
+            return None
+    elif kind == GENESIS:
+        return None
+    else:
+        commons = _last_commons
+        if commons_id != commons.raw:
+            commons = _last_commons = _trusted_cid(commons_id)
+    if not trusted:
+        if count > 1 and not all(map(bytes.__lt__, dep_ids, dep_ids[1:])):
+            return None
+        if kind in _AMOUNT_FIELDS or kind == GENESIS:
+            _check_amounts(kind, body)
+    entry: Entry = _new_entry(Entry)  # as _make does, inline: this runs for every entry
+    entry.id = _trusted_cid(_CID_PREFIX + _sha256(raw).digest())  # CID.of(raw), inlined
+    entry.raw = raw
+    entry.seq = seq
+    entry.sig = sig
+    entry.body = body
+    entry.dep_ids = dep_ids
+    entry._deps = None
+    entry.kind = kind
+    entry.prev = None if prev_id is None else _trusted_cid(prev_id)
+    entry.time = timestamp
+    entry.author = author
+    entry.commons = commons
+    return entry
 
 
 def _decode_entry_checked(raw: bytes) -> Entry:
@@ -251,9 +401,9 @@ def _canonical_bytes(entry: Entry) -> bytes:
         b"\x64body", body,
         b"\x64deps", _ARRAY_HEADS[len(entry.deps)],
     ]
-    for dep in entry.deps:
+    for dep in entry.dep_ids:
         parts.append(_TAGGED_LINK_HEAD)
-        parts.append(dep.raw)
+        parts.append(dep)
     parts += (
         b"\x64kind", _TEXT_HEADS[len(kind)] if len(kind) < 24 else _head(0x60, len(kind)), kind,
         b"\x64prev", _NULL if prev is None else _TAGGED_LINK_HEAD + prev.raw,
@@ -319,7 +469,7 @@ def _build(raw: bytes, value: dict[str, Any]) -> Entry:
             raise MalformedEntry("A genesis entry must be seq 1 with no commons and no dependencies.")
     elif commons is None:
         raise MalformedEntry("A non-genesis entry must name its commons.")
-    return Entry(raw, value, commons, prev, dep_ids)
+    return _make(raw, seq, sig, body, tuple([d.raw for d in dep_ids]), kind, prev, timestamp, author, commons)
 
 
 def _check_amounts(kind: str, body: dict[str, Any]) -> None:
@@ -330,7 +480,11 @@ def _check_amounts(kind: str, body: dict[str, Any]) -> None:
         maps = [r for r in resources if type(r) is dict] if type(resources) is list else []
         fields = [(f"resources[].{name}", r.get(name)) for r in maps for name in _RESOURCE_AMOUNTS]
     else:
-        fields = [(name, body.get(name)) for name in _AMOUNT_FIELDS[kind]]
+        for name in _AMOUNT_FIELDS[kind]:  # (the common case, without building a list)
+            value = body.get(name)
+            if type(value) is int and not 0 <= value <= MAX_AMOUNT:
+                raise MalformedEntry(f"The {kind}'s {name} {value} is outside [0, 2^53].")
+        return
     for name, value in fields:
         if type(value) is int and not 0 <= value <= MAX_AMOUNT:
             raise MalformedEntry(f"The {kind}'s {name} {value} is outside [0, 2^53].")

@@ -142,7 +142,7 @@ _RECOUNT = (
 
 def _parents(entry: Entry) -> list[bytes]:
     """The raw ids an entry names as parents (its deps and its prev)."""
-    parents = [d.raw for d in entry.deps]
+    parents = list(entry.dep_ids)
     if entry.prev is not None:
         parents.append(entry.prev.raw)
     return parents

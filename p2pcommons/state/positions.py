@@ -60,7 +60,7 @@ by_clock = operator.itemgetter(0)
 
 def parents(entry: Entry) -> list[bytes]:
     """The raw ids an entry depends on directly: its deps, then its prev."""
-    deps = [d.raw for d in entry.deps]
+    deps = list(entry.dep_ids)
     if entry.prev is not None:
         deps.append(entry.prev.raw)
     return deps
