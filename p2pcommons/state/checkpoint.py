@@ -103,6 +103,20 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         self._loaded[key] = entry
         return entry
 
+    def loaded(self, key: bytes) -> Entry | None:
+        """The body if it is held now (None: it would be read from the store)."""
+        return self._loaded.get(key)
+
+    def one(self, key: bytes) -> Entry:
+        """One entry's body, without reading ahead or keeping it (dating an entry needs one
+        old parent's time, not the 256 entries after it)."""
+        entry = self._loaded.get(key)
+        if entry is None:
+            entry = self._loader(key) if self._knows(key) else None
+            if entry is None:
+                raise KeyError(key)
+        return entry
+
     def __setitem__(self, key: bytes, value: Entry) -> None:
         self._loaded[key] = value  # Folder.add then files it as ready or waiting
 

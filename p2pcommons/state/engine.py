@@ -103,8 +103,9 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
     if live.max_n == 0 and not folder.meta and not folder.waiting:
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
         fed = 0
+        take = folder.add_in_order  # (the store's order: parents first, sorted; no readiness queue)
         for fed, raw in enumerate(store.in_order(commons), 1):
-            folder.add(decode_stored(raw))
+            take(decode_stored(raw))
             if fed % FEED_BATCH == 0 and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
