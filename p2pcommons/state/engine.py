@@ -55,6 +55,7 @@ CACHE_VERSION = 2
 # costs O(state), so this keeps their amortized cost per entry constant.
 PERSIST_EVERY = 1000
 READ_AHEAD = 256  # bodies read at once when a replay needs one the fold does not hold
+KEEP_BODIES = 2048  # decoded bodies of the newest entries kept between folds (a late entry's replay)
 FEED_BATCH = 2048  # a first fold from the store applies (and evicts) entries in batches of this many
 
 
@@ -109,7 +110,7 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
             if fed % FEED_BATCH == 0 and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
-                    folder.entries.evict()
+                    folder.entries.evict(KEEP_BODIES)
         live.max_n = last
     for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
         folder.add(decode_stored(raw))
@@ -118,7 +119,7 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):
-                folder.entries.evict()
+                folder.entries.evict(KEEP_BODIES)
     live.count = live.folder.count() + len(live.folder.waiting)
 
 
@@ -177,7 +178,7 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
         live.folded_count = live.count
         entries = live.folder.entries
         if isinstance(entries, checkpoint.LazyEntries):
-            entries.evict()  # memory: keep metadata, not bodies; the store has them
+            entries.evict(KEEP_BODIES)  # memory: keep metadata and the newest bodies; the store has them
     every = max(PERSIST_EVERY, live.count // 10)
     due = live.persisted_count < 0 or live.count - live.persisted_count >= every
     if persist or (persist is None and due and live.persisted_count != live.count):

@@ -663,7 +663,7 @@ class Folder:
             since = self.since_snapshot
             if since >= self.snapshot_every and (since == self.snapshot_every or not since & 15) \
                     and self.state is not None:
-                interval = max(self.snapshot_every, self.state.size() // 8)
+                interval = max(self.snapshot_every, self.state.size() // 32)
                 if self.since_snapshot >= interval:
                     self._snapshot(key)
 
