@@ -93,6 +93,7 @@ if TYPE_CHECKING:
 # Snapshots kept besides the empty start: the newest RECENT_SNAPSHOTS, and older ones thinned
 # to roughly logarithmic spacing, so their memory is a bounded multiple of the state's.
 MAX_SNAPSHOTS = 12
+SILENT_AFTER = 4096  # clock ticks a silent member holds eviction back (Folder.silent_after)
 RECENT_SNAPSHOTS = 4
 
 __all__ = ["APPLIED", "MAX_SNAPSHOTS", "PENDING", "REJECTED", "SANCTION_ACTIONS", "WAITING", "Archive",
@@ -243,6 +244,13 @@ class Folder:
         # without it they apply): they take no effect, so that a rejected sanction never
         # excludes anything.  Raw ids; rare (see ``_drop_stale_exclusions``).
         self.void: set[bytes] = set()
+        # Eviction waits for a member's next entry no longer than this many clock ticks: a
+        # member silent longer (a drive-by join in an open commons) would otherwise keep
+        # every later position in memory for ever.  Their next entry, written from a view
+        # that old, sorts before the archived positions and refolds (as a retired member's
+        # does); written from a recent view, it sorts last, as anyone's.  Results are the
+        # same either way; only memory and that rare refold's cost depend on it.
+        self.silent_after = SILENT_AFTER
         self.restarts = 0
         self.refolds = 0
         self.replays = 0  # times the fold went back to a snapshot (a late entry, an exclusion)
@@ -760,14 +768,20 @@ class Folder:
     def _evict(self) -> None:
         """Archive the records of the positions up to the newest snapshot that every member's
         next entry must sort after (the minimum over the stability set of their latest entry:
-        a member's next entry chains through it).  Only an entry by someone outside that set
+        a member's next entry chains through it; members silent for ``silent_after`` clock
+        ticks left out).  Only an entry by someone outside that set (or a silent member)
         (a non-member, a retired member, a forker) can still sort there; it refolds."""
         front: Key | None = None
+        horizon = self.max_clock - self.silent_after
         for author in stability_set(self):
             newest = self.latest.get(author)
             if newest is None:
+                if horizon > 0:
+                    continue  # never wrote, for long: silent (see ``silent_after``)
                 return
             record = self.record(newest)
+            if record[0] < horizon:
+                continue  # silent: an entry of theirs from that old view refolds
             if front is None or record < front:
                 front = record
         if front is None or self.fork_seq or self.applied == 0:
