@@ -29,7 +29,9 @@ Why it is built this way:
   :func:`fold` holds everything).  Every member's next entry chains through their latest
   one, so it sorts after it: positions up to the minimum, over the members who hold
   stability (active or suspended, not forked, not retired), of their latest entry's key
-  are final for everyone but outsiders.  At each snapshot, the positions up to the newest
+  are final for everyone but outsiders.  (Members silent for ``silent_after`` clock ticks
+  are left out of that minimum, so that one silent member cannot switch eviction off; an
+  entry of theirs written from so old a view refolds, as a retired member's does.)  At each snapshot, the positions up to the newest
   snapshot at or before that minimum (the *base*) are archived: their records (clock,
   version vector, outcome) go to the :class:`Archive` (the engine's is a store table, local
   and never replicated) and leave memory — entry bodies, records, log slots, order, older
