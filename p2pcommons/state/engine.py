@@ -113,7 +113,7 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
                     folder.entries.evict(KEEP_BODIES)
         live.max_n = last
     for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
-        folder.add(decode_stored(raw))
+        folder.add_in_order(decode_stored(raw))  # (new entries mostly sort last; any order is right)
         live.max_n = n
         if fed % FEED_BATCH == 0 and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.

@@ -31,10 +31,11 @@ Why it is built this way:
   stability (active or suspended, not forked, not retired), of their latest entry's key
   are final for everyone but outsiders.  (Members silent for ``silent_after`` clock ticks
   are left out of that minimum, so that one silent member cannot switch eviction off; an
-  entry of theirs written from so old a view refolds, as a retired member's does.)  At each snapshot, the positions up to the newest
-  snapshot at or before that minimum (the *base*) are archived: their records (clock,
-  version vector, outcome) go to the :class:`Archive` (the engine's is a store table, local
-  and never replicated) and leave memory — entry bodies, records, log slots, order, older
+  entry of theirs written from so old a view refolds, as a retired member's does.)  At
+  each snapshot, the positions up to the newest snapshot at or before that minimum (the
+  *base*) are archived: their records (clock, version vector, outcome) go to the
+  :class:`Archive` (the engine's is a store table, local and never replicated) and leave
+  memory — entry bodies, records, log slots, order, older
   snapshots.  Kept: the state at the base (one snapshot), the window after it, per author
   the latest record, the genesis record, a bounded cache of archived records looked up,
   and the position and kind of each archived entry that later entries may name and that
@@ -361,9 +362,10 @@ class Folder:
         """:meth:`add` for an entry taken in the fold's ``(clock, id)`` order with every parent
         already ready here — the store's order (:meth:`Store.in_order`, clocks computed at
         insert), as the engine's first fold reads it: no readiness queue, no waiting table, no
-        re-sorting (the entry sorts last, so it is appended).  Anything else (a duplicate, a
-        fork, a missing parent, an entry another one waits for) goes through :meth:`add`, so
-        the result is always the same."""
+        re-sorting (the entry sorts last, so it is appended).  An entry that sorts earlier is
+        inserted and replayed from, as :meth:`add` does; anything else (a duplicate, a fork, a
+        missing parent, an entry another one waits for) goes through :meth:`add`, so the
+        result is always the same."""
         eid = entry.id.raw
         commons = entry.commons
         meta = self.meta
