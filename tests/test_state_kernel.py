@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import random
 from pathlib import Path
 
 import cbor2
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from p2pcommons.state import Folder, checkpoint, records
 from p2pcommons.state.handlers import HANDLERS, KINDS, NAMED_KINDS, _registry
@@ -135,7 +137,7 @@ def test_a_checkpoint_holds_every_folder_attribute_or_says_why_not() -> None:
     transient, or configuration: a new attribute must be placed in one of them."""
     history = build([(0, 0, 0)])
     attributes = set(vars(Folder(history.commons)))
-    config = {"commons", "_commons_raw", "archive", "snapshot_every"}
+    config = {"commons", "_commons_raw", "archive", "snapshot_every", "silent_after"}
     held = [name for part in checkpoint._PARTS for name in part.holds]
     assert len(held) == len(set(held))
     placed = [*held, *checkpoint.REBUILT, *checkpoint.TRANSIENT, *config]
@@ -165,3 +167,31 @@ def test_a_refold_inside_a_replay_keeps_the_replayed_order() -> None:
             if rng.random() < 0.7:
                 folder.run()
         assert folder.result().state_hash == reference, seed
+
+
+@prop_settings(200)
+@given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1), in_order=st.booleans())
+def test_add_in_order_equals_the_fold_of_everything(actions: list[tuple[int, int, int]], seed: int,
+                                                    in_order: bool) -> None:
+    """``Folder.add_in_order`` (the engine's intake: no readiness queue when the parents are
+    ready) gives the fold of everything, whether the entries come in the fold's order (it
+    only appends) or in any order (it inserts, replays, or falls back to ``add``)."""
+    history = build(actions)
+    reference = Folder(history.commons)
+    for entry in history.entries:
+        reference.add(entry)
+    expected = reference.result()
+    last = (2**62, b"")  # (waiting entries last)
+    arrival = sorted(history.entries, key=lambda e: reference.meta.get(e.id.raw, last))
+    rng = random.Random(seed)
+    if not in_order:
+        rng.shuffle(arrival)
+    folder = Folder(history.commons, snapshot_every=rng.choice([1, 3, 256]))
+    for entry in arrival:
+        folder.add_in_order(entry)
+        if rng.random() < 0.3:
+            folder.run()
+    result = folder.result()
+    assert result.state_hash == expected.state_hash
+    for entry in history.entries:
+        assert result.outcome(entry.id) == expected.outcome(entry.id), entry

@@ -5,6 +5,7 @@ the number of entries beyond the state."""
 from __future__ import annotations
 
 import gc
+import importlib
 import random
 import tempfile
 import tracemalloc
@@ -22,6 +23,8 @@ from p2pcommons.state.engine import current_state, forget
 from p2pcommons.state.fold import Archive, MemoryArchive
 from p2pcommons.store import Store
 from tests.test_state_histories import ACTIONS, build, prop_settings
+
+fold_module = importlib.import_module("p2pcommons.state.fold")  # (the package's `fold` is the function)
 
 
 @prop_settings(400)
@@ -53,6 +56,7 @@ def _check_evicting_fold(history: Any, seed: int, archive: Archive) -> None:
             if len(arrival) > 2:
                 arrival.append(arrival.pop(rng.randrange(1, len(arrival))))
     folder = Folder(history.commons, snapshot_every=rng.choice([1, 2, 3, 8]), archive=archive)
+    folder.silent_after = rng.choice([1, 3, 4096])  # (silent members: eviction goes past them)
     for entry in arrival:
         folder.add(entry)
         if rng.random() < 0.7:
@@ -98,12 +102,14 @@ TestEvictingEngine = EvictingEngineMachine.TestCase
 # not take (much) more memory.
 
 
-def _quiet_history(n: int) -> tuple[list[Entry], CID]:
+def _quiet_history(n: int, silent: int = 0) -> tuple[list[Entry], CID]:
     """Genesis with a non-rivalrous resource, 6 members, then ``n`` resource uses in turns
-    (each writer depends on the others' heads): the state does not grow with ``n``."""
+    (each writer depends on the others' heads): the state does not grow with ``n``.
+    ``silent``: that many more founders who never write."""
     signers = [Signer(bytes([i + 1]) * 32) for i in range(6)]
+    quiet = [Signer(bytes([i + 101]) * 32).public_key for i in range(silent)]
     pipe = {"name": "pipe", "rivalrous": False, "quota": 0, "period": 0, "unit": "l"}
-    body = genesis_body("quiet", founders=[s.public_key for s in signers], resources=[pipe])
+    body = genesis_body("quiet", founders=[s.public_key for s in signers] + quiet, resources=[pipe])
     genesis = sign_entry(signers[0], commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1)
     commons = genesis.id
     resource = CID.of(encode(pipe))
@@ -178,3 +184,20 @@ def test_archive_spaces_are_per_fold_and_dead_ones_are_dropped(tmp_path: Path) -
         assert commons.raw + b"deadbeef" not in spaces
         assert all(o is not None for o in (resumed.outcome(e.id) for e in entries[:50]))
         forget()
+
+
+def test_memory_stays_bounded_when_a_member_falls_silent(tmp_path: Path, monkeypatch: Any) -> None:
+    """A member who stops writing (a drive-by join in an open commons, here a founder who
+    never writes) no longer holds the fold's eviction back for ever: once silent for
+    ``Folder.silent_after`` clock ticks, positions past their latest entry are archived
+    (an entry of theirs written from that old view refolds, as a retired member's does).
+    Before, eviction stopped: about 350 bytes more per entry."""
+    monkeypatch.setattr(fold_module, "SILENT_AFTER", 1024, raising=False)  # (the plateau comes sooner)
+    small, commons = _quiet_history(5000, silent=1)
+    large, _ = _quiet_history(10000, silent=1)
+    peak_small, held_small, hash_small = _engine_memory(tmp_path, small, commons)
+    peak_large, held_large, hash_large = _engine_memory(tmp_path, large, commons)
+    assert hash_small == fold(small).state_hash
+    assert hash_large == fold(large).state_hash
+    assert held_large - held_small < 5000 * 20, (held_small, held_large)
+    assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)

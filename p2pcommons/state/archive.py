@@ -221,6 +221,15 @@ class StoreArchive(Archive):
     def entry(self, raw: bytes) -> Entry | None:
         return self._store.get(CID(raw))
 
+    def time(self, raw: bytes) -> int | None:
+        """Read from the stored bytes without building the entry (they were checked when
+        stored): dating a review of an old contribution needs only its time."""
+        stored = self._store.get_raw(CID(raw))
+        if stored is None:
+            return None
+        value = cbor2.loads(stored)
+        return value["time"] if isinstance(value, dict) and type(value.get("time")) is int else None
+
     def kind(self, raw: bytes) -> str | None:
         return self._store.archive_kind(raw)
 

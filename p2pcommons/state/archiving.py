@@ -33,6 +33,11 @@ class Archive:
     def entry(self, raw: bytes) -> Entry | None:
         raise NotImplementedError
 
+    def time(self, raw: bytes) -> int | None:
+        """A stored entry's own time (archived or not; None: not stored)."""
+        body = self.entry(raw)
+        return None if body is None else body.time
+
     def kind(self, raw: bytes) -> str | None:
         """An archived entry's kind."""
         body = self.entry(raw)

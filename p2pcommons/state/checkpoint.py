@@ -17,6 +17,7 @@ state, and resuming peaks at about twice the state's memory rather than four tim
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from itertools import islice
 from typing import Any, NamedTuple
 
 import cbor2
@@ -65,9 +66,19 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         """Serve misses with a range read from the store's order (see ``__init__``)."""
         self._ahead = ahead
 
-    def evict(self) -> None:
-        """Drop loaded entry bodies: the fold has applied them, and a replay reloads them."""
-        self._loaded.clear()
+    def evict(self, keep: int = 0) -> None:
+        """Drop loaded entry bodies but the ``keep`` loaded last: the fold has applied them,
+        and a replay reloads them.  (The newest are the window a late entry replays, most
+        often: kept, a replay decodes nothing; bounded, whatever the window.)"""
+        loaded = self._loaded
+        drop = len(loaded) - keep
+        if drop <= 0:
+            return
+        if not keep:
+            loaded.clear()
+            return
+        for key in list(islice(loaded, drop)):
+            del loaded[key]
 
     def discard(self, key: bytes) -> None:
         """Forget a loaded body (the fold archived the entry)."""
@@ -101,6 +112,20 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         if entry is None:
             raise KeyError(key)
         self._loaded[key] = entry
+        return entry
+
+    def loaded(self, key: bytes) -> Entry | None:
+        """The body if it is held now (None: it would be read from the store)."""
+        return self._loaded.get(key)
+
+    def one(self, key: bytes) -> Entry:
+        """One entry's body, without reading ahead or keeping it (dating an entry needs one
+        old parent's time, not the 256 entries after it)."""
+        entry = self._loaded.get(key)
+        if entry is None:
+            entry = self._loader(key) if self._knows(key) else None
+            if entry is None:
+                raise KeyError(key)
         return entry
 
     def __setitem__(self, key: bytes, value: Entry) -> None:

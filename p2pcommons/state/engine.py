@@ -55,6 +55,7 @@ CACHE_VERSION = 2
 # costs O(state), so this keeps their amortized cost per entry constant.
 PERSIST_EVERY = 1000
 READ_AHEAD = 256  # bodies read at once when a replay needs one the fold does not hold
+KEEP_BODIES = 2048  # decoded bodies of the newest entries kept between folds (a late entry's replay)
 FEED_BATCH = 2048  # a first fold from the store applies (and evicts) entries in batches of this many
 
 
@@ -103,21 +104,22 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
     if live.max_n == 0 and not folder.meta and not folder.waiting:
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
         fed = 0
+        take = folder.add_in_order  # (the store's order: parents first, sorted; no readiness queue)
         for fed, raw in enumerate(store.in_order(commons), 1):
-            folder.add(decode_stored(raw))
+            take(decode_stored(raw))
             if fed % FEED_BATCH == 0 and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
-                    folder.entries.evict()
+                    folder.entries.evict(KEEP_BODIES)
         live.max_n = last
     for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
-        folder.add(decode_stored(raw))
+        folder.add_in_order(decode_stored(raw))  # (new entries mostly sort last; any order is right)
         live.max_n = n
         if fed % FEED_BATCH == 0 and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):
-                folder.entries.evict()
+                folder.entries.evict(KEEP_BODIES)
     live.count = live.folder.count() + len(live.folder.waiting)
 
 
@@ -176,7 +178,7 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
         live.folded_count = live.count
         entries = live.folder.entries
         if isinstance(entries, checkpoint.LazyEntries):
-            entries.evict()  # memory: keep metadata, not bodies; the store has them
+            entries.evict(KEEP_BODIES)  # memory: keep metadata and the newest bodies; the store has them
     every = max(PERSIST_EVERY, live.count // 10)
     due = live.persisted_count < 0 or live.count - live.persisted_count >= every
     if persist or (persist is None and due and live.persisted_count != live.count):

@@ -29,10 +29,13 @@ Why it is built this way:
   :func:`fold` holds everything).  Every member's next entry chains through their latest
   one, so it sorts after it: positions up to the minimum, over the members who hold
   stability (active or suspended, not forked, not retired), of their latest entry's key
-  are final for everyone but outsiders.  At each snapshot, the positions up to the newest
-  snapshot at or before that minimum (the *base*) are archived: their records (clock,
-  version vector, outcome) go to the :class:`Archive` (the engine's is a store table, local
-  and never replicated) and leave memory — entry bodies, records, log slots, order, older
+  are final for everyone but outsiders.  (Members silent for ``silent_after`` clock ticks
+  are left out of that minimum, so that one silent member cannot switch eviction off; an
+  entry of theirs written from so old a view refolds, as a retired member's does.)  At
+  each snapshot, the positions up to the newest snapshot at or before that minimum (the
+  *base*) are archived: their records (clock, version vector, outcome) go to the
+  :class:`Archive` (the engine's is a store table, local and never replicated) and leave
+  memory — entry bodies, records, log slots, order, older
   snapshots.  Kept: the state at the base (one snapshot), the window after it, per author
   the latest record, the genesis record, a bounded cache of archived records looked up,
   and the position and kind of each archived entry that later entries may name and that
@@ -93,6 +96,7 @@ if TYPE_CHECKING:
 # Snapshots kept besides the empty start: the newest RECENT_SNAPSHOTS, and older ones thinned
 # to roughly logarithmic spacing, so their memory is a bounded multiple of the state's.
 MAX_SNAPSHOTS = 12
+SILENT_AFTER = 4096  # clock ticks a silent member holds eviction back (Folder.silent_after)
 RECENT_SNAPSHOTS = 4
 
 __all__ = ["APPLIED", "MAX_SNAPSHOTS", "PENDING", "REJECTED", "SANCTION_ACTIONS", "WAITING", "Archive",
@@ -243,6 +247,13 @@ class Folder:
         # without it they apply): they take no effect, so that a rejected sanction never
         # excludes anything.  Raw ids; rare (see ``_drop_stale_exclusions``).
         self.void: set[bytes] = set()
+        # Eviction waits for a member's next entry no longer than this many clock ticks: a
+        # member silent longer (a drive-by join in an open commons) would otherwise keep
+        # every later position in memory for ever.  Their next entry, written from a view
+        # that old, sorts before the archived positions and refolds (as a retired member's
+        # does); written from a recent view, it sorts last, as anyone's.  Results are the
+        # same either way; only memory and that rare refold's cost depend on it.
+        self.silent_after = SILENT_AFTER
         self.restarts = 0
         self.refolds = 0
         self.replays = 0  # times the fold went back to a snapshot (a late entry, an exclusion)
@@ -347,6 +358,45 @@ class Folder:
         self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
 
+    def add_in_order(self, entry: Entry) -> bool:
+        """:meth:`add` for an entry taken in the fold's ``(clock, id)`` order with every parent
+        already ready here — the store's order (:meth:`Store.in_order`, clocks computed at
+        insert), as the engine's first fold reads it: no readiness queue, no waiting table, no
+        re-sorting (the entry sorts last, so it is appended).  An entry that sorts earlier is
+        inserted and replayed from, as :meth:`add` does; anything else (a duplicate, a fork, a
+        missing parent, an entry another one waits for) goes through :meth:`add`, so the
+        result is always the same."""
+        eid = entry.id.raw
+        commons = entry.commons
+        meta = self.meta
+        if commons is None or commons.raw != self._commons_raw or eid in meta or eid in self.waiting \
+                or eid in self.waiters:
+            return self.add(entry)
+        author = entry.author
+        seq = entry.seq
+        log = self.logs.get(author)
+        if (log is not None and seq in log) or (self.evicted and seq <= self.evicted_upto.get(author, 0)):
+            return self.add(entry)
+        parent_ids = [d.raw for d in entry.deps]
+        if entry.prev is not None:
+            parent_ids.append(entry.prev.raw)
+        get = meta.get
+        parents = [get(p) for p in parent_ids]
+        if None in parents:
+            if not self.evicted:
+                return self.add(entry)
+            parents = [r if r is not None else self._known(p) for p, r in zip(parent_ids, parents, strict=True)]
+            if None in parents:
+                return self.add(entry)
+        if not parents or (self._commons_raw not in meta and self._position(self._commons_raw) is None):
+            return self.add(entry)
+        self.entries[eid] = entry
+        if log is None:
+            log = self.logs[author] = {}
+        log[seq] = eid
+        self._ready(eid, entry, parent_ids, parents)  # type: ignore[arg-type]  # (none missing)
+        return True
+
     def _make_ready(self, first: bytes, first_parents: list[_Meta] | None = None) -> None:
         stack = [first]
         meta = self.meta
@@ -356,8 +406,8 @@ class Folder:
             # A waiter leaves the waiting table only now that its body is at hand (a lazy
             # entry table knows an entry by the fold's indexes: ready or waiting).
             self.waiting.pop(eid, None)
+            parent_ids = _parents(entry)
             if first_parents is None:
-                parent_ids = _parents(entry)
                 # (Evicted: an archived parent may come as a light record, without its version
                 # vector; the full record is read only where that vector is needed.)
                 parents = [meta[p] for p in parent_ids] if not self.evicted else \
@@ -365,57 +415,7 @@ class Folder:
             else:
                 parents = first_parents
                 first_parents = None
-            if parents:
-                self._date(eid, entry)
-            else:
-                self._remember_time(eid, entry.time)
-            author = entry.author
-            seq = entry.seq
-            aidx = self.author_index.get(author)
-            if aidx is None:
-                aidx = self.author_index[author] = len(self.authors)
-                self.authors.append(author)
-            vt: _Vector
-            if not parents:
-                clock = 0 if entry.commons is None else 1
-                vt = _causal.EMPTY
-            elif len(parents) == 1:
-                clock = parents[0].clock + 1
-                top = self._full(parents[0])
-                vt = top[_VV], top[_VV + 1]
-            else:
-                # Parents already in the causal past of the latest parent add nothing to
-                # its version vector: skip them (usually all but one or two, since writers
-                # depend on every head they saw).  Not with forks, where seq alone is ambiguous.
-                latest = max(parents, key=_by_clock)
-                top = self._full(latest)
-                clock = top[0] + 1
-                vt = top[_VV], top[_VV + 1]
-                for p in parents:
-                    if p is not latest and (self.fork_seq or _vget(vt, p[2]) < p[3]):
-                        full = self._full(p)
-                        vt = _merge(vt, (full[_VV], full[_VV + 1]))
-            if seq > _vget(vt, aidx):
-                vt = _vput(vt, aidx, seq)
-            key = meta[eid] = tuple.__new__(_Meta, (clock, eid, aidx, seq, *vt))
-            newest = self.latest.get(author)
-            if newest is None or seq > (meta.get(newest) or self.record(newest)).seq:
-                self.latest[author] = eid
-                if newest is not None and self.old and newest != self._commons_raw:
-                    self.old.pop(newest, None)
-            if clock > self.max_clock:
-                self.max_clock = clock
-            order = self.order
-            if (not order or key > order[-1]) and not (self.evicted and key <= self.base):
-                order.append(key)
-            else:
-                index = bisect.bisect_left(order, key)
-                order.insert(index, key)
-                # (At or before the archived positions: always behind what is applied.)
-                if index < self.applied or (self.evicted and key <= self.base):
-                    self.applied += 1  # keep pointing past the same applied entries
-                    if self._replay_from is None or key < self._replay_from:
-                        self._replay_from = key
+            self._ready(eid, entry, parent_ids, parents)
             waiters = self.waiters.pop(eid, None)
             if waiters:
                 for waiter in waiters:
@@ -426,19 +426,89 @@ class Folder:
                     if not missing:
                         stack.append(waiter)  # leaves ``waiting`` when it is made ready
 
-    def _date(self, eid: bytes, entry: Entry) -> None:
+    def _ready(self, eid: bytes, entry: Entry, parent_ids: list[bytes], parents: list[_Meta]) -> None:
+        """An entry whose parents are all ready becomes ready: its time floor, clock, version
+        vector and position in ``order``."""
+        meta = self.meta
+        if parents:
+            self._date(eid, entry, parent_ids)
+        else:
+            self._remember_time(eid, entry.time)
+        author = entry.author
+        seq = entry.seq
+        aidx = self.author_index.get(author)
+        if aidx is None:
+            aidx = self.author_index[author] = len(self.authors)
+            self.authors.append(author)
+        vt: _Vector
+        if not parents:
+            clock = 0 if entry.commons is None else 1
+            vt = _causal.EMPTY
+        elif len(parents) == 1:
+            clock = parents[0][0] + 1
+            top = self._full(parents[0])
+            vt = top[_VV], top[_VV + 1]
+        else:
+            # Parents already in the causal past of the latest parent add nothing to
+            # its version vector: skip them (usually all but one or two, since writers
+            # depend on every head they saw).  Not with forks, where seq alone is ambiguous.
+            latest = max(parents, key=_by_clock)
+            top = self._full(latest)
+            clock = top[0] + 1
+            vt = top[_VV], top[_VV + 1]
+            forked = bool(self.fork_seq)
+            leaf = None if vt[0] else vt[1]  # (up to 32 authors the vector is one leaf)
+            for p in parents:
+                if p is latest:
+                    continue
+                if forked:
+                    seen = -1
+                elif leaf is not None:
+                    j = p[2]
+                    seen = leaf[j] if j < len(leaf) else 0
+                else:
+                    seen = _vget(vt, p[2])
+                if seen < p[3]:
+                    full = self._full(p)
+                    vt = _merge(vt, (full[_VV], full[_VV + 1]))
+                    leaf = None if vt[0] else vt[1]
+        if seq > _vget(vt, aidx):
+            vt = _vput(vt, aidx, seq)
+        key = meta[eid] = tuple.__new__(_Meta, (clock, eid, aidx, seq, *vt))
+        latest_raw = self.latest
+        newest = latest_raw.get(author)
+        if newest is None or seq > (meta.get(newest) or self.record(newest))[3]:
+            latest_raw[author] = eid
+            if newest is not None and self.old and newest != self._commons_raw:
+                self.old.pop(newest, None)
+        if clock > self.max_clock:
+            self.max_clock = clock
+        order = self.order
+        if (not order or key > order[-1]) and not (self.evicted and key <= self.base):
+            order.append(key)
+        else:
+            index = bisect.bisect_left(order, key)
+            order.insert(index, key)
+            # (At or before the archived positions: always behind what is applied.)
+            if index < self.applied or (self.evicted and key <= self.base):
+                self.applied += 1  # keep pointing past the same applied entries
+                if self._replay_from is None or key < self._replay_from:
+                    self._replay_from = key
+
+    def _date(self, eid: bytes, entry: Entry, parent_ids: list[bytes]) -> None:
         """Record the entry's floor if it is dated before an entry in its causal past: the
         latest *effective* time over its parents (a parent's own time, or its floor if that
         is later), so one backdated entry cannot launder a later one's date."""
         floors = self.floors
         times = self._times
         floor = 0
-        for parent in _parents(entry):
-            held = times.get(parent)
+        for parent in parent_ids:
+            held = times.pop(parent, None)
             if held is None:
                 held = floors.get(parent)
                 if held is None:
-                    held = self.body(parent).time
+                    held = self._parent_time(parent)
+            times[parent] = held  # (moved to the newest end: a parent named often stays)
             if held > floor:
                 floor = held
         if floor > entry.time:
@@ -446,6 +516,22 @@ class Folder:
             self._remember_time(eid, floor)
         else:
             self._remember_time(eid, entry.time)
+
+    def _parent_time(self, raw: bytes) -> int:
+        """A parent's own time, read alone (a lazy table would read ahead; a reference to
+        an old entry, such as a review of an old contribution, needs only its time)."""
+        loaded = getattr(self.entries, "loaded", None)
+        if loaded is not None:
+            held = loaded(raw)
+            if held is not None:
+                return int(held.time)
+            if self.archive is not None:
+                found = self.archive.time(raw)
+                if found is not None:
+                    return found
+            with contextlib.suppress(KeyError):
+                return int(self.entries.one(raw).time)  # type: ignore[attr-defined]
+        return self.body(raw).time
 
     def _remember_time(self, eid: bytes, effective: int) -> None:
         times = self._times
@@ -589,7 +675,7 @@ class Folder:
             since = self.since_snapshot
             if since >= self.snapshot_every and (since == self.snapshot_every or not since & 15) \
                     and self.state is not None:
-                interval = max(self.snapshot_every, self.state.size() // 8)
+                interval = max(self.snapshot_every, self.state.size() // 32)
                 if self.since_snapshot >= interval:
                     self._snapshot(key)
 
@@ -686,14 +772,20 @@ class Folder:
     def _evict(self) -> None:
         """Archive the records of the positions up to the newest snapshot that every member's
         next entry must sort after (the minimum over the stability set of their latest entry:
-        a member's next entry chains through it).  Only an entry by someone outside that set
+        a member's next entry chains through it; members silent for ``silent_after`` clock
+        ticks left out).  Only an entry by someone outside that set (or a silent member)
         (a non-member, a retired member, a forker) can still sort there; it refolds."""
         front: Key | None = None
+        horizon = self.max_clock - self.silent_after
         for author in stability_set(self):
             newest = self.latest.get(author)
             if newest is None:
+                if horizon > 0:
+                    continue  # never wrote, for long: silent (see ``silent_after``)
                 return
             record = self.record(newest)
+            if record[0] < horizon:
+                continue  # silent: an entry of theirs from that old view refolds
             if front is None or record < front:
                 front = record
         if front is None or self.fork_seq or self.applied == 0:
