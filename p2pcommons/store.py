@@ -447,32 +447,60 @@ class Store:
 
     def _plan(self, new: Sequence[tuple[bytes, list[bytes], bool]]) -> list[tuple[bytes, int | None, bytes | None]]:
         """The causal facts of entries about to be stored: ``(id, parent ids, is a genesis)``
-        in the order they will be stored -> per entry ``(id, clock, None)`` if every parent
-        is placed (stored earlier or earlier in the batch), else ``(id, None, a missing
-        parent)``.  Reads only; :meth:`_settle` records it once the rows are in.
+        -> per entry, in the same order, ``(id, clock, None)`` if every parent is placed
+        (stored earlier, or anywhere in this batch and placed itself), else ``(id, None, a
+        missing parent)``.  Reads only; :meth:`_settle` records it once the rows are in.
 
         An entry's clock is ``1 + max`` over its parents' clocks (a genesis 0, an entry
         naming no parent 1: ``protocols/commons.md``), fixed once every parent is placed.
-        An entry with a parent not placed yet waits (``waiting``), watching one missing
-        parent (``waiting_for``); placing that parent looks at it again, so every stored
-        entry whose parents are all stored has its clock, whatever order they arrived in
-        (a property test checks it against a computation from scratch).  Costs a lookup per
-        parent (recent clocks are cached; the waiting tables are mirrored in memory, see
-        :class:`_Waiting`), and one batched write per table."""
+        Within the batch the placement is done in memory, whatever the order of the batch:
+        an entry whose parent comes later in it waits only here, and is written once with
+        its clock.  Why: batches come grouped by log (ingest groups a batch by author), so
+        an entry often precedes the other author's entry it names; written first without a
+        clock it cost a waiting row, its watch, and an UPDATE of its wide row later.
+        An entry with a parent not placed at the end of the batch waits (``waiting``),
+        watching one missing parent (``waiting_for``); placing that parent looks at it
+        again, so every stored entry whose parents are all stored has its clock, whatever
+        order they arrived in (a property test checks it against a computation from
+        scratch).  Costs a lookup per parent (recent clocks are cached; the waiting tables
+        are mirrored in memory, see :class:`_Waiting`), and one batched write per table."""
         if len(self._clocks) > _CLOCK_CACHE_MAX:
             self._clocks.clear()
         waiting = self._waiting_tables()
         planned: dict[bytes, int] = {}
         self._absent = set()
-        out: list[tuple[bytes, int | None, bytes | None]] = []
+        pending = {eid: (parents, genesis) for eid, parents, genesis in new}  # in the batch, not placed yet
+        missing_at: dict[bytes, bytes] = {}
+        local: dict[bytes, list[bytes]] = {}  # a pending parent -> batch entries waiting for it
         for eid, parents, genesis in new:
-            clock, missing = self._clock_from(parents, genesis, waiting, planned)
-            if missing is None:
-                planned[eid] = clock
-                out.append((eid, clock, None))
-            else:
-                out.append((eid, None, missing))
-        return out
+            if eid not in pending:
+                continue  # placed already, woken by a parent earlier in the batch
+            clock, missing = self._clock_from(parents, genesis, waiting, planned, pending)
+            if missing is not None:
+                missing_at[eid] = missing
+                if missing in pending:
+                    local.setdefault(missing, []).append(eid)
+                continue
+            planned[eid] = clock
+            del pending[eid]
+            stack = [eid]
+            while stack:  # wake the batch's entries that waited for it (transitively)
+                for watcher in local.pop(stack.pop(), ()):
+                    if watcher not in pending:
+                        continue
+                    w_parents, w_genesis = pending[watcher]
+                    clock, missing = self._clock_from(w_parents, w_genesis, waiting, planned, pending)
+                    if missing is None:
+                        planned[watcher] = clock
+                        del pending[watcher]
+                        missing_at.pop(watcher, None)
+                        stack.append(watcher)
+                    else:
+                        missing_at[watcher] = missing
+                        if missing in pending:
+                            local.setdefault(missing, []).append(watcher)
+        return [(eid, planned[eid], None) if eid in planned else (eid, None, missing_at[eid])
+                for eid, _, _ in new]
 
     def _settle(self, plan: list[tuple[bytes, int | None, bytes | None]],
                 facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
@@ -500,9 +528,11 @@ class Store:
             self._wake(placed, waiting)
 
     def _clock_from(self, parents: list[bytes], genesis: bool, waiting: _Waiting,
-                    planned: dict[bytes, int] | None = None) -> tuple[int, bytes | None]:
+                    planned: dict[bytes, int] | None = None,
+                    pending: dict[bytes, tuple[list[bytes], bool]] | None = None) -> tuple[int, bytes | None]:
         """``(clock, None)`` if every parent is placed, else ``(0, a missing parent)``
-        (``planned``: clocks of entries earlier in the batch being stored)."""
+        (``planned``: clocks of entries of the batch being stored placed so far;
+        ``pending``: the batch's entries not placed yet)."""
         floor = -1 if genesis and not parents else 0
         cache = self._clocks
         absent = self._absent
@@ -511,7 +541,7 @@ class Store:
             if clock is None and planned:
                 clock = planned.get(parent)
             if clock is None:
-                if parent in waiting.rows or parent in absent:
+                if parent in waiting.rows or parent in absent or (pending is not None and parent in pending):
                     return 0, parent
                 row = self._db.execute("SELECT clock FROM entries WHERE id = ?", (parent,)).fetchone()
                 if row is None or row[0] is None:
