@@ -978,6 +978,21 @@ class Store:
             for (raw,) in rows:
                 yield bytes(raw)
 
+    def iter_log_clocked(self, commons: CID, author: bytes, after_seq: int = 0,
+                         chunk: int = 1000) -> Iterator[tuple[int | None, bytes]]:
+        """``(clock, raw bytes)`` of one author's entries above ``after_seq``, in log order
+        (seq, then id), the clock as placed at insert (None: waiting for a parent).  For a
+        sender merging logs by clock (``p2pcommons.node.replica``); ``chunk``: rows read
+        at a time (a merge holds one chunk per log)."""
+        log = self.existing_log(commons, author)
+        if log is None:
+            return
+        cursor = self._db.execute(
+            "SELECT clock, raw FROM entries WHERE log = ? AND seq > ? ORDER BY seq, id", (log, after_seq))
+        while rows := cursor.fetchmany(chunk):
+            for clock, raw in rows:
+                yield (None if clock is None else int(clock)), bytes(raw)
+
     def iter_entries(self, commons: CID | None = None, **kwargs: object) -> Iterator[Entry]:
         for raw in self.iter_raw(commons, **kwargs):  # type: ignore[arg-type]
             yield decode_entry(raw)
