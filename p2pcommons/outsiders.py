@@ -238,7 +238,7 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
         last_wanted = max((i for i, e in enumerate(run) if e.id.raw in wanted), default=-1)
         kept = 0
         # counted, not just by seq: fork siblings (many "seq 1" joins) must not multiply the bound
-        already = store.log_after_size(commons, author, 0)[0]
+        already = store.log_count(commons, author)
         # Entries on probation: every stranger's entry where only joins are allowed; where
         # anyone may contribute, an entry that would wait for parents this node lacks, and
         # everything after it in the log (its backlink waits too).
