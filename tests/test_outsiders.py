@@ -418,3 +418,22 @@ def test_screening_a_batch_does_not_read_the_stored_log_it_counts(store: Store) 
     assert store.max_seq(commons, signer(1).public_key) == 60
     assert store.log_count(commons, signer(1).public_key) == 60
     assert not [s for s in statements if "length(raw)" in s or "count(*) FROM entries" in s]
+
+
+def test_the_genesis_policy_is_read_once_not_per_stored_batch(store: Store) -> None:
+    """Until a fold records the rules in force, the screen falls back to the genesis's
+    rules: a genesis never changes, so it is decoded once, not again for every batch."""
+    root = genesis("open")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    log = Log(signer(2), commons)
+    for k in range(6):
+        log.add("contribution", {"title": f"c{k}", "kind": "work", "value": 1}, deps=[commons])
+    ingest_scoped(store, commons, [log.entries[0].raw])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    for entry in log.entries[1:]:
+        ingest_scoped(store, commons, [entry.raw])
+    store._db.set_trace_callback(None)
+    assert store.max_seq(commons, signer(2).public_key) == 6
+    assert not [s for s in statements if s.startswith("SELECT raw FROM entries WHERE id")]
