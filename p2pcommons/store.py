@@ -1071,8 +1071,12 @@ class Store:
             [(commons.raw, a) for a in authors])
 
     def vouched_among(self, ids: Iterable[bytes]) -> dict[bytes, bool]:
-        """Of these raw ids, the ones an insider named: id -> whether it was admitted."""
+        """Of these raw ids, the ones an insider named: id -> whether it was admitted.
+        Usually nothing is vouched for (a vouch lasts until the entry arrives): then one
+        probe answers, instead of a query per 500 ids of every stored batch."""
         found: dict[bytes, bool] = {}
+        if self._db.execute("SELECT 1 FROM vouched LIMIT 1").fetchone() is None:
+            return found
         chunk: list[bytes] = []
         for raw_id in [*ids, None]:
             if raw_id is not None:
