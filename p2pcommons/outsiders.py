@@ -111,6 +111,9 @@ def _policy(store: Store, commons: CID, batch: Sequence[Entry]) -> tuple[str, in
         allowed, _, number = cached.decode("ascii", "replace").partition(":")
         if allowed in ("join", "any") and number.isdigit():
             return allowed, int(number)
+    known = _GENESIS_POLICY.get(commons.raw)
+    if known is not None:
+        return known
     from .state.rules import outsider_policy, validate_rules  # the fold's package: only when needed
 
     genesis = next((e for e in batch if e.id == commons), None) or store.get(commons)
@@ -120,7 +123,17 @@ def _policy(store: Store, commons: CID, batch: Sequence[Entry]) -> tuple[str, in
             rules = validate_rules(genesis.body.get("rules"))
         except Exception:  # an invalid genesis: the fold rejects everything anyway
             rules = {}
-    return outsider_policy(rules)
+    policy = outsider_policy(rules)
+    if genesis is not None:  # a genesis never changes (its id is its hash): its policy neither
+        if len(_GENESIS_POLICY) >= 256:
+            _GENESIS_POLICY.clear()
+        _GENESIS_POLICY[commons.raw] = policy
+    return policy
+
+
+# The genesis's policy per commons id: until a fold records the rules in force, every stored
+# batch asked for it, decoding the genesis and validating its rules (3 ms a batch).
+_GENESIS_POLICY: dict[bytes, tuple[str, int]] = {}
 
 
 def first_waiting(store: Store, commons: CID, author: bytes, first: int, extra: Iterable[bytes] = ()) -> int | None:
@@ -238,7 +251,7 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
         last_wanted = max((i for i, e in enumerate(run) if e.id.raw in wanted), default=-1)
         kept = 0
         # counted, not just by seq: fork siblings (many "seq 1" joins) must not multiply the bound
-        already = store.log_after_size(commons, author, 0)[0]
+        already = store.log_count(commons, author)
         # Entries on probation: every stranger's entry where only joins are allowed; where
         # anyone may contribute, an entry that would wait for parents this node lacks, and
         # everything after it in the log (its backlink waits too).

@@ -398,3 +398,43 @@ def test_a_members_device_is_an_insider_once_an_insider_binds_it(store: Store) -
     assert report.added_count == 5 and report.declined == 0
     state = current_state(store, commons)
     assert all(state.outcome(e.id).status == "applied" for e in work)  # type: ignore[union-attr]
+
+
+def test_screening_a_batch_does_not_read_the_stored_log_it_counts(store: Store) -> None:
+    """The bound on a stranger's log counts what it holds once per batch: from the log's
+    index row (a log without forks holds exactly seqs 1..max_seq), not by reading its
+    entries, which made each batch of a long sync cost more than the one before."""
+    root = genesis("open")  # (the defaults: anyone may contribute)
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    log = Log(signer(1), commons)
+    for k in range(60):
+        log.add("contribution", {"title": f"c{k}", "kind": "work", "value": 1}, deps=[commons])
+    ingest_scoped(store, commons, [e.raw for e in log.entries[:50]])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    ingest_scoped(store, commons, [e.raw for e in log.entries[50:]])
+    store._db.set_trace_callback(None)
+    assert store.max_seq(commons, signer(1).public_key) == 60
+    assert store.log_count(commons, signer(1).public_key) == 60
+    assert not [s for s in statements if "length(raw)" in s or "count(*) FROM entries" in s]
+    assert not [s for s in statements if "FROM vouched WHERE id IN" in s]  # nothing is vouched for
+
+
+def test_the_genesis_policy_is_read_once_not_per_stored_batch(store: Store) -> None:
+    """Until a fold records the rules in force, the screen falls back to the genesis's
+    rules: a genesis never changes, so it is decoded once, not again for every batch."""
+    root = genesis("open")
+    commons = root.id
+    ingest_scoped(store, commons, [root.raw])
+    log = Log(signer(2), commons)
+    for k in range(6):
+        log.add("contribution", {"title": f"c{k}", "kind": "work", "value": 1}, deps=[commons])
+    ingest_scoped(store, commons, [log.entries[0].raw])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    for entry in log.entries[1:]:
+        ingest_scoped(store, commons, [entry.raw])
+    store._db.set_trace_callback(None)
+    assert store.max_seq(commons, signer(2).public_key) == 6
+    assert not [s for s in statements if s.startswith("SELECT raw FROM entries WHERE id")]

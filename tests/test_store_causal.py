@@ -248,3 +248,25 @@ def test_decoding_a_stored_entry_gives_the_entry_and_refuses_what_decode_entry_r
     except InvalidEntry as expected:
         with pytest.raises(type(expected)):
             decode_stored(junk)
+
+
+def test_a_batch_in_log_order_is_placed_in_memory_and_written_once(tmp_path: Path) -> None:
+    """A batch grouped by log (as ingest hands it over) names, in one author's entries,
+    another author's entries that come later in the same batch: those are placed in memory
+    before any row is written, so no entry of the batch waits in the tables or has its row
+    rewritten with its clock afterwards (the cost that made storing a sync in log order
+    about four times as dear as in causal order)."""
+    history = linear_history(3, 40)  # each entry depends on the previous author's latest
+    by_log = sorted(history[1:], key=lambda e: (e.author, e.seq))
+    store = new_store(tmp_path)
+    try:
+        store.insert(history[:1])
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        store.insert(by_log)
+        store._db.set_trace_callback(None)
+        assert not [s for s in statements if "waiting" in s or s.startswith("UPDATE entries")]
+        assert store.waiting_ids() == set()
+        assert stored_facts(store, history) == from_scratch(history)
+    finally:
+        store.close()
