@@ -389,7 +389,14 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
 
 
 def main() -> None:
-    """Console-script entry point (``p2pc`` and ``p2pcommons``)."""
+    """Entry point (the console script starts at :func:`p2pcommons.cli.fast.main`, which
+    comes here for all but the hot commands): a hot command line runs without typer's
+    parsing (:mod:`.fast`), everything else through typer."""
+    from .fast import run_hot
+
+    code = run_hot(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
     _register_commands()
     app()
 
