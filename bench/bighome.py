@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fold import build_history  # noqa: E402
+from fold import build_history
 
-from p2pcommons.home import Home  # noqa: E402
-from p2pcommons.identity import create_identity  # noqa: E402
-from p2pcommons.ingest import Ingestor  # noqa: E402
-from p2pcommons.store import Store  # noqa: E402
+from p2pcommons.home import Home
+from p2pcommons.identity import create_identity
+from p2pcommons.ingest import Ingestor
+from p2pcommons.store import Store
 
 
 def make_home(path: Path, n: int, *, author: int = 2, batch: int = 5000) -> Path:
@@ -62,8 +62,9 @@ def main() -> None:
     print(f"stored {args.n:,} entries in {args.home} in {time.perf_counter() - t0:.1f} s")
     if args.fold:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "from p2pcommons.cli.app import main; main()", "--home", str(args.home), "state"],
-                       check=True, stdout=subprocess.DEVNULL)
+        cli = "from p2pcommons.cli.app import main; main()"
+        subprocess.run([sys.executable, "-c", cli, "--home", str(args.home), "state"], check=True,
+                       stdout=subprocess.DEVNULL)
         print(f"folded (p2pc state) in {time.perf_counter() - t0:.1f} s")
 
 

@@ -124,8 +124,10 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
 def _command(name: str) -> Callable[..., None]:
     from . import hot
 
-    return {"contribute": hot.contribute, "state": hot.state, "members": hot.members,
-            "contributions": hot.contributions}[name]
+    commands: dict[str, Callable[..., None]] = {
+        "contribute": hot.contribute, "state": hot.state, "members": hot.members, "contributions": hot.contributions,
+    }
+    return commands[name]
 
 
 def run(name: str, kw: dict[str, Any]) -> int:

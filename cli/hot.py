@@ -18,6 +18,36 @@ from .plumbing import emit, home_of, human_time, identity_of, open_store, resolv
 CONTRIBUTION_STATUSES = ("pending", "accepted", "rejected")
 
 
+def ask_daemon(home: Path | None, request: dict[str, Any], *, fallback: bool) -> dict[str, Any] | None:
+    """The running daemon's reply to a ``query`` or ``append`` (protocols/control.md §4), or
+    None when no daemon runs for this home — then the command does the work itself.
+
+    A daemon answers from its live fold, which it keeps up to date anyway; a process on its
+    own must first load the fold's checkpoint, O(state): seconds at a million entries.
+    ``fallback``: also None when the daemon cannot answer (an older daemon that does not
+    know the command, a reply too large for the socket, a timeout) — for reads only: a write
+    whose reply was lost may have been stored, so its error is raised instead."""
+    home_path = home_of(home)
+    if not home_path.control_socket.exists():
+        return None
+    from p2pcommons.errors import DaemonNotRunning, NetworkError, UsageError
+    from p2pcommons.node.notify import request as send
+    from p2pcommons.protocols.control import MAX_QUERY_REPLY
+
+    try:
+        return send(home_path, request, timeout=60.0, max_reply=MAX_QUERY_REPLY)
+    except DaemonNotRunning:
+        return None
+    except UsageError as exc:
+        if str(exc).startswith("Unknown control command"):
+            return None  # a daemon from before these commands
+        raise
+    except NetworkError:
+        if fallback:
+            return None
+        raise
+
+
 def after_local_write(home: Path | None) -> None:
     """Tell a running daemon (if any) that the store changed, so peers hear within a second."""
     try:
@@ -27,10 +57,27 @@ def after_local_write(home: Path | None) -> None:
     notify_daemon(home_of(home))
 
 
+def _query(home: Path | None, commons: str | None, what: str, status: str | None = None) -> dict[str, Any]:
+    """The ``--json`` data of ``p2pc <what>``: from the running daemon's live fold if one
+    runs, else folded here (resuming from the checkpoint)."""
+    with open_store(home, reader=True) as store:
+        cid = resolve_commons(store, commons)
+        reply = ask_daemon(home, {"cmd": "query", "what": what, "commons": str(cid), "status": status},
+                           fallback=True)
+        if reply is not None:
+            return dict(reply["data"])
+        from p2pcommons.web import data as views
+
+        if what == "state":
+            return views.state(store, cid)
+        if what == "members":
+            return views.members(store, cid)
+        return views.contributions(store, cid, status=status)
+
+
 def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: str | None,
                derives_from: list[str] | None, home: Path | None, as_json: bool, force: bool) -> None:
     """Record a contribution; print its id (``p2pc contribute``)."""
-    from p2pcommons.author import append
     from p2pcommons.errors import UsageError
 
     identity = identity_of(home)
@@ -49,6 +96,14 @@ def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: s
                 refs.append(target)
         if refs:
             body["refs"] = refs
+        reply = ask_daemon(home, {"cmd": "append", "author": identity.public_key.hex(), "commons": str(cid),
+                                  "kind": "contribution", "body": {**body, "refs": [str(r) for r in refs]}
+                                  if refs else body, "force": force}, fallback=False)
+        if reply is not None:
+            emit({"id": reply["id"], "commons": reply["commons"], "seq": reply["seq"]}, as_json, str(reply["id"]))
+            return
+        from p2pcommons.author import append
+
         entry = append(store, identity.signer, cid, "contribution", body, force=force, extra_deps=refs)
     after_local_write(home)
     emit({"id": str(entry.id), "commons": str(cid), "seq": entry.seq}, as_json, str(entry.id))
@@ -56,10 +111,7 @@ def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: s
 
 def state(*, commons: str | None, home: Path | None, as_json: bool) -> None:
     """Print the commons state (``p2pc state``)."""
-    from p2pcommons.web import data as views
-
-    with open_store(home, reader=True) as store:
-        data = views.state(store, resolve_commons(store, commons))
+    data = _query(home, commons, "state")
 
     def human() -> None:
         stable = data["stable"]
@@ -90,10 +142,7 @@ def state(*, commons: str | None, home: Path | None, as_json: bool) -> None:
 
 def members(*, commons: str | None, home: Path | None, as_json: bool) -> None:
     """List members with their roles, status and keys (``p2pc members``)."""
-    from p2pcommons.web import data as views
-
-    with open_store(home, reader=True) as store:
-        data = views.members(store, resolve_commons(store, commons))
+    data = _query(home, commons, "members")
     rows = data["members"]
 
     def human() -> None:
@@ -116,12 +165,10 @@ def members(*, commons: str | None, home: Path | None, as_json: bool) -> None:
 def contributions(*, status: str | None, commons: str | None, home: Path | None, as_json: bool) -> None:
     """List contributions with their review status (``p2pc contributions``)."""
     from p2pcommons.errors import UsageError
-    from p2pcommons.web import data as views
 
     if status is not None and status not in CONTRIBUTION_STATUSES:
         raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
-    with open_store(home, reader=True) as store:
-        data = views.contributions(store, resolve_commons(store, commons), status=status)
+    data = _query(home, commons, "contributions", status)
     rows = data["contributions"]
 
     def human() -> None:

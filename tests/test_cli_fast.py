@@ -13,7 +13,7 @@ import pytest
 
 from p2pcommons.cli.fast import SPECS, parse
 from tests.support.cli import EXE, invoke, subprocess_env
-from tests.support.cli import fresh_live_state as fresh_live_state  # noqa: F401 - applies to every test here
+from tests.support.cli import fresh_live_state as fresh_live_state
 
 HEAVY = ("typer", "click", "pydantic", "pydantic_core", "rich", "libp2p")
 

@@ -949,7 +949,8 @@ class Node:
                 try:
                     reply = control.success(await self._control(request))
                 except P2PCError as exc:
-                    reply = control.failure(str(exc), exc.exit_code)
+                    typed = request.get("cmd") in control.TYPED_ERRORS
+                    reply = control.failure(str(exc), exc.exit_code, type(exc).__name__ if typed else None)
                 except Exception as exc:
                     log.exception("control request failed")
                     reply = control.failure(f"The node failed: {exc}", 1)
@@ -977,6 +978,8 @@ class Node:
             return {"peer_id": peer_id}
         if cmd == "sync":
             return await self._control_sync(request)
+        if cmd in ("query", "append"):
+            return await self._control_local(request)
         if cmd == "sync_status":
             return await _sync_status(self, float(request.get("max_age", 5.0)), float(request.get("timeout", 10.0)))
         if cmd == "forget":
@@ -990,6 +993,25 @@ class Node:
                 raise UsageError("Name the peer to unban (its peer id).")
             return {"peer_id": target, "lifted": await self.unban(target)}
         raise UsageError(f"Unknown control command {cmd!r}.")
+
+    async def _control_local(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``query`` and ``append`` (protocols/control.md §4): the CLI's hot commands answered
+        from this node's live fold, in the state thread (its store, one at a time with the
+        state worker), instead of each command loading the commons' checkpoint again."""
+        from . import queries
+
+        def work() -> dict[str, Any]:
+            if self._state_store is None:
+                self._state_store = Store(self.home.store_file, cache_mib=8)
+            if request.get("cmd") == "query":
+                return queries.answer_query(self._state_store, request)
+            return queries.answer_append(self._state_store, self.identity.signer, request)
+
+        reply = await trio.to_thread.run_sync(work, limiter=self._state_limiter)
+        if request.get("cmd") == "append":
+            self.announce()
+            self.mark_state_dirty(set(await self.held_commons()))
+        return reply
 
     async def _control_sync(self, request: dict[str, Any]) -> dict[str, Any]:
         """Sync now with one peer (``addr``) or every connected peer; report whether this

@@ -223,6 +223,12 @@ class CommonsState:
                 counts[c.status] += 1
         return counts
 
+    def contribution_records(self) -> list[tuple[CID, Contribution]]:
+        """Every contribution's record (its entry time included), without building the
+        canonical state: what ``p2pc contributions`` lists."""
+        state = self._folder.state
+        return [] if state is None else list(state.contributions.items())
+
     def contribution(self, cid: CID) -> Contribution | None:
         state = self._folder.state
         return None if state is None else state.contributions.get(cid)
