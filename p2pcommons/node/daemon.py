@@ -1219,10 +1219,11 @@ class Node:
 
     async def _start_ui(self, nursery: trio.Nursery) -> None:
         """The dashboard (p2pcommons/web), imported only here: a node without it never
-        loads the web stack."""
+        loads the web stack, and one with it loads the stack at the first connection
+        (:mod:`p2pcommons.web.lazy`)."""
         from p2pcommons.errors import HomeNotWritable
-        from p2pcommons.web.app import run as run_ui
         from p2pcommons.web.auth import load_or_create_token, token_path
+        from p2pcommons.web.lazy import run as run_ui
 
         try:
             token = load_or_create_token(self.home)
