@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -179,7 +179,7 @@ async def serve_socket(node: Node, sock: socket.socket, token: str) -> None:
     config.accesslog = None
     config.errorlog = log
     config.include_server_header = False
-    await serve(guard, config)
+    await serve(cast(Any, guard), config)  # (an ASGI app; Hypercorn's type names its own scopes)
 
 
 __all__ = ["build", "serve_socket"]

@@ -51,7 +51,7 @@ async def run(node: Node, port: int, token: str, task_status: Any = trio.TASK_ST
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
         log.info("dashboard at %s (open it with p2pc ui)", url)
         task_status.started(url)
-        await trio.lowlevel.wait_readable(sock)  # a browser (or a script) connected
+        await trio.lowlevel.wait_readable(sock.fileno())  # a browser (or a script) connected
     except BaseException:
         sock.close()
         raise
