@@ -46,7 +46,7 @@ def state_of(st: Any) -> dict[str, Any]:
         "entry_count": summary["entries"],
         "waiting_count": summary["waiting"],
         "member_count": summary["members"],
-        "pending_join_count": len(st.canonical.get("joins", {})),
+        "pending_join_count": len(st.canonical_part("joins")),
         "contribution_counts": summary["contributions"],
         "rules": summary["rules"],
         "stable": {
@@ -59,7 +59,7 @@ def state_of(st: Any) -> dict[str, Any]:
         "proposals": {
             cid: {**{k: v for k, v in p.items() if k not in ("yes", "no")},
                   "author": who(p["author"]), "yes_count": len(p["yes"]), "no_count": len(p["no"])}
-            for cid, p in st.canonical.get("proposals", {}).items()
+            for cid, p in st.canonical_part("proposals").items()
         },
     }
 
