@@ -104,6 +104,7 @@ SCORE_FLOOD = scoring.FLOOD
 MAX_INBOUND_SESSIONS = 16
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
+LOCAL_WAIT = 30.0               # a control query or append waits this long for the state thread (client: 60 s)
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
 BAN_SECONDS = scoring.BAN_SECONDS
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
@@ -1007,7 +1008,19 @@ class Node:
                 return queries.answer_query(self._state_store, request)
             return queries.answer_append(self._state_store, self.identity.signer, request)
 
-        reply = await trio.to_thread.run_sync(work, limiter=self._state_limiter)
+        # Wait for the state thread (a fold of a large sync can hold it for long) at most
+        # LOCAL_WAIT, then refuse without doing anything: the client's own timeout is longer,
+        # so a write it gives up on has never been started here.
+        acquired = False
+        with trio.move_on_after(LOCAL_WAIT):
+            await self._state_limiter.acquire()
+            acquired = True
+        if not acquired:
+            raise NetworkError("The node is busy folding a large transfer; try again in a moment.")
+        try:
+            reply = await trio.to_thread.run_sync(work)
+        finally:
+            self._state_limiter.release()
         if request.get("cmd") == "append":
             self.announce()
             self.mark_state_dirty(set(await self.held_commons()))
