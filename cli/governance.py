@@ -163,62 +163,17 @@ def _resolve_entry_in(store: Any, text: str) -> Any:
 @command("state")
 def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Print the commons state: its hash, members, rules in force, contributions, stability."""
-    from p2pcommons.web import data as views
+    from .hot import state
 
-    with open_store(home, reader=True) as store:
-        data = views.state(store, resolve_commons(store, commons))
-
-    def human() -> None:
-        stable = data["stable"]
-        c = data["contribution_counts"]
-        print(f"commons     {short_id(data['commons'])}  {data['name']}")
-        print(f"state hash  {data['state_hash']}")
-        print(
-            f"entries     {data['entry_count']} ({stable['stable_entry_count']} stable, "
-            f"{stable['tentative_entry_count']} tentative, {data['waiting_count']} waiting)"
-        )
-        print(f"members     {data['member_count']}  (pending joins: {data['pending_join_count']})")
-        print(f"contrib.    {c['accepted']} accepted, {c['pending']} pending, {c['rejected']} rejected")
-        r = data["rules"]
-        if not data["valid"] or not r:
-            print("rules       none: the commons' genesis is missing or invalid")
-            return
-        t = r["rule_change"]["threshold"]
-        print(
-            f"rules       membership {r['membership']['policy']}, contributions from {r['contribution']['policy']}, "
-            f"{r['review']['accepts']} accept(s) by {','.join(r['review']['roles'])}, rule changes by "
-            f"{','.join(r['rule_change']['roles'])} > {t['num']}/{t['den']}"
-        )
-        if stable["held_back_by"]:
-            print("stability held back by " + ", ".join(short_id(a) for a in stable["held_back_by"]))
-
-    emit(data, as_json, human)
+    state(commons=commons, home=home, as_json=as_json)
 
 
 @command("members")
 def members_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List members with their roles and status."""
-    from p2pcommons.web import data as views
+    from .hot import members
 
-    with open_store(home, reader=True) as store:
-        data = views.members(store, resolve_commons(store, commons))
-    rows = data["members"]
-
-    def human() -> None:
-        for row in rows:
-            name = f" ({row['name']})" if row["name"] else ""
-            print(f"{short_id(row['author'])}{name}  {row['status']}  {','.join(row['roles'])}")
-            for key in row["keys"]:
-                if key["own"] and key["status"] == "active" and len(row["keys"]) == 1:
-                    continue  # the plain case: one key, the member's own
-                what = "own key" if key["own"] else "device"
-                if key["status"] == "forked":
-                    print(f"  {what} {short_id(key['author'])}  FORKED at seq {key['forked_at']}: its entries from "
-                          "there have no effect; continue from another device (p2pc device add)")
-                else:
-                    print(f"  {what} {short_id(key['author'])}  {key['status']}")
-
-    emit(data, as_json, human)
+    members(commons=commons, home=home, as_json=as_json)
 
 
 @command("status")
@@ -344,26 +299,9 @@ def contributions_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """List contributions with their review status, reviews and value (for reviewers' queues)."""
-    from p2pcommons.errors import UsageError
-    from p2pcommons.web import data as views
+    from .hot import contributions
 
-    if status is not None and status not in ("pending", "accepted", "rejected"):
-        raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
-    with open_store(home, reader=True) as store:
-        data = views.contributions(store, resolve_commons(store, commons), status=status)
-    rows = data["contributions"]
-
-    def human() -> None:
-        if not rows:
-            print("No contributions" + (f" with status {status}." if status else " yet."))
-        for row in rows:
-            outside = "  (by a non-member)" if row["outside"] else ""
-            print(
-                f"{short_id(row['id'])}  {human_time(row['time'])}  {row['status']:<8}  {row['title']}  "
-                f"[{row['kind']}, claimed {row['claimed']}, value {row['value']}]{outside}"
-            )
-
-    emit(data, as_json, human)
+    contributions(status=status, commons=commons, home=home, as_json=as_json)
 
 
 # --- membership -------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from .app import (
     open_store,
     progress_enabled,
     resolve_commons,
-    resolve_entry,
     short_id,
 )
 from .render import entry_json
@@ -207,28 +206,10 @@ def contribute(
     force: ForceOption = False,
 ) -> None:
     """Record a contribution (no permission needed; reviewers accept it afterwards). Prints the entry id."""
-    from p2pcommons.author import append
-    from p2pcommons.errors import UsageError
+    from .hot import contribute as run
 
-    identity = identity_of(home)
-    body: dict[str, Any] = {"title": title, "kind": kind, "value": value}
-    if ref:
-        body["ref"] = ref
-    with open_store(home) as store:
-        cid = resolve_commons(store, commons)
-        refs = []
-        for text in derives_from or ():
-            target = resolve_entry(store, text)
-            found = store.get(target)
-            if found is None or found.kind != "contribution" or found.commons_id != cid:
-                raise UsageError(f"Entry {target} is not a contribution of this commons.")
-            if target not in refs:
-                refs.append(target)
-        if refs:
-            body["refs"] = refs
-        entry = append(store, identity.signer, cid, "contribution", body, force=force, extra_deps=refs)
-    _after_local_write(home)
-    emit({"id": str(entry.id), "commons": str(cid), "seq": entry.seq}, as_json, str(entry.id))
+    run(title=title, commons=commons, kind=kind, value=value, ref=ref, derives_from=derives_from, home=home,
+        as_json=as_json, force=force)
 
 
 @command("log")
@@ -424,8 +405,6 @@ def _spooled_stdin(home: Path | None) -> BinaryIO:
 
 def _after_local_write(home: Path | None, commons: Any = None) -> None:
     """Tell a running daemon (if any) that the store changed, so peers hear within a second."""
-    try:
-        from p2pcommons.node.notify import notify_daemon
-    except ImportError:
-        return
-    notify_daemon(home_of(home))
+    from .hot import after_local_write
+
+    after_local_write(home)

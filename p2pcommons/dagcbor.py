@@ -96,8 +96,25 @@ def encode(value: Any) -> bytes:
 
     Accepts :class:`CID` objects (and the ``CBORTag(42, …)`` form decoding yields) as links.
     """
-    _check_value(value, 0, ordered=False)
+    if _check_value(value, 0, ordered=False):
+        # As tags, not CID objects: cbor2's C encoder, meeting a type it does not know, first
+        # imports every module of its deferred encoders (email, uuid, decimal, fractions:
+        # 40 ms, once per process, paid by every local write).
+        value = _tagged(value)
     return cbor2.dumps(value, canonical=True, default=_default)
+
+
+def _tagged(value: Any) -> Any:
+    """``value`` with each :class:`CID` as the ``CBORTag(42, …)`` it encodes as (a copy of
+    the maps and lists on the way; a value that holds no CID is not copied)."""
+    kind = type(value)
+    if kind is CID:
+        return cbor2.CBORTag(CID_TAG, b"\x00" + value.raw)
+    if kind is dict:
+        return {key: _tagged(item) for key, item in value.items()}
+    if kind is list:
+        return [_tagged(item) for item in value]
+    return value
 
 
 def link(value: Any) -> CID:
@@ -265,12 +282,14 @@ def _keys_in_canonical_order(keys: tuple[str, ...]) -> bool:
 _SCALARS = frozenset((int, str, bytes, bool, type(None)))
 
 
-def _check_value(value: Any, depth: int, ordered: bool = True) -> None:
+def _check_value(value: Any, depth: int, ordered: bool = True) -> bool:
     """Allow only the DAG-CBOR data model minus floats: int, str, bytes, bool, None, list,
-    str-keyed map (in canonical key order when decoding), CID link.
+    str-keyed map (in canonical key order when decoding), CID link.  Returns whether a
+    :class:`CID` object occurs in it (:func:`encode` then writes those as tags first).
 
     This runs on every received entry, so scalars are checked inline without recursion.
     """
+    cids = False
     if depth > MAX_DEPTH:
         raise MalformedEntry(f"The value nests deeper than {MAX_DEPTH} levels.")
     kind = type(value)
@@ -293,7 +312,8 @@ def _check_value(value: Any, depth: int, ordered: bool = True) -> None:
             if kind is int and not _INT_MIN <= item <= _INT_MAX:
                 raise MalformedEntry("An integer is outside the 64-bit range DAG-CBOR allows.")
         elif kind is dict or kind is list:
-            _check_value(item, depth + 1, ordered)
+            if _check_value(item, depth + 1, ordered):
+                cids = True
         elif kind is cbor2.CBORTag:
             if item.tag != CID_TAG:
                 raise MalformedEntry("The data uses a CBOR tag other than 42 (CID link).")
@@ -301,11 +321,12 @@ def _check_value(value: Any, depth: int, ordered: bool = True) -> None:
             if type(data) is not bytes or len(data) != 37 or data[:5] != _TAGGED_CID_PREFIX:
                 raise MalformedEntry("A CID link is not a CIDv1 dag-cbor sha2-256 identifier.")
         elif kind is CID:
-            continue
+            cids = True
         elif kind is float:
             raise MalformedEntry("Floating-point numbers are not allowed in entries.")
         else:
             raise MalformedEntry(f"A value of type {kind.__name__} is not allowed in DAG-CBOR.")
+    return cids
 
 
 def canonical_size(value: dict[str, Any] | list[Any], depth: int) -> int:

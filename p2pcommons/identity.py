@@ -13,8 +13,6 @@ from pathlib import Path
 
 import base58
 import nacl.exceptions
-import nacl.pwhash
-import nacl.secret
 import nacl.utils
 
 from .entry import Signer
@@ -89,14 +87,16 @@ def create_identity(home: Home, passphrase: str | None = None, seed: bytes | Non
     seed = nacl.utils.random(32) if seed is None else seed
     document: dict[str, object] = {"version": KEY_FILE_VERSION, "type": "ed25519"}
     if passphrase:
-        salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-        opslimit = nacl.pwhash.argon2id.OPSLIMIT_MODERATE
-        memlimit = nacl.pwhash.argon2id.MEMLIMIT_MODERATE
-        key = nacl.pwhash.argon2id.kdf(
-            nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt,
+        from nacl import pwhash, secret  # (only for a passphrase: its import runs libsodium's argon2 set-up)
+
+        salt = nacl.utils.random(pwhash.argon2id.SALTBYTES)
+        opslimit = pwhash.argon2id.OPSLIMIT_MODERATE
+        memlimit = pwhash.argon2id.MEMLIMIT_MODERATE
+        key = pwhash.argon2id.kdf(
+            secret.SecretBox.KEY_SIZE, passphrase.encode(), salt,
             opslimit=opslimit, memlimit=memlimit,
         )
-        box = nacl.secret.SecretBox(key)
+        box = secret.SecretBox(key)
         document.update(
             encryption="argon2id-xsalsa20poly1305",
             salt=salt.hex(), opslimit=opslimit, memlimit=memlimit,
@@ -144,19 +144,21 @@ def load_identity(home: Home, passphrase: str | None = None) -> Identity:
             memlimit = int(document["memlimit"])
         except (KeyError, TypeError, ValueError):
             raise damaged from None
+        from nacl import pwhash, secret  # (only for an encrypted key: every command loads the identity)
+
         # Refuse key-derivation costs beyond libsodium's "sensitive" preset: a damaged or
         # hostile file must not make us allocate gigabytes or spin for minutes.
         if (
-            len(salt) != nacl.pwhash.argon2id.SALTBYTES
-            or not 1 <= opslimit <= nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE
-            or not 8192 <= memlimit <= nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
+            len(salt) != pwhash.argon2id.SALTBYTES
+            or not 1 <= opslimit <= pwhash.argon2id.OPSLIMIT_SENSITIVE
+            or not 8192 <= memlimit <= pwhash.argon2id.MEMLIMIT_SENSITIVE
         ):
             raise damaged
         try:
-            key = nacl.pwhash.argon2id.kdf(
-                nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit
+            key = pwhash.argon2id.kdf(
+                secret.SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit
             )
-            seed = nacl.secret.SecretBox(key).decrypt(ciphertext)
+            seed = secret.SecretBox(key).decrypt(ciphertext)
         except nacl.exceptions.CryptoError:
             raise WrongPassphrase("The passphrase does not unlock this identity.") from None
         except (nacl.exceptions.ValueError, nacl.exceptions.TypeError, ValueError):

@@ -18,6 +18,12 @@ MAX_REQUEST = 64 * 1024       # the daemon reads a request up to its newline or 
 REQUEST_SECONDS = 5.0         # …or for this long, whichever comes first (§2)
 MAX_REPLY = 4 * 1024 * 1024   # the client refuses longer replies
 NOT_AN_OBJECT = "The request is not a JSON object."
+# Commands whose failure replies also name the error's class (§3): the CLI answers them as if
+# it had run the command itself, with the same error type in its --json envelope.
+TYPED_ERRORS = frozenset({"query", "append"})
+# The largest reply to a ``query`` (a commons' contributions can be many) the client accepts;
+# past it, the client answers locally.
+MAX_QUERY_REPLY = 256 * 1024 * 1024
 
 
 def encode_request(message: dict[str, Any]) -> bytes:
@@ -44,8 +50,13 @@ def success(fields: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, **fields}
 
 
-def failure(message: str, code: int) -> dict[str, Any]:
-    return {"ok": False, "error": message, "code": code}
+def failure(message: str, code: int, error_type: str | None = None) -> dict[str, Any]:
+    """A failure reply; ``error_type``: the error's class name (``NotFound``, ``RuleRefusal``…),
+    so the client raises the same error the command would have raised in its own process."""
+    reply: dict[str, Any] = {"ok": False, "error": message, "code": code}
+    if error_type:
+        reply["type"] = error_type
+    return reply
 
 
 def encode_reply(reply: dict[str, Any]) -> bytes:
@@ -67,13 +78,17 @@ def decode_reply(data: bytes | bytearray) -> dict[str, Any]:
 
 
 def error_of(reply: dict[str, Any]) -> errors.P2PCError:
-    """A failure reply as an exception, by its ``code``: 2 usage, 3 received data, 5 store,
+    """A failure reply as an exception: the class its ``type`` names if that is a project
+    error with the same ``code``; else by its ``code``: 2 usage, 3 received data, 5 store,
     anything else (or none) a network error, with the reply's sentence as its message."""
     try:
         code = int(reply.get("code", 6))
     except (TypeError, ValueError):
         code = 6
     message = str(reply.get("error", "The node reported an error."))
+    named = getattr(errors, str(reply.get("type", "")), None)
+    if isinstance(named, type) and issubclass(named, errors.P2PCError) and named.exit_code == code:
+        return named(message)
     classes: dict[int, type[errors.P2PCError]] = {
         2: errors.UsageError, 3: errors.ReceivedDataError, 5: errors.StoreError,
     }

@@ -267,3 +267,26 @@ def test_nesting_limit_is_the_same_for_signing_and_decoding(depth: int) -> None:
     assert outcome in ("ok", "MalformedEntry")
     if can_sign:
         dagcbor.decode(raw)
+
+
+def test_encoding_links_does_not_load_cbor2s_deferred_encoders() -> None:
+    """A CID object met by cbor2's C encoder makes it import the modules of all its deferred
+    encoders first (email, uuid, decimal, fractions: 40 ms per process, paid by every local
+    write); encode() hands it tags instead, with the same bytes."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cbor2\n"
+        "from p2pcommons.dagcbor import CID, CID_TAG, encode\n"
+        "link = CID.of(b'x')\n"
+        "value = {'deps': [link, link], 'body': {'ref': link, 'n': [1, {'x': link}]}}\n"
+        "out = encode(value)\n"
+        "print(sorted(m for m in ('email', 'uuid', 'decimal', 'fractions') if m in sys.modules))\n"
+        "tag = cbor2.CBORTag(CID_TAG, b'\\x00' + link.raw)\n"
+        "assert out == encode({'deps': [tag, tag], 'body': {'ref': tag, 'n': [1, {'x': tag}]}})\n"
+        "assert out == cbor2.dumps(value, canonical=True, default=lambda e, v: e.encode(tag))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -64,3 +64,24 @@ def test_client_maps_codes_to_errors() -> None:
     assert type(_error({"ok": False, "error": "x.", "code": 1})) is errors.NetworkError
     assert type(_error({"ok": False, "error": "x."})) is errors.NetworkError
     assert str(_error({"ok": False, "error": "The node failed.", "code": 6})) == "The node failed."
+
+
+def test_a_typed_failure_names_its_error_class() -> None:
+    """query and append replies name the error's class (§3), so the CLI reports the same
+    error type as when it runs the command itself; a name that is not a project error with
+    that code falls back to the code."""
+    assert type(_error({"ok": False, "error": "x.", "code": 2, "type": "NotFound"})) is errors.NotFound
+    assert type(_error({"ok": False, "error": "x.", "code": 7, "type": "RuleRefusal"})) is errors.RuleRefusal
+    assert type(_error({"ok": False, "error": "x.", "code": 2, "type": "RuleRefusal"})) is errors.UsageError
+    assert type(_error({"ok": False, "error": "x.", "code": 2, "type": "Path"})) is errors.UsageError
+
+
+@pytest.mark.parametrize(("request_bytes", "reply"), [
+    (b'{"cmd": "query", "what": "state", "commons": "nope"}\n',
+     {"ok": False, "error": "The request names no commons id.", "code": 2, "type": "UsageError"}),
+    (b'{"cmd": "append", "author": "00", "kind": "contribution"}\n',
+     {"ok": False, "error": "The running node signs with another key than this home's identity.", "code": 4,
+      "type": "IdentityError"}),
+])
+def test_query_and_append_refusals_are_typed(tmp_path: Path, request_bytes: bytes, reply: dict[str, Any]) -> None:
+    assert json.loads(_exchange(tmp_path, request_bytes)) == reply

@@ -112,6 +112,33 @@ def test_local_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_web_stack_is_imported_at_the_first_connection_which_it_serves() -> None:
+    """The daemon binds the dashboard's port at once and imports Starlette and Hypercorn only
+    when a connection is pending (p2pcommons/web/lazy.py: 8 MB less in a daemon nobody
+    visits); that first connection is served, not lost."""
+    probe = (
+        "import sys, trio\n"
+        "from p2pcommons.web import lazy\n"
+        "async def main():\n"
+        "    async with trio.open_nursery() as nursery:\n"
+        "        url = await nursery.start(lazy.run, object(), 0, 't' * 43)\n"
+        "        before = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'hypercorn'))\n"
+        "        port = int(url.rsplit(':', 1)[1].strip('/'))\n"
+        "        stream = await trio.open_tcp_stream('127.0.0.1', port)\n"
+        "        host = f'127.0.0.1:{port}'.encode()\n"
+        "        await stream.send_all(b'GET / HTTP/1.1\\r\\nHost: ' + host + b'\\r\\nConnection: close\\r\\n\\r\\n')\n"
+        "        with trio.fail_after(60):\n"
+        "            reply = await stream.receive_some(4096)\n"
+        "        after = 'starlette' in sys.modules and 'hypercorn' in sys.modules\n"
+        "        print(before, after, reply.split(b'\\r\\n')[0].decode())\n"
+        "        nursery.cancel_scope.cancel()\n"
+        "trio.run(main)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].split()[:4] == ["[]", "True", "HTTP/1.1", "401"]
+
+
 _TOKEN = "t" * 43
 _HOSTS = st.sampled_from([f"127.0.0.1:{PORT}", f"localhost:{PORT}", f"127.0.0.1:{PORT + 1}", "evil.example",
                           f"evil.example:{PORT}", ""])

@@ -104,6 +104,7 @@ SCORE_FLOOD = scoring.FLOOD
 MAX_INBOUND_SESSIONS = 16
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
+LOCAL_WAIT = 30.0               # a control query or append waits this long for the state thread (client: 60 s)
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
 BAN_SECONDS = scoring.BAN_SECONDS
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
@@ -949,7 +950,8 @@ class Node:
                 try:
                     reply = control.success(await self._control(request))
                 except P2PCError as exc:
-                    reply = control.failure(str(exc), exc.exit_code)
+                    typed = request.get("cmd") in control.TYPED_ERRORS
+                    reply = control.failure(str(exc), exc.exit_code, type(exc).__name__ if typed else None)
                 except Exception as exc:
                     log.exception("control request failed")
                     reply = control.failure(f"The node failed: {exc}", 1)
@@ -977,6 +979,8 @@ class Node:
             return {"peer_id": peer_id}
         if cmd == "sync":
             return await self._control_sync(request)
+        if cmd in ("query", "append"):
+            return await self._control_local(request)
         if cmd == "sync_status":
             return await _sync_status(self, float(request.get("max_age", 5.0)), float(request.get("timeout", 10.0)))
         if cmd == "forget":
@@ -990,6 +994,37 @@ class Node:
                 raise UsageError("Name the peer to unban (its peer id).")
             return {"peer_id": target, "lifted": await self.unban(target)}
         raise UsageError(f"Unknown control command {cmd!r}.")
+
+    async def _control_local(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``query`` and ``append`` (protocols/control.md §4): the CLI's hot commands answered
+        from this node's live fold, in the state thread (its store, one at a time with the
+        state worker), instead of each command loading the commons' checkpoint again."""
+        from . import queries
+
+        def work() -> dict[str, Any]:
+            if self._state_store is None:
+                self._state_store = Store(self.home.store_file, cache_mib=8)
+            if request.get("cmd") == "query":
+                return queries.answer_query(self._state_store, request)
+            return queries.answer_append(self._state_store, self.identity.signer, request)
+
+        # Wait for the state thread (a fold of a large sync can hold it for long) at most
+        # LOCAL_WAIT, then refuse without doing anything: the client's own timeout is longer,
+        # so a write it gives up on has never been started here.
+        acquired = False
+        with trio.move_on_after(LOCAL_WAIT):
+            await self._state_limiter.acquire()
+            acquired = True
+        if not acquired:
+            raise NetworkError("The node is busy folding a large transfer; try again in a moment.")
+        try:
+            reply = await trio.to_thread.run_sync(work)
+        finally:
+            self._state_limiter.release()
+        if request.get("cmd") == "append":
+            self.announce()
+            self.mark_state_dirty(set(await self.held_commons()))
+        return reply
 
     async def _control_sync(self, request: dict[str, Any]) -> dict[str, Any]:
         """Sync now with one peer (``addr``) or every connected peer; report whether this
@@ -1197,10 +1232,11 @@ class Node:
 
     async def _start_ui(self, nursery: trio.Nursery) -> None:
         """The dashboard (p2pcommons/web), imported only here: a node without it never
-        loads the web stack."""
+        loads the web stack, and one with it loads the stack at the first connection
+        (:mod:`p2pcommons.web.lazy`)."""
         from p2pcommons.errors import HomeNotWritable
-        from p2pcommons.web.app import run as run_ui
         from p2pcommons.web.auth import load_or_create_token, token_path
+        from p2pcommons.web.lazy import run as run_ui
 
         try:
             token = load_or_create_token(self.home)

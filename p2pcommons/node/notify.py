@@ -9,7 +9,8 @@ the daemon answers with one object ``{"ok": true, ...}`` or ``{"ok": false, "err
 Commands: ``ping``, ``status``, ``notify`` (the store changed: announce now), ``stop``,
 ``sync`` (``addr``, ``want``, ``timeout``), ``connect`` (``addr``), ``forget`` (``target``:
 an address or a peer id; stop maintaining it and drop the connection, answered with
-``stopped``, ``kept_by`` and ``dropped``).
+``stopped``, ``kept_by`` and ``dropped``), ``query`` and ``append`` (the CLI's hot commands
+answered from the daemon's live fold: ``p2pcommons/node/queries.py``).
 
 This module stays import-light on purpose: ``notify_daemon`` runs after every local write
 made from the CLI, which must start fast and must not wait when no daemon runs.
@@ -66,9 +67,11 @@ def daemon_running(home: Home | Path | str | None = None) -> bool:
         return False
 
 
-def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout: float = 10.0,
+            max_reply: int = MAX_REPLY) -> dict[str, Any]:
     """Send one request and return the daemon's reply (raises DaemonNotRunning or
-    NetworkError; a reply with ``ok: false`` raises the error it names)."""
+    NetworkError; a reply with ``ok: false`` raises the error it names).  ``max_reply``:
+    the longest reply accepted (a ``query``'s may be longer than the default)."""
     target = _home(home)
     if not target.control_socket.exists():
         raise DaemonNotRunning(f"No node is running for {target.path}; start one with 'p2pc node start'.")
@@ -83,7 +86,7 @@ def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout:
                 if not chunk:
                     break
                 data += chunk
-                if len(data) > MAX_REPLY:
+                if len(data) > max_reply:
                     raise NetworkError("The node's reply on the control socket is too large.")
     except (ConnectionRefusedError, FileNotFoundError):
         raise DaemonNotRunning(f"No node is running for {target.path}; start one with 'p2pc node start'.") from None

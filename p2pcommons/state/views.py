@@ -16,7 +16,7 @@ from ..entry import Entry
 from .causal import EMPTY, Vector, covers, dense, get, minimum, of
 from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
 from .handlers.devices import member_of, stability_holders
-from .records import Contribution, Join, Member, Proposal, Resource, canonical_state, hexkey
+from .records import Contribution, Join, Member, Proposal, Resource, _canonical_proposal, canonical_state, hexkey
 
 
 class Outcome(NamedTuple):
@@ -94,7 +94,28 @@ class CommonsState:
 
     @property
     def members(self) -> dict[str, dict[str, Any]]:
-        return dict(self.canonical.get("members", {}))
+        return dict(self.canonical_part("members"))
+
+    def canonical_part(self, name: str) -> dict[str, Any]:
+        """One of the small tables of the canonical state (``members``, ``joins``,
+        ``proposals``), as :attr:`canonical` has it, without building all of it when it is
+        not built yet: that costs O(state) — seconds at a million entries, mostly spent
+        writing every contribution's id in base32 — for a table of a few rows
+        (``p2pc members``, ``p2pc state``; tests/test_state_views.py checks the two agree)."""
+        if self._canonical is not None:
+            return dict(self._canonical.get(name, {}))
+        state = self._folder.state
+        if state is None:
+            return {}
+        if name == "members":
+            return {hexkey(a): {"name": m.name, "roles": list(m.roles), "status": m.status, "since": str(m.since),
+                                "warnings": m.warnings} for a, m in state.members.items()}
+        if name == "joins":
+            return {str(c): {"author": hexkey(j.author), "name": j.name,
+                             "approvals": sorted(hexkey(a) for a in j.approvals)} for c, j in state.joins.items()}
+        if name == "proposals":
+            return {str(c): _canonical_proposal(p) for c, p in state.proposals.items()}
+        raise KeyError(name)
 
     def member_info(self, author: bytes) -> Member | None:
         state = self._folder.state
@@ -222,6 +243,12 @@ class CommonsState:
             for c in state.contributions.values():
                 counts[c.status] += 1
         return counts
+
+    def contribution_records(self) -> list[tuple[CID, Contribution]]:
+        """Every contribution's record (its entry time included), without building the
+        canonical state: what ``p2pc contributions`` lists."""
+        state = self._folder.state
+        return [] if state is None else list(state.contributions.items())
 
     def contribution(self, cid: CID) -> Contribution | None:
         state = self._folder.state

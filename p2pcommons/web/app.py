@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
@@ -169,40 +168,18 @@ def build(node: Node) -> Starlette:
     return app
 
 
-def _listening_socket(port: int) -> socket.socket:
-    """A socket bound on 127.0.0.1 to ``port``, or to any free port when that one is taken
-    (another node's dashboard on this machine: ``node status`` says which).  Bound here, not
-    probed, so no other process can take the port between the check and the bind."""
-    for candidate in dict.fromkeys((port, 0)):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind(("127.0.0.1", candidate))
-        except OSError:
-            sock.close()
-            if candidate == 0:
-                raise
-            log.warning("dashboard port %d is in use; using a free port", port)
-            continue
-        return sock
-    raise OSError("no port")  # not reached: binding to port 0 either succeeds or raises
-
-
-async def run(node: Node, port: int, token: str, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the dashboard on 127.0.0.1 until the node's nursery is cancelled; ``started``
-    with its address (without the token)."""
+async def serve_socket(node: Node, sock: socket.socket, token: str) -> None:
+    """Serve the dashboard on ``sock`` (bound and listening, from :mod:`.lazy`, which
+    imports this module only once a connection is pending) until the node's nursery is
+    cancelled."""
     guard = Guard(build(node), token)
-    sock = _listening_socket(port)
     guard.port = sock.getsockname()[1]
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]  # Hypercorn owns the descriptor from here
     config.accesslog = None
     config.errorlog = log
     config.include_server_header = False
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve, guard, config)
-        url = f"http://127.0.0.1:{guard.port}/"
-        log.info("dashboard at %s (open it with p2pc ui)", url)
-        task_status.started(url)
+    await serve(cast(Any, guard), config)  # (an ASGI app; Hypercorn's type names its own scopes)
 
 
-__all__ = ["build", "run"]
+__all__ = ["build", "serve_socket"]

@@ -46,7 +46,7 @@ def state_of(st: Any) -> dict[str, Any]:
         "entry_count": summary["entries"],
         "waiting_count": summary["waiting"],
         "member_count": summary["members"],
-        "pending_join_count": len(st.canonical.get("joins", {})),
+        "pending_join_count": len(st.canonical_part("joins")),
         "contribution_counts": summary["contributions"],
         "rules": summary["rules"],
         "stable": {
@@ -59,7 +59,7 @@ def state_of(st: Any) -> dict[str, Any]:
         "proposals": {
             cid: {**{k: v for k, v in p.items() if k not in ("yes", "no")},
                   "author": who(p["author"]), "yes_count": len(p["yes"]), "no_count": len(p["no"])}
-            for cid, p in st.canonical.get("proposals", {}).items()
+            for cid, p in st.canonical_part("proposals").items()
         },
     }
 
@@ -95,17 +95,25 @@ def contributions(store: Store, commons: CID, me: bytes | None = None, status: s
     ``me`` (the API), each row also has ``my_verdict``: that key's review, if any."""
     st = current_state(store, commons)
     rows = []
-    for entry_id, c in st.canonical.get("contributions", {}).items():
-        if status is not None and c["status"] != status:
+    ids: dict[bytes, str] = {}  # author ids, each encoded once (a commons has few authors, many rows)
+
+    def text(key: bytes) -> str:
+        found = ids.get(key)
+        if found is None:
+            found = ids[key] = author_id_text(key)
+        return found
+
+    for cid, c in st.contribution_records():  # the records, not the canonical state: O(rows) strings
+        if status is not None and c.status != status:
             continue
+        entry_id = str(cid)
         row: dict[str, Any] = {
-            "id": entry_id, "time": _entry_time(store, entry_id), "author": who(c["author"]), "title": c["title"],
-            "kind": c["kind"], "ref": c["ref"], "claimed": c["claimed"], "value": c["value"], "status": c["status"],
-            "accepts": [who(a) for a in c["accepts"]], "rejects": [who(a) for a in c["rejects"]],
-            "outside": c["outside"]}
+            "id": entry_id, "time": c.time or _entry_time(store, entry_id), "author": text(c.author),
+            "title": c.title, "kind": c.kind, "ref": c.ref, "claimed": c.claimed, "value": c.value,
+            "status": c.status, "accepts": [text(a) for a in sorted(c.accepts)],
+            "rejects": [text(a) for a in sorted(c.rejects)], "outside": c.outside}
         if me is not None:
-            mine = me.hex()
-            row["my_verdict"] = "accept" if mine in c["accepts"] else "reject" if mine in c["rejects"] else None
+            row["my_verdict"] = "accept" if me in c.accepts else "reject" if me in c.rejects else None
         rows.append(row)
     rows.sort(key=lambda row: (row["time"], row["id"]))  # oldest first, as they were made
     return {"commons": str(commons), "contributions": rows}

@@ -1,0 +1,131 @@
+"""The lean entry point (p2pcommons.cli.fast): the hot commands run without typer, click or
+pydantic, parse exactly what their typer declarations accept, and answer as the typer path
+does; anything else goes to typer unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from p2pcommons.cli.fast import SPECS, parse
+from tests.support.cli import EXE, invoke, subprocess_env
+from tests.support.cli import fresh_live_state as fresh_live_state
+
+HEAVY = ("typer", "click", "pydantic", "pydantic_core", "rich", "libp2p")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> str:
+    path = str(tmp_path / "h")
+    invoke("init", "--home", path)
+    invoke("commons", "create", "Fast", "--home", path)
+    return path
+
+
+def test_hot_commands_import_no_typer_click_or_pydantic(home: str) -> None:
+    """The point of the entry point: about 0.2 s of imports saved on every hot command."""
+    probe = (
+        "import sys\n"
+        "from p2pcommons.cli.fast import main\n"
+        "home = sys.argv[1]\n"
+        "for args in (['contribute', '-t', 'x', '--value', '4'], ['state'], ['members'],\n"
+        "             ['contributions', '--status', 'pending'], ['--json', 'state']):\n"
+        "    sys.argv = ['p2pc', *args, '--home', home]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code in (0, None), (args, e.code)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, home], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_lean_parser_knows_each_hot_commands_options() -> None:
+    """SPECS names exactly the options the typer commands declare (but the hidden
+    ``--verbose``, which the lean path leaves to typer)."""
+    import typer.main
+
+    from p2pcommons.cli.app import get_app
+
+    group = typer.main.get_command(get_app())
+    for name, (options, required, defaults) in SPECS.items():
+        command = group.commands[name]  # type: ignore[attr-defined]
+        declared = {n for p in command.params if not getattr(p, "hidden", False) for n in p.opts}
+        assert declared == {n for option in options for n in option.names}, name
+        for param in command.params:
+            if param.name in defaults:
+                assert param.default == defaults[param.name] or (param.default, defaults[param.name]) == ((), None), \
+                    (name, param.name)
+            if param.required:
+                assert param.name in required, (name, param.name)
+
+
+@pytest.mark.parametrize("argv", [
+    ["contribute"],  # the required --title is missing
+    ["contribute", "--title"],
+    ["contribute", "-tX"],
+    ["contribute", "-t", "x", "--value", "-3"],
+    ["contribute", "-t", "x", "--value", "3.5"],
+    ["contribute", "-t", "x", "--value", str(2**53 + 1)],
+    ["contribute", "-t", "x", "--force=yes"],
+    ["contribute", "-t", "x", "--verbose"],
+    ["state", "--help"],
+    ["state", "-h"],
+    ["state", "-v"],
+    ["state", "extra"],
+    ["state", "--"],
+    ["-v", "state"],
+    ["--version"],
+    ["--home", "--json", "state"],
+    ["--home=", "state"],
+    ["log"],
+    [],
+])
+def test_what_the_lean_parser_does_not_know_goes_to_typer(argv: list[str]) -> None:
+    assert parse(argv) is None
+
+
+def test_the_lean_parser_reads_forms_and_globals_as_click_does() -> None:
+    parsed = parse(["--home", "/a", "--json", "contribute", "--title=t", "-v", "7", "-d", "x", "--derives-from", "y",
+                    "--force", "-k", "code", "--kind", "design"])
+    assert parsed == ("contribute", {"title": "t", "commons": None, "kind": "design", "value": 7, "ref": None,
+                                     "derives_from": ["x", "y"], "home": Path("/a"), "as_json": True, "force": True})
+    # --home after the subcommand wins over --home before it
+    assert parse(["--home=/a", "state", "--home", "/b"]) == ("state", {"commons": None, "home": Path("/b"),
+                                                                        "as_json": False})
+    assert parse(["contributions", "-s", "pending", "-c", "X"]) == (
+        "contributions", {"status": "pending", "commons": "X", "home": None, "as_json": False})
+
+
+def _exe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, env=subprocess_env())
+
+
+def test_hot_commands_answer_as_the_typer_path_does(home: str) -> None:
+    written = json.loads(_exe("contribute", "--title", "fast", "--value", "5", "--home", home, "--json").stdout)
+    assert written["ok"] and written["data"]["seq"] >= 1
+    for args in (["state"], ["members"], ["contributions"], ["contributions", "--status", "pending"]):
+        lean = _exe(*args, "--home", home, "--json")
+        assert lean.returncode == 0, lean.stderr
+        typed = invoke(*args, "--home", home, "--json")
+        assert json.loads(lean.stdout) == json.loads(typed.stdout), args
+        assert _exe(*args, "--home", home).stdout == invoke(*args, "--home", home).stdout, args
+
+
+def test_hot_command_errors_are_one_sentence_and_their_exit_code(home: str, tmp_path: Path) -> None:
+    done = _exe("state", "--commons", "nope", "--home", home)
+    assert done.returncode == 2 and done.stderr == "p2pc: No commons 'nope' on this node.\n"
+    done = _exe("--json", "contributions", "--status", "open", "--home", home)
+    assert done.returncode == 2 and json.loads(done.stdout)["error"]["type"] == "UsageError"
+    done = _exe("contribute", "-t", "x", "--home", str(tmp_path / "nobody"))
+    assert done.returncode == 4 and "Traceback" not in done.stderr
+    # typer's own usage errors still come from typer
+    done = _exe("contribute", "-t", "x", "--value", "-1", "--home", home)
+    assert done.returncode == 2 and "--value" in done.stderr
