@@ -1,0 +1,185 @@
+"""Memory benchmark: what a folded commons costs to hold, table by table, and a daemon's RSS.
+
+    python bench/memory.py -n 100000              # 100 authors, about half contributions
+    python bench/memory.py -n 1000000 --store     # + RSS of a fresh process folding it from a store
+
+Prints, for one in-memory fold (``Folder`` + ``bulk()``) of ``bench/fold.py``'s history
+with ``--authors`` authors (100 by default, as issue 12's target says):
+
+* per table of the state: its rows, the bytes it takes (tracemalloc of the table rebuilt
+  alone from its checkpoint rows: strings and ids included, nothing shared with the entries)
+  and bytes per row — contributions, distributions (the ledger's lines: one share per member
+  each), usage, ...;
+* the whole state's bytes, and per entry;
+* what the fold holds besides its state (per-entry bookkeeping, snapshots);
+* the process's RSS after the fold (the entries list still held: an upper bound).
+
+With ``--store``: the entries are inserted in a temporary store, then a fresh child process
+(nothing else loaded) folds them through the engine as a daemon does, drops everything but
+the engine's live fold, and reports its RSS after the fold has finished, and its peak.
+
+``P2PC_BENCH_CACHE`` (see bench/fold.py) keeps the signed history between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fold import build_history  # noqa: E402  (the bench folder is not a package)
+
+from p2pcommons.state import Folder  # noqa: E402
+from p2pcommons.state.fold import bulk  # noqa: E402
+
+
+def rss_mib() -> float:
+    """The process's resident set now (MiB), from /proc."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def table_sizes(state: Any) -> list[tuple[str, int, int]]:
+    """Per table and sequence of ``state``: (name, rows, bytes of the table rebuilt alone)."""
+    import cbor2
+
+    from p2pcommons.state.records import SEQUENCES, TABLES
+
+    rows: list[tuple[str, int, int]] = []
+    for table in TABLES:
+        items = getattr(state, table.name)
+        blob = cbor2.dumps([table.row(k, v) for k, v in items.items()])
+        gc.collect()
+        tracemalloc.start()
+        with bulk():
+            copy = dict(table.unrow(r) for r in cbor2.loads(blob))
+        size = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del copy
+        rows.append((table.name, len(items), size))
+    for sequence in SEQUENCES:
+        items = getattr(state, sequence.name)
+        blob = cbor2.dumps([sequence.row(x) for x in items])
+        gc.collect()
+        tracemalloc.start()
+        with bulk():
+            copy = [sequence.unrow(r) for r in cbor2.loads(blob)]
+        size = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del copy
+        rows.append((sequence.name, len(items), size))
+    return rows
+
+
+def in_memory(n: int, authors: int) -> None:
+    t0 = time.perf_counter()
+    entries, _, _ = build_history(n, authors)
+    commons = entries[0].id
+    kinds: dict[str, int] = {}
+    for e in entries:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    print(f"history: {len(entries):,} entries, {authors} authors ({time.perf_counter() - t0:.1f} s to build or read); "
+          + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+    rss_entries = rss_mib()
+    gc.collect()
+    tracemalloc.start()
+    cpu = time.process_time()
+    folder = Folder(commons)
+    with bulk():
+        for entry in entries:
+            folder.add(entry)
+        folder.run()
+    cpu = time.process_time() - cpu
+    held, peak = tracemalloc.get_traced_memory()
+    digest = folder.result().state_hash
+    state = folder.state
+    folder.state = None
+    folder.snap_states.clear()
+    gc.collect()
+    without = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    folder.state = state
+    print(f"fold: {cpu:.1f} CPU-s; tracemalloc: {held / 2**20:.1f} MiB held after it ({peak / 2**20:.1f} peak), of "
+          f"which {(held - without) / 2**20:.1f} MiB state + snapshots, {without / 2**20:.1f} MiB the rest "
+          f"({without / len(entries):.0f} B/entry: entry bodies, records, order); state hash {digest[:16]}")
+    total = 0
+    print(f"{'table':>14} {'rows':>10} {'MiB':>8} {'B/row':>7}")
+    for name, count, size in table_sizes(state):
+        total += size
+        if count:
+            print(f"{name:>14} {count:>10,} {size / 2**20:>8.1f} {size / count:>7.0f}")
+    print(f"{'state':>14} {'':>10} {total / 2**20:>8.1f} {total / len(entries):>7.0f} B/entry")
+    print(f"RSS {rss_mib():.0f} MiB after the fold (entries held: {rss_entries:.0f} MiB before it), peak {peak_mib():.0f}"
+          f" MiB; load {os.getloadavg()[0]:.1f}")
+
+
+def daemon_child(path: str, commons_hex: str) -> None:
+    """A fresh process folding a stored commons through the engine, as a daemon does."""
+    from p2pcommons.dagcbor import CID
+    from p2pcommons.state.engine import current_state
+    from p2pcommons.store import Store
+
+    store = Store(Path(path))
+    base = rss_mib()
+    cpu = time.process_time()
+    state = current_state(store, CID(bytes.fromhex(commons_hex)), persist=False)
+    cpu = time.process_time() - cpu
+    gc.collect()
+    print(f"daemon: {cpu:.1f} CPU-s to fold from the store; RSS {rss_mib():.0f} MiB after the fold (imports and "
+          f"store open: {base:.0f} MiB), peak {peak_mib():.0f} MiB; state hash {state.state_hash[:16]}; load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+
+
+def through_store(n: int, authors: int) -> None:
+    from p2pcommons.store import Store
+
+    entries, _, _ = build_history(n, authors)
+    commons = entries[0].id
+    by_log = sorted(entries, key=lambda e: (e.author, e.seq))
+    del entries
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.sqlite"
+        store = Store(path)
+        for i in range(0, len(by_log), 5000):
+            store.insert(by_log[i:i + 5000])
+        store.close()
+        del by_log
+        gc.collect()
+        subprocess.run([sys.executable, __file__, "--child", str(path), commons.raw.hex()], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=100_000)
+    parser.add_argument("--authors", type=int, default=100)
+    parser.add_argument("--store", action="store_true", help="also: RSS of a fresh process folding from a store")
+    parser.add_argument("--store-only", action="store_true", help="only the fresh process folding from a store")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        daemon_child(*args.child)
+        return
+    if not args.store_only:
+        in_memory(args.n, args.authors)
+    if args.store or args.store_only:
+        gc.collect()
+        through_store(args.n, args.authors)
+
+
+if __name__ == "__main__":
+    main()
