@@ -37,10 +37,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fold import build_history  # noqa: E402  (the bench folder is not a package)
+from fold import build_history
 
-from p2pcommons.state import Folder  # noqa: E402
-from p2pcommons.state.fold import bulk  # noqa: E402
+from p2pcommons.state import Folder
+from p2pcommons.state.fold import bulk
 
 
 def rss_mib() -> float:
@@ -124,8 +124,8 @@ def in_memory(n: int, authors: int) -> None:
         if count:
             print(f"{name:>14} {count:>10,} {size / 2**20:>8.1f} {size / count:>7.0f}")
     print(f"{'state':>14} {'':>10} {total / 2**20:>8.1f} {total / len(entries):>7.0f} B/entry")
-    print(f"RSS {rss_mib():.0f} MiB after the fold (entries held: {rss_entries:.0f} MiB before it), peak {peak_mib():.0f}"
-          f" MiB; load {os.getloadavg()[0]:.1f}")
+    print(f"RSS {rss_mib():.0f} MiB after the fold (entries held: {rss_entries:.0f} MiB before it), "
+          f"peak {peak_mib():.0f} MiB; load {os.getloadavg()[0]:.1f}")
 
 
 def daemon_child(path: str, commons_hex: str) -> None:

@@ -24,11 +24,11 @@ import cbor2
 from ..dagcbor import CID
 from ..entry import Entry
 from . import causal
+from .compact import Packed
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
 from .handlers import NAMED_KINDS
 from .positions import ZERO_KEY as _ZERO_KEY
 from .positions import Meta as _Meta
-from .compact import Contributions
 from .records import SEQUENCES, TABLES, VALUES, State
 
 # 8: kind codes in ``refs`` follow handlers.NAMED_KINDS (checked on load); 9: an invalid
@@ -156,7 +156,7 @@ def _dump_delta(snap: State, state: State) -> dict[str, Any]:
         mine: dict[Any, Any] = getattr(snap, table.name)
         theirs: dict[Any, Any] = getattr(state, table.name)
         changed = []
-        if isinstance(mine, Contributions) and isinstance(theirs, Contributions):  # (compared packed)
+        if isinstance(mine, Packed) and isinstance(theirs, Packed):  # (compared packed)
             changed = [table.row(k, mine[k]) for k in mine if not mine.same(theirs, k)]
         else:
             for k, v in mine.items():

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..dagcbor import CID, _trusted_cid
 
 if TYPE_CHECKING:
-    from .records import Contribution
+    from .records import Contribution, Proposal
 
 _T = TypeVar("_T")
 
@@ -124,21 +124,10 @@ _STATUS = ("pending", "accepted", "rejected")
 _STATUS_CODE = {s: i for i, s in enumerate(_STATUS)}
 
 
-_RECORD: list[type[Contribution]] = []
-
-
-def _record() -> type[Contribution]:
-    """The record class (:mod:`.records` imports this module, so it is looked up once, late)."""
-    if not _RECORD:
-        from .records import Contribution
-
-        _RECORD.append(Contribution)
-    return _RECORD[0]
-
-
 class _Keys:
-    """Author keys by index, append-only: shared by a table and all its copies (snapshots),
-    so an index written by one means the same key in every other."""
+    """Byte strings (author keys, resource ids) by index, append-only: shared by a table
+    and all its copies (snapshots), so an index written by one means the same key in every
+    other.  Grows with the distinct keys the state's records name, not with entries."""
 
     __slots__ = ("index", "keys")
 
@@ -154,44 +143,37 @@ class _Keys:
         return found
 
 
-class Contributions(MutableMapping[CID, "Contribution"]):
-    """Contribution id → :class:`~.records.Contribution`, each record held packed (about 100
-    bytes instead of about 450): see the module's docstring.  Insertion order is kept, as a
-    dict's (a replaced record keeps its place)."""
+_V = TypeVar("_V")
+
+
+class Packed(MutableMapping[CID, _V]):
+    """Entry id → record, each record held as one byte string (``_pack``/``_unpack``, per
+    table) and built again when read.  Insertion order is kept, as a dict's (a replaced
+    record keeps its place); a copy (a snapshot) shares the packed records and the key table."""
 
     __slots__ = ("_keys", "_packed")
 
-    def __init__(self, items: Iterable[tuple[CID, Contribution]] = (), *, _keys: _Keys | None = None,
+    def __init__(self, items: Iterable[tuple[CID, _V]] = (), *, _keys: _Keys | None = None,
                  _packed: dict[bytes, bytes] | None = None) -> None:
         self._keys = _Keys() if _keys is None else _keys
         self._packed: dict[bytes, bytes] = {} if _packed is None else _packed
         for cid, record in items:
             self[cid] = record
 
-    def _pack(self, c: Contribution) -> bytes:
-        of = self._keys.of
-        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed,
-                              _STATUS_CODE.get(c.status, c.status), tuple(of(a) for a in c.accepts),
-                              tuple(of(a) for a in c.rejects), c.value, c.outside,
-                              tuple(r.raw for r in c.refs), c.time))
+    def _pack(self, value: _V) -> bytes:
+        raise NotImplementedError
 
-    def _unpack(self, blob: bytes) -> Contribution:
-        (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
-         time) = marshal.loads(blob)
-        keys = self._keys.keys
-        return tuple.__new__(_record(), (
-            keys[author], title, kind, ref, claimed, _STATUS[status] if type(status) is int else status,
-            tuple(keys[a] for a in accepts) if accepts else (), tuple(keys[a] for a in rejects) if rejects else (),
-            value, outside, tuple(map(_trusted_cid, refs)) if refs else (), time))
+    def _unpack(self, blob: bytes) -> _V:
+        raise NotImplementedError
 
-    def __getitem__(self, key: CID) -> Contribution:
+    def __getitem__(self, key: CID) -> _V:
         return self._unpack(self._packed[key.raw])
 
     def get(self, key: CID, default: Any = None) -> Any:
         blob = self._packed.get(key.raw)
         return default if blob is None else self._unpack(blob)
 
-    def __setitem__(self, key: CID, value: Contribution) -> None:
+    def __setitem__(self, key: CID, value: _V) -> None:
         self._packed[key.raw] = self._pack(value)
 
     def __delitem__(self, key: CID) -> None:
@@ -206,14 +188,14 @@ class Contributions(MutableMapping[CID, "Contribution"]):
     def __len__(self) -> int:
         return len(self._packed)
 
-    def copy(self) -> Contributions:
+    def copy(self: _P) -> _P:
         """A snapshot's copy: the packed records are immutable bytes, shared."""
-        return Contributions(_keys=self._keys, _packed=self._packed.copy())
+        return type(self)(_keys=self._keys, _packed=self._packed.copy())
 
-    def same(self, other: Contributions, key: CID) -> bool:
+    def same(self, other: Packed[_V], key: CID) -> bool:
         """Is ``key``'s record the same in both (a checkpoint delta: compared packed, unread)?"""
         if other._keys is not self._keys:
-            return self.get(key) == other.get(key)
+            return bool(self.get(key) == other.get(key))
         return self._packed.get(key.raw) == other._packed.get(key.raw)
 
     def __eq__(self, other: object) -> bool:
@@ -222,4 +204,127 @@ class Contributions(MutableMapping[CID, "Contribution"]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Contributions({len(self)} records)"
+        return f"{type(self).__name__}({len(self)} records)"
+
+
+_P = TypeVar("_P", bound=Packed[Any])
+
+_RECORDS: dict[str, Any] = {}
+
+
+def _records() -> dict[str, Any]:
+    """The record classes (:mod:`.records` imports this module, so they are looked up once, late)."""
+    if not _RECORDS:
+        from . import records
+
+        _RECORDS.update(Contribution=records.Contribution, Proposal=records.Proposal)
+    return _RECORDS
+
+
+class Contributions(Packed["Contribution"]):
+    """Contribution id → :class:`~.records.Contribution` (about 100 bytes each, not 450)."""
+
+    __slots__ = ()
+
+    def _pack(self, c: Contribution) -> bytes:
+        of = self._keys.of
+        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed,
+                              _STATUS_CODE.get(c.status, c.status), tuple(of(a) for a in c.accepts),
+                              tuple(of(a) for a in c.rejects), c.value, c.outside,
+                              tuple(r.raw for r in c.refs), c.time))
+
+    def _unpack(self, blob: bytes) -> Contribution:
+        (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
+         time) = marshal.loads(blob)
+        keys = self._keys.keys
+        return tuple.__new__(_records()["Contribution"], (  # type: ignore[no-any-return]
+            keys[author], title, kind, ref, claimed, _STATUS[status] if type(status) is int else status,
+            tuple(keys[a] for a in accepts) if accepts else (), tuple(keys[a] for a in rejects) if rejects else (),
+            value, outside, tuple(map(_trusted_cid, refs)) if refs else (), time))
+
+
+class Proposals(Packed["Proposal"]):
+    """Proposal id → :class:`~.records.Proposal`, packed likewise (its changes and action
+    are plain data: rebuilt equal on each read)."""
+
+    __slots__ = ()
+
+    def _pack(self, p: Proposal) -> bytes:
+        of = self._keys.of
+        return marshal.dumps((of(p.author), p.title, p.changes, tuple(of(a) for a in p.yes),
+                              tuple(of(a) for a in p.no), p.status, tuple(of(a) for a in p.abstain), p.deadline,
+                              p.time, None if p.closed is None else p.closed.raw, p.action))
+
+    def _unpack(self, blob: bytes) -> Proposal:
+        author, title, changes, yes, no, status, abstain, deadline, time, closed, action = marshal.loads(blob)
+        keys = self._keys.keys
+        return tuple.__new__(_records()["Proposal"], (  # type: ignore[no-any-return]
+            keys[author], title, changes, tuple(keys[a] for a in yes), tuple(keys[a] for a in no), status,
+            tuple(keys[a] for a in abstain), deadline, time, None if closed is None else _trusted_cid(closed),
+            action))
+
+
+Booking = tuple[CID, int, bytes, int]
+
+
+class Bookings(Packed[Booking]):
+    """Use of a rivalrous resource → (resource, period, author, amount), packed likewise."""
+
+    __slots__ = ()
+
+    def _pack(self, b: Booking) -> bytes:
+        of = self._keys.of
+        return marshal.dumps((of(b[0].raw), b[1], of(b[2]), b[3]))
+
+    def _unpack(self, blob: bytes) -> Booking:
+        resource, period, author, amount = marshal.loads(blob)
+        keys = self._keys.keys
+        return _trusted_cid(keys[resource]), period, keys[author], amount
+
+
+Vote = tuple[CID, bytes]
+
+
+class Votes(MutableMapping[Vote, Any]):
+    """(proposal, voter) → choice, keyed by one byte string (the proposal's id, then the
+    voter's key) instead of a tuple of two objects and an id object of its own per vote."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *, _items: dict[bytes, Any] | None = None) -> None:
+        self._items: dict[bytes, Any] = {} if _items is None else _items
+        for key, value in items:
+            self[key] = value
+
+    def __getitem__(self, key: Vote) -> Any:
+        return self._items[key[0].raw + key[1]]
+
+    def get(self, key: Vote, default: Any = None) -> Any:
+        return self._items.get(key[0].raw + key[1], default)
+
+    def __setitem__(self, key: Vote, value: Any) -> None:
+        self._items[key[0].raw + key[1]] = value
+
+    def __delitem__(self, key: Vote) -> None:
+        del self._items[key[0].raw + key[1]]
+
+    def __contains__(self, key: object) -> bool:
+        return type(key) is tuple and len(key) == 2 and isinstance(key[0], CID) and \
+            key[0].raw + key[1] in self._items
+
+    def __iter__(self) -> Iterator[Vote]:
+        return ((_trusted_cid(k[:36]), k[36:]) for k in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def copy(self) -> Votes:
+        return Votes(_items=self._items.copy())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Votes({len(self)} votes)"

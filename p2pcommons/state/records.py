@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from ..dagcbor import CID
 from . import rules as rules_mod
-from .compact import Contributions, Shares, share
+from .compact import Bookings, Contributions, Proposals, Shares, Votes, share
 
 # --- records ----------------------------------------------------------------------------
 
@@ -224,11 +224,11 @@ TABLES: tuple[Table, ...] = (
     Table("proposals",  # rule proposal entry -> Proposal
           lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status, list(p.abstain),
                         p.deadline, p.time, None if p.closed is None else p.closed.raw, p.action],
-          _load_proposal, _cid_key, CID),
+          _load_proposal, _cid_key, CID, Proposals),
     Table("votes",  # (proposal, voter) -> True yes, False no, None abstain (not hashed: the proposals' lists are)
           lambda k, v: [k[0].raw, k[1], v],
           lambda r: ((CID(r[0]), r[1]), r[2]),
-          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1]), Votes),
     Table("ballots",  # (proposal with a deadline, voter) -> the entry that cast the vote (not hashed)
           lambda k, c: [k[0].raw, k[1], c.raw],
           lambda r: ((CID(r[0]), r[1]), CID(r[2])),
@@ -247,7 +247,7 @@ TABLES: tuple[Table, ...] = (
     Table("bookings",  # use of a rivalrous resource -> (resource, period, author, amount): what a cancel returns
           lambda c, b: [c.raw, b[0].raw, b[1], b[2], b[3]],
           lambda r: (CID(r[0]), (CID(r[1]), r[2], r[3], r[4])),
-          _cid_key, CID),
+          _cid_key, CID, Bookings),
     Table("usage",  # (resource, period, member) -> amount used in that period
           lambda k, n: [k[0].raw, k[1], k[2], n],
           lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
@@ -305,14 +305,14 @@ class State:
     members: dict[bytes, Member]
     joins: dict[CID, Join]
     contributions: Contributions  # CID -> Contribution, held packed
-    proposals: dict[CID, Proposal]
-    votes: dict[tuple[CID, bytes], bool | None]
+    proposals: Proposals  # CID -> Proposal, held packed
+    votes: Votes  # (CID, voter) -> True yes, False no, None abstain
     ballots: dict[tuple[CID, bytes], CID]
     due: dict[CID, int]
     resources: dict[CID, Resource]
     usage: dict[tuple[CID, int, bytes], int]
     booked: dict[tuple[CID, int], int]
-    bookings: dict[CID, tuple[CID, int, bytes, int]]
+    bookings: Bookings  # CID -> (resource, period, author, amount), held packed
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]

@@ -8,8 +8,8 @@ from ...dagcbor import CID
 from ...entry import Entry
 from .. import equation as eq
 from .. import rules as rules_mod
-from ..positions import Meta
 from ..compact import Shares, share
+from ..positions import Meta
 from ..records import State
 from .common import alone, amount_field, ref, standing, text_field
 from .pools import check_draw, move, required_pool
