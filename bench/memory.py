@@ -14,6 +14,8 @@ with ``--authors`` authors (100 by default, as issue 12's target says):
 * what the fold holds besides its state (per-entry bookkeeping, snapshots);
 * the process's RSS after the fold (the entries list still held: an upper bound).
 
+``P2PC_BENCH_TRACE=N`` prints the N lines whose allocations the daemon holds most after the fold.
+
 With ``--store``: the entries are inserted in a temporary store, then a fresh child process
 (nothing else loaded) folds them through the engine as a daemon does, drops everything but
 the engine's live fold, and reports its RSS after the fold has finished, and its peak.
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fold import build_history
 
+from p2pcommons.entry import Entry, decode_stored
 from p2pcommons.state import Folder
 from p2pcommons.state.fold import bulk
 
@@ -136,29 +140,65 @@ def daemon_child(path: str, commons_hex: str) -> None:
 
     store = Store(Path(path))
     base = rss_mib()
+    trace = os.environ.get("P2PC_BENCH_TRACE")
+    if trace:
+        tracemalloc.start()
     cpu = time.process_time()
     state = current_state(store, CID(bytes.fromhex(commons_hex)), persist=False)
     cpu = time.process_time() - cpu
     gc.collect()
+    if trace:  # where what is held after the fold was allocated (slow: only on request)
+        top = tracemalloc.take_snapshot().statistics("lineno")
+        print(f"tracemalloc: {sum(s.size for s in top) / 2**20:.1f} MiB held after the fold; by line:")
+        for stat in top[:int(trace)]:
+            frame = stat.traceback[0]
+            print(f"  {stat.size / 2**20:8.1f} MiB {stat.count:>9,} blocks  {frame.filename.split('/p2pcommons/')[-1]}"
+                  f":{frame.lineno}")
+        tracemalloc.stop()
     print(f"daemon: {cpu:.1f} CPU-s to fold from the store; RSS {rss_mib():.0f} MiB after the fold (imports and "
           f"store open: {base:.0f} MiB), peak {peak_mib():.0f} MiB; state hash {state.state_hash[:16]}; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
 
 
+def _batches(n: int, authors: int) -> Iterator[list[Entry]]:
+    """The history in batches of 5,000 entries: streamed from ``P2PC_BENCH_CACHE`` when it
+    holds it (in the order it was written: the store places clocks whatever the order, so
+    the fold that follows does not depend on it), else built and sent in log order."""
+    cache = os.environ.get("P2PC_BENCH_CACHE")
+    path = Path(cache) / f"history-{n}-{authors}.bin" if cache else None
+    if path is None or not path.exists():
+        entries, _, _ = build_history(n, authors)
+        by_log = sorted(entries, key=lambda e: (e.author, e.seq))
+        del entries
+        for i in range(0, len(by_log), 5000):
+            yield by_log[i:i + 5000]
+        return
+    with path.open("rb") as f:
+        batch: list[Entry] = []
+        while header := f.read(4):
+            batch.append(decode_stored(f.read(int.from_bytes(header, "big"))))
+            if len(batch) == 5000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
 def through_store(n: int, authors: int) -> None:
     from p2pcommons.store import Store
 
-    entries, _, _ = build_history(n, authors)
-    commons = entries[0].id
-    by_log = sorted(entries, key=lambda e: (e.author, e.seq))
-    del entries
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("P2PC_BENCH_TMP")) as tmp:
         path = Path(tmp) / "s.sqlite"
         store = Store(path)
-        for i in range(0, len(by_log), 5000):
-            store.insert(by_log[i:i + 5000])
+        commons = None
+        t0 = time.perf_counter()
+        for batch in _batches(n, authors):
+            if commons is None:
+                commons = batch[0].id
+            store.insert(batch)
         store.close()
-        del by_log
+        assert commons is not None
+        print(f"stored {n:,} entries in {time.perf_counter() - t0:.0f} s", flush=True)
         gc.collect()
         subprocess.run([sys.executable, __file__, "--child", str(path), commons.raw.hex()], check=True)
 
