@@ -136,3 +136,19 @@ def test_compact_tables_read_back_what_was_written() -> None:
     vote = next(iter(state.votes))
     del snap.votes[vote]
     assert vote in state.votes and vote not in snap.votes
+
+
+def test_a_record_marshal_cannot_hold_is_kept_as_it_is() -> None:
+    """A value the packed form cannot hold (an id object inside a proposal's changes, data
+    nested deeper than marshal goes) must not crash the fold: the record is kept whole."""
+    entries = _history(400)
+    state = fold(entries)._folder.state
+    assert state is not None
+    cid, record = next(iter(state.proposals.items()))
+    nested: Any = 0
+    for _ in range(3000):
+        nested = [nested]
+    for odd in (record._replace(changes={"x": CID.of(b"x")}), record._replace(action={"deep": nested})):
+        state.proposals[cid] = odd
+        assert state.proposals[cid] == odd and state.proposals.get(cid) == odd
+        assert state.proposals.copy()[cid] == odd

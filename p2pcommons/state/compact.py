@@ -154,9 +154,10 @@ class Packed(MutableMapping[CID, _V]):
     __slots__ = ("_keys", "_packed")
 
     def __init__(self, items: Iterable[tuple[CID, _V]] = (), *, _keys: _Keys | None = None,
-                 _packed: dict[bytes, bytes] | None = None) -> None:
+                 _packed: dict[bytes, Any] | None = None) -> None:
         self._keys = _Keys() if _keys is None else _keys
-        self._packed: dict[bytes, bytes] = {} if _packed is None else _packed
+        # (Each value packed; in the rare case it cannot be, the record itself.)
+        self._packed: dict[bytes, Any] = {} if _packed is None else _packed
         for cid, record in items:
             self[cid] = record
 
@@ -167,14 +168,21 @@ class Packed(MutableMapping[CID, _V]):
         raise NotImplementedError
 
     def __getitem__(self, key: CID) -> _V:
-        return self._unpack(self._packed[key.raw])
+        blob = self._packed[key.raw]
+        return self._unpack(blob) if type(blob) is bytes else blob  # type: ignore[return-value]
 
     def get(self, key: CID, default: Any = None) -> Any:
         blob = self._packed.get(key.raw)
-        return default if blob is None else self._unpack(blob)
+        if blob is None:
+            return default
+        return self._unpack(blob) if type(blob) is bytes else blob
 
     def __setitem__(self, key: CID, value: _V) -> None:
-        self._packed[key.raw] = self._pack(value)
+        try:
+            packed: Any = self._pack(value)
+        except (ValueError, TypeError):  # (a value marshal cannot hold, nested too deep: kept as it is)
+            packed = value
+        self._packed[key.raw] = packed
 
     def __delitem__(self, key: CID) -> None:
         del self._packed[key.raw]
