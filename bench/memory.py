@@ -165,8 +165,11 @@ def _batches(n: int, authors: int) -> Iterator[list[Entry]]:
     holds it (in the order it was written: the store places clocks whatever the order, so
     the fold that follows does not depend on it), else built and sent in log order."""
     cache = os.environ.get("P2PC_BENCH_CACHE")
-    path = Path(cache) / f"history-{n}-{authors}.bin" if cache else None
-    if path is None or not path.exists():
+    path = None
+    if cache:  # (a longer cached history of as many authors starts with this one: read its first n)
+        found = [(int(p.name.split("-")[1]), p) for p in Path(cache).glob(f"history-*-{authors}.bin")]
+        path = min(((size, p) for size, p in found if size >= n), default=(0, None))[1]
+    if path is None:
         entries, _, _ = build_history(n, authors)
         by_log = sorted(entries, key=lambda e: (e.author, e.seq))
         del entries
@@ -175,8 +178,10 @@ def _batches(n: int, authors: int) -> Iterator[list[Entry]]:
         return
     with path.open("rb") as f:
         batch: list[Entry] = []
-        while header := f.read(4):
+        left = n
+        while left and (header := f.read(4)):
             batch.append(decode_stored(f.read(int.from_bytes(header, "big"))))
+            left -= 1
             if len(batch) == 5000:
                 yield batch
                 batch = []

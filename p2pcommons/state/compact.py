@@ -218,14 +218,17 @@ class Packed(MutableMapping[CID, _V]):
 _P = TypeVar("_P", bound=Packed[Any])
 
 _RECORDS: dict[str, Any] = {}
+_CONTRIBUTION: Any = None
 
 
 def _records() -> dict[str, Any]:
     """The record classes (:mod:`.records` imports this module, so they are looked up once, late)."""
+    global _CONTRIBUTION
     if not _RECORDS:
         from . import records
 
         _RECORDS.update(Contribution=records.Contribution, Proposal=records.Proposal)
+        _CONTRIBUTION = records.Contribution
     return _RECORDS
 
 
@@ -235,19 +238,21 @@ class Contributions(Packed["Contribution"]):
     __slots__ = ()
 
     def _pack(self, c: Contribution) -> bytes:
+        # (The fold packs a record per contribution and per review: kept to a few C calls.)
         of = self._keys.of
-        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed,
-                              _STATUS_CODE.get(c.status, c.status), tuple(of(a) for a in c.accepts),
-                              tuple(of(a) for a in c.rejects), c.value, c.outside,
-                              tuple(r.raw for r in c.refs), c.time))
+        accepts, rejects, refs = c.accepts, c.rejects, c.refs
+        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
+                              tuple([of(a) for a in accepts]) if accepts else (),
+                              tuple([of(a) for a in rejects]) if rejects else (), c.value, c.outside,
+                              tuple([r.raw for r in refs]) if refs else (), c.time))
 
     def _unpack(self, blob: bytes) -> Contribution:
         (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
          time) = marshal.loads(blob)
         keys = self._keys.keys
-        return tuple.__new__(_records()["Contribution"], (  # type: ignore[no-any-return]
+        return tuple.__new__(_CONTRIBUTION or _records()["Contribution"], (  # type: ignore[no-any-return]
             keys[author], title, kind, ref, claimed, _STATUS[status] if type(status) is int else status,
-            tuple(keys[a] for a in accepts) if accepts else (), tuple(keys[a] for a in rejects) if rejects else (),
+            tuple([keys[a] for a in accepts]) if accepts else (), tuple([keys[a] for a in rejects]) if rejects else (),
             value, outside, tuple(map(_trusted_cid, refs)) if refs else (), time))
 
 
