@@ -71,7 +71,7 @@ def table_sizes(state: Any) -> list[tuple[str, int, int]]:
         gc.collect()
         tracemalloc.start()
         with bulk():
-            copy = dict(table.unrow(r) for r in cbor2.loads(blob))
+            copy = table.make(map(table.unrow, cbor2.loads(blob)))
         size = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         del copy
