@@ -169,7 +169,7 @@ class Packed(MutableMapping[CID, _V]):
 
     def __getitem__(self, key: CID) -> _V:
         blob = self._packed[key.raw]
-        return self._unpack(blob) if type(blob) is bytes else blob  # type: ignore[return-value]
+        return self._unpack(blob) if type(blob) is bytes else blob
 
     def get(self, key: CID, default: Any = None) -> Any:
         blob = self._packed.get(key.raw)
