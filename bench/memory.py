@@ -155,6 +155,8 @@ def daemon_child(path: str, commons_hex: str) -> None:
             print(f"  {stat.size / 2**20:8.1f} MiB {stat.count:>9,} blocks  {frame.filename.split('/p2pcommons/')[-1]}"
                   f":{frame.lineno}")
         tracemalloc.stop()
+    # (RSS and peak are read before the state hash below: building its canonical document,
+    # about three times the state at a million entries, is not what a daemon holds.)
     print(f"daemon: {cpu:.1f} CPU-s to fold from the store; RSS {rss_mib():.0f} MiB after the fold (imports and "
           f"store open: {base:.0f} MiB), peak {peak_mib():.0f} MiB; state hash {state.state_hash[:16]}; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
