@@ -25,6 +25,7 @@ import cbor2
 from ..dagcbor import CID
 from ..entry import Entry
 from . import causal
+from .compact import Packed
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
 from .handlers import NAMED_KINDS
 from .positions import ZERO_KEY as _ZERO_KEY
@@ -160,7 +161,7 @@ def _load_state(d: dict[str, Any]) -> State:
     for name in VALUES:
         setattr(s, name, d[name])
     for table in TABLES:
-        setattr(s, table.name, dict(map(table.unrow, d[table.name])))
+        setattr(s, table.name, table.make(map(table.unrow, d[table.name])))
     for sequence in SEQUENCES:
         setattr(s, sequence.name, [sequence.unrow(x) for x in d[sequence.name]])
     s.derive()
@@ -180,10 +181,13 @@ def _dump_delta(snap: State, state: State) -> dict[str, Any]:
         mine: dict[Any, Any] = getattr(snap, table.name)
         theirs: dict[Any, Any] = getattr(state, table.name)
         changed = []
-        for k, v in mine.items():
-            w = theirs.get(k, _MISSING)
-            if w is not v and w != v:
-                changed.append(table.row(k, v))
+        if isinstance(mine, Packed) and isinstance(theirs, Packed):  # (compared packed)
+            changed = [table.row(k, mine[k]) for k in mine if not mine.same(theirs, k)]
+        else:
+            for k, v in mine.items():
+                w = theirs.get(k, _MISSING)
+                if w is not v and w != v:
+                    changed.append(table.row(k, v))
         doc[table.name] = [changed, [table.key(k) for k in theirs if k not in mine]]
     for sequence in SEQUENCES:
         items: list[Any] = getattr(snap, sequence.name)

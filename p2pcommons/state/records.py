@@ -15,11 +15,12 @@ each table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from ..dagcbor import CID
 from . import rules as rules_mod
+from .compact import Bookings, Contributions, Proposals, Shares, Votes, share
 
 # --- records ----------------------------------------------------------------------------
 
@@ -136,13 +137,15 @@ def _sorted_hex(keys: tuple[bytes, ...]) -> list[str]:
 
 class Table(NamedTuple):
     """A dict field of the state.  ``row``/``unrow``: one item as a checkpoint row and
-    back; ``key``/``unkey``: a key alone (a checkpoint delta's removed keys)."""
+    back; ``key``/``unkey``: a key alone (a checkpoint delta's removed keys); ``make``: the
+    container, from items (a dict, or a compact mapping of the same items: :mod:`.compact`)."""
 
     name: str
     row: Callable[[Any, Any], list[Any]]
     unrow: Callable[[list[Any]], tuple[Any, Any]]
     key: Callable[[Any], Any]
     unkey: Callable[[Any], Any]
+    make: Callable[[Iterable[tuple[Any, Any]]], Any] = dict
 
 
 class Sequence(NamedTuple):
@@ -162,7 +165,7 @@ def _same(x: Any) -> Any:
 
 
 def _load_distribution(r: list[Any]) -> dict[str, Any]:
-    d = {"id": CID(r[0]), "amount": r[1], "currency": r[2], "shares": {a: v for a, v in r[3]}}
+    d = {"id": CID(r[0]), "amount": r[1], "currency": share(r[2]), "shares": Shares((share(a), v) for a, v in r[3])}
     if len(r) > 4 and r[4] is not None:
         d["pool"] = r[4]
     if len(r) > 5 and r[5] is not None:
@@ -217,15 +220,15 @@ TABLES: tuple[Table, ...] = (
           lambda r: (CID(r[0]), Contribution(r[1], r[2], r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]), r[9],
                                              r[10], tuple(CID(c) for c in r[11]) if len(r) > 11 else (),
                                              r[12] if len(r) > 12 else 0)),
-          _cid_key, CID),
+          _cid_key, CID, Contributions),
     Table("proposals",  # rule proposal entry -> Proposal
           lambda c, p: [c.raw, p.author, p.title, p.changes, list(p.yes), list(p.no), p.status, list(p.abstain),
                         p.deadline, p.time, None if p.closed is None else p.closed.raw, p.action],
-          _load_proposal, _cid_key, CID),
+          _load_proposal, _cid_key, CID, Proposals),
     Table("votes",  # (proposal, voter) -> True yes, False no, None abstain (not hashed: the proposals' lists are)
           lambda k, v: [k[0].raw, k[1], v],
           lambda r: ((CID(r[0]), r[1]), r[2]),
-          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1])),
+          lambda k: [k[0].raw, k[1]], lambda k: (CID(k[0]), k[1]), Votes),
     Table("ballots",  # (proposal with a deadline, voter) -> the entry that cast the vote (not hashed)
           lambda k, c: [k[0].raw, k[1], c.raw],
           lambda r: ((CID(r[0]), r[1]), CID(r[2])),
@@ -244,7 +247,7 @@ TABLES: tuple[Table, ...] = (
     Table("bookings",  # use of a rivalrous resource -> (resource, period, author, amount): what a cancel returns
           lambda c, b: [c.raw, b[0].raw, b[1], b[2], b[3]],
           lambda r: (CID(r[0]), (CID(r[1]), r[2], r[3], r[4])),
-          _cid_key, CID),
+          _cid_key, CID, Bookings),
     Table("usage",  # (resource, period, member) -> amount used in that period
           lambda k, n: [k[0].raw, k[1], k[2], n],
           lambda r: ((CID(r[0]), r[1], r[2]), r[3]),
@@ -301,15 +304,15 @@ class State:
     rules: dict[str, Any]
     members: dict[bytes, Member]
     joins: dict[CID, Join]
-    contributions: dict[CID, Contribution]
-    proposals: dict[CID, Proposal]
-    votes: dict[tuple[CID, bytes], bool | None]
+    contributions: Contributions  # CID -> Contribution, held packed
+    proposals: Proposals  # CID -> Proposal, held packed
+    votes: Votes  # (CID, voter) -> True yes, False no, None abstain
     ballots: dict[tuple[CID, bytes], CID]
     due: dict[CID, int]
     resources: dict[CID, Resource]
     usage: dict[tuple[CID, int, bytes], int]
     booked: dict[tuple[CID, int], int]
-    bookings: dict[CID, tuple[CID, int, bytes, int]]
+    bookings: Bookings  # CID -> (resource, period, author, amount), held packed
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
@@ -334,7 +337,7 @@ class State:
         self.info = {}
         self.rules = rules_mod.default_rules()
         for table in TABLES:
-            setattr(self, table.name, {})
+            setattr(self, table.name, table.make(()))
         for sequence in SEQUENCES:
             setattr(self, sequence.name, [])
         self.ledger_total = 0

@@ -8,6 +8,7 @@ from ...dagcbor import CID
 from ...entry import Entry
 from .. import equation as eq
 from .. import rules as rules_mod
+from ..compact import Shares, share
 from ..positions import Meta
 from ..records import State
 from .common import alone, amount_field, ref, standing, text_field
@@ -42,7 +43,8 @@ def record(s: State, entry_id: CID, amount: int, currency: str, pool: str | None
     """Append a distribution; with a pool (§8), draw its amount from it (refused, with the
     numbers, if that would overdraw it) and take the pool's unit as its currency.  When the
     rules set a value equation, record its hash (§9)."""
-    d: dict[str, Any] = {"id": entry_id, "amount": amount, "currency": currency, "shares": shares}
+    # (Shares: the amounts packed over a roster shared by distributions to the same members.)
+    d: dict[str, Any] = {"id": entry_id, "amount": amount, "currency": share(currency), "shares": Shares(shares)}
     if eq.has_equation(s.rules):
         d["equation"] = eq.equation_id(s.rules)
     if pool is not None:

@@ -1,0 +1,343 @@
+"""Compact in-memory forms of the state's biggest tables (issue 12: a million entries).
+
+The records the handlers read and write stay the NamedTuples and dicts of :mod:`.records`;
+only how the state *holds* them changes, never what they are (the state hash, checkpoints
+and views see the same values).  Why: a folded commons holds one record per contribution
+and one share per member per distribution, and as Python objects those cost about 630 bytes
+per contribution (a 12-field tuple, an id object, the author's key, the title, the time, the
+review tuples, each a separate object) and 11 kB per distribution of a hundred members (a
+dict of a hundred keys): about a gigabyte for a million-entry commons.
+
+* :class:`Shares`: a distribution's shares as one value per member in a byte string, over a
+  roster (the sorted member keys) shared by every distribution with the same members.
+* :class:`Contributions`: contribution id → :class:`~.records.Contribution`, each held as
+  one byte string (``marshal`` of its fields, authors as indexes into a key table shared by
+  the table's copies); a record is built again when it is read.  ``marshal`` is a private,
+  in-process format here: nothing written with it leaves the process (checkpoints keep their
+  own rows, :mod:`.records`).
+* :func:`share`: one object for equal small values (an author key, a kind, a unit), so a
+  million records do not each hold their own copy.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..dagcbor import CID, _trusted_cid
+
+if TYPE_CHECKING:
+    from .records import Contribution, Proposal
+
+_T = TypeVar("_T")
+
+# --- sharing equal values -----------------------------------------------------------------
+
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 1 << 14  # distinct values kept; past it the table starts afresh (bounded)
+
+
+def share(value: _T) -> _T:
+    """One object for equal values (bytes, str, tuples of them, CIDs): a cache, so never
+    a question of correctness, bounded so an adversary's many distinct values cost nothing
+    lasting."""
+    found = _SHARED.get(value)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[value] = value
+    return value
+
+
+# --- distribution shares -----------------------------------------------------------------
+
+
+class _Roster:
+    """Sorted member keys and each one's position: shared by every distribution to the same members."""
+
+    __slots__ = ("index", "keys")
+
+    def __init__(self, keys: tuple[bytes, ...]) -> None:
+        self.keys = keys
+        self.index = {k: i for i, k in enumerate(keys)}
+
+
+_ROSTERS: dict[tuple[bytes, ...], _Roster] = {}
+_ROSTERS_MAX = 64
+
+
+def _roster(keys: tuple[bytes, ...]) -> _Roster:
+    found = _ROSTERS.get(keys)
+    if found is None:
+        if len(_ROSTERS) >= _ROSTERS_MAX:
+            _ROSTERS.clear()
+        found = _ROSTERS[keys] = _Roster(tuple(share(k) for k in keys))
+    return found
+
+
+class Shares(Mapping[bytes, int]):
+    """A distribution's shares (member key → amount), read-only: the values packed
+    little-endian in ``width`` bytes each, in the roster's order.  Iterates in the order
+    it was given (the fold gives them sorted by key), like the dict it replaces."""
+
+    __slots__ = ("_roster", "_values", "_width")
+
+    def __init__(self, shares: Mapping[bytes, int] | Iterable[tuple[bytes, int]]) -> None:
+        pairs = list(shares.items()) if isinstance(shares, Mapping) else list(shares)
+        self._roster = _roster(tuple(k for k, _ in pairs))
+        top = max((v for _, v in pairs), default=0)
+        width = max(1, (top.bit_length() + 7) // 8)
+        self._width = width
+        self._values = b"".join(v.to_bytes(width, "little") for _, v in pairs)
+
+    def __getitem__(self, key: bytes) -> int:
+        i = self._roster.index[key]
+        w = self._width
+        return int.from_bytes(self._values[i * w:i * w + w], "little")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._roster.index
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._roster.keys)
+
+    def __len__(self) -> int:
+        return len(self._roster.keys)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Shares):
+            return self._roster.keys == other._roster.keys and \
+                [*self.values()] == [*other.values()]  # (widths may differ)
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable-looking, like the dict it replaces)
+
+    def __repr__(self) -> str:
+        return f"Shares({dict(self.items())!r})"
+
+
+# --- contributions ------------------------------------------------------------------------
+
+_STATUS = ("pending", "accepted", "rejected")
+_STATUS_CODE = {s: i for i, s in enumerate(_STATUS)}
+
+
+class _Keys:
+    """Byte strings (author keys, resource ids) by index, append-only: shared by a table
+    and all its copies (snapshots), so an index written by one means the same key in every
+    other.  Grows with the distinct keys the state's records name, not with entries."""
+
+    __slots__ = ("index", "keys")
+
+    def __init__(self) -> None:
+        self.keys: list[bytes] = []
+        self.index: dict[bytes, int] = {}
+
+    def of(self, key: bytes) -> int:
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.keys)
+            self.keys.append(key)
+        return found
+
+
+_V = TypeVar("_V")
+
+
+class Packed(MutableMapping[CID, _V]):
+    """Entry id → record, each record held as one byte string (``_pack``/``_unpack``, per
+    table) and built again when read.  Insertion order is kept, as a dict's (a replaced
+    record keeps its place); a copy (a snapshot) shares the packed records and the key table."""
+
+    __slots__ = ("_keys", "_packed")
+
+    def __init__(self, items: Iterable[tuple[CID, _V]] = (), *, _keys: _Keys | None = None,
+                 _packed: dict[bytes, Any] | None = None) -> None:
+        self._keys = _Keys() if _keys is None else _keys
+        # (Each value packed; in the rare case it cannot be, the record itself.)
+        self._packed: dict[bytes, Any] = {} if _packed is None else _packed
+        for cid, record in items:
+            self[cid] = record
+
+    def _pack(self, value: _V) -> bytes:
+        raise NotImplementedError
+
+    def _unpack(self, blob: bytes) -> _V:
+        raise NotImplementedError
+
+    def __getitem__(self, key: CID) -> _V:
+        blob = self._packed[key.raw]
+        return self._unpack(blob) if type(blob) is bytes else blob
+
+    def get(self, key: CID, default: Any = None) -> Any:
+        blob = self._packed.get(key.raw)
+        if blob is None:
+            return default
+        return self._unpack(blob) if type(blob) is bytes else blob
+
+    def __setitem__(self, key: CID, value: _V) -> None:
+        try:
+            packed: Any = self._pack(value)
+        except (ValueError, TypeError):  # (a value marshal cannot hold, nested too deep: kept as it is)
+            packed = value
+        self._packed[key.raw] = packed
+
+    def __delitem__(self, key: CID) -> None:
+        del self._packed[key.raw]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, CID) and key.raw in self._packed
+
+    def __iter__(self) -> Iterator[CID]:
+        return map(_trusted_cid, self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def copy(self: _P) -> _P:
+        """A snapshot's copy: the packed records are immutable bytes, shared."""
+        return type(self)(_keys=self._keys, _packed=self._packed.copy())
+
+    def same(self, other: Packed[_V], key: CID) -> bool:
+        """Is ``key``'s record the same in both (a checkpoint delta: compared packed, unread)?"""
+        if other._keys is not self._keys:
+            return bool(self.get(key) == other.get(key))
+        return self._packed.get(key.raw) == other._packed.get(key.raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} records)"
+
+
+_P = TypeVar("_P", bound=Packed[Any])
+
+_RECORDS: dict[str, Any] = {}
+_CONTRIBUTION: Any = None
+
+
+def _records() -> dict[str, Any]:
+    """The record classes (:mod:`.records` imports this module, so they are looked up once, late)."""
+    global _CONTRIBUTION
+    if not _RECORDS:
+        from . import records
+
+        _RECORDS.update(Contribution=records.Contribution, Proposal=records.Proposal)
+        _CONTRIBUTION = records.Contribution
+    return _RECORDS
+
+
+class Contributions(Packed["Contribution"]):
+    """Contribution id → :class:`~.records.Contribution` (about 100 bytes each, not 450)."""
+
+    __slots__ = ()
+
+    def _pack(self, c: Contribution) -> bytes:
+        # (The fold packs a record per contribution and per review: kept to a few C calls.)
+        of = self._keys.of
+        accepts, rejects, refs = c.accepts, c.rejects, c.refs
+        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
+                              tuple([of(a) for a in accepts]) if accepts else (),
+                              tuple([of(a) for a in rejects]) if rejects else (), c.value, c.outside,
+                              tuple([r.raw for r in refs]) if refs else (), c.time))
+
+    def _unpack(self, blob: bytes) -> Contribution:
+        (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
+         time) = marshal.loads(blob)
+        keys = self._keys.keys
+        return tuple.__new__(_CONTRIBUTION or _records()["Contribution"], (  # type: ignore[no-any-return]
+            keys[author], title, kind, ref, claimed, _STATUS[status] if type(status) is int else status,
+            tuple([keys[a] for a in accepts]) if accepts else (), tuple([keys[a] for a in rejects]) if rejects else (),
+            value, outside, tuple(map(_trusted_cid, refs)) if refs else (), time))
+
+
+class Proposals(Packed["Proposal"]):
+    """Proposal id → :class:`~.records.Proposal`, packed likewise (its changes and action
+    are plain data: rebuilt equal on each read)."""
+
+    __slots__ = ()
+
+    def _pack(self, p: Proposal) -> bytes:
+        of = self._keys.of
+        return marshal.dumps((of(p.author), p.title, p.changes, tuple(of(a) for a in p.yes),
+                              tuple(of(a) for a in p.no), p.status, tuple(of(a) for a in p.abstain), p.deadline,
+                              p.time, None if p.closed is None else p.closed.raw, p.action))
+
+    def _unpack(self, blob: bytes) -> Proposal:
+        author, title, changes, yes, no, status, abstain, deadline, time, closed, action = marshal.loads(blob)
+        keys = self._keys.keys
+        return tuple.__new__(_records()["Proposal"], (  # type: ignore[no-any-return]
+            keys[author], title, changes, tuple(keys[a] for a in yes), tuple(keys[a] for a in no), status,
+            tuple(keys[a] for a in abstain), deadline, time, None if closed is None else _trusted_cid(closed),
+            action))
+
+
+Booking = tuple[CID, int, bytes, int]
+
+
+class Bookings(Packed[Booking]):
+    """Use of a rivalrous resource → (resource, period, author, amount), packed likewise."""
+
+    __slots__ = ()
+
+    def _pack(self, b: Booking) -> bytes:
+        of = self._keys.of
+        return marshal.dumps((of(b[0].raw), b[1], of(b[2]), b[3]))
+
+    def _unpack(self, blob: bytes) -> Booking:
+        resource, period, author, amount = marshal.loads(blob)
+        keys = self._keys.keys
+        return _trusted_cid(keys[resource]), period, keys[author], amount
+
+
+Vote = tuple[CID, bytes]
+
+
+class Votes(MutableMapping[Vote, Any]):
+    """(proposal, voter) → choice, keyed by one byte string (the proposal's id, then the
+    voter's key) instead of a tuple of two objects and an id object of its own per vote."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *, _items: dict[bytes, Any] | None = None) -> None:
+        self._items: dict[bytes, Any] = {} if _items is None else _items
+        for key, value in items:
+            self[key] = value
+
+    def __getitem__(self, key: Vote) -> Any:
+        return self._items[key[0].raw + key[1]]
+
+    def get(self, key: Vote, default: Any = None) -> Any:
+        return self._items.get(key[0].raw + key[1], default)
+
+    def __setitem__(self, key: Vote, value: Any) -> None:
+        self._items[key[0].raw + key[1]] = value
+
+    def __delitem__(self, key: Vote) -> None:
+        del self._items[key[0].raw + key[1]]
+
+    def __contains__(self, key: object) -> bool:
+        return type(key) is tuple and len(key) == 2 and isinstance(key[0], CID) and \
+            key[0].raw + key[1] in self._items
+
+    def __iter__(self) -> Iterator[Vote]:
+        return ((_trusted_cid(k[:36]), k[36:]) for k in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def copy(self) -> Votes:
+        return Votes(_items=self._items.copy())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Votes({len(self)} votes)"
