@@ -8,6 +8,7 @@ outsiders' expiry cuts, and after every step the kept counts must equal a full r
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from p2pcommons.author import append
 from p2pcommons.dagcbor import CID
+from p2pcommons.errors import BehindOwnLog
 from p2pcommons.ingest import Ingestor
 from p2pcommons.node.daemon import _announcement
 from p2pcommons.store import SCHEMA_VERSION, Store
@@ -65,8 +67,10 @@ def test_kept_counts_equal_a_recount_after_any_writes(tmp_path: Path, first: His
                 held = next(h for h in (first, second) if h.commons == commons).entries
                 store.insert(held[: 1 + y % len(held)])  # some stored already: not counted twice
             elif action == "append" and store.has_commons(commons):
-                append(store, SIGNERS[y % len(SIGNERS)], commons, "note", {"n": x},
-                       force=True)  # an unknown kind: stored, not applied (counts count stored entries)
+                # an "expire" may have cut this home's own log: it then rightly signs no more there
+                with contextlib.suppress(BehindOwnLog):
+                    append(store, SIGNERS[y % len(SIGNERS)], commons, "note", {"n": x},
+                           force=True)  # an unknown kind: stored, not applied (counts count stored entries)
             elif action == "expire":
                 heads = store.heads(commons)
                 if heads:
