@@ -21,6 +21,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The processes the tests start (p2pc commands, daemons) compile the project's modules once and
+# reuse the bytecode: with PYTHONDONTWRITEBYTECODE set (some machines set it), every one of the
+# hundreds of `p2pc` runs recompiled about 200 modules, more than doubling the CLI tests' time.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 _COMMON = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
