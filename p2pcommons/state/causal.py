@@ -244,15 +244,15 @@ def apply(vector: Vector, flat: Iterable[int]) -> Vector:
     leaves: dict[int, list[int]] = {}  # leaf base -> its slots, as they become
     for index, value in zip(indexes, flat[1::2], strict=True):
         base = index & ~MASK
-        leaf = leaves.get(base)
-        if leaf is None:
-            leaf = leaves[base] = list(_leaf(node, shift, base))
+        got = leaves.get(base)
+        if got is None:
+            got = leaves[base] = list(_leaf(node, shift, base))
         j = index & MASK
-        if j < len(leaf):
-            leaf[j] = value
+        if j < len(got):
+            got[j] = value
         elif value:  # (as put: a zero beyond the leaf changes nothing)
-            leaf.extend([0] * (j - len(leaf)))
-            leaf.append(value)
+            got.extend([0] * (j - len(got)))
+            got.append(value)
     for base, slots in leaves.items():
         new = tuple(slots)
         if new != _leaf(node, shift, base):
