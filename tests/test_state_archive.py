@@ -360,3 +360,39 @@ def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
         assert state.state_hash == fold([*entries, late]).state_hash
         assert archive.space not in {space for space, _ in store.archive_spaces()}
         engine.forget()
+
+
+def test_a_record_decodes_with_one_copy_per_leaf_not_per_slot() -> None:
+    """Decoding a segment's last record applies every difference before it (hundreds of
+    slots for a full segment of a 100-author commons).  Setting them one slot at a time
+    copied a trie path per slot, a cost that grew with the segments an in-order fold writes
+    (longer as the state grows): counted here in calls into ``causal`` (never in time), a
+    few per trie leaf, whatever the number of slots."""
+    import sys
+    from types import FrameType
+
+    authors = 100
+    seqs = [0] * authors
+    rows = []
+    for i in range(SEGMENT_MAX):
+        for j in range(0, authors, 7 + i % 5):  # (each record advances a spread of slots)
+            seqs[(j + i) % authors] += 1
+        seqs[3] = i + 1
+        meta = tuple.__new__(_Meta, (i, bytes([i % 256]) * 34, 3, i + 1, *causal.of(enumerate(seqs))))
+        rows.append((meta, "applied", ""))
+    blob = encode_segment(rows)
+    calls = 0
+
+    def count(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call" and frame.f_code.co_filename == causal.__file__:
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        got, _, _ = decode_record(blob, SEGMENT_MAX - 1, 3, SEGMENT_MAX)
+    finally:
+        sys.setprofile(None)
+    assert list(causal.items(got.vv)) == list(causal.items(rows[-1][0].vv))
+    leaves = -(-authors // causal.WIDTH)
+    assert calls <= 8 * leaves + 8, calls

@@ -193,26 +193,71 @@ def diff(old: Vector, new: Vector) -> list[int]:
     return out
 
 
+def _set_leaf(node: Node, shift: int, base: int, leaf: Node) -> Node:
+    """``node`` with the leaf covering author indexes ``base``… replaced by ``leaf`` (path copy)."""
+    if not shift:
+        return leaf
+    j = (base >> shift) & MASK
+    child = node[j] if j < len(node) else ()
+    new = _set_leaf(child, shift - BITS, base, leaf)
+    if j < len(node):
+        return (*node[:j], new, *node[j + 1:])
+    return (*node, *(((),) * (j - len(node))), new)
+
+
+def _leaf(node: Node, shift: int, base: int) -> Node:
+    """The leaf covering author indexes ``base``… (``()`` where there is none)."""
+    while shift:
+        j = (base >> shift) & MASK
+        if j >= len(node):
+            return ()
+        node = node[j]
+        shift -= BITS
+    return node
+
+
 def apply(vector: Vector, flat: Iterable[int]) -> Vector:
-    """``vector`` with the slots of a flat ``[index, value, …]`` list set."""
+    """``vector`` with the slots of a flat ``[index, value, …]`` list set.
+
+    The slots are set leaf by leaf, one path copy per leaf changed rather than one per slot:
+    decoding an archived record applies a whole segment's differences (hundreds of slots
+    over a few leaves), and per-slot path copies made that cost grow with the segment."""
     flat = flat if isinstance(flat, (list, tuple)) else list(flat)
     if not flat:
         return vector
+    indexes = flat[0::2]
     shift, node = vector
-    if not shift and max(flat[0::2]) < WIDTH:
+    if not shift and max(indexes) < WIDTH:
         # One leaf (up to 32 authors): one copy, not one per slot (resuming a checkpoint).
         leaf = list(node)
-        for index, value in zip(flat[0::2], flat[1::2], strict=True):
+        for index, value in zip(indexes, flat[1::2], strict=True):
             if index >= len(leaf):
                 leaf.extend([0] * (index + 1 - len(leaf)))
             leaf[index] = value
         while leaf and not leaf[-1]:
             leaf.pop()
         return (0, tuple(leaf))
-    it = iter(flat)
-    for index, value in zip(it, it, strict=True):
-        vector = put(vector, index, value)
-    return vector
+    top = max(indexes)
+    while top >> shift >> BITS:
+        shift += BITS
+    shift, node = _grow(vector, shift)
+    leaves: dict[int, list[int]] = {}  # leaf base -> its slots, as they become
+    for index, value in zip(indexes, flat[1::2], strict=True):
+        base = index & ~MASK
+        got = leaves.get(base)
+        if got is None:
+            got = leaves[base] = list(_leaf(node, shift, base))
+        j = index & MASK
+        if j < len(got):
+            got[j] = value
+        elif value:  # (as put: a zero beyond the leaf changes nothing)
+            got.extend([0] * (j - len(got)))
+            got.append(value)
+    for base, slots in leaves.items():
+        new = tuple(slots)
+        if new != _leaf(node, shift, base):
+            node = _set_leaf(node, shift, base, new)
+    return (shift, node)
 
 
 def of(pairs: Iterable[tuple[int, int]]) -> Vector:
