@@ -1096,16 +1096,16 @@ class Node:
     # --- lifecycle --------------------------------------------------------------------
 
     def _build_host(self) -> Any:
-        from libp2p import new_host
+        from .host import build_host
 
         _tame_libp2p_logging()
         preauth.install()  # GHSA-hmjq-g7pp-rw3x: bound the pre-handshake multistream read
-        return new_host(**self._host_options())
+        return build_host(**self._host_options())
 
     def _host_options(self) -> dict[str, Any]:
         """Every option the libp2p host is built with, in one place (keys of
-        ``libp2p.new_host``), so services added later (relay, AutoNAT, DCUtR) extend this
-        dictionary rather than the call."""
+        ``libp2p.new_host``, which node/host.py's ``build_host`` mirrors without importing
+        all of libp2p), so services added later extend this dictionary rather than the call."""
         from libp2p.crypto.ed25519 import Ed25519PrivateKey
         from libp2p.crypto.keys import KeyPair
         from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
@@ -1436,7 +1436,7 @@ async def serve(config: NodeConfig, identity: Identity) -> None:
     """Run the daemon until SIGINT/SIGTERM or ``p2pc node stop`` (holds the home's lock)."""
     from .lean_imports import install
 
-    install(mdns=config.mdns)  # before the first libp2p import: only the stacks the node uses
+    install(mdns=config.mdns, dht=config.dht)  # before the first libp2p import: only the stacks the node uses
     with NodeLock(config.home):
         node = Node(config, identity)
         try:
