@@ -50,11 +50,14 @@ def ask_daemon(home: Path | None, request: dict[str, Any], *, fallback: bool) ->
 
 def after_local_write(home: Path | None) -> None:
     """Tell a running daemon (if any) that the store changed, so peers hear within a second."""
+    home_path = home_of(home)
+    if not home_path.control_socket.exists():
+        return  # no daemon: nothing to tell, and the control client is not imported
     try:
         from p2pcommons.node.notify import notify_daemon
     except ImportError:  # pragma: no cover - the node package is always installed
         return
-    notify_daemon(home_of(home))
+    notify_daemon(home_path)
 
 
 def _query(home: Path | None, commons: str | None, what: str, status: str | None = None) -> dict[str, Any]:

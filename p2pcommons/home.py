@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from .errors import ConfigError, InsecureKeyFile
-from .settings import check_config
+
+# platformdirs (with tempfile, shutil...), tomllib and the settings table are imported where
+# they are used: a command given --home on a home without config.toml (``p2pc contribute``
+# in a script) needs none of them (issue 18: its start-up budget).
 
 HOME_ENV = "P2PC_HOME"
 PASSPHRASE_ENV = "P2PC_PASSPHRASE"
@@ -24,6 +24,8 @@ PASSPHRASE_ENV = "P2PC_PASSPHRASE"
 
 def default_home() -> Path:
     """The per-user data directory (e.g. ``~/.local/share/p2pcommons`` on Linux)."""
+    import platformdirs
+
     return Path(platformdirs.user_data_dir("p2pcommons", appauthor=False))
 
 
@@ -86,6 +88,10 @@ class Home:
             return {}
         except UnicodeDecodeError:
             raise ConfigError(f"The config file {self.config_file} is not UTF-8 text.") from None
+        import tomllib
+
+        from .settings import check_config
+
         try:
             config = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

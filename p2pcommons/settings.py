@@ -15,9 +15,7 @@ written here, not imported, so reading a config never imports libp2p.
 
 from __future__ import annotations
 
-import difflib
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +109,8 @@ def close_keys(key: str) -> list[str]:
     # 'network.lisen' look close to 'network.mdns'); a wrong section still finds the key.
     section, _, name = key.rpartition(".")
     # (each name once: 'port' is in two sections, and each section's key must show once)
+    import difflib  # only for a misspelt setting
+
     close = difflib.get_close_matches(name, list(dict.fromkeys(s.name for s in SETTINGS)), n=3, cutoff=0.75)
     names = [s.key for c in close for s in SETTINGS if s.name == c and (not section or s.section == section)]
     return names or [s.key for c in close for s in SETTINGS if s.name == c]
@@ -236,6 +236,8 @@ def write_atomically(path: Path, config: dict[str, Any]) -> None:
 
     text = tomli_w.dumps(config)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

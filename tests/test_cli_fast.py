@@ -47,6 +47,29 @@ def test_hot_commands_import_no_typer_click_or_pydantic(home: str) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_contribute_imports_only_what_it_uses(home: str) -> None:
+    """``p2pc contribute --home H`` on a home without config.toml and without a daemon loads
+    neither the platform-directories lookup (tempfile, shutil), the TOML parser, the settings'
+    spelling suggestions nor the control socket's client (issue 18: its start-up budget)."""
+    probe = (
+        "import sys\n"
+        "from p2pcommons.cli.fast import main\n"
+        "sys.argv = ['p2pc', 'contribute', '-t', 'x', '--home', sys.argv[1]]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "             ('platformdirs', 'tomllib', 'difflib', 'tempfile', 'shutil', 'socket', 'selectors')\n"
+        "             or m in ('p2pcommons.settings', 'p2pcommons.node.notify')))\n"
+    )
+    assert not (Path(home) / "config.toml").exists()
+    done = subprocess.run([sys.executable, "-c", probe, home], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_lean_parser_knows_each_hot_commands_options() -> None:
     """SPECS names exactly the options the typer commands declare (but the hidden
     ``--verbose``, which the lean path leaves to typer)."""

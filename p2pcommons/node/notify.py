@@ -19,7 +19,6 @@ made from the CLI, which must start fast and must not wait when no daemon runs.
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,8 @@ def notify_daemon(home: Home | Path | str | None = None) -> bool:
         path = _socket_path(target)
         if not target.control_socket.exists():
             return False
+        import socket  # only when a daemon may listen (a CLI write's start-up budget, issue 18)
+
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.5)
             sock.connect(path)
@@ -75,6 +76,8 @@ def request(home: Home | Path | str | None, message: dict[str, Any], *, timeout:
     target = _home(home)
     if not target.control_socket.exists():
         raise DaemonNotRunning(f"No node is running for {target.path}; start one with 'p2pc node start'.")
+    import socket
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
