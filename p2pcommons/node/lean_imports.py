@@ -29,16 +29,22 @@ puts one finder in front of ``sys.meta_path`` that
   (and dnspython) the first time a ``/dns…`` address is resolved, then behaves exactly as
   it.  The package's other names load their real submodule when first asked for;
 - defers the modules of :data:`p2pcommons.node.deferred.DEFERRED` (RSA and secp256k1 keys,
-  SECIO, the pre-shared-key connection): proxies that load the real module at first use.
+  SECIO, the pre-shared-key connection): proxies that load the real module at first use;
+- loads ``libp2p`` itself lazily: its ``__init__`` (every key type, SECIO, TLS, Mplex, the
+  persistent peer stores, ``importlib.metadata`` for its version, libp2p's own logging set-up)
+  runs only when a name it defines is asked for (``from libp2p import new_host``); the node
+  builds its host from the submodules (:mod:`p2pcommons.node.host`), and identify's agent
+  version is read without ``importlib.metadata``.
 
 Nothing here changes what a built host does: the stand-ins are only ever reached by options
 the node never passes (``enable_quic``, ``enable_websocket``, ``enable_upnp``,
 ``enable_autotls``, ``enable_metrics``, the resource manager's ``enable_prometheus``, the
 relay's ``dht_discovery_enabled``, ``enable_mDNS`` when mDNS is off; a node without ``--dht``
 builds no Kademlia DHT).
-tests/test_node_lean_imports.py checks the import set of a real daemon, that a /dns address
-still resolves, and that hosts built this way connect, sync and gossip (the network tests run
-every daemon through it).
+tests/test_node_lean_imports.py checks the import set of a real daemon, that every name relied
+on exists in libp2p and multiaddr, that resolvers and deferred key types behave as the real
+ones once used, and the network tests show that hosts built this way connect, sync, gossip
+and relay (they run every daemon through this finder).
 """
 
 from __future__ import annotations
