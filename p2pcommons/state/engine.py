@@ -35,6 +35,7 @@ from typing import Any
 
 import cbor2
 
+from .. import tables
 from ..dagcbor import CID
 from ..entry import Entry, Signer, decode_stored
 from ..errors import StoreBusy, StoreCorrupt
@@ -291,6 +292,8 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
             "max_n": live.max_n, "folder": checkpoint.dump(live.folder), "space": _archive_space(live)}))
     except Exception:  # a read-only or busy store must not break reading the state
         return
+    with contextlib.suppress(Exception):  # (likewise) the CLI's query tables, from the same state
+        tables.write(store, state, max_n=live.max_n, stored=store.count(commons), key=_key(store, commons))
 
 
 def cached_head(store: Store, commons: CID) -> dict[str, Any] | None:
@@ -352,6 +355,7 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
 def forget(store: Store | None = None, commons: CID | None = None) -> None:
     """Drop live in-memory state (all of it, or one commons'), e.g. between tests."""
     with _lock:
+        tables.forget(None if store is None or commons is None else _key(store, commons))
         if store is None:
             _live.clear()
         elif commons is None:
