@@ -1,0 +1,128 @@
+"""The query tables (p2pcommons/tables.py) say what the fold says.
+
+After random histories stored in a real SQLite file in random chunks, and the engine's
+persists between them (incremental, and whole after a "new process"), the tables equal the
+views of the in-memory state; they are refused as soon as the store holds an entry they do
+not; and ``p2pc contribute``'s path without the fold stores exactly the entry the fold's
+path accepts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pcommons import tables
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Signer, sign_entry
+from p2pcommons.ingest import Ingestor
+from p2pcommons.state import APPLIED, genesis_body
+from p2pcommons.state.engine import current_state, forget
+from p2pcommons.state.handlers.common import MAX_TEXT
+from p2pcommons.store import Store
+from p2pcommons.web import data as views
+from tests.test_state_histories import ACTIONS, build, prop_settings
+
+
+def _ingest(store: Store, raws: list[bytes]) -> None:
+    with store.transaction():
+        Ingestor(store, verify="each", atomic=False, clock=None).add_batch(raws)
+
+
+def _assert_tables_equal_state(store: Store, commons: CID) -> None:
+    found = tables.read(store, commons)
+    assert found is not None, "persisted tables with nothing stored since must be current"
+    assert found.summary == views.state(store, commons, full=False)
+    assert found.members() == views.members(store, commons)["members"]
+    rows = views.contributions(store, commons)["contributions"]
+    assert found.contributions() == rows
+    for status in ("pending", "accepted", "rejected"):
+        assert found.contributions(status) == [r for r in rows if r["status"] == status]
+        assert found.contribution_count(status) == sum(1 for r in rows if r["status"] == status)
+    assert found.contributions(limit=3) == rows[:3]
+
+
+@prop_settings(60)
+@given(actions=ACTIONS, cuts=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+       restarts=st.lists(st.booleans(), min_size=4, max_size=4), order=st.randoms(use_true_random=False))
+def test_tables_equal_the_folded_state(tmp_path_factory: object, actions: list[tuple[int, int, int]],
+                                       cuts: list[int], restarts: list[bool], order: object) -> None:
+    history = build(actions)
+    raws = [e.raw for e in history.entries]
+    order.shuffle(raws[1:]) if len(raws) > 2 else None  # type: ignore[attr-defined]  # (any arrival order)
+    path = Path(tmp_path_factory.mktemp("tables")) / "store.db"  # type: ignore[attr-defined]
+    store = Store(path)
+    try:
+        commons = history.commons
+        start = 0
+        for i, cut in enumerate([*cuts, len(raws)]):
+            chunk = raws[start:start + cut] if i < len(cuts) else raws[start:]
+            start += len(chunk)
+            if chunk:
+                _ingest(store, chunk)
+                if tables.read(store, commons) is not None:
+                    raise AssertionError("tables from before the newest entries were taken as current")
+            if i < len(restarts) and restarts[i]:
+                forget()  # a new process: the next persist rewrites the tables whole
+            current_state(store, commons, persist=True)
+            _assert_tables_equal_state(store, commons)
+            if start >= len(raws):
+                break
+    finally:
+        forget()
+        store.close()
+
+
+SIGNERS = [Signer(bytes([i + 40]) * 32) for i in range(2)]
+
+
+def _commons(store: Store) -> CID:
+    body = genesis_body("t", "a commons", "CC0-1.0", founders=[SIGNERS[0].public_key])
+    genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1_000_000)
+    _ingest(store, [genesis.raw])
+    current_state(store, genesis.id, persist=True)
+    return genesis.id
+
+
+def test_contribute_without_the_fold_adds_what_the_fold_then_applies(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    try:
+        commons = _commons(store)
+        forget()  # (as a CLI process: nothing folded in memory)
+        entry = tables.contribute(store, SIGNERS[0], commons, {"title": "fixed a bug", "kind": "code", "value": 3})
+        assert entry is not None
+        found = tables.read(store, commons)
+        assert found is not None  # still current: the row was added with the entry
+        assert found.summary["unfolded_count"] == 1
+        assert found.summary["contribution_counts"]["pending"] == 1
+        assert [r["id"] for r in found.contributions("pending")] == [str(entry.id)]
+        state = current_state(store, commons, persist=True)
+        outcome = state.outcome(entry.id)
+        assert outcome is not None and outcome.status == APPLIED
+        _assert_tables_equal_state(store, commons)
+        assert tables.read(store, commons).summary["unfolded_count"] == 0  # type: ignore[union-attr]
+    finally:
+        forget()
+        store.close()
+
+
+def test_contribute_without_the_fold_leaves_undecided_cases_to_the_fold(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    try:
+        commons = _commons(store)
+        before = store.count(commons)
+        # Not a member (the rules let anyone contribute: the fold decides it is an outsider's).
+        assert tables.contribute(store, SIGNERS[1], commons, {"title": "drive-by"}) is None
+        # A field the handler refuses, and one the tables do not know.
+        assert tables.contribute(store, SIGNERS[0], commons, {"title": "x" * (MAX_TEXT + 1)}) is None
+        assert tables.contribute(store, SIGNERS[0], commons, {"title": "x", "extra": 1}) is None
+        assert store.count(commons) == before  # nothing stored
+    finally:
+        forget()
+        store.close()
+
+
+def test_the_gate_is_the_handlers_limit() -> None:
+    assert tables.MAX_TEXT == MAX_TEXT
