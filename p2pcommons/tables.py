@@ -172,10 +172,7 @@ _baselines: dict[tuple[str, bytes], _Baseline] = {}
 
 def _records(st: CommonsState) -> Mapping[bytes, Any]:
     """The state's contributions as raw id -> comparable value (packed bytes when compact)."""
-    state = st._folder.state
-    if state is None:
-        return {}
-    contributions = state.contributions
+    contributions = st.contribution_table()
     raw = getattr(contributions, "packed_items", None)
     if raw is not None:
         result: Mapping[bytes, Any] = raw()
@@ -184,7 +181,11 @@ def _records(st: CommonsState) -> Mapping[bytes, Any]:
 
 
 def ensure_schema(store: Store) -> None:
-    store.db.executescript(_SCHEMA)
+    """Create the tables if missing, inside the caller's transaction (statement by
+    statement: ``executescript`` would commit it first)."""
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            store.db.execute(statement)
 
 
 def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple[str, bytes]) -> None:
@@ -199,8 +200,7 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
     if baseline is not None and (old is None or old.get("writer") != baseline.token):
         baseline = None  # another process wrote since: rewrite whole
     current = _records(st)
-    state = st._folder.state
-    contributions = None if state is None else state.contributions
+    contributions = st.contribution_table()
     text = AuthorIds()
     with store.transaction():
         ensure_schema(store)
@@ -221,7 +221,6 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
         rows = []
         for raw in changed:
             cid = CID(raw)
-            assert contributions is not None
             c = contributions[cid]
             entry_id = str(cid)
             time = c.time or _entry_time(store, cid)
@@ -233,12 +232,27 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
         db.executemany("INSERT INTO query_members (commons, key, row) VALUES (?, ?, ?)",
                        [(commons.raw, k, json.dumps(row, sort_keys=True)) for k, row in member_rows(st)])
         summary = summary_of(st)
-        due = None if state is None or not state.due else min(state.due.values())
-        doc = {"version": VERSION, "writer": baseline.token, "max_n": max_n, "stored": stored, "local": [],
+        due = st.next_deadline()
+        doc = {"version": VERSION, "writer": baseline.token, "max_n": max_n, "folded_max_n": max_n,
+               "stored": stored, "local": [],
                "next_due": due, "summary": summary}
         store.put_cache(_summary_key(commons), json.dumps(doc, sort_keys=True).encode())
     baseline.packed = dict(current)
     _baselines[key] = baseline
+
+
+def resumed(store: Store, commons: CID, contributions: Mapping[CID, Any], max_n: int,
+            key: tuple[str, bytes]) -> None:
+    """A fold was resumed from the checkpoint at arrival number ``max_n``: if the tables were
+    written from that same fold (and only local contributions added since: those rows are
+    rewritten anyway), its contributions are what the tables hold, so the next write can be
+    incremental instead of whole (at a million entries, seconds)."""
+    doc = _read_summary(store, commons)
+    if doc is None or doc.get("folded_max_n") != max_n or not isinstance(doc.get("writer"), str):
+        return
+    raw = getattr(contributions, "packed_items", None)
+    packed = dict(raw()) if raw is not None else {cid.raw: c for cid, c in contributions.items()}
+    _baselines[key] = _Baseline(doc["writer"], packed)
 
 
 def forget(key: tuple[str, bytes] | None = None) -> None:

@@ -272,6 +272,9 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         folder.entries.read_ahead(live.load_ahead)
     live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
+    with contextlib.suppress(Exception):  # the query tables' next write: incremental if they match
+        tables.resumed(store, commons, {} if folder.state is None else folder.state.contributions, max_n,
+                       _key(store, commons))
     return live
 
 
