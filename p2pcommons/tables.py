@@ -359,7 +359,7 @@ class NewContribution(NamedTuple):
     kind: str
     ref: str
     claimed: int
-    value: int
+    value: int  # (0 until accepted: the value the review gives it)
     status: str = "pending"
     accepts: tuple[bytes, ...] = ()
     rejects: tuple[bytes, ...] = ()
@@ -423,8 +423,8 @@ def contribute(store: Store, signer: Any, commons: CID, body: dict[str, Any]) ->
                 extra.append(admission)
         entry = append(store, signer, commons, "contribution", body, force=True, extra_deps=extra)
         contributed(tables, entry.id, NewContribution(
-            author, body["title"], body.get("kind", "work"), body.get("ref", ""), body.get("value", 1),
-            body.get("value", 1)), int(entry.time))
+            author, body["title"], body.get("kind", "work"), body.get("ref", ""), body.get("value", 1), 0),
+            int(entry.time))
     ownlog.record(store, commons, author, entry.seq)
     return entry
 
