@@ -9,7 +9,7 @@ or a page of contributions (issue 12).  When the engine persists the fold
 * ``query_members``: one row per member, the ``p2pc members --json`` row;
 * ``query_contributions``: one row per contribution, the ``p2pc contributions --json`` row,
   indexed by ``(status, time, id)`` so a page is a range read;
-* the summary (the cache key ``state/<commons>/query``): ``p2pc state --json``'s document
+* ``query_summary``: one row per commons, ``p2pc state --json``'s document
   without the proposals (their counts instead), the rules, and the *position* the tables
   hold — the store's arrival number and entry count of the commons when they were written.
 
@@ -20,12 +20,12 @@ process (its ``writer`` token differs) is rewritten whole once.
 
 Readers trust the tables only when they are *current*: no entry of the commons arrived
 after the recorded arrival number and the commons' entry count is the recorded one (an
-expiry deletes entries; it also drops the ``state/<commons>/`` cache, summary included).
-Otherwise :func:`read` returns None and the caller folds as before (and persists, which
-makes the tables current again).  ``p2pc contribute`` without a daemon checks the author's
-standing here and, when this is enough to decide, adds its row itself (:func:`contributed`):
-the tables then say the entry is not folded yet (``unfolded_count``), so ``p2pc state``
-prints the hash of the last fold with that note until a fold runs.
+expiry deletes entries).  Otherwise :func:`read` returns None and the caller folds as before (and persists, which
+makes the tables current again); ``p2pc verify`` drops them when it finds the fold wrong.
+``p2pc contribute`` without a daemon checks the author's standing here and, when this is
+enough to decide, adds its row itself (:func:`contributed`): the tables then say the entry
+is not folded yet (``unfolded_count``), so ``p2pc state`` prints the hash of the last fold
+with that note until a fold runs.
 """
 
 from __future__ import annotations
@@ -45,9 +45,15 @@ if TYPE_CHECKING:
     from .store import Store
 
 VERSION = 1
-SUMMARY_PART = "query"  # cache key state/<commons>/query (dropped with the rest of the state cache)
 
+# (The summary is a table of its own, not a key of the store's ``cache`` table: that one is
+# WITHOUT ROWID and holds the checkpoint, 100+ MB at a million entries, whose overflow pages
+# SQLite reads whole to compare keys, so any lookup there costs half a second.)
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS query_summary (
+    commons BLOB PRIMARY KEY,
+    doc TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS query_members (
     commons BLOB NOT NULL,
     key TEXT NOT NULL,
@@ -68,8 +74,18 @@ CREATE INDEX IF NOT EXISTS query_contributions_time ON query_contributions (comm
 """
 
 
-def _summary_key(commons: CID) -> str:
-    return f"state/{commons}/{SUMMARY_PART}"
+def _put_summary(store: Store, commons: CID, doc: dict[str, Any]) -> None:
+    store.db.execute("INSERT OR REPLACE INTO query_summary (commons, doc) VALUES (?, ?)",
+                     (commons.raw, json.dumps(doc, sort_keys=True)))
+
+
+def drop(store: Store, commons: CID) -> None:
+    """Forget the commons' tables (``p2pc verify`` found the fold wrong): the next command
+    folds, and writes them again."""
+    try:
+        store.db.execute("DELETE FROM query_summary WHERE commons = ?", (commons.raw,))
+    except sqlite3.Error:  # (no tables yet, or a busy store: the verify's next run finds it again)
+        return
 
 
 # --- rows: the --json shapes, built once for the tables and the views ------------------------
@@ -236,7 +252,7 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
         doc = {"version": VERSION, "writer": baseline.token, "max_n": max_n, "folded_max_n": max_n,
                "stored": stored, "local": [],
                "next_due": due, "summary": summary}
-        store.put_cache(_summary_key(commons), json.dumps(doc, sort_keys=True).encode())
+        _put_summary(store, commons, doc)
     baseline.packed = dict(current)
     _baselines[key] = baseline
 
@@ -272,9 +288,13 @@ def _entry_time(store: Store, cid: CID) -> int:
 
 
 def _read_summary(store: Store, commons: CID) -> dict[str, Any] | None:
-    raw = store.get_cache(_summary_key(commons))
-    if raw is None:
+    try:
+        found = store.db.execute("SELECT doc FROM query_summary WHERE commons = ?", (commons.raw,)).fetchone()
+    except sqlite3.Error:  # (no tables yet)
         return None
+    if found is None:
+        return None
+    raw = found[0]
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -450,4 +470,4 @@ def contributed(tables: Tables, entry_id: CID, c: NewContribution, time: int) ->
     doc["local"] = [*doc.get("local", []), entry_id.raw.hex()]
     doc["max_n"] = store.last_arrival()
     doc["stored"] = store.count(commons)
-    store.put_cache(_summary_key(commons), json.dumps(doc, sort_keys=True).encode())
+    _put_summary(store, commons, doc)

@@ -342,6 +342,7 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
         forget(store, commons)
         with contextlib.suppress(sqlite3.Error):  # busy: the next verify finds it again
             store.delete_cache(_cache_key(commons, ""))
+        tables.drop(store, commons)
         _cleanup_archives(store)
         raise StateMismatch(" ".join(problems) + f" Rebuilt state hash: {fresh.state_hash}.")
     return {
