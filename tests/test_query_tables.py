@@ -161,3 +161,25 @@ def test_a_review_between_persists_rewrites_the_row(tmp_path: Path) -> None:
     finally:
         forget()
         store.close()
+
+
+def test_the_daemons_query_pages_and_summarizes(tmp_path: Path) -> None:
+    """The control socket's ``query`` (protocols/control.md §4) takes ``full`` and ``limit``
+    as the CLI does; a request without them (an older client) gets everything, as before."""
+    from p2pcommons.node.queries import answer_query
+
+    store = Store(tmp_path / "store.db")
+    try:
+        commons = _commons(store)
+        for i in range(3):
+            assert tables.contribute(store, SIGNERS[0], commons, {"title": f"work {i}"}) is not None
+        ask = {"cmd": "query", "commons": str(commons)}
+        assert "proposals" in answer_query(store, {**ask, "what": "state"})["data"]
+        summary = answer_query(store, {**ask, "what": "state", "full": False})["data"]
+        assert "proposals" not in summary and summary["contribution_counts"]["pending"] == 3
+        page = answer_query(store, {**ask, "what": "contributions", "limit": 2})["data"]
+        assert len(page["contributions"]) == 2 and page["total_count"] == 3 and page["more_count"] == 1
+        assert len(answer_query(store, {**ask, "what": "contributions"})["data"]["contributions"]) == 3
+    finally:
+        forget()
+        store.close()
