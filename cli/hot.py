@@ -58,18 +58,21 @@ def after_local_write(home: Path | None) -> None:
 
 
 def _query(home: Path | None, commons: str | None, what: str, status: str | None = None, *,
-           full: bool = False, limit: int | None = None) -> dict[str, Any]:
+           full: bool = False, limit: int | None = None, exact: bool = False) -> dict[str, Any]:
     """The ``--json`` data of ``p2pc <what>``: from the commons' query tables when they hold
     every stored entry (:mod:`p2pcommons.tables`: no fold loaded), else from the running
     daemon's live fold, else folded here (resuming from the checkpoint) and persisted, which
     brings the tables up to date for the next command.  ``full``: ``state --full`` (the
-    proposals too: the daemon or the fold); ``limit``: the first contributions only."""
+    proposals too: the daemon or the fold); ``limit``: the first contributions only;
+    ``exact``: not a summary whose hash misses local entries no fold has taken yet."""
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
         if not full:
             from p2pcommons import tables
 
             current = tables.read(store, cid)
+            if exact and current is not None and current.summary.get("unfolded_count"):
+                current = None
             if current is not None:
                 if what == "state":
                     return current.summary
@@ -147,8 +150,11 @@ def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: s
 
 def state(*, commons: str | None, home: Path | None, as_json: bool, full: bool = False) -> None:
     """Print the commons state (``p2pc state``): a summary with counts; ``full``
-    (``--full``): with ``--json``, every proposal too, and always from the fold itself."""
-    data = _query(home, commons, "state", full=full)
+    (``--full``): with ``--json``, every proposal too, and always from the fold itself.
+    With ``--json`` the state hash is always that of every stored entry (scripts compare
+    it between nodes): when this home wrote contributions no fold has taken yet, they are
+    folded first; people get the summary at once, the hash with a note."""
+    data = _query(home, commons, "state", full=full, exact=as_json)
 
     def human() -> None:
         stable = data["stable"]

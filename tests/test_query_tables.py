@@ -183,3 +183,28 @@ def test_the_daemons_query_pages_and_summarizes(tmp_path: Path) -> None:
     finally:
         forget()
         store.close()
+
+
+def test_state_json_hash_is_always_of_every_stored_entry(tmp_path: Path) -> None:
+    """``p2pc contribute`` without a daemon records its row without the fold; ``p2pc state``
+    then says its hash is from before that entry, while ``p2pc state --json`` (what scripts
+    compare between nodes) folds it first: its hash is a fold's of every stored entry."""
+    import json
+
+    from p2pcommons.state.engine import rebuild
+    from tests.support.cli import invoke
+
+    home = str(tmp_path / "home")
+    invoke("init", "--home", home)
+    invoke("commons", "create", "Tables", "--home", home)
+    invoke("state", "--home", home)  # (folded and saved once: the tables now exist)
+    invoke("contribute", "--title", "one", "--home", home)
+    invoke("contribute", "--title", "two", "--home", home)
+    forget()
+    assert "before the newest 2 local entries" in invoke("state", "--home", home).stdout
+    doc = json.loads(invoke("state", "--json", "--home", home).stdout)["data"]
+    with Store(tmp_path / "home" / "store.sqlite") as store:
+        commons = store.commons_ids()[0]
+        assert doc["state_hash"] == rebuild(store, commons).state_hash
+    assert doc["unfolded_count"] == 0 and doc["contribution_counts"]["pending"] == 2
+    assert "before the newest" not in invoke("state", "--home", home).stdout  # (that fold saved the tables)
