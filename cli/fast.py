@@ -31,7 +31,8 @@ from .plumbing import MAX_AMOUNT, _known_failure, _report_bug, print_error
 class Option(NamedTuple):
     dest: str
     names: tuple[str, ...]
-    kind: str  # "text", "amount" (a whole number 0..MAX_AMOUNT), "flag", "many" (repeatable text)
+    # "text", "amount" (a whole number 0..MAX_AMOUNT), "count" (1..MAX_AMOUNT), "flag", "many" (repeatable text)
+    kind: str
 
 
 _COMMONS = Option("commons", ("--commons", "-c"), "text")
@@ -50,12 +51,14 @@ SPECS: dict[str, tuple[tuple[Option, ...], tuple[str, ...], dict[str, Any]]] = {
         {"commons": None, "kind": "work", "value": 1, "ref": None, "derives_from": None, "home": None,
          "as_json": False, "force": False},
     ),
-    "state": ((_COMMONS, _HOME, _JSON), (), {"commons": None, "home": None, "as_json": False}),
+    "state": ((_COMMONS, _HOME, _JSON, Option("full", ("--full",), "flag")), (),
+              {"commons": None, "home": None, "as_json": False, "full": False}),
     "members": ((_COMMONS, _HOME, _JSON), (), {"commons": None, "home": None, "as_json": False}),
     "contributions": (
-        (Option("status", ("--status", "-s"), "text"), _COMMONS, _HOME, _JSON),
+        (Option("status", ("--status", "-s"), "text"), _COMMONS, _HOME, _JSON,
+         Option("limit", ("--limit", "-n"), "count"), Option("all_rows", ("--all",), "flag")),
         (),
-        {"status": None, "commons": None, "home": None, "as_json": False},
+        {"status": None, "commons": None, "home": None, "as_json": False, "limit": None, "all_rows": False},
     ),
 }
 
@@ -100,9 +103,11 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
             value = rest.pop(0)
         else:
             return None
-        if option.kind == "amount":
+        if option.kind in ("amount", "count"):
             if not value.isascii() or not value.isdigit() or int(value) > MAX_AMOUNT:
                 return None  # typer's conversion and its error message
+            if option.kind == "count" and int(value) < 1:
+                return None
             kw[option.dest] = int(value)
         elif option.kind == "many":
             kw[option.dest] = [*(kw[option.dest] or []), value]

@@ -161,11 +161,17 @@ def _resolve_entry_in(store: Any, text: str) -> Any:
 
 
 @command("state")
-def state_cmd(commons: CommonsOption = None, home: HomeOption = None, as_json: JsonOption = False) -> None:
+def state_cmd(
+    commons: CommonsOption = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    full: Annotated[bool, typer.Option("--full", help="Fold the newest entries first and, with --json, list every "
+                                       "proposal (the summary counts them).")] = False,
+) -> None:
     """Print the commons state: its hash, members, rules in force, contributions, stability."""
     from .hot import state
 
-    state(commons=commons, home=home, as_json=as_json)
+    state(commons=commons, home=home, as_json=as_json, full=full)
 
 
 @command("members")
@@ -297,11 +303,15 @@ def contributions_cmd(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="List the first N, oldest first "
+                                              "(default 100); the output says how many more there are.")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="List every one (a big commons has hundreds of "
+                                           "thousands).")] = False,
 ) -> None:
     """List contributions with their review status, reviews and value (for reviewers' queues)."""
     from .hot import contributions
 
-    contributions(status=status, commons=commons, home=home, as_json=as_json)
+    contributions(status=status, commons=commons, home=home, as_json=as_json, limit=limit, all_rows=all_rows)
 
 
 # --- membership -------------------------------------------------------------------------------

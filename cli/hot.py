@@ -60,22 +60,55 @@ def after_local_write(home: Path | None) -> None:
     notify_daemon(home_path)
 
 
-def _query(home: Path | None, commons: str | None, what: str, status: str | None = None) -> dict[str, Any]:
-    """The ``--json`` data of ``p2pc <what>``: from the running daemon's live fold if one
-    runs, else folded here (resuming from the checkpoint)."""
+def _query(home: Path | None, commons: str | None, what: str, status: str | None = None, *,
+           full: bool = False, limit: int | None = None, exact: bool = False) -> dict[str, Any]:
+    """The ``--json`` data of ``p2pc <what>``: from the commons' query tables when they hold
+    every stored entry (:mod:`p2pcommons.tables`: no fold loaded), else from the running
+    daemon's live fold, else folded here (resuming from the checkpoint) and persisted, which
+    brings the tables up to date for the next command.  ``full``: ``state --full`` (the
+    proposals too: the daemon or the fold); ``limit``: the first contributions only;
+    ``exact``: not a summary whose hash misses local entries no fold has taken yet."""
     with open_store(home, reader=True) as store:
         cid = resolve_commons(store, commons)
-        reply = ask_daemon(home, {"cmd": "query", "what": what, "commons": str(cid), "status": status},
-                           fallback=True)
-        if reply is not None:
-            return dict(reply["data"])
-        from p2pcommons.web import data as views
+        if not full:
+            from p2pcommons import tables
 
-        if what == "state":
-            return views.state(store, cid)
-        if what == "members":
-            return views.members(store, cid)
-        return views.contributions(store, cid, status=status)
+            current = tables.read(store, cid)
+            if exact and current is not None and current.summary.get("unfolded_count"):
+                current = None
+            if current is not None:
+                if what == "state":
+                    return current.summary
+                if what == "members":
+                    return {"commons": str(cid), "members": current.members()}
+                rows = current.contributions(status, limit)
+                total = current.contribution_count(status)
+                return {"commons": str(cid), "contributions": rows, "total_count": total,
+                        "more_count": total - len(rows)}
+        reply = ask_daemon(home, {"cmd": "query", "what": what, "commons": str(cid), "status": status,
+                                  "full": full, "limit": limit}, fallback=True)
+        if reply is not None:
+            data = dict(reply["data"])
+        else:
+            from p2pcommons.state.engine import current_state
+            from p2pcommons.web import data as views
+
+            current_state(store, cid, persist=True)  # (the tables, for the next command)
+            if what == "state":
+                data = views.state(store, cid, full=full)
+            elif what == "members":
+                data = views.members(store, cid)
+            else:
+                data = views.contributions(store, cid, status=status)
+        if what == "state" and not full:
+            data.pop("proposals", None)  # (a daemon from before --full sends them)
+        if what == "contributions":
+            rows = data["contributions"]
+            total = len(rows) if "total_count" not in data else int(data["total_count"])
+            data["contributions"] = rows if limit is None else rows[:limit]
+            data["total_count"] = total
+            data["more_count"] = total - len(data["contributions"])
+        return data
 
 
 def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: str | None,
@@ -105,28 +138,44 @@ def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: s
         if reply is not None:
             emit({"id": reply["id"], "commons": reply["commons"], "seq": reply["seq"]}, as_json, str(reply["id"]))
             return
-        from p2pcommons.author import append
+        entry = None
+        if not refs and not force:  # decided by the query tables when they can: no fold loaded
+            from p2pcommons import tables
 
-        entry = append(store, identity.signer, cid, "contribution", body, force=force, extra_deps=refs)
+            entry = tables.contribute(store, identity.signer, cid, body)
+        if entry is None:
+            from p2pcommons.author import append
+
+            entry = append(store, identity.signer, cid, "contribution", body, force=force, extra_deps=refs)
     after_local_write(home)
     emit({"id": str(entry.id), "commons": str(cid), "seq": entry.seq}, as_json, str(entry.id))
 
 
-def state(*, commons: str | None, home: Path | None, as_json: bool) -> None:
-    """Print the commons state (``p2pc state``)."""
-    data = _query(home, commons, "state")
+def state(*, commons: str | None, home: Path | None, as_json: bool, full: bool = False) -> None:
+    """Print the commons state (``p2pc state``): a summary with counts; ``full``
+    (``--full``): with ``--json``, every proposal too, and always from the fold itself.
+    With ``--json`` the state hash is always that of every stored entry (scripts compare
+    it between nodes): when this home wrote contributions no fold has taken yet, they are
+    folded first; people get the summary at once, the hash with a note."""
+    data = _query(home, commons, "state", full=full, exact=as_json)
 
     def human() -> None:
         stable = data["stable"]
         c = data["contribution_counts"]
         print(f"commons     {short_id(data['commons'])}  {data['name']}")
-        print(f"state hash  {data['state_hash']}")
+        unfolded = data.get("unfolded_count", 0)
+        print(f"state hash  {data['state_hash']}" + (
+            f"  (before the newest {unfolded} local entr{'y' if unfolded == 1 else 'ies'}, not folded yet: "
+            "p2pc state --full folds them)" if unfolded else ""))
         print(
             f"entries     {data['entry_count']} ({stable['stable_entry_count']} stable, "
             f"{stable['tentative_entry_count']} tentative, {data['waiting_count']} waiting)"
         )
         print(f"members     {data['member_count']}  (pending joins: {data['pending_join_count']})")
         print(f"contrib.    {c['accepted']} accepted, {c['pending']} pending, {c['rejected']} rejected")
+        p = data.get("proposal_counts") or {}
+        if p:
+            print("proposals   " + ", ".join(f"{n} {status}" for status, n in sorted(p.items())))
         r = data["rules"]
         if not data["valid"] or not r:
             print("rules       none: the commons' genesis is missing or invalid")
@@ -165,13 +214,20 @@ def members(*, commons: str | None, home: Path | None, as_json: bool) -> None:
     emit(data, as_json, human)
 
 
-def contributions(*, status: str | None, commons: str | None, home: Path | None, as_json: bool) -> None:
-    """List contributions with their review status (``p2pc contributions``)."""
+DEFAULT_LIMIT = 100  # contributions listed unless --limit or --all says otherwise
+
+
+def contributions(*, status: str | None, commons: str | None, home: Path | None, as_json: bool,
+                  limit: int | None = None, all_rows: bool = False) -> None:
+    """List contributions with their review status (``p2pc contributions``), oldest first:
+    the first ``limit`` (default :data:`DEFAULT_LIMIT`), or every one with ``all_rows``."""
     from p2pcommons.errors import UsageError
 
     if status is not None and status not in CONTRIBUTION_STATUSES:
         raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
-    data = _query(home, commons, "contributions", status)
+    if all_rows and limit is not None:
+        raise UsageError("Give --limit or --all, not both.")
+    data = _query(home, commons, "contributions", status, limit=None if all_rows else limit or DEFAULT_LIMIT)
     rows = data["contributions"]
 
     def human() -> None:
@@ -183,5 +239,7 @@ def contributions(*, status: str | None, commons: str | None, home: Path | None,
                 f"{short_id(row['id'])}  {human_time(row['time'])}  {row['status']:<8}  {row['title']}  "
                 f"[{row['kind']}, claimed {row['claimed']}, value {row['value']}]{outside}"
             )
+        if data["more_count"]:
+            print(f"… {data['more_count']} more (of {data['total_count']}): --limit N lists more, --all every one.")
 
     emit(data, as_json, human)

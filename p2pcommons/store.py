@@ -284,6 +284,13 @@ class Store:
     def in_transaction(self) -> bool:
         return self._in_transaction
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for modules that keep derived tables of their own in the store's
+        file (``state/tables.py``: the CLI's query tables).  Entries, logs and their indexes
+        are written only through this class."""
+        return self._db
+
     @contextlib.contextmanager
     def waiting_at_most(self, seconds: float) -> Iterator[None]:
         """Writes inside wait at most ``seconds`` (and never longer than the store's busy
@@ -1011,6 +1018,13 @@ class Store:
     def iter_entries(self, commons: CID | None = None, **kwargs: object) -> Iterator[Entry]:
         for raw in self.iter_raw(commons, **kwargs):  # type: ignore[arg-type]
             yield decode_entry(raw)
+
+    def arrived_after(self, commons: CID, after: int) -> bool:
+        """Whether any entry of the commons was stored after arrival number ``after`` (one
+        rowid range probe: cheap when few or none did)."""
+        return self._db.execute(
+            "SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "WHERE entries.n > ? AND logs.commons = ? LIMIT 1", (after, commons.raw)).fetchone() is not None
 
     def entries_since(self, commons: CID, after: int) -> Iterator[tuple[int, bytes]]:
         """``(arrival number, raw bytes)`` of the commons' entries stored after arrival number

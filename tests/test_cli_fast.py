@@ -122,9 +122,13 @@ def test_the_lean_parser_reads_forms_and_globals_as_click_does() -> None:
                                      "derives_from": ["x", "y"], "home": Path("/a"), "as_json": True, "force": True})
     # --home after the subcommand wins over --home before it
     assert parse(["--home=/a", "state", "--home", "/b"]) == ("state", {"commons": None, "home": Path("/b"),
-                                                                        "as_json": False})
+                                                                        "as_json": False, "full": False})
+    assert parse(["contributions", "-s", "pending", "--limit", "5"]) == ("contributions", {
+        "status": "pending", "commons": None, "home": None, "as_json": False, "limit": 5, "all_rows": False})
+    assert parse(["contributions", "--limit", "0"]) is None  # (typer's min=1 and its message)
     assert parse(["contributions", "-s", "pending", "-c", "X"]) == (
-        "contributions", {"status": "pending", "commons": "X", "home": None, "as_json": False})
+        "contributions", {"status": "pending", "commons": "X", "home": None, "as_json": False, "limit": None,
+                          "all_rows": False})
 
 
 def _exe(*args: str) -> subprocess.CompletedProcess[str]:

@@ -290,3 +290,14 @@ def test_encoding_links_does_not_load_cbor2s_deferred_encoders() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@given(raw=st.binary(min_size=36, max_size=36) | st.binary(max_size=80))
+def test_cid_text_is_rfc4648_base32(raw: bytes) -> None:
+    """A CID's text (the fast base32 of a 36-byte id, base64's for any other length) is
+    multibase ``b`` + RFC 4648 lowercase base32 without padding."""
+    import base64
+
+    cid = CID.__new__(CID)
+    cid.raw = raw
+    assert str(cid) == "b" + base64.b32encode(raw).decode().lower().rstrip("=")

@@ -56,7 +56,10 @@ def test_api_data_is_the_cli_json(tmp_path: Path) -> None:
                "held": {"commons": data.held(store)}, "history": data.history(store, cid)}
     for document in api.values():
         check({"v": 1, "ok": True, "data": document})
-    assert api["state"] == _cli("state", *home)
+    assert api["state"] == _cli("state", "--full", *home)
+    summary = _cli("state", *home)  # (without --full: the proposals counted, not listed)
+    assert summary == {k: v for k, v in api["state"].items() if k != "proposals"}
+    assert summary["proposal_counts"] == {"open": 1}
     assert api["members"] == _cli("members", *home)
     assert api["ledger"] == _cli("ledger", *home)
     assert api["resources"] == _cli("resource", "list", *home) and api["resources"]["resources"]

@@ -38,7 +38,7 @@ def answer_query(store: Store, request: dict[str, Any]) -> dict[str, Any]:
     if not store.has_commons(commons):
         raise UsageError(f"This node holds no commons {commons}.")
     if what == "state":
-        data = views.state(store, commons)
+        data = views.state(store, commons, full=request.get("full") is not False)  # (older clients: full)
     elif what == "members":
         data = views.members(store, commons)
     elif what == "contributions":
@@ -46,6 +46,11 @@ def answer_query(store: Store, request: dict[str, Any]) -> dict[str, Any]:
         if status not in (None, "pending", "accepted", "rejected"):
             raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
         data = views.contributions(store, commons, status=status)
+        limit = request.get("limit")
+        if type(limit) is int and limit >= 0:  # a page: the total says how many more
+            rows = data["contributions"]
+            data = {**data, "contributions": rows[:limit], "total_count": len(rows),
+                    "more_count": max(0, len(rows) - limit)}
     else:
         raise UsageError(f"Unknown query {what!r}.")
     return {"data": data}  # (a client refuses a reply over MAX_QUERY_REPLY, then answers locally)

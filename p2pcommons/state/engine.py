@@ -35,6 +35,7 @@ from typing import Any
 
 import cbor2
 
+from .. import tables
 from ..dagcbor import CID
 from ..entry import Entry, Signer, decode_stored
 from ..errors import StoreBusy, StoreCorrupt
@@ -271,6 +272,9 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         folder.entries.read_ahead(live.load_ahead)
     live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
+    with contextlib.suppress(Exception):  # the query tables' next write: incremental if they match
+        tables.resumed(store, commons, {} if folder.state is None else folder.state.contributions, max_n,
+                       _key(store, commons))
     return live
 
 
@@ -291,6 +295,8 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
             "max_n": live.max_n, "folder": checkpoint.dump(live.folder), "space": _archive_space(live)}))
     except Exception:  # a read-only or busy store must not break reading the state
         return
+    with contextlib.suppress(Exception):  # (likewise) the CLI's query tables, from the same state
+        tables.write(store, state, max_n=live.max_n, stored=store.count(commons), key=_key(store, commons))
 
 
 def cached_head(store: Store, commons: CID) -> dict[str, Any] | None:
@@ -336,6 +342,7 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
         forget(store, commons)
         with contextlib.suppress(sqlite3.Error):  # busy: the next verify finds it again
             store.delete_cache(_cache_key(commons, ""))
+        tables.drop(store, commons)
         _cleanup_archives(store)
         raise StateMismatch(" ".join(problems) + f" Rebuilt state hash: {fresh.state_hash}.")
     return {
@@ -352,6 +359,7 @@ def verify_state_report(store: Store, commons: CID) -> dict[str, Any]:
 def forget(store: Store | None = None, commons: CID | None = None) -> None:
     """Drop live in-memory state (all of it, or one commons'), e.g. between tests."""
     with _lock:
+        tables.forget(None if store is None or commons is None else _key(store, commons))
         if store is None:
             _live.clear()
         elif commons is None:

@@ -8,7 +8,7 @@ canonical encoding (:func:`.records.canonical_state` plus the entry counts).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ..dagcbor import CID, encode
@@ -249,6 +249,18 @@ class CommonsState:
         canonical state: what ``p2pc contributions`` lists."""
         state = self._folder.state
         return [] if state is None else list(state.contributions.items())
+
+    def contribution_table(self) -> Mapping[CID, Contribution]:
+        """The contributions as the state holds them (read-only; compact, :mod:`.compact`,
+        whose ``packed_items`` the query tables diff), without copying: O(1)."""
+        state = self._folder.state
+        return {} if state is None else state.contributions
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline (ms) of an open proposal: an entry dated after it closes
+        that proposal first (protocols/commons.md §2.2); None when none is pending."""
+        state = self._folder.state
+        return None if state is None or not state.due else min(state.due.values())
 
     def contribution(self, cid: CID) -> Contribution | None:
         state = self._folder.state

@@ -33,40 +33,18 @@ def held(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def state_of(st: Any) -> dict[str, Any]:
-    """``p2pc state --json`` of a folded state: the summary with author ids as z6Mk… text
-    and every count named as one (``member_count``, not ``members``: docs/json.md)."""
-    summary: dict[str, Any] = st.summary()
-    stable = summary["stable"]
-    return {
-        "commons": summary["commons"],
-        "name": summary["name"],
-        "state_hash": summary["state_hash"],
-        "valid": summary["valid"],
-        "entry_count": summary["entries"],
-        "waiting_count": summary["waiting"],
-        "member_count": summary["members"],
-        "pending_join_count": len(st.canonical_part("joins")),
-        "contribution_counts": summary["contributions"],
-        "rules": summary["rules"],
-        "stable": {
-            "stable_entry_count": stable["stable_entries"],
-            "tentative_entry_count": stable["tentative_entries"],
-            "frontier": {who(k): v for k, v in stable["frontier"].items()},
-            "held_back_by": [who(k) for k in stable["held_back_by"]],
-            "retired": [who(k) for k in stable["retired"]],
-        },
-        "proposals": {
-            cid: {**{k: v for k, v in p.items() if k not in ("yes", "no")},
-                  "author": who(p["author"]), "yes_count": len(p["yes"]), "no_count": len(p["no"])}
-            for cid, p in st.canonical_part("proposals").items()
-        },
-    }
+def state_of(st: Any, *, proposals: bool = True) -> dict[str, Any]:
+    """``p2pc state --json`` of a folded state (``--full``: with ``proposals``): the summary
+    with author ids as z6Mk… text and every count named as one (``member_count``, not
+    ``members``: docs/json.md).  Defined in :mod:`p2pcommons.state.tables`, which keeps it."""
+    from p2pcommons.tables import state_document
+
+    return state_document(st, proposals=proposals)
 
 
-def state(store: Store, commons: CID) -> dict[str, Any]:
-    """As ``p2pc state --json``."""
-    return state_of(current_state(store, commons))
+def state(store: Store, commons: CID, *, full: bool = True) -> dict[str, Any]:
+    """As ``p2pc state --full --json`` (without ``full``: as ``p2pc state --json``)."""
+    return state_of(current_state(store, commons), proposals=full)
 
 
 def members(store: Store, commons: CID) -> dict[str, Any]:
