@@ -165,8 +165,8 @@ def state_cmd(
     commons: CommonsOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
-    full: Annotated[bool, typer.Option("--full", help="Fold the newest entries first and, with --json, list every "
-                                       "proposal (the summary counts them).")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Fold the newest entries first (--json always lists every "
+                                       "proposal; people get a summary with counts).")] = False,
 ) -> None:
     """Print the commons state: its hash, members, rules in force, contributions, stability."""
     from .hot import state
@@ -304,7 +304,8 @@ def contributions_cmd(
     home: HomeOption = None,
     as_json: JsonOption = False,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="List the first N, oldest first "
-                                              "(default 100); the output says how many more there are.")] = None,
+                                              "(default 100; with --json every one unless --limit is "
+                                              "given); the output says how many more there are.")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="List every one (a big commons has hundreds of "
                                            "thousands).")] = False,
 ) -> None:

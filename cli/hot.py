@@ -153,11 +153,14 @@ def contribute(*, title: str, commons: str | None, kind: str, value: int, ref: s
 
 def state(*, commons: str | None, home: Path | None, as_json: bool, full: bool = False) -> None:
     """Print the commons state (``p2pc state``): a summary with counts; ``full``
-    (``--full``): with ``--json``, every proposal too, and always from the fold itself.
+    (``--full``) folds the newest entries first.  With ``--json`` every proposal too, always
+    from the fold itself (the daemon's, or folded here).
     With ``--json`` the state hash is always that of every stored entry (scripts compare
     it between nodes): when this home wrote contributions no fold has taken yet, they are
     folded first; people get the summary at once, the hash with a note."""
-    data = _query(home, commons, "state", full=full, exact=as_json)
+    # With --json the proposals stay in (scripts read them: docs/json.md keeps version 1's
+    # keys); the summary without them is what people see, and what makes the command fast.
+    data = _query(home, commons, "state", full=full or as_json, exact=as_json)
 
     def human() -> None:
         stable = data["stable"]
@@ -220,14 +223,18 @@ DEFAULT_LIMIT = 100  # contributions listed unless --limit or --all says otherwi
 def contributions(*, status: str | None, commons: str | None, home: Path | None, as_json: bool,
                   limit: int | None = None, all_rows: bool = False) -> None:
     """List contributions with their review status (``p2pc contributions``), oldest first:
-    the first ``limit`` (default :data:`DEFAULT_LIMIT`), or every one with ``all_rows``."""
+    the first ``limit`` (default :data:`DEFAULT_LIMIT`; with ``--json`` every one unless
+    ``--limit`` is given), or every one with ``all_rows``."""
     from p2pcommons.errors import UsageError
 
     if status is not None and status not in CONTRIBUTION_STATUSES:
         raise UsageError(f"--status must be pending, accepted or rejected, not '{status}'.")
     if all_rows and limit is not None:
         raise UsageError("Give --limit or --all, not both.")
-    data = _query(home, commons, "contributions", status, limit=None if all_rows else limit or DEFAULT_LIMIT)
+    # A page by default for people; with --json every row unless --limit says otherwise, so a
+    # script that read the whole list before does not silently get the first page only.
+    page = None if all_rows or (as_json and limit is None) else limit or DEFAULT_LIMIT
+    data = _query(home, commons, "contributions", status, limit=page)
     rows = data["contributions"]
 
     def human() -> None:
