@@ -377,9 +377,7 @@ class Folder:
         log = self.logs.get(author)
         if (log is not None and seq in log) or (self.evicted and seq <= self.evicted_upto.get(author, 0)):
             return self.add(entry)
-        parent_ids = [d.raw for d in entry.deps]
-        if entry.prev is not None:
-            parent_ids.append(entry.prev.raw)
+        parent_ids = _parents(entry)  # (raw ids: no CID object built per dependency)
         get = meta.get
         parents = [get(p) for p in parent_ids]
         if None in parents:
