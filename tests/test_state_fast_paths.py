@@ -118,3 +118,16 @@ def test_electorate_size_matches_its_definition(held: dict[bytes, Member], elect
     expected = sum(1 for m in held.values() if m.status == "active" and any(r in m.roles for r in electorate))
     state: Any = _State(held)
     assert eligible(state, electorate) == expected
+
+
+def _alone_by_definition(rules: dict[str, Any], act: str) -> list[str]:
+    return {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
+            "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
+            "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
+            "spend": rules_mod.treasury_roles(rules), "rules": rules["rule_change"]["roles"],
+            "appeal": rules["rule_change"]["roles"], "recovery": rules_mod.recovery_policy(rules)[0]}[act]
+
+
+@given(role_rules(), st.sampled_from((*rules_mod.ACTS, "rules")))
+def test_act_policy_reads_who_acts_alone_as_defined(rules: dict[str, Any], act: str) -> None:
+    assert rules_mod._alone(rules, act) == _alone_by_definition(rules, act)

@@ -340,6 +340,23 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 UNLIMITED = 2**53
 
 
+# Per governed act, the rule naming who may do it alone (spend and recovery: below).
+_ALONE = {"admission": ("membership", "admitters"), "removal": ("sanctions", "roles"),
+          "reinstatement": ("sanctions", "roles"), "role": ("roles", "roles"),
+          "distribution": ("distribution", "roles"), "resource": ("resources", "roles"),
+          "rules": ("rule_change", "roles"), "appeal": ("rule_change", "roles")}
+
+
+def _alone(rules: dict[str, Any], act: str) -> list[str]:
+    """Who may do ``act`` alone (read for that act only: every vote and proposal asks)."""
+    if act == "spend":
+        return treasury_roles(rules)
+    if act == "recovery":
+        return recovery_policy(rules)[0]
+    section, key = _ALONE[act]
+    return rules[section][key]  # type: ignore[no-any-return]
+
+
 def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[str, int], dict[str, int]]:
     """``(needs a decision, electorate, threshold, quorum)`` for a governed act (§2.2).
     Defaults: no decision needed; the electorate is who may do the act alone; the threshold
@@ -348,11 +365,7 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
         values = rules.get(section, {})
         return values.get(act) if isinstance(values, dict) else None
 
-    alone = {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
-             "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
-             "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
-             "spend": treasury_roles(rules), "rules": rules["rule_change"]["roles"],
-             "appeal": rules["rule_change"]["roles"], "recovery": recovery_policy(rules)[0]}[act]
+    alone = _alone(rules, act)
     if act in ("rules", "appeal"):  # (nobody appeals alone: always a decision)
         return (True, alone if act == "rules" else get("electorate") or alone,
                 get("threshold") or rules["rule_change"]["threshold"], get("quorum") or decision_policy(rules)[1])
