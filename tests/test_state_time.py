@@ -82,6 +82,31 @@ def test_an_entry_dated_exactly_at_its_parents_time_is_applied() -> None:
     assert state.outcome(tie.id).status == APPLIED  # type: ignore[union-attr]
 
 
+def test_a_floor_comes_through_every_parent_outside_another_parents_past() -> None:
+    """The fold dates an entry by the parents not in another parent's causal past (their
+    effective times bound those of everything they had seen): the floor is the same whether
+    the later time is a parent's own, a parent's floor, or an ancestor's through a parent."""
+    chain = Chain()
+    early = chain.draw(ALICE, T0 + 1000, 1)
+    early2 = chain.draw(ALICE, T0 + 1500, 1)
+    late = chain.draw(BOB, T0 + 5000, 1)  # concurrent with Alice's: neither saw the other's
+    # Both parents count (neither is in the other's past): the later time is that of the
+    # one that sorts first (``late``, clock 1; ``early2``, clock 2).
+    both = chain.write(ALICE, "resource_use", {"resource": WATER_ID, "amount": 1}, T0 + 4000, [late])
+    # A parent the latest parent had seen: its later time comes through that parent's floor.
+    seen = chain.write(BOB, "resource_use", {"resource": WATER_ID, "amount": 1}, T0 + 4500, [both])
+    after = chain.write(ALICE, "resource_use", {"resource": WATER_ID, "amount": 1}, T0 + 4800, [seen, late])
+    fine = chain.write(BOB, "resource_use", {"resource": WATER_ID, "amount": 1}, T0 + 5000, [after, early])
+    entries = [chain.genesis, early, early2, late, both, seen, after, fine]
+    state = fold(entries, chain.genesis.id)
+    for entry in (both, seen, after):
+        outcome = state.outcome(entry.id)
+        assert outcome is not None and outcome.status == REJECTED
+        assert outcome.reason.startswith(f"It is dated {entry.time}, before {T0 + 5000},")
+    assert state.outcome(fine.id).status == APPLIED  # type: ignore[union-attr]
+    assert fold(entries[::-1], chain.genesis.id).state_hash == state.state_hash
+
+
 def test_floors_survive_a_checkpoint_and_an_evicting_fold() -> None:
     """A backdated entry's floor is what judges its successor: a resumed fold (checkpoint
     rows) and a fold delivered in any order agree with the fresh one."""

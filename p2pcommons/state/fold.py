@@ -377,9 +377,7 @@ class Folder:
         log = self.logs.get(author)
         if (log is not None and seq in log) or (self.evicted and seq <= self.evicted_upto.get(author, 0)):
             return self.add(entry)
-        parent_ids = [d.raw for d in entry.deps]
-        if entry.prev is not None:
-            parent_ids.append(entry.prev.raw)
+        parent_ids = _parents(entry)  # (raw ids: no CID object built per dependency)
         get = meta.get
         parents = [get(p) for p in parent_ids]
         if None in parents:
@@ -430,10 +428,6 @@ class Folder:
         """An entry whose parents are all ready becomes ready: its time floor, clock, version
         vector and position in ``order``."""
         meta = self.meta
-        if parents:
-            self._date(eid, entry, parent_ids)
-        else:
-            self._remember_time(eid, entry.time)
         author = entry.author
         seq = entry.seq
         aidx = self.author_index.get(author)
@@ -444,10 +438,12 @@ class Folder:
         if not parents:
             clock = 0 if entry.commons is None else 1
             vt = _causal.EMPTY
+            self._remember_time(eid, entry.time)
         elif len(parents) == 1:
             clock = parents[0][0] + 1
             top = self._full(parents[0])
             vt = top[_VV], top[_VV + 1]
+            self._date(eid, entry, parent_ids)
         else:
             # Parents already in the causal past of the latest parent add nothing to
             # its version vector: skip them (usually all but one or two, since writers
@@ -458,6 +454,11 @@ class Folder:
             vt = top[_VV], top[_VV + 1]
             forked = bool(self.fork_seq)
             leaf = None if vt[0] else vt[1]  # (up to 32 authors the vector is one leaf)
+            # Dated by the parents that are not in another parent's causal past: an entry's
+            # effective time is at least its past's, so those add nothing to the floor (a
+            # review names an old contribution its author's previous entry had seen: its
+            # time is then never read, from memory or the store).
+            dated = [latest[1]]
             for p in parents:
                 if p is latest:
                     continue
@@ -469,9 +470,11 @@ class Folder:
                 else:
                     seen = _vget(vt, p[2])
                 if seen < p[3]:
+                    dated.append(p[1])
                     full = self._full(p)
                     vt = _merge(vt, (full[_VV], full[_VV + 1]))
                     leaf = None if vt[0] else vt[1]
+            self._date(eid, entry, dated)
         if seq > _vget(vt, aidx):
             vt = _vput(vt, aidx, seq)
         key = meta[eid] = tuple.__new__(_Meta, (clock, eid, aidx, seq, *vt))

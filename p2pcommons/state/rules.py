@@ -247,11 +247,37 @@ def known_roles(rules: dict[str, Any]) -> tuple[str, ...]:
     return (*ROLES, *rules.get("roles", {}).get("custom", ()))
 
 
+# The rules whose value is a list of roles, as (section, key).
+_ROLE_RULES = tuple(tuple(path.split(".", 1)) for path, kind in _SCHEMA.items() if kind == "roles")
+
+
+def _roles_declared(rules: dict[str, Any], known: set[str]) -> bool:
+    """True if :func:`_check_roles_declared` finds nothing at fault (the usual case, checked
+    for every proposal and adoption), without building and sorting every rule's dotted name;
+    False if it may (it then finds the first at fault)."""
+    for section, values in rules.items():
+        if "." in section:
+            return False
+        if section == "seats":
+            for key, roles in values.items():
+                if key not in known or key in ("member", "steward") or any(r not in known for r in roles):
+                    return False
+        elif section == "role_weights" and any(key not in known for key in values):
+            return False
+    for section, key in _ROLE_RULES:
+        values = rules.get(section)
+        if values is not None and key in values and any(r not in known for r in values[key]):
+            return False
+    return True
+
+
 def _check_roles_declared(rules: dict[str, Any]) -> None:
     """Every role a rule names is built in or declared in ``roles.custom`` (checked on the
     whole result, in code-point order of the rules' dotted names, so the first at fault is
     the same everywhere)."""
     known = set(known_roles(rules))
+    if _roles_declared(rules, known):
+        return
     for path in sorted(f"{section}.{key}" for section, values in rules.items() for key in values):
         if (path.startswith("seats.") and path[6:] not in known) or path in ("seats.member", "seats.steward"):
             raise InvalidRules(f"Rule {path} names a seat that is not a role declared in roles.custom "
@@ -314,6 +340,23 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 UNLIMITED = 2**53
 
 
+# Per governed act, the rule naming who may do it alone (spend and recovery: below).
+_ALONE = {"admission": ("membership", "admitters"), "removal": ("sanctions", "roles"),
+          "reinstatement": ("sanctions", "roles"), "role": ("roles", "roles"),
+          "distribution": ("distribution", "roles"), "resource": ("resources", "roles"),
+          "rules": ("rule_change", "roles"), "appeal": ("rule_change", "roles")}
+
+
+def _alone(rules: dict[str, Any], act: str) -> list[str]:
+    """Who may do ``act`` alone (read for that act only: every vote and proposal asks)."""
+    if act == "spend":
+        return treasury_roles(rules)
+    if act == "recovery":
+        return recovery_policy(rules)[0]
+    section, key = _ALONE[act]
+    return rules[section][key]  # type: ignore[no-any-return]
+
+
 def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[str, int], dict[str, int]]:
     """``(needs a decision, electorate, threshold, quorum)`` for a governed act (§2.2).
     Defaults: no decision needed; the electorate is who may do the act alone; the threshold
@@ -322,11 +365,7 @@ def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[s
         values = rules.get(section, {})
         return values.get(act) if isinstance(values, dict) else None
 
-    alone = {"admission": rules["membership"]["admitters"], "removal": rules["sanctions"]["roles"],
-             "reinstatement": rules["sanctions"]["roles"], "role": rules["roles"]["roles"],
-             "distribution": rules["distribution"]["roles"], "resource": rules["resources"]["roles"],
-             "spend": treasury_roles(rules), "rules": rules["rule_change"]["roles"],
-             "appeal": rules["rule_change"]["roles"], "recovery": recovery_policy(rules)[0]}[act]
+    alone = _alone(rules, act)
     if act in ("rules", "appeal"):  # (nobody appeals alone: always a decision)
         return (True, alone if act == "rules" else get("electorate") or alone,
                 get("threshold") or rules["rule_change"]["threshold"], get("quorum") or decision_policy(rules)[1])

@@ -94,8 +94,10 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
     if verdict == "accept":
         adjusted = amount_field(e.body, "value", default=contribution.claimed)
         _capped(s, contribution.claimed, adjusted)
-        contribution = contribution._replace(accepts=(*contribution.accepts, e.author))
-        if len(contribution.accepts) >= policy["accepts"]:
+        accepts = (*contribution.accepts, e.author)
+        if len(accepts) < policy["accepts"]:
+            contribution = contribution._replace(accepts=accepts)
+        else:
             weights = s.rules["values"]
             weight = weights.get(contribution.kind, weights.get("default", 100))
             value = adjusted * weight // 100
@@ -105,7 +107,7 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
             if s.ledger_total + value > MAX_TOTAL:
                 raise Rejected(f"Accepting it would bring the ledger's total value to {s.ledger_total + value}, "
                                 f"above the bound {MAX_TOTAL}.")
-            contribution = contribution._replace(status="accepted", value=value)
+            contribution = contribution._replace(accepts=accepts, status="accepted", value=value)
             count, total = s.ledger.get(contributor, (0, 0))
             s.ledger[contributor] = (count + 1, total + value)
             s.ledger_total += value

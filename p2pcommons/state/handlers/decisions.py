@@ -54,7 +54,8 @@ def settling(handler: Handler) -> Handler:
     """``handler`` preceded by :func:`settle`: any member's entry dated after a deadline
     closes the proposal first, so the entry itself is judged after the decision."""
     def apply(v: View, s: State, e: Entry, m: Meta) -> str:
-        settle(v, s, e, m)
+        if s.due:  # (settle's own first test, without a call per entry)
+            settle(v, s, e, m)
         return handler(v, s, e, m)
     apply.__doc__ = handler.__doc__
     return apply

@@ -61,16 +61,15 @@ def compute_shares(ledger: dict[bytes, tuple[int, int]], amount: int) -> dict[by
     total = sum(value for _, value in ledger.values())
     if total <= 0:
         return {}
-    shares = {}
-    remainders = []
-    for author in sorted(ledger):
-        value = ledger[author][1]
-        shares[author] = amount * value // total
-        remainders.append((-(amount * value % total), author))
-    left = amount - sum(shares.values())
-    for _, author in sorted(remainders)[:left]:
-        shares[author] += 1
-    return {a: v for a, v in shares.items() if v}
+    authors = sorted(ledger)
+    # Per author (in key order), the floor share and the remainder, in one divmod each.
+    split = [divmod(amount * ledger[author][1], total) for author in authors]
+    shares = [floor for floor, _ in split]
+    left = amount - sum(shares)
+    if left:  # (by largest remainder, ties by author key: the authors' index is their key order)
+        for _, i in sorted((-rest, i) for i, (_, rest) in enumerate(split))[:left]:
+            shares[i] += 1
+    return {author: value for author, value in zip(authors, shares, strict=True) if value}
 
 
 def _receipt(v: View, s: State, e: Entry, m: Meta) -> str:

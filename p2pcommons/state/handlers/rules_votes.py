@@ -11,13 +11,14 @@ the entry that closes it had seen (:mod:`.decisions`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ...dagcbor import CID, link
 from ...entry import MAX_TIME, Entry
 from .. import rules as rules_mod
 from ..positions import Meta
-from ..records import Proposal, State
+from ..records import Member, Proposal, State
 from ..rules import InvalidRules
 from . import acts
 from .common import ref, settled, settled_others, standing, text_field, vouched
@@ -43,9 +44,24 @@ def policy(s: State, proposal: Proposal) -> tuple[list[str], dict[str, int], dic
     if action is not None and action["act"] in ("grant", "revoke"):
         # A seat (§2.5) is elected by its class: the workers' seat by the workers.
         electorate = rules_mod.seat_electorate(s.rules, action["role"]) or electorate
-    if eligible(s, electorate) == 0:
+    if not _anyone(s, electorate):
         return FALLBACK_ROLES, FALLBACK_THRESHOLD, quorum
     return electorate, threshold, quorum
+
+
+def _holds(roles: list[str]) -> Callable[[Member], bool]:
+    """Does an active member hold one of ``roles``?  (Asked of every member, for every vote
+    and proposal: one membership test for the usual one-role electorate.)"""
+    if len(roles) == 1:
+        role = roles[0]
+        return lambda member: member.status == "active" and role in member.roles
+    wanted = frozenset(roles)
+    return lambda member: member.status == "active" and not wanted.isdisjoint(member.roles)
+
+
+def _anyone(s: State, roles: list[str]) -> bool:
+    """``eligible(s, roles) > 0``, stopping at the first."""
+    return any(map(_holds(roles), s.members.values()))
 
 
 def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) -> int:
@@ -53,8 +69,14 @@ def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) ->
     view and the deciding entry's time, newcomers not settled there (on probation, or not
     yet vouched for, §2.5) are not counted: they cannot vote, so counting them would let
     throwaway keys block a decision."""
-    voters = [(key, member) for key, member in s.members.items() if member.status == "active"
-              and any(r in member.roles for r in roles)]
+    if len(roles) == 1:
+        role = roles[0]
+        voters = [(key, member) for key, member in s.members.items()
+                  if member.status == "active" and role in member.roles]
+    else:
+        wanted = frozenset(roles)
+        voters = [(key, member) for key, member in s.members.items()
+                  if member.status == "active" and not wanted.isdisjoint(member.roles)]
     seconds = s.rules["membership"].get("probation", 0)
     needed = s.rules["membership"].get("vouches", 0)
     if v is None or (not seconds and not needed):
