@@ -333,6 +333,11 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         start = time.perf_counter()
         try:
             reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+        except Exception:
+            for home in (a, b):  # the nodes' own account of the failure (their homes are deleted after)
+                print(f"--- {home.path.name}'s node.log (last lines)", file=sys.stderr)
+                print((home.path / "node.log").read_text()[-4000:], file=sys.stderr)
+            raise
         finally:
             elapsed = time.perf_counter() - start
             load_after = load_average()
