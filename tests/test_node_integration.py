@@ -297,7 +297,7 @@ def test_crossed_sessions_run_once(nodes: Callable[[str], NodeProc], monkeypatch
     the receiver stores every entry once, and both requests report a sync.  Here they cross
     for certain: both are asked to sync with the other at once, and each waits 1.5 s between
     taking the slot and opening the stream.  Before: both sessions ran and B's ingest process
-    validated and stored most entries twice (5,896 for 5,000).  Found as 188,000 entries
+    validated and stored every entry twice (10,000 for 5,000).  Found as 188,000 entries
     handed to the ingest process for a 100,000-entry bench/sync.py run on a loaded machine."""
     monkeypatch.setenv("P2PC_TEST_SESSION_OPEN_DELAY", "1.5")
     a, b = nodes("a"), nodes("b")
