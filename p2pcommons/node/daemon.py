@@ -102,12 +102,6 @@ BAN_SCORE = scoring.BAN_SCORE
 SCORE_INVALID = scoring.INVALID  # invalid entries, bad frames, garbage (a stall or a drop costs nothing)
 SCORE_FLOOD = scoring.FLOOD
 MAX_INBOUND_SESSIONS = 16
-# The STOP reason a node gives when it refuses a session that crossed its own with the same
-# peer (Node._keeps_own_session); the refused side waits for that session, then syncs again.
-CROSSED = "crossed: my session with you runs"
-# Test-only: seconds a node waits between taking a session slot for a peer and opening the
-# stream, so that two nodes' sessions with each other cross for certain (sync_with).
-SESSION_OPEN_DELAY_ENV = "P2PC_TEST_SESSION_OPEN_DELAY"
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
 LOCAL_WAIT = 30.0               # a control query or append waits this long for the state thread (client: 60 s)
@@ -207,7 +201,6 @@ class Node:
         self.scores = scoring.Scoreboard(trio.current_time)
         self._restore_bans()
         self._peer_synced: dict[str, trio.Event] = {}
-        self._inbound_began: dict[str, trio.Event] = {}  # set when the peer's session with us begins
         self.started = time.time()
         self.host: Any = None
         self.pubsub: Any = None
@@ -414,9 +407,6 @@ class Node:
         self._active_sessions.add(peer_id)
         state = self.peer(peer_id)
         try:
-            delay = float(os.environ.get(SESSION_OPEN_DELAY_ENV) or 0)
-            if delay > 0:
-                await trio.sleep(min(delay, 10.0))
             commons = list(await self.held_commons())
             for c in want or ():
                 if c not in commons:
@@ -454,32 +444,6 @@ class Node:
         finally:
             self._active_sessions.discard(peer_id)
             self._session_ended(peer_id)
-
-    def _keeps_own_session(self, peer_id: str) -> bool:
-        """Two sessions crossed: each node opened one to the other before it saw the other's
-        (both decide within the same second, e.g. when they connect and each finds the other
-        due).  Both would stream the same entries, and the receiver would validate and store
-        each twice (seen: a 100,000-entry sync handed 188,000 to the ingest process).  Both
-        nodes keep the session opened by the one whose peer id sorts first; its responder
-        refuses the other with STOP (reason :data:`CROSSED`), so exactly one runs, whatever
-        the timing."""
-        return self.peer_id < peer_id
-
-    async def _refuse_crossed(self, stream: Any) -> None:
-        """Answer a crossed session's HELLO with STOP (:meth:`_keeps_own_session`): the peer
-        learns why (a reset would look like a failure) and syncs again after ours."""
-        session = sync.SyncSession(initiator=False)
-        session.stop(CROSSED)
-        with trio.move_on_after(self.config.stall_timeout), contextlib.suppress(Exception):
-            await stream.write(session.data_to_send())
-            await stream.close()
-
-    async def _await_peer_session(self, peer_id: str) -> None:
-        """After our session was refused as crossed: wait (bounded) until the peer's own
-        session with us has begun, so the next attempt comes after it, not against it."""
-        with trio.move_on_after(self.config.connect_timeout):
-            while not self._in_session(peer_id):
-                await self._inbound_began.setdefault(peer_id, trio.Event()).wait()
 
     def _in_session(self, peer_id: str) -> bool:
         """A session with this peer runs, in either direction (one per pair of peers)."""
@@ -557,9 +521,6 @@ class Node:
     async def _handle_sync_stream(self, stream: Any) -> None:
         """Inbound sessions: at most one per peer and a bounded number overall."""
         peer_id = stream.muxed_conn.peer_id.to_base58()
-        if peer_id in self._active_sessions and self._keeps_own_session(peer_id) and not self.is_banned(peer_id):
-            await self._refuse_crossed(stream)
-            return
         busy = peer_id in self._inbound_peers or self._inbound >= MAX_INBOUND_SESSIONS
         if self.is_banned(peer_id) or busy:
             with contextlib.suppress(Exception):
@@ -569,9 +530,6 @@ class Node:
             return
         self._inbound += 1
         self._inbound_peers.add(peer_id)
-        began = self._inbound_began.pop(peer_id, None)
-        if began is not None:
-            began.set()
         violation: ProtocolViolation | None = None
         fault: Stalled | PeerClosed | None = None
         started = time.monotonic()
@@ -1080,16 +1038,11 @@ class Node:
             if addr:
                 self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
-                result = None
-                for _ in range(3):  # ours again after a crossed session that the peer kept
-                    while self._in_session(peer_id):
-                        # wait for the running session (ours or theirs) to end, then run ours
-                        event = self._peer_synced.setdefault(peer_id, trio.Event())
-                        await event.wait()
-                    result = await self.sync_with(peer_id, want)
-                    if result is None or result.stopped != "peer: " + CROSSED:
-                        break
-                    await self._await_peer_session(peer_id)
+                while self._in_session(peer_id):
+                    # wait for the running session (ours or theirs) to end, then run ours
+                    event = self._peer_synced.setdefault(peer_id, trio.Event())
+                    await event.wait()
+                result = await self.sync_with(peer_id, want)
                 results[peer_id] = None if result is None else {
                     "caught_up": result.caught_up, "complete": result.complete,
                     "received": result.received_entries, "added": result.added,
