@@ -333,6 +333,11 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         start = time.perf_counter()
         try:
             reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+        except Exception:
+            for home in (a, b):  # the nodes' own account of the failure (their homes are deleted after)
+                print(f"--- {home.path.name}'s node.log (last lines)", file=sys.stderr)
+                print((home.path / "node.log").read_text()[-4000:], file=sys.stderr)
+            raise
         finally:
             elapsed = time.perf_counter() - start
             load_after = load_average()
@@ -341,6 +346,13 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             background.close()
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
+        # B's hand-off chain: how many groups its ingest process stored, and for how long it had
+        # one (busy_s: hand-over to reply, as the daemon saw it) out of the sync's wall time
+        child = request(b, {"cmd": "status"}).get("ingest_process", {})
+        handoff = {"groups": child.get("groups"), "entries_per_group": round(child["entries"] / child["groups"])
+                   if child.get("groups") else None, "child_busy_s": child.get("busy_s"),
+                   "child_busy_share": round(child["busy_s"] / elapsed, 2) if child.get("busy_s") else None,
+                   "b_cores_busy": round((cpu_b + sum(child_cpu.values())) / elapsed, 2)}
         rss_a, rss_b = peaks
         # the sync's own figures now: waiting for B's fold below can take minutes on a loaded machine
         print("synced " + json.dumps({
@@ -350,11 +362,15 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             "raw_sqlite_insert_per_s": round(sqlite_rate), "load_avg_before": load_before,
             "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
             "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
-            "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2)}), flush=True)
+            "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
+            "us_cpu_per_entry_b_ingest_process": round(sum(child_cpu.values()) / n * 1e6, 1),
+            "handoff": handoff}), flush=True)
         # B folds the commons state once the sync has paused: read its memory after that.
         fold_wait = wait_for_fold(b, commons, n + 1)
         rss_b_fold = peak_rss_mb(procs[1].pid)
         rss_b_held = rss_mb(procs[1].pid)  # what the daemon holds with the commons folded
+        # and its PSS with its ingest process (if that has not yet stopped, idle): the fold done
+        pss_b_held = pss_mb(procs[1].pid) + sum(pss_mb(pid) for pid in children(procs[1].pid))
     finally:
         stop(procs)
     with Store(b.store_file) as store:
@@ -372,6 +388,8 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
         "rss_mb_b_after_state_fold": round(rss_b_held, 1),
+        "pss_mb_b_daemon_plus_ingest_process_after_state_fold": round(pss_b_held, 1),
+        "handoff": handoff,
         "b_fold_seen_after_s": None if fold_wait is None else round(fold_wait, 1),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
         "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),

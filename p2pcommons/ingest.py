@@ -169,8 +169,13 @@ class Ingestor:
         accepted: list[Entry] = []
         forks: list[tuple[CID, bytes, int]] = []
         for log, entries in groups.items():
-            entries.sort(key=_seq_and_id)
-            authentic = self._authenticate(entries, report)
+            seqs = [e.seq for e in entries]
+            # one entry per seq, already in order (the usual run from a sync or a bundle):
+            # the sort by (seq, id) would change nothing, and no seq needs counting
+            single = all(map(int.__lt__, seqs, seqs[1:]))
+            if not single:
+                entries.sort(key=_seq_and_id)
+            authentic = self._authenticate(entries, report, single)
             self._check_chain(entries[0].commons_id, log[1], entries, authentic, accepted, forks, report,
                               stored_max[log])
         if accepted:
@@ -196,6 +201,8 @@ class Ingestor:
         if self.clock is None:
             return entries
         now_ms = int(self.clock() * 1000)
+        if not entries or not too_early(max([e.time for e in entries]), now_ms):
+            return entries  # (the usual batch: its latest entry is in time, so all are)
         first: dict[tuple[bytes, bytes], int] = {}
         for entry in entries:
             if too_early(entry.time, now_ms):
@@ -208,18 +215,20 @@ class Ingestor:
         report.deferred += len(entries) - len(kept)
         return kept
 
-    def _authenticate(self, entries: list[Entry], report: IngestReport) -> set[bytes]:
+    def _authenticate(self, entries: list[Entry], report: IngestReport, single: bool = False) -> set[bytes]:
         """Raw ids in this author's run whose signature is valid or vouched for by a valid
-        successor's backlink.  Entries sharing a sequence number are verified one by one."""
+        successor's backlink.  Entries sharing a sequence number are verified one by one
+        (``single``: the caller knows that no two do)."""
         per_seq: dict[int, int] = defaultdict(int)
-        for entry in entries:
-            per_seq[entry.seq] += 1
+        if not single:
+            for entry in entries:
+                per_seq[entry.seq] += 1
         authentic: set[bytes] = set()
         vouched: set[bytes] = set()
         each = self.verify == "each"
         for entry in reversed(entries):
             key = entry.id.raw
-            if each or key not in vouched or per_seq[entry.seq] > 1:
+            if each or key not in vouched or (not single and per_seq[entry.seq] > 1):
                 report.signatures_checked += 1
                 try:
                     entry.verify_signature()

@@ -141,7 +141,7 @@ def first_waiting(store: Store, commons: CID, author: bytes, first: int, extra: 
     this node does not hold (nor finds in ``extra``), or None."""
     also = set(extra)
     for entry in store.iter_entries(commons, author=author, after_seq=first - 1, order="log"):
-        deps = {d.raw for d in entry.deps} - also
+        deps = set(entry.dep_ids) - also
         if deps and len(store.which_exist(deps)) < len(deps):
             return entry.seq
     return None
@@ -187,7 +187,8 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
     # Admissions by insiders make their joins' authors insiders; repeat for chains of
     # admissions inside one batch (each pass adds at least one insider, or stops).
     named: dict[bytes, bool] = {}
-    for _ in range(len(group) + 1):
+    # (no insider known among this batch's authors: no entry below can name or admit anything)
+    for _ in range(len(group) + 1 if insiders or new_insiders else 0):
         known = insiders | new_insiders
         grew = False
         for entry in group:
@@ -226,7 +227,8 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
     out.unvouch |= vouched.keys()
     # What insiders' entries in this batch depend on is needed: kept here whatever the
     # bounds, and taken off probation if it is already stored on probation.
-    depended = {d.raw for e in group if e.author in known and e.commons is not None for d in e.deps}
+    # (raw ids throughout: ``dep_ids``, not ``deps``, which would build a CID per dependency)
+    depended = {d for e in group if e.author in known and e.commons is not None for d in e.dep_ids} if known else set()
     wanted = set(vouched) | set(named) | depended
     if depended and store.has_outsider_logs(commons):
         out.pin |= {d for d in depended if d not in batch_ids}
@@ -239,16 +241,17 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
     runs: dict[bytes, list[Entry]] = defaultdict(list)
     for entry in group:
         runs[entry.author].append(entry)
-    outsider_deps = {d.raw for a, run in runs.items() if a not in known for e in run for d in e.deps}
+    outsider_deps = {d for a, run in runs.items() if a not in known for e in run for d in e.dep_ids}
     held = store.which_exist(outsider_deps - batch_ids.keys()) if allowed == "any" and outsider_deps else set()
     # Parents this batch provides: insiders' entries, and strangers' entries as they are kept
     # (not merely offered: a parent that is declined would leave its child waiting).
-    held |= {e.id.raw for e in group if e.author in known}
+    if known:
+        held |= {e.id.raw for e in group if e.author in known}
     for author, run in runs.items():
         if author in known:
             out.kept.extend(run)
             continue
-        last_wanted = max((i for i, e in enumerate(run) if e.id.raw in wanted), default=-1)
+        last_wanted = max((i for i, e in enumerate(run) if e.id.raw in wanted), default=-1) if wanted else -1
         kept = 0
         # counted, not just by seq: fork siblings (many "seq 1" joins) must not multiply the bound
         already = store.log_count(commons, author)
@@ -262,9 +265,19 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
             if first is None:
                 out.release[commons].add(author)
         on_probation = 0 if first is None else already - first + 1
+        if allowed == "any" and first is None and already + len(run) <= max_entries and run[-1].seq <= max_entries:
+            # The usual run where anyone may contribute: it fits the bounds, and if every parent
+            # it names is held (or earlier in the run: an entry cannot name a later one, whose
+            # hash covers it through the backlinks) nothing goes on probation.  The loop below
+            # would keep the whole run; this says so in one pass instead of one decision per entry.
+            run_ids = {e.id.raw for e in run}
+            if all(d in held or d in run_ids for e in run for d in e.dep_ids):
+                out.kept.extend(run)
+                held |= run_ids
+                continue
         for i, entry in enumerate(run):
             exempt = i <= last_wanted
-            dangling = allowed == "any" and any(d.raw not in held for d in entry.deps)
+            dangling = allowed == "any" and any(d not in held for d in entry.dep_ids)
             if allowed == "any" and first is None and dangling and not exempt:
                 first = entry.seq
             probation = first is not None and entry.seq >= first and not exempt

@@ -42,10 +42,14 @@ class IngestProcess:
         self.starts = 0
         self.groups = 0
         self.entries = 0
+        # seconds a request was in the child (hand-over to reply): beside a sync's wall time,
+        # how much of it the child had work (the rest it waited for the next group)
+        self.busy_s = 0.0
 
     def status(self) -> dict[str, object]:
         return {"running": self.running, "pid": self._proc.pid if self.running and self._proc else None,
-                "starts": self.starts, "groups": self.groups, "entries": self.entries}
+                "starts": self.starts, "groups": self.groups, "entries": self.entries,
+                "busy_s": round(self.busy_s, 3)}
 
     @property
     def running(self) -> bool:
@@ -79,8 +83,10 @@ class IngestProcess:
             proc = self._proc
             assert proc is not None and proc.stdin is not None and proc.stdout is not None
             try:
+                handed = trio.current_time()
                 await proc.stdin.send_all(encode_message((commons.raw, entries)))
                 reply = await self._read_reply(proc.stdout)
+                self.busy_s += trio.current_time() - handed
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 await self._kill()
                 raise IngestWorkerFailed(f"The ingest process went away ({exc or 'pipe closed'}).") from None

@@ -1,0 +1,134 @@
+"""Where a sync receiver's ingest process spends its CPU, stage by stage, per entry.
+
+Replays what B's ingest process does in ``bench/sync.py``: the same signed history (10
+authors), in groups of about 1 MiB of entry bytes (what the session coalesces into one
+transaction), through :func:`p2pcommons.node.ingest_worker.ingest_scoped` with the network's
+outsider bounds, into a fresh store holding only the genesis, with the child's 8 MiB page
+cache.  No network, no pickling, no pipe: the child's own work only.
+
+Each stage's CPU (``time.thread_time``, so other processes' load does not count) is summed
+over the run by wrapping the functions that do it, and each SQL statement by wrapping the
+store's connection.  Stages nest (``insert`` contains its SQL and ``insert.plan``); the
+wrappers cost a fraction of a microsecond per call.  Compare runs by the ratio of a stage to
+``decode`` in the same run: CPU time still varies with the machine's load (caches, clock).
+
+Usage: ``P2PC_BENCH_CACHE=DIR python bench/child.py [--entries N] [--cache-mib M]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import p2pcommons.ingest as ingest_module
+import p2pcommons.store as store_module
+from p2pcommons.dagcbor import CID
+from p2pcommons.ingest import Ingestor
+from p2pcommons.node.ingest_worker import ingest_scoped
+from p2pcommons.outsiders import Limits
+from p2pcommons.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sync import history  # bench/ is not a package: its own directory
+
+GROUP_BYTES = 1024 * 1024  # the session's COALESCE_BYTES
+
+spent: dict[str, float] = {}
+
+
+def _timed(owner: Any, name: str, label: str) -> None:
+    inner: Callable[..., Any] = getattr(owner, name)
+
+    @functools.wraps(inner)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.thread_time() - start
+
+    setattr(owner, name, wrapper)
+
+
+class _TimedConnection:
+    """The store's SQLite connection, each statement's CPU summed by its first words."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def _run(self, method: str, sql: str, *args: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return getattr(self._db, method)(sql, *args)
+        finally:
+            label = "sql " + " ".join(sql.split()[:4])[:40]
+            spent[label] = spent.get(label, 0.0) + time.thread_time() - start
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._run("execute", sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._run("executemany", sql, *args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--cache-mib", type=int, default=8, help="the store's page cache (the child's: 8)")
+    parser.add_argument("--top", type=int, default=14, help="stages and statements to print")
+    args = parser.parse_args()
+    commons, raws = history(args.entries)
+    groups: list[list[bytes]] = [[]]
+    size = 0
+    for raw in raws[1:]:
+        groups[-1].append(raw)
+        size += len(raw)
+        if size >= GROUP_BYTES:
+            groups.append([])
+            size = 0
+    for owner, name, label in (
+        (ingest_module, "decode_entry", "decode"), (ingest_module, "screen", "outsiders screen"),
+        (ingest_module.Ingestor, "_authenticate", "authenticate"), (ingest_module.Ingestor, "_check_chain", "chain"),
+        (store_module.Store, "insert", "insert"), (store_module.Store, "_plan", "insert.plan"),
+        (store_module.Store, "_settle", "insert.settle"),
+    ):
+        _timed(owner, name, label)
+    root = Path(tempfile.mkdtemp(prefix="p2pc-bench-child-"))
+    try:
+        with Store(root / "store.sqlite") as store:
+            Ingestor(store).add_batch(raws[:1])
+        with Store(root / "store.sqlite", cache_mib=args.cache_mib) as store:
+            store._db = _TimedConnection(store._db)  # type: ignore[assignment]
+            load_before = [round(x, 2) for x in os.getloadavg()]
+            cpu, wall = time.thread_time(), time.perf_counter()
+            for group in groups:
+                if group:
+                    report, _ = ingest_scoped(store, CID(commons.raw), group, Limits())
+                    assert report.added_count == len(group), report
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    n = args.entries
+    print(f"{n:,} entries in {sum(1 for g in groups if g)} groups: {cpu:.2f} CPU-s = {cpu / n * 1e6:.1f} µs per entry "
+          f"({wall:.1f} s wall; load average {load_before} before, "
+          f"{[round(x, 2) for x in os.getloadavg()]} after)")
+    accounted = ("decode", "outsiders screen", "authenticate", "chain", "insert")
+    rest = cpu - sum(spent.get(k, 0.0) for k in accounted)
+    for label, seconds in [*sorted(spent.items(), key=lambda kv: -kv[1])[:args.top], ("rest of the ingest", rest)]:
+        print(f"  {label:44s} {seconds:6.2f} CPU-s {seconds / n * 1e6:6.1f} µs/entry "
+              f"{seconds / spent['decode']:5.2f}× decode")
+
+
+if __name__ == "__main__":
+    main()
