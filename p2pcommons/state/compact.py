@@ -118,6 +118,88 @@ class Shares(Mapping[bytes, int]):
         return f"Shares({dict(self.items())!r})"
 
 
+# --- copy-on-write layers -----------------------------------------------------------------
+
+_ABSENT: Any = object()  # (not in the top layer: look in the base)
+_GONE: Any = object()  # (deleted in the top layer, though the base has it)
+MERGE_MIN = 1024  # a top layer smaller than this is never merged into its base
+
+
+class _Layers:
+    """Raw key → value in two layers: a *base* dict shared with copies and never mutated
+    (a copy is a new object), and this table's own *top* dict of what changed since (values,
+    or ``_GONE`` for a key deleted from the base).  Why: the fold snapshots the state every
+    ``size() // 32`` entries and keeps one snapshot (the archive's base) for good; a plain
+    dict copy is O(rows) each time and doubles what a folded million-entry commons holds.
+    A copy here costs O(top), and shares every row of the base.  When the top layer has
+    grown to a sixteenth of the base (and ``MERGE_MIN``), a copy first merges it into a new
+    base (one C-speed dict copy and update), so the copies made afterwards share that.
+    Iteration order is a dict's: base order (a replaced row keeps its place), then the top
+    layer's new keys in the order they came."""
+
+    __slots__ = ("_base", "_n", "_top")
+
+    def __init__(self, base: dict[bytes, Any] | None = None, top: dict[bytes, Any] | None = None,
+                 n: int | None = None) -> None:
+        self._base: dict[bytes, Any] = {} if base is None else base
+        self._top: dict[bytes, Any] = {} if top is None else top
+        self._n = len(self._base) if n is None else n
+
+    def _get(self, raw: bytes, default: Any = None) -> Any:
+        v = self._top.get(raw, _ABSENT)
+        if v is _ABSENT:
+            return self._base.get(raw, default)
+        return default if v is _GONE else v
+
+    def _has(self, raw: bytes) -> bool:
+        v = self._top.get(raw, _ABSENT)
+        if v is _ABSENT:
+            return raw in self._base
+        return v is not _GONE
+
+    def _set(self, raw: bytes, value: Any) -> None:
+        top = self._top
+        old = top.get(raw, _ABSENT)
+        if old is _GONE or (old is _ABSENT and raw not in self._base):
+            self._n += 1
+        top[raw] = value
+
+    def _del(self, raw: bytes) -> None:
+        top = self._top
+        old = top.get(raw, _ABSENT)
+        if old is _GONE or (old is _ABSENT and raw not in self._base):
+            raise KeyError(raw)
+        if raw in self._base:
+            top[raw] = _GONE
+        else:
+            del top[raw]
+        self._n -= 1
+
+    def _raw_keys(self) -> Iterator[bytes]:
+        base, top = self._base, self._top
+        if not top:
+            yield from base
+            return
+        for raw in base:
+            if top.get(raw, _ABSENT) is not _GONE:
+                yield raw
+        for raw, v in top.items():
+            if v is not _GONE and raw not in base:
+                yield raw
+
+    def _shared(self) -> tuple[dict[bytes, Any], dict[bytes, Any], int]:
+        """The layers for a copy: the base shared, the top copied (merged first if big)."""
+        top = self._top
+        if len(top) >= MERGE_MIN and len(top) * 16 > len(self._base):
+            merged = self._base.copy()
+            merged.update(top)
+            for raw in [raw for raw, v in top.items() if v is _GONE]:
+                del merged[raw]
+            self._base = merged
+            top = self._top = {}
+        return self._base, top.copy(), self._n
+
+
 # --- contributions ------------------------------------------------------------------------
 
 _STATUS = ("pending", "accepted", "rejected")
@@ -146,18 +228,19 @@ class _Keys:
 _V = TypeVar("_V")
 
 
-class Packed(MutableMapping[CID, _V]):
+class Packed(_Layers, MutableMapping[CID, _V]):
     """Entry id → record, each record held as one byte string (``_pack``/``_unpack``, per
     table) and built again when read.  Insertion order is kept, as a dict's (a replaced
-    record keeps its place); a copy (a snapshot) shares the packed records and the key table."""
+    record keeps its place); a copy (a snapshot) shares the packed records, the key table
+    and, copy-on-write, every row that neither changes afterwards (:class:`_Layers`)."""
 
-    __slots__ = ("_keys", "_packed")
+    __slots__ = ("_keys",)
 
     def __init__(self, items: Iterable[tuple[CID, _V]] = (), *, _keys: _Keys | None = None,
-                 _packed: dict[bytes, Any] | None = None) -> None:
-        self._keys = _Keys() if _keys is None else _keys
+                 _layers: tuple[dict[bytes, Any], dict[bytes, Any], int] | None = None) -> None:
         # (Each value packed; in the rare case it cannot be, the record itself.)
-        self._packed: dict[bytes, Any] = {} if _packed is None else _packed
+        super().__init__(*(_layers or ()))
+        self._keys = _Keys() if _keys is None else _keys
         for cid, record in items:
             self[cid] = record
 
@@ -168,11 +251,13 @@ class Packed(MutableMapping[CID, _V]):
         raise NotImplementedError
 
     def __getitem__(self, key: CID) -> _V:
-        blob = self._packed[key.raw]
+        blob = self._get(key.raw, _ABSENT)
+        if blob is _ABSENT:
+            raise KeyError(key)
         return self._unpack(blob) if type(blob) is bytes else blob
 
     def get(self, key: CID, default: Any = None) -> Any:
-        blob = self._packed.get(key.raw)
+        blob = self._get(key.raw)
         if blob is None:
             return default
         return self._unpack(blob) if type(blob) is bytes else blob
@@ -182,29 +267,29 @@ class Packed(MutableMapping[CID, _V]):
             packed: Any = self._pack(value)
         except (ValueError, TypeError):  # (a value marshal cannot hold, nested too deep: kept as it is)
             packed = value
-        self._packed[key.raw] = packed
+        self._set(key.raw, packed)
 
     def __delitem__(self, key: CID) -> None:
-        del self._packed[key.raw]
+        self._del(key.raw)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, CID) and key.raw in self._packed
+        return isinstance(key, CID) and self._has(key.raw)
 
     def __iter__(self) -> Iterator[CID]:
-        return map(_trusted_cid, self._packed)
+        return map(_trusted_cid, self._raw_keys())
 
     def __len__(self) -> int:
-        return len(self._packed)
+        return self._n
 
     def copy(self: _P) -> _P:
-        """A snapshot's copy: the packed records are immutable bytes, shared."""
-        return type(self)(_keys=self._keys, _packed=self._packed.copy())
+        """A snapshot's copy: the packed records are immutable bytes, shared, and so is the base layer."""
+        return type(self)(_keys=self._keys, _layers=self._shared())
 
     def same(self, other: Packed[_V], key: CID) -> bool:
         """Is ``key``'s record the same in both (a checkpoint delta: compared packed, unread)?"""
         if other._keys is not self._keys:
             return bool(self.get(key) == other.get(key))
-        return self._packed.get(key.raw) == other._packed.get(key.raw)
+        return bool(self._get(key.raw) == other._get(key.raw))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
@@ -298,41 +383,46 @@ class Bookings(Packed[Booking]):
 Vote = tuple[CID, bytes]
 
 
-class Votes(MutableMapping[Vote, Any]):
+class Votes(_Layers, MutableMapping[Vote, Any]):
     """(proposal, voter) → choice, keyed by one byte string (the proposal's id, then the
-    voter's key) instead of a tuple of two objects and an id object of its own per vote."""
+    voter's key) instead of a tuple of two objects and an id object of its own per vote;
+    copies share unchanged votes (:class:`_Layers`)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ()
 
-    def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *, _items: dict[bytes, Any] | None = None) -> None:
-        self._items: dict[bytes, Any] = {} if _items is None else _items
+    def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *,
+                 _layers: tuple[dict[bytes, Any], dict[bytes, Any], int] | None = None) -> None:
+        super().__init__(*(_layers or ()))
         for key, value in items:
             self[key] = value
 
     def __getitem__(self, key: Vote) -> Any:
-        return self._items[key[0].raw + key[1]]
+        value = self._get(key[0].raw + key[1], _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
 
     def get(self, key: Vote, default: Any = None) -> Any:
-        return self._items.get(key[0].raw + key[1], default)
+        return self._get(key[0].raw + key[1], default)
 
     def __setitem__(self, key: Vote, value: Any) -> None:
-        self._items[key[0].raw + key[1]] = value
+        self._set(key[0].raw + key[1], value)
 
     def __delitem__(self, key: Vote) -> None:
-        del self._items[key[0].raw + key[1]]
+        self._del(key[0].raw + key[1])
 
     def __contains__(self, key: object) -> bool:
         return type(key) is tuple and len(key) == 2 and isinstance(key[0], CID) and \
-            key[0].raw + key[1] in self._items
+            self._has(key[0].raw + key[1])
 
     def __iter__(self) -> Iterator[Vote]:
-        return ((_trusted_cid(k[:36]), k[36:]) for k in self._items)
+        return ((_trusted_cid(k[:36]), k[36:]) for k in self._raw_keys())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._n
 
     def copy(self) -> Votes:
-        return Votes(_items=self._items.copy())
+        return Votes(_layers=self._shared())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
