@@ -22,7 +22,9 @@ dict of a hundred keys): about a gigabyte for a million-entry commons.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from array import array
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, Sequence, ValuesView
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..dagcbor import CID, _trusted_cid
@@ -123,27 +125,109 @@ class Shares(Mapping[bytes, int]):
 _ABSENT: Any = object()  # (not in the top layer: look in the base)
 _GONE: Any = object()  # (deleted in the top layer, though the base has it)
 MERGE_MIN = 1024  # a top layer smaller than this is never merged into its base
+MERGE_FRACTION = 8  # ... nor one smaller than the base's 1/MERGE_FRACTION (amortized O(1) per write)
+
+
+class _Frozen:
+    """Immutable rows (raw key → byte string) in a handful of flat buffers instead of a dict
+    of objects: about 50 bytes per row plus the value's own bytes, where a dict holds a key
+    object, a value object and a slot (about 170 bytes plus the value's).  The keys, all of
+    one width, sorted in one byte string (found by binary search: a few microseconds); the
+    values concatenated in the order the rows came, which is also the iteration order.
+    ``thaw`` turns a stored byte string back into the table's value (None: kept as is)."""
+
+    __slots__ = ("_data", "_keys", "_n", "_rank", "_starts", "_thaw", "_where", "_width")
+
+    def __init__(self, rows: Sequence[tuple[bytes, bytes]] = (), thaw: Callable[[bytes], Any] | None = None) -> None:
+        n = self._n = len(rows)
+        self._width = len(rows[0][0]) if rows else 0
+        self._thaw = thaw
+        keys = [k for k, _ in rows]
+        order = sorted(range(n), key=keys.__getitem__)
+        self._keys = b"".join([keys[i] for i in order])
+        self._where = array("I", order)  # sorted position -> the row's place in order of arrival
+        rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
+        for position, i in enumerate(order):
+            rank[i] = position
+        self._rank = rank
+        values = [v for _, v in rows]
+        self._data = b"".join(values)
+        self._starts = array("Q", [0])
+        self._starts.extend(accumulate(map(len, values)))
+
+    def _find(self, raw: bytes) -> int:
+        """The row's place in order of arrival, or -1."""
+        w = self._width
+        if len(raw) != w or not self._n:
+            return -1
+        keys = self._keys
+        lo, hi = 0, self._n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if keys[mid * w:mid * w + w] < raw:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self._n and keys[lo * w:lo * w + w] == raw:
+            return self._where[lo]
+        return -1
+
+    def _value(self, i: int) -> Any:
+        blob = self._data[self._starts[i]:self._starts[i + 1]]
+        return blob if self._thaw is None else self._thaw(blob)
+
+    def get(self, raw: bytes, default: Any = None) -> Any:
+        i = self._find(raw)
+        return default if i < 0 else self._value(i)
+
+    def __contains__(self, raw: bytes) -> bool:
+        return self._find(raw) >= 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[bytes]:
+        keys, w = self._keys, self._width
+        for position in self._rank:
+            yield keys[position * w:position * w + w]
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        keys, w, data, starts, thaw = self._keys, self._width, self._data, self._starts, self._thaw
+        for i, position in enumerate(self._rank):
+            blob = data[starts[i]:starts[i + 1]]
+            yield keys[position * w:position * w + w], blob if thaw is None else thaw(blob)
 
 
 class _Layers:
-    """Raw key → value in two layers: a *base* dict shared with copies and never mutated
-    (a copy is a new object), and this table's own *top* dict of what changed since (values,
-    or ``_GONE`` for a key deleted from the base).  Why: the fold snapshots the state every
+    """Raw key → value in two layers: a *base* (:class:`_Frozen`) shared with copies and
+    never mutated, and this table's own *top* dict of what changed since (values, or
+    ``_GONE`` for a key deleted from the base).  Why: the fold snapshots the state every
     ``size() // 32`` entries and keeps one snapshot (the archive's base) for good; a plain
-    dict copy is O(rows) each time and doubles what a folded million-entry commons holds.
-    A copy here costs O(top), and shares every row of the base.  When the top layer has
-    grown to a sixteenth of the base (and ``MERGE_MIN``), a copy first merges it into a new
-    base (one C-speed dict copy and update), so the copies made afterwards share that.
-    Iteration order is a dict's: base order (a replaced row keeps its place), then the top
-    layer's new keys in the order they came."""
+    dict copy is O(rows) each time and doubled what a folded million-entry commons holds,
+    and a dict of a million packed records is itself 170 bytes a row of overhead.  A copy
+    here costs O(top) and shares every row of the base.  When the top layer has grown to
+    ``1/MERGE_FRACTION`` of the base (and ``MERGE_MIN``), a copy first merges it into a new
+    base, so the copies made afterwards share that (amortized O(1) a write; rows whose key
+    width or value the base cannot hold stay in the top).  Iteration order is a dict's
+    (a replaced row keeps its place) as long as nothing is deleted and re-added."""
 
     __slots__ = ("_base", "_n", "_top")
 
-    def __init__(self, base: dict[bytes, Any] | None = None, top: dict[bytes, Any] | None = None,
+    def __init__(self, base: _Frozen | None = None, top: dict[bytes, Any] | None = None,
                  n: int | None = None) -> None:
-        self._base: dict[bytes, Any] = {} if base is None else base
+        self._base: _Frozen = _Frozen((), self._thaw()) if base is None else base
         self._top: dict[bytes, Any] = {} if top is None else top
         self._n = len(self._base) if n is None else n
+
+    @staticmethod
+    def _thaw() -> Callable[[bytes], Any] | None:
+        """How the base gives values back (None: the byte strings themselves)."""
+        return None
+
+    @staticmethod
+    def _freeze(value: Any) -> bytes | None:
+        """A value as the base holds it (None: it cannot; the row stays in the top)."""
+        return value if type(value) is bytes else None
 
     def _get(self, raw: bytes, default: Any = None) -> Any:
         v = self._top.get(raw, _ABSENT)
@@ -187,17 +271,56 @@ class _Layers:
             if v is not _GONE and raw not in base:
                 yield raw
 
-    def _shared(self) -> tuple[dict[bytes, Any], dict[bytes, Any], int]:
+    def _raw_items(self) -> Iterator[tuple[bytes, Any]]:
+        base, top = self._base, self._top
+        if not top:
+            yield from base.items()
+            return
+        for raw, v in base.items():
+            w = top.get(raw, _ABSENT)
+            if w is _ABSENT:
+                yield raw, v
+            elif w is not _GONE:
+                yield raw, w
+        for raw, v in top.items():
+            if v is not _GONE and raw not in base:
+                yield raw, v
+
+    def _shared(self) -> tuple[_Frozen, dict[bytes, Any], int]:
         """The layers for a copy: the base shared, the top copied (merged first if big)."""
         top = self._top
-        if len(top) >= MERGE_MIN and len(top) * 16 > len(self._base):
-            merged = self._base.copy()
-            merged.update(top)
-            for raw in [raw for raw, v in top.items() if v is _GONE]:
-                del merged[raw]
-            self._base = merged
-            top = self._top = {}
+        if len(top) >= MERGE_MIN and len(top) * MERGE_FRACTION > len(self._base):
+            rows: list[tuple[bytes, bytes]] = []
+            kept: dict[bytes, Any] = {}
+            freeze = self._freeze
+            width = None
+            for raw, value in self._raw_items():
+                frozen = freeze(value)
+                if width is None:
+                    width = len(raw)
+                if frozen is None or len(raw) != width:
+                    kept[raw] = value
+                else:
+                    rows.append((raw, frozen))
+            self._base = _Frozen(rows, self._thaw())
+            top = self._top = kept
         return self._base, top.copy(), self._n
+
+    def _delta(self, other: _Layers) -> tuple[list[bytes], list[bytes]]:
+        """Raw keys whose value here differs from ``other``'s (or ``other`` lacks), and the
+        raw keys ``other`` has and this lacks: a checkpoint's snapshot as a difference, in
+        O(top) when both share their base (the fold's snapshots and state mostly do)."""
+        if other._base is self._base:
+            mine, theirs = self._top, other._top
+            changed = [raw for raw, v in mine.items()
+                       if v is not _GONE and other._get(raw, _ABSENT) != v]
+            changed += [raw for raw in theirs if raw not in mine and self._has(raw)
+                        and self._get(raw) != other._get(raw, _ABSENT)]
+            absent = [raw for raw in {**theirs, **mine} if not self._has(raw) and other._has(raw)]
+            return changed, absent
+        here, there = dict(self._raw_items()), dict(other._raw_items())
+        return ([raw for raw, v in here.items() if there.get(raw, _ABSENT) != v],
+                [raw for raw in there if raw not in here])
 
 
 # --- contributions ------------------------------------------------------------------------
@@ -237,7 +360,7 @@ class Packed(_Layers, MutableMapping[CID, _V]):
     __slots__ = ("_keys",)
 
     def __init__(self, items: Iterable[tuple[CID, _V]] = (), *, _keys: _Keys | None = None,
-                 _layers: tuple[dict[bytes, Any], dict[bytes, Any], int] | None = None) -> None:
+                 _layers: tuple[_Frozen, dict[bytes, Any], int] | None = None) -> None:
         # (Each value packed; in the rare case it cannot be, the record itself.)
         super().__init__(*(_layers or ()))
         self._keys = _Keys() if _keys is None else _keys
@@ -280,6 +403,28 @@ class Packed(_Layers, MutableMapping[CID, _V]):
 
     def __len__(self) -> int:
         return self._n
+
+    def items(self) -> ItemsView[CID, _V]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[_V]:
+        return _Values(self)
+
+    def _pairs(self) -> Iterator[tuple[CID, _V]]:
+        """Every (id, record), read in one pass over the layers (no lookup per row)."""
+        unpack = self._unpack
+        for raw, blob in self._raw_items():
+            yield _trusted_cid(raw), unpack(blob) if type(blob) is bytes else blob
+
+    def delta(self, other: Packed[_V]) -> tuple[list[CID], list[CID]]:
+        """Ids whose record here differs from ``other``'s (or that it lacks), and ids only
+        ``other`` has (:meth:`_Layers._delta`)."""
+        if other._keys is not self._keys:  # (packed over different key tables: compare records)
+            theirs = dict(other._pairs())
+            return ([c for c, v in self._pairs() if theirs.get(c, _ABSENT) != v],
+                    [c for c in theirs if c not in self])
+        changed, absent = self._delta(other)
+        return list(map(_trusted_cid, changed)), list(map(_trusted_cid, absent))
 
     def copy(self: _P) -> _P:
         """A snapshot's copy: the packed records are immutable bytes, shared, and so is the base layer."""
@@ -383,6 +528,22 @@ class Bookings(Packed[Booking]):
 Vote = tuple[CID, bytes]
 
 
+class _Items(ItemsView[Any, Any]):
+    """A packed table's items, read in one pass (not one lookup per key)."""
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._pairs()  # type: ignore[attr-defined, no-any-return]
+
+
+class _Values(ValuesView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        return (v for _, v in self._mapping._pairs())  # type: ignore[attr-defined]
+
+
+_VOTE_FROZEN = {True: b"\x01", False: b"\x00", None: b"\x02"}
+_VOTE_THAWED = {b: v for v, b in _VOTE_FROZEN.items()}
+
+
 class Votes(_Layers, MutableMapping[Vote, Any]):
     """(proposal, voter) → choice, keyed by one byte string (the proposal's id, then the
     voter's key) instead of a tuple of two objects and an id object of its own per vote;
@@ -391,10 +552,33 @@ class Votes(_Layers, MutableMapping[Vote, Any]):
     __slots__ = ()
 
     def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *,
-                 _layers: tuple[dict[bytes, Any], dict[bytes, Any], int] | None = None) -> None:
+                 _layers: tuple[_Frozen, dict[bytes, Any], int] | None = None) -> None:
         super().__init__(*(_layers or ()))
         for key, value in items:
             self[key] = value
+
+    @staticmethod
+    def _thaw() -> Callable[[bytes], Any] | None:
+        return _VOTE_THAWED.__getitem__
+
+    @staticmethod
+    def _freeze(value: Any) -> bytes | None:
+        return _VOTE_FROZEN.get(value) if type(value) is bool or value is None else None
+
+    def _pairs(self) -> Iterator[tuple[Vote, Any]]:
+        for raw, value in self._raw_items():
+            yield (_trusted_cid(raw[:36]), raw[36:]), value
+
+    def items(self) -> ItemsView[Vote, Any]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[Any]:
+        return _Values(self)
+
+    def delta(self, other: Votes) -> tuple[list[Vote], list[Vote]]:
+        """Votes that differ here from ``other`` (or that it lacks), and votes only ``other`` has."""
+        changed, absent = self._delta(other)
+        return ([(_trusted_cid(k[:36]), k[36:]) for k in changed], [(_trusted_cid(k[:36]), k[36:]) for k in absent])
 
     def __getitem__(self, key: Vote) -> Any:
         value = self._get(key[0].raw + key[1], _ABSENT)
