@@ -16,13 +16,15 @@ import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
+import cbor2
 from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
 from p2pcommons.state import Folder, compact, fold
+from p2pcommons.state.checkpoint import _dump_snapshot, _load_snapshot
 from p2pcommons.state.compact import Contributions, Votes
-from p2pcommons.state.records import Contribution
+from p2pcommons.state.records import Contribution, canonical_state
 from tests.test_state_histories import ACTIONS, build, prop_settings
 
 
@@ -127,3 +129,57 @@ def test_restores_from_shared_snapshots_equal_a_fold_from_scratch(actions: list[
         folder._restore(folder.snap_keys[-1] if len(folder.snap_keys) > 1 else folder.order[0])
         folder.run()
         assert folder.result().state_hash == reference.state_hash
+
+
+@prop_settings(100)
+@given(actions=ACTIONS, cut=st.integers(0, 100), merge_min=st.sampled_from([0, 1 << 30]))
+def test_a_checkpoint_delta_gives_back_the_snapshot(actions: list[tuple[int, int, int]], cut: int,
+                                                    merge_min: int) -> None:
+    """A snapshot written as its difference from the state (a checkpoint) reads back as
+    the snapshot, whether the two share their tables' base (the fast path) or not."""
+    history = build(actions)
+    with _merge_min(merge_min):
+        folder = Folder(history.commons)
+        entries = history.entries
+        at = min(cut, len(entries))
+        for entry in entries[:at]:
+            folder.add(entry)
+        folder.run()
+        if folder.state is None:
+            return
+        snap = folder.state.copy()
+        expected = canonical_state(snap), dict(snap.votes.items()), dict(snap.bookings.items())
+        for entry in entries[at:]:
+            folder.add(entry)
+        folder.run()
+        state = folder.state
+        assert state is not None
+        for _ in range(3):  # (copies may merge the state's layers into a base of its own)
+            state.copy()
+        loaded = _load_snapshot(cbor2.loads(cbor2.dumps(_dump_snapshot(snap, state))), state)
+        assert (canonical_state(loaded), dict(loaded.votes.items()), dict(loaded.bookings.items())) == expected
+
+
+def test_a_large_fold_gives_freed_memory_back(tmp_path: Any, monkeypatch: Any) -> None:
+    """The engine returns the heap pages a large fold freed (glibc's malloc_trim; what it
+    gives back is measured by bench/memory.py) — here, that it asks once a fold took
+    ``TRIM_AFTER`` entries, and not after a fold that took nothing new."""
+    import platform
+
+    from p2pcommons.state import engine, release
+    from p2pcommons.store import Store
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert release.release_freed_memory() is True
+    calls: list[bool] = []
+    monkeypatch.setattr(engine, "release_freed_memory", lambda: calls.append(True) or True)
+    history = build([(0, 1, 0)] * 30)
+    store = Store(tmp_path / "s.sqlite")
+    store.insert(history.entries)
+    monkeypatch.setattr(engine, "TRIM_AFTER", len(history.entries))
+    engine.current_state(store, history.commons, persist=False)
+    assert calls == [True]
+    engine.current_state(store, history.commons, persist=False)  # nothing new folded
+    assert calls == [True]
+    engine.forget()
+    store.close()
