@@ -17,6 +17,9 @@ dict of a hundred keys): about a gigabyte for a million-entry commons.
   own rows, :mod:`.records`).
 * :func:`share`: one object for equal small values (an author key, a kind, a unit), so a
   million records do not each hold their own copy.
+* :class:`_Layers`: the packed tables and :class:`Votes` are copy-on-write, a flat shared
+  base (:class:`_Frozen`) and a dict of what changed since, so the fold's snapshots share
+  every unchanged row with the state instead of each holding a dict of every row.
 """
 
 from __future__ import annotations
