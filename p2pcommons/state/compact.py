@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import marshal
 from array import array
-from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, Sequence, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -141,22 +141,24 @@ class _Frozen:
 
     __slots__ = ("_data", "_keys", "_n", "_rank", "_starts", "_thaw", "_where", "_width")
 
-    def __init__(self, rows: Sequence[tuple[bytes, bytes]] = (), thaw: Callable[[bytes], Any] | None = None) -> None:
-        n = self._n = len(rows)
-        self._width = len(rows[0][0]) if rows else 0
+    def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None,
+                 thaw: Callable[[bytes], Any] | None = None) -> None:
+        keys = keys or []
+        values = values or []
+        n = self._n = len(keys)
+        self._width = len(keys[0]) if keys else 0
         self._thaw = thaw
-        keys = [k for k, _ in rows]
         order = sorted(range(n), key=keys.__getitem__)
         self._keys = b"".join([keys[i] for i in order])
         self._where = array("I", order)  # sorted position -> the row's place in order of arrival
         rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
         for position, i in enumerate(order):
             rank[i] = position
+        del order
         self._rank = rank
-        values = [v for _, v in rows]
-        self._data = b"".join(values)
         self._starts = array("Q", [0])
         self._starts.extend(accumulate(map(len, values)))
+        self._data = b"".join(values)
 
     def _find(self, raw: bytes) -> int:
         """The row's place in order of arrival, or -1."""
@@ -218,7 +220,7 @@ class _Layers:
 
     def __init__(self, base: _Frozen | None = None, top: dict[bytes, Any] | None = None,
                  n: int | None = None) -> None:
-        self._base: _Frozen = _Frozen((), self._thaw()) if base is None else base
+        self._base: _Frozen = _Frozen(thaw=self._thaw()) if base is None else base
         self._top: dict[bytes, Any] = {} if top is None else top
         self._n = len(self._base) if n is None else n
 
@@ -293,19 +295,22 @@ class _Layers:
         """The layers for a copy: the base shared, the top copied (merged first if big)."""
         top = self._top
         if len(top) >= MERGE_MIN and len(top) * MERGE_FRACTION > len(self._base):
-            rows: list[tuple[bytes, bytes]] = []
+            keys: list[bytes] = []
+            values: list[bytes] = []
             kept: dict[bytes, Any] = {}
             freeze = self._freeze
-            width = None
+            width = -1
             for raw, value in self._raw_items():
                 frozen = freeze(value)
-                if width is None:
+                if width < 0:
                     width = len(raw)
                 if frozen is None or len(raw) != width:
                     kept[raw] = value
                 else:
-                    rows.append((raw, frozen))
-            self._base = _Frozen(rows, self._thaw())
+                    keys.append(raw)
+                    values.append(frozen)
+            self._base = _Frozen(keys, values, self._thaw())
+            del keys, values
             top = self._top = kept
         return self._base, top.copy(), self._n
 
