@@ -183,3 +183,22 @@ def test_a_large_fold_gives_freed_memory_back(tmp_path: Any, monkeypatch: Any) -
     assert calls == [True]
     engine.forget()
     store.close()
+
+
+@prop_settings(200)
+@given(keys=st.sets(st.binary(min_size=0, max_size=6), max_size=60), width=st.sampled_from([0, 1, 2, 3, 36]),
+       lost=st.lists(st.binary(min_size=0, max_size=40), max_size=10))
+def test_the_flat_base_finds_every_key_and_nothing_else(keys: set[bytes], width: int, lost: list[bytes]) -> None:
+    """Keys of one width, clustered or not (whatever the bucket they share): each found with
+    its value, in the order given; keys it does not hold (any width) not found."""
+    from p2pcommons.state.compact import _Frozen
+
+    rows = sorted({(b"\x01\x71" + k + bytes(40))[:width] for k in keys},
+                  key=lambda k: k[::-1])
+    base = _Frozen(list(rows), [b"v%d" % i for i in range(len(rows))])
+    assert len(base) == len(rows) and list(base) == rows
+    assert list(base.items()) == [(k, b"v%d" % i) for i, k in enumerate(rows)]
+    for i, k in enumerate(rows):
+        assert base.get(k) == b"v%d" % i and k in base
+    for k in lost:
+        assert (k in base) == (k in rows) and base.get(k, "no") == ("no" if k not in rows else base.get(k))

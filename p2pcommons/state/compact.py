@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import marshal
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -135,11 +136,15 @@ class _Frozen:
     """Immutable rows (raw key → byte string) in a handful of flat buffers instead of a dict
     of objects: about 50 bytes per row plus the value's own bytes, where a dict holds a key
     object, a value object and a slot (about 170 bytes plus the value's).  The keys, all of
-    one width, sorted in one byte string (found by binary search: a few microseconds); the
-    values concatenated in the order the rows came, which is also the iteration order.
-    ``thaw`` turns a stored byte string back into the table's value (None: kept as is)."""
+    one width, sorted in one byte string; the values concatenated in the order the rows
+    came, which is also the iteration order.  A key is found by binary search within its
+    bucket: the keys are entry ids (hashes), so the two bytes after the prefix all keys share
+    spread them evenly over up to 65,536 buckets of about eight (an adversary grinding ids
+    into one bucket only brings back a binary search over it).  ``thaw`` turns a stored byte
+    string back into the table's value (None: kept as is)."""
 
-    __slots__ = ("_data", "_keys", "_n", "_rank", "_starts", "_thaw", "_where", "_width")
+    __slots__ = ("_at", "_buckets", "_data", "_keys", "_n", "_rank", "_shift", "_starts", "_thaw", "_where",
+                 "_width")
 
     def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None,
                  thaw: Callable[[bytes], Any] | None = None) -> None:
@@ -149,7 +154,23 @@ class _Frozen:
         self._width = len(keys[0]) if keys else 0
         self._thaw = thaw
         order = sorted(range(n), key=keys.__getitem__)
-        self._keys = b"".join([keys[i] for i in order])
+        ordered = [keys[i] for i in order]
+        self._keys = b"".join(ordered)
+        # Buckets: the two bytes after the prefix every key shares (the first and last
+        # sorted keys share it), their top ``bits`` bits; bucket b's keys start at _buckets[b].
+        at = 0
+        if n:
+            first, last = ordered[0], ordered[-1]
+            while at < self._width - 2 and first[at] == last[at]:
+                at += 1
+        bits = min(16, max(1, (n // 8).bit_length())) if self._width >= 2 else 0  # (0: one bucket)
+        self._at, self._shift = at, 16 - bits
+        prefix = ordered[0][:at] if n else b""
+        self._buckets = array("I", [bisect_left(ordered, prefix + (b << (16 - bits)).to_bytes(2, "big"))
+                                    for b in range(1 << bits)])
+        self._buckets[0] = 0  # (keys narrower than two bytes: one bucket, from the first)
+        self._buckets.append(n)
+        del ordered
         self._where = array("I", order)  # sorted position -> the row's place in order of arrival
         rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
         for position, i in enumerate(order):
@@ -166,7 +187,9 @@ class _Frozen:
         if len(raw) != w or not self._n:
             return -1
         keys = self._keys
-        lo, hi = 0, self._n
+        at = self._at
+        b = int.from_bytes(raw[at:at + 2], "big") >> self._shift
+        lo, hi = self._buckets[b], self._buckets[b + 1]
         while lo < hi:
             mid = (lo + hi) >> 1
             if keys[mid * w:mid * w + w] < raw:
