@@ -20,7 +20,8 @@ With ``--store``: the entries are inserted in a temporary store, then a fresh ch
 (nothing else loaded) folds them through the engine as a daemon does, drops everything but
 the engine's live fold, and reports its RSS after the fold has finished, and its peak.
 
-``P2PC_BENCH_CACHE`` (see bench/fold.py) keeps the signed history between runs.
+``P2PC_BENCH_CACHE`` (see bench/fold.py) keeps the signed history between runs; ``--keep DIR``
+keeps the store too (a fold from the store only writes its local archive table).
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ def daemon_child(path: str, commons_hex: str) -> None:
     from p2pcommons.state.engine import current_state
     from p2pcommons.store import Store
 
-    store = Store(Path(path))
+    # (Opened as the daemon opens its state worker's store: 8 MiB of SQLite page cache, not
+    # the 32 MiB a bulk import asks for, which a million-entry fold fills.)
+    store = Store(Path(path), cache_mib=8)
     base = rss_mib()
     trace = os.environ.get("P2PC_BENCH_TRACE")
     if trace:
@@ -191,11 +194,18 @@ def _batches(n: int, authors: int) -> Iterator[list[Entry]]:
             yield batch
 
 
-def through_store(n: int, authors: int) -> None:
+def through_store(n: int, authors: int, keep: str | None = None) -> None:
     from p2pcommons.store import Store
 
+    if keep:  # a store kept between runs (built on the first): a million entries take minutes to insert
+        path = Path(keep) / f"memory-{n}-{authors}.sqlite"
+        marker = path.with_suffix(".commons")
+        if marker.exists():
+            subprocess.run([sys.executable, __file__, "--child", str(path), marker.read_text()], check=True)
+            return
     with tempfile.TemporaryDirectory(dir=os.environ.get("P2PC_BENCH_TMP")) as tmp:
-        path = Path(tmp) / "s.sqlite"
+        if not keep:
+            path = Path(tmp) / "s.sqlite"
         store = Store(path)
         commons = None
         t0 = time.perf_counter()
@@ -206,6 +216,8 @@ def through_store(n: int, authors: int) -> None:
         store.close()
         assert commons is not None
         print(f"stored {n:,} entries in {time.perf_counter() - t0:.0f} s", flush=True)
+        if keep:
+            marker.write_text(commons.raw.hex())
         gc.collect()
         subprocess.run([sys.executable, __file__, "--child", str(path), commons.raw.hex()], check=True)
 
@@ -216,6 +228,7 @@ def main() -> None:
     parser.add_argument("--authors", type=int, default=100)
     parser.add_argument("--store", action="store_true", help="also: RSS of a fresh process folding from a store")
     parser.add_argument("--store-only", action="store_true", help="only the fresh process folding from a store")
+    parser.add_argument("--keep", metavar="DIR", help="keep the store in DIR and fold it again on later runs")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -225,7 +238,7 @@ def main() -> None:
         in_memory(args.n, args.authors)
     if args.store or args.store_only:
         gc.collect()
-        through_store(args.n, args.authors)
+        through_store(args.n, args.authors, args.keep)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import cbor2
 from ..dagcbor import CID
 from ..entry import Entry
 from . import causal
-from .compact import Packed
+from .compact import Packed, Votes
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
 from .handlers import NAMED_KINDS
 from .positions import ZERO_KEY as _ZERO_KEY
@@ -181,8 +181,10 @@ def _dump_delta(snap: State, state: State) -> dict[str, Any]:
         mine: dict[Any, Any] = getattr(snap, table.name)
         theirs: dict[Any, Any] = getattr(state, table.name)
         changed = []
-        if isinstance(mine, Packed) and isinstance(theirs, Packed):  # (compared packed)
-            changed = [table.row(k, mine[k]) for k in mine if not mine.same(theirs, k)]
+        if isinstance(mine, (Packed, Votes)) and type(theirs) is type(mine):  # (compared packed, by layer)
+            differ, lacking = mine.delta(theirs)
+            doc[table.name] = [[table.row(k, mine[k]) for k in differ], [table.key(k) for k in lacking]]
+            continue
         else:
             for k, v in mine.items():
                 w = theirs.get(k, _MISSING)

@@ -17,12 +17,18 @@ dict of a hundred keys): about a gigabyte for a million-entry commons.
   own rows, :mod:`.records`).
 * :func:`share`: one object for equal small values (an author key, a kind, a unit), so a
   million records do not each hold their own copy.
+* :class:`_Layers`: the packed tables and :class:`Votes` are copy-on-write, a flat shared
+  base (:class:`_Frozen`) and a dict of what changed since, so the fold's snapshots share
+  every unchanged row with the state instead of each holding a dict of every row.
 """
 
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..dagcbor import CID, _trusted_cid
@@ -118,6 +124,236 @@ class Shares(Mapping[bytes, int]):
         return f"Shares({dict(self.items())!r})"
 
 
+# --- copy-on-write layers -----------------------------------------------------------------
+
+_ABSENT: Any = object()  # (not in the top layer: look in the base)
+_GONE: Any = object()  # (deleted in the top layer, though the base has it)
+MERGE_MIN = 1024  # a top layer smaller than this is never merged into its base
+MERGE_FRACTION = 8  # ... nor one smaller than the base's 1/MERGE_FRACTION (amortized O(1) per write)
+
+
+class _Frozen:
+    """Immutable rows (raw key → byte string) in a handful of flat buffers instead of a dict
+    of objects: about 50 bytes per row plus the value's own bytes, where a dict holds a key
+    object, a value object and a slot (about 170 bytes plus the value's).  The keys, all of
+    one width, sorted in one byte string; the values concatenated in the order the rows
+    came, which is also the iteration order.  A key is found by binary search within its
+    bucket: the keys are entry ids (hashes), so the two bytes after the prefix all keys share
+    spread them evenly over up to 65,536 buckets of about eight (an adversary grinding ids
+    into one bucket only brings back a binary search over it).  ``thaw`` turns a stored byte
+    string back into the table's value (None: kept as is)."""
+
+    __slots__ = ("_at", "_buckets", "_data", "_keys", "_n", "_rank", "_shift", "_starts", "_thaw", "_where",
+                 "_width")
+
+    def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None,
+                 thaw: Callable[[bytes], Any] | None = None) -> None:
+        keys = keys or []
+        values = values or []
+        n = self._n = len(keys)
+        self._width = len(keys[0]) if keys else 0
+        self._thaw = thaw
+        order = sorted(range(n), key=keys.__getitem__)
+        ordered = [keys[i] for i in order]
+        self._keys = b"".join(ordered)
+        # Buckets: the two bytes after the prefix every key shares (the first and last
+        # sorted keys share it), their top ``bits`` bits; bucket b's keys start at _buckets[b].
+        at = 0
+        if n:
+            first, last = ordered[0], ordered[-1]
+            while at < self._width - 2 and first[at] == last[at]:
+                at += 1
+        bits = min(16, max(1, (n // 8).bit_length())) if self._width >= 2 else 0  # (0: one bucket)
+        self._at, self._shift = at, 16 - bits
+        prefix = ordered[0][:at] if n else b""
+        self._buckets = array("I", [bisect_left(ordered, prefix + (b << (16 - bits)).to_bytes(2, "big"))
+                                    for b in range(1 << bits)])
+        self._buckets[0] = 0  # (keys narrower than two bytes: one bucket, from the first)
+        self._buckets.append(n)
+        del ordered
+        self._where = array("I", order)  # sorted position -> the row's place in order of arrival
+        rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
+        for position, i in enumerate(order):
+            rank[i] = position
+        del order
+        self._rank = rank
+        self._starts = array("Q", [0])
+        self._starts.extend(accumulate(map(len, values)))
+        self._data = b"".join(values)
+
+    def _find(self, raw: bytes) -> int:
+        """The row's place in order of arrival, or -1."""
+        w = self._width
+        if len(raw) != w or not self._n:
+            return -1
+        keys = self._keys
+        at = self._at
+        b = int.from_bytes(raw[at:at + 2], "big") >> self._shift
+        lo, hi = self._buckets[b], self._buckets[b + 1]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if keys[mid * w:mid * w + w] < raw:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self._n and keys[lo * w:lo * w + w] == raw:
+            return self._where[lo]
+        return -1
+
+    def _value(self, i: int) -> Any:
+        blob = self._data[self._starts[i]:self._starts[i + 1]]
+        return blob if self._thaw is None else self._thaw(blob)
+
+    def get(self, raw: bytes, default: Any = None) -> Any:
+        i = self._find(raw)
+        return default if i < 0 else self._value(i)
+
+    def __contains__(self, raw: bytes) -> bool:
+        return self._find(raw) >= 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[bytes]:
+        keys, w = self._keys, self._width
+        for position in self._rank:
+            yield keys[position * w:position * w + w]
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        keys, w, data, starts, thaw = self._keys, self._width, self._data, self._starts, self._thaw
+        for i, position in enumerate(self._rank):
+            blob = data[starts[i]:starts[i + 1]]
+            yield keys[position * w:position * w + w], blob if thaw is None else thaw(blob)
+
+
+class _Layers:
+    """Raw key → value in two layers: a *base* (:class:`_Frozen`) shared with copies and
+    never mutated, and this table's own *top* dict of what changed since (values, or
+    ``_GONE`` for a key deleted from the base).  Why: the fold snapshots the state every
+    ``size() // 32`` entries and keeps one snapshot (the archive's base) for good; a plain
+    dict copy is O(rows) each time and doubled what a folded million-entry commons holds,
+    and a dict of a million packed records is itself 170 bytes a row of overhead.  A copy
+    here costs O(top) and shares every row of the base.  When the top layer has grown to
+    ``1/MERGE_FRACTION`` of the base (and ``MERGE_MIN``), a copy first merges it into a new
+    base, so the copies made afterwards share that (amortized O(1) a write; rows whose key
+    width or value the base cannot hold stay in the top).  Iteration order is a dict's
+    (a replaced row keeps its place) as long as nothing is deleted and re-added."""
+
+    __slots__ = ("_base", "_n", "_top")
+
+    def __init__(self, base: _Frozen | None = None, top: dict[bytes, Any] | None = None,
+                 n: int | None = None) -> None:
+        self._base: _Frozen = _Frozen(thaw=self._thaw()) if base is None else base
+        self._top: dict[bytes, Any] = {} if top is None else top
+        self._n = len(self._base) if n is None else n
+
+    @staticmethod
+    def _thaw() -> Callable[[bytes], Any] | None:
+        """How the base gives values back (None: the byte strings themselves)."""
+        return None
+
+    @staticmethod
+    def _freeze(value: Any) -> bytes | None:
+        """A value as the base holds it (None: it cannot; the row stays in the top)."""
+        return value if type(value) is bytes else None
+
+    def _get(self, raw: bytes, default: Any = None) -> Any:
+        v = self._top.get(raw, _ABSENT)
+        if v is _ABSENT:
+            return self._base.get(raw, default)
+        return default if v is _GONE else v
+
+    def _has(self, raw: bytes) -> bool:
+        v = self._top.get(raw, _ABSENT)
+        if v is _ABSENT:
+            return raw in self._base
+        return v is not _GONE
+
+    def _set(self, raw: bytes, value: Any) -> None:
+        top = self._top
+        old = top.get(raw, _ABSENT)
+        if old is _GONE or (old is _ABSENT and raw not in self._base):
+            self._n += 1
+        top[raw] = value
+
+    def _del(self, raw: bytes) -> None:
+        top = self._top
+        old = top.get(raw, _ABSENT)
+        if old is _GONE or (old is _ABSENT and raw not in self._base):
+            raise KeyError(raw)
+        if raw in self._base:
+            top[raw] = _GONE
+        else:
+            del top[raw]
+        self._n -= 1
+
+    def _raw_keys(self) -> Iterator[bytes]:
+        base, top = self._base, self._top
+        if not top:
+            yield from base
+            return
+        for raw in base:
+            if top.get(raw, _ABSENT) is not _GONE:
+                yield raw
+        for raw, v in top.items():
+            if v is not _GONE and raw not in base:
+                yield raw
+
+    def _raw_items(self) -> Iterator[tuple[bytes, Any]]:
+        base, top = self._base, self._top
+        if not top:
+            yield from base.items()
+            return
+        for raw, v in base.items():
+            w = top.get(raw, _ABSENT)
+            if w is _ABSENT:
+                yield raw, v
+            elif w is not _GONE:
+                yield raw, w
+        for raw, v in top.items():
+            if v is not _GONE and raw not in base:
+                yield raw, v
+
+    def _shared(self) -> tuple[_Frozen, dict[bytes, Any], int]:
+        """The layers for a copy: the base shared, the top copied (merged first if big)."""
+        top = self._top
+        if len(top) >= MERGE_MIN and len(top) * MERGE_FRACTION > len(self._base):
+            keys: list[bytes] = []
+            values: list[bytes] = []
+            kept: dict[bytes, Any] = {}
+            freeze = self._freeze
+            width = -1
+            for raw, value in self._raw_items():
+                frozen = freeze(value)
+                if width < 0:
+                    width = len(raw)
+                if frozen is None or len(raw) != width:
+                    kept[raw] = value
+                else:
+                    keys.append(raw)
+                    values.append(frozen)
+            self._base = _Frozen(keys, values, self._thaw())
+            del keys, values
+            top = self._top = kept
+        return self._base, top.copy(), self._n
+
+    def _delta(self, other: _Layers) -> tuple[list[bytes], list[bytes]]:
+        """Raw keys whose value here differs from ``other``'s (or ``other`` lacks), and the
+        raw keys ``other`` has and this lacks: a checkpoint's snapshot as a difference, in
+        O(top) when both share their base (the fold's snapshots and state mostly do)."""
+        if other._base is self._base:
+            mine, theirs = self._top, other._top
+            changed = [raw for raw, v in mine.items()
+                       if v is not _GONE and other._get(raw, _ABSENT) != v]
+            changed += [raw for raw in theirs if raw not in mine and self._has(raw)
+                        and self._get(raw) != other._get(raw, _ABSENT)]
+            absent = [raw for raw in {**theirs, **mine} if not self._has(raw) and other._has(raw)]
+            return changed, absent
+        here, there = dict(self._raw_items()), dict(other._raw_items())
+        return ([raw for raw, v in here.items() if there.get(raw, _ABSENT) != v],
+                [raw for raw in there if raw not in here])
+
+
 # --- contributions ------------------------------------------------------------------------
 
 _STATUS = ("pending", "accepted", "rejected")
@@ -146,18 +382,19 @@ class _Keys:
 _V = TypeVar("_V")
 
 
-class Packed(MutableMapping[CID, _V]):
+class Packed(_Layers, MutableMapping[CID, _V]):
     """Entry id → record, each record held as one byte string (``_pack``/``_unpack``, per
     table) and built again when read.  Insertion order is kept, as a dict's (a replaced
-    record keeps its place); a copy (a snapshot) shares the packed records and the key table."""
+    record keeps its place); a copy (a snapshot) shares the packed records, the key table
+    and, copy-on-write, every row that neither changes afterwards (:class:`_Layers`)."""
 
-    __slots__ = ("_keys", "_packed")
+    __slots__ = ("_keys",)
 
     def __init__(self, items: Iterable[tuple[CID, _V]] = (), *, _keys: _Keys | None = None,
-                 _packed: dict[bytes, Any] | None = None) -> None:
-        self._keys = _Keys() if _keys is None else _keys
+                 _layers: tuple[_Frozen, dict[bytes, Any], int] | None = None) -> None:
         # (Each value packed; in the rare case it cannot be, the record itself.)
-        self._packed: dict[bytes, Any] = {} if _packed is None else _packed
+        super().__init__(*(_layers or ()))
+        self._keys = _Keys() if _keys is None else _keys
         for cid, record in items:
             self[cid] = record
 
@@ -168,11 +405,13 @@ class Packed(MutableMapping[CID, _V]):
         raise NotImplementedError
 
     def __getitem__(self, key: CID) -> _V:
-        blob = self._packed[key.raw]
+        blob = self._get(key.raw, _ABSENT)
+        if blob is _ABSENT:
+            raise KeyError(key)
         return self._unpack(blob) if type(blob) is bytes else blob
 
     def get(self, key: CID, default: Any = None) -> Any:
-        blob = self._packed.get(key.raw)
+        blob = self._get(key.raw)
         if blob is None:
             return default
         return self._unpack(blob) if type(blob) is bytes else blob
@@ -182,23 +421,45 @@ class Packed(MutableMapping[CID, _V]):
             packed: Any = self._pack(value)
         except (ValueError, TypeError):  # (a value marshal cannot hold, nested too deep: kept as it is)
             packed = value
-        self._packed[key.raw] = packed
+        self._set(key.raw, packed)
 
     def __delitem__(self, key: CID) -> None:
-        del self._packed[key.raw]
+        self._del(key.raw)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, CID) and key.raw in self._packed
+        return isinstance(key, CID) and self._has(key.raw)
 
     def __iter__(self) -> Iterator[CID]:
-        return map(_trusted_cid, self._packed)
+        return map(_trusted_cid, self._raw_keys())
 
     def __len__(self) -> int:
-        return len(self._packed)
+        return self._n
+
+    def items(self) -> ItemsView[CID, _V]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[_V]:
+        return _Values(self)
+
+    def _pairs(self) -> Iterator[tuple[CID, _V]]:
+        """Every (id, record), read in one pass over the layers (no lookup per row)."""
+        unpack = self._unpack
+        for raw, blob in self._raw_items():
+            yield _trusted_cid(raw), unpack(blob) if type(blob) is bytes else blob
+
+    def delta(self, other: Packed[_V]) -> tuple[list[CID], list[CID]]:
+        """Ids whose record here differs from ``other``'s (or that it lacks), and ids only
+        ``other`` has (:meth:`_Layers._delta`)."""
+        if other._keys is not self._keys:  # (packed over different key tables: compare records)
+            theirs = dict(other._pairs())
+            return ([c for c, v in self._pairs() if theirs.get(c, _ABSENT) != v],
+                    [c for c in theirs if c not in self])
+        changed, absent = self._delta(other)
+        return list(map(_trusted_cid, changed)), list(map(_trusted_cid, absent))
 
     def copy(self: _P) -> _P:
-        """A snapshot's copy: the packed records are immutable bytes, shared."""
-        return type(self)(_keys=self._keys, _packed=self._packed.copy())
+        """A snapshot's copy: the packed records are immutable bytes, shared, and so is the base layer."""
+        return type(self)(_keys=self._keys, _layers=self._shared())
 
     def packed_items(self) -> Mapping[bytes, Any]:
         """Raw id -> packed record (bytes, compared without unpacking): what changed since a
@@ -209,7 +470,7 @@ class Packed(MutableMapping[CID, _V]):
         """Is ``key``'s record the same in both (a checkpoint delta: compared packed, unread)?"""
         if other._keys is not self._keys:
             return bool(self.get(key) == other.get(key))
-        return self._packed.get(key.raw) == other._packed.get(key.raw)
+        return bool(self._get(key.raw) == other._get(key.raw))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
@@ -303,41 +564,85 @@ class Bookings(Packed[Booking]):
 Vote = tuple[CID, bytes]
 
 
-class Votes(MutableMapping[Vote, Any]):
+class _Items(ItemsView[Any, Any]):
+    """A packed table's items, read in one pass (not one lookup per key)."""
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._pairs()  # type: ignore[attr-defined, no-any-return]
+
+
+class _Values(ValuesView[Any]):
+    def __iter__(self) -> Iterator[Any]:
+        return (v for _, v in self._mapping._pairs())  # type: ignore[attr-defined]
+
+
+_VOTE_FROZEN = {True: b"\x01", False: b"\x00", None: b"\x02"}
+_VOTE_THAWED = {b: v for v, b in _VOTE_FROZEN.items()}
+
+
+class Votes(_Layers, MutableMapping[Vote, Any]):
     """(proposal, voter) → choice, keyed by one byte string (the proposal's id, then the
-    voter's key) instead of a tuple of two objects and an id object of its own per vote."""
+    voter's key) instead of a tuple of two objects and an id object of its own per vote;
+    copies share unchanged votes (:class:`_Layers`)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ()
 
-    def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *, _items: dict[bytes, Any] | None = None) -> None:
-        self._items: dict[bytes, Any] = {} if _items is None else _items
+    def __init__(self, items: Iterable[tuple[Vote, Any]] = (), *,
+                 _layers: tuple[_Frozen, dict[bytes, Any], int] | None = None) -> None:
+        super().__init__(*(_layers or ()))
         for key, value in items:
             self[key] = value
 
+    @staticmethod
+    def _thaw() -> Callable[[bytes], Any] | None:
+        return _VOTE_THAWED.__getitem__
+
+    @staticmethod
+    def _freeze(value: Any) -> bytes | None:
+        return _VOTE_FROZEN.get(value) if type(value) is bool or value is None else None
+
+    def _pairs(self) -> Iterator[tuple[Vote, Any]]:
+        for raw, value in self._raw_items():
+            yield (_trusted_cid(raw[:36]), raw[36:]), value
+
+    def items(self) -> ItemsView[Vote, Any]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[Any]:
+        return _Values(self)
+
+    def delta(self, other: Votes) -> tuple[list[Vote], list[Vote]]:
+        """Votes that differ here from ``other`` (or that it lacks), and votes only ``other`` has."""
+        changed, absent = self._delta(other)
+        return ([(_trusted_cid(k[:36]), k[36:]) for k in changed], [(_trusted_cid(k[:36]), k[36:]) for k in absent])
+
     def __getitem__(self, key: Vote) -> Any:
-        return self._items[key[0].raw + key[1]]
+        value = self._get(key[0].raw + key[1], _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
 
     def get(self, key: Vote, default: Any = None) -> Any:
-        return self._items.get(key[0].raw + key[1], default)
+        return self._get(key[0].raw + key[1], default)
 
     def __setitem__(self, key: Vote, value: Any) -> None:
-        self._items[key[0].raw + key[1]] = value
+        self._set(key[0].raw + key[1], value)
 
     def __delitem__(self, key: Vote) -> None:
-        del self._items[key[0].raw + key[1]]
+        self._del(key[0].raw + key[1])
 
     def __contains__(self, key: object) -> bool:
         return type(key) is tuple and len(key) == 2 and isinstance(key[0], CID) and \
-            key[0].raw + key[1] in self._items
+            self._has(key[0].raw + key[1])
 
     def __iter__(self) -> Iterator[Vote]:
-        return ((_trusted_cid(k[:36]), k[36:]) for k in self._items)
+        return ((_trusted_cid(k[:36]), k[36:]) for k in self._raw_keys())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._n
 
     def copy(self) -> Votes:
-        return Votes(_items=self._items.copy())
+        return Votes(_layers=self._shared())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())

@@ -43,6 +43,7 @@ from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
 from .fold import Folder, bulk
+from .release import release_freed_memory
 from .views import CommonsState
 
 
@@ -83,6 +84,10 @@ class _Live:
 
 _live: dict[tuple[str, bytes], _Live] = {}
 _lock = threading.Lock()
+
+
+# Entries folded at once after which the heap pages the fold freed are given back (.release).
+TRIM_AFTER = 20_000
 
 
 def _key(store: Store, commons: CID) -> tuple[str, bytes]:
@@ -165,6 +170,7 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
         _cleanup_archives(store)
     live.store = store
     _feed(live, store, commons)
+    folded_before = max(live.folded_count, 0)
     if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
         live.state = live.folder.result()
         with contextlib.suppress(Exception):  # a read-only store: ingest falls back to the genesis rules
@@ -185,6 +191,8 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
     if persist or (persist is None and due and live.persisted_count != live.count):
         _persist(store, commons, live)
         live.persisted_count = live.count
+    if live.count - folded_before >= TRIM_AFTER:
+        release_freed_memory()  # (a large fold frees far more than it keeps: see .release)
     return live.state
 
 

@@ -20,7 +20,8 @@ Why it is built this way:
   (the grant of a member's standing must be in the entry's past), references (a review's
   contribution must be in the review's past), strong removal and stability.
 * **Copy-on-write records** (NamedTuples replaced, never mutated) make a snapshot a handful
-  of shallow dict copies, so snapshots can be frequent and late entries cheap.
+  of shallow copies — the big tables' copies share every unchanged row (:mod:`.compact`) —
+  so snapshots can be frequent and late entries cheap.
 * **Strong removal** is retroactive: an effective removal excludes the removed member's
   entries outside its causal past even where they sort *before* it.  When that excludes an
   entry already applied, the fold restores the snapshot before that entry and replays with

@@ -1,0 +1,204 @@
+"""Copy-on-write tables (:class:`p2pcommons.state.compact._Layers`): a snapshot shares every
+row its table does not change afterwards (issue 12: a folded million-entry commons under
+200 MB; the fold keeps a snapshot of the state for good, which used to copy every row).
+
+A model check (any mix of writes, deletes and copies, merges forced or never: each copy
+reads as the dict it was copied from, changed only by its own writes), the memory a snapshot
+costs, and the merge property: a fold whose snapshots merge their layers at every copy
+(and one whose never do) equals a fold from scratch, whatever the arrival order."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import random
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import cbor2
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.state import Folder, compact, fold
+from p2pcommons.state.checkpoint import _dump_snapshot, _load_snapshot
+from p2pcommons.state.compact import Contributions, Votes
+from p2pcommons.state.records import Contribution, canonical_state
+from tests.test_state_histories import ACTIONS, build, prop_settings
+
+
+@contextlib.contextmanager
+def _merge_min(value: int) -> Iterator[None]:
+    before = compact.MERGE_MIN
+    compact.MERGE_MIN = value
+    try:
+        yield
+    finally:
+        compact.MERGE_MIN = before
+
+
+def _contribution(i: int) -> Contribution:
+    return Contribution(bytes([i % 7]) * 32, f"work {i}", "code", "", 3, "pending", (), (), 0, False)
+
+
+_CIDS = [CID.of(b"c%d" % i) for i in range(12)]
+_VOTERS = [bytes([i]) * 32 for i in range(3)]
+OPS = st.lists(st.tuples(st.sampled_from(["set", "del", "copy", "switch"]), st.integers(0, 11), st.integers(0, 99)),
+               max_size=80)
+
+
+@prop_settings(300)
+@given(ops=OPS, merge_min=st.sampled_from([0, 1, 2, 1 << 30]))
+def test_copies_read_as_the_dicts_they_were_copied_from(ops: list[tuple[str, int, int]], merge_min: int) -> None:
+    with _merge_min(merge_min):
+        tables: list[tuple[Contributions, Votes, dict[CID, Contribution], dict[tuple[CID, bytes], Any]]] = [
+            (Contributions(), Votes(), {}, {})]
+        at = 0
+        for op, k, v in ops:
+            table, votes, model, vmodel = tables[at]
+            cid, vote = _CIDS[k], (_CIDS[k], _VOTERS[v % 3])
+            if op == "set":
+                table[cid] = model[cid] = _contribution(v)
+                votes[vote] = vmodel[vote] = (True, False, None)[v % 3]
+            elif op == "del":
+                if cid in model:
+                    del table[cid], model[cid]
+                if vote in vmodel:
+                    del votes[vote], vmodel[vote]
+                with contextlib.suppress(KeyError):
+                    del table[cid]
+                    raise AssertionError("deleted twice")
+            elif op == "copy":
+                tables.append((table.copy(), votes.copy(), dict(model), dict(vmodel)))
+            else:
+                at = v % len(tables)
+            for t, vt, m, vm in tables:
+                assert len(t) == len(m) and len(vt) == len(vm)
+                assert dict(t.items()) == m and dict(vt.items()) == vm
+                assert set(t) == set(m) and all(c in t for c in m) and (cid in t) == (cid in m)
+                assert t.get(cid) == m.get(cid) and vt.get(vote) == vm.get(vote)
+        for t, _, m, _ in tables:  # iteration order is the dict's as long as nothing is deleted
+            if not any(op == "del" for op, _, _ in ops):
+                assert list(t) == list(m)
+
+
+def test_a_snapshot_costs_what_changed_not_the_table() -> None:
+    """Before copy-on-write a copy of a 20,000-row table cost about 40 bytes per row (a dict
+    of every row); now a copy after a few changes costs about what those changes do."""
+    table = Contributions()
+    votes = Votes()
+    for i in range(20_000):
+        table[CID.of(b"%d" % i)] = _contribution(i)
+        votes[(CID.of(b"%d" % i), _VOTERS[0])] = True
+    table.copy()  # (the first copy may merge what was written into the shared base)
+    votes.copy()
+    for i in range(10):
+        table[CID.of(b"%d" % i)] = _contribution(i + 1)
+        votes[(CID.of(b"%d" % i), _VOTERS[1])] = False
+    gc.collect()
+    tracemalloc.start()
+    copies = [(table.copy(), votes.copy()) for _ in range(8)]
+    size = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert all(len(t) == 20_000 and len(v) == 20_010 for t, v in copies)
+    assert size < 8 * 20_000, f"{size / 8:.0f} bytes per copy of 20,000 rows"
+
+
+@prop_settings(200)
+@given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1), merge_min=st.sampled_from([0, 1 << 30]))
+def test_restores_from_shared_snapshots_equal_a_fold_from_scratch(actions: list[tuple[int, int, int]], seed: int,
+                                                                 merge_min: int) -> None:
+    """Entries one at a time in a random order (late ones restore a snapshot and replay),
+    snapshots at every entry, their layers merged at every copy or never: the state hash and
+    every outcome are those of a fold from scratch, and so is the state at every snapshot
+    kept (checked by restoring it: rolled back to nothing and replayed)."""
+    history = build(actions)
+    reference = fold(history.entries)
+    rng = random.Random(seed)
+    arrival = list(history.entries)
+    rng.shuffle(arrival)
+    with _merge_min(merge_min):
+        folder = Folder(history.commons, snapshot_every=rng.choice([1, 2, 5]))
+        for entry in arrival:
+            folder.add(entry)
+            folder.run()
+        assert folder.result().state_hash == reference.state_hash
+        for entry in history.entries:
+            assert folder.outcomes.get(entry.id.raw) == reference._folder.outcomes.get(entry.id.raw)
+        folder._restore(folder.snap_keys[-1] if len(folder.snap_keys) > 1 else folder.order[0])
+        folder.run()
+        assert folder.result().state_hash == reference.state_hash
+
+
+@prop_settings(100)
+@given(actions=ACTIONS, cut=st.integers(0, 100), merge_min=st.sampled_from([0, 1 << 30]))
+def test_a_checkpoint_delta_gives_back_the_snapshot(actions: list[tuple[int, int, int]], cut: int,
+                                                    merge_min: int) -> None:
+    """A snapshot written as its difference from the state (a checkpoint) reads back as
+    the snapshot, whether the two share their tables' base (the fast path) or not."""
+    history = build(actions)
+    with _merge_min(merge_min):
+        folder = Folder(history.commons)
+        entries = history.entries
+        at = min(cut, len(entries))
+        for entry in entries[:at]:
+            folder.add(entry)
+        folder.run()
+        if folder.state is None:
+            return
+        snap = folder.state.copy()
+        expected = canonical_state(snap), dict(snap.votes.items()), dict(snap.bookings.items())
+        for entry in entries[at:]:
+            folder.add(entry)
+        folder.run()
+        state = folder.state
+        assert state is not None
+        for _ in range(3):  # (copies may merge the state's layers into a base of its own)
+            state.copy()
+        loaded = _load_snapshot(cbor2.loads(cbor2.dumps(_dump_snapshot(snap, state))), state)
+        assert (canonical_state(loaded), dict(loaded.votes.items()), dict(loaded.bookings.items())) == expected
+
+
+def test_a_large_fold_gives_freed_memory_back(tmp_path: Any, monkeypatch: Any) -> None:
+    """The engine returns the heap pages a large fold freed (glibc's malloc_trim; what it
+    gives back is measured by bench/memory.py) — here, that it asks once a fold took
+    ``TRIM_AFTER`` entries, and not after a fold that took nothing new."""
+    import platform
+
+    from p2pcommons.state import engine, release
+    from p2pcommons.store import Store
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert release.release_freed_memory() is True
+    calls: list[bool] = []
+    monkeypatch.setattr(engine, "release_freed_memory", lambda: calls.append(True) or True)
+    history = build([(0, 1, 0)] * 30)
+    store = Store(tmp_path / "s.sqlite")
+    store.insert(history.entries)
+    monkeypatch.setattr(engine, "TRIM_AFTER", len(history.entries))
+    engine.current_state(store, history.commons, persist=False)
+    assert calls == [True]
+    engine.current_state(store, history.commons, persist=False)  # nothing new folded
+    assert calls == [True]
+    engine.forget()
+    store.close()
+
+
+@prop_settings(200)
+@given(keys=st.sets(st.binary(min_size=0, max_size=6), max_size=60), width=st.sampled_from([0, 1, 2, 3, 36]),
+       lost=st.lists(st.binary(min_size=0, max_size=40), max_size=10))
+def test_the_flat_base_finds_every_key_and_nothing_else(keys: set[bytes], width: int, lost: list[bytes]) -> None:
+    """Keys of one width, clustered or not (whatever the bucket they share): each found with
+    its value, in the order given; keys it does not hold (any width) not found."""
+    from p2pcommons.state.compact import _Frozen
+
+    rows = sorted({(b"\x01\x71" + k + bytes(40))[:width] for k in keys},
+                  key=lambda k: k[::-1])
+    base = _Frozen(list(rows), [b"v%d" % i for i in range(len(rows))])
+    assert len(base) == len(rows) and list(base) == rows
+    assert list(base.items()) == [(k, b"v%d" % i) for i, k in enumerate(rows)]
+    for i, k in enumerate(rows):
+        assert base.get(k) == b"v%d" % i and k in base
+    for k in lost:
+        assert (k in base) == (k in rows) and base.get(k, "no") == ("no" if k not in rows else base.get(k))
