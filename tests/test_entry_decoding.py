@@ -113,10 +113,16 @@ def _non_canonical(raw: bytes, data: st.DataObject) -> tuple[str, bytes]:
     how = data.draw(st.sampled_from(["widen", "reorder", "duplicate", "indefinite", "float", "tag", "bignum",
                                      "simple", "trailing"]), label="how")
     if how == "widen":
-        item = data.draw(st.sampled_from([i for i in items if i.major != 7]), label="item")
         limits = {24: 1 << 8, 25: 1 << 16, 26: 1 << 32, 27: 1 << 64}
         sizes = {24: 2, 25: 3, 26: 5, 27: 9}
-        wider = [info for info, limit in limits.items() if item.arg < limit and sizes[info] > item.head]
+
+        def widths(item: Any) -> list[int]:
+            return [info for info, limit in limits.items() if item.arg < limit and sizes[info] > item.head]
+
+        # (an item whose argument already takes eight bytes, e.g. a time past 2**32 ms, has no
+        # wider form: only items that can be widened are drawn)
+        item = data.draw(st.sampled_from([i for i in items if i.major != 7 and widths(i)]), label="item")
+        wider = widths(item)
         info = data.draw(st.sampled_from(wider), label="width")
         return how, raw[:item.at] + _wide_head(item.major, item.arg, info) + raw[item.at + item.head:]
     if how in ("reorder", "duplicate"):
