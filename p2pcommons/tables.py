@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -177,23 +177,34 @@ def summary_of(st: CommonsState) -> dict[str, Any]:
 
 @dataclass
 class _Baseline:
-    """What this process last wrote: the writer token and the contribution records."""
+    """What this process last wrote: the writer token and a copy of the contributions table
+    as it was written (a copy-on-write copy of a compact table shares every row with the
+    live one, so it costs what changed since, not a second table)."""
 
     token: str
-    packed: dict[bytes, Any] = field(default_factory=dict)
+    table: Mapping[CID, Any] = field(default_factory=dict)
 
 
 _baselines: dict[tuple[str, bytes], _Baseline] = {}
 
 
-def _records(st: CommonsState) -> Mapping[bytes, Any]:
-    """The state's contributions as raw id -> comparable value (packed bytes when compact)."""
-    contributions = st.contribution_table()
-    raw = getattr(contributions, "packed_items", None)
-    if raw is not None:
-        result: Mapping[bytes, Any] = raw()
-        return result
-    return {cid.raw: c for cid, c in contributions.items()}
+def _copy(table: Mapping[CID, Any]) -> Mapping[CID, Any]:
+    """The table as it is now, for the next write's comparison."""
+    from .state.compact import Packed  # (the fold's side only: the CLI's readers stay lean)
+
+    return table.copy() if isinstance(table, Packed) else dict(table)
+
+
+def _changes(table: Mapping[CID, Any], before: Mapping[CID, Any]) -> tuple[list[CID], list[CID]]:
+    """Ids whose record differs from ``before``'s (or that it lacks), and ids only ``before``
+    has: in O(changes) when both are compact tables sharing their rows (:meth:`Packed.delta`)."""
+    from .state.compact import Packed
+
+    if isinstance(table, Packed) and isinstance(before, Packed):
+        return table.delta(before)
+    missing = object()
+    return ([cid for cid, c in table.items() if before.get(cid, missing) != c],
+            [cid for cid in before if cid not in table])
 
 
 def ensure_schema(store: Store) -> None:
@@ -215,32 +226,31 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
     baseline = _baselines.get(key)
     if baseline is not None and (old is None or old.get("writer") != baseline.token):
         baseline = None  # another process wrote since: rewrite whole
-    current = _records(st)
     contributions = st.contribution_table()
     text = AuthorIds()
     with store.transaction():
         ensure_schema(store)
         if baseline is None:
             db.execute("DELETE FROM query_contributions WHERE commons = ?", (commons.raw,))
-            changed: Iterable[bytes] = list(current)
-            removed: list[bytes] = []
+            changed: list[CID] = list(contributions)
+            removed: list[CID] = []
             baseline = _Baseline(secrets.token_hex(8))
         else:
-            before = baseline.packed
-            dirty = {bytes.fromhex(h) for h in (old or {}).get("local", [])}
-            changed = [raw for raw, value in current.items() if raw in dirty or before.get(raw) != value]
-            removed = [raw for raw in before if raw not in current]
-            removed += [raw for raw in dirty if raw not in current and raw not in before]
+            before = baseline.table
+            changed, removed = _changes(contributions, before)
+            dirty = {CID(bytes.fromhex(h)) for h in (old or {}).get("local", [])}
+            seen = set(changed)
+            changed += [cid for cid in dirty if cid in contributions and cid not in seen]
+            removed += [cid for cid in dirty if cid not in contributions and cid not in before]
         if removed:
             db.executemany("DELETE FROM query_contributions WHERE commons = ? AND id = ?",
-                           [(commons.raw, raw) for raw in removed])
+                           [(commons.raw, cid.raw) for cid in removed])
         rows = []
-        for raw in changed:
-            cid = CID(raw)
+        for cid in changed:
             c = contributions[cid]
             entry_id = str(cid)
             time = c.time or _entry_time(store, cid)
-            rows.append((commons.raw, raw, entry_id, c.status, time,
+            rows.append((commons.raw, cid.raw, entry_id, c.status, time,
                          json.dumps(contribution_row(entry_id, c, time, text), sort_keys=True)))
         db.executemany("INSERT OR REPLACE INTO query_contributions (commons, id, text_id, status, time, row) "
                        "VALUES (?, ?, ?, ?, ?, ?)", rows)
@@ -253,7 +263,7 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
                "stored": stored, "local": [],
                "next_due": due, "summary": summary}
         _put_summary(store, commons, doc)
-    baseline.packed = dict(current)
+    baseline.table = _copy(contributions)
     _baselines[key] = baseline
 
 
@@ -266,9 +276,7 @@ def resumed(store: Store, commons: CID, contributions: Mapping[CID, Any], max_n:
     doc = _read_summary(store, commons)
     if doc is None or doc.get("folded_max_n") != max_n or not isinstance(doc.get("writer"), str):
         return
-    raw = getattr(contributions, "packed_items", None)
-    packed = dict(raw()) if raw is not None else {cid.raw: c for cid, c in contributions.items()}
-    _baselines[key] = _Baseline(doc["writer"], packed)
+    _baselines[key] = _Baseline(doc["writer"], _copy(contributions))
 
 
 def forget(key: tuple[str, bytes] | None = None) -> None:

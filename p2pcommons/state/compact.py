@@ -461,11 +461,6 @@ class Packed(_Layers, MutableMapping[CID, _V]):
         """A snapshot's copy: the packed records are immutable bytes, shared, and so is the base layer."""
         return type(self)(_keys=self._keys, _layers=self._shared())
 
-    def packed_items(self) -> Mapping[bytes, Any]:
-        """Raw id -> packed record (bytes, compared without unpacking): what changed since a
-        copy of it is what differs (the query tables' incremental writes).  Read-only."""
-        return self._packed
-
     def same(self, other: Packed[_V], key: CID) -> bool:
         """Is ``key``'s record the same in both (a checkpoint delta: compared packed, unread)?"""
         if other._keys is not self._keys:

@@ -38,7 +38,7 @@ import cbor2
 from .. import tables
 from ..dagcbor import CID
 from ..entry import Entry, Signer, decode_stored
-from ..errors import StoreBusy, StoreCorrupt
+from ..errors import StoreBusy, StoreCorrupt, StoreError
 from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
@@ -280,7 +280,7 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         folder.entries.read_ahead(live.load_ahead)
     live.count = folder.count() + len(folder.waiting)
     live.persisted_count = live.count
-    with contextlib.suppress(Exception):  # the query tables' next write: incremental if they match
+    with contextlib.suppress(sqlite3.Error, StoreError):  # (the next write is then whole)
         tables.resumed(store, commons, {} if folder.state is None else folder.state.contributions, max_n,
                        _key(store, commons))
     return live
@@ -303,7 +303,9 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
             "max_n": live.max_n, "folder": checkpoint.dump(live.folder), "space": _archive_space(live)}))
     except Exception:  # a read-only or busy store must not break reading the state
         return
-    with contextlib.suppress(Exception):  # (likewise) the CLI's query tables, from the same state
+    # (likewise) the CLI's query tables, from the same state: a read-only or busy store skips
+    # them, and they stay behind (the CLI then folds); anything else is a bug and is raised.
+    with contextlib.suppress(sqlite3.Error, StoreError):
         tables.write(store, state, max_n=live.max_n, stored=store.count(commons), key=_key(store, commons))
 
 
