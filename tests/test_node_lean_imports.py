@@ -27,14 +27,23 @@ import pytest
 #: or uses only on demand (dnspython: a /dns address; pycryptodome, coincurve, fastecdsa: a
 #: peer with an RSA or secp256k1 key)
 LEFT_OUT = ("aioquic", "httpx", "requests", "zeroconf", "miniupnpc", "trio_websocket", "dns", "Crypto", "coincurve",
-            "fastecdsa", "mmh3", "plyvel", "rocksdb")
+            "fastecdsa", "mmh3", "plyvel", "rocksdb",
+            # used on demand: psutil (the resource manager's memory limits, wildcard
+            # addresses), statistics (gossipsub's scoring); email came with cryptography.x509;
+            # argparse was the launcher's parser
+            "psutil", "statistics", "email", "argparse")
 #: modules that are stand-ins, deferred or never imported in a lean daemon
 LEFT_OUT_LIBP2P = ("libp2p.transport.quic.connection", "libp2p.transport.quic.listener",
                    "libp2p.transport.websocket.connection", "libp2p.discovery.mdns.broadcaster",
                    "libp2p.security.tls.autotls.acme_client", "dns.quic._asyncio",
                    "libp2p.bitswap", "libp2p.kad_dht.routing_table", "libp2p.records.ipns", "libp2p.peer.persistent",
                    "libp2p.crypto.rsa", "libp2p.crypto.secp256k1", "libp2p.security.secio.transport",
-                   "libp2p.identity_utils", "prometheus_client.exposition", "importlib.metadata")
+                   "libp2p.identity_utils", "prometheus_client.exposition", "importlib.metadata",
+                   # the TLS transport and the X.509 package (AutoTLS), SECIO's and the
+                   # insecure transport's packages: libp2p.security is loaded hollow
+                   "libp2p.security.tls.transport", "libp2p.security.tls.certificate", "libp2p.security.secio",
+                   "libp2p.security.insecure", "cryptography.x509", "cryptography.x509.base",
+                   "cryptography.x509.verification", "decimal")
 
 DAEMON = """
 import atexit, json, sys
@@ -330,3 +339,102 @@ print(json.dumps([parts(libp2p.new_host(**options())), parts(build_host(**option
     theirs, ours = json.loads(_run(probe))
     assert ours == theirs
     assert ours["security"] and ours["muxers"] and ours["peer"] and ours["config"] == 1
+
+
+def test_psutil_loads_at_the_first_memory_reading_and_reads_this_process() -> None:
+    """The resource manager builds ``psutil.Process()`` up front; in a lean process psutil
+    loads when its memory statistics are first read, and they are this process's."""
+    probe = """
+import os, sys
+from p2pcommons.node import deferred
+from p2pcommons.node.lean_imports import install
+assert install(mdns=False)
+from libp2p.rcmgr import new_resource_manager
+import multiaddr.utils
+manager = new_resource_manager()
+assert not deferred.loaded("psutil") and "psutil._pslinux" not in sys.modules
+stats = manager.memory_stats_cache.get_memory_stats(force_refresh=True)
+assert deferred.loaded("psutil")
+import psutil
+real = psutil.Process()
+assert manager.memory_stats_cache._process.pid == os.getpid() == real.pid
+assert 0 < stats.process_memory_bytes and 0 < stats.system_memory_total == psutil.virtual_memory().total
+assert multiaddr.utils.psutil.net_if_addrs() == psutil.net_if_addrs()
+assert isinstance(deferred.make("psutil").Process(os.getpid()), psutil.Process)
+print("ok")
+"""
+    assert _run(probe).strip() == "ok"
+
+
+def test_statistics_and_x509_load_at_first_use_and_are_the_real_modules() -> None:
+    """gossipsub's ``statistics`` and basic_host's ``x509`` are deferred: the first use loads
+    the real module and answers as it; the TLS transport still imports on demand."""
+    probe = """
+import sys
+from p2pcommons.node import deferred
+from p2pcommons.node.lean_imports import install
+assert install(mdns=False)
+import libp2p.host.basic_host as basic_host
+import libp2p.pubsub.gossipsub as gossipsub
+from libp2p.security.noise.transport import Transport
+assert not deferred.loaded("statistics") and not deferred.loaded("cryptography.x509")
+assert "libp2p.security.tls.transport" not in sys.modules and "libp2p.security.secio" not in sys.modules
+assert gossipsub.statistics.median([3.0, 1.0, 2.0]) == 2.0 and deferred.loaded("statistics")
+from cryptography.x509.oid import ExtensionOID
+assert basic_host.ExtensionOID is ExtensionOID
+assert not deferred.loaded("cryptography.x509")
+dns_name = basic_host.x509.DNSName
+import cryptography.x509
+assert deferred.loaded("cryptography.x509") and dns_name is cryptography.x509.DNSName
+from libp2p.security.tls.transport import TLSTransport
+assert TLSTransport.__module__ == "libp2p.security.tls.transport"
+print("ok")
+"""
+    assert _run(probe).strip() == "ok"
+
+
+def test_the_hollow_security_packages_define_nothing_of_their_own() -> None:
+    """Upgrade guard: ``libp2p.security`` and ``libp2p.security.tls`` are loaded without their
+    ``__init__``, which must only gather submodules (a name defined there would be missing)."""
+    probe = """
+import ast, json
+import libp2p.security, libp2p.security.tls
+out = {}
+for package in (libp2p.security, libp2p.security.tls):
+    with open(package.__file__, encoding="utf-8") as source:
+        body = ast.parse(source.read()).body
+    for node in body:
+        gathers = isinstance(node, (ast.Import, ast.ImportFrom)) or (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) or (
+            isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["__all__"])
+        out[package.__name__ + ":" + str(node.lineno)] = gathers
+        if isinstance(node, ast.ImportFrom):  # only from its own submodules
+            out[package.__name__ + ":" + str(node.lineno)] = node.level > 0 or (node.module or "").startswith(
+                package.__name__ + ".")
+print(json.dumps(out))
+"""
+    found = json.loads(_run(probe))
+    assert found and all(found.values()), found
+
+
+def test_the_launcher_reads_the_command_line_the_cli_writes(tmp_path: Path) -> None:
+    from p2pcommons.errors import UsageError
+    from p2pcommons.home import Home
+    from p2pcommons.node.launch import child_args, parse_args
+
+    args = child_args(Home(tmp_path), ["/ip4/127.0.0.1/tcp/1", "/ip6/::1/tcp/2"], bootstrap=["/ip4/10.0.0.1/tcp/3"],
+                      mdns=True, dht=False, ingest_process=False, sync_interval=12.5, stall_timeout=7.0,
+                      verbose=2, log_json=True)
+    assert args[1:3] == ["-m", "p2pcommons.node.launch"]
+    got = parse_args(args[3:])
+    assert vars(got) == {"home": str(tmp_path), "sync_interval": 12.5, "stall_timeout": 7.0,
+                         "listen": ["/ip4/127.0.0.1/tcp/1", "/ip6/::1/tcp/2"], "bootstrap": ["/ip4/10.0.0.1/tcp/3"],
+                         "mdns": True, "dht": False, "no_ingest_process": True, "verbose": 2, "log_json": True}
+    assert parse_args(["--home=h", "-vv"]).verbose == 2
+    for bad in (["--listen", "x"], ["--home", "h", "--sync-interval", "soon"], ["--home", "h", "--what"],
+                ["--home"], ["--home", "h", "--mdns=1"]):
+        with pytest.raises(UsageError):
+            parse_args(bad)
+    done = subprocess.run([sys.executable, "-m", "p2pcommons.node.launch", "--bogus"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("p2pc: ") and len(done.stderr.splitlines()) == 1

@@ -5,7 +5,8 @@ reaches rarely or never: RSA and secp256k1 keys (pycryptodome, cffi with pycpars
 coincurve: the node's peers are Ed25519 peers, but a peer may still present another key
 type), SECIO (fastecdsa, AES; only offered when no security transport is chosen), the
 pre-shared-key connection (Salsa20; only with ``psk=``) and multihash's MurmurHash3
-extension.  Together about 3 MB of a daemon
+extension; and a few libraries it imports for one rare use (X.509 for AutoTLS, psutil for
+memory limits, statistics for one median).  Together about 5 MB of a daemon
 that should stay near 60.  Unlike lean_imports' stand-ins, these stay fully usable: the
 finder of :mod:`p2pcommons.node.lean_imports` gives each a :class:`DeferredModule` whose
 names are proxies, and the first real use (building a key from bytes, an ``isinstance``
@@ -44,7 +45,29 @@ DEFERRED: dict[str, dict[str, tuple[str, ...] | None]] = {
     # multihash's MurmurHash3 hasher (a compiled extension no libp2p peer id uses; its BLAKE3
     # one is built at import time, so it is not deferred)
     "mmh3": {},
+    # X.509 certificates (1.7 MB with the email package it imports): libp2p.host.basic_host
+    # imports them at module level for AutoTLS, which the node never enables; the Noise
+    # handshake uses cryptography's primitives, not this package
+    "cryptography.x509": {},
+    # the standard library's statistics (with fractions, decimal and its C extension: 0.4 MB):
+    # gossipsub imports it at module level for one ``statistics.median`` in its scoring,
+    # computed only once peers are in the mesh
+    "statistics": {},
+    # psutil (0.6 MB): multiaddr.utils imports it for listing network interfaces (dialling or
+    # listening on a wildcard address), the resource manager for its memory limits, which
+    # build a ``psutil.Process()`` up front (see :data:`BUILT_AT_FIRST_USE`) and read it
+    # when a connection is checked against them
+    "psutil": {},
 }
+
+#: module -> names of classes whose instances built without arguments are made at their
+#: first use (:class:`_BuiltAtFirstUse`): libp2p's ``MemoryStatsCache`` builds
+#: ``psutil.Process()`` (this process) in its constructor, with the resource manager
+BUILT_AT_FIRST_USE: dict[str, tuple[str, ...]] = {"psutil": ("Process",)}
+
+#: the deferred modules that are packages: their submodules (``cryptography.x509.oid``,
+#: which basic_host imports too) load from disk as usual, without the package's ``__init__``
+PACKAGES = frozenset({"cryptography.x509"})
 
 _lock = threading.RLock()
 
@@ -125,6 +148,35 @@ def _deferred_function(module: str, name: str) -> Callable[..., Any]:
     return call
 
 
+class _BuiltAtFirstUse:
+    """``cls()`` of a deferred module's class, built (and its module loaded) when one of its
+    attributes is first asked for; then every attribute is the real object's."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._where = (module, name)
+        self._real: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in ("_where", "_real"):  # during construction or copying
+            raise AttributeError(attr)
+        with _lock:
+            if self._real is None:
+                module, name = self._where
+                self._real = getattr(load(module), name)()
+        return getattr(self._real, attr)
+
+
+def _built_at_first_use(module: str, name: str) -> Callable[..., Any]:
+    def build(*args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:  # not this process: built now, as the real class would
+            return getattr(load(module), name)(*args, **kwargs)
+        return _BuiltAtFirstUse(module, name)
+
+    build.__name__ = name
+    build.__module__ = module
+    return build
+
+
 def make(name: str) -> DeferredModule:
     """The deferred stand-in of ``name`` (one of :data:`DEFERRED`)."""
     module = DeferredModule(name)
@@ -135,6 +187,8 @@ def make(name: str) -> DeferredModule:
         namespace: dict[str, Any] = {"_module": name, "_name": attr, "__module__": name}
         namespace.update({m: staticmethod(_deferred_method(name, attr, m)) for m in methods})
         module.__dict__[attr] = _DeferredClass(attr, (), namespace)
+    for attr in BUILT_AT_FIRST_USE.get(name, ()):
+        module.__dict__[attr] = _built_at_first_use(name, attr)
     return module
 
 

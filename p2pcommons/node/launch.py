@@ -4,19 +4,21 @@ Why a module of its own: ``p2pc node start`` runs the daemon as a child process,
 to be the CLI again (``p2pc node start --foreground``), so every daemon carried typer and the
 pydantic it validates options with (18 MB resident, about half a second of start-up) for
 its whole life, to parse an argument list the CLI had just written itself.  The child now
-runs ``python -m p2pcommons.node.launch`` with the same arguments: plain argparse, the same
+runs ``python -m p2pcommons.node.launch`` with the same arguments: a small parser of its own
+(:func:`parse_args`: argparse and the gettext it loads would stay resident for the daemon's
+life, 0.3 MB, to read a command line :func:`child_args` wrote), the same
 checks (:func:`prepare`) and the same run (:func:`run_foreground`) as the foreground command.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import traceback
+from types import SimpleNamespace
 from typing import Any
 
-from p2pcommons.errors import P2PCError
+from p2pcommons.errors import P2PCError, UsageError
 from p2pcommons.home import Home
 
 
@@ -91,22 +93,65 @@ def child_args(target: Home, listen_addrs: list[str], *, bootstrap: list[str], m
     return args + ["-v"] * verbose + (["--log-json"] if log_json else [])
 
 
+#: option -> (field, kind): "value" takes the next argument (or ``--opt=value``), "append"
+#: collects every one, "flag" is a switch, "count" counts its repetitions (``-v``)
+OPTIONS: dict[str, tuple[str, str]] = {
+    "--home": ("home", "value"), "--sync-interval": ("sync_interval", "value"),
+    "--stall-timeout": ("stall_timeout", "value"), "--listen": ("listen", "append"),
+    "--bootstrap": ("bootstrap", "append"), "--mdns": ("mdns", "flag"), "--dht": ("dht", "flag"),
+    "--no-ingest-process": ("no_ingest_process", "flag"), "-v": ("verbose", "count"),
+    "--verbose": ("verbose", "count"), "--log-json": ("log_json", "flag"),
+}
+#: the float options and their defaults
+FLOATS = {"sync_interval": 30.0, "stall_timeout": 20.0}
+
+
+def parse_args(argv: list[str]) -> SimpleNamespace:
+    """The options of :func:`child_args` (what argparse would read from them); anything else
+    is a :class:`~p2pcommons.errors.UsageError`."""
+    values: dict[str, Any] = {"home": None, "listen": [], "bootstrap": [], "mdns": False, "dht": False,
+                              "no_ingest_process": False, "verbose": 0, "log_json": False, **FLOATS}
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and set(arg[1:]) == {"v"}:
+            values["verbose"] += len(arg) - 1  # -vv
+            continue
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        field, kind = OPTIONS.get(name, ("", ""))
+        if not field:
+            raise UsageError(f"Unknown launcher argument {arg!r}.")
+        if kind in ("flag", "count"):
+            if eq:
+                raise UsageError(f"{name} takes no value.")
+            values[field] = True if kind == "flag" else values[field] + 1
+            continue
+        if not eq and not rest:
+            raise UsageError(f"{name} needs a value.")
+        value = inline if eq else rest.pop(0)
+        if kind == "append":
+            values[field].append(value)
+        elif field in FLOATS:
+            try:
+                values[field] = float(value)
+            except ValueError:
+                raise UsageError(f"{name} needs a number, not {value!r}.") from None
+        else:
+            values[field] = value
+    if values["home"] is None:
+        raise UsageError("The launcher needs --home.")
+    return SimpleNamespace(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The background daemon: the arguments :func:`child_args` wrote; the passphrase, if
     any, in ``P2PC_PASSPHRASE``.  A refusal ends with ``p2pc: <sentence>`` on stderr (the
     node's log), which ``p2pc node start`` reports, and the documented exit code."""
-    parser = argparse.ArgumentParser(prog="python -m p2pcommons.node.launch")
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--sync-interval", type=float, default=30.0)
-    parser.add_argument("--stall-timeout", type=float, default=20.0)
-    parser.add_argument("--listen", action="append", default=[])
-    parser.add_argument("--bootstrap", action="append", default=[])
-    parser.add_argument("--mdns", action="store_true")
-    parser.add_argument("--dht", action="store_true")
-    parser.add_argument("--no-ingest-process", action="store_true")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    parser.add_argument("--log-json", action="store_true")
-    args = parser.parse_args(argv)
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(f"p2pc: {exc}", file=sys.stderr)
+        return exc.exit_code
     from p2pcommons.home import PASSPHRASE_ENV, resolve_home
 
     try:

@@ -18,7 +18,9 @@ puts one finder in front of ``sys.meta_path`` that
   ImportError`` once the QUIC transport itself is left out;
 - loads a few packages *hollow* (their ``__init__`` skipped, their submodules loaded from disk
   as usual), so that light submodules the core needs (``libp2p.transport.quic.exceptions``,
-  ``.stream`` and ``.config``) come without their heavy siblings;
+  ``.stream`` and ``.config``; Noise under ``libp2p.security``, whose ``__init__`` imports the
+  TLS transport with cryptography's X.509 package, SECIO and the insecure transport) come
+  without their heavy siblings;
 - replaces the modules that hard-import a removed stack by stand-ins that hold exactly the
   names the core imports from them: classes that refuse to be built
   (:class:`StackNotLoaded`) and ``is_quic_multiaddr``, which is false for every address
@@ -29,7 +31,8 @@ puts one finder in front of ``sys.meta_path`` that
   (and dnspython) the first time a ``/dns…`` address is resolved, then behaves exactly as
   it.  The package's other names load their real submodule when first asked for;
 - defers the modules of :data:`p2pcommons.node.deferred.DEFERRED` (RSA and secp256k1 keys,
-  SECIO, the pre-shared-key connection): proxies that load the real module at first use;
+  SECIO, the pre-shared-key connection, cryptography's X.509 package, psutil, statistics):
+  proxies that load the real module at first use;
 - loads ``libp2p`` itself lazily: its ``__init__`` (every key type, SECIO, TLS, Mplex, the
   persistent peer stores, ``importlib.metadata`` for its version, libp2p's own logging set-up)
   runs only when a name it defines is asked for (``from libp2p import new_host``); the node
@@ -70,6 +73,8 @@ ROOT = "libp2p"
 
 #: packages whose ``__init__`` pulls a removed stack; their light submodules stay loadable
 HOLLOW = (
+    "libp2p.security",
+    "libp2p.security.tls",
     "libp2p.transport.quic",
     "libp2p.transport.websocket",
     "libp2p.discovery.upnp",
@@ -252,6 +257,13 @@ class _LeanFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                   target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname.split(".", 1)[0] in ABSENT:
             raise ModuleNotFoundError(f"No module named {fullname!r} (left out of this node)", name=fullname)
+        if fullname in deferred.PACKAGES:
+            real = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if real is None or real.submodule_search_locations is None:
+                return None
+            spec = importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+            spec.submodule_search_locations = list(real.submodule_search_locations)
+            return spec
         if fullname in self.stand_ins or fullname in deferred.DEFERRED:
             return importlib.machinery.ModuleSpec(fullname, self)
         if fullname == ROOT:
