@@ -102,6 +102,12 @@ BAN_SCORE = scoring.BAN_SCORE
 SCORE_INVALID = scoring.INVALID  # invalid entries, bad frames, garbage (a stall or a drop costs nothing)
 SCORE_FLOOD = scoring.FLOOD
 MAX_INBOUND_SESSIONS = 16
+# The STOP reason a node gives when it ends its own session because that session crossed
+# the peer's (Node._crossed); it then waits for the peer's session and syncs again.
+CROSSED = "crossed: your session with me runs"
+# Test-only: seconds a node waits between taking a session slot for a peer and opening the
+# stream, so that two nodes' sessions with each other cross for certain (sync_with).
+SESSION_OPEN_DELAY_ENV = "P2PC_TEST_SESSION_OPEN_DELAY"
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
 STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
 LOCAL_WAIT = 30.0               # a control query or append waits this long for the state thread (client: 60 s)
@@ -201,6 +207,7 @@ class Node:
         self.scores = scoring.Scoreboard(trio.current_time)
         self._restore_bans()
         self._peer_synced: dict[str, trio.Event] = {}
+        self._crossed: dict[str, trio.Event] = {}  # set: our session with that peer crossed its own and stops
         self.started = time.time()
         self.host: Any = None
         self.pubsub: Any = None
@@ -405,8 +412,12 @@ class Node:
             # one would stream the same entries again, in parallel.
             return None
         self._active_sessions.add(peer_id)
+        crossed = self._crossed[peer_id] = trio.Event()
         state = self.peer(peer_id)
         try:
+            delay = float(os.environ.get(SESSION_OPEN_DELAY_ENV) or 0)
+            if delay > 0:
+                await trio.sleep(min(delay, 10.0))
             commons = list(await self.held_commons())
             for c in want or ():
                 if c not in commons:
@@ -414,6 +425,8 @@ class Node:
             if not commons:
                 state.last_sync = time.monotonic()
                 return SessionResult(complete=True, caught_up=True)
+            if crossed.is_set():
+                return SessionResult(stopped=CROSSED)  # the peer's session runs: never opened
             with trio.fail_after(self.config.connect_timeout):
                 stream = await self.host.new_stream(ID.from_base58(peer_id), [sync.PROTOCOL_ID])
             started = time.monotonic()
@@ -421,8 +434,12 @@ class Node:
                 result = await run_session(
                     stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
                     on_progress=on_progress, on_batch_stored=self._on_stored, ingest=self.ingest,
-                    on_totals=self._expect, budget=self.sync_budget,
+                    on_totals=self._expect, budget=self.sync_budget, stop=crossed, stop_reason=CROSSED,
                 )
+            if result.stopped == CROSSED:
+                # the peer's session syncs both ways and records the outcome (_handle_sync_stream)
+                _log_session(peer_id, "with", result, started, CROSSED)
+                return result
             self._after_session(state, result)
             _log_session(peer_id, "with", result, started, state.last_result)
             self._nursery_start(self.exchange.after_sync, peer_id)
@@ -443,7 +460,19 @@ class Node:
             return None
         finally:
             self._active_sessions.discard(peer_id)
+            if self._crossed.get(peer_id) is crossed:
+                del self._crossed[peer_id]
             self._session_ended(peer_id)
+
+    def _yields_to(self, peer_id: str) -> bool:
+        """Two sessions crossed: each node opened one to the other before it saw the other's
+        (both decide within the same moment, e.g. when they connect and each finds the other
+        due).  Both would stream the same entries, and each receiver would validate and store
+        them twice (seen: a 100,000-entry sync handed 188,000 to the ingest process).  Both
+        nodes keep the session opened by the one whose peer id sorts first: the other node,
+        on receiving that session, accepts it and stops its own with STOP (:data:`CROSSED`).
+        No inbound session is ever refused, so a refusal never looks like a failure."""
+        return peer_id < self.peer_id
 
     def _in_session(self, peer_id: str) -> bool:
         """A session with this peer runs, in either direction (one per pair of peers)."""
@@ -530,6 +559,9 @@ class Node:
             return
         self._inbound += 1
         self._inbound_peers.add(peer_id)
+        crossed = self._crossed.get(peer_id)
+        if crossed is not None and self._yields_to(peer_id):
+            crossed.set()  # our own session with this peer stops: this one is kept
         violation: ProtocolViolation | None = None
         fault: Stalled | PeerClosed | None = None
         started = time.monotonic()
@@ -1038,11 +1070,15 @@ class Node:
             if addr:
                 self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
-                while self._in_session(peer_id):
-                    # wait for the running session (ours or theirs) to end, then run ours
-                    event = self._peer_synced.setdefault(peer_id, trio.Event())
-                    await event.wait()
-                result = await self.sync_with(peer_id, want)
+                result = None
+                for _ in range(3):  # ours again after it crossed the peer's and stopped
+                    while self._in_session(peer_id):
+                        # wait for the running session (ours or theirs) to end, then run ours
+                        event = self._peer_synced.setdefault(peer_id, trio.Event())
+                        await event.wait()
+                    result = await self.sync_with(peer_id, want)
+                    if result is None or result.stopped != CROSSED:
+                        break
                 results[peer_id] = None if result is None else {
                     "caught_up": result.caught_up, "complete": result.complete,
                     "received": result.received_entries, "added": result.added,

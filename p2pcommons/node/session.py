@@ -202,6 +202,8 @@ async def run_session(
     ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None = None,
     on_totals: Callable[[int, int], None] | None = None,
     budget: MemoryBudget | None = None,
+    stop: trio.Event | None = None,
+    stop_reason: str = "",
 ) -> SessionResult:
     """Run one session to its end.  Raises ProtocolViolation when the peer misbehaves (the
     caller scores the peer and drops the connection); :class:`Stalled` on a deadline and
@@ -215,11 +217,14 @@ async def run_session(
     ``budget``: the node's memory budget for sync; this session charges what the peer makes
     it hold (summary pages being planned, batches waiting to be stored) to its share and
     ends with :class:`~.budget.OverBudget` (a violation) if the peer exceeds it.
+    ``stop``: once set, this side ends the session with STOP (``stop_reason``) at the next
+    frame boundary, before its HELLO if it is set already (the node's crossed sessions).
     """
     with (budget or MemoryBudget()).share() as share:
         return await _run_session(stream, db, share, initiator=initiator, want=want, stall_timeout=stall_timeout,
                                   window=window, batch_bytes=batch_bytes, on_progress=on_progress,
-                                  on_batch_stored=on_batch_stored, ingest=ingest, on_totals=on_totals)
+                                  on_batch_stored=on_batch_stored, ingest=ingest, on_totals=on_totals,
+                                  stop=stop, stop_reason=stop_reason)
 
 
 async def _run_session(
@@ -236,6 +241,8 @@ async def _run_session(
     on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None,
     ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None,
     on_totals: Callable[[int, int], None] | None,
+    stop: trio.Event | None = None,
+    stop_reason: str = "",
 ) -> SessionResult:
 
     async def ingest_in_store_thread(commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
@@ -421,11 +428,24 @@ async def _run_session(
             elif frame_due is None or frames:
                 frame_due = trio.current_time() + FRAME_DEADLINE_FACTOR * stall_timeout
 
+    async def stopper(event: trio.Event) -> None:
+        await event.wait()
+        if not session.complete and session.stopped is None:
+            session.stop(stop_reason)
+            await flush()  # sends STOP and sets ``finished``
+
     async def _session_tasks() -> None:
         async with trio.open_nursery() as nursery:
+            if stop is not None:
+                if stop.is_set():
+                    session.stop(stop_reason)  # nothing else goes out: STOP is the first frame
+                    await flush()
+                    return
+                nursery.start_soon(stopper, stop)
             if initiator:
                 mine = await db(_summaries, list(want), False)
-                session.start(mine)
+                if session.stopped is None:
+                    session.start(mine)
                 del mine
                 await flush()
             nursery.start_soon(reader, nursery)
