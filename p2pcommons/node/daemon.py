@@ -69,6 +69,7 @@ from .exchange import PeerExchange
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
 from .ingest_worker import IngestWorkerFailed, ingest_scoped
 from .lock import NodeLock
+from .logsetup import silence_libp2p
 from .peerstatus import Names, peer_view
 from .peerstatus import sync_status as _sync_status
 from .reach import CircuitDialer, Reach, RelaySettings
@@ -1305,7 +1306,7 @@ def _tame_libp2p_logging() -> None:
         lib.propagate = True
         lib.setLevel(logging.DEBUG)
     else:
-        lib.setLevel(logging.CRITICAL + 1)
+        silence_libp2p()
 
 
 def _notifee(node: Node) -> Any:

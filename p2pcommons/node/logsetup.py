@@ -40,8 +40,23 @@ def setup_logging(verbose: int, as_json: bool) -> None:
     if verbose < 3:
         for name in ("libp2p", "multiaddr", "zeroconf", "async_service", "trio-websocket"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+        silence_libp2p()
     else:
         os.environ["P2PC_LIBP2P_LOGS"] = "1"  # read when the host is built (after import libp2p)
 
 
-__all__ = ["setup_logging"]
+def silence_libp2p() -> None:
+    """libp2p's records reach no handler: its logger stops propagating and holds a null
+    handler.  A level on the ``libp2p`` logger is not enough: a module may set its own
+    (``libp2p.network.auto_connector`` sets INFO) and would log through our handler.
+    ``import libp2p`` did this itself (``libp2p.utils.logging.setup_logging``); the daemon
+    builds its host without running that package ``__init__`` (:mod:`.host`), so it is done
+    here."""
+    lib = logging.getLogger("libp2p")
+    lib.setLevel(logging.CRITICAL + 1)
+    lib.propagate = False
+    if not any(isinstance(h, logging.NullHandler) for h in lib.handlers):
+        lib.addHandler(logging.NullHandler())
+
+
+__all__ = ["setup_logging", "silence_libp2p"]
