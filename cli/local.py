@@ -108,6 +108,12 @@ def commons_create(
     )
     with open_store(home) as store:
         entry = create_commons(store, identity.signer, body)
+        # The genesis' fold, persisted: the query tables then exist from the start, so the
+        # hot commands (contribute, state, members, contributions) answer from them without
+        # loading the fold's package, which is most of their start-up (issue 18).
+        from p2pcommons.state.engine import current_state
+
+        current_state(store, entry.id, persist=True)
     _after_local_write(home)
     emit({"commons": str(entry.id), "name": name}, as_json, str(entry.id))
 

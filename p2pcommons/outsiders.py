@@ -47,8 +47,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .dagcbor import CID, link
 from .entry import Entry
@@ -60,9 +59,10 @@ DEFAULT_MAX_WAITING = 16                # per stranger, where anyone may contrib
 DEFAULT_EXPIRE_AFTER = 7 * 24 * 3600.0  # seconds after an outsider log's last stored entry
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The node's own bounds (config.toml ``[outsiders]``) and its clock (injectable)."""
+class Limits(NamedTuple):
+    """The node's own bounds (config.toml ``[outsiders]``) and its clock (injectable).
+    (Neither this nor :class:`Screened` is a dataclass: ``dataclasses`` imports ``inspect``,
+    about 10 ms of the start-up of every command that writes an entry, issue 18.)"""
 
     max_total: int = DEFAULT_MAX_TOTAL
     expire_after: float = DEFAULT_EXPIRE_AFTER
@@ -79,18 +79,20 @@ class Limits:
                    max_waiting=int(section.get("max_waiting", DEFAULT_MAX_WAITING)))
 
 
-@dataclass
 class Screened:
     """One batch after screening: what to store and the bookkeeping to write with it."""
 
-    kept: list[Entry] = field(default_factory=list)
-    declined: list[Entry] = field(default_factory=list)
-    insiders: dict[CID, set[bytes]] = field(default_factory=lambda: defaultdict(set))
-    vouch: dict[CID, dict[bytes, bool]] = field(default_factory=lambda: defaultdict(dict))
-    unvouch: set[bytes] = field(default_factory=set)
-    pin: set[bytes] = field(default_factory=set)
-    probation: dict[CID, dict[bytes, int]] = field(default_factory=lambda: defaultdict(dict))  # author -> first seq
-    release: dict[CID, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+    __slots__ = ("declined", "insiders", "kept", "pin", "probation", "release", "unvouch", "vouch")
+
+    def __init__(self) -> None:
+        self.kept: list[Entry] = []
+        self.declined: list[Entry] = []
+        self.insiders: dict[CID, set[bytes]] = defaultdict(set)
+        self.vouch: dict[CID, dict[bytes, bool]] = defaultdict(dict)
+        self.unvouch: set[bytes] = set()
+        self.pin: set[bytes] = set()
+        self.probation: dict[CID, dict[bytes, int]] = defaultdict(dict)  # author -> first seq
+        self.release: dict[CID, set[bytes]] = defaultdict(set)
 
 
 def _link(body: dict[str, Any], name: str) -> bytes | None:

@@ -29,8 +29,8 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .dagcbor import CID
 from .entry import Entry, decode_entry
@@ -176,8 +176,11 @@ class _Waiting:
         self.watchers: dict[bytes, list[bytes]] = {}
 
 
-@dataclass(frozen=True)
-class Head:
+# (Row types are NamedTuples, not dataclasses: ``dataclasses`` imports ``inspect``, about
+# 10 ms of every command's start-up, issue 18.)
+
+
+class Head(NamedTuple):
     """The newest entry (or entries, if the log forked at its tip) of one author's log."""
 
     author: bytes
@@ -185,16 +188,14 @@ class Head:
     id: CID
 
 
-@dataclass(frozen=True)
-class Fork:
+class Fork(NamedTuple):
     commons: CID
     author: bytes
     seq: int
     ids: tuple[CID, ...]
 
 
-@dataclass(frozen=True)
-class CommonsInfo:
+class CommonsInfo(NamedTuple):
     id: CID
     name: str
     created: int
@@ -202,8 +203,7 @@ class CommonsInfo:
     authors: int
 
 
-@dataclass(frozen=True)
-class StoredRow:
+class StoredRow(NamedTuple):
     """One stored entry as the store indexes it, for the audit (``p2pc verify``), which
     re-derives all of it from ``raw`` and compares."""
 

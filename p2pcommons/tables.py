@@ -31,10 +31,8 @@ with that note until a fold runs.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .dagcbor import CID
@@ -175,14 +173,17 @@ def summary_of(st: CommonsState) -> dict[str, Any]:
 # --- writing (the engine, when it persists the fold) -----------------------------------------
 
 
-@dataclass
 class _Baseline:
     """What this process last wrote: the writer token and a copy of the contributions table
     as it was written (a copy-on-write copy of a compact table shares every row with the
-    live one, so it costs what changed since, not a second table)."""
+    live one, so it costs what changed since, not a second table).  (A plain class: the
+    readers of this module, the CLI's hot commands, must not pay for ``dataclasses``.)"""
 
-    token: str
-    table: Mapping[CID, Any] = field(default_factory=dict)
+    __slots__ = ("table", "token")
+
+    def __init__(self, token: str, table: Mapping[CID, Any] | None = None) -> None:
+        self.token = token
+        self.table: Mapping[CID, Any] = {} if table is None else table
 
 
 _baselines: dict[tuple[str, bytes], _Baseline] = {}
@@ -234,6 +235,8 @@ def write(store: Store, st: CommonsState, *, max_n: int, stored: int, key: tuple
             db.execute("DELETE FROM query_contributions WHERE commons = ?", (commons.raw,))
             changed: list[CID] = list(contributions)
             removed: list[CID] = []
+            import secrets  # (the writer's side only)
+
             baseline = _Baseline(secrets.token_hex(8))
         else:
             before = baseline.table

@@ -70,6 +70,46 @@ def test_contribute_imports_only_what_it_uses(home: str) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+# What the plain hot commands must not load (issue 18: ``p2pc contribute`` < 0.15 s): the
+# fold's package (dozens of modules; the query tables decide), ``dataclasses`` (it imports
+# ``inspect``, ``ast``, ``dis``, ``tokenize``), ``secrets`` (the tables' writer token) and
+# ``nacl.utils`` (random seeds, for ``p2pc init``).
+NOT_ON_THE_PLAIN_PATH = ("p2pcommons.state", "dataclasses", "inspect", "secrets", "nacl.utils")
+
+
+def _unexpected_modules(home: str, *commands: list[str]) -> list[str]:
+    probe = (
+        "import sys\n"
+        "from p2pcommons.cli.fast import main\n"
+        "home, commands = sys.argv[1], [c.split(' ') for c in sys.argv[2:]]\n"
+        "for args in commands:\n"
+        "    sys.argv = ['p2pc', *args, '--home', home]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code in (0, None), (args, e.code)\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({NOT_ON_THE_PLAIN_PATH!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, home, *(" ".join(c) for c in commands)],
+                          capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+
+
+def test_plain_hot_commands_on_a_new_commons_load_only_what_they_use(home: str) -> None:
+    """Right after ``p2pc commons create``, a member's plain contribution is decided from the
+    query tables (the creation wrote them), and ``state``, ``members`` and ``contributions``
+    read them: none of these processes loads the fold, ``dataclasses`` or the other modules
+    of :data:`NOT_ON_THE_PLAIN_PATH` (each costs start-up on every run)."""
+    assert _unexpected_modules(home, ["contribute", "-t", "x", "--value", "4"]) == []
+    assert _unexpected_modules(home, ["state"], ["members"], ["contributions", "--status", "pending"],
+                               ["contributions"]) == []
+    done = subprocess.run([EXE, "--json", "contributions", "--home", home], capture_output=True, text=True,
+                          timeout=60, env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    assert [row["title"] for row in json.loads(done.stdout)["data"]["contributions"]] == ["x"]
+
+
 def test_the_lean_parser_knows_each_hot_commands_options() -> None:
     """SPECS names exactly the options the typer commands declare (but the hidden
     ``--verbose``, which the lean path leaves to typer)."""
