@@ -389,7 +389,7 @@ def command(*names: str, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P
 
 
 def main() -> None:
-    """Entry point (the console script starts at :func:`p2pcommons.cli.fast.main`, which
+    """Entry point (the console script starts at :func:`p2pcommons.cli.fast.console`, which
     comes here for all but the hot commands): a hot command line runs without typer's
     parsing (:mod:`.fast`), everything else through typer."""
     from .fast import run_hot

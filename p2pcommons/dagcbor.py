@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import threading
+from _thread import _local as _thread_local  # (threading.local itself; ``threading`` costs start-up)
 from typing import Any
 
 import cbor2
@@ -180,7 +180,7 @@ _BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256,
 _SEMANTIC_REFUSALS = {tag: _refuse_tag for tag in _BUILTIN_TAGS}
 
 
-class _Decoders(threading.local):
+class _Decoders(_thread_local):
     """One strict cbor2 decoder per thread: building a decoder costs more than decoding a
     small entry, and a decoder must not be shared between threads."""
 

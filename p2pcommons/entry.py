@@ -12,10 +12,8 @@ import time as _time
 from typing import Any
 
 import cbor2
-import nacl.bindings
-import nacl.exceptions
 
-from . import dagcbor
+from . import dagcbor, ed25519
 from .dagcbor import _CID_PREFIX, CID, _sha256, _trusted_cid
 from .errors import (
     BadSignature,
@@ -137,12 +135,8 @@ class Entry:
 
     def verify_signature(self) -> None:
         """Raise :class:`BadSignature` unless the author's key signed this entry."""
-        try:
-            nacl.bindings.crypto_sign_open(self.sig + self.signing_bytes(), self.author)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
-            raise BadSignature(
-                f"Entry {self.id} (seq {self.seq}) has a signature that does not verify."
-            ) from None
+        if not ed25519.verify(self.sig, self.signing_bytes(), self.author):
+            raise BadSignature(f"Entry {self.id} (seq {self.seq}) has a signature that does not verify.")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Entry) and other.raw == self.raw
@@ -498,12 +492,12 @@ class Signer:
     def __init__(self, seed: bytes) -> None:
         if len(seed) != 32:
             raise ValueError("an Ed25519 seed is 32 bytes")
-        public, secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+        public, secret = ed25519.seed_keypair(seed)
         self.public_key: bytes = public
         self._secret: bytes = secret
 
     def sign(self, message: bytes) -> bytes:
-        return nacl.bindings.crypto_sign(message, self._secret)[:64]
+        return ed25519.sign(message, self._secret)
 
 
 def sign_entry(

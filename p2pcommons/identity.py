@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import base58
-import nacl.exceptions
 
 from .entry import Signer
 from .errors import IdentityExists, MalformedEntry, NoIdentity, UsageError, WrongPassphrase
@@ -147,6 +146,7 @@ def load_identity(home: Home, passphrase: str | None = None) -> Identity:
             memlimit = int(document["memlimit"])
         except (KeyError, TypeError, ValueError):
             raise damaged from None
+        import nacl.exceptions
         from nacl import pwhash, secret  # (only for an encrypted key: every command loads the identity)
 
         # Refuse key-derivation costs beyond libsodium's "sensitive" preset: a damaged or

@@ -110,6 +110,45 @@ def test_plain_hot_commands_on_a_new_commons_load_only_what_they_use(home: str) 
     assert [row["title"] for row in json.loads(done.stdout)["data"]["contributions"]] == ["x"]
 
 
+def test_the_console_script_ends_a_hot_command_at_once_after_its_output(home: str,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``p2pc`` starts at :func:`console`, which ends a hot command's process with
+    ``os._exit`` (no interpreter tear-down) once the output is flushed, with the command's
+    exit code; what the command wrote is durable and its output complete."""
+    import tomllib
+
+    from p2pcommons.cli import fast
+
+    scripts = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"p2pc": "p2pcommons.cli.fast:console", "p2pcommons": "p2pcommons.cli.fast:console"}
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(fast.os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "argv", ["p2pc", "--json", "contribute", "-t", "in process", "--home", home])
+    with pytest.raises(Exited) as exited:
+        fast.console()
+    assert exited.value.args == (0,)
+    written = json.loads(capsys.readouterr().out)["data"]["id"]
+    monkeypatch.setattr(sys, "argv", ["p2pc", "contribute", "-t", "x", "--home", str(Path(home) / "nobody")])
+    with pytest.raises(Exited) as exited:
+        fast.console()
+    assert exited.value.args == (4,) and capsys.readouterr().err.startswith("p2pc: No identity")
+
+    done = subprocess.run([EXE, "--json", "contribute", "-t", "piped", "--home", home], capture_output=True, text=True,
+                          timeout=60, env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    piped = json.loads(done.stdout)["data"]["id"]
+    listed = subprocess.run([EXE, "--json", "contributions", "--home", home], capture_output=True, text=True,
+                            timeout=60, env=subprocess_env())
+    assert {row["id"] for row in json.loads(listed.stdout)["data"]["contributions"]} == {written, piped}
+
+
 def test_the_lean_parser_knows_each_hot_commands_options() -> None:
     """SPECS names exactly the options the typer commands declare (but the hidden
     ``--verbose``, which the lean path leaves to typer)."""
