@@ -72,9 +72,10 @@ def test_contribute_imports_only_what_it_uses(home: str) -> None:
 
 # What the plain hot commands must not load (issue 18: ``p2pc contribute`` < 0.15 s): the
 # fold's package (dozens of modules; the query tables decide), ``dataclasses`` (it imports
-# ``inspect``, ``ast``, ``dis``, ``tokenize``), ``secrets`` (the tables' writer token) and
+# ``inspect``, ``ast``, ``dis``, ``tokenize``), ``secrets`` (the tables' writer token), ``threading``,
+# ``nacl.bindings`` (fifteen modules: :mod:`p2pcommons.ed25519` calls libsodium itself) and
 # ``nacl.utils`` (random seeds, for ``p2pc init``).
-NOT_ON_THE_PLAIN_PATH = ("p2pcommons.state", "dataclasses", "inspect", "secrets", "nacl.utils")
+NOT_ON_THE_PLAIN_PATH = ("p2pcommons.state", "dataclasses", "inspect", "secrets", "threading", "nacl.bindings", "nacl.utils")
 
 
 def _unexpected_modules(home: str, *commands: list[str]) -> list[str]:
