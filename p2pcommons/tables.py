@@ -313,6 +313,9 @@ def _read_summary(store: Store, commons: CID) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("version") == VERSION else None
 
 
+_STATUSES = ("pending", "accepted", "rejected")
+
+
 class Tables:
     """The current query tables of one commons (see :func:`read`)."""
 
@@ -341,6 +344,16 @@ class Tables:
         return None if found is None else dict(json.loads(found[0]))
 
     def contribution_count(self, status: str | None = None) -> int:
+        """How many contributions there are (with ``status``): the summary's counts, which
+        are written with the rows, in the same transaction, from the same state (and kept
+        by :func:`contributed`); counting the rows instead reads the whole index range, a
+        tenth of a second of ``p2pc contributions --status pending`` at a million entries."""
+        counts = self.doc["summary"].get("contribution_counts")
+        if isinstance(counts, dict) and all(type(counts.get(s)) is int for s in _STATUSES):
+            if status is None:
+                return sum(int(counts[s]) for s in _STATUSES)
+            if status in _STATUSES:
+                return int(counts[status])
         if status is None:
             row = self.store.db.execute("SELECT count(*) FROM query_contributions WHERE commons = ?",
                                         (self.commons.raw,)).fetchone()

@@ -41,6 +41,7 @@ def _assert_tables_equal_state(store: Store, commons: CID) -> None:
     for status in ("pending", "accepted", "rejected"):
         assert found.contributions(status) == [r for r in rows if r["status"] == status]
         assert found.contribution_count(status) == sum(1 for r in rows if r["status"] == status)
+    assert found.contribution_count() == len(rows)
     assert found.contributions(limit=3) == rows[:3]
 
 
@@ -105,6 +106,8 @@ def test_contribute_without_the_fold_adds_what_the_fold_then_applies(tmp_path: P
         assert found is not None  # still current: the row was added with the entry
         assert found.summary["unfolded_count"] == 1
         assert found.summary["contribution_counts"]["pending"] == 1
+        assert found.contribution_count("pending") == found.contribution_count() == 1
+        assert found.contribution_count("accepted") == 0
         assert [r["id"] for r in found.contributions("pending")] == [str(entry.id)]
         before_fold = found.contributions()
         state = current_state(store, commons, persist=True)
