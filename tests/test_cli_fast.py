@@ -75,7 +75,8 @@ def test_contribute_imports_only_what_it_uses(home: str) -> None:
 # ``inspect``, ``ast``, ``dis``, ``tokenize``), ``secrets`` (the tables' writer token), ``threading``,
 # ``nacl.bindings`` (fifteen modules: :mod:`p2pcommons.ed25519` calls libsodium itself) and
 # ``nacl.utils`` (random seeds, for ``p2pc init``).
-NOT_ON_THE_PLAIN_PATH = ("p2pcommons.state", "dataclasses", "inspect", "secrets", "threading", "nacl.bindings", "nacl.utils")
+NOT_ON_THE_PLAIN_PATH = ("p2pcommons.state", "dataclasses", "inspect", "secrets", "threading", "nacl.bindings",
+                         "nacl.utils")
 
 
 def _unexpected_modules(home: str, *commands: list[str]) -> list[str]:
