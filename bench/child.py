@@ -3,8 +3,9 @@
 Replays what B's ingest process does in ``bench/sync.py``: the same signed history (10
 authors), in groups of about 1 MiB of entry bytes (what the session coalesces into one
 transaction), through :func:`p2pcommons.node.ingest_worker.ingest_scoped` with the network's
-outsider bounds, into a fresh store holding only the genesis, with the child's 8 MiB page
-cache.  No network, no pickling, no pipe: the child's own work only.
+outsider bounds, into a fresh store holding only the genesis, through the child's connection
+(its page cache and checkpoint interval: ``ingest_worker.open_store``).  No network, no
+pickling, no pipe: the child's own work only.
 
 Each stage's CPU (``time.thread_time``, so other processes' load does not count) is summed
 over the run by wrapping the functions that do it, and each SQL statement by wrapping the
@@ -32,7 +33,7 @@ import p2pcommons.ingest as ingest_module
 import p2pcommons.store as store_module
 from p2pcommons.dagcbor import CID
 from p2pcommons.ingest import Ingestor
-from p2pcommons.node.ingest_worker import ingest_scoped
+from p2pcommons.node.ingest_worker import ingest_scoped, open_store
 from p2pcommons.outsiders import Limits
 from p2pcommons.store import Store
 
@@ -108,7 +109,8 @@ def main() -> None:
     try:
         with Store(root / "store.sqlite") as store:
             Ingestor(store).add_batch(raws[:1])
-        with Store(root / "store.sqlite", cache_mib=args.cache_mib) as store:
+        with open_store(root / "store.sqlite") as store:
+            store.db.execute(f"PRAGMA cache_size={-1024 * args.cache_mib}")
             store._db = _TimedConnection(store._db)  # type: ignore[assignment]
             load_before = [round(x, 2) for x in os.getloadavg()]
             cpu, wall = time.thread_time(), time.perf_counter()

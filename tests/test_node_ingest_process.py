@@ -9,6 +9,7 @@ child dies, idles, or cannot open the store.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,31 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
             parent.kill()
     with Store(path) as store:
         assert store.count(genesis.id) == 1, "the child kept writing after its parent died"
+
+
+def test_the_childs_write_ahead_log_is_checkpointed_in_bounded_steps(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child checkpoints its log every ``CHECKPOINT_PAGES`` pages, not SQLite's 1,000
+    (one checkpoint per group, a third of a commit's CPU, before): its connection says so,
+    and with a small interval the log grows past a group's pages, then is copied into the
+    file and reused, never growing much beyond the interval (with 1,000 it would hold all
+    twelve groups)."""
+    from p2pcommons.node import ingest_worker
+
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(1200)
+    _store_with(path, genesis.raw)
+    with ingest_worker.open_store(path) as store:
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == ingest_worker.CHECKPOINT_PAGES > 1000
+    monkeypatch.setattr(ingest_worker, "CHECKPOINT_PAGES", 60)
+    wal = path.with_name(path.name + "-wal")
+    sizes = []
+    with ingest_worker.open_store(path) as store:
+        page = store.db.execute("PRAGMA page_size").fetchone()[0]
+        for start in range(0, len(entries), 100):
+            ingest_worker.ingest_scoped(store, genesis.id, [e.raw for e in entries[start:start + 100]], None)
+            sizes.append((wal.stat().st_size - 32) // (page + 24))  # frames: a 32-byte header, 24 per frame
+        assert store.count(genesis.id) == 1201
+    group = max(b - a for a, b in itertools.pairwise(sizes) if b > a)
+    assert max(sizes) <= 60 + 2 * group  # (a reused log's growth understates a group's pages)
+    assert max(sizes) > group  # several groups' pages before a checkpoint

@@ -165,3 +165,18 @@ def test_short_ids_find_their_entry(tmp_path: Path, history: History, length: in
             found = store.find_by_prefix(text[: 4 + length])
             assert entry.id in found
             assert all(str(c).startswith(text[: 4 + length]) for c in found)
+
+
+@settings(max_examples=scaled(0.5))
+@given(st.binary(max_size=300))
+def test_bytes_are_bound_as_blobs_through_a_registered_adapter(tmp_path: Path, value: bytes) -> None:
+    """The store registers an identity adapter for bytes (Python 3.11's sqlite3 otherwise
+    looks one up the slow way for every bytes parameter), and bytes still go in and come
+    back as the same blob."""
+    import sqlite3
+
+    assert sqlite3.adapters.get((bytes, sqlite3.PrepareProtocol)) is bytes
+    with new_store(tmp_path) as store:
+        assert store.db.execute("SELECT ?, typeof(?)", (value, value)).fetchone() == (value, "blob")
+        store.put_cache("k", value)
+        assert store.get_cache("k") == value
