@@ -106,6 +106,7 @@ MAX_INBOUND_SESSIONS = 16
 # The STOP reason a node gives when it ends its own session because that session crossed
 # the peer's (Node._crossed); it then waits for the peer's session and syncs again.
 CROSSED = "crossed: your session with me runs"
+CROSSED_TRIES = 3  # a requested sync runs its own session again after crossing at most this often
 # Test-only: seconds a node waits between taking a session slot for a peer and opening the
 # stream, so that two nodes' sessions with each other cross for certain (sync_with).
 SESSION_OPEN_DELAY_ENV = "P2PC_TEST_SESSION_OPEN_DELAY"
@@ -464,6 +465,26 @@ class Node:
             if self._crossed.get(peer_id) is crossed:
                 del self._crossed[peer_id]
             self._session_ended(peer_id)
+
+    async def sync_now(self, peer_id: str, want: Sequence[CID] | None = None,
+                       on_progress: Callable[[int, int, int, int], None] | None = None) -> SessionResult | None:
+        """A sync someone asked for (``p2pc sync``, through the daemon or one-shot): run our
+        own session with the peer and return its outcome.  A session with the peer that runs
+        already (either direction) is waited for first, then ours runs.  If ours crossed the
+        peer's and stopped (:data:`CROSSED`; protocols/sync.md §1), the peer's session is
+        waited for and ours runs again, up to :data:`CROSSED_TRIES` times.  Without this a
+        one-shot ``p2pc sync`` whose peer happened to open a session to it at that moment
+        (a daemon syncs with a newly connected peer within a second) reported "not caught
+        up" (exit 6) although the peer's session had brought everything."""
+        result = None
+        for _ in range(CROSSED_TRIES):
+            while self._in_session(peer_id):
+                event = self._peer_synced.setdefault(peer_id, trio.Event())
+                await event.wait()
+            result = await self.sync_with(peer_id, want, on_progress)
+            if result is None or result.stopped != CROSSED:
+                break
+        return result
 
     def _yields_to(self, peer_id: str) -> bool:
         """Two sessions crossed: each node opened one to the other before it saw the other's
@@ -1071,15 +1092,7 @@ class Node:
             if addr:
                 self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
-                result = None
-                for _ in range(3):  # ours again after it crossed the peer's and stopped
-                    while self._in_session(peer_id):
-                        # wait for the running session (ours or theirs) to end, then run ours
-                        event = self._peer_synced.setdefault(peer_id, trio.Event())
-                        await event.wait()
-                    result = await self.sync_with(peer_id, want)
-                    if result is None or result.stopped != CROSSED:
-                        break
+                result = await self.sync_now(peer_id, want)
                 results[peer_id] = None if result is None else {
                     "caught_up": result.caught_up, "complete": result.complete,
                     "received": result.received_entries, "added": result.added,
