@@ -143,8 +143,12 @@ def main() -> None:
     print(json.dumps({"peer_id": info and host.get_id().to_base58(), "steps": steps, "cut_off": cut_off}))
 
 
-def flood() -> None:
-    """Join the commons' gossip topic and publish far more than the rate limit allows."""
+def flood(paced: bool = False) -> None:
+    """Join the commons' gossip topic and publish far more than the rate limit allows.
+
+    ``paced`` (mode ``gossip``): publish 40 announcements of heads nobody has, 10 a second
+    (under the rate limit), hang up on every sync session the target opens to fetch them,
+    and count those sessions (``sessions``), until the target has had 3 s without one."""
     import trio
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
@@ -172,8 +176,11 @@ def flood() -> None:
     pubsub = Pubsub(host, router)
     info = info_from_p2p_addr(Multiaddr(target))
     sent = 0
+    sessions = 0
 
     async def hang_up(stream: Any) -> None:
+        nonlocal sessions
+        sessions += 1
         await stream.close()
 
     host.set_stream_handler(PROTOCOL_ID_SYNC, hang_up)
@@ -190,7 +197,7 @@ def flood() -> None:
                 with trio.move_on_after(10):
                     while info.peer_id not in router.mesh.get(topic_of(commons), set()):
                         await trio.sleep(0.05)
-                for i in range(400):
+                for i in range(40 if paced else 400):
                     data = dagcbor.encode({"commons": commons, "entries": [],
                                            "heads": [[os.urandom(32), i + 1, commons]]})
                     try:
@@ -198,18 +205,29 @@ def flood() -> None:
                         sent += 1
                     except Exception:
                         break
-                    if i % 20 == 0:
+                    if paced:
+                        await trio.sleep(0.1)
+                    elif i % 20 == 0:
                         await trio.sleep(0.01)
-                await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
-                disconnected = info.peer_id not in host.get_connected_peers()
+                if paced:  # until the target opened no session for 3 s (bounded: 60 s)
+                    for _ in range(20):
+                        seen = sessions
+                        await trio.sleep(3)
+                        if sessions == seen:
+                            break
+                    disconnected = info.peer_id not in host.get_connected_peers()
+                else:
+                    await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
+                    disconnected = info.peer_id not in host.get_connected_peers()
             await host.close()
-        print(json.dumps({"peer_id": host.get_id().to_base58(), "sent": sent, "disconnected": disconnected}))
+        print(json.dumps({"peer_id": host.get_id().to_base58(), "sent": sent, "disconnected": disconnected,
+                          "sessions": sessions}))
 
     trio.run(run)
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "flood":
-        flood()
+    if sys.argv[1] in ("flood", "gossip"):
+        flood(paced=sys.argv[1] == "gossip")
     else:
         main()

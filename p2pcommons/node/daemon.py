@@ -116,6 +116,7 @@ LOCAL_WAIT = 30.0               # a control query or append waits this long for 
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
 BAN_SECONDS = scoring.BAN_SECONDS
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
+SYNC_RETRY_MIN = 1.0            # after a failed or cut session, the next unasked one waits (doubling to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
 GOSSIP_STORE_WAIT = 2.0         # gossip is a hint: wait this long at most for the store's write lock
@@ -166,6 +167,11 @@ class PeerState:
     addrs: set[str] = field(default_factory=set)
     last_seen: float = 0.0      # wall clock: connected now, or when the connection ended
     behind_at: float = 0.0      # monotonic: when ``behind`` was last measured
+    # our sessions with the peer that failed or were cut short in a row, and (monotonic) when
+    # anti-entropy may start the next one (Node._sync_failed): gossip naming heads we lack
+    # asks for a session per message, and a peer that cuts every session short must not get one
+    failures: int = 0
+    retry_at: float = 0.0
 
 
 class Node:
@@ -447,16 +453,20 @@ class Node:
             self._nursery_start(self.exchange.after_sync, peer_id)
             return result
         except (Stalled, PeerClosed) as exc:
+            self._sync_failed(state)
             await self._network_fault(peer_id, exc)
             return None
         except ProtocolViolation as exc:
+            self._sync_failed(state)
             await self.penalize(peer_id, SCORE_INVALID, str(exc))
             return None
         except (trio.TooSlowError, OSError) as exc:
+            self._sync_failed(state)
             log.info("sync with %s failed: %s", peer_id, exc or "timed out")
             state.last_result = "unreachable"
             return None
         except Exception as exc:  # libp2p raises many unrelated types for a dropped peer
+            self._sync_failed(state)
             log.info("sync with %s failed: %s: %s", peer_id, type(exc).__name__, exc)
             state.last_result = f"failed: {type(exc).__name__}"
             return None
@@ -486,6 +496,23 @@ class Node:
                 break
         return result
 
+    def _sync_failed(self, state: PeerState) -> None:
+        """Our session with the peer failed or was cut short (nothing recorded as a sync):
+        anti-entropy starts the next one only after a delay that doubles with every failure in
+        a row (up to ``max_backoff``), whatever asks for it (gossip naming heads we lack, the
+        interval).  Before, a peer that announced unknown heads and hung up on every session
+        got a new session for nearly every gossip message.  A sync someone asks for
+        (``p2pc sync``) is not delayed; a completed session in either direction, or a new
+        connection, clears the delay."""
+        state.failures += 1
+        delay = min(SYNC_RETRY_MIN * 2 ** min(state.failures - 1, 16), max(SYNC_RETRY_MIN, self.config.max_backoff))
+        state.retry_at = time.monotonic() + delay * random.uniform(0.8, 1.2)
+
+    @staticmethod
+    def _clear_sync_backoff(state: PeerState) -> None:
+        state.failures = 0
+        state.retry_at = 0.0
+
     def _yields_to(self, peer_id: str) -> bool:
         """Two sessions crossed: each node opened one to the other before it saw the other's
         (both decide within the same moment, e.g. when they connect and each finds the other
@@ -508,6 +535,7 @@ class Node:
 
     def _after_session(self, state: PeerState, result: SessionResult) -> None:
         state.last_sync = time.monotonic()
+        self._clear_sync_backoff(state)
         state.syncs += 1
         behind = dict(state.behind)
         self._note_behind(state, result)
@@ -599,6 +627,7 @@ class Node:
             self._note_behind(state, result)
             if result.complete:
                 state.last_sync = time.monotonic()  # both directions are done: not due again yet
+                self._clear_sync_backoff(state)
             self._declined(peer_id, result)
             if result.new_commons:
                 self._nursery_start(self._subscribe_all)
@@ -643,7 +672,7 @@ class Node:
             for peer_id in self.connected_peers():
                 state = self.peer(peer_id)
                 due = now - state.last_sync >= self.config.sync_interval
-                busy = self._in_session(peer_id)
+                busy = self._in_session(peer_id) or now < state.retry_at  # (a wanted sync waits)
                 if (due or peer_id in self._sync_wanted) and not busy:
                     self._sync_wanted.discard(peer_id)
                     self._nursery.start_soon(self.sync_with, peer_id)
@@ -757,6 +786,7 @@ class Node:
         if self.reach is not None:
             self.reach.peer_connected()
         self.peer(peer_id).last_seen = time.time()
+        self._clear_sync_backoff(self.peer(peer_id))  # a new connection: sync at once, not after a delay
         self.changes.bump()
         self.exchange.wake()
         if self.is_banned(peer_id):
