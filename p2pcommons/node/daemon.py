@@ -209,6 +209,8 @@ class Node:
         self._topics: set[str] = set()
         self._maintained: dict[str, trio.CancelScope] = {}
         self._disconnects: dict[str, trio.Event] = {}
+        # every open connection per peer, as the network notifee reported them (_disconnect)
+        self._conns: dict[str, set[Any]] = {}
         self._mdns_wakeup = trio.Event()  # a peer was discovered on the LAN, or a peer left
         self._bans: dict[str, peerbook.Ban] = {}
         self._bans_limiter = trio.CapacityLimiter(1)
@@ -395,10 +397,22 @@ class Node:
             await self._disconnect(peer_id)
 
     async def _disconnect(self, peer_id: str) -> None:
+        """Close every connection to the peer, including any the swarm lost track of.
+
+        py-libp2p's ``disconnect`` closes the connections its swarm lists for the peer and
+        then drops the peer's whole entry; a connection the peer opened while those closed
+        (a hostile peer redials at once) is dropped from the list but stays open, invisible
+        to ``disconnect`` and ``get_connected_peers``, and its streams are still served.  A
+        banned peer kept such a connection until it closed it itself (seen: 20 s).  The
+        network notifee reports every connection, so the ones it says are open are closed
+        here too."""
         from libp2p.peer.id import ID
 
         with trio.move_on_after(3), contextlib.suppress(Exception):
             await self.host.disconnect(ID.from_base58(peer_id))
+        for conn in list(self._conns.get(peer_id, ())):
+            with trio.move_on_after(3), contextlib.suppress(Exception):
+                await conn.close()
 
     def connected_peers(self) -> list[str]:
         if self.host is None:
@@ -772,7 +786,12 @@ class Node:
         with trio.move_on_after(DISCONNECT_CHECK):
             await event.wait()
 
-    def _on_disconnected(self, peer_id: str) -> None:
+    def _on_disconnected(self, peer_id: str, conn: Any = None) -> None:
+        conns = self._conns.get(peer_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._conns[peer_id]
         events.info("peer %s disconnected", _short(peer_id))
         self.peer(peer_id).last_seen = time.time()
         self.changes.bump()
@@ -781,7 +800,9 @@ class Node:
         if event is not None:
             event.set()
 
-    def _on_connected(self, peer_id: str) -> None:
+    def _on_connected(self, peer_id: str, conn: Any = None) -> None:
+        if conn is not None:
+            self._conns.setdefault(peer_id, set()).add(conn)
         events.info("peer %s connected", _short(peer_id))
         if self.reach is not None:
             self.reach.peer_connected()
@@ -1359,10 +1380,10 @@ def _notifee(node: Node) -> Any:
 
     class _Notifee(INotifee):
         async def connected(self, network: Any, conn: Any) -> None:
-            node._on_connected(conn.muxed_conn.peer_id.to_base58())
+            node._on_connected(conn.muxed_conn.peer_id.to_base58(), conn)
 
         async def disconnected(self, network: Any, conn: Any) -> None:
-            node._on_disconnected(conn.muxed_conn.peer_id.to_base58())
+            node._on_disconnected(conn.muxed_conn.peer_id.to_base58(), conn)
 
         async def opened_stream(self, network: Any, stream: Any) -> None:
             pass
