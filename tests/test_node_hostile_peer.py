@@ -207,7 +207,10 @@ def redial() -> None:
 
 
 def flood(paced: bool = False) -> None:
-    """Join the commons' gossip topic and publish far more than the rate limit allows.
+    """Join the commons' gossip topic and publish far more than the rate limit allows, until
+    the target drops us (at most 20,000 messages or 60 s): the target scores each message
+    beyond its limit in a second, so how many it takes depends on how fast this machine
+    publishes and the target reads, and a fixed count (400 before) was too few under load.
 
     ``paced`` (mode ``gossip``): publish 40 announcements of heads nobody has, 10 a second
     (under the rate limit), hang up on every sync session the target opens to fetch them,
@@ -248,8 +251,24 @@ def flood(paced: bool = False) -> None:
 
     host.set_stream_handler(PROTOCOL_ID_SYNC, hang_up)
 
-    async def run() -> None:
+    async def publish_all(count: int) -> None:
         nonlocal sent
+        for i in range(count):
+            data = dagcbor.encode({"commons": commons, "entries": [],
+                                   "heads": [[os.urandom(32), i + 1, commons]]})
+            try:
+                await pubsub.publish(topic_of(commons), data)
+                sent += 1
+            except Exception:
+                return
+            if paced:
+                await trio.sleep(0.1)
+            elif i % 20 == 0:
+                if info.peer_id not in host.get_connected_peers():
+                    return  # cut off: the target banned us
+                await trio.sleep(0.01)
+
+    async def run() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
             async with background_trio_service(pubsub), background_trio_service(router):
                 await pubsub.wait_until_ready()
@@ -260,28 +279,17 @@ def flood(paced: bool = False) -> None:
                 with trio.move_on_after(10):
                     while info.peer_id not in router.mesh.get(topic_of(commons), set()):
                         await trio.sleep(0.05)
-                for i in range(40 if paced else 400):
-                    data = dagcbor.encode({"commons": commons, "entries": [],
-                                           "heads": [[os.urandom(32), i + 1, commons]]})
-                    try:
-                        await pubsub.publish(topic_of(commons), data)
-                        sent += 1
-                    except Exception:
-                        break
-                    if paced:
-                        await trio.sleep(0.1)
-                    elif i % 20 == 0:
-                        await trio.sleep(0.01)
+                with trio.move_on_after(60):
+                    await publish_all(40 if paced else 20_000)
                 if paced:  # until the target opened no session for 3 s (bounded: 60 s)
                     for _ in range(20):
                         seen = sessions
                         await trio.sleep(3)
                         if sessions == seen:
                             break
-                    disconnected = info.peer_id not in host.get_connected_peers()
                 else:
                     await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
-                    disconnected = info.peer_id not in host.get_connected_peers()
+                disconnected = info.peer_id not in host.get_connected_peers()
             await host.close()
         print(json.dumps({"peer_id": host.get_id().to_base58(), "sent": sent, "disconnected": disconnected,
                           "sessions": sessions}))

@@ -405,12 +405,14 @@ class Node:
         to ``disconnect`` and ``get_connected_peers``, and its streams are still served.  A
         banned peer kept such a connection until it closed it itself (seen: 20 s).  The
         network notifee reports every connection, so the ones it says are open are closed
-        here too."""
+        here too: those open when the disconnect was asked for (a connection the peer opens
+        meanwhile is a new start, left to the next disconnect, which finds it here)."""
         from libp2p.peer.id import ID
 
+        conns = list(self._conns.get(peer_id, ()))
         with trio.move_on_after(3), contextlib.suppress(Exception):
             await self.host.disconnect(ID.from_base58(peer_id))
-        for conn in list(self._conns.get(peer_id, ())):
+        for conn in conns:
             with trio.move_on_after(3), contextlib.suppress(Exception):
                 await conn.close()
 
