@@ -415,6 +415,18 @@ class Node:
         for conn in conns:
             with trio.move_on_after(3), contextlib.suppress(Exception):
                 await conn.close()
+            self._forget_conn(peer_id, conn)
+
+    def _forget_conn(self, peer_id: str, conn: Any) -> None:
+        """Drop a connection from :attr:`_conns`, with any of the peer's that closed unseen
+        (a close cut short may skip its notification): the table holds open ones only."""
+        conns = self._conns.get(peer_id)
+        if conns is None:
+            return
+        conns.discard(conn)
+        conns.difference_update([c for c in conns if _closed(c)])
+        if not conns:
+            del self._conns[peer_id]
 
     def connected_peers(self) -> list[str]:
         if self.host is None:
@@ -789,11 +801,7 @@ class Node:
             await event.wait()
 
     def _on_disconnected(self, peer_id: str, conn: Any = None) -> None:
-        conns = self._conns.get(peer_id)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self._conns[peer_id]
+        self._forget_conn(peer_id, conn)
         events.info("peer %s disconnected", _short(peer_id))
         self.peer(peer_id).last_seen = time.time()
         self.changes.bump()
@@ -804,6 +812,7 @@ class Node:
 
     def _on_connected(self, peer_id: str, conn: Any = None) -> None:
         if conn is not None:
+            self._forget_conn(peer_id, None)  # (prunes any that closed unseen)
             self._conns.setdefault(peer_id, set()).add(conn)
         events.info("peer %s connected", _short(peer_id))
         if self.reach is not None:
@@ -1373,6 +1382,12 @@ def _tame_libp2p_logging() -> None:
         lib.setLevel(logging.DEBUG)
     else:
         silence_libp2p()
+
+
+def _closed(conn: Any) -> bool:
+    """Whether a py-libp2p connection (SwarmConn) has closed."""
+    event = getattr(conn, "event_closed", None)
+    return event is not None and event.is_set()
 
 
 def _notifee(node: Node) -> Any:
