@@ -6,15 +6,23 @@ entries — then contributes with effect, without forking its log."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from p2pcommons.home import Home
+from p2pcommons.identity import Identity, create_identity
+from p2pcommons.store import Store
 from tests.support.localnode import ENV, P2PC, Daemon, founder, run
 
 pytestmark = pytest.mark.network  # a real daemon, synced with over libp2p
+
+# test-only: a node waits this many seconds between taking a session slot and opening the
+# stream (p2pcommons.node.daemon.SESSION_OPEN_DELAY_ENV), so that sessions cross for certain
+SESSION_OPEN_DELAY_ENV = "P2PC_TEST_SESSION_OPEN_DELAY"
 
 
 def refused(home: Path, *args: str) -> str:
@@ -80,5 +88,48 @@ def test_a_member_on_three_machines_one_revoked_one_restored(tmp_path: Path) -> 
         assert len(members) == 1 and members[0]["status"] == "active"
         assert sorted(k["status"] for k in members[0]["keys"]) == ["active", "active", "revoked"]  # no fork
         assert member.hex() and daemon.alive()
+    finally:
+        daemon.stop()
+
+
+def _seed_sorting_after(peer_id: str) -> bytes:
+    """A key whose peer id sorts after ``peer_id`` (bounded: about half of all keys do)."""
+    for _ in range(200):
+        seed = os.urandom(32)
+        if Identity(seed).peer_id > peer_id:
+            return seed
+    raise AssertionError(f"no key sorting after {peer_id} in 200 tries")
+
+
+def test_one_shot_sync_whose_session_crossed_the_daemons_still_catches_up(tmp_path: Path) -> None:
+    """A daemon syncs with a newly connected peer within a second (it is due at once), so a
+    one-shot ``p2pc sync`` can receive the daemon's session while its own is being opened.
+    If its peer id sorts second it stops its own session ("crossed", protocols/sync.md §1).
+    It used to report that stopped session: "did not catch up", exit 6, although the daemon's
+    session had brought everything (the clean-clone CI flake of the test above, at the
+    observer's sync).  Here the crossing is certain: the one-shot node sorts second and waits
+    5 s between taking its session slot and opening the stream (the daemon's session comes
+    meanwhile).  It must wait for the daemon's session, sync again, and report caught up."""
+    laptop, commons, _member = founder(tmp_path, "laptop")
+    for i in range(3):
+        run(laptop, "contribute", "--commons", str(commons), "--title", f"work {i}")
+    start = tmp_path / "start.p2pc"
+    run(laptop, "export", "--commons", str(commons), "-o", str(start))
+    daemon = Daemon(laptop, tmp_path / "laptop.log")
+    try:
+        addr = daemon.addr()
+        laptop_peer = addr.rsplit("/p2p/", 1)[1]
+        observer = Home(tmp_path / "observer")
+        seed = _seed_sorting_after(laptop_peer)
+        create_identity(observer, seed=seed)  # `p2pc init` with a chosen key
+        Store(observer.store_file).close()
+        run(observer.path, "import", str(start))
+        result = run(observer.path, "sync", "--peer", addr, env={SESSION_OPEN_DELAY_ENV: "5"})
+        assert result["caught_up"] and result["peers"][laptop_peer]["complete"], result
+        # the crossing happened: the daemon ran its own session with the observer
+        observer_peer = Identity(seed).peer_id
+        assert f"sync with peer …{observer_peer[-8:]}" in daemon.log.read_text(), daemon.log.read_text()[-3000:]
+        states = [run(home, "state", "--commons", str(commons))["state_hash"] for home in (laptop, observer.path)]
+        assert states[0] == states[1]
     finally:
         daemon.stop()

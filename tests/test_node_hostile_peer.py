@@ -8,19 +8,23 @@ each step, and whether the target cut it off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from typing import Any
 
 
-async def wait_disconnected(host: Any, peer_id: Any, seconds: float) -> None:
-    """Give the attacked node up to ``seconds`` to drop us (polled; returns early)."""
+async def wait_disconnected(host: Any, peer_id: Any, seconds: float) -> float | None:
+    """Give the attacked node up to ``seconds`` to drop us (polled; returns early): how long
+    it took (None: still connected)."""
     import trio
 
+    started = trio.current_time()
     with trio.move_on_after(seconds):
         while peer_id in host.get_connected_peers():
             await trio.sleep(0.05)
+    return None if peer_id in host.get_connected_peers() else round(trio.current_time() - started, 2)
 
 
 def main() -> None:
@@ -75,7 +79,7 @@ def main() -> None:
             started = trio.current_time()
             steps["stall"] = await read_until_closed(stream, 15)
             steps["stall_seconds"] = round(trio.current_time() - started, 1)
-            await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
+            steps["stall_dropped_s"] = await wait_disconnected(host, info.peer_id, 20)  # returns once dropped
 
             # 1. garbage on the sync protocol
             try:
@@ -89,7 +93,7 @@ def main() -> None:
                 steps["garbage"] = await read_until_closed(stream, 10)
             except Exception as exc:
                 steps["garbage"] = f"refused ({type(exc).__name__})"
-            await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
+            steps["garbage_dropped_s"] = await wait_disconnected(host, info.peer_id, 20)  # returns once dropped
             steps["garbage_disconnected"] = info.peer_id not in host.get_connected_peers()
 
             # 2. a well-framed session carrying a forged entry
@@ -123,7 +127,7 @@ def main() -> None:
                 steps["forged"] = f"refused ({type(exc).__name__})"
 
             # 3. coming back: a banned peer gets nothing
-            await wait_disconnected(host, info.peer_id, 20)
+            steps["forged_dropped_s"] = await wait_disconnected(host, info.peer_id, 20)
             try:
                 with trio.fail_after(10):
                     await host.connect(info)
@@ -143,8 +147,74 @@ def main() -> None:
     print(json.dumps({"peer_id": info and host.get_id().to_base58(), "steps": steps, "cut_off": cut_off}))
 
 
-def flood() -> None:
-    """Join the commons' gossip topic and publish far more than the rate limit allows."""
+def redial() -> None:
+    """Mode ``redial``: connect and answer the target's sync session (it syncs with a new
+    peer at once) with garbage, a proven violation: the target scores us and drops the
+    connection from its own task.  Redial the moment the connection drops (while the
+    target's disconnect still runs), send garbage again (banned now), and note how long the
+    target took to drop that second connection (None: still connected after 15 s).  Three
+    rounds, each with a new key; prints the rounds' reports."""
+    import trio
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
+    from libp2p.network.config import ConnectionConfig
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
+    from libp2p.security.noise.transport import Transport as Noise
+    from multiaddr import Multiaddr
+
+    from p2pcommons.protocols import sync
+
+    info = info_from_p2p_addr(Multiaddr(sys.argv[2]))
+    garbage = sync.frame(sync.HELLO, b"\xff" * 2000)  # not CBOR: a violation every time
+
+    async def answer_with_garbage(stream: Any) -> None:
+        with contextlib.suppress(Exception):
+            await stream.write(garbage)
+            await stream.read(65536)
+
+    async def round_() -> dict[str, Any]:
+        key_pair = create_new_key_pair()
+        host = new_host(key_pair=key_pair, sec_opt={NOISE_ID: Noise(key_pair, new_x25519().private_key)},
+                        connection_config=ConnectionConfig(max_connections_per_peer=1))
+        host.set_stream_handler(sync.PROTOCOL_ID, answer_with_garbage)
+        report: dict[str, Any] = {"peer_id": host.get_id().to_base58()}
+        async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            with trio.fail_after(10):
+                await host.connect(info)
+            with trio.move_on_after(15):
+                while info.peer_id in host.get_connected_peers():
+                    await trio.sleep(0.002)
+            report["first_dropped"] = info.peer_id not in host.get_connected_peers()
+            try:
+                with trio.fail_after(10):
+                    await host.connect(info)
+                    stream = await host.new_stream(info.peer_id, [sync.PROTOCOL_ID])
+                await stream.write(garbage)
+                report["second"] = "sent"
+            except Exception as exc:
+                report["second"] = f"refused ({type(exc).__name__})"
+            report["dropped_s"] = await wait_disconnected(host, info.peer_id, 15)
+            await host.close()
+        return report
+
+    async def run() -> None:
+        rounds = [await round_() for _ in range(3)]
+        print(json.dumps({"rounds": rounds}))
+
+    trio.run(run)
+
+
+def flood(paced: bool = False) -> None:
+    """Join the commons' gossip topic and publish far more than the rate limit allows, until
+    the target drops us (at most 20,000 messages or 60 s): the target scores each message
+    beyond its limit in a second, so how many it takes depends on how fast this machine
+    publishes and the target reads, and a fixed count (400 before) was too few under load.
+
+    ``paced`` (mode ``gossip``): publish 40 announcements of heads nobody has, 10 a second
+    (under the rate limit), hang up on every sync session the target opens to fetch them,
+    and count those sessions (``sessions``), until the target has had 3 s without one."""
     import trio
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
@@ -172,14 +242,33 @@ def flood() -> None:
     pubsub = Pubsub(host, router)
     info = info_from_p2p_addr(Multiaddr(target))
     sent = 0
+    sessions = 0
 
     async def hang_up(stream: Any) -> None:
+        nonlocal sessions
+        sessions += 1
         await stream.close()
 
     host.set_stream_handler(PROTOCOL_ID_SYNC, hang_up)
 
-    async def run() -> None:
+    async def publish_all(count: int) -> None:
         nonlocal sent
+        for i in range(count):
+            data = dagcbor.encode({"commons": commons, "entries": [],
+                                   "heads": [[os.urandom(32), i + 1, commons]]})
+            try:
+                await pubsub.publish(topic_of(commons), data)
+                sent += 1
+            except Exception:
+                return
+            if paced:
+                await trio.sleep(0.1)
+            elif i % 20 == 0:
+                if info.peer_id not in host.get_connected_peers():
+                    return  # cut off: the target banned us
+                await trio.sleep(0.01)
+
+    async def run() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
             async with background_trio_service(pubsub), background_trio_service(router):
                 await pubsub.wait_until_ready()
@@ -190,26 +279,28 @@ def flood() -> None:
                 with trio.move_on_after(10):
                     while info.peer_id not in router.mesh.get(topic_of(commons), set()):
                         await trio.sleep(0.05)
-                for i in range(400):
-                    data = dagcbor.encode({"commons": commons, "entries": [],
-                                           "heads": [[os.urandom(32), i + 1, commons]]})
-                    try:
-                        await pubsub.publish(topic_of(commons), data)
-                        sent += 1
-                    except Exception:
-                        break
-                    if i % 20 == 0:
-                        await trio.sleep(0.01)
-                await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
+                with trio.move_on_after(60):
+                    await publish_all(40 if paced else 20_000)
+                if paced:  # until the target opened no session for 3 s (bounded: 60 s)
+                    for _ in range(20):
+                        seen = sessions
+                        await trio.sleep(3)
+                        if sessions == seen:
+                            break
+                else:
+                    await wait_disconnected(host, info.peer_id, 20)  # returns as soon as we are dropped
                 disconnected = info.peer_id not in host.get_connected_peers()
             await host.close()
-        print(json.dumps({"peer_id": host.get_id().to_base58(), "sent": sent, "disconnected": disconnected}))
+        print(json.dumps({"peer_id": host.get_id().to_base58(), "sent": sent, "disconnected": disconnected,
+                          "sessions": sessions}))
 
     trio.run(run)
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "flood":
-        flood()
+    if sys.argv[1] in ("flood", "gossip"):
+        flood(paced=sys.argv[1] == "gossip")
+    elif sys.argv[1] == "redial":
+        redial()
     else:
         main()

@@ -106,6 +106,7 @@ MAX_INBOUND_SESSIONS = 16
 # The STOP reason a node gives when it ends its own session because that session crossed
 # the peer's (Node._crossed); it then waits for the peer's session and syncs again.
 CROSSED = "crossed: your session with me runs"
+CROSSED_TRIES = 3  # a requested sync runs its own session again after crossing at most this often
 # Test-only: seconds a node waits between taking a session slot for a peer and opening the
 # stream, so that two nodes' sessions with each other cross for certain (sync_with).
 SESSION_OPEN_DELAY_ENV = "P2PC_TEST_SESSION_OPEN_DELAY"
@@ -115,6 +116,7 @@ LOCAL_WAIT = 30.0               # a control query or append waits this long for 
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
 BAN_SECONDS = scoring.BAN_SECONDS
 REDIAL_MIN = 0.25               # first redial delay (jittered, doubling up to max_backoff)
+SYNC_RETRY_MIN = 1.0            # after a failed or cut session, the next unasked one waits (doubling to max_backoff)
 STABLE_CONNECTION = 10.0        # a connection that lasted this long resets the backoff
 DISCONNECT_CHECK = 60.0         # safety net: re-check a maintained connection this often
 GOSSIP_STORE_WAIT = 2.0         # gossip is a hint: wait this long at most for the store's write lock
@@ -165,6 +167,11 @@ class PeerState:
     addrs: set[str] = field(default_factory=set)
     last_seen: float = 0.0      # wall clock: connected now, or when the connection ended
     behind_at: float = 0.0      # monotonic: when ``behind`` was last measured
+    # our sessions with the peer that failed or were cut short in a row, and (monotonic) when
+    # anti-entropy may start the next one (Node._sync_failed): gossip naming heads we lack
+    # asks for a session per message, and a peer that cuts every session short must not get one
+    failures: int = 0
+    retry_at: float = 0.0
 
 
 class Node:
@@ -202,6 +209,8 @@ class Node:
         self._topics: set[str] = set()
         self._maintained: dict[str, trio.CancelScope] = {}
         self._disconnects: dict[str, trio.Event] = {}
+        # every open connection per peer, as the network notifee reported them (_disconnect)
+        self._conns: dict[str, set[Any]] = {}
         self._mdns_wakeup = trio.Event()  # a peer was discovered on the LAN, or a peer left
         self._bans: dict[str, peerbook.Ban] = {}
         self._bans_limiter = trio.CapacityLimiter(1)
@@ -388,10 +397,36 @@ class Node:
             await self._disconnect(peer_id)
 
     async def _disconnect(self, peer_id: str) -> None:
+        """Close every connection to the peer, including any the swarm lost track of.
+
+        py-libp2p's ``disconnect`` closes the connections its swarm lists for the peer and
+        then drops the peer's whole entry; a connection the peer opened while those closed
+        (a hostile peer redials at once) is dropped from the list but stays open, invisible
+        to ``disconnect`` and ``get_connected_peers``, and its streams are still served.  A
+        banned peer kept such a connection until it closed it itself (seen: 20 s).  The
+        network notifee reports every connection, so the ones it says are open are closed
+        here too: those open when the disconnect was asked for (a connection the peer opens
+        meanwhile is a new start, left to the next disconnect, which finds it here)."""
         from libp2p.peer.id import ID
 
+        conns = list(self._conns.get(peer_id, ()))
         with trio.move_on_after(3), contextlib.suppress(Exception):
             await self.host.disconnect(ID.from_base58(peer_id))
+        for conn in conns:
+            with trio.move_on_after(3), contextlib.suppress(Exception):
+                await conn.close()
+            self._forget_conn(peer_id, conn)
+
+    def _forget_conn(self, peer_id: str, conn: Any) -> None:
+        """Drop a connection from :attr:`_conns`, with any of the peer's that closed unseen
+        (a close cut short may skip its notification): the table holds open ones only."""
+        conns = self._conns.get(peer_id)
+        if conns is None:
+            return
+        conns.discard(conn)
+        conns.difference_update([c for c in conns if _closed(c)])
+        if not conns:
+            del self._conns[peer_id]
 
     def connected_peers(self) -> list[str]:
         if self.host is None:
@@ -446,16 +481,20 @@ class Node:
             self._nursery_start(self.exchange.after_sync, peer_id)
             return result
         except (Stalled, PeerClosed) as exc:
+            self._sync_failed(state)
             await self._network_fault(peer_id, exc)
             return None
         except ProtocolViolation as exc:
+            self._sync_failed(state)
             await self.penalize(peer_id, SCORE_INVALID, str(exc))
             return None
         except (trio.TooSlowError, OSError) as exc:
+            self._sync_failed(state)
             log.info("sync with %s failed: %s", peer_id, exc or "timed out")
             state.last_result = "unreachable"
             return None
         except Exception as exc:  # libp2p raises many unrelated types for a dropped peer
+            self._sync_failed(state)
             log.info("sync with %s failed: %s: %s", peer_id, type(exc).__name__, exc)
             state.last_result = f"failed: {type(exc).__name__}"
             return None
@@ -464,6 +503,43 @@ class Node:
             if self._crossed.get(peer_id) is crossed:
                 del self._crossed[peer_id]
             self._session_ended(peer_id)
+
+    async def sync_now(self, peer_id: str, want: Sequence[CID] | None = None,
+                       on_progress: Callable[[int, int, int, int], None] | None = None) -> SessionResult | None:
+        """A sync someone asked for (``p2pc sync``, through the daemon or one-shot): run our
+        own session with the peer and return its outcome.  A session with the peer that runs
+        already (either direction) is waited for first, then ours runs.  If ours crossed the
+        peer's and stopped (:data:`CROSSED`; protocols/sync.md §1), the peer's session is
+        waited for and ours runs again, up to :data:`CROSSED_TRIES` times.  Without this a
+        one-shot ``p2pc sync`` whose peer happened to open a session to it at that moment
+        (a daemon syncs with a newly connected peer within a second) reported "not caught
+        up" (exit 6) although the peer's session had brought everything."""
+        result = None
+        for _ in range(CROSSED_TRIES):
+            while self._in_session(peer_id):
+                event = self._peer_synced.setdefault(peer_id, trio.Event())
+                await event.wait()
+            result = await self.sync_with(peer_id, want, on_progress)
+            if result is None or result.stopped != CROSSED:
+                break
+        return result
+
+    def _sync_failed(self, state: PeerState) -> None:
+        """Our session with the peer failed or was cut short (nothing recorded as a sync):
+        anti-entropy starts the next one only after a delay that doubles with every failure in
+        a row (up to ``max_backoff``), whatever asks for it (gossip naming heads we lack, the
+        interval).  Before, a peer that announced unknown heads and hung up on every session
+        got a new session for nearly every gossip message.  A sync someone asks for
+        (``p2pc sync``) is not delayed; a completed session in either direction, or a new
+        connection, clears the delay."""
+        state.failures += 1
+        delay = min(SYNC_RETRY_MIN * 2 ** min(state.failures - 1, 16), max(SYNC_RETRY_MIN, self.config.max_backoff))
+        state.retry_at = time.monotonic() + delay * random.uniform(0.8, 1.2)
+
+    @staticmethod
+    def _clear_sync_backoff(state: PeerState) -> None:
+        state.failures = 0
+        state.retry_at = 0.0
 
     def _yields_to(self, peer_id: str) -> bool:
         """Two sessions crossed: each node opened one to the other before it saw the other's
@@ -487,6 +563,7 @@ class Node:
 
     def _after_session(self, state: PeerState, result: SessionResult) -> None:
         state.last_sync = time.monotonic()
+        self._clear_sync_backoff(state)
         state.syncs += 1
         behind = dict(state.behind)
         self._note_behind(state, result)
@@ -578,6 +655,7 @@ class Node:
             self._note_behind(state, result)
             if result.complete:
                 state.last_sync = time.monotonic()  # both directions are done: not due again yet
+                self._clear_sync_backoff(state)
             self._declined(peer_id, result)
             if result.new_commons:
                 self._nursery_start(self._subscribe_all)
@@ -622,7 +700,7 @@ class Node:
             for peer_id in self.connected_peers():
                 state = self.peer(peer_id)
                 due = now - state.last_sync >= self.config.sync_interval
-                busy = self._in_session(peer_id)
+                busy = self._in_session(peer_id) or now < state.retry_at  # (a wanted sync waits)
                 if (due or peer_id in self._sync_wanted) and not busy:
                     self._sync_wanted.discard(peer_id)
                     self._nursery.start_soon(self.sync_with, peer_id)
@@ -722,7 +800,8 @@ class Node:
         with trio.move_on_after(DISCONNECT_CHECK):
             await event.wait()
 
-    def _on_disconnected(self, peer_id: str) -> None:
+    def _on_disconnected(self, peer_id: str, conn: Any = None) -> None:
+        self._forget_conn(peer_id, conn)
         events.info("peer %s disconnected", _short(peer_id))
         self.peer(peer_id).last_seen = time.time()
         self.changes.bump()
@@ -731,11 +810,15 @@ class Node:
         if event is not None:
             event.set()
 
-    def _on_connected(self, peer_id: str) -> None:
+    def _on_connected(self, peer_id: str, conn: Any = None) -> None:
+        if conn is not None:
+            self._forget_conn(peer_id, None)  # (prunes any that closed unseen)
+            self._conns.setdefault(peer_id, set()).add(conn)
         events.info("peer %s connected", _short(peer_id))
         if self.reach is not None:
             self.reach.peer_connected()
         self.peer(peer_id).last_seen = time.time()
+        self._clear_sync_backoff(self.peer(peer_id))  # a new connection: sync at once, not after a delay
         self.changes.bump()
         self.exchange.wake()
         if self.is_banned(peer_id):
@@ -1071,15 +1154,7 @@ class Node:
             if addr:
                 self._nursery_start(self.maintain, str(addr))  # keep it connected from now on
             for peer_id in targets:
-                result = None
-                for _ in range(3):  # ours again after it crossed the peer's and stopped
-                    while self._in_session(peer_id):
-                        # wait for the running session (ours or theirs) to end, then run ours
-                        event = self._peer_synced.setdefault(peer_id, trio.Event())
-                        await event.wait()
-                    result = await self.sync_with(peer_id, want)
-                    if result is None or result.stopped != CROSSED:
-                        break
+                result = await self.sync_now(peer_id, want)
                 results[peer_id] = None if result is None else {
                     "caught_up": result.caught_up, "complete": result.complete,
                     "received": result.received_entries, "added": result.added,
@@ -1309,6 +1384,12 @@ def _tame_libp2p_logging() -> None:
         silence_libp2p()
 
 
+def _closed(conn: Any) -> bool:
+    """Whether a py-libp2p connection (SwarmConn) has closed."""
+    event = getattr(conn, "event_closed", None)
+    return event is not None and event.is_set()
+
+
 def _notifee(node: Node) -> Any:
     """A py-libp2p network notifee: wakes :meth:`Node.maintain` on a disconnection and
     turns banned peers away as soon as they connect (libp2p is imported lazily)."""
@@ -1316,10 +1397,10 @@ def _notifee(node: Node) -> Any:
 
     class _Notifee(INotifee):
         async def connected(self, network: Any, conn: Any) -> None:
-            node._on_connected(conn.muxed_conn.peer_id.to_base58())
+            node._on_connected(conn.muxed_conn.peer_id.to_base58(), conn)
 
         async def disconnected(self, network: Any, conn: Any) -> None:
-            node._on_disconnected(conn.muxed_conn.peer_id.to_base58())
+            node._on_disconnected(conn.muxed_conn.peer_id.to_base58(), conn)
 
         async def opened_stream(self, network: Any, stream: Any) -> None:
             pass

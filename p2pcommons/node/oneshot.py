@@ -65,7 +65,7 @@ async def oneshot_sync(
                         result = None
                         try:
                             peer_id = await node.connect(addr)
-                            result = await node.sync_with(peer_id, want, on_progress)
+                            result = await node.sync_now(peer_id, want, on_progress)
                         except Exception as exc:
                             log.debug("sync with %s failed: %s", addr, exc)
                         if peer_id is None:

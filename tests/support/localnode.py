@@ -23,7 +23,8 @@ ENV = {**os.environ, "P2PC_NO_PROGRESS": "1"}
 def run(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> Any:
     result = subprocess.run([*P2PC, *args, "--home", str(home), "--json"], capture_output=True, text=True,
                             timeout=timeout, env={**ENV, **(env or {})})
-    assert result.returncode == 0, (args, result.returncode, result.stderr)
+    # with --json a failing command's sentence (and its result) is on stdout, not stderr
+    assert result.returncode == 0, (args, result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     return unwrap(result.stdout)
 
 
