@@ -188,8 +188,8 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
             entries.evict(KEEP_BODIES)  # memory: keep metadata and the newest bodies; the store has them
     every = max(PERSIST_EVERY, live.count // 10)
     due = live.persisted_count < 0 or live.count - live.persisted_count >= every
-    if persist or (persist is None and due and live.persisted_count != live.count):
-        _persist(store, commons, live)
+    wanted = persist or (persist is None and due and live.persisted_count != live.count)
+    if wanted and (_persist(store, commons, live) or store.reader):
         live.persisted_count = live.count
     if live.count - folded_before >= TRIM_AFTER:
         release_freed_memory()  # (a large fold frees far more than it keeps: see .release)
@@ -286,7 +286,11 @@ def _resume(store: Store, commons: CID) -> _Live | None:
     return live
 
 
-def _persist(store: Store, commons: CID, live: _Live) -> None:
+def _persist(store: Store, commons: CID, live: _Live) -> bool:
+    """Write the fold's head, materialization and checkpoint (and the query tables); False
+    if the store would not take them (read-only, or busy: the next fold tries again, instead
+    of counting a save that never happened and leaving the head behind until the next one
+    is due)."""
     state = live.state
     assert state is not None
     head = {
@@ -302,11 +306,12 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
         store.put_cache(_cache_key(commons, "checkpoint"), cbor2.dumps({
             "max_n": live.max_n, "folder": checkpoint.dump(live.folder), "space": _archive_space(live)}))
     except Exception:  # a read-only or busy store must not break reading the state
-        return
+        return False
     # (likewise) the CLI's query tables, from the same state: a read-only or busy store skips
     # them, and they stay behind (the CLI then folds); anything else is a bug and is raised.
     with contextlib.suppress(sqlite3.Error, StoreError):
         tables.write(store, state, max_n=live.max_n, stored=store.count(commons), key=_key(store, commons))
+    return True
 
 
 def cached_head(store: Store, commons: CID) -> dict[str, Any] | None:
