@@ -5,8 +5,9 @@
    Ed25519 verify, entry decode, SQLite insert into the store's layout), the load average
    before and after, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms)
    and of B once its daemon has folded the commons state (its peak, VmHWM, and what it
-   holds then, VmRSS, both read after B's persisted state head counts every entry, polled
-   with a deadline).  B stores large transfers
+   holds then, VmRSS, both read after B's persisted state head counts every entry and its
+   ``node status`` says the state worker is done — the save included — polled with a
+   deadline; B's daemon and ingest process PSS peaks during the sync are printed apart).  B stores large transfers
    in its ingest process (a child, on the second core): its RSS and CPU are printed apart
    and summed with the daemon's.
 2. Gossip latency from one node to four others (separate processes, star topology): the
@@ -171,9 +172,12 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 600) -> float | None:
-    """Seconds until ``home``'s daemon has persisted a state of ``commons`` that counts
-    ``count`` entries (its cached state head), or None if the deadline passed first."""
+def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 1800) -> float | None:
+    """Seconds until ``home``'s daemon has folded and saved ``commons`` with ``count``
+    entries and its state worker is done — the persisted state head counts them and
+    ``node status`` says no fold runs or waits (the head is saved first: the checkpoint and
+    the query tables after it, and memory read then missed the save) — or None if the
+    deadline passed first."""
     from p2pcommons.state.engine import cached_head
 
     start = time.monotonic()
@@ -181,7 +185,9 @@ def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 600)
         with contextlib.suppress(Exception), Store(home.store_file, reader=True) as store:
             head = cached_head(store, commons)
             if head is not None and int(head.get("count", 0)) >= count:
-                return time.monotonic() - start
+                worker = request(home, {"cmd": "status"}, timeout=30).get("state_worker")
+                if worker is None or (not worker["folding"] and not worker["dirty_count"]):
+                    return time.monotonic() - start
         time.sleep(0.2)
     return None
 
@@ -309,6 +315,7 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         sampling = threading.Event()
         peaks = [0.0, 0.0]
         child_peak = [0.0, 0.0, 0.0]  # B's ingest process; B's daemon + it (RSS, then PSS)
+        pss_peak = [0.0, 0.0]  # B's daemon, B's ingest process (PSS, each on its own)
         child_cpu: dict[int, float] = {}
 
         def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
@@ -326,6 +333,8 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
                 child_peak[0] = max(child_peak[0], kids)
                 child_peak[1] = max(child_peak[1], own + kids)
                 child_peak[2] = max(child_peak[2], own_pss + kids_pss)
+                pss_peak[0] = max(pss_peak[0], own_pss)
+                pss_peak[1] = max(pss_peak[1], kids_pss)
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample)
@@ -365,8 +374,12 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
             "us_cpu_per_entry_b_ingest_process": round(sum(child_cpu.values()) / n * 1e6, 1),
             "handoff": handoff}), flush=True)
+        # how many times B folded during the sync (a daemon before state_worker: None)
+        worker_after_sync = request(b, {"cmd": "status"}).get("state_worker")
         # B folds the commons state once the sync has paused: read its memory after that.
+        cpu_b_synced = cpu_seconds(procs[1].pid)
         fold_wait = wait_for_fold(b, commons, n + 1)
+        cpu_b_fold = cpu_seconds(procs[1].pid) - cpu_b_synced
         rss_b_fold = peak_rss_mb(procs[1].pid)
         rss_b_held = rss_mb(procs[1].pid)  # what the daemon holds with the commons folded
         # and its PSS with its ingest process (if that has not yet stopped, idle): the fold done
@@ -386,11 +399,14 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         "peak_rss_mb_b_ingest_process": round(child_peak[0], 1),
         "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
         "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
+        "peak_pss_mb_b_daemon": round(pss_peak[0], 1), "peak_pss_mb_b_ingest_process": round(pss_peak[1], 1),
+        "b_state_worker_after_sync": worker_after_sync,
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
         "rss_mb_b_after_state_fold": round(rss_b_held, 1),
         "pss_mb_b_daemon_plus_ingest_process_after_state_fold": round(pss_b_held, 1),
         "handoff": handoff,
         "b_fold_seen_after_s": None if fold_wait is None else round(fold_wait, 1),
+        "cpu_s_b_fold_after_sync": round(cpu_b_fold, 2),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
         "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
     }
