@@ -132,6 +132,22 @@ STORE_RETRY_MAX = 60.0          # …doubling (state folds) up to this while the
 STORE_ERRORS = (StoreError, sqlite3.Error)
 
 
+# A state of at least this many entries whose canonical form the daemon drops is followed by a
+# trim, so the pages go back to the system (see p2pcommons.state.release).
+TRIM_CANONICAL_AFTER = 20_000
+
+
+def _release_canonical(state: Any) -> None:
+    """The daemon keeps its commons' states for its whole life: not their canonical form,
+    which the save needed for the hash (about 1 KB per contribution; views that need it
+    build it again)."""
+    release = getattr(state, "release_canonical", None)
+    if release is not None and release() and state.entry_count >= TRIM_CANONICAL_AFTER:
+        from p2pcommons.state.release import release_freed_memory
+
+        release_freed_memory()
+
+
 async def _first_of(*events: trio.Event) -> None:
     """Return once any of ``events`` is set."""
     async with trio.open_nursery() as nursery:
@@ -347,6 +363,7 @@ class Node:
         self.names.remember(commons, state)
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
+            _release_canonical(state)
             return False
         from p2pcommons.author import admit_once, admitted_joins
 
@@ -366,7 +383,9 @@ class Node:
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
-            self.names.remember(commons, current_state(self._state_store, commons))
+            state = current_state(self._state_store, commons)
+            self.names.remember(commons, state)
+        _release_canonical(state)
         return wrote
 
     async def _retry_state(self, commons: CID, delay: float) -> None:
