@@ -18,7 +18,7 @@
 (bench/load.py: busy loops, fsync-heavy writers, many short-lived processes), so the sync
 rate and the floors it is compared with come from the same run under the same conditions;
 the load average is printed when the floors start, when they end and after the sync.
-``--gossip 0`` skips part 2.
+``--gossip 0`` skips part 2.  ``--a-store FILE`` keeps the sender's prepared store between runs.
 
 Prints figures; asserts nothing.
 Usage: ``python bench/sync.py [--entries N] [--gossip K] [--load KIND [--load-workers K]]``.
@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -269,11 +270,33 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = (), load: str | None = None,
-               load_workers: int | None = None) -> dict[str, Any]:
+               load_workers: int | None = None, a_store: Path | None = None) -> dict[str, Any]:
     a = make_home(root, "a")
     b = make_home(root, "b")
     print(f"building {n:,} entries…", file=sys.stderr)
     commons, raws = history(n)
+    if a_store is not None and a_store.exists():
+        # A's store from an earlier run (entries and folded state): at a million entries,
+        # preparing it takes longer than the sync
+        shutil.copyfile(a_store, a.store_file)
+        with Store(a.store_file) as store:
+            assert store.count(commons) == n + 1, f"{a_store} does not hold this history"
+    else:
+        _prepare_a(a, commons, raws, n)
+        if a_store is not None:
+            with contextlib.closing(sqlite3.connect(a.store_file)) as src, \
+                    contextlib.closing(sqlite3.connect(a_store)) as dst:
+                src.backup(dst)
+    with Store(b.store_file) as store:
+        Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
+    # from here to the end of the sync: the chosen load (if any) runs beside everything measured
+    background = contextlib.ExitStack()
+    load_info = background.enter_context(background_load(load, load_workers))
+    with background:
+        return _measure_sync(root, a, b, commons, raws, n, extra_b, load_info, background)
+
+
+def _prepare_a(a: Home, commons: CID, raws: list[bytes], n: int) -> None:
     with Store(a.store_file) as store:
         Ingestor(store).add_batch(raws[:1])
         for i in range(1, len(raws), 5000):
@@ -287,13 +310,6 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = (), load: str | No
 
         current_state(store, commons, persist=True)
         forget()
-    with Store(b.store_file) as store:
-        Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
-    # from here to the end of the sync: the chosen load (if any) runs beside everything measured
-    background = contextlib.ExitStack()
-    load_info = background.enter_context(background_load(load, load_workers))
-    with background:
-        return _measure_sync(root, a, b, commons, raws, n, extra_b, load_info, background)
 
 
 def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes], n: int,
@@ -337,6 +353,17 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
                 pss_peak[1] = max(pss_peak[1], kids_pss)
                 time.sleep(0.02)
 
+        # Connect first (bounded retries): a sender opening a million-entry store on a loaded
+        # machine can miss the 5 s connect timeout once, which used to end the run.
+        for attempt in range(5):
+            try:
+                request(b, {"cmd": "connect", "addr": addr}, timeout=60)
+                break
+            except Exception as exc:
+                print(f"connect attempt {attempt + 1} failed: {exc}", file=sys.stderr)
+                if attempt == 4:
+                    raise
+                time.sleep(2)
         sampler = threading.Thread(target=sample)
         sampler.start()
         start = time.perf_counter()
@@ -464,6 +491,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--gossip", type=int, default=100)
     parser.add_argument("--skip-sync", action="store_true")
+    parser.add_argument("--a-store", type=Path,
+                        help="sender's store for this history: read from this file if it exists, else "
+                        "prepared and written there (a 1M-entry sender takes long to prepare)")
     parser.add_argument("--no-ingest-process", action="store_true",
                         help="run B with --no-ingest-process (one process, one core for the ingest)")
     parser.add_argument("--load", choices=KINDS,
@@ -478,7 +508,7 @@ def main() -> None:
     try:
         if not args.skip_sync:
             figures = bench_sync(root, args.entries, ("--no-ingest-process",) if args.no_ingest_process else (),
-                                 args.load, args.load_workers)
+                                 args.load, args.load_workers, args.a_store)
             print("sync   " + json.dumps(figures))
         if args.gossip > 0:
             figures = bench_gossip(root, args.gossip)
