@@ -193,6 +193,20 @@ def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 1800
     return None
 
 
+def wait_idle(pid: int, deadline_s: float = 120, quiet_cpu_s: float = 0.1) -> float:
+    """Seconds until process ``pid`` used less than ``quiet_cpu_s`` of CPU in each of two
+    consecutive seconds (or the deadline passed)."""
+    start = time.monotonic()
+    quiet = 0
+    before = cpu_seconds(pid)
+    while time.monotonic() - start < deadline_s and quiet < 2:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        quiet = quiet + 1 if now - before < quiet_cpu_s else 0
+        before = now
+    return time.monotonic() - start
+
+
 def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
                extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     args = [*P2PC, "node", "start", "--foreground", "--home", str(home.path), "--listen", "/ip4/127.0.0.1/tcp/0",
@@ -326,6 +340,10 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
     procs = [start_node(a)]
     try:
         addr = request(a, {"cmd": "status"})["addrs"][0]
+        # A resumes its folded state at start (seconds at a million entries, under load more):
+        # a sync opened meanwhile missed B's 5 s stream-open timeout, and B's scheduler then
+        # synced in the background while the run timed nothing.  Start once A is idle.
+        a_idle = wait_idle(procs[0].pid)
         procs.append(start_node(b, extra=extra_b))
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         sampling = threading.Event()
@@ -360,6 +378,8 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             for attempt in range(1, 6):
                 try:
                     reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+                    if next(iter(reply["peers"].values()), None) is None:
+                        raise RuntimeError(f"B's session failed: {reply}")
                     break
                 except Exception as exc:
                     # B could not connect (a sender opening a million-entry store on a loaded
@@ -398,7 +418,7 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             "single_core_ingest_per_s": round(ingest), "raw_decode_per_s": round(decode),
             "raw_sqlite_insert_per_s": round(sqlite_rate), "load_avg_before": load_before,
             "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
-            "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
+            "a_idle_after_s": round(a_idle, 1), "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
             "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
             "us_cpu_per_entry_b_ingest_process": round(sum(child_cpu.values()) / n * 1e6, 1),
             "handoff": handoff}), flush=True)
