@@ -5,8 +5,9 @@
    Ed25519 verify, entry decode, SQLite insert into the store's layout), the load average
    before and after, and both nodes' peak RSS during the sync (VmRSS sampled every 20 ms)
    and of B once its daemon has folded the commons state (its peak, VmHWM, and what it
-   holds then, VmRSS, both read after B's persisted state head counts every entry, polled
-   with a deadline).  B stores large transfers
+   holds then, VmRSS, both read after B's persisted state head counts every entry and its
+   ``node status`` says the state worker is done — the save included — polled with a
+   deadline; B's daemon and ingest process PSS peaks during the sync are printed apart).  B stores large transfers
    in its ingest process (a child, on the second core): its RSS and CPU are printed apart
    and summed with the daemon's.
 2. Gossip latency from one node to four others (separate processes, star topology): the
@@ -17,7 +18,7 @@
 (bench/load.py: busy loops, fsync-heavy writers, many short-lived processes), so the sync
 rate and the floors it is compared with come from the same run under the same conditions;
 the load average is printed when the floors start, when they end and after the sync.
-``--gossip 0`` skips part 2.
+``--gossip 0`` skips part 2.  ``--a-store FILE`` keeps the sender's prepared store between runs.
 
 Prints figures; asserts nothing.
 Usage: ``python bench/sync.py [--entries N] [--gossip K] [--load KIND [--load-workers K]]``.
@@ -32,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -171,9 +173,12 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 600) -> float | None:
-    """Seconds until ``home``'s daemon has persisted a state of ``commons`` that counts
-    ``count`` entries (its cached state head), or None if the deadline passed first."""
+def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 1800) -> float | None:
+    """Seconds until ``home``'s daemon has folded and saved ``commons`` with ``count``
+    entries and its state worker is done — the persisted state head counts them and
+    ``node status`` says no fold runs or waits (the head is saved first: the checkpoint and
+    the query tables after it, and memory read then missed the save) — or None if the
+    deadline passed first."""
     from p2pcommons.state.engine import cached_head
 
     start = time.monotonic()
@@ -181,9 +186,25 @@ def wait_for_fold(home: Home, commons: CID, count: int, deadline_s: float = 600)
         with contextlib.suppress(Exception), Store(home.store_file, reader=True) as store:
             head = cached_head(store, commons)
             if head is not None and int(head.get("count", 0)) >= count:
-                return time.monotonic() - start
+                worker = request(home, {"cmd": "status"}, timeout=30).get("state_worker")
+                if worker is None or (not worker["folding"] and not worker["dirty_count"]):
+                    return time.monotonic() - start
         time.sleep(0.2)
     return None
+
+
+def wait_idle(pid: int, deadline_s: float = 120, quiet_cpu_s: float = 0.1) -> float:
+    """Seconds until process ``pid`` used less than ``quiet_cpu_s`` of CPU in each of two
+    consecutive seconds (or the deadline passed)."""
+    start = time.monotonic()
+    quiet = 0
+    before = cpu_seconds(pid)
+    while time.monotonic() - start < deadline_s and quiet < 2:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        quiet = quiet + 1 if now - before < quiet_cpu_s else 0
+        before = now
+    return time.monotonic() - start
 
 
 def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
@@ -263,11 +284,33 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = (), load: str | None = None,
-               load_workers: int | None = None) -> dict[str, Any]:
+               load_workers: int | None = None, a_store: Path | None = None) -> dict[str, Any]:
     a = make_home(root, "a")
     b = make_home(root, "b")
     print(f"building {n:,} entries…", file=sys.stderr)
     commons, raws = history(n)
+    if a_store is not None and a_store.exists():
+        # A's store from an earlier run (entries and folded state): at a million entries,
+        # preparing it takes longer than the sync
+        shutil.copyfile(a_store, a.store_file)
+        with Store(a.store_file) as store:
+            assert store.count(commons) == n + 1, f"{a_store} does not hold this history"
+    else:
+        _prepare_a(a, commons, raws, n)
+        if a_store is not None:
+            with contextlib.closing(sqlite3.connect(a.store_file)) as src, \
+                    contextlib.closing(sqlite3.connect(a_store)) as dst:
+                src.backup(dst)
+    with Store(b.store_file) as store:
+        Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
+    # from here to the end of the sync: the chosen load (if any) runs beside everything measured
+    background = contextlib.ExitStack()
+    load_info = background.enter_context(background_load(load, load_workers))
+    with background:
+        return _measure_sync(root, a, b, commons, raws, n, extra_b, load_info, background)
+
+
+def _prepare_a(a: Home, commons: CID, raws: list[bytes], n: int) -> None:
     with Store(a.store_file) as store:
         Ingestor(store).add_batch(raws[:1])
         for i in range(1, len(raws), 5000):
@@ -281,13 +324,6 @@ def bench_sync(root: Path, n: int, extra_b: tuple[str, ...] = (), load: str | No
 
         current_state(store, commons, persist=True)
         forget()
-    with Store(b.store_file) as store:
-        Ingestor(store).add_batch(raws[:1])  # b holds the commons' genesis: it wants it
-    # from here to the end of the sync: the chosen load (if any) runs beside everything measured
-    background = contextlib.ExitStack()
-    load_info = background.enter_context(background_load(load, load_workers))
-    with background:
-        return _measure_sync(root, a, b, commons, raws, n, extra_b, load_info, background)
 
 
 def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes], n: int,
@@ -304,11 +340,16 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
     procs = [start_node(a)]
     try:
         addr = request(a, {"cmd": "status"})["addrs"][0]
+        # A resumes its folded state at start (seconds at a million entries, under load more):
+        # a sync opened meanwhile missed B's 5 s stream-open timeout, and B's scheduler then
+        # synced in the background while the run timed nothing.  Start once A is idle.
+        a_idle = wait_idle(procs[0].pid)
         procs.append(start_node(b, extra=extra_b))
         cpu_before = [cpu_seconds(p.pid) for p in procs]
         sampling = threading.Event()
         peaks = [0.0, 0.0]
         child_peak = [0.0, 0.0, 0.0]  # B's ingest process; B's daemon + it (RSS, then PSS)
+        pss_peak = [0.0, 0.0]  # B's daemon, B's ingest process (PSS, each on its own)
         child_cpu: dict[int, float] = {}
 
         def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
@@ -326,13 +367,29 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
                 child_peak[0] = max(child_peak[0], kids)
                 child_peak[1] = max(child_peak[1], own + kids)
                 child_peak[2] = max(child_peak[2], own_pss + kids_pss)
+                pss_peak[0] = max(pss_peak[0], own_pss)
+                pss_peak[1] = max(pss_peak[1], kids_pss)
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample)
         sampler.start()
         start = time.perf_counter()
         try:
-            reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+            for attempt in range(1, 6):
+                try:
+                    reply = request(b, {"cmd": "sync", "addr": addr, "timeout": 600}, timeout=650)
+                    if next(iter(reply["peers"].values()), None) is None:
+                        raise RuntimeError(f"B's session failed: {reply}")
+                    break
+                except Exception as exc:
+                    # B could not connect (a sender opening a million-entry store on a loaded
+                    # machine missed the 5 s connect timeout, which ended a run): try again,
+                    # timing from the new attempt; anything later than a connect fails the run.
+                    if attempt == 5 or time.perf_counter() - start > 30:
+                        raise
+                    print(f"sync attempt {attempt} failed early ({exc}); again", file=sys.stderr)
+                    time.sleep(1)
+                    start = time.perf_counter()
         except Exception:
             for home in (a, b):  # the nodes' own account of the failure (their homes are deleted after)
                 print(f"--- {home.path.name}'s node.log (last lines)", file=sys.stderr)
@@ -361,12 +418,16 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             "single_core_ingest_per_s": round(ingest), "raw_decode_per_s": round(decode),
             "raw_sqlite_insert_per_s": round(sqlite_rate), "load_avg_before": load_before,
             "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
-            "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
+            "a_idle_after_s": round(a_idle, 1), "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
             "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
             "us_cpu_per_entry_b_ingest_process": round(sum(child_cpu.values()) / n * 1e6, 1),
             "handoff": handoff}), flush=True)
+        # how many times B folded during the sync (a daemon before state_worker: None)
+        worker_after_sync = request(b, {"cmd": "status"}).get("state_worker")
         # B folds the commons state once the sync has paused: read its memory after that.
+        cpu_b_synced = cpu_seconds(procs[1].pid)
         fold_wait = wait_for_fold(b, commons, n + 1)
+        cpu_b_fold = cpu_seconds(procs[1].pid) - cpu_b_synced
         rss_b_fold = peak_rss_mb(procs[1].pid)
         rss_b_held = rss_mb(procs[1].pid)  # what the daemon holds with the commons folded
         # and its PSS with its ingest process (if that has not yet stopped, idle): the fold done
@@ -386,11 +447,14 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         "peak_rss_mb_b_ingest_process": round(child_peak[0], 1),
         "peak_rss_mb_b_daemon_plus_ingest_process": round(child_peak[1], 1),
         "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
+        "peak_pss_mb_b_daemon": round(pss_peak[0], 1), "peak_pss_mb_b_ingest_process": round(pss_peak[1], 1),
+        "b_state_worker_after_sync": worker_after_sync,
         "peak_rss_mb_b_after_state_fold": round(rss_b_fold, 1),
         "rss_mb_b_after_state_fold": round(rss_b_held, 1),
         "pss_mb_b_daemon_plus_ingest_process_after_state_fold": round(pss_b_held, 1),
         "handoff": handoff,
         "b_fold_seen_after_s": None if fold_wait is None else round(fold_wait, 1),
+        "cpu_s_b_fold_after_sync": round(cpu_b_fold, 2),
         "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
         "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
     }
@@ -448,6 +512,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--gossip", type=int, default=100)
     parser.add_argument("--skip-sync", action="store_true")
+    parser.add_argument("--a-store", type=Path,
+                        help="sender's store for this history: read from this file if it exists, else "
+                        "prepared and written there (a 1M-entry sender takes long to prepare)")
     parser.add_argument("--no-ingest-process", action="store_true",
                         help="run B with --no-ingest-process (one process, one core for the ingest)")
     parser.add_argument("--load", choices=KINDS,
@@ -462,7 +529,7 @@ def main() -> None:
     try:
         if not args.skip_sync:
             figures = bench_sync(root, args.entries, ("--no-ingest-process",) if args.no_ingest_process else (),
-                                 args.load, args.load_workers)
+                                 args.load, args.load_workers, args.a_store)
             print("sync   " + json.dumps(figures))
         if args.gossip > 0:
             figures = bench_gossip(root, args.gossip)

@@ -242,3 +242,34 @@ def test_checkpoint_snapshots_round_trip_as_differences(actions: list[tuple[int,
         assert dump(_load_delta(delta, state)) == dump(snap)
         # and the same against an empty-ish state (everything differs)
         assert dump(_load_delta(_dump_delta(state, snap), snap)) == dump(state)
+
+
+def test_a_save_the_store_refused_is_tried_again(tmp_path: Path) -> None:
+    """The fold's save failed (another process held the write lock past the busy timeout):
+    the next fold saves, even with fewer new entries than the save interval.  Before, the
+    failed save was counted as done and the persisted head stayed behind until
+    PERSIST_EVERY more entries arrived (seen as a receiving daemon whose head never
+    reached the end of a sync)."""
+    import sqlite3
+
+    from tests.support.histories import linear_history
+
+    entries = linear_history(2, 20)
+    path = tmp_path / "store.sqlite"
+    with Store(path) as setup:
+        setup.insert(entries[:-1])
+    store = Store(path, busy_timeout=0)
+    other = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        current_state(store, entries[0].id)
+        assert cached_head(store, entries[0].id) is None
+        other.execute("ROLLBACK")
+        store.insert(entries[-1:])
+        state = current_state(store, entries[0].id)
+        head = cached_head(store, entries[0].id)
+        assert head is not None and head["count"] == state.entry_count == len(entries)
+    finally:
+        other.close()
+        store.close()
+        forget()

@@ -111,7 +111,14 @@ CROSSED_TRIES = 3  # a requested sync runs its own session again after crossing 
 # stream, so that two nodes' sessions with each other cross for certain (sync_with).
 SESSION_OPEN_DELAY_ENV = "P2PC_TEST_SESSION_OPEN_DELAY"
 STATE_QUIET = 0.2               # fold once no batch arrived for this long…
-STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync
+STATE_MAX_DELAY = 60.0          # …or at least this often during a long sync of small groups,
+# and at least this often while a bulk transfer streams in (a peer announced MIN_ENTRIES_FOR_PROCESS
+# entries or more): folding beside it cost the ingest child its core and held the growing fold,
+# and its first save, in memory during the transfer.  Control queries fold on demand meanwhile
+# (they never miss a stored entry); what waits is the node's own derived work (docs/operations.md).
+STATE_BULK_MAX_DELAY = 600.0
+# Test-only: seconds that replace STATE_MAX_DELAY, so a test sees the periodic fold within its run.
+STATE_MAX_DELAY_ENV = "P2PC_TEST_STATE_MAX_DELAY"
 LOCAL_WAIT = 30.0               # a control query or append waits this long for the state thread (client: 60 s)
 ANNOUNCE_MIN_INTERVAL = 0.05    # at most this often during a sync; the first goes at once
 BAN_SECONDS = scoring.BAN_SECONDS
@@ -125,6 +132,33 @@ STORE_RETRY_MAX = 60.0          # …doubling (state folds) up to this while the
 # What a busy (locked past the timeout), full or failing store raises: never fatal in the
 # daemon's tasks (logged in one line; the work is retried or left to anti-entropy sync).
 STORE_ERRORS = (StoreError, sqlite3.Error)
+
+
+# A state of at least this many entries whose canonical form the daemon drops is followed by a
+# trim, so the pages go back to the system (see p2pcommons.state.release).
+TRIM_CANONICAL_AFTER = 20_000
+
+
+def _release_canonical(state: Any) -> None:
+    """The daemon keeps its commons' states for its whole life: not their canonical form,
+    which the save needed for the hash (about 1 KB per contribution; views that need it
+    build it again)."""
+    release = getattr(state, "release_canonical", None)
+    if release is not None and release() and state.entry_count >= TRIM_CANONICAL_AFTER:
+        from p2pcommons.state.release import release_freed_memory
+
+        release_freed_memory()
+
+
+async def _first_of(*events: trio.Event) -> None:
+    """Return once any of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+        async def wait(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        for event in events:
+            nursery.start_soon(wait, event)
 
 
 def _store_error_text(exc: BaseException) -> str:
@@ -204,7 +238,11 @@ class Node:
         self._sync_later_pending = False
         self._state_retry_delay: dict[CID, float] = {}
         self._receiving = 0
+        self._bulk_receiving = 0  # of those, sessions whose peer announced a bulk transfer
         self._sessions_idle = trio.Event()
+        self._folding = False  # the state worker is folding (or waits for the state thread)
+        self.folds = 0  # state worker rounds finished
+        self._state_max_delay = float(os.environ.get(STATE_MAX_DELAY_ENV) or STATE_MAX_DELAY)
         self._announced: dict[CID, dict[bytes, int]] = {}
         self._topics: set[str] = set()
         self._maintained: dict[str, trio.CancelScope] = {}
@@ -262,41 +300,65 @@ class Node:
         the admissions this member owes — coalesced, in its own thread and connection."""
         while True:
             await self._state_wakeup.wait()
-            # Debounce: while a sync streams batches in, fold once it pauses (or every
-            # few seconds), so folding does not compete with ingest for the GIL per batch.
-            first = time.monotonic()
-            while time.monotonic() - first < STATE_MAX_DELAY:
-                self._state_wakeup = trio.Event()
-                with trio.move_on_after(STATE_QUIET):
-                    await self._state_wakeup.wait()
-                if not self._state_wakeup.is_set():
-                    break
-            # Never fold while sessions are streaming entries in (bounded by the max delay):
-            # folding competes with ingest for the GIL and for memory.
-            with trio.move_on_after(max(0.0, STATE_MAX_DELAY - (time.monotonic() - first))):
-                while self._receiving:
-                    await self._sessions_idle.wait()
+            await self._settle(trio.current_time())
+            self._folding = True
+            try:
+                await self._fold_dirty()
+            finally:
+                self._folding = False
+                self.folds += 1
+
+    def _fold_deadline(self, first: float) -> float:
+        """When the state worker folds at the latest, entries having been stored since
+        ``first``: STATE_MAX_DELAY later, or STATE_BULK_MAX_DELAY while a bulk transfer runs."""
+        return first + (STATE_BULK_MAX_DELAY if self._bulk_receiving else self._state_max_delay)
+
+    async def _settle(self, first: float) -> None:
+        """Wait until storing has paused: no batch stored for STATE_QUIET and no session
+        streaming entries in — or the fold's deadline (:meth:`_fold_deadline`) has come.
+        Why: folding competes with ingest for the GIL, the cores and memory; while a sync
+        streams batches in, one fold when it ends does the work of many."""
+        while True:
+            remaining = self._fold_deadline(first) - trio.current_time()
+            if remaining <= 0:
+                return
             self._state_wakeup = trio.Event()
-            dirty, self._state_dirty = self._state_dirty, set()
-            if os.environ.get("P2PC_NODE_NO_STATE"):  # diagnosis only: measure sync without the fold
+            with trio.move_on_after(min(STATE_QUIET, remaining)):
+                await self._state_wakeup.wait()
+            if self._state_wakeup.is_set():
+                continue  # another batch was stored: not quiet yet
+            if not self._receiving:
+                return
+            # Quiet, but a session still runs (its peer may send more): wait for it to end,
+            # for a new batch, or for the deadline (it moves if a bulk transfer starts).
+            with trio.move_on_after(remaining):
+                await _first_of(self._sessions_idle, self._state_wakeup)
+            if not self._receiving:
+                return
+
+    async def _fold_dirty(self) -> None:
+        """Fold every commons marked dirty (one at a time, in the state thread)."""
+        self._state_wakeup = trio.Event()  # (entries stored from here on wake the next round)
+        dirty, self._state_dirty = self._state_dirty, set()
+        if os.environ.get("P2PC_NODE_NO_STATE"):  # diagnosis only: measure sync without the fold
+            return
+        for commons in sorted(dirty, key=lambda c: c.raw):
+            try:
+                wrote = await trio.to_thread.run_sync(self._update_state, commons,
+                                                      limiter=self._state_limiter)
+            except Exception as exc:  # derived state must never take the node down
+                log.warning("state update for %s failed: %s", commons, exc)
+                if isinstance(exc, STORE_ERRORS) and commons not in self._state_retrying:
+                    # A busy or full store: try again later, less often while it lasts.
+                    delay = self._state_retry_delay.get(commons, STORE_RETRY)
+                    self._state_retry_delay[commons] = min(delay * 2, STORE_RETRY_MAX)
+                    self._state_retrying.add(commons)
+                    self._nursery_start(self._retry_state, commons, delay)
                 continue
-            for commons in sorted(dirty, key=lambda c: c.raw):
-                try:
-                    wrote = await trio.to_thread.run_sync(self._update_state, commons,
-                                                          limiter=self._state_limiter)
-                except Exception as exc:  # derived state must never take the node down
-                    log.warning("state update for %s failed: %s", commons, exc)
-                    if isinstance(exc, STORE_ERRORS) and commons not in self._state_retrying:
-                        # A busy or full store: try again later, less often while it lasts.
-                        delay = self._state_retry_delay.get(commons, STORE_RETRY)
-                        self._state_retry_delay[commons] = min(delay * 2, STORE_RETRY_MAX)
-                        self._state_retrying.add(commons)
-                        self._nursery_start(self._retry_state, commons, delay)
-                    continue
-                self._state_retry_delay.pop(commons, None)
-                self.changes.bump()
-                if wrote:
-                    self.announce()
+            self._state_retry_delay.pop(commons, None)
+            self.changes.bump()
+            if wrote:
+                self.announce()
 
     def _update_state(self, commons: CID) -> bool:
         from .derived import current_state_fn, pending_admissions_fn
@@ -310,6 +372,7 @@ class Node:
         self.names.remember(commons, state)
         pending_admissions = pending_admissions_fn()
         if pending_admissions is None:
+            _release_canonical(state)
             return False
         from p2pcommons.author import admit_once, admitted_joins
 
@@ -329,7 +392,9 @@ class Node:
             log.info("admitted join %s in %s", join_id, commons)
             wrote = True
         if wrote:
-            self.names.remember(commons, current_state(self._state_store, commons))
+            state = current_state(self._state_store, commons)
+            self.names.remember(commons, state)
+        _release_canonical(state)
         return wrote
 
     async def _retry_state(self, commons: CID, delay: float) -> None:
@@ -466,11 +531,11 @@ class Node:
             with trio.fail_after(self.config.connect_timeout):
                 stream = await self.host.new_stream(ID.from_base58(peer_id), [sync.PROTOCOL_ID])
             started = time.monotonic()
-            with self._session_running():
+            with self._session_running() as on_totals:
                 result = await run_session(
                     stream, self.db, initiator=True, want=commons, stall_timeout=self.config.stall_timeout,
                     on_progress=on_progress, on_batch_stored=self._on_stored, ingest=self.ingest,
-                    on_totals=self._expect, budget=self.sync_budget, stop=crossed, stop_reason=CROSSED,
+                    on_totals=on_totals, budget=self.sync_budget, stop=crossed, stop_reason=CROSSED,
                 )
             if result.stopped == CROSSED:
                 # the peer's session syncs both ways and records the outcome (_handle_sync_stream)
@@ -611,12 +676,26 @@ class Node:
                 self.announce()
 
     @contextlib.contextmanager
-    def _session_running(self) -> Iterator[None]:
+    def _session_running(self) -> Iterator[Callable[[int, int], None]]:
+        """A session that may receive entries runs; yields its ``on_totals`` callback, which
+        counts the session as a bulk transfer once its peer announces a large one (the state
+        worker then folds when it ends, bounded by STATE_BULK_MAX_DELAY)."""
+        bulk = False
+
+        def on_totals(entries: int, nbytes: int) -> None:
+            nonlocal bulk
+            self._expect(entries, nbytes)
+            if entries >= MIN_ENTRIES_FOR_PROCESS and not bulk:
+                bulk = True
+                self._bulk_receiving += 1
+
         self._receiving += 1
         try:
-            yield
+            yield on_totals
         finally:
             self._receiving -= 1
+            if bulk:
+                self._bulk_receiving -= 1
             if not self._receiving:
                 self._sessions_idle.set()
                 self._sessions_idle = trio.Event()
@@ -644,11 +723,11 @@ class Node:
         fault: Stalled | PeerClosed | None = None
         started = time.monotonic()
         try:
-            with self._session_running():
+            with self._session_running() as on_totals:
                 result = await run_session(stream, self.db, initiator=False,
                                            stall_timeout=self.config.stall_timeout,
                                            on_batch_stored=self._on_stored, ingest=self.ingest,
-                                           on_totals=self._expect, budget=self.sync_budget)
+                                           on_totals=on_totals, budget=self.sync_budget)
             state = self.peer(peer_id)
             _log_session(peer_id, "from", result, started,
                          "complete" if result.complete else (result.stopped or "incomplete"))
@@ -1199,6 +1278,8 @@ class Node:
             "known": self.exchange.status(),
             "dht": self.dht.status() if self.dht is not None else {"enabled": False},
             "ingest_process": {"enabled": self.config.ingest_process, **self.ingest_process.status()},
+            "state_worker": {"folding": self._folding, "dirty_count": len(self._state_dirty),
+                             "fold_count": self.folds, "bulk_transfer_count": self._bulk_receiving},
             "peers": peers,
             "commons": commons,
             "uptime": round(time.time() - self.started, 3),

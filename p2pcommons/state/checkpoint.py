@@ -16,9 +16,10 @@ state, and resuming peaks at about twice the state's memory rather than four tim
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from io import BytesIO
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import cbor2
 
@@ -147,6 +148,87 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         return sum(len(index) for index in self._indexes)
 
 
+# --- streaming: a checkpoint is written as it is encoded, never held whole -------------------
+#
+# At a million entries a checkpoint is hundreds of MB, and the document it encodes (a list
+# per entry, a row per contribution) took several times that as Python objects: the first
+# save after a fresh fold peaked at 1.8 GB.  So the big parts are iterables that say their
+# length (:class:`_Rows`) and maps whose values may be such (:class:`_Map`); :func:`_write`
+# writes exactly the bytes ``cbor2.dumps`` gives for the same document made of plain lists
+# and dicts (definite lengths, items in order), a chunk of rows at a time, so :func:`load`
+# reads either.
+
+
+class _Rows(NamedTuple):
+    """A CBOR array written row by row: ``length`` rows from ``rows`` (plain values)."""
+
+    length: int
+    rows: Iterable[Any]
+
+
+class _Map(dict[str, Any]):
+    """A CBOR map whose values :func:`_write` writes one by one (some may be :class:`_Rows`)."""
+
+
+_CHUNK = 1024  # rows encoded by one cbor2 call
+
+
+def cbor_head(major: int, length: int) -> bytes:
+    """A CBOR item head (major type, length or value) in its shortest form, as cbor2 writes it."""
+    if length < 24:
+        return bytes([major << 5 | length])
+    for code, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * size):
+            return bytes([major << 5 | code]) + length.to_bytes(size, "big")
+    raise ValueError("length too large for CBOR")
+
+
+def _write(out: IO[bytes], value: Any) -> None:
+    if isinstance(value, _Rows):
+        out.write(cbor_head(4, value.length))
+        written = 0
+        chunk: list[Any] = []
+        for row in value.rows:
+            chunk.append(row)
+            if len(chunk) == _CHUNK:
+                out.write(cbor2.dumps(chunk)[len(cbor_head(4, _CHUNK)):])
+                written += _CHUNK
+                chunk.clear()
+        if chunk:
+            out.write(cbor2.dumps(chunk)[len(cbor_head(4, len(chunk))):])
+            written += len(chunk)
+        if written != value.length:
+            raise ValueError(f"a checkpoint part changed while it was written ({written} rows, not {value.length})")
+    elif isinstance(value, _Map):
+        out.write(cbor_head(5, len(value)))
+        for key, item in value.items():
+            out.write(cbor2.dumps(key))
+            _write(out, item)
+    else:
+        out.write(cbor2.dumps(value))
+
+
+def _plain(value: Any) -> Any:
+    """The document :func:`_write` streams, as plain lists and dicts (tests compare the bytes)."""
+    if isinstance(value, _Rows):
+        return [_plain(row) for row in value.rows]
+    if isinstance(value, _Map):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _stream_state(s: State) -> _Map:
+    """:func:`_dump_state`, its tables and sequences as rows written one at a time."""
+    doc = _Map({name: getattr(s, name) for name in VALUES})
+    for table in TABLES:
+        items = getattr(s, table.name)
+        doc[table.name] = _Rows(len(items), map(table.row, items.keys(), items.values()))
+    for sequence in SEQUENCES:
+        values = getattr(s, sequence.name)
+        doc[sequence.name] = _Rows(len(values), map(sequence.row, values))
+    return doc
+
+
 def _dump_state(s: State) -> dict[str, Any]:
     doc: dict[str, Any] = {name: getattr(s, name) for name in VALUES}
     for table in TABLES:
@@ -242,8 +324,15 @@ def _load_snapshot(doc: list[Any], state: State | None) -> State:
 
 def dump(folder: Folder) -> bytes:
     """A checkpoint of ``folder`` after :meth:`Folder.run` (the state must be current)."""
+    out = BytesIO()
+    dump_to(folder, out)
+    return out.getvalue()
+
+
+def dump_to(folder: Folder, out: IO[bytes]) -> None:
+    """:func:`dump`, written to ``out`` as it is encoded (see "streaming" above)."""
     with bulk():
-        return _dump(folder)
+        _write(out, _doc(folder))
 
 
 def _row(m: _Meta) -> list[Any]:
@@ -256,17 +345,19 @@ def _unrow(row: list[Any]) -> _Meta:
     return tuple.__new__(_Meta, (clock, raw, aidx, seq, *causal.apply(causal.EMPTY, flat)))
 
 
-def _dump_meta(folder: Folder) -> list[list[Any]]:
+def _dump_meta(folder: Folder) -> _Rows:
     """Every ready entry's record, its version vector written as its difference from the
     vector of the previous record of the same author in this list (usually its ``prev``: the
     slots it adds), so a checkpoint holds what the vectors add, not O(authors) per entry."""
-    last: dict[int, causal.Vector] = {}
-    rows = []
-    for raw, m in folder.meta.items():
-        vv = m.vv
-        rows.append([raw, m[0], m[2], m[3], causal.diff(last.get(m[2], causal.EMPTY), vv)])
-        last[m[2]] = vv
-    return rows
+
+    def rows() -> Iterator[list[Any]]:
+        last: dict[int, causal.Vector] = {}
+        for raw, m in folder.meta.items():
+            vv = m.vv
+            yield [raw, m[0], m[2], m[3], causal.diff(last.get(m[2], causal.EMPTY), vv)]
+            last[m[2]] = vv
+
+    return _Rows(len(folder.meta), rows())
 
 
 def _last_key(folder: Folder) -> Any:
@@ -423,7 +514,8 @@ _PARTS: tuple[_Part, ...] = (
     _Part("meta", ("meta", "order"), _dump_meta, _load_meta),
     _Part("waiting", ("waiting", "waiters"), lambda f: [[raw, sorted(missing)] for raw, missing in f.waiting.items()],
           _load_waiting),
-    _Part("logs", ("logs",), lambda f: [[a, [[s, raw] for s, raw in log.items()]] for a, log in f.logs.items()],
+    _Part("logs", ("logs",), lambda f: _Rows(len(f.logs), ([a, [[s, raw] for s, raw in log.items()]]
+                                                          for a, log in f.logs.items())),
           _load_logs),
     _Part("forks", ("forks",), lambda f: [[a, s, ids] for (a, s), ids in f.forks.items()],
           lambda f, rows, ctx: setattr(f, "forks", {(a, s): list(ids) for a, s, ids in rows})),
@@ -431,7 +523,8 @@ _PARTS: tuple[_Part, ...] = (
           lambda f, rows, ctx: setattr(f, "fork_seq", {a: s for a, s in rows})),
     # Only outcomes other than plain "applied" (a ready entry without one is applied).
     _Part("outcomes", ("outcomes",),
-          lambda f: [[raw, _STATUS.index(st), reason] for raw, (st, reason) in f.outcomes.other.items()],
+          lambda f: _Rows(len(f.outcomes.other), ([raw, _STATUS.index(st), reason]
+                                                  for raw, (st, reason) in f.outcomes.other.items())),
           _load_outcomes),
     _Part("exclusions", ("exclusions",),
           lambda f: [[x.member, x.after_seq, _row(x.cause), x.cause_id.raw, x.liftable]  # type: ignore[arg-type]
@@ -447,7 +540,7 @@ _PARTS: tuple[_Part, ...] = (
     _Part("old", ("old",), lambda f: [_row(m) for m in f.old.values()],
           lambda f, rows, ctx: setattr(f, "old", {m[1]: m for m in map(_unrow, rows)})),
     _Part("genesis_error", ("genesis_error",), lambda f: f.genesis_error, _set("genesis_error")),
-    _Part("state", ("state",), lambda f: None if f.state is None else _dump_state(f.state),
+    _Part("state", ("state",), lambda f: None if f.state is None else _stream_state(f.state),
           lambda f, doc, ctx: setattr(f, "state", None if doc is None else _load_state(doc))),
     _Part("max_clock", ("max_clock",), lambda f: f.max_clock, _set("max_clock")),
     # Eviction: positions up to ``base`` are in the archive (the engine's store table);
@@ -470,13 +563,14 @@ TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from",
              "_times")
 
 
-def _dump(folder: Folder) -> bytes:
+def _doc(folder: Folder) -> _Map:
+    """The checkpoint document, its big parts as rows still to be written."""
     folder.run()
-    doc: dict[str, Any] = {"version": VERSION, "commons": folder.commons.raw,
-                           "kinds": list(NAMED_KINDS)}  # what the kind codes in ``refs`` mean
+    doc = _Map({"version": VERSION, "commons": folder.commons.raw,
+                "kinds": list(NAMED_KINDS)})  # what the kind codes in ``refs`` mean
     for part in _PARTS:
         doc[part.name] = part.dump(folder)
-    return cbor2.dumps(doc)
+    return doc
 
 
 def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],

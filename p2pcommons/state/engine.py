@@ -10,7 +10,7 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   later, new entries are found by the store's arrival numbers (:meth:`Store.entries_since`),
   so each call reads only what is new, and a replay reads the bodies it needs in ranges of
   the store's order (:meth:`Store.in_order_from`), not one query each.
-* The materialized result (state hash, canonical state, watermark) and a checkpoint of the
+* The result's head (state hash, entry count, watermark) and a checkpoint of the
   fold (:mod:`.checkpoint`: per-entry metadata, outcomes and the state as a snapshot at the
   last position) are written to the store's cache table under ``state/<commons>/…`` (local
   derived data, never replicated).  A new process resumes from the checkpoint and applies
@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -188,8 +189,8 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
             entries.evict(KEEP_BODIES)  # memory: keep metadata and the newest bodies; the store has them
     every = max(PERSIST_EVERY, live.count // 10)
     due = live.persisted_count < 0 or live.count - live.persisted_count >= every
-    if persist or (persist is None and due and live.persisted_count != live.count):
-        _persist(store, commons, live)
+    wanted = persist or (persist is None and due and live.persisted_count != live.count)
+    if wanted and (_persist(store, commons, live) or store.reader):
         live.persisted_count = live.count
     if live.count - folded_before >= TRIM_AFTER:
         release_freed_memory()  # (a large fold frees far more than it keeps: see .release)
@@ -286,7 +287,11 @@ def _resume(store: Store, commons: CID) -> _Live | None:
     return live
 
 
-def _persist(store: Store, commons: CID, live: _Live) -> None:
+def _persist(store: Store, commons: CID, live: _Live) -> bool:
+    """Write the fold's head, materialization and checkpoint (and the query tables); False
+    if the store would not take them (read-only, or busy: the next fold tries again, instead
+    of counting a save that never happened and leaving the head behind until the next one
+    is due)."""
     state = live.state
     assert state is not None
     head = {
@@ -298,15 +303,48 @@ def _persist(store: Store, commons: CID, live: _Live) -> None:
     }
     try:
         store.put_cache(_cache_key(commons, "head"), cbor2.dumps(head, canonical=True))
-        store.put_cache(_cache_key(commons, "materialized"), cbor2.dumps(state.canonical, canonical=True))
-        store.put_cache(_cache_key(commons, "checkpoint"), cbor2.dumps({
-            "max_n": live.max_n, "folder": checkpoint.dump(live.folder), "space": _archive_space(live)}))
+        # (no "materialized" copy of the canonical state any more: nothing read it, and
+        # encoding it cost O(state) memory twice over at every save; an old one is dropped)
+        store.delete_cache(_cache_key(commons, "materialized"))
+        _put_checkpoint(store, _cache_key(commons, "checkpoint"), live)
     except Exception:  # a read-only or busy store must not break reading the state
-        return
+        return False
     # (likewise) the CLI's query tables, from the same state: a read-only or busy store skips
     # them, and they stay behind (the CLI then folds); anything else is a bug and is raised.
     with contextlib.suppress(sqlite3.Error, StoreError):
         tables.write(store, state, max_n=live.max_n, stored=store.count(commons), key=_key(store, commons))
+    return True
+
+
+SAVE_CHUNK = 1 << 20  # bytes copied at once from the checkpoint's temporary file into the store
+
+
+def _put_checkpoint(store: Store, key: str, live: _Live) -> None:
+    """Store ``{"max_n", "folder": <checkpoint>, "space"}`` (CBOR) under ``key`` without
+    holding it in memory: the checkpoint is encoded into a temporary file beside the store
+    (:func:`checkpoint.dump_to`), then copied into a blob of its final size a chunk at a
+    time, in one transaction (a reader sees the old value or the new one).  Why: at a
+    million entries it is hundreds of MB, held three times over (the document, its
+    encoding, SQLite's copy of the bound value) by the first save after a fresh fold."""
+    with tempfile.TemporaryFile(dir=store.path.parent, prefix=".p2pc-checkpoint-") as tmp:
+        checkpoint.dump_to(live.folder, tmp)
+        size = tmp.tell()
+        tmp.seek(0)
+        space = _archive_space(live)
+        head = (checkpoint.cbor_head(5, 3) + cbor2.dumps("max_n") + cbor2.dumps(live.max_n)
+                + cbor2.dumps("folder") + checkpoint.cbor_head(2, size))
+        tail = cbor2.dumps("space") + cbor2.dumps(space)
+        waiting = store.waiting_at_most(0) if store.reader else contextlib.nullcontext()
+        with waiting, store.transaction():
+            db = store.db
+            db.execute("INSERT OR REPLACE INTO cache (key, value) VALUES (?, zeroblob(?))",
+                       (key, len(head) + size + len(tail)))
+            (rowid,) = db.execute("SELECT rowid FROM cache WHERE key = ?", (key,)).fetchone()
+            with db.blobopen("cache", "value", rowid) as blob:
+                blob.write(head)
+                while chunk := tmp.read(SAVE_CHUNK):
+                    blob.write(chunk)
+                blob.write(tail)
 
 
 def cached_head(store: Store, commons: CID) -> dict[str, Any] | None:
