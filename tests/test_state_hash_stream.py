@@ -6,6 +6,7 @@ Example counts (default profile): 300 histories, 300 states, 300 lazy values, 20
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID, LazyList, LazyMap, cid_from_text, encode, sha256_stream
 from p2pcommons.state import Folder, fold
+from p2pcommons.state.engine import cached_head, current_state
 from p2pcommons.state.records import (
     Contribution,
     Device,
@@ -25,6 +27,7 @@ from p2pcommons.state.records import (
     canonical_stream,
 )
 from p2pcommons.state.views import CommonsState
+from p2pcommons.store import Store
 from tests.test_state_histories import ACTIONS, build, prop_settings
 
 
@@ -151,3 +154,16 @@ def test_incremental_fold_hash_unchanged_by_streaming() -> None:
         folder.add(entry)
         folder.run()
     assert folder.result().state_hash == _dict_hash(fold(history.entries))
+
+
+def test_engine_save_path_streams_the_hash(tmp_path: Path) -> None:
+    """The engine's fold and save (what the daemon runs after a sync) write the streamed hash
+    into the head and keep no canonical form; the hash is the dict path's."""
+    history = build([(0, 4, 1), (2, 0, 3), (0, 2, 0), (2, 0, 5), (0, 6, 2), (1, 8, 4), (4, 0, 9)])
+    with Store(tmp_path / "s.sqlite") as store:
+        store.insert(history.entries)
+        state = current_state(store, history.commons, persist=True)
+        assert state._canonical is None
+        head = cached_head(store, history.commons)
+        assert head is not None and head["state_hash"] == state.state_hash
+        assert state.state_hash == _dict_hash(fold(history.entries))
