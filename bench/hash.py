@@ -9,6 +9,15 @@ once in the named way and prints its CPU time, the tracemalloc peak of a second 
 RSS before the hash and its peak RSS (ru_maxrss) after.  Run each mode in a fresh process
 (the peak RSS is per process): ``dict`` is what the state hash did before it was streamed
 (``sha256(encode(canonical))``), ``stream`` what it does now; both must print the same hash.
+
+Measured (one process per line, 100 authors unless said, load average in brackets):
+
+* 100,000 entries, 12 authors: dict 1.12-1.42 CPU-s, 65.3 MiB tracemalloc peak, RSS +84 MiB;
+  stream 1.22-1.57 CPU-s, 5.5-5.7 MiB, RSS +2 MiB (load 3.4-5.8, interleaved);
+* 100,000 entries: dict 2.35 CPU-s, 154.9 MiB, RSS +202 MiB; stream 2.61 CPU-s, 13.8 MiB,
+  RSS +3 MiB (load 5.6-6.0);
+* 1,000,000 entries (449,913 contributions): dict 29.2 CPU-s, 1,550 MiB, RSS +2,116 MiB
+  (load 2.2); stream 24.0 CPU-s, 53.6 MiB, RSS +104 MiB (load 5.2); hash da5dd741… both.
 """
 
 from __future__ import annotations
