@@ -15,10 +15,10 @@ each table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from ..dagcbor import CID
+from ..dagcbor import CID, LazyList, LazyMap, cid_from_text
 from . import rules as rules_mod
 from .compact import Bookings, Contributions, Proposals, Shares, Votes, share
 
@@ -387,8 +387,82 @@ def _canonical_proposal(p: Proposal) -> dict[str, Any]:
     return doc
 
 
+class _Rows(NamedTuple):
+    """A table of the canonical state, not built yet: ``table``'s items with each key as its
+    canonical text (``text``, and ``unkey`` back) and each record as canonical data (``row``).
+    :meth:`build` makes the dict (for views); :meth:`lazy` the stream the state hash reads,
+    which holds one key text per row at a time, not the row maps (about 1 KB each)."""
+
+    table: Mapping[Any, Any]
+    text: Callable[[Any], str]
+    unkey: Callable[[str], Any]
+    row: Callable[[Any], Any]
+
+    def build(self) -> dict[str, Any]:
+        text, row = self.text, self.row
+        return {text(k): row(v) for k, v in self.table.items()}
+
+    def lazy(self) -> LazyMap:
+        return LazyMap(len(self.table), self._sorted_rows)
+
+    def _sorted_rows(self) -> Iterator[tuple[str, Any]]:
+        keys = [self.text(k) for k in self.table]
+        # Canonical key order, length first then bytewise: for ASCII keys (entry ids, hex keys)
+        # a sort by text then a stable sort by length (dagcbor.encode_to checks the order).
+        keys.sort()
+        keys.sort(key=len)
+        table, unkey, row = self.table, self.unkey, self.row
+        for key in keys:
+            yield key, row(table[unkey(key)])
+
+
+class _Items(NamedTuple):
+    """A list of the canonical state, not built yet: each item of ``items`` as canonical data."""
+
+    items: list[Any]
+    row: Callable[[Any], Any]
+
+    def build(self) -> list[Any]:
+        return [self.row(x) for x in self.items]
+
+    def lazy(self) -> LazyList:
+        return LazyList(len(self.items), lambda: map(self.row, self.items))
+
+
 def canonical_state(s: State) -> dict[str, Any]:
     """The hashed part of the state, as plain DAG-CBOR data (protocols/commons.md: the state hash)."""
+    return {name: part.build() if isinstance(part, (_Rows, _Items)) else part for name, part in _parts(s).items()}
+
+
+def canonical_stream(s: State) -> dict[str, Any]:
+    """:func:`canonical_state` with its tables as :class:`~p2pcommons.dagcbor.LazyMap` and
+    :class:`~p2pcommons.dagcbor.LazyList` parts: ``dagcbor.sha256_stream`` of it is the state
+    hash, byte for byte the same encoding, without the canonical state built whole."""
+    return {name: part.lazy() if isinstance(part, (_Rows, _Items)) else part for name, part in _parts(s).items()}
+
+
+def _member_row(m: Member) -> dict[str, Any]:
+    return {"name": m.name, "roles": list(m.roles), "status": m.status, "since": str(m.since), "warnings": m.warnings}
+
+
+def _join_row(j: Join) -> dict[str, Any]:
+    return {"author": hexkey(j.author), "name": j.name, "approvals": _sorted_hex(j.approvals)}
+
+
+def _device_row(x: Device) -> dict[str, Any]:
+    return {"member": hexkey(x.member), "binding": "" if x.binding is None else str(x.binding),
+            "status": "active" if x.revocation is None else "revoked",
+            "revocation": "" if x.revocation is None else str(x.revocation)}
+
+
+def _sanction_row(x: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(x["id"]), "member": hexkey(x["member"]), "action": x["action"], "reason": x["reason"],
+            "by": hexkey(x["by"])}
+
+
+def _parts(s: State) -> dict[str, Any]:
+    """The canonical state's parts: plain data for the small ones, :class:`_Rows` and
+    :class:`_Items` for the tables and lists (built or streamed by the callers above)."""
     resources: dict[str, Any] = {}
     for c, r in s.resources.items():
         resources[str(c)] = {"name": r.name, "rivalrous": r.rivalrous, "quota": r.quota, "period": r.period,
@@ -402,33 +476,20 @@ def canonical_state(s: State) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "info": dict(s.info),
         "rules": s.rules,
-        "members": {
-            hexkey(a): {"name": m.name, "roles": list(m.roles), "status": m.status, "since": str(m.since),
-                        "warnings": m.warnings}
-            for a, m in s.members.items()
-        },
-        "joins": {str(c): {"author": hexkey(j.author), "name": j.name, "approvals": _sorted_hex(j.approvals)}
-                  for c, j in s.joins.items()},
-        "contributions": {str(c): _canonical_contribution(x) for c, x in s.contributions.items()},
-        "proposals": {str(c): _canonical_proposal(p) for c, p in s.proposals.items()},
+        "members": _Rows(s.members, hexkey, bytes.fromhex, _member_row),
+        "joins": _Rows(s.joins, str, cid_from_text, _join_row),
+        "contributions": _Rows(s.contributions, str, cid_from_text, _canonical_contribution),
+        "proposals": _Rows(s.proposals, str, cid_from_text, _canonical_proposal),
         "resources": resources,
-        "ledger": {hexkey(a): {"accepted": n, "value": v} for a, (n, v) in s.ledger.items()},
-        "distributions": [_canonical_distribution(d) for d in s.distributions],
-        "sanctions": [
-            {"id": str(x["id"]), "member": hexkey(x["member"]), "action": x["action"], "reason": x["reason"],
-             "by": hexkey(x["by"])} for x in s.sanctions
-        ],
+        "ledger": _Rows(s.ledger, hexkey, bytes.fromhex, lambda x: {"accepted": x[0], "value": x[1]}),
+        "distributions": _Items(s.distributions, _canonical_distribution),
+        "sanctions": _Items(s.sanctions, _sanction_row),
         **_canonical_treasury(s),
     }
     if s.vouches:  # absent when empty: a commons where nobody vouches keeps its state hash
-        doc["vouches"] = {hexkey(a): _sorted_hex(tuple(b for b, _ in x)) for a, x in s.vouches.items()}
+        doc["vouches"] = _Rows(s.vouches, hexkey, bytes.fromhex, lambda x: _sorted_hex(tuple(b for b, _ in x)))
     if s.devices:  # absent when empty: a commons without devices keeps its state hash
-        doc["devices"] = {
-            hexkey(d): {"member": hexkey(x.member), "binding": "" if x.binding is None else str(x.binding),
-                        "status": "active" if x.revocation is None else "revoked",
-                        "revocation": "" if x.revocation is None else str(x.revocation)}
-            for d, x in s.devices.items()
-        }
+        doc["devices"] = _Rows(s.devices, hexkey, bytes.fromhex, _device_row)
     return doc
 
 
@@ -459,13 +520,17 @@ def _canonical_distribution(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _canonical_treasury(s: State) -> dict[str, Any]:
-    """``pools`` and ``flows`` (§8), present only when the rules declare pools: a commons
-    without pools hashes as before."""
+    """``pools`` and ``flows`` (§8, flows as :class:`_Items`), present only when the rules
+    declare pools: a commons without pools hashes as before."""
     declared = rules_mod.pools(s.rules)
     if not declared:
         return {}
     return {
         "pools": {name: {"unit": unit, "balance": s.pools.get(name, 0)} for name, unit in declared.items()},
-        "flows": [{"id": str(f["id"]), "pool": f["pool"], "flow": f["flow"], "amount": f["amount"],
-                   "party": f["party"], "why": f["why"], "balance": f["balance"]} for f in s.flows],
+        "flows": _Items(s.flows, _flow_row),
     }
+
+
+def _flow_row(f: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(f["id"]), "pool": f["pool"], "flow": f["flow"], "amount": f["amount"], "party": f["party"],
+            "why": f["why"], "balance": f["balance"]}
