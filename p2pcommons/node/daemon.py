@@ -140,9 +140,9 @@ TRIM_CANONICAL_AFTER = 20_000
 
 
 def _release_canonical(state: Any) -> None:
-    """The daemon keeps its commons' states for its whole life: not their canonical form,
-    which the save needed for the hash (about 1 KB per contribution; views that need it
-    build it again)."""
+    """The daemon keeps its commons' states for its whole life: not their canonical form
+    (about 1 KB per contribution), which only a view that asks for the whole dict builds —
+    the state hash is streamed without it — and which that view builds again when asked."""
     release = getattr(state, "release_canonical", None)
     if release is not None and release() and state.entry_count >= TRIM_CANONICAL_AFTER:
         from p2pcommons.state.release import release_freed_memory
