@@ -476,11 +476,15 @@ class LazyList(NamedTuple):
 _LAZY = (LazyMap, LazyList)
 
 
-def _head(major: int, n: int) -> bytes:
-    """A CBOR head in its shortest form (the canonical one)."""
-    top = major << 5
+_SMALL_HEADS = {top: [bytes((top | n,)) for n in range(24)] for top in (0x00, 0x60, 0x80, 0xA0)}
+
+
+def _head(top: int, n: int) -> bytes:
+    """A CBOR head in its shortest form (the canonical one): ``top`` is the major type's
+    initial byte (0x00 unsigned, 0x60 text, 0x80 array, 0xA0 map), ``n`` >= 0 its argument.
+    The entry encoder (entry.py) and the streamed state hash share it."""
     if n < 24:
-        return bytes((top | n,))
+        return _SMALL_HEADS[top][n]
     if n < 0x100:
         return bytes((top | 24, n))
     if n < 0x10000:
@@ -497,7 +501,7 @@ def _flush(pending: list[Any], write: Callable[[bytes], Any]) -> None:
     """Write the items of ``pending`` one after the other: the encoding of the list of them
     without its head (one :func:`encode` call for many small rows), and empty the list."""
     if pending:
-        write(encode(pending)[len(_head(4, len(pending))):])
+        write(encode(pending)[len(_head(0x80, len(pending))):])
         pending.clear()
 
 
@@ -509,7 +513,7 @@ def encode_to(value: Any, write: Callable[[bytes], Any]) -> None:
     kind = type(value)
     pending: list[Any] = []
     if kind is LazyMap:
-        write(_head(5, value.size))
+        write(_head(0xA0, value.size))
         last_size = -1
         last = b""
         n = 0
@@ -533,7 +537,7 @@ def encode_to(value: Any, write: Callable[[bytes], Any]) -> None:
         if n != value.size:
             raise ValueError(f"A streamed map promised {value.size} rows and gave {n}.")
     elif kind is LazyList:
-        write(_head(4, value.size))
+        write(_head(0x80, value.size))
         n = 0
         for item in value.items():
             if type(item) in _LAZY:
@@ -548,10 +552,10 @@ def encode_to(value: Any, write: Callable[[bytes], Any]) -> None:
         if n != value.size:
             raise ValueError(f"A streamed list promised {value.size} items and gave {n}.")
     elif kind is dict and any(type(item) in _LAZY for item in value.values()):
-        write(_head(5, len(value)))
+        write(_head(0xA0, len(value)))
         for key in sorted(value, key=lambda k: (len(k.encode()), k.encode())):
             data = key.encode()
-            write(_head(3, len(data)) + data)
+            write(_head(0x60, len(data)) + data)
             encode_to(value[key], write)
     else:
         write(encode(value))

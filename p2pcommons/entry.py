@@ -14,7 +14,7 @@ from typing import Any
 import cbor2
 
 from . import dagcbor, ed25519
-from .dagcbor import _CID_PREFIX, CID, _sha256, _trusted_cid
+from .dagcbor import _CID_PREFIX, _SMALL_HEADS, CID, _head, _sha256, _trusted_cid
 from .errors import (
     BadSignature,
     EntryTooLarge,
@@ -351,20 +351,6 @@ def _decode_entry_checked(raw: bytes) -> Entry:
     return entry
 
 
-def _head(major: int, n: int) -> bytes:
-    """A CBOR head with the shortest argument (``n`` >= 0)."""
-    if n < 24:
-        return _SMALL_HEADS[major][n]
-    if n < 0x100:
-        return bytes((major | 24, n))
-    if n < 0x10000:
-        return bytes((major | 25,)) + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return bytes((major | 26,)) + n.to_bytes(4, "big")
-    return bytes((major | 27,)) + n.to_bytes(8, "big")
-
-
-_SMALL_HEADS = {major: [bytes((major | n,)) for n in range(24)] for major in (0x00, 0x60, 0x80)}
 _UINT_HEADS = _SMALL_HEADS[0x00]
 _TEXT_HEADS = _SMALL_HEADS[0x60]
 _ARRAY_HEADS = _SMALL_HEADS[0x80]
