@@ -258,31 +258,28 @@ class _LeanFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if fullname.split(".", 1)[0] in ABSENT:
             raise ModuleNotFoundError(f"No module named {fullname!r} (left out of this node)", name=fullname)
         if fullname in deferred.PACKAGES:
-            real = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if real is None or real.submodule_search_locations is None:
-                return None
-            spec = importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-            spec.submodule_search_locations = list(real.submodule_search_locations)
-            return spec
+            return self._package_spec(fullname, path)
         if fullname in self.stand_ins or fullname in deferred.DEFERRED:
             return importlib.machinery.ModuleSpec(fullname, self)
         if fullname == ROOT:
-            real = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if real is None or real.submodule_search_locations is None:
-                return None
-            spec = importlib.machinery.ModuleSpec(fullname, self, origin=real.origin, is_package=True)
-            spec.submodule_search_locations = list(real.submodule_search_locations)
-            spec.has_location = True
-            return spec
+            return self._package_spec(fullname, path, located=True)
         if fullname in self.hollow:
-            # the real package's location, so its other submodules are found as usual
-            real = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if real is None or real.submodule_search_locations is None:
-                return None
-            spec = importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-            spec.submodule_search_locations = list(real.submodule_search_locations)
-            return spec
+            return self._package_spec(fullname, path)
         return None
+
+    def _package_spec(self, fullname: str, path: Sequence[str] | None, *,
+                      located: bool = False) -> importlib.machinery.ModuleSpec | None:
+        """A spec this finder loads, at the real package's location, so its other submodules
+        are found as usual (``located``: with the real origin, as ``__file__``)."""
+        real = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if real is None or real.submodule_search_locations is None:
+            return None
+        spec = importlib.machinery.ModuleSpec(fullname, self, origin=real.origin if located else None,
+                                              is_package=True)
+        spec.submodule_search_locations = list(real.submodule_search_locations)
+        if located:
+            spec.has_location = True
+        return spec
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         if spec.name in deferred.DEFERRED:
