@@ -322,7 +322,7 @@ def bench_joins(sizes: list[int], repeat: int) -> None:
               f"{joins_peak / 2**20:>10.1f} {ordinary_peak / 2**20:>13.1f} {2 * n / admitted_s:>11,.0f}", flush=True)
 
 
-def bench_store_order(n: int) -> None:
+def bench_store_order(n: int, authors: int = 12) -> None:
     """A fresh node folding an ``n``-entry commons received in log order (each author's log
     in turn, as sync and bundles deliver them), through the store, beside the same run's
     in-memory fold of the same entries; then one append and a late entry ~10,000 positions
@@ -334,9 +334,10 @@ def bench_store_order(n: int) -> None:
     from p2pcommons.store import Store
 
     t0 = time.perf_counter()
-    entries, signers, last = build_history(n)
+    entries, signers, last = build_history(n, authors)
     commons = entries[0].id
-    print(f"built {len(entries):,} signed entries in {time.perf_counter() - t0:.1f} s (not timed below)")
+    print(f"built {len(entries):,} signed entries by {authors} authors in {time.perf_counter() - t0:.1f} s "
+          "(not timed below)")
     by_log = sorted(entries, key=lambda e: (e.author, e.seq))
     gc.collect()
     t0 = time.perf_counter()
@@ -417,9 +418,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per fold in --joins (the best is shown)")
     parser.add_argument("--store-order", action="store_true",
                         help="only this: a fresh node folding -n entries received in log order, through the store")
+    parser.add_argument("--authors", type=int, default=12,
+                        help="authors writing the --store-order history (12 or 100 are cached in P2PC_BENCH_CACHE)")
     args = parser.parse_args()
     if args.store_order:
-        bench_store_order(args.n or 100_000)
+        bench_store_order(args.n or 100_000, args.authors)
         return
     if args.joins:
         bench_joins([int(x) for x in args.joins.split(",")], args.repeat)
