@@ -23,7 +23,10 @@ shared structure, and it would be a dependency (last release 2023) for ~150 line
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import zip_longest
+from itertools import compress, repeat, zip_longest
+from operator import ge as _ge
+from operator import is_ as _is
+from operator import ne as _ne
 from typing import Any
 
 Node = tuple[Any, ...]
@@ -87,22 +90,28 @@ def put(vector: Vector, index: int, value: int) -> Vector:
 
 
 def _merge(a: Node, b: Node, shift: int) -> Node:
+    # (``map`` over C functions, not generator expressions: a fold of many authors merges a
+    # few parents' vectors per entry, and the per-slot Python frames were most of its cost.)
     if a is b or not b:
         return a
     if not a:
         return b
     if not shift:
         if len(a) >= len(b):
-            if all(x >= y for x, y in zip(a, b, strict=False)):
+            if all(map(_ge, a, b)):
                 return a
-        elif all(y >= x for x, y in zip(a, b, strict=False)):
+            return (*map(max, a, b), *a[len(b):])
+        if all(map(_ge, b, a)):
             return b
-        return tuple(map(max, zip_longest(a, b, fillvalue=0)))
+        return (*map(max, a, b), *b[len(a):])
     low = shift - BITS
-    merged = tuple(_merge(x, y, low) for x, y in zip_longest(a, b, fillvalue=()))
-    if len(a) >= len(b) and all(m is x for m, x in zip(merged, a, strict=False)):
+    if len(a) < len(b):
+        merged = tuple(map(_merge, (*a, *((),) * (len(b) - len(a))), b, repeat(low)))
+    else:
+        merged = tuple(map(_merge, a, (*b, *((),) * (len(a) - len(b))), repeat(low)))
+    if len(a) >= len(b) and all(map(_is, merged, a)):
         return a
-    if len(b) >= len(a) and all(m is y for m, y in zip(merged, b, strict=False)):
+    if len(b) >= len(a) and all(map(_is, merged, b)):
         return b
     return merged
 
@@ -174,9 +183,13 @@ def _diff(old: Node, new: Node, shift: int, base: int, out: list[int]) -> None:
     if old is new:
         return
     if not shift:
-        for j, (x, y) in enumerate(zip_longest(old, new, fillvalue=0)):
-            if x != y:
-                out += (base + j, y)
+        width = max(len(old), len(new))
+        if len(old) < width:
+            old = (*old, *(0,) * (width - len(old)))
+        elif len(new) < width:
+            new = (*new, *(0,) * (width - len(new)))
+        for j in compress(range(width), map(_ne, old, new)):
+            out += (base + j, new[j])
         return
     for j, (x, y) in enumerate(zip_longest(old, new, fillvalue=())):
         if x is not y:
@@ -238,11 +251,14 @@ def apply(vector: Vector, flat: Iterable[int]) -> Vector:
             leaf.pop()
         return (0, tuple(leaf))
     top = max(indexes)
+    values = flat[1::2]
+    if not shift and not node and top < 4 * len(indexes) and all(values):
+        return _from_dense(indexes, values, top)  # (decoding a record: the whole vector at once)
     while top >> shift >> BITS:
         shift += BITS
     shift, node = _grow(vector, shift)
     leaves: dict[int, list[int]] = {}  # leaf base -> its slots, as they become
-    for index, value in zip(indexes, flat[1::2], strict=True):
+    for index, value in zip(indexes, values, strict=True):
         base = index & ~MASK
         got = leaves.get(base)
         if got is None:
@@ -258,6 +274,34 @@ def apply(vector: Vector, flat: Iterable[int]) -> Vector:
         if new != _leaf(node, shift, base):
             node = _set_leaf(node, shift, base, new)
     return (shift, node)
+
+
+def _from_dense(indexes: list[int] | tuple[int, ...], values: list[int] | tuple[int, ...], top: int) -> Vector:
+    """The vector with these non-zero slots set (later pairs win), built bottom-up from a
+    dense list: what :func:`apply` gives from the empty vector, in one pass instead of one
+    leaf lookup per slot (a record decoded from the archive applies a segment's differences,
+    hundreds of slots).  Only where the slots are dense enough that the list costs no more
+    than the pairs (``top`` is the highest index)."""
+    dense = [0] * (top + 1)
+    for index, value in zip(indexes, values, strict=True):
+        dense[index] = value
+    level: list[Any] = []
+    for start in range(0, top + 1, WIDTH):
+        leaf = dense[start:start + WIDTH]
+        while leaf and not leaf[-1]:
+            leaf.pop()
+        level.append(tuple(leaf))
+    shift = 0
+    while len(level) > 1 or top >> shift >> BITS:
+        parents: list[Any] = []
+        for start in range(0, len(level), WIDTH):
+            node = level[start:start + WIDTH]
+            while node and not node[-1]:
+                node.pop()
+            parents.append(tuple(node))
+        level = parents
+        shift += BITS
+    return shift, level[0]
 
 
 def of(pairs: Iterable[tuple[int, int]]) -> Vector:
