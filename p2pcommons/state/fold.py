@@ -342,19 +342,27 @@ class Folder:
         meta = self.meta
         parents = _parents(entry)
         # The parents' records, looked up once here and handed to _make_ready.
-        records: list[_Meta | None] = [meta.get(d) for d in parents]
-        missing = [d for d, r in zip(parents, records, strict=True) if r is None] if None in records else []
-        if missing and self.evicted:
-            found = {d: self._known(d) for d in missing}
-            records = [found[d] if r is None else r for d, r in zip(parents, records, strict=True)]
-            missing = [d for d in missing if found[d] is None]
+        records: list[_Meta | None] = list(map(meta.get, parents))  # (map: no Python frame per parent)
+        if None in records:
+            missing = [d for d, r in zip(parents, records, strict=True) if r is None]
+            if self.evicted:
+                found = {d: self._known(d) for d in missing}
+                records = [found[d] if r is None else r for d, r in zip(parents, records, strict=True)]
+                missing = [d for d in missing if found[d] is None]
+        else:
+            missing = []
         if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing \
                 and self._position(self._commons_raw) is None:
             missing.append(self._commons_raw)
         if missing:
             self.waiting[eid] = set(missing)
+            waiters = self.waiters
             for dep in missing:
-                self.waiters.setdefault(dep, []).append(eid)
+                listed = waiters.get(dep)
+                if listed is None:
+                    waiters[dep] = [eid]
+                else:
+                    listed.append(eid)
             return True
         self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
@@ -397,31 +405,39 @@ class Folder:
         return True
 
     def _make_ready(self, first: bytes, first_parents: list[_Meta] | None = None) -> None:
+        # (Entries taken in log order mostly wait, then become ready in cascades here: the
+        # containers and methods the loop uses are bound once, not looked up per entry.)
         stack = [first]
         meta = self.meta
+        entries = self.entries
+        waiting = self.waiting
+        waiting_get = waiting.get
+        waiters_of = self.waiters
+        ready = self._ready
+        held = meta.__getitem__
         while stack:
             eid = stack.pop()
-            entry = self.entries[eid]
+            entry = entries[eid]
             # A waiter leaves the waiting table only now that its body is at hand (a lazy
             # entry table knows an entry by the fold's indexes: ready or waiting).
-            self.waiting.pop(eid, None)
+            waiting.pop(eid, None)
             parent_ids = _parents(entry)
             if first_parents is None:
                 # (Evicted: an archived parent may come as a light record, without its version
                 # vector; the full record is read only where that vector is needed.)
-                parents = [meta[p] for p in parent_ids] if not self.evicted else \
+                parents = list(map(held, parent_ids)) if not self.evicted else \
                     [meta.get(p) or self._parent(p) for p in parent_ids]
             else:
                 parents = first_parents
                 first_parents = None
-            self._ready(eid, entry, parent_ids, parents)
-            waiters = self.waiters.pop(eid, None)
+            ready(eid, entry, parent_ids, parents)
+            waiters = waiters_of.pop(eid, None)
             if waiters:
                 for waiter in waiters:
-                    missing = self.waiting.get(waiter)
+                    missing = waiting_get(waiter)
                     if missing is None or eid not in missing:
                         continue  # (listed twice when it names one dependency twice)
-                    missing.discard(eid)
+                    missing.remove(eid)
                     if not missing:
                         stack.append(waiter)  # leaves ``waiting`` when it is made ready
 
@@ -455,6 +471,7 @@ class Folder:
             vt = top[_VV], top[_VV + 1]
             forked = bool(self.fork_seq)
             leaf = None if vt[0] else vt[1]  # (up to 32 authors the vector is one leaf)
+            pair = vt[1] if vt[0] == _causal.BITS else None  # (up to 1,024: leaves under one root)
             # Dated by the parents that are not in another parent's causal past: an entry's
             # effective time is at least its past's, so those add nothing to the floor (a
             # review names an old contribution its author's previous entry had seen: its
@@ -468,6 +485,15 @@ class Folder:
                 elif leaf is not None:
                     j = p[2]
                     seen = leaf[j] if j < len(leaf) else 0
+                elif pair is not None:  # (_vget inlined: two tuple indexings)
+                    j = p[2]
+                    k = j >> _causal.BITS
+                    if k < len(pair):
+                        under = pair[k]
+                        j &= _causal.MASK
+                        seen = under[j] if j < len(under) else 0
+                    else:
+                        seen = 0
                 else:
                     seen = _vget(vt, p[2])
                 if seen < p[3]:
@@ -475,6 +501,7 @@ class Folder:
                     full = self._full(p)
                     vt = _merge(vt, (full[_VV], full[_VV + 1]))
                     leaf = None if vt[0] else vt[1]
+                    pair = vt[1] if vt[0] == _causal.BITS else None
             self._date(eid, entry, dated)
         if seq > _vget(vt, aidx):
             vt = _vput(vt, aidx, seq)
