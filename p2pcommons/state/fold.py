@@ -352,7 +352,7 @@ class Folder:
         else:
             missing = []
         if commons is not None and self._commons_raw not in meta and self._commons_raw not in missing \
-                and self._position(self._commons_raw) is None:
+                and self._commons_raw not in self.old and self._position(self._commons_raw) is None:
             missing.append(self._commons_raw)
         if missing:
             self.waiting[eid] = set(missing)
@@ -387,15 +387,15 @@ class Folder:
         if (log is not None and seq in log) or (self.evicted and seq <= self.evicted_upto.get(author, 0)):
             return self.add(entry)
         parent_ids = _parents(entry)  # (raw ids: no CID object built per dependency)
-        get = meta.get
-        parents = [get(p) for p in parent_ids]
+        parents = list(map(meta.get, parent_ids))
         if None in parents:
             if not self.evicted:
                 return self.add(entry)
             parents = [r if r is not None else self._known(p) for p, r in zip(parent_ids, parents, strict=True)]
             if None in parents:
                 return self.add(entry)
-        if not parents or (self._commons_raw not in meta and self._position(self._commons_raw) is None):
+        if not parents or (self._commons_raw not in meta and self._commons_raw not in self.old
+                           and self._position(self._commons_raw) is None):  # (archived: kept in ``old``)
             return self.add(entry)
         self.entries[eid] = entry
         if log is None:
