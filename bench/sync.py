@@ -214,7 +214,12 @@ def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
     for addr in bootstrap:
         args += ["--bootstrap", addr]
     log = open(home.path / "node.log", "ab")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+    # its own session, as `p2pc node start` gives a daemon: with the kernel's autogroups each
+    # session shares the cores as one, so a node run in this script's session would share with
+    # the other node and the floors' loop what a real node has to itself (and A, the sender, is
+    # another machine in real use: here it must not take B's share)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -225,6 +230,19 @@ def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
                 raise RuntimeError(f"node exited: {(home.path / 'node.log').read_text()[-1000:]}") from None
             time.sleep(0.05)
     raise RuntimeError("node did not start")
+
+
+def schedstat(pid: int) -> tuple[float, float]:
+    """Seconds ``pid`` (all its threads) spent on a CPU and waiting on a run queue (runnable,
+    but another process had the core): beside the wall time, the rest it slept (I/O, a pipe)."""
+    on_cpu = waiting = 0.0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run_ns, wait_ns, _ = f.read().split()
+                on_cpu += int(run_ns) / 1e9
+                waiting += int(wait_ns) / 1e9
+    return on_cpu, waiting
 
 
 def cpu_seconds(pid: int) -> float:
@@ -326,6 +344,12 @@ def _prepare_a(a: Home, commons: CID, raws: list[bytes], n: int) -> None:
         forget()
 
 
+def _time_split(name: str, splits: list[tuple[float, float]], elapsed: float) -> dict[str, float]:
+    """A process's (or processes') time during the sync, as shares of its wall time."""
+    on_cpu, waiting = sum(s[0] for s in splits), sum(s[1] for s in splits)
+    return {f"{name}_on_cpu_share": round(on_cpu / elapsed, 2), f"{name}_runqueue_share": round(waiting / elapsed, 2)}
+
+
 def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes], n: int,
                   extra_b: tuple[str, ...], load_info: dict[str, Any],
                   background: contextlib.ExitStack) -> dict[str, Any]:
@@ -351,6 +375,8 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         child_peak = [0.0, 0.0, 0.0]  # B's ingest process; B's daemon + it (RSS, then PSS)
         pss_peak = [0.0, 0.0]  # B's daemon, B's ingest process (PSS, each on its own)
         child_cpu: dict[int, float] = {}
+        child_sched: dict[int, tuple[float, float]] = {}
+        b_sched_before = schedstat(procs[1].pid)
 
         def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
             while not sampling.is_set():
@@ -364,6 +390,7 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
                         kids += rss_mb(pid)
                         kids_pss += pss_mb(pid)
                         child_cpu[pid] = cpu_seconds(pid)
+                        child_sched[pid] = schedstat(pid)
                 child_peak[0] = max(child_peak[0], kids)
                 child_peak[1] = max(child_peak[1], own + kids)
                 child_peak[2] = max(child_peak[2], own_pss + kids_pss)
@@ -401,15 +428,22 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             sampling.set()
             sampler.join()
             background.close()
+        b_sched = schedstat(procs[1].pid)
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
         # B's hand-off chain: how many groups its ingest process stored, and for how long it had
         # one (busy_s: hand-over to reply, as the daemon saw it) out of the sync's wall time
         child = request(b, {"cmd": "status"}).get("ingest_process", {})
-        handoff = {"groups": child.get("groups"), "entries_per_group": round(child["entries"] / child["groups"])
+        handoff = {"groups": child.get("groups"), "child_starts": child.get("starts"),
+                   "entries_per_group": round(child["entries"] / child["groups"])
                    if child.get("groups") else None, "child_busy_s": child.get("busy_s"),
                    "child_busy_share": round(child["busy_s"] / elapsed, 2) if child.get("busy_s") else None,
-                   "b_cores_busy": round((cpu_b + sum(child_cpu.values())) / elapsed, 2)}
+                   "b_cores_busy": round((cpu_b + sum(child_cpu.values())) / elapsed, 2),
+                   # where the time went while the sync ran: on a core, runnable but waiting for
+                   # one (the load took it), or asleep (waiting for I/O, the pipe, the network)
+                   **_time_split("child", [child_sched[p] for p in child_sched], elapsed),
+                   **_time_split("b_daemon", [(b_sched[0] - b_sched_before[0], b_sched[1] - b_sched_before[1])],
+                                 elapsed)}
         rss_a, rss_b = peaks
         # the sync's own figures now: waiting for B's fold below can take minutes on a loaded machine
         print("synced " + json.dumps({

@@ -320,3 +320,26 @@ def test_the_child_outlives_the_thread_that_started_it(tmp_path: Path, monkeypat
 
     first, second, added = trio.run(main)
     assert (second, added, child.starts) == (first, 5, 1)
+
+
+def test_the_child_runs_in_its_own_session(tmp_path: Path) -> None:
+    """The scheduler's autogroups share the cores between sessions first: in the daemon's
+    session the child and the daemon feeding it split one share, and under load the child
+    waited for a core most of a sync (issue 18).  Its own session also keeps a terminal's
+    Ctrl-C, meant for the daemon, from interrupting it mid-group."""
+    import os
+
+    path = tmp_path / "store.sqlite"
+    Store(path).close()
+    child = IngestProcess(str(path))
+
+    async def main() -> tuple[int, int]:
+        try:
+            await child.prewarm()
+            assert child._proc is not None
+            return child._proc.pid, os.getsid(child._proc.pid)
+        finally:
+            await child.aclose()
+
+    pid, session = trio.run(main)
+    assert session == pid != os.getsid(0)
