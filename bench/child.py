@@ -13,7 +13,14 @@ store's connection.  Stages nest (``insert`` contains its SQL and ``insert.plan`
 wrappers cost a fraction of a microsecond per call.  Compare runs by the ratio of a stage to
 ``decode`` in the same run: CPU time still varies with the machine's load (caches, clock).
 
-Usage: ``P2PC_BENCH_CACHE=DIR python bench/child.py [--entries N] [--cache-mib M]``.
+``--process`` then replays the same groups through the real child
+(:class:`p2pcommons.node.ingest_process.IngestProcess`: its own process and session, start-up,
+pickled requests over a pipe, its watch on the parent) into another fresh store and prints
+its CPU from ``/proc`` (user + system, all threads, start-up included), the figure
+``bench/sync.py`` prints as ``us_cpu_per_entry_b_ingest_process``; it was 43 µs there against
+29 µs here until the child stopped being killed and restarted mid-sync (issue 18).
+
+Usage: ``P2PC_BENCH_CACHE=DIR python bench/child.py [--entries N] [--cache-mib M] [--process]``.
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--cache-mib", type=int, default=8, help="the store's page cache (the child's: 8)")
     parser.add_argument("--top", type=int, default=14, help="stages and statements to print")
+    parser.add_argument("--process", action="store_true", help="also replay through the real child process")
     args = parser.parse_args()
     commons, raws = history(args.entries)
     groups: list[list[bytes]] = [[]]
@@ -130,6 +138,43 @@ def main() -> None:
     for label, seconds in [*sorted(spent.items(), key=lambda kv: -kv[1])[:args.top], ("rest of the ingest", rest)]:
         print(f"  {label:44s} {seconds:6.2f} CPU-s {seconds / n * 1e6:6.1f} µs/entry "
               f"{seconds / spent['decode']:5.2f}× decode")
+    if args.process:
+        cpu, starts = _through_the_child(CID(commons.raw), raws[0], groups)
+        print(f"through the child process: {cpu:.2f} CPU-s = {cpu / n * 1e6:.1f} µs per entry ({starts} start(s); "
+              f"load average {[round(x, 2) for x in os.getloadavg()]})")
+
+
+def _through_the_child(commons: CID, genesis: bytes, groups: list[list[bytes]]) -> tuple[float, int]:
+    """The groups through the real ingest child; its CPU-s (read before it exits) and starts."""
+    import trio
+
+    from p2pcommons.node.ingest_process import IngestProcess
+
+    def cpu_of(pid: int) -> float:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    root = Path(tempfile.mkdtemp(prefix="p2pc-bench-child-"))
+    try:
+        with Store(root / "store.sqlite") as store:
+            Ingestor(store).add_batch([genesis])
+        child = IngestProcess(str(root / "store.sqlite"))
+
+        async def run() -> float:
+            try:
+                for group in groups:
+                    if group:
+                        report, _ = await child.ingest(commons, group)
+                        assert report.added_count == len(group), report
+                assert child._proc is not None
+                return cpu_of(child._proc.pid)
+            finally:
+                await child.aclose()
+
+        return trio.run(run), child.starts
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@
 ``--load cpu|fsync|procs`` (``--load-workers K``) runs the floors and the sync beside that load
 (bench/load.py: busy loops, fsync-heavy writers, many short-lived processes), so the sync
 rate and the floors it is compared with come from the same run under the same conditions;
-the load average is printed when the floors start, when they end and after the sync.
+the load average is printed when the floors start, when they end and after the sync.  Raw
+verify is measured again right after the sync, still under the load: ``sync_vs_verify`` is the
+sync's rate over the mean of the two (both ratios are printed too).
 ``--gossip 0`` skips part 2.  ``--a-store FILE`` keeps the sender's prepared store between runs.
 
 Prints figures; asserts nothing.
@@ -214,7 +216,12 @@ def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
     for addr in bootstrap:
         args += ["--bootstrap", addr]
     log = open(home.path / "node.log", "ab")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+    # its own session, as `p2pc node start` gives a daemon: with the kernel's autogroups each
+    # session shares the cores as one, so a node run in this script's session would share with
+    # the other node and the floors' loop what a real node has to itself (and A, the sender, is
+    # another machine in real use: here it must not take B's share)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -225,6 +232,19 @@ def start_node(home: Home, *bootstrap: str, sync_interval: float = 600,
                 raise RuntimeError(f"node exited: {(home.path / 'node.log').read_text()[-1000:]}") from None
             time.sleep(0.05)
     raise RuntimeError("node did not start")
+
+
+def schedstat(pid: int) -> tuple[float, float]:
+    """Seconds ``pid`` (all its threads) spent on a CPU and waiting on a run queue (runnable,
+    but another process had the core): beside the wall time, the rest it slept (I/O, a pipe)."""
+    on_cpu = waiting = 0.0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run_ns, wait_ns, _ = f.read().split()
+                on_cpu += int(run_ns) / 1e9
+                waiting += int(wait_ns) / 1e9
+    return on_cpu, waiting
 
 
 def cpu_seconds(pid: int) -> float:
@@ -259,16 +279,17 @@ def pss_mb(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """Child processes of ``pid`` (a node's ingest process during a large sync)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
+    """Child processes of ``pid`` (a node's ingest process during a large sync), from each of
+    its threads' ``children`` list (the sampler reads it every 20 ms: scanning all of /proc
+    instead cost it a few ms a time, CPU taken from the sync it measures)."""
+    found: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/task/{tid}/children") as f:
+            found.extend(int(c) for c in f.read().split())
     return found
 
 
@@ -326,6 +347,12 @@ def _prepare_a(a: Home, commons: CID, raws: list[bytes], n: int) -> None:
         forget()
 
 
+def _time_split(name: str, splits: list[tuple[float, float]], elapsed: float) -> dict[str, float]:
+    """A process's (or processes') time during the sync, as shares of its wall time."""
+    on_cpu, waiting = sum(s[0] for s in splits), sum(s[1] for s in splits)
+    return {f"{name}_on_cpu_share": round(on_cpu / elapsed, 2), f"{name}_runqueue_share": round(waiting / elapsed, 2)}
+
+
 def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes], n: int,
                   extra_b: tuple[str, ...], load_info: dict[str, Any],
                   background: contextlib.ExitStack) -> dict[str, Any]:
@@ -351,6 +378,8 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         child_peak = [0.0, 0.0, 0.0]  # B's ingest process; B's daemon + it (RSS, then PSS)
         pss_peak = [0.0, 0.0]  # B's daemon, B's ingest process (PSS, each on its own)
         child_cpu: dict[int, float] = {}
+        child_sched: dict[int, tuple[float, float]] = {}
+        b_sched_before = schedstat(procs[1].pid)
 
         def sample() -> None:  # VmRSS every 20 ms while the sync runs (the fold comes after)
             while not sampling.is_set():
@@ -364,6 +393,7 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
                         kids += rss_mb(pid)
                         kids_pss += pss_mb(pid)
                         child_cpu[pid] = cpu_seconds(pid)
+                        child_sched[pid] = schedstat(pid)
                 child_peak[0] = max(child_peak[0], kids)
                 child_peak[1] = max(child_peak[1], own + kids)
                 child_peak[2] = max(child_peak[2], own_pss + kids_pss)
@@ -400,21 +430,36 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             load_after = load_average()
             sampling.set()
             sampler.join()
+            # the verify floor again, right after the sync and under the same load: a load
+            # shifts within a minute (other processes come and go), and a floor taken only
+            # before the sync was once 3x what the sync's own processes were getting
+            verify_after = verify_rate(raws)
             background.close()
+        verify_mean = (verify + verify_after) / 2
+        b_sched = schedstat(procs[1].pid)
         cpu_a, cpu_b = (cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True))
         result = next(iter(reply["peers"].values()))
         # B's hand-off chain: how many groups its ingest process stored, and for how long it had
         # one (busy_s: hand-over to reply, as the daemon saw it) out of the sync's wall time
         child = request(b, {"cmd": "status"}).get("ingest_process", {})
-        handoff = {"groups": child.get("groups"), "entries_per_group": round(child["entries"] / child["groups"])
+        handoff = {"groups": child.get("groups"), "child_starts": child.get("starts"),
+                   "entries_per_group": round(child["entries"] / child["groups"])
                    if child.get("groups") else None, "child_busy_s": child.get("busy_s"),
                    "child_busy_share": round(child["busy_s"] / elapsed, 2) if child.get("busy_s") else None,
-                   "b_cores_busy": round((cpu_b + sum(child_cpu.values())) / elapsed, 2)}
+                   "b_cores_busy": round((cpu_b + sum(child_cpu.values())) / elapsed, 2),
+                   # where the time went while the sync ran: on a core, runnable but waiting for
+                   # one (the load took it), or asleep (waiting for I/O, the pipe, the network)
+                   **_time_split("child", [child_sched[p] for p in child_sched], elapsed),
+                   **_time_split("b_daemon", [(b_sched[0] - b_sched_before[0], b_sched[1] - b_sched_before[1])],
+                                 elapsed)}
         rss_a, rss_b = peaks
         # the sync's own figures now: waiting for B's fold below can take minutes on a loaded machine
         print("synced " + json.dumps({
             "entries": n, "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
-            "raw_verify_per_s": round(verify), "sync_vs_verify": round(n / elapsed / verify, 2), "load": load_info,
+            "raw_verify_per_s": round(verify), "raw_verify_per_s_after_sync": round(verify_after),
+            "sync_vs_verify": round(n / elapsed / verify_mean, 2),
+            "sync_vs_verify_before": round(n / elapsed / verify, 2),
+            "sync_vs_verify_after": round(n / elapsed / verify_after, 2), "load": load_info,
             "single_core_ingest_per_s": round(ingest), "raw_decode_per_s": round(decode),
             "raw_sqlite_insert_per_s": round(sqlite_rate), "load_avg_before": load_before,
             "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
@@ -440,7 +485,8 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
         "entries": n, "received": result and result["received"], "stored_at_b": got - 1,
         "seconds": round(elapsed, 2), "sync_entries_per_s": round(n / elapsed),
         "single_core_ingest_per_s": round(ingest), "raw_verify_per_s": round(verify),
-        "sync_vs_verify": round(n / elapsed / verify, 2), "load": load_info,
+        "raw_verify_per_s_after_sync": round(verify_after), "sync_vs_verify": round(n / elapsed / verify_mean, 2),
+        "load": load_info,
         "raw_decode_per_s": round(decode), "raw_sqlite_insert_per_s": round(sqlite_rate),
         "load_avg_before": load_before, "load_avg_after_floors": load_floors, "load_avg_after_sync": load_after,
         "peak_rss_mb_a_during_sync": round(rss_a, 1), "peak_rss_mb_b_during_sync": round(rss_b, 1),

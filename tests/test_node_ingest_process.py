@@ -284,3 +284,62 @@ def test_the_childs_write_ahead_log_is_checkpointed_in_bounded_steps(tmp_path: P
     group = max(b - a for a, b in itertools.pairwise(sizes) if b > a)
     assert max(sizes) <= 60 + 2 * group  # (a reused log's growth understates a group's pages)
     assert max(sizes) > group  # several groups' pages before a checkpoint
+
+
+def test_the_child_outlives_the_thread_that_started_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """trio starts a process from a worker thread of its cache, and that thread exits after
+    idling (10 s).  Linux's parent-death signal follows the thread that forked, not the
+    process: armed with it, the child was SIGKILLed mid-sync whenever the daemon's worker
+    threads went quiet (its group failed, was stored again in the daemon and a new child
+    started cold: the 43 vs 29 µs per entry of issue 18).  The child must watch the daemon
+    process instead.  (Here the threads idle out after 0.3 s instead of 10.)"""
+    import threading
+
+    import trio._core._thread_cache as thread_cache
+
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.3)
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(10)
+    _store_with(path, genesis.raw)
+    child = IngestProcess(str(path))
+    threads_before = threading.active_count()
+
+    async def main() -> tuple[int, int, int]:
+        try:
+            await child.ingest(genesis.id, [e.raw for e in entries[:5]])  # started: its watch is armed
+            assert child._proc is not None
+            pid = child._proc.pid
+            with trio.fail_after(10):  # the worker thread that started the child retires
+                while threading.active_count() > threads_before:
+                    await trio.sleep(0.02)
+            report, _ = await child.ingest(genesis.id, [e.raw for e in entries[5:]])
+            assert child._proc is not None
+            return pid, child._proc.pid, report.added_count
+        finally:
+            await child.aclose()
+
+    first, second, added = trio.run(main)
+    assert (second, added, child.starts) == (first, 5, 1)
+
+
+def test_the_child_runs_in_its_own_session(tmp_path: Path) -> None:
+    """The scheduler's autogroups share the cores between sessions first: in the daemon's
+    session the child and the daemon feeding it split one share, and under load the child
+    waited for a core most of a sync (issue 18).  Its own session also keeps a terminal's
+    Ctrl-C, meant for the daemon, from interrupting it mid-group."""
+    import os
+
+    path = tmp_path / "store.sqlite"
+    Store(path).close()
+    child = IngestProcess(str(path))
+
+    async def main() -> tuple[int, int]:
+        try:
+            await child.prewarm()
+            assert child._proc is not None
+            return child._proc.pid, os.getsid(child._proc.pid)
+        finally:
+            await child.aclose()
+
+    pid, session = trio.run(main)
+    assert session == pid != os.getsid(0)

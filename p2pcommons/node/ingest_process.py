@@ -56,9 +56,15 @@ class IngestProcess:
         return self._proc is not None and self._proc.returncode is None
 
     async def _start(self) -> trio.Process:
+        # Its own session: with the kernel's autogroups (on by default in most distributions)
+        # the scheduler shares the cores between sessions first, so in the daemon's the child
+        # and the daemon feeding it split one session's share, and on a loaded machine the
+        # child sat runnable but waiting for a core for 60 % of a sync (issue 18).  Apart, the
+        # receiver gets the two shares its two processes would get without autogroups.  (A
+        # terminal's Ctrl-C then reaches the daemon only, which ends the child cleanly.)
         proc = await trio.lowlevel.open_process(
             [sys.executable, "-m", "p2pcommons.node.ingest_worker", self.store_path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
         )
         log.debug("ingest process %d started", proc.pid)
         self._buffer.clear()
