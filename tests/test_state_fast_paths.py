@@ -131,3 +131,38 @@ def _alone_by_definition(rules: dict[str, Any], act: str) -> list[str]:
 @given(role_rules(), st.sampled_from((*rules_mod.ACTS, "rules")))
 def test_act_policy_reads_who_acts_alone_as_defined(rules: dict[str, Any], act: str) -> None:
     assert rules_mod._alone(rules, act) == _alone_by_definition(rules, act)
+
+
+# A rule change as a proposal carries it: some paths name or declare roles (then the roles
+# check must run), most do not; values valid or not.
+rule_changes = st.dictionaries(
+    st.sampled_from(["values.code", "review.accepts", "membership.policy", "membership.admitters", "roles.custom",
+                     "seats.worker", "role_weights.worker", "sanctions.roles", "pools.fund", "decide.removal"]),
+    st.one_of(st.integers(-1, 3), st.lists(roles, max_size=2), st.sampled_from(["open", "approval", "EUR"]),
+              st.booleans()),
+    min_size=1, max_size=3)
+
+
+def _applied(apply: Any, rules: dict[str, Any], changes: dict[str, Any]) -> Any:
+    try:
+        return apply(rules, changes)
+    except InvalidRules as error:
+        return ("invalid", error.path, str(error))
+
+
+@given(st.lists(rule_changes, min_size=1, max_size=8))
+def test_rules_kept_per_map_decide_what_a_fresh_check_decides(sequence: list[dict[str, Any]]) -> None:
+    """A chain of rule changes, each applied twice (when proposed, and again when adopted) to
+    the last valid result, gives through apply_changes' per-map caches (the roles check
+    skipped when a change names no roles) what the whole check from scratch gives, and
+    act_policy kept per map answers as computed afresh."""
+    rules, plain = default_rules(), default_rules()
+    for changes in sequence:
+        for _ in range(2):
+            got = _applied(rules_mod.apply_changes, rules, changes)
+            want = _applied(lambda r, c: rules_mod._apply_changes(r, c, checked=False), plain, changes)
+            assert got == want
+        if isinstance(got, dict):
+            rules, plain = got, want
+        for act in (*rules_mod.ACTS, "rules"):
+            assert rules_mod.act_policy(rules, act) == rules_mod._act_policy(plain, act)

@@ -996,21 +996,24 @@ class Folder:
             if tmeta is None:
                 return False
         # The target author's slot in the version vector (``causal.get``, inlined: the
-        # handlers ask this several times per entry).
+        # handlers ask this several times per entry).  (4, 5: the vector's shift and root,
+        # positions.VV; up to 32 authors the root is the one leaf, shift 0.)
         index = tmeta[2]
-        shift = meta[_VV]
-        node = meta[_VV + 1]
-        if index >> shift >> 5:
-            return False
-        while shift:
-            j = (index >> shift) & 31
-            if j >= len(node):
+        shift = meta[4]
+        node = meta[5]
+        if shift:
+            if index >> shift >> 5:
                 return False
-            node = node[j]
-            shift -= 5
-        j = index & 31
-        return bool(j < len(node) and node[j] >= tmeta[3] and (
-            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1])))  # (a light record: no vv)
+            while shift:
+                j = (index >> shift) & 31
+                if j >= len(node):
+                    return False
+                node = node[j]
+                shift -= 5
+            index &= 31
+        found: bool = index < len(node) and node[index] >= tmeta[3] and (
+            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1]))  # (a light record: no vv)
+        return found
 
     def kind_of(self, target: CID) -> str:
         """The kind of a ready entry, held or archived (from ``refs`` without an archive lookup)."""

@@ -10,6 +10,7 @@ the fold, so a value the CLI accepts is a value every node accepts.
 from __future__ import annotations
 
 import copy
+import marshal
 import re
 from typing import Any
 
@@ -223,22 +224,70 @@ def _kind_of(path: str) -> str:
     raise InvalidRules(f"There is no rule '{path}'.", path=path)
 
 
+# Rules maps are values: the state replaces its rules, never mutates them (records.VALUES).
+# So what is a pure function of one rules map can be kept per map, by identity; each cache
+# holds the map itself, so its id cannot be reused while the entry lives.  Bounded: cleared
+# when full (a fold meets one rules map per adopted rule change).
+_PER_RULES_MAX = 256
+# Rules maps apply_changes built (hence checked): id -> the map.
+_CHECKED: dict[int, dict[str, Any]] = {}
+# (id of the rules, the changes' bytes) -> (the rules, the result): a rule proposal's changes
+# are applied when it is proposed (to validate them) and again when it is adopted.
+_APPLIED: dict[tuple[int, bytes], tuple[dict[str, Any], dict[str, Any]]] = {}
+# id of the rules -> (the rules, act -> act_policy's answer).
+_POLICIES: dict[int, tuple[dict[str, Any], dict[str, tuple[bool, list[str], dict[str, int], dict[str, int]]]]] = {}
+# The sections whose rules name roles, and the rule declaring custom roles: a change to any
+# other rule cannot make a checked map's roles undeclared.
+_ROLE_SECTIONS = ("seats", "role_weights", "roles")
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _PER_RULES_MAX:
+        cache.clear()
+    cache[key] = value
+
+
 def apply_changes(rules: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A new rules map with dotted-path ``changes`` applied and validated; ``rules`` is untouched."""
+    """A new rules map with dotted-path ``changes`` applied and validated; ``rules`` is untouched.
+    (The same rules and changes give the same map: the fold applies a rule proposal's
+    changes when it is proposed and again when it is adopted, and gets the first result.)"""
     if type(changes) is not dict or not changes:
         raise InvalidRules("A rule change must change at least one rule.")
+    try:
+        key = (id(rules), marshal.dumps(changes))
+    except ValueError:  # (a value marshal does not take, e.g. a link: not cached)
+        key = None
+    if key is not None:
+        found = _APPLIED.get(key)
+        if found is not None and found[0] is rules:
+            return found[1]
+    new = _apply_changes(rules, changes, checked=_CHECKED.get(id(rules)) is rules)
+    _remember(_CHECKED, id(new), new)
+    if key is not None:
+        _remember(_APPLIED, key, (rules, new))
+    return new
+
+
+def _apply_changes(rules: dict[str, Any], changes: dict[str, Any], *, checked: bool) -> dict[str, Any]:
+    """:func:`apply_changes` itself.  ``checked``: ``rules`` came out of it (so its roles are
+    declared, and only a change to a rule naming or declaring roles can make them not)."""
     # Two levels deep is enough: leaf lists and fractions are replaced, never mutated.
     new = {section: dict(values) for section, values in rules.items()}
+    roles_touched = not checked  # (then the whole result is checked)
     for path in sorted(changes):
         if type(path) is not str:
             raise InvalidRules("Rule names must be text.")
-        value = _check_value(path, _kind_of(path), changes[path])
+        kind = _kind_of(path)
+        value = _check_value(path, kind, changes[path])
         section, _, key = path.partition(".")
         if section == "pools" and rules.get("pools", {}).get(key, value) != value:
             raise InvalidRules(f"Rule {path}: a pool's unit cannot change once declared (it is "
                                f"{rules['pools'][key]!r}).", path=path)
+        if kind == "roles" or section in _ROLE_SECTIONS:
+            roles_touched = True
         new.setdefault(section, {})[key] = value
-    _check_roles_declared(new)
+    if roles_touched:
+        _check_roles_declared(new)
     return new
 
 
@@ -311,7 +360,8 @@ def rules_from_toml(doc: dict[str, Any] | None, *, membership: str | None = None
     if membership is not None:
         changes["membership.policy"] = membership
     rules = default_rules()
-    return apply_changes(rules, changes) if changes else rules
+    # (Not through apply_changes' caches: the caller owns this map, and may change it.)
+    return _apply_changes(rules, changes, checked=False) if changes else rules
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -360,7 +410,20 @@ def _alone(rules: dict[str, Any], act: str) -> list[str]:
 def act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[str, int], dict[str, int]]:
     """``(needs a decision, electorate, threshold, quorum)`` for a governed act (§2.2).
     Defaults: no decision needed; the electorate is who may do the act alone; the threshold
-    is the rule-change threshold; the quorum is ``decisions.quorum``."""
+    is the rule-change threshold; the quorum is ``decisions.quorum``.  (A pure function of
+    the rules, asked by every proposal, vote and governed act: kept per rules map.  The
+    lists and fractions returned are shared: read them, never change them.)"""
+    held = _POLICIES.get(id(rules))
+    if held is None or held[0] is not rules:
+        held = (rules, {})
+        _remember(_POLICIES, id(rules), held)
+    found = held[1].get(act)
+    if found is None:
+        found = held[1][act] = _act_policy(rules, act)
+    return found
+
+
+def _act_policy(rules: dict[str, Any], act: str) -> tuple[bool, list[str], dict[str, int], dict[str, int]]:
     def get(section: str) -> Any:
         values = rules.get(section, {})
         return values.get(act) if isinstance(values, dict) else None

@@ -9,6 +9,9 @@ module's ``KINDS``, specify it in ``protocols/commons.md`` and add vectors
 
 from __future__ import annotations
 
+from ...entry import Entry
+from ..positions import Meta
+from ..records import State
 from . import contributions, decisions, devices, distributions, membership, pools, resources, rules_votes, sanctions
 from .registry import Kind
 from .view import APPLIED, PENDING, REJECTED, WAITING, Handler, Rejected, View
@@ -29,11 +32,27 @@ def _registry(*families: dict[str, Kind]) -> dict[str, Kind]:
 KINDS: dict[str, Kind] = _registry(membership.KINDS, sanctions.KINDS, contributions.KINDS, rules_votes.KINDS,
                                    resources.KINDS, distributions.KINDS, decisions.KINDS, devices.KINDS,
                                    pools.KINDS)
-# Every handler judges a bound device's entry as its member's (one member, one standing), and
-# first closes the proposals whose deadline that entry closes (decisions.settle): a member's
-# device closes a deadline as its member would.
-HANDLERS: dict[str, Handler] = {name: devices.speaking_for(decisions.settling(kind.apply))
-                                for name, kind in KINDS.items()}
+
+
+def judged(handler: Handler) -> Handler:
+    """``handler`` as the replayer calls it.  Every handler judges a bound device's entry as
+    its member's (one member, one standing: :func:`.devices.speaking_for`), and first closes
+    the proposals whose deadline that entry closes (:func:`.decisions.settle`: any member's
+    entry dated after a deadline closes the proposal, so the entry itself is judged after the
+    decision; a member's device closes a deadline as its member would).  One wrapper, and
+    neither step costs a call where it has nothing to do (no device bound, no deadline
+    open): it runs for every entry."""
+    def apply(v: View, s: State, e: Entry, m: Meta) -> str:
+        if s.devices:
+            e = devices.speaking_for(v, s, e, m)
+        if s.due:
+            decisions.settle(v, s, e, m)
+        return handler(v, s, e, m)
+    apply.__doc__ = handler.__doc__
+    return apply
+
+
+HANDLERS: dict[str, Handler] = {name: judged(kind.apply) for name, kind in KINDS.items()}
 # Kinds a later entry may name (the genesis too: a member's ``since``, a founder's grants).
 NAMED_KINDS: tuple[str, ...] = (*sorted(name for name, kind in KINDS.items() if kind.named), GENESIS)
 

@@ -22,7 +22,7 @@ from ..records import State
 from .common import ref, standing
 from .registry import Kind
 from .rules_votes import close
-from .view import APPLIED, Handler, Rejected, View
+from .view import APPLIED, Rejected, View
 
 
 def settle(v: View, s: State, e: Entry, m: Meta) -> None:
@@ -48,17 +48,6 @@ def settle(v: View, s: State, e: Entry, m: Meta) -> None:
 def about(action: dict[str, object] | None, author: bytes) -> bool:
     """Does this action name ``author`` (who then neither closes nor votes on it)?"""
     return action is not None and action.get("member") == author.hex()
-
-
-def settling(handler: Handler) -> Handler:
-    """``handler`` preceded by :func:`settle`: any member's entry dated after a deadline
-    closes the proposal first, so the entry itself is judged after the decision."""
-    def apply(v: View, s: State, e: Entry, m: Meta) -> str:
-        if s.due:  # (settle's own first test, without a call per entry)
-            settle(v, s, e, m)
-        return handler(v, s, e, m)
-    apply.__doc__ = handler.__doc__
-    return apply
 
 
 def _withdraw(v: View, s: State, e: Entry, m: Meta) -> str:

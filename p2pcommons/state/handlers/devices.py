@@ -21,7 +21,7 @@ from ..records import Device, State
 from ..rules import recovery_policy
 from .common import alone, member_key, standing
 from .registry import Kind
-from .view import APPLIED, Handler, Rejected, View
+from .view import APPLIED, Rejected, View
 
 DEVICE_ACTIONS = ("add", "revoke", "recover")
 # Acts of the member identity itself, not of a device: they change how the member's own log
@@ -68,22 +68,19 @@ def as_author(entry: Entry, author: bytes) -> Entry:
     return clone
 
 
-def speaking_for(handler: Handler) -> Handler:
-    """``handler`` with a bound device's entries judged as its member's.  The binding must be in
-    the entry's causal past (an entry written before the device was bound has no effect)."""
-
-    def apply(v: View, s: State, e: Entry, m: Meta) -> str:
-        device = s.devices.get(e.author)
-        if device is None or device.binding is None:
-            return handler(v, s, e, m)
-        if not v.in_past(device.binding, m):
-            raise Rejected("Its device's binding to its member is not in its causal past "
-                           "(written before the device was bound).")
-        if e.kind in IDENTITY_KINDS:
-            raise Rejected(f"A device cannot {e.kind}; its member's own key writes that.")
-        return handler(v, s, as_author(e, device.member), m)
-
-    return apply
+def speaking_for(v: View, s: State, e: Entry, m: Meta) -> Entry:
+    """The entry as every handler judges it: a bound device's entry with its member as its
+    author (the same entry otherwise).  The binding must be in the entry's causal past (an
+    entry written before the device was bound has no effect)."""
+    device = s.devices.get(e.author)
+    if device is None or device.binding is None:
+        return e
+    if not v.in_past(device.binding, m):
+        raise Rejected("Its device's binding to its member is not in its causal past "
+                       "(written before the device was bound).")
+    if e.kind in IDENTITY_KINDS:
+        raise Rejected(f"A device cannot {e.kind}; its member's own key writes that.")
+    return as_author(e, device.member)
 
 
 def device_key(body: dict[str, object]) -> bytes:

@@ -58,16 +58,19 @@ def record(s: State, entry_id: CID, amount: int, currency: str, pool: str | None
 def compute_shares(ledger: dict[bytes, tuple[int, int]], amount: int) -> dict[bytes, int]:
     """Split ``amount`` in proportion to accepted value: floor shares, then the remainder one
     unit at a time by largest remainder (ties by author key), so the shares sum exactly."""
-    total = sum(value for _, value in ledger.values())
+    authors = sorted(ledger)
+    values = [ledger[author][1] for author in authors]  # (in key order)
+    total = sum(values)
     if total <= 0:
         return {}
-    authors = sorted(ledger)
-    # Per author (in key order), the floor share and the remainder, in one divmod each.
-    split = [divmod(amount * ledger[author][1], total) for author in authors]
-    shares = [floor for floor, _ in split]
+    scaled = [amount * value for value in values]
+    shares = [x // total for x in scaled]
     left = amount - sum(shares)
-    if left:  # (by largest remainder, ties by author key: the authors' index is their key order)
-        for _, i in sorted((-rest, i) for i, (_, rest) in enumerate(split))[:left]:
+    if left:
+        # By largest remainder, ties by author key: a stable sort, descending, of the
+        # authors' indexes (their key order) by remainder.
+        rests = [x % total for x in scaled]
+        for i in sorted(range(len(rests)), key=rests.__getitem__, reverse=True)[:left]:
             shares[i] += 1
     return {author: value for author, value in zip(authors, shares, strict=True) if value}
 

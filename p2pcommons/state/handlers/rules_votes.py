@@ -69,6 +69,14 @@ def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) ->
     view and the deciding entry's time, newcomers not settled there (on probation, or not
     yet vouched for, §2.5) are not counted: they cannot vote, so counting them would let
     throwaway keys block a decision."""
+    membership = s.rules["membership"]
+    seconds = membership.get("probation", 0)
+    needed = membership.get("vouches", 0)
+    if v is None or (not seconds and not needed):  # (the usual case: a count, asked at every tally)
+        if len(roles) == 1:
+            role = roles[0]
+            return sum(1 for member in s.members.values() if member.status == "active" and role in member.roles)
+        return sum(map(_holds(roles), s.members.values()))
     if len(roles) == 1:
         role = roles[0]
         voters = [(key, member) for key, member in s.members.items()
@@ -77,10 +85,6 @@ def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) ->
         wanted = frozenset(roles)
         voters = [(key, member) for key, member in s.members.items()
                   if member.status == "active" and not wanted.isdisjoint(member.roles)]
-    seconds = s.rules["membership"].get("probation", 0)
-    needed = s.rules["membership"].get("vouches", 0)
-    if v is None or (not seconds and not needed):
-        return len(voters)
     settled = settled_others(v, s, b"", now) if needed else 0
     return sum(1 for key, member in voters
                if member.since == v.commons or (seconds and v.time_of(member.since) + seconds * 1000 <= now)
@@ -203,19 +207,23 @@ def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
     return _open(v, s, e, m, proposal)
 
 
-def _voters(s: State, e: Entry) -> list[str]:
-    """Who may vote on what this vote names (rule-change voters if it names no proposal)."""
+def _named(s: State, e: Entry) -> Proposal | None:
+    """The proposal a vote names, if it names one the state holds (checked later: :func:`ref`)."""
     try:
-        proposal = s.proposals.get(link(e.body.get("proposal")))
+        target = link(e.body.get("proposal"))
     except Exception:
-        proposal = None
-    return s.rules["rule_change"]["roles"] if proposal is None else policy(s, proposal)[0]
+        return None
+    proposal: Proposal | None = s.proposals.get(target)
+    return proposal
 
 
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    settled(v, s, standing(v, s, e.author, m, _voters(s, e)), e, m)
+    named = _named(s, e)
+    # Who may vote on what it names (rule-change voters if it names no proposal).
+    voters = s.rules["rule_change"]["roles"] if named is None else policy(s, named)[0]
+    settled(v, s, standing(v, s, e.author, m, voters), e, m)
     target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
-    proposal = s.proposals.get(target)
+    proposal = named  # (``target`` is the link read above: the same record)
     if proposal is None:
         raise Rejected("The proposal it votes on had no effect (it was rejected).")
     if proposal.status != "open":
