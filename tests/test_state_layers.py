@@ -202,3 +202,56 @@ def test_the_flat_base_finds_every_key_and_nothing_else(keys: set[bytes], width:
         assert base.get(k) == b"v%d" % i and k in base
     for k in lost:
         assert (k in base) == (k in rows) and base.get(k, "no") == ("no" if k not in rows else base.get(k))
+
+
+POSITION_OPS = st.lists(st.tuples(st.sampled_from(["set", "del", "pop", "clear"]), st.integers(0, 40),
+                                  st.integers(0, 2**100)), max_size=120)
+
+
+@prop_settings(300)
+@given(ops=POSITION_OPS, merge_min=st.sampled_from([0, 1, 3, 1 << 30]))
+def test_the_folds_positions_read_as_the_dict_they_replace(ops: list[tuple[str, int, int]], merge_min: int) -> None:
+    """The replayer's ``refs`` (:class:`~p2pcommons.state.compact.Positions`, merged into a
+    flat base as it is written, ints in as few bytes as the largest needs): any mix of
+    writes, deletes, pops and clears, merged at every write or never, reads as a dict, and
+    its keys and values iterate in step (a checkpoint writes them side by side)."""
+    from p2pcommons.state.compact import Positions
+
+    with _merge_min(merge_min):
+        table, model = Positions(), {}
+        for op, k, v in ops:
+            key = CID.of(b"%d" % k).raw if k < 36 else bytes([k]) * (k % 3)  # (a few of other widths)
+            if op == "set":
+                table[key] = model[key] = v
+            elif op == "del":
+                if key in model:
+                    del table[key], model[key]
+                with contextlib.suppress(KeyError):
+                    del table[key]
+                    raise AssertionError("deleted twice")
+            elif op == "pop":
+                assert table.pop(key, None) == model.pop(key, None)
+            else:
+                table.clear()
+                model.clear()
+            assert len(table) == len(model) and dict(table.items()) == model
+            assert table.get(key) == model.get(key) and (key in table) == (key in model)
+            assert dict(zip(table, table.values(), strict=True)) == model
+
+
+@prop_settings(200)
+@given(keys=st.sets(st.binary(min_size=4, max_size=4), max_size=60), width=st.integers(1, 9),
+       ordered=st.booleans())
+def test_a_flat_base_of_values_of_one_width(keys: set[bytes], width: int, ordered: bool) -> None:
+    """Values all of one width are found by their place (no offsets kept); a base that need
+    not keep the order rows came in iterates in key order, each key with its value."""
+    from p2pcommons.state.compact import _Frozen
+
+    rows = list(keys)
+    values = [i.to_bytes(width, "little") for i in range(len(rows))]
+    base = _Frozen(list(rows), list(values), ordered=ordered)
+    assert dict(base.items()) == dict(zip(rows, values, strict=True))
+    assert list(base) == (rows if ordered else sorted(rows)) == [k for k, _ in base.items()]
+    for k, v in zip(rows, values, strict=True):
+        assert base.get(k) == v
+    assert base.get(b"\xff" * 5) is None

@@ -28,6 +28,7 @@ import marshal
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
+from functools import partial
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -134,55 +135,68 @@ MERGE_FRACTION = 8  # ... nor one smaller than the base's 1/MERGE_FRACTION (amor
 
 class _Frozen:
     """Immutable rows (raw key → byte string) in a handful of flat buffers instead of a dict
-    of objects: about 50 bytes per row plus the value's own bytes, where a dict holds a key
+    of objects: about 45 bytes per row plus the value's own bytes, where a dict holds a key
     object, a value object and a slot (about 170 bytes plus the value's).  The keys, all of
     one width, sorted in one byte string; the values concatenated in the order the rows
-    came, which is also the iteration order.  A key is found by binary search within its
-    bucket: the keys are entry ids (hashes), so the two bytes after the prefix all keys share
-    spread them evenly over up to 65,536 buckets of about eight (an adversary grinding ids
-    into one bucket only brings back a binary search over it).  ``thaw`` turns a stored byte
-    string back into the table's value (None: kept as is)."""
+    came, which is also the iteration order (``ordered``; otherwise in key order, and the
+    two arrays mapping one order to the other, 8 bytes a row, are not kept).  Values all of
+    one width are found by their place alone (no array of offsets).  A key is found by
+    binary search within its bucket: the keys are entry ids (hashes), so the two bytes after
+    the prefix all keys share spread them evenly over up to 65,536 buckets of about eight
+    (an adversary grinding ids into one bucket only brings back a binary search over it).
+    ``thaw`` turns a stored byte string back into the table's value (None: kept as is)."""
 
-    __slots__ = ("_at", "_buckets", "_data", "_keys", "_n", "_rank", "_shift", "_starts", "_thaw", "_where",
-                 "_width")
+    __slots__ = ("_at", "_buckets", "_data", "_keys", "_n", "_rank", "_shift", "_starts", "_thaw", "_vwidth",
+                 "_where", "_width")
 
     def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None,
-                 thaw: Callable[[bytes], Any] | None = None) -> None:
+                 thaw: Callable[[bytes], Any] | None = None, *, ordered: bool = True) -> None:
         keys = keys or []
         values = values or []
         n = self._n = len(keys)
         self._width = len(keys[0]) if keys else 0
         self._thaw = thaw
         order = sorted(range(n), key=keys.__getitem__)
-        ordered = [keys[i] for i in order]
-        self._keys = b"".join(ordered)
+        ordered_keys = [keys[i] for i in order]
+        self._keys = b"".join(ordered_keys)
         # Buckets: the two bytes after the prefix every key shares (the first and last
         # sorted keys share it), their top ``bits`` bits; bucket b's keys start at _buckets[b].
         at = 0
         if n:
-            first, last = ordered[0], ordered[-1]
+            first, last = ordered_keys[0], ordered_keys[-1]
             while at < self._width - 2 and first[at] == last[at]:
                 at += 1
         bits = min(16, max(1, (n // 8).bit_length())) if self._width >= 2 else 0  # (0: one bucket)
         self._at, self._shift = at, 16 - bits
-        prefix = ordered[0][:at] if n else b""
-        self._buckets = array("I", [bisect_left(ordered, prefix + (b << (16 - bits)).to_bytes(2, "big"))
+        prefix = ordered_keys[0][:at] if n else b""
+        self._buckets = array("I", [bisect_left(ordered_keys, prefix + (b << (16 - bits)).to_bytes(2, "big"))
                                     for b in range(1 << bits)])
         self._buckets[0] = 0  # (keys narrower than two bytes: one bucket, from the first)
         self._buckets.append(n)
-        del ordered
-        self._where = array("I", order)  # sorted position -> the row's place in order of arrival
-        rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
-        for position, i in enumerate(order):
-            rank[i] = position
+        del ordered_keys
+        if ordered:
+            self._where: array[int] | None = array("I", order)  # sorted position -> place in order of arrival
+            rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
+            for position, i in enumerate(order):
+                rank[i] = position
+            self._rank: array[int] | None = rank
+        else:
+            self._where = self._rank = None
+            values = [values[i] for i in order]
         del order
-        self._rank = rank
-        self._starts = array("Q", [0])
-        self._starts.extend(accumulate(map(len, values)))
+        lengths = set(map(len, values))
+        if len(lengths) == 1 and 0 not in lengths:  # (all of one width: a row's value is found by its place)
+            self._vwidth = lengths.pop()
+            self._starts: array[int] | None = None
+        else:
+            self._vwidth = 0
+            total = sum(map(len, values))
+            self._starts = array("I" if total < 1 << 32 else "Q", [0])
+            self._starts.extend(accumulate(map(len, values)))
         self._data = b"".join(values)
 
     def _find(self, raw: bytes) -> int:
-        """The row's place in order of arrival, or -1."""
+        """The row's place among the values, or -1."""
         w = self._width
         if len(raw) != w or not self._n:
             return -1
@@ -197,11 +211,20 @@ class _Frozen:
             else:
                 hi = mid
         if lo < self._n and keys[lo * w:lo * w + w] == raw:
-            return self._where[lo]
+            where = self._where
+            return lo if where is None else where[lo]
         return -1
 
+    def _blob(self, i: int) -> bytes:
+        vw = self._vwidth
+        if vw:
+            return self._data[i * vw:i * vw + vw]
+        starts = self._starts
+        assert starts is not None
+        return self._data[starts[i]:starts[i + 1]]
+
     def _value(self, i: int) -> Any:
-        blob = self._data[self._starts[i]:self._starts[i + 1]]
+        blob = self._blob(i)
         return blob if self._thaw is None else self._thaw(blob)
 
     def get(self, raw: bytes, default: Any = None) -> Any:
@@ -214,15 +237,20 @@ class _Frozen:
     def __len__(self) -> int:
         return self._n
 
+    def _positions(self) -> Iterable[int]:
+        """The keys' sorted positions, in iteration order."""
+        return range(self._n) if self._rank is None else self._rank
+
     def __iter__(self) -> Iterator[bytes]:
         keys, w = self._keys, self._width
-        for position in self._rank:
+        for position in self._positions():
             yield keys[position * w:position * w + w]
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
-        keys, w, data, starts, thaw = self._keys, self._width, self._data, self._starts, self._thaw
-        for i, position in enumerate(self._rank):
-            blob = data[starts[i]:starts[i + 1]]
+        keys, w, data, thaw, vw = self._keys, self._width, self._data, self._thaw, self._vwidth
+        starts = self._starts
+        for i, position in enumerate(self._positions()):
+            blob = data[i * vw:i * vw + vw] if starts is None else data[starts[i]:starts[i + 1]]
             yield keys[position * w:position * w + w], blob if thaw is None else thaw(blob)
 
 
@@ -316,26 +344,35 @@ class _Layers:
 
     def _shared(self) -> tuple[_Frozen, dict[bytes, Any], int]:
         """The layers for a copy: the base shared, the top copied (merged first if big)."""
+        self._merge_if_due()
+        return self._base, self._top.copy(), self._n
+
+    def _merge_if_due(self) -> None:
         top = self._top
         if len(top) >= MERGE_MIN and len(top) * MERGE_FRACTION > len(self._base):
-            keys: list[bytes] = []
-            values: list[bytes] = []
-            kept: dict[bytes, Any] = {}
-            freeze = self._freeze
-            width = -1
-            for raw, value in self._raw_items():
-                frozen = freeze(value)
-                if width < 0:
-                    width = len(raw)
-                if frozen is None or len(raw) != width:
-                    kept[raw] = value
-                else:
-                    keys.append(raw)
-                    values.append(frozen)
-            self._base = _Frozen(keys, values, self._thaw())
-            del keys, values
-            top = self._top = kept
-        return self._base, top.copy(), self._n
+            self._merge()
+
+    def _merge(self) -> None:
+        """The top layer merged into a new base (rows the base cannot hold stay on top)."""
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        kept: dict[bytes, Any] = {}
+        freeze = self._freeze
+        width = -1
+        for raw, value in self._raw_items():
+            frozen = freeze(value)
+            if width < 0:
+                width = len(raw)
+            if frozen is None or len(raw) != width:
+                kept[raw] = value
+            else:
+                keys.append(raw)
+                values.append(frozen)
+        self._base = self._frozen(keys, values)
+        self._top = kept
+
+    def _frozen(self, keys: list[bytes], values: list[bytes]) -> _Frozen:
+        return _Frozen(keys, values, self._thaw())
 
     def _delta(self, other: _Layers) -> tuple[list[bytes], list[bytes]]:
         """Raw keys whose value here differs from ``other``'s (or ``other`` lacks), and the
@@ -646,3 +683,95 @@ class Votes(_Layers, MutableMapping[Vote, Any]):
 
     def __repr__(self) -> str:
         return f"Votes({len(self)} votes)"
+
+
+# --- the fold's positions of named entries ------------------------------------------------
+
+_FROM_LITTLE: Callable[[bytes], int] = partial(int.from_bytes, byteorder="little")
+
+
+class Positions(_Layers, MutableMapping[bytes, int]):
+    """Raw entry id → a non-negative int (the replayer's ``refs``: a packed position and
+    kind of each entry a later one may name), held as :class:`_Layers` merged as it grows
+    (this table is written, not copied): each row is the key and the int in as few bytes as
+    the table's largest needs, in key order — about 50 bytes a row where a dict of ints took
+    150 (a key object, an int object, a slot), for one row per contribution of a commons."""
+
+    __slots__ = ()
+
+    def __init__(self, items: Iterable[tuple[bytes, int]] = ()) -> None:
+        super().__init__()
+        for raw, value in items:
+            self[raw] = value
+
+    @staticmethod
+    def _thaw() -> Callable[[bytes], Any] | None:
+        return _FROM_LITTLE
+
+    def _frozen(self, keys: list[bytes], values: list[bytes]) -> _Frozen:
+        return _Frozen(keys, values, _FROM_LITTLE, ordered=False)
+
+    def _merge(self) -> None:
+        top = max((v for _, v in self._raw_items()), default=0)
+        width = max(1, (top.bit_length() + 7) // 8)
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        kept: dict[bytes, Any] = {}
+        key_width = -1
+        for raw, value in self._raw_items():
+            if key_width < 0:
+                key_width = len(raw)
+            if len(raw) != key_width or value < 0:
+                kept[raw] = value
+            else:
+                keys.append(raw)
+                values.append(value.to_bytes(width, "little"))
+        self._base = self._frozen(keys, values)
+        self._top = kept
+
+    def __getitem__(self, key: bytes) -> int:
+        value = self._get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def get(self, key: bytes, default: int | None = None) -> int | None:  # type: ignore[override]
+        return self._get(key, default)  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: bytes, value: int) -> None:
+        self._set(key, value)
+        self._merge_if_due()
+
+    def __delitem__(self, key: bytes) -> None:
+        self._del(key)
+
+    def __contains__(self, key: object) -> bool:
+        return type(key) is bytes and self._has(key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._raw_keys()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def items(self) -> ItemsView[bytes, int]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[int]:
+        return _Values(self)
+
+    def _pairs(self) -> Iterator[tuple[bytes, int]]:
+        return self._raw_items()
+
+    def clear(self) -> None:
+        self._base = self._frozen([], [])
+        self._top = {}
+        self._n = 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Positions({len(self)} rows)"
