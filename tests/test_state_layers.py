@@ -255,3 +255,35 @@ def test_a_flat_base_of_values_of_one_width(keys: set[bytes], width: int, ordere
     for k, v in zip(rows, values, strict=True):
         assert base.get(k) == v
     assert base.get(b"\xff" * 5) is None
+
+
+_SHARE_KEYS = [bytes([i]) * 32 for i in range(5)]
+DISTRIBUTIONS = st.lists(st.fixed_dictionaries(
+    {"id": st.sampled_from(_CIDS), "amount": st.integers(0, 2**64), "currency": st.sampled_from(["EUR", "h"]),
+     "shares": st.dictionaries(st.sampled_from(_SHARE_KEYS), st.integers(0, 2**40), max_size=5)},
+    optional={"pool": st.text(max_size=3), "equation": st.text(max_size=3),
+              "acknowledged": st.lists(st.sampled_from(_SHARE_KEYS), max_size=2).map(tuple)}), max_size=12)
+
+
+@prop_settings(300)
+@given(items=DISTRIBUTIONS, replace=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=4),
+       cut=st.integers(0, 12))
+def test_packed_distributions_read_as_the_list_they_replace(items: list[dict[str, Any]],
+                                                            replace: list[tuple[int, int]], cut: int) -> None:
+    """The state's distributions held packed (:class:`~p2pcommons.state.compact.Distributions`)
+    read back as the dicts appended (shares as a mapping of the same amounts), item by item
+    and sliced; a copy is not changed by replacing an item of the original (a receipt), and
+    the length of their common prefix (a checkpoint's delta) is what the dicts say."""
+    from p2pcommons.state.compact import Distributions
+
+    packed = Distributions(items)
+    model = [dict(d) for d in items]
+    assert len(packed) == len(model) and list(packed) == model and packed == model
+    assert [packed[i] for i in range(len(model))] == model and list(packed[:cut]) == model[:cut]
+    snap, before = packed.copy(), list(model)
+    for i, j in replace:
+        if i < len(model) and j < len(model):
+            packed[i] = model[i] = {**model[j], "acknowledged": (b"\x09" * 32,)}
+    assert list(packed) == model and list(snap) == before
+    common = next((i for i, (x, y) in enumerate(zip(before, model, strict=True)) if x != y), len(model))
+    assert snap.same_prefix(packed) == common == snap.same_prefix(model)

@@ -28,9 +28,10 @@ import marshal
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
+from collections.abc import Sequence as SequenceABC
 from functools import partial
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..dagcbor import CID, _trusted_cid
 
@@ -775,3 +776,126 @@ class Positions(_Layers, MutableMapping[bytes, int]):
 
     def __repr__(self) -> str:
         return f"Positions({len(self)} rows)"
+
+
+# --- distributions ------------------------------------------------------------------------
+
+_DISTRIBUTION_FIXED = ("id", "amount", "currency", "shares")
+
+
+class _Rosters:
+    """Rosters by index, append-only: shared by a :class:`Distributions` and its copies."""
+
+    __slots__ = ("index", "rosters")
+
+    def __init__(self) -> None:
+        self.rosters: list[_Roster] = []
+        self.index: dict[tuple[bytes, ...], int] = {}
+
+    def of(self, roster: _Roster) -> int:
+        found = self.index.get(roster.keys)
+        if found is None:
+            found = self.index[roster.keys] = len(self.rosters)
+            self.rosters.append(roster)
+        return found
+
+
+class Distributions(SequenceABC[dict[str, Any]]):
+    """The state's distributions (the ledger's lines), in fold order, each held as one byte
+    string (``marshal`` of its id, amount, currency, roster index and packed shares, and of
+    its optional fields) and built again as the same dict when read.  Why: a distribution
+    as a dict, an id object and a :class:`Shares` object cost about 530 bytes besides its
+    shares' values; packed, about 100.  A copy (a snapshot) copies the list of byte strings
+    and shares them and the rosters.  Items are replaced (a receipt), never mutated."""
+
+    __slots__ = ("_items", "_rosters")
+
+    def __init__(self, items: Iterable[dict[str, Any]] = (), *, _rosters: _Rosters | None = None,
+                 _items: list[Any] | None = None) -> None:
+        self._rosters = _Rosters() if _rosters is None else _rosters
+        self._items: list[Any] = [] if _items is None else _items
+        for d in items:
+            self.append(d)
+
+    def _pack(self, d: dict[str, Any]) -> Any:
+        """``d`` packed (or ``d`` itself, in the rare case it holds what the packing cannot)."""
+        try:
+            shares = d["shares"]
+            if type(shares) is not Shares:
+                shares = Shares(shares)
+            extra = tuple((k, v) for k, v in d.items() if k not in _DISTRIBUTION_FIXED)
+            cid = d["id"]
+            if type(cid) is not CID:
+                return d
+            return marshal.dumps((cid.raw, d["amount"], d["currency"], self._rosters.of(shares._roster),
+                                  shares._width, shares._values, extra))
+        except (ValueError, TypeError, KeyError):
+            return d
+
+    def _unpack(self, blob: Any) -> dict[str, Any]:
+        if type(blob) is not bytes:
+            return blob  # type: ignore[no-any-return]
+        raw, amount, currency, roster, width, values, extra = marshal.loads(blob)
+        shares = Shares.__new__(Shares)
+        shares._roster = self._rosters.rosters[roster]
+        shares._width = width
+        shares._values = values
+        d = {"id": _trusted_cid(raw), "amount": amount, "currency": currency, "shares": shares}
+        if extra:
+            d.update(extra)
+        return d
+
+    def append(self, d: dict[str, Any]) -> None:
+        self._items.append(self._pack(d))
+
+    def extend(self, items: Iterable[dict[str, Any]]) -> None:
+        for d in items:
+            self.append(d)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Distributions: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | Distributions:
+        if isinstance(i, slice):
+            return Distributions(_rosters=self._rosters, _items=self._items[i])
+        return self._unpack(self._items[i])
+
+    def __setitem__(self, i: int, d: dict[str, Any]) -> None:
+        self._items[i] = self._pack(d)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._unpack, self._items)
+
+    def copy(self) -> Distributions:
+        """A snapshot's copy: the packed items are immutable bytes, shared, and so are the rosters."""
+        return Distributions(_rosters=self._rosters, _items=self._items.copy())
+
+    def same_prefix(self, other: SequenceABC[dict[str, Any]]) -> int:
+        """How many first items ``other`` has equal to this one's (compared packed when both
+        are packed over the same rosters, as a snapshot and its state are)."""
+        n = 0
+        if isinstance(other, Distributions) and other._rosters is self._rosters:
+            for x, y in zip(self._items, other._items, strict=False):
+                if x is not y and x != y:
+                    return n
+                n += 1
+            return n
+        for x, y in zip(self, other, strict=False):
+            if x != y:
+                return n
+            n += 1
+        return n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SequenceABC) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Distributions({list(self)!r})"
