@@ -136,54 +136,56 @@ MERGE_FRACTION = 8  # ... nor one smaller than the base's 1/MERGE_FRACTION (amor
 
 class _Frozen:
     """Immutable rows (raw key → byte string) in a handful of flat buffers instead of a dict
-    of objects: about 45 bytes per row plus the value's own bytes, where a dict holds a key
+    of objects: about 40 bytes per row plus the value's own bytes, where a dict holds a key
     object, a value object and a slot (about 170 bytes plus the value's).  The keys, all of
-    one width, sorted in one byte string; the values concatenated in the order the rows
-    came, which is also the iteration order (``ordered``; otherwise in key order, and the
-    two arrays mapping one order to the other, 8 bytes a row, are not kept).  Values all of
-    one width are found by their place alone (no array of offsets).  A key is found by
-    binary search within its bucket: the keys are entry ids (hashes), so the two bytes after
-    the prefix all keys share spread them evenly over up to 65,536 buckets of about eight
-    (an adversary grinding ids into one bucket only brings back a binary search over it).
-    ``thaw`` turns a stored byte string back into the table's value (None: kept as is)."""
+    one width, sorted in one byte string, without the prefix they all share (an entry id's
+    four bytes of CID header); the values concatenated in the same order.  With ``ordered``,
+    the rows iterate in the order they came (an array maps that order to the sorted one,
+    4 bytes a row); otherwise in key order.  Values all of one width are found by their
+    place alone (no array of offsets).  A key is found by binary search within its bucket:
+    the keys are entry ids (hashes), so the two bytes after the shared prefix spread them
+    evenly over up to 65,536 buckets of about eight (an adversary grinding ids into one
+    bucket only brings back a binary search over it).  ``thaw`` turns a stored byte string
+    back into the table's value (None: kept as is)."""
 
-    __slots__ = ("_at", "_buckets", "_data", "_keys", "_n", "_rank", "_shift", "_starts", "_thaw", "_vwidth",
-                 "_where", "_width")
+    __slots__ = ("_buckets", "_data", "_keys", "_n", "_prefix", "_rank", "_shift", "_starts", "_thaw", "_vwidth",
+                 "_width")
 
     def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None,
                  thaw: Callable[[bytes], Any] | None = None, *, ordered: bool = True) -> None:
         keys = keys or []
         values = values or []
         n = self._n = len(keys)
-        self._width = len(keys[0]) if keys else 0
+        width = self._width = len(keys[0]) if keys else 0
         self._thaw = thaw
         order = sorted(range(n), key=keys.__getitem__)
         ordered_keys = [keys[i] for i in order]
-        self._keys = b"".join(ordered_keys)
-        # Buckets: the two bytes after the prefix every key shares (the first and last
-        # sorted keys share it), their top ``bits`` bits; bucket b's keys start at _buckets[b].
+        # The prefix every key shares (the first and last sorted keys share it), up to two
+        # bytes short of the width: those two bytes, their top ``bits`` bits, are the bucket.
         at = 0
         if n:
             first, last = ordered_keys[0], ordered_keys[-1]
-            while at < self._width - 2 and first[at] == last[at]:
+            while at < width - 2 and first[at] == last[at]:
                 at += 1
-        bits = min(16, max(1, (n // 8).bit_length())) if self._width >= 2 else 0  # (0: one bucket)
-        self._at, self._shift = at, 16 - bits
-        prefix = ordered_keys[0][:at] if n else b""
-        self._buckets = array("I", [bisect_left(ordered_keys, prefix + (b << (16 - bits)).to_bytes(2, "big"))
+        self._prefix = ordered_keys[0][:at] if n else b""
+        if at:
+            ordered_keys = [k[at:] for k in ordered_keys]
+        self._keys = b"".join(ordered_keys)
+        bits = min(16, max(1, (n // 8).bit_length())) if width >= 2 else 0  # (0: one bucket)
+        self._shift = 16 - bits
+        self._buckets = array("I", [bisect_left(ordered_keys, (b << (16 - bits)).to_bytes(2, "big"))
                                     for b in range(1 << bits)])
         self._buckets[0] = 0  # (keys narrower than two bytes: one bucket, from the first)
         self._buckets.append(n)
         del ordered_keys
-        if ordered:
-            self._where: array[int] | None = array("I", order)  # sorted position -> place in order of arrival
-            rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
+        if ordered:  # place in order of arrival -> sorted position
+            rank = array("I", bytes(4 * n))
             for position, i in enumerate(order):
                 rank[i] = position
             self._rank: array[int] | None = rank
         else:
-            self._where = self._rank = None
-            values = [values[i] for i in order]
+            self._rank = None
+        values = [values[i] for i in order]
         del order
         lengths = set(map(len, values))
         if len(lengths) == 1 and 0 not in lengths:  # (all of one width: a row's value is found by its place)
@@ -197,13 +199,18 @@ class _Frozen:
         self._data = b"".join(values)
 
     def _find(self, raw: bytes) -> int:
-        """The row's place among the values, or -1."""
-        w = self._width
-        if len(raw) != w or not self._n:
+        """The row's sorted position, or -1."""
+        if len(raw) != self._width or not self._n:
             return -1
+        prefix = self._prefix
+        if prefix:
+            at = len(prefix)
+            if raw[:at] != prefix:
+                return -1
+            raw = raw[at:]
+        w = len(raw)
         keys = self._keys
-        at = self._at
-        b = int.from_bytes(raw[at:at + 2], "big") >> self._shift
+        b = int.from_bytes(raw[:2], "big") >> self._shift
         lo, hi = self._buckets[b], self._buckets[b + 1]
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -212,20 +219,17 @@ class _Frozen:
             else:
                 hi = mid
         if lo < self._n and keys[lo * w:lo * w + w] == raw:
-            where = self._where
-            return lo if where is None else where[lo]
+            return lo
         return -1
 
-    def _blob(self, i: int) -> bytes:
+    def _value(self, i: int) -> Any:
         vw = self._vwidth
         if vw:
-            return self._data[i * vw:i * vw + vw]
-        starts = self._starts
-        assert starts is not None
-        return self._data[starts[i]:starts[i + 1]]
-
-    def _value(self, i: int) -> Any:
-        blob = self._blob(i)
+            blob = self._data[i * vw:i * vw + vw]
+        else:
+            starts = self._starts
+            assert starts is not None
+            blob = self._data[starts[i]:starts[i + 1]]
         return blob if self._thaw is None else self._thaw(blob)
 
     def get(self, raw: bytes, default: Any = None) -> Any:
@@ -239,20 +243,22 @@ class _Frozen:
         return self._n
 
     def _positions(self) -> Iterable[int]:
-        """The keys' sorted positions, in iteration order."""
+        """The rows' sorted positions, in iteration order."""
         return range(self._n) if self._rank is None else self._rank
 
     def __iter__(self) -> Iterator[bytes]:
-        keys, w = self._keys, self._width
+        keys, prefix = self._keys, self._prefix
+        w = self._width - len(prefix)
         for position in self._positions():
-            yield keys[position * w:position * w + w]
+            yield prefix + keys[position * w:position * w + w]
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
-        keys, w, data, thaw, vw = self._keys, self._width, self._data, self._thaw, self._vwidth
-        starts = self._starts
-        for i, position in enumerate(self._positions()):
+        keys, prefix, data, thaw, vw, starts = \
+            self._keys, self._prefix, self._data, self._thaw, self._vwidth, self._starts
+        w = self._width - len(prefix)
+        for i in self._positions():
             blob = data[i * vw:i * vw + vw] if starts is None else data[starts[i]:starts[i + 1]]
-            yield keys[position * w:position * w + w], blob if thaw is None else thaw(blob)
+            yield prefix + keys[i * w:i * w + w], blob if thaw is None else thaw(blob)
 
 
 class _Layers:
@@ -394,8 +400,8 @@ class _Layers:
 
 # --- contributions ------------------------------------------------------------------------
 
-_STATUS = ("pending", "accepted", "rejected")
-_STATUS_CODE = {s: i for i, s in enumerate(_STATUS)}
+_STATUS_CODE: dict[str, bool | None] = {"pending": None, "accepted": True, "rejected": False}
+_STATUS_OF: dict[bool | None, str] = {code: status for status, code in _STATUS_CODE.items()}
 
 
 class _Keys:
@@ -537,22 +543,25 @@ class Contributions(Packed["Contribution"]):
     __slots__ = ()
 
     def _pack(self, c: Contribution) -> bytes:
-        # (The fold packs a record per contribution and per review: kept to a few C calls.)
+        # (The fold packs a record per contribution and per review: kept to a few C calls.
+        # Empty tuples as None and the status as None/True/False: one byte each in marshal's
+        # format, where () and a small int take five after their first occurrence.)
         of = self._keys.of
         accepts, rejects, refs = c.accepts, c.rejects, c.refs
         return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
-                              tuple([of(a) for a in accepts]) if accepts else (),
-                              tuple([of(a) for a in rejects]) if rejects else (), c.value, c.outside,
-                              tuple([r.raw for r in refs]) if refs else (), c.time))
+                              tuple([of(a) for a in accepts]) if accepts else None,
+                              tuple([of(a) for a in rejects]) if rejects else None, c.value, c.outside,
+                              tuple([r.raw for r in refs]) if refs else None, c.time))
 
     def _unpack(self, blob: bytes) -> Contribution:
         (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
          time) = marshal.loads(blob)
         keys = self._keys.keys
         return tuple.__new__(_CONTRIBUTION or _records()["Contribution"], (  # type: ignore[no-any-return]
-            keys[author], title, kind, ref, claimed, _STATUS[status] if type(status) is int else status,
-            tuple([keys[a] for a in accepts]) if accepts else (), tuple([keys[a] for a in rejects]) if rejects else (),
-            value, outside, tuple(map(_trusted_cid, refs)) if refs else (), time))
+            keys[author], title, kind, ref, claimed, _STATUS_OF.get(status, status) if type(status) is not str
+            else status, tuple([keys[a] for a in accepts]) if accepts else (),
+            tuple([keys[a] for a in rejects]) if rejects else (), value, outside,
+            tuple(map(_trusted_cid, refs)) if refs else (), time))
 
 
 class Proposals(Packed["Proposal"]):
