@@ -30,8 +30,8 @@ from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from collections.abc import Sequence as SequenceABC
 from functools import partial
-from itertools import accumulate
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from itertools import accumulate, pairwise
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from ..dagcbor import CID, _trusted_cid
 
@@ -155,19 +155,43 @@ class _Frozen:
                  thaw: Callable[[bytes], Any] | None = None, *, ordered: bool = True) -> None:
         keys = keys or []
         values = values or []
-        n = self._n = len(keys)
-        width = self._width = len(keys[0]) if keys else 0
-        self._thaw = thaw
+        n = len(keys)
         order = sorted(range(n), key=keys.__getitem__)
-        ordered_keys = [keys[i] for i in order]
+        rank: array[int] | None = None
+        if ordered:  # place in order of arrival -> sorted position
+            rank = array("I", bytes(4 * n))
+            for position, i in enumerate(order):
+                rank[i] = position
+        self._fill([keys[i] for i in order], [values[i] for i in order], rank, thaw)
+
+    @classmethod
+    def of_sorted(cls, keys: list[bytes], values: list[bytes], rank: array[int] | None,
+                  thaw: Callable[[bytes], Any] | None, prefix: bytes = b"") -> _Frozen:
+        """Rows given in key order (``rank``: each row's sorted position, in order of
+        arrival; None: iterate in key order), the keys without ``prefix``."""
+        self = cls.__new__(cls)
+        self._fill(keys, values, rank, thaw, prefix)
+        return self
+
+    def _fill(self, ordered_keys: list[bytes], values: list[bytes], rank: array[int] | None,
+              thaw: Callable[[bytes], Any] | None, prefix: bytes = b"") -> None:
+        n = self._n = len(ordered_keys)
+        self._thaw = thaw
+        self._rank = rank
         # The prefix every key shares (the first and last sorted keys share it), up to two
         # bytes short of the width: those two bytes, their top ``bits`` bits, are the bucket.
+        # (Keys given without a prefix that is not all they share are given back whole first.)
+        if prefix and n and len(ordered_keys[0]) > 2 and ordered_keys[0][0] == ordered_keys[-1][0]:
+            ordered_keys = [prefix + k for k in ordered_keys]
+            prefix = b""
+        width = self._width = len(prefix) + (len(ordered_keys[0]) if n else 0)
         at = 0
-        if n:
+        if n and not prefix:
             first, last = ordered_keys[0], ordered_keys[-1]
             while at < width - 2 and first[at] == last[at]:
                 at += 1
-        self._prefix = ordered_keys[0][:at] if n else b""
+            prefix = ordered_keys[0][:at]
+        self._prefix = prefix
         if at:
             ordered_keys = [k[at:] for k in ordered_keys]
         self._keys = b"".join(ordered_keys)
@@ -178,15 +202,6 @@ class _Frozen:
         self._buckets[0] = 0  # (keys narrower than two bytes: one bucket, from the first)
         self._buckets.append(n)
         del ordered_keys
-        if ordered:  # place in order of arrival -> sorted position
-            rank = array("I", bytes(4 * n))
-            for position, i in enumerate(order):
-                rank[i] = position
-            self._rank: array[int] | None = rank
-        else:
-            self._rank = None
-        values = [values[i] for i in order]
-        del order
         lengths = set(map(len, values))
         if len(lengths) == 1 and 0 not in lengths:  # (all of one width: a row's value is found by its place)
             self._vwidth = lengths.pop()
@@ -197,6 +212,17 @@ class _Frozen:
             self._starts = array("I" if total < 1 << 32 else "Q", [0])
             self._starts.extend(accumulate(map(len, values)))
         self._data = b"".join(values)
+
+    def sorted_rows(self) -> tuple[list[bytes], list[bytes]]:
+        """Every key (without the shared prefix) and its stored byte string, in key order."""
+        keys, data, vw, starts, n = self._keys, self._data, self._vwidth, self._starts, self._n
+        w = self._width - len(self._prefix)
+        ids = [keys[i * w:i * w + w] for i in range(n)]
+        if starts is None:
+            blobs = [data[i * vw:i * vw + vw] for i in range(n)]
+        else:
+            blobs = [data[a:b] for a, b in pairwise(starts)]
+        return ids, blobs
 
     def _find(self, raw: bytes) -> int:
         """The row's sorted position, or -1."""
@@ -275,10 +301,11 @@ class _Layers:
     (a replaced row keeps its place) as long as nothing is deleted and re-added."""
 
     __slots__ = ("_base", "_n", "_top")
+    _ordered: ClassVar[bool] = True  # (False: the base iterates in key order, 4 bytes a row less)
 
     def __init__(self, base: _Frozen | None = None, top: dict[bytes, Any] | None = None,
                  n: int | None = None) -> None:
-        self._base: _Frozen = _Frozen(thaw=self._thaw()) if base is None else base
+        self._base: _Frozen = self._frozen([], []) if base is None else base
         self._top: dict[bytes, Any] = {} if top is None else top
         self._n = len(self._base) if n is None else n
 
@@ -361,6 +388,71 @@ class _Layers:
 
     def _merge(self) -> None:
         """The top layer merged into a new base (rows the base cannot hold stay on top)."""
+        if not self._merge_rows(self._freeze):
+            self._merge_all()
+
+    def _merge_rows(self, freeze: Callable[[Any], bytes | None]) -> bool:
+        """:meth:`_merge` when no row leaves the base (none deleted, none replaced by a value
+        it cannot hold; else False, nothing done): the base's rows, already in key order, are
+        taken as they are stored (no thawing, no re-sorting), the top's new rows sorted
+        among them (a merge of two sorted runs) and the order of arrival carried over."""
+        base, top = self._base, self._top
+        keys, blobs = base.sorted_rows()
+        n_old = len(keys)
+        prefix = base._prefix
+        at = len(prefix)
+        width = base._width if n_old else -1
+        new_keys: list[bytes] = []
+        new_blobs: list[bytes] = []
+        kept: dict[bytes, Any] = {}
+        whole = not at  # (a new key without the prefix: the keys are given back whole)
+        for raw, value in top.items():
+            if value is _GONE:
+                return False
+            frozen = freeze(value)
+            if width < 0:
+                width = len(raw)
+            if raw[:at] == prefix:
+                key = raw[at:]
+                i = bisect_left(keys, key, 0, n_old)
+                found = i < n_old and keys[i] == key
+            else:
+                found = False
+                whole = True
+            if frozen is None or len(raw) != width:
+                if found:
+                    return False
+                kept[raw] = value
+            elif found:
+                blobs[i] = frozen
+            else:
+                new_keys.append(raw)
+                new_blobs.append(frozen)
+        if whole:
+            if at:
+                keys = [prefix + k for k in keys]
+            prefix = b""
+        elif at:
+            new_keys = [k[at:] for k in new_keys]
+        rank = base._rank if self._ordered else None
+        if new_keys:
+            keys += new_keys
+            blobs += new_blobs
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            keys = [keys[i] for i in order]
+            blobs = [blobs[i] for i in order]
+            if rank is not None:
+                where = array("I", bytes(4 * len(order)))  # old place (then the new rows') -> sorted position
+                for position, i in enumerate(order):
+                    where[i] = position
+                rank = array("I", [where[p] for p in rank])
+                rank.extend(where[n_old:])
+        self._base = _Frozen.of_sorted(keys, blobs, rank, self._thaw(), prefix)
+        self._top = kept
+        return True
+
+    def _merge_all(self) -> None:
+        """:meth:`_merge` for any top layer: every row read, frozen and sorted again."""
         keys: list[bytes] = []
         values: list[bytes] = []
         kept: dict[bytes, Any] = {}
@@ -379,7 +471,7 @@ class _Layers:
         self._top = kept
 
     def _frozen(self, keys: list[bytes], values: list[bytes]) -> _Frozen:
-        return _Frozen(keys, values, self._thaw())
+        return _Frozen(keys, values, self._thaw(), ordered=self._ordered)
 
     def _delta(self, other: _Layers) -> tuple[list[bytes], list[bytes]]:
         """Raw keys whose value here differs from ``other``'s (or ``other`` lacks), and the
@@ -708,6 +800,7 @@ class Positions(_Layers, MutableMapping[bytes, int]):
     150 (a key object, an int object, a slot), for one row per contribution of a commons."""
 
     __slots__ = ()
+    _ordered = False
 
     def __init__(self, items: Iterable[tuple[bytes, int]] = ()) -> None:
         super().__init__()
@@ -718,12 +811,18 @@ class Positions(_Layers, MutableMapping[bytes, int]):
     def _thaw() -> Callable[[bytes], Any] | None:
         return _FROM_LITTLE
 
-    def _frozen(self, keys: list[bytes], values: list[bytes]) -> _Frozen:
-        return _Frozen(keys, values, _FROM_LITTLE, ordered=False)
-
     def _merge(self) -> None:
-        top = max((v for _, v in self._raw_items()), default=0)
-        width = max(1, (top.bit_length() + 7) // 8)
+        # (Every row in as many bytes as the largest value needs: the base's rows are taken
+        # as stored unless a new value needs more, then all are written again.)
+        base = self._base
+        top = max((v for v in self._top.values() if v is not _GONE and v >= 0), default=0)
+        width = max(1, base._vwidth, (top.bit_length() + 7) // 8)
+
+        def freeze(value: int) -> bytes | None:
+            return value.to_bytes(width, "little") if value >= 0 else None
+
+        if (not len(base) or width == base._vwidth) and self._merge_rows(freeze):
+            return
         keys: list[bytes] = []
         values: list[bytes] = []
         kept: dict[bytes, Any] = {}
