@@ -288,3 +288,19 @@ def test_packed_distributions_read_as_the_list_they_replace(items: list[dict[str
     assert list(packed) == model and list(snap) == before
     common = next((i for i, (x, y) in enumerate(zip(before, model, strict=True)) if x != y), len(model))
     assert snap.same_prefix(packed) == common == snap.same_prefix(model)
+
+
+@prop_settings(100)
+@given(suffixes=st.sets(st.binary(min_size=3, max_size=3), min_size=65, max_size=300),
+       lost=st.lists(st.binary(min_size=3, max_size=3), max_size=20))
+def test_a_crowded_bucket_is_searched_too(suffixes: set[bytes], lost: list[bytes]) -> None:
+    """Ids ground to share the bytes that choose their bucket (a crowd of over 64 in one
+    bucket, found by binary search instead of a scan of its bytes): each found, nothing else."""
+    from p2pcommons.state.compact import _Frozen
+
+    rows = [b"\x00\x00" + x for x in suffixes] + [b"\xff" * 5]
+    base = _Frozen(list(rows), [b"v%d" % i for i in range(len(rows))])
+    for i, k in enumerate(rows):
+        assert base.get(k) == b"v%d" % i
+    for x in lost:
+        assert (b"\x00\x00" + x in base) == (x in suffixes)

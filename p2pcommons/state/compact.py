@@ -235,10 +235,20 @@ class _Frozen:
                 return -1
             raw = raw[at:]
         w = len(raw)
+        if not w:
+            return 0  # (the one key of width 0)
         keys = self._keys
         b = int.from_bytes(raw[:2], "big") >> self._shift
         lo, hi = self._buckets[b], self._buckets[b + 1]
-        while lo < hi:
+        if hi - lo <= 64:  # (a bucket of a few keys: one search of its bytes, in C)
+            chunk = keys[lo * w:hi * w]
+            j = chunk.find(raw)
+            while j >= 0:
+                if not j % w:
+                    return lo + j // w
+                j = chunk.find(raw, j + 1)
+            return -1
+        while lo < hi:  # (a crowded bucket, ids ground into it: a binary search)
             mid = (lo + hi) >> 1
             if keys[mid * w:mid * w + w] < raw:
                 lo = mid + 1
