@@ -855,7 +855,16 @@ class Positions(_Layers, MutableMapping[bytes, int]):
         return value  # type: ignore[no-any-return]
 
     def get(self, key: bytes, default: int | None = None) -> int | None:  # type: ignore[override]
-        return self._get(key, default)  # type: ignore[no-any-return]
+        # (Inlined: the replayer asks this for every archived parent it meets.)
+        value = self._top.get(key, _ABSENT)
+        if value is not _ABSENT:
+            return default if value is _GONE else value
+        base = self._base
+        i = base._find(key)
+        if i < 0:
+            return default
+        vw = base._vwidth
+        return int.from_bytes(base._data[i * vw:i * vw + vw], "little")
 
     def __setitem__(self, key: bytes, value: int) -> None:
         self._set(key, value)
