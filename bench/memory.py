@@ -83,7 +83,7 @@ def table_sizes(state: Any) -> list[tuple[str, int, int]]:
         gc.collect()
         tracemalloc.start()
         with bulk():
-            copy = [sequence.unrow(r) for r in cbor2.loads(blob)]
+            copy = getattr(sequence, "make", list)(sequence.unrow(r) for r in cbor2.loads(blob))
         size = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         del copy

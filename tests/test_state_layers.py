@@ -202,3 +202,105 @@ def test_the_flat_base_finds_every_key_and_nothing_else(keys: set[bytes], width:
         assert base.get(k) == b"v%d" % i and k in base
     for k in lost:
         assert (k in base) == (k in rows) and base.get(k, "no") == ("no" if k not in rows else base.get(k))
+
+
+POSITION_OPS = st.lists(st.tuples(st.sampled_from(["set", "del", "pop", "clear"]), st.integers(0, 40),
+                                  st.integers(0, 2**100)), max_size=120)
+
+
+@prop_settings(300)
+@given(ops=POSITION_OPS, merge_min=st.sampled_from([0, 1, 3, 1 << 30]))
+def test_the_folds_positions_read_as_the_dict_they_replace(ops: list[tuple[str, int, int]], merge_min: int) -> None:
+    """The replayer's ``refs`` (:class:`~p2pcommons.state.compact.Positions`, merged into a
+    flat base as it is written, ints in as few bytes as the largest needs): any mix of
+    writes, deletes, pops and clears, merged at every write or never, reads as a dict, and
+    its keys and values iterate in step (a checkpoint writes them side by side)."""
+    from p2pcommons.state.compact import Positions
+
+    with _merge_min(merge_min):
+        table, model = Positions(), {}
+        for op, k, v in ops:
+            # (Ids, a few keys of their width without their prefix, a few of other widths.)
+            key = CID.of(b"%d" % k).raw if k < 30 else bytes([k]) * 36 if k < 36 else bytes([k]) * (k % 3)
+            if op == "set":
+                table[key] = model[key] = v
+            elif op == "del":
+                if key in model:
+                    del table[key], model[key]
+                with contextlib.suppress(KeyError):
+                    del table[key]
+                    raise AssertionError("deleted twice")
+            elif op == "pop":
+                assert table.pop(key, None) == model.pop(key, None)
+            else:
+                table.clear()
+                model.clear()
+            assert len(table) == len(model) and dict(table.items()) == model
+            assert table.get(key) == model.get(key) and (key in table) == (key in model)
+            assert dict(zip(table, table.values(), strict=True)) == model
+
+
+@prop_settings(200)
+@given(keys=st.sets(st.binary(min_size=4, max_size=4), max_size=60), width=st.integers(1, 9),
+       ordered=st.booleans())
+def test_a_flat_base_of_values_of_one_width(keys: set[bytes], width: int, ordered: bool) -> None:
+    """Values all of one width are found by their place (no offsets kept); a base that need
+    not keep the order rows came in iterates in key order, each key with its value."""
+    from p2pcommons.state.compact import _Frozen
+
+    rows = list(keys)
+    values = [i.to_bytes(width, "little") for i in range(len(rows))]
+    base = _Frozen(list(rows), list(values), ordered=ordered)
+    assert dict(base.items()) == dict(zip(rows, values, strict=True))
+    assert list(base) == (rows if ordered else sorted(rows)) == [k for k, _ in base.items()]
+    for k, v in zip(rows, values, strict=True):
+        assert base.get(k) == v
+    assert base.get(b"\xff" * 5) is None
+
+
+_SHARE_KEYS = [bytes([i]) * 32 for i in range(5)]
+DISTRIBUTIONS = st.lists(st.fixed_dictionaries(
+    {"id": st.sampled_from(_CIDS), "amount": st.integers(0, 2**64), "currency": st.sampled_from(["EUR", "h"]),
+     "shares": st.dictionaries(st.sampled_from(_SHARE_KEYS), st.integers(0, 2**40), max_size=5)},
+    optional={"pool": st.text(max_size=3), "equation": st.text(max_size=3),
+              "acknowledged": st.lists(st.sampled_from(_SHARE_KEYS), max_size=2).map(tuple)}), max_size=12)
+
+
+@prop_settings(300)
+@given(items=DISTRIBUTIONS, replace=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=4),
+       cut=st.integers(0, 12))
+def test_packed_distributions_read_as_the_list_they_replace(items: list[dict[str, Any]],
+                                                            replace: list[tuple[int, int]], cut: int) -> None:
+    """The state's distributions held packed (:class:`~p2pcommons.state.compact.Distributions`)
+    read back as the dicts appended (shares as a mapping of the same amounts), item by item
+    and sliced; a copy is not changed by replacing an item of the original (a receipt), and
+    the length of their common prefix (a checkpoint's delta) is what the dicts say."""
+    from p2pcommons.state.compact import Distributions
+
+    packed = Distributions(items)
+    model = [dict(d) for d in items]
+    assert len(packed) == len(model) and list(packed) == model and packed == model
+    assert [packed[i] for i in range(len(model))] == model and list(packed[:cut]) == model[:cut]
+    snap, before = packed.copy(), list(model)
+    for i, j in replace:
+        if i < len(model) and j < len(model):
+            packed[i] = model[i] = {**model[j], "acknowledged": (b"\x09" * 32,)}
+    assert list(packed) == model and list(snap) == before
+    common = next((i for i, (x, y) in enumerate(zip(before, model, strict=True)) if x != y), len(model))
+    assert snap.same_prefix(packed) == common == snap.same_prefix(model)
+
+
+@prop_settings(100)
+@given(suffixes=st.sets(st.binary(min_size=3, max_size=3), min_size=65, max_size=300),
+       lost=st.lists(st.binary(min_size=3, max_size=3), max_size=20))
+def test_a_crowded_bucket_is_searched_too(suffixes: set[bytes], lost: list[bytes]) -> None:
+    """Ids ground to share the bytes that choose their bucket (a crowd of over 64 in one
+    bucket, found by binary search instead of a scan of its bytes): each found, nothing else."""
+    from p2pcommons.state.compact import _Frozen
+
+    rows = [b"\x00\x00" + x for x in suffixes] + [b"\xff" * 5]
+    base = _Frozen(list(rows), [b"v%d" % i for i in range(len(rows))])
+    for i, k in enumerate(rows):
+        assert base.get(k) == b"v%d" % i
+    for x in lost:
+        assert (b"\x00\x00" + x in base) == (x in suffixes)

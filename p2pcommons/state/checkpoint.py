@@ -26,7 +26,7 @@ import cbor2
 from ..dagcbor import CID
 from ..entry import Entry
 from . import causal
-from .compact import Packed, Votes
+from .compact import Distributions, Packed, Votes
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
 from .handlers import NAMED_KINDS
 from .positions import ZERO_KEY as _ZERO_KEY
@@ -245,7 +245,7 @@ def _load_state(d: dict[str, Any]) -> State:
     for table in TABLES:
         setattr(s, table.name, table.make(map(table.unrow, d[table.name])))
     for sequence in SEQUENCES:
-        setattr(s, sequence.name, [sequence.unrow(x) for x in d[sequence.name]])
+        setattr(s, sequence.name, sequence.make(sequence.unrow(x) for x in d[sequence.name]))
     s.derive()
     return s
 
@@ -277,10 +277,13 @@ def _dump_delta(snap: State, state: State) -> dict[str, Any]:
         items: list[Any] = getattr(snap, sequence.name)
         current: list[Any] = getattr(state, sequence.name)
         prefix = 0
-        for x, y in zip(items, current, strict=False):
-            if x is not y and x != y:
-                break
-            prefix += 1
+        if isinstance(items, Distributions):  # (compared packed)
+            prefix = items.same_prefix(current)
+        else:
+            for x, y in zip(items, current, strict=False):
+                if x is not y and x != y:
+                    break
+                prefix += 1
         doc[sequence.name] = [prefix, [sequence.row(x) for x in items[prefix:]]]
     return doc
 
@@ -301,7 +304,9 @@ def _load_delta(d: dict[str, Any], state: State) -> State:
             items[k] = v
     for sequence in SEQUENCES:
         prefix, rest = d[sequence.name]
-        setattr(s, sequence.name, getattr(state, sequence.name)[:prefix] + [sequence.unrow(x) for x in rest])
+        kept = getattr(state, sequence.name)[:prefix]  # (a slice of the state's: the same container type)
+        kept.extend(sequence.unrow(x) for x in rest)
+        setattr(s, sequence.name, kept)
     s.derive()
     return s
 

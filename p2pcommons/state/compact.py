@@ -28,8 +28,10 @@ import marshal
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
-from itertools import accumulate
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence as SequenceABC
+from functools import partial
+from itertools import accumulate, pairwise
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from ..dagcbor import CID, _trusted_cid
 
@@ -134,74 +136,136 @@ MERGE_FRACTION = 8  # ... nor one smaller than the base's 1/MERGE_FRACTION (amor
 
 class _Frozen:
     """Immutable rows (raw key → byte string) in a handful of flat buffers instead of a dict
-    of objects: about 50 bytes per row plus the value's own bytes, where a dict holds a key
+    of objects: about 40 bytes per row plus the value's own bytes, where a dict holds a key
     object, a value object and a slot (about 170 bytes plus the value's).  The keys, all of
-    one width, sorted in one byte string; the values concatenated in the order the rows
-    came, which is also the iteration order.  A key is found by binary search within its
-    bucket: the keys are entry ids (hashes), so the two bytes after the prefix all keys share
-    spread them evenly over up to 65,536 buckets of about eight (an adversary grinding ids
-    into one bucket only brings back a binary search over it).  ``thaw`` turns a stored byte
-    string back into the table's value (None: kept as is)."""
+    one width, sorted in one byte string, without the prefix they all share (an entry id's
+    four bytes of CID header); the values concatenated in the same order.  With ``ordered``,
+    the rows iterate in the order they came (an array maps that order to the sorted one,
+    4 bytes a row); otherwise in key order.  Values all of one width are found by their
+    place alone (no array of offsets).  A key is found by binary search within its bucket:
+    the keys are entry ids (hashes), so the two bytes after the shared prefix spread them
+    evenly over up to 65,536 buckets of about eight (an adversary grinding ids into one
+    bucket only brings back a binary search over it).  ``thaw`` turns a stored byte string
+    back into the table's value (None: kept as is)."""
 
-    __slots__ = ("_at", "_buckets", "_data", "_keys", "_n", "_rank", "_shift", "_starts", "_thaw", "_where",
+    __slots__ = ("_buckets", "_data", "_keys", "_n", "_prefix", "_rank", "_shift", "_starts", "_thaw", "_vwidth",
                  "_width")
 
     def __init__(self, keys: list[bytes] | None = None, values: list[bytes] | None = None,
-                 thaw: Callable[[bytes], Any] | None = None) -> None:
+                 thaw: Callable[[bytes], Any] | None = None, *, ordered: bool = True) -> None:
         keys = keys or []
         values = values or []
-        n = self._n = len(keys)
-        self._width = len(keys[0]) if keys else 0
-        self._thaw = thaw
+        n = len(keys)
         order = sorted(range(n), key=keys.__getitem__)
-        ordered = [keys[i] for i in order]
-        self._keys = b"".join(ordered)
-        # Buckets: the two bytes after the prefix every key shares (the first and last
-        # sorted keys share it), their top ``bits`` bits; bucket b's keys start at _buckets[b].
+        rank: array[int] | None = None
+        if ordered:  # place in order of arrival -> sorted position
+            rank = array("I", bytes(4 * n))
+            for position, i in enumerate(order):
+                rank[i] = position
+        self._fill([keys[i] for i in order], [values[i] for i in order], rank, thaw)
+
+    @classmethod
+    def of_sorted(cls, keys: list[bytes], values: list[bytes], rank: array[int] | None,
+                  thaw: Callable[[bytes], Any] | None, prefix: bytes = b"") -> _Frozen:
+        """Rows given in key order (``rank``: each row's sorted position, in order of
+        arrival; None: iterate in key order), the keys without ``prefix``."""
+        self = cls.__new__(cls)
+        self._fill(keys, values, rank, thaw, prefix)
+        return self
+
+    def _fill(self, ordered_keys: list[bytes], values: list[bytes], rank: array[int] | None,
+              thaw: Callable[[bytes], Any] | None, prefix: bytes = b"") -> None:
+        n = self._n = len(ordered_keys)
+        self._thaw = thaw
+        self._rank = rank
+        # The prefix every key shares (the first and last sorted keys share it), up to two
+        # bytes short of the width: those two bytes, their top ``bits`` bits, are the bucket.
+        # (Keys given without a prefix that is not all they share are given back whole first.)
+        if prefix and n and len(ordered_keys[0]) > 2 and ordered_keys[0][0] == ordered_keys[-1][0]:
+            ordered_keys = [prefix + k for k in ordered_keys]
+            prefix = b""
+        width = self._width = len(prefix) + (len(ordered_keys[0]) if n else 0)
         at = 0
-        if n:
-            first, last = ordered[0], ordered[-1]
-            while at < self._width - 2 and first[at] == last[at]:
+        if n and not prefix:
+            first, last = ordered_keys[0], ordered_keys[-1]
+            while at < width - 2 and first[at] == last[at]:
                 at += 1
-        bits = min(16, max(1, (n // 8).bit_length())) if self._width >= 2 else 0  # (0: one bucket)
-        self._at, self._shift = at, 16 - bits
-        prefix = ordered[0][:at] if n else b""
-        self._buckets = array("I", [bisect_left(ordered, prefix + (b << (16 - bits)).to_bytes(2, "big"))
+            prefix = ordered_keys[0][:at]
+        self._prefix = prefix
+        if at:
+            ordered_keys = [k[at:] for k in ordered_keys]
+        self._keys = b"".join(ordered_keys)
+        bits = min(16, max(1, (n // 8).bit_length())) if width >= 2 else 0  # (0: one bucket)
+        self._shift = 16 - bits
+        self._buckets = array("I", [bisect_left(ordered_keys, (b << (16 - bits)).to_bytes(2, "big"))
                                     for b in range(1 << bits)])
         self._buckets[0] = 0  # (keys narrower than two bytes: one bucket, from the first)
         self._buckets.append(n)
-        del ordered
-        self._where = array("I", order)  # sorted position -> the row's place in order of arrival
-        rank = array("I", bytes(4 * n))  # place in order of arrival -> sorted position
-        for position, i in enumerate(order):
-            rank[i] = position
-        del order
-        self._rank = rank
-        self._starts = array("Q", [0])
-        self._starts.extend(accumulate(map(len, values)))
+        del ordered_keys
+        lengths = set(map(len, values))
+        if len(lengths) == 1 and 0 not in lengths:  # (all of one width: a row's value is found by its place)
+            self._vwidth = lengths.pop()
+            self._starts: array[int] | None = None
+        else:
+            self._vwidth = 0
+            total = sum(map(len, values))
+            self._starts = array("I" if total < 1 << 32 else "Q", [0])
+            self._starts.extend(accumulate(map(len, values)))
         self._data = b"".join(values)
 
+    def sorted_rows(self) -> tuple[list[bytes], list[bytes]]:
+        """Every key (without the shared prefix) and its stored byte string, in key order."""
+        keys, data, vw, starts, n = self._keys, self._data, self._vwidth, self._starts, self._n
+        w = self._width - len(self._prefix)
+        ids = [keys[i * w:i * w + w] for i in range(n)]
+        if starts is None:
+            blobs = [data[i * vw:i * vw + vw] for i in range(n)]
+        else:
+            blobs = [data[a:b] for a, b in pairwise(starts)]
+        return ids, blobs
+
     def _find(self, raw: bytes) -> int:
-        """The row's place in order of arrival, or -1."""
-        w = self._width
-        if len(raw) != w or not self._n:
+        """The row's sorted position, or -1."""
+        if len(raw) != self._width or not self._n:
             return -1
+        prefix = self._prefix
+        if prefix:
+            at = len(prefix)
+            if raw[:at] != prefix:
+                return -1
+            raw = raw[at:]
+        w = len(raw)
+        if not w:
+            return 0  # (the one key of width 0)
         keys = self._keys
-        at = self._at
-        b = int.from_bytes(raw[at:at + 2], "big") >> self._shift
+        b = int.from_bytes(raw[:2], "big") >> self._shift
         lo, hi = self._buckets[b], self._buckets[b + 1]
-        while lo < hi:
+        if hi - lo <= 64:  # (a bucket of a few keys: one search of its bytes, in C)
+            chunk = keys[lo * w:hi * w]
+            j = chunk.find(raw)
+            while j >= 0:
+                if not j % w:
+                    return lo + j // w
+                j = chunk.find(raw, j + 1)
+            return -1
+        while lo < hi:  # (a crowded bucket, ids ground into it: a binary search)
             mid = (lo + hi) >> 1
             if keys[mid * w:mid * w + w] < raw:
                 lo = mid + 1
             else:
                 hi = mid
         if lo < self._n and keys[lo * w:lo * w + w] == raw:
-            return self._where[lo]
+            return lo
         return -1
 
     def _value(self, i: int) -> Any:
-        blob = self._data[self._starts[i]:self._starts[i + 1]]
+        vw = self._vwidth
+        if vw:
+            blob = self._data[i * vw:i * vw + vw]
+        else:
+            starts = self._starts
+            assert starts is not None
+            blob = self._data[starts[i]:starts[i + 1]]
         return blob if self._thaw is None else self._thaw(blob)
 
     def get(self, raw: bytes, default: Any = None) -> Any:
@@ -214,16 +278,23 @@ class _Frozen:
     def __len__(self) -> int:
         return self._n
 
+    def _positions(self) -> Iterable[int]:
+        """The rows' sorted positions, in iteration order."""
+        return range(self._n) if self._rank is None else self._rank
+
     def __iter__(self) -> Iterator[bytes]:
-        keys, w = self._keys, self._width
-        for position in self._rank:
-            yield keys[position * w:position * w + w]
+        keys, prefix = self._keys, self._prefix
+        w = self._width - len(prefix)
+        for position in self._positions():
+            yield prefix + keys[position * w:position * w + w]
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
-        keys, w, data, starts, thaw = self._keys, self._width, self._data, self._starts, self._thaw
-        for i, position in enumerate(self._rank):
-            blob = data[starts[i]:starts[i + 1]]
-            yield keys[position * w:position * w + w], blob if thaw is None else thaw(blob)
+        keys, prefix, data, thaw, vw, starts = \
+            self._keys, self._prefix, self._data, self._thaw, self._vwidth, self._starts
+        w = self._width - len(prefix)
+        for i in self._positions():
+            blob = data[i * vw:i * vw + vw] if starts is None else data[starts[i]:starts[i + 1]]
+            yield prefix + keys[i * w:i * w + w], blob if thaw is None else thaw(blob)
 
 
 class _Layers:
@@ -240,10 +311,11 @@ class _Layers:
     (a replaced row keeps its place) as long as nothing is deleted and re-added."""
 
     __slots__ = ("_base", "_n", "_top")
+    _ordered: ClassVar[bool] = True  # (False: the base iterates in key order, 4 bytes a row less)
 
     def __init__(self, base: _Frozen | None = None, top: dict[bytes, Any] | None = None,
                  n: int | None = None) -> None:
-        self._base: _Frozen = _Frozen(thaw=self._thaw()) if base is None else base
+        self._base: _Frozen = self._frozen([], []) if base is None else base
         self._top: dict[bytes, Any] = {} if top is None else top
         self._n = len(self._base) if n is None else n
 
@@ -316,26 +388,100 @@ class _Layers:
 
     def _shared(self) -> tuple[_Frozen, dict[bytes, Any], int]:
         """The layers for a copy: the base shared, the top copied (merged first if big)."""
+        self._merge_if_due()
+        return self._base, self._top.copy(), self._n
+
+    def _merge_if_due(self) -> None:
         top = self._top
         if len(top) >= MERGE_MIN and len(top) * MERGE_FRACTION > len(self._base):
-            keys: list[bytes] = []
-            values: list[bytes] = []
-            kept: dict[bytes, Any] = {}
-            freeze = self._freeze
-            width = -1
-            for raw, value in self._raw_items():
-                frozen = freeze(value)
-                if width < 0:
-                    width = len(raw)
-                if frozen is None or len(raw) != width:
-                    kept[raw] = value
-                else:
-                    keys.append(raw)
-                    values.append(frozen)
-            self._base = _Frozen(keys, values, self._thaw())
-            del keys, values
-            top = self._top = kept
-        return self._base, top.copy(), self._n
+            self._merge()
+
+    def _merge(self) -> None:
+        """The top layer merged into a new base (rows the base cannot hold stay on top)."""
+        if not self._merge_rows(self._freeze):
+            self._merge_all()
+
+    def _merge_rows(self, freeze: Callable[[Any], bytes | None]) -> bool:
+        """:meth:`_merge` when no row leaves the base (none deleted, none replaced by a value
+        it cannot hold; else False, nothing done): the base's rows, already in key order, are
+        taken as they are stored (no thawing, no re-sorting), the top's new rows sorted
+        among them (a merge of two sorted runs) and the order of arrival carried over."""
+        base, top = self._base, self._top
+        keys, blobs = base.sorted_rows()
+        n_old = len(keys)
+        prefix = base._prefix
+        at = len(prefix)
+        width = base._width if n_old else -1
+        new_keys: list[bytes] = []
+        new_blobs: list[bytes] = []
+        kept: dict[bytes, Any] = {}
+        whole = not at  # (a new key without the prefix: the keys are given back whole)
+        for raw, value in top.items():
+            if value is _GONE:
+                return False
+            frozen = freeze(value)
+            if width < 0:
+                width = len(raw)
+            if raw[:at] == prefix:
+                key = raw[at:]
+                i = bisect_left(keys, key, 0, n_old)
+                found = i < n_old and keys[i] == key
+            else:
+                found = False
+                whole = True
+            if frozen is None or len(raw) != width:
+                if found:
+                    return False
+                kept[raw] = value
+            elif found:
+                blobs[i] = frozen
+            else:
+                new_keys.append(raw)
+                new_blobs.append(frozen)
+        if whole:
+            if at:
+                keys = [prefix + k for k in keys]
+            prefix = b""
+        elif at:
+            new_keys = [k[at:] for k in new_keys]
+        rank = base._rank if self._ordered else None
+        if new_keys:
+            keys += new_keys
+            blobs += new_blobs
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            keys = [keys[i] for i in order]
+            blobs = [blobs[i] for i in order]
+            if rank is not None:
+                where = array("I", bytes(4 * len(order)))  # old place (then the new rows') -> sorted position
+                for position, i in enumerate(order):
+                    where[i] = position
+                rank = array("I", [where[p] for p in rank])
+                rank.extend(where[n_old:])
+        self._base = _Frozen.of_sorted(keys, blobs, rank, self._thaw(), prefix)
+        self._top = kept
+        return True
+
+    def _merge_all(self) -> None:
+        """:meth:`_merge` for any top layer: every row read, frozen and sorted again."""
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        kept: dict[bytes, Any] = {}
+        freeze = self._freeze
+        width = -1
+        for raw, value in self._raw_items():
+            frozen = freeze(value)
+            if width < 0:
+                width = len(raw)
+            if frozen is None or len(raw) != width:
+                kept[raw] = value
+            else:
+                keys.append(raw)
+                values.append(frozen)
+        self._base = self._frozen(keys, values)
+        self._top = kept
+
+    def _frozen(self, keys: list[bytes], values: list[bytes]) -> _Frozen:
+        return _Frozen(keys, values, self._thaw(), ordered=self._ordered)
 
     def _delta(self, other: _Layers) -> tuple[list[bytes], list[bytes]]:
         """Raw keys whose value here differs from ``other``'s (or ``other`` lacks), and the
@@ -356,8 +502,8 @@ class _Layers:
 
 # --- contributions ------------------------------------------------------------------------
 
-_STATUS = ("pending", "accepted", "rejected")
-_STATUS_CODE = {s: i for i, s in enumerate(_STATUS)}
+_STATUS_CODE: dict[str, bool | None] = {"pending": None, "accepted": True, "rejected": False}
+_STATUS_OF: dict[bool | None, str] = {code: status for status, code in _STATUS_CODE.items()}
 
 
 class _Keys:
@@ -499,22 +645,25 @@ class Contributions(Packed["Contribution"]):
     __slots__ = ()
 
     def _pack(self, c: Contribution) -> bytes:
-        # (The fold packs a record per contribution and per review: kept to a few C calls.)
+        # (The fold packs a record per contribution and per review: kept to a few C calls.
+        # Empty tuples as None and the status as None/True/False: one byte each in marshal's
+        # format, where () and a small int take five after their first occurrence.)
         of = self._keys.of
         accepts, rejects, refs = c.accepts, c.rejects, c.refs
         return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
-                              tuple([of(a) for a in accepts]) if accepts else (),
-                              tuple([of(a) for a in rejects]) if rejects else (), c.value, c.outside,
-                              tuple([r.raw for r in refs]) if refs else (), c.time))
+                              tuple([of(a) for a in accepts]) if accepts else None,
+                              tuple([of(a) for a in rejects]) if rejects else None, c.value, c.outside,
+                              tuple([r.raw for r in refs]) if refs else None, c.time))
 
     def _unpack(self, blob: bytes) -> Contribution:
         (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
          time) = marshal.loads(blob)
         keys = self._keys.keys
         return tuple.__new__(_CONTRIBUTION or _records()["Contribution"], (  # type: ignore[no-any-return]
-            keys[author], title, kind, ref, claimed, _STATUS[status] if type(status) is int else status,
-            tuple([keys[a] for a in accepts]) if accepts else (), tuple([keys[a] for a in rejects]) if rejects else (),
-            value, outside, tuple(map(_trusted_cid, refs)) if refs else (), time))
+            keys[author], title, kind, ref, claimed, _STATUS_OF.get(status, status) if type(status) is not str
+            else status, tuple([keys[a] for a in accepts]) if accepts else (),
+            tuple([keys[a] for a in rejects]) if rejects else (), value, outside,
+            tuple(map(_trusted_cid, refs)) if refs else (), time))
 
 
 class Proposals(Packed["Proposal"]):
@@ -646,3 +795,234 @@ class Votes(_Layers, MutableMapping[Vote, Any]):
 
     def __repr__(self) -> str:
         return f"Votes({len(self)} votes)"
+
+
+# --- the fold's positions of named entries ------------------------------------------------
+
+_FROM_LITTLE: Callable[[bytes], int] = partial(int.from_bytes, byteorder="little")
+
+
+class Positions(_Layers, MutableMapping[bytes, int]):
+    """Raw entry id → a non-negative int (the replayer's ``refs``: a packed position and
+    kind of each entry a later one may name), held as :class:`_Layers` merged as it grows
+    (this table is written, not copied): each row is the key and the int in as few bytes as
+    the table's largest needs, in key order — about 50 bytes a row where a dict of ints took
+    150 (a key object, an int object, a slot), for one row per contribution of a commons."""
+
+    __slots__ = ()
+    _ordered = False
+
+    def __init__(self, items: Iterable[tuple[bytes, int]] = ()) -> None:
+        super().__init__()
+        for raw, value in items:
+            self[raw] = value
+
+    @staticmethod
+    def _thaw() -> Callable[[bytes], Any] | None:
+        return _FROM_LITTLE
+
+    def _merge(self) -> None:
+        # (Every row in as many bytes as the largest value needs: the base's rows are taken
+        # as stored unless a new value needs more, then all are written again.)
+        base = self._base
+        top = max((v for v in self._top.values() if v is not _GONE and v >= 0), default=0)
+        width = max(1, base._vwidth, (top.bit_length() + 7) // 8)
+
+        def freeze(value: int) -> bytes | None:
+            return value.to_bytes(width, "little") if value >= 0 else None
+
+        if (not len(base) or width == base._vwidth) and self._merge_rows(freeze):
+            return
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        kept: dict[bytes, Any] = {}
+        key_width = -1
+        for raw, value in self._raw_items():
+            if key_width < 0:
+                key_width = len(raw)
+            if len(raw) != key_width or value < 0:
+                kept[raw] = value
+            else:
+                keys.append(raw)
+                values.append(value.to_bytes(width, "little"))
+        self._base = self._frozen(keys, values)
+        self._top = kept
+
+    def __getitem__(self, key: bytes) -> int:
+        value = self._get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def get(self, key: bytes, default: int | None = None) -> int | None:  # type: ignore[override]
+        # (Inlined: the replayer asks this for every archived parent it meets.)
+        value = self._top.get(key, _ABSENT)
+        if value is not _ABSENT:
+            return default if value is _GONE else value
+        base = self._base
+        i = base._find(key)
+        if i < 0:
+            return default
+        vw = base._vwidth
+        return int.from_bytes(base._data[i * vw:i * vw + vw], "little")
+
+    def __setitem__(self, key: bytes, value: int) -> None:
+        self._set(key, value)
+        self._merge_if_due()
+
+    def __delitem__(self, key: bytes) -> None:
+        self._del(key)
+
+    def __contains__(self, key: object) -> bool:
+        return type(key) is bytes and self._has(key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._raw_keys()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def items(self) -> ItemsView[bytes, int]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[int]:
+        return _Values(self)
+
+    def _pairs(self) -> Iterator[tuple[bytes, int]]:
+        return self._raw_items()
+
+    def clear(self) -> None:
+        self._base = self._frozen([], [])
+        self._top = {}
+        self._n = 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Positions({len(self)} rows)"
+
+
+# --- distributions ------------------------------------------------------------------------
+
+_DISTRIBUTION_FIXED = ("id", "amount", "currency", "shares")
+
+
+class _Rosters:
+    """Rosters by index, append-only: shared by a :class:`Distributions` and its copies."""
+
+    __slots__ = ("index", "rosters")
+
+    def __init__(self) -> None:
+        self.rosters: list[_Roster] = []
+        self.index: dict[tuple[bytes, ...], int] = {}
+
+    def of(self, roster: _Roster) -> int:
+        found = self.index.get(roster.keys)
+        if found is None:
+            found = self.index[roster.keys] = len(self.rosters)
+            self.rosters.append(roster)
+        return found
+
+
+class Distributions(SequenceABC[dict[str, Any]]):
+    """The state's distributions (the ledger's lines), in fold order, each held as one byte
+    string (``marshal`` of its id, amount, currency, roster index and packed shares, and of
+    its optional fields) and built again as the same dict when read.  Why: a distribution
+    as a dict, an id object and a :class:`Shares` object cost about 530 bytes besides its
+    shares' values; packed, about 100.  A copy (a snapshot) copies the list of byte strings
+    and shares them and the rosters.  Items are replaced (a receipt), never mutated."""
+
+    __slots__ = ("_items", "_rosters")
+
+    def __init__(self, items: Iterable[dict[str, Any]] = (), *, _rosters: _Rosters | None = None,
+                 _items: list[Any] | None = None) -> None:
+        self._rosters = _Rosters() if _rosters is None else _rosters
+        self._items: list[Any] = [] if _items is None else _items
+        for d in items:
+            self.append(d)
+
+    def _pack(self, d: dict[str, Any]) -> Any:
+        """``d`` packed (or ``d`` itself, in the rare case it holds what the packing cannot)."""
+        try:
+            shares = d["shares"]
+            if type(shares) is not Shares:
+                shares = Shares(shares)
+            extra = tuple((k, v) for k, v in d.items() if k not in _DISTRIBUTION_FIXED)
+            cid = d["id"]
+            if type(cid) is not CID:
+                return d
+            return marshal.dumps((cid.raw, d["amount"], d["currency"], self._rosters.of(shares._roster),
+                                  shares._width, shares._values, extra))
+        except (ValueError, TypeError, KeyError):
+            return d
+
+    def _unpack(self, blob: Any) -> dict[str, Any]:
+        if type(blob) is not bytes:
+            return blob  # type: ignore[no-any-return]
+        raw, amount, currency, roster, width, values, extra = marshal.loads(blob)
+        shares = Shares.__new__(Shares)
+        shares._roster = self._rosters.rosters[roster]
+        shares._width = width
+        shares._values = values
+        d = {"id": _trusted_cid(raw), "amount": amount, "currency": currency, "shares": shares}
+        if extra:
+            d.update(extra)
+        return d
+
+    def append(self, d: dict[str, Any]) -> None:
+        self._items.append(self._pack(d))
+
+    def extend(self, items: Iterable[dict[str, Any]]) -> None:
+        for d in items:
+            self.append(d)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Distributions: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | Distributions:
+        if isinstance(i, slice):
+            return Distributions(_rosters=self._rosters, _items=self._items[i])
+        return self._unpack(self._items[i])
+
+    def __setitem__(self, i: int, d: dict[str, Any]) -> None:
+        self._items[i] = self._pack(d)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._unpack, self._items)
+
+    def copy(self) -> Distributions:
+        """A snapshot's copy: the packed items are immutable bytes, shared, and so are the rosters."""
+        return Distributions(_rosters=self._rosters, _items=self._items.copy())
+
+    def same_prefix(self, other: SequenceABC[dict[str, Any]]) -> int:
+        """How many first items ``other`` has equal to this one's (compared packed when both
+        are packed over the same rosters, as a snapshot and its state are)."""
+        n = 0
+        if isinstance(other, Distributions) and other._rosters is self._rosters:
+            for x, y in zip(self._items, other._items, strict=False):
+                if x is not y and x != y:
+                    return n
+                n += 1
+            return n
+        for x, y in zip(self, other, strict=False):
+            if x != y:
+                return n
+            n += 1
+        return n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SequenceABC) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Distributions({list(self)!r})"

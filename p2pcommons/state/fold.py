@@ -76,6 +76,7 @@ from .causal import Vector as _Vector
 from .causal import get as _vget
 from .causal import merge as _merge
 from .causal import put as _vput
+from .compact import Positions
 from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.devices import stability_holders
 from .handlers.distributions import compute_shares
@@ -105,7 +106,7 @@ __all__ = ["APPLIED", "MAX_SNAPSHOTS", "PENDING", "REJECTED", "SANCTION_ACTIONS"
            "compute_shares"]
 
 
-_C = TypeVar("_C", bound="list[Any] | dict[Any, Any]")
+_C = TypeVar("_C", bound="list[Any] | MutableMapping[Any, Any]")
 
 
 def _renew(folder: Folder, name: str, empty: _C) -> _C:
@@ -311,7 +312,7 @@ class Folder:
         # Archive lookups (None: not archived).
         self._cache: dict[bytes, _Meta | None] = _renew(self, "_cache", {})
         # Only with an archive: id -> packed position and kind of entries later ones may name.
-        self.refs: dict[bytes, int] = _renew(self, "refs", {})
+        self.refs: Positions = _renew(self, "refs", Positions())
         # Refs unpacked recently (a member's admission, grants).
         self._light: dict[bytes, _Meta] = _renew(self, "_light", {})
 

@@ -15,12 +15,12 @@ each table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from ..dagcbor import CID, LazyList, LazyMap, cid_from_text
 from . import rules as rules_mod
-from .compact import Bookings, Contributions, Proposals, Shares, Votes, share
+from .compact import Bookings, Contributions, Distributions, Proposals, Shares, Votes, share
 
 # --- records ----------------------------------------------------------------------------
 
@@ -149,11 +149,14 @@ class Table(NamedTuple):
 
 
 class Sequence(NamedTuple):
-    """A list field of the state (appended to in fold order): one item as a checkpoint row and back."""
+    """A list field of the state (appended to in fold order): one item as a checkpoint row
+    and back; ``make``: the container, from items (a list, or a compact sequence of the same
+    items: :mod:`.compact`)."""
 
     name: str
     row: Callable[[Any], list[Any]]
     unrow: Callable[[list[Any]], Any]
+    make: Callable[[Iterable[Any]], Any] = list
 
 
 def _cid_key(c: CID) -> bytes:
@@ -281,7 +284,7 @@ TABLES: tuple[Table, ...] = (
 )
 
 SEQUENCES: tuple[Sequence, ...] = (
-    Sequence("distributions", _distribution_row, _load_distribution),
+    Sequence("distributions", _distribution_row, _load_distribution, Distributions),
     Sequence("flows",  # every movement in or out of a pool, in fold order (open book, §8)
              lambda f: [f["id"].raw, f["pool"], f["flow"], f["amount"], f["party"], f["why"], f["balance"]],
              _load_flow),
@@ -324,7 +327,7 @@ class State:
     excluded: dict[tuple[bytes, bytes], bool]
     vouches: dict[bytes, tuple[tuple[bytes, CID], ...]]
     pools: dict[str, int]
-    distributions: list[dict[str, Any]]
+    distributions: Distributions  # held packed
     flows: list[dict[str, Any]]
     sanctions: list[dict[str, Any]]
     ledger_total: int  # the sum of the ledger's values (derived, not hashed)
@@ -339,7 +342,7 @@ class State:
         for table in TABLES:
             setattr(self, table.name, table.make(()))
         for sequence in SEQUENCES:
-            setattr(self, sequence.name, [])
+            setattr(self, sequence.name, sequence.make(()))
         self.ledger_total = 0
         self.join_authors = {}
 
@@ -419,7 +422,7 @@ class _Rows(NamedTuple):
 class _Items(NamedTuple):
     """A list of the canonical state, not built yet: each item of ``items`` as canonical data."""
 
-    items: list[Any]
+    items: Collection[Any]
     row: Callable[[Any], Any]
 
     def build(self) -> list[Any]:
