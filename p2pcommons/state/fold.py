@@ -685,23 +685,26 @@ class Folder:
             # and at the eviction front.)
             since = self.since_snapshot
             if since >= self.snapshot_every and (since == self.snapshot_every or not since & 15 or key is front) \
-                    and self.state is not None:
-                interval = max(self.snapshot_every, self.state.size() // 32)
-                if since >= interval and self._planned(interval, key is front, front is not None):
-                    self._snapshot(key)
+                    and self.state is not None \
+                    and self._planned(max(self.snapshot_every, self.state.size() // 32), key is front,
+                                      front is not None):
+                self._snapshot(key)
 
     def _planned(self, interval: int, at_front: bool, evicting: bool) -> bool:
-        """Is a snapshot due here (``interval`` positions since the last) one the fold keeps?
-        A bulk fold (``run`` with many positions of ``order`` not yet applied) knows where the
-        run ends, so it takes only the snapshots that would survive: each costs a State.copy
-        (about a tenth of a fresh fold's time), and most were thinned or evicted soon after.
+        """Take a snapshot here?  Due every ``interval`` positions (the state's size / 32, so
+        that copies cost O(1) per entry).  A bulk fold (``run`` with many positions of
+        ``order`` not yet applied) knows where the run ends, so it takes only the snapshots
+        that would survive: each costs a State.copy, and most were thinned or evicted soon
+        after (157 in a 100k fold, 12 of them kept).
 
         * With eviction (``evicting``: an eviction front known at the start of the run, the
-          position every member's next entry sorts after, :meth:`_front`): the snapshot at
-          the front (``at_front``), which becomes the eviction's base — every earlier one
-          would be evicted with it; the run's last position (an append); and otherwise one
-          every ``EVICT_EVERY`` positions at most, so that a long run (a refold) still
-          archives, and drops the bodies it decoded, as it goes.
+          position every member's next entry sorts after, :meth:`_front`): at the front
+          (``at_front``) — its snapshot becomes the eviction's base, and every earlier one
+          would be evicted with it — if one is due there or would be by the run's end (so
+          the window left after a run stays within ``interval``, as before); at the run's
+          last position (an append), if due; and otherwise one every ``EVICT_EVERY``
+          positions at most, so that a long run (a refold) still archives, and drops the
+          bodies it decoded, as it goes.
         * Without: logarithmic spacing from the run's end — a snapshot only once at least
           ``PLAN_SPACING`` times its distance from the end has passed since the previous one,
           so the newest are ``interval`` apart and older ones ever further apart, the same
@@ -710,10 +713,13 @@ class Folder:
 
         An append (one position pending) takes every snapshot due, as before.  Only memory
         and the cost of later replays depend on this, never the result."""
+        since = self.since_snapshot
         left = len(self.order) - self.applied  # positions after this one in the run
         if evicting:
-            return at_front or not left or self.since_snapshot >= max(interval, EVICT_EVERY)
-        return self.since_snapshot >= left * PLAN_SPACING
+            if at_front:
+                return since + left >= interval
+            return since >= interval and (not left or since >= EVICT_EVERY)
+        return since >= interval and since >= left * PLAN_SPACING
 
     def _late_strangers(self) -> bool:
         """Apply entries sorting at or before the archived positions without a refold, when
