@@ -700,8 +700,9 @@ class Folder:
         * With eviction (``evicting``: an eviction front known at the start of the run, the
           position every member's next entry sorts after, :meth:`_front`): at the front
           (``at_front``) — its snapshot becomes the eviction's base, and every earlier one
-          would be evicted with it — if one is due there or would be by the run's end (so
-          the window left after a run stays within ``interval``, as before); at the run's
+          would be evicted with it — if one would be half due by the run's end (so the
+          window a late entry replays after a run stays within half an ``interval``: it
+          was anywhere up to one); at the run's
           last position (an append), if due; and otherwise one every ``EVICT_EVERY``
           positions at most, so that a long run (a refold) still archives, and drops the
           bodies it decoded, as it goes.
@@ -717,7 +718,7 @@ class Folder:
         left = len(self.order) - self.applied  # positions after this one in the run
         if evicting:
             if at_front:
-                return since + left >= interval
+                return since + left >= interval // 2
             return since >= interval and (not left or since >= EVICT_EVERY)
         return since >= interval and since >= left * PLAN_SPACING
 
