@@ -34,6 +34,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Protocol
 
 import cbor2
@@ -123,6 +124,14 @@ def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> tuple[_Meta, 
     # The record's vector: the differences of the records up to it, applied in order
     # (at most SEGMENT_MAX of them: a bounded walk).
     flat = struct.unpack_from(f"<{end_item}{'I' if size == 4 else 'q'}", blob, diffs)
+    if end_item > 2 * causal.WIDTH:
+        # Many slots set again and again (a log's vector only grows: each slot's last value
+        # is the record's): collapsed in C first, so apply walks each slot once — a reviewed
+        # old contribution's record, read back to merge its vector, cost one Python step per
+        # difference of every record before it in its segment.
+        slots = dict(zip(flat[0::2], flat[1::2], strict=True))
+        if 0 not in slots.values():  # (a zero is never written along a log; if it were, in order)
+            flat = tuple(chain.from_iterable(slots.items()))
     vv = causal.apply(causal.EMPTY, flat)
     code = blob[status + index]
     state = _STATUS[code]
