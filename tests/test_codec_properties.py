@@ -96,6 +96,8 @@ def test_entry_rejects_a_wider_integer_head(entry: Entry, data: st.DataObject) -
     assert raw != entry.raw
     with pytest.raises(NonCanonicalEncoding):
         decode_entry(raw)
+    for trusted in (False, True):  # the fast parser itself declines it, for stored bytes too
+        assert entry_module._parse(raw, trusted) is None
 
 
 # --- entries: hostile bytes ------------------------------------------------------------------
@@ -301,3 +303,57 @@ def test_cid_text_is_rfc4648_base32(raw: bytes) -> None:
     cid = CID.__new__(CID)
     cid.raw = raw
     assert str(cid) == "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+_digests = st.binary(min_size=32, max_size=32)
+
+
+@settings(max_examples=scaled(3))
+@given(_digests, _digests, st.sampled_from(["init", "of", "trusted", "link", "text", "parse", "pickle"]))
+def test_cids_are_values_keyed_by_their_raw_bytes_and_never_equal_other_types(
+        a: bytes, b: bytes, how: str) -> None:
+    """Issue 12 (cid12): every way of making a CID gives the same value, which equals, hashes
+    and sorts exactly as its 36 raw bytes do among CIDs, equals no other type (raw bytes, its
+    text, its tag) and shares no dict slot with them, encodes as tag 42 around 0x00 + raw,
+    prints as multibase base32, and survives pickling: the tables the fold keys by CID rely
+    on all of it."""
+    import base64
+    import pickle
+
+    raw_a = dagcbor._CID_PREFIX + a
+    raw_b = dagcbor._CID_PREFIX + b
+    tag_a = cbor2.CBORTag(42, b"\x00" + raw_a)
+    text_a = "b" + base64.b32encode(raw_a).decode().lower().rstrip("=")
+    reference = CID(raw_a)
+    made = {
+        "init": lambda: CID(raw_a),
+        "of": lambda: reference,  # (CID.of below: a digest of chosen bytes is not choosable)
+        "trusted": lambda: dagcbor._trusted_cid(raw_a),
+        "link": lambda: dagcbor.link(tag_a),
+        "text": lambda: dagcbor.cid_from_text(text_a),
+        "parse": lambda: CID.parse(text_a),
+        "pickle": lambda: pickle.loads(pickle.dumps(reference, protocol=pickle.HIGHEST_PROTOCOL)),
+    }[how]()
+    other = CID(raw_b)
+    assert type(made) is CID and made.raw == raw_a and type(made.raw) is bytes
+    # identity: equal and same hash as every other CID of the same bytes, ordered by the bytes
+    assert made == reference and hash(made) == hash(reference)
+    assert (made == other) is (raw_a == raw_b) and (made != other) is (raw_a != raw_b)
+    assert (made < other) is (raw_a < raw_b)
+    assert sorted([other, made], key=lambda c: c.raw) == sorted([other, made])
+    assert len({made, reference, other}) == (1 if raw_a == raw_b else 2)
+    # never equal to, nor found in a table as, a plain value of another type
+    assert made != bytearray(raw_a) and bytearray(raw_a) != made
+    for foreign in (raw_a, text_a, tag_a, b"\x00" + raw_a, a):
+        assert made != foreign and foreign != made
+        table: dict[Any, str] = {foreign: "foreign"}
+        assert made not in table
+        table[made] = "cid"
+        assert len(table) == 2 and table[foreign] == "foreign" and table[made] == "cid"
+    # text and encoding, as before
+    assert str(made) == text_a and repr(made) == f"CID({text_a})"
+    encoded = dagcbor.encode(made)
+    assert encoded == b"\xd8\x2a\x58\x25\x00" + raw_a
+    assert dagcbor.encode({"l": [made]}) == b"\xa1\x61l\x81" + encoded
+    assert dagcbor.decode(encoded) == tag_a and dagcbor.link(dagcbor.decode(encoded)) == made
+    assert CID.of(raw_a).raw == dagcbor._CID_PREFIX + __import__("hashlib").sha256(raw_a).digest()
