@@ -238,15 +238,6 @@ _BODY_DEPTH = dagcbor.MAX_DEPTH + 1  # (the body sits one level inside the entry
 _new_cid = object.__new__
 
 
-def _uint(head: bytes) -> int:
-    """The value of an unsigned-integer head matched by ``_UINT`` (-1 if an eight-byte
-    head holds a value that fits in four, which is not the shortest form)."""
-    if len(head) == 1:
-        return head[0]
-    value = int.from_bytes(head[1:], "big")
-    return value if len(head) < 9 or value >= _MIN_LONG else -1
-
-
 def _parse(raw: bytes, trusted: bool) -> Entry | None:
     """Read an entry by matching its canonical layout; None if the bytes are not it.
 
@@ -272,7 +263,8 @@ def _parse(raw: bytes, trusted: bool) -> Entry | None:
     if match is None:
         return None
     seq_head, sig = match.groups()
-    # (the unsigned heads, as _uint reads them, inline: two calls were a tenth of this function)
+    # The unsigned heads matched by _UINT are read inline (a helper's two calls were a tenth of
+    # this function); an eight-byte head holding a value that fits in four is refused below.
     seq = seq_head[0] if len(seq_head) == 1 else _from_bytes(seq_head[1:], "big")
     at = match.end()
     # The first place from which the rest matches is the body's end: the true end is one,
