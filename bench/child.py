@@ -23,7 +23,7 @@ its CPU from ``/proc`` (user + system, all threads, start-up included), the figu
 29 µs here until the child stopped being killed and restarted mid-sync (issue 18).
 
 Usage: ``P2PC_BENCH_CACHE=DIR python bench/child.py [--entries N] [--cache-mib M] [--checkpoint-pages P]
-[--process]``.
+[--process | --process-only]``.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def main() -> None:
                         help="the child's wal_autocheckpoint (default: ingest_worker's)")
     parser.add_argument("--top", type=int, default=14, help="stages and statements to print")
     parser.add_argument("--process", action="store_true", help="also replay through the real child process")
+    parser.add_argument("--process-only", action="store_true", help="only replay through the real child process")
     args = parser.parse_args()
     commons, raws = history(args.entries)
     groups: list[list[bytes]] = [[]]
@@ -120,6 +121,9 @@ def main() -> None:
         if size >= GROUP_BYTES:
             groups.append([])
             size = 0
+    if args.process_only:
+        _print_the_child(args.entries, CID(commons.raw), raws[0], groups)
+        return
     for owner, name, label in (
         (ingest_module, "decode_entry", "decode"), (ingest_module, "screen", "outsiders screen"),
         (ingest_module.Ingestor, "_authenticate", "authenticate"), (ingest_module.Ingestor, "_check_chain", "chain"),
@@ -166,9 +170,14 @@ def main() -> None:
         print(f"  {label:44s} {seconds:6.2f} CPU-s {seconds / n * 1e6:6.1f} µs/entry "
               f"{seconds / spent['decode']:5.2f}× decode")
     if args.process:
-        cpu, starts = _through_the_child(CID(commons.raw), raws[0], groups)
-        print(f"through the child process: {cpu:.2f} CPU-s = {cpu / n * 1e6:.1f} µs per entry ({starts} start(s); "
-              f"load average {[round(x, 2) for x in os.getloadavg()]})")
+        _print_the_child(n, CID(commons.raw), raws[0], groups)
+
+
+def _print_the_child(n: int, commons: CID, genesis: bytes, groups: list[list[bytes]]) -> None:
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    cpu, starts = _through_the_child(commons, genesis, groups)
+    print(f"through the child process: {cpu:.2f} CPU-s = {cpu / n * 1e6:.1f} µs per entry ({starts} start(s); "
+          f"load average {load_before} before, {[round(x, 2) for x in os.getloadavg()]} after)")
 
 
 def _through_the_child(commons: CID, genesis: bytes, groups: list[list[bytes]]) -> tuple[float, int]:

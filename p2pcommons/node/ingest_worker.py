@@ -55,7 +55,7 @@ NETWORK_DEFAULTS = Limits()
 # The child's SQLite connection: a page cache sized to each group (``cache_pages_for``), and a
 # write-ahead log checkpointed into the database file once it holds 32,768 pages (128 MiB)
 # instead of SQLite's 1,000.  Why: a group's random ids dirty one leaf page of the id index
-# per entry once the index outgrows the group (a million entries: 0.9 pages per entry), all
+# per entry once the index outgrows the group (a million entries: 1.05 pages per entry), all
 # written to the log at the commit; with a small interval each checkpoint copied most of
 # them into the file again and fsynced it (a checkpoint per group at SQLite's 1,000 pages,
 # a third of the commit's CPU; every third group at 8,192).  Now a page dirtied by a dozen
