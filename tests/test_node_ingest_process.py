@@ -312,6 +312,18 @@ def test_the_childs_page_cache_is_sized_to_each_group(tmp_path: Path) -> None:
         report, _ = ingest_worker.ingest_group(store, genesis.id, [e.raw for e in entries[1650:]], None)
         assert report.added_count == 50 and cache_size() == low
         assert store.count(genesis.id) == 1701
+        # a store this small keeps the shortest checkpoint interval: its log is reused sooner
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == ingest_worker.CHECKPOINT_PAGES
+
+
+def test_the_childs_checkpoint_interval_grows_with_the_store() -> None:
+    """Half the store's pages, from 8,192 to 32,768 (a large store's random index pages
+    come back group after group: a longer interval copies each into the file once)."""
+    from p2pcommons.node import ingest_worker
+
+    assert ingest_worker.checkpoint_pages_for(0) == ingest_worker.checkpoint_pages_for(16384) == 8192
+    assert ingest_worker.checkpoint_pages_for(40000) == 20000
+    assert ingest_worker.checkpoint_pages_for(10**6) == ingest_worker.CHECKPOINT_MAX_PAGES == 32768
 
 
 def test_the_child_outlives_the_thread_that_started_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
