@@ -466,6 +466,10 @@ def _measure_sync(root: Path, a: Home, b: Home, commons: CID, raws: list[bytes],
             "a_idle_after_s": round(a_idle, 1), "cpu_s_a": round(cpu_a, 2), "cpu_s_b": round(cpu_b, 2),
             "cpu_s_b_ingest_process": round(sum(child_cpu.values()), 2),
             "us_cpu_per_entry_b_ingest_process": round(sum(child_cpu.values()) / n * 1e6, 1),
+            # the receiver's memory during the sync (issue 18: daemon + ingest process PSS <= 120 MB),
+            # here too: the final line comes only after B's fold, minutes at a million entries
+            "peak_pss_mb_b_daemon_plus_ingest_process": round(child_peak[2], 1),
+            "peak_pss_mb_b_daemon": round(pss_peak[0], 1), "peak_pss_mb_b_ingest_process": round(pss_peak[1], 1),
             "handoff": handoff}), flush=True)
         # how many times B folded during the sync (a daemon before state_worker: None)
         worker_after_sync = request(b, {"cmd": "status"}).get("state_worker")

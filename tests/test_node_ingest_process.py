@@ -286,6 +286,46 @@ def test_the_childs_write_ahead_log_is_checkpointed_in_bounded_steps(tmp_path: P
     assert max(sizes) > group  # several groups' pages before a checkpoint
 
 
+def test_the_childs_page_cache_is_sized_to_each_group(tmp_path: Path) -> None:
+    """A group's random ids dirty about one id-index page per entry once the store is large
+    (a million entries), and a page evicted before the commit is written twice: the child
+    sizes its cache to the group it is storing (at least its old 8 MiB, at most
+    ``CACHE_MAX_MIB``, its memory counting towards the node's), and shrinks it again after."""
+    from p2pcommons.node import ingest_worker
+
+    low = ingest_worker.CACHE_MIB * 256  # pages of 4 KiB
+    high = ingest_worker.CACHE_MAX_MIB * 256
+    assert ingest_worker.cache_pages_for(1) == ingest_worker.cache_pages_for(1000) == low
+    assert low < ingest_worker.cache_pages_for(2450) >= 2450 * 1.25 < high  # a 1 MiB group of 430-byte entries
+    assert ingest_worker.cache_pages_for(10**6) == high
+    assert ingest_worker.cache_pages_for(10**6, page_size=8192) == high // 2  # bounded in bytes
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(1700)
+    _store_with(path, genesis.raw)
+    with ingest_worker.open_store(path) as store:
+        def cache_size() -> int:
+            return int(store.db.execute("PRAGMA cache_size").fetchone()[0])
+
+        report, _ = ingest_worker.ingest_group(store, genesis.id, [e.raw for e in entries[:1650]], None)
+        assert report.added_count == 1650
+        assert cache_size() == ingest_worker.cache_pages_for(1650) > low
+        report, _ = ingest_worker.ingest_group(store, genesis.id, [e.raw for e in entries[1650:]], None)
+        assert report.added_count == 50 and cache_size() == low
+        assert store.count(genesis.id) == 1701
+        # a store this small keeps the shortest checkpoint interval: its log is reused sooner
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == ingest_worker.CHECKPOINT_PAGES
+
+
+def test_the_childs_checkpoint_interval_grows_with_the_store() -> None:
+    """Half the store's pages, from 8,192 to 32,768 (a large store's random index pages
+    come back group after group: a longer interval copies each into the file once)."""
+    from p2pcommons.node import ingest_worker
+
+    assert ingest_worker.checkpoint_pages_for(0) == ingest_worker.checkpoint_pages_for(16384) == 8192
+    assert ingest_worker.checkpoint_pages_for(40000) == 20000
+    assert ingest_worker.checkpoint_pages_for(10**6) == ingest_worker.CHECKPOINT_MAX_PAGES == 32768
+
+
 def test_the_child_outlives_the_thread_that_started_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """trio starts a process from a worker thread of its cache, and that thread exits after
     idling (10 s).  Linux's parent-death signal follows the thread that forked, not the
