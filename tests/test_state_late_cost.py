@@ -26,11 +26,14 @@ from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer, sign_entry
-from p2pcommons.state import compact
+from p2pcommons.state import Folder, compact, fold
+from p2pcommons.state.archiving import MemoryArchive
 from p2pcommons.state.compact import Proposals
+from p2pcommons.state.fold import SNAPSHOT_MAX
 from p2pcommons.state.handlers.late import STRANGER, late_judge
 from p2pcommons.state.records import Proposal, State
 from tests.test_state_histories import prop_settings
+from tests.test_state_snapshot_plan import _counting, _long_history
 
 _KEYS = ["contribution.policy", "review.accepts", "values.code", "membership.policy", "contributions", "x"]
 _TITLES = ["", "contribution.policy", "a contribution", "work", "é contribution"]
@@ -96,3 +99,47 @@ def test_the_late_judge_reads_only_the_proposals_that_name_a_contribution_rule(m
     changed = CID.of(b"p7")
     state.proposals[changed] = Proposal(bytes(32), "open up", {"contribution.policy": "members"}, (), (), "adopted")
     assert late_judge(state)(late) != STRANGER  # (the rule as before: a changed policy refolds)
+
+
+def test_what_a_late_entry_replays_is_bounded_whatever_the_state_size(monkeypatch: Any) -> None:
+    """An evicting fold whose state reports the size of a multi-million-entry commons's
+    (snapshots were due every size / 32 = 312,500 positions: none was ever taken, nothing
+    was archived, and a late entry replayed everything): taking entries one at a time, it
+    holds at most about two snapshot intervals after its archive's base; after one bulk run,
+    at most one; and a stranger's late entry, wherever it sorts, replays no more than that
+    window — all bounded by ``SNAPSHOT_MAX``, not by the state's size.  Same state hash as a
+    fold of everything."""
+    monkeypatch.setattr(State, "size", lambda self: 10_000_000)
+    history = _long_history(3 * SNAPSHOT_MAX + 300)
+    reference = Folder(history.commons)
+    for entry in history.entries:
+        reference.add(entry)
+    reference.run()
+    order = list(reference.order)
+
+    bulk = Folder(history.commons, archive=MemoryArchive())
+    for entry in history.entries:
+        bulk.add(entry)
+    bulk.run()
+    assert len(bulk.order) <= SNAPSHOT_MAX, len(bulk.order)
+
+    folder = Folder(history.commons, archive=MemoryArchive())
+    counts = _counting(folder)
+    held = []
+    for entry in history.entries:
+        folder.add(entry)
+        folder.run()
+        held.append(len(folder.order))
+    assert max(held) <= 2 * SNAPSHOT_MAX + 16, max(held)
+    ids = {entry.id.raw: entry.id for entry in history.entries}
+    for k, distance in enumerate((5, 300, 1500, 3000)):
+        anchor = order[len(order) - distance]
+        late = sign_entry(Signer(bytes([0x30 + k]) * 32), commons=history.commons, seq=1, prev=None, kind="contribution",
+                          body={"title": f"late {distance}", "value": 1}, deps=[ids[anchor[1]]], timestamp=5)
+        counts["applied"] = 0
+        folder.add(late)
+        state = folder.result()
+        history.entries.append(late)
+        assert counts["applied"] <= 2 * SNAPSHOT_MAX + 16, (distance, counts)
+        assert folder.refolds == 0
+        assert state.state_hash == fold(history.entries).state_hash
