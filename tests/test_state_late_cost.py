@@ -134,8 +134,9 @@ def test_what_a_late_entry_replays_is_bounded_whatever_the_state_size(monkeypatc
     ids = {entry.id.raw: entry.id for entry in history.entries}
     for k, distance in enumerate((5, 300, 1500, 3000)):
         anchor = order[len(order) - distance]
-        late = sign_entry(Signer(bytes([0x30 + k]) * 32), commons=history.commons, seq=1, prev=None, kind="contribution",
-                          body={"title": f"late {distance}", "value": 1}, deps=[ids[anchor[1]]], timestamp=5)
+        late = sign_entry(Signer(bytes([0x30 + k]) * 32), commons=history.commons, seq=1, prev=None,
+                          kind="contribution", body={"title": f"late {distance}", "value": 1},
+                          deps=[ids[anchor[1]]], timestamp=5)
         counts["applied"] = 0
         folder.add(late)
         state = folder.result()

@@ -732,8 +732,8 @@ class Folder:
         return max(self.snapshot_every, min(self.state.size() // 32, SNAPSHOT_MAX))
 
     def _planned(self, interval: int, at_front: bool, evicting: bool) -> bool:
-        """Take a snapshot here?  Due every ``interval`` positions (the state's size / 32, so
-        that copies cost O(1) per entry).  A bulk fold (``run`` with many positions of
+        """Take a snapshot here?  Due every ``interval`` positions (:meth:`_interval`: the
+        state's size / 32, at most ``SNAPSHOT_MAX``).  A bulk fold (``run`` with many positions of
         ``order`` not yet applied) knows where the run ends, so it takes only the snapshots
         that would survive: each costs a State.copy, and most were thinned or evicted soon
         after (157 in a 100k fold, 12 of them kept).
