@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import marshal
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from collections.abc import Sequence as SequenceABC
 from functools import partial
@@ -277,6 +277,28 @@ class _Frozen:
 
     def __len__(self) -> int:
         return self._n
+
+    def containing(self, needle: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, stored byte string)`` of the rows whose stored bytes contain ``needle``,
+        in key order: one byte search over the values' single buffer (in C), then only the
+        rows it hits are sliced out — not a Python step per row."""
+        data, vw, starts = self._data, self._vwidth, self._starts
+        keys, prefix = self._keys, self._prefix
+        w = self._width - len(prefix)
+        at = data.find(needle)
+        while at >= 0:
+            if vw:
+                i = at // vw
+                start, end = i * vw, i * vw + vw
+            else:
+                assert starts is not None
+                i = bisect_right(starts, at) - 1
+                start, end = starts[i], starts[i + 1]
+            if at + len(needle) <= end:  # (not one straddling two rows' bytes)
+                yield prefix + keys[i * w:i * w + w], data[start:end]
+                at = data.find(needle, end)
+            else:
+                at = data.find(needle, at + 1)
 
     def _positions(self) -> Iterable[int]:
         """The rows' sorted positions, in iteration order."""
@@ -592,6 +614,24 @@ class Packed(_Layers, MutableMapping[CID, _V]):
         unpack = self._unpack
         for raw, blob in self._raw_items():
             yield _trusted_cid(raw), unpack(blob) if type(blob) is bytes else blob
+
+    def screened(self, needle: bytes) -> Iterator[_V]:
+        """Every record whose packed form contains ``needle``, and every record not held
+        packed: a superset of the records with a string field that contains it (``marshal``
+        writes a string as its UTF-8 bytes), found by a byte search instead of decoding
+        every record.  Why: a late entry's judge asks whether any proposal ever changed a
+        contribution rule; at a million entries decoding 50,000 proposals for it took a
+        quarter of a second (:func:`.handlers.late.late_judge`)."""
+        unpack, top = self._unpack, self._top
+        for blob in top.values():
+            if type(blob) is not bytes:
+                if blob is not _GONE:
+                    yield blob
+            elif needle in blob:
+                yield unpack(blob)
+        for raw, blob in self._base.containing(needle):
+            if raw not in top:  # (else replaced or deleted: seen above)
+                yield unpack(blob)
 
     def delta(self, other: Packed[_V]) -> tuple[list[CID], list[CID]]:
         """Ids whose record here differs from ``other``'s (or that it lacks), and ids only

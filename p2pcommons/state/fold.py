@@ -104,6 +104,10 @@ RECENT_SNAPSHOTS = 4
 # the run's end after the previous one (logarithmic spacing, about the set the thinning keeps).
 PLAN_SPACING = 0.35
 EVICT_EVERY = 4096  # positions an evicting fold's long run applies, at most, between evictions
+# Positions between snapshots, at most (Folder._interval): what a late entry replays is then
+# bounded whatever the state's size (at 1M entries the state's size / 32 was 18,750 positions,
+# and a late stranger's entry replayed up to two such intervals: 365 ms for the 100 ms target).
+SNAPSHOT_MAX = 512
 
 __all__ = ["APPLIED", "MAX_SNAPSHOTS", "PENDING", "REJECTED", "SANCTION_ACTIONS", "WAITING", "Archive",
            "Contribution", "Folder", "Join", "Member", "MemoryArchive", "Proposal", "Resource", "bulk",
@@ -714,13 +718,22 @@ class Folder:
             since = self.since_snapshot
             if since >= self.snapshot_every and (since == self.snapshot_every or not since & 15 or key is front) \
                     and self.state is not None \
-                    and self._planned(max(self.snapshot_every, self.state.size() // 32), key is front,
-                                      front is not None):
+                    and self._planned(self._interval(), key is front, front is not None):
                 self._snapshot(key)
 
+    def _interval(self) -> int:
+        """Positions between snapshots: the state's size / 32, at least ``snapshot_every`` and
+        at most ``SNAPSHOT_MAX``.  The floor keeps copies rare while a copy cost O(rows); the
+        big tables' copies now cost what changed since their last merge (:mod:`.compact`), so
+        the ceiling costs little, and it bounds what a late entry replays (the window after
+        the newest snapshot before it; with eviction, after the archive's base: about two
+        intervals in a daemon taking appends) independently of the state's size."""
+        assert self.state is not None
+        return max(self.snapshot_every, min(self.state.size() // 32, SNAPSHOT_MAX))
+
     def _planned(self, interval: int, at_front: bool, evicting: bool) -> bool:
-        """Take a snapshot here?  Due every ``interval`` positions (the state's size / 32, so
-        that copies cost O(1) per entry).  A bulk fold (``run`` with many positions of
+        """Take a snapshot here?  Due every ``interval`` positions (:meth:`_interval`: the
+        state's size / 32, at most ``SNAPSHOT_MAX``).  A bulk fold (``run`` with many positions of
         ``order`` not yet applied) knows where the run ends, so it takes only the snapshots
         that would survive: each costs a State.copy, and most were thinned or evicted soon
         after (157 in a 100k fold, 12 of them kept).

@@ -34,8 +34,13 @@ def late_judge(base: State) -> Callable[[Entry], str]:
     * its author is a device bound there (it speaks for its member): REFOLD;
     * anything else (a member's entry, a contribution once the contribution policy changed): REFOLD.
     """
-    changed = any(p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
-                  for p in base.proposals.values())
+    changed: list[bool] = []  # (asked only for a contribution, once)
+
+    def policy_changed() -> bool:
+        if not changed:  # (only proposals whose packed record names a contribution rule are read)
+            changed.append(any(p.status == "adopted" and any(k.split(".")[0] == "contribution" for k in p.changes)
+                               for p in base.proposals.screened(b"contribution")))
+        return changed[0]
 
     def judge(entry: Entry) -> str:
         device = base.devices.get(entry.author)
@@ -44,7 +49,7 @@ def late_judge(base: State) -> Callable[[Entry], str]:
         former = base.members.get(entry.author)
         if former is not None and former.status == "removed":
             return REMOVED
-        if (former is not None and former.status != "left") or (entry.kind == "contribution" and changed):
+        if (former is not None and former.status != "left") or (entry.kind == "contribution" and policy_changed()):
             return REFOLD
         return STRANGER
 

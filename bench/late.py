@@ -1,0 +1,149 @@
+"""Late entries through the store at a large size, without paying for an in-memory fold.
+
+    P2PC_BENCH_CACHE=DIR python bench/late.py -n 1000000 --keep DIR [--authors 12]
+        [--appends 50,3000] [--late 10000,1000,100000] [--profile FILE]
+
+``bench/fold.py --store-order`` measures the same late entry after a fresh fold, but also
+folds everything in memory and inserts the history on every run (at 1,000,000 entries about
+fifteen minutes).  This keeps the store (``--keep``: built once from ``build_history``, in
+log order, batches of 1,000, as that bench stores it) and works on a copy of it each run:
+
+* a fresh node's fold of the stored commons through the engine (CPU-s, entries/s);
+* per round of ``--appends``: that many entries appended by the members in turn (each
+  through the store and the engine: median CPU per append), then one late entry per
+  ``--late`` distance — a new author's contribution whose only dependency is the entry that
+  many positions before the newest, so it sorts there — its wall time (insert included) and
+  the fold's CPU, with the window the fold held after its archive's base (what a late
+  stranger's entry replays).  A second, longer round shows the daemon's steady state.
+
+Prints the load average beside every figure; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fold import build_history
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.entry import Signer, sign_entry
+from p2pcommons.state import engine
+from p2pcommons.store import Store
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def kept_store(n: int, authors: int, keep: Path) -> Path:
+    """The stored history (built on the first run), copied for this run's writes."""
+    path = keep / f"late-{n}-{authors}.sqlite"
+    if not path.exists():
+        entries, _, _ = build_history(n, authors)
+        by_log = sorted(entries, key=lambda e: (e.author, e.seq))
+        del entries
+        part = path.with_suffix(".part")
+        store = Store(part)
+        t0 = time.perf_counter()
+        for i in range(0, len(by_log), 1000):
+            store.insert(by_log[i:i + 1000])
+        store.close()
+        for ext in ("-wal", "-shm"):
+            Path(f"{part}{ext}").unlink(missing_ok=True)
+        part.replace(path)
+        print(f"stored {n:,} entries in {time.perf_counter() - t0:.0f} s (once; kept in {keep})", flush=True)
+    work = keep / f"work-{n}-{authors}.sqlite"
+    for ext in ("", "-wal", "-shm"):
+        Path(f"{work}{ext}").unlink(missing_ok=True)
+    shutil.copyfile(path, work)
+    return work
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=100_000)
+    parser.add_argument("--authors", type=int, default=12)
+    parser.add_argument("--keep", required=True, help="folder keeping the stored history between runs")
+    parser.add_argument("--appends", default="50,3000", help="rounds of member appends before the late entries")
+    parser.add_argument("--late", default="10000,1000,100000", help="positions back of each round's late entries")
+    parser.add_argument("--profile", default="", help="write a cProfile of the fresh fold (CPU time) here")
+    args = parser.parse_args()
+    keep = Path(args.keep)
+    keep.mkdir(parents=True, exist_ok=True)
+    store = Store(kept_store(args.n, args.authors, keep))
+    (genesis,) = store.db.execute("SELECT id FROM entries WHERE clock = 0").fetchone()
+    commons = CID(bytes(genesis))
+    engine.forget()
+    gc.collect()
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    c0, t0 = time.process_time(), time.perf_counter()
+    if profile is not None:
+        profile.enable()
+    state = engine.current_state(store, commons, persist=False)
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(args.profile)
+    cpu = time.process_time() - c0
+    print(f"fresh fold: {args.n / cpu:>10,.0f} entries/s of CPU through the store ({cpu:.2f} CPU-s, "
+          f"{time.perf_counter() - t0:.1f} s wall for {args.n:,}, {args.authors} authors); state hash "
+          f"{state.state_hash[:16]}; load average {_load()}", flush=True)
+    folder = next(live.folder for key, live in engine._live.items() if key[1] == commons.raw)
+
+    signers = {s.public_key: s for s in (Signer(bytes([i + 1]) * 32) for i in range(args.authors))}
+    heads: dict[bytes, tuple[CID, int]] = {}
+    for author, log in store.db.execute("SELECT author, log FROM logs").fetchall():
+        if bytes(author) in signers:
+            eid, seq = store.db.execute("SELECT id, seq FROM entries WHERE log=? ORDER BY seq DESC LIMIT 1",
+                                        (log,)).fetchone()
+            heads[bytes(author)] = (CID(bytes(eid)), int(seq))
+    members = sorted(heads)
+    t = 1_800_000_000_000
+    strangers = 0
+    for count in (int(x) for x in args.appends.split(",")):
+        costs = []
+        for j in range(count):
+            author = members[j % len(members)]
+            prev, seq = heads[author]
+            t += 1000
+            others = [head for key, (head, _) in heads.items() if key != author]
+            entry = sign_entry(signers[author], commons=commons, seq=seq + 1, prev=prev, kind="contribution",
+                               body={"title": f"append {t}", "value": 1}, deps=others[-14:], timestamp=t)
+            heads[author] = (entry.id, seq + 1)
+            store.insert([entry])
+            c = time.process_time()
+            engine.current_state(store, commons, persist=False)
+            costs.append(time.process_time() - c)
+        costs.sort()
+        print(f"after {count:,} appends: {costs[len(costs) // 2] * 1e6:.0f} µs CPU median per append (fold only), "
+              f"window held after the archive's base {len(folder.order):,} positions", flush=True)
+        for back in (int(x) for x in args.late.split(",")):
+            strangers += 1
+            (anchor,) = store.db.execute("SELECT id FROM entries WHERE clock IS NOT NULL "
+                                         "ORDER BY clock DESC, id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
+            late = sign_entry(Signer(bytes([0xA0 + strangers % 90]) * 32), commons=commons, seq=1, prev=None,
+                              kind="contribution", body={"title": f"late {back}", "value": 1},
+                              deps=[CID(bytes(anchor))], timestamp=t + strangers)
+            window = len(folder.order)
+            t0 = time.perf_counter()
+            store.insert([late])
+            c1 = time.process_time()
+            engine.current_state(store, commons, persist=False)
+            late_cpu = time.process_time() - c1
+            print(f"  late entry {back:,} positions back: {(time.perf_counter() - t0) * 1000:.1f} ms through the "
+                  f"store (insert included), {late_cpu * 1000:.1f} CPU-ms the fold (window {window:,}, refolds "
+                  f"{folder.refolds}; target < 100 ms); load average {_load()}", flush=True)
+    store.close()
+    engine.forget()
+
+
+if __name__ == "__main__":
+    main()
