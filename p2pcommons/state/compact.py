@@ -25,6 +25,7 @@ dict of a hundred keys): about a gigabyte for a million-entry commons.
 from __future__ import annotations
 
 import marshal
+import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
@@ -507,17 +508,18 @@ _STATUS_OF: dict[bool | None, str] = {code: status for status, code in _STATUS_C
 
 
 class _Keys:
-    """Byte strings (author keys, resource ids) by index, append-only: shared by a table
-    and all its copies (snapshots), so an index written by one means the same key in every
-    other.  Grows with the distinct keys the state's records name, not with entries."""
+    """Byte strings (author keys, resource ids) and, for contributions, their kinds (short
+    text) by index, append-only: shared by a table and all its copies (snapshots), so an
+    index written by one means the same key in every other.  Grows with the distinct keys
+    the state's records name, not with entries."""
 
     __slots__ = ("index", "keys")
 
     def __init__(self) -> None:
-        self.keys: list[bytes] = []
-        self.index: dict[bytes, int] = {}
+        self.keys: list[Any] = []
+        self.index: dict[Any, int] = {}
 
-    def of(self, key: bytes) -> int:
+    def of(self, key: Any) -> int:
         found = self.index.get(key)
         if found is None:
             found = self.index[key] = len(self.keys)
@@ -639,30 +641,87 @@ def _records() -> dict[str, Any]:
     return _RECORDS
 
 
+# A contribution's compact form (in-process only, native byte order, never written out):
+#   head  u8 tag | u16 author | u16 kind | i32 claimed | i32 value | i64 time | u8 accepts | u8 rejects
+#   then  u16 per accepting, then per rejecting reviewer | (tag's ref bit) u16 length, ref's UTF-8
+#   rest  the title's UTF-8
+# author, kind and reviewers as indexes into the table's key table.  The tag is 0x10 | status
+# (0 pending, 1 accepted, 2 rejected) | 4 outside | 8 a ref: never the first byte of marshal's
+# form (a tuple: 0x28, 0x29, 0xa8 or 0xa9), which holds every record this one cannot (refs,
+# another status, an int out of range, more than 64 keys or reviewers of one record).
+_C_HEAD = struct.Struct("=BHHiiqBB")
+_C_TAG = 0x10
+_C_STATUS: dict[str, int] = {"pending": 0, "accepted": 1, "rejected": 2}
+_C_STATUS_OF = ("pending", "accepted", "rejected")
+_C_REVIEWS = 64  # reviewers of one kind held in the compact form (more: marshal's)
+_C_U16 = [struct.Struct(f"={n}H") for n in range(2 * _C_REVIEWS + 1)]
+
+
 class Contributions(Packed["Contribution"]):
-    """Contribution id → :class:`~.records.Contribution` (about 100 bytes each, not 450)."""
+    """Contribution id → :class:`~.records.Contribution` (about 40 bytes each, not 450):
+    the compact form above for the usual record, ``marshal`` of its fields otherwise."""
 
     __slots__ = ()
 
     def _pack(self, c: Contribution) -> bytes:
-        # (The fold packs a record per contribution and per review: kept to a few C calls.
-        # Empty tuples as None and the status as None/True/False: one byte each in marshal's
-        # format, where () and a small int take five after their first occurrence.)
-        of = self._keys.of
-        accepts, rejects, refs = c.accepts, c.rejects, c.refs
+        # (The fold packs a record per contribution and per review: kept to a few C calls.)
+        keys = self._keys
+        of = keys.of
+        accepts, rejects, title, ref = c.accepts, c.rejects, c.title, c.ref
+        status = _C_STATUS.get(c.status) if type(c.status) is str else None
+        if status is not None and not c.refs and len(accepts) <= _C_REVIEWS and len(rejects) <= _C_REVIEWS \
+                and type(c.claimed) is int and type(c.value) is int and type(c.time) is int \
+                and type(c.outside) is bool and type(title) is str and type(ref) is str and type(c.kind) is str:
+            try:
+                reviewers = [of(a) for a in accepts] if accepts else []
+                if rejects:
+                    reviewers += [of(a) for a in rejects]
+                parts = [_C_HEAD.pack(_C_TAG | status | (4 if c.outside else 0) | (8 if ref else 0), of(c.author),
+                                      of(c.kind), c.claimed, c.value, c.time, len(accepts), len(rejects)),
+                         _C_U16[len(reviewers)].pack(*reviewers)]
+                if ref:
+                    text = ref.encode()
+                    parts += [len(text).to_bytes(2, "little"), text]  # (OverflowError: too long a ref)
+                parts.append(title.encode())
+                return b"".join(parts)
+            except (struct.error, OverflowError, UnicodeError):
+                pass  # (an index, int or ref out of the compact form's range)
+        of = keys.of
         return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
                               tuple([of(a) for a in accepts]) if accepts else None,
                               tuple([of(a) for a in rejects]) if rejects else None, c.value, c.outside,
-                              tuple([r.raw for r in refs]) if refs else None, c.time))
+                              tuple([r.raw for r in c.refs]) if c.refs else None, c.time))
 
     def _unpack(self, blob: bytes) -> Contribution:
-        (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
-         time) = marshal.loads(blob)
         keys = self._keys.keys
-        return tuple.__new__(_CONTRIBUTION or _records()["Contribution"], (  # type: ignore[no-any-return]
+        cls = _CONTRIBUTION or _records()["Contribution"]
+        if blob[0] & 0xF0 == _C_TAG:
+            tag, author, kind, claimed, value, time, n_accepts, n_rejects = _C_HEAD.unpack_from(blob)
+            at = _C_HEAD.size
+            n = n_accepts + n_rejects
+            accepts: tuple[bytes, ...] = ()
+            rejects: tuple[bytes, ...] = ()
+            if n:
+                reviewers = _C_U16[n].unpack_from(blob, at)
+                at += 2 * n
+                if n_accepts:
+                    accepts = tuple([keys[i] for i in reviewers[:n_accepts]])
+                if n_rejects:
+                    rejects = tuple([keys[i] for i in reviewers[n_accepts:]])
+            ref = ""
+            if tag & 8:
+                size = int.from_bytes(blob[at:at + 2], "little")
+                ref = blob[at + 2:at + 2 + size].decode()
+                at += 2 + size
+            return tuple.__new__(cls, (  # type: ignore[no-any-return]
+                keys[author], blob[at:].decode(), keys[kind], ref, claimed, _C_STATUS_OF[tag & 3], accepts, rejects,
+                value, bool(tag & 4), (), time))
+        (author, title, kind, ref, claimed, status, accepts_at, rejects_at, value, outside, refs,
+         time) = marshal.loads(blob)
+        return tuple.__new__(cls, (  # type: ignore[no-any-return]
             keys[author], title, kind, ref, claimed, _STATUS_OF.get(status, status) if type(status) is not str
-            else status, tuple([keys[a] for a in accepts]) if accepts else (),
-            tuple([keys[a] for a in rejects]) if rejects else (), value, outside,
+            else status, tuple([keys[a] for a in accepts_at]) if accepts_at else (),
+            tuple([keys[a] for a in rejects_at]) if rejects_at else (), value, outside,
             tuple(map(_trusted_cid, refs)) if refs else (), time))
 
 
@@ -690,18 +749,35 @@ class Proposals(Packed["Proposal"]):
 Booking = tuple[CID, int, bytes, int]
 
 
+# A booking's compact form (in-process only, native byte order): u8 tag 0x10 | u16 resource |
+# u16 author | i32 period | i32 amount, resource and author as key table indexes — one width
+# for every row, so the flat base keeps no offsets; marshal's form (never starting with 0x10)
+# for a booking out of its range.
+_B_FORM = struct.Struct("=BHHii")
+
+
 class Bookings(Packed[Booking]):
-    """Use of a rivalrous resource → (resource, period, author, amount), packed likewise."""
+    """Use of a rivalrous resource → (resource, period, author, amount), packed likewise
+    (13 bytes a booking in the usual case)."""
 
     __slots__ = ()
 
     def _pack(self, b: Booking) -> bytes:
         of = self._keys.of
-        return marshal.dumps((of(b[0].raw), b[1], of(b[2]), b[3]))
+        resource, period, author, amount = b
+        if type(period) is int and type(amount) is int:
+            try:
+                return _B_FORM.pack(_C_TAG, of(resource.raw), of(author), period, amount)
+            except struct.error:
+                pass  # (an index or int out of the compact form's range)
+        return marshal.dumps((of(resource.raw), period, of(author), amount))
 
     def _unpack(self, blob: bytes) -> Booking:
-        resource, period, author, amount = marshal.loads(blob)
         keys = self._keys.keys
+        if blob[0] == _C_TAG:
+            _, resource, author, period, amount = _B_FORM.unpack(blob)
+        else:
+            resource, period, author, amount = marshal.loads(blob)
         return _trusted_cid(keys[resource]), period, keys[author], amount
 
 

@@ -1,0 +1,98 @@
+"""The compact forms of contributions and bookings (:class:`p2pcommons.state.compact.Contributions`,
+:class:`~p2pcommons.state.compact.Bookings`): about 36 and 13 bytes a record in the usual case,
+``marshal``'s form for a record out of their range (refs, another status, ints beyond 32 bits,
+many reviewers, a bool where an int is).  Whatever the record, the table reads back exactly the
+record written — equal and of the same types, since the canonical encoding tells 1 from True —
+through any mix of writes, deletes, copies and merges, as the plain dict it replaces does."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pcommons.dagcbor import CID
+from p2pcommons.state.compact import Bookings, Contributions
+from p2pcommons.state.records import Contribution
+from tests.test_state_histories import prop_settings
+from tests.test_state_layers import _merge_min
+
+_CIDS = [CID.of(b"c%d" % i) for i in range(10)]
+_KEYS = st.sampled_from([bytes([i]) * 32 for i in range(5)])
+_INTS = st.one_of(st.integers(-3, 300), st.integers(-(2**70), 2**70), st.sampled_from([2**31 - 1, 2**31, -(2**31),
+                                                                                     -(2**31) - 1, 2**63]))
+_MANY = tuple(bytes([i]) * 32 for i in range(70))  # (more reviewers than the compact form holds)
+_TEXT = st.one_of(st.sampled_from(["", "work 1", "code", "é ✓ \U0001f600"]), st.text(max_size=40))
+
+CONTRIBUTIONS = st.builds(
+    Contribution,
+    author=_KEYS,
+    title=_TEXT,
+    kind=_TEXT,
+    ref=st.one_of(st.just(""), _TEXT, st.just("r" * 70_000)),  # (a ref longer than its u16 length)
+    claimed=st.one_of(_INTS, st.booleans()),
+    status=st.sampled_from(["pending", "accepted", "rejected", "withdrawn"]),
+    accepts=st.lists(_KEYS, max_size=3).map(tuple) | st.just(_MANY),
+    rejects=st.lists(_KEYS, max_size=3).map(tuple),
+    value=_INTS,
+    outside=st.one_of(st.booleans(), st.just(0)),
+    refs=st.lists(st.sampled_from(_CIDS), max_size=2).map(tuple),
+    time=st.one_of(st.integers(0, 2**45), st.integers(-(2**70), 2**70)),
+)
+BOOKINGS = st.tuples(st.sampled_from(_CIDS), _INTS, _KEYS, _INTS)
+OPS = st.lists(st.tuples(st.sampled_from(["set", "set", "del", "copy", "switch"]), st.integers(0, 9),
+                         CONTRIBUTIONS, BOOKINGS, st.integers(0, 99)), max_size=40)
+
+
+def _typed(x: Any) -> Any:
+    """A record with the type of each field, so 1 and True do not compare equal."""
+    if isinstance(x, tuple):
+        return tuple(_typed(v) for v in x)
+    return (type(x).__name__, x)
+
+
+@prop_settings(300)
+@given(ops=OPS, merge_min=st.sampled_from([0, 1, 1 << 30]))
+def test_compact_tables_read_as_the_dicts_they_replace(ops: list[tuple[str, int, Contribution, Any, int]],
+                                                       merge_min: int) -> None:
+    with _merge_min(merge_min):
+        tables: list[tuple[Contributions, Bookings, dict[CID, Contribution], dict[CID, Any]]] = [
+            (Contributions(), Bookings(), {}, {})]
+        at = 0
+        for op, k, record, booking, pick in ops:
+            table, bookings, model, bmodel = tables[at]
+            cid = _CIDS[k]
+            if op == "set":
+                table[cid] = model[cid] = record
+                bookings[cid] = bmodel[cid] = booking
+            elif op == "del":
+                if cid in model:
+                    del table[cid], model[cid], bookings[cid], bmodel[cid]
+                with contextlib.suppress(KeyError):
+                    del table[cid]
+                    raise AssertionError("deleted twice")
+            elif op == "copy":
+                tables.append((table.copy(), bookings.copy(), dict(model), dict(bmodel)))
+            else:
+                at = pick % len(tables)
+            for t, b, m, bm in tables:
+                assert len(t) == len(m) and len(b) == len(bm)
+                assert {c: _typed(r) for c, r in t.items()} == {c: _typed(r) for c, r in m.items()}
+                assert {c: _typed(r) for c, r in b.items()} == {c: _typed(r) for c, r in bm.items()}
+                assert _typed(t.get(cid)) == _typed(m.get(cid)) and _typed(b.get(cid)) == _typed(bm.get(cid))
+                assert all(type(r) is Contribution for r in t.values())
+                if cid in m:
+                    assert t.same(t.copy(), cid)
+
+
+def test_the_usual_records_take_the_compact_forms() -> None:
+    """A reviewed contribution and a booking as the fold makes them: 36 and 13 bytes."""
+    table, bookings = Contributions(), Bookings()
+    record = Contribution(b"\x01" * 32, "work 123456", "code", "", 3, "accepted", (b"\x02" * 32,), (), 3, False,
+                          (), 1_700_000_123_000)
+    table[_CIDS[0]] = record
+    bookings[_CIDS[0]] = (_CIDS[1], 19_675, b"\x01" * 32, 4)
+    assert len(table._top[_CIDS[0].raw]) == 36 and table[_CIDS[0]] == record
+    assert len(bookings._top[_CIDS[0].raw]) == 13 and bookings[_CIDS[0]] == (_CIDS[1], 19_675, b"\x01" * 32, 4)
