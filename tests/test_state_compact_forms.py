@@ -96,3 +96,55 @@ def test_the_usual_records_take_the_compact_forms() -> None:
     bookings[_CIDS[0]] = (_CIDS[1], 19_675, b"\x01" * 32, 4)
     assert len(table._top[_CIDS[0].raw]) == 36 and table[_CIDS[0]] == record
     assert len(bookings._top[_CIDS[0].raw]) == 13 and bookings[_CIDS[0]] == (_CIDS[1], 19_675, b"\x01" * 32, 4)
+
+
+_DISTRIBUTION = st.fixed_dictionaries(
+    {"id": st.sampled_from(_CIDS), "amount": st.integers(0, 2**64), "currency": st.sampled_from(["EUR", "h"]),
+     "shares": st.dictionaries(_KEYS, st.integers(0, 2**40), max_size=4)},
+    optional={"pool": st.text(max_size=3), "acknowledged": st.lists(_KEYS, max_size=2).map(tuple)})
+_ODD = {"id": "not an id", "amount": 1, "currency": "EUR", "shares": {}}  # (kept as it is, unpacked)
+LIST_OPS = st.lists(st.tuples(st.sampled_from(["append", "append", "append", "replace", "copy", "switch", "slice"]),
+                              st.one_of(_DISTRIBUTION, st.just(_ODD)), st.integers(0, 200)), max_size=60)
+
+
+@prop_settings(300)
+@given(ops=LIST_OPS, chunk=st.sampled_from([1, 2, 3, 256]))
+def test_chunked_distributions_read_as_the_lists_they_replace(ops: list[tuple[str, dict[str, Any], int]],
+                                                              chunk: int) -> None:
+    """Distributions frozen a few at a time into shared chunks (``DISTRIBUTION_CHUNK``
+    lowered): through any mix of appends, replacements (a receipt, in a frozen chunk or the
+    tail), copies and prefix slices (a checkpoint's delta), each copy reads as the list it
+    was copied from, changed only by its own writes, and the common prefix of any two is
+    what their lists say."""
+    from p2pcommons.state import compact
+    from p2pcommons.state.compact import Distributions
+
+    before = compact.DISTRIBUTION_CHUNK
+    compact.DISTRIBUTION_CHUNK = chunk
+    try:
+        lists: list[tuple[Distributions, list[dict[str, Any]]]] = [(Distributions(), [])]
+        at = 0
+        for op, d, pick in ops:
+            packed, model = lists[at]
+            if op == "append":
+                packed.append(d)
+                model.append(dict(d))
+            elif op == "replace" and model:
+                i = pick % len(model) - (len(model) if pick % 2 else 0)  # (negative places too)
+                packed[i] = model[i] = dict(d)
+            elif op == "copy":
+                lists.append((packed.copy(), list(model)))
+            elif op == "slice":
+                cut = pick % (len(model) + 2)
+                lists.append((packed[:cut], model[:cut]))
+            else:
+                at = pick % len(lists)
+            for p, m in lists:
+                assert len(p) == len(m) and list(p) == m and [p[i] for i in range(len(m))] == m
+                assert list(p[1::2]) == m[1::2]
+            other, other_model = lists[pick % len(lists)]
+            common = next((i for i, (x, y) in enumerate(zip(model, other_model, strict=False)) if x != y),
+                          min(len(model), len(other_model)))
+            assert packed.same_prefix(other) == common == packed.same_prefix(other_model)
+    finally:
+        compact.DISTRIBUTION_CHUNK = before

@@ -1003,20 +1003,35 @@ class _Rosters:
         return found
 
 
+DISTRIBUTION_CHUNK = 256  # distributions per frozen chunk (tests lower it)
+
+
 class Distributions(SequenceABC[dict[str, Any]]):
     """The state's distributions (the ledger's lines), in fold order, each held as one byte
     string (``marshal`` of its id, amount, currency, roster index and packed shares, and of
     its optional fields) and built again as the same dict when read.  Why: a distribution
     as a dict, an id object and a :class:`Shares` object cost about 530 bytes besides its
-    shares' values; packed, about 100.  A copy (a snapshot) copies the list of byte strings
-    and shares them and the rosters.  Items are replaced (a receipt), never mutated."""
+    shares' values; packed, about 100.
 
-    __slots__ = ("_items", "_rosters")
+    The packed items are frozen ``DISTRIBUTION_CHUNK`` at a time into one byte string and an
+    array of offsets (a *chunk*), shared by every copy (a snapshot copies the list of chunks
+    and the short tail of items not frozen yet).  Why: one small object per distribution,
+    made all along a fold, kept for the daemon's life, pinned a share of nearly every 1 MiB
+    arena of Python's small-object allocator — an arena goes back to the system only when
+    all its objects are gone — so a folded million-entry commons held about 40 MiB of
+    arenas mostly empty.  An item of a frozen chunk that is replaced (a receipt) or could
+    not be packed is kept in ``_patch`` by its place.  Items are replaced, never mutated."""
+
+    __slots__ = ("_chunks", "_patch", "_rosters", "_tail")
 
     def __init__(self, items: Iterable[dict[str, Any]] = (), *, _rosters: _Rosters | None = None,
                  _items: list[Any] | None = None) -> None:
         self._rosters = _Rosters() if _rosters is None else _rosters
-        self._items: list[Any] = [] if _items is None else _items
+        self._chunks: list[tuple[bytes, array[int]]] = []
+        self._tail: list[Any] = []
+        self._patch: dict[int, Any] = {}
+        for packed in _items or ():
+            self._push(packed)
         for d in items:
             self.append(d)
 
@@ -1048,8 +1063,67 @@ class Distributions(SequenceABC[dict[str, Any]]):
             d.update(extra)
         return d
 
+    def _push(self, packed: Any) -> None:
+        """Append one packed item, freezing the tail into a chunk once it is full."""
+        tail = self._tail
+        tail.append(packed)
+        if len(tail) >= DISTRIBUTION_CHUNK:
+            self._chunks.append(self._freeze(tail, len(self._chunks) * DISTRIBUTION_CHUNK))
+            self._tail = []
+
+    def _freeze(self, items: list[Any], first: int) -> tuple[bytes, array[int]]:
+        """A chunk of ``items`` (from place ``first``); an item not packed goes to ``_patch``."""
+        blobs = []
+        for j, item in enumerate(items):
+            if type(item) is bytes:
+                blobs.append(item)
+            else:
+                blobs.append(b"")
+                self._patch[first + j] = item
+        starts = array("I", [0])
+        starts.extend(accumulate(map(len, blobs)))
+        return b"".join(blobs), starts
+
+    def _frozen(self) -> int:
+        return len(self._chunks) * DISTRIBUTION_CHUNK
+
+    def _raw(self, i: int) -> Any:
+        """The packed item at ``i`` (0 <= i < len)."""
+        frozen = len(self._chunks) * DISTRIBUTION_CHUNK
+        if i >= frozen:
+            return self._tail[i - frozen]
+        found = self._patch.get(i, _ABSENT)
+        if found is not _ABSENT:
+            return found
+        data, starts = self._chunks[i // DISTRIBUTION_CHUNK]
+        j = i % DISTRIBUTION_CHUNK
+        return data[starts[j]:starts[j + 1]]
+
+    def _raws(self) -> Iterator[Any]:
+        """Every packed item, in order."""
+        patch = self._patch
+        at = 0
+        for data, starts in self._chunks:
+            if patch:
+                for j in range(len(starts) - 1):
+                    found = patch.get(at + j, _ABSENT)
+                    yield data[starts[j]:starts[j + 1]] if found is _ABSENT else found
+            else:
+                for a, b in pairwise(starts):
+                    yield data[a:b]
+            at += len(starts) - 1
+        yield from self._tail
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("distribution index out of range")
+        return i
+
     def append(self, d: dict[str, Any]) -> None:
-        self._items.append(self._pack(d))
+        self._push(self._pack(d))
 
     def extend(self, items: Iterable[dict[str, Any]]) -> None:
         for d in items:
@@ -1063,32 +1137,67 @@ class Distributions(SequenceABC[dict[str, Any]]):
 
     def __getitem__(self, i: int | slice) -> dict[str, Any] | Distributions:
         if isinstance(i, slice):
-            return Distributions(_rosters=self._rosters, _items=self._items[i])
-        return self._unpack(self._items[i])
+            start, stop, step = i.indices(len(self))
+            if start == 0 and step == 1:  # (a prefix, as a checkpoint's delta takes: whole chunks shared)
+                whole = stop // DISTRIBUTION_CHUNK
+                out = Distributions(_rosters=self._rosters)
+                out._chunks = self._chunks[:whole]
+                first = whole * DISTRIBUTION_CHUNK
+                out._patch = {k: v for k, v in self._patch.items() if k < first}
+                for k in range(first, stop):
+                    out._push(self._raw(k))
+                return out
+            return Distributions(_rosters=self._rosters, _items=[self._raw(k) for k in range(start, stop, step)])
+        return self._unpack(self._raw(self._index(i)))
 
     def __setitem__(self, i: int, d: dict[str, Any]) -> None:
-        self._items[i] = self._pack(d)
+        i = self._index(i)
+        packed = self._pack(d)
+        frozen = self._frozen()
+        if i >= frozen:
+            self._tail[i - frozen] = packed
+            return
+        # (An item of a frozen chunk: the chunk frozen again with it — a new chunk, the old
+        # one left to the copies that share it — so ``_patch`` holds only what cannot be packed.)
+        c = i // DISTRIBUTION_CHUNK
+        first = c * DISTRIBUTION_CHUNK
+        items = [self._raw(k) for k in range(first, first + DISTRIBUTION_CHUNK)]
+        items[i - first] = packed
+        for k in range(first, first + DISTRIBUTION_CHUNK):
+            self._patch.pop(k, None)
+        self._chunks[c] = self._freeze(items, first)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._chunks) * DISTRIBUTION_CHUNK + len(self._tail)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return map(self._unpack, self._items)
+        return map(self._unpack, self._raws())
 
     def copy(self) -> Distributions:
-        """A snapshot's copy: the packed items are immutable bytes, shared, and so are the rosters."""
-        return Distributions(_rosters=self._rosters, _items=self._items.copy())
+        """A snapshot's copy: the chunks and packed items are immutable bytes, shared, and so are the rosters."""
+        new = Distributions(_rosters=self._rosters)
+        new._chunks = self._chunks.copy()
+        new._tail = self._tail.copy()
+        new._patch = self._patch.copy()
+        return new
 
     def same_prefix(self, other: SequenceABC[dict[str, Any]]) -> int:
         """How many first items ``other`` has equal to this one's (compared packed when both
-        are packed over the same rosters, as a snapshot and its state are)."""
+        are packed over the same rosters, as a snapshot and its state are: a chunk both
+        share, without a replaced item in either, at once)."""
         n = 0
         if isinstance(other, Distributions) and other._rosters is self._rosters:
-            for x, y in zip(self._items, other._items, strict=False):
+            mine, theirs = self._chunks, other._chunks
+            patched = {k // DISTRIBUTION_CHUNK for k in (*self._patch, *other._patch)}
+            c = 0
+            while c < min(len(mine), len(theirs)) and mine[c] is theirs[c] and c not in patched:
+                c += 1
+            n = c * DISTRIBUTION_CHUNK
+            for k in range(n, min(len(self), len(other))):
+                x, y = self._raw(k), other._raw(k)
                 if x is not y and x != y:
-                    return n
-                n += 1
-            return n
+                    return k
+            return min(len(self), len(other))
         for x, y in zip(self, other, strict=False):
             if x != y:
                 return n
