@@ -45,7 +45,8 @@ def release_freed_memory() -> bool:
 def release_caches(folder: Any, db: sqlite3.Connection | None) -> None:
     """After a large fold: forget the replayer's lookup caches (:attr:`.fold.Folder._cache`,
     ``_light``, ``_times``: caches, never state — a checkpoint does not keep them either) and
-    the free pages of SQLite's page cache of ``db``.  Call :func:`release_freed_memory` after."""
+    what SQLite can drop of ``db``'s page cache (``PRAGMA shrink_memory``: the pages no
+    statement holds).  Call :func:`release_freed_memory` after."""
     for name in ("_cache", "_light", "_times"):
         cache = getattr(folder, name, None)
         if cache is not None:
