@@ -30,7 +30,7 @@ CONTRIBUTIONS = st.builds(
     Contribution,
     author=_KEYS,
     title=_TEXT,
-    kind=_TEXT,
+    kind=st.one_of(_TEXT, st.sampled_from([1, True, b"code"])),  # (not text: marshal's form, types kept)
     ref=st.one_of(st.just(""), _TEXT, st.just("r" * 70_000)),  # (a ref longer than its u16 length)
     claimed=st.one_of(_INTS, st.booleans()),
     status=st.sampled_from(["pending", "accepted", "rejected", "withdrawn"]),
@@ -148,3 +148,12 @@ def test_chunked_distributions_read_as_the_lists_they_replace(ops: list[tuple[st
             assert packed.same_prefix(other) == common == packed.same_prefix(other_model)
     finally:
         compact.DISTRIBUTION_CHUNK = before
+
+
+def test_a_kind_that_is_not_text_keeps_its_type() -> None:
+    """Kinds are held by key-table index only when text: 1 and True (one dict key) stay apart."""
+    table = Contributions()
+    base = Contribution(b"\x01" * 32, "t", "code", "", 3, "pending", (), (), 0, False)
+    table[_CIDS[0]] = base._replace(kind=1)  # type: ignore[arg-type]
+    table[_CIDS[1]] = base._replace(kind=True)  # type: ignore[arg-type]
+    assert type(table[_CIDS[0]].kind) is int and type(table[_CIDS[1]].kind) is bool

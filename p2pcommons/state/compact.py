@@ -664,33 +664,33 @@ class Contributions(Packed["Contribution"]):
     __slots__ = ()
 
     def _pack(self, c: Contribution) -> bytes:
-        # (The fold packs a record per contribution and per review: kept to a few C calls.)
-        keys = self._keys
-        of = keys.of
-        accepts, rejects, title, ref = c.accepts, c.rejects, c.title, c.ref
-        status = _C_STATUS.get(c.status) if type(c.status) is str else None
-        if status is not None and not c.refs and len(accepts) <= _C_REVIEWS and len(rejects) <= _C_REVIEWS \
-                and type(c.claimed) is int and type(c.value) is int and type(c.time) is int \
-                and type(c.outside) is bool and type(title) is str and type(ref) is str and type(c.kind) is str:
+        # (The fold packs a record per contribution and per review: kept to a few C calls.
+        # A title or ref that is not text has no ``encode``: marshal's form.)
+        of = self._keys.of
+        author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs, time = c
+        code = _C_STATUS.get(status) if type(status) is str else None
+        if code is not None and not refs and type(claimed) is int and type(value) is int and type(time) is int \
+                and type(outside) is bool and type(kind) is str and len(accepts) <= _C_REVIEWS \
+                and len(rejects) <= _C_REVIEWS:
             try:
                 reviewers = [of(a) for a in accepts] if accepts else []
                 if rejects:
                     reviewers += [of(a) for a in rejects]
-                parts = [_C_HEAD.pack(_C_TAG | status | (4 if c.outside else 0) | (8 if ref else 0), of(c.author),
-                                      of(c.kind), c.claimed, c.value, c.time, len(accepts), len(rejects)),
-                         _C_U16[len(reviewers)].pack(*reviewers)]
+                head = _C_HEAD.pack(_C_TAG | code | (4 if outside else 0) | (8 if ref else 0), of(author), of(kind),
+                                    claimed, value, time, len(accepts), len(rejects))
                 if ref:
                     text = ref.encode()
-                    parts += [len(text).to_bytes(2, "little"), text]  # (OverflowError: too long a ref)
-                parts.append(title.encode())
-                return b"".join(parts)
-            except (struct.error, OverflowError, UnicodeError):
-                pass  # (an index, int or ref out of the compact form's range)
-        of = keys.of
-        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
+                    return b"".join((head, _C_U16[len(reviewers)].pack(*reviewers),
+                                     len(text).to_bytes(2, "little"), text, title.encode()))
+                if reviewers:
+                    return b"".join((head, _C_U16[len(reviewers)].pack(*reviewers), title.encode()))
+                return head + title.encode()
+            except (struct.error, OverflowError, UnicodeError, AttributeError):
+                pass  # (an index, int or ref out of the compact form's range, or text that is not str)
+        return marshal.dumps((of(author), title, kind, ref, claimed, _STATUS_CODE.get(status, status),
                               tuple([of(a) for a in accepts]) if accepts else None,
-                              tuple([of(a) for a in rejects]) if rejects else None, c.value, c.outside,
-                              tuple([r.raw for r in c.refs]) if c.refs else None, c.time))
+                              tuple([of(a) for a in rejects]) if rejects else None, value, outside,
+                              tuple([r.raw for r in refs]) if refs else None, time))
 
     def _unpack(self, blob: bytes) -> Contribution:
         keys = self._keys.keys
