@@ -25,6 +25,7 @@ dict of a hundred keys): about a gigabyte for a million-entry commons.
 from __future__ import annotations
 
 import marshal
+import struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
@@ -529,17 +530,18 @@ _STATUS_OF: dict[bool | None, str] = {code: status for status, code in _STATUS_C
 
 
 class _Keys:
-    """Byte strings (author keys, resource ids) by index, append-only: shared by a table
-    and all its copies (snapshots), so an index written by one means the same key in every
-    other.  Grows with the distinct keys the state's records name, not with entries."""
+    """Byte strings (author keys, resource ids) and, for contributions, their kinds (short
+    text) by index, append-only: shared by a table and all its copies (snapshots), so an
+    index written by one means the same key in every other.  Grows with the distinct keys
+    the state's records name, not with entries."""
 
     __slots__ = ("index", "keys")
 
     def __init__(self) -> None:
-        self.keys: list[bytes] = []
-        self.index: dict[bytes, int] = {}
+        self.keys: list[Any] = []
+        self.index: dict[Any, int] = {}
 
-    def of(self, key: bytes) -> int:
+    def of(self, key: Any) -> int:
         found = self.index.get(key)
         if found is None:
             found = self.index[key] = len(self.keys)
@@ -679,30 +681,87 @@ def _records() -> dict[str, Any]:
     return _RECORDS
 
 
+# A contribution's compact form (in-process only, native byte order, never written out):
+#   head  u8 tag | u16 author | u16 kind | i32 claimed | i32 value | i64 time | u8 accepts | u8 rejects
+#   then  u16 per accepting, then per rejecting reviewer | (tag's ref bit) u16 length, ref's UTF-8
+#   rest  the title's UTF-8
+# author, kind and reviewers as indexes into the table's key table.  The tag is 0x10 | status
+# (0 pending, 1 accepted, 2 rejected) | 4 outside | 8 a ref: never the first byte of marshal's
+# form (a tuple: 0x28, 0x29, 0xa8 or 0xa9), which holds every record this one cannot (refs,
+# another status, an int out of range, more than 64 keys or reviewers of one record).
+_C_HEAD = struct.Struct("=BHHiiqBB")
+_C_TAG = 0x10
+_C_STATUS: dict[str, int] = {"pending": 0, "accepted": 1, "rejected": 2}
+_C_STATUS_OF = ("pending", "accepted", "rejected")
+_C_REVIEWS = 64  # reviewers of one kind held in the compact form (more: marshal's)
+_C_U16 = [struct.Struct(f"={n}H") for n in range(2 * _C_REVIEWS + 1)]
+
+
 class Contributions(Packed["Contribution"]):
-    """Contribution id → :class:`~.records.Contribution` (about 100 bytes each, not 450)."""
+    """Contribution id → :class:`~.records.Contribution` (about 40 bytes each, not 450):
+    the compact form above for the usual record, ``marshal`` of its fields otherwise."""
 
     __slots__ = ()
 
     def _pack(self, c: Contribution) -> bytes:
         # (The fold packs a record per contribution and per review: kept to a few C calls.
-        # Empty tuples as None and the status as None/True/False: one byte each in marshal's
-        # format, where () and a small int take five after their first occurrence.)
+        # A title or ref that is not text has no ``encode``: marshal's form.)
         of = self._keys.of
-        accepts, rejects, refs = c.accepts, c.rejects, c.refs
-        return marshal.dumps((of(c.author), c.title, c.kind, c.ref, c.claimed, _STATUS_CODE.get(c.status, c.status),
+        author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs, time = c
+        code = _C_STATUS.get(status) if type(status) is str else None
+        if code is not None and not refs and type(claimed) is int and type(value) is int and type(time) is int \
+                and type(outside) is bool and type(kind) is str and len(accepts) <= _C_REVIEWS \
+                and len(rejects) <= _C_REVIEWS:
+            try:
+                reviewers = [of(a) for a in accepts] if accepts else []
+                if rejects:
+                    reviewers += [of(a) for a in rejects]
+                head = _C_HEAD.pack(_C_TAG | code | (4 if outside else 0) | (8 if ref else 0), of(author), of(kind),
+                                    claimed, value, time, len(accepts), len(rejects))
+                if ref:
+                    text = ref.encode()
+                    return b"".join((head, _C_U16[len(reviewers)].pack(*reviewers),
+                                     len(text).to_bytes(2, "little"), text, title.encode()))
+                if reviewers:
+                    return b"".join((head, _C_U16[len(reviewers)].pack(*reviewers), title.encode()))
+                return head + title.encode()
+            except (struct.error, OverflowError, UnicodeError, AttributeError):
+                pass  # (an index, int or ref out of the compact form's range, or text that is not str)
+        return marshal.dumps((of(author), title, kind, ref, claimed, _STATUS_CODE.get(status, status),
                               tuple([of(a) for a in accepts]) if accepts else None,
-                              tuple([of(a) for a in rejects]) if rejects else None, c.value, c.outside,
-                              tuple([r.raw for r in refs]) if refs else None, c.time))
+                              tuple([of(a) for a in rejects]) if rejects else None, value, outside,
+                              tuple([r.raw for r in refs]) if refs else None, time))
 
     def _unpack(self, blob: bytes) -> Contribution:
-        (author, title, kind, ref, claimed, status, accepts, rejects, value, outside, refs,
-         time) = marshal.loads(blob)
         keys = self._keys.keys
-        return tuple.__new__(_CONTRIBUTION or _records()["Contribution"], (  # type: ignore[no-any-return]
+        cls = _CONTRIBUTION or _records()["Contribution"]
+        if blob[0] & 0xF0 == _C_TAG:
+            tag, author, kind, claimed, value, time, n_accepts, n_rejects = _C_HEAD.unpack_from(blob)
+            at = _C_HEAD.size
+            n = n_accepts + n_rejects
+            accepts: tuple[bytes, ...] = ()
+            rejects: tuple[bytes, ...] = ()
+            if n:
+                reviewers = _C_U16[n].unpack_from(blob, at)
+                at += 2 * n
+                if n_accepts:
+                    accepts = tuple([keys[i] for i in reviewers[:n_accepts]])
+                if n_rejects:
+                    rejects = tuple([keys[i] for i in reviewers[n_accepts:]])
+            ref = ""
+            if tag & 8:
+                size = int.from_bytes(blob[at:at + 2], "little")
+                ref = blob[at + 2:at + 2 + size].decode()
+                at += 2 + size
+            return tuple.__new__(cls, (  # type: ignore[no-any-return]
+                keys[author], blob[at:].decode(), keys[kind], ref, claimed, _C_STATUS_OF[tag & 3], accepts, rejects,
+                value, bool(tag & 4), (), time))
+        (author, title, kind, ref, claimed, status, accepts_at, rejects_at, value, outside, refs,
+         time) = marshal.loads(blob)
+        return tuple.__new__(cls, (  # type: ignore[no-any-return]
             keys[author], title, kind, ref, claimed, _STATUS_OF.get(status, status) if type(status) is not str
-            else status, tuple([keys[a] for a in accepts]) if accepts else (),
-            tuple([keys[a] for a in rejects]) if rejects else (), value, outside,
+            else status, tuple([keys[a] for a in accepts_at]) if accepts_at else (),
+            tuple([keys[a] for a in rejects_at]) if rejects_at else (), value, outside,
             tuple(map(_trusted_cid, refs)) if refs else (), time))
 
 
@@ -730,18 +789,35 @@ class Proposals(Packed["Proposal"]):
 Booking = tuple[CID, int, bytes, int]
 
 
+# A booking's compact form (in-process only, native byte order): u8 tag 0x10 | u16 resource |
+# u16 author | i32 period | i32 amount, resource and author as key table indexes — one width
+# for every row, so the flat base keeps no offsets; marshal's form (never starting with 0x10)
+# for a booking out of its range.
+_B_FORM = struct.Struct("=BHHii")
+
+
 class Bookings(Packed[Booking]):
-    """Use of a rivalrous resource → (resource, period, author, amount), packed likewise."""
+    """Use of a rivalrous resource → (resource, period, author, amount), packed likewise
+    (13 bytes a booking in the usual case)."""
 
     __slots__ = ()
 
     def _pack(self, b: Booking) -> bytes:
         of = self._keys.of
-        return marshal.dumps((of(b[0].raw), b[1], of(b[2]), b[3]))
+        resource, period, author, amount = b
+        if type(period) is int and type(amount) is int:
+            try:
+                return _B_FORM.pack(_C_TAG, of(resource.raw), of(author), period, amount)
+            except struct.error:
+                pass  # (an index or int out of the compact form's range)
+        return marshal.dumps((of(resource.raw), period, of(author), amount))
 
     def _unpack(self, blob: bytes) -> Booking:
-        resource, period, author, amount = marshal.loads(blob)
         keys = self._keys.keys
+        if blob[0] == _C_TAG:
+            _, resource, author, period, amount = _B_FORM.unpack(blob)
+        else:
+            resource, period, author, amount = marshal.loads(blob)
         return _trusted_cid(keys[resource]), period, keys[author], amount
 
 
@@ -967,20 +1043,35 @@ class _Rosters:
         return found
 
 
+DISTRIBUTION_CHUNK = 256  # distributions per frozen chunk (tests lower it)
+
+
 class Distributions(SequenceABC[dict[str, Any]]):
     """The state's distributions (the ledger's lines), in fold order, each held as one byte
     string (``marshal`` of its id, amount, currency, roster index and packed shares, and of
     its optional fields) and built again as the same dict when read.  Why: a distribution
     as a dict, an id object and a :class:`Shares` object cost about 530 bytes besides its
-    shares' values; packed, about 100.  A copy (a snapshot) copies the list of byte strings
-    and shares them and the rosters.  Items are replaced (a receipt), never mutated."""
+    shares' values; packed, about 100.
 
-    __slots__ = ("_items", "_rosters")
+    The packed items are frozen ``DISTRIBUTION_CHUNK`` at a time into one byte string and an
+    array of offsets (a *chunk*), shared by every copy (a snapshot copies the list of chunks
+    and the short tail of items not frozen yet).  Why: one small object per distribution,
+    made all along a fold, kept for the daemon's life, pinned a share of nearly every 1 MiB
+    arena of Python's small-object allocator — an arena goes back to the system only when
+    all its objects are gone — so a folded million-entry commons held about 40 MiB of
+    arenas mostly empty.  An item of a frozen chunk that is replaced (a receipt) or could
+    not be packed is kept in ``_patch`` by its place.  Items are replaced, never mutated."""
+
+    __slots__ = ("_chunks", "_patch", "_rosters", "_tail")
 
     def __init__(self, items: Iterable[dict[str, Any]] = (), *, _rosters: _Rosters | None = None,
                  _items: list[Any] | None = None) -> None:
         self._rosters = _Rosters() if _rosters is None else _rosters
-        self._items: list[Any] = [] if _items is None else _items
+        self._chunks: list[tuple[bytes, array[int]]] = []
+        self._tail: list[Any] = []
+        self._patch: dict[int, Any] = {}
+        for packed in _items or ():
+            self._push(packed)
         for d in items:
             self.append(d)
 
@@ -1012,8 +1103,67 @@ class Distributions(SequenceABC[dict[str, Any]]):
             d.update(extra)
         return d
 
+    def _push(self, packed: Any) -> None:
+        """Append one packed item, freezing the tail into a chunk once it is full."""
+        tail = self._tail
+        tail.append(packed)
+        if len(tail) >= DISTRIBUTION_CHUNK:
+            self._chunks.append(self._freeze(tail, len(self._chunks) * DISTRIBUTION_CHUNK))
+            self._tail = []
+
+    def _freeze(self, items: list[Any], first: int) -> tuple[bytes, array[int]]:
+        """A chunk of ``items`` (from place ``first``); an item not packed goes to ``_patch``."""
+        blobs = []
+        for j, item in enumerate(items):
+            if type(item) is bytes:
+                blobs.append(item)
+            else:
+                blobs.append(b"")
+                self._patch[first + j] = item
+        starts = array("I", [0])
+        starts.extend(accumulate(map(len, blobs)))
+        return b"".join(blobs), starts
+
+    def _frozen(self) -> int:
+        return len(self._chunks) * DISTRIBUTION_CHUNK
+
+    def _raw(self, i: int) -> Any:
+        """The packed item at ``i`` (0 <= i < len)."""
+        frozen = len(self._chunks) * DISTRIBUTION_CHUNK
+        if i >= frozen:
+            return self._tail[i - frozen]
+        found = self._patch.get(i, _ABSENT)
+        if found is not _ABSENT:
+            return found
+        data, starts = self._chunks[i // DISTRIBUTION_CHUNK]
+        j = i % DISTRIBUTION_CHUNK
+        return data[starts[j]:starts[j + 1]]
+
+    def _raws(self) -> Iterator[Any]:
+        """Every packed item, in order."""
+        patch = self._patch
+        at = 0
+        for data, starts in self._chunks:
+            if patch:
+                for j in range(len(starts) - 1):
+                    found = patch.get(at + j, _ABSENT)
+                    yield data[starts[j]:starts[j + 1]] if found is _ABSENT else found
+            else:
+                for a, b in pairwise(starts):
+                    yield data[a:b]
+            at += len(starts) - 1
+        yield from self._tail
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("distribution index out of range")
+        return i
+
     def append(self, d: dict[str, Any]) -> None:
-        self._items.append(self._pack(d))
+        self._push(self._pack(d))
 
     def extend(self, items: Iterable[dict[str, Any]]) -> None:
         for d in items:
@@ -1027,32 +1177,67 @@ class Distributions(SequenceABC[dict[str, Any]]):
 
     def __getitem__(self, i: int | slice) -> dict[str, Any] | Distributions:
         if isinstance(i, slice):
-            return Distributions(_rosters=self._rosters, _items=self._items[i])
-        return self._unpack(self._items[i])
+            start, stop, step = i.indices(len(self))
+            if start == 0 and step == 1:  # (a prefix, as a checkpoint's delta takes: whole chunks shared)
+                whole = stop // DISTRIBUTION_CHUNK
+                out = Distributions(_rosters=self._rosters)
+                out._chunks = self._chunks[:whole]
+                first = whole * DISTRIBUTION_CHUNK
+                out._patch = {k: v for k, v in self._patch.items() if k < first}
+                for k in range(first, stop):
+                    out._push(self._raw(k))
+                return out
+            return Distributions(_rosters=self._rosters, _items=[self._raw(k) for k in range(start, stop, step)])
+        return self._unpack(self._raw(self._index(i)))
 
     def __setitem__(self, i: int, d: dict[str, Any]) -> None:
-        self._items[i] = self._pack(d)
+        i = self._index(i)
+        packed = self._pack(d)
+        frozen = self._frozen()
+        if i >= frozen:
+            self._tail[i - frozen] = packed
+            return
+        # (An item of a frozen chunk: the chunk frozen again with it — a new chunk, the old
+        # one left to the copies that share it — so ``_patch`` holds only what cannot be packed.)
+        c = i // DISTRIBUTION_CHUNK
+        first = c * DISTRIBUTION_CHUNK
+        items = [self._raw(k) for k in range(first, first + DISTRIBUTION_CHUNK)]
+        items[i - first] = packed
+        for k in range(first, first + DISTRIBUTION_CHUNK):
+            self._patch.pop(k, None)
+        self._chunks[c] = self._freeze(items, first)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._chunks) * DISTRIBUTION_CHUNK + len(self._tail)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return map(self._unpack, self._items)
+        return map(self._unpack, self._raws())
 
     def copy(self) -> Distributions:
-        """A snapshot's copy: the packed items are immutable bytes, shared, and so are the rosters."""
-        return Distributions(_rosters=self._rosters, _items=self._items.copy())
+        """A snapshot's copy: the chunks and packed items are immutable bytes, shared, and so are the rosters."""
+        new = Distributions(_rosters=self._rosters)
+        new._chunks = self._chunks.copy()
+        new._tail = self._tail.copy()
+        new._patch = self._patch.copy()
+        return new
 
     def same_prefix(self, other: SequenceABC[dict[str, Any]]) -> int:
         """How many first items ``other`` has equal to this one's (compared packed when both
-        are packed over the same rosters, as a snapshot and its state are)."""
+        are packed over the same rosters, as a snapshot and its state are: a chunk both
+        share, without a replaced item in either, at once)."""
         n = 0
         if isinstance(other, Distributions) and other._rosters is self._rosters:
-            for x, y in zip(self._items, other._items, strict=False):
+            mine, theirs = self._chunks, other._chunks
+            patched = {k // DISTRIBUTION_CHUNK for k in (*self._patch, *other._patch)}
+            c = 0
+            while c < min(len(mine), len(theirs)) and mine[c] is theirs[c] and c not in patched:
+                c += 1
+            n = c * DISTRIBUTION_CHUNK
+            for k in range(n, min(len(self), len(other))):
+                x, y = self._raw(k), other._raw(k)
                 if x is not y and x != y:
-                    return n
-                n += 1
-            return n
+                    return k
+            return min(len(self), len(other))
         for x, y in zip(self, other, strict=False):
             if x != y:
                 return n

@@ -44,7 +44,7 @@ from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
 from .fold import Folder, bulk
-from .release import release_freed_memory
+from .release import release_caches, release_freed_memory
 from .views import CommonsState
 
 
@@ -193,6 +193,7 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
     if wanted and (_persist(store, commons, live) or store.reader):
         live.persisted_count = live.count
     if live.count - folded_before >= TRIM_AFTER:
+        release_caches(live.folder, store.db)  # (what only the fold needed while it ran)
         release_freed_memory()  # (a large fold frees far more than it keeps: see .release)
     return live.state
 
