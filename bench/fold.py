@@ -381,8 +381,9 @@ def bench_store_order(n: int, authors: int = 12) -> None:
         store_s = time.perf_counter() - t0
         store_cpu = time.process_time() - c0
         same = state.state_hash == digest
-        print(f"log order:   {n / store_s:>10,.0f} entries/s through the store in this process ({store_s:.2f} s for {n:,}; "
-              f"target >= 50,000/s); in memory, same run: {n / memory_s:,.0f} entries/s ({memory_s:.2f} s); "
+        print(f"log order:   {n / store_s:>10,.0f} entries/s through the store in this process "
+              f"({store_s:.2f} s for {n:,}; target >= 50,000/s); in memory, same run: "
+              f"{n / memory_s:,.0f} entries/s ({memory_s:.2f} s); "
               f"same state hash: {same}")
         print(f"             CPU: {n / store_cpu:,.0f} entries/s through the store ({store_cpu:.2f} CPU-s), "
               f"{n / memory_cpu:,.0f} entries/s in memory ({memory_cpu:.2f} CPU-s); load average "
