@@ -372,8 +372,9 @@ def bench_store_order(n: int, authors: int = 12) -> None:
               f"({fresh_cpu:.2f} CPU-s, {fresh_s:.2f} s wall; target >= 50,000/s); same state hash: "
               f"{fresh_hash == digest}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         # The lines below fold again in this process, which has just folded everything in
-        # memory: its allocator's heap is the worse for it (at 100k, 11.1 CPU-s here against
-        # 6.2-7.7 in a new process), so "fresh node" above is the figure to compare.
+        # memory and holds what that left in its allocator's heap; "fresh node" above is a
+        # new node's figure (on a quiet machine the two agreed within 5 % at 100k; under
+        # load one run gave 11.1 CPU-s here against 6.2-7.7 in a new process).
         store = Store(Path(tmp) / "s.sqlite")
         t0 = time.perf_counter()
         c0 = time.process_time()
