@@ -17,8 +17,6 @@ Two costs grew with the state, and each has a rule tested here rather than a tim
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import given
@@ -26,13 +24,14 @@ from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer, sign_entry
-from p2pcommons.state import Folder, compact, fold
+from p2pcommons.state import Folder, fold
 from p2pcommons.state.archiving import MemoryArchive
 from p2pcommons.state.compact import Proposals
 from p2pcommons.state.fold import SNAPSHOT_MAX
 from p2pcommons.state.handlers.late import STRANGER, late_judge
 from p2pcommons.state.records import Proposal, State
 from tests.test_state_histories import prop_settings
+from tests.test_state_layers import _merge_min
 from tests.test_state_snapshot_plan import _counting, _long_history
 
 _KEYS = ["contribution.policy", "review.accepts", "values.code", "membership.policy", "contributions", "x"]
@@ -42,16 +41,6 @@ _TITLES = ["", "contribution.policy", "a contribution", "work", "é contribution
 def _proposal(i: int, key: int, title: int, status: int) -> Proposal:
     return Proposal(bytes([i % 5]) * 32, _TITLES[title], {_KEYS[key]: i}, (), (),
                     ("open", "adopted", "rejected")[status])
-
-
-@contextlib.contextmanager
-def _merge_min(value: int) -> Iterator[None]:
-    before = compact.MERGE_MIN
-    compact.MERGE_MIN = value
-    try:
-        yield
-    finally:
-        compact.MERGE_MIN = before
 
 
 @prop_settings(200)
