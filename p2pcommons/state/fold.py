@@ -602,6 +602,14 @@ class Folder:
             raise KeyError(raw)
         return found
 
+    def drop_caches(self) -> None:
+        """Forget the lookup caches of archived records (``_cache``, ``_light``, ``_times``):
+        caches, never state (a checkpoint keeps none of them), refilled by the late entries
+        that need them.  The engine calls it after a large fold (:mod:`.release`)."""
+        self._cache.clear()
+        self._light.clear()
+        self._times.clear()
+
     def _position(self, raw: bytes) -> _Meta | None:
         """Clock, id, author index and seq of a ready entry, held or archived — possibly as
         a light record without the version vector (from ``refs``: no archive lookup)."""

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fold import Folder
 
 _TRIM: Any = None  # libc's malloc_trim once looked up; False: not available
 
@@ -42,15 +45,11 @@ def release_freed_memory() -> bool:
     return True
 
 
-def release_caches(folder: Any, db: sqlite3.Connection | None) -> None:
-    """After a large fold: forget the replayer's lookup caches (:attr:`.fold.Folder._cache`,
-    ``_light``, ``_times``: caches, never state — a checkpoint does not keep them either) and
-    what SQLite can drop of ``db``'s page cache (``PRAGMA shrink_memory``: the pages no
+def release_caches(folder: Folder, db: sqlite3.Connection | None) -> None:
+    """After a large fold: forget the replayer's lookup caches (:meth:`.fold.Folder.drop_caches`)
+    and what SQLite can drop of ``db``'s page cache (``PRAGMA shrink_memory``: the pages no
     statement holds).  Call :func:`release_freed_memory` after."""
-    for name in ("_cache", "_light", "_times"):
-        cache = getattr(folder, name, None)
-        if cache is not None:
-            cache.clear()
+    folder.drop_caches()
     if db is not None:
         with contextlib.suppress(sqlite3.Error):  # (a closed or busy connection: nothing to give back now)
             db.execute("PRAGMA shrink_memory")
