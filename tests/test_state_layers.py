@@ -304,3 +304,97 @@ def test_a_crowded_bucket_is_searched_too(suffixes: set[bytes], lost: list[bytes
         assert base.get(k) == b"v%d" % i
     for x in lost:
         assert (b"\x00\x00" + x in base) == (x in suffixes)
+
+
+INSERT_OPS = st.lists(st.tuples(st.sampled_from(["insert", "set", "del", "copy", "switch"]), st.integers(0, 11),
+                                st.integers(0, 99)), max_size=80)
+
+
+@prop_settings(300)
+@given(ops=INSERT_OPS, merge_min=st.sampled_from([0, 1, 2, 1 << 30]))
+def test_inserting_a_new_key_reads_as_setting_it(ops: list[tuple[str, int, int]], merge_min: int) -> None:
+    """``insert`` (a key the table does not hold: its base is not searched) leaves every
+    table, and every copy, reading as the dict it models — its length too — whatever mix
+    of sets, deletes (a deleted base row inserted again), copies and merges came before."""
+    with _merge_min(merge_min):
+        tables: list[tuple[Contributions, Votes, dict[CID, Contribution], dict[tuple[CID, bytes], Any]]] = [
+            (Contributions(), Votes(), {}, {})]
+        at = 0
+        for op, k, v in ops:
+            table, votes, model, vmodel = tables[at]
+            cid, vote = _CIDS[k], (_CIDS[k], _VOTERS[v % 3])
+            if op == "insert":
+                if cid not in model:
+                    table.insert(cid, _contribution(v))
+                    model[cid] = _contribution(v)
+                if vote not in vmodel:
+                    votes.insert(vote, (True, False, None)[v % 3])
+                    vmodel[vote] = (True, False, None)[v % 3]
+            elif op == "set":
+                table[cid] = model[cid] = _contribution(v)
+                votes[vote] = vmodel[vote] = (True, False, None)[v % 3]
+            elif op == "del":
+                if cid in model:
+                    del table[cid], model[cid]
+                if vote in vmodel:
+                    del votes[vote], vmodel[vote]
+            elif op == "copy":
+                tables.append((table.copy(), votes.copy(), dict(model), dict(vmodel)))
+            else:
+                at = v % len(tables)
+            for t, vt, m, vm in tables:
+                assert len(t) == len(m) and len(vt) == len(vm)
+                assert list(t.items()) == list(m.items()) and dict(vt.items()) == vm
+
+
+@contextlib.contextmanager
+def _checked_inserts() -> Iterator[list[int]]:
+    """Every ``insert`` the handlers make checked against the table first (the key must be
+    absent: the promise that lets it skip the search), then made as a plain ``set``."""
+    from p2pcommons.state.compact import Packed
+
+    made = [0]
+    saved = Packed.insert, Votes.insert
+
+    def checked(table: Any, key: Any, value: Any) -> None:
+        assert key not in table, f"insert of a key held already: {key!r}"
+        made[0] += 1
+        table[key] = value
+
+    Packed.insert = Votes.insert = checked  # type: ignore[assignment, method-assign]
+    try:
+        yield made
+    finally:
+        Packed.insert, Votes.insert = saved  # type: ignore[method-assign]
+
+
+# Longer histories than ACTIONS tends to draw: reviews, votes and resource uses that apply.
+LONG_ACTIONS = st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99), st.integers(0, 1000)), min_size=25,
+                        max_size=60)
+
+
+@prop_settings(200)
+@given(actions=LONG_ACTIONS, seed=st.integers(0, 2**32 - 1), merge_min=st.sampled_from([0, 1 << 30]))
+def test_the_handlers_insert_only_keys_the_state_lacks(actions: list[tuple[int, int, int]], seed: int,
+                                                       merge_min: int) -> None:
+    """Random histories, entries one at a time in a random order (late ones restore a
+    snapshot and replay, so the same entries are applied again on older states): every
+    ``insert`` a handler makes is of a key its state lacks, and the fold that inserts
+    without searching gives the state hash, outcomes and table sizes of the one that sets."""
+    history = build(actions)
+    rng = random.Random(seed)
+    arrival = list(history.entries)
+    rng.shuffle(arrival)
+    snapshot_every = rng.choice([1, 2, 5])
+    results = []
+    for check in (True, False):
+        with _merge_min(merge_min), (_checked_inserts() if check else contextlib.nullcontext([0])):
+            folder = Folder(history.commons, snapshot_every=snapshot_every)
+            for entry in arrival:
+                folder.add(entry)
+                folder.run()
+            state = folder.state
+            sizes = None if state is None else (len(state.contributions), len(state.proposals), len(state.votes),
+                                                len(state.bookings))
+            results.append((folder.result().state_hash, dict(folder.outcomes.items()), sizes))
+    assert results[0] == results[1]

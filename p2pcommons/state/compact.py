@@ -239,15 +239,17 @@ class _Frozen:
         if not w:
             return 0  # (the one key of width 0)
         keys = self._keys
+        buckets = self._buckets
         b = int.from_bytes(raw[:2], "big") >> self._shift
-        lo, hi = self._buckets[b], self._buckets[b + 1]
-        if hi - lo <= 64:  # (a bucket of a few keys: one search of its bytes, in C)
-            chunk = keys[lo * w:hi * w]
-            j = chunk.find(raw)
+        lo, hi = buckets[b], buckets[b + 1]
+        if hi - lo <= 64:  # (a bucket of a few keys: one search of its bytes, in C, in place)
+            start = lo * w
+            end = hi * w
+            j = keys.find(raw, start, end)
             while j >= 0:
-                if not j % w:
-                    return lo + j // w
-                j = chunk.find(raw, j + 1)
+                if not (j - start) % w:
+                    return lo + (j - start) // w
+                j = keys.find(raw, j + 1, end)
             return -1
         while lo < hi:  # (a crowded bucket, ids ground into it: a binary search)
             mid = (lo + hi) >> 1
@@ -369,6 +371,19 @@ class _Layers:
         old = top.get(raw, _ABSENT)
         if old is _GONE or (old is _ABSENT and raw not in self._base):
             self._n += 1
+        top[raw] = value
+
+    def _insert(self, raw: bytes, value: Any) -> None:
+        """:meth:`_set` of a key the caller knows this table has never held (the applying
+        entry's own id; a vote just looked up and absent): no search of the base for it.
+        Why: that search (a bucket of the flat base, cold in the cache) was most of a
+        new row's cost, and the fold writes one or two new rows for most entries.  (A
+        key in the top layer, even deleted, takes :meth:`_set`: a dict lookup, no search.)"""
+        top = self._top
+        if raw in top:
+            self._set(raw, value)
+            return
+        self._n += 1
         top[raw] = value
 
     def _del(self, raw: bytes) -> None:
@@ -592,6 +607,17 @@ class Packed(_Layers, MutableMapping[CID, _V]):
         except (ValueError, TypeError):  # (a value marshal cannot hold, nested too deep: kept as it is)
             packed = value
         self._set(key.raw, packed)
+
+    def insert(self, key: CID, value: _V) -> None:
+        """``self[key] = value`` for an id this table has never held, the applying entry's
+        own (its contribution, proposal, booking): the base is not searched for it
+        (:meth:`_Layers._insert`).  A caller's promise, not checked: an id held already
+        would be counted twice in ``len``."""
+        try:
+            packed: Any = self._pack(value)
+        except (ValueError, TypeError):
+            packed = value
+        self._insert(key.raw, packed)
 
     def __delitem__(self, key: CID) -> None:
         self._del(key.raw)
@@ -887,6 +913,11 @@ class Votes(_Layers, MutableMapping[Vote, Any]):
 
     def __setitem__(self, key: Vote, value: Any) -> None:
         self._set(key[0].raw + key[1], value)
+
+    def insert(self, key: Vote, value: Any) -> None:
+        """``self[key] = value`` for a vote this table does not hold (just looked up and
+        absent, or on a proposal being opened): no search of the base (:meth:`Packed.insert`)."""
+        self._insert(key[0].raw + key[1], value)
 
     def __delitem__(self, key: Vote) -> None:
         self._del(key[0].raw + key[1])

@@ -30,8 +30,9 @@ def _contribution(v: View, s: State, e: Entry, m: Meta) -> str:
             raise
         outside = True
     refs = _refs(v, s, e, m)
-    s.contributions[e.id] = Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside, refs,
-                                         e.time)
+    # (The entry's own id: never held by the state before it, so not searched for.)
+    s.contributions.insert(e.id, Contribution(e.author, title, kind, ref, claimed, "pending", (), (), 0, outside,
+                                              refs, e.time))
     return PENDING if outside else APPLIED
 
 

@@ -62,7 +62,7 @@ def _resource_use(v: View, s: State, e: Entry, m: Meta) -> str:
                            f"{resource.unit} per period for the whole commons).")
         s.booked[(target, period)] = taken + amount
     if resource.rivalrous:
-        s.bookings[e.id] = (target, period, e.author, amount)
+        s.bookings.insert(e.id, (target, period, e.author, amount))  # (the entry's own id: new to the state)
     s.usage[key] = used + amount
     s.totals[lifetime] = total
     return APPLIED

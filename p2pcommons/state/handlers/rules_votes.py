@@ -162,11 +162,11 @@ def _open(v: View, s: State, e: Entry, m: Meta, proposal: Proposal) -> str:
     if any(r in member.roles for r in roles) and not named:
         # Proposing counts as the proposer's yes vote (not on an act about themselves).
         proposal = proposal._replace(yes=(e.author,))
-        s.votes[(e.id, e.author)] = True
+        s.votes.insert((e.id, e.author), True)  # (a proposal being opened: no vote on it yet)
         if proposal.deadline:
             s.ballots[(e.id, e.author)] = e.id
     proposal = tally(v, s, e.id, proposal, e, m)
-    s.proposals[e.id] = proposal
+    s.proposals.insert(e.id, proposal)  # (the entry's own id: new to the state)
     if proposal.status == "open" and proposal.deadline:
         s.due[e.id] = proposal.deadline
     return APPLIED
@@ -237,7 +237,7 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
         raise Rejected("The member a proposal names does not vote on it.")
     if proposal.deadline and e.time < proposal.time:
         raise Rejected("It is dated before the proposal it votes on.")
-    s.votes[(target, e.author)] = CHOICES[choice]
+    s.votes.insert((target, e.author), CHOICES[choice])  # (absent: looked up above)
     if proposal.deadline:
         s.ballots[(target, e.author)] = e.id
     if choice == "yes":
