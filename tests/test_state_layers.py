@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import cbor2
-from hypothesis import given
+import pytest
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
@@ -306,16 +307,17 @@ def test_a_crowded_bucket_is_searched_too(suffixes: set[bytes], lost: list[bytes
         assert (b"\x00\x00" + x in base) == (x in suffixes)
 
 
-INSERT_OPS = st.lists(st.tuples(st.sampled_from(["insert", "set", "del", "copy", "switch"]), st.integers(0, 11),
-                                st.integers(0, 99)), max_size=80)
+INSERT_OPS = st.lists(st.tuples(st.sampled_from(["insert", "overwrite", "set", "del", "copy", "switch"]),
+                                st.integers(0, 11), st.integers(0, 99)), max_size=80)
 
 
 @prop_settings(300)
 @given(ops=INSERT_OPS, merge_min=st.sampled_from([0, 1, 2, 1 << 30]))
-def test_inserting_a_new_key_reads_as_setting_it(ops: list[tuple[str, int, int]], merge_min: int) -> None:
-    """``insert`` (a key the table does not hold: its base is not searched) leaves every
-    table, and every copy, reading as the dict it models — its length too — whatever mix
-    of sets, deletes (a deleted base row inserted again), copies and merges came before."""
+def test_inserting_or_overwriting_reads_as_setting(ops: list[tuple[str, int, int]], merge_min: int) -> None:
+    """``insert`` (a key the table does not hold) and ``overwrite`` (one it holds), which do
+    not search its base, leave every table, and every copy, reading as the dict it models —
+    its length too — whatever mix of sets, deletes (a deleted base row inserted again),
+    copies and merges came before."""
     with _merge_min(merge_min):
         tables: list[tuple[Contributions, Votes, dict[CID, Contribution], dict[tuple[CID, bytes], Any]]] = [
             (Contributions(), Votes(), {}, {})]
@@ -323,7 +325,11 @@ def test_inserting_a_new_key_reads_as_setting_it(ops: list[tuple[str, int, int]]
         for op, k, v in ops:
             table, votes, model, vmodel = tables[at]
             cid, vote = _CIDS[k], (_CIDS[k], _VOTERS[v % 3])
-            if op == "insert":
+            if op == "overwrite":
+                if cid in model:
+                    table.overwrite(cid, _contribution(v))
+                    model[cid] = _contribution(v)
+            elif op == "insert":
                 if cid not in model:
                     table.insert(cid, _contribution(v))
                     model[cid] = _contribution(v)
@@ -350,22 +356,28 @@ def test_inserting_a_new_key_reads_as_setting_it(ops: list[tuple[str, int, int]]
 @contextlib.contextmanager
 def _checked_inserts() -> Iterator[list[int]]:
     """Every ``insert`` the handlers make checked against the table first (the key must be
-    absent: the promise that lets it skip the search), then made as a plain ``set``."""
+    absent: the promise that lets it skip the search), and every ``overwrite`` (the key must
+    be held), then made as a plain ``set``."""
     from p2pcommons.state.compact import Packed
 
     made = [0]
-    saved = Packed.insert, Votes.insert
+    saved = Packed.insert, Votes.insert, Packed.overwrite
 
     def checked(table: Any, key: Any, value: Any) -> None:
         assert key not in table, f"insert of a key held already: {key!r}"
         made[0] += 1
         table[key] = value
 
+    def held(table: Any, key: Any, value: Any) -> None:
+        assert key in table, f"overwrite of a key not held: {key!r}"
+        table[key] = value
+
     Packed.insert = Votes.insert = checked  # type: ignore[assignment, method-assign]
+    Packed.overwrite = held  # type: ignore[method-assign]
     try:
         yield made
     finally:
-        Packed.insert, Votes.insert = saved  # type: ignore[method-assign]
+        Packed.insert, Votes.insert, Packed.overwrite = saved  # type: ignore[method-assign]
 
 
 # Longer histories than ACTIONS tends to draw: reviews, votes and resource uses that apply.
@@ -379,8 +391,9 @@ def test_the_handlers_insert_only_keys_the_state_lacks(actions: list[tuple[int, 
                                                        merge_min: int) -> None:
     """Random histories, entries one at a time in a random order (late ones restore a
     snapshot and replay, so the same entries are applied again on older states): every
-    ``insert`` a handler makes is of a key its state lacks, and the fold that inserts
-    without searching gives the state hash, outcomes and table sizes of the one that sets."""
+    ``insert`` a handler makes is of a key its state lacks, every ``overwrite`` of one it
+    holds, and the fold that writes without searching gives the state hash, outcomes and
+    table sizes of the one that sets."""
     history = build(actions)
     rng = random.Random(seed)
     arrival = list(history.entries)
@@ -398,3 +411,116 @@ def test_the_handlers_insert_only_keys_the_state_lacks(actions: list[tuple[int, 
                                                 len(state.bookings))
             results.append((folder.result().state_hash, dict(folder.outcomes.items()), sizes))
     assert results[0] == results[1]
+
+
+class _Unordered(compact._Layers):
+    __slots__ = ()
+    _ordered = False
+
+
+_HEADS = [b"", b"\x01\x71\xa0\xe4"]
+
+
+@st.composite
+def _layer_and_top(draw: Any) -> tuple[compact._Layers, dict[bytes, Any]]:
+    """A table with a flat base of keys of one width (a CID-like shared head or none) and
+    values all of one width or not, and a top layer of at most half its size: replaced
+    rows, new rows, rows the base cannot hold (ints), a deleted row or a key of another
+    width now and then (the whole merge's cases)."""
+    width = draw(st.sampled_from([2, 3, 5, 36]))
+    head = draw(st.sampled_from(_HEADS))
+    key = st.binary(min_size=width, max_size=width).map(lambda b: (head + b)[:width])
+    fixed = draw(st.integers(0, 3))  # (0: values of any width)
+    value = st.binary(min_size=fixed, max_size=fixed) if fixed else st.binary(max_size=6)
+    rows = draw(st.dictionaries(key, value, min_size=1, max_size=120))
+    layer = (compact._Layers if draw(st.booleans()) else _Unordered)()
+    for raw, v in rows.items():
+        layer._set(raw, v)
+    layer._merge_all()
+    changes = draw(st.lists(st.tuples(st.one_of(st.sampled_from(sorted(rows)), key,
+                                                st.binary(min_size=1, max_size=6)),
+                                      st.one_of(value, value, value, st.integers(0, 9), st.just(compact._GONE))),
+                            max_size=max(1, len(rows) // 2)))
+    top: dict[bytes, Any] = {}
+    for raw, v in changes:
+        if v is compact._GONE and raw not in rows:
+            continue
+        top[raw] = v
+    return layer, top
+
+
+@prop_settings(300)
+@given(case=_layer_and_top())
+def test_a_merge_from_slices_builds_what_the_whole_merge_builds(case: tuple[compact._Layers, dict[bytes, Any]]) -> None:
+    """:meth:`_Frozen.merged` (the base cut at the changed rows and joined again) gives the
+    very base and kept top layer :meth:`_Layers._merge_rows_whole` (every row split out and
+    sorted again) gives — keys, values, buckets, prefix, order of arrival — wherever it
+    builds one, and the merged table reads as the dict of its rows."""
+    layer, top = case
+    model = {**dict(layer._raw_items()), **{k: v for k, v in top.items() if v is not compact._GONE}}
+    for k, v in top.items():
+        if v is compact._GONE:
+            model.pop(k, None)
+    layer._top = dict(top)
+    base = layer._base
+    fast = base.merged(top, layer._freeze, layer._thaw())
+    whole = type(layer)(base, dict(top), len(model))
+    done = whole._merge_rows_whole(whole._freeze)
+    event("built from slices" if fast is not None else "left to the whole merge")
+    if fast is None:
+        return
+    assert done
+    new, kept = fast
+    other = whole._base
+    assert kept == whole._top
+    assert (new._n, new._keys, new._prefix, new._width, new._shift, list(new._buckets), new._data) == \
+        (other._n, other._keys, other._prefix, other._width, other._shift, list(other._buckets), other._data)
+    assert (None if new._rank is None else list(new._rank)) == (None if other._rank is None else list(other._rank))
+    assert new.sorted_rows() == other.sorted_rows() and list(new.items()) == list(other.items())
+    layer._base, layer._top = new, kept
+    assert dict(layer._raw_items()) == model and list(layer._raw_keys()) == list(whole._raw_keys())
+    for raw in model:
+        assert layer._get(raw, "absent") == model[raw]
+
+
+@pytest.mark.parametrize(("rows", "added"), [(4000, 1000), (1800, 600)])
+def test_the_merge_from_slices_is_taken_for_a_small_top_layer(rows: int, added: int) -> None:
+    """The case it exists for (a top an eighth to a third of its base: the replayer's
+    ``refs``, a snapshot's tables, entry ids for keys): it builds the base the whole merge
+    builds, with rows replaced and new rows before, among and after the old — also where
+    the buckets double (1,800 + 600 rows: their boundaries found again from the keys' two
+    head bytes, not moved)."""
+    layer = compact._Layers()
+    for i in range(0, 2 * rows, 2):
+        layer._set(CID.of(b"%d" % i).raw, b"v%d" % i)
+    layer._merge_all()
+    top = {CID.of(b"%d" % i).raw: b"w%d" % i for i in range(0, 3 * added, 3)}
+    whole = compact._Layers(layer._base, dict(top), 0)
+    assert whole._merge_rows_whole(whole._freeze)
+    fast = layer._base.merged(top, layer._freeze, layer._thaw())
+    assert fast is not None
+    new, other = fast[0], whole._base
+    assert (new._keys, new._shift, list(new._buckets), list(new._rank or ()), new._data) == \
+        (other._keys, other._shift, list(other._buckets), list(other._rank or ()), other._data)
+
+
+@prop_settings(200)
+@given(rows=st.sets(st.integers(0, 60), min_size=1, max_size=40), ops=POSITION_OPS)
+def test_the_folds_positions_count_their_rows_when_asked(rows: set[int], ops: list[tuple[str, int, int]]) -> None:
+    """``refs`` counts its rows only when asked (a write does not search its base to learn
+    whether its key is new): over a flat base (deleted rows marked in the top, rows replaced
+    and added above it, never merged again), the count is the dict's after every step."""
+    from p2pcommons.state.compact import Positions
+
+    table = Positions((CID.of(b"%d" % k).raw, k) for k in rows)
+    table._merge()
+    model = dict(table.items())
+    assert len(table._base) == len(rows) == len(table)
+    with _merge_min(1 << 30):
+        for op, k, v in ops:
+            key = CID.of(b"%d" % (k % 61)).raw
+            if op == "set":
+                table[key] = model[key] = v
+            elif op in ("del", "pop"):
+                assert table.pop(key, None) == model.pop(key, None)
+            assert len(table) == len(model)

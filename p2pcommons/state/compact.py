@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import marshal
 import struct
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from collections.abc import Sequence as SequenceABC
 from functools import partial
 from itertools import accumulate, pairwise
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from ..dagcbor import CID, _trusted_cid
@@ -130,6 +132,7 @@ class Shares(Mapping[bytes, int]):
 # --- copy-on-write layers -----------------------------------------------------------------
 
 _ABSENT: Any = object()  # (not in the top layer: look in the base)
+_FIRST = itemgetter(0)
 _GONE: Any = object()  # (deleted in the top layer, though the base has it)
 MERGE_MIN = 1024  # a top layer smaller than this is never merged into its base
 MERGE_FRACTION = 8  # ... nor one smaller than the base's 1/MERGE_FRACTION (amortized O(1) per write)
@@ -261,6 +264,156 @@ class _Frozen:
             return lo
         return -1
 
+    def merged(self, top: Mapping[bytes, Any], freeze: Callable[[Any], bytes | None],
+               thaw: Callable[[bytes], Any] | None) -> tuple[_Frozen, dict[bytes, Any]] | None:
+        """A new base of these rows with ``top``'s merged in (new rows sorted among them,
+        replaced rows given their new bytes; rows ``freeze`` cannot hold, and new to the
+        base, left in the returned dict), built from slices of this base's buffers: a
+        Python step per *changed* row, C copies for the rest.  Why: the replayer's ``refs``
+        merge their top layer into their base every eighth of the base written, and the
+        state's tables at the snapshots of a fresh node's fold; splitting the whole base into
+        a list of rows to sort it again each time was a fifth of that fold.  None (nothing
+        built) where this cannot give exactly what :meth:`_Layers._merge_rows_whole` gives
+        (a deleted row, a key of another width or prefix, keys under two bytes wide, values
+        that change the base's one width, offsets past 32 bits), or would not be cheaper (a top layer
+        over half the base)."""
+        n = self._n
+        prefix = self._prefix
+        at = len(prefix)
+        width = self._width
+        w = width - at
+        if not n or w < 2 or 2 * len(top) > n:
+            return None
+        keys = self._keys
+        buckets = self._buckets
+        shift = self._shift
+        # The keys as a list, to find where each of the top's sorts by a binary search in C
+        # (split in C too: a Python search per key within its bucket cost four times more).
+        old = list(map(_FIRST, struct.iter_unpack(f"{w}s", keys)))
+        inserts: list[tuple[bytes, int, int, bytes]] = []  # (key, insertion point, arrival, bytes)
+        events: list[tuple[int, int, int, bytes]] = []  # (position, 1: replaced / 0: inserted, rank, bytes)
+        kept: dict[bytes, Any] = {}
+        for raw, value in top.items():
+            if value is _GONE or len(raw) != width or (at and raw[:at] != prefix):
+                return None
+            key = raw[at:] if at else raw
+            lo = bisect_left(old, key)
+            found = lo < n and old[lo] == key
+            frozen = freeze(value)
+            if frozen is None:
+                if found:
+                    return None
+                kept[raw] = value
+            elif found:
+                events.append((lo, 1, 0, frozen))
+            else:
+                inserts.append((key, lo, len(inserts), frozen))
+        inserts.sort()
+        k = len(inserts)
+        total = n + k
+        # (The prefix stays: a base's is all its first and last keys share, up to two bytes
+        # short of the width (:meth:`_fill`), and merging only widens the range of its keys.)
+        # The keys: the base's, cut at each insertion point.
+        parts: list[bytes] = []
+        prev = 0
+        for key, i, _, _ in inserts:
+            if i > prev:
+                parts.append(keys[prev * w:i * w])
+                prev = i
+            parts.append(key)
+        parts.append(keys[prev * w:])
+        new_keys = b"".join(parts)
+        # The values (and their offsets, unless all are of one width), cut likewise.
+        events += [(i, 0, j, blob) for j, (_, i, _, blob) in enumerate(inserts)]
+        events.sort()
+        data, vw, starts = self._data, self._vwidth, self._starts
+        pieces: list[bytes] = []
+        cursor = 0
+        new_starts: array[int] | None = None
+        if vw:
+            for pos, replaced, _, blob in events:
+                if len(blob) != vw:
+                    return None
+                s = pos * vw
+                pieces.append(data[cursor:s])
+                pieces.append(blob)
+                cursor = s + vw if replaced else s
+        else:
+            assert starts is not None
+            ends = array(starts.typecode, [0])
+            delta = 0
+            prev = 0
+            for pos, replaced, _, blob in events:
+                s = starts[pos]
+                pieces.append(data[cursor:s])
+                pieces.append(blob)
+                if pos > prev:  # (the rows before this one keep their lengths: their ends move by delta)
+                    ends.extend(map(delta.__add__, starts[prev + 1:pos + 1]) if delta else starts[prev + 1:pos + 1])
+                ends.append(s + delta + len(blob))
+                if replaced:
+                    cursor = starts[pos + 1]
+                    delta += len(blob) - (cursor - s)
+                    prev = pos + 1
+                else:
+                    cursor = s
+                    delta += len(blob)
+                    prev = pos
+            if n > prev:
+                ends.extend(map(delta.__add__, starts[prev + 1:n + 1]) if delta else starts[prev + 1:n + 1])
+            new_starts = ends
+        pieces.append(data[cursor:])
+        new_data = b"".join(pieces)
+        if new_starts is not None and ("I" if len(new_data) < 1 << 32 else "Q") != new_starts.typecode:
+            return None  # (offsets of another width)
+        # The order of arrival: each old row's new sorted position (``where``, moved by the
+        # insertions before it), then the new rows', in the order they came.
+        rank = self._rank
+        if rank is not None:
+            where = array("I")
+            prev = 0
+            for before, (_, i, _, _) in enumerate(inserts):
+                if i > prev:
+                    where.extend(range(prev + before, i + before))
+                    prev = i
+            where.extend(range(prev + k, n + k))
+            rank = array("I", map(where.__getitem__, rank))
+            arrived = [0] * k
+            for j, (_, i, t, _) in enumerate(inserts):
+                arrived[t] = i + j
+            rank.extend(arrived)
+        # The buckets: as many as before (each then moves by the insertions in the buckets
+        # before it), or found again in the keys' head bytes.
+        bits = min(16, max(1, (total // 8).bit_length()))
+        new_shift = 16 - bits
+        if new_shift == shift:
+            counts = [0] * len(buckets)
+            for key, _, _, _ in inserts:
+                counts[(int.from_bytes(key[:2], "big") >> shift) + 1] += 1
+            new_buckets = array("I", map(int.__add__, buckets, accumulate(counts)))
+        else:
+            heads = bytearray(2 * total)
+            heads[0::2] = new_keys[0::w]
+            heads[1::2] = new_keys[1::w]
+            sixteen = array("H", bytes(heads))
+            if sys.byteorder == "little":
+                sixteen.byteswap()  # (read as big-endian: in the keys' byte order)
+            new_buckets = array("I", [bisect_left(sixteen, b << new_shift) for b in range(1 << bits)])
+            new_buckets[0] = 0
+            new_buckets.append(total)
+        new = _Frozen.__new__(_Frozen)
+        new._n = total
+        new._thaw = thaw
+        new._rank = rank
+        new._width = width
+        new._prefix = prefix
+        new._keys = new_keys
+        new._shift = new_shift
+        new._buckets = new_buckets
+        new._vwidth = vw
+        new._starts = new_starts
+        new._data = new_data
+        return new, kept
+
     def _value(self, i: int) -> Any:
         vw = self._vwidth
         if vw:
@@ -386,6 +539,16 @@ class _Layers:
         self._n += 1
         top[raw] = value
 
+    def _overwrite(self, raw: bytes, value: Any) -> None:
+        """:meth:`_set` of a key the caller knows this table holds (a record it has just
+        read): the count stays, so the base is not searched for the key.  (One deleted in
+        the top layer, which a caller cannot have read, takes :meth:`_set`.)"""
+        top = self._top
+        if top.get(raw) is _GONE:
+            self._set(raw, value)
+            return
+        top[raw] = value
+
     def _del(self, raw: bytes) -> None:
         top = self._top
         old = top.get(raw, _ABSENT)
@@ -443,7 +606,17 @@ class _Layers:
         """:meth:`_merge` when no row leaves the base (none deleted, none replaced by a value
         it cannot hold; else False, nothing done): the base's rows, already in key order, are
         taken as they are stored (no thawing, no re-sorting), the top's new rows sorted
-        among them (a merge of two sorted runs) and the order of arrival carried over."""
+        among them (a merge of two sorted runs) and the order of arrival carried over:
+        from slices of the base's buffers where that is cheaper (:meth:`_Frozen.merged`)."""
+        fast = self._base.merged(self._top, freeze, self._thaw())
+        if fast is not None:
+            self._base, self._top = fast
+            return True
+        return self._merge_rows_whole(freeze)
+
+    def _merge_rows_whole(self, freeze: Callable[[Any], bytes | None]) -> bool:
+        """:meth:`_merge_rows` by splitting the base into its rows, for any top layer that
+        deletes nothing (what :meth:`_Frozen.merged` is checked against)."""
         base, top = self._base, self._top
         keys, blobs = base.sorted_rows()
         n_old = len(keys)
@@ -618,6 +791,17 @@ class Packed(_Layers, MutableMapping[CID, _V]):
         except (ValueError, TypeError):
             packed = value
         self._insert(key.raw, packed)
+
+    def overwrite(self, key: CID, value: _V) -> None:
+        """``self[key] = value`` for an id this table holds, its record just read (a review's
+        contribution, a vote's proposal): the base is not searched for it
+        (:meth:`_Layers._overwrite`).  A caller's promise, not checked: an id not held
+        would be missing from ``len``."""
+        try:
+            packed: Any = self._pack(value)
+        except (ValueError, TypeError):
+            packed = value
+        self._overwrite(key.raw, packed)
 
     def __delitem__(self, key: CID) -> None:
         self._del(key.raw)
@@ -979,6 +1163,7 @@ class Positions(_Layers, MutableMapping[bytes, int]):
             return value.to_bytes(width, "little") if value >= 0 else None
 
         if (not len(base) or width == base._vwidth) and self._merge_rows(freeze):
+            self._n = len(self._base) + len(self._top)  # (the top keeps only rows new to the base)
             return
         keys: list[bytes] = []
         values: list[bytes] = []
@@ -994,6 +1179,7 @@ class Positions(_Layers, MutableMapping[bytes, int]):
                 values.append(value.to_bytes(width, "little"))
         self._base = self._frozen(keys, values)
         self._top = kept
+        self._n = len(keys) + len(kept)
 
     def __getitem__(self, key: bytes) -> int:
         value = self._get(key, _ABSENT)
@@ -1014,10 +1200,14 @@ class Positions(_Layers, MutableMapping[bytes, int]):
         return int.from_bytes(base._data[i * vw:i * vw + vw], "little")
 
     def __setitem__(self, key: bytes, value: int) -> None:
-        self._set(key, value)
+        # (The row count is left to ``__len__``: whether the key is new would take a search of
+        # the base, for every entry later ones may name, and the fold never asks the count.)
+        self._top[key] = value
+        self._n = -1
         self._merge_if_due()
 
     def __delitem__(self, key: bytes) -> None:
+        len(self)  # (the count, known again before ``_del`` moves it)
         self._del(key)
 
     def __contains__(self, key: object) -> bool:
@@ -1027,6 +1217,15 @@ class Positions(_Layers, MutableMapping[bytes, int]):
         return self._raw_keys()
 
     def __len__(self) -> int:
+        if self._n < 0:
+            base = self._base
+            n = len(base)
+            for raw, value in self._top.items():
+                if value is _GONE:
+                    n -= 1  # (a row of the base, deleted)
+                elif raw not in base:
+                    n += 1
+            self._n = n
         return self._n
 
     def items(self) -> ItemsView[bytes, int]:

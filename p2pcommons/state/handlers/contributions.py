@@ -116,7 +116,7 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
         contribution = contribution._replace(rejects=(*contribution.rejects, e.author))
         if len(contribution.rejects) >= policy["rejects"]:
             contribution = contribution._replace(status="rejected")
-    s.contributions[target] = contribution
+    s.contributions.overwrite(target, contribution)  # (held: read above)
     return APPLIED
 
 

@@ -247,7 +247,7 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
     else:
         proposal = proposal._replace(abstain=(*proposal.abstain, e.author))
     proposal = tally(v, s, target, proposal, e, m)
-    s.proposals[target] = proposal
+    s.proposals.overwrite(target, proposal)  # (held: read above)
     if proposal.status != "open":
         s.due.pop(target, None)
     return APPLIED
