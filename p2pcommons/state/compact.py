@@ -275,14 +275,15 @@ class _Frozen:
         a list of rows to sort it again each time was a fifth of that fold.  None (nothing
         built) where this cannot give exactly what :meth:`_Layers._merge_rows_whole` gives
         (a deleted row, a key of another width or prefix, keys under two bytes wide, values
-        that change the base's one width, offsets past 32 bits), or would not be cheaper (a top layer
-        over half the base)."""
+        that change the base's one width, offsets past 32 bits), or would not be cheaper (a top
+        layer over a quarter of the base: a changed row costs a few times what a kept one does
+        here, and about what any row does there)."""
         n = self._n
         prefix = self._prefix
         at = len(prefix)
         width = self._width
         w = width - at
-        if not n or w < 2 or 2 * len(top) > n:
+        if not n or w < 2 or 4 * len(top) > n:
             return None
         keys = self._keys
         buckets = self._buckets

@@ -33,7 +33,9 @@ def _known(v: View, s: State, body: dict[str, Any], m: Meta, verb: str, unknown:
     resource = s.resources.get(target)
     if resource is None:
         raise Rejected(f"The resource it {verb} is not known{unknown}.")
-    if target != v.commons and not v.in_past(target, m) and v.is_entry(target):
+    # (Whether it is an entry first: a genesis resource's id is none, and is then not looked
+    # up twice; an entry's is, and must be in the causal past.)
+    if target != v.commons and v.is_entry(target) and not v.in_past(target, m):
         raise Rejected(f"The resource it {verb} was added outside its causal past.")
     return target, resource
 
