@@ -709,22 +709,23 @@ class Folder:
     def _apply_all(self) -> None:
         order = self.order
         front = self._front() if self.archive is not None else None  # (the plan's eviction target)
-        while self.applied < len(order):
-            key = order[self.applied]
+        apply = self._apply
+        every = self.snapshot_every
+        while (applied := self.applied) < len(order):
+            key = order[applied]
             try:
-                self._apply(key)
+                apply(key)
             except _Conflict as conflict:
                 self.restarts += 1
                 self.exclusions.append(conflict.exclusion)
                 self._restore(conflict.earliest)
                 front = self._front() if self.archive is not None else None
                 continue
-            self.applied += 1
-            self.since_snapshot += 1
+            self.applied = applied + 1
             # (Past the minimum interval, the state's size is looked at every 16 entries only,
             # and at the eviction front.)
-            since = self.since_snapshot
-            if since >= self.snapshot_every and (since == self.snapshot_every or not since & 15 or key is front) \
+            since = self.since_snapshot = self.since_snapshot + 1
+            if since >= every and (since == every or not since & 15 or key is front) \
                     and self.state is not None \
                     and self._planned(self._interval(), key is front, front is not None):
                 self._snapshot(key)
@@ -1001,7 +1002,7 @@ class Folder:
     def _apply(self, key: Key) -> None:
         eid = key[1]
         entry = self.entries[eid]
-        meta = self.meta[eid]
+        meta: _Meta = key  # type: ignore[assignment]  # (``order`` holds the records themselves: positions.Meta)
         if entry.commons is None:
             if eid != self._commons_raw:
                 self.outcomes[eid] = (REJECTED, "This genesis founds a different commons.")
@@ -1014,7 +1015,7 @@ class Folder:
             self.outcomes[eid] = (REJECTED, "The commons' genesis is " + why)
             return
         author = entry.author
-        fork = self.fork_seq.get(author)
+        fork = self.fork_seq.get(author) if self.fork_seq else None
         if fork is not None and entry.seq >= fork:
             self.outcomes[eid] = (REJECTED, f"Its author signed two different entries at seq {fork} (a fork); "
                                             "the author's entries from the fork point on have no effect.")
