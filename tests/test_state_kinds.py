@@ -230,3 +230,21 @@ def test_hostile_bodies_never_crash_the_fold(bodies: list[tuple[str, dict[str, A
     for entry in entries:
         outcome = state.outcome(entry.id)
         assert outcome is not None and (outcome.status != REJECTED or outcome.reason)
+
+
+def test_a_review_or_vote_naming_another_kind_of_entry_says_what_it_names() -> None:
+    """A review must name a contribution and a vote a proposal.  The handlers look a
+    reference's kind up only when its table lacks the record (a record there is of that
+    kind), so one naming an entry of another kind in its causal past must still be
+    rejected with what it names, not as a record that had no effect."""
+    history = History()
+    proposal = history.write(0, "rule_proposal", {"changes": {"review.accepts": 2}})
+    work = history.write(0, "contribution", {"title": "w"})
+    history.view[1] |= history.view[0]
+    review = history.write(1, "review", {"contribution": proposal.id, "verdict": "accept"}, (proposal.id,))
+    vote = history.write(1, "vote", {"proposal": work.id, "choice": "yes"}, (work.id,))
+    state = fold(history.entries)
+    assert (state.outcome(review.id).status, state.outcome(review.id).reason) == (  # type: ignore[union-attr]
+        REJECTED, "Its 'contribution' names a rule_proposal, not a contribution.")
+    assert (state.outcome(vote.id).status, state.outcome(vote.id).reason) == (  # type: ignore[union-attr]
+        REJECTED, "Its 'proposal' names a contribution, not a rule_proposal or proposal.")

@@ -357,7 +357,8 @@ def test_inserting_or_overwriting_reads_as_setting(ops: list[tuple[str, int, int
 def _checked_inserts() -> Iterator[list[int]]:
     """Every ``insert`` the handlers make checked against the table first (the key must be
     absent: the promise that lets it skip the search), and every ``overwrite`` (the key must
-    be held), then made as a plain ``set``."""
+    be held), then made as a plain ``set``; every reference the handlers say is ``known`` of
+    its kind (found in the table of that kind) checked by looking its kind up."""
     from p2pcommons.state.compact import Packed
 
     made = [0]
@@ -372,12 +373,22 @@ def _checked_inserts() -> Iterator[list[int]]:
         assert key in table, f"overwrite of a key not held: {key!r}"
         table[key] = value
 
+    from p2pcommons.state.handlers import common, contributions, rules_votes
+
+    def ref(view: Any, entry: Any, meta: Any, field: str, kind: Any, *, known: bool = False) -> CID:
+        target = common.ref(view, entry, meta, field, kind)  # (the kind looked up, always)
+        if known:
+            made[0] += 1
+        return target
+
     Packed.insert = Votes.insert = checked  # type: ignore[assignment, method-assign]
     Packed.overwrite = held  # type: ignore[method-assign]
+    contributions.ref = rules_votes.ref = ref  # type: ignore[assignment]
     try:
         yield made
     finally:
         Packed.insert, Votes.insert, Packed.overwrite = saved  # type: ignore[method-assign]
+        contributions.ref = rules_votes.ref = common.ref
 
 
 # Longer histories than ACTIONS tends to draw: reviews, votes and resource uses that apply.
@@ -392,8 +403,9 @@ def test_the_handlers_insert_only_keys_the_state_lacks(actions: list[tuple[int, 
     """Random histories, entries one at a time in a random order (late ones restore a
     snapshot and replay, so the same entries are applied again on older states): every
     ``insert`` a handler makes is of a key its state lacks, every ``overwrite`` of one it
-    holds, and the fold that writes without searching gives the state hash, outcomes and
-    table sizes of the one that sets."""
+    holds, and the fold that writes without searching (and takes a reference found in the
+    table of its kind for one of that kind) gives the state hash, outcomes and table sizes
+    of the one that sets (and looks every kind up)."""
     history = build(actions)
     rng = random.Random(seed)
     arrival = list(history.entries)

@@ -924,10 +924,19 @@ class Contributions(Packed["Contribution"]):
                 and type(outside) is bool and type(kind) is str and len(accepts) <= _C_REVIEWS \
                 and len(rejects) <= _C_REVIEWS:
             try:
-                reviewers = [of(a) for a in accepts] if accepts else []
-                if rejects:
-                    reviewers += [of(a) for a in rejects]
-                head = _C_HEAD.pack(_C_TAG | code | (4 if outside else 0) | (8 if ref else 0), of(author), of(kind),
+                # (Keys seen before — nearly all — read from the key table's dict in C; a new
+                # one added by ``of``, in the same order as ever: reviewers, author, kind.)
+                index = self._keys.index
+                reviewers = [*map(index.get, accepts), *map(index.get, rejects)] if accepts or rejects else []
+                if None in reviewers:
+                    reviewers = [of(a) for a in (*accepts, *rejects)]
+                who = index.get(author)
+                if who is None:
+                    who = of(author)
+                what = index.get(kind)
+                if what is None:
+                    what = of(kind)
+                head = _C_HEAD.pack(_C_TAG | code | (4 if outside else 0) | (8 if ref else 0), who, what,
                                     claimed, value, time, len(accepts), len(rejects))
                 if ref:
                     text = ref.encode()

@@ -106,8 +106,12 @@ def alone(state: State, act: str) -> None:
         raise Rejected(f"The rules require a decision for this act (decide.{act}): propose it instead.")
 
 
-def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str, ...]) -> CID:
-    """A link field that must name an entry of ``kind`` in this entry's causal past."""
+def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str, ...], *,
+        known: bool = False) -> CID:
+    """A link field that must name an entry of ``kind`` in this entry's causal past.
+    ``known``: the caller found what it names in a table whose keys are all entries of
+    ``kind`` (a review's contribution, a vote's proposal), so its kind is not looked up (in
+    an evicting fold, a search of the replayer's index of named entries)."""
     value = entry.body.get(field)
     try:
         target = link(value)
@@ -115,6 +119,8 @@ def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str,
         raise Rejected(f"Its '{field}' is not an entry id.") from None
     if not view.in_past(target, meta):
         raise Rejected(f"Its '{field}' names an entry outside its causal past.")
+    if known:
+        return target
     kinds = (kind,) if isinstance(kind, str) else kind
     found = view.kind_of(target)
     if found not in kinds:

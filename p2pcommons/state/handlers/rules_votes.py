@@ -222,7 +222,8 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
     # Who may vote on what it names (rule-change voters if it names no proposal).
     voters = s.rules["rule_change"]["roles"] if named is None else policy(s, named)[0]
     settled(v, s, standing(v, s, e.author, m, voters), e, m)
-    target = ref(v, e, m, "proposal", PROPOSAL_KINDS)
+    # (A record in the table is a proposal's: its kind is then not looked up.)
+    target = ref(v, e, m, "proposal", PROPOSAL_KINDS, known=named is not None)
     proposal = named  # (``target`` is the link read above: the same record)
     if proposal is None:
         raise Rejected("The proposal it votes on had no effect (it was rejected).")
