@@ -32,6 +32,7 @@ import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import cbor2
@@ -110,11 +111,12 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
     folder = live.folder
     if live.max_n == 0 and not folder.meta and not folder.waiting:
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
-        fed = 0
-        take = folder.add_in_order  # (the store's order: parents first, sorted; no readiness queue)
-        for fed, raw in enumerate(store.in_order(commons), 1):
-            take(decode_stored(raw))
-            if fed % FEED_BATCH == 0 and folder.archive is not None:
+        rows = store.in_order(commons)
+        # (The store's order: parents first, sorted; no readiness queue.  A batch at a time,
+        # so the intake binds what it uses once per batch, not once per entry.)
+        while batch := list(islice(rows, FEED_BATCH)):
+            folder.take_in_order(map(decode_stored, batch))
+            if len(batch) == FEED_BATCH and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
                     folder.entries.evict(KEEP_BODIES)
