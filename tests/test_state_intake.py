@@ -17,16 +17,17 @@ from p2pcommons.state import Folder, genesis_body, intake
 from p2pcommons.state.fold import MemoryArchive
 from tests.test_state_histories import ACTIONS, build, prop_settings
 
-KEYS = [Signer(bytes([200 - i]) * 32) for i in range(40)]
+KEYS = [Signer(bytes([200 - i]) * 32) for i in range(70)]
 
 
 def _dag(seed: int, size: int, authors: int) -> list[Entry]:
     """A random entry DAG: each entry by a random author, after that author's previous one
     (now and then a fork: a second entry at the same seq), naming up to 16 random earlier
     entries, dated up to three steps before or after the previous one (so some are dated
-    before an entry in their past: time floors).  Up to 40 authors: past 32, the vectors
-    grow a level and the one-leaf path stops in the middle of a fold."""
+    before an entry in their past: time floors).  Up to 70 authors: past 32, the vectors
+    grow a level in the middle of a fold (two-level vectors of up to three leaves)."""
     rng = random.Random(seed)
+    forks = rng.choice([0, 0, 0.01, 0.05])  # (a fork sends the rest of the fold the general way)
     founders = [KEYS[0].public_key, KEYS[1].public_key]
     t = 1_000_000
     genesis = sign_entry(KEYS[0], commons=None, seq=1, prev=None, kind="genesis",
@@ -38,7 +39,7 @@ def _dag(seed: int, size: int, authors: int) -> list[Entry]:
         before = last.get(a)
         prev: CID | None = None if before is None else before.id
         seq = 1 if before is None else before.seq + 1
-        if before is not None and before.seq > 1 and rng.random() < 0.05:
+        if before is not None and before.seq > 1 and rng.random() < forks:
             prev, seq = before.prev, before.seq  # a fork
         ids = [e.id for e in entries if e.id != prev]
         deps = rng.sample(ids, min(len(ids), rng.randrange(17)))
@@ -126,12 +127,12 @@ def test_batch_intake_equals_the_general_intake(actions: list[tuple[int, int, in
 
 
 @prop_settings(100)
-@given(dag=st.integers(0, 2**32 - 1), size=st.integers(1, 60), authors=st.integers(1, 40),
+@given(dag=st.integers(0, 2**32 - 1), size=st.integers(1, 250), authors=st.integers(1, 70),
        seed=st.integers(0, 2**32 - 1), shuffled=st.floats(0, 1), evicting=st.booleans())
 def test_batch_intake_equals_the_general_intake_on_random_dags(dag: int, size: int, authors: int, seed: int,
                                                                shuffled: float, evicting: bool) -> None:
     """Random DAGs (:func:`_dag`): entries dated before their past, parents the latest
-    parent has not seen, forks, more than 32 authors."""
+    parent has not seen, forks, vectors of one and two levels."""
     entries = _dag(dag, size, authors)
     _compare(entries[0].id, entries, seed, shuffled, evicting)
 

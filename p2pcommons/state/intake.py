@@ -6,12 +6,13 @@ queue, no re-sorting.  :func:`take_in_order` is :meth:`Folder.add_in_order` for 
 such entries.  Why a module of its own: the intake was about a fifth of a fresh fold's CPU,
 nearly all of it per-entry overhead (a method call per entry, per parent lookup, per date;
 attributes looked up again for every entry), so the loop binds what it uses once per batch,
-and for a commons of up to 32 authors (version vectors of one leaf, :mod:`.causal`) it
-computes the entry's causal facts inline, finding the parents its latest parent has not
-seen with one comprehension rather than a loop of branches.
+and for a commons of up to 1,024 authors (version vectors of one or two levels,
+:mod:`.causal`) it computes the entry's causal facts inline, finding the parents its latest
+parent has not seen with one comprehension over its vector laid out flat rather than a
+loop of branches per parent.
 
 What it computes is exactly what :meth:`Folder._ready` computes (the general path, which
-anything else takes: a fork, more than 32 authors, an author's first entry, a missing
+anything else takes: a fork, more than 1,024 authors, an author's first entry, a missing
 parent, an entry that sorts earlier); ``tests/test_state_intake.py`` compares the two
 record for record on random histories and delivery orders.
 """
@@ -23,8 +24,10 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from ..entry import Entry
-from .causal import WIDTH
+from .causal import BITS, WIDTH, Node
+from .causal import get as _get
 from .causal import merge as _merge
+from .causal import put as _put
 from .positions import VV
 from .positions import Meta as _Meta
 from .positions import by_clock as _by_clock
@@ -32,11 +35,25 @@ from .positions import by_clock as _by_clock
 if TYPE_CHECKING:
     from .fold import Folder
 
-# Commons of up to this many authors have one-leaf version vectors, computed inline (tests
-# set it to 0 to compare with the general path).
-FAST_AUTHORS = WIDTH
-_PAD = (0,) * WIDTH  # a leaf's missing slots (a leaf is trimmed after its last non-zero slot)
+# Commons of up to this many authors have version vectors of one or two levels, computed
+# inline (tests set it to 0 to compare with the general path).
+FAST_AUTHORS = WIDTH * WIDTH
+_ZEROS = (0,) * FAST_AUTHORS  # missing slots (a node is trimmed after its last non-empty one)
 _new = tuple.__new__
+
+
+def _flat(shift: int, node: Node, width: int) -> Node | list[int]:
+    """The first ``width`` (at least) slots of a vector of one or two levels, as one sequence:
+    which parents an entry's latest parent has not seen is then one indexing per parent."""
+    if not shift:
+        return node if len(node) >= width else node + _ZEROS[:width - len(node)]
+    flat: list[int] = []
+    for leaf in node:
+        flat += leaf
+        flat += _ZEROS[:WIDTH - len(leaf)]
+    if len(flat) < width:
+        flat += _ZEROS[:width - len(flat)]
+    return flat
 
 
 def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
@@ -108,31 +125,30 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         if aidx is None or fork_seq or len(authors) > fast_authors:
             ready(eid, entry, parent_ids, parents)
             continue
-        # Folder._ready for one-leaf vectors (every author index below 32): the parents the
-        # latest one has not seen add to its vector and date the entry; the others add nothing.
+        # Folder._ready for vectors of one or two levels (every author index below 1,024):
+        # the parents the latest one has not seen add to its vector and date the entry; the
+        # others add nothing.  Which those are is read off its vector laid out flat.
         latest = max(parents, key=_by_clock) if len(parents) > 1 else parents[0]
         top = latest if len(latest) > VV else folder.record(latest[1])
-        if top[VV]:  # (a deeper vector: not built here while every author index is below 32)
+        shift = top[VV]
+        if shift > BITS:  # (deeper: not built while every author index is below 1,024)
             ready(eid, entry, parent_ids, parents)
             continue
         clock = top[0] + 1
-        leaf = top[VV + 1]
-        padded = leaf + _PAD[len(leaf):] if len(leaf) < WIDTH else leaf
-        unseen = [p for p in parents if padded[p[2]] < p[3]]
+        node = top[VV + 1]
+        width = len(authors)
+        seen = _flat(shift, node, width)
+        unseen = [p for p in parents if seen[p[2]] < p[3]]
+        dated = [latest[1]]
         if unseen:
             # (As Folder._ready: each checked against the vector grown by those merged
             # before it, so one in an earlier one's past is neither merged nor dated.)
-            dated = [latest[1]]
             for p in unseen:
-                if len(dated) > 1:
-                    padded = leaf + _PAD[len(leaf):]
-                    if padded[p[2]] >= p[3]:
-                        continue
+                if len(dated) > 1 and _flat(shift, node, width)[p[2]] >= p[3]:
+                    continue
                 dated.append(p[1])
                 full = p if len(p) > VV else folder.record(p[1])
-                leaf = _merge((0, leaf), (full[VV], full[VV + 1]))[1]
-        else:
-            dated = [latest[1]]
+                shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
         # Folder._date: the floor is the latest effective time over the dated parents.
         floor = 0
         for parent in dated:
@@ -151,14 +167,18 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
             for older in list(islice(times, _TIMES_MAX // 2)):
                 del times[older]
         times[eid] = effective
-        # The entry's own seq (causal.put on a leaf: the same tuple it builds).
-        width = len(leaf)
-        if aidx < width:
-            if seq > leaf[aidx]:
-                leaf = (*leaf[:aidx], seq, *leaf[aidx + 1:])
-        elif seq > 0:
-            leaf = (*leaf, *_PAD[:aidx - width], seq)
-        key = meta[eid] = _new(_Meta, (clock, eid, aidx, seq, 0, leaf))
+        # The entry's own seq (on a leaf, inline: the same tuple causal.put builds).
+        if shift or aidx >= WIDTH:
+            if seq > _get((shift, node), aidx):
+                shift, node = _put((shift, node), aidx, seq)
+        else:
+            n = len(node)
+            if aidx < n:
+                if seq > node[aidx]:
+                    node = (*node[:aidx], seq, *node[aidx + 1:])
+            elif seq > 0:
+                node = (*node, *_ZEROS[:aidx - n], seq)
+        key = meta[eid] = _new(_Meta, (clock, eid, aidx, seq, shift, node))
         newest = latest_of.get(author)
         if newest is None or seq > (meta_get(newest) or folder.record(newest))[3]:
             latest_of[author] = eid
