@@ -121,10 +121,13 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
                 if isinstance(folder.entries, checkpoint.LazyEntries):
                     folder.entries.evict(KEEP_BODIES)
         live.max_n = last
-    for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
-        folder.add_in_order(decode_stored(raw))  # (new entries mostly sort last; any order is right)
-        live.max_n = n
-        if fed % FEED_BATCH == 0 and folder.archive is not None:
+    arrived = store.entries_since(commons, live.max_n)
+    while news := list(islice(arrived, FEED_BATCH)):
+        # (New entries mostly sort last; any order is right.  A batch taken, its last arrival
+        # number is remembered: what comes again after an error is taken again, harmlessly.)
+        folder.take_in_order(decode_stored(raw) for _, raw in news)
+        live.max_n = news[-1][0]
+        if len(news) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):
