@@ -158,3 +158,38 @@ def test_the_one_leaf_path_is_taken() -> None:
     assert folder.take_in_order(arrival) == len(arrival)
     assert len(arrival) > 40
     assert len(calls) <= 1 + len({e.author for e in arrival})
+
+
+@prop_settings(100)
+@given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1))
+def test_an_evicting_folds_positions_are_the_archives(actions: list[tuple[int, int, int]], seed: int) -> None:
+    """``Folder._position`` answers from its caches first (``_light``, then the archive
+    lookups in ``_cache``, then ``refs``): asked at random moments about every entry (taken
+    or not yet, held or archived) and ids of no entry, it gives the position the fold holds
+    or the archive has (None where neither has one), whatever it was asked before."""
+    history = build(actions)
+    reference = Folder(history.commons)
+    for entry in history.entries:
+        reference.add(entry)
+    last = (2**62, b"")
+    arrival = sorted(history.entries, key=lambda e: reference.meta.get(e.id.raw, last))
+    rng = random.Random(seed)
+    archive = MemoryArchive()
+    # (Snapshots at every position, members silent after a tick: about half the histories
+    # archive something.)
+    folder = Folder(history.commons, snapshot_every=rng.choice([1, 1, 2]), archive=archive)
+    folder.silent_after = rng.choice([1, 1, 2])
+    ids = [e.id.raw for e in history.entries] + [bytes(36), b"\x01q\x12 " + bytes(range(32))]
+    for entry in arrival:
+        folder.take_in_order([entry])
+        if rng.random() < 0.4:
+            folder.run()
+        for raw in rng.sample(ids, min(len(ids), 8)):
+            truth = folder.meta.get(raw) or archive.meta(raw)
+            got = folder._position(raw)
+            assert (None if got is None else tuple(got[:4])) == (None if truth is None else tuple(truth[:4]))
+    folder.run()
+    for raw in ids:
+        truth = folder.meta.get(raw) or archive.meta(raw)
+        got = folder._position(raw)
+        assert (None if got is None else tuple(got[:4])) == (None if truth is None else tuple(truth[:4]))

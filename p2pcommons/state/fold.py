@@ -603,6 +603,12 @@ class Folder:
             found = self._light.get(raw)
             if found is not None:
                 return found
+            # Looked up in the archive before (its record; None: not archived, nor ready —
+            # ``_evict`` drops such a None when it archives the id): no search of ``refs``,
+            # which a resource named by every use of it (an id of no entry) missed each time.
+            found = self._cache.get(raw, _UNKNOWN)
+            if found is not _UNKNOWN:
+                return found
             packed = self.refs.get(raw)
             if packed is not None:
                 found = _unpack_position(raw, packed)
