@@ -196,3 +196,19 @@ def test_concurrent_joins_cost_linear_causal_structure() -> None:
     for raw, meta in large.meta.items():
         assert list(causal.items(resumed.meta[raw].vv)) == list(causal.items(meta.vv))
     assert resumed.result().state_hash == large.result().state_hash
+
+
+_LEAF = st.lists(st.tuples(st.integers(0, 31), st.integers(0, 2**40)), max_size=40)
+
+
+@prop_settings(300)
+@given(a=_LEAF, b=_LEAF)
+def test_the_difference_of_two_leaves_is_the_general_walks(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    """``diff`` of two one-leaf vectors (its fast path, ``_diff_leaves``) is what the general
+    walk gives: the same flat list, either way round, of leaves of any lengths."""
+    va, vb = causal.of(a), causal.of(b)
+    assert va[0] == vb[0] == 0
+    for x, y in ((va, vb), (vb, va), (va, va), (causal.EMPTY, va), (va, causal.EMPTY)):
+        general: list[int] = []
+        causal._diff(x[1], y[1], 0, 0, general)
+        assert causal.diff(x, y) == general

@@ -32,6 +32,7 @@ import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import cbor2
@@ -110,19 +111,23 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
     folder = live.folder
     if live.max_n == 0 and not folder.meta and not folder.waiting:
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
-        fed = 0
-        take = folder.add_in_order  # (the store's order: parents first, sorted; no readiness queue)
-        for fed, raw in enumerate(store.in_order(commons), 1):
-            take(decode_stored(raw))
-            if fed % FEED_BATCH == 0 and folder.archive is not None:
+        rows = store.in_order(commons)
+        # (The store's order: parents first, sorted; no readiness queue.  A batch at a time,
+        # so the intake binds what it uses once per batch, not once per entry.)
+        while batch := list(islice(rows, FEED_BATCH)):
+            folder.take_in_order(map(decode_stored, batch))
+            if len(batch) == FEED_BATCH and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
                     folder.entries.evict(KEEP_BODIES)
         live.max_n = last
-    for fed, (n, raw) in enumerate(store.entries_since(commons, live.max_n), 1):
-        folder.add_in_order(decode_stored(raw))  # (new entries mostly sort last; any order is right)
-        live.max_n = n
-        if fed % FEED_BATCH == 0 and folder.archive is not None:
+    arrived = store.entries_since(commons, live.max_n)
+    while news := list(islice(arrived, FEED_BATCH)):
+        # (New entries mostly sort last; any order is right.  A batch taken, its last arrival
+        # number is remembered: what comes again after an error is taken again, harmlessly.)
+        folder.take_in_order(decode_stored(raw) for _, raw in news)
+        live.max_n = news[-1][0]
+        if len(news) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):

@@ -64,7 +64,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -83,6 +83,7 @@ from .handlers.distributions import compute_shares
 from .handlers.genesis import found
 from .handlers.late import REMOVED, STRANGER, late_judge
 from .handlers.sanctions import SANCTION_ACTIONS
+from .intake import take_in_order
 from .positions import VV as _VV
 from .positions import ZERO_KEY as _ZERO_KEY
 from .positions import Key
@@ -383,35 +384,13 @@ class Folder:
         re-sorting (the entry sorts last, so it is appended).  An entry that sorts earlier is
         inserted and replayed from, as :meth:`add` does; anything else (a duplicate, a fork, a
         missing parent, an entry another one waits for) goes through :meth:`add`, so the
-        result is always the same."""
-        eid = entry.id.raw
-        commons = entry.commons
-        meta = self.meta
-        if commons is None or commons.raw != self._commons_raw or eid in meta or eid in self.waiting \
-                or eid in self.waiters:
-            return self.add(entry)
-        author = entry.author
-        seq = entry.seq
-        log = self.logs.get(author)
-        if (log is not None and seq in log) or (self.evicted and seq <= self.evicted_upto.get(author, 0)):
-            return self.add(entry)
-        parent_ids = _parents(entry)  # (raw ids: no CID object built per dependency)
-        parents = list(map(meta.get, parent_ids))
-        if None in parents:
-            if not self.evicted:
-                return self.add(entry)
-            parents = [r if r is not None else self._known(p) for p, r in zip(parent_ids, parents, strict=True)]
-            if None in parents:
-                return self.add(entry)
-        if not parents or (self._commons_raw not in meta and self._commons_raw not in self.old
-                           and self._position(self._commons_raw) is None):  # (archived: kept in ``old``)
-            return self.add(entry)
-        self.entries[eid] = entry
-        if log is None:
-            log = self.logs[author] = {}
-        log[seq] = eid
-        self._ready(eid, entry, parent_ids, parents)  # type: ignore[arg-type]  # (none missing)
-        return True
+        result is always the same.  (:meth:`take_in_order` takes a batch.)"""
+        return take_in_order(self, (entry,)) > 0
+
+    def take_in_order(self, entries: Iterable[Entry]) -> int:
+        """:meth:`add_in_order` for each of ``entries`` in turn, with what the intake uses bound
+        once per batch (:mod:`.intake`); how many were new to this fold."""
+        return take_in_order(self, entries)
 
     def _make_ready(self, first: bytes, first_parents: list[_Meta] | None = None) -> None:
         # (Entries taken in log order mostly wait, then become ready in cascades here: the
@@ -527,13 +506,19 @@ class Folder:
         if (not order or key > order[-1]) and not (self.evicted and key <= self.base):
             order.append(key)
         else:
-            index = bisect.bisect_left(order, key)
-            order.insert(index, key)
-            # (At or before the archived positions: always behind what is applied.)
-            if index < self.applied or (self.evicted and key <= self.base):
-                self.applied += 1  # keep pointing past the same applied entries
-                if self._replay_from is None or key < self._replay_from:
-                    self._replay_from = key
+            self._place(key)
+
+    def _place(self, key: _Meta) -> None:
+        """Insert a ready entry's record that does not sort last into ``order``; if it sorts
+        before what is applied, the next ``run`` replays from it."""
+        order = self.order
+        index = bisect.bisect_left(order, key)
+        order.insert(index, key)
+        # (At or before the archived positions: always behind what is applied.)
+        if index < self.applied or (self.evicted and key <= self.base):
+            self.applied += 1  # keep pointing past the same applied entries
+            if self._replay_from is None or key < self._replay_from:
+                self._replay_from = key
 
     def _date(self, eid: bytes, entry: Entry, parent_ids: list[bytes]) -> None:
         """Record the entry's floor if it is dated before an entry in its causal past: the
@@ -617,6 +602,12 @@ class Folder:
         if found is None and self.evicted:
             found = self._light.get(raw)
             if found is not None:
+                return found
+            # Looked up in the archive before (its record; None: not archived, nor ready —
+            # ``_evict`` drops such a None when it archives the id): no search of ``refs``,
+            # which a resource named by every use of it (an id of no entry) missed each time.
+            found = self._cache.get(raw, _UNKNOWN)
+            if found is not _UNKNOWN:
                 return found
             packed = self.refs.get(raw)
             if packed is not None:
