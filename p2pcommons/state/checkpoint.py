@@ -463,8 +463,9 @@ def _load_base(folder: Folder, doc: Any, ctx: _Context) -> None:
 
 
 def _dump_refs(folder: Folder) -> list[bytes]:
-    return [b"".join(folder.refs), bytes(len(raw) for raw in folder.refs),
-            b"".join(packed.to_bytes(16, "little") for packed in folder.refs.values())]
+    rows = list(folder.refs.items())  # (one pass: the index is a hash table of byte strings)
+    return [b"".join(raw for raw, _ in rows), bytes(len(raw) for raw, _ in rows),
+            b"".join(packed.to_bytes(16, "little") for _, packed in rows)]
 
 
 def _load_refs(folder: Folder, doc: list[bytes], ctx: _Context) -> None:

@@ -76,7 +76,6 @@ from .causal import Vector as _Vector
 from .causal import get as _vget
 from .causal import merge as _merge
 from .causal import put as _vput
-from .compact import Positions
 from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.devices import stability_holders
 from .handlers.distributions import compute_shares
@@ -91,6 +90,7 @@ from .positions import by_clock as _by_clock
 from .positions import parents as _parents
 from .records import Contribution, Join, Member, Proposal, Resource
 from .records import State as _State
+from .refindex import RefIndex
 
 if TYPE_CHECKING:
     from .views import CommonsState
@@ -320,7 +320,7 @@ class Folder:
         # Archive lookups (None: not archived).
         self._cache: dict[bytes, _Meta | None] = _renew(self, "_cache", {})
         # Only with an archive: id -> packed position and kind of entries later ones may name.
-        self.refs: Positions = _renew(self, "refs", Positions())
+        self.refs: RefIndex = _renew(self, "refs", RefIndex())
         # Refs unpacked recently (a member's admission, grants).
         self._light: dict[bytes, _Meta] = _renew(self, "_light", {})
 
