@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.state import Folder, causal, fold, genesis_body
-from p2pcommons.state.archive import SEGMENT_MAX, StoreArchive, decode_record, encode_segment, segment_ids
+from p2pcommons.state.archive import SEGMENT_MAX, StoreArchive, decode_record, encode_segment, segment_ids, vector_diffs
 from p2pcommons.state.fold import _Meta, bulk
 from p2pcommons.store import Store
 from tests.test_state_histories import prop_settings
@@ -51,6 +51,45 @@ def test_segment_records_round_trip(records: list[tuple[int, list[int], str, str
         assert list(causal.items(got.vv)) == list(causal.items(meta.vv))
     with pytest.raises(IndexError):
         decode_record(blob, len(rows), aidx, first + len(rows))
+
+
+# One step of a log's version vectors: the same vector again (the same object), slots raised
+# (along a log: one leaf up to 32 authors, deeper past them), or any vector (shorter, emptier).
+_STEP = st.one_of(
+    st.just(("same", [])),
+    st.tuples(st.just("raise"), st.lists(st.tuples(st.integers(0, 40), st.integers(1, 2**33)), max_size=4)),
+    st.tuples(st.just("raise"), st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 2**33)), max_size=3)),
+    st.tuples(st.just("any"), st.lists(st.tuples(st.integers(0, 40), st.integers(0, 2**33)), max_size=8)),
+    st.tuples(st.just("any"), st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2**33)), max_size=4)),
+)
+
+
+@prop_settings(300)
+@given(steps=st.lists(_STEP, min_size=1, max_size=30))
+def test_segment_vector_differences_match_the_general_difference(steps: list[tuple[str, list[tuple[int, int]]]]) \
+        -> None:
+    """A segment's version vectors are encoded as each one's difference from the one before
+    (archive.vector_diffs, with fast paths for a repeated vector and for one-leaf vectors):
+    exactly causal.diff of each pair of neighbours, the first from the empty vector, for
+    vectors that repeat, grow in place, deepen past 32 authors, or shrink."""
+    vectors = []
+    vv = causal.EMPTY
+    for what, slots in steps:
+        if what == "raise":
+            for index, value in slots:
+                vv = causal.put(vv, index, max(value, causal.get(vv, index)))
+        elif what == "any":
+            vv = causal.of(slots)
+        vectors.append(vv)
+    metas = [tuple.__new__(_Meta, (i, bytes(34), 0, i + 1, *v)) for i, v in enumerate(vectors)]
+    offsets, flat = vector_diffs(metas)
+    expected: list[int] = []
+    ends = [0]
+    for before, after in zip([causal.EMPTY, *vectors], vectors, strict=False):
+        expected += causal.diff(before, after)
+        ends.append(len(expected))
+    assert flat == expected
+    assert list(offsets) == ends
 
 
 # --- a long history through the store archive ------------------------------------------------

@@ -16,9 +16,10 @@ state, and resuming peaks at about twice the state's memory rather than four tim
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from io import BytesIO
-from itertools import islice
+from itertools import islice, repeat
 from typing import IO, Any, NamedTuple
 
 import cbor2
@@ -82,9 +83,10 @@ class LazyEntries(MutableMapping[bytes, Entry]):
         for key in list(islice(loaded, drop)):
             del loaded[key]
 
-    def discard(self, key: bytes) -> None:
-        """Forget a loaded body (the fold archived the entry)."""
-        self._loaded.pop(key, None)
+    def discard_many(self, keys: Iterable[bytes]) -> None:
+        """Forget the loaded bodies of ``keys`` (the fold archived them): one call per
+        eviction, not one per entry."""
+        deque(map(self._loaded.pop, keys, repeat(None)), maxlen=0)
 
     def _knows(self, key: object) -> bool:
         # A loop, not any() over a generator (its frame cost more than the lookups): this
@@ -461,8 +463,9 @@ def _load_base(folder: Folder, doc: Any, ctx: _Context) -> None:
 
 
 def _dump_refs(folder: Folder) -> list[bytes]:
-    return [b"".join(folder.refs), bytes(len(raw) for raw in folder.refs),
-            b"".join(packed.to_bytes(16, "little") for packed in folder.refs.values())]
+    rows = list(folder.refs.items())  # (one pass: the index is a hash table of byte strings)
+    return [b"".join(raw for raw, _ in rows), bytes(len(raw) for raw, _ in rows),
+            b"".join(packed.to_bytes(16, "little") for _, packed in rows)]
 
 
 def _load_refs(folder: Folder, doc: list[bytes], ctx: _Context) -> None:

@@ -65,7 +65,7 @@ import bisect
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator, MutableMapping
-from itertools import islice
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..dagcbor import CID
@@ -76,7 +76,6 @@ from .causal import Vector as _Vector
 from .causal import get as _vget
 from .causal import merge as _merge
 from .causal import put as _vput
-from .compact import Positions
 from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.devices import stability_holders
 from .handlers.distributions import compute_shares
@@ -92,6 +91,7 @@ from .positions import by_clock as _by_clock
 from .positions import parents as _parents
 from .records import Contribution, Join, Member, Proposal, Resource
 from .records import State as _State
+from .refindex import RefIndex
 
 if TYPE_CHECKING:
     from .views import CommonsState
@@ -321,7 +321,7 @@ class Folder:
         # Archive lookups (None: not archived).
         self._cache: dict[bytes, _Meta | None] = _renew(self, "_cache", {})
         # Only with an archive: id -> packed position and kind of entries later ones may name.
-        self.refs: Positions = _renew(self, "refs", Positions())
+        self.refs: RefIndex = _renew(self, "refs", RefIndex())
         # Refs unpacked recently (a member's admission, grants).
         self._light: dict[bytes, _Meta] = _renew(self, "_light", {})
 
@@ -892,40 +892,53 @@ class Folder:
         assert archive is not None
         meta = self.meta
         other = self.outcomes.other
-        entries = self.entries
-        discard = getattr(entries, "discard", None)
-        pinned = set(self.latest.values())
-        pinned.add(self._commons_raw)
-        upto = self.evicted_upto
-        rows: list[tuple[_Meta, str, str]] = []
-        bodies: list[Entry | None] = []
-        authors = self.authors
-        refs = self.refs
-        for position in self.order[:n]:
-            raw = position[1]
-            m = meta.pop(raw)
-            status, reason = other.pop(raw, _APPLIED_PLAIN)
-            if status == REJECTED:
-                refs.pop(raw, None)  # had no effect: nothing in the state names it
-            rows.append((m, status, reason))
-            if discard is not None:
-                bodies.append(None)
-                discard(raw)
-            else:
-                bodies.append(entries.pop(raw, None))
-            if raw in pinned:
+        # (A few passes over the archived positions, most of them in C, rather than one
+        # Python loop doing everything per position.  They are those up to ``base``.)
+        for raw in (*self.latest.values(), self._commons_raw):  # authors' latest, the genesis: kept
+            m = meta.get(raw)
+            if m is not None and m <= base:
                 self.old[raw] = m
-            author = authors[m[2]]
-            log = self.logs.get(author)
-            if log is not None and log.get(m[3]) == raw:
-                del log[m[3]]
-            if m[3] > upto.get(author, 0):
-                upto[author] = m[3]
+        ids = [position[1] for position in self.order[:n]]
+        metas = list(map(meta.pop, ids))
+        rows: list[tuple[_Meta, str, str]]
+        if other:
+            outcomes = [other.pop(raw, _APPLIED_PLAIN) for raw in ids]
+            rows = [(m, outcome[0], outcome[1]) for m, outcome in zip(metas, outcomes, strict=True)]
+            refs = self.refs
+            for raw, outcome in zip(ids, outcomes, strict=True):
+                if outcome[0] == REJECTED:
+                    refs.pop(raw, None)  # had no effect: nothing in the state names it
+        else:
+            rows = list(zip(metas, repeat(APPLIED), repeat(""), strict=False))
+        entries = self.entries
+        discard = getattr(entries, "discard_many", None)
+        bodies: list[Entry | None]
+        if discard is not None:
+            discard(ids)
+            bodies = [None] * n
+        else:
+            bodies = [entries.pop(raw, None) for raw in ids]
+        # Each author's log slots of what is archived go; the highest archived seq is kept.
+        authors = self.authors
+        logs = [self.logs.get(author) for author in authors]
+        upto = self.evicted_upto
+        top = [upto.get(author, 0) for author in authors]
+        for m in metas:
+            aidx = m[2]
+            seq = m[3]
+            log = logs[aidx]
+            if log is not None and log.get(seq) == m[1]:
+                del log[seq]
+            if seq > top[aidx]:
+                top[aidx] = seq
+        for aidx, seq in enumerate(top):
+            if seq:
+                upto[authors[aidx]] = seq
         archive.put(rows, bodies, authors)
         cache = self._cache
         unknown = [raw for raw, found in cache.items() if found is None]
         if unknown:  # the cache may say "not archived" of what now is
-            now = {m[1] for m, _, _ in rows}
+            now = set(ids)
             for raw in unknown:
                 if raw in now:
                     del cache[raw]
