@@ -205,42 +205,6 @@ def test_the_flat_base_finds_every_key_and_nothing_else(keys: set[bytes], width:
         assert (k in base) == (k in rows) and base.get(k, "no") == ("no" if k not in rows else base.get(k))
 
 
-POSITION_OPS = st.lists(st.tuples(st.sampled_from(["set", "del", "pop", "clear"]), st.integers(0, 40),
-                                  st.integers(0, 2**100)), max_size=120)
-
-
-@prop_settings(300)
-@given(ops=POSITION_OPS, merge_min=st.sampled_from([0, 1, 3, 1 << 30]))
-def test_the_folds_positions_read_as_the_dict_they_replace(ops: list[tuple[str, int, int]], merge_min: int) -> None:
-    """The replayer's ``refs`` (:class:`~p2pcommons.state.compact.Positions`, merged into a
-    flat base as it is written, ints in as few bytes as the largest needs): any mix of
-    writes, deletes, pops and clears, merged at every write or never, reads as a dict, and
-    its keys and values iterate in step (a checkpoint writes them side by side)."""
-    from p2pcommons.state.compact import Positions
-
-    with _merge_min(merge_min):
-        table, model = Positions(), {}
-        for op, k, v in ops:
-            # (Ids, a few keys of their width without their prefix, a few of other widths.)
-            key = CID.of(b"%d" % k).raw if k < 30 else bytes([k]) * 36 if k < 36 else bytes([k]) * (k % 3)
-            if op == "set":
-                table[key] = model[key] = v
-            elif op == "del":
-                if key in model:
-                    del table[key], model[key]
-                with contextlib.suppress(KeyError):
-                    del table[key]
-                    raise AssertionError("deleted twice")
-            elif op == "pop":
-                assert table.pop(key, None) == model.pop(key, None)
-            else:
-                table.clear()
-                model.clear()
-            assert len(table) == len(model) and dict(table.items()) == model
-            assert table.get(key) == model.get(key) and (key in table) == (key in model)
-            assert dict(zip(table, table.values(), strict=True)) == model
-
-
 @prop_settings(200)
 @given(keys=st.sets(st.binary(min_size=4, max_size=4), max_size=60), width=st.integers(1, 9),
        ordered=st.booleans())
@@ -516,23 +480,3 @@ def test_the_merge_from_slices_is_taken_for_a_small_top_layer(rows: int, added: 
         (other._keys, other._shift, list(other._buckets), list(other._rank or ()), other._data)
 
 
-@prop_settings(200)
-@given(rows=st.sets(st.integers(0, 60), min_size=1, max_size=40), ops=POSITION_OPS)
-def test_the_folds_positions_count_their_rows_when_asked(rows: set[int], ops: list[tuple[str, int, int]]) -> None:
-    """``refs`` counts its rows only when asked (a write does not search its base to learn
-    whether its key is new): over a flat base (deleted rows marked in the top, rows replaced
-    and added above it, never merged again), the count is the dict's after every step."""
-    from p2pcommons.state.compact import Positions
-
-    table = Positions((CID.of(b"%d" % k).raw, k) for k in rows)
-    table._merge()
-    model = dict(table.items())
-    assert len(table._base) == len(rows) == len(table)
-    with _merge_min(1 << 30):
-        for op, k, v in ops:
-            key = CID.of(b"%d" % (k % 61)).raw
-            if op == "set":
-                table[key] = model[key] = v
-            elif op in ("del", "pop"):
-                assert table.pop(key, None) == model.pop(key, None)
-            assert len(table) == len(model)

@@ -31,7 +31,6 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from collections.abc import Sequence as SequenceABC
-from functools import partial
 from itertools import accumulate, pairwise
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
@@ -1136,129 +1135,6 @@ class Votes(_Layers, MutableMapping[Vote, Any]):
 
     def __repr__(self) -> str:
         return f"Votes({len(self)} votes)"
-
-
-# --- the fold's positions of named entries ------------------------------------------------
-
-_FROM_LITTLE: Callable[[bytes], int] = partial(int.from_bytes, byteorder="little")
-
-
-class Positions(_Layers, MutableMapping[bytes, int]):
-    """Raw entry id → a non-negative int (the replayer's ``refs``: a packed position and
-    kind of each entry a later one may name), held as :class:`_Layers` merged as it grows
-    (this table is written, not copied): each row is the key and the int in as few bytes as
-    the table's largest needs, in key order — about 50 bytes a row where a dict of ints took
-    150 (a key object, an int object, a slot), for one row per contribution of a commons."""
-
-    __slots__ = ()
-    _ordered = False
-
-    def __init__(self, items: Iterable[tuple[bytes, int]] = ()) -> None:
-        super().__init__()
-        for raw, value in items:
-            self[raw] = value
-
-    @staticmethod
-    def _thaw() -> Callable[[bytes], Any] | None:
-        return _FROM_LITTLE
-
-    def _merge(self) -> None:
-        # (Every row in as many bytes as the largest value needs: the base's rows are taken
-        # as stored unless a new value needs more, then all are written again.)
-        base = self._base
-        top = max((v for v in self._top.values() if v is not _GONE and v >= 0), default=0)
-        width = max(1, base._vwidth, (top.bit_length() + 7) // 8)
-
-        def freeze(value: int) -> bytes | None:
-            return value.to_bytes(width, "little") if value >= 0 else None
-
-        if (not len(base) or width == base._vwidth) and self._merge_rows(freeze):
-            self._n = len(self._base) + len(self._top)  # (the top keeps only rows new to the base)
-            return
-        keys: list[bytes] = []
-        values: list[bytes] = []
-        kept: dict[bytes, Any] = {}
-        key_width = -1
-        for raw, value in self._raw_items():
-            if key_width < 0:
-                key_width = len(raw)
-            if len(raw) != key_width or value < 0:
-                kept[raw] = value
-            else:
-                keys.append(raw)
-                values.append(value.to_bytes(width, "little"))
-        self._base = self._frozen(keys, values)
-        self._top = kept
-        self._n = len(keys) + len(kept)
-
-    def __getitem__(self, key: bytes) -> int:
-        value = self._get(key, _ABSENT)
-        if value is _ABSENT:
-            raise KeyError(key)
-        return value  # type: ignore[no-any-return]
-
-    def get(self, key: bytes, default: int | None = None) -> int | None:  # type: ignore[override]
-        # (Inlined: the replayer asks this for every archived parent it meets.)
-        value = self._top.get(key, _ABSENT)
-        if value is not _ABSENT:
-            return default if value is _GONE else value
-        base = self._base
-        i = base._find(key)
-        if i < 0:
-            return default
-        vw = base._vwidth
-        return int.from_bytes(base._data[i * vw:i * vw + vw], "little")
-
-    def __setitem__(self, key: bytes, value: int) -> None:
-        # (The row count is left to ``__len__``: whether the key is new would take a search of
-        # the base, for every entry later ones may name, and the fold never asks the count.)
-        self._top[key] = value
-        self._n = -1
-        self._merge_if_due()
-
-    def __delitem__(self, key: bytes) -> None:
-        len(self)  # (the count, known again before ``_del`` moves it)
-        self._del(key)
-
-    def __contains__(self, key: object) -> bool:
-        return type(key) is bytes and self._has(key)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._raw_keys()
-
-    def __len__(self) -> int:
-        if self._n < 0:
-            base = self._base
-            n = len(base)
-            for raw, value in self._top.items():
-                if value is _GONE:
-                    n -= 1  # (a row of the base, deleted)
-                elif raw not in base:
-                    n += 1
-            self._n = n
-        return self._n
-
-    def items(self) -> ItemsView[bytes, int]:
-        return _Items(self)
-
-    def values(self) -> ValuesView[int]:
-        return _Values(self)
-
-    def _pairs(self) -> Iterator[tuple[bytes, int]]:
-        return self._raw_items()
-
-    def clear(self) -> None:
-        self._base = self._frozen([], [])
-        self._top = {}
-        self._n = 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Positions({len(self)} rows)"
 
 
 # --- distributions ------------------------------------------------------------------------

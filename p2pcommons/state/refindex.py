@@ -5,7 +5,7 @@ one row per contribution, proposal, join, admission, grant, resource or sanction
 effect and was archived: it grows with the state, to about 450,000 rows at a million entries.
 
 Why not a dict: a key object, an int object and a slot cost about 150 bytes a row.  Why not
-the state's flat sorted tables (:class:`.compact.Positions`, which this replaces): a table
+the state's flat sorted tables (`compact.Positions`, which this replaced): a table
 kept sorted is rewritten whole at each merge of what was added, about nine times over as it
 grows — 0.3 CPU-s of a fresh node's 4-second fold at 100,000 entries, more at a million.
 
