@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -402,29 +403,39 @@ class Store:
         try:
             with self.transaction():
                 rows: list[tuple[bytes, int, int, str, bytes]] = []
-                facts: dict[bytes, tuple[list[bytes], bool]] = {}
+                new: list[tuple[bytes, list[bytes], bool]] = []  # (id, parents, is a genesis)
                 commons_of: dict[int, bytes] = {}
                 max_seq: dict[int, int] = {}
                 last: tuple[bytes, bytes] | None = None
                 log = 0
+                top = 0
                 for entry in entries:
-                    commons = entry.commons_id
-                    key = (commons.raw, entry.author)  # batches arrive grouped by log
+                    commons = entry.commons
+                    eid = entry.id.raw
+                    key = (eid if commons is None else commons.raw, entry.author)  # batches come grouped by log
                     if key != last:
-                        log = self.log_id(commons, entry.author)
-                        commons_of[log] = commons.raw
+                        if last is not None and top > max_seq.get(log, 0):
+                            max_seq[log] = top
+                        log = self.log_id(entry.commons_id, entry.author)
+                        commons_of[log] = key[0]
                         last = key
-                    rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
-                    facts[entry.id.raw] = (_parents(entry), entry.commons is None)
-                    if entry.seq > max_seq.get(log, 0):
-                        max_seq[log] = entry.seq
-                    if entry.commons is None:  # a genesis entry
+                        top = 0
+                    seq = entry.seq
+                    rows.append((eid, log, seq, entry.kind, entry.raw))
+                    prev = entry.prev
+                    new.append((eid, list(entry.dep_ids) if prev is None else [*entry.dep_ids, prev.raw],
+                                commons is None))
+                    if seq > top:
+                        top = seq
+                    if commons is None:  # a genesis entry
                         name = entry.body.get("name")
                         self._db.execute(
                             "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
-                            (entry.id.raw, name if isinstance(name, str) else "", entry.time),
+                            (eid, name if isinstance(name, str) else "", entry.time),
                         )
-                self._insert_rows(rows, commons_of, facts)
+                if last is not None and top > max_seq.get(log, 0):
+                    max_seq[log] = top
+                self._insert_rows(rows, commons_of, new)
                 self._db.executemany(
                     "UPDATE logs SET max_seq = max(max_seq, ?) WHERE log = ?",
                     [(seq, log) for log, seq in max_seq.items()],
@@ -437,18 +448,24 @@ class Store:
             raise StoreError(f"The store could not save entries ({exc}).") from None
 
     def _insert_rows(self, rows: list[tuple[bytes, int, int, str, bytes]], commons_of: dict[int, bytes],
-                     facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
-        """Insert entry rows (in order, one statement) and add what was new to the commons'
-        counts.  The usual batch holds only new entries (the ingest path drops those already
-        stored): then SQLite's row count equals the distinct rows and the counts come from
-        the rows themselves.  Otherwise the insert is undone to a savepoint and redone with
-        only the entries not yet stored, so nothing is counted twice."""
-        unique = list({row[0]: row for row in rows}.values())
+                     new: list[tuple[bytes, list[bytes], bool]]) -> None:
+        """Insert entry rows (in order) and add what was new to the commons' counts
+        (``new``: per row, the entry's id, parents and whether it is a genesis).  The usual
+        batch holds only new entries (the ingest path drops those already stored): then
+        SQLite's row count equals the distinct rows and the counts come from the rows
+        themselves.  Otherwise the insert is undone to a savepoint and redone with only the
+        entries not yet stored, so nothing is counted twice."""
+        facts = {eid: (parents, genesis) for eid, parents, genesis in new}
+        if len(facts) == len(rows):  # (the usual batch: no entry twice)
+            unique = rows
+        else:
+            unique = list({row[0]: row for row in rows}.values())
+            new = [(row[0], *facts[row[0]]) for row in unique]
         if not unique:
             return
         empty = {log for log in commons_of if not self._log_has_entries(log)}
         self._db.execute("SAVEPOINT insert_rows")
-        plan = self._plan([(row[0], *facts[row[0]]) for row in unique])
+        plan = self._plan(new)
         added = self._insert_entry_rows(unique, plan)
         if added != len(unique):
             self._db.execute("ROLLBACK TO insert_rows")
@@ -459,12 +476,10 @@ class Store:
         self._db.execute("RELEASE insert_rows")
         self._settle(plan, facts)
         per_commons: dict[bytes, list[int]] = {}
-        for row in unique:
-            counts = per_commons.setdefault(commons_of[row[1]], [0, 0])
-            counts[0] += 1
-            if row[1] in empty:
-                empty.discard(row[1])
-                counts[1] += 1
+        for log, added in Counter(row[1] for row in unique).items():
+            counts = per_commons.setdefault(commons_of[log], [0, 0])
+            counts[0] += added
+            counts[1] += log in empty
         for commons_raw, (entries, authors) in per_commons.items():
             self._bump_counts(commons_raw, entries, authors)
 
@@ -518,9 +533,28 @@ class Store:
         pending = {eid: (parents, genesis) for eid, parents, genesis in new}  # in the batch, not placed yet
         missing_at: dict[bytes, bytes] = {}
         local: dict[bytes, list[bytes]] = {}  # a pending parent -> batch entries waiting for it
+        cache_get = self._clocks.get
+        planned_get = planned.get
         for eid, parents, genesis in new:
             if eid not in pending:
                 continue  # placed already, woken by a parent earlier in the batch
+            # The usual entry: every parent placed already (recently, or earlier in the batch);
+            # the same clock as _clock_from's, without the call.  Else _clock_from decides.
+            floor = -1 if genesis and not parents else 0
+            for parent in parents:
+                found = cache_get(parent)
+                if found is None:
+                    found = planned_get(parent)
+                    if found is None:
+                        break
+                if found > floor:
+                    floor = found
+            else:
+                planned[eid] = floor + 1
+                del pending[eid]
+                if local:
+                    self._wake_planned(eid, local, pending, planned, missing_at, waiting)
+                continue
             clock, missing = self._clock_from(parents, genesis, waiting, planned, pending)
             if missing is not None:
                 missing_at[eid] = missing
@@ -529,24 +563,30 @@ class Store:
                 continue
             planned[eid] = clock
             del pending[eid]
-            stack = [eid]
-            while stack:  # wake the batch's entries that waited for it (transitively)
-                for watcher in local.pop(stack.pop(), ()):
-                    if watcher not in pending:
-                        continue
-                    w_parents, w_genesis = pending[watcher]
-                    clock, missing = self._clock_from(w_parents, w_genesis, waiting, planned, pending)
-                    if missing is None:
-                        planned[watcher] = clock
-                        del pending[watcher]
-                        missing_at.pop(watcher, None)
-                        stack.append(watcher)
-                    else:
-                        missing_at[watcher] = missing
-                        if missing in pending:
-                            local.setdefault(missing, []).append(watcher)
+            self._wake_planned(eid, local, pending, planned, missing_at, waiting)
         return [(eid, planned[eid], None) if eid in planned else (eid, None, missing_at[eid])
                 for eid, _, _ in new]
+
+    def _wake_planned(self, eid: bytes, local: dict[bytes, list[bytes]], pending: dict[bytes, tuple[list[bytes], bool]],
+                      planned: dict[bytes, int], missing_at: dict[bytes, bytes], waiting: _Waiting) -> None:
+        """:meth:`_plan`: ``eid`` was just planned; plan the batch's entries that waited for
+        it (transitively)."""
+        stack = [eid]
+        while stack:
+            for watcher in local.pop(stack.pop(), ()):
+                if watcher not in pending:
+                    continue
+                w_parents, w_genesis = pending[watcher]
+                clock, missing = self._clock_from(w_parents, w_genesis, waiting, planned, pending)
+                if missing is None:
+                    planned[watcher] = clock
+                    del pending[watcher]
+                    missing_at.pop(watcher, None)
+                    stack.append(watcher)
+                else:
+                    missing_at[watcher] = missing
+                    if missing in pending:
+                        local.setdefault(missing, []).append(watcher)
 
     def _settle(self, plan: list[tuple[bytes, int | None, bytes | None]],
                 facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
