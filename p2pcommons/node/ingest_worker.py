@@ -123,9 +123,10 @@ def ingest_scoped(store: Store, commons: CID, entries: list[bytes],
     also say whether the commons was new to this store (its genesis came in this group).
     Entries from the network: outsiders' are screened (default bounds unless given).
 
-    One transaction (one fsync) per group, but decoded in chunks: a chunk's entries are
-    freed before the next is decoded, which bounds the memory a large group needs.  Later
-    chunks see earlier ones (same connection), so chains that span chunks check out."""
+    One transaction (one fsync) per group, but decoded in chunks of equal size: a chunk's
+    entries are freed once it is stored, which bounds the memory a large group needs (with
+    ``decode_ahead``, the next chunk is decoded in a thread meanwhile: two at a time).
+    Later chunks see earlier ones (same connection), so chains that span chunks check out."""
     had = store.has_commons(commons)
     chunks = -(-len(entries) // CHUNK_ENTRIES)
     report = ingest(store, entries, commons=commons, one_transaction=True,
