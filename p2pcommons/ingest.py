@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -445,6 +444,8 @@ def _decoded_ahead(batches: Iterator[list[bytes]]) -> Iterator[list[Entry | Inva
     its SQL statements run to decode the next batch, instead of one after the other.  The
     decoding is pure (no store, no shared state but its bounded caches), so the results and
     their order are those of decoding in line; at most two batches are decoded at a time."""
+    import threading  # (here: every command that writes an entry imports this module, issue 18)
+
     result: list[list[Entry | InvalidEntry]] = []
     failure: list[BaseException] = []
 
