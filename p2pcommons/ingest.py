@@ -120,18 +120,23 @@ class Ingestor:
 
     def add_batch(self, raws: Iterable[bytes]) -> IngestReport:
         with _gc_paused():
-            return self._add_batch(raws)
+            return self._add_batch(decode_all(raws))
 
-    def _add_batch(self, raws: Iterable[bytes]) -> IngestReport:
+    def add_decoded(self, decoded: list[Entry | InvalidEntry]) -> IngestReport:
+        """:meth:`add_batch` of entries :func:`decode_all` decoded already (elsewhere, e.g.
+        in another thread while the previous batch was being stored)."""
+        with _gc_paused():
+            return self._add_batch(decoded)
+
+    def _add_batch(self, results: list[Entry | InvalidEntry]) -> IngestReport:
         # Ids are handled as their raw bytes inside a batch: hashing and comparing bytes
         # is done in C, a CID's __hash__/__eq__ in Python, and this loop runs per entry.
         report = IngestReport()
         decoded: dict[bytes, Entry] = {}
-        for raw in raws:
-            try:
-                entry = decode_entry(raw)
-            except InvalidEntry as error:
-                self._reject(report, error)
+        for entry in results:
+            if type(entry) is not Entry:
+                assert isinstance(entry, InvalidEntry)
+                self._reject(report, entry)
                 continue
             key = entry.id.raw
             if key in decoded:
@@ -346,6 +351,19 @@ class Ingestor:
             accepted.append(entry)
 
 
+def decode_all(raws: Iterable[bytes]) -> list[Entry | InvalidEntry]:
+    """Each raw entry decoded (:func:`~p2pcommons.entry.decode_entry`), or the error that
+    refuses it, in order.  Pure: it reads no store, so it can run ahead of the batch before."""
+    results: list[Entry | InvalidEntry] = []
+    append = results.append
+    for raw in raws:
+        try:
+            append(decode_entry(raw))
+        except InvalidEntry as error:
+            append(error)
+    return results
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for one batch.
@@ -382,12 +400,15 @@ def ingest(
     on_batch: Callable[[IngestReport], None] | None = None,
     outsiders: Limits | None = None,
     clock: Callable[[], float] = time.time,
+    decode_ahead: bool = False,
 ) -> IngestReport:
     """Validate and store a stream of raw entries in bounded batches.
 
     With ``atomic=True`` everything happens in one transaction and the first invalid entry
     aborts it, leaving the store exactly as it was.  ``one_transaction=True`` also commits
     once (one fsync) but rejects invalid entries and keeps the rest, as a sync does.
+    ``decode_ahead``: decode the next batch in a thread while one is checked and stored
+    (see :func:`_decoded_ahead`; the ingest process, which has a core for it).
     """
     ingestor = Ingestor(store, commons=commons, verify=verify, atomic=atomic, outsiders=outsiders, clock=clock)
     total = IngestReport()
@@ -400,10 +421,55 @@ def ingest(
     # Collect cycles once at the end rather than after each batch: on resuming, the
     # collector would otherwise scan the batch's entries while they are still referenced.
     with _gc_paused(), (store.transaction() if atomic or one_transaction else contextlib.nullcontext()):
-        for batch in batches():
-            part = ingestor.add_batch(batch)
+        if decode_ahead:
+            decoded_batches: Iterator[list[Entry | InvalidEntry]] = _decoded_ahead(batches())
+        else:
+            decoded_batches = map(decode_all, batches())
+        for decoded in decoded_batches:
+            part = ingestor.add_decoded(decoded)
+            del decoded
             total.merge(part)
             if on_batch:
                 on_batch(part)
             del part
     return total
+
+
+def _decoded_ahead(batches: Iterator[list[bytes]]) -> Iterator[list[Entry | InvalidEntry]]:
+    """:func:`decode_all` of each batch, the next one decoded in a thread while the caller
+    checks and stores the one it was given.
+
+    Why: storing a batch is largely SQLite's work, which runs without the GIL (a block of
+    rows is one step); decoding is Python's.  Overlapped, the ingest process uses the time
+    its SQL statements run to decode the next batch, instead of one after the other.  The
+    decoding is pure (no store, no shared state but its bounded caches), so the results and
+    their order are those of decoding in line; at most two batches are decoded at a time."""
+    import threading  # (here: every command that writes an entry imports this module, issue 18)
+
+    result: list[list[Entry | InvalidEntry]] = []
+    failure: list[BaseException] = []
+
+    def work(batch: list[bytes]) -> None:
+        try:
+            result.append(decode_all(batch))
+        except BaseException as exc:  # (decode_all raises nothing but InvalidEntry, kept)
+            failure.append(exc)
+
+    batch = next(batches, None)
+    if batch is None:
+        return
+    ahead = decode_all(batch)
+    while True:
+        batch = next(batches, None)
+        if batch is None:
+            yield ahead
+            return
+        thread = threading.Thread(target=work, args=(batch,), name="decode-ahead", daemon=True)
+        thread.start()
+        try:
+            yield ahead
+        finally:
+            thread.join()
+        if failure:
+            raise failure[0]
+        ahead = result.pop()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -148,6 +149,14 @@ _RECOUNT = (
     "SELECT logs.commons, count(*), count(DISTINCT logs.log) FROM entries JOIN logs ON logs.log = entries.log "
     "GROUP BY logs.commons"
 )
+
+
+# Entry rows per multi-row INSERT (:meth:`Store._insert_entry_rows`): 6 parameters each,
+# well under SQLite's limit on a statement's parameters (999 before 3.32).
+_ROWS_PER_INSERT = 128
+_INSERT_ONE = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_BLOCK = ("INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES "
+                 + ", ".join(["(?, ?, ?, ?, ?, ?)"] * _ROWS_PER_INSERT))
 
 
 def _parents(entry: Entry) -> list[bytes]:
@@ -394,29 +403,39 @@ class Store:
         try:
             with self.transaction():
                 rows: list[tuple[bytes, int, int, str, bytes]] = []
-                facts: dict[bytes, tuple[list[bytes], bool]] = {}
+                new: list[tuple[bytes, list[bytes], bool]] = []  # (id, parents, is a genesis)
                 commons_of: dict[int, bytes] = {}
                 max_seq: dict[int, int] = {}
                 last: tuple[bytes, bytes] | None = None
                 log = 0
+                top = 0
                 for entry in entries:
-                    commons = entry.commons_id
-                    key = (commons.raw, entry.author)  # batches arrive grouped by log
+                    commons = entry.commons
+                    eid = entry.id.raw
+                    key = (eid if commons is None else commons.raw, entry.author)  # batches come grouped by log
                     if key != last:
-                        log = self.log_id(commons, entry.author)
-                        commons_of[log] = commons.raw
+                        if last is not None and top > max_seq.get(log, 0):
+                            max_seq[log] = top
+                        log = self.log_id(entry.commons_id, entry.author)
+                        commons_of[log] = key[0]
                         last = key
-                    rows.append((entry.id.raw, log, entry.seq, entry.kind, entry.raw))
-                    facts[entry.id.raw] = (_parents(entry), entry.commons is None)
-                    if entry.seq > max_seq.get(log, 0):
-                        max_seq[log] = entry.seq
-                    if entry.commons is None:  # a genesis entry
+                        top = 0
+                    seq = entry.seq
+                    rows.append((eid, log, seq, entry.kind, entry.raw))
+                    prev = entry.prev
+                    new.append((eid, list(entry.dep_ids) if prev is None else [*entry.dep_ids, prev.raw],
+                                commons is None))
+                    if seq > top:
+                        top = seq
+                    if commons is None:  # a genesis entry
                         name = entry.body.get("name")
                         self._db.execute(
                             "INSERT OR IGNORE INTO commons (id, name, created) VALUES (?, ?, ?)",
-                            (entry.id.raw, name if isinstance(name, str) else "", entry.time),
+                            (eid, name if isinstance(name, str) else "", entry.time),
                         )
-                self._insert_rows(rows, commons_of, facts)
+                if last is not None and top > max_seq.get(log, 0):
+                    max_seq[log] = top
+                self._insert_rows(rows, commons_of, new)
                 self._db.executemany(
                     "UPDATE logs SET max_seq = max(max_seq, ?) WHERE log = ?",
                     [(seq, log) for log, seq in max_seq.items()],
@@ -429,38 +448,63 @@ class Store:
             raise StoreError(f"The store could not save entries ({exc}).") from None
 
     def _insert_rows(self, rows: list[tuple[bytes, int, int, str, bytes]], commons_of: dict[int, bytes],
-                     facts: dict[bytes, tuple[list[bytes], bool]]) -> None:
-        """Insert entry rows (in order, one statement) and add what was new to the commons'
-        counts.  The usual batch holds only new entries (the ingest path drops those already
-        stored): then SQLite's row count equals the distinct rows and the counts come from
-        the rows themselves.  Otherwise the insert is undone to a savepoint and redone with
-        only the entries not yet stored, so nothing is counted twice."""
-        unique = list({row[0]: row for row in rows}.values())
+                     new: list[tuple[bytes, list[bytes], bool]]) -> None:
+        """Insert entry rows (in order) and add what was new to the commons' counts
+        (``new``: per row, the entry's id, parents and whether it is a genesis).  The usual
+        batch holds only new entries (the ingest path drops those already stored): then
+        SQLite's row count equals the distinct rows and the counts come from the rows
+        themselves.  Otherwise the insert is undone to a savepoint and redone with only the
+        entries not yet stored, so nothing is counted twice."""
+        facts = {eid: (parents, genesis) for eid, parents, genesis in new}
+        if len(facts) == len(rows):  # (the usual batch: no entry twice)
+            unique = rows
+        else:
+            unique = list({row[0]: row for row in rows}.values())
+            new = [(row[0], *facts[row[0]]) for row in unique]
         if not unique:
             return
         empty = {log for log in commons_of if not self._log_has_entries(log)}
-        insert = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES (?, ?, ?, ?, ?, ?)"
         self._db.execute("SAVEPOINT insert_rows")
-        plan = self._plan([(row[0], *facts[row[0]]) for row in unique])
-        added = self._db.executemany(insert, [(*row, clock) for row, (_, clock, _) in zip(
-            unique, plan, strict=True)]).rowcount
+        plan = self._plan(new)
+        added = self._insert_entry_rows(unique, plan)
         if added != len(unique):
             self._db.execute("ROLLBACK TO insert_rows")
             stored = self.which_exist(row[0] for row in unique)
             unique = [row for row in unique if row[0] not in stored]
             plan = self._plan([(row[0], *facts[row[0]]) for row in unique])
-            self._db.executemany(insert, [(*row, clock) for row, (_, clock, _) in zip(unique, plan, strict=True)])
+            self._insert_entry_rows(unique, plan)
         self._db.execute("RELEASE insert_rows")
         self._settle(plan, facts)
         per_commons: dict[bytes, list[int]] = {}
-        for row in unique:
-            counts = per_commons.setdefault(commons_of[row[1]], [0, 0])
-            counts[0] += 1
-            if row[1] in empty:
-                empty.discard(row[1])
-                counts[1] += 1
+        for log, added in Counter(row[1] for row in unique).items():
+            counts = per_commons.setdefault(commons_of[log], [0, 0])
+            counts[0] += added
+            counts[1] += log in empty
         for commons_raw, (entries, authors) in per_commons.items():
             self._bump_counts(commons_raw, entries, authors)
+
+    def _insert_entry_rows(self, rows: list[tuple[bytes, int, int, str, bytes]],
+                           plan: list[tuple[bytes, int | None, bytes | None]]) -> int:
+        """INSERT OR IGNORE ``rows`` (each with its planned clock) in their order; the number
+        stored.  Written as multi-row statements of ``_ROWS_PER_INSERT`` rows (the rest one
+        by one): one call and one step per block instead of one per row, and SQLite runs a
+        step without the GIL.  Rows go in in the same order (``n`` is the arrival order)."""
+        params: list[object] = []
+        extend = params.extend
+        append = params.append
+        for row, (_, clock, _) in zip(rows, plan, strict=True):
+            extend(row)
+            append(clock)
+        db = self._db
+        width = _ROWS_PER_INSERT * 6
+        whole = len(params) - len(params) % width
+        added = 0
+        for at in range(0, whole, width):
+            added += db.execute(_INSERT_BLOCK, params[at:at + width]).rowcount
+        if whole < len(params):
+            rest = params[whole:]
+            added += db.executemany(_INSERT_ONE, [rest[at:at + 6] for at in range(0, len(rest), 6)]).rowcount
+        return added
 
     def _plan(self, new: Sequence[tuple[bytes, list[bytes], bool]]) -> list[tuple[bytes, int | None, bytes | None]]:
         """The causal facts of entries about to be stored: ``(id, parent ids, is a genesis)``
@@ -489,9 +533,28 @@ class Store:
         pending = {eid: (parents, genesis) for eid, parents, genesis in new}  # in the batch, not placed yet
         missing_at: dict[bytes, bytes] = {}
         local: dict[bytes, list[bytes]] = {}  # a pending parent -> batch entries waiting for it
+        cache_get = self._clocks.get
+        planned_get = planned.get
         for eid, parents, genesis in new:
             if eid not in pending:
                 continue  # placed already, woken by a parent earlier in the batch
+            # The usual entry: every parent placed already (recently, or earlier in the batch);
+            # the same clock as _clock_from's, without the call.  Else _clock_from decides.
+            floor = -1 if genesis and not parents else 0
+            for parent in parents:
+                found = cache_get(parent)
+                if found is None:
+                    found = planned_get(parent)
+                    if found is None:
+                        break
+                if found > floor:
+                    floor = found
+            else:
+                planned[eid] = floor + 1
+                del pending[eid]
+                if local:
+                    self._wake_planned(eid, local, pending, planned, missing_at, waiting)
+                continue
             clock, missing = self._clock_from(parents, genesis, waiting, planned, pending)
             if missing is not None:
                 missing_at[eid] = missing
@@ -500,24 +563,30 @@ class Store:
                 continue
             planned[eid] = clock
             del pending[eid]
-            stack = [eid]
-            while stack:  # wake the batch's entries that waited for it (transitively)
-                for watcher in local.pop(stack.pop(), ()):
-                    if watcher not in pending:
-                        continue
-                    w_parents, w_genesis = pending[watcher]
-                    clock, missing = self._clock_from(w_parents, w_genesis, waiting, planned, pending)
-                    if missing is None:
-                        planned[watcher] = clock
-                        del pending[watcher]
-                        missing_at.pop(watcher, None)
-                        stack.append(watcher)
-                    else:
-                        missing_at[watcher] = missing
-                        if missing in pending:
-                            local.setdefault(missing, []).append(watcher)
+            self._wake_planned(eid, local, pending, planned, missing_at, waiting)
         return [(eid, planned[eid], None) if eid in planned else (eid, None, missing_at[eid])
                 for eid, _, _ in new]
+
+    def _wake_planned(self, eid: bytes, local: dict[bytes, list[bytes]], pending: dict[bytes, tuple[list[bytes], bool]],
+                      planned: dict[bytes, int], missing_at: dict[bytes, bytes], waiting: _Waiting) -> None:
+        """:meth:`_plan`: ``eid`` was just planned; plan the batch's entries that waited for
+        it (transitively)."""
+        stack = [eid]
+        while stack:
+            for watcher in local.pop(stack.pop(), ()):
+                if watcher not in pending:
+                    continue
+                w_parents, w_genesis = pending[watcher]
+                clock, missing = self._clock_from(w_parents, w_genesis, waiting, planned, pending)
+                if missing is None:
+                    planned[watcher] = clock
+                    del pending[watcher]
+                    missing_at.pop(watcher, None)
+                    stack.append(watcher)
+                else:
+                    missing_at[watcher] = missing
+                    if missing in pending:
+                        local.setdefault(missing, []).append(watcher)
 
     def _settle(self, plan: list[tuple[bytes, int | None, bytes | None]],
                 facts: dict[bytes, tuple[list[bytes], bool]]) -> None:

@@ -45,9 +45,11 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 # Entries decoded and checked at once within a group (see ``ingest_scoped``): each chunk pays
 # its own lookups (a log's top seq, the commons), one signature per author's run, one outsider
-# screen and one INSERT round; 1,200 halves what 600 paid per entry on a sync's ~2,400-entry
-# groups (4-5 % of the child's CPU, bench/child.py) and holds ~1,200 decoded entries at a time.
-CHUNK_ENTRIES = 1200
+# screen and one INSERT round, so a group is cut into as few chunks as this allows, of equal
+# size (a sync's ~2,400-entry group into two, not 1,200 + 1,200 + a few).  Two, not one:
+# the next chunk is decoded while one is stored (``decode_ahead``); and ~1,500 decoded
+# entries are held at a time (two while decoding ahead).
+CHUNK_ENTRIES = 1536
 
 
 NETWORK_DEFAULTS = Limits()
@@ -111,21 +113,25 @@ def ingest_group(store: Store, commons: CID, entries: list[bytes],
     store_pages = int(store.db.execute("PRAGMA page_count").fetchone()[0])
     store.db.execute(f"PRAGMA cache_size={cache_pages_for(len(entries), page_size)}")
     store.db.execute(f"PRAGMA wal_autocheckpoint={checkpoint_pages_for(store_pages)}")
-    return ingest_scoped(store, commons, entries, outsiders)
+    return ingest_scoped(store, commons, entries, outsiders, decode_ahead=True)
 
 
 def ingest_scoped(store: Store, commons: CID, entries: list[bytes],
-                  outsiders: Limits | None = NETWORK_DEFAULTS) -> tuple[IngestReport, bool]:
+                  outsiders: Limits | None = NETWORK_DEFAULTS, *,
+                  decode_ahead: bool = False) -> tuple[IngestReport, bool]:
     """Validate and store one group of a sync session's entries, all of one commons;
     also say whether the commons was new to this store (its genesis came in this group).
     Entries from the network: outsiders' are screened (default bounds unless given).
 
-    One transaction (one fsync) per group, but decoded in chunks: a chunk's entries are
-    freed before the next is decoded, which bounds the memory a large group needs.  Later
-    chunks see earlier ones (same connection), so chains that span chunks check out."""
+    One transaction (one fsync) per group, but decoded in chunks of equal size: a chunk's
+    entries are freed once it is stored, which bounds the memory a large group needs (with
+    ``decode_ahead``, the next chunk is decoded in a thread meanwhile: two at a time).
+    Later chunks see earlier ones (same connection), so chains that span chunks check out."""
     had = store.has_commons(commons)
-    report = ingest(store, entries, commons=commons, one_transaction=True, batch_size=CHUNK_ENTRIES,
-                    outsiders=outsiders)
+    chunks = -(-len(entries) // CHUNK_ENTRIES)
+    report = ingest(store, entries, commons=commons, one_transaction=True,
+                    batch_size=max(1, -(-len(entries) // max(1, chunks))), outsiders=outsiders,
+                    decode_ahead=decode_ahead)
     return report, (not had and store.has_commons(commons))
 
 
