@@ -4,6 +4,7 @@ excludes nothing; warnings belong to the member identity (protocols/commons.md Â
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from p2pcommons.entry import Entry
 from p2pcommons.state import APPLIED, REJECTED, Folder, fold
 from p2pcommons.state.views import CommonsState
+from tests.support.decisions import T0, Town
 from tests.test_state_histories import ACTIONS, SIGNERS, History, build, prop_settings
 
 M = 2  # the member sanctioned in the scenarios below
@@ -65,6 +67,85 @@ def test_a_sanction_rejected_as_already_left_does_not_void_the_rejoin() -> None:
             assert outcome is not None and outcome.status == APPLIED, (name, outcome)
         assert state.members[SIGNERS[M].public_key.hex()]["status"] == "active"
         assert not state._folder.exclusions
+
+
+def _converges_in_every_delivery_order(town: Town) -> CommonsState:
+    """An incremental fold fed ``town``'s entries one at a time (genesis first, then every
+    order of the rest) gives the state and outcomes of a fold from scratch, returned."""
+    reference = town.fold()
+    for arrival in itertools.permutations(town.entries[1:]):
+        folder = Folder(town.genesis.id, snapshot_every=1)
+        for entry in (town.genesis, *arrival):
+            folder.add(entry)
+            folder.run()
+        assert folder.result().state_hash == reference.state_hash, [str(e.id) for e in arrival]
+        for entry in town.entries:
+            assert folder.outcomes.get(entry.id.raw) == reference._folder.outcomes.get(entry.id.raw)
+    return reference
+
+
+def _outcomes(state: CommonsState, *entries: Entry) -> list[tuple[str, str]]:
+    found = [state.outcome(e.id) for e in entries]
+    return [(o.status, o.reason) if o is not None else ("", "") for o in found]
+
+
+def _suspend(town: Town, by: int, member: int, time: int) -> Entry:
+    return town.write(by, "sanction", {"member": town.key(member), "action": "suspend", "reason": "r"}, time)
+
+
+ALREADY = "The member is already suspended."
+
+
+def test_a_sanction_voided_through_a_later_suspension_is_judged_again_when_that_one_lapses() -> None:
+    """Found by tests/test_state_acts.py's convergence property: an incremental fold lost a
+    suspension that a fold from scratch applies.
+
+    Alice (0) suspends dan (3); bob (1), who saw that, suspends alice; carol (2), who saw
+    nothing of alice's, suspends her too, after a note of her own so that both suspensions
+    of alice sort at the same clock, bob's first.  From scratch: alice's suspension of dan
+    applies, bob's of alice applies, carol's is rejected (alice is already suspended).
+    Delivered note, alice's, carol's, bob's: before bob's arrives, carol's takes effect and
+    excludes alice's (strong removal), so alice's exclusion of dan is stale and her sanction
+    is made void.  Bob's then sorts before carol's, whose exclusion may no longer hold: the
+    fold replayed from the start without it, but kept the void mark on alice's sanction
+    (which sorts before bob's), and dan stayed active."""
+    town = Town(stewards=4)
+    town.write(2, "contribution", {"title": "note"}, T0 + 2000)
+    alice = _suspend(town, 0, 3, T0)
+    town.sync(1, 0)
+    bob = _suspend(town, 1, 0, T0 + 60000)
+    carol = _suspend(town, 2, 0, T0 + 60000)
+    reference = _converges_in_every_delivery_order(town)
+    order = [key[1] for key in reference._folder.order]
+    assert order.index(bob.id.raw) < order.index(carol.id.raw)  # (the scenario needs bob's first)
+    assert _outcomes(reference, alice, bob, carol) == [(APPLIED, ""), (APPLIED, ""), (REJECTED, ALREADY)]
+    assert reference.members[town.member_hex(3)]["status"] == "suspended"
+
+
+def test_a_sanction_voided_there_replays_from_the_start_when_an_entry_sorts_before_it() -> None:
+    """Also found by that property.  Alice and dan suspend each other, unseen by each other;
+    bob, who saw alice's, suspends alice; carol, who saw neither, suspends her too after a
+    note (so her suspension sorts just after bob's).  From scratch alice's suspension of dan
+    sorts first and applies (dan's of alice is excluded), bob's applies, carol's is rejected.
+    Delivered dan's, alice's, the note, carol's, bob's: before bob's arrives, carol's
+    suspension excludes alice's, dan's then takes effect, and both alice's and carol's
+    (rejected: alice is already suspended by dan) are made void.  Bob's sorts before
+    carol's: the fold dropped carol's void mark and replayed from bob's only, keeping
+    alice's void mark and dan's suspension of alice, which stood only through carol's
+    exclusion â€” so bob's was rejected and dan stayed active."""
+    town = Town(stewards=4, rules={"roles": {"custom": ["ecologist"]}, "decide": {"removal": True}})
+    dan = _suspend(town, 3, 0, T0 + 120000)
+    alice = _suspend(town, 0, 3, T0 + 120000)
+    town.sync(1, 0)
+    bob = _suspend(town, 1, 0, T0 + 120000)
+    town.write(2, "contribution", {"title": "note"}, T0 + 122000)
+    carol = _suspend(town, 2, 0, T0 + 180000)
+    reference = _converges_in_every_delivery_order(town)
+    order = [key[1] for key in reference._folder.order]
+    assert order.index(alice.id.raw) < order.index(dan.id.raw) < order.index(bob.id.raw) < order.index(carol.id.raw)
+    assert _outcomes(reference, alice, bob, carol) == [(APPLIED, ""), (APPLIED, ""), (REJECTED, ALREADY)]
+    assert _outcomes(reference, dan)[0][0] == REJECTED
+    assert reference.members[town.member_hex(3)]["status"] == "suspended"
 
 
 def test_a_sanction_that_saw_the_rejoin_takes_effect() -> None:

@@ -663,12 +663,21 @@ class Folder:
         if self.evicted and self._replay_from is not None and self._replay_from <= self.base and not self._refold \
                 and self._late_strangers():
             self._replay_from = None  # restored to the base: the loop below replays the window
-        if self.void and (self._refold or self._replay_from is not None):
+        # What the fold concluded at or after the replay point may not hold any more (what
+        # arrived may stop a sanction there): an exclusion, or a sanction made void there —
+        # and what was concluded before it under them (another sanction voided because that
+        # exclusion rejected it, an exclusion that won only then) neither.  Only a replay from
+        # the start, without exclusions or void marks, finds what a fold from scratch does.
+        replay_from = self._replay_from
+        meta = self.meta
+        from_start = self._refold or (replay_from is not None and (
+            any(ex.cause >= replay_from for ex in self.exclusions)
+            or any(tag[:-32] in meta and meta[tag[:-32]] >= replay_from for tag in self.void)))
+        if self.void and (from_start or replay_from is not None):
             # Judged again wherever the fold replays them (what arrived may settle them).
-            replay: Key = _ZERO_KEY if self._refold or self._replay_from is None else self._replay_from
-            self.void = {tag for tag in self.void if tag[:-32] in self.meta and self.meta[tag[:-32]] < replay}
-        if self._refold or (self._replay_from is not None and any(
-                ex.cause >= self._replay_from for ex in self.exclusions)):
+            replay: Key = _ZERO_KEY if from_start or replay_from is None else replay_from
+            self.void = {tag for tag in self.void if tag[:-32] in meta and meta[tag[:-32]] < replay}
+        if from_start:
             self._refold = False
             self.exclusions = []
             self._restore(_ZERO_KEY)
