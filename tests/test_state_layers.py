@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import cbor2
-import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
@@ -423,60 +422,5 @@ def _layer_and_top(draw: Any) -> tuple[compact._Layers, dict[bytes, Any]]:
             continue
         top[raw] = v
     return layer, top
-
-
-@prop_settings(300)
-@given(case=_layer_and_top())
-def test_a_merge_from_slices_builds_what_the_whole_merge_builds(case: tuple[compact._Layers, dict[bytes, Any]]) -> None:
-    """:meth:`_Frozen.merged` (the base cut at the changed rows and joined again) gives the
-    very base and kept top layer :meth:`_Layers._merge_rows_whole` (every row split out and
-    sorted again) gives — keys, values, buckets, prefix, order of arrival — wherever it
-    builds one, and the merged table reads as the dict of its rows."""
-    layer, top = case
-    model = {**dict(layer._raw_items()), **{k: v for k, v in top.items() if v is not compact._GONE}}
-    for k, v in top.items():
-        if v is compact._GONE:
-            model.pop(k, None)
-    layer._top = dict(top)
-    base = layer._base
-    fast = base.merged(top, layer._freeze, layer._thaw())
-    whole = type(layer)(base, dict(top), len(model))
-    done = whole._merge_rows_whole(whole._freeze)
-    event("built from slices" if fast is not None else "left to the whole merge")
-    if fast is None:
-        return
-    assert done
-    new, kept = fast
-    other = whole._base
-    assert kept == whole._top
-    assert (new._n, new._keys, new._prefix, new._width, new._shift, list(new._buckets), new._data) == \
-        (other._n, other._keys, other._prefix, other._width, other._shift, list(other._buckets), other._data)
-    assert (None if new._rank is None else list(new._rank)) == (None if other._rank is None else list(other._rank))
-    assert new.sorted_rows() == other.sorted_rows() and list(new.items()) == list(other.items())
-    layer._base, layer._top = new, kept
-    assert dict(layer._raw_items()) == model and list(layer._raw_keys()) == list(whole._raw_keys())
-    for raw in model:
-        assert layer._get(raw, "absent") == model[raw]
-
-
-@pytest.mark.parametrize(("rows", "added"), [(4000, 1000), (1800, 400)])
-def test_the_merge_from_slices_is_taken_for_a_small_top_layer(rows: int, added: int) -> None:
-    """The case it exists for (a top an eighth to a quarter of its base: the replayer's
-    ``refs``, a snapshot's tables, entry ids for keys): it builds the base the whole merge
-    builds, with rows replaced and new rows before, among and after the old — also where
-    the buckets double (1,800 rows and 267 new: their boundaries found again from the keys' two
-    head bytes, not moved)."""
-    layer = compact._Layers()
-    for i in range(0, 2 * rows, 2):
-        layer._set(CID.of(b"%d" % i).raw, b"v%d" % i)
-    layer._merge_all()
-    top = {CID.of(b"%d" % i).raw: b"w%d" % i for i in range(0, 3 * added, 3)}
-    whole = compact._Layers(layer._base, dict(top), 0)
-    assert whole._merge_rows_whole(whole._freeze)
-    fast = layer._base.merged(top, layer._freeze, layer._thaw())
-    assert fast is not None
-    new, other = fast[0], whole._base
-    assert (new._keys, new._shift, list(new._buckets), list(new._rank or ()), new._data) == \
-        (other._keys, other._shift, list(other._buckets), list(other._rank or ()), other._data)
 
 
