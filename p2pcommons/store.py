@@ -724,11 +724,19 @@ class Store:
         then those still waiting for a parent (in arrival order): a reader that takes them
         in this order never sees an entry before one that sorts earlier, so it never has to
         go back."""
+        for raw, _ in self.in_order_rows(commons):
+            yield raw
+
+    def in_order_rows(self, commons: CID) -> Iterator[tuple[bytes, bytes]]:
+        """:meth:`in_order` with each entry's stored id: ``(raw, id)``.  The id was written at
+        insert from the entry's hash (:meth:`insert` takes only decoded entries), so the
+        fold's read path takes it rather than hashing each entry again
+        (:func:`~p2pcommons.entry.decode_stored`)."""
         for query in (
             # CROSS JOIN keeps entries as the outer loop: the (clock, id) index in order.
-            "SELECT entries.raw FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "SELECT entries.raw, entries.id FROM entries CROSS JOIN logs ON logs.log = entries.log "
             "WHERE entries.clock IS NOT NULL AND logs.commons = ? ORDER BY entries.clock, entries.id",
-            "SELECT entries.raw FROM waiting CROSS JOIN entries ON entries.id = waiting.id "
+            "SELECT entries.raw, entries.id FROM waiting CROSS JOIN entries ON entries.id = waiting.id "
             "JOIN logs ON logs.log = entries.log WHERE logs.commons = ? ORDER BY entries.n",
         ):
             cursor = self._db.execute(query, (commons.raw,))
@@ -736,8 +744,7 @@ class Store:
                 rows = cursor.fetchmany(1000)
                 if not rows:
                     break
-                for (raw,) in rows:
-                    yield bytes(raw)
+                yield from rows
 
     def in_order_from(self, commons: CID, clock: int, entry_id: bytes, limit: int) -> list[bytes]:
         """Up to ``limit`` of the commons' placed entries from position ``(clock, id)`` on,

@@ -250,6 +250,32 @@ def test_decoding_a_stored_entry_gives_the_entry_and_refuses_what_decode_entry_r
             decode_stored(junk)
 
 
+@settings(max_examples=scaled(0.3))
+@given(deliveries())
+def test_the_stored_id_the_fold_takes_is_the_entrys_hash(
+        tmp_path: Path, delivery: tuple[History, list[list[Entry]]]) -> None:
+    """The fold's read path takes each entry's id from the store rather than hashing it again
+    (``in_order_rows`` and ``decode_stored(raw, id)``): in any insert order and batching, each
+    stored id is the hash of the bytes beside it, the rows are ``in_order``'s entries in the
+    same order, and an entry decoded with its stored id equals the one decoded by hashing."""
+    history, batches = delivery
+    store = new_store(tmp_path)
+    try:
+        for batch in batches:
+            store.insert(batch)
+        rows = list(store.in_order_rows(history.commons))
+        assert [raw for raw, _ in rows] == list(store.in_order(history.commons))
+        for raw, eid in rows:
+            hashed, taken = decode_entry(raw), decode_stored(raw, eid)
+            assert eid == hashed.id.raw
+            assert (taken.id, taken.raw, taken.seq, taken.sig, taken.deps, taken.prev, taken.body, taken.kind,
+                    taken.time, taken.author, taken.commons) == \
+                (hashed.id, hashed.raw, hashed.seq, hashed.sig, hashed.deps, hashed.prev, hashed.body, hashed.kind,
+                 hashed.time, hashed.author, hashed.commons)
+    finally:
+        store.close()
+
+
 def test_a_batch_in_log_order_is_placed_in_memory_and_written_once(tmp_path: Path) -> None:
     """A batch grouped by log (as ingest hands it over) names, in one author's entries,
     another author's entries that come later in the same batch: those are placed in memory

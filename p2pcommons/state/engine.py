@@ -32,7 +32,7 @@ import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, starmap
 from typing import Any
 
 import cbor2
@@ -111,11 +111,11 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
     folder = live.folder
     if live.max_n == 0 and not folder.meta and not folder.waiting:
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
-        rows = store.in_order(commons)
+        rows = store.in_order_rows(commons)  # (with each stored id: not hashed again)
         # (The store's order: parents first, sorted; no readiness queue.  A batch at a time,
         # so the intake binds what it uses once per batch, not once per entry.)
         while batch := list(islice(rows, FEED_BATCH)):
-            folder.take_in_order(map(decode_stored, batch))
+            folder.take_in_order(starmap(decode_stored, batch))
             if len(batch) == FEED_BATCH and folder.archive is not None:
                 folder.run()
                 if isinstance(folder.entries, checkpoint.LazyEntries):
