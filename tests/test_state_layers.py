@@ -313,7 +313,13 @@ def test_inserting_or_overwriting_reads_as_setting(ops: list[tuple[str, int, int
                 at = v % len(tables)
             for t, vt, m, vm in tables:
                 assert len(t) == len(m) and len(vt) == len(vm)
-                assert list(t.items()) == list(m.items()) and dict(vt.items()) == vm
+                assert dict(t.items()) == m and dict(vt.items()) == vm
+        # Iteration order is the dict's as long as nothing is deleted (the tables' contract,
+        # as in the test above: a row deleted from a flat base and written again keeps its
+        # place there, where a dict would move it to the end).
+        if not any(op == "del" for op, _, _ in ops):
+            for t, _, m, _ in tables:
+                assert list(t.items()) == list(m.items())
 
 
 @contextlib.contextmanager
