@@ -524,6 +524,17 @@ class Folder:
         """Record the entry's floor if it is dated before an entry in its causal past: the
         latest *effective* time over its parents (a parent's own time, or its floor if that
         is later), so one backdated entry cannot launder a later one's date."""
+        floor = self._floor(parent_ids)
+        if floor > entry.time:
+            self.floors[eid] = floor
+            self._remember_time(eid, floor)
+        else:
+            self._remember_time(eid, entry.time)
+
+    def _floor(self, parent_ids: Iterable[bytes]) -> int:
+        """The latest effective time over these parents (each one's own time, or its floor if
+        later): what an entry naming them may not be dated before.  (Also the batch intake's,
+        :func:`.intake.take_in_order`.)"""
         floors = self.floors
         times = self._times
         floor = 0
@@ -536,11 +547,7 @@ class Folder:
             times[parent] = held  # (moved to the newest end: a parent named often stays)
             if held > floor:
                 floor = held
-        if floor > entry.time:
-            floors[eid] = floor
-            self._remember_time(eid, floor)
-        else:
-            self._remember_time(eid, entry.time)
+        return floor
 
     def _parent_time(self, raw: bytes) -> int:
         """A parent's own time, read alone (a lazy table would read ahead; a reference to

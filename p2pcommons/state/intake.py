@@ -80,7 +80,6 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
     order = folder.order
     order_append = order.append
     times = folder._times
-    times_pop = times.pop
     floors = folder.floors
     fork_seq = folder.fork_seq
     base = folder.base
@@ -150,16 +149,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
                 full = p if len(p) > VV else folder.record(p[1])
                 shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
         # Folder._date: the floor is the latest effective time over the dated parents.
-        floor = 0
-        for parent in dated:
-            held = times_pop(parent, None)
-            if held is None:
-                held = floors.get(parent)
-                if held is None:
-                    held = folder._parent_time(parent)
-            times[parent] = held  # (moved to the newest end: a parent named often stays)
-            if held > floor:
-                floor = held
+        floor = folder._floor(dated)
         effective = entry.time
         if floor > effective:
             floors[eid] = effective = floor
