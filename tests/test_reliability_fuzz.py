@@ -52,7 +52,9 @@ EXAMPLES = int(os.environ.get("P2PC_FUZZ_EXAMPLES", scaled(3)))  # 300 at the de
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 # pytest-timeout's 300 s default per test cut a 5,000-example run short on a loaded machine:
 # allow 0.2 s per example (a hang still fails, through the per-input bound below)
-pytestmark = pytest.mark.timeout(max(300, int(EXAMPLES * 0.2)))
+# One worker for the whole module under `-n 2 --dist loadgroup`: test_report_counts reads the
+# counters its neighbours fill in this process, and failed once when xdist ran it elsewhere.
+pytestmark = [pytest.mark.timeout(max(300, int(EXAMPLES * 0.2))), pytest.mark.xdist_group("reliability_fuzz")]
 MAX_SECONDS_PER_INPUT = 2.0  # generous: a loaded 2-core machine; a hang would take far longer
 MAX_BYTES_PER_INPUT = 8 * 1024 * 1024  # tracemalloc peak of one decode (inputs are ≤ ~70 KB)
 
