@@ -444,32 +444,16 @@ def _decoded_ahead(batches: Iterator[list[bytes]]) -> Iterator[list[Entry | Inva
     its SQL statements run to decode the next batch, instead of one after the other.  The
     decoding is pure (no store, no shared state but its bounded caches), so the results and
     their order are those of decoding in line; at most two batches are decoded at a time."""
-    import threading  # (here: every command that writes an entry imports this module, issue 18)
-
-    result: list[list[Entry | InvalidEntry]] = []
-    failure: list[BaseException] = []
-
-    def work(batch: list[bytes]) -> None:
-        try:
-            result.append(decode_all(batch))
-        except BaseException as exc:  # (decode_all raises nothing but InvalidEntry, kept)
-            failure.append(exc)
+    # (Imported here: every command that writes an entry imports this module, issue 18.)
+    from concurrent.futures import ThreadPoolExecutor
 
     batch = next(batches, None)
     if batch is None:
         return
     ahead = decode_all(batch)
-    while True:
-        batch = next(batches, None)
-        if batch is None:
-            yield ahead
-            return
-        thread = threading.Thread(target=work, args=(batch,), name="decode-ahead", daemon=True)
-        thread.start()
-        try:
-            yield ahead
-        finally:
-            thread.join()
-        if failure:
-            raise failure[0]
-        ahead = result.pop()
+    with ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") as pool:
+        for batch in batches:
+            future = pool.submit(decode_all, batch)
+            yield ahead  # (closed here: leaving the pool waits for the batch in hand)
+            ahead = future.result()
+    yield ahead
