@@ -210,8 +210,8 @@ def through_store(n: int, authors: int, keep: str | None = None) -> None:
         commons = None
         t0 = time.perf_counter()
         for batch in _batches(n, authors):
-            if commons is None:
-                commons = batch[0].id
+            if commons is None:  # (the genesis: first in a cached history, anywhere in a built one)
+                commons = next((e.id for e in batch if e.kind == "genesis"), None)
             store.insert(batch)
         store.close()
         assert commons is not None
