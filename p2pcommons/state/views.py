@@ -24,6 +24,8 @@ from .records import (
     Proposal,
     Resource,
     _canonical_proposal,
+    _join_row,
+    _member_row,
     canonical_state,
     canonical_stream,
     hexkey,
@@ -136,12 +138,10 @@ class CommonsState:
         state = self._folder.state
         if state is None:
             return {}
-        if name == "members":
-            return {hexkey(a): {"name": m.name, "roles": list(m.roles), "status": m.status, "since": str(m.since),
-                                "warnings": m.warnings} for a, m in state.members.items()}
+        if name == "members":  # (the rows are the state hash's: records.py writes them once)
+            return {hexkey(a): _member_row(m) for a, m in state.members.items()}
         if name == "joins":
-            return {str(c): {"author": hexkey(j.author), "name": j.name,
-                             "approvals": sorted(hexkey(a) for a in j.approvals)} for c, j in state.joins.items()}
+            return {str(c): _join_row(j) for c, j in state.joins.items()}
         if name == "proposals":
             return {str(c): _canonical_proposal(p) for c, p in state.proposals.items()}
         raise KeyError(name)
