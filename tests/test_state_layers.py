@@ -344,8 +344,10 @@ def _checked_inserts() -> Iterator[list[int]]:
 
     from p2pcommons.state.handlers import common, contributions, rules_votes
 
-    def ref(view: Any, entry: Any, meta: Any, field: str, kind: Any, *, known: bool = False) -> CID:
-        target = common.ref(view, entry, meta, field, kind)  # (the kind looked up, always)
+    def ref(view: Any, entry: Any, meta: Any, field: str, kind: Any, *, known: bool = False,
+            linked: CID | None = None) -> CID:
+        target = common.ref(view, entry, meta, field, kind)  # (the kind looked up, the link read, always)
+        assert linked is None or linked == target, "a link handed to ref() that is not the field's"
         if known:
             made[0] += 1
         return target

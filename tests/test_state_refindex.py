@@ -36,13 +36,13 @@ _OPS = st.lists(st.tuples(st.sampled_from(["set"] * 8 + ["del", "pop", "clear"])
 
 
 @contextlib.contextmanager
-def _buckets(first: int, rows: int) -> Iterator[None]:
-    saved = refindex._BUCKETS, refindex._ROWS
-    refindex._BUCKETS, refindex._ROWS = first, rows
+def _buckets(first: int, rows: int, pending: int = refindex._PENDING) -> Iterator[None]:
+    saved = refindex._BUCKETS, refindex._ROWS, refindex._PENDING
+    refindex._BUCKETS, refindex._ROWS, refindex._PENDING = first, rows, pending
     try:
         yield
     finally:
-        refindex._BUCKETS, refindex._ROWS = saved
+        refindex._BUCKETS, refindex._ROWS, refindex._PENDING = saved
 
 
 @prop_settings(300)
@@ -76,6 +76,39 @@ def test_the_ref_index_reads_as_the_dict_it_replaces(ops: list[tuple[str, bytes,
         with pytest.raises(KeyError):
             table[b"\x00" * 40]
         assert (b"\x00" * 40) not in table and 5 not in table  # type: ignore[comparison-overlap]
+
+
+@prop_settings(300)
+@given(ops=_OPS, first=st.sampled_from([1, 16]), rows=st.sampled_from([1, 2, 32]),
+       pending=st.sampled_from([1, 2, 7, 4096]), every=st.integers(1, 40))
+def test_rows_written_before_a_flush_read_as_the_dict(ops: list[tuple[str, bytes, int]], first: int, rows: int,
+                                                      pending: int, every: int) -> None:
+    """Rows wait in a plain dict and go into their buckets a batch at a time: with batches of
+    one row, a few or more than the whole run, and the table counted, iterated and compared
+    whole (which flushes) only every few operations, every lookup between flushes — of a
+    row written since, overwritten since, in the buckets, or absent — reads as the dict, and
+    so does the whole table at each flush and at the end."""
+    with _buckets(first, rows, pending):
+        table, model = RefIndex(), {}
+        for i, (op, key, value) in enumerate(ops):
+            if op == "set":
+                table[key] = model[key] = value
+            elif op == "del":
+                if key in model:
+                    del table[key], model[key]
+                with pytest.raises(KeyError):
+                    del table[key]
+            elif op == "pop":
+                assert table.pop(key, None) == model.pop(key, None)
+            else:
+                table.clear()
+                model.clear()
+            assert table.get(key) == model.get(key) and (key in table) == (key in model)
+            assert all(table.get(k) == v for k, v in model.items())
+            if i % every == 0:
+                assert len(table) == len(model) and dict(table.items()) == model
+        assert len(table) == len(model) and dict(table.items()) == model
+        assert dict(zip(table, table.values(), strict=True)) == model
 
 
 def test_a_ref_index_refuses_negative_values() -> None:

@@ -58,6 +58,9 @@ class LazyEntries(MutableMapping[bytes, Entry]):
                  ahead: Callable[[int, bytes], list[Entry]] | None = None) -> None:
         self._indexes = indexes
         self._loaded: dict[bytes, Entry] = {}
+        # The held bodies, read directly by the replayer (``Folder._apply``: a dict lookup in
+        # C per applied entry, not a call of ``__getitem__``).  Read it, never write it.
+        self.bodies = self._loaded
         self._loader = loader
         # Read-ahead: the entries from a position on, in the store's (clock, id) order.  A
         # replay asks for the bodies of consecutive positions; one range read serves the

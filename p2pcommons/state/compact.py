@@ -612,8 +612,17 @@ class Packed(_Layers, MutableMapping[CID, _V]):
         return self._unpack(blob) if type(blob) is bytes else blob
 
     def get(self, key: CID, default: Any = None) -> Any:
-        blob = self._get(key.raw)
-        if blob is None:
+        # (:meth:`_Layers._get` and :meth:`_Frozen.get` inlined: a review reads its
+        # contribution, a vote its proposal, mostly from the base.)
+        raw = key.raw
+        blob = self._top.get(raw, _ABSENT)
+        if blob is _ABSENT:
+            base = self._base
+            i = base._find(raw)
+            if i < 0:
+                return default
+            blob = base._value(i)
+        elif blob is _GONE:
             return default
         return self._unpack(blob) if type(blob) is bytes else blob
 

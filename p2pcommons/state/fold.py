@@ -206,6 +206,7 @@ class _Conflict(Exception):
 _TIMES_MAX = 1 << 11
 _CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
 _UNKNOWN: Any = object()
+_NO_BODIES: dict[bytes, Entry] = {}  # (an entry table without a dict of held bodies)
 # Kinds a later entry may name (``handlers.NAMED_KINDS``: reference targets, a member's
 # admission and grants, a lifting reinstatement): an evicting fold keeps their positions in
 # ``Folder.refs``, each packed with its kind's index in NAMED_KINDS, in as many bits as the
@@ -1021,7 +1022,12 @@ class Folder:
 
     def _apply(self, key: Key) -> None:
         eid = key[1]
-        entry = self.entries[eid]
+        # (The body from the table's dict of held bodies, in C: a lazy table's ``__getitem__``
+        # is a Python call per applied entry, and the body is nearly always held.)
+        entries = self.entries
+        entry = (entries if type(entries) is dict else getattr(entries, "bodies", _NO_BODIES)).get(eid)
+        if entry is None:
+            entry = entries[eid]
         meta: _Meta = key  # type: ignore[assignment]  # (``order`` holds the records themselves: positions.Meta)
         if entry.commons is None:
             if eid != self._commons_raw:

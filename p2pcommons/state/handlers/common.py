@@ -107,16 +107,18 @@ def alone(state: State, act: str) -> None:
 
 
 def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str, ...], *,
-        known: bool = False) -> CID:
+        known: bool = False, linked: CID | None = None) -> CID:
     """A link field that must name an entry of ``kind`` in this entry's causal past.
     ``known``: the caller found what it names in a table whose keys are all entries of
     ``kind`` (a review's contribution, a vote's proposal), so its kind is not looked up (in
-    an evicting fold, a search of the replayer's index of named entries)."""
-    value = entry.body.get(field)
-    try:
-        target = link(value)
-    except Exception:
-        raise Rejected(f"Its '{field}' is not an entry id.") from None
+    an evicting fold, a search of the replayer's index of named entries).  ``linked``: the
+    field's link as the caller already read it (:func:`named`), not read again."""
+    target = linked
+    if target is None:
+        try:
+            target = link(entry.body.get(field))
+        except Exception:
+            raise Rejected(f"Its '{field}' is not an entry id.") from None
     if not view.in_past(target, meta):
         raise Rejected(f"Its '{field}' names an entry outside its causal past.")
     if known:
@@ -126,6 +128,17 @@ def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str,
     if found not in kinds:
         raise Rejected(f"Its '{field}' names a {found}, not a {' or '.join(kinds)}.")
     return target
+
+
+def named(table: Any, entry: Entry, field: str) -> tuple[CID | None, Any]:
+    """The link in ``entry``'s ``field`` (None if it is none) and the record ``table`` holds
+    under it (None if none): a review's contribution, a vote's proposal.  The link is checked
+    by :func:`ref`, which is handed it (``linked``) rather than reading it again."""
+    try:
+        target = link(entry.body.get(field))
+    except Exception:
+        return None, None
+    return target, table.get(target)
 
 
 def text_field(body: dict[str, Any], field: str, *, required: bool = False, default: str = "") -> str:

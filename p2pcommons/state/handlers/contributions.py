@@ -10,7 +10,7 @@ from ...dagcbor import CID, link
 from ...entry import Entry
 from ..positions import Meta
 from ..records import Contribution, State
-from .common import MAX_TOTAL, amount_field, ref, standing, text_field
+from .common import MAX_TOTAL, amount_field, named, ref, standing, text_field
 from .devices import member_of
 from .registry import Kind
 from .view import APPLIED, PENDING, Rejected, View
@@ -73,22 +73,13 @@ def _capped(s: State, claimed: int, adjusted: int) -> None:
                        f"({cap}%) allows: it must be between {max(0, claimed - room)} and {claimed + room}.")
 
 
-def _named(s: State, e: Entry) -> Contribution | None:
-    """The contribution a review names, if the state holds it (the link is checked by :func:`ref`)."""
-    try:
-        target = link(e.body.get("contribution"))
-    except Exception:
-        return None
-    found: Contribution | None = s.contributions.get(target)
-    return found
-
-
 def _review(v: View, s: State, e: Entry, m: Meta) -> str:
     policy = s.rules["review"]
     standing(v, s, e.author, m, policy["roles"])
     # (A record in the table is a contribution's: its kind is then not looked up.)
-    contribution = _named(s, e)
-    target = ref(v, e, m, "contribution", "contribution", known=contribution is not None)
+    linked, found = named(s.contributions, e, "contribution")
+    contribution: Contribution | None = found
+    target = ref(v, e, m, "contribution", "contribution", known=contribution is not None, linked=linked)
     if contribution is None:
         raise Rejected("The contribution it reviews had no effect (it was rejected).")
     if contribution.status != "pending":

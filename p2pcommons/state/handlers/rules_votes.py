@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...dagcbor import CID, link
+from ...dagcbor import CID
 from ...entry import MAX_TIME, Entry
 from .. import rules as rules_mod
 from ..positions import Meta
 from ..records import Member, Proposal, State
 from ..rules import InvalidRules
 from . import acts
-from .common import ref, settled, settled_others, standing, text_field, vouched
+from .common import named, ref, settled, settled_others, standing, text_field, vouched
 from .registry import Kind
 from .view import APPLIED, Rejected, View
 
@@ -207,24 +207,14 @@ def _proposal(v: View, s: State, e: Entry, m: Meta) -> str:
     return _open(v, s, e, m, proposal)
 
 
-def _named(s: State, e: Entry) -> Proposal | None:
-    """The proposal a vote names, if it names one the state holds (checked later: :func:`ref`)."""
-    try:
-        target = link(e.body.get("proposal"))
-    except Exception:
-        return None
-    proposal: Proposal | None = s.proposals.get(target)
-    return proposal
-
-
 def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
-    named = _named(s, e)
+    linked, found = named(s.proposals, e, "proposal")
+    proposal: Proposal | None = found  # (the record ``ref`` below checks the link of)
     # Who may vote on what it names (rule-change voters if it names no proposal).
-    voters = s.rules["rule_change"]["roles"] if named is None else policy(s, named)[0]
+    voters = s.rules["rule_change"]["roles"] if proposal is None else policy(s, proposal)[0]
     settled(v, s, standing(v, s, e.author, m, voters), e, m)
     # (A record in the table is a proposal's: its kind is then not looked up.)
-    target = ref(v, e, m, "proposal", PROPOSAL_KINDS, known=named is not None)
-    proposal = named  # (``target`` is the link read above: the same record)
+    target = ref(v, e, m, "proposal", PROPOSAL_KINDS, known=proposal is not None, linked=linked)
     if proposal is None:
         raise Rejected("The proposal it votes on had no effect (it was rejected).")
     if proposal.status != "open":
