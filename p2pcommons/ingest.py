@@ -151,7 +151,8 @@ class Ingestor:
         stored_max: dict[tuple[bytes, bytes], int] = {}
         candidates = []
         for key, entry in decoded.items():
-            log = (entry.commons_id.raw, entry.author)
+            named = entry.commons  # (entry.commons_id, without the property's call)
+            log = (key if named is None else named.raw, entry.author)
             top = stored_max.get(log)
             if top is None:
                 top = stored_max[log] = self.store.max_seq(entry.commons_id, entry.author)

@@ -30,6 +30,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -477,7 +478,7 @@ class Store:
         numbered = last < _LAST_ROW_NUMBER - len(unique)
         if not numbered:
             self._db.execute("SAVEPOINT insert_rows")
-        plan = self._plan(new)
+        plan = self._plan(new, facts)
         added = self._insert_entry_rows(unique, plan)
         if added != len(unique):  # some were stored already: only the others go in
             if numbered:
@@ -492,7 +493,7 @@ class Store:
             self._db.execute("RELEASE insert_rows")
         self._settle(plan, facts)
         per_commons: dict[bytes, list[int]] = {}
-        for log, added in Counter(row[1] for row in unique).items():
+        for log, added in Counter(map(itemgetter(1), unique)).items():  # (rows per log)
             counts = per_commons.setdefault(commons_of[log], [0, 0])
             counts[0] += added
             counts[1] += log in empty
@@ -522,7 +523,9 @@ class Store:
             added += db.executemany(_INSERT_ONE, [rest[at:at + 6] for at in range(0, len(rest), 6)]).rowcount
         return added
 
-    def _plan(self, new: Sequence[tuple[bytes, list[bytes], bool]]) -> list[tuple[bytes, int | None, bytes | None]]:
+    def _plan(self, new: Sequence[tuple[bytes, list[bytes], bool]],
+              facts: dict[bytes, tuple[list[bytes], bool]] | None = None,
+              ) -> list[tuple[bytes, int | None, bytes | None]]:
         """The causal facts of entries about to be stored: ``(id, parent ids, is a genesis)``
         -> per entry, in the same order, ``(id, clock, None)`` if every parent is placed
         (stored earlier, or anywhere in this batch and placed itself), else ``(id, None, a
@@ -540,13 +543,16 @@ class Store:
         again, so every stored entry whose parents are all stored has its clock, whatever
         order they arrived in (a property test checks it against a computation from
         scratch).  Costs a lookup per parent (recent clocks are cached; the waiting tables
-        are mirrored in memory, see :class:`_Waiting`), and one batched write per table."""
+        are mirrored in memory, see :class:`_Waiting`), and one batched write per table.
+        ``facts``: ``new`` as a dict ``id -> (parents, is a genesis)`` if the caller has it
+        (copied, not built again)."""
         if len(self._clocks) > _CLOCK_CACHE_MAX:
             self._clocks.clear()
         waiting = self._waiting_tables()
         planned: dict[bytes, int] = {}
         self._absent = set()
-        pending = {eid: (parents, genesis) for eid, parents, genesis in new}  # in the batch, not placed yet
+        # in the batch, not placed yet
+        pending = dict(facts) if facts is not None else {eid: (parents, genesis) for eid, parents, genesis in new}
         missing_at: dict[bytes, bytes] = {}
         local: dict[bytes, list[bytes]] = {}  # a pending parent -> batch entries waiting for it
         cache_get = self._clocks.get
@@ -612,10 +618,11 @@ class Store:
         watches: list[tuple[bytes, bytes]] = []
         waits: list[tuple[bytes, bytes, int]] = []
         placed: list[bytes] = []
+        clocks = self._clocks
         for eid, clock, missing in plan:
             if missing is None:
                 assert clock is not None
-                self._clocks[eid] = clock
+                clocks[eid] = clock
                 placed.append(eid)
             else:
                 parents, genesis = facts[eid]
