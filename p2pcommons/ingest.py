@@ -167,7 +167,9 @@ class Ingestor:
         known_commons = {e.id.raw for e in fresh if e.commons is None}
         groups: dict[tuple[bytes, bytes], list[Entry]] = defaultdict(list)
         for entry in fresh:
-            commons = entry.commons_id
+            commons = entry.commons
+            if commons is None:  # (a genesis founds its own: entry.commons_id, inline)
+                commons = entry.id
             commons_raw = commons.raw
             if scope is not None and commons_raw != scope:
                 self._reject(report, WrongCommons(
