@@ -151,7 +151,8 @@ class Ingestor:
         stored_max: dict[tuple[bytes, bytes], int] = {}
         candidates = []
         for key, entry in decoded.items():
-            log = (entry.commons_id.raw, entry.author)
+            named = entry.commons  # (entry.commons_id, without the property's call)
+            log = (key if named is None else named.raw, entry.author)
             top = stored_max.get(log)
             if top is None:
                 top = stored_max[log] = self.store.max_seq(entry.commons_id, entry.author)
@@ -166,7 +167,9 @@ class Ingestor:
         known_commons = {e.id.raw for e in fresh if e.commons is None}
         groups: dict[tuple[bytes, bytes], list[Entry]] = defaultdict(list)
         for entry in fresh:
-            commons = entry.commons_id
+            commons = entry.commons
+            if commons is None:  # (a genesis founds its own: entry.commons_id, inline)
+                commons = entry.id
             commons_raw = commons.raw
             if scope is not None and commons_raw != scope:
                 self._reject(report, WrongCommons(

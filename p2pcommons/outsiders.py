@@ -166,7 +166,8 @@ def screen(store: Store, entries: Sequence[Entry], limits: Limits | None) -> Scr
     out = Screened()
     by_commons: dict[bytes, list[Entry]] = defaultdict(list)
     for entry in entries:
-        by_commons[entry.commons_id.raw].append(entry)
+        commons = entry.commons  # (entry.commons_id, inline: a genesis founds its own)
+        by_commons[entry.id.raw if commons is None else commons.raw].append(entry)
     for raw, group in by_commons.items():
         _screen_commons(store, CID(raw), group, limits, out)
     return out
@@ -184,7 +185,7 @@ def _screen_commons(store: Store, commons: CID, group: list[Entry], limits: Limi
             founders = {entry.author} | {s for s in stewards if isinstance(s, bytes)} if isinstance(
                 stewards, list) else {entry.author}
             new_insiders |= founders
-        elif vouched.get(entry.id.raw) and entry.kind == "join":
+        elif vouched and vouched.get(entry.id.raw) and entry.kind == "join":
             new_insiders.add(entry.author)  # an insider admitted this join before it arrived
     # Admissions by insiders make their joins' authors insiders; repeat for chains of
     # admissions inside one batch (each pass adds at least one insider, or stops).
