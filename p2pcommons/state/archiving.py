@@ -21,7 +21,8 @@ class Archive:
     store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
-        """Archive records (in fold order; ``authors``: the fold's authors by index)."""
+        """Archive records (in fold order; ``authors``: the fold's authors by index; ``bodies``:
+        the entries, None where the fold no longer holds one)."""
         raise NotImplementedError
 
     def meta(self, raw: bytes) -> _Meta | None:
@@ -56,6 +57,9 @@ class Archive:
 
     def clear(self) -> None:
         raise NotImplementedError
+
+    def drop_caches(self) -> None:
+        """Forget what is cached of the archive (never the archive itself)."""
 
 
 class MemoryArchive(Archive):

@@ -552,17 +552,18 @@ class Folder:
     def _parent_time(self, raw: bytes) -> int:
         """A parent's own time, read alone (a lazy table would read ahead; a reference to
         an old entry, such as a review of an old contribution, needs only its time)."""
-        loaded = getattr(self.entries, "loaded", None)
+        entries = self.entries
+        loaded = getattr(entries, "loaded", None)
+        held = loaded(raw) if loaded is not None else entries.get(raw)
+        if held is not None:
+            return int(held.time)
+        if self.archive is not None:
+            found = self.archive.time(raw)  # (kept with its record: read with it, or alone)
+            if found is not None:
+                return found
         if loaded is not None:
-            held = loaded(raw)
-            if held is not None:
-                return int(held.time)
-            if self.archive is not None:
-                found = self.archive.time(raw)
-                if found is not None:
-                    return found
             with contextlib.suppress(KeyError):
-                return int(self.entries.one(raw).time)  # type: ignore[attr-defined]
+                return int(entries.one(raw).time)  # type: ignore[attr-defined]
         return self.body(raw).time
 
     def _remember_time(self, eid: bytes, effective: int) -> None:
@@ -595,12 +596,14 @@ class Folder:
         return found
 
     def drop_caches(self) -> None:
-        """Forget the lookup caches of archived records (``_cache``, ``_light``, ``_times``):
-        caches, never state (a checkpoint keeps none of them), refilled by the late entries
-        that need them.  The engine calls it after a large fold (:mod:`.release`)."""
+        """Forget the lookup caches of archived records (``_cache``, ``_light``, ``_times``, the
+        archive's own): caches, never state (a checkpoint keeps none of them), refilled by the
+        late entries that need them.  The engine calls it after a large fold (:mod:`.release`)."""
         self._cache.clear()
         self._light.clear()
         self._times.clear()
+        if self.archive is not None:
+            self.archive.drop_caches()
 
     def _position(self, raw: bytes) -> _Meta | None:
         """Clock, id, author index and seq of a ready entry, held or archived — possibly as
@@ -930,8 +933,10 @@ class Folder:
         discard = getattr(entries, "discard_many", None)
         bodies: list[Entry | None]
         if discard is not None:
+            # (The bodies still loaded go with the records: the archive keeps their times,
+            # which a later entry naming one it had not seen needs beside its record.)
+            bodies = list(map(entries.loaded, ids))  # type: ignore[attr-defined]
             discard(ids)
-            bodies = [None] * n
         else:
             bodies = [entries.pop(raw, None) for raw in ids]
         # Each author's log slots of what is archived go; the highest archived seq is kept.
