@@ -92,7 +92,7 @@ _STEP = st.one_of(
 def test_segment_vector_differences_match_the_general_difference(steps: list[tuple[str, list[tuple[int, int]]]]) \
         -> None:
     """A segment's version vectors are encoded as each one's difference from the one before
-    (archive.vector_diffs, with fast paths for a repeated vector and for one-leaf vectors):
+    (archive.vector_diffs, with fast paths for a repeated vector and for one- and two-level vectors):
     exactly causal.diff of each pair of neighbours, the first from the empty vector, for
     vectors that repeat, grow in place, deepen past 32 authors, or shrink; and decoding the
     segment whole (archive.decode_segment) gives every vector back."""
