@@ -27,6 +27,7 @@ from ..entry import Entry
 from .causal import BITS, WIDTH, Node
 from .causal import get as _get
 from .causal import merge as _merge
+from .causal import merge_roots as _merge_roots
 from .causal import put as _put
 from .positions import VV
 from .positions import Meta as _Meta
@@ -147,7 +148,10 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
                     continue
                 dated.append(p[1])
                 full = p if len(p) > VV else folder.record(p[1])
-                shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
+                if shift == BITS and full[VV] == BITS:  # (two levels each: 33 to 1,024 authors)
+                    node = _merge_roots(node, full[VV + 1])
+                else:
+                    shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
         # Folder._date: the floor is the latest effective time over the dated parents.
         floor = folder._floor(dated)
         effective = entry.time
