@@ -106,10 +106,10 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         prev = entry.prev
         parent_ids = [*entry.dep_ids, prev.raw] if prev is not None else list(entry.dep_ids)
         found = list(map(meta_get, parent_ids))
-        if None in found:
+        if not all(found):  # (a None among records, which are never empty: ``in`` compared each)
             if evicted:
                 found = [r if r is not None else known(p) for p, r in zip(parent_ids, found, strict=True)]
-            if None in found:
+            if not all(found):
                 taken += add(entry)
                 continue
         parents: list[_Meta] = found  # type: ignore[assignment]  # (none missing)
@@ -137,7 +137,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         clock = top[0] + 1
         node = top[VV + 1]
         width = len(authors)
-        seen = _flat(shift, node, width)
+        seen = node if not shift and len(node) >= width else _flat(shift, node, width)
         unseen = [p for p in parents if seen[p[2]] < p[3]]
         dated = [latest[1]]
         if unseen:
@@ -152,8 +152,13 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
                     node = _merge_roots(node, full[VV + 1])
                 else:
                     shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
-        # Folder._date: the floor is the latest effective time over the dated parents.
-        floor = folder._floor(dated)
+        # Folder._date: the floor is the latest effective time over the dated parents (one,
+        # the latest, most often: its time is then read here, moved to the newest end).
+        held = times.pop(dated[0], None) if len(dated) == 1 else None
+        if held is not None:
+            times[dated[0]] = floor = held
+        else:
+            floor = folder._floor(dated)
         effective = entry.time
         if floor > effective:
             floors[eid] = effective = floor
