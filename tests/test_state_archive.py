@@ -481,12 +481,12 @@ def _lagging_reviews(n: int) -> list[Entry]:
     entries = [genesis]
     last: dict[bytes, Entry] = {stewards[0].public_key: genesis}
 
-    def write(signer: Signer, kind: str, body: dict[str, Any], deps: list[CID]) -> Entry:
+    def write(signer: Signer, kind: str, body: dict[str, Any], deps: list[CID], backdated: bool = False) -> Entry:
         prev = last.get(signer.public_key)
         entry = sign_entry(signer, commons=genesis.id, seq=1 if prev is None else prev.seq + 1,
                            prev=None if prev is None else prev.id, kind=kind, body=body,
                            deps=[d for d in dict.fromkeys(deps) if prev is None or d != prev.id],
-                           timestamp=len(entries) + 1)
+                           timestamp=2 if backdated else len(entries) + 1)
         last[signer.public_key] = entry
         entries.append(entry)
         return entry
@@ -502,7 +502,7 @@ def _lagging_reviews(n: int) -> list[Entry]:
         steward_heads = [last[s.public_key].id for s in stewards if s.public_key in last] or heads
         for member in members:
             pending.append(write(member, "contribution", {"title": f"w{i}", "kind": "code", "value": 1},
-                                 steward_heads).id)
+                                 steward_heads, backdated=i % 97 == 5).id)  # (now and then: a time floor)
         for steward in stewards:
             target = pending.pop(0)
             write(steward, "review", {"contribution": target, "verdict": "accept"}, [target])
@@ -542,10 +542,19 @@ def test_reviews_of_unseen_archived_contributions_read_segments_not_entries(
         store._db.execute("PRAGMA synchronous=OFF")
         store.insert(entries)
         state = engine.current_state(store, commons, persist=False)
+        during = dict(reads)
         folder = engine._live[engine._key(store, commons)].folder
         assert folder.evicted > 4000
         assert state.state_hash == fold(entries).state_hash
+        # Each archived record keeps its entry's own time, a backdated one's too (not its floor).
+        archive = folder.archive
+        assert isinstance(archive, StoreArchive)
+        floored = [e for e in entries if e.id.raw in folder.floors and folder.meta.get(e.id.raw) is None]
+        assert floored
+        for entry in entries[1:]:
+            if folder.meta.get(entry.id.raw) is None:
+                assert archive._record(entry.id.raw)[3] == entry.time  # type: ignore[index]
         engine.forget()
-    assert reads["records"] > 300, reads
-    assert reads["entries"] == 0, reads
-    assert reads["segments"] * 3 < reads["records"], reads
+    assert during["records"] > 300, during
+    assert during["entries"] == 0, during
+    assert during["segments"] * 3 < during["records"], during

@@ -342,19 +342,22 @@ class StoreArchive(Archive):
         assert store is not None
         return store
 
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
-        """Archive records, each with its entry's time where its body is given (the store
-        holds the bodies themselves)."""
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
+            times: list[int] | None = None) -> None:
+        """Archive records with their entries' times (``times``, else those of the ``bodies``
+        given; the store holds the bodies themselves)."""
+        if times is None:
+            times = [_NO_TIME if body is None else body.time for body in bodies]
         runs: dict[int, list[tuple[_Meta, str, str]]] = {}
         stamps: dict[int, list[int]] = {}
-        for row, body in zip(rows, bodies, strict=True):
+        for row, time in zip(rows, times, strict=True):
             aidx = row[0][2]
             run = runs.get(aidx)
             if run is None:
                 run = runs[aidx] = []
                 stamps[aidx] = []
             run.append(row)
-            stamps[aidx].append(_NO_TIME if body is None else body.time)
+            stamps[aidx].append(time)
         store = self._store
         segments: list[tuple[int, int, int, int, bytes]] = []
         for aidx, run in runs.items():

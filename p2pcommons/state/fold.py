@@ -932,13 +932,20 @@ class Folder:
         entries = self.entries
         discard = getattr(entries, "discard_many", None)
         bodies: list[Entry | None]
+        bodies = [None] * n if discard is not None else [entries.pop(raw, None) for raw in ids]
+        # The entries' own times go with their records (a later entry naming one it had not
+        # seen needs both): the recent effective times, which are theirs but for an entry
+        # with a floor, else a body still held (-1: unknown, the archive reads the entry).
+        times = list(map(self._times.get, ids))
+        floored = self.floors.keys() & ids if self.floors else ()
+        if floored or None in times:
+            loaded = getattr(entries, "loaded", None)
+            for i, raw in enumerate(ids):
+                if times[i] is None or raw in floored:
+                    body = bodies[i] if loaded is None else loaded(raw)
+                    times[i] = -1 if body is None else body.time
         if discard is not None:
-            # (The bodies still loaded go with the records: the archive keeps their times,
-            # which a later entry naming one it had not seen needs beside its record.)
-            bodies = list(map(entries.loaded, ids))  # type: ignore[attr-defined]
             discard(ids)
-        else:
-            bodies = [entries.pop(raw, None) for raw in ids]
         # Each author's log slots of what is archived go; the highest archived seq is kept.
         authors = self.authors
         logs = [self.logs.get(author) for author in authors]
@@ -955,7 +962,7 @@ class Folder:
         for aidx, seq in enumerate(top):
             if seq:
                 upto[authors[aidx]] = seq
-        archive.put(rows, bodies, authors)
+        archive.put(rows, bodies, authors, times)  # type: ignore[arg-type]  # (no None left)
         cache = self._cache
         unknown = [raw for raw, found in cache.items() if found is None]
         if unknown:  # the cache may say "not archived" of what now is
