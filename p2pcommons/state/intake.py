@@ -24,7 +24,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from ..entry import Entry
-from .causal import BITS, WIDTH, Node
+from .causal import BITS, MASK, WIDTH, Node
 from .causal import get as _get
 from .causal import merge as _merge
 from .causal import merge_roots as _merge_roots
@@ -166,8 +166,20 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
             for older in list(islice(times, _TIMES_MAX // 2)):
                 del times[older]
         times[eid] = effective
-        # The entry's own seq (on a leaf, inline: the same tuple causal.put builds).
-        if shift or aidx >= WIDTH:
+        # The entry's own seq (on a leaf, or a leaf under a two-level root, inline: the same
+        # tuples causal.put builds).
+        if shift == BITS:  # (author indexes below 1,024 here)
+            k = aidx >> BITS
+            j = aidx & MASK
+            n = len(node)
+            leaf = node[k] if k < n else ()
+            if j < len(leaf):
+                if seq > leaf[j]:
+                    leaf = (*leaf[:j], seq, *leaf[j + 1:])
+                    node = (*node[:k], leaf, *node[k + 1:])
+            else:  # (not along a log, where the entry's prev has set its slot: the general way)
+                shift, node = _put((shift, node), aidx, seq)
+        elif shift or aidx >= WIDTH:
             if seq > _get((shift, node), aidx):
                 shift, node = _put((shift, node), aidx, seq)
         else:
