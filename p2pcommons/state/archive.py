@@ -364,13 +364,13 @@ class StoreArchive(Archive):
             log = store.existing_log(self._commons, authors[aidx])
             if log is None:
                 raise ValueError("an archived entry's log is not in the store")
-            times = stamps[aidx]
-            at = 0
+            own = stamps[aidx]
+            at = 0  # (where ``part`` starts in the run)
             for part in _consecutive(run):
                 for start in range(0, len(part), SEGMENT_MAX):
                     chunk = part[start:start + SEGMENT_MAX]
                     segments.append((log, chunk[0][0][3], len(chunk), aidx,
-                                     encode_segment(chunk, times[at + start:at + start + len(chunk)])))
+                                     encode_segment(chunk, own[at + start:at + start + len(chunk)])))
                 at += len(part)
         store.archive_put(self.space, segments)
 
