@@ -65,7 +65,8 @@ import bisect
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator, MutableMapping
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
+from operator import is_
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..dagcbor import CID
@@ -937,13 +938,15 @@ class Folder:
         # seen needs both): the recent effective times, which are theirs but for an entry
         # with a floor, else a body still held (-1: unknown, the archive reads the entry).
         times = list(map(self._times.get, ids))
-        floored = self.floors.keys() & ids if self.floors else ()
-        if floored or None in times:
+        untimed = list(compress(range(n), map(is_, times, repeat(None))))  # (in C: most are known)
+        if self.floors:
+            floored = self.floors.keys() & ids
+            untimed += [at for at, eid in enumerate(ids) if eid in floored] if floored else []
+        if untimed:
             loaded = getattr(entries, "loaded", None)
-            for i, raw in enumerate(ids):
-                if times[i] is None or raw in floored:
-                    body = bodies[i] if loaded is None else loaded(raw)
-                    times[i] = -1 if body is None else body.time
+            for at in untimed:
+                body = bodies[at] if loaded is None else loaded(ids[at])
+                times[at] = -1 if body is None else body.time
         if discard is not None:
             discard(ids)
         # Each author's log slots of what is archived go; the highest archived seq is kept.
