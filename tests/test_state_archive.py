@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.state import Folder, causal, fold, genesis_body
-from p2pcommons.state.archive import SEGMENT_MAX, StoreArchive, decode_record, encode_segment, segment_ids, vector_diffs
+from p2pcommons.state.archive import (
+    _HEADER,
+    SEGMENT_MAX,
+    StoreArchive,
+    decode_record,
+    decode_segment,
+    encode_segment,
+    segment_ids,
+    vector_diffs,
+)
 from p2pcommons.state.fold import _Meta, bulk
 from p2pcommons.store import Store
 from tests.test_state_histories import prop_settings
@@ -33,24 +42,38 @@ _RECORD = st.tuples(
 
 @prop_settings(200)
 @given(records=st.lists(_RECORD, min_size=1, max_size=40), idlen=st.sampled_from([34, 36]),
-       aidx=st.integers(0, 1000), first=st.integers(1, 2**40))
+       aidx=st.integers(0, 1000), first=st.integers(1, 2**40), timed=st.booleans())
 def test_segment_records_round_trip(records: list[tuple[int, list[int], str, str]], idlen: int, aidx: int,
-                                    first: int) -> None:
+                                    first: int, timed: bool) -> None:
     """Every record decodes alone to what was encoded: its own version-vector width (not the
-    segment's padded one), 32- or 64-bit vectors, statuses with and without reasons."""
+    segment's padded one), 32- or 64-bit vectors, statuses with and without reasons; and the
+    whole segment decoded at once (each vector built from the previous one's, as
+    StoreArchive reads it) gives the same records, with their entries' times (-1 where none
+    was given), also from a version-2 segment, which has no time column."""
     rows = []
     for i, (clock, vv, status, reason) in enumerate(records):
         raw = os.urandom(idlen)
         reason = reason if status == "rejected" else ""
         rows.append((tuple.__new__(_Meta, (clock, raw, aidx, first + i, *causal.of(enumerate(vv)))), status, reason))
-    blob = encode_segment(rows)
-    assert list(segment_ids(blob)) == [row[0][1] for row in rows]
-    for i, (meta, status, reason) in enumerate(rows):
-        got, got_status, got_reason = decode_record(blob, i, aidx, first + i)
-        assert got[:4] == meta[:4] and (got_status, got_reason) == (status, reason)
-        assert list(causal.items(got.vv)) == list(causal.items(meta.vv))
-    with pytest.raises(IndexError):
-        decode_record(blob, len(rows), aidx, first + len(rows))
+    times = [clock % 2**53 for clock, _, _, _ in records] if timed else None
+    blob = encode_segment(rows, times)
+    count = len(rows)
+    v2 = bytes([2]) + blob[1:_HEADER.size + 8 * count] + blob[_HEADER.size + 16 * count:]
+    for segment, known in ((blob, timed), (v2, False)):
+        assert list(segment_ids(segment)) == [row[0][1] for row in rows]
+        whole = decode_segment(segment, aidx, first)
+        assert len(whole) == len(rows)
+        for i, (meta, status, reason) in enumerate(rows):
+            got, got_status, got_reason = decode_record(segment, i, aidx, first + i)
+            assert got[:4] == meta[:4] and (got_status, got_reason) == (status, reason)
+            assert list(causal.items(got.vv)) == list(causal.items(meta.vv))
+            at_once = whole[i]
+            assert at_once[0][:4] == meta[:4] and at_once[1:3] == (status, reason)
+            assert list(causal.items(at_once[0].vv)) == list(causal.items(meta.vv))
+            assert at_once[0].vv == got.vv  # (the same trie shape as a record decoded alone)
+            assert at_once[3] == (times[i] if known and times is not None else -1)
+        with pytest.raises(IndexError):
+            decode_record(segment, len(rows), aidx, first + len(rows))
 
 
 # One step of a log's version vectors: the same vector again (the same object), slots raised
@@ -69,9 +92,10 @@ _STEP = st.one_of(
 def test_segment_vector_differences_match_the_general_difference(steps: list[tuple[str, list[tuple[int, int]]]]) \
         -> None:
     """A segment's version vectors are encoded as each one's difference from the one before
-    (archive.vector_diffs, with fast paths for a repeated vector and for one-leaf vectors):
+    (archive.vector_diffs, with fast paths for a repeated vector and for one- and two-level vectors):
     exactly causal.diff of each pair of neighbours, the first from the empty vector, for
-    vectors that repeat, grow in place, deepen past 32 authors, or shrink."""
+    vectors that repeat, grow in place, deepen past 32 authors, or shrink; and decoding the
+    segment whole (archive.decode_segment) gives every vector back."""
     vectors = []
     vv = causal.EMPTY
     for what, slots in steps:
@@ -90,6 +114,13 @@ def test_segment_vector_differences_match_the_general_difference(steps: list[tup
         ends.append(len(expected))
     assert flat == expected
     assert list(offsets) == ends
+    # Decoded as StoreArchive reads a segment: the whole chain at once (dense slots up to
+    # 1,024 authors, causal.apply past them), every vector the one encoded.
+    decoded = decode_segment(encode_segment([(m, "applied", "") for m in metas]), 0, 1)
+    for meta, (got, _, _, _) in zip(metas, decoded, strict=True):
+        assert got[:4] == meta[:4]
+        assert list(causal.items(got.vv)) == list(causal.items(meta.vv))
+        assert all(causal.get(got.vv, i) == x for i, x in causal.items(meta.vv))  # (a well-formed trie)
 
 
 # --- a long history through the store archive ------------------------------------------------
@@ -385,6 +416,7 @@ def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
         store._db.execute("UPDATE fold_segments SET records = substr(records, 1, 40)")
         archive = live.folder.archive
         assert isinstance(archive, StoreArchive)
+        archive.drop_caches()  # (segments decoded before the damage are still right; not these)
         old = entries[40]
         assert live.folder.meta.get(old.id.raw) is None  # archived
         with pytest.raises(DamagedArchive, match="damaged"):
@@ -435,3 +467,94 @@ def test_a_record_decodes_with_one_copy_per_leaf_not_per_slot() -> None:
     assert list(causal.items(got.vv)) == list(causal.items(rows[-1][0].vv))
     leaves = -(-authors // causal.WIDTH)
     assert calls <= 8 * leaves + 8, calls
+
+
+def _lagging_reviews(n: int) -> list[Entry]:
+    """Four members contribute (each depending on the stewards' heads); two stewards review
+    the oldest pending contribution, depending only on it and their own previous entry, at
+    half the rate contributions come: each review names an ever older contribution its writer
+    had not seen (as in a commons of many authors, where writers depend on a few heads)."""
+    signers = [Signer(bytes([i + 60]) * 32) for i in range(6)]
+    stewards, members = signers[:2], signers[2:]
+    genesis = sign_entry(stewards[0], commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                         body=genesis_body("lag", founders=[s.public_key for s in stewards]))
+    entries = [genesis]
+    last: dict[bytes, Entry] = {stewards[0].public_key: genesis}
+
+    def write(signer: Signer, kind: str, body: dict[str, Any], deps: list[CID], backdated: bool = False) -> Entry:
+        prev = last.get(signer.public_key)
+        entry = sign_entry(signer, commons=genesis.id, seq=1 if prev is None else prev.seq + 1,
+                           prev=None if prev is None else prev.id, kind=kind, body=body,
+                           deps=[d for d in dict.fromkeys(deps) if prev is None or d != prev.id],
+                           timestamp=2 if backdated else len(entries) + 1)
+        last[signer.public_key] = entry
+        entries.append(entry)
+        return entry
+
+    heads = [genesis.id]
+    for member in members:
+        join = write(member, "join", {"name": "m"}, [genesis.id])
+        heads = [write(stewards[0], "admission", {"join": join.id}, [join.id]).id]
+    pending: list[CID] = []
+    i = 0
+    while len(entries) < n:
+        i += 1
+        steward_heads = [last[s.public_key].id for s in stewards if s.public_key in last] or heads
+        for member in members:
+            pending.append(write(member, "contribution", {"title": f"w{i}", "kind": "code", "value": 1},
+                                 steward_heads, backdated=i % 97 == 5).id)  # (now and then: a time floor)
+        for steward in stewards:
+            target = pending.pop(0)
+            write(steward, "review", {"contribution": target, "verdict": "accept"}, [target])
+    return entries
+
+
+def test_reviews_of_unseen_archived_contributions_read_segments_not_entries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review naming an archived contribution its writer had not seen needs that record's
+    version vector and that entry's time.  Both come from the archive's segment (the time is
+    archived beside the record), read once for the several reviews it answers: no entry is
+    read back from the store to date a review (it was one read and decode per such review),
+    and the segments read are a fraction of the records looked up (it was one store lookup
+    each).  The state is the fold of everything."""
+    from p2pcommons.state import engine
+
+    entries = _lagging_reviews(7000)
+    commons = entries[0].id
+    reads = {"entries": 0, "segments": 0, "records": 0}
+    for name, method in (("entries", "get_raw"), ("segments", "archive_find")):
+        original = getattr(Store, method)
+
+        def counted(self: Store, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            reads[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(Store, method, counted)
+    record = StoreArchive._record
+
+    def looked_up(self: StoreArchive, raw: bytes) -> Any:
+        reads["records"] += 1
+        return record(self, raw)
+
+    monkeypatch.setattr(StoreArchive, "_record", looked_up)
+    engine.forget()
+    with Store(tmp_path / "s.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries)
+        state = engine.current_state(store, commons, persist=False)
+        during = dict(reads)
+        folder = engine._live[engine._key(store, commons)].folder
+        assert folder.evicted > 4000
+        assert state.state_hash == fold(entries).state_hash
+        # Each archived record keeps its entry's own time, a backdated one's too (not its floor).
+        archive = folder.archive
+        assert isinstance(archive, StoreArchive)
+        floored = [e for e in entries if e.id.raw in folder.floors and folder.meta.get(e.id.raw) is None]
+        assert floored
+        for entry in entries[1:]:
+            if folder.meta.get(entry.id.raw) is None:
+                assert archive._record(entry.id.raw)[3] == entry.time  # type: ignore[index]
+        engine.forget()
+    assert during["records"] > 300, during
+    assert during["entries"] == 0, during
+    assert during["segments"] * 3 < during["records"], during

@@ -212,3 +212,30 @@ def test_the_difference_of_two_leaves_is_the_general_walks(a: list[tuple[int, in
         general: list[int] = []
         causal._diff(x[1], y[1], 0, 0, general)
         assert causal.diff(x, y) == general
+
+
+_TWO_LEVELS = st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 2**40)), max_size=40)
+
+
+@prop_settings(300)
+@given(a=_TWO_LEVELS, b=_TWO_LEVELS, derived=st.booleans())
+def test_the_merge_of_two_level_roots_is_the_general_merge(a: list[tuple[int, int]], b: list[tuple[int, int]],
+                                                           derived: bool) -> None:
+    """``merge_roots`` (the in-order intake's merge of two-level vectors, up to 1,024
+    authors) gives what ``merge`` gives, either way round, for vectors that share leaves
+    (one raised from the other, as a parent's from its ancestor's) or not, of any widths;
+    and returns a vector itself where it covers the other, as ``merge`` does."""
+    va = causal.put(causal.of(a), 1023, 1)  # (two levels, whatever the slots)
+    vb = causal.put(causal.of(b), 512, 1)
+    if derived:  # raised from ``va``: every leaf it does not touch is ``va``'s own
+        vb = va
+        for index, value in b:
+            vb = causal.put(vb, index, max(value, causal.get(vb, index)))
+    assert va[0] == vb[0] == causal.BITS
+    for x, y in ((va, vb), (vb, va), (va, va)):
+        merged = causal.merge(x, y)
+        got = causal.merge_roots(x[1], y[1])
+        assert got == merged[1]
+        assert dict(causal.items((causal.BITS, got))) == dict(causal.items(merged))
+        if causal.covers(x, y):
+            assert got is x[1]

@@ -12,8 +12,10 @@ id is compared, so a fork sibling is never mistaken for the archived entry.
 Segment encoding (little-endian), columns after a header, so one record decodes without
 the others::
 
-    header  u8 version (2) | u8 item size (4 or 8) | u16 id length | u32 count | u32 items
+    header  u8 version (3) | u8 item size (4 or 8) | u16 id length | u32 count | u32 items
     clocks  count × i64
+    times   count × i64      (each entry's own time; -1: not known when it was archived.
+                              Version 2, which lacks the column, is still read)
     status  count × u8       (0 applied, 1 rejected, 2 pending)
     offsets (count + 1) × u32 (where each record's difference starts in ``diffs``, in items)
     ids     count × id length
@@ -21,6 +23,17 @@ the others::
             version vector differs from the previous record's (the first: from the empty
             vector), so a record costs what its entry adds, not O(authors)
     reasons CBOR list of [index, reason] for records with a reason (absent when none)
+
+Why the time: an entry naming an archived one it had not seen (a review of an old
+contribution) needs that entry's record *and* its time (its date's floor); kept beside the
+record, one lookup answers both instead of a second read and decode of the entry itself.
+
+Why :class:`StoreArchive` decodes a whole segment and keeps its records for a while: such
+references come in runs (reviews take the oldest pending contributions, which were written
+together, so one segment answers several), and a lookup through the store (a join of the
+entries table with the segments) cost as much as the decoding.  The records are a bounded
+cache (dropped with the fold's other lookup caches after a large fold); an archived record
+never changes, and the cache is cleared whenever the archive is.
 
 Local derived data, never replicated: a segment that does not decode raises
 :class:`DamagedArchive` (a damaged cache, e.g. after a disk fault), and the engine drops the
@@ -34,9 +47,9 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
-from itertools import chain, compress
-from operator import ne
-from typing import Protocol
+from itertools import chain, compress, islice, pairwise, zip_longest
+from operator import gt, ne
+from typing import NamedTuple, Protocol
 
 import cbor2
 
@@ -51,18 +64,25 @@ from .positions import VV as _VV
 from .positions import Meta as _Meta
 
 SEGMENT_MAX = 256  # records per row: bounds what one lookup reads (~20-40 KB)
+RECORDS_MAX = 4096  # decoded records StoreArchive keeps (whole segments; the older half goes)
 _HEADER = struct.Struct("<BBHII")
-_VERSION = 2  # 2: version vectors as differences (was: dense, padded to the widest)
+_VERSION = 3  # 3: each entry's time; 2: version vectors as differences (was: dense, padded)
+_READS = (2, 3)  # versions decoded (2: no time column)
+_NO_TIME = -1  # an archived entry whose time was not at hand (its body already dropped)
 _STATUS = ("applied", "rejected", "pending")
 _CODE = {status: code for code, status in enumerate(_STATUS)}
+
+Record = tuple[_Meta, str, str]
+Timed = tuple[_Meta, str, str, int]  # a record and its entry's own time (``_NO_TIME``: unknown)
 
 
 class DamagedArchive(StoreCorrupt):
     """A fold archive segment in the store does not decode."""
 
 
-def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
-    """One segment's records (consecutive seqs of one author, ids of one length)."""
+def encode_segment(rows: list[Record], times: list[int] | None = None) -> bytes:
+    """One segment's records (consecutive seqs of one author, ids of one length) and their
+    entries' own times (None: none known)."""
     metas = [row[0] for row in rows]
     count = len(metas)
     idlen = len(metas[0][1])
@@ -73,12 +93,16 @@ def encode_segment(rows: list[tuple[_Meta, str, str]]) -> bytes:
         diffs = array("q", flat)
     size = diffs.itemsize
     clocks = array("q", [m[0] for m in metas])
+    stamps = array("q", times if times is not None else [_NO_TIME] * count)
+    if len(stamps) != count:
+        raise ValueError("one time per record")
     if sys.byteorder == "big":  # (the format is little-endian, as decode_record reads it)
-        for column in (clocks, offsets, diffs):
+        for column in (clocks, stamps, offsets, diffs):
             column.byteswap()
     parts = [
         _HEADER.pack(_VERSION, size, idlen, count, len(flat)),
         clocks.tobytes(),
+        stamps.tobytes(),
         bytes([_CODE[row[1]] for row in rows]),
         offsets.tobytes(),
         b"".join([m[1] for m in metas]),
@@ -97,9 +121,10 @@ def vector_diffs(metas: list[_Meta]) -> tuple[array[int], list[int]]:
     """Each record's version vector as its difference from the previous record's (the first
     from the empty vector), flat ``index, seq`` pairs, and where each record's pairs end: what
     each entry adds, not O(authors) per record — :func:`causal.diff` of each pair of
-    neighbours, with two fast paths (encoding was most of archiving's cost, a tenth of a
-    fresh node's fold): a vector identical to the previous one adds nothing, and two
-    one-leaf vectors (up to 32 authors), the new one no shorter, are compared in place."""
+    neighbours, with fast paths (encoding was most of archiving's cost, a tenth of a fresh
+    node's fold): a vector identical to the previous one adds nothing, and two vectors of one
+    level (up to 32 authors) or of two (up to 1,024: the general walk's calls per leaf were a
+    fifth of it), the new one no narrower, are compared leaf by leaf in place."""
     offsets = array("I", [0])
     flat: list[int] = []
     shift, root = causal.EMPTY
@@ -107,11 +132,29 @@ def vector_diffs(metas: list[_Meta]) -> tuple[array[int], list[int]]:
         new_shift = m[_VV]
         new_root = m[_VV + 1]
         if new_root is not root or new_shift != shift:
+            if not root:
+                shift = new_shift  # (the empty vector, at any depth)
             width = len(new_root)
-            if not new_shift and not shift and width >= len(root):
-                old = root + _ZEROS[:width - len(root)] if len(root) < width else root
-                for j in compress(range(width), map(ne, old, new_root)):
-                    flat += (j, new_root[j])
+            if new_shift == shift and width >= len(root) and new_shift <= causal.BITS:
+                if not new_shift:
+                    old = root + _ZEROS[:width - len(root)] if len(root) < width else root
+                    for j in compress(range(width), map(ne, old, new_root)):
+                        flat += (j, new_root[j])
+                else:
+                    base = 0
+                    for leaf, new_leaf in zip_longest(root, new_root, fillvalue=()):
+                        if leaf is not new_leaf:
+                            width = len(new_leaf)
+                            if len(leaf) > width:  # (slots cleared: never along a log)
+                                cleared = causal.diff((0, leaf), (0, new_leaf))
+                                cleared[0::2] = [j + base for j in cleared[0::2]]
+                                flat += cleared
+                            else:
+                                if len(leaf) < width:
+                                    leaf = leaf + _ZEROS[:width - len(leaf)]
+                                for j in compress(range(width), map(ne, leaf, new_leaf)):
+                                    flat += (base + j, new_leaf[j])
+                        base += causal.WIDTH
             else:
                 flat += causal.diff((shift, root), (new_shift, new_root))
             shift = new_shift
@@ -120,33 +163,49 @@ def vector_diffs(metas: list[_Meta]) -> tuple[array[int], list[int]]:
     return offsets, flat
 
 
-def _layout(blob: bytes) -> tuple[int, int, int, int, int, int, int, int]:
+class _Layout(NamedTuple):
+    size: int  # bytes per difference item
+    idlen: int
+    records: int  # (count)
+    items: int
+    clocks: int  # where each column starts
+    times: int  # (-1: a version-2 segment, without times)
+    status: int
+    offsets: int
+    ids: int
+    diffs: int
+    end: int  # where the reasons start, if any
+
+
+def _layout(blob: bytes) -> _Layout:
     version, size, idlen, count, items = _HEADER.unpack_from(blob)
-    if version != _VERSION or size not in (4, 8):
+    if version not in _READS or size not in (4, 8):
         raise ValueError("unknown fold archive segment encoding")
     clocks = _HEADER.size
-    status = clocks + 8 * count
+    times = clocks + 8 * count if version >= 3 else -1
+    status = (times if times >= 0 else clocks) + 8 * count
     offsets = status + count
     ids = offsets + 4 * (count + 1)
-    if len(blob) < ids + idlen * count + size * items:
-        raise ValueError("a truncated fold archive segment")
-    return size, idlen, count, items, clocks, status, offsets, ids
-
-
-def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> tuple[_Meta, str, str]:
-    """The ``index``-th record of a segment (``aidx``, ``seq``: its author index and seq)."""
-    size, idlen, count, items, clocks, status, offsets, ids = _layout(blob)
     diffs = ids + idlen * count
-    if not 0 <= index < count:
+    end = diffs + size * items
+    if len(blob) < end:
+        raise ValueError("a truncated fold archive segment")
+    return _Layout(size, idlen, count, items, clocks, times, status, offsets, ids, diffs, end)
+
+
+def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> Record:
+    """The ``index``-th record of a segment (``aidx``, ``seq``: its author index and seq)."""
+    at = _layout(blob)
+    if not 0 <= index < at.records:
         raise IndexError(index)
-    (clock,) = struct.unpack_from("<q", blob, clocks + 8 * index)
-    (end_item,) = struct.unpack_from("<I", blob, offsets + 4 * (index + 1))
-    if end_item > items or end_item % 2:
+    (clock,) = struct.unpack_from("<q", blob, at.clocks + 8 * index)
+    (end_item,) = struct.unpack_from("<I", blob, at.offsets + 4 * (index + 1))
+    if end_item > at.items or end_item % 2:
         raise ValueError("a fold archive segment's offsets are out of range")
-    raw = blob[ids + idlen * index: ids + idlen * (index + 1)]
+    raw = blob[at.ids + at.idlen * index: at.ids + at.idlen * (index + 1)]
     # The record's vector: the differences of the records up to it, applied in order
     # (at most SEGMENT_MAX of them: a bounded walk).
-    flat = struct.unpack_from(f"<{end_item}{'I' if size == 4 else 'q'}", blob, diffs)
+    flat = struct.unpack_from(f"<{end_item}{'I' if at.size == 4 else 'q'}", blob, at.diffs)
     if end_item > 2 * causal.WIDTH:
         # Many slots set again and again (a log's vector only grows: each slot's last value
         # is the record's): collapsed in C first, so apply walks each slot once — a reviewed
@@ -156,12 +215,10 @@ def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> tuple[_Meta, 
         if 0 not in slots.values():  # (a zero is never written along a log; if it were, in order)
             flat = tuple(chain.from_iterable(slots.items()))
     vv = causal.apply(causal.EMPTY, flat)
-    code = blob[status + index]
-    state = _STATUS[code]
+    state = _STATUS[blob[at.status + index]]
     reason = ""
-    end = diffs + size * items
-    if len(blob) > end:
-        for i, text in cbor2.loads(blob[end:]):
+    if len(blob) > at.end:
+        for i, text in cbor2.loads(blob[at.end:]):
             if i == index:
                 reason = text
                 break
@@ -170,10 +227,79 @@ def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> tuple[_Meta, 
     return tuple.__new__(_Meta, (clock, raw, aidx, seq, *vv)), state, reason
 
 
+def decode_segment(blob: bytes, aidx: int, first: int) -> list[Timed]:
+    """Every record of a segment (``aidx``: its author index, ``first``: its first seq), with
+    its entry's time: one pass over the differences, each record's vector built from the
+    previous one's (sharing the leaves it does not change), not one walk per record."""
+    at = _layout(blob)
+    count = at.records
+    clocks = struct.unpack_from(f"<{count}q", blob, at.clocks)
+    times = struct.unpack_from(f"<{count}q", blob, at.times) if at.times >= 0 else (_NO_TIME,) * count
+    ends = struct.unpack_from(f"<{count + 1}I", blob, at.offsets)
+    if ends[0] or any(map(gt, ends, ends[1:])) or ends[-1] > at.items or any(end % 2 for end in ends):
+        raise ValueError("a fold archive segment's offsets are out of range")
+    flat = struct.unpack_from(f"<{ends[-1]}{'I' if at.size == 4 else 'q'}", blob, at.diffs)
+    vectors = _chain(flat, ends)
+    reasons: dict[int, str] = {}
+    if len(blob) > at.end:
+        reasons = {int(i): str(text) for i, text in cbor2.loads(blob[at.end:])}
+    idlen = at.idlen
+    ids = at.ids
+    out: list[Timed] = []
+    for index in range(count):
+        state = _STATUS[blob[at.status + index]]
+        reason = reasons.get(index, "")
+        if not reason and state in _PLAIN:
+            state, reason = _PLAIN[state]
+        raw = blob[ids + idlen * index: ids + idlen * (index + 1)]
+        meta = tuple.__new__(_Meta, (clocks[index], raw, aidx, first + index, *vectors[index]))
+        out.append((meta, state, reason, times[index]))
+    return out
+
+
+def _chain(flat: tuple[int, ...], ends: tuple[int, ...]) -> list[causal.Vector]:
+    """Each record's vector from a chain of differences (``flat``, record ``i``'s pairs
+    between ``ends[i]`` and ``ends[i + 1]``), the first from the empty vector.  Up to 1,024
+    authors (one or two levels) the slots are kept dense and only the leaves a record changes
+    are built again; deeper, :func:`causal.apply` record by record."""
+    out: list[causal.Vector] = []
+    indexes = flat[0::2]
+    if indexes and max(indexes) >= causal.WIDTH * causal.WIDTH:
+        vector = causal.EMPTY
+        for start, end in pairwise(ends):
+            if end > start:
+                vector = causal.apply(vector, flat[start:end])
+            out.append(vector)
+        return out
+    top = max(indexes, default=0)
+    if indexes and min(indexes) < 0:
+        raise ValueError("a fold archive segment's author indexes are out of range")
+    dense = [0] * (top + 1)
+    leaves: list[causal.Node] = [()] * (top // causal.WIDTH + 1)
+    vector = causal.EMPTY
+    for start, end in pairwise(ends):
+        if end > start:
+            changed = set()
+            for index, value in zip(flat[start:end:2], flat[start + 1:end:2], strict=True):
+                dense[index] = value
+                changed.add(index >> causal.BITS)
+            for k in changed:
+                leaf = dense[k << causal.BITS:(k + 1) << causal.BITS]
+                while leaf and not leaf[-1]:
+                    leaf.pop()
+                leaves[k] = tuple(leaf)
+            n = len(leaves)
+            while n and not leaves[n - 1]:
+                n -= 1
+            vector = (0, leaves[0] if n else ()) if n <= 1 else (causal.BITS, tuple(leaves[:n]))
+        out.append(vector)
+    return out
+
+
 def segment_ids(blob: bytes) -> Iterator[bytes]:
-    _, idlen, count, _, _, _, _, ids = _layout(blob)
-    for i in range(count):
-        yield blob[ids + idlen * i: ids + idlen * (i + 1)]
+    at = _layout(blob)
+    for i in range(at.records):
+        yield blob[at.ids + at.idlen * i: at.ids + at.idlen * (i + 1)]
 
 
 def _consecutive(run: list[tuple[_Meta, str, str]]) -> Iterator[list[tuple[_Meta, str, str]]]:
@@ -207,6 +333,8 @@ class StoreArchive(Archive):
         self._commons = commons
         # Rows of this fold only: another process folding the same commons has its own.
         self.space = space if space is not None else commons.raw + os.urandom(8)
+        # Records of the segments decoded lately, by id (a cache: see the module's docstring).
+        self._records: dict[bytes, Timed] = {}
 
     @property
     def _store(self) -> Store:
@@ -214,48 +342,83 @@ class StoreArchive(Archive):
         assert store is not None
         return store
 
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
+            times: list[int] | None = None) -> None:
+        """Archive records with their entries' times (``times``, else those of the ``bodies``
+        given; the store holds the bodies themselves)."""
+        if times is None:
+            times = [_NO_TIME if body is None else body.time for body in bodies]
         runs: dict[int, list[tuple[_Meta, str, str]]] = {}
-        for row in rows:
-            run = runs.get(row[0][2])
+        stamps: dict[int, list[int]] = {}
+        for row, time in zip(rows, times, strict=True):
+            aidx = row[0][2]
+            run = runs.get(aidx)
             if run is None:
-                runs[row[0][2]] = [row]
-            else:
-                run.append(row)
+                run = runs[aidx] = []
+                stamps[aidx] = []
+            run.append(row)
+            stamps[aidx].append(time)
         store = self._store
         segments: list[tuple[int, int, int, int, bytes]] = []
         for aidx, run in runs.items():
             log = store.existing_log(self._commons, authors[aidx])
             if log is None:
                 raise ValueError("an archived entry's log is not in the store")
+            own = stamps[aidx]
+            at = 0  # (where ``part`` starts in the run)
             for part in _consecutive(run):
                 for start in range(0, len(part), SEGMENT_MAX):
                     chunk = part[start:start + SEGMENT_MAX]
-                    segments.append((log, chunk[0][0][3], len(chunk), aidx, encode_segment(chunk)))
+                    segments.append((log, chunk[0][0][3], len(chunk), aidx,
+                                     encode_segment(chunk, own[at + start:at + start + len(chunk)])))
+                at += len(part)
         store.archive_put(self.space, segments)
 
     def meta(self, raw: bytes) -> _Meta | None:
-        record = self.outcome(raw)
+        record = self._record(raw)
         return None if record is None else record[0]
 
     def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
+        record = self._record(raw)
+        return None if record is None else record[:3]
+
+    def _record(self, raw: bytes) -> Timed | None:
+        """An archived entry's record and time: from the segments decoded lately, else its
+        segment read and decoded whole (see the module's docstring)."""
+        held = self._records.get(raw)
+        if held is not None:
+            return held
         found = self._store.archive_find(self.space, raw)
         if found is None:
             return None
         index, aidx, first, blob = found
         try:
-            record = decode_record(blob, index, aidx, first + index)
+            records = decode_segment(blob, aidx, first)
+            record = records[index]
         except Exception as exc:
             raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
                                  "the state is being folded again from the entries.") from None
+        cache = self._records
+        if len(cache) + len(records) > RECORDS_MAX:  # (a dict keeps insertion order: the older half goes)
+            for older in list(islice(cache, len(cache) // 2 + len(records))):
+                del cache[older]
+        for held in records:
+            cache[held[0][1]] = held
         return record if record[0][1] == raw else None  # (else a fork sibling of the archived entry)
+
+    def drop_caches(self) -> None:
+        self._records.clear()
 
     def entry(self, raw: bytes) -> Entry | None:
         return self._store.get(CID(raw))
 
     def time(self, raw: bytes) -> int | None:
-        """Read from the stored bytes without building the entry (they were checked when
-        stored): dating a review of an old contribution needs only its time."""
+        """From the archived record if it was just read (an entry naming an archived one it
+        had not seen reads its record, then its time), else from the stored bytes without
+        building the entry (they were checked when stored)."""
+        held = self._records.get(raw)
+        if held is not None and held[3] != _NO_TIME:
+            return held[3]
         stored = self._store.get_raw(CID(raw))
         if stored is None:
             return None
@@ -285,8 +448,10 @@ class StoreArchive(Archive):
 
     def truncate(self, upto: dict[bytes, int]) -> None:
         """Keep only the records up to ``upto[author]`` per author (a checkpoint's archive)."""
+        self._records.clear()
         self._store.archive_truncate(self.space, self._commons, upto)
 
     def clear(self) -> None:
+        self._records.clear()
         self._store.archive_clear(self.space)
 

@@ -20,8 +20,11 @@ class Archive:
     engine's implementation is a store table (local derived data, never replicated) plus the
     store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
 
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
-        """Archive records (in fold order; ``authors``: the fold's authors by index)."""
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
+            times: list[int] | None = None) -> None:
+        """Archive records (in fold order; ``authors``: the fold's authors by index; ``bodies``:
+        the entries, None where the fold no longer holds one; ``times``: the entries' own
+        times, -1 where not known)."""
         raise NotImplementedError
 
     def meta(self, raw: bytes) -> _Meta | None:
@@ -57,6 +60,9 @@ class Archive:
     def clear(self) -> None:
         raise NotImplementedError
 
+    def drop_caches(self) -> None:
+        """Forget what is cached of the archive (never the archive itself)."""
+
 
 class MemoryArchive(Archive):
     """An archive in memory: the fold's semantics with eviction, without saving memory."""
@@ -65,7 +71,8 @@ class MemoryArchive(Archive):
         self.rows: dict[bytes, tuple[_Meta, str, str]] = {}
         self.bodies: dict[bytes, Entry] = {}
 
-    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes]) -> None:
+    def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
+            times: list[int] | None = None) -> None:
         for row, body in zip(rows, bodies, strict=True):
             self.rows[row[0][1]] = row
             if body is not None:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from itertools import compress, repeat, zip_longest
 from operator import ge as _ge
 from operator import is_ as _is
+from operator import lt as _lt
 from operator import ne as _ne
 from typing import Any
 
@@ -126,6 +127,46 @@ def merge(a: Vector, b: Vector) -> Vector:
     if node is ga[1]:
         return a if shift == a[0] else ga
     return b if node is gb[1] and shift == b[0] else (shift, node)
+
+
+def merge_roots(a: Node, b: Node) -> Node:
+    """The root of :func:`merge` of two two-level vectors (shift ``BITS``, up to 1,024
+    authors) given by their roots, in one frame: at 100 authors the in-order intake merges
+    a parent's vector into an entry's for most entries, and the general walk's frames (one
+    per leaf, each mapping ``max`` over 32 slots) were most of it.  Here a leaf is copied
+    only where the other raises a slot (found in C), and ``a`` (or ``b``) itself is
+    returned where it covers the other, as :func:`merge` does."""
+    if a is b or not b:
+        return a
+    if not a:
+        return b
+    size_a = len(a)
+    out: list[Node] | None = None
+    for k, y in enumerate(b):
+        x = a[k] if k < size_a else ()
+        if x is y or not y:
+            continue
+        if x:
+            size_x = len(x)
+            size_y = len(y)
+            common = size_x if size_x < size_y else size_y
+            raised = list(compress(range(common), map(_lt, x, y)))
+            if not raised and size_x >= size_y:
+                continue  # x covers y
+            if len(raised) < common or size_x > size_y:
+                slots = list(x) if size_x >= size_y else [*x, *y[size_x:]]
+                for j in raised:
+                    slots[j] = y[j]
+                y = tuple(slots)
+            # (else y covers x: y itself)
+        if out is None:
+            out = [*a, *((),) * (len(b) - size_a)] if len(b) > size_a else list(a)
+        out[k] = y
+    if out is None:
+        return a
+    if len(out) == len(b) and all(map(_is, out, b)):
+        return b
+    return tuple(out)
 
 
 def _minimum(nodes: list[Node], shift: int) -> Node:

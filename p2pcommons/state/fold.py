@@ -65,7 +65,8 @@ import bisect
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator, MutableMapping
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
+from operator import is_
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..dagcbor import CID
@@ -553,17 +554,18 @@ class Folder:
     def _parent_time(self, raw: bytes) -> int:
         """A parent's own time, read alone (a lazy table would read ahead; a reference to
         an old entry, such as a review of an old contribution, needs only its time)."""
-        loaded = getattr(self.entries, "loaded", None)
+        entries = self.entries
+        loaded = getattr(entries, "loaded", None)
+        held = loaded(raw) if loaded is not None else entries.get(raw)
+        if held is not None:
+            return int(held.time)
+        if self.archive is not None:
+            found = self.archive.time(raw)  # (kept with its record: read with it, or alone)
+            if found is not None:
+                return found
         if loaded is not None:
-            held = loaded(raw)
-            if held is not None:
-                return int(held.time)
-            if self.archive is not None:
-                found = self.archive.time(raw)
-                if found is not None:
-                    return found
             with contextlib.suppress(KeyError):
-                return int(self.entries.one(raw).time)  # type: ignore[attr-defined]
+                return int(entries.one(raw).time)  # type: ignore[attr-defined]
         return self.body(raw).time
 
     def _remember_time(self, eid: bytes, effective: int) -> None:
@@ -596,12 +598,14 @@ class Folder:
         return found
 
     def drop_caches(self) -> None:
-        """Forget the lookup caches of archived records (``_cache``, ``_light``, ``_times``):
-        caches, never state (a checkpoint keeps none of them), refilled by the late entries
-        that need them.  The engine calls it after a large fold (:mod:`.release`)."""
+        """Forget the lookup caches of archived records (``_cache``, ``_light``, ``_times``, the
+        archive's own): caches, never state (a checkpoint keeps none of them), refilled by the
+        late entries that need them.  The engine calls it after a large fold (:mod:`.release`)."""
         self._cache.clear()
         self._light.clear()
         self._times.clear()
+        if self.archive is not None:
+            self.archive.drop_caches()
 
     def _position(self, raw: bytes) -> _Meta | None:
         """Clock, id, author index and seq of a ready entry, held or archived — possibly as
@@ -930,11 +934,22 @@ class Folder:
         entries = self.entries
         discard = getattr(entries, "discard_many", None)
         bodies: list[Entry | None]
+        bodies = [None] * n if discard is not None else [entries.pop(raw, None) for raw in ids]
+        # The entries' own times go with their records (a later entry naming one it had not
+        # seen needs both): the recent effective times, which are theirs but for an entry
+        # with a floor, else a body still held (-1: unknown, the archive reads the entry).
+        times = list(map(self._times.get, ids))
+        untimed = list(compress(range(n), map(is_, times, repeat(None))))  # (in C: most are known)
+        if self.floors:
+            floored = self.floors.keys() & ids
+            untimed += [at for at, eid in enumerate(ids) if eid in floored] if floored else []
+        if untimed:
+            loaded = getattr(entries, "loaded", None)
+            for at in untimed:
+                body = bodies[at] if loaded is None else loaded(ids[at])
+                times[at] = -1 if body is None else body.time
         if discard is not None:
             discard(ids)
-            bodies = [None] * n
-        else:
-            bodies = [entries.pop(raw, None) for raw in ids]
         # Each author's log slots of what is archived go; the highest archived seq is kept.
         authors = self.authors
         logs = [self.logs.get(author) for author in authors]
@@ -951,7 +966,7 @@ class Folder:
         for aidx, seq in enumerate(top):
             if seq:
                 upto[authors[aidx]] = seq
-        archive.put(rows, bodies, authors)
+        archive.put(rows, bodies, authors, times)  # type: ignore[arg-type]  # (no None left)
         cache = self._cache
         unknown = [raw for raw, found in cache.items() if found is None]
         if unknown:  # the cache may say "not archived" of what now is

@@ -24,9 +24,10 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from ..entry import Entry
-from .causal import BITS, WIDTH, Node
+from .causal import BITS, MASK, WIDTH, Node
 from .causal import get as _get
 from .causal import merge as _merge
+from .causal import merge_roots as _merge_roots
 from .causal import put as _put
 from .positions import VV
 from .positions import Meta as _Meta
@@ -105,10 +106,10 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         prev = entry.prev
         parent_ids = [*entry.dep_ids, prev.raw] if prev is not None else list(entry.dep_ids)
         found = list(map(meta_get, parent_ids))
-        if None in found:
+        if not all(found):  # (a None among records, which are never empty: ``in`` compared each)
             if evicted:
                 found = [r if r is not None else known(p) for p, r in zip(parent_ids, found, strict=True)]
-            if None in found:
+            if not all(found):
                 taken += add(entry)
                 continue
         parents: list[_Meta] = found  # type: ignore[assignment]  # (none missing)
@@ -136,7 +137,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         clock = top[0] + 1
         node = top[VV + 1]
         width = len(authors)
-        seen = _flat(shift, node, width)
+        seen = node if not shift and len(node) >= width else _flat(shift, node, width)
         unseen = [p for p in parents if seen[p[2]] < p[3]]
         dated = [latest[1]]
         if unseen:
@@ -147,9 +148,17 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
                     continue
                 dated.append(p[1])
                 full = p if len(p) > VV else folder.record(p[1])
-                shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
-        # Folder._date: the floor is the latest effective time over the dated parents.
-        floor = folder._floor(dated)
+                if shift == BITS and full[VV] == BITS:  # (two levels each: 33 to 1,024 authors)
+                    node = _merge_roots(node, full[VV + 1])
+                else:
+                    shift, node = _merge((shift, node), (full[VV], full[VV + 1]))
+        # Folder._date: the floor is the latest effective time over the dated parents (one,
+        # the latest, most often: its time is then read here, moved to the newest end).
+        held = times.pop(dated[0], None) if len(dated) == 1 else None
+        if held is not None:
+            times[dated[0]] = floor = held
+        else:
+            floor = folder._floor(dated)
         effective = entry.time
         if floor > effective:
             floors[eid] = effective = floor
@@ -157,8 +166,20 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
             for older in list(islice(times, _TIMES_MAX // 2)):
                 del times[older]
         times[eid] = effective
-        # The entry's own seq (on a leaf, inline: the same tuple causal.put builds).
-        if shift or aidx >= WIDTH:
+        # The entry's own seq (on a leaf, or a leaf under a two-level root, inline: the same
+        # tuples causal.put builds).
+        if shift == BITS:  # (author indexes below 1,024 here)
+            k = aidx >> BITS
+            j = aidx & MASK
+            n = len(node)
+            leaf = node[k] if k < n else ()
+            if j < len(leaf):
+                if seq > leaf[j]:
+                    leaf = (*leaf[:j], seq, *leaf[j + 1:])
+                    node = (*node[:k], leaf, *node[k + 1:])
+            else:  # (not along a log, where the entry's prev has set its slot: the general way)
+                shift, node = _put((shift, node), aidx, seq)
+        elif shift or aidx >= WIDTH:
             if seq > _get((shift, node), aidx):
                 shift, node = _put((shift, node), aidx, seq)
         else:
