@@ -337,12 +337,28 @@ class Store:
             yield
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """One atomic, durable unit of work (BEGIN IMMEDIATE: the write lock is taken
         first, so everything read inside is what the commit will be applied to; the commit
-        is fsynced before this returns).  Nested calls join the outer transaction."""
+        is fsynced before this returns).  Nested calls join the outer transaction.
+
+        ``durable=False``, for local derived data that is rebuilt when lost (the state
+        fold's archive): the commit is atomic but not fsynced.  Why that is safe: in WAL
+        mode a crash can only lose a *suffix* of the commits, so no durable commit after it
+        (entries, a checkpoint) can survive without it; and a fresh fold evicts to the
+        archive about once per 2,000 entries, each fsync costing wall time for nothing."""
         if self._in_transaction:
             yield
+            return
+        if not durable:
+            before = int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+            self._db.execute(f"PRAGMA synchronous={min(before, 1)}")  # (NORMAL, or OFF if it was)
+            try:
+                with self.transaction():
+                    yield
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute(f"PRAGMA synchronous={before}")
             return
         try:
             with self._no_wait():
@@ -1385,7 +1401,7 @@ class Store:
         """Segments of records a state fold evicted from memory: ``(log, first seq, count,
         author index, encoded records)`` (see p2pcommons.state.archive)."""
         self._archive_table()
-        with self.transaction():
+        with self.transaction(durable=False):  # (derived data: see transaction)
             self._db.executemany(
                 "INSERT OR REPLACE INTO fold_segments (space, log, first, count, aidx, records) "
                 "VALUES (?, ?, ?, ?, ?, ?)", [(space, *segment) for segment in segments])

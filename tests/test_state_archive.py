@@ -558,3 +558,23 @@ def test_reviews_of_unseen_archived_contributions_read_segments_not_entries(
     assert during["records"] > 300, during
     assert during["entries"] == 0, during
     assert during["segments"] * 3 < during["records"], during
+
+
+def test_archive_commits_skip_the_fsync_and_leave_the_store_durable(store: Store) -> None:
+    """The archive is derived data a crash may lose (the fold rebuilds it), so its commits
+    are not fsynced (synchronous=NORMAL around them), while every other write of the store
+    stays synchronous=FULL — also after a failed derived write."""
+    store.db.execute("PRAGMA synchronous=FULL")  # (the store's own setting; the fixture's is OFF)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    store.archive_put(b"space", [(1, 1, 1, 0, b"records")])
+    store.db.set_trace_callback(None)
+    commit = statements.index("COMMIT")
+    assert statements.index("PRAGMA synchronous=1") < statements.index("BEGIN IMMEDIATE") < commit
+    assert statements.index("PRAGMA synchronous=2") > commit
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with pytest.raises(RuntimeError), store.transaction(durable=False):
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        raise RuntimeError("a failed derived write")
+    with store.transaction():
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2
