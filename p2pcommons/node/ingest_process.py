@@ -1,14 +1,18 @@
 """The daemon's side of :mod:`.ingest_worker`: start the child, hand it groups, read replies.
 
-Requests are serialized (one in flight): a sync session already pipelines by reading the
-next batches from the network while the current group is stored, and one writer avoids
-SQLite lock waits between the child and itself.  The child is started on first use and
-stopped after ``idle_timeout`` seconds without work, so an idle node pays no memory for it.
+Requests are pipelined: a group is written to the child's pipe as soon as the session
+hands it over (:meth:`IngestProcess.submit`), while the child still stores the one before,
+and replies are read in the same order (:meth:`IngestProcess.result`).  The child stores
+one group at a time (one writer: no SQLite lock waits between its groups), but with the
+next one in hand it never waits for it while the log is synced for the last one
+(``ingest_worker.serve``).  The child is started on first use and stopped after
+``idle_timeout`` seconds without work, so an idle node pays no memory for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import pickle
 import subprocess
@@ -27,6 +31,11 @@ log = logging.getLogger("p2pcommons.node.ingest")
 # Groups smaller than this are stored in the daemon's own store thread: the child is for
 # bulk transfers, where moving the work to the second core pays for the pickling.
 MIN_ENTRIES_FOR_PROCESS = 256
+
+# The pipe to the child holds a whole group (1 MiB) instead of Linux's 64 KiB: the daemon
+# writes a group in one go while the child stores the one before, instead of in 16 pieces,
+# each waiting for the child's reader thread to make room.
+PIPE_BYTES = 1024 * 1024
 
 
 class Submitted:
@@ -86,6 +95,8 @@ class IngestProcess:
             [sys.executable, "-m", "p2pcommons.node.ingest_worker", self.store_path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
         )
+        with contextlib.suppress(OSError, AttributeError, TypeError):  # (Linux; at most fs.pipe-max-size)
+            fcntl.fcntl(getattr(proc.stdin, "fileno")(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # noqa: B009
         log.debug("ingest process %d started", proc.pid)
         self._buffer.clear()
         self.starts += 1

@@ -17,6 +17,11 @@ Request ``(commons id bytes, [raw entry, ...])``; reply ``("ok", added, duplicat
 message)``.  The child screens outsiders' entries (:mod:`p2pcommons.outsiders`) with the
 bounds of the home's config.toml, like the daemon.
 Pickle is safe here: both ends are this program, over a private pipe.
+
+Requests may come before the reply to the one before (the daemon hands a group over while
+the child stores the previous one): the child reads them in a thread as they come, stores
+them one at a time in order, and replies in that order, each reply only once the group is
+durable (:func:`serve`).
 """
 
 from __future__ import annotations

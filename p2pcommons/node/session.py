@@ -37,7 +37,7 @@ from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import replica
-from .budget import SUMMARY_EXPANSION, MemoryBudget, Share
+from .budget import OFFERED_WINDOW, SUMMARY_EXPANSION, MemoryBudget, Share
 from .handoff import Handoff, StoredGroup
 from .ingest_worker import ingest_scoped
 
@@ -113,6 +113,7 @@ class _Receiving:
     def __init__(self) -> None:
         self.queued = 0
         self.unacked = 0
+        self.largest = 0  # the largest batch received
         self.peer_done = False
         self.changed = _Signal()
 
@@ -212,7 +213,7 @@ async def run_session(
     initiator: bool,
     want: Sequence[CID] = (),
     stall_timeout: float = 20.0,
-    window: int = sync.DEFAULT_WINDOW,
+    window: int = OFFERED_WINDOW,
     batch_bytes: int = sync.DEFAULT_BATCH_BYTES,
     on_progress: Callable[[int, int, int, int], None] | None = None,
     on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None = None,
@@ -320,8 +321,9 @@ async def _run_session(
     async def ingester() -> None:
         """Store received batches and acknowledge them, pipelined (:mod:`.handoff`).
 
-        Batches that queued up go into one group (same commons, up to COALESCE_BYTES: one
-        transaction, one fsync).  A group is handed over as soon as it is made, up to
+        Batches that queued up go into one group (same commons, at most COALESCE_BYTES unless
+        one batch is larger: one transaction, one fsync; the ingest process sizes its page
+        cache to the group).  A group is handed over as soon as it is made, up to
         PIPELINE_DEPTH groups at a time, and acknowledged once its report says it is stored,
         in the order handed over.  While one group is being stored, the next is made only
         when a whole group's bytes have queued (a small one would cost a commit of its own),
@@ -332,8 +334,8 @@ async def _run_session(
         handed_any = trio.Semaphore(0)  # one release per group handed over (the acker waits on it)
 
         def group_is_due(queued: int) -> bool:
-            if not handed or queued >= COALESCE_BYTES or ingest_state.peer_done:
-                return True
+            if not handed or queued + ingest_state.largest > COALESCE_BYTES or ingest_state.peer_done:
+                return True  # (a whole group: another batch would not fit in it)
             return window - ingest_state.unacked < COALESCE_BYTES - queued  # no credit left for the rest
 
         async def maker() -> None:
@@ -352,13 +354,13 @@ async def _run_session(
                 group = [pending]
                 pending = None
                 size = group[0].nbytes
-                while size < COALESCE_BYTES:
+                while True:
                     try:
                         more = batches_recv.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                     ingest_state.queued -= more.nbytes
-                    if more.commons != group[0].commons:
+                    if more.commons != group[0].commons or size + more.nbytes > COALESCE_BYTES:
                         pending = more
                         break
                     group.append(more)
@@ -476,6 +478,7 @@ async def _run_session(
                     batches_send.send_nowait(event)
                     ingest_state.queued += event.nbytes
                     ingest_state.unacked += event.nbytes
+                    ingest_state.largest = max(ingest_state.largest, event.nbytes)
                     ingest_state.changed.fire()
                 elif isinstance(event, sync.CreditGranted):
                     credit.fire()
