@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from p2pcommons.dagcbor import CID
 from p2pcommons.node.handoff import Handoff, Outcome, StoredGroup
 from p2pcommons.node.ingest_process import IngestProcess
-from p2pcommons.node.ingest_worker import ingest_scoped, reply_when_durable, sync_log
+from p2pcommons.node.ingest_worker import IngestWorkerFailed, ingest_scoped, reply_when_durable, sync_log
 from p2pcommons.store import Store
 
 from .test_node_ingest_process import _history, _store_with
@@ -247,3 +247,28 @@ def test_pipelined_groups_store_what_serial_groups_store(tmp_path_factory: pytes
     if not kills:
         assert [(r.added_count, r.duplicates, r.declined, new) for r, new in outcomes] == \
             [(r.added_count, r.duplicates, r.declined, new) for r, new in expected]
+
+
+def test_a_child_started_after_one_died_is_not_killed_for_its_requests(tmp_path: Path) -> None:
+    """A session's transfer announcement starts a child (prewarm) after the last one died
+    with a group in hand: that group fails (it is stored again by its session), and the
+    new child, which never had it, is left running."""
+    path = tmp_path / "store.sqlite"
+    genesis, entries = _history(30)
+    _store_with(path, genesis.raw)
+    child = IngestProcess(str(path))
+
+    async def main() -> tuple[bool, int]:
+        try:
+            request = await child.submit(genesis.id, [e.raw for e in entries])
+            assert child._proc is not None
+            child._proc.kill()
+            await child._proc.wait()
+            await child.prewarm()
+            with pytest.raises(IngestWorkerFailed):
+                await child.result(request)
+            return child.running, child.starts
+        finally:
+            await child.aclose()
+
+    assert trio.run(main) == (True, 2)

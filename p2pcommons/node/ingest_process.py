@@ -109,6 +109,7 @@ class IngestProcess:
         overlaps with the first batches on the wire instead of delaying the first group."""
         async with self._lock:
             if not self.running:
+                await self._kill()  # (a child found dead: its requests fail, a new one starts)
                 self._proc = await self._start()
 
     async def ingest(self, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
