@@ -19,8 +19,15 @@ from p2pcommons.protocols import sync
 
 # Python objects for a decoded summary page take a few times its encoded size.
 SUMMARY_EXPANSION = 4
-# An honest session holds at most one summary page (expanded) and one window of batches.
-PER_SESSION = SUMMARY_EXPANSION * sync.MAX_FRAME + 2 * sync.DEFAULT_WINDOW + sync.MAX_FRAME
+# The window this node offers a peer (bytes of entries sent and not yet acknowledged):
+# about four of the session's groups (1 MiB), so the peer keeps sending the group after
+# next while one is stored and the next waits in the ingest process (issue 18).  With the
+# protocol's 2 MiB, a group's acknowledgement had to come back before the sender could send
+# on, and the ingest process at times waited for its next group.
+OFFERED_WINDOW = 4 * 1024 * 1024
+# An honest session holds at most one summary page (expanded), a frame and one window of
+# batches (the same 9 MiB as two of the protocol's default 2 MiB windows, before).
+PER_SESSION = SUMMARY_EXPANSION * sync.MAX_FRAME + OFFERED_WINDOW + sync.MAX_FRAME
 TOTAL = 16 * PER_SESSION
 
 
@@ -92,4 +99,4 @@ class Share:
         self.close()
 
 
-__all__ = ["PER_SESSION", "SUMMARY_EXPANSION", "TOTAL", "MemoryBudget", "OverBudget", "Share"]
+__all__ = ["OFFERED_WINDOW", "PER_SESSION", "SUMMARY_EXPANSION", "TOTAL", "MemoryBudget", "OverBudget", "Share"]

@@ -66,8 +66,9 @@ from .budget import MemoryBudget
 from .eventlog import peer_line_level
 from .exchange import PROTOCOL_ID as ADDRS_PROTOCOL_ID
 from .exchange import PeerExchange
+from .handoff import Handoff, StoredGroup
 from .ingest_process import MIN_ENTRIES_FOR_PROCESS, IngestProcess
-from .ingest_worker import IngestWorkerFailed, ingest_scoped
+from .ingest_worker import ingest_scoped, sync_log
 from .lock import NodeLock
 from .logsetup import silence_libp2p
 from .peerstatus import Names, peer_view
@@ -221,6 +222,8 @@ class Node:
         self.store = Store(self.home.store_file, cache_mib=4)
         self.outsiders = Limits.from_config(self.home.config())  # what strangers may make us store
         self.ingest_process = IngestProcess(str(self.home.store_file))
+        self.handoff = Handoff(self._ingest_here, process=self.ingest_process, sync_log=self._sync_log,
+                               use_process=self._for_ingest_process, on_fallback=self._ingest_process_failed)
         self._state_store: Store | None = None
         self._store_limiter = trio.CapacityLimiter(1)
         self._state_limiter = trio.CapacityLimiter(1)
@@ -276,16 +279,20 @@ class Node:
         """Run ``fn(store, *args)`` in the store worker thread (one at a time)."""
         return await trio.to_thread.run_sync(lambda: fn(self.store, *args), limiter=self._store_limiter)
 
-    async def ingest(self, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
-        """Validate and store one received group: large ones in the ingest process (the
-        second core), small ones in the store thread.  Ingest is idempotent, so a group
-        whose process died is simply stored again here."""
-        if self._for_ingest_process(len(entries)):
-            try:
-                return await self.ingest_process.ingest(commons, entries)
-            except (IngestWorkerFailed, OSError) as exc:
-                log.warning("ingest process unavailable, storing in the daemon: %s", exc)
+    async def ingest(self, commons: CID, entries: list[bytes]) -> StoredGroup:
+        """Hand over one received group for validation and storage (:mod:`.handoff`): large
+        ones to the ingest process (the second core), small ones to the store thread."""
+        return await self.handoff.hand_over(commons, entries)
+
+    async def _ingest_here(self, commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
         return await self.db(ingest_scoped, commons, entries, self.outsiders)
+
+    async def _sync_log(self) -> None:
+        await trio.to_thread.run_sync(sync_log, str(self.home.store_file))
+
+    @staticmethod
+    def _ingest_process_failed(exc: BaseException) -> None:
+        log.warning("ingest process unavailable, storing in the daemon: %s", exc)
 
     def _for_ingest_process(self, entries: int) -> bool:
         return entries >= MIN_ENTRIES_FOR_PROCESS and self.config.ingest_process

@@ -17,18 +17,25 @@ Request ``(commons id bytes, [raw entry, ...])``; reply ``("ok", added, duplicat
 message)``.  The child screens outsiders' entries (:mod:`p2pcommons.outsiders`) with the
 bounds of the home's config.toml, like the daemon.
 Pickle is safe here: both ends are this program, over a private pipe.
+
+Requests may come before the reply to the one before (the daemon hands a group over while
+the child stores the previous one): the child reads them in a thread as they come, stores
+them one at a time in order, and replies in that order, each reply only once the group is
+durable (:func:`serve`).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import queue
 import select
 import signal
 import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -180,10 +187,10 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
     return data
 
 
-def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
-    """Answer requests until stdin closes (the daemon stopped or died)."""
-    limits = Limits.from_config(Home(Path(store_path).parent).config())
-    with open_store(store_path) as store:
+def _read_requests(requests: IO[bytes], incoming: queue.Queue[tuple[bytes, list[bytes]] | None]) -> None:
+    """Read and unpickle requests as they come, so the next group is in hand when the one
+    before it is committed (the daemon sends it before that one's reply: two in flight)."""
+    try:
         while True:
             head = _read_exact(requests, _LENGTH.size)
             if head is None:
@@ -195,17 +202,114 @@ def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
             if body is None:
                 return
             commons_raw, entries = pickle.loads(body)
+            del body
+            incoming.put((commons_raw, entries))
+    finally:
+        incoming.put(None)
+
+
+class LogSync:
+    """``fsync`` of the store's write-ahead log, through a descriptor of its own.
+
+    Why: the child commits a group with ``synchronous=NORMAL`` (SQLite writes the group's
+    pages to the log and returns, no fsync) and makes it durable here, in another thread,
+    while its main thread goes on with the next group.  One fsync of the log makes every
+    commit written to it before durable, exactly what ``synchronous=FULL`` does at each
+    commit; a checkpoint in between syncs the log and the database file itself.  The log
+    is reopened if it was replaced (another inode at its path)."""
+
+    def __init__(self, store_path: str | Path) -> None:
+        self.path = f"{store_path}-wal"
+        self._fd: int | None = None
+        self._inode = -1
+        self.syncs = 0
+
+    def sync(self) -> None:
+        inode = os.stat(self.path).st_ino
+        if self._fd is None or inode != self._inode:
+            self.close()
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._inode = os.fstat(self._fd).st_ino
+        os.fsync(self._fd)
+        self.syncs += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def sync_log(store_path: str | Path) -> None:
+    """Make every commit written to the store's log so far durable (see :class:`LogSync`)."""
+    log = LogSync(store_path)
+    try:
+        log.sync()
+    except FileNotFoundError:
+        pass  # no log: every commit is in the database file, synced by its checkpoint
+    finally:
+        log.close()
+
+
+def _exit_now() -> None:
+    os._exit(1)
+
+
+def reply_when_durable(sync: Callable[[], None], replies: IO[bytes],
+                       outgoing: queue.Queue[tuple[Any, ...] | None], *,
+                       on_failure: Callable[[], None] = _exit_now) -> None:
+    """Send each reply once the log is synced, in the order the groups were stored.
+
+    An "ok" reply makes the daemon acknowledge the group to the peer: it must not leave
+    before the group is on disk (protocols/sync.md §6).  A failed sync leaves this group
+    and the ones after it unconfirmed: the child exits without a reply, the daemon sees it
+    go and stores those groups again itself (with a sync of its own before acknowledging)."""
+    while (reply := outgoing.get()) is not None:
+        if reply[0] == "ok":
             try:
-                report, new_commons = ingest_group(store, CID(commons_raw), entries, limits)
-                reply: tuple[Any, ...] = (
-                    "ok", report.added_count, report.duplicates,
-                    [(type(e).__name__, str(e)) for e in report.rejected], new_commons, report.declined,
-                    report.deferred,
-                )
-            except Exception as exc:  # a store error: report it, the daemon ends the session
-                reply = ("error", type(exc).__name__, str(exc))
-            replies.write(encode_message(reply))
-            replies.flush()
+                sync()
+            except OSError as exc:
+                print(f"p2pc ingest process: cannot sync the store's log ({exc})", file=sys.stderr)
+                on_failure()
+                return
+        replies.write(encode_message(reply))
+        replies.flush()
+
+
+def serve(store_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
+    """Answer requests until stdin closes (the daemon stopped or died).
+
+    Three threads, one group each at a time: the reader unpickles group k+2 while the main
+    thread validates and commits group k+1 while the log is synced for group k and its
+    reply written (:func:`reply_when_durable`): the commit's fsync no longer stops the
+    child.  Replies keep the requests' order."""
+    limits = Limits.from_config(Home(Path(store_path).parent).config())
+    log = LogSync(store_path)
+    incoming: queue.Queue[tuple[bytes, list[bytes]] | None] = queue.Queue(maxsize=1)
+    outgoing: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+    with open_store(store_path) as store:
+        store.db.execute("PRAGMA synchronous=NORMAL")  # made durable by ``log`` before each reply
+        threading.Thread(target=_read_requests, args=(requests, incoming), name="requests", daemon=True).start()
+        replier = threading.Thread(target=reply_when_durable, args=(log.sync, replies, outgoing), name="replies")
+        replier.start()
+        try:
+            while (request := incoming.get()) is not None:
+                commons_raw, entries = request
+                del request
+                try:
+                    report, new_commons = ingest_group(store, CID(commons_raw), entries, limits)
+                    reply: tuple[Any, ...] = (
+                        "ok", report.added_count, report.duplicates,
+                        [(type(e).__name__, str(e)) for e in report.rejected], new_commons, report.declined,
+                        report.deferred,
+                    )
+                except Exception as exc:  # a store error: report it, the daemon ends the session
+                    reply = ("error", type(exc).__name__, str(exc))
+                del entries
+                outgoing.put(reply)
+        finally:
+            outgoing.put(None)
+            replier.join()
+            log.close()
 
 
 def _die_with_the_daemon() -> None:

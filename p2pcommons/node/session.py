@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -36,7 +37,8 @@ from p2pcommons.protocols import sync
 from p2pcommons.store import Store
 
 from . import replica
-from .budget import SUMMARY_EXPANSION, MemoryBudget, Share
+from .budget import OFFERED_WINDOW, SUMMARY_EXPANSION, MemoryBudget, Share
+from .handoff import Handoff, StoredGroup
 from .ingest_worker import ingest_scoped
 
 log = logging.getLogger("p2pcommons.node.sync")
@@ -44,6 +46,9 @@ log = logging.getLogger("p2pcommons.node.sync")
 READ_CHUNK = 64 * 1024
 PREFETCH_BATCHES = 4
 COALESCE_BYTES = 1024 * 1024
+# Groups handed over and not yet acknowledged: two, so the ingest process has the next group
+# in hand while it commits one (:mod:`.handoff`).
+PIPELINE_DEPTH = 2
 # One frame (at most sync.MAX_FRAME, ~1 MiB) must arrive whole within this many stall
 # deadlines (60 s by default: ≥ ~17 KB/s), so a peer trickling bytes cannot hold a session.
 FRAME_DEADLINE_FACTOR = 3
@@ -98,6 +103,19 @@ class SessionResult:
     # entries we received but could not place in our logs (a fork branch whose base we lack):
     # the peer sends the rest in the next session, which should come soon
     rejected: int = 0
+
+
+class _Receiving:
+    """What the ingester knows of the received batches: bytes queued (not yet in a group),
+    bytes not yet acknowledged (queued, or in a group being stored), whether the peer is
+    done; ``changed`` fires when any of it does."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.unacked = 0
+        self.largest = 0  # the largest batch received
+        self.peer_done = False
+        self.changed = _Signal()
 
 
 class _Signal:
@@ -195,11 +213,11 @@ async def run_session(
     initiator: bool,
     want: Sequence[CID] = (),
     stall_timeout: float = 20.0,
-    window: int = sync.DEFAULT_WINDOW,
+    window: int = OFFERED_WINDOW,
     batch_bytes: int = sync.DEFAULT_BATCH_BYTES,
     on_progress: Callable[[int, int, int, int], None] | None = None,
     on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None = None,
-    ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None = None,
+    ingest: Callable[[CID, list[bytes]], Awaitable[StoredGroup]] | None = None,
     on_totals: Callable[[int, int], None] | None = None,
     budget: MemoryBudget | None = None,
     stop: trio.Event | None = None,
@@ -211,8 +229,9 @@ async def run_session(
 
     ``want``: the commons this side asks about (initiator only; the responder answers for
     the asked commons it holds).  ``on_progress(received, total, bytes, total_bytes)``.
-    ``ingest(commons, entries)``: how received groups are validated and stored (the node
-    hands large ones to its ingest process); by default in the store thread.
+    ``ingest(commons, entries)``: hands a received group over to be validated and stored
+    (:mod:`.handoff`: the node hands large ones to its ingest process); by default they are
+    stored in the store thread, one at a time.
     ``on_totals(entries, bytes)``: the peer announced what it will send.
     ``budget``: the node's memory budget for sync; this session charges what the peer makes
     it hold (summary pages being planned, batches waiting to be stored) to its share and
@@ -239,7 +258,7 @@ async def _run_session(
     batch_bytes: int,
     on_progress: Callable[[int, int, int, int], None] | None,
     on_batch_stored: Callable[[set[CID]], Awaitable[None]] | None,
-    ingest: Callable[[CID, list[bytes]], Awaitable[tuple[IngestReport, bool]]] | None,
+    ingest: Callable[[CID, list[bytes]], Awaitable[StoredGroup]] | None,
     on_totals: Callable[[int, int], None] | None,
     stop: trio.Event | None = None,
     stop_reason: str = "",
@@ -248,7 +267,8 @@ async def _run_session(
     async def ingest_in_store_thread(commons: CID, entries: list[bytes]) -> tuple[IngestReport, bool]:
         return await db(ingest_scoped, commons, entries)
 
-    store_group = ingest if ingest is not None else ingest_in_store_thread
+    store_group = ingest if ingest is not None else Handoff(ingest_in_store_thread).hand_over
+    ingest_state = _Receiving()
     session = sync.SyncSession(initiator=initiator, window=window)
     result = SessionResult()
     write_lock = trio.Lock()
@@ -299,53 +319,105 @@ async def _run_session(
             await flush()
 
     async def ingester() -> None:
-        """Store received batches; batches that queued up meanwhile (same commons, up to
-        COALESCE_BYTES) go into one transaction, so a fast sender costs fewer fsyncs."""
-        pending: sync.Batch | None = None
-        while True:
-            if pending is None:
-                try:
-                    pending = await batches_recv.receive()
-                except trio.EndOfChannel:
-                    return
-            group = [pending]
-            pending = None
-            size = group[0].nbytes
-            while size < COALESCE_BYTES:
-                try:
-                    more = batches_recv.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                if more.commons != group[0].commons:
-                    pending = more
-                    break
-                group.append(more)
-                size += more.nbytes
-            commons = group[0].commons
-            entries = [e for b in group for e in b.entries]
-            report, new_commons = await store_group(commons, entries)
-            hostile = [e for e in report.rejected if not isinstance(e, _BENIGN)]
-            if hostile:
-                raise ProtocolViolation(f"The peer sent an invalid entry: {hostile[0]}")
-            if report.rejected:
-                log.info("dropped %d entries that do not fit our logs: %s", len(report.rejected),
-                         report.rejected[0])
-                result.rejected += len(report.rejected)
-                rejected_in[commons] = rejected_in.get(commons, 0) + len(report.rejected)
-            result.added += report.added_count
-            result.declined += report.declined
-            if new_commons:
-                result.new_commons.add(commons)
-            if report.added_count:
-                result.touched.add(commons)
-                if on_batch_stored is not None:
-                    await on_batch_stored({commons})
-            session.ack(size)
-            share.release(size)
-            await flush()
-            if on_progress is not None and session.peer_totals is not None:
-                got_entries, got_bytes = session.received
-                on_progress(got_entries, session.peer_totals[0], got_bytes, session.peer_totals[1])
+        """Store received batches and acknowledge them, pipelined (:mod:`.handoff`).
+
+        Batches that queued up go into one group (same commons, at most COALESCE_BYTES unless
+        one batch is larger: one transaction, one fsync; the ingest process sizes its page
+        cache to the group).  A group is handed over as soon as it is made, up to
+        PIPELINE_DEPTH groups at a time, and acknowledged once its report says it is stored,
+        in the order handed over.  While one group is being stored, the next is made only
+        when a whole group's bytes have queued (a small one would cost a commit of its own),
+        the peer has no credit left to send them, the peer is done, or the one being stored
+        is done."""
+        handed: deque[tuple[StoredGroup, CID, int]] = deque()
+        room = trio.Semaphore(PIPELINE_DEPTH)
+        handed_any = trio.Semaphore(0)  # one release per group handed over (the acker waits on it)
+
+        def group_is_due(queued: int) -> bool:
+            if not handed or queued + ingest_state.largest > COALESCE_BYTES or ingest_state.peer_done:
+                return True  # (a whole group: another batch would not fit in it)
+            return window - ingest_state.unacked < COALESCE_BYTES - queued  # no credit left for the rest
+
+        async def maker() -> None:
+            pending: sync.Batch | None = None
+            while True:
+                if pending is None:
+                    try:
+                        pending = await batches_recv.receive()
+                    except trio.EndOfChannel:
+                        handed_any.release()  # wakes the acker: nothing more comes
+                        return
+                    ingest_state.queued -= pending.nbytes
+                await room.acquire()
+                while not group_is_due(pending.nbytes + ingest_state.queued):
+                    await ingest_state.changed.wait()
+                group = [pending]
+                pending = None
+                size = group[0].nbytes
+                while True:
+                    try:
+                        more = batches_recv.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    ingest_state.queued -= more.nbytes
+                    if more.commons != group[0].commons or size + more.nbytes > COALESCE_BYTES:
+                        pending = more
+                        break
+                    group.append(more)
+                    size += more.nbytes
+                commons = group[0].commons
+                entries = [e for b in group for e in b.entries]
+                del group
+                handed.append((await store_group(commons, entries), commons, size))
+                del entries
+                handed_any.release()
+
+        async def acker() -> None:
+            while True:
+                await handed_any.acquire()
+                if not handed:
+                    return  # (the maker's last release: the peer is done)
+                stored, commons, size = handed[0]
+                report, new_commons = await stored.report()
+                handed.popleft()
+                await after_group(report, new_commons, commons)
+                session.ack(size)
+                share.release(size)
+                ingest_state.unacked -= size
+                room.release()
+                ingest_state.changed.fire()
+                await flush()
+                if on_progress is not None and session.peer_totals is not None:
+                    got_entries, got_bytes = session.received
+                    on_progress(got_entries, session.peer_totals[0], got_bytes, session.peer_totals[1])
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(maker)
+                nursery.start_soon(acker)
+        finally:
+            with trio.CancelScope(shield=True):
+                for stored, _, _ in handed:  # the session ends with groups in hand: no one waits for them
+                    await stored.discard()
+                handed.clear()
+
+    async def after_group(report: IngestReport, new_commons: bool, commons: CID) -> None:
+        hostile = [e for e in report.rejected if not isinstance(e, _BENIGN)]
+        if hostile:
+            raise ProtocolViolation(f"The peer sent an invalid entry: {hostile[0]}")
+        if report.rejected:
+            log.info("dropped %d entries that do not fit our logs: %s", len(report.rejected),
+                     report.rejected[0])
+            result.rejected += len(report.rejected)
+            rejected_in[commons] = rejected_in.get(commons, 0) + len(report.rejected)
+        result.added += report.added_count
+        result.declined += report.declined
+        if new_commons:
+            result.new_commons.add(commons)
+        if report.added_count:
+            result.touched.add(commons)
+            if on_batch_stored is not None:
+                await on_batch_stored({commons})
 
     async def start_sending(nursery: trio.Nursery) -> None:
         if not initiator:
@@ -404,6 +476,10 @@ async def _run_session(
                 elif isinstance(event, sync.Batch):
                     share.charge(event.nbytes, "entries waiting to be stored")
                     batches_send.send_nowait(event)
+                    ingest_state.queued += event.nbytes
+                    ingest_state.unacked += event.nbytes
+                    ingest_state.largest = max(ingest_state.largest, event.nbytes)
+                    ingest_state.changed.fire()
                 elif isinstance(event, sync.CreditGranted):
                     credit.fire()
                 elif isinstance(event, sync.Stopped):
@@ -412,6 +488,8 @@ async def _run_session(
                     return
                 elif isinstance(event, sync.PeerDone):
                     batches_send.close()
+                    ingest_state.peer_done = True
+                    ingest_state.changed.fire()
                 elif isinstance(event, sync.ConnectionClosed) and event.early:
                     raise PeerClosed("The peer closed the stream before the session ended.")
                 elif isinstance(event, (sync.Complete, sync.ConnectionClosed)):
