@@ -27,6 +27,7 @@ from p2pcommons.node.ingest_worker import ingest_scoped
 from p2pcommons.node.session import PIPELINE_DEPTH, SessionResult, run_session
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
+from tests.support.memstream import MemoryStream
 
 from .test_node_ingest_process import _history
 
@@ -42,23 +43,7 @@ def _uvarint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-class Plain:
-    """A memory stream as the session's :class:`~p2pcommons.node.session.Stream`."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def read(self, n: int | None = None) -> bytes:
-        return bytes(await self.inner.receive_some(n))
-
-    async def write(self, data: bytes) -> None:
-        await self.inner.send_all(data)
-
-    async def close(self) -> None:
-        await self.inner.aclose()
-
-
-class Watched(Plain):
+class Watched(MemoryStream):
     """The receiver's stream: notes the bytes of each ACK frame it writes."""
 
     def __init__(self, inner: Any, events: list[tuple[str, int]]) -> None:
@@ -159,7 +144,7 @@ async def _pair(sender: Store, receiver: Store, held: HeldReports,
         return db
 
     async def send() -> None:
-        results[0] = await run_session(Plain(server), runner(sender), initiator=False, stall_timeout=5,
+        results[0] = await run_session(MemoryStream(server), runner(sender), initiator=False, stall_timeout=5,
                                        batch_bytes=2048)
 
     async def receive() -> None:

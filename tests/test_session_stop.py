@@ -18,22 +18,9 @@ from p2pcommons.identity import create_identity
 from p2pcommons.ingest import Ingestor
 from p2pcommons.node.session import SessionResult, run_session
 from p2pcommons.store import Store
+from tests.support.memstream import MemoryStream
 
 REASON = "crossed: your session with me runs"
-
-
-class Stream:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def read(self, n: int | None = None) -> bytes:
-        return bytes(await self.inner.receive_some(n))
-
-    async def write(self, data: bytes) -> None:
-        await self.inner.send_all(data)
-
-    async def close(self) -> None:
-        await self.inner.aclose()
 
 
 def _stores(tmp_path: Path, entries: int) -> list[Store]:
@@ -64,12 +51,12 @@ async def _pair(stores: list[Store], preset: bool, stop_at_totals: bool) -> dict
             stop.set()
 
     async def initiator() -> None:  # b: lacks everything, and stops its own session
-        results["b"] = await run_session(Stream(client), runner(stores[1]), initiator=True,
+        results["b"] = await run_session(MemoryStream(client), runner(stores[1]), initiator=True,
                                          want=stores[1].commons_ids(), stall_timeout=5, batch_bytes=2048,
                                          on_totals=totals, stop=stop, stop_reason=REASON)
 
     async def responder() -> None:
-        results["a"] = await run_session(Stream(server), runner(stores[0]), initiator=False, stall_timeout=5,
+        results["a"] = await run_session(MemoryStream(server), runner(stores[0]), initiator=False, stall_timeout=5,
                                          batch_bytes=2048)
 
     with trio.fail_after(20):

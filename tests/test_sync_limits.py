@@ -20,6 +20,7 @@ from p2pcommons.node.budget import MemoryBudget, OverBudget
 from p2pcommons.node.session import run_session
 from p2pcommons.protocols import sync
 from p2pcommons.store import Store
+from tests.support.memstream import MemoryStream
 
 COMMONS = CID.of(b"limits")
 HELLO = sync.frame(sync.HELLO, dagcbor.encode({"v": 1, "window": sync.DEFAULT_WINDOW}))
@@ -126,19 +127,6 @@ def test_a_session_over_its_budget_share_ends_with_a_violation(tmp_path: Path) -
     store = Store(tmp_path / "s.sqlite")
     client, server = trio.testing.memory_stream_pair()
 
-    class Stream:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        async def read(self, n: int | None = None) -> bytes:
-            return bytes(await self.inner.receive_some(n))
-
-        async def write(self, data: bytes) -> None:
-            await self.inner.send_all(data)
-
-        async def close(self) -> None:
-            await self.inner.aclose()
-
     async def db(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(store, *args)
 
@@ -149,7 +137,7 @@ def test_a_session_over_its_budget_share_ends_with_a_violation(tmp_path: Path) -
 
             nursery.start_soon(flood)
             with pytest.raises(OverBudget, match="a session may hold"):
-                await run_session(Stream(server), db, initiator=False, stall_timeout=5,
+                await run_session(MemoryStream(server), db, initiator=False, stall_timeout=5,
                                   budget=MemoryBudget(total=sync.MAX_FRAME, per_session=sync.MAX_FRAME))
 
     try:
