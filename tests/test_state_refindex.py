@@ -45,6 +45,23 @@ def _buckets(first: int, rows: int, pending: int = refindex._PENDING) -> Iterato
         refindex._BUCKETS, refindex._ROWS, refindex._PENDING = saved
 
 
+def _apply(table: RefIndex, model: dict[bytes, int], op: str, key: bytes, value: int) -> None:
+    """One operation of ``_OPS`` on the table and on the dict it models (a delete of a
+    missing key must raise KeyError)."""
+    if op == "set":
+        table[key] = model[key] = value
+    elif op == "del":
+        if key in model:
+            del table[key], model[key]
+        with pytest.raises(KeyError):
+            del table[key]
+    elif op == "pop":
+        assert table.pop(key, None) == model.pop(key, None)
+    else:
+        table.clear()
+        model.clear()
+
+
 @prop_settings(300)
 @given(ops=_OPS, first=st.sampled_from([1, 16]), rows=st.sampled_from([1, 2, 32]))
 def test_the_ref_index_reads_as_the_dict_it_replaces(ops: list[tuple[str, bytes, int]], first: int,
@@ -56,18 +73,7 @@ def test_the_ref_index_reads_as_the_dict_it_replaces(ops: list[tuple[str, bytes,
     with _buckets(first, rows):
         table, model = RefIndex(), {}
         for op, key, value in ops:
-            if op == "set":
-                table[key] = model[key] = value
-            elif op == "del":
-                if key in model:
-                    del table[key], model[key]
-                with pytest.raises(KeyError):
-                    del table[key]
-            elif op == "pop":
-                assert table.pop(key, None) == model.pop(key, None)
-            else:
-                table.clear()
-                model.clear()
+            _apply(table, model, op, key, value)
             assert len(table) == len(model) and dict(table.items()) == model
             assert table.get(key) == model.get(key) and (key in table) == (key in model)
             assert dict(zip(table, table.values(), strict=True)) == model
@@ -91,18 +97,7 @@ def test_rows_written_before_a_flush_read_as_the_dict(ops: list[tuple[str, bytes
     with _buckets(first, rows, pending):
         table, model = RefIndex(), {}
         for i, (op, key, value) in enumerate(ops):
-            if op == "set":
-                table[key] = model[key] = value
-            elif op == "del":
-                if key in model:
-                    del table[key], model[key]
-                with pytest.raises(KeyError):
-                    del table[key]
-            elif op == "pop":
-                assert table.pop(key, None) == model.pop(key, None)
-            else:
-                table.clear()
-                model.clear()
+            _apply(table, model, op, key, value)
             assert table.get(key) == model.get(key) and (key in table) == (key in model)
             assert all(table.get(k) == v for k, v in model.items())
             if i % every == 0:
