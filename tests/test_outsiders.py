@@ -437,4 +437,4 @@ def test_the_genesis_policy_is_read_once_not_per_stored_batch(store: Store) -> N
         ingest_scoped(store, commons, [entry.raw])
     store._db.set_trace_callback(None)
     assert store.max_seq(commons, signer(2).public_key) == 6
-    assert not [s for s in statements if s.startswith("SELECT raw FROM entries WHERE id")]
+    assert not [s for s in statements if s.startswith("SELECT raw FROM entries WHERE")]  # (get_raw: by id)

@@ -35,7 +35,8 @@ def _history() -> list[Entry]:
 
 def _by_id(store: Store) -> dict[bytes, int]:
     """``ids`` and ``new_ids`` together, checked to name no id twice."""
-    rows = [(bytes(i), int(n)) for i, n in store.db.execute("SELECT id, n FROM ids UNION ALL SELECT id, n FROM new_ids")]
+    both = "SELECT id, n FROM ids UNION ALL SELECT id, n FROM new_ids"
+    rows = [(bytes(i), int(n)) for i, n in store.db.execute(both)]
     found = dict(rows)
     assert len(found) == len(rows), "an id in both tables, or twice"
     return found
@@ -82,8 +83,8 @@ def test_the_id_tables_name_exactly_the_stored_entries(tmp_path: Path, operation
                 else:
                     _, log, cut = operation
                     with store.transaction():
-                        gone = store.db.execute("SELECT id FROM entries WHERE log = ? AND seq >= ?", (log, cut)).fetchall()
-                        store.db.execute("DELETE FROM entries WHERE log = ? AND seq >= ?", (log, cut))
+                        gone = store.db.execute("DELETE FROM entries WHERE log = ? AND seq >= ? RETURNING id",
+                                                (log, cut)).fetchall()
                     held.difference_update(bytes(r[0]) for r in gone)
                 _check(store, held)
         finally:
