@@ -83,6 +83,11 @@ def verify_store(store: Store, on_progress: Callable[[int], None] | None = None)
         ids_at.setdefault((row.log, row.seq), set()).add(entry.id.raw)
     if on_progress and report.entries % _PROGRESS_EVERY:
         on_progress(report.entries)
+    unfound, stray = store.id_table_faults()
+    if unfound:
+        report.problems.append(f"{unfound} stored entries cannot be found by their id (the id tables miss them)")
+    if stray:
+        report.problems.append(f"the store's id tables name {stray} entries that are not stored as named")
     report.forks = store.stored_fork_count()
     recorded = len(store.forks())
     if recorded != report.forks:

@@ -48,6 +48,7 @@ def _check(store: Store, held: set[bytes]) -> None:
     assert len(stored) == len({i for i, _ in stored}), "an entry stored twice"
     assert {i for i, _ in stored} == held
     assert _by_id(store) == dict(stored)
+    assert store.id_table_faults() == (0, 0)  # (the audit agrees)
     everything = [e.id.raw for e in _history()]
     assert store.which_exist(everything) == held
     for entry in _history():
@@ -160,3 +161,21 @@ def test_a_schema_5_store_is_rebuilt_with_its_rows_and_numbers(tmp_path: Path) -
         assert upgraded.count() == len(history)  # (the deleted one came back with the rest)
         assert upgraded.which_exist(e.id.raw for e in history) == {e.id.raw for e in history}
         assert upgraded.clock_of(CID(history[-1].id.raw)) is not None
+
+
+def test_the_audit_finds_an_id_table_that_disagrees_with_the_entries(tmp_path: Path) -> None:
+    from p2pcommons.verify import verify_store
+
+    history = _history()
+    with Store(tmp_path / "store.sqlite") as store:
+        store.insert(history[:10])
+        assert store.id_table_faults() == (0, 0)
+        assert verify_store(store).ok
+        lost = history[3].id.raw
+        store.db.execute("DELETE FROM new_ids WHERE id = ?", (lost,))
+        store.db.execute("INSERT INTO ids (id, n) VALUES (?, 999)", (history[20].id.raw,))
+        assert store.id_table_faults() == (1, 1)
+        assert not store.has(history[3].id)
+        problems = verify_store(store).problems
+        assert any("cannot be found by their id" in p for p in problems)
+        assert any("name 1 entries that are not stored" in p for p in problems)
