@@ -54,6 +54,12 @@ from p2pcommons.state import Folder, genesis_body
 from p2pcommons.state.fold import bulk
 
 
+def _signer(i: int) -> Signer:
+    """Author ``i``'s key (the first 255 as the cached histories were signed; beyond, for
+    ``--authors 10000``, a seed that is the index itself)."""
+    return Signer(bytes([i + 1]) * 32 if i < 255 else (i + 1).to_bytes(32, "big"))
+
+
 def build_history(n: int, authors: int = 12) -> tuple[list[Entry], list[Signer], dict[bytes, Entry]]:
     """The benchmark history (deterministic: fixed seeds and times).  With ``P2PC_BENCH_CACHE``
     set to a folder, the signed entries are kept there and read back on the next run, so a
@@ -62,7 +68,7 @@ def build_history(n: int, authors: int = 12) -> tuple[list[Entry], list[Signer],
     if not cache:
         return _build_history(n, authors)
     path = Path(cache) / f"history-{n}-{authors}.bin"
-    signers = [Signer(bytes([i + 1]) * 32) for i in range(authors)]
+    signers = [_signer(i) for i in range(authors)]
     if path.exists():
         entries = [decode_stored(raw) for raw in _read_frames(path.read_bytes())]
         last = {e.author: e for e in entries}
@@ -85,7 +91,7 @@ def _read_frames(data: bytes) -> list[bytes]:
 
 
 def _build_history(n: int, authors: int) -> tuple[list[Entry], list[Signer], dict[bytes, Entry]]:
-    signers = [Signer(bytes([i + 1]) * 32) for i in range(authors)]
+    signers = [_signer(i) for i in range(authors)]
     stewards = signers[:2]
     water = {"name": "water", "rivalrous": True, "quota": 1000, "period": 86400, "unit": "l"}
     body = genesis_body("bench", founders=[s.public_key for s in stewards], resources=[water])
