@@ -1510,6 +1510,19 @@ class Store:
                 "INSERT OR REPLACE INTO fold_segments (space, log, first, count, aidx, records) "
                 "VALUES (?, ?, ?, ?, ?, ?)", [(space, *segment) for segment in segments])
 
+    def archive_last_frame(self, space: bytes) -> int:
+        """The highest frame number written to a space (its rows with ``log`` = -frame), 0 if none."""
+        self._archive_table()
+        row = self._db.execute("SELECT min(log) FROM fold_segments WHERE space = ? AND log < 0", (space,)).fetchone()
+        return 0 if row is None or row[0] is None else -int(row[0])
+
+    def archive_frame(self, space: bytes, frame: int) -> bytes | None:
+        """A frame's encoded vectors (see p2pcommons.state.archive), None if there is none."""
+        self._archive_table()
+        row = self._db.execute("SELECT records FROM fold_segments WHERE space = ? AND log = ? AND first = 0",
+                               (space, -frame)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def archive_find(self, space: bytes, entry_id: bytes) -> tuple[int, int, int, bytes] | None:
         """``(index in the segment, author index, first seq, encoded records)`` of the segment
         that would hold a stored entry's record (by the entry's log and seq), or None."""
@@ -1528,11 +1541,12 @@ class Store:
 
     def archive_segments(self, space: bytes, *, records: bool = True) -> Iterator[tuple[int, int, int, bytes]]:
         """``(author index, first seq, count, encoded records)`` of every segment (a scan: for
-        summaries and listings, not per entry; without ``records``, empty bytes for them)."""
+        summaries and listings, not per entry; without ``records``, empty bytes for them).
+        Not the frames (rows with a negative ``log``: p2pcommons.state.archive)."""
         self._archive_table()
         column = "records" if records else "x''"
         for aidx, first, count, blob in self._db.execute(
-                f"SELECT aidx, first, count, {column} FROM fold_segments WHERE space=?", (space,)):
+                f"SELECT aidx, first, count, {column} FROM fold_segments WHERE space=? AND log > 0", (space,)):
             yield int(aidx), int(first), int(count), bytes(blob)
 
     def archive_count(self, space: bytes) -> int:

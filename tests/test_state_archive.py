@@ -3,6 +3,7 @@ store table, and a long realistic history folded with eviction against one folde
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,9 +21,12 @@ from p2pcommons.state.archive import (
     _HEADER,
     SEGMENT_MAX,
     StoreArchive,
+    decode_frame,
     decode_record,
     decode_segment,
+    encode_frame,
     encode_segment,
+    segment_frame,
     segment_ids,
     vector_diffs,
 )
@@ -42,29 +46,37 @@ _RECORD = st.tuples(
 
 @prop_settings(200)
 @given(records=st.lists(_RECORD, min_size=1, max_size=40), idlen=st.sampled_from([34, 36]),
-       aidx=st.integers(0, 1000), first=st.integers(1, 2**40), timed=st.booleans())
+       aidx=st.integers(0, 1000), first=st.integers(1, 2**40), timed=st.booleans(),
+       base=st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2**40)), max_size=12)))
 def test_segment_records_round_trip(records: list[tuple[int, list[int], str, str]], idlen: int, aidx: int,
-                                    first: int, timed: bool) -> None:
+                                    first: int, timed: bool, base: list[tuple[int, int]] | None) -> None:
     """Every record decodes alone to what was encoded: its own version-vector width (not the
     segment's padded one), 32- or 64-bit vectors, statuses with and without reasons; and the
     whole segment decoded at once (each vector built from the previous one's, as
     StoreArchive reads it) gives the same records, with their entries' times (-1 where none
-    was given), also from a version-2 segment, which has no time column."""
+    was given), also from a version-3 segment (no frame: from the empty vector) and a
+    version-2 one, which has no time column.  With a ``base`` (the vector its frame gives
+    the segment), the first record is a difference from it and decodes back given it."""
     rows = []
     for i, (clock, vv, status, reason) in enumerate(records):
         raw = os.urandom(idlen)
         reason = reason if status == "rejected" else ""
         rows.append((tuple.__new__(_Meta, (clock, raw, aidx, first + i, *causal.of(enumerate(vv)))), status, reason))
     times = [clock % 2**53 for clock, _, _, _ in records] if timed else None
-    blob = encode_segment(rows, times)
+    start = causal.EMPTY if base is None else causal.of(base)
+    frame, index = (7, 3) if base is not None else (0, 0)
+    blob = encode_segment(rows, times, frame, index, start)
+    assert segment_frame(blob) == ((7, 3) if base is not None else (0, 0))
     count = len(rows)
-    v2 = bytes([2]) + blob[1:_HEADER.size + 8 * count] + blob[_HEADER.size + 16 * count:]
-    for segment, known in ((blob, timed), (v2, False)):
+    v3 = bytes([3]) + blob[1:_HEADER.size] + blob[_HEADER.size + 8:]
+    v2 = bytes([2]) + v3[1:_HEADER.size + 8 * count] + v3[_HEADER.size + 16 * count:]
+    cases = [(blob, timed)] if base is not None else [(blob, timed), (v3, timed), (v2, False)]
+    for segment, known in cases:
         assert list(segment_ids(segment)) == [row[0][1] for row in rows]
-        whole = decode_segment(segment, aidx, first)
+        whole = decode_segment(segment, aidx, first, start)
         assert len(whole) == len(rows)
         for i, (meta, status, reason) in enumerate(rows):
-            got, got_status, got_reason = decode_record(segment, i, aidx, first + i)
+            got, got_status, got_reason = decode_record(segment, i, aidx, first + i, start)
             assert got[:4] == meta[:4] and (got_status, got_reason) == (status, reason)
             assert list(causal.items(got.vv)) == list(causal.items(meta.vv))
             at_once = whole[i]
@@ -74,6 +86,16 @@ def test_segment_records_round_trip(records: list[tuple[int, list[int], str, str
             assert at_once[3] == (times[i] if known and times is not None else -1)
         with pytest.raises(IndexError):
             decode_record(segment, len(rows), aidx, first + len(rows))
+
+
+@prop_settings(200)
+@given(vectors=st.lists(st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2**40)), max_size=10), max_size=20))
+def test_frames_round_trip(vectors: list[list[tuple[int, int]]]) -> None:
+    """A frame's vectors (its segments' first ones, each a difference from the one before)
+    decode to the vectors encoded, whatever their widths and depths."""
+    built = [causal.of(pairs) for pairs in vectors]
+    decoded = decode_frame(encode_frame(built))
+    assert [list(causal.items(v)) for v in decoded] == [list(causal.items(v)) for v in built]
 
 
 # One step of a log's version vectors: the same vector again (the same object), slots raised
@@ -578,3 +600,84 @@ def test_archive_commits_skip_the_fsync_and_leave_the_store_durable(store: Store
         raise RuntimeError("a failed derived write")
     with store.transaction():
         assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+@functools.cache
+def _many_logs() -> tuple[Entry, list[list[Entry]]]:
+    """A genesis and 40 authors' logs of 4 entries (for archived records of many authors)."""
+    founder = Signer(bytes([201]) * 32)
+    genesis = sign_entry(founder, commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                         body=genesis_body("many", founders=[founder.public_key]))
+    logs = []
+    for a in range(40):
+        signer = Signer((1000 + a).to_bytes(32, "big"))
+        log: list[Entry] = []
+        for seq in range(1, 5):
+            log.append(sign_entry(signer, commons=genesis.id, seq=seq, prev=log[-1].id if log else None,
+                                  kind="contribution", body={"title": "t", "value": 1}, deps=[genesis.id],
+                                  timestamp=seq))
+        logs.append(log)
+    return genesis, logs
+
+
+@prop_settings(30)
+@given(data=st.data())
+def test_records_of_many_authors_come_back_through_their_frames(data: st.DataObject) -> None:
+    """Evictions of many authors' records (about one per author and eviction, the case frames
+    are for), with vectors of any width and depth: every record reads back from the store
+    as it was put, its segment's first vector taken from its frame."""
+    genesis, logs = _many_logs()
+    authors = [log[0].author for log in logs]
+    pairs = st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 2**40)), max_size=8)
+    cuts = data.draw(st.lists(st.integers(0, 4), min_size=len(logs), max_size=len(logs)))  # first put: seqs 1..cut
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "a.sqlite") as store:
+        store.insert([genesis, *(e for log in logs for e in log)])
+        archive = StoreArchive(store, genesis.id)
+        store.archive_open(archive.space, os.getpid())
+        clock = 0
+        written = []
+        for part in range(2):
+            rows = []
+            for aidx, log in enumerate(logs):
+                for entry in log[:cuts[aidx]] if part == 0 else log[cuts[aidx]:]:
+                    clock += data.draw(st.integers(1, 3))
+                    vv = causal.of(data.draw(pairs))
+                    status = data.draw(st.sampled_from(["applied", "rejected", "pending"]))
+                    meta = tuple.__new__(_Meta, (clock, entry.id.raw, aidx, entry.seq, *vv))
+                    rows.append((meta, status, "why" if status == "rejected" else ""))
+            rows.sort(key=lambda row: row[0][0])
+            if rows:
+                archive.put(rows, [None] * len(rows), authors)
+            written += rows
+        archive.drop_caches()
+        fresh = StoreArchive(store, genesis.id, space=archive.space)  # (a reader with no frame cached)
+        for meta, status, reason in written:
+            got = fresh.outcome(meta[1])
+            assert got is not None
+            assert got[0][:4] == meta[:4] and got[1:] == (status, reason)
+            assert list(causal.items(got[0].vv)) == list(causal.items(meta.vv))
+
+
+def test_an_eviction_of_many_authors_costs_what_their_entries_add(store: Store) -> None:
+    """300 authors, one record each in one eviction, each having seen every entry before it:
+    the archive holds their differences (a frame), not 300 whole vectors (383,100 bytes
+    before frames: with many authors a segment holds about one record)."""
+    founder = Signer(bytes([202]) * 32)
+    genesis = sign_entry(founder, commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                         body=genesis_body("wide", founders=[founder.public_key]))
+    entries = [sign_entry(Signer((5000 + a).to_bytes(32, "big")), commons=genesis.id, seq=1, prev=None,
+                          kind="contribution", body={"title": "t", "value": 1}, deps=[genesis.id], timestamp=2)
+               for a in range(300)]
+    store.insert([genesis, *entries])
+    archive = StoreArchive(store, genesis.id)
+    store.archive_open(archive.space, os.getpid())
+    rows = []
+    for aidx, entry in enumerate(entries):
+        vv = causal.of((a, 1) for a in range(aidx + 1))  # (every author before it, and itself)
+        rows.append((tuple.__new__(_Meta, (aidx + 1, entry.id.raw, aidx, 1, *vv)), "applied", ""))
+    archive.put(rows, [None] * len(rows), [e.author for e in entries])
+    stored = sum(len(blob) for *_, blob in store._db.execute(
+        "SELECT records FROM fold_segments WHERE space = ?", (archive.space,)))
+    assert stored < 100_000, stored  # (27,913 bytes with frames: mostly the ids and clocks)
+    archive.drop_caches()
+    assert archive.meta(entries[-1].id.raw) == rows[-1][0]

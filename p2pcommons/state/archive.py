@@ -12,7 +12,8 @@ id is compared, so a fork sibling is never mistaken for the archived entry.
 Segment encoding (little-endian), columns after a header, so one record decodes without
 the others::
 
-    header  u8 version (3) | u8 item size (4 or 8) | u16 id length | u32 count | u32 items
+    header  u8 version (4) | u8 item size (4 or 8) | u16 id length | u32 count | u32 items
+            | u32 frame | u32 index in the frame   (version 4; versions 2-3 end at items)
     clocks  count × i64
     times   count × i64      (each entry's own time; -1: not known when it was archived.
                               Version 2, which lacks the column, is still read)
@@ -20,9 +21,19 @@ the others::
     offsets (count + 1) × u32 (where each record's difference starts in ``diffs``, in items)
     ids     count × id length
     diffs   items × (u32 or i64): per record, flat ``index, seq`` pairs — the slots where its
-            version vector differs from the previous record's (the first: from the empty
-            vector), so a record costs what its entry adds, not O(authors)
+            version vector differs from the previous record's (the first: from its *base*,
+            the vector at its index in its frame; frame 0: the empty vector), so a record
+            costs what its entry adds, not O(authors)
     reasons CBOR list of [index, reason] for records with a reason (absent when none)
+
+Why frames (version 4): the segments of one eviction are its *frame*.  A segment's first
+record cannot take its vector from the record before it, which is another segment's, and
+from the empty vector it costs the whole vector: with many authors a segment holds about one
+record (10,000 authors: 100,000 entries folded at 702/s through the store, 70 % of it writing
+whole vectors).  So each eviction also writes one row, its frame (``log`` = minus the frame's
+number, ``first`` 0, ``count`` 0, ``aidx`` -1), holding its segments' first vectors in clock
+order as a chain of differences (the first from the empty vector: once per eviction, not per
+segment), and a segment names its frame and its index there.
 
 Why the time: an entry naming an archived one it had not seen (a review of an old
 contribution) needs that entry's record *and* its time (its date's floor); kept beside the
@@ -64,10 +75,13 @@ from .positions import VV as _VV
 from .positions import Meta as _Meta
 
 SEGMENT_MAX = 256  # records per row: bounds what one lookup reads (~20-40 KB)
+FRAMES_MAX = 8  # decoded frames StoreArchive keeps
 RECORDS_MAX = 4096  # decoded records StoreArchive keeps (whole segments; the older half goes)
 _HEADER = struct.Struct("<BBHII")
-_VERSION = 3  # 3: each entry's time; 2: version vectors as differences (was: dense, padded)
-_READS = (2, 3)  # versions decoded (2: no time column)
+_FRAME = struct.Struct("<II")  # version 4: after the header, the segment's frame and index there
+_VERSION = 4  # 4: frames; 3: each entry's time; 2: version vectors as differences (was: dense, padded)
+_READS = (2, 3, 4)  # versions decoded (2: no time column; 2-3: every segment from the empty vector)
+_TRACK = struct.Struct("<BII")  # a frame: u8 item size | u32 count | u32 items, then offsets and diffs
 _NO_TIME = -1  # an archived entry whose time was not at hand (its body already dropped)
 _STATUS = ("applied", "rejected", "pending")
 _CODE = {status: code for code, status in enumerate(_STATUS)}
@@ -80,13 +94,15 @@ class DamagedArchive(StoreCorrupt):
     """A fold archive segment in the store does not decode."""
 
 
-def encode_segment(rows: list[Record], times: list[int] | None = None) -> bytes:
+def encode_segment(rows: list[Record], times: list[int] | None = None, frame: int = 0, index: int = 0,
+                   base: causal.Vector = causal.EMPTY) -> bytes:
     """One segment's records (consecutive seqs of one author, ids of one length) and their
-    entries' own times (None: none known)."""
+    entries' own times (None: none known); its first vector as a difference from ``base``,
+    the vector at ``index`` in ``frame`` (0: none, the empty vector)."""
     metas = [row[0] for row in rows]
     count = len(metas)
     idlen = len(metas[0][1])
-    offsets, flat = vector_diffs(metas)
+    offsets, flat = vector_diffs(metas, base)
     try:
         diffs = array("I", flat)  # (seqs are positive; beyond 32 bits only in a very long log)
     except OverflowError:
@@ -101,6 +117,7 @@ def encode_segment(rows: list[Record], times: list[int] | None = None) -> bytes:
             column.byteswap()
     parts = [
         _HEADER.pack(_VERSION, size, idlen, count, len(flat)),
+        _FRAME.pack(frame, index),
         clocks.tobytes(),
         stamps.tobytes(),
         bytes([_CODE[row[1]] for row in rows]),
@@ -117,9 +134,43 @@ def encode_segment(rows: list[Record], times: list[int] | None = None) -> bytes:
 _ZEROS = (0,) * causal.WIDTH
 
 
-def vector_diffs(metas: list[_Meta]) -> tuple[array[int], list[int]]:
+def encode_frame(vectors: list[causal.Vector]) -> bytes:
+    """A frame: its segments' first vectors, each as its difference from the one before (the
+    first from the empty vector)."""
+    offsets, flat = vector_diffs([(0, b"", 0, 0, *vector) for vector in vectors])  # type: ignore[misc]
+    try:
+        diffs = array("I", flat)
+    except OverflowError:
+        diffs = array("q", flat)
+    if sys.byteorder == "big":
+        for column in (offsets, diffs):
+            column.byteswap()
+    return b"".join([_TRACK.pack(diffs.itemsize, len(vectors), len(flat)), offsets.tobytes(), diffs.tobytes()])
+
+
+def decode_frame(blob: bytes) -> list[causal.Vector]:
+    """The vectors of a frame (:func:`encode_frame`), sharing the leaves they do not change."""
+    size, count, items = _TRACK.unpack_from(blob)
+    if size not in (4, 8) or len(blob) != _TRACK.size + 4 * (count + 1) + size * items:
+        raise ValueError("a fold archive frame of the wrong size")
+    ends = struct.unpack_from(f"<{count + 1}I", blob, _TRACK.size)
+    if ends[0] or any(map(gt, ends, ends[1:])) or ends[-1] != items or any(end % 2 for end in ends):
+        raise ValueError("a fold archive frame's offsets are out of range")
+    flat = struct.unpack_from(f"<{items}{'I' if size == 4 else 'q'}", blob, _TRACK.size + 4 * (count + 1))
+    return _chain(flat, ends)
+
+
+def segment_frame(blob: bytes) -> tuple[int, int]:
+    """``(frame, index)`` of a segment (``(0, 0)``, the empty vector, before version 4)."""
+    if blob[0] < 4:
+        return 0, 0
+    frame, index = _FRAME.unpack_from(blob, _HEADER.size)
+    return int(frame), int(index)
+
+
+def vector_diffs(metas: list[_Meta], start: causal.Vector = causal.EMPTY) -> tuple[array[int], list[int]]:
     """Each record's version vector as its difference from the previous record's (the first
-    from the empty vector), flat ``index, seq`` pairs, and where each record's pairs end: what
+    from ``start``), flat ``index, seq`` pairs, and where each record's pairs end: what
     each entry adds, not O(authors) per record — :func:`causal.diff` of each pair of
     neighbours, with fast paths (encoding was most of archiving's cost, a tenth of a fresh
     node's fold): a vector identical to the previous one adds nothing, and two vectors of one
@@ -127,7 +178,7 @@ def vector_diffs(metas: list[_Meta]) -> tuple[array[int], list[int]]:
     fifth of it), the new one no narrower, are compared leaf by leaf in place."""
     offsets = array("I", [0])
     flat: list[int] = []
-    shift, root = causal.EMPTY
+    shift, root = start
     for m in metas:
         new_shift = m[_VV]
         new_root = m[_VV + 1]
@@ -181,7 +232,7 @@ def _layout(blob: bytes) -> _Layout:
     version, size, idlen, count, items = _HEADER.unpack_from(blob)
     if version not in _READS or size not in (4, 8):
         raise ValueError("unknown fold archive segment encoding")
-    clocks = _HEADER.size
+    clocks = _HEADER.size + (_FRAME.size if version >= 4 else 0)
     times = clocks + 8 * count if version >= 3 else -1
     status = (times if times >= 0 else clocks) + 8 * count
     offsets = status + count
@@ -193,8 +244,9 @@ def _layout(blob: bytes) -> _Layout:
     return _Layout(size, idlen, count, items, clocks, times, status, offsets, ids, diffs, end)
 
 
-def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> Record:
-    """The ``index``-th record of a segment (``aidx``, ``seq``: its author index and seq)."""
+def decode_record(blob: bytes, index: int, aidx: int, seq: int, base: causal.Vector = causal.EMPTY) -> Record:
+    """The ``index``-th record of a segment (``aidx``, ``seq``: its author index and seq;
+    ``base``: the vector its frame gives it, :func:`segment_frame`)."""
     at = _layout(blob)
     if not 0 <= index < at.records:
         raise IndexError(index)
@@ -214,7 +266,7 @@ def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> Record:
         slots = dict(zip(flat[0::2], flat[1::2], strict=True))
         if 0 not in slots.values():  # (a zero is never written along a log; if it were, in order)
             flat = tuple(chain.from_iterable(slots.items()))
-    vv = causal.apply(causal.EMPTY, flat)
+    vv = causal.apply(base, flat)
     state = _STATUS[blob[at.status + index]]
     reason = ""
     if len(blob) > at.end:
@@ -227,10 +279,11 @@ def decode_record(blob: bytes, index: int, aidx: int, seq: int) -> Record:
     return tuple.__new__(_Meta, (clock, raw, aidx, seq, *vv)), state, reason
 
 
-def decode_segment(blob: bytes, aidx: int, first: int) -> list[Timed]:
+def decode_segment(blob: bytes, aidx: int, first: int, base: causal.Vector = causal.EMPTY) -> list[Timed]:
     """Every record of a segment (``aidx``: its author index, ``first``: its first seq), with
     its entry's time: one pass over the differences, each record's vector built from the
-    previous one's (sharing the leaves it does not change), not one walk per record."""
+    previous one's (sharing the leaves it does not change), not one walk per record.
+    ``base``: the vector its frame gives it (:func:`segment_frame`)."""
     at = _layout(blob)
     count = at.records
     clocks = struct.unpack_from(f"<{count}q", blob, at.clocks)
@@ -239,7 +292,7 @@ def decode_segment(blob: bytes, aidx: int, first: int) -> list[Timed]:
     if ends[0] or any(map(gt, ends, ends[1:])) or ends[-1] > at.items or any(end % 2 for end in ends):
         raise ValueError("a fold archive segment's offsets are out of range")
     flat = struct.unpack_from(f"<{ends[-1]}{'I' if at.size == 4 else 'q'}", blob, at.diffs)
-    vectors = _chain(flat, ends)
+    vectors = _chain(flat, ends, base)
     reasons: dict[int, str] = {}
     if len(blob) > at.end:
         reasons = {int(i): str(text) for i, text in cbor2.loads(blob[at.end:])}
@@ -257,15 +310,15 @@ def decode_segment(blob: bytes, aidx: int, first: int) -> list[Timed]:
     return out
 
 
-def _chain(flat: tuple[int, ...], ends: tuple[int, ...]) -> list[causal.Vector]:
+def _chain(flat: tuple[int, ...], ends: tuple[int, ...], base: causal.Vector = causal.EMPTY) -> list[causal.Vector]:
     """Each record's vector from a chain of differences (``flat``, record ``i``'s pairs
-    between ``ends[i]`` and ``ends[i + 1]``), the first from the empty vector.  Up to 1,024
-    authors (one or two levels) the slots are kept dense and only the leaves a record changes
-    are built again; deeper, :func:`causal.apply` record by record."""
+    between ``ends[i]`` and ``ends[i + 1]``), the first from ``base``.  Up to 1,024 authors
+    (one or two levels, from the empty vector) the slots are kept dense and only the leaves a
+    record changes are built again; otherwise :func:`causal.apply` record by record."""
     out: list[causal.Vector] = []
     indexes = flat[0::2]
-    if indexes and max(indexes) >= causal.WIDTH * causal.WIDTH:
-        vector = causal.EMPTY
+    if base[1] or (indexes and max(indexes) >= causal.WIDTH * causal.WIDTH):
+        vector = base
         for start, end in pairwise(ends):
             if end > start:
                 vector = causal.apply(vector, flat[start:end])
@@ -335,6 +388,8 @@ class StoreArchive(Archive):
         self.space = space if space is not None else commons.raw + os.urandom(8)
         # Records of the segments decoded lately, by id (a cache: see the module's docstring).
         self._records: dict[bytes, Timed] = {}
+        self._frames: dict[int, list[causal.Vector]] = {}  # frames decoded lately
+        self._frame: int | None = None  # the last frame written (read from the store once)
 
     @property
     def _store(self) -> Store:
@@ -359,7 +414,7 @@ class StoreArchive(Archive):
             run.append(row)
             stamps[aidx].append(time)
         store = self._store
-        segments: list[tuple[int, int, int, int, bytes]] = []
+        chunks: list[tuple[int, int, list[tuple[_Meta, str, str]], list[int]]] = []  # (log, aidx, records, times)
         for aidx, run in runs.items():
             log = store.existing_log(self._commons, authors[aidx])
             if log is None:
@@ -369,10 +424,37 @@ class StoreArchive(Archive):
             for part in _consecutive(run):
                 for start in range(0, len(part), SEGMENT_MAX):
                     chunk = part[start:start + SEGMENT_MAX]
-                    segments.append((log, chunk[0][0][3], len(chunk), aidx,
-                                     encode_segment(chunk, own[at + start:at + start + len(chunk)])))
+                    chunks.append((log, aidx, chunk, own[at + start:at + start + len(chunk)]))
                 at += len(part)
+        # The frame: the chunks' first vectors in clock order, so that each differs little
+        # from the one before it (see the module's docstring).
+        chunks.sort(key=lambda chunk: chunk[2][0][0][0])
+        firsts: list[causal.Vector] = [(chunk[2][0][0][_VV], chunk[2][0][0][_VV + 1]) for chunk in chunks]
+        frame = self._next_frame()
+        segments: list[tuple[int, int, int, int, bytes]] = [(-frame, 0, 0, -1, encode_frame(firsts))]
+        for index, (log, aidx, records, times_of) in enumerate(chunks):
+            segments.append((log, records[0][0][3], len(records), aidx,
+                             encode_segment(records, times_of, frame, index, firsts[index])))
         store.archive_put(self.space, segments)
+
+    def _next_frame(self) -> int:
+        if self._frame is None:
+            self._frame = self._store.archive_last_frame(self.space)
+        self._frame += 1
+        return self._frame
+
+    def _frame_vectors(self, frame: int) -> list[causal.Vector]:
+        """A frame's vectors, read and decoded once (the last few are kept)."""
+        held = self._frames.get(frame)
+        if held is None:
+            blob = self._store.archive_frame(self.space, frame)
+            if blob is None:
+                raise ValueError(f"frame {frame} is missing")
+            held = decode_frame(blob)
+            if len(self._frames) >= FRAMES_MAX:
+                del self._frames[next(iter(self._frames))]
+            self._frames[frame] = held
+        return held
 
     def meta(self, raw: bytes) -> _Meta | None:
         record = self._record(raw)
@@ -393,7 +475,8 @@ class StoreArchive(Archive):
             return None
         index, aidx, first, blob = found
         try:
-            records = decode_segment(blob, aidx, first)
+            frame, at = segment_frame(blob)
+            records = decode_segment(blob, aidx, first, self._frame_vectors(frame)[at] if frame else causal.EMPTY)
             record = records[index]
         except Exception as exc:
             raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
@@ -408,6 +491,7 @@ class StoreArchive(Archive):
 
     def drop_caches(self) -> None:
         self._records.clear()
+        self._frames.clear()
 
     def entry(self, raw: bytes) -> Entry | None:
         return self._store.get(CID(raw))
@@ -449,9 +533,12 @@ class StoreArchive(Archive):
     def truncate(self, upto: dict[bytes, int]) -> None:
         """Keep only the records up to ``upto[author]`` per author (a checkpoint's archive)."""
         self._records.clear()
+        self._frames.clear()
         self._store.archive_truncate(self.space, self._commons, upto)
 
     def clear(self) -> None:
         self._records.clear()
+        self._frames.clear()
+        self._frame = None
         self._store.archive_clear(self.space)
 
