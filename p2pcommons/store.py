@@ -913,12 +913,9 @@ class Store:
             self._db.execute(_ENTRIES_BY_CLOCK)
         for statement in _IDS_STATEMENTS:
             self._db.execute(statement)
-        if rebuilt:
-            self._db.execute("DELETE FROM new_ids")
-            self._db.execute("DELETE FROM ids")
+        if rebuilt:  # (the id tables were made just now, in this transaction: empty)
             self._db.execute("INSERT INTO ids (id, n) SELECT id, n FROM entries ORDER BY id")
-            self._db.execute("DELETE FROM ids_merged")
-            self._db.execute("INSERT INTO ids_merged (upto) SELECT coalesce(max(n), 0) FROM entries")
+            self._ids_merged_upto(int(self._db.execute("SELECT coalesce(max(n), 0) FROM entries").fetchone()[0]))
 
     def _merge_ids_if_due(self, last: int) -> None:
         """Move ``new_ids`` into ``ids`` once it holds about an eighth as many (see
@@ -932,6 +929,10 @@ class Store:
             return
         self._db.execute("INSERT INTO ids (id, n) SELECT id, n FROM new_ids")  # (in id order: the key's)
         self._db.execute("DELETE FROM new_ids")
+        self._ids_merged_upto(last)
+
+    def _ids_merged_upto(self, last: int) -> None:
+        """Record that ``ids`` holds every id numbered up to ``last`` (one row)."""
         self._db.execute("DELETE FROM ids_merged")
         self._db.execute("INSERT INTO ids_merged (upto) VALUES (?)", (last,))
 

@@ -103,10 +103,7 @@ def encode_segment(rows: list[Record], times: list[int] | None = None, frame: in
     count = len(metas)
     idlen = len(metas[0][1])
     offsets, flat = vector_diffs(metas, base)
-    try:
-        diffs = array("I", flat)  # (seqs are positive; beyond 32 bits only in a very long log)
-    except OverflowError:
-        diffs = array("q", flat)
+    diffs = _items(flat)
     size = diffs.itemsize
     clocks = array("q", [m[0] for m in metas])
     stamps = array("q", times if times is not None else [_NO_TIME] * count)
@@ -134,14 +131,20 @@ def encode_segment(rows: list[Record], times: list[int] | None = None, frame: in
 _ZEROS = (0,) * causal.WIDTH
 
 
+def _items(flat: list[int]) -> array[int]:
+    """Differences as stored: u32 items (seqs are positive; beyond 32 bits only in a very
+    long log), else i64."""
+    try:
+        return array("I", flat)
+    except OverflowError:
+        return array("q", flat)
+
+
 def encode_frame(vectors: list[causal.Vector]) -> bytes:
     """A frame: its segments' first vectors, each as its difference from the one before (the
     first from the empty vector)."""
     offsets, flat = vector_diffs([(0, b"", 0, 0, *vector) for vector in vectors])  # type: ignore[misc]
-    try:
-        diffs = array("I", flat)
-    except OverflowError:
-        diffs = array("q", flat)
+    diffs = _items(flat)
     if sys.byteorder == "big":
         for column in (offsets, diffs):
             column.byteswap()
