@@ -101,6 +101,8 @@ if TYPE_CHECKING:
 # to roughly logarithmic spacing, so their memory is a bounded multiple of the state's.
 MAX_SNAPSHOTS = 12
 SILENT_AFTER = 4096  # clock ticks a silent member holds eviction back (Folder.silent_after)
+# The eviction front when no member's next entry bounds it (Folder._front): after every position.
+_UNBOUNDED: Key = (2**63, b"")
 RECENT_SNAPSHOTS = 4
 # A bulk fold's snapshots (Folder._planned): each at least this fraction of its distance from
 # the run's end after the previous one (logarithmic spacing, about the set the thinning keeps).
@@ -718,9 +720,17 @@ class Folder:
         self._restore(_ZERO_KEY)
         return True
 
+    def _planned_front(self) -> Key | None:
+        """Where a run plans the snapshot its eviction will use as base (:meth:`_planned`):
+        the eviction front, or the run's last position when nothing bounds the front."""
+        if self.archive is None:
+            return None
+        front = self._front()
+        return self.order[-1] if front is _UNBOUNDED and self.order else front
+
     def _apply_all(self) -> None:
         order = self.order
-        front = self._front() if self.archive is not None else None  # (the plan's eviction target)
+        front = self._planned_front()  # (the plan's eviction target)
         apply = self._apply
         every = self.snapshot_every
         while (applied := self.applied) < len(order):
@@ -731,7 +741,7 @@ class Folder:
                 self.restarts += 1
                 self.exclusions.append(conflict.exclusion)
                 self._restore(conflict.earliest)
-                front = self._front() if self.archive is not None else None
+                front = self._planned_front()
                 continue
             self.applied = applied + 1
             # (Past the minimum interval, the state's size is looked at every 16 entries only,
@@ -877,8 +887,14 @@ class Folder:
     def _front(self) -> Key | None:
         """The eviction front: the minimum over the stability set of their latest entry (a
         member's next entry chains through it, so it sorts after; members silent for
-        ``silent_after`` clock ticks left out).  None: nothing can be evicted now."""
-        front: Key | None = None
+        ``silent_after`` clock ticks left out).  When that leaves nobody (every member silent,
+        as in an open commons whose founders went quiet while strangers write), no member's
+        next entry bounds it: ``_UNBOUNDED``, every applied position may go, and an entry
+        sorting back there is a stranger's or a silent member's, taken as they always are.
+        None: nothing can be evicted now (no state yet, a fork, a member with no entry yet)."""
+        if self.state is None:
+            return None
+        front: Key = _UNBOUNDED
         horizon = self.max_clock - self.silent_after
         for author in stability_set(self):
             newest = self.latest.get(author)
@@ -889,7 +905,7 @@ class Folder:
             record = self.record(newest)
             if record[0] < horizon:
                 continue  # silent: an entry of theirs from that old view refolds
-            if front is None or record < front:
+            if record < front:
                 front = record
         return None if self.fork_seq else front
 
