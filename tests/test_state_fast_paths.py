@@ -15,7 +15,7 @@ from p2pcommons.dagcbor import CID, encode
 from p2pcommons.state import compute_shares
 from p2pcommons.state import rules as rules_mod
 from p2pcommons.state.handlers.rules_votes import eligible
-from p2pcommons.state.records import Member
+from p2pcommons.state.records import Member, Members
 from p2pcommons.state.rules import InvalidRules, default_rules
 
 
@@ -118,6 +118,48 @@ def test_electorate_size_matches_its_definition(held: dict[bytes, Member], elect
     expected = sum(1 for m in held.values() if m.status == "active" and any(r in m.roles for r in electorate))
     state: Any = _State(held)
     assert eligible(state, electorate) == expected
+
+
+# Writes to the members table, each of which must forget the cached electorate sizes.
+_member_writes = st.lists(st.tuples(
+    st.sampled_from(["set", "del", "pop", "popitem", "setdefault", "update", "ior", "clear", "copy"]),
+    st.integers(0, 12), members(), st.lists(roles, max_size=3)), max_size=12)
+
+
+@given(members(), _member_writes)
+def test_electorate_sizes_cached_in_the_members_table_follow_every_change(
+        held: dict[bytes, Member], writes: list[tuple[str, int, dict[bytes, Member], list[str]]]) -> None:
+    """``records.Members`` keeps each electorate's size until the table changes: after any
+    write (or in a copy taken from it, as a snapshot is), every size asked for is the count
+    by definition."""
+    state: Any = _State(Members(held))
+    for op, i, other, electorate in writes:
+        eligible(state, electorate)  # (cached now)
+        table: Members = state.members
+        key = bytes([i])
+        replacement = next(iter(other.values()), None)
+        if op == "set" and replacement is not None:
+            table[key] = replacement
+        elif op == "del" and key in table:
+            del table[key]
+        elif op == "pop":
+            table.pop(key, None)
+        elif op == "popitem" and table:
+            table.popitem()
+        elif op == "setdefault" and replacement is not None:
+            table.setdefault(key, replacement)
+        elif op == "update":
+            table.update(other)
+        elif op == "ior":
+            table |= other
+        elif op == "clear":
+            table.clear()
+        elif op == "copy":
+            state.members = table.copy()
+            assert type(state.members) is Members
+        expected = sum(1 for m in state.members.values()
+                       if m.status == "active" and any(r in m.roles for r in electorate))
+        assert eligible(state, electorate) == expected
 
 
 def _alone_by_definition(rules: dict[str, Any], act: str) -> list[str]:

@@ -57,6 +57,58 @@ def status_seen(member: Member, seen_seq: int) -> str | None:
     return None
 
 
+class Members(dict[bytes, Member]):
+    """The members table (member key -> :class:`Member`): a dict that also keeps, until its
+    next change, how many active members hold each set of roles asked for (``counts``).
+    Why: every tally asks for its electorate's size (``handlers.rules_votes.eligible``), and
+    counting walked every member each time, 12 % of a 10,000-member fold; members change
+    far less often than votes come.  Reads are a plain dict's; every write clears the counts."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, items: Iterable[tuple[bytes, Member]] | Mapping[bytes, Member] = ()) -> None:
+        super().__init__(items)
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def __setitem__(self, key: bytes, value: Member) -> None:
+        self.counts.clear()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.counts.clear()
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self.counts.clear()
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[bytes, Member]:
+        self.counts.clear()
+        return super().popitem()
+
+    def clear(self) -> None:
+        self.counts.clear()
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.counts.clear()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: bytes, default: Member) -> Member:
+        self.counts.clear()
+        return super().setdefault(key, default)
+
+    def __ior__(self, other: Any) -> Members:  # type: ignore[override,misc]
+        self.counts.clear()
+        super().__ior__(other)
+        return self
+
+    def copy(self) -> Members:
+        new = Members(self)
+        new.counts = self.counts.copy()
+        return new
+
+
 class Join(NamedTuple):
     author: bytes
     name: str
@@ -212,7 +264,7 @@ TABLES: tuple[Table, ...] = (
                         m.warnings, [list(x) for x in m.view]],
           lambda r: (r[0], Member(r[1], tuple(r[2]), tuple((role, CID(g)) for role, g in r[3]), r[4], CID(r[5]),
                                   r[6], tuple((seq, status) for seq, status in r[7]))),
-          _same, _same),
+          _same, _same, Members),
     Table("joins",  # join entry -> Join (pending admission)
           lambda c, j: [c.raw, j.author, j.name, list(j.approvals)],
           lambda r: (CID(r[0]), Join(r[1], r[2], tuple(r[3]))),
@@ -305,7 +357,7 @@ class State:
 
     info: dict[str, Any]
     rules: dict[str, Any]
-    members: dict[bytes, Member]
+    members: Members
     joins: dict[CID, Join]
     contributions: Contributions  # CID -> Contribution, held packed
     proposals: Proposals  # CID -> Proposal, held packed

@@ -73,10 +73,18 @@ def eligible(s: State, roles: list[str], v: View | None = None, now: int = 0) ->
     seconds = membership.get("probation", 0)
     needed = membership.get("vouches", 0)
     if v is None or (not seconds and not needed):  # (the usual case: a count, asked at every tally)
+        key = tuple(roles)
+        counts: dict[tuple[str, ...], int] | None = getattr(s.members, "counts", None)  # (records.Members)
+        if counts is not None and key in counts:
+            return counts[key]
         if len(roles) == 1:
             role = roles[0]
-            return sum(1 for member in s.members.values() if member.status == "active" and role in member.roles)
-        return sum(map(_holds(roles), s.members.values()))
+            count = sum(1 for member in s.members.values() if member.status == "active" and role in member.roles)
+        else:
+            count = sum(map(_holds(roles), s.members.values()))
+        if counts is not None:
+            counts[key] = count
+        return count
     if len(roles) == 1:
         role = roles[0]
         voters = [(key, member) for key, member in s.members.items()
