@@ -852,6 +852,11 @@ class Folder:
         self.genesis_error = base_error
         self.applied = bisect.bisect_right(self.order, self.base)
         self.since_snapshot = 0
+        # They are in the base state now: archived at once, as the positions before them
+        # were.  (Held, each later pass took them into the base state again: strangers'
+        # logs arriving one after another cost the square of their groups, and a table's
+        # count of rows went wrong.)
+        self._archive_prefix(self.applied, self.base)
         return True
 
     def _removed_for_good(self, entry: Entry, state: _State) -> str | None:
@@ -925,6 +930,15 @@ class Folder:
         n = bisect.bisect_right(self.order, base)
         if n > self.applied:  # pragma: no cover - snapshots are of applied positions
             return
+        self._archive_prefix(n, base)
+        self.base = base
+        del keys[:j]
+        del self.snap_states[:j]
+
+    def _archive_prefix(self, n: int, base: Key) -> None:
+        """Archive the records of the first ``n`` positions of ``order`` (applied, and at or
+        before ``base``, the position of the state the fold would restart from) and drop
+        them from memory."""
         archive = self.archive
         assert archive is not None
         meta = self.meta
@@ -993,9 +1007,6 @@ class Folder:
         del self.order[:n]
         self.applied -= n
         self.evicted += n
-        self.base = base
-        del keys[:j]
-        del self.snap_states[:j]
 
     def _thin_snapshots(self) -> None:
         """Bound the snapshots kept (each costs O(state)): keep the empty start, the newest
