@@ -43,14 +43,30 @@ def _assert_tables_equal_state(store: Store, commons: CID) -> None:
         assert found.contribution_count(status) == sum(1 for r in rows if r["status"] == status)
     assert found.contribution_count() == len(rows)
     assert found.contributions(limit=3) == rows[:3]
+    indexes = {name for (name,) in store.db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'query_contributions'")}
+    assert set(tables._INDEXES) <= indexes  # (a whole rewrite built them again)
 
 
 @prop_settings(150)
 @given(actions=ACTIONS, cuts=st.lists(st.integers(1, 12), min_size=2, max_size=6),
        restarts=st.lists(st.integers(0, 2), min_size=6, max_size=6), shuffle=st.booleans(),
-       order=st.randoms(use_true_random=False))
+       order=st.randoms(use_true_random=False), rebuild=st.booleans())
 def test_tables_equal_the_folded_state(tmp_path_factory: object, actions: list[tuple[int, int, int]],
-                                       cuts: list[int], restarts: list[int], shuffle: bool, order: object) -> None:
+                                       cuts: list[int], restarts: list[int], shuffle: bool, order: object,
+                                       rebuild: bool) -> None:
+    """``rebuild``: a whole rewrite builds the indexes after the rows whatever its size (as
+    one of 4,096 rows or more does: ``tables.REBUILD_ROWS``)."""
+    saved = tables.REBUILD_ROWS
+    tables.REBUILD_ROWS = 0 if rebuild else saved
+    try:
+        _check_tables(tmp_path_factory, actions, cuts, restarts, shuffle, order)
+    finally:
+        tables.REBUILD_ROWS = saved
+
+
+def _check_tables(tmp_path_factory: object, actions: list[tuple[int, int, int]], cuts: list[int],
+                  restarts: list[int], shuffle: bool, order: object) -> None:
     history = build(actions)
     raws = [e.raw for e in history.entries]
     if shuffle:  # any arrival order (else log order, as sync and bundles deliver)

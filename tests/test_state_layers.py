@@ -78,6 +78,7 @@ def test_copies_read_as_the_dicts_they_were_copied_from(ops: list[tuple[str, int
                 assert dict(t.items()) == m and dict(vt.items()) == vm
                 assert set(t) == set(m) and all(c in t for c in m) and (cid in t) == (cid in m)
                 assert t.get(cid) == m.get(cid) and vt.get(vote) == vm.get(vote)
+                assert list(t.pairs_by_id()) == sorted(m.items(), key=lambda pair: pair[0].raw)
         for t, _, m, _ in tables:  # iteration order is the dict's as long as nothing is deleted
             if not any(op == "del" for op, _, _ in ops):
                 assert list(t) == list(m)
