@@ -1,6 +1,7 @@
 """A daemon's live fold while a sync delivers a commons log by log.
 
     P2PC_BENCH_CACHE=DIR python bench/live.py [-n 100000] [--history outsiders|members] [--group 2450]
+        [--first 1]   # the genesis alone first (a node that joined), e.g. with --group 100000: a bundle
 
 A node that syncs stores what it receives one acknowledged group at a time, in the order the
 sender sends it: log by log (each author's entries in turn), and folds after each group
@@ -72,6 +73,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100_000)
     parser.add_argument("--history", choices=("outsiders", "members"), default="outsiders")
     parser.add_argument("--group", type=int, default=2450, help="entries stored, then folded, at a time")
+    parser.add_argument("--first", type=int, default=0,
+                        help="store and fold this many first, alone (1: the genesis, as a node that joined)")
     args = parser.parse_args()
 
     from p2pcommons.dagcbor import CID
@@ -88,8 +91,9 @@ def main() -> None:
         gc.collect()
         cpu = 0.0
         state = None
-        for at in range(0, len(ordered), args.group):
-            store.insert([decode_entry(raw) for raw in ordered[at:at + args.group]])
+        cuts = [0, *([args.first] if args.first else []), *range(args.first or args.group, len(ordered), args.group)]
+        for at, end in zip(cuts, [*cuts[1:], len(ordered)], strict=True):
+            store.insert([decode_entry(raw) for raw in ordered[at:end]])
             c0 = time.process_time()
             state = engine.current_state(store, commons, persist=False)
             cpu += time.process_time() - c0
@@ -102,7 +106,8 @@ def main() -> None:
         gc.collect()
         rss = _rss_mib()
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"live fold, {args.history}: {args.n:,} entries stored log by log in groups of {args.group:,}, "
+        first = f"the first {args.first:,} alone, then " if args.first else ""
+        print(f"live fold, {args.history}: {args.n:,} entries stored log by log, {first}in groups of {args.group:,}, "
               f"folded after each: {cpu:.2f} CPU-s ({args.n / cpu:,.0f} entries/s); archived {evicted:,}, "
               f"held {held:,}; RSS {rss} MiB after; state hash {digest[:16]}; load average {load}")
         store.close()

@@ -312,3 +312,40 @@ def test_strangers_logs_arriving_one_after_another_are_taken_once(tmp_path: Path
             assert result.state_hash == reference.state_hash
             for entry in entries:
                 assert result.outcome(entry.id) == reference.outcome(entry.id)
+
+
+def _log_order_memory(tmp: Path, entries: list[Entry], commons: CID) -> tuple[int, str]:
+    """Peak tracemalloc bytes of the engine's fold of ``entries`` stored log by log (each
+    author's log in turn, as a bundle holds them) into a store whose genesis it had folded
+    already, and the state hash."""
+    forget()
+    with Store(tmp / f"log{len(entries)}.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries[:1])
+        current_state(store, commons, persist=False)  # (a node that joined: it holds the genesis)
+        rest = sorted(entries[1:], key=lambda e: (e.author, e.seq))
+        store.insert(rest)
+        gc.collect()
+        tracemalloc.start()
+        state = current_state(store, commons, persist=False)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        digest = state.state_hash
+        forget()
+    return peak, digest
+
+
+def test_many_new_entries_in_log_order_fold_in_the_stores_order(tmp_path: Path) -> None:
+    """A node holding little of a commons (the genesis, after joining) imports a bundle:
+    each author's log in turn, so most entries name other logs' entries that come later.
+    Taken in that order, the fold held every such entry waiting for its parents (its
+    missing parents' ids and the entry), then applied them in one cascade: memory grew with
+    the bundle.  When the new entries are at least as many as the fold holds, it folds
+    afresh in the store's order instead (parents first), as a fresh node does."""
+    small, commons = _quiet_history(5000)
+    large, _ = _quiet_history(10000)
+    peak_small, hash_small = _log_order_memory(tmp_path, small, commons)
+    peak_large, hash_large = _log_order_memory(tmp_path, large, commons)
+    assert hash_small == fold(small).state_hash
+    assert hash_large == fold(large).state_hash
+    assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)

@@ -157,11 +157,7 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
         except DamagedArchive:
             # A damaged local cache (the fold's archive): fold again from the entries, which
             # are verified data, without the checkpoint that named that archive.
-            dropped = _live.pop(key, None)
-            space = None if dropped is None else _archive_space(dropped)
-            if space is not None:
-                with contextlib.suppress(Exception):
-                    store.archive_drop(space)
+            _drop(store, key)
             return _current(store, commons, key, persist, resume=False)
 
 
@@ -174,6 +170,9 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
         live = (_resume(store, commons) if resume else None) or _fresh(store, commons, archive=archive)
         _live[key] = live
         _cleanup_archives(store)
+    if _refold_fresh(store, commons, live):
+        _drop(store, key)
+        live = _live[key] = _fresh(store, commons, archive=archive)
     live.store = store
     _feed(live, store, commons)
     folded_before = max(live.folded_count, 0)
@@ -201,6 +200,30 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
         release_caches(live.folder, store.db)  # (what only the fold needed while it ran)
         release_freed_memory()  # (a large fold frees far more than it keeps: see .release)
     return live.state
+
+
+def _refold_fresh(store: Store, commons: CID, live: _Live) -> bool:
+    """Fold afresh in the store's order rather than take what arrived since, when that is at
+    least as much as the fold holds (and more than a batch): a node that held little of the
+    commons (the genesis, after joining) importing a bundle, or resuming long after.  Why:
+    new entries are read in the order they arrived, which for a bundle (each author's log in
+    turn) brings most entries before the other logs' entries they name; the fold held each
+    waiting for its parents, memory growing with the bundle (about 2.4 KB an entry), then
+    applied them in one cascade.  In the store's ``(clock, id)`` order nothing waits, and the
+    refold costs at most twice what the new entries cost alone."""
+    if live.max_n == 0 and not live.folder.meta and not live.folder.waiting:
+        return False  # (a fresh fold already: it reads the store's order)
+    new = store.count(commons) - live.count
+    return new >= FEED_BATCH and new >= live.count
+
+
+def _drop(store: Store, key: tuple[str, bytes]) -> None:
+    """Forget the live fold of ``key`` and the archive space it wrote."""
+    dropped = _live.pop(key, None)
+    space = None if dropped is None else _archive_space(dropped)
+    if space is not None:
+        with contextlib.suppress(Exception):
+            store.archive_drop(space)
 
 
 def _archive_space(live: _Live) -> bytes | None:
