@@ -369,24 +369,35 @@ LONG_ACTIONS = st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99), st.int
 
 
 @prop_settings(200)
-@given(actions=LONG_ACTIONS, seed=st.integers(0, 2**32 - 1), merge_min=st.sampled_from([0, 1 << 30]))
+@given(actions=LONG_ACTIONS, seed=st.integers(0, 2**32 - 1), merge_min=st.sampled_from([0, 1 << 30]),
+       evicting=st.booleans())
 def test_the_handlers_insert_only_keys_the_state_lacks(actions: list[tuple[int, int, int]], seed: int,
-                                                       merge_min: int) -> None:
+                                                       merge_min: int, evicting: bool) -> None:
     """Random histories, entries one at a time in a random order (late ones restore a
-    snapshot and replay, so the same entries are applied again on older states): every
+    snapshot and replay, so the same entries are applied again on older states), or log by
+    log; with ``evicting``, a fold that archives as it goes, its members soon counted silent
+    (late strangers' entries then go into the archive's base state): every
     ``insert`` a handler makes is of a key its state lacks, every ``overwrite`` of one it
     holds, and the fold that writes without searching (and takes a reference found in the
     table of its kind for one of that kind) gives the state hash, outcomes and table sizes
     of the one that sets (and looks every kind up)."""
+    from p2pcommons.state.fold import MemoryArchive
+
     history = build(actions)
     rng = random.Random(seed)
     arrival = list(history.entries)
-    rng.shuffle(arrival)
+    if rng.random() < 0.5:
+        rng.shuffle(arrival)
+    else:  # log by log
+        arrival.sort(key=lambda e: (e.commons is not None, e.author, e.seq))
     snapshot_every = rng.choice([1, 2, 5])
+    silent_after = rng.choice([1, 2, 4096])
     results = []
     for check in (True, False):
         with _merge_min(merge_min), (_checked_inserts() if check else contextlib.nullcontext([0])):
-            folder = Folder(history.commons, snapshot_every=snapshot_every)
+            folder = Folder(history.commons, snapshot_every=snapshot_every,
+                            archive=MemoryArchive() if evicting else None)
+            folder.silent_after = silent_after
             for entry in arrival:
                 folder.add(entry)
                 folder.run()
