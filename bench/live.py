@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100_000)
     parser.add_argument("--history", choices=("outsiders", "members"), default="outsiders")
     parser.add_argument("--group", type=int, default=2450, help="entries stored, then folded, at a time")
+    parser.add_argument("--persist", action="store_true",
+                        help="save as the daemon does (on the first fold, then every tenth of the count)")
     parser.add_argument("--first", type=int, default=0,
                         help="store and fold this many first, alone (1: the genesis, as a node that joined)")
     args = parser.parse_args()
@@ -95,7 +97,7 @@ def main() -> None:
         for at, end in zip(cuts, [*cuts[1:], len(ordered)], strict=True):
             store.insert([decode_entry(raw) for raw in ordered[at:end]])
             c0 = time.process_time()
-            state = engine.current_state(store, commons, persist=False)
+            state = engine.current_state(store, commons, persist=None if args.persist else False)
             cpu += time.process_time() - c0
         assert state is not None
         digest = state.state_hash
@@ -107,6 +109,7 @@ def main() -> None:
         rss = _rss_mib()
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         first = f"the first {args.first:,} alone, then " if args.first else ""
+        first = ("saved as the daemon saves, " if args.persist else "") + first
         print(f"live fold, {args.history}: {args.n:,} entries stored log by log, {first}in groups of {args.group:,}, "
               f"folded after each: {cpu:.2f} CPU-s ({args.n / cpu:,.0f} entries/s); archived {evicted:,}, "
               f"held {held:,}; RSS {rss} MiB after; state hash {digest[:16]}; load average {load}")

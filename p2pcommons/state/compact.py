@@ -713,9 +713,10 @@ class Packed(_Layers, MutableMapping[CID, _V]):
     def pairs_by_id(self) -> Iterator[tuple[CID, _V]]:
         """Every (id, record) in the order of the ids' bytes, in one pass.  Why: the query
         tables' whole rewrite after a fresh fold inserts a row per record into a table keyed
-        by id; in id order each row goes at the end of its B-tree, where random order had
-        SQLite read and write a page per row (a million rows: 26 s, most of a node's first
-        save of a commons of a million contributions; ``p2pcommons.tables.write``)."""
+        by id (``p2pcommons.tables.write``); in id order each row goes at the end of its
+        B-tree, where random order had SQLite read and write a page per row (a million rows,
+        their indexes built after them: 22.8 s of SQLite's work in random order, 11.3 in id
+        order, measured on SQLite alone)."""
         unpack = self._unpack
         for raw, blob in self._raw_items_by_key():
             yield _trusted_cid(raw), unpack(blob) if type(blob) is bytes else blob
