@@ -87,7 +87,10 @@ def test_causality_missing_dependencies_wait(actions: list[tuple[int, int, int]]
         assert outcome is not None
         if entry.id in blocked:
             assert outcome.status == WAITING
-            assert outcome.missing
+            # exactly its parents that are not ready: not held, or waiting themselves
+            parents = [*entry.deps, *([entry.prev] if entry.prev is not None else [])]
+            assert set(outcome.missing) == {p for p in parents if p in dropped or p in blocked}
+            assert list(outcome.missing) == sorted(outcome.missing, key=lambda c: c.raw)
         else:
             assert outcome.status != WAITING
     # Waiting entries have no effect: the state is the state of the causally closed part.

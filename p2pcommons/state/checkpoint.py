@@ -422,8 +422,9 @@ def _load_meta(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
 
 def _load_waiting(folder: Folder, rows: list[list[Any]], ctx: _Context) -> None:
     for raw, missing in rows:
-        folder.waiting[raw] = set(missing)
-        for dep in missing:
+        distinct = list(dict.fromkeys(missing))
+        folder.waiting[raw] = len(distinct)
+        for dep in distinct:
             folder.waiters.setdefault(dep, []).append(raw)
 
 
@@ -523,8 +524,8 @@ def _set(name: str) -> Callable[[Folder, Any, _Context], None]:
 _PARTS: tuple[_Part, ...] = (
     _Part("authors", ("authors", "author_index"), lambda f: f.authors, _load_authors),
     _Part("meta", ("meta", "order"), _dump_meta, _load_meta),
-    _Part("waiting", ("waiting", "waiters"), lambda f: [[raw, sorted(missing)] for raw, missing in f.waiting.items()],
-          _load_waiting),
+    _Part("waiting", ("waiting", "waiters"),
+          lambda f: [[raw, sorted(missing)] for raw, missing in f.waiting_parents().items()], _load_waiting),
     _Part("logs", ("logs",), lambda f: _Rows(len(f.logs), ([a, [[s, raw] for s, raw in log.items()]]
                                                           for a, log in f.logs.items())),
           _load_logs),

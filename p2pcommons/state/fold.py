@@ -252,7 +252,11 @@ class Folder:
         # a checkpointed fold's lazy entry table reads ``meta`` and ``waiting`` as its index.
         self.entries: MutableMapping[bytes, Entry] = {}
         self.meta: dict[bytes, _Meta] = {}
-        self.waiting: dict[bytes, set[bytes]] = {}
+        # Entries waiting for parents: how many distinct parents each still lacks (which ones:
+        # ``waiters``, parent -> the entries waiting for it; :meth:`missing_parents`).  A count,
+        # not the set of them: a bundle taken log by log leaves most of its entries waiting,
+        # and a set of a dozen ids each was about 1.5 KB an entry.
+        self.waiting: dict[bytes, int] = {}
         self.outcomes = _Outcomes(self.meta)
         # What survives a refold from the archive (``_rebuild``): exclusions found so far (the
         # caller clears them where they may no longer hold), counters.
@@ -369,7 +373,8 @@ class Folder:
                 and self._commons_raw not in self.old and self._position(self._commons_raw) is None:
             missing.append(self._commons_raw)
         if missing:
-            self.waiting[eid] = set(missing)
+            missing = list(dict.fromkeys(missing))  # (a parent named twice is waited for once)
+            self.waiting[eid] = len(missing)
             waiters = self.waiters
             for dep in missing:
                 listed = waiters.get(dep)
@@ -380,6 +385,25 @@ class Folder:
             return True
         self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
+
+    def missing_parents(self, raw: bytes, parent_ids: Iterable[bytes] | None = None) -> list[bytes]:
+        """The parents the waiting entry ``raw`` still lacks, sorted (its commons' genesis
+        among them if that is missing): those of ``parent_ids`` (its deps and prev; every
+        key of ``waiters`` when not given) whose waiters list it."""
+        candidates = list(self.waiters) if parent_ids is None else [*parent_ids, self._commons_raw]
+        waiters = self.waiters
+        return sorted({dep for dep in candidates if raw in waiters.get(dep, ())})
+
+    def waiting_parents(self) -> dict[bytes, list[bytes]]:
+        """Every waiting entry's missing parents (one pass over ``waiters``: a checkpoint
+        writes them)."""
+        found: dict[bytes, list[bytes]] = {raw: [] for raw in self.waiting}
+        for dep, listed in self.waiters.items():
+            for raw in listed:
+                missing = found.get(raw)
+                if missing is not None:
+                    missing.append(dep)
+        return found
 
     def add_in_order(self, entry: Entry) -> bool:
         """:meth:`add` for an entry taken in the fold's ``(clock, id)`` order with every parent
@@ -425,12 +449,13 @@ class Folder:
             ready(eid, entry, parent_ids, parents)
             waiters = waiters_of.pop(eid, None)
             if waiters:
-                for waiter in waiters:
-                    missing = waiting_get(waiter)
-                    if missing is None or eid not in missing:
-                        continue  # (listed twice when it names one dependency twice)
-                    missing.remove(eid)
-                    if not missing:
+                for waiter in waiters:  # (each listed once per parent it waits for)
+                    left = waiting_get(waiter)
+                    if left is None:
+                        continue
+                    if left > 1:
+                        waiting[waiter] = left - 1
+                    else:
                         stack.append(waiter)  # leaves ``waiting`` when it is made ready
 
     def _ready(self, eid: bytes, entry: Entry, parent_ids: list[bytes], parents: list[_Meta]) -> None:

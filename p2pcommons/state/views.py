@@ -17,6 +17,7 @@ from ..entry import Entry
 from .causal import EMPTY, Vector, covers, dense, get, minimum, of
 from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
 from .handlers.devices import member_of, stability_holders
+from .positions import parents
 from .records import (
     Contribution,
     Join,
@@ -200,7 +201,7 @@ class CommonsState:
             meta, status, reason = record
             entry = folder.body(raw)
         elif raw in folder.waiting:
-            missing = tuple(CID(m) for m in sorted(folder.waiting[raw]))
+            missing = tuple(map(CID, folder.missing_parents(raw, parents(entry))))
             return Outcome(entry_id, entry.kind, entry.author, entry.seq, WAITING,
                            "Waiting for dependencies this node does not hold yet.", False, (), missing)
         else:
