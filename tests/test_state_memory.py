@@ -9,6 +9,7 @@ import importlib
 import random
 import tempfile
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,7 @@ def test_evicting_fold_equals_holding_fold(actions: list[tuple[int, int, int]], 
     eviction after every snapshot: same hash, same outcome (status, reason, stability) per
     entry as a fold from scratch that holds everything — with the archive in memory, or in a
     store's segment table (the engine's)."""
-    history = build(actions)
-    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite") as store:
-        store._db.execute("PRAGMA synchronous=OFF")
-        archive: Archive = MemoryArchive()
-        if in_store:
-            store.insert(history.entries)
-            archive = StoreArchive(store, history.commons)
-            store.archive_open(archive.space, 1)
-        _check_evicting_fold(history, seed, archive)
+    _check_evicting_fold(build(actions), seed, in_store)
 
 
 # Founders and members act first; then strangers (actors 4 and 5: members only if they
@@ -59,7 +52,12 @@ def test_evicting_fold_equals_holding_fold_when_members_fall_silent(
     eviction front is then unbounded (every applied position may be archived), and the
     entries that sort back there (a silent member's, a stranger's) must still come out as a
     fold of everything says."""
-    history = build(prefix + suffix)
+    _check_evicting_fold(build(prefix + suffix), seed, in_store, silent_after=(1, 2, 3))
+
+
+def _check_evicting_fold(history: Any, seed: int, in_store: bool, silent_after: tuple[int, ...] = (1, 3, 4096)) -> None:
+    """A fold of ``history`` archiving into memory or (``in_store``) into a store's segment
+    table, in an arrival order drawn from ``seed``, compared with a fold holding everything."""
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite") as store:
         store._db.execute("PRAGMA synchronous=OFF")
         archive: Archive = MemoryArchive()
@@ -67,11 +65,10 @@ def test_evicting_fold_equals_holding_fold_when_members_fall_silent(
             store.insert(history.entries)
             archive = StoreArchive(store, history.commons)
             store.archive_open(archive.space, 1)
-        _check_evicting_fold(history, seed, archive, silent_after=(1, 2, 3))
+        _compare_evicting_fold(history, seed, archive, silent_after)
 
 
-def _check_evicting_fold(history: Any, seed: int, archive: Archive,
-                         silent_after: tuple[int, ...] = (1, 3, 4096)) -> None:
+def _compare_evicting_fold(history: Any, seed: int, archive: Archive, silent_after: tuple[int, ...]) -> None:
     reference = fold(history.entries)
     rng = random.Random(seed)
     arrival = list(history.entries)
@@ -180,13 +177,20 @@ def _strangers_history(n: int) -> tuple[list[Entry], CID]:
     return entries, genesis.id
 
 
-def _engine_memory(tmp: Path, entries: list[Entry], commons: CID) -> tuple[int, int, str]:
+def _engine_memory(tmp: Path, entries: list[Entry], commons: CID, *, joined: bool = False) -> tuple[int, int, str]:
     """(peak, held afterwards) tracemalloc bytes of the engine folding ``entries`` from the
-    store, and the state hash."""
+    store, and the state hash.  ``joined``: the store held the genesis alone first, folded
+    (a node that joined), then the rest came log by log (each author's log in turn, as a
+    bundle holds them)."""
     forget()
-    with Store(tmp / f"m{len(entries)}.sqlite") as store:
+    with Store(tmp / f"{'joined' if joined else 'm'}{len(entries)}.sqlite") as store:
         store._db.execute("PRAGMA synchronous=OFF")
-        store.insert(entries)
+        if joined:
+            store.insert(entries[:1])
+            current_state(store, commons, persist=False)
+            store.insert(sorted(entries[1:], key=lambda e: (e.author, e.seq)))
+        else:
+            store.insert(entries)
         gc.collect()
         tracemalloc.start()
         state = current_state(store, commons, persist=False)
@@ -197,17 +201,23 @@ def _engine_memory(tmp: Path, entries: list[Entry], commons: CID) -> tuple[int, 
     return peak, held, digest
 
 
-def test_memory_does_not_grow_with_entries_beyond_the_state(tmp_path: Path) -> None:
-    small, commons = _quiet_history(5000)  # (both past the engine's first feed batches)
-    large, _ = _quiet_history(10000)
-    peak_small, held_small, hash_small = _engine_memory(tmp_path, small, commons)
-    peak_large, held_large, hash_large = _engine_memory(tmp_path, large, commons)
+def _assert_flat(tmp: Path, history: Callable[[int], tuple[list[Entry], CID]]) -> None:
+    """The engine folding ``history(10000)`` holds and peaks at about what it does folding
+    ``history(5000)`` (both past its first feed batches), with the state hash of a fold of
+    everything.  Without eviction the fold holds ~300 bytes per entry (one record, a log
+    slot, the entry table); with it, what remains per entry must be far below that."""
+    small, commons = history(5000)
+    large, _ = history(10000)
+    peak_small, held_small, hash_small = _engine_memory(tmp, small, commons)
+    peak_large, held_large, hash_large = _engine_memory(tmp, large, commons)
     assert hash_small == fold(small).state_hash
     assert hash_large == fold(large).state_hash
-    # Without eviction the fold holds ~300 bytes per entry (one record, a log slot, the
-    # entry table); with it, what remains per entry must be far below that.
     assert held_large - held_small < 5000 * 20, (held_small, held_large)
     assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)
+
+
+def test_memory_does_not_grow_with_entries_beyond_the_state(tmp_path: Path) -> None:
+    _assert_flat(tmp_path, _quiet_history)
 
 
 def test_archive_spaces_are_per_fold_and_dead_ones_are_dropped(tmp_path: Path) -> None:
@@ -246,14 +256,7 @@ def test_memory_stays_bounded_when_a_member_falls_silent(tmp_path: Path, monkeyp
     (an entry of theirs written from that old view refolds, as a retired member's does).
     Before, eviction stopped: about 350 bytes more per entry."""
     monkeypatch.setattr(fold_module, "SILENT_AFTER", 1024, raising=False)  # (the plateau comes sooner)
-    small, commons = _quiet_history(5000, silent=1)
-    large, _ = _quiet_history(10000, silent=1)
-    peak_small, held_small, hash_small = _engine_memory(tmp_path, small, commons)
-    peak_large, held_large, hash_large = _engine_memory(tmp_path, large, commons)
-    assert hash_small == fold(small).state_hash
-    assert hash_large == fold(large).state_hash
-    assert held_large - held_small < 5000 * 20, (held_small, held_large)
-    assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)
+    _assert_flat(tmp_path, lambda n: _quiet_history(n, silent=1))
 
 
 def test_memory_stays_bounded_when_every_member_is_silent(tmp_path: Path, monkeypatch: Any) -> None:
@@ -263,18 +266,11 @@ def test_memory_stays_bounded_when_every_member_is_silent(tmp_path: Path, monkey
     with nobody left in it stopped eviction altogether: every record stayed in memory (a
     node that synced 1,000,000 outsiders' entries held 830 MB after its fold)."""
     monkeypatch.setattr(fold_module, "SILENT_AFTER", 1024, raising=False)
-    small, commons = _strangers_history(5000)
-    large, _ = _strangers_history(10000)
-    peak_small, held_small, hash_small = _engine_memory(tmp_path, small, commons)
-    peak_large, held_large, hash_large = _engine_memory(tmp_path, large, commons)
-    assert hash_small == fold(small).state_hash
-    assert hash_large == fold(large).state_hash
-    assert held_large - held_small < 5000 * 20, (held_small, held_large)
-    assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)
+    _assert_flat(tmp_path, _strangers_history)
 
 
 def test_strangers_logs_arriving_one_after_another_are_taken_once(tmp_path: Path) -> None:
-    """Strangers' contributions received log by log (as sync delivers them) into a commons
+    """Strangers' contributions received log by log (as a bundle holds them) into a commons
     whose members are silent: each later log sorts before what was archived, so its entries
     go into the archive's base state as late strangers' entries, a group at a time.  Each
     must go in once: before, the entries of earlier groups, still held at or before the
@@ -314,27 +310,6 @@ def test_strangers_logs_arriving_one_after_another_are_taken_once(tmp_path: Path
                 assert result.outcome(entry.id) == reference.outcome(entry.id)
 
 
-def _log_order_memory(tmp: Path, entries: list[Entry], commons: CID) -> tuple[int, str]:
-    """Peak tracemalloc bytes of the engine's fold of ``entries`` stored log by log (each
-    author's log in turn, as a bundle holds them) into a store whose genesis it had folded
-    already, and the state hash."""
-    forget()
-    with Store(tmp / f"log{len(entries)}.sqlite") as store:
-        store._db.execute("PRAGMA synchronous=OFF")
-        store.insert(entries[:1])
-        current_state(store, commons, persist=False)  # (a node that joined: it holds the genesis)
-        rest = sorted(entries[1:], key=lambda e: (e.author, e.seq))
-        store.insert(rest)
-        gc.collect()
-        tracemalloc.start()
-        state = current_state(store, commons, persist=False)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        digest = state.state_hash
-        forget()
-    return peak, digest
-
-
 def test_many_new_entries_in_log_order_fold_in_the_stores_order(tmp_path: Path) -> None:
     """A node holding little of a commons (the genesis, after joining) imports a bundle:
     each author's log in turn, so most entries name other logs' entries that come later.
@@ -344,8 +319,8 @@ def test_many_new_entries_in_log_order_fold_in_the_stores_order(tmp_path: Path) 
     afresh in the store's order instead (parents first), as a fresh node does."""
     small, commons = _quiet_history(5000)
     large, _ = _quiet_history(10000)
-    peak_small, hash_small = _log_order_memory(tmp_path, small, commons)
-    peak_large, hash_large = _log_order_memory(tmp_path, large, commons)
+    peak_small, _, hash_small = _engine_memory(tmp_path, small, commons, joined=True)
+    peak_large, _, hash_large = _engine_memory(tmp_path, large, commons, joined=True)
     assert hash_small == fold(small).state_hash
     assert hash_large == fold(large).state_hash
     assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)
