@@ -964,6 +964,8 @@ class Folder:
         """Archive the records of the first ``n`` positions of ``order`` (applied, and at or
         before ``base``, the position of the state the fold would restart from) and drop
         them from memory."""
+        if not n:
+            return
         archive = self.archive
         assert archive is not None
         meta = self.meta
