@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import event, given
 from hypothesis import strategies as st
+from hypothesis.stateful import rule
 
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import Entry, Signer, sign_entry
@@ -26,6 +27,7 @@ from p2pcommons.store import Store
 from tests.test_state_histories import ACTIONS, build, prop_settings
 
 fold_module = importlib.import_module("p2pcommons.state.fold")  # (the package's `fold` is the function)
+engine_module = importlib.import_module("p2pcommons.state.engine")
 
 
 @prop_settings(400)
@@ -122,6 +124,36 @@ class EvictingEngineMachine(EngineMachine):
 EvictingEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
     max_examples=examples(60), stateful_step_count=25, deadline=None)
 TestEvictingEngine = EvictingEngineMachine.TestCase
+
+
+class RefoldingEngineMachine(EvictingEngineMachine):
+    """The evicting engine machine with feed batches of two entries: a first fold applies
+    and evicts every other entry, and a call that finds at least two new entries and no
+    fewer than the fold holds folds afresh in the store's order (``engine._refold_fresh``),
+    so afresh folds, resumed checkpoints and incremental feeds alternate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._batch = engine_module.FEED_BATCH
+        engine_module.FEED_BATCH = 2
+
+    @rule()
+    def bundle(self) -> None:
+        """Everything not delivered yet at once, each author's log in turn (a bundle)."""
+        batch, self.pending = sorted(self.pending, key=lambda e: (e.author, e.seq)), []
+        self.store.insert(batch)
+        self.held.extend(batch)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            engine_module.FEED_BATCH = self._batch
+
+
+RefoldingEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
+    max_examples=examples(60), stateful_step_count=25, deadline=None)
+TestRefoldingEngine = RefoldingEngineMachine.TestCase
 
 
 # Memory: folding twice as many entries of a history whose state stays the same size must
