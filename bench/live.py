@@ -93,7 +93,7 @@ def main() -> None:
         gc.collect()
         cpu = 0.0
         state = None
-        cuts = [0, *([args.first] if args.first else []), *range(args.first or args.group, len(ordered), args.group)]
+        cuts = [0, *range(args.first or args.group, len(ordered), args.group)]
         for at, end in zip(cuts, [*cuts[1:], len(ordered)], strict=True):
             store.insert([decode_entry(raw) for raw in ordered[at:end]])
             c0 = time.process_time()

@@ -100,6 +100,11 @@ def _cache_key(commons: CID, part: str) -> str:
     return f"{CACHE_PREFIX}{commons}/{part}"
 
 
+def _untouched(live: _Live) -> bool:
+    """Has the live fold taken nothing yet (its first feed reads the store's order)?"""
+    return live.max_n == 0 and not live.folder.meta and not live.folder.waiting
+
+
 def _feed(live: _Live, store: Store, commons: CID) -> None:
     """Offer the fold the entries stored since it last looked (by arrival number).
 
@@ -109,7 +114,7 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
     arrive in log order, as sync and bundles deliver them, made it go back for almost every
     author's log)."""
     folder = live.folder
-    if live.max_n == 0 and not folder.meta and not folder.waiting:
+    if _untouched(live):
         last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
         rows = store.in_order_rows(commons)  # (with each stored id: not hashed again)
         # (The store's order: parents first, sorted; no readiness queue.  A batch at a time,
@@ -211,7 +216,7 @@ def _refold_fresh(store: Store, commons: CID, live: _Live) -> bool:
     waiting for its parents, memory growing with the bundle (about 2.4 KB an entry), then
     applied them in one cascade.  In the store's ``(clock, id)`` order nothing waits, and the
     refold costs at most twice what the new entries cost alone."""
-    if live.max_n == 0 and not live.folder.meta and not live.folder.waiting:
+    if _untouched(live):
         return False  # (a fresh fold already: it reads the store's order)
     new = store.count(commons) - live.count
     return new >= FEED_BATCH and new >= live.count

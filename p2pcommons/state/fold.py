@@ -386,13 +386,12 @@ class Folder:
         self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
 
-    def missing_parents(self, raw: bytes, parent_ids: Iterable[bytes] | None = None) -> list[bytes]:
+    def missing_parents(self, raw: bytes, parent_ids: Iterable[bytes]) -> list[bytes]:
         """The parents the waiting entry ``raw`` still lacks, sorted (its commons' genesis
-        among them if that is missing): those of ``parent_ids`` (its deps and prev; every
-        key of ``waiters`` when not given) whose waiters list it."""
-        candidates = list(self.waiters) if parent_ids is None else [*parent_ids, self._commons_raw]
+        among them if that is missing): those of ``parent_ids`` (its deps and prev) whose
+        waiters list it."""
         waiters = self.waiters
-        return sorted({dep for dep in candidates if raw in waiters.get(dep, ())})
+        return sorted({dep for dep in (*parent_ids, self._commons_raw) if raw in waiters.get(dep, ())})
 
     def waiting_parents(self) -> dict[bytes, list[bytes]]:
         """Every waiting entry's missing parents (one pass over ``waiters``: a checkpoint
