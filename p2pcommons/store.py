@@ -10,9 +10,12 @@ them durably and answers queries.  Layout notes:
 * Causal facts are computed at insert, in the same transaction (:meth:`Store._plan`):
   ``entries.clock`` is the Lamport clock, NULL while a parent is missing (those entries
   wait in ``waiting``); a partial index gives a commons in the state fold's ``(clock, id)``
-  order.  The fold still computes its own records, so these only decide the order it
-  reads in: a stale clock (an entry whose parent an outsiders' expiry later deleted) costs
-  a replay, never a wrong state.
+  order, and ``placed_late`` numbers the entries placed after they were stored (their last
+  missing parent came), so the state engine offers its fold placed entries only, found by
+  arrival number or by that number (:meth:`Store.feed_mark`, :meth:`Store.placed_rows`).
+  The fold still computes its own records, so these decide the order it reads in and what
+  waits in the store: a stale clock (an entry whose parent an outsiders' expiry later
+  deleted) costs a replay, never a wrong state.
 * ``synchronous=FULL``: a commit has reached the disk (the WAL is fsynced) before it
   returns, so a command that reports an entry written has made it durable.
 * Readers never wait on a writer: WAL lets them read the last committed snapshot, opening
@@ -51,7 +54,8 @@ from .errors import InvalidEntry, StoreBusy, StoreError, system_error
 # microseconds through a rowid table's key index (:meth:`Store._cache_with_rowids`).
 # 6: entries are found by id through two tables of their own (``ids``, ``new_ids``), not a
 # unique index on ``entries.id``: see ``_IDS_STATEMENTS``.
-SCHEMA_VERSION = 6
+# 7: ``placed_late``, the entries placed after they were stored, numbered (see ``_CAUSAL_SCHEMA``).
+SCHEMA_VERSION = 7
 
 # Bind bytes as they are, through an adapter found at once.  With none registered, Python
 # 3.11's sqlite3 looks for one on every bytes parameter the slow way (``__adapt__`` on its
@@ -147,7 +151,17 @@ CREATE TABLE IF NOT EXISTS waiting_for (
     id BLOB NOT NULL,
     PRIMARY KEY (parent, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS placed_late (
+    k INTEGER PRIMARY KEY,
+    id BLOB NOT NULL
+);
 """
+# Schema 7: ``placed_late`` numbers the entries placed after they were stored (woken when
+# their last missing parent came, :meth:`Store._wake`), in the order they were placed.  Why:
+# the state engine offers its fold only placed entries, so it finds new ones by two cursors
+# — arrival numbers for entries placed at insert, these numbers for the rest — and a fold
+# never holds an entry waiting for a parent (a bundle taken log by log left most of its
+# entries waiting in the fold, each read and decoded twice).
 # Schema 6: where each stored entry is, by id, in two tables: ``new_ids`` takes the ids
 # inserted since the last merge, ``ids`` the rest; a merge moves the first into the second
 # (:meth:`Store._merge_ids_if_due`).  Why: entry ids are hashes, so a unique index on them
@@ -755,6 +769,7 @@ class Store:
         db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
         db.executemany(_SET_CLOCK_BY_ID, placed)
         db.executemany("DELETE FROM waiting WHERE id = ?", [(eid,) for _, eid in placed])
+        db.executemany("INSERT INTO placed_late (id) VALUES (?)", [(eid,) for _, eid in placed])
         # (A watch on a parent placed later in this same wake was consumed with it.)
         gone = {parent for (parent,) in consumed}
         db.executemany("INSERT OR IGNORE INTO waiting_for (parent, id) VALUES (?, ?)",
@@ -814,24 +829,72 @@ class Store:
         for raw, _ in self.in_order_rows(commons):
             yield raw
 
-    def in_order_rows(self, commons: CID) -> Iterator[tuple[bytes, bytes]]:
+    def in_order_rows(self, commons: CID, upto: tuple[int, int] | None = None) -> Iterator[tuple[bytes, bytes]]:
         """:meth:`in_order` with each entry's stored id: ``(raw, id)``.  The id was written at
         insert from the entry's hash (:meth:`insert` takes only decoded entries), so the
         fold's read path takes it rather than hashing each entry again
-        (:func:`~p2pcommons.entry.decode_stored`)."""
-        for query in (
+        (:func:`~p2pcommons.entry.decode_stored`).  ``upto``: only the entries placed as of
+        marks ``(arrival number, late placement number)`` (the engine's first fold,
+        :meth:`feed_mark`; those placed since come with its next marks)."""
+        queries = [
             # CROSS JOIN keeps entries as the outer loop: the (clock, id) index in order.
             "SELECT entries.raw, entries.id FROM entries CROSS JOIN logs ON logs.log = entries.log "
-            "WHERE entries.clock IS NOT NULL AND logs.commons = ? ORDER BY entries.clock, entries.id",
-            f"SELECT entries.raw, entries.id FROM waiting CROSS JOIN entries ON entries.n = {_row_of('waiting.id')} "
-            "JOIN logs ON logs.log = entries.log WHERE logs.commons = ? ORDER BY entries.n",
-        ):
-            cursor = self._db.execute(query, (commons.raw,))
+            "WHERE entries.clock IS NOT NULL AND logs.commons = ?1 AND entries.n <= ?2 "
+            + ("" if upto is None else "AND entries.id NOT IN (SELECT id FROM placed_late WHERE k > ?3) ")
+            + "ORDER BY entries.clock, entries.id",
+        ]
+        if upto is None:
+            queries.append(
+                "SELECT entries.raw, entries.id FROM waiting CROSS JOIN entries "
+                f"ON entries.n = {_row_of('waiting.id')} JOIN logs ON logs.log = entries.log "
+                "WHERE logs.commons = ?1 AND entries.n <= ?2 ORDER BY entries.n")
+        for query in queries:
+            cursor = self._db.execute(query, (commons.raw, _LAST_ROW_NUMBER) if upto is None else (commons.raw, *upto))
             while True:
                 rows = cursor.fetchmany(1000)
                 if not rows:
                     break
                 yield from rows
+
+    def feed_mark(self, commons: CID) -> tuple[int, int, int]:
+        """``(last arrival number, last late placement number, the commons' entry count)``,
+        read in one snapshot (one statement): where a reader of the placed entries
+        (:meth:`placed_rows`) stops, and how many entries of the commons the store held there
+        — those it does not read then wait for a parent the store lacks."""
+        row = self._db.execute(
+            "SELECT (SELECT max(n) FROM entries), (SELECT max(k) FROM placed_late), "
+            "(SELECT entries FROM commons_counts WHERE commons = ?)", (commons.raw,)).fetchone()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    def placed_rows(self, commons: CID, *, after_n: int, upto_n: int, after_k: int, upto_k: int,
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(raw, id)`` of the commons' entries placed since a reader's last marks
+        (:meth:`feed_mark`), in the fold's ``(clock, id)`` order: those that arrived in
+        ``(after_n, upto_n]`` placed at insert (or since), and those that arrived by
+        ``after_n`` and were placed in ``(after_k, upto_k]`` (their missing parent came).
+        Not those placed after ``upto_k``: the marks counted them as waiting, and the next
+        marks offer them (one statement, so one snapshot decides both)."""
+        cursor = self._db.execute(
+            "SELECT raw, id FROM ("
+            " SELECT entries.raw, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log"
+            " WHERE entries.n > ?1 AND entries.n <= ?2 AND entries.clock IS NOT NULL AND logs.commons = ?5"
+            " AND entries.id NOT IN (SELECT id FROM placed_late WHERE k > ?4)"
+            " UNION ALL"
+            f" SELECT entries.raw, entries.id, entries.clock FROM placed_late CROSS JOIN entries"
+            f" ON entries.n = {_row_of('placed_late.id')} JOIN logs ON logs.log = entries.log"
+            " WHERE placed_late.k > ?3 AND placed_late.k <= ?4 AND entries.n <= ?1 AND logs.commons = ?5"
+            ") ORDER BY clock, id", (after_n, upto_n, after_k, upto_k, commons.raw))
+        while True:
+            rows = cursor.fetchmany(1000)
+            if not rows:
+                return
+            yield from rows
+
+    def held_ids(self, commons: CID) -> list[bytes]:
+        """Ids of the commons' entries waiting for a parent the store lacks."""
+        return [bytes(r[0]) for r in self._db.execute(
+            f"SELECT waiting.id FROM waiting CROSS JOIN entries ON entries.n = {_row_of('waiting.id')} "
+            "JOIN logs ON logs.log = entries.log WHERE logs.commons = ? ORDER BY entries.n", (commons.raw,))]
 
     def in_order_from(self, commons: CID, clock: int, entry_id: bytes, limit: int) -> list[bytes]:
         """Up to ``limit`` of the commons' placed entries from position ``(clock, id)`` on,
@@ -1268,25 +1331,6 @@ class Store:
         return self._db.execute(
             "SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log "
             "WHERE entries.n > ? AND logs.commons = ? LIMIT 1", (after, commons.raw)).fetchone() is not None
-
-    def entries_since(self, commons: CID, after: int) -> Iterator[tuple[int, bytes]]:
-        """``(arrival number, raw bytes)`` of the commons' entries stored after arrival number
-        ``after`` (0: all), oldest first.  Incremental readers (the state engine) remember
-        the last number they saw, so each call reads only what is new: a range scan on the
-        rowid, not a pass over the whole commons."""
-        cursor = self._db.execute(
-            # CROSS JOIN keeps entries as the outer loop: a rowid range scan, whatever the planner
-            # would otherwise pick from the commons index.
-            "SELECT entries.n, entries.raw FROM entries CROSS JOIN logs ON logs.log = entries.log "
-            "WHERE entries.n > ? AND logs.commons = ? ORDER BY entries.n",
-            (after, commons.raw),
-        )
-        while True:
-            rows = cursor.fetchmany(1000)
-            if not rows:
-                return
-            for n, raw in rows:
-                yield int(n), bytes(raw)
 
     # --- outsiders: who may store what (p2pcommons/outsiders.py keeps the policy) ----------
     # ``insiders``: authors this store has seen become members of a commons (the genesis

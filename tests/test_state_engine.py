@@ -3,6 +3,7 @@ process restarts (a RuleBasedStateMachine), and verify_state."""
 
 from __future__ import annotations
 
+import importlib
 import random
 import shutil
 import tempfile
@@ -19,6 +20,8 @@ from p2pcommons.state import Folder, fold
 from p2pcommons.state.engine import StateMismatch, cached_head, current_state, forget, rebuild, verify_state
 from p2pcommons.store import Store
 from tests.test_state_histories import ACTIONS, build, examples, prop_settings
+
+engine = importlib.import_module("p2pcommons.state.engine")
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -66,9 +69,19 @@ class EngineMachine(RuleBasedStateMachine):
         if self.commons is None:
             return
         state = current_state(self.store, self.commons, persist=True)
-        assert state.state_hash == fold(self.held, self.commons).state_hash
+        reference = fold(self.held, self.commons)
+        assert state.state_hash == reference.state_hash
         head = cached_head(self.store, self.commons)
         assert head is not None and head["state_hash"] == state.state_hash
+        # Entries missing a parent wait in the store, never in the fold (one commons here:
+        # every parent the store holds is offered first), and read as waiting.
+        live = engine._live[engine._key(self.store, self.commons)]
+        assert not live.folder.waiting
+        assert state.waiting_count == reference.waiting_count
+        for entry in self.held:
+            expected = reference.outcome(entry.id)
+            if expected is not None and expected.status == "waiting":
+                assert state.outcome(entry.id) == expected
 
     def teardown(self) -> None:
         if self.commons is not None:
@@ -273,3 +286,89 @@ def test_a_save_the_store_refused_is_tried_again(tmp_path: Path) -> None:
         other.close()
         store.close()
         forget()
+
+
+def _log_by_log(n: int) -> tuple[list[Entry], Any]:
+    """A genesis and ``n`` entries of six members writing in turns, each naming the others'
+    heads; the entries after the genesis each author's log in turn, as a bundle holds them."""
+    from tests.test_state_memory import _quiet_history
+
+    entries, commons = _quiet_history(n)
+    return [entries[0], *sorted(entries[1:], key=lambda e: (e.author, e.seq))], commons
+
+
+def test_entries_missing_a_parent_wait_in_the_store_not_in_the_fold(tmp_path: Path) -> None:
+    """A bundle taken log by log into a node that holds much of the commons: most entries
+    name other logs' entries that come later.  The fold held each waiting for its parents
+    (and, dropping its body, read and decoded it again one query at a time when they came);
+    now it is offered only entries the store has placed, and the others count as waiting
+    from the store, with the same state, hash and outcomes as a fold of everything."""
+    entries, commons = _log_by_log(1200)
+    with Store(tmp_path / "store.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries[:1])
+        held = entries[:1]
+        current_state(store, commons, persist=False)
+        for at in range(1, len(entries), 100):  # groups of 100: never as many as the fold holds
+            group = entries[at:at + 100]
+            store.insert(group)
+            held += group
+            state = current_state(store, commons, persist=False)
+            live = engine._live[engine._key(store, commons)]
+            assert not live.folder.waiting
+            reference = fold(held, commons)
+            assert state.state_hash == reference.state_hash
+            assert state.waiting_count == reference.waiting_count
+            waiting = [e for e in group if reference.outcome(e.id).status == "waiting"]
+            for entry in waiting[:3]:
+                assert state.outcome(entry.id) == reference.outcome(entry.id)
+        assert reference.waiting_count == 0 and state.entry_count == len(entries)
+        assert {o.id for o in state.outcomes()} == {e.id for e in entries}
+        forget(store)
+
+
+def test_an_entry_placed_while_the_engine_reads_is_offered_once(tmp_path: Path) -> None:
+    """Another process stores the parents entries waited for between the engine's marks
+    and its read: those entries, placed after the marks, are held back this time (the marks
+    counted them as waiting) and offered with the next ones; never twice, never lost."""
+    entries, commons = _log_by_log(60)
+    with Store(tmp_path / "store.sqlite") as store:
+        store.insert(entries[:1])
+        current_state(store, commons, persist=False)
+        live = engine._live[engine._key(store, commons)]
+        offered: list[bytes] = []
+        take = live.folder.take_in_order
+
+        def recorded(batch: Any) -> int:
+            batch = list(batch)
+            offered.extend(e.id.raw for e in batch)
+            return take(batch)
+
+        live.folder.take_in_order = recorded  # type: ignore[method-assign]
+        # Every log but the last: most of their entries wait for the last log's.
+        last_author = entries[-1].author
+        first = [e for e in entries[1:] if e.author != last_author]
+        rest = [e for e in entries[1:] if e.author == last_author]
+        store.insert(first)
+        mark = store.feed_mark
+
+        def mark_then_store_the_rest(commons_id: Any) -> tuple[int, int, int]:
+            found = mark(commons_id)
+            with Store(store.path) as writer:  # (a second connection: another process's)
+                writer.insert(rest)
+            return found
+
+        store.feed_mark = mark_then_store_the_rest  # type: ignore[method-assign]
+        try:
+            state = current_state(store, commons, persist=False)
+        finally:
+            del store.feed_mark
+        before = fold(entries[:1] + first, commons)
+        assert before.waiting_count > 0
+        assert state.state_hash == before.state_hash  # as at the marks: the rest not seen yet
+        assert state.waiting_count == before.waiting_count
+        state = current_state(store, commons, persist=False)
+        assert sorted(offered) == sorted(e.id.raw for e in entries[1:])  # each once
+        assert state.state_hash == fold(entries, commons).state_hash
+        assert state.waiting_count == 0 and not live.folder.waiting
+        forget(store)

@@ -150,7 +150,7 @@ def test_a_schema_5_store_is_rebuilt_with_its_rows_and_numbers(tmp_path: Path) -
         in_order = list(store.in_order(commons))
     _as_schema_5(path)
     with Store(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert [tuple(r) for r in upgraded.db.execute("SELECT * FROM entries ORDER BY n")] == before
         assert _by_id(upgraded) == {bytes(r[1]): int(r[0]) for r in before}
         assert list(upgraded.in_order(commons)) == in_order
@@ -179,3 +179,29 @@ def test_the_audit_finds_an_id_table_that_disagrees_with_the_entries(tmp_path: P
         problems = verify_store(store).problems
         assert any("cannot be found by their id" in p for p in problems)
         assert any("name 1 entries that are not stored" in p for p in problems)
+
+
+def test_a_schema_6_store_gets_the_late_placements_table(tmp_path: Path) -> None:
+    """Schema 7 numbers entries placed after they were stored (:meth:`Store._wake`): a store
+    of schema 6 gets the table, empty, and numbers the placements from then on."""
+    path = tmp_path / "store.sqlite"
+    history = _history()
+    with Store(path) as store:
+        store.insert(history[:1])
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE placed_late")
+    db.execute("PRAGMA user_version=6")
+    db.close()
+    with Store(path) as upgraded:
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert _placed_late(upgraded) == set()
+        late, parent = history[2], history[1]  # (the third names the second)
+        assert parent.id.raw in {bytes(d) for d in late.dep_ids} | ({late.prev.raw} if late.prev else set())
+        upgraded.insert([late])
+        assert _placed_late(upgraded) == set()  # waiting: not placed
+        upgraded.insert([parent])
+        assert late.id.raw in _placed_late(upgraded)
+
+
+def _placed_late(store: Store) -> set[bytes]:
+    return {bytes(r[0]) for r in store.db.execute("SELECT id FROM placed_late")}

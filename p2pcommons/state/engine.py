@@ -5,11 +5,13 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
 * A live :class:`~.fold.Folder` per (store file, commons) stays in memory for the life of
   the process (the node daemon), so an entry that arrives after the others costs O(1)
   amortized to apply, and a late entry replays only from the nearest in-memory snapshot
-  before its position.  A first fold reads the commons in the store's ``(clock, id)``
-  order (:meth:`Store.in_order`: the clocks are computed at insert), so it only appends;
-  later, new entries are found by the store's arrival numbers (:meth:`Store.entries_since`),
-  so each call reads only what is new, and a replay reads the bodies it needs in ranges of
-  the store's order (:meth:`Store.in_order_from`), not one query each.
+  before its position.  The fold is offered only entries the store has placed (every parent
+  stored: the clocks are computed at insert), in the store's ``(clock, id)`` order: a first
+  fold reads the whole commons so (:meth:`Store.in_order_rows`) and only appends; later,
+  what arrived or was placed since its marks (:meth:`Store.placed_rows`), so each call reads
+  only what is new.  Entries still missing a parent wait in the store, counted as waiting
+  (:mod:`.held`).  A replay reads the bodies it needs in ranges of the store's order
+  (:meth:`Store.in_order_from`), not one query each.
 * The result's head (state hash, entry count, watermark) and a checkpoint of the
   fold (:mod:`.checkpoint`: per-entry metadata, outcomes and the state as a snapshot at the
   last position) are written to the store's cache table under ``state/<commons>/…`` (local
@@ -45,6 +47,7 @@ from ..store import Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
 from .fold import Folder, bulk
+from .positions import parents
 from .release import release_caches, release_freed_memory
 from .views import CommonsState
 
@@ -68,7 +71,8 @@ class _Live:
     folder: Folder
     store: Store | None = None
     max_n: int = 0  # the store's arrival number of the newest entry offered to the fold
-    count: int = 0
+    max_k: int = 0  # the store's number of the newest late placement offered to it
+    count: int = 0  # entries of the commons accounted for: taken by the fold, or held back
     state: CommonsState | None = None
     folded_count: int = -1
     persisted_count: int = -1
@@ -106,38 +110,68 @@ def _untouched(live: _Live) -> bool:
 
 
 def _feed(live: _Live, store: Store, commons: CID) -> None:
-    """Offer the fold the entries stored since it last looked (by arrival number).
+    """Offer the fold the entries placed since it last looked.
 
-    A first fold takes them in the store's ``(clock, id)`` order instead (computed at
-    insert, :meth:`Store.in_order`), whatever order they arrived in: the fold then only
-    ever appends, never goes back to a snapshot or refolds from its archive (entries that
-    arrive in log order, as sync and bundles deliver them, made it go back for almost every
-    author's log)."""
+    The store places an entry at insert, once it holds every parent (its clock, :meth:`Store.insert`);
+    only placed entries are offered, in the store's ``(clock, id)`` order, so the fold takes
+    them without a readiness queue, and an entry whose parent the store lacks waits there
+    (held back, :mod:`.held`: the state counts it as waiting).  A first fold reads the whole
+    commons that way; later ones read what arrived since (placed at insert) and what was
+    placed since (its missing parent came), merged by the store into that order.  Why: a
+    bundle or a peer delivering log by log brings most entries before the other logs'
+    entries they name; the fold held each waiting, dropped its body, read and decoded it
+    again one query at a time when its parents came, and went back for the late ones."""
     folder = live.folder
+    last_n, last_k, stored = store.feed_mark(commons)
     if _untouched(live):
-        last = store.last_arrival()  # (read first: anything stored meanwhile comes again, harmlessly)
-        rows = store.in_order_rows(commons)  # (with each stored id: not hashed again)
-        # (The store's order: parents first, sorted; no readiness queue.  A batch at a time,
-        # so the intake binds what it uses once per batch, not once per entry.)
-        while batch := list(islice(rows, FEED_BATCH)):
-            folder.take_in_order(starmap(decode_stored, batch))
-            if len(batch) == FEED_BATCH and folder.archive is not None:
-                folder.run()
-                if isinstance(folder.entries, checkpoint.LazyEntries):
-                    folder.entries.evict(KEEP_BODIES)
-        live.max_n = last
-    arrived = store.entries_since(commons, live.max_n)
-    while news := list(islice(arrived, FEED_BATCH)):
-        # (New entries mostly sort last; any order is right.  A batch taken, its last arrival
-        # number is remembered: what comes again after an error is taken again, harmlessly.)
-        folder.take_in_order(decode_stored(raw) for _, raw in news)
-        live.max_n = news[-1][0]
-        if len(news) == FEED_BATCH and folder.archive is not None:
+        rows = store.in_order_rows(commons, upto=(last_n, last_k))  # (with each stored id: not hashed again)
+    else:
+        rows = store.placed_rows(commons, after_n=live.max_n, upto_n=last_n, after_k=live.max_k, upto_k=last_k)
+    # (A batch at a time, so the intake binds what it uses once per batch, not once per entry.)
+    while batch := list(islice(rows, FEED_BATCH)):
+        folder.take_in_order(starmap(decode_stored, batch))
+        if len(batch) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):
                 folder.entries.evict(KEEP_BODIES)
-    live.count = live.folder.count() + len(live.folder.waiting)
+    live.max_n = last_n
+    live.max_k = last_k
+    _hold(live, stored)
+
+
+def _hold(live: _Live, stored: int) -> None:
+    """Account for the commons' ``stored`` entries: those the fold has not taken are held back."""
+    folder = live.folder
+    taken = folder.count() + len(folder.waiting)
+    if not isinstance(folder.held, _StoreHeld):
+        folder.held = _StoreHeld(live)
+    folder.held.count = max(0, stored - taken)
+    live.count = taken + folder.held.count
+
+
+class _StoreHeld:
+    """The live fold's :class:`.held.HeldBack`: its commons' entries the store keeps waiting
+    for a parent it lacks."""
+
+    def __init__(self, live: _Live) -> None:
+        self.live = live
+        self.count = 0
+
+    def ids(self) -> list[bytes]:
+        store = self.live.store
+        return [] if store is None or not self.count else store.held_ids(self.live.folder.commons)
+
+    def find(self, raw: bytes) -> tuple[Entry, list[bytes]] | None:
+        store = self.live.store
+        if store is None or not self.count:
+            return None
+        entry = store.get(CID(raw))
+        if entry is None or entry.commons != self.live.folder.commons or store.clock_of(entry.id) is not None:
+            return None
+        # (As the fold lists a waiting entry's: sorted, once each, its genesis too if missing.)
+        commons = self.live.folder.commons.raw
+        return entry, sorted({p for p in (*parents(entry), commons) if store.clock_of(CID(p)) is None})
 
 
 def current_state(store: Store, commons: CID, *, persist: bool | None = None) -> CommonsState:
@@ -287,12 +321,16 @@ def _resume(store: Store, commons: CID) -> _Live | None:
     try:
         doc = cbor2.loads(raw)
         max_n = int(doc["max_n"])
+        # (A checkpoint from before the late placements' numbers: every entry was offered
+        # then, so none is held back, and the placements since are offered again, harmlessly.)
+        max_k = int(doc.get("max_k", 0))
+        held_back = int(doc.get("held", 0))
         blob = doc["folder"]
         old_space = doc.get("space")
     except Exception:
         return None
     del raw, doc  # the checkpoint can be tens of MiB: keep one copy while it is decoded
-    live = _Live(Folder(commons), store=store, max_n=max_n)
+    live = _Live(Folder(commons), store=store, max_n=max_n, max_k=max_k)
     archive = StoreArchive(live, commons)
     folder = checkpoint.load(blob, commons, live.load_entry, archive)
     if folder is None:
@@ -313,7 +351,9 @@ def _resume(store: Store, commons: CID) -> _Live | None:
     live.folder = folder
     if isinstance(folder.entries, checkpoint.LazyEntries):
         folder.entries.read_ahead(live.load_ahead)
-    live.count = folder.count() + len(folder.waiting)
+    folder.held = _StoreHeld(live)
+    folder.held.count = held_back
+    live.count = folder.count() + len(folder.waiting) + held_back
     live.persisted_count = live.count
     with contextlib.suppress(sqlite3.Error, StoreError):  # (the next write is then whole)
         tables.resumed(store, commons, {} if folder.state is None else folder.state.contributions, max_n,
@@ -354,7 +394,7 @@ SAVE_CHUNK = 1 << 20  # bytes copied at once from the checkpoint's temporary fil
 
 
 def _put_checkpoint(store: Store, key: str, live: _Live) -> None:
-    """Store ``{"max_n", "folder": <checkpoint>, "space"}`` (CBOR) under ``key`` without
+    """Store ``{"max_n", "max_k", "held", "folder": <checkpoint>, "space"}`` (CBOR) under ``key`` without
     holding it in memory: the checkpoint is encoded into a temporary file beside the store
     (:func:`checkpoint.dump_to`), then copied into a blob of its final size a chunk at a
     time, in one transaction (a reader sees the old value or the new one).  Why: at a
@@ -365,7 +405,9 @@ def _put_checkpoint(store: Store, key: str, live: _Live) -> None:
         size = tmp.tell()
         tmp.seek(0)
         space = _archive_space(live)
-        head = (checkpoint.cbor_head(5, 3) + cbor2.dumps("max_n") + cbor2.dumps(live.max_n)
+        held_back = 0 if live.folder.held is None else live.folder.held.count
+        head = (checkpoint.cbor_head(5, 5) + cbor2.dumps("max_n") + cbor2.dumps(live.max_n)
+                + cbor2.dumps("max_k") + cbor2.dumps(live.max_k) + cbor2.dumps("held") + cbor2.dumps(held_back)
                 + cbor2.dumps("folder") + checkpoint.cbor_head(2, size))
         tail = cbor2.dumps("space") + cbor2.dumps(space)
         waiting = store.waiting_at_most(0) if store.reader else contextlib.nullcontext()

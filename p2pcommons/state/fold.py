@@ -83,6 +83,7 @@ from .handlers.distributions import compute_shares
 from .handlers.genesis import found
 from .handlers.late import REMOVED, STRANGER, late_judge
 from .handlers.sanctions import SANCTION_ACTIONS
+from .held import HeldBack
 from .intake import take_in_order
 from .positions import VV as _VV
 from .positions import ZERO_KEY as _ZERO_KEY
@@ -273,6 +274,10 @@ class Folder:
         # does); written from a recent view, it sorts last, as anyone's.  Results are the
         # same either way; only memory and that rare refold's cost depend on it.
         self.silent_after = SILENT_AFTER
+        # Entries of this commons its feeder holds back, waiting in the store for a parent it
+        # lacks (:mod:`.held`; the engine's): counted as waiting, never taken.  None: every
+        # entry is offered (a pure fold).
+        self.held: HeldBack | None = None
         self.restarts = 0
         self.refolds = 0
         self.replays = 0  # times the fold went back to a snapshot (a late entry, an exclusion)

@@ -59,7 +59,7 @@ class CommonsState:
         self._folder = folder
         self.valid = folder.state is not None and not folder.genesis_error
         self.entry_count = folder.count()
-        self.waiting_count = len(folder.waiting)
+        self.waiting_count = _waiting(folder)
         self._canonical: dict[str, Any] | None = None
         self._hash: str | None = None
         self._front: tuple[list[int], dict[bytes, Vector], list[bytes]] | None = None
@@ -197,7 +197,7 @@ class CommonsState:
         if entry is None or (meta is None and raw not in folder.waiting):
             record = None if folder.archive is None else folder.archive.outcome(raw)
             if record is None:
-                return None
+                return self._held_outcome(entry_id)
             meta, status, reason = record
             entry = folder.body(raw)
         elif raw in folder.waiting:
@@ -235,6 +235,17 @@ class CommonsState:
             return REJECTED, "Not admitted."
         return PENDING, ""
 
+    def _held_outcome(self, entry_id: CID) -> Outcome | None:
+        """The outcome of an entry held back in the store (:mod:`.held`): waiting."""
+        held = self._folder.held
+        found = None if held is None else held.find(entry_id.raw)
+        if found is None:
+            return None
+        entry, missing = found
+        return Outcome(entry_id, entry.kind, entry.author, entry.seq, WAITING,
+                       "Waiting for dependencies this node does not hold yet.", False, (),
+                       tuple(map(CID, missing)))
+
     def outcomes(self) -> list[Outcome]:
         result = []
         folder = self._folder
@@ -242,6 +253,8 @@ class CommonsState:
         if folder.archive is not None and folder.evicted:
             held = set(ids)
             ids += [raw for raw in folder.archive.ids() if raw not in held]
+        if folder.held is not None and folder.held.count:
+            ids += folder.held.ids()
         for raw in ids:
             outcome = self.outcome(CID(raw))
             if outcome is not None:
@@ -467,12 +480,17 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, Vector], list[byte
     return frontier, latest, sorted(retired)
 
 
+def _waiting(folder: Folder) -> int:
+    """Entries waiting for a parent: in the fold, and held back in the store (:mod:`.held`)."""
+    return len(folder.waiting) + (0 if folder.held is None else folder.held.count)
+
+
 def _canonical(folder: Folder, *, stream: bool = False) -> dict[str, Any]:
     """The canonical state with the entry counts; with ``stream``, its tables as lazy parts
     (:func:`.records.canonical_stream`) for :func:`~p2pcommons.dagcbor.sha256_stream`."""
     s = folder.state
     out: dict[str, Any] = {"commons": str(folder.commons), "entries": folder.count(),
-                           "waiting": len(folder.waiting)}
+                           "waiting": _waiting(folder)}
     if s is None:
         return out
     if folder.genesis_error:
