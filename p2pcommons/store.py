@@ -12,7 +12,7 @@ them durably and answers queries.  Layout notes:
   wait in ``waiting``); a partial index gives a commons in the state fold's ``(clock, id)``
   order, and ``placed_late`` numbers the entries placed after they were stored (their last
   missing parent came), so the state engine offers its fold placed entries only, found by
-  arrival number or by that number (:meth:`Store.feed_mark`, :meth:`Store.placed_rows`).
+  arrival number or by that number (:meth:`Store.feed_mark`, :meth:`Store.placed_since`).
   The fold still computes its own records, so these decide the order it reads in and what
   waits in the store: a stale clock (an entry whose parent an outsiders' expiry later
   deleted) costs a replay, never a wrong state.
@@ -860,35 +860,45 @@ class Store:
         """``(last arrival number, last late placement number, the commons' entry count)``,
         read in one snapshot (one statement): where a reader of the placed entries
         (:meth:`placed_rows`) stops, and how many entries of the commons the store held there
-        — those it does not read then wait for a parent the store lacks."""
+        — those it does not read then wait for a parent the store lacks.  (A first read;
+        :meth:`placed_since` reads the next marks with what follows them.)"""
         row = self._db.execute(
             "SELECT (SELECT max(n) FROM entries), (SELECT max(k) FROM placed_late), "
             "(SELECT entries FROM commons_counts WHERE commons = ?)", (commons.raw,)).fetchone()
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
-    def placed_rows(self, commons: CID, *, after_n: int, upto_n: int, after_k: int, upto_k: int,
-                    ) -> Iterator[tuple[bytes, bytes]]:
-        """``(raw, id)`` of the commons' entries placed since a reader's last marks
-        (:meth:`feed_mark`), in the fold's ``(clock, id)`` order: those that arrived in
-        ``(after_n, upto_n]`` placed at insert (or since), and those that arrived by
-        ``after_n`` and were placed in ``(after_k, upto_k]`` (their missing parent came).
-        Not those placed after ``upto_k``: the marks counted them as waiting, and the next
-        marks offer them (one statement, so one snapshot decides both)."""
+    def placed_since(self, commons: CID, after_n: int, after_k: int,
+                     ) -> tuple[tuple[int, int, int], Iterator[tuple[bytes, bytes]]]:
+        """What a reader that took the commons' placed entries up to marks ``(after_n,
+        after_k)`` has not taken: the new marks (as :meth:`feed_mark` reads them), and
+        ``(raw, id)`` of the entries placed since, in the fold's ``(clock, id)`` order —
+        those that arrived after ``after_n``, placed at insert or since, and those that arrived
+        by then and were placed after ``after_k`` (their missing parent came).  One statement,
+        so one snapshot: the marks and the rows agree (an entry placed meanwhile is either
+        among the rows and behind the marks, or in neither)."""
         cursor = self._db.execute(
-            "SELECT raw, id FROM ("
+            "SELECT marks.n, marks.k, marks.stored, late.raw, late.id FROM"
+            " (SELECT (SELECT max(n) FROM entries) AS n, (SELECT max(k) FROM placed_late) AS k,"
+            " (SELECT entries FROM commons_counts WHERE commons = ?3) AS stored) AS marks"
+            " LEFT JOIN ("
             " SELECT entries.raw, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log"
-            " WHERE entries.n > ?1 AND entries.n <= ?2 AND entries.clock IS NOT NULL AND logs.commons = ?5"
-            " AND entries.id NOT IN (SELECT id FROM placed_late WHERE k > ?4)"
+            " WHERE entries.n > ?1 AND entries.clock IS NOT NULL AND logs.commons = ?3"
             " UNION ALL"
-            f" SELECT entries.raw, entries.id, entries.clock FROM placed_late CROSS JOIN entries"
+            " SELECT entries.raw, entries.id, entries.clock FROM placed_late CROSS JOIN entries"
             f" ON entries.n = {_row_of('placed_late.id')} JOIN logs ON logs.log = entries.log"
-            " WHERE placed_late.k > ?3 AND placed_late.k <= ?4 AND entries.n <= ?1 AND logs.commons = ?5"
-            ") ORDER BY clock, id", (after_n, upto_n, after_k, upto_k, commons.raw))
-        while True:
-            rows = cursor.fetchmany(1000)
-            if not rows:
-                return
-            yield from rows
+            " WHERE placed_late.k > ?2 AND entries.n <= ?1 AND logs.commons = ?3"
+            ") AS late ON 1 ORDER BY late.clock, late.id", (after_n, after_k, commons.raw))
+        first = cursor.fetchmany(1000)
+        n, k, stored = first[0][:3]
+        marks = (int(n or 0), int(k or 0), int(stored or 0))
+
+        def rows() -> Iterator[tuple[bytes, bytes]]:
+            batch = first
+            while batch:
+                yield from ((raw, eid) for _, _, _, raw, eid in batch if raw is not None)
+                batch = cursor.fetchmany(1000)
+
+        return marks, rows()
 
     def held_ids(self, commons: CID) -> list[bytes]:
         """Ids of the commons' entries waiting for a parent the store lacks."""

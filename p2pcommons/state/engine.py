@@ -8,7 +8,7 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   before its position.  The fold is offered only entries the store has placed (every parent
   stored: the clocks are computed at insert), in the store's ``(clock, id)`` order: a first
   fold reads the whole commons so (:meth:`Store.in_order_rows`) and only appends; later,
-  what arrived or was placed since its marks (:meth:`Store.placed_rows`), so each call reads
+  what arrived or was placed since its marks (:meth:`Store.placed_since`), so each call reads
   only what is new.  Entries still missing a parent wait in the store, counted as waiting
   (:mod:`.held`).  A replay reads the bodies it needs in ranges of the store's order
   (:meth:`Store.in_order_from`), not one query each.
@@ -33,6 +33,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice, starmap
 from typing import Any
@@ -109,24 +110,31 @@ def _untouched(live: _Live) -> bool:
     return live.max_n == 0 and not live.folder.meta and not live.folder.waiting
 
 
-def _feed(live: _Live, store: Store, commons: CID) -> None:
-    """Offer the fold the entries placed since it last looked.
+def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _Live:
+    """Offer the fold the entries placed since it last looked; the live fold (a new one if
+    it folded afresh, :func:`_refold_fresh`).
 
     The store places an entry at insert, once it holds every parent (its clock, :meth:`Store.insert`);
     only placed entries are offered, in the store's ``(clock, id)`` order, so the fold takes
     them without a readiness queue, and an entry whose parent the store lacks waits there
     (held back, :mod:`.held`: the state counts it as waiting).  A first fold reads the whole
-    commons that way; later ones read what arrived since (placed at insert) and what was
-    placed since (its missing parent came), merged by the store into that order.  Why: a
-    bundle or a peer delivering log by log brings most entries before the other logs'
-    entries they name; the fold held each waiting, dropped its body, read and decoded it
-    again one query at a time when its parents came, and went back for the late ones."""
+    commons that way (:meth:`Store.in_order_rows`); later ones read what arrived since
+    (placed at insert) and what was placed since (its missing parent came), merged by the
+    store into that order (:meth:`Store.placed_since`).  Why: a bundle or a peer delivering
+    log by log brings most entries before the other logs' entries they name; the fold held
+    each waiting, dropped its body, read and decoded it again one query at a time when its
+    parents came, and went back for the late ones."""
+    rows: Iterator[tuple[bytes, bytes]] | None = None
+    if not _untouched(live):
+        if _refold_fresh(live, store, commons):
+            _drop(store, _key(store, commons))
+            live = _live[_key(store, commons)] = _fresh(store, commons, archive=archive)
+        else:
+            marks, rows = store.placed_since(commons, live.max_n, live.max_k)
+    if rows is None:
+        marks = store.feed_mark(commons)
+        rows = store.in_order_rows(commons, upto=marks[:2])  # (with each stored id: not hashed again)
     folder = live.folder
-    last_n, last_k, stored = store.feed_mark(commons)
-    if _untouched(live):
-        rows = store.in_order_rows(commons, upto=(last_n, last_k))  # (with each stored id: not hashed again)
-    else:
-        rows = store.placed_rows(commons, after_n=live.max_n, upto_n=last_n, after_k=live.max_k, upto_k=last_k)
     # (A batch at a time, so the intake binds what it uses once per batch, not once per entry.)
     while batch := list(islice(rows, FEED_BATCH)):
         folder.take_in_order(starmap(decode_stored, batch))
@@ -135,9 +143,9 @@ def _feed(live: _Live, store: Store, commons: CID) -> None:
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):
                 folder.entries.evict(KEEP_BODIES)
-    live.max_n = last_n
-    live.max_k = last_k
+    live.max_n, live.max_k, stored = marks
     _hold(live, stored)
+    return live
 
 
 def _hold(live: _Live, stored: int) -> None:
@@ -209,11 +217,8 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
         live = (_resume(store, commons) if resume else None) or _fresh(store, commons, archive=archive)
         _live[key] = live
         _cleanup_archives(store)
-    if _refold_fresh(store, commons, live):
-        _drop(store, key)
-        live = _live[key] = _fresh(store, commons, archive=archive)
     live.store = store
-    _feed(live, store, commons)
+    live = _feed(live, store, commons, archive=archive)
     folded_before = max(live.folded_count, 0)
     if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
         live.state = live.folder.result()
@@ -241,19 +246,21 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
     return live.state
 
 
-def _refold_fresh(store: Store, commons: CID, live: _Live) -> bool:
+def _refold_fresh(live: _Live, store: Store, commons: CID) -> bool:
     """Fold afresh in the store's order rather than take what arrived since, when that is at
     least as much as the fold holds (and more than a batch): a node that held little of the
     commons (the genesis, after joining) importing a bundle, or resuming long after.  Why:
-    new entries are read in the order they arrived, which for a bundle (each author's log in
-    turn) brings most entries before the other logs' entries they name; the fold held each
-    waiting for its parents, memory growing with the bundle (about 2.4 KB an entry), then
-    applied them in one cascade.  In the store's ``(clock, id)`` order nothing waits, and the
-    refold costs at most twice what the new entries cost alone."""
+    what arrived since is merged into the fold's order by a sort (:meth:`Store.placed_since`),
+    the whole commons is read in that order from the store's index; for a bundle of 100,000
+    entries into a node holding the genesis, folding afresh took 8-13 % less CPU.  (Before
+    the fold was offered only placed entries, it was twice as fast as taking the bundle in
+    the order it arrived.)  The refold costs at most twice what the new entries cost alone."""
     if _untouched(live):
         return False  # (a fresh fold already: it reads the store's order)
-    new = store.count(commons) - live.count
-    return new >= FEED_BATCH and new >= live.count
+    least = max(FEED_BATCH, live.count)
+    if store.last_arrival() - live.max_n < least:
+        return False  # (arrival numbers bound what arrived: no count needed, the usual case)
+    return store.count(commons) - live.count >= least
 
 
 def _drop(store: Store, key: tuple[str, bytes]) -> None:
