@@ -251,8 +251,9 @@ def _refold_fresh(live: _Live, store: Store, commons: CID) -> bool:
     least as much as the fold holds (and more than a batch): a node that held little of the
     commons (the genesis, after joining) importing a bundle, or resuming long after.  Why:
     what arrived since is merged into the fold's order by a sort (:meth:`Store.placed_since`),
-    the whole commons is read in that order from the store's index; for a bundle of 100,000
-    entries into a node holding the genesis, folding afresh took 8-13 % less CPU.  (Before
+    while a fresh fold reads the whole commons in that order from the store's index; for a
+    bundle of 100,000 entries into a node holding the genesis, folding afresh took 8-13 %
+    less CPU.  (Before
     the fold was offered only placed entries, it was twice as fast as taking the bundle in
     the order it arrived.)  The refold costs at most twice what the new entries cost alone."""
     if _untouched(live):
