@@ -194,6 +194,12 @@ _MERGE_IDS_MIN = 1 << 16
 _MERGE_IDS_MAX = 1 << 18
 
 
+# A reader's marks (:meth:`Store.feed_mark`): the last arrival number, the last late placement
+# number and the commons' (``?3``) entry count, one row.
+_MARKS = ("(SELECT (SELECT max(n) FROM entries) AS n, (SELECT max(k) FROM placed_late) AS k, "
+          "(SELECT entries FROM commons_counts WHERE commons = ?3) AS stored)")
+
+
 def _row_of(param: str) -> str:
     """SQL for the row number of the entry whose id is ``param`` (NULL if none)."""
     return f"(SELECT n FROM new_ids WHERE id = {param} UNION ALL SELECT n FROM ids WHERE id = {param} LIMIT 1)"
@@ -859,12 +865,10 @@ class Store:
     def feed_mark(self, commons: CID) -> tuple[int, int, int]:
         """``(last arrival number, last late placement number, the commons' entry count)``,
         read in one snapshot (one statement): where a reader of the placed entries
-        (:meth:`placed_rows`) stops, and how many entries of the commons the store held there
+        (:meth:`in_order_rows`) stops, and how many entries of the commons the store held there
         — those it does not read then wait for a parent the store lacks.  (A first read;
         :meth:`placed_since` reads the next marks with what follows them.)"""
-        row = self._db.execute(
-            "SELECT (SELECT max(n) FROM entries), (SELECT max(k) FROM placed_late), "
-            "(SELECT entries FROM commons_counts WHERE commons = ?)", (commons.raw,)).fetchone()
+        row = self._db.execute(f"SELECT * FROM {_MARKS}", (None, None, commons.raw)).fetchone()
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
     def placed_since(self, commons: CID, after_n: int, after_k: int,
@@ -877,9 +881,7 @@ class Store:
         so one snapshot: the marks and the rows agree (an entry placed meanwhile is either
         among the rows and behind the marks, or in neither)."""
         cursor = self._db.execute(
-            "SELECT marks.n, marks.k, marks.stored, late.raw, late.id FROM"
-            " (SELECT (SELECT max(n) FROM entries) AS n, (SELECT max(k) FROM placed_late) AS k,"
-            " (SELECT entries FROM commons_counts WHERE commons = ?3) AS stored) AS marks"
+            f"SELECT marks.n, marks.k, marks.stored, late.raw, late.id FROM {_MARKS} AS marks"
             " LEFT JOIN ("
             " SELECT entries.raw, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log"
             " WHERE entries.n > ?1 AND entries.clock IS NOT NULL AND logs.commons = ?3"
