@@ -1323,15 +1323,29 @@ class Store:
         """``(clock, raw bytes)`` of one author's entries above ``after_seq``, in log order
         (seq, then id), the clock as placed at insert (None: waiting for a parent).  For a
         sender merging logs by clock (``p2pcommons.node.replica``); ``chunk``: rows read
-        at a time (a merge holds one chunk per log)."""
+        at a time (a merge holds one chunk per log).
+
+        Each chunk is one finished statement, the next one found from the last row's (seq,
+        id): no cursor stays open between chunks.  Why: a sender takes its batches one at a
+        time in the daemon's store thread, with that thread's writes in between; an open
+        cursor kept the connection on an old snapshot, and once another connection (the
+        state worker, the ingest process) committed, each of those writes failed at once
+        with SQLITE_BUSY."""
         log = self.existing_log(commons, author)
         if log is None:
             return
-        cursor = self._db.execute(
-            "SELECT clock, raw FROM entries WHERE log = ? AND seq > ? ORDER BY seq, id", (log, after_seq))
-        while rows := cursor.fetchmany(chunk):
-            for clock, raw in rows:
+        rows = self._db.execute(
+            "SELECT clock, raw, seq, id FROM entries WHERE log = ? AND seq > ? ORDER BY seq, id LIMIT ?",
+            (log, after_seq, chunk)).fetchall()
+        while rows:
+            for clock, raw, _, _ in rows:
                 yield (None if clock is None else int(clock)), bytes(raw)
+            if len(rows) < chunk:
+                return
+            _, _, seq, entry_id = rows[-1]
+            rows = self._db.execute(
+                "SELECT clock, raw, seq, id FROM entries WHERE log = ?1 AND seq >= ?2 AND (seq > ?2 OR id > ?3) "
+                "ORDER BY seq, id LIMIT ?4", (log, seq, entry_id, chunk)).fetchall()
 
     def iter_entries(self, commons: CID | None = None, **kwargs: object) -> Iterator[Entry]:
         for raw in self.iter_raw(commons, **kwargs):  # type: ignore[arg-type]

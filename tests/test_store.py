@@ -83,6 +83,9 @@ def check_against_model(store: Store, history: History) -> None:
         assert sorted(raws) == sorted(e.raw for e in model.by_log[author])
         seqs = [e.seq for e in sorted(model.by_log[author], key=lambda e: (e.seq, e.id.raw))]
         assert [decode_entry(r).seq for r in raws] == seqs  # log order: ascending seq
+        for chunk in (1, 2, 1000):  # read a chunk at a time: a fork's entries may straddle two
+            clocked = [raw for _, raw in store.iter_log_clocked(commons, author, 0, chunk)]
+            assert clocked == raws
         cut = model.max_seq(author) // 2
         after = list(store.iter_raw(commons, author=author, after_seq=cut))
         assert sorted(after) == sorted(e.raw for e in model.by_log[author] if e.seq > cut)

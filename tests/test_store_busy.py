@@ -305,3 +305,29 @@ def test_an_admission_that_met_a_locked_store_is_retried(tmp_path: Path) -> None
 def _own(home: Path, commons: CID, author: bytes) -> list[Entry]:
     with Store(Home(home).store_file) as store:
         return list(store.iter_entries(commons, author=author))
+
+
+def test_a_send_in_progress_does_not_stop_its_thread_from_writing(tmp_path: Path) -> None:
+    """A sync's sender reads its batches one at a time, in the daemon's store thread, with
+    that thread's other work in between.  Before: it held a read cursor open across batches,
+    so the connection kept an old snapshot; once another connection (the state worker, the
+    ingest process) committed, every write of the store thread failed at once with
+    SQLITE_BUSY, reported as "another process held its write lock for more than 30 s"
+    (seen as a sender's inbound session ending 0.1 s after it started)."""
+    from p2pcommons.node import replica
+    from p2pcommons.protocols import sync
+
+    history = linear_history(2, 2 * replica._MERGE_ROWS)  # more rows per log than one read
+    genesis = history[0]
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        Ingestor(store).add_batch([e.raw for e in history])
+        the_plan = replica.plan(store, genesis.id, sync.Summary(genesis.id))
+        batches = replica.batches(store, the_plan, batch_bytes=4096)
+        first = next(batches)
+        with Store(path) as other, other.transaction():  # another connection commits
+            other.put_cache("test/other", b"\x01")
+        with store.transaction():  # the store thread's next write: must not fail
+            store.put_cache("test/this", b"\x01")
+        sent = first + [raw for batch in batches for raw in batch]
+    assert sorted(sent) == sorted(e.raw for e in history)
