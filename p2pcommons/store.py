@@ -77,6 +77,8 @@ def busy_timeout_default() -> float:
         return DEFAULT_BUSY_TIMEOUT
     return value if 0 <= value <= 3600 else DEFAULT_BUSY_TIMEOUT
 
+_BUSY_SNAPSHOT = 517  # SQLITE_BUSY_SNAPSHOT: a write from a connection whose open read is out of date
+
 _ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS entries (
     n INTEGER PRIMARY KEY,
     id BLOB NOT NULL,
@@ -431,6 +433,12 @@ class Store:
             with self._no_wait():
                 self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == _BUSY_SNAPSHOT:
+                # (no wait happened: a read still open on this connection saw an older
+                # version of the store than another connection has since committed)
+                raise StoreBusy(
+                    f"The store {self.path} changed while this process was still reading it; try again."
+                ) from None
             if "locked" in str(exc) or "busy" in str(exc):
                 waited = f" for more than {self._wait:g} s" if self._wait else ""
                 raise StoreBusy(

@@ -331,3 +331,20 @@ def test_a_send_in_progress_does_not_stop_its_thread_from_writing(tmp_path: Path
             store.put_cache("test/this", b"\x01")
         sent = first + [raw for batch in batches for raw in batch]
     assert sorted(sent) == sorted(e.raw for e in history)
+
+
+def test_a_write_under_an_outdated_open_read_says_what_happened(tmp_path: Path) -> None:
+    """SQLITE_BUSY_SNAPSHOT fails at once: it is not "another process held its write lock for
+    more than 30 s" (what it was reported as), and it names no wait."""
+    from p2pcommons.errors import StoreBusy
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        Ingestor(store).add_batch([e.raw for e in linear_history(1, 50)])
+        cursor = store.db.execute("SELECT raw FROM entries")
+        cursor.fetchmany(1)  # a read left open on this connection
+        with Store(path) as other, other.transaction():
+            other.put_cache("test/other", b"\x01")
+        with pytest.raises(StoreBusy, match="changed while this process was still reading it"), store.transaction():
+            store.put_cache("test/this", b"\x01")
+        cursor.close()
