@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
@@ -220,6 +221,7 @@ _RECOUNT = (
 # Entry rows per multi-row INSERT (:meth:`Store._insert_entry_rows`): 6 parameters each,
 # well under SQLite's limit on a statement's parameters (999 before 3.32).
 _ROWS_PER_INSERT = 128
+_PAGE_ROWS = 1000  # rows per statement of a long read (one that other work interleaves with)
 _LAST_ROW_NUMBER = 2**63 - 1  # the largest rowid (``entries.n``): SQLite numbers new rows max + 1 below it
 _INSERT_ONE = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES (?, ?, ?, ?, ?, ?)"
 _INSERT_BLOCK = ("INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES "
@@ -849,26 +851,37 @@ class Store:
         fold's read path takes it rather than hashing each entry again
         (:func:`~p2pcommons.entry.decode_stored`).  ``upto``: only the entries placed as of
         marks ``(arrival number, late placement number)`` (the engine's first fold,
-        :meth:`feed_mark`; those placed since come with its next marks)."""
-        queries = [
+        :meth:`feed_mark`; those placed since come with its next marks).
+
+        The placed entries are read a page at a time, each page one finished statement that
+        starts after the last ``(clock, id)`` read, so no read stays open between pages.  Why:
+        the engine's fold writes its archive between batches on this same connection, and a
+        read left open kept the connection on its old snapshot; once another connection (the
+        daemon's store thread, the ingest process) committed, that write failed at once with
+        SQLITE_BUSY, and the whole fold with it — at a million entries a 30 s fold that any
+        gossip arriving meanwhile failed.  The marks make the pages one consistent read: an
+        entry's clock, once placed, never changes, and one placed after the marks is left out
+        by them."""
+        query = (
             # CROSS JOIN keeps entries as the outer loop: the (clock, id) index in order.
-            "SELECT entries.raw, entries.id FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "SELECT entries.raw, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log "
             "WHERE entries.clock IS NOT NULL AND logs.commons = ?1 AND entries.n <= ?2 "
             + ("" if upto is None else "AND entries.id NOT IN (SELECT id FROM placed_late WHERE k > ?3) ")
-            + "ORDER BY entries.clock, entries.id",
-        ]
+            + "AND entries.clock >= ?4 AND (entries.clock > ?4 OR entries.id > ?5) "
+            "ORDER BY entries.clock, entries.id LIMIT ?6")
+        n_mark, k_mark = (_LAST_ROW_NUMBER, 0) if upto is None else upto
+        clock, last = -1, b""
+        while True:
+            page = self._db.execute(query, (commons.raw, n_mark, k_mark, clock, last, _PAGE_ROWS)).fetchall()
+            yield from ((raw, entry_id) for raw, entry_id, _ in page)
+            if len(page) < _PAGE_ROWS:
+                break
+            _, last, clock = page[-1]
         if upto is None:
-            queries.append(
+            yield from self._db.execute(
                 "SELECT entries.raw, entries.id FROM waiting CROSS JOIN entries "
                 f"ON entries.n = {_row_of('waiting.id')} JOIN logs ON logs.log = entries.log "
-                "WHERE logs.commons = ?1 AND entries.n <= ?2 ORDER BY entries.n")
-        for query in queries:
-            cursor = self._db.execute(query, (commons.raw, _LAST_ROW_NUMBER) if upto is None else (commons.raw, *upto))
-            while True:
-                rows = cursor.fetchmany(1000)
-                if not rows:
-                    break
-                yield from rows
+                "WHERE logs.commons = ?1 ORDER BY entries.n", (commons.raw,)).fetchall()
 
     def feed_mark(self, commons: CID) -> tuple[int, int, int]:
         """``(last arrival number, last late placement number, the commons' entry count)``,
@@ -886,29 +899,41 @@ class Store:
         ``(raw, id)`` of the entries placed since, in the fold's ``(clock, id)`` order —
         those that arrived after ``after_n``, placed at insert or since, and those that arrived
         by then and were placed after ``after_k`` (their missing parent came).  One statement,
-        so one snapshot: the marks and the rows agree (an entry placed meanwhile is either
-        among the rows and behind the marks, or in neither)."""
-        cursor = self._db.execute(
-            f"SELECT marks.n, marks.k, marks.stored, late.raw, late.id FROM {_MARKS} AS marks"
+        so one snapshot, finds the marks and the entries' row numbers in that order: an entry
+        placed meanwhile is either among them and behind the marks, or in neither.  The
+        entries themselves are then read a page at a time, by row number, each page one
+        finished statement (why no read may stay open: :meth:`in_order_rows`)."""
+        found = self._db.execute(
+            f"SELECT marks.n, marks.k, marks.stored, late.n FROM {_MARKS} AS marks"
             " LEFT JOIN ("
-            " SELECT entries.raw, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log"
+            " SELECT entries.n, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log"
             " WHERE entries.n > ?1 AND entries.clock IS NOT NULL AND logs.commons = ?3"
             " UNION ALL"
-            " SELECT entries.raw, entries.id, entries.clock FROM placed_late CROSS JOIN entries"
+            " SELECT entries.n, entries.id, entries.clock FROM placed_late CROSS JOIN entries"
             f" ON entries.n = {_row_of('placed_late.id')} JOIN logs ON logs.log = entries.log"
             " WHERE placed_late.k > ?2 AND entries.n <= ?1 AND logs.commons = ?3"
-            ") AS late ON 1 ORDER BY late.clock, late.id", (after_n, after_k, commons.raw))
-        first = cursor.fetchmany(1000)
-        n, k, stored = first[0][:3]
+            ") AS late ON 1 ORDER BY late.clock, late.id", (after_n, after_k, commons.raw)).fetchall()
+        n, k, stored = found[0][:3]
         marks = (int(n or 0), int(k or 0), int(stored or 0))
+        numbers = array("q", [row[3] for row in found if row[3] is not None])
+        del found
+        return marks, self._rows_numbered(numbers)
 
-        def rows() -> Iterator[tuple[bytes, bytes]]:
-            batch = first
-            while batch:
-                yield from ((raw, eid) for _, _, _, raw, eid in batch if raw is not None)
-                batch = cursor.fetchmany(1000)
-
-        return marks, rows()
+    def _rows_numbered(self, numbers: Sequence[int]) -> Iterator[tuple[bytes, bytes]]:
+        """``(raw, id)`` of the entries with these row numbers, in this order, a page at a time
+        (one that is no longer stored is left out)."""
+        for start in range(0, len(numbers), _PAGE_ROWS):
+            chunk = numbers[start:start + _PAGE_ROWS]
+            if len(chunk) == 1:
+                page = self._db.execute("SELECT raw, id FROM entries WHERE n = ?", (chunk[0],)).fetchall()
+                yield from page
+                continue
+            by_number = {n: (raw, entry_id) for n, raw, entry_id in self._db.execute(
+                f"SELECT n, raw, id FROM entries WHERE n IN ({','.join('?' * len(chunk))})", tuple(chunk))}
+            for n in chunk:
+                row = by_number.get(n)
+                if row is not None:
+                    yield row
 
     def held_ids(self, commons: CID) -> list[bytes]:
         """Ids of the commons' entries waiting for a parent the store lacks."""

@@ -371,3 +371,44 @@ def test_an_entry_placed_while_the_engine_reads_is_offered_once(tmp_path: Path, 
         live = engine._live[engine._key(store, commons)]
         assert state.waiting_count == 0 and not live.folder.waiting
         forget(store)
+
+
+def test_a_fold_survives_another_connection_committing_while_it_reads(tmp_path: Path, monkeypatch: Any) -> None:
+    """A fold reads the commons in batches and writes its archive between them, on the same
+    connection: a first fold (the whole commons) and a later one (what was placed since,
+    more than a batch).  Before: the read's cursor stayed open across those writes, so once
+    another connection committed (the daemon's store thread storing gossip, the ingest
+    process), the next archive write failed at once with SQLITE_BUSY (an outdated read
+    snapshot) and the whole fold with it — retried, it failed again while the node kept
+    storing entries."""
+    from tests.support.histories import linear_history
+
+    entries = linear_history(2, engine.FEED_BATCH * 3)
+    commons = entries[0].id
+    first, later = entries[:engine.FEED_BATCH * 4], entries[engine.FEED_BATCH * 4:]
+    path = tmp_path / "store.sqlite"
+    with Store(path) as setup:
+        setup.insert(first)
+    take = Folder.take_in_order
+    commits: list[int] = []
+
+    def take_then_commit_elsewhere(folder: Folder, batch: Any) -> int:
+        taken = take(folder, batch)
+        with Store(path) as other, other.transaction():  # (another process's connection)
+            other.put_cache("test/other", b"%d" % len(commits))
+        commits.append(1)
+        return taken
+
+    monkeypatch.setattr(Folder, "take_in_order", take_then_commit_elsewhere)
+    with Store(path) as store:
+        state = current_state(store, commons, persist=False)
+        live = engine._live[engine._key(store, commons)]
+        assert live.folder.archive is not None and len(commits) > 1  # (it evicted between batches)
+        assert state.state_hash == fold(first, commons).state_hash
+        store.insert(later)
+        assert engine.FEED_BATCH < len(later) < live.count  # (taken as what was placed since)
+        commits.clear()
+        state = current_state(store, commons, persist=False)
+        assert engine._live[engine._key(store, commons)] is live and len(commits) > 1
+        assert state.state_hash == fold(entries, commons).state_hash
+        forget(store)
