@@ -32,6 +32,9 @@ from .support.histories import linear_history, raws
 EXAMPLES = int(os.environ.get("P2PC_FUZZ_EXAMPLES", "300"))
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 tried: Counter[str] = Counter()
+# One worker for the whole module under `-n 2 --dist loadgroup`: test_report_counts reads the
+# counters its neighbours fill in this process; CI failed when xdist ran it on the other worker.
+pytestmark = pytest.mark.xdist_group("fuzz")
 
 
 @pytest.fixture(scope="module")

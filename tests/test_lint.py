@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -33,3 +35,27 @@ def test_mypy_clean() -> None:
     checked = int(result.stdout.split("no issues found in ")[1].split()[0])
     files = [path for folder in ("p2pcommons", "cli", "protocols") for path in (ROOT / folder).rglob("*.py")]
     assert checked == len(files), "some source files were not type-checked"
+
+
+def _module_marks(tree: ast.Module) -> set[str]:
+    """The names of the marks a module's `pytestmark` applies (pytest.mark.NAME or NAME(...))."""
+    marks: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            for sub in ast.walk(node.value):
+                if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute) and sub.value.attr == "mark":
+                    marks.add(sub.attr)
+    return marks
+
+
+def test_report_tests_share_a_worker_with_what_they_report() -> None:
+    """A `test_report_counts` reads counters its module's other tests fill in the same process.
+    Under the README's `-n 2 --dist loadgroup`, xdist may send ungrouped tests of one module to
+    different workers, and CI failed once when tests/test_fuzz.py's report ran on a worker that had
+    run none of its targets; a module-wide xdist_group keeps the module on one worker, in order."""
+    reporting = [path for path in sorted((ROOT / "tests").glob("test_*.py"))
+                 if re.search(r"^def test_report_counts\b", path.read_text(encoding="utf-8"), re.MULTILINE)]
+    assert reporting, "no module reports counts: this check has nothing to check"
+    ungrouped = [path.name for path in reporting
+                 if "xdist_group" not in _module_marks(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not ungrouped, f"modules whose report may run on another worker: {ungrouped}"
