@@ -276,6 +276,9 @@ def _resolve_author(store: Any, commons_ids: list[Any], names: dict[bytes, str],
 
 @command("export")
 def export(
+    file: Annotated[Path | None, typer.Argument(
+        help="File to write: the same as -o FILE.",
+        allow_dash=True, show_default=False)] = None,
     commons: Annotated[str | None, typer.Option("--commons", "-c", help="Commons id, prefix or name.")] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "--out", "-o", help="Bundle file to write ('-' for stdout); "
@@ -291,6 +294,12 @@ def export(
     --format valueflows|csv, its books (pools, movements, distributions, contributions)."""
     import os
 
+    if file is not None:
+        if output is not None and output != file:
+            from p2pcommons.errors import UsageError
+
+            raise UsageError(f"Two places to write to ({file} and -o {output}): give one.")
+        output = file
     if fmt != "bundle":
         from .books import export_books
 

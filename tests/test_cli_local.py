@@ -126,6 +126,22 @@ def test_export_import_roundtrip(home: str, tmp_path: Path) -> None:
     assert p2pc_json("verify", "--home", other)["passed"] is True
 
 
+def test_export_takes_its_file_as_import_does(home: str, tmp_path: Path) -> None:
+    """`p2pc export FILE` mirrors `p2pc import FILE`; it was refused ("Got unexpected extra
+    argument") and only -o FILE worked.  Two different places to write are refused in one sentence."""
+    commons = p2pc("commons", "create", "Wiki", "--home", home).strip()
+    bundle = tmp_path / "wiki.bundle"
+    exported = p2pc_json("export", str(bundle), "--home", home)
+    assert exported == {"commons": commons, "file": str(bundle), "entry_count": 1,
+                        "byte_count": bundle.stat().st_size}
+    same = p2pc_json("export", str(bundle), "-o", str(bundle), "--home", home)
+    assert same["file"] == str(bundle)
+    result = runner.invoke(get_app(), ["export", str(bundle), "-o", str(tmp_path / "x"), "--home", home])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == f"p2pc: Two places to write to ({bundle} and -o {tmp_path / 'x'}): give one.\n"
+    assert not (tmp_path / "x").exists()
+
+
 def test_damaged_bundles_change_nothing(home: str, tmp_path: Path) -> None:
     commons = p2pc("commons", "create", "Lib", "--home", home).strip()
     for i in range(3):
