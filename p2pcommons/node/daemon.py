@@ -191,7 +191,10 @@ class PeerState:
     node's :class:`~.scoring.Scoreboard`; bans are also kept in ``bans.json``."""
 
     peer_id: str
-    last_sync: float = 0.0
+    # monotonic, None: never.  Not 0.0: the monotonic clock counts from boot, so on a machine
+    # up for less than the sync interval a 0.0 made a new peer look synced just now, and a node
+    # started then did not sync with the peers it met (tests/test_node_fresh_boot.py)
+    last_sync: float | None = None
     last_result: str = ""
     syncs: int = 0
     # per commons, (entries the peer lacks, entries we lack) as the last session left them:
@@ -201,7 +204,7 @@ class PeerState:
     gossip_count: int = 0
     addrs: set[str] = field(default_factory=set)
     last_seen: float = 0.0      # wall clock: connected now, or when the connection ended
-    behind_at: float = 0.0      # monotonic: when ``behind`` was last measured
+    behind_at: float | None = None  # monotonic: when ``behind`` was last measured (None: never)
     # our sessions with the peer that failed or were cut short in a row, and (monotonic) when
     # anti-entropy may start the next one (Node._sync_failed): gossip naming heads we lack
     # asks for a session per message, and a peer that cuts every session short must not get one
@@ -785,7 +788,7 @@ class Node:
             now = time.monotonic()
             for peer_id in self.connected_peers():
                 state = self.peer(peer_id)
-                due = now - state.last_sync >= self.config.sync_interval
+                due = state.last_sync is None or now - state.last_sync >= self.config.sync_interval
                 busy = self._in_session(peer_id) or now < state.retry_at  # (a wanted sync waits)
                 if (due or peer_id in self._sync_wanted) and not busy:
                     self._sync_wanted.discard(peer_id)
@@ -1266,7 +1269,7 @@ class Node:
                 "peer_id": peer_id, "connected": peer_id in connected,
                 "score": round(self.scores.score(peer_id)),
                 "banned": self.is_banned(peer_id), "syncs": state.syncs,
-                "last_sync_ago": None if not state.last_sync else round(time.monotonic() - state.last_sync, 3),
+                "last_sync_ago": None if state.last_sync is None else round(time.monotonic() - state.last_sync, 3),
                 "last_result": state.last_result, "behind": behind,
                 **peer_view(self, state, peer_id in connected),
             })

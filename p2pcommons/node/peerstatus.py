@@ -117,7 +117,7 @@ async def sync_status(node: Node, max_age: float, timeout: float) -> dict[str, A
     ``max_age`` seconds old (older ones are refreshed by a session now, in parallel, within
     ``timeout``)."""
     connected = node.connected_peers()
-    stale = [p for p in connected if time.monotonic() - node.peer(p).behind_at > max_age]
+    stale = [p for p in connected if (at := node.peer(p).behind_at) is None or time.monotonic() - at > max_age]
     if stale:
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as nursery:
@@ -129,7 +129,7 @@ async def sync_status(node: Node, max_age: float, timeout: float) -> dict[str, A
     per_commons: dict[str, dict[str, Any]] = {str(c): {"peers": {}, "in_sync": None} for c in held}
     for peer_id in connected:
         state = node.peer(peer_id)
-        age = None if not state.behind_at else round(now - state.behind_at, 1)
+        age = None if state.behind_at is None else round(now - state.behind_at, 1)
         fresh = age is not None and age <= max_age + timeout
         figures = {str(c): {"they_lack": t, "we_lack": w} for c, (t, w) in state.behind.items()}
         peers.append({"peer_id": peer_id, "name": node.names.name_of(peer_id), "short_id": short_id(peer_id),

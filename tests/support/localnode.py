@@ -53,9 +53,10 @@ class Daemon:
     """A ``p2pc node start --foreground`` process for one home."""
 
     def __init__(self, home: Path, log: Path, *, bootstrap: Sequence[str] = (), sync_interval: float = 30.0,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, wrap: Sequence[str] = ()) -> None:
+        """``wrap``: a command the daemon runs under (e.g. ``unshare --time …``)."""
         self.home = home
-        args = [*P2PC, "node", "start", "--foreground", "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0",
+        args = [*wrap, *P2PC, "node", "start", "--foreground", "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0",
                 "--sync-interval", str(sync_interval), "-v"]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
