@@ -29,7 +29,7 @@ With ``--joins``, only this: per size N, a fold of N joins that each depend only
 genesis (N new authors, as in a busy open commons) beside the same run's fold of an ordinary
 N-entry history, entries/s for each (best of ``--repeat``) and the tracemalloc peak of each
 fold (one more pass).  The joins must fold at the ordinary rate: what an entry costs must
-not grow with the number of authors (version vectors, ``p2pcommons.state.causal``).
+not grow with the number of authors (version vectors, ``p2pcommons.causal``).
 
 The history: 2 founding stewards and 10 members who joined and were admitted; members
 contribute, reviewers review, stewards propose and vote, members use a rivalrous resource,

@@ -38,9 +38,11 @@ from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from . import causal
 from .dagcbor import CID
 from .entry import Entry, decode_entry
 from .errors import InvalidEntry, StoreBusy, StoreError, system_error
+from .vectors import MissingVector, VectorIndex, based_on
 
 # 2: the outsiders' tables (insiders, vouched, outsider_logs), and entries that today's decoder
 # refuses (a time or an amount beyond the bounds of protocols/entry.md §3) cut out of their logs.
@@ -56,7 +58,10 @@ from .errors import InvalidEntry, StoreBusy, StoreError, system_error
 # 6: entries are found by id through two tables of their own (``ids``, ``new_ids``), not a
 # unique index on ``entries.id``: see ``_IDS_STATEMENTS``.
 # 7: ``placed_late``, the entries placed after they were stored, numbered (see ``_CAUSAL_SCHEMA``).
-SCHEMA_VERSION = 7
+# 8: ``entries.vv``, each placed entry's version vector as a skip difference, computed at
+# insert with its clock, and ``vv_named``, which rows name another log's entry as their base
+# (:mod:`p2pcommons.vectors`): the store answers "is X in Y's causal past" (:meth:`Store.in_past`).
+SCHEMA_VERSION = 8
 
 # Bind bytes as they are, through an adapter found at once.  With none registered, Python
 # 3.11's sqlite3 looks for one on every bytes parameter the slow way (``__adapt__`` on its
@@ -87,7 +92,8 @@ _ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER NOT NULL,
     kind TEXT NOT NULL,
     raw BLOB NOT NULL,
-    clock INTEGER
+    clock INTEGER,
+    vv BLOB
 )"""
 _ENTRIES_BY_LOG = "CREATE INDEX IF NOT EXISTS entries_by_log ON entries (log, seq)"
 _ENTRIES_BY_CLOCK = "CREATE INDEX IF NOT EXISTS entries_by_clock ON entries (clock, id) WHERE clock IS NOT NULL"
@@ -158,6 +164,11 @@ CREATE TABLE IF NOT EXISTS placed_late (
     k INTEGER PRIMARY KEY,
     id BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS vv_named (
+    base BLOB NOT NULL,
+    id BLOB NOT NULL,
+    PRIMARY KEY (base, id)
+) WITHOUT ROWID;
 """
 # Schema 7: ``placed_late`` numbers the entries placed after they were stored (woken when
 # their last missing parent came, :meth:`Store._wake`), in the order they were placed.  Why:
@@ -218,18 +229,21 @@ _RECOUNT = (
 )
 
 
-# Entry rows per multi-row INSERT (:meth:`Store._insert_entry_rows`): 6 parameters each,
+# Entry rows per multi-row INSERT (:meth:`Store._insert_entry_rows`): 7 parameters each,
 # well under SQLite's limit on a statement's parameters (999 before 3.32).
 _ROWS_PER_INSERT = 128
 _PAGE_ROWS = 1000  # rows per statement of a long read (one that other work interleaves with)
 _LAST_ROW_NUMBER = 2**63 - 1  # the largest rowid (``entries.n``): SQLite numbers new rows max + 1 below it
-_INSERT_ONE = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_BLOCK = ("INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock) VALUES "
-                 + ", ".join(["(?, ?, ?, ?, ?, ?)"] * _ROWS_PER_INSERT))
+_INSERT_ONE = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock, vv) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_BLOCK = ("INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock, vv) VALUES "
+                 + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * _ROWS_PER_INSERT))
 
 
 _CLOCK_BY_ID = f"SELECT clock FROM entries WHERE n = {_row_of('?1')}"
-_SET_CLOCK_BY_ID = f"UPDATE entries SET clock = ?1 WHERE n = {_row_of('?2')}"
+_SET_CLOCK_BY_ID = f"UPDATE entries SET clock = ?1, vv = ?3 WHERE n = {_row_of('?2')}"
+_VECTOR_BY_ID = f"SELECT log, seq, vv FROM entries WHERE n = {_row_of('?1')}"
+_RAW_BY_ID = f"SELECT raw FROM entries WHERE n = {_row_of('?1')}"
+_VECTOR_PAGE = 1000  # entries whose vectors are computed and written per statement (a wake, a migration)
 
 
 def _parents(entry: Entry) -> list[bytes]:
@@ -321,6 +335,7 @@ class Store:
         self._clocks: dict[bytes, int] = {}  # id -> clock of recently placed entries
         self._waiting: _Waiting | None = None
         self._absent: set[bytes] = set()  # ids found not stored while planning one batch
+        self._vectors = VectorIndex(self._vector_row_by_id, self._vector_rows_at, self._prev_of)
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
@@ -347,10 +362,12 @@ class Store:
                 columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(entries)")}
                 if "clock" not in columns:  # schema 1-3: the causal facts' column (schema 4)
                     self._db.execute("ALTER TABLE entries ADD COLUMN clock INTEGER")
+                if "vv" not in columns:  # schema 1-7: the version vectors' column (schema 8)
+                    self._db.execute("ALTER TABLE entries ADD COLUMN vv BLOB")
                 self._db.executescript(_CAUSAL_SCHEMA)
                 if version == 1:
                     self._cut_undecodable_logs()
-                self._fill_counts(place=0 < version < 4)
+                self._fill_counts(place=0 < version < 4, vectors=4 <= version < 8)
             max_pages = os.environ.get(MAX_PAGES_ENV)
             if max_pages and max_pages.isdigit():
                 self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
@@ -454,6 +471,7 @@ class Store:
             self._in_transaction = False
             self._log_ids.clear()  # may name logs the rollback removed
             self._clocks.clear()  # may name entries the rollback removed
+            self._vectors.clear()  # likewise, and log numbers the rollback took back
             self._waiting = None
             self._archive_ready = False  # the rollback may have removed the archive tables
             # SQLite may have rolled back already (a full disk, an I/O error): the original
@@ -467,6 +485,7 @@ class Store:
         except sqlite3.Error as exc:
             self._log_ids.clear()
             self._clocks.clear()
+            self._vectors.clear()
             self._waiting = None
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
@@ -572,18 +591,22 @@ class Store:
         if not numbered:
             self._db.execute("SAVEPOINT insert_rows")
         plan = self._plan(new, facts)
-        added = self._insert_entry_rows(unique, plan)
+        vectors = self._vector_rows(unique, plan, facts)
+        added = self._insert_entry_rows(unique, plan, vectors)
         if added != len(unique):  # some were stored already: only the others go in
             if numbered:
                 self._db.execute("DELETE FROM entries WHERE n > ?", (last,))
             else:
                 self._db.execute("ROLLBACK TO insert_rows")
+            self._vectors.discard()  # (computed for rows just taken out)
             stored = self.which_exist(row[0] for row in unique)
             unique = [row for row in unique if row[0] not in stored]
             plan = self._plan([(row[0], *facts[row[0]]) for row in unique])
-            self._insert_entry_rows(unique, plan)
+            vectors = self._vector_rows(unique, plan, facts)
+            self._insert_entry_rows(unique, plan, vectors)
         if not numbered:
             self._db.execute("RELEASE insert_rows")
+        self._record_named(vectors)
         self._merge_ids_if_due(last + len(unique))
         self._settle(plan, facts)
         per_commons: dict[bytes, list[int]] = {}
@@ -595,26 +618,30 @@ class Store:
             self._bump_counts(commons_raw, entries, authors)
 
     def _insert_entry_rows(self, rows: list[tuple[bytes, int, int, str, bytes]],
-                           plan: list[tuple[bytes, int | None, bytes | None]]) -> int:
-        """INSERT OR IGNORE ``rows`` (each with its planned clock) in their order; the number
-        stored.  Written as multi-row statements of ``_ROWS_PER_INSERT`` rows (the rest one
+                           plan: list[tuple[bytes, int | None, bytes | None]],
+                           vectors: dict[bytes, tuple[bytes | None, bytes | None]]) -> int:
+        """INSERT OR IGNORE ``rows`` (each with its planned clock and vector row) in their
+        order; the number stored.  Written as multi-row statements of ``_ROWS_PER_INSERT`` rows (the rest one
         by one): one call and one step per block instead of one per row, and SQLite runs a
         step without the GIL.  Rows go in in the same order (``n`` is the arrival order)."""
         params: list[object] = []
         extend = params.extend
         append = params.append
+        no_vector = (None, None)
+        vector_of = vectors.get
         for row, (_, clock, _) in zip(rows, plan, strict=True):
             extend(row)
             append(clock)
+            append(vector_of(row[0], no_vector)[0])
         db = self._db
-        width = _ROWS_PER_INSERT * 6
+        width = _ROWS_PER_INSERT * 7
         whole = len(params) - len(params) % width
         added = 0
         for at in range(0, whole, width):
             added += db.execute(_INSERT_BLOCK, params[at:at + width]).rowcount
         if whole < len(params):
             rest = params[whole:]
-            added += db.executemany(_INSERT_ONE, [rest[at:at + 6] for at in range(0, len(rest), 6)]).rowcount
+            added += db.executemany(_INSERT_ONE, [rest[at:at + 7] for at in range(0, len(rest), 7)]).rowcount
         return added
 
     def _plan(self, new: Sequence[tuple[bytes, list[bytes], bool]],
@@ -730,6 +757,142 @@ class Store:
         if placed and waiting.watchers:
             self._wake(placed, waiting)
 
+    # --- version vectors (schema 8, :mod:`p2pcommons.vectors`) ------------------------
+
+    def _vector_row_by_id(self, entry_id: bytes) -> tuple[int, int, bytes | None] | None:
+        row = self._db.execute(_VECTOR_BY_ID, (entry_id,)).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), int(row[1]), None if row[2] is None else bytes(row[2])
+
+    def _vector_rows_at(self, log: int, seq: int) -> list[tuple[bytes, bytes | None]]:
+        return [(bytes(eid), None if vv is None else bytes(vv)) for eid, vv in self._db.execute(
+            "SELECT id, vv FROM entries WHERE log = ? AND seq = ?", (log, seq))]
+
+    def _prev_of(self, entry_id: bytes) -> bytes | None:
+        """A stored entry's ``prev`` id, from its bytes (None: it has none, or is not stored)."""
+        row = self._db.execute(_RAW_BY_ID, (entry_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            prev = decode_entry(bytes(row[0])).prev
+        except InvalidEntry:
+            return None
+        return None if prev is None else prev.raw
+
+    def _known_clock(self, entry_id: bytes) -> int:
+        """A placed entry's clock (recently placed ones from the cache)."""
+        clock = self._clocks.get(entry_id)
+        if clock is None:
+            row = self._db.execute(_CLOCK_BY_ID, (entry_id,)).fetchone()
+            clock = -1 if row is None or row[0] is None else int(row[0])
+        return clock
+
+    def _vector_rows(self, rows: list[tuple[bytes, int, int, str, bytes]],
+                     plan: list[tuple[bytes, int | None, bytes | None]],
+                     facts: dict[bytes, tuple[list[bytes], bool]],
+                     ) -> dict[bytes, tuple[bytes | None, bytes | None]]:
+        """The vector rows of the entries a plan places, computed in ``(clock, id)`` order
+        (every parent before its children): per id, ``(row, the other log's entry it names
+        as its base)`` (:meth:`~p2pcommons.vectors.VectorIndex.place`)."""
+        self._vectors.begin()
+        planned = {eid: clock for eid, clock, _ in plan if clock is not None}
+        if not planned:
+            return {}
+        where = {row[0]: (row[1], row[2]) for row in rows}
+        known = self._known_clock
+
+        def clock_of(entry_id: bytes) -> int:
+            found = planned.get(entry_id)
+            return known(entry_id) if found is None else found
+
+        place = self._vectors.place
+        out: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+        for eid in sorted(planned, key=lambda e: (planned[e], e)):
+            log, seq = where[eid]
+            out[eid] = place(eid, log, seq, facts[eid][0], clock_of)
+        return out
+
+    def _record_named(self, vectors: dict[bytes, tuple[bytes | None, bytes | None]]) -> None:
+        """Note which stored rows name another log's entry as their base (``vv_named``)."""
+        named = [(base, eid) for eid, (_, base) in vectors.items() if base is not None]
+        if named:
+            self._db.executemany("INSERT OR IGNORE INTO vv_named (base, id) VALUES (?, ?)", named)
+
+    def _rebase_on(self, log: int, cut: int) -> None:
+        """Before a log's entries from seq ``cut`` on are deleted: the rows based on them (of
+        other logs: ``vv_named``) get their whole vector, with no base, so every entry kept
+        stays readable and exact.  (Rows based on the log's own entries are on the same chain
+        above them: deleted too.)"""
+        doomed = {bytes(eid): vv for eid, vv in self._db.execute(
+            "SELECT id, vv FROM entries WHERE log = ? AND seq >= ?", (log, cut))}
+        if not doomed:
+            return
+        dependents = [bytes(eid) for base in doomed for (eid,) in self._db.execute(
+            "SELECT id FROM vv_named WHERE base = ?", (base,)) if bytes(eid) not in doomed]
+        rows: list[tuple[bytes | None, bytes]] = []
+        for eid in dependents:
+            try:
+                rows.append((self._vectors.whole_row(eid), eid))
+            except MissingVector:
+                rows.append((None, eid))  # (cannot be read: none, rather than a wrong one)
+        self._db.executemany(f"UPDATE entries SET vv = ?1 WHERE n = {_row_of('?2')}", rows)
+        self._db.executemany("DELETE FROM vv_named WHERE base = ?", [(base,) for base in doomed])
+        self._db.executemany("DELETE FROM vv_named WHERE base = ? AND id = ?", [
+            (base, eid) for eid, vv in doomed.items()
+            if vv is not None and (base := based_on(bytes(vv))) is not None])
+        self._vectors.clear()
+
+    def _vectors_all(self) -> None:
+        """Schema 8 migration (inside the caller's transaction; after the clocks): every
+        placed entry's vector row, computed in ``(clock, id)`` order, a page at a time."""
+        self._db.execute("UPDATE entries SET vv = NULL")
+        self._db.execute("DELETE FROM vv_named")
+        self._vectors.clear()
+        clock, last = -1, b""
+        while True:
+            page = self._db.execute(
+                "SELECT id, log, seq, raw, clock FROM entries WHERE clock IS NOT NULL "
+                "AND clock >= ?1 AND (clock > ?1 OR id > ?2) ORDER BY clock, id LIMIT ?3",
+                (clock, last, _VECTOR_PAGE)).fetchall()
+            if not page:
+                break
+            self._vectors.begin()
+            vectors: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+            for eid, log, seq, raw, _ in page:
+                try:
+                    entry = decode_entry(bytes(raw))
+                except InvalidEntry:
+                    continue  # (as the fold: never taken)
+                vectors[bytes(eid)] = self._vectors.place(bytes(eid), int(log), int(seq), _parents(entry),
+                                                          self._known_clock)
+            self._db.executemany(f"UPDATE entries SET vv = ?1 WHERE n = {_row_of('?2')}",
+                                 [(blob, eid) for eid, (blob, _) in vectors.items()])
+            self._record_named(vectors)
+            clock, last = int(page[-1][4]), bytes(page[-1][0])
+        self._vectors.begin()
+
+    def vector(self, entry_id: CID) -> dict[int, int] | None:
+        """An entry's version vector: log number (:meth:`log_id`) -> the highest seq of that
+        log in its causal past, itself included.  None: the entry is not stored, waits for a
+        parent, or its past lost an entry (deleted before schema 8 computed it)."""
+        try:
+            return dict(causal.items(self._vectors.vector(entry_id.raw)))
+        except MissingVector:
+            return None
+
+    def in_past(self, earlier: CID, later: CID) -> bool | None:
+        """Whether ``earlier`` is in ``later``'s causal past (an entry is in its own); None
+        if either has no vector (:meth:`vector`).  Where ``earlier``'s log forked at its seq,
+        this says whether ``later`` saw *an* entry at that seq of the log."""
+        found = self._vector_row_by_id(earlier.raw)
+        if found is None or found[2] is None:
+            return None
+        try:
+            return self._vectors.slot(later.raw, found[0]) >= found[1]
+        except MissingVector:
+            return None
+
     def _clock_from(self, parents: list[bytes], genesis: bool, waiting: _Waiting,
                     planned: dict[bytes, int] | None = None,
                     pending: dict[bytes, tuple[list[bytes], bool]] | None = None) -> tuple[int, bytes | None]:
@@ -760,6 +923,7 @@ class Store:
         (the mirror), then write what changed in one batched statement per table."""
         consumed: list[tuple[bytes]] = []
         placed: list[tuple[int, bytes]] = []
+        parents_of: dict[bytes, list[bytes]] = {}
         watches: list[tuple[bytes, bytes]] = []
         stack = list(frontier)
         while stack:
@@ -777,13 +941,26 @@ class Store:
                     del waiting.rows[eid]
                     self._clocks[eid] = clock
                     placed.append((clock, eid))
+                    parents_of[eid] = row[0]
                     stack.append(eid)
                 else:
                     watches.append((missing, eid))
                     waiting.watchers.setdefault(missing, []).append(eid)
         db = self._db
         db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
-        db.executemany(_SET_CLOCK_BY_ID, placed)
+        # Their vectors, in the order they were placed (each after its parents), a page at a
+        # time: a page's rows are written before the next page reads them.
+        for at in range(0, len(placed), _VECTOR_PAGE):
+            self._vectors.begin()
+            updates: list[tuple[int, bytes, bytes | None]] = []
+            vectors: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+            for clock, eid in placed[at:at + _VECTOR_PAGE]:
+                found = self._vector_row_by_id(eid)
+                vectors[eid] = (None, None) if found is None else self._vectors.place(
+                    eid, found[0], found[1], parents_of[eid], self._known_clock)
+                updates.append((clock, eid, vectors[eid][0]))
+            db.executemany(_SET_CLOCK_BY_ID, updates)
+            self._record_named(vectors)
         db.executemany("DELETE FROM waiting WHERE id = ?", [(eid,) for _, eid in placed])
         db.executemany("INSERT INTO placed_late (id) VALUES (?)", [(eid,) for _, eid in placed])
         # (A watch on a parent placed later in this same wake was consumed with it.)
@@ -797,6 +974,7 @@ class Store:
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
         mirror = self._waiting
         if mirror is None or mirror.version != version:
+            self._vectors.forget_rows()  # (another connection may have rebased some: _rebase_on)
             mirror = _Waiting(version)
             for eid, packed, genesis in self._db.execute("SELECT id, parents, genesis FROM waiting"):
                 mirror.rows[bytes(eid)] = (_unpack_ids(bytes(packed)), bool(genesis))
@@ -826,8 +1004,8 @@ class Store:
                     continue  # (left unplaced: the fold never takes it either)
                 batch.append((bytes(eid), _parents(entry), entry.commons is None))
             plan = self._plan(batch)
-            self._db.executemany(_SET_CLOCK_BY_ID,
-                                 [(clock, eid) for eid, clock, _ in plan if clock is not None])
+            self._db.executemany(_SET_CLOCK_BY_ID,  # (vectors after: :meth:`_vectors_all`)
+                                 [(clock, eid, None) for eid, clock, _ in plan if clock is not None])
             self._settle(plan, {eid: (parents, genesis) for eid, parents, genesis in batch})
 
     def _forget_placed(self, ids: Iterable[bytes]) -> None:
@@ -976,7 +1154,9 @@ class Store:
         )
 
     def _delete_from(self, commons_raw: bytes, log: int, cut: int) -> None:
-        """Delete a log's entries from seq ``cut`` on, keeping the commons' counts."""
+        """Delete a log's entries from seq ``cut`` on, keeping the commons' counts (and the
+        other entries' vectors readable: :meth:`_rebase_on`)."""
+        self._rebase_on(log, cut)
         ids = [bytes(r[0]) for r in self._db.execute(
             "DELETE FROM entries WHERE log = ? AND seq >= ? RETURNING id", (log, cut)).fetchall()]
         self._forget_placed(ids)
@@ -984,16 +1164,19 @@ class Store:
         if removed > 0:
             self._bump_counts(commons_raw, -removed, 0 if self._log_has_entries(log) else -1)
 
-    def _fill_counts(self, *, place: bool = False) -> None:
+    def _fill_counts(self, *, place: bool = False, vectors: bool = False) -> None:
         """Schema 3 migration: count every commons' entries once, and record the new version
         in the same transaction (a crash in between leaves the old version: counted again).
         ``place``: the schema 4 migration too (:meth:`_place_all`), in the same transaction;
-        and the schema 5 and 6 ones (:meth:`_cache_with_rowids`, :meth:`_index_ids`)."""
+        and the schema 5 and 6 ones (:meth:`_cache_with_rowids`, :meth:`_index_ids`).
+        ``vectors`` (implied by ``place``): the schema 8 one (:meth:`_vectors_all`)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._index_ids()
             if place:
                 self._place_all()
+            if place or vectors:
+                self._vectors_all()
             self._cache_with_rowids()
             self._db.execute("DELETE FROM commons_counts")
             self._db.execute(_RECOUNT)
@@ -1014,8 +1197,8 @@ class Store:
         if rebuilt:
             self._db.execute("ALTER TABLE entries RENAME TO entries_unique_id")
             self._db.execute(_ENTRIES_TABLE)
-            self._db.execute("INSERT INTO entries (n, id, log, seq, kind, raw, clock) "
-                             "SELECT n, id, log, seq, kind, raw, clock FROM entries_unique_id ORDER BY n")
+            self._db.execute("INSERT INTO entries (n, id, log, seq, kind, raw, clock, vv) "
+                             "SELECT n, id, log, seq, kind, raw, clock, vv FROM entries_unique_id ORDER BY n")
             self._db.execute("DROP TABLE entries_unique_id")  # (and its indexes: made again below)
             self._db.execute(_ENTRIES_BY_LOG)
             self._db.execute(_ENTRIES_BY_CLOCK)

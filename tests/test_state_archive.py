@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from p2pcommons import causal
 from p2pcommons.dagcbor import CID, encode
 from p2pcommons.entry import Entry, Signer, sign_entry
-from p2pcommons.state import Folder, causal, fold, genesis_body
+from p2pcommons.state import Folder, fold, genesis_body
 from p2pcommons.state.archive import (
     _HEADER,
     SEGMENT_MAX,

@@ -119,14 +119,18 @@ def test_entries_have_no_unique_index_on_id(tmp_path: Path) -> None:
         assert indexed == []
 
 
+_COLUMNS = "n, id, log, seq, kind, raw, clock"  # (a schema 5 store's)
+
+
 def _as_schema_5(path: Path) -> None:
     """Rewrite a store as schema 5 left it: a unique index on ``entries.id``, no id tables."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN")
     for name in ("entries_stored_once", "entries_id_added", "entries_id_deleted"):
         db.execute(f"DROP TRIGGER {name}")
-    for name in ("ids", "new_ids", "ids_merged"):
+    for name in ("ids", "new_ids", "ids_merged", "vv_named"):
         db.execute(f"DROP TABLE {name}")
+    db.execute("ALTER TABLE entries DROP COLUMN vv")
     db.execute("ALTER TABLE entries RENAME TO old")
     db.execute("CREATE TABLE entries (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, log INTEGER NOT NULL, "
                "seq INTEGER NOT NULL, kind TEXT NOT NULL, raw BLOB NOT NULL, clock INTEGER)")
@@ -145,13 +149,15 @@ def test_a_schema_5_store_is_rebuilt_with_its_rows_and_numbers(tmp_path: Path) -
     with Store(path) as store:
         store.insert(history[:20])
         store.db.execute("DELETE FROM entries WHERE n = 5")  # (a gap in the numbers: kept)
-        before = [tuple(r) for r in store.db.execute("SELECT * FROM entries ORDER BY n")]
+        before = [tuple(r) for r in store.db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY n")]
         commons = history[0].id
         in_order = list(store.in_order(commons))
     _as_schema_5(path)
     with Store(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
-        assert [tuple(r) for r in upgraded.db.execute("SELECT * FROM entries ORDER BY n")] == before
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert [tuple(r) for r in upgraded.db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY n")] == before
+        # (Schema 8's vectors, computed on the way: none for the entries whose past lost one.)
+        assert upgraded.vector(history[3].id) is not None
         assert _by_id(upgraded) == {bytes(r[1]): int(r[0]) for r in before}
         assert list(upgraded.in_order(commons)) == in_order
         names = {str(r[0]) for r in upgraded.db.execute("SELECT name FROM sqlite_master")}
@@ -190,10 +196,12 @@ def test_a_schema_6_store_gets_the_late_placements_table(tmp_path: Path) -> None
         store.insert(history[:1])
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP TABLE placed_late")
+    db.execute("DROP TABLE vv_named")
+    db.execute("ALTER TABLE entries DROP COLUMN vv")
     db.execute("PRAGMA user_version=6")
     db.close()
     with Store(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
         assert _placed_late(upgraded) == set()
         late, parent = history[2], history[1]  # (the third names the second)
         assert parent.id.raw in {bytes(d) for d in late.dep_ids} | ({late.prev.raw} if late.prev else set())

@@ -64,11 +64,11 @@ from typing import NamedTuple, Protocol
 
 import cbor2
 
+from .. import causal
 from ..dagcbor import CID
 from ..entry import Entry
 from ..errors import StoreCorrupt
 from ..store import Store
-from . import causal
 from .archiving import Archive
 from .fold import _PLAIN
 from .positions import VV as _VV

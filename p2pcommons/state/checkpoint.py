@@ -24,9 +24,9 @@ from typing import IO, Any, NamedTuple
 
 import cbor2
 
+from .. import causal
 from ..dagcbor import CID
 from ..entry import Entry
-from . import causal
 from .compact import Distributions, Packed, Votes
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
 from .handlers import NAMED_KINDS

@@ -69,14 +69,14 @@ from itertools import compress, islice, repeat
 from operator import is_
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from .. import causal as _causal
+from ..causal import Vector as _Vector
+from ..causal import get as _vget
+from ..causal import merge as _merge
+from ..causal import put as _vput
 from ..dagcbor import CID
 from ..entry import Entry
-from . import causal as _causal
 from .archiving import Archive, MemoryArchive
-from .causal import Vector as _Vector
-from .causal import get as _vget
-from .causal import merge as _merge
-from .causal import put as _vput
 from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.devices import stability_holders
 from .handlers.distributions import compute_shares

@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from ..causal import BITS, MASK, WIDTH, Node
+from ..causal import get as _get
+from ..causal import merge as _merge
+from ..causal import merge_roots as _merge_roots
+from ..causal import put as _put
 from ..entry import Entry
-from .causal import BITS, MASK, WIDTH, Node
-from .causal import get as _get
-from .causal import merge as _merge
-from .causal import merge_roots as _merge_roots
-from .causal import put as _put
 from .positions import VV
 from .positions import Meta as _Meta
 from .positions import by_clock as _by_clock

@@ -10,9 +10,9 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from .. import causal
+from ..causal import Vector
 from ..entry import Entry
-from . import causal
-from .causal import Vector
 
 Key = tuple[int, bytes]
 ZERO_KEY: Key = (-1, b"")  # before every position (the empty start)

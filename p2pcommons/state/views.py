@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from ..causal import EMPTY, Vector, covers, dense, get, minimum, of
 from ..dagcbor import CID, encode, sha256_stream
 from ..entry import Entry
-from .causal import EMPTY, Vector, covers, dense, get, minimum, of
 from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
 from .handlers.devices import member_of, stability_holders
 from .positions import parents
