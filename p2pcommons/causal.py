@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from itertools import compress, repeat, zip_longest
 from operator import ge as _ge
 from operator import is_ as _is
+from operator import is_not as _is_not
 from operator import lt as _lt
 from operator import ne as _ne
 from typing import Any
@@ -127,6 +128,57 @@ def merge(a: Vector, b: Vector) -> Vector:
     if node is ga[1]:
         return a if shift == a[0] else ga
     return b if node is gb[1] and shift == b[0] else (shift, node)
+
+
+def _merge_all(nodes: list[Node], shift: int) -> Node:
+    """The slot-wise maximum of two or more distinct, non-empty nodes at ``shift`` (one of
+    them itself where it covers the others)."""
+    if not shift:
+        merged = tuple(map(max, zip_longest(*nodes, fillvalue=0)))
+    else:
+        # Only the children where some node is not the first's own are merged (found in C):
+        # parents' vectors share most subtrees, and a 32-wide walk of each node was most of
+        # the cost with thousands of authors.
+        low = shift - BITS
+        first = nodes[0]
+        size = len(first)
+        width = max(map(len, nodes))
+        differ: set[int] = set()
+        for node in nodes[1:]:
+            differ.update(compress(range(size), map(_is_not, node, first)))
+            if len(node) > size:
+                differ.update(range(size, len(node)))
+        out = [*first, *((),) * (width - size)]
+        for j in differ:
+            children: list[Node] = []
+            for node in nodes:
+                if j < len(node):
+                    child = node[j]
+                    if child and not any(child is held for held in children):
+                        children.append(child)
+            out[j] = () if not children else children[0] if len(children) == 1 else _merge_all(children, low)
+        merged = tuple(out)
+    for node in nodes:  # (the same object where one covers the rest: what differences skip)
+        if len(node) == len(merged) and all(map(_is, node, merged)) if shift else node == merged:
+            return node
+    return merged
+
+
+def merge_all(vectors: Iterable[Vector]) -> Vector:
+    """:func:`merge` of any number of vectors in one walk (the first where it covers the
+    rest): an entry naming a dozen parents merges their vectors at once, not a dozen times."""
+    distinct = list({id(vector): vector for vector in vectors if vector[1]}.values())
+    if not distinct:
+        return EMPTY
+    if len(distinct) == 1:
+        return distinct[0]
+    shift = max([vector[0] for vector in distinct])
+    grown = [vector if vector[0] == shift else _grow(vector, shift) for vector in distinct]
+    node = _merge_all([vector[1] for vector in grown], shift)
+    for vector, deeper in zip(distinct, grown, strict=True):
+        if deeper[1] is node:
+            return vector if vector[0] == shift else deeper
+    return shift, node
 
 
 def merge_roots(a: Node, b: Node) -> Node:

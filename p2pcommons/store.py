@@ -780,6 +780,18 @@ class Store:
             return None
         return None if prev is None else prev.raw
 
+    def _logs_and_seqs(self, ids: list[bytes]) -> dict[bytes, tuple[int, int]]:
+        """``id -> (log, seq)`` of stored entries, a statement per 400 ids."""
+        out: dict[bytes, tuple[int, int]] = {}
+        for at in range(0, len(ids), 400):
+            chunk = ids[at:at + 400]
+            marks = ",".join("?" * len(chunk))
+            for eid, log, seq in self._db.execute(
+                    f"SELECT id, log, seq FROM entries WHERE n IN (SELECT n FROM new_ids WHERE id IN ({marks}) "
+                    f"UNION ALL SELECT n FROM ids WHERE id IN ({marks}))", (*chunk, *chunk)):
+                out[bytes(eid)] = (int(log), int(seq))
+        return out
+
     def _known_clock(self, entry_id: bytes) -> int:
         """A placed entry's clock (recently placed ones from the cache)."""
         clock = self._clocks.get(entry_id)
@@ -954,8 +966,10 @@ class Store:
             self._vectors.begin()
             updates: list[tuple[int, bytes, bytes | None]] = []
             vectors: dict[bytes, tuple[bytes | None, bytes | None]] = {}
-            for clock, eid in placed[at:at + _VECTOR_PAGE]:
-                found = self._vector_row_by_id(eid)
+            page = placed[at:at + _VECTOR_PAGE]
+            where = self._logs_and_seqs([eid for _, eid in page])
+            for clock, eid in page:
+                found = where.get(eid)
                 vectors[eid] = (None, None) if found is None else self._vectors.place(
                     eid, found[0], found[1], parents_of[eid], self._known_clock)
                 updates.append((clock, eid, vectors[eid][0]))

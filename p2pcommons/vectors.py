@@ -53,7 +53,7 @@ from . import causal
 from .causal import Vector
 
 WALK_MAX = 2 * 64 + 2  # rows a whole read walks at most (levels below 2^64)
-TRIES_MAX = 8192  # recent entries' tries kept (the older half goes)
+TRIES_MAX = 16384  # recent entries' tries kept (the older half goes)
 ROWS_MAX = 4096  # decoded rows kept
 # version | base kind | item size | reserved | level | base seq (a base on the own log; else 0)
 _HEADER = struct.Struct("<BBBxQQ")
@@ -66,7 +66,7 @@ _ID_LENGTH = 36  # every entry id is a 36-byte CID (p2pcommons.dagcbor)
 class Row:
     """A stored entry's vector row, decoded: its level, where its base is and what it adds."""
 
-    __slots__ = ("base", "base_seq", "flat", "kind", "level")
+    __slots__ = ("base", "base_id", "base_seq", "flat", "kind", "level")
 
     def __init__(self, kind: int, level: int, base_seq: int, base: bytes | None, flat: tuple[int, ...]) -> None:
         self.kind = kind
@@ -74,6 +74,9 @@ class Row:
         self.base_seq = base_seq  # (kind _OWN)
         self.base = base  # (kind _NAMED)
         self.flat = flat  # ``[log, seq, ...]``: the slots where the entry's vector exceeds its base's
+        # The base's id once found (kind _OWN: through the ``(log, seq)`` index; it never
+        # changes, and a row is read back many times while its log grows past it).
+        self.base_id: bytes | None = base
 
 
 def encode(kind: int, level: int, flat: list[int], base_seq: int = 0, base: bytes | None = None) -> bytes:
@@ -182,11 +185,10 @@ class VectorIndex:
 
     def _base_of(self, eid: bytes, log: int, seq: int, row: Row) -> bytes | None:
         """The id of a row's base (None: it has none)."""
-        if row.kind == _NAMED:
-            return row.base
-        if row.kind == _NONE:
-            return None
-        return self.ancestor(eid, log, seq, row.base_seq)
+        if row.kind != _OWN or row.base_id is not None:
+            return row.base_id
+        row.base_id = self.ancestor(eid, log, seq, row.base_seq)
+        return row.base_id
 
     def ancestor(self, eid: bytes, log: int, seq: int, target: int) -> bytes:
         """The entry at seq ``target`` on ``eid``'s own chain (``eid`` at ``seq`` of ``log``)."""
@@ -233,11 +235,18 @@ class VectorIndex:
             return held
         slots: dict[int, int] = {}
         setdefault = slots.setdefault
-        for _, _, _, row in self.walk(eid):
+        start = causal.EMPTY
+        tries = self.tries
+        for visited, _, _, row in self.walk(eid):
+            below = tries.get(visited)
+            if below is not None:  # (a base whose vector is at hand: the rest of the walk is in it)
+                start = below
+                break
             flat = row.flat
             for index, value in zip(flat[0::2], flat[1::2], strict=True):
                 setdefault(index, value)  # (the first found is the latest)
-        vector = causal.apply(causal.EMPTY, [x for pair in sorted(slots.items()) for x in pair])
+        # (The slots found exceed the start's: set over it.)
+        vector = causal.apply(start, [x for pair in sorted(slots.items()) for x in pair])
         _keep(self.tries, eid, vector, TRIES_MAX)
         return vector
 
@@ -255,14 +264,14 @@ class VectorIndex:
         its base (None: none).  Its vector is kept.  None for both where a parent has no
         vector (its own past lost an entry, deleted from an older store): the entry has none
         either."""
-        vector = causal.EMPTY
         try:
-            for parent in parents:
-                vector = causal.merge(vector, self.vector(parent))
+            held = self.tries.get
+            vector = causal.merge_all([held(parent) or self.vector(parent) for parent in parents])
         except MissingVector:
             return None, None
         if causal.get(vector, log) < seq:
             vector = causal.put(vector, log, seq)
+        base: bytes | None = None
         if not parents:
             blob, named = encode(_NONE, 0, _flat(vector)), None
         else:
@@ -285,7 +294,9 @@ class VectorIndex:
             else:
                 blob, named = encode(_NAMED, level, diff, base=base), base
         _keep(self.tries, eid, vector, TRIES_MAX)
-        self._pending[eid] = (log, seq, decode(blob), parents[-1] if seq > 1 and parents else None)
+        row = decode(blob)
+        row.base_id = base
+        self._pending[eid] = (log, seq, row, parents[-1] if seq > 1 and parents else None)
         self._pending_at.setdefault((log, seq), []).append(eid)
         return blob, named
 

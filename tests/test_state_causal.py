@@ -242,3 +242,33 @@ def test_the_merge_of_two_level_roots_is_the_general_merge(a: list[tuple[int, in
         assert dict(causal.items((causal.BITS, got))) == dict(causal.items(merged))
         if causal.covers(x, y):
             assert got is x[1]
+
+
+@prop_settings(300)
+@given(st.lists(st.lists(st.tuples(_INDEX, st.integers(1, 2**40)), max_size=30), max_size=6), st.data())
+def test_merging_many_at_once_is_merging_them_in_turn(slots: list[list[tuple[int, int]]],
+                                                      data: st.DataObject) -> None:
+    """``merge_all`` (an entry's parents merged in one walk) gives the slots of ``merge``
+    in turn, of vectors of any depths, some the same object or raised from another (as a
+    parent's from its ancestor's)."""
+    vectors = [causal.of(pairs) for pairs in slots]
+    for at in range(len(vectors)):
+        if at and data.draw(st.booleans()):  # raised from an earlier one, or that one again
+            vectors[at] = causal.merge(vectors[data.draw(st.integers(0, at - 1))], vectors[at])
+    merged = causal.EMPTY
+    for vector in vectors:
+        merged = causal.merge(merged, vector)
+    assert dict(causal.items(causal.merge_all(vectors))) == dict(causal.items(merged))
+
+
+def test_merging_many_returns_the_one_that_covers_the_rest() -> None:
+    """Where one vector covers the others (an entry's prev has seen what its other parents
+    saw) ``merge_all`` returns it, whatever the order: differences against it then skip
+    every subtree it shares."""
+    base = causal.of((index * 37, index + 1) for index in range(2_000))
+    raised = causal.put(base, 5_000, 9)
+    other = causal.put(causal.put(base, 37, 1), 74, 2)  # (lowered: below ``raised`` in every slot)
+    for order in ([base, raised], [raised, base], [base, other, raised], [other, raised, base]):
+        assert causal.merge_all(order) is raised
+    both = causal.merge_all([causal.put(base, 5_000, 10), causal.put(base, 6_000, 1)])
+    assert causal.diff(base, both) == [5_000, 10, 6_000, 1]
