@@ -12,11 +12,13 @@ entry (10,000 authors: 10,000 slots for an entry that adds one).  Stored as its 
 from its previous entry, reading one slot walks back through the whole log, and a long run
 of joiners (each naming the one before) chains every log together.  So each entry stores
 its difference from a *base*, an ancestor chosen by skew-binary jump pointers (Myers, "An
-applicative random-access stack", 1983) along its *primary* parent: its ``prev``, or, for a
-log's first entry, its parent with the highest clock.  With ``level`` the number of primary
-steps down to a root (an entry naming no parent, such as a genesis), the base of an entry
-whose primary parent is ``p`` is ``p``'s base's base if the two jumps below ``p`` span equal
-levels, else ``p`` itself.  So:
+applicative random-access stack", 1983) along its *primary* parent: the parent with the
+highest clock (ties: the highest id), whose vector is usually the nearest to the entry's.
+(Not the ``prev``: with 10,000 authors an entry's prev is thousands of entries older, and
+the difference from it held 2,000 slots per entry; from the newest parent, 9.)  With
+``level`` the number of primary steps down to a root (an entry naming no parent, such as a
+genesis), the base of an entry whose primary parent is ``p`` is ``p``'s base's base if the
+two jumps below ``p`` span equal levels, else ``p`` itself.  So:
 
 - a read walks O(log level) rows (at most 2 log2(level) + 2, whatever the history);
 - along a chain, every primary step is spanned by O(log level) rows, so the differences
@@ -24,9 +26,9 @@ levels, else ``p`` itself.  So:
 - a join names the current heads: it is based on the latest of them, or two jumps below
   it, and stores the few slots it adds, not every author the heads have seen.
 
-A base on the entry's own log is named by its seq (found through the ``(log, seq)`` index;
-where the log forked at that seq, by following ``prev`` links, so a fork sibling is never
-taken for it); a base on another log by its id, and the store keeps which rows name which
+A base on the entry's own log, on its chain, is named by its seq (found through the
+``(log, seq)`` index; where the log forked at that seq, by following ``prev`` links, so a
+fork sibling is never taken for it); any other base by its id, and the store keeps which rows name which
 (``vv_named``), so that deleting entries (an outsider's log expiring) first gives the rows
 based on them their whole vector.
 
@@ -205,6 +207,15 @@ class VectorIndex:
             current, at = prev, at - 1
         return current
 
+    def _on_chain(self, prev: bytes, log: int, prev_seq: int, seq: int, base: bytes) -> bool:
+        """Whether ``base`` (at ``seq`` of ``log``) is the entry at that seq on the chain of
+        ``prev`` (the entry's prev, at ``prev_seq``): where the log forked, another log may
+        have seen the other sibling, and a base by seq must be the one the chain resolves to."""
+        try:
+            return self.ancestor(prev, log, prev_seq, seq) == base
+        except MissingVector:
+            return False
+
     def walk(self, eid: bytes) -> Iterable[tuple[bytes, int, int, Row]]:
         """The rows a read visits: the entry's, then its base's, and so on."""
         current: bytes | None = eid
@@ -275,9 +286,9 @@ class VectorIndex:
         if not parents:
             blob, named = encode(_NONE, 0, _flat(vector)), None
         else:
-            # The primary parent: the prev (an entry's last parent: store._parents), or,
-            # for a log's first entry, the parent with the highest clock.
-            primary = parents[-1] if seq > 1 else max(parents, key=lambda p: (clock_of(p), p))
+            # The primary parent: the one with the highest clock, whose vector is most often
+            # the nearest to the entry's (its prev may be thousands of entries older).
+            primary = parents[0] if len(parents) == 1 else max(parents, key=lambda p: (clock_of(p), p))
             p_log, p_seq, p_row = self._row(primary)
             base = primary
             jump = self._base_of(primary, p_log, p_seq, p_row)
@@ -289,7 +300,7 @@ class VectorIndex:
             b_log, b_seq, _ = self._row(base)
             level = p_row.level + 1
             diff = causal.diff(self.vector(base), vector)
-            if b_log == log and b_seq < seq:  # (a primary ancestor on the own log: on its chain)
+            if b_log == log and b_seq < seq and self._on_chain(parents[-1], log, seq - 1, b_seq, base):
                 blob, named = encode(_OWN, level, diff, base_seq=b_seq), None
             else:
                 blob, named = encode(_NAMED, level, diff, base=base), base
