@@ -23,6 +23,7 @@ shared structure, and it would be a dependency (last release 2023) for ~150 line
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import partial
 from itertools import compress, repeat, zip_longest
 from operator import ge as _ge
 from operator import is_ as _is
@@ -130,38 +131,49 @@ def merge(a: Vector, b: Vector) -> Vector:
     return b if node is gb[1] and shift == b[0] else (shift, node)
 
 
+def _merge_leaves(leaves: list[Node]) -> Node:
+    """The slot-wise maximum of two or more leaves (one of them itself where it covers the
+    rest: what differences skip)."""
+    if len(leaves) == 2:  # (the usual case: one covers the other, found in C)
+        first, second = leaves
+        merged = _merge(first, second, 0)
+        return second if merged is not first and merged == second else merged
+    merged = tuple(map(max, zip_longest(*leaves, fillvalue=0)))
+    for leaf in leaves:
+        if leaf == merged:
+            return leaf
+    return merged
+
+
 def _merge_all(nodes: list[Node], shift: int) -> Node:
     """The slot-wise maximum of two or more distinct, non-empty nodes at ``shift`` (one of
     them itself where it covers the others)."""
     if not shift:
-        merged = tuple(map(max, zip_longest(*nodes, fillvalue=0)))
-    else:
-        # Only the children where some node is not the first's own are merged (found in C):
-        # parents' vectors share most subtrees, and a 32-wide walk of each node was most of
-        # the cost with thousands of authors.
-        low = shift - BITS
-        first = nodes[0]
-        size = len(first)
-        width = max(map(len, nodes))
-        differ: set[int] = set()
-        for node in nodes[1:]:
-            differ.update(compress(range(size), map(_is_not, node, first)))
-            if len(node) > size:
-                differ.update(range(size, len(node)))
-        out = [*first, *((),) * (width - size)]
-        for j in differ:
-            children: list[Node] = []
-            for node in nodes:
-                if j < len(node):
-                    child = node[j]
-                    if child and not any(child is held for held in children):
-                        children.append(child)
-            out[j] = () if not children else children[0] if len(children) == 1 else _merge_all(children, low)
-        merged = tuple(out)
-    for node in nodes:  # (the same object where one covers the rest: what differences skip)
-        if len(node) == len(merged) and all(map(_is, node, merged)) if shift else node == merged:
+        return _merge_leaves(nodes)
+    # Only the children where some node is not the first's own are merged (found in C):
+    # parents' vectors share most subtrees, and a 32-wide walk of each node was most of the
+    # cost with thousands of authors.
+    low = shift - BITS
+    first = nodes[0]
+    size = len(first)
+    width = max(map(len, nodes))
+    differ: set[int] = set()
+    padded: list[Node] = []
+    for node in nodes:
+        if len(node) < width:
+            node = (*node, *((),) * (width - len(node)))
+        padded.append(node)
+        differ.update(compress(range(size), map(_is_not, node, first)))
+    differ.update(range(size, width))
+    merge_below = _merge_leaves if not low else partial(_merge_all, shift=low)
+    out = [*first, *((),) * (width - size)]
+    for j in differ:
+        children = list({id(child): child for child in [node[j] for node in padded] if child}.values())
+        out[j] = () if not children else children[0] if len(children) == 1 else merge_below(children)
+    for node in nodes:  # (the same object where one covers the rest)
+        if len(node) == width and all(map(_is, node, out)):
             return node
-    return merged
+    return tuple(out)
 
 
 def merge_all(vectors: Iterable[Vector]) -> Vector:

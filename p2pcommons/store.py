@@ -169,6 +169,9 @@ CREATE TABLE IF NOT EXISTS vv_named (
     id BLOB NOT NULL,
     PRIMARY KEY (base, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vv_forked (
+    log INTEGER PRIMARY KEY
+);
 """
 # Schema 7: ``placed_late`` numbers the entries placed after they were stored (woken when
 # their last missing parent came, :meth:`Store._wake`), in the order they were placed.  Why:
@@ -200,6 +203,12 @@ _IDS_STATEMENTS = (
     "BEGIN INSERT INTO new_ids (id, n) VALUES (new.id, new.n); END",
     "CREATE TRIGGER IF NOT EXISTS entries_id_deleted AFTER DELETE ON entries "
     "BEGIN DELETE FROM new_ids WHERE id = old.id; DELETE FROM ids WHERE id = old.id; END",
+    # Schema 8: the logs that have held two entries at one seq (never forgotten), whoever
+    # stored them: the version vectors skip merging a parent only on other logs
+    # (:meth:`p2pcommons.vectors.VectorIndex.place`).
+    "CREATE TRIGGER IF NOT EXISTS entries_fork_seen AFTER INSERT ON entries "
+    "WHEN EXISTS (SELECT 1 FROM entries WHERE log = new.log AND seq = new.seq AND n != new.n) "
+    "BEGIN INSERT OR IGNORE INTO vv_forked (log) VALUES (new.log); END",
 )
 # Merge ``new_ids`` into ``ids`` once it holds an eighth of ``ids``, within these bounds:
 # a merge costs about one write per leaf of ``ids``, so it waits for many entries per leaf;
@@ -336,6 +345,7 @@ class Store:
         self._waiting: _Waiting | None = None
         self._absent: set[bytes] = set()  # ids found not stored while planning one batch
         self._vectors = VectorIndex(self._vector_row_by_id, self._vector_rows_at, self._prev_of)
+        self._forked: set[int] | None = None  # ``vv_forked``, read once per data version
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
@@ -472,6 +482,7 @@ class Store:
             self._log_ids.clear()  # may name logs the rollback removed
             self._clocks.clear()  # may name entries the rollback removed
             self._vectors.clear()  # likewise, and log numbers the rollback took back
+            self._forked = None
             self._waiting = None
             self._archive_ready = False  # the rollback may have removed the archive tables
             # SQLite may have rolled back already (a full disk, an I/O error): the original
@@ -486,6 +497,7 @@ class Store:
             self._log_ids.clear()
             self._clocks.clear()
             self._vectors.clear()
+            self._forked = None
             self._waiting = None
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
@@ -606,6 +618,7 @@ class Store:
             self._insert_entry_rows(unique, plan, vectors)
         if not numbered:
             self._db.execute("RELEASE insert_rows")
+        self._forked = None  # (the trigger may have noted forks among the rows)
         self._record_named(vectors)
         self._merge_ids_if_due(last + len(unique))
         self._settle(plan, facts)
@@ -812,6 +825,7 @@ class Store:
         if not planned:
             return {}
         where = {row[0]: (row[1], row[2]) for row in rows}
+        forked = self._forked_logs() | self._may_fork(rows)
         known = self._known_clock
 
         def clock_of(entry_id: bytes) -> int:
@@ -822,7 +836,32 @@ class Store:
         out: dict[bytes, tuple[bytes | None, bytes | None]] = {}
         for eid in sorted(planned, key=lambda e: (planned[e], e)):
             log, seq = where[eid]
-            out[eid] = place(eid, log, seq, facts[eid][0], clock_of)
+            out[eid] = place(eid, log, seq, facts[eid][0], clock_of, forked)
+        return out
+
+    def _forked_logs(self) -> set[int]:
+        """The logs known to have held two entries at one seq (``vv_forked``)."""
+        if self._forked is None:
+            self._forked = {int(log) for (log,) in self._db.execute("SELECT log FROM vv_forked")}
+        return self._forked
+
+    def _may_fork(self, rows: list[tuple[bytes, int, int, str, bytes]]) -> set[int]:
+        """The logs a batch about to be stored may fork (``vv_forked`` notes them only once
+        the rows are in): two of its entries at one seq, or one at a seq the log held
+        already (reached before this batch: ``logs.max_seq``)."""
+        lowest: dict[int, int] = {}
+        seen: set[tuple[int, int]] = set()
+        out: set[int] = set()
+        for _, log, seq, _, _ in rows:
+            if (log, seq) in seen:
+                out.add(log)
+            seen.add((log, seq))
+            if seq < lowest.get(log, seq + 1):
+                lowest[log] = seq
+        for log, seq in lowest.items():
+            row = self._db.execute("SELECT max_seq FROM logs WHERE log = ?", (log,)).fetchone()
+            if row is not None and seq <= int(row[0]):
+                out.add(log)
         return out
 
     def _record_named(self, vectors: dict[bytes, tuple[bytes | None, bytes | None]]) -> None:
@@ -860,6 +899,10 @@ class Store:
         placed entry's vector row, computed in ``(clock, id)`` order, a page at a time."""
         self._db.execute("UPDATE entries SET vv = NULL")
         self._db.execute("DELETE FROM vv_named")
+        self._db.execute("INSERT OR IGNORE INTO vv_forked (log) "
+                         "SELECT log FROM entries GROUP BY log, seq HAVING count(*) > 1")
+        self._forked = None
+        forked = self._forked_logs()
         self._vectors.clear()
         clock, last = -1, b""
         while True:
@@ -877,7 +920,7 @@ class Store:
                 except InvalidEntry:
                     continue  # (as the fold: never taken)
                 vectors[bytes(eid)] = self._vectors.place(bytes(eid), int(log), int(seq), _parents(entry),
-                                                          self._known_clock)
+                                                          self._known_clock, forked)
             self._db.executemany(f"UPDATE entries SET vv = ?1 WHERE n = {_row_of('?2')}",
                                  [(blob, eid) for eid, (blob, _) in vectors.items()])
             self._record_named(vectors)
@@ -962,6 +1005,7 @@ class Store:
         db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
         # Their vectors, in the order they were placed (each after its parents), a page at a
         # time: a page's rows are written before the next page reads them.
+        forked = self._forked_logs()  # (the rows are in: forks among them noted)
         for at in range(0, len(placed), _VECTOR_PAGE):
             self._vectors.begin()
             updates: list[tuple[int, bytes, bytes | None]] = []
@@ -971,7 +1015,7 @@ class Store:
             for clock, eid in page:
                 found = where.get(eid)
                 vectors[eid] = (None, None) if found is None else self._vectors.place(
-                    eid, found[0], found[1], parents_of[eid], self._known_clock)
+                    eid, found[0], found[1], parents_of[eid], self._known_clock, forked)
                 updates.append((clock, eid, vectors[eid][0]))
             db.executemany(_SET_CLOCK_BY_ID, updates)
             self._record_named(vectors)
@@ -989,6 +1033,7 @@ class Store:
         mirror = self._waiting
         if mirror is None or mirror.version != version:
             self._vectors.forget_rows()  # (another connection may have rebased some: _rebase_on)
+            self._forked = None
             mirror = _Waiting(version)
             for eid, packed, genesis in self._db.execute("SELECT id, parents, genesis FROM waiting"):
                 mirror.rows[bytes(eid)] = (_unpack_ids(bytes(packed)), bool(genesis))

@@ -19,6 +19,7 @@ import math
 import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -318,6 +319,43 @@ def test_rows_stay_small_when_each_prev_is_long_past(tmp_path: Path) -> None:
                 recent.append(entry)
         slots = _row_slots(store, but=-1)
         assert sum(slots) / len(slots) < 10
+        assert {eid: store.vector(e.id) for eid, e in held.items()} == truth(store, held)
+    finally:
+        store.close()
+
+
+def _fork_seen_by_a_newer_parent() -> tuple[list[Entry], Entry, Entry]:
+    """A forks at seq 1: A1 names X1, A1' names only the genesis.  B saw A1' (B1, then B2);
+    C1 names A1 and B2.  B2 has the higher clock, and its vector reaches A's seq 1, but
+    through A1': A1 (and X1 behind it) is not in B2's past, so C1 must merge A1's vector."""
+    genesis = sign_entry(Signer(seed("vv-fork-founder")), commons=None, seq=1, prev=None, kind="genesis",
+                         body={"name": "fork"}, timestamp=1)
+    a, b, c, x = (Signer(seed(f"vv-fork-{name}")) for name in "abcx")
+    x1 = sign_entry(x, commons=genesis.id, seq=1, prev=None, kind="note", deps=[genesis.id], body={}, timestamp=2)
+    a1 = sign_entry(a, commons=genesis.id, seq=1, prev=None, kind="note", deps=[x1.id], body={"v": 1}, timestamp=3)
+    a1_sibling = sign_entry(a, commons=genesis.id, seq=1, prev=None, kind="note", deps=[genesis.id],
+                            body={"v": 2}, timestamp=3)
+    b1 = sign_entry(b, commons=genesis.id, seq=1, prev=None, kind="note", deps=[a1_sibling.id], body={}, timestamp=4)
+    b2 = sign_entry(b, commons=genesis.id, seq=2, prev=b1.id, kind="note", deps=[], body={}, timestamp=5)
+    c1 = sign_entry(c, commons=genesis.id, seq=1, prev=None, kind="note", deps=[a1.id, b2.id], body={}, timestamp=6)
+    return [genesis, x1, a1_sibling, b1, b2, a1, c1], x1, c1
+
+
+@pytest.mark.parametrize("split", [(7,), (5, 7), (6, 7), (3, 6, 7), (1, 2, 3, 4, 5, 6, 7)])
+def test_a_parent_on_a_forked_log_is_merged_though_the_primary_reaches_its_seq(
+        tmp_path: Path, split: tuple[int, ...]) -> None:
+    """Whatever batches bring the fork (the sibling stored earlier, in the same batch, or the
+    whole fork before C1), C1's vector holds X1: the primary's reach of A's seq 1 is through
+    the sibling, so A1's parent is merged."""
+    entries, x1, c1 = _fork_seen_by_a_newer_parent()
+    store = new_store(tmp_path)
+    try:
+        at = 0
+        for end in split:
+            store.insert(entries[at:end])
+            at = end
+        assert store.in_past(x1.id, c1.id) is True
+        held = {e.id.raw: e for e in entries}
         assert {eid: store.vector(e.id) for eid, e in held.items()} == truth(store, held)
     finally:
         store.close()
