@@ -1485,6 +1485,42 @@ class Store:
             "+ (SELECT count(*) FROM new_ids WHERE id IN (SELECT id FROM ids))").fetchone()[0]
         return int(unfound), int(stray)
 
+    def vector_faults(self) -> int:
+        """How many placed entries hold a version vector that is not what their parents'
+        stored vectors give (merged, with the entry's own seq), or none though every parent
+        has one, or one whose rows do not read.  Read from the rows, the caches dropped; in
+        the fold's order, a page at a time.  (An entry with a parent that has no vector, or
+        is no longer stored, is not compared: nothing stored says what it should be.)"""
+        self._vectors.clear()
+        index = self._vectors
+        faults = 0
+        clock, last = -1, b""
+        while True:
+            page = self._db.execute(
+                "SELECT id, log, seq, raw, clock FROM entries WHERE clock IS NOT NULL "
+                "AND clock >= ?1 AND (clock > ?1 OR id > ?2) ORDER BY clock, id LIMIT ?3",
+                (clock, last, _PAGE_ROWS)).fetchall()
+            if not page:
+                break
+            for eid, log, seq, raw, _ in page:
+                try:
+                    parents = _parents(decode_entry(bytes(raw)))
+                    merged = causal.merge_all([index.vector(parent) for parent in parents])
+                except (InvalidEntry, MissingVector, ValueError):
+                    continue
+                expected = merged if causal.get(merged, log) >= seq else causal.put(merged, log, seq)
+                try:
+                    stored = index.vector(bytes(eid))
+                except (MissingVector, ValueError):
+                    faults += 1
+                    continue
+                # (Equal slot for slot, both ways: shared subtrees are not walked.)
+                if not (causal.covers(stored, expected) and causal.covers(expected, stored)):
+                    faults += 1
+            clock, last = int(page[-1][4]), bytes(page[-1][0])
+        self._vectors.clear()
+        return faults
+
     def stored_fork_count(self) -> int:
         """How many (log, seq) positions hold more than one entry: the forks as stored,
         whatever the ``forks`` table (the evidence kept for them) says."""

@@ -88,6 +88,10 @@ def verify_store(store: Store, on_progress: Callable[[int], None] | None = None)
         report.problems.append(f"{unfound} stored entries cannot be found by their id (the id tables miss them)")
     if stray:
         report.problems.append(f"the store's id tables name {stray} entries that are not stored as named")
+    wrong = store.vector_faults()
+    if wrong:
+        report.problems.append(f"{wrong} stored entries hold a version vector their parents' vectors do not give "
+                               "(the store's derived causal data is damaged)")
     report.forks = store.stored_fork_count()
     recorded = len(store.forks())
     if recorded != report.forks:

@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from p2pcommons.dagcbor import CID
@@ -357,5 +357,36 @@ def test_a_parent_on_a_forked_log_is_merged_though_the_primary_reaches_its_seq(
         assert store.in_past(x1.id, c1.id) is True
         held = {e.id.raw: e for e in entries}
         assert {eid: store.vector(e.id) for eid, e in held.items()} == truth(store, held)
+    finally:
+        store.close()
+
+
+@settings(max_examples=scaled(0.1))
+@given(deliveries(), st.data())
+def test_the_audit_finds_a_damaged_vector(tmp_path: Path, delivery: tuple[History, list[list[Entry]]],
+                                          data: st.DataObject) -> None:
+    """``p2pc verify`` (``Store.vector_faults``) passes every store built by inserts, in any
+    order, and finds a row rewritten with a wrong vector (an entry's seq one lower)."""
+    from p2pcommons.vectors import encode
+    from p2pcommons.verify import verify_store
+
+    _, batches = delivery
+    store = new_store(tmp_path)
+    try:
+        for batch in batches:
+            store.insert(batch)
+        assert store.vector_faults() == 0
+        assert not [p for p in verify_store(store).problems if "version vector" in p]
+        placed = [(bytes(eid), int(log), int(seq)) for eid, log, seq in store.db.execute(
+            "SELECT id, log, seq FROM entries WHERE vv IS NOT NULL ORDER BY n")]
+        assume(placed)
+        eid, log, seq = data.draw(st.sampled_from(placed))
+        vector = store.vector(CID(eid))
+        assert vector is not None
+        vector[log] = seq - 1  # (its own slot one lower: 0 drops it)
+        wrong = encode(0, 0, [x for pair in sorted(vector.items()) if pair[1] for x in pair])
+        store.db.execute("UPDATE entries SET vv = ? WHERE id = ?", (wrong, eid))
+        assert store.vector_faults() >= 1
+        assert [p for p in verify_store(store).problems if "version vector" in p]
     finally:
         store.close()
