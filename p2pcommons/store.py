@@ -1493,6 +1493,10 @@ class Store:
         is no longer stored, is not compared: nothing stored says what it should be.)"""
         self._vectors.clear()
         index = self._vectors
+        # (As at insert, a parent the newest parent's vector reaches is not merged unless its
+        # log forked: here the forks as stored, not the derived ``vv_forked``.)
+        forked = {int(log) for (log,) in self._db.execute(
+            "SELECT DISTINCT log FROM (SELECT log FROM entries GROUP BY log, seq HAVING count(*) > 1)")}
         faults = 0
         clock, last = -1, b""
         while True:
@@ -1502,10 +1506,23 @@ class Store:
                 (clock, last, _PAGE_ROWS)).fetchall()
             if not page:
                 break
-            for eid, log, seq, raw, _ in page:
+            if len(self._clocks) > _CLOCK_CACHE_MAX:
+                self._clocks.clear()
+            for eid, log, seq, raw, placed_at in page:
+                self._clocks[bytes(eid)] = int(placed_at)  # (parents' clocks, read in this order)
                 try:
                     parents = _parents(decode_entry(bytes(raw)))
-                    merged = causal.merge_all([index.vector(parent) for parent in parents])
+                    vectors = []
+                    if parents:
+                        newest = parents[0] if len(parents) == 1 else max(parents, key=self._known_clock)
+                        top = index.vector(newest)
+                        vectors.append(top)
+                        for parent in parents:
+                            if parent != newest:
+                                p_log, p_seq = index.position(parent)
+                                if p_log in forked or causal.get(top, p_log) < p_seq:
+                                    vectors.append(index.vector(parent))
+                    merged = causal.merge_all(vectors)
                 except (InvalidEntry, MissingVector, ValueError):
                     continue
                 expected = merged if causal.get(merged, log) >= seq else causal.put(merged, log, seq)

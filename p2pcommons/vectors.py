@@ -220,6 +220,11 @@ class VectorIndex:
         except MissingVector:
             return False
 
+    def position(self, eid: bytes) -> tuple[int, int]:
+        """A placed entry's ``(log, seq)`` (MissingVector: not stored, or no vector)."""
+        log, seq, _ = self._row(eid)
+        return log, seq
+
     def walk(self, eid: bytes) -> Iterable[tuple[bytes, int, int, Row]]:
         """The rows a read visits: the entry's, then its base's, and so on."""
         current: bytes | None = eid
