@@ -904,14 +904,7 @@ class Store:
         self._forked = None
         forked = self._forked_logs()
         self._vectors.clear()
-        clock, last = -1, b""
-        while True:
-            page = self._db.execute(
-                "SELECT id, log, seq, raw, clock FROM entries WHERE clock IS NOT NULL "
-                "AND clock >= ?1 AND (clock > ?1 OR id > ?2) ORDER BY clock, id LIMIT ?3",
-                (clock, last, _VECTOR_PAGE)).fetchall()
-            if not page:
-                break
+        for page in self._placed_pages(_VECTOR_PAGE):
             self._vectors.begin()
             vectors: dict[bytes, tuple[bytes | None, bytes | None]] = {}
             for eid, log, seq, raw, _ in page:
@@ -924,8 +917,22 @@ class Store:
             self._db.executemany(f"UPDATE entries SET vv = ?1 WHERE n = {_row_of('?2')}",
                                  [(blob, eid) for eid, (blob, _) in vectors.items()])
             self._record_named(vectors)
-            clock, last = int(page[-1][4]), bytes(page[-1][0])
         self._vectors.begin()
+
+    def _placed_pages(self, size: int) -> Iterator[list[tuple[bytes, int, int, bytes, int]]]:
+        """Every placed entry's ``(id, log, seq, raw, clock)``, in the fold's ``(clock, id)``
+        order, ``size`` rows a page, each page a finished statement (the caller may write
+        between pages: no read stays open)."""
+        clock, last = -1, b""
+        while True:
+            page = self._db.execute(
+                "SELECT id, log, seq, raw, clock FROM entries WHERE clock IS NOT NULL "
+                "AND clock >= ?1 AND (clock > ?1 OR id > ?2) ORDER BY clock, id LIMIT ?3",
+                (clock, last, size)).fetchall()
+            if not page:
+                return
+            yield page
+            clock, last = int(page[-1][4]), bytes(page[-1][0])
 
     def vector(self, entry_id: CID) -> dict[int, int] | None:
         """An entry's version vector: log number (:meth:`log_id`) -> the highest seq of that
@@ -1498,14 +1505,7 @@ class Store:
         forked = {int(log) for (log,) in self._db.execute(
             "SELECT DISTINCT log FROM (SELECT log FROM entries GROUP BY log, seq HAVING count(*) > 1)")}
         faults = 0
-        clock, last = -1, b""
-        while True:
-            page = self._db.execute(
-                "SELECT id, log, seq, raw, clock FROM entries WHERE clock IS NOT NULL "
-                "AND clock >= ?1 AND (clock > ?1 OR id > ?2) ORDER BY clock, id LIMIT ?3",
-                (clock, last, _PAGE_ROWS)).fetchall()
-            if not page:
-                break
+        for page in self._placed_pages(_PAGE_ROWS):
             if len(self._clocks) > _CLOCK_CACHE_MAX:
                 self._clocks.clear()
             for eid, log, seq, raw, placed_at in page:
@@ -1534,7 +1534,6 @@ class Store:
                 # (Equal slot for slot, both ways: shared subtrees are not walked.)
                 if not (causal.covers(stored, expected) and causal.covers(expected, stored)):
                     faults += 1
-            clock, last = int(page[-1][4]), bytes(page[-1][0])
         self._vectors.clear()
         return faults
 
