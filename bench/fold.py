@@ -216,7 +216,7 @@ def bench_memory(entries: list[Entry], commons: CID) -> list[tuple[int, int, int
             assert folder.result().state_hash == hash_hold
             before_index = tracemalloc.get_traced_memory()[0]
             folder.refs.clear()
-            folder._light.clear()
+            folder._cache.clear()
             gc.collect()
             ev_index = before_index - tracemalloc.get_traced_memory()[0]
             ev_rest = _without_state(folder)

@@ -330,9 +330,10 @@ def test_long_runs_split_into_bounded_segments(store: Store) -> None:
     assert archive.count_stable([len(entries) // 2]) == len(entries) // 2
 
 
-def test_checkpoint_keeps_the_index_of_named_entries(store: Store) -> None:
-    """A resumed evicting fold keeps the positions of archived named entries: its reviews of
-    old contributions still cost no record read back, and it ends where a full fold does."""
+def test_a_resumed_evicting_fold_ends_where_a_full_fold_does(store: Store) -> None:
+    """An evicting fold checkpointed part way and resumed in another process's manner (a new
+    archive object on the same space) takes the rest of the entries — reviews of archived
+    contributions among them, answered from the archive — and ends where a full fold does."""
     from p2pcommons.state import checkpoint
 
     entries, _, _ = _history(2400)
@@ -341,17 +342,16 @@ def test_checkpoint_keeps_the_index_of_named_entries(store: Store) -> None:
     archive = _CountingArchive(store, commons)
     store.archive_open(archive.space, os.getpid())
     folder = _evicting(entries[:1600], commons, archive)
-    assert folder.refs and folder.evicted
+    assert folder.evicted
     blob = checkpoint.dump(folder)
     resumed_archive = _CountingArchive(store, commons, space=archive.space)
     resumed = checkpoint.load(blob, commons, lambda raw: store.get(CID(raw)), resumed_archive)
     assert resumed is not None
-    assert resumed.refs == folder.refs
+    assert resumed.evicted == folder.evicted
     with bulk():
         for entry in entries[1600:]:
             resumed.add(entry)
         resumed.run()
-    assert resumed_archive.lookups < 20, resumed_archive.lookups
     _same(resumed, entries)
 
 

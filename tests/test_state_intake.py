@@ -163,8 +163,8 @@ def test_the_one_leaf_path_is_taken() -> None:
 @prop_settings(100)
 @given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1))
 def test_an_evicting_folds_positions_are_the_archives(actions: list[tuple[int, int, int]], seed: int) -> None:
-    """``Folder._position`` answers from its caches first (``_light``, then the archive
-    lookups in ``_cache``, then ``refs``): asked at random moments about every entry (taken
+    """``Folder._position`` answers from its cache first (``_cache``: positions unpacked from
+    ``refs`` and archive lookups), then ``refs``, then the archive: asked at random moments about every entry (taken
     or not yet, held or archived) and ids of no entry, it gives the position the fold holds
     or the archive has (None where neither has one), whatever it was asked before."""
     history = build(actions)

@@ -16,8 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pcommons.state import Folder, checkpoint, records
-from p2pcommons.state.handlers import HANDLERS, KINDS, NAMED_KINDS, _registry
-from p2pcommons.state.positions import Meta
+from p2pcommons.state.handlers import HANDLERS, KINDS, _registry
 from tests.test_state_histories import ACTIONS, build, prop_settings
 
 # (``p2pcommons.state.fold`` as an attribute is the fold function, not the module.)
@@ -72,20 +71,6 @@ def test_registry_refuses_a_kind_twice() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         _registry({"genesis": KINDS["join"]})
     assert set(HANDLERS) == set(KINDS)
-    assert NAMED_KINDS[-1] == "genesis" and len(set(NAMED_KINDS)) == len(NAMED_KINDS)
-
-
-def test_packed_positions_keep_every_named_kind_apart() -> None:
-    """The kind code in a packed position is as wide as the registry needs: every named
-    kind, at the largest author index and seq packed, unpacks to itself (no collision)."""
-    assert len(NAMED_KINDS) <= 1 << fold_mod._KIND_BITS
-    aidx, seq, clock = (1 << fold_mod._AIDX_BITS) - 1, (1 << fold_mod._SEQ_BITS) - 1, 10**9
-    record = tuple.__new__(Meta, (clock, b"id", aidx, seq))
-    for kind in NAMED_KINDS:
-        packed = fold_mod._pack_position(record, fold_mod._NAMED_CODE[kind])
-        assert packed is not None
-        assert NAMED_KINDS[packed & fold_mod._KIND_MASK] == kind
-        assert fold_mod._unpack_position(b"id", packed) == record
 
 
 def test_state_fields_are_the_declared_ones() -> None:
@@ -117,9 +102,9 @@ def test_every_declared_field_survives_copy_and_checkpoint(actions: list[tuple[i
         assert getattr(copy, sequence.name) is not getattr(state, sequence.name)
 
 
-def test_a_checkpoint_of_other_kind_codes_is_not_used() -> None:
-    """A checkpoint records which kinds its packed positions' codes name; one written with
-    another registry is refused (the fold starts again) rather than misread."""
+def test_a_checkpoint_of_another_version_is_not_used() -> None:
+    """A checkpoint written by another version of the fold is refused (the fold starts
+    again) rather than misread."""
     history = build([(0, 0, 0), (1, 1, 1), (2, 2, 2)])
     folder = Folder(history.commons)
     for entry in history.entries:
@@ -128,7 +113,7 @@ def test_a_checkpoint_of_other_kind_codes_is_not_used() -> None:
     blob = checkpoint.dump(folder)
     assert checkpoint.load(blob, history.commons, lambda raw: None) is not None
     doc = cbor2.loads(blob)
-    doc["kinds"] = list(reversed(doc["kinds"]))
+    doc["version"] = checkpoint.VERSION - 1
     assert checkpoint.load(cbor2.dumps(doc), history.commons, lambda raw: None) is None
 
 

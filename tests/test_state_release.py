@@ -29,7 +29,7 @@ def test_a_large_fold_drops_the_fold_caches_and_folds_on_as_before(tmp_path: Any
         store.insert(entries[half:])
         monkeypatch.setattr(engine, "TRIM_AFTER", 1)
         state = engine.current_state(store, history.commons, persist=False)
-        assert not folder._cache and not folder._light and not folder._times
+        assert not folder._cache and not folder._times
         assert state.state_hash == fold(entries).state_hash
         assert store.db.execute("SELECT count(*) FROM entries").fetchone()[0] == len(entries)
     finally:

@@ -29,7 +29,6 @@ from ..dagcbor import CID
 from ..entry import Entry
 from .compact import Distributions, Packed, Votes
 from .fold import _PLAIN, Archive, Folder, _Exclusion, bulk
-from .handlers import NAMED_KINDS
 from .positions import ZERO_KEY as _ZERO_KEY
 from .positions import Meta as _Meta
 from .records import SEQUENCES, TABLES, VALUES, State
@@ -41,8 +40,9 @@ from .records import SEQUENCES, TABLES, VALUES, State
 # ``excluded`` table, void entries keyed by (removing entry, member); and the value equation
 # (contributions' refs, distributions' equation and receipts; outcomes change: a `receipt`
 # or a contribution's `refs` now take effect, a `values.decay` rule is refused, so a
-# checkpoint written before must not be resumed — the node folds afresh).
-VERSION = 14
+# checkpoint written before must not be resumed — the node folds afresh); 15: no index of
+# named archived entries (``refs``, with its ``kinds``): the archive answers.
+VERSION = 15
 KEEP = 1  # snapshots kept in a checkpoint besides the state at its end (each costs O(state))
 _STATUS = ("applied", "rejected", "pending", "waiting")
 
@@ -466,29 +466,6 @@ def _load_base(folder: Folder, doc: Any, ctx: _Context) -> None:
         folder.snap_states[0] = (_load_snapshot(base_state, folder.state), base_error)
 
 
-def _dump_refs(folder: Folder) -> list[bytes]:
-    rows = list(folder.refs.items())  # (one pass: the index is a hash table of byte strings)
-    return [b"".join(raw for raw, _ in rows), bytes(len(raw) for raw, _ in rows),
-            b"".join(packed.to_bytes(16, "little") for _, packed in rows)]
-
-
-def _load_refs(folder: Folder, doc: list[bytes], ctx: _Context) -> None:
-    if folder.archive is None:
-        return
-    # Keyed by the id objects the state (or the metadata) already holds, not new copies.
-    state = folder.state
-    same: dict[bytes, bytes] = {} if state is None else {
-        cid.raw: cid.raw for table in (state.contributions, state.proposals, state.joins, state.resources)
-        for cid in table}
-    ids, lengths, packed = doc
-    refs = folder.refs
-    at = 0
-    for i, length in enumerate(lengths):
-        raw = ids[at:at + length]
-        at += length
-        refs[same.get(raw) or _same_id(folder.meta, raw)] = int.from_bytes(packed[16 * i:16 * i + 16], "little")
-
-
 def _dump_last_key(folder: Folder) -> list[Any]:
     last_key = _last_key(folder)
     return [last_key[0], last_key[1]]
@@ -558,11 +535,6 @@ _PARTS: tuple[_Part, ...] = (
     # Eviction: positions up to ``base`` are in the archive (the engine's store table);
     # the state at ``base`` is the first snapshot.
     _Part("base", ("base",), _dump_base, _load_base),
-    # Positions and kinds of entries later ones may name (packed ints ending with the kind's
-    # index in the checkpoint's ``kinds``; see fold._named), as three byte strings — ids,
-    # their lengths, the ints in 16 bytes each — so that resuming does not decode a list of
-    # pairs (about 190 bytes per item at its peak).
-    _Part("refs", ("refs",), _dump_refs, _load_refs),
     _Part("last_key", ("applied",), _dump_last_key, _load_last_key),
     # The last snapshot(s) too, so a late entry in a resumed process replays from a recent
     # position instead of from the start (the state at the last position is added on load).
@@ -571,15 +543,14 @@ _PARTS: tuple[_Part, ...] = (
 # Attributes a resumed fold rebuilds rather than reads (the lazy entry table, each author's
 # latest entry), and those that start afresh in every process (counters, caches, pending replays).
 REBUILT = ("entries", "latest")
-TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache", "_light",
+TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache",
              "_times")
 
 
 def _doc(folder: Folder) -> _Map:
     """The checkpoint document, its big parts as rows still to be written."""
     folder.run()
-    doc = _Map({"version": VERSION, "commons": folder.commons.raw,
-                "kinds": list(NAMED_KINDS)})  # what the kind codes in ``refs`` mean
+    doc = _Map({"version": VERSION, "commons": folder.commons.raw})
     for part in _PARTS:
         doc[part.name] = part.dump(folder)
     return doc
@@ -592,8 +563,7 @@ def load(blob: bytes, commons: CID, loader: Callable[[bytes], Entry | None],
     try:
         with bulk():
             doc = cbor2.loads(blob)
-        if doc.get("version") != VERSION or doc.get("commons") != commons.raw \
-                or doc.get("kinds") != list(NAMED_KINDS):
+        if doc.get("version") != VERSION or doc.get("commons") != commons.raw:
             return None
         with bulk():
             return _load(doc, commons, loader, archive)

@@ -77,7 +77,7 @@ from ..causal import put as _vput
 from ..dagcbor import CID
 from ..entry import Entry
 from .archiving import Archive, MemoryArchive
-from .handlers import APPLIED, HANDLERS, NAMED_KINDS, PENDING, REJECTED, WAITING, Rejected
+from .handlers import APPLIED, HANDLERS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.devices import stability_holders
 from .handlers.distributions import compute_shares
 from .handlers.genesis import found
@@ -93,7 +93,6 @@ from .positions import by_clock as _by_clock
 from .positions import parents as _parents
 from .records import Contribution, Join, Member, Proposal, Resource
 from .records import State as _State
-from .refindex import RefIndex
 
 if TYPE_CHECKING:
     from .views import CommonsState
@@ -211,32 +210,6 @@ _TIMES_MAX = 1 << 11
 _CACHE_MAX = 4096  # archived records looked up recently (references to old entries)
 _UNKNOWN: Any = object()
 _NO_BODIES: dict[bytes, Entry] = {}  # (an entry table without a dict of held bodies)
-# Kinds a later entry may name (``handlers.NAMED_KINDS``: reference targets, a member's
-# admission and grants, a lifting reinstatement): an evicting fold keeps their positions in
-# ``Folder.refs``, each packed with its kind's index in NAMED_KINDS, in as many bits as the
-# registry needs (so a new kind widens the field; it can never collide with another).
-_NAMED_CODE = {kind: code for code, kind in enumerate(NAMED_KINDS)}
-_KIND_BITS = max(1, (len(NAMED_KINDS) - 1).bit_length())
-_KIND_MASK = (1 << _KIND_BITS) - 1
-_SEQ_BITS = 40
-_AIDX_BITS = 24
-
-
-def _pack_position(meta: _Meta, code: int) -> int | None:
-    """One int for ``(clock, author index, seq, kind code)``: ~40 bytes instead of a record."""
-    seq: int = meta[3]
-    aidx: int = meta[2]
-    clock: int = meta[0]
-    if seq >> _SEQ_BITS or aidx >> _AIDX_BITS:
-        return None  # (beyond any real log: looked up in the archive instead)
-    return ((((clock << _SEQ_BITS) | seq) << _AIDX_BITS | aidx) << _KIND_BITS) | code
-
-
-def _unpack_position(raw: bytes, packed: int) -> _Meta:
-    """A light record: clock, id, author index and seq, without the version vector."""
-    aidx = (packed >> _KIND_BITS) & ((1 << _AIDX_BITS) - 1)
-    seq = (packed >> (_KIND_BITS + _AIDX_BITS)) & ((1 << _SEQ_BITS) - 1)
-    return tuple.__new__(_Meta, (packed >> (_KIND_BITS + _AIDX_BITS + _SEQ_BITS), raw, aidx, seq))
 
 
 class Folder:
@@ -331,12 +304,9 @@ class Folder:
         self.evicted_upto: dict[bytes, int] = _renew(self, "evicted_upto", {})
         # Archived records kept: authors' latest, the genesis.
         self.old: dict[bytes, _Meta] = _renew(self, "old", {})
-        # Archive lookups (None: not archived).
+        # Archived records looked up recently (None: not archived, nor ready — an id of no
+        # entry, such as a resource's).
         self._cache: dict[bytes, _Meta | None] = _renew(self, "_cache", {})
-        # Only with an archive: id -> packed position and kind of entries later ones may name.
-        self.refs: RefIndex = _renew(self, "refs", RefIndex())
-        # Refs unpacked recently (a member's admission, grants).
-        self._light: dict[bytes, _Meta] = _renew(self, "_light", {})
 
     # --- intake -------------------------------------------------------------------------
 
@@ -443,8 +413,6 @@ class Folder:
             waiting.pop(eid, None)
             parent_ids = _parents(entry)
             if first_parents is None:
-                # (Evicted: an archived parent may come as a light record, without its version
-                # vector; the full record is read only where that vector is needed.)
                 parents = list(map(held, parent_ids)) if not self.evicted else \
                     [meta.get(p) or self._parent(p) for p in parent_ids]
             else:
@@ -479,7 +447,7 @@ class Folder:
             self._remember_time(eid, entry.time)
         elif len(parents) == 1:
             clock = parents[0][0] + 1
-            top = self._full(parents[0])
+            top = parents[0]
             vt = top[_VV], top[_VV + 1]
             self._date(eid, entry, parent_ids)
         else:
@@ -487,7 +455,7 @@ class Folder:
             # its version vector: skip them (usually all but one or two, since writers
             # depend on every head they saw).  Not with forks, where seq alone is ambiguous.
             latest = max(parents, key=_by_clock)
-            top = self._full(latest)
+            top = latest
             clock = top[0] + 1
             vt = top[_VV], top[_VV + 1]
             forked = bool(self.fork_seq)
@@ -519,7 +487,7 @@ class Folder:
                     seen = _vget(vt, p[2])
                 if seen < p[3]:
                     dated.append(p[1])
-                    full = self._full(p)
+                    full = p
                     vt = _merge(vt, (full[_VV], full[_VV + 1]))
                     leaf = None if vt[0] else vt[1]
                     pair = vt[1] if vt[0] == _causal.BITS else None
@@ -616,10 +584,14 @@ class Folder:
                 if cached is not _UNKNOWN:
                     return cached  # type: ignore[no-any-return]
                 found = self.archive.meta(raw)
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[raw] = found  # None too: ids that are not entries (resources)
+                self._remember(raw, found)  # None too: ids that are not entries (resources)
         return found
+
+    def _remember(self, raw: bytes, found: _Meta | None) -> None:
+        cache = self._cache
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[raw] = found
 
     def record(self, raw: bytes) -> _Meta:
         """The full fold record of a ready entry, held or archived (KeyError: not ready here)."""
@@ -629,36 +601,18 @@ class Folder:
         return found
 
     def drop_caches(self) -> None:
-        """Forget the lookup caches of archived records (``_cache``, ``_light``, ``_times``, the
+        """Forget the lookup caches of archived records (``_cache``, ``_times``, the
         archive's own): caches, never state (a checkpoint keeps none of them), refilled by the
         late entries that need them.  The engine calls it after a large fold (:mod:`.release`)."""
         self._cache.clear()
-        self._light.clear()
         self._times.clear()
         if self.archive is not None:
             self.archive.drop_caches()
 
     def _position(self, raw: bytes) -> _Meta | None:
-        """Clock, id, author index and seq of a ready entry, held or archived — possibly as
-        a light record without the version vector (from ``refs``: no archive lookup)."""
+        """The fold record of a ready entry, held or archived (None: not ready here)."""
         found = self.meta.get(raw)
         if found is None and self.evicted:
-            found = self._light.get(raw)
-            if found is not None:
-                return found
-            # Looked up in the archive before (its record; None: not archived, nor ready —
-            # ``_evict`` drops such a None when it archives the id): no search of ``refs``,
-            # which a resource named by every use of it (an id of no entry) missed each time.
-            found = self._cache.get(raw, _UNKNOWN)
-            if found is not _UNKNOWN:
-                return found
-            packed = self.refs.get(raw)
-            if packed is not None:
-                found = _unpack_position(raw, packed)
-                if len(self._light) >= _CACHE_MAX:
-                    self._light.clear()
-                self._light[raw] = found
-                return found
             found = self._lookup(raw)
         return found
 
@@ -671,19 +625,6 @@ class Folder:
         if found is None:
             raise KeyError(raw)
         return found
-
-    def _full(self, record: _Meta) -> _Meta:
-        """The full record (with its version vector) for a possibly light one."""
-        return record if len(record) > _VV else self.record(record[1])
-
-    def _named(self, eid: bytes, meta: _Meta, kind: str) -> None:
-        """Remember where an entry that later entries may name is, and its kind (evicting
-        folds only): after it is archived, naming it costs no archive lookup."""
-        code = _NAMED_CODE.get(kind)
-        if code is not None:
-            packed = _pack_position(meta, code)
-            if packed is not None:
-                self.refs[eid] = packed
 
     def body(self, raw: bytes) -> Entry:
         """An entry's body, held or archived."""
@@ -870,7 +811,6 @@ class Folder:
             if status != PENDING:  # pragma: no cover - a non-member's entry never applies by itself
                 return False
             results.append((eid, _PLAIN[PENDING]))
-            self._named(eid, self.meta[eid], entry.kind)
         for eid, outcome in results:
             self.outcomes[eid] = outcome
         # The base state now includes them; replay the window after it.
@@ -986,10 +926,6 @@ class Folder:
         if other:
             outcomes = [other.pop(raw, _APPLIED_PLAIN) for raw in ids]
             rows = [(m, outcome[0], outcome[1]) for m, outcome in zip(metas, outcomes, strict=True)]
-            refs = self.refs
-            for raw, outcome in zip(ids, outcomes, strict=True):
-                if outcome[0] == REJECTED:
-                    refs.pop(raw, None)  # had no effect: nothing in the state names it
         else:
             rows = list(zip(metas, repeat(APPLIED), repeat(""), strict=False))
         entries = self.entries
@@ -1139,8 +1075,6 @@ class Folder:
                 self.outcomes.other.pop(eid, None)
             else:
                 self.outcomes.other[eid] = _PLAIN[status]
-            if self.archive is not None:
-                self._named(eid, meta, entry.kind)
 
     def _lifted(self, state: _State, author: bytes, meta: _Meta, cause: Key) -> bool:
         """Did a reinstatement that came after the suspension ``cause`` lift it for this entry?"""
@@ -1159,7 +1093,7 @@ class Folder:
             return True
         tmeta = self.meta.get(raw)
         if tmeta is None:
-            tmeta = self._light.get(raw) or self._position(raw)  # (a member's admission: in _light)
+            tmeta = self._position(raw)  # (a member's admission: in ``_cache``)
             if tmeta is None:
                 return False
         # The target author's slot in the version vector (``causal.get``, inlined: the
@@ -1179,15 +1113,12 @@ class Folder:
                 shift -= 5
             index &= 31
         found: bool = index < len(node) and node[index] >= tmeta[3] and (
-            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1]))  # (a light record: no vv)
+            tmeta[0] < meta[0] or (tmeta[0] == meta[0] and tmeta[1] < meta[1]))
         return found
 
     def kind_of(self, target: CID) -> str:
-        """The kind of a ready entry, held or archived (from ``refs`` without an archive lookup)."""
+        """The kind of a ready entry, held or archived (the store's ``kind`` column)."""
         raw = target.raw
-        packed = self.refs.get(raw)
-        if packed is not None:
-            return NAMED_KINDS[packed & _KIND_MASK]
         if raw in self.meta or self.archive is None:
             return self.entries[raw].kind
         return self.archive.kind(raw) or ""

@@ -129,7 +129,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         # the parents the latest one has not seen add to its vector and date the entry; the
         # others add nothing.  Which those are is read off its vector laid out flat.
         latest = max(parents, key=_by_clock) if len(parents) > 1 else parents[0]
-        top = latest if len(latest) > VV else folder.record(latest[1])
+        top = latest
         shift = top[VV]
         if shift > BITS:  # (deeper: not built while every author index is below 1,024)
             ready(eid, entry, parent_ids, parents)
@@ -147,7 +147,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
                 if len(dated) > 1 and _flat(shift, node, width)[p[2]] >= p[3]:
                     continue
                 dated.append(p[1])
-                full = p if len(p) > VV else folder.record(p[1])
+                full = p
                 if shift == BITS and full[VV] == BITS:  # (two levels each: 33 to 1,024 authors)
                     node = _merge_roots(node, full[VV + 1])
                 else:

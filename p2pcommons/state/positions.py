@@ -27,8 +27,7 @@ class Meta(tuple[Any, ...]):
     vector (``shift, root``: a persistent trie, :mod:`.causal`) holds, per author index, the
     highest seq of that author in the entry's causal past, so "is X in the causal past of Y"
     is one lookup; it shares all but the slots the entry changes with its parents' vectors,
-    so it costs what the entry adds, not O(authors).  A *light* record (``len == VV``) has
-    no vector: the evicting fold's index of named archived entries."""
+    so it costs what the entry adds, not O(authors)."""
 
     __slots__ = ()
 

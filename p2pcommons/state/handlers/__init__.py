@@ -53,8 +53,6 @@ def judged(handler: Handler) -> Handler:
 
 
 HANDLERS: dict[str, Handler] = {name: judged(kind.apply) for name, kind in KINDS.items()}
-# Kinds a later entry may name (the genesis too: a member's ``since``, a founder's grants).
-NAMED_KINDS: tuple[str, ...] = (*sorted(name for name, kind in KINDS.items() if kind.named), GENESIS)
 
-__all__ = ["APPLIED", "GENESIS", "HANDLERS", "KINDS", "NAMED_KINDS", "PENDING", "REJECTED", "WAITING", "Handler",
-           "Kind", "Rejected", "View"]
+__all__ = ["APPLIED", "GENESIS", "HANDLERS", "KINDS", "PENDING", "REJECTED", "WAITING", "Handler", "Kind",
+           "Rejected", "View"]

@@ -111,7 +111,7 @@ def ref(view: View, entry: Entry, meta: Meta, field: str, kind: str | tuple[str,
     """A link field that must name an entry of ``kind`` in this entry's causal past.
     ``known``: the caller found what it names in a table whose keys are all entries of
     ``kind`` (a review's contribution, a vote's proposal), so its kind is not looked up (in
-    an evicting fold, a search of the replayer's index of named entries).  ``linked``: the
+    an evicting fold, a read of the store).  ``linked``: the
     field's link as the caller already read it (:func:`named`), not read again."""
     target = linked
     if target is None:

@@ -125,6 +125,6 @@ def _review(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "contribution": Kind(_contribution, named=True),
-    "review": Kind(_review, named=False),
+    "contribution": Kind(_contribution),
+    "review": Kind(_review),
 }

@@ -69,5 +69,5 @@ def _withdraw(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "withdraw": Kind(_withdraw, named=False),
+    "withdraw": Kind(_withdraw),
 }

@@ -186,5 +186,5 @@ def _device(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a device's
 # entries check that its binding is in their causal past: the replayer keeps its position).
 KINDS: dict[str, Kind] = {
-    "device": Kind(_device, named=True),
+    "device": Kind(_device),
 }

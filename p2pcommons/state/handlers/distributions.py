@@ -97,6 +97,6 @@ def _receipt(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "distribution": Kind(_distribution, named=False),
-    "receipt": Kind(_receipt, named=False),
+    "distribution": Kind(_distribution),
+    "receipt": Kind(_receipt),
 }

@@ -136,9 +136,9 @@ def _vouch(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "join": Kind(_join, named=True),
-    "admission": Kind(_admission, named=True),
-    "leave": Kind(_leave, named=False),
-    "role": Kind(_role, named=True),
-    "vouch": Kind(_vouch, named=True),  # (a newcomer's later entries check it is in their causal past)
+    "join": Kind(_join),
+    "admission": Kind(_admission),
+    "leave": Kind(_leave),
+    "role": Kind(_role),
+    "vouch": Kind(_vouch),  # (a newcomer's later entries check it is in their causal past)
 }

@@ -119,6 +119,6 @@ def spend_fields(s: State, body: dict[str, Any]) -> tuple[str, int, bytes, str]:
 
 # Kinds of this family: handler, and whether later entries may name such an entry.
 KINDS: dict[str, Kind] = {
-    "pay": Kind(_pay, named=False),
-    "spend": Kind(_spend, named=False),
+    "pay": Kind(_pay),
+    "spend": Kind(_spend),
 }

@@ -1,4 +1,4 @@
-"""A registered entry kind: its handler, and whether later entries may name it."""
+"""A registered entry kind: its handler."""
 
 from __future__ import annotations
 
@@ -9,8 +9,3 @@ from .view import Handler
 
 class Kind(NamedTuple):
     apply: Handler
-    # A later entry may name an entry of this kind (a review its contribution, a vote its
-    # proposal, an admission its join, a member record the admission or grant that made it,
-    # a resource use its resource, a lifted suspension its reinstatement): the replayer keeps
-    # such an entry's position after evicting it, so naming it costs no archive lookup.
-    named: bool

@@ -136,8 +136,8 @@ def _resource_change(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "resource_add": Kind(_resource_add, named=True),
-    "resource_use": Kind(_resource_use, named=False),  # a resource_cancel names it: found in the archive
-    "resource_cancel": Kind(_resource_cancel, named=False),
-    "resource_change": Kind(_resource_change, named=False),
+    "resource_add": Kind(_resource_add),
+    "resource_use": Kind(_resource_use),
+    "resource_cancel": Kind(_resource_cancel),
+    "resource_change": Kind(_resource_change),
 }

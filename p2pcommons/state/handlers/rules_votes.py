@@ -255,7 +255,7 @@ def _vote(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "rule_proposal": Kind(_rule_proposal, named=True),
-    "proposal": Kind(_proposal, named=True),
-    "vote": Kind(_vote, named=False),
+    "rule_proposal": Kind(_rule_proposal),
+    "proposal": Kind(_proposal),
+    "vote": Kind(_vote),
 }

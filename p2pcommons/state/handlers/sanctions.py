@@ -77,7 +77,7 @@ def _sanction(v: View, s: State, e: Entry, m: Meta) -> str:
 # Kinds of this family: handler, and whether later entries may name such an entry (a record
 # in the state points at it: the replayer keeps its position when it evicts the entry).
 KINDS: dict[str, Kind] = {
-    "sanction": Kind(_sanction, named=True),
+    "sanction": Kind(_sanction),
 }
 
 
