@@ -584,14 +584,10 @@ class Folder:
                 if cached is not _UNKNOWN:
                     return cached  # type: ignore[no-any-return]
                 found = self.archive.meta(raw)
-                self._remember(raw, found)  # None too: ids that are not entries (resources)
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[raw] = found  # None too: ids that are not entries (resources)
         return found
-
-    def _remember(self, raw: bytes, found: _Meta | None) -> None:
-        cache = self._cache
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[raw] = found
 
     def record(self, raw: bytes) -> _Meta:
         """The full fold record of a ready entry, held or archived (KeyError: not ready here)."""
@@ -609,12 +605,7 @@ class Folder:
         if self.archive is not None:
             self.archive.drop_caches()
 
-    def _position(self, raw: bytes) -> _Meta | None:
-        """The fold record of a ready entry, held or archived (None: not ready here)."""
-        found = self.meta.get(raw)
-        if found is None and self.evicted:
-            found = self._lookup(raw)
-        return found
+    _position = _lookup  # (a position is the record itself: positions.Meta)
 
     def _known(self, raw: bytes) -> _Meta | None:
         """A possibly archived parent's record: authors' latest first (the usual parents)."""
