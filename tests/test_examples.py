@@ -22,6 +22,8 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.support.polling import poll_for
+
 pytestmark = pytest.mark.network
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -77,11 +79,8 @@ def _run(script: Path, root: Path, timeout: float = 240) -> subprocess.Completed
 
 def _assert_clean(root: Path) -> None:
     # `p2pc node stop` waits for the daemon to exit; allow a moment for the process table to catch up.
-    deadline = time.monotonic() + 5
+    poll_for(lambda: not _leftovers(root), 5)  # returns as soon as none is left
     leftovers = _leftovers(root)
-    while leftovers and time.monotonic() < deadline:
-        time.sleep(0.1)
-        leftovers = _leftovers(root)
     assert not leftovers, f"daemons left running: {leftovers}"
     assert not list(root.glob("p2pc-example-*")), "node homes left behind"
 
@@ -138,7 +137,7 @@ def test_terminated_scenario_stops_its_daemons(tmp_path: Path, short_root: Path)
         "    net.found(a, 'stuck')\n"
         "    a.start()\n"
         "    print('READY', flush=True)\n"
-        "    time.sleep(120)\n"
+        "    time.sleep(120)\n"  # deliberate: the scenario is stuck, still running when the test sends SIGTERM
         "sys.exit(main('stuck', ['A'], scenario))\n",
         encoding="utf-8",
     )

@@ -10,6 +10,7 @@ daemon admits each join at most once, even when that member's own admissions are
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -86,18 +87,13 @@ def test_parallel_contribute_processes_on_one_home_never_fork(tmp_path: Path) ->
 
 
 _WRITER = """
-import os, sys, time
-from pathlib import Path
+import sys
 from p2pcommons.author import append
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Signer
 from p2pcommons.store import Store
-store_path, commons, seed, start, count, tag = sys.argv[1:]
-go = Path(start)
-for _ in range(2000):                # wait (bounded) until every writer is ready
-    if go.exists():
-        break
-    time.sleep(0.005)
+store_path, commons, seed, count, tag = sys.argv[1:]
+sys.stdin.buffer.read()              # the start line: EOF when the parent closes the pipe, for every writer at once
 with Store(store_path) as store:
     for i in range(int(count)):
         append(store, Signer(bytes.fromhex(seed)), CID.parse(commons), "contribution",
@@ -110,13 +106,16 @@ def test_stress_concurrent_writer_processes_one_author(tmp_path: Path) -> None:
     same author through ``author.append``: 100 entries at seqs 2..101, no fork."""
     home, commons, me = founder(tmp_path)
     seed = load_identity(Home(home)).seed
-    go = tmp_path / "go"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(Home(home).store_file), str(commons), seed.hex(),
-                          str(go), "25", f"w{n}"], stderr=subprocess.PIPE, text=True, env=ENV)
-        for n in range(4)
-    ]
-    go.touch()
+    start, go = os.pipe()  # every writer reads ``start`` as its stdin; closing ``go`` releases them all
+    try:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _WRITER, str(Home(home).store_file), str(commons), seed.hex(),
+                              "25", f"w{n}"], stdin=start, stderr=subprocess.PIPE, text=True, env=ENV)
+            for n in range(4)
+        ]
+    finally:
+        os.close(start)
+        os.close(go)
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err

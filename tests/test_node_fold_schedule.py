@@ -50,7 +50,7 @@ def _settled_at(tmp_path: Path, *, announced: int, batches_for: float, session_f
                 on_totals(announced, announced * 200)
                 while trio.current_time() - start < batches_for:
                     node.mark_state_dirty({COMMONS})
-                    await trio.sleep(0.1)
+                    await trio.sleep(0.1)  # deliberate: the simulated session stores a batch every 0.1 s
                 await trio.sleep_until(start + session_for)
 
         async with trio.open_nursery() as nursery:

@@ -20,11 +20,11 @@ async def wait_disconnected(host: Any, peer_id: Any, seconds: float) -> float | 
     it took (None: still connected)."""
     import trio
 
+    from tests.support.polling import poll_until
+
     started = trio.current_time()
-    with trio.move_on_after(seconds):
-        while peer_id in host.get_connected_peers():
-            await trio.sleep(0.05)
-    return None if peer_id in host.get_connected_peers() else round(trio.current_time() - started, 2)
+    dropped = await poll_until(lambda: peer_id not in host.get_connected_peers(), seconds)
+    return round(trio.current_time() - started, 2) if dropped else None
 
 
 def main() -> None:
@@ -165,6 +165,7 @@ def redial() -> None:
     from multiaddr import Multiaddr
 
     from p2pcommons.protocols import sync
+    from tests.support.polling import poll_until
 
     info = info_from_p2p_addr(Multiaddr(sys.argv[2]))
     garbage = sync.frame(sync.HELLO, b"\xff" * 2000)  # not CBOR: a violation every time
@@ -183,10 +184,9 @@ def redial() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
             with trio.fail_after(10):
                 await host.connect(info)
-            with trio.move_on_after(15):
-                while info.peer_id in host.get_connected_peers():
-                    await trio.sleep(0.002)
-            report["first_dropped"] = info.peer_id not in host.get_connected_peers()
+            # a fine poll: the redial must come while the target's disconnect still runs
+            report["first_dropped"] = await poll_until(lambda: info.peer_id not in host.get_connected_peers(), 15,
+                                                       interval=0.002)
             try:
                 with trio.fail_after(10):
                     await host.connect(info)
@@ -232,6 +232,7 @@ def flood(paced: bool = False) -> None:
     from p2pcommons.dagcbor import CID
     from p2pcommons.protocols.gossip import topic_of
     from p2pcommons.protocols.sync import PROTOCOL_ID as PROTOCOL_ID_SYNC
+    from tests.support.polling import poll_until
 
     target, commons = sys.argv[2], CID.parse(sys.argv[3])
     key_pair = create_new_key_pair()
@@ -262,11 +263,11 @@ def flood(paced: bool = False) -> None:
             except Exception:
                 return
             if paced:
-                await trio.sleep(0.1)
+                await trio.sleep(0.1)  # deliberate: 10 announcements a second, under the target's rate limit
             elif i % 20 == 0:
                 if info.peer_id not in host.get_connected_peers():
                     return  # cut off: the target banned us
-                await trio.sleep(0.01)
+                await trio.sleep(0.01)  # deliberate: pacing the flood, a breather every 20 messages
 
     async def run() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
@@ -276,15 +277,13 @@ def flood(paced: bool = False) -> None:
                     await host.connect(info)
                 await pubsub.subscribe(topic_of(commons))
                 # Flood once the victim is in our mesh for the topic (polled, bounded).
-                with trio.move_on_after(10):
-                    while info.peer_id not in router.mesh.get(topic_of(commons), set()):
-                        await trio.sleep(0.05)
+                await poll_until(lambda: info.peer_id in router.mesh.get(topic_of(commons), set()), 10)
                 with trio.move_on_after(60):
                     await publish_all(40 if paced else 20_000)
                 if paced:  # until the target opened no session for 3 s (bounded: 60 s)
                     for _ in range(20):
                         seen = sessions
-                        await trio.sleep(3)
+                        await trio.sleep(3)  # deliberate: the quiet window that ends the count (3 s without a session)
                         if sessions == seen:
                             break
                 else:
@@ -298,6 +297,7 @@ def flood(paced: bool = False) -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for tests.support
     if sys.argv[1] in ("flood", "gossip"):
         flood(paced=sys.argv[1] == "gossip")
     elif sys.argv[1] == "redial":

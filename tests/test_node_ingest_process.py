@@ -22,6 +22,7 @@ from p2pcommons.ingest import Ingestor
 from p2pcommons.node.ingest_process import IngestProcess
 from p2pcommons.node.ingest_worker import IngestWorkerFailed, encode_message, rebuild_error
 from p2pcommons.store import Store
+from tests.support.polling import poll_for, wait_until
 
 SIGNERS = [Signer(hashlib.sha256(b"ingest-process-%d" % i).digest()) for i in range(3)]
 
@@ -193,9 +194,7 @@ def test_an_idle_child_is_stopped(tmp_path: Path) -> None:
             nursery.start_soon(child.run_idle_reaper)
             await child.ingest(genesis.id, [e.raw for e in entries])
             was_running = child.running
-            with trio.fail_after(10):
-                while child.running:
-                    await trio.sleep(0.05)
+            await wait_until(lambda: not child.running, 10, "the idle child to be stopped")
             nursery.cancel_scope.cancel()
         return was_running
 
@@ -216,7 +215,6 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys
-    import time
 
     path = tmp_path / "store.sqlite"
     genesis, entries = _history(20_000)
@@ -247,9 +245,7 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
             except FileNotFoundError:
                 return True
 
-        deadline = time.monotonic() + 10
-        while not gone() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        poll_for(gone, 10, interval=0.01)
         assert gone(), "the ingest process outlived its SIGKILLed parent"
     finally:
         if parent.poll() is None:
@@ -349,9 +345,8 @@ def test_the_child_outlives_the_thread_that_started_it(tmp_path: Path, monkeypat
             await child.ingest(genesis.id, [e.raw for e in entries[:5]])  # started: its watch is armed
             assert child._proc is not None
             pid = child._proc.pid
-            with trio.fail_after(10):  # the worker thread that started the child retires
-                while threading.active_count() > threads_before:
-                    await trio.sleep(0.02)
+            await wait_until(lambda: threading.active_count() <= threads_before, 10,
+                             "the worker thread that started the child to retire", interval=0.02)
             report, _ = await child.ingest(genesis.id, [e.raw for e in entries[5:]])
             assert child._proc is not None
             return pid, child._proc.pid, report.added_count

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.polling import poll_for
 
 #: top-level packages of the stacks the node does not use (1,182 modules imported with them),
 #: or uses only on demand (dnspython: a /dns address; pycryptodome, coincurve, fastecdsa: a
@@ -78,14 +79,12 @@ def test_a_running_daemon_imports_none_of_the_unused_stacks(tmp_path: Path) -> N
     daemon = subprocess.Popen([sys.executable, "-c", DAEMON, str(dump), str(home)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        status: dict[str, object] = {}
-        while time.monotonic() < deadline and daemon.poll() is None:
+        def answered() -> dict[str, object] | None:
+            assert daemon.poll() is None, "the daemon exited before it answered"
             done = p2pc(home, "node", "status", "--json")
-            if done.returncode == 0:
-                status = json.loads(done.stdout)
-                break
-            time.sleep(0.2)  # polling the daemon's start-up with a deadline, not waiting out a race
+            return json.loads(done.stdout) if done.returncode == 0 else None
+
+        status = poll_for(answered, 60, interval=0.2)  # the daemon's start-up
         assert status, "the daemon did not answer within 60 s"
         assert p2pc(home, "node", "stop").returncode == 0
         _out, err = daemon.communicate(timeout=60)

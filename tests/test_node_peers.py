@@ -40,6 +40,7 @@ def _misbehave(mode: str, target: str, seed_hex: str) -> None:
     from multiaddr import Multiaddr
 
     from p2pcommons.protocols import sync
+    from tests.support.polling import poll_until
 
     key_pair = create_new_key_pair(bytes.fromhex(seed_hex))
     host = new_host(key_pair=key_pair, sec_opt={NOISE_ID: Noise(key_pair, new_x25519().private_key)},
@@ -53,10 +54,7 @@ def _misbehave(mode: str, target: str, seed_hex: str) -> None:
     host.set_stream_handler(sync.PROTOCOL_ID, hang_up)
 
     async def dropped_within(seconds: float) -> bool:
-        with trio.move_on_after(seconds):
-            while info.peer_id in host.get_connected_peers():
-                await trio.sleep(0.02)
-        return info.peer_id not in host.get_connected_peers()
+        return bool(await poll_until(lambda: info.peer_id not in host.get_connected_peers(), seconds, interval=0.02))
 
     async def run() -> None:
         async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
@@ -215,4 +213,5 @@ def test_reconnects_and_syncs_after_the_peer_restarts(nodes: Callable[[str], Nod
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for tests.support
     _misbehave(sys.argv[1], sys.argv[2], sys.argv[3])

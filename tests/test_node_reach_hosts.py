@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import trio
 
+from tests.support.polling import wait_until
+
 pytestmark = pytest.mark.network
 
 
@@ -63,7 +65,7 @@ def test_autonat_dial_back_dials_afresh_and_keeps_the_askers_connection() -> Non
                         status, addr = await client.query_server(
                             server.get_id(), [a.to_bytes() for a in asker.get_addrs()])
                         assert status == Message.OK and addr is not None
-                    await trio.sleep(0.2)
+                    await trio.sleep(0.2)  # deliberate: time for a wrongful hang-up to show before asserting none came
                     assert server.get_id() in asker.get_connected_peers()
                     assert len(asker.get_network().connections[server.get_id()]) == 1
                     assert service is not None
@@ -118,10 +120,9 @@ def test_a_relayed_connection_is_reported_relayed_and_carries_streams() -> None:
                         await stream.write(b"through the relay")
                         assert await stream.read(64) == b"through the relay"
                         await stream.close()
-                        for _ in range(100):  # the home side registers the inbound circuit
-                            if visitor.get_id().to_base58() in connection_kinds(home):
-                                break
-                            await trio.sleep(0.05)
+                        visitor_id = visitor.get_id().to_base58()
+                        await wait_until(lambda: visitor_id in connection_kinds(home), 5,
+                                         "the home side to register the inbound circuit")
                         assert connection_kinds(home)[visitor.get_id().to_base58()] == "relayed"
                         # a stranger (not a member of our commons) gets no slot on the relay
                         with pytest.raises(ConnectionError):

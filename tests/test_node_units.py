@@ -164,7 +164,7 @@ def test_lock_names_the_holder_and_dies_with_it(tmp_path: Path) -> None:
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path; from p2pcommons.home import Home;"
          "from p2pcommons.node.lock import NodeLock; lock = NodeLock(Home(Path(sys.argv[1]))); lock.acquire();"
-         "print('locked', flush=True); time.sleep(60)", str(tmp_path)],
+         "print('locked', flush=True); time.sleep(60)", str(tmp_path)],  # deliberate: holds the lock till killed
         stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "locked"

@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import pytest
 from p2pcommons.home import Home
 
 from .support.cli import fresh_live_state  # noqa: F401 (an autouse fixture)
+from .support.polling import poll_for
 from .test_cli_governance import _carry, _hash, _init, p2pc_json
 from .test_node_integration import P2PC, NodeProc
 
@@ -132,14 +132,14 @@ def _connect_as_nobody(path: Path) -> str:
         except BaseException:
             code = 3
         os._exit(code)
-    deadline = time.monotonic() + 30
-    for _ in range(3000):
+
+    def reaped() -> str | None:
         done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return codes.get(os.waitstatus_to_exitcode(status), "error:exit")
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
+        return codes.get(os.waitstatus_to_exitcode(status), "error:exit") if done else None
+
+    outcome = poll_for(reaped, 30, interval=0.01)
+    if outcome:
+        return str(outcome)
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     return "error:timeout"

@@ -110,7 +110,7 @@ async def forward(client: trio.SocketStream, connect: Callable[[], Awaitable[tri
 
             async def limit_blackhole() -> None:
                 await broken.wait()
-                await trio.sleep(BLACKHOLE_MAX)
+                await trio.sleep(BLACKHOLE_MAX)  # deliberate: a dead link stays dead this long, then is closed
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(limit_blackhole)

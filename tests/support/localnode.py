@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from p2pcommons.home import Home
 from p2pcommons.identity import load_identity
 from p2pcommons.node.notify import request
 from tests.support.cli_json import unwrap
+from tests.support.polling import wait_for  # the one sync polling helper, re-exported for the tests
 
 P2PC = [sys.executable, "-c", "from p2pcommons.cli.app import main; main()"]
 ENV = {**os.environ, "P2PC_NO_PROGRESS": "1"}
@@ -26,19 +26,6 @@ def run(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None
     # with --json a failing command's sentence (and its result) is on stdout, not stderr
     assert result.returncode == 0, (args, result.returncode, result.stdout[-2000:], result.stderr[-2000:])
     return unwrap(result.stdout)
-
-
-def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    for _ in range(int(timeout / interval) + 2):
-        last = condition()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def founder(tmp_path: Path, name: str = "a") -> tuple[Path, CID, bytes]:

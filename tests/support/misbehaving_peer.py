@@ -50,6 +50,7 @@ def main() -> None:
     from p2pcommons.dagcbor import CID
     from p2pcommons.entry import Signer, sign_entry
     from p2pcommons.protocols import sync
+    from tests.support.polling import poll_until
 
     mode, target, commons = sys.argv[1], sys.argv[2], CID.parse(sys.argv[3])
     every = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
@@ -132,10 +133,7 @@ def main() -> None:
         except Exception as exc:
             report["result"] = f"reset after {time.monotonic() - started:.1f} s ({type(exc).__name__})"
         report["seconds"] = round(time.monotonic() - started, 1)
-        with trio.move_on_after(5):
-            while info.peer_id in host.get_connected_peers():
-                await trio.sleep(0.05)
-        report["disconnected"] = info.peer_id not in host.get_connected_peers()
+        report["disconnected"] = await poll_until(lambda: info.peer_id not in host.get_connected_peers(), 5)
         await host.close()
 
     async def run() -> None:
@@ -228,10 +226,7 @@ def main() -> None:
                 raise SystemExit(f"unknown mode {mode}")
             if "result" not in report:
                 report["result"] = await outcome(stream, 15 if mode != "fork" else 5, started)
-            with trio.move_on_after(5):
-                while info.peer_id in host.get_connected_peers():
-                    await trio.sleep(0.05)
-            report["disconnected"] = info.peer_id not in host.get_connected_peers()
+            report["disconnected"] = await poll_until(lambda: info.peer_id not in host.get_connected_peers(), 5)
             await host.close()
 
     trio.run(run)
@@ -239,4 +234,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # tests.support
     main()
