@@ -4,6 +4,8 @@
     python bench/fold.py --quick    # 10,000 entries
     python bench/fold.py --joins 5000,10000,30000   # concurrent joins beside ordinary folds
     python bench/fold.py --store-order -n 100000    # a fresh node, entries received in log order
+                                                    # (beside the same run's floors: SQLite read,
+                                                    # decode, the fold alone, Ed25519 verify)
 
 Prints, measured in one run on one core:
 
@@ -331,8 +333,8 @@ def bench_joins(sizes: list[int], repeat: int) -> None:
 def bench_store_order(n: int, authors: int = 12) -> None:
     """A fresh node folding an ``n``-entry commons received in log order (each author's log
     in turn, as sync and bundles deliver them), through the store, beside the same run's
-    in-memory fold of the same entries; then one append and a late entry ~10,000 positions
-    back, both through the store (insert + fold)."""
+    in-memory fold of the same entries and the floors (:func:`_floors`); then one append and
+    a late entry ~10,000 positions back, both through the store (insert + fold)."""
     import tempfile
     from pathlib import Path
 
@@ -359,20 +361,23 @@ def bench_store_order(n: int, authors: int = 12) -> None:
     back = min(10_000, n // 2)
     anchor = CID(folder.order[len(folder.order) - back][1])  # (the late entry's only dependency)
     t = max(e.time for e in entries)
-    del folder
+    by_id = {e.id.raw: e for e in entries}
+    by_clock = [by_id[key[1]] for key in folder.order]
+    del folder, by_id
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "s.sqlite")
         t0 = time.perf_counter()
         for i in range(0, len(by_log), 1000):
             store.insert(by_log[i:i + 1000])
         insert_s = time.perf_counter() - t0
+        store.close()
+        print(_floors(by_clock, Path(tmp) / "s.sqlite", digest))
         # A fresh node holds none of the history while it folds: at 1M, the decoded entries
         # held here made the fold through the store about a quarter slower (101.7 CPU-s
         # against 78-79 in a process holding nothing else, same code, same store).
-        del entries, by_log
+        del entries, by_log, by_clock
         forget()
         gc.collect()
-        store.close()
         fresh_s, fresh_cpu, fresh_hash = _fresh_process_fold(Path(tmp) / "s.sqlite", commons)
         print(f"fresh node:  {n / fresh_cpu:>10,.0f} entries/s CPU through the store in a new process "
               f"({fresh_cpu:.2f} CPU-s, {fresh_s:.2f} s wall; target >= 50,000/s); same state hash: "
@@ -428,6 +433,48 @@ def bench_store_order(n: int, authors: int = 12) -> None:
               f"the fold, {late_cpu * 1000:.1f} CPU-ms) for an entry ~{back:,} positions back (target < 100 ms)")
         store.close()
         forget()
+
+
+def _floors(by_clock: list[Entry], path: Path, digest: str) -> str:
+    """The same run's floors, one core, CPU time, on the same entries: what a fold through
+    the store cannot beat (reading the rows in the fold's order, decoding them), the fold's
+    own logic (the same entries decoded in advance, taken in that order in memory), and
+    raw Ed25519 verification, the machine's speed in units other benches use (a figure
+    from a faster machine compares by its ratio to that)."""
+    import sqlite3
+
+    import nacl.bindings
+
+    sample = [(e.sig + e.signing_bytes(), e.author) for e in by_clock[:5_000]]
+    open_ = nacl.bindings.crypto_sign_open
+    c0 = time.process_time()
+    for message, key in sample:
+        open_(message, key)
+    verify = len(sample) / (time.process_time() - c0)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    c0 = time.process_time()
+    rows = db.execute("SELECT id, raw FROM entries WHERE clock IS NOT NULL ORDER BY clock, id").fetchall()
+    read = len(rows) / (time.process_time() - c0)
+    db.close()
+    raws = [(bytes(raw), bytes(eid)) for eid, raw in rows]
+    del rows
+    c0 = time.process_time()
+    for raw, eid in raws:
+        decode_stored(raw, eid)
+    decode = len(raws) / (time.process_time() - c0)
+    del raws
+    gc.collect()
+    commons = by_clock[0].id
+    c0 = time.process_time()
+    folder = Folder(commons)
+    with bulk():
+        folder.take_in_order(by_clock)
+        folder.run()
+    logic = len(by_clock) / (time.process_time() - c0)
+    same = folder.result().state_hash == digest
+    return (f"floors:      {read:>10,.0f} rows/s SQLite read in the fold's order, {decode:,.0f} entries/s decoded "
+            f"(decode_stored), {logic:,.0f} entries/s the fold alone (decoded in advance, in memory, in that "
+            f"order; same state hash: {same}); raw Ed25519 verify {verify:,.0f}/s (CPU, one core, this run)")
 
 
 def _fresh_process_fold(path: Path, commons: CID) -> tuple[float, float, str]:
