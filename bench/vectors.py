@@ -13,7 +13,8 @@ SQLite insert into the store's layout) and the load average:
   the whole vectors (the mean over a sample of entries: what storing them whole would
   cost), and the rows a read walks (mean and most);
 * reads with cold caches (a new connection): ``Store.in_past`` and ``Store.vector`` over
-  random entries, microseconds each.
+  random entries, microseconds each;
+* how far back in the fold's order each row's base sorts (:func:`base_distances`).
 
 The histories are ``bench/fold.py``'s (``P2PC_BENCH_CACHE`` keeps them signed).  Nothing
 is asserted: the figures go into ``docs/performance.md``.
@@ -123,6 +124,7 @@ def main() -> None:
             print(f"stored:  {vv_bytes / placed:.1f} bytes and {slots / placed:.2f} slots per entry; whole vectors "
                   f"would hold {whole:,.1f} slots per entry (mean over 200); a read walks {walks / len(sample):.1f} "
                   f"rows (most {most})")
+            print(base_distances(store))
             store._vectors.clear()
             pairs = [(rng.choice(entries), rng.choice(entries)) for _ in range(10_000)]
             start = time.process_time()
@@ -138,6 +140,35 @@ def main() -> None:
             print(f"reads:   in_past {past_us:.1f} us, vector {vector_us:.1f} us (cold caches); "
                   f"load average {load_average()}")
         os.sync()
+
+
+def base_distances(store: Store, far: int = 4096) -> str:
+    """How far back, in the fold's ``(clock, id)`` order, each row's base sorts: if it is
+    nearly always close, a fold reading the rows in that order could build each entry's
+    vector from its base's, still held, plus the row's slots (docs/performance.md, session
+    22), with no lookup of the entry's archived parents."""
+    from p2pcommons.vectors import decode
+
+    rows = store._db.execute(
+        "SELECT n, id, log, seq, vv FROM entries WHERE clock IS NOT NULL ORDER BY clock, id").fetchall()
+    position = {n: at for at, (n, _, _, _, _) in enumerate(rows)}
+    by_seq = {(log, seq): n for n, _, log, seq, _ in rows}
+    by_id = {bytes(eid): n for n, eid, _, _, _ in rows}
+    distances = []
+    for at, (_, _, log, _, blob) in enumerate(rows):
+        if blob is None:
+            continue
+        row = decode(bytes(blob))
+        base = by_seq.get((log, row.base_seq)) if row.base_seq else by_id.get(row.base or b"")
+        if base is not None:
+            distances.append(at - position[base])
+    if not distances:
+        return "bases:   none"
+    distances.sort()
+    beyond = len(distances) - sum(1 for d in distances if d <= far)
+    return (f"bases:   a row's base sorts {statistics.median(distances):g} positions back (median), "
+            f"{distances[len(distances) * 9 // 10]} (90th percentile), {distances[-1]:,} at most; "
+            f"{beyond:,} of {len(distances):,} more than {far:,} back")
 
 
 if __name__ == "__main__":
