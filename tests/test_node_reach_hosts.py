@@ -123,7 +123,7 @@ def test_a_relayed_connection_is_reported_relayed_and_carries_streams() -> None:
                         visitor_id = visitor.get_id().to_base58()
                         await wait_until(lambda: visitor_id in connection_kinds(home), 5,
                                          "the home side to register the inbound circuit")
-                        assert connection_kinds(home)[visitor.get_id().to_base58()] == "relayed"
+                        assert connection_kinds(home)[visitor_id] == "relayed"
                         # a stranger (not a member of our commons) gets no slot on the relay
                         with pytest.raises(ConnectionError):
                             await visitor_reach._reserve(relay_id, relay_addr)
