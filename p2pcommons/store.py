@@ -241,6 +241,8 @@ _RECOUNT = (
 # Entry rows per multi-row INSERT (:meth:`Store._insert_entry_rows`): 7 parameters each,
 # well under SQLite's limit on a statement's parameters (999 before 3.32).
 _ROWS_PER_INSERT = 128
+# A stored entry as the fold reads it: its bytes, its id, its version vector row (None: none).
+FoldRow = tuple[bytes, bytes, bytes | None]
 _PAGE_ROWS = 1000  # rows per statement of a long read (one that other work interleaves with)
 _LAST_ROW_NUMBER = 2**63 - 1  # the largest rowid (``entries.n``): SQLite numbers new rows max + 1 below it
 _INSERT_ONE = "INSERT OR IGNORE INTO entries (id, log, seq, kind, raw, clock, vv) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -943,6 +945,21 @@ class Store:
         except MissingVector:
             return None
 
+    def vector_rows(self, entry_id: bytes) -> Iterator[tuple[bytes, tuple[int, ...]]]:
+        """The rows a read of an entry's vector visits, the entry's first, then its base's
+        and so on: ``(id, [log, seq, …])``, the slots where each exceeds its base's (the first
+        value found for a log is the entry's).  A reader that holds some visited entry's
+        vector stops there and sets the slots found over it (the state fold's archive,
+        whose records keep no vector).  Raises :class:`~p2pcommons.vectors.MissingVector`
+        where an entry has no vector (:meth:`vector`)."""
+        for visited, _, _, row in self._vectors.walk(entry_id):
+            yield visited, row.flat
+
+    def log_authors(self, commons: CID) -> dict[int, bytes]:
+        """Log number -> author, for every log of a commons (a log's number never changes)."""
+        return {int(log): bytes(author) for log, author in
+                self._db.execute("SELECT log, author FROM logs WHERE commons = ?", (commons.raw,))}
+
     def in_past(self, earlier: CID, later: CID) -> bool | None:
         """Whether ``earlier`` is in ``later``'s causal past (an entry is in its own); None
         if either has no vector (:meth:`vector`).  Where ``earlier``'s log forked at its seq,
@@ -1086,14 +1103,16 @@ class Store:
         then those still waiting for a parent (in arrival order): a reader that takes them
         in this order never sees an entry before one that sorts earlier, so it never has to
         go back."""
-        for raw, _ in self.in_order_rows(commons):
+        for raw, _, _ in self.in_order_rows(commons):
             yield raw
 
-    def in_order_rows(self, commons: CID, upto: tuple[int, int] | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """:meth:`in_order` with each entry's stored id: ``(raw, id)``.  The id was written at
-        insert from the entry's hash (:meth:`insert` takes only decoded entries), so the
-        fold's read path takes it rather than hashing each entry again
-        (:func:`~p2pcommons.entry.decode_stored`).  ``upto``: only the entries placed as of
+    def in_order_rows(self, commons: CID, upto: tuple[int, int] | None = None) -> Iterator[FoldRow]:
+        """:meth:`in_order` with each entry's stored id and version vector row: ``(raw, id,
+        vv)``.  The id was written at insert from the entry's hash (:meth:`insert` takes only
+        decoded entries), so the fold's read path takes it rather than hashing each entry
+        again (:func:`~p2pcommons.entry.decode_stored`); the vector row (None: none, see
+        :meth:`vector`) lets an evicting fold build an entry's vector from its base's without
+        a read (:meth:`p2pcommons.state.archive.StoreArchive.vector`).  ``upto``: only the entries placed as of
         marks ``(arrival number, late placement number)`` (the engine's first fold,
         :meth:`feed_mark`; those placed since come with its next marks).
 
@@ -1108,7 +1127,8 @@ class Store:
         by them."""
         query = (
             # CROSS JOIN keeps entries as the outer loop: the (clock, id) index in order.
-            "SELECT entries.raw, entries.id, entries.clock FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "SELECT entries.raw, entries.id, entries.vv, entries.clock FROM entries CROSS JOIN logs "
+            "ON logs.log = entries.log "
             "WHERE entries.clock IS NOT NULL AND logs.commons = ?1 AND entries.n <= ?2 "
             + ("" if upto is None else "AND entries.id NOT IN (SELECT id FROM placed_late WHERE k > ?3) ")
             + "AND entries.clock >= ?4 AND (entries.clock > ?4 OR entries.id > ?5) "
@@ -1117,13 +1137,13 @@ class Store:
         clock, last = -1, b""
         while True:
             page = self._db.execute(query, (commons.raw, n_mark, k_mark, clock, last, _PAGE_ROWS)).fetchall()
-            yield from ((raw, entry_id) for raw, entry_id, _ in page)
+            yield from ((raw, entry_id, vv) for raw, entry_id, vv, _ in page)
             if len(page) < _PAGE_ROWS:
                 break
-            _, last, clock = page[-1]
+            _, last, _, clock = page[-1]
         if upto is None:
             yield from self._db.execute(
-                "SELECT entries.raw, entries.id FROM waiting CROSS JOIN entries "
+                "SELECT entries.raw, entries.id, entries.vv FROM waiting CROSS JOIN entries "
                 f"ON entries.n = {_row_of('waiting.id')} JOIN logs ON logs.log = entries.log "
                 "WHERE logs.commons = ?1 ORDER BY entries.n", (commons.raw,)).fetchall()
 
@@ -1137,7 +1157,7 @@ class Store:
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
     def placed_since(self, commons: CID, after_n: int, after_k: int,
-                     ) -> tuple[tuple[int, int, int], Iterator[tuple[bytes, bytes]]]:
+                     ) -> tuple[tuple[int, int, int], Iterator[FoldRow]]:
         """What a reader that took the commons' placed entries up to marks ``(after_n,
         after_k)`` has not taken: the new marks (as :meth:`feed_mark` reads them), and
         ``(raw, id)`` of the entries placed since, in the fold's ``(clock, id)`` order —
@@ -1163,17 +1183,17 @@ class Store:
         del found
         return marks, self._rows_numbered(numbers)
 
-    def _rows_numbered(self, numbers: Sequence[int]) -> Iterator[tuple[bytes, bytes]]:
-        """``(raw, id)`` of the entries with these row numbers, in this order, a page at a time
-        (one that is no longer stored is left out)."""
+    def _rows_numbered(self, numbers: Sequence[int]) -> Iterator[FoldRow]:
+        """``(raw, id, vv)`` of the entries with these row numbers, in this order, a page at a
+        time (one that is no longer stored is left out)."""
         for start in range(0, len(numbers), _PAGE_ROWS):
             chunk = numbers[start:start + _PAGE_ROWS]
             if len(chunk) == 1:
-                page = self._db.execute("SELECT raw, id FROM entries WHERE n = ?", (chunk[0],)).fetchall()
+                page = self._db.execute("SELECT raw, id, vv FROM entries WHERE n = ?", (chunk[0],)).fetchall()
                 yield from page
                 continue
-            by_number = {n: (raw, entry_id) for n, raw, entry_id in self._db.execute(
-                f"SELECT n, raw, id FROM entries WHERE n IN ({','.join('?' * len(chunk))})", tuple(chunk))}
+            by_number = {n: (raw, entry_id, vv) for n, raw, entry_id, vv in self._db.execute(
+                f"SELECT n, raw, id, vv FROM entries WHERE n IN ({','.join('?' * len(chunk))})", tuple(chunk))}
             for n in chunk:
                 row = by_number.get(n)
                 if row is not None:
@@ -1908,19 +1928,6 @@ class Store:
                 "INSERT OR REPLACE INTO fold_segments (space, log, first, count, aidx, records) "
                 "VALUES (?, ?, ?, ?, ?, ?)", [(space, *segment) for segment in segments])
 
-    def archive_last_frame(self, space: bytes) -> int:
-        """The highest frame number written to a space (its rows with ``log`` = -frame), 0 if none."""
-        self._archive_table()
-        row = self._db.execute("SELECT min(log) FROM fold_segments WHERE space = ? AND log < 0", (space,)).fetchone()
-        return 0 if row is None or row[0] is None else -int(row[0])
-
-    def archive_frame(self, space: bytes, frame: int) -> bytes | None:
-        """A frame's encoded vectors (see p2pcommons.state.archive), None if there is none."""
-        self._archive_table()
-        row = self._db.execute("SELECT records FROM fold_segments WHERE space = ? AND log = ? AND first = 0",
-                               (space, -frame)).fetchone()
-        return None if row is None else bytes(row[0])
-
     def archive_find(self, space: bytes, entry_id: bytes) -> tuple[int, int, int, bytes] | None:
         """``(index in the segment, author index, first seq, encoded records)`` of the segment
         that would hold a stored entry's record (by the entry's log and seq), or None."""
@@ -1940,7 +1947,8 @@ class Store:
     def archive_segments(self, space: bytes, *, records: bool = True) -> Iterator[tuple[int, int, int, bytes]]:
         """``(author index, first seq, count, encoded records)`` of every segment (a scan: for
         summaries and listings, not per entry; without ``records``, empty bytes for them).
-        Not the frames (rows with a negative ``log``: p2pcommons.state.archive)."""
+        Not the frames (rows with a negative ``log`` that archives before segment version 5
+        wrote: p2pcommons.state.archive)."""
         self._archive_table()
         column = "records" if records else "x''"
         for aidx, first, count, blob in self._db.execute(

@@ -65,6 +65,8 @@ ROWS_MAX = 4096  # decoded rows kept
 _HEADER = struct.Struct("<BBBxQQ")
 _VERSION = 1
 _NONE, _OWN, _NAMED = 0, 1, 2  # base kinds: none (a root), by seq on the own log, by id
+# (Public: a reader holding some entries' vectors builds another's from its row and its base's.)
+ROOT, OWN_LOG, NAMED = _NONE, _OWN, _NAMED
 T = TypeVar("T")
 _ID_LENGTH = 36  # every entry id is a 36-byte CID (p2pcommons.dagcbor)
 

@@ -288,8 +288,9 @@ def test_the_stored_id_the_fold_takes_is_the_entrys_hash(
         for batch in batches:
             store.insert(batch)
         rows = list(store.in_order_rows(history.commons))
-        assert [raw for raw, _ in rows] == list(store.in_order(history.commons))
-        for raw, eid in rows:
+        assert [raw for raw, _, _ in rows] == list(store.in_order(history.commons))
+        for raw, eid, vv in rows:
+            assert vv == store._vector_row_by_id(eid)[2]  # type: ignore[index]
             hashed, taken = decode_entry(raw), decode_stored(raw, eid)
             assert eid == hashed.id.raw
             assert (taken.id, taken.raw, taken.seq, taken.sig, taken.deps, taken.prev, taken.body, taken.kind,

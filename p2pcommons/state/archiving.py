@@ -6,17 +6,40 @@ knows nothing of the store, so the pure fold imports it without the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
+from .. import causal
+from ..causal import Vector
 from ..entry import Entry
+from .positions import VV as _VV
 from .positions import Meta as _Meta
+from .positions import bare
+
+
+class HeldVectors(Protocol):
+    """What an evicting fold still holds of its entries' version vectors (its records before
+    the archived positions; authors' latest and the genesis after them): what
+    :meth:`Archive.vector` builds on.  Implemented by :class:`~.fold.Folder`."""
+
+    @property
+    def author_index(self) -> Mapping[bytes, int]: ...
+
+    def held_vector(self, raw: bytes) -> Vector | None:
+        """The vector of the entry ``raw`` (None: archived, or not ready)."""
+
+    def held_vector_at(self, author: bytes, seq: int) -> Vector | None:
+        """The vector of ``author``'s entry at ``seq`` (None: archived, not ready, or forked there)."""
 
 
 class Archive:
     """Where an evicting fold keeps the records of the entries it has evicted from memory.
 
-    Per evicted entry: its fold record (:class:`_Meta`: clock, id, author index, seq, version
-    vector) and its outcome; and the entry bodies, for a full refold and for queries.  The
+    Per evicted entry: its fold record (:class:`_Meta`: clock, id, author index, seq) and its
+    outcome; and the entry bodies, for a full refold and for queries.  The records come back
+    without their version vectors (:func:`.positions.bare`): "is X in Y's past" needs only
+    X's author index and seq, and the rare entry whose own vector would merge an archived
+    parent's asks :meth:`vector` (the store computed every entry's vector at insert).  The
     engine's implementation is a store table (local derived data, never replicated) plus the
     store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
 
@@ -28,6 +51,13 @@ class Archive:
         raise NotImplementedError
 
     def meta(self, raw: bytes) -> _Meta | None:
+        """An archived entry's record, without its vector (:func:`.positions.bare`)."""
+        raise NotImplementedError
+
+    def vector(self, eid: bytes, author: bytes, parents: list[bytes], fold: HeldVectors) -> Vector:
+        """The version vector (by the fold's author indexes) of the past of ``eid``, a stored
+        entry by ``author`` whose ``parents`` are ready in the fold, some archived; it may
+        include the entry's own seq."""
         raise NotImplementedError
 
     def outcome(self, raw: bytes) -> tuple[_Meta, str, str] | None:
@@ -70,13 +100,27 @@ class MemoryArchive(Archive):
     def __init__(self) -> None:
         self.rows: dict[bytes, tuple[_Meta, str, str]] = {}
         self.bodies: dict[bytes, Entry] = {}
+        # The archived records' vectors, kept aside as the store keeps its own (never handed
+        # back with a record): what :meth:`vector` merges.
+        self.vectors: dict[bytes, Vector] = {}
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
             times: list[int] | None = None) -> None:
-        for row, body in zip(rows, bodies, strict=True):
-            self.rows[row[0][1]] = row
+        for (m, status, reason), body in zip(rows, bodies, strict=True):
+            raw = m[1]
+            self.rows[raw] = (bare(m), status, reason)
+            if m[_VV] >= 0:
+                self.vectors[raw] = (m[_VV], m[_VV + 1])
             if body is not None:
-                self.bodies[row[0][1]] = body
+                self.bodies[raw] = body
+
+    def vector(self, eid: bytes, author: bytes, parents: list[bytes], fold: HeldVectors) -> Vector:
+        """Every parent's vector merged (what the store computes at insert)."""
+        merged = causal.EMPTY
+        for parent in parents:
+            found = fold.held_vector(parent)
+            merged = causal.merge(merged, found if found is not None else self.vectors[parent])
+        return merged
 
     def meta(self, raw: bytes) -> _Meta | None:
         row = self.rows.get(raw)
@@ -100,3 +144,4 @@ class MemoryArchive(Archive):
     def clear(self) -> None:
         self.rows.clear()
         self.bodies.clear()
+        self.vectors.clear()

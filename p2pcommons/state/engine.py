@@ -35,7 +35,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice, starmap
+from itertools import islice
 from typing import Any
 
 import cbor2
@@ -44,7 +44,7 @@ from .. import tables
 from ..dagcbor import CID
 from ..entry import Entry, Signer, decode_stored
 from ..errors import StoreBusy, StoreCorrupt, StoreError
-from ..store import Store
+from ..store import FoldRow, Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
 from .fold import Folder, bulk
@@ -124,7 +124,7 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _
     log by log brings most entries before the other logs' entries they name; the fold held
     each waiting, dropped its body, read and decoded it again one query at a time when its
     parents came, and went back for the late ones."""
-    rows: Iterator[tuple[bytes, bytes]] | None = None
+    rows: Iterator[FoldRow] | None = None
     if not _untouched(live):
         if _refold_fresh(live, store, commons):
             _drop(store, _key(store, commons))
@@ -137,12 +137,16 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _
     folder = live.folder
     # (A batch at a time, so the intake binds what it uses once per batch, not once per entry.)
     while batch := list(islice(rows, FEED_BATCH)):
-        folder.take_in_order(starmap(decode_stored, batch))
+        if isinstance(folder.archive, StoreArchive):  # (an entry naming an archived parent reads its vector)
+            folder.archive.rows_at_hand([(entry_id, vv) for _, entry_id, vv in batch])
+        folder.take_in_order(decode_stored(raw, entry_id) for raw, entry_id, _ in batch)
         if len(batch) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
             if isinstance(folder.entries, checkpoint.LazyEntries):
                 folder.entries.evict(KEEP_BODIES)
+    if isinstance(folder.archive, StoreArchive):
+        folder.archive.rows_at_hand(())
     live.max_n, live.max_k, stored = marks
     _hold(live, stored)
     return live

@@ -448,7 +448,7 @@ class Folder:
         elif len(parents) == 1:
             clock = parents[0][0] + 1
             top = parents[0]
-            vt = top[_VV], top[_VV + 1]
+            vt = (top[_VV], top[_VV + 1]) if top[_VV] >= 0 else self._archived_past(entry, parent_ids)
             self._date(eid, entry, parent_ids)
         else:
             # Parents already in the causal past of the latest parent add nothing to
@@ -458,15 +458,17 @@ class Folder:
             top = latest
             clock = top[0] + 1
             vt = top[_VV], top[_VV + 1]
-            forked = bool(self.fork_seq)
-            leaf = None if vt[0] else vt[1]  # (up to 32 authors the vector is one leaf)
-            pair = vt[1] if vt[0] == _causal.BITS else None  # (up to 1,024: leaves under one root)
             # Dated by the parents that are not in another parent's causal past: an entry's
             # effective time is at least its past's, so those add nothing to the floor (a
             # review names an old contribution its author's previous entry had seen: its
             # time is then never read, from memory or the store).
             dated = [latest[1]]
-            for p in parents:
+            if vt[0] < 0:  # (the latest parent is archived: its vector is not kept)
+                vt, dated = self._archived_past(entry, parent_ids), parent_ids
+            forked = bool(self.fork_seq)
+            leaf = None if vt[0] else vt[1]  # (up to 32 authors the vector is one leaf)
+            pair = vt[1] if vt[0] == _causal.BITS else None  # (up to 1,024: leaves under one root)
+            for p in parents if dated is not parent_ids else ():
                 if p is latest:
                     continue
                 if forked:
@@ -486,9 +488,11 @@ class Folder:
                 else:
                     seen = _vget(vt, p[2])
                 if seen < p[3]:
+                    if p[_VV] < 0:  # (archived, its vector not kept: the archive answers)
+                        vt, dated = self._archived_past(entry, parent_ids), parent_ids
+                        break
                     dated.append(p[1])
-                    full = p
-                    vt = _merge(vt, (full[_VV], full[_VV + 1]))
+                    vt = _merge(vt, (p[_VV], p[_VV + 1]))
                     leaf = None if vt[0] else vt[1]
                     pair = vt[1] if vt[0] == _causal.BITS else None
             self._date(eid, entry, dated)
@@ -610,6 +614,28 @@ class Folder:
     def _known(self, raw: bytes) -> _Meta | None:
         """A possibly archived parent's record: authors' latest first (the usual parents)."""
         return self.old.get(raw) or self._position(raw)
+
+    def _archived_past(self, entry: Entry, parent_ids: list[bytes]) -> _Vector:
+        """The version vector of an entry's past where a parent it must merge is archived:
+        archived records keep no vector (the store computed every entry's at insert), so the
+        archive answers, from the vectors the fold still holds (:meth:`Archive.vector`)."""
+        if self.archive is None:
+            raise KeyError(entry.id.raw)  # (only an evicting fold has records without vectors)
+        return self.archive.vector(entry.id.raw, entry.author, parent_ids, self)
+
+    def held_vector(self, raw: bytes) -> _Vector | None:
+        """The version vector of an entry whose record the fold holds (None: archived or unknown)."""
+        m = self.meta.get(raw) or self.old.get(raw)
+        return None if m is None or m[_VV] < 0 else (m[_VV], m[_VV + 1])
+
+    def held_vector_at(self, author: bytes, seq: int) -> _Vector | None:
+        """The version vector of ``author``'s entry at ``seq`` if the fold holds it (None where
+        the log forked: two entries there)."""
+        if author in self.fork_seq:
+            return None
+        log = self.logs.get(author)
+        raw = None if log is None else log.get(seq)
+        return None if raw is None else self.held_vector(raw)
 
     def _parent(self, raw: bytes) -> _Meta:
         found = self._known(raw)

@@ -131,8 +131,8 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         latest = max(parents, key=_by_clock) if len(parents) > 1 else parents[0]
         top = latest
         shift = top[VV]
-        if shift > BITS:  # (deeper: not built while every author index is below 1,024)
-            ready(eid, entry, parent_ids, parents)
+        if shift > BITS or shift < 0:  # (deeper: not built while every author index is below
+            ready(eid, entry, parent_ids, parents)  # 1,024; or archived, its vector not kept)
             continue
         clock = top[0] + 1
         node = top[VV + 1]
@@ -141,6 +141,9 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         unseen = [p for p in parents if seen[p[2]] < p[3]]
         dated = [latest[1]]
         if unseen:
+            if any(p[VV] < 0 for p in unseen):  # (archived, its vector not kept: Folder._ready)
+                ready(eid, entry, parent_ids, parents)
+                continue
             # (As Folder._ready: each checked against the vector grown by those merged
             # before it, so one in an earlier one's past is neither merged nor dated.)
             for p in unseen:

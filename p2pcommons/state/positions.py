@@ -54,6 +54,15 @@ class Meta(tuple[Any, ...]):
 
 
 VV = 4  # where the version vector (shift, root) starts in a full Meta record
+# The shift of an archived record, whose vector is not kept (:mod:`.archiving`): its clock,
+# id, author index and seq answer "is it in Y's past" from Y's vector; an entry whose own
+# vector would need it asks the archive (:meth:`.archiving.Archive.vector`).
+NO_VECTOR = -1
+
+
+def bare(m: Meta) -> Meta:
+    """``m`` without its version vector (as an archive returns it)."""
+    return tuple.__new__(Meta, (m[0], m[1], m[2], m[3], NO_VECTOR, ()))
 by_clock = operator.itemgetter(0)
 
 
