@@ -513,14 +513,23 @@ def test_reviews_of_unseen_archived_contributions_read_segments_not_entries(
         folder = engine._live[engine._key(store, commons)].folder
         assert folder.evicted > 4000
         assert state.state_hash == fold(entries).state_hash
-        # Each archived record keeps its entry's own time, a backdated one's too (not its floor).
+        # Each archived record keeps its entry's effective time: its own, or a backdated
+        # one's floor, which then leaves the fold's memory (it grew with every backdated
+        # entry ever taken).
         archive = folder.archive
         assert isinstance(archive, StoreArchive)
-        floored = [e for e in entries if e.id.raw in folder.floors and folder.meta.get(e.id.raw) is None]
+        holding = Folder(commons)
+        with bulk():
+            for entry in entries:
+                holding.add(entry)
+        floored = [e for e in entries if e.id.raw in holding.floors and folder.meta.get(e.id.raw) is None]
         assert floored
+        assert not any(e.id.raw in folder.floors for e in floored)
         for entry in entries[1:]:
             if folder.meta.get(entry.id.raw) is None:
-                assert archive._record(entry.id.raw)[3] == entry.time  # type: ignore[index]
+                effective = holding.floors.get(entry.id.raw, entry.time)
+                assert archive._record(entry.id.raw)[3] == effective  # type: ignore[index]
+                assert archive.time(entry.id.raw) == effective
         authors = folder.authors
         for raw, meta in folder.meta.items():
             expected = {authors[i]: seq for i, seq in causal.items(meta.vv)}

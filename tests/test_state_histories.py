@@ -66,7 +66,7 @@ ACTIONS = st.lists(
 class History:
     """Builds entries from an action list; deterministic for a given list."""
 
-    def __init__(self, *, forks: bool = True, t0: int = 1_000_000) -> None:
+    def __init__(self, *, forks: bool = True, t0: int = 1_000_000, skewed: int | None = None) -> None:
         founders = [SIGNERS[i].public_key for i in STEWARDS]
         body = genesis_body("sim", "a simulated commons", "CC0-1.0", founders=founders,
                             resources=[{"name": "water", "rivalrous": True, "quota": 6, "period": 0,
@@ -82,6 +82,9 @@ class History:
         self.last[0] = self.genesis
         self.time = t0
         self.forks = forks
+        # A writer whose clock runs behind (its entries dated before the entries they name:
+        # backdated, so the fold gives them floors and rejects them).
+        self.skewed = skewed
         self.prefixes: list[set[CID]] = []
 
     def _of_kind(self, i: int, kind: str) -> list[Entry]:
@@ -111,7 +114,7 @@ class History:
             deps = [self.genesis.id]
         self.time += 1000
         entry = sign_entry(SIGNERS[i], commons=self.commons, seq=seq, prev=None if last is None else last.id,
-                           kind=kind, body=body, deps=deps, timestamp=self.time)
+                           kind=kind, body=body, deps=deps, timestamp=self.time - (3500 if i == self.skewed else 0))
         self._record(i, entry)
         self.last[i] = entry
         return entry
@@ -215,8 +218,8 @@ def _link(value: Any) -> CID:
     return link(value)
 
 
-def build(actions: list[tuple[int, int, int]], *, forks: bool = True) -> History:
-    history = History(forks=forks)
+def build(actions: list[tuple[int, int, int]], *, forks: bool = True, skewed: int | None = None) -> History:
+    history = History(forks=forks, skewed=skewed)
     for actor, code, p in actions:
         history.act(_ACTORS[actor % len(_ACTORS)], _CODES[code % len(_CODES)], p)
     return history

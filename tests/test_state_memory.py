@@ -31,13 +31,18 @@ engine_module = importlib.import_module("p2pcommons.state.engine")
 
 
 @prop_settings(400)
-@given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1), in_store=st.booleans())
-def test_evicting_fold_equals_holding_fold(actions: list[tuple[int, int, int]], seed: int, in_store: bool) -> None:
-    """Any arrival order (late entries, forks, removals, retired members included), with
-    eviction after every snapshot: same hash, same outcome (status, reason, stability) per
-    entry as a fold from scratch that holds everything — with the archive in memory, or in a
-    store's segment table (the engine's)."""
-    _check_evicting_fold(build(actions), seed, in_store)
+@given(actions=ACTIONS, seed=st.integers(0, 2**32 - 1), in_store=st.booleans(),
+       skewed=st.sampled_from([None, None, 1, 2, 3]))
+def test_evicting_fold_equals_holding_fold(actions: list[tuple[int, int, int]], seed: int, in_store: bool,
+                                           skewed: int | None) -> None:
+    """Any arrival order (late entries, forks, removals, retired members included, and a
+    writer whose clock runs behind, so its entries are backdated), with eviction after every
+    snapshot: same hash, same outcome (status, reason, stability) per entry as a fold from
+    scratch that holds everything — with the archive in memory, or in a store's segment
+    table (the engine's)."""
+    history = build(actions, skewed=skewed)
+    event(f"backdated entries: {'some' if skewed is not None and fold(history.entries)._folder.floors else 'none'}")
+    _check_evicting_fold(history, seed, in_store)
 
 
 # Founders and members act first; then strangers (actors 4 and 5: members only if they

@@ -14,7 +14,9 @@ the others::
 
     header  u8 version (5) | u8 0 | u16 id length | u32 count | u32 0
     clocks  count × i64
-    times   count × i64      (each entry's own time; -1: not known when it was archived)
+    times   count × i64      (each entry's effective time: its own, or its floor if later, see
+                              Folder._date; -1: not known when it was archived, and no floor.
+                              Versions 3-4: the own time, the floor kept in the fold)
     status  count × u8       (0 applied, 1 rejected, 2 pending)
     ids     count × id length
     reasons CBOR list of [index, reason] for records with a reason (absent when none)
@@ -29,8 +31,9 @@ row's base is a few positions back in the fold's order, so nearly always still h
 Writing the vectors had been about a third of archiving's cost.
 
 Why the time: an entry naming an archived one it had not seen (a review of an old
-contribution) needs that entry's record *and* its time (its date's floor); kept beside the
-record, one lookup answers both instead of a second read and decode of the entry itself.
+contribution) needs that entry's record *and* its effective time (its date's floor); kept
+beside the record, one lookup answers both instead of a second read and decode of the entry
+itself, and the fold keeps no floor of an archived entry in memory.
 
 Why :class:`StoreArchive` decodes a whole segment and keeps its records for a while: such
 references come in runs (reviews take the oldest pending contributions, which were written
@@ -329,10 +332,12 @@ class StoreArchive(Archive):
         return self._store.get(CID(raw))
 
     def time(self, raw: bytes) -> int | None:
-        """From the archived record if it was just read (an entry naming an archived one it
-        had not seen reads its record, then its time), else from the stored bytes without
-        building the entry (they were checked when stored)."""
-        held = self._records.get(raw)
+        """An archived entry's effective time from its record (usually just read: an entry
+        naming an archived one it had not seen reads its record, then its time), else the
+        entry's own time from the stored bytes, without building the entry (they were checked
+        when stored): an entry archived without a known time had no floor, and one archived
+        by a segment version before 5 has its floor in the fold's ``floors``."""
+        held = self._records.get(raw) or self._record(raw)
         if held is not None and held[3] != _NO_TIME:
             return held[3]
         stored = self._store.get_raw(CID(raw))

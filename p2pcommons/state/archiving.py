@@ -46,8 +46,9 @@ class Archive:
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
             times: list[int] | None = None) -> None:
         """Archive records (in fold order; ``authors``: the fold's authors by index; ``bodies``:
-        the entries, None where the fold no longer holds one; ``times``: the entries' own
-        times, -1 where not known)."""
+        the entries, None where the fold no longer holds one; ``times``: the entries'
+        effective times — own, or the floor if later — -1 where not known: then the entry
+        has no floor)."""
         raise NotImplementedError
 
     def meta(self, raw: bytes) -> _Meta | None:
@@ -67,7 +68,8 @@ class Archive:
         raise NotImplementedError
 
     def time(self, raw: bytes) -> int | None:
-        """A stored entry's own time (archived or not; None: not stored)."""
+        """An archived entry's effective time (as :meth:`put` was given it; else, or for an
+        entry not archived, its own time; None: not stored)."""
         body = self.entry(raw)
         return None if body is None else body.time
 
@@ -103,12 +105,15 @@ class MemoryArchive(Archive):
         # The archived records' vectors, kept aside as the store keeps its own (never handed
         # back with a record): what :meth:`vector` merges.
         self.vectors: dict[bytes, Vector] = {}
+        self.times: dict[bytes, int] = {}  # effective times given with the records
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
             times: list[int] | None = None) -> None:
-        for (m, status, reason), body in zip(rows, bodies, strict=True):
+        for at, ((m, status, reason), body) in enumerate(zip(rows, bodies, strict=True)):
             raw = m[1]
             self.rows[raw] = (bare(m), status, reason)
+            if times is not None and times[at] >= 0:
+                self.times[raw] = times[at]
             if m[_VV] >= 0:
                 self.vectors[raw] = (m[_VV], m[_VV + 1])
             if body is not None:
@@ -132,6 +137,10 @@ class MemoryArchive(Archive):
     def entry(self, raw: bytes) -> Entry | None:
         return self.bodies.get(raw)
 
+    def time(self, raw: bytes) -> int | None:
+        held = self.times.get(raw)
+        return held if held is not None else super().time(raw)
+
     def entries(self) -> Iterable[Entry]:
         return list(self.bodies.values())
 
@@ -145,3 +154,4 @@ class MemoryArchive(Archive):
         self.rows.clear()
         self.bodies.clear()
         self.vectors.clear()
+        self.times.clear()

@@ -34,20 +34,21 @@ Why it is built this way:
   are left out of that minimum, so that one silent member cannot switch eviction off; an
   entry of theirs written from so old a view refolds, as a retired member's does.)  At
   each snapshot, the positions up to the newest snapshot at or before that minimum (the
-  *base*) are archived: their records (clock, version vector, outcome) go to the
-  :class:`Archive` (the engine's is a store table, local and never replicated) and leave
-  memory — entry bodies, records, log slots, order, older
-  snapshots.  Kept: the state at the base (one snapshot), the window after it, per author
-  the latest record, the genesis record, a bounded cache of archived records looked up,
-  and the position and kind of each archived entry that later entries may name and that
-  took effect (a contribution, proposal, join, admission, role change, resource or
-  sanction: each has a record in the state, so this index grows with the state, not with
-  the number of entries) — so a review of an old contribution costs no archive lookup.  What was
-  archived is answered from the archive: causal-past checks, kinds of referenced entries,
-  outcomes and stability of old entries (stability is computed exactly as without
-  eviction, from the archived author index and seq).  An entry sorting at or before the
-  base by someone who is not a member there, or no longer is (a newcomer's join, an
-  outsider's entry, a departed or removed member's entry written from an old view) is
+  *base*) are archived: their records (clock, author index, seq, outcome; not their
+  version vectors, which the store computed at insert) go to the :class:`Archive` (the
+  engine's is a store table, local and never replicated) and leave memory — entry bodies,
+  records, log slots, order, older snapshots.  Kept: the state at the base (one snapshot),
+  the window after it, per author the latest record, the genesis record (these with their
+  vectors), and a bounded cache of archived records looked up.  What was archived is
+  answered from the archive: causal-past checks (an archived record's author index and seq
+  against the asking entry's vector), kinds of referenced entries, outcomes and stability
+  of old entries (stability is computed exactly as without eviction, from the archived
+  author index and seq).  An entry whose own vector would merge an archived parent's (one
+  its newest parent had not seen) takes it from the archive (:meth:`Archive.vector`: the
+  store's row of the entry over its base's vector, which the fold nearly always holds).  A
+  backdated entry's floor is archived with its record, as its effective time, and leaves
+  memory.  An entry sorting at or before the base by someone who is not a member there, or
+  no longer is (a newcomer's join, an outsider's entry, a departed or removed member's entry written from an old view) is
   rejected or recorded pending wherever it sorts, and nothing before the base can observe
   it: its effect goes into the base state and the window replays.  Anything else that
   would take effect at or before the base — an entry of a retired (silent) or suspended
@@ -288,8 +289,10 @@ class Folder:
         self.latest: dict[bytes, bytes] = _renew(self, "latest", {})
         # Entries dated before an entry in their causal past (§3.3 step 3, time): raw id ->
         # the latest time in that past.  Only such entries are listed (rare: an honest
-        # writer dates its entries after their parents), so it costs nothing per entry; it
-        # is never evicted, since a later entry naming one needs its floor.
+        # writer dates its entries after their parents), so it costs nothing per entry.  An
+        # evicting fold archives an entry's floor with its record (as its effective time,
+        # which a later entry naming it reads) and drops it here: a writer whose clock runs
+        # behind would otherwise grow this for ever.
         self.floors: dict[bytes, int] = _renew(self, "floors", {})
         # The effective time (own time, or floor if later) of recently readied entries: the
         # next entries' parents are mostly among them, so dating an entry reads no parent's
@@ -562,7 +565,7 @@ class Folder:
         held = loaded(raw) if loaded is not None else entries.get(raw)
         if held is not None:
             return int(held.time)
-        if self.archive is not None:
+        if self.archive is not None and raw not in self.meta:
             found = self.archive.time(raw)  # (kept with its record: read with it, or alone)
             if found is not None:
                 return found
@@ -949,14 +952,24 @@ class Folder:
         discard = getattr(entries, "discard_many", None)
         bodies: list[Entry | None]
         bodies = [None] * n if discard is not None else [entries.pop(raw, None) for raw in ids]
-        # The entries' own times go with their records (a later entry naming one it had not
-        # seen needs both): the recent effective times, which are theirs but for an entry
-        # with a floor, else a body still held (-1: unknown, the archive reads the entry).
+        # The entries' effective times go with their records (a later entry naming one it had
+        # not seen needs both): the recent ones, else an entry's floor, which then leaves
+        # memory with it (``floors`` would otherwise grow with every backdated entry ever
+        # taken), else a body still held (-1: unknown, the archive reads the entry's own
+        # time, which is its effective time: it has no floor).
         times = list(map(self._times.get, ids))
         untimed = list(compress(range(n), map(is_, times, repeat(None))))  # (in C: most are known)
-        if self.floors:
-            floored = self.floors.keys() & ids
-            untimed += [at for at, eid in enumerate(ids) if eid in floored] if floored else []
+        floors = self.floors
+        if floors and untimed:
+            floored = floors.keys() & {ids[at] for at in untimed}
+            if floored:
+                for at in untimed:
+                    if ids[at] in floored:
+                        times[at] = floors[ids[at]]
+                untimed = [at for at in untimed if times[at] is None]
+        if floors:
+            for eid in floors.keys() & ids:
+                del floors[eid]
         if untimed:
             loaded = getattr(entries, "loaded", None)
             for at in untimed:
