@@ -48,9 +48,10 @@ Why it is built this way:
   store's row of the entry over its base's vector, which the fold nearly always holds).  A
   backdated entry's floor is archived with its record, as its effective time, and leaves
   memory.  An entry sorting at or before the base by someone who is not a member there, or
-  no longer is (a newcomer's join, an outsider's entry, a departed or removed member's entry written from an old view) is
-  rejected or recorded pending wherever it sorts, and nothing before the base can observe
-  it: its effect goes into the base state and the window replays.  Anything else that
+  no longer is (a newcomer's join, an outsider's entry, a departed or removed member's
+  entry written from an old view) is rejected or recorded pending wherever it sorts, and
+  nothing before the base can observe it: its effect goes into the base state and the
+  window replays.  Anything else that
   would take effect at or before the base — an entry of a retired (silent) or suspended
   member written from an old view, a fork of an archived entry, a strong-removal exclusion
   of an archived entry — refolds from scratch, every entry read back from the archive
