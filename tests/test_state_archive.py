@@ -412,6 +412,27 @@ def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
         engine.forget()
 
 
+def test_a_fold_whose_vectors_the_store_cannot_give_holds_everything(tmp_path: Path) -> None:
+    """An entry that must merge an archived parent's vector reads its own from the store's
+    rows; where those are missing (a store whose entries lost part of their past before it
+    computed vectors), the engine folds again, and then holds everything in memory rather
+    than fail: the state is still the fold of everything."""
+    from p2pcommons.state import engine
+
+    entries = _lagging_reviews(3000)
+    commons = entries[0].id
+    engine.forget()
+    with Store(tmp_path / "s.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(entries)
+        store._db.execute("UPDATE entries SET vv = NULL")
+        store._vectors.clear()
+        state = engine.current_state(store, commons, persist=False)
+        assert state.state_hash == fold(entries).state_hash
+        assert engine._live[engine._key(store, commons)].folder.archive is None
+        engine.forget()
+
+
 def _lagging_reviews(n: int) -> list[Entry]:
     """Four members contribute (each depending on the stewards' heads); two stewards review
     the oldest pending contribution, depending only on it and their own previous entry, at

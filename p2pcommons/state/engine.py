@@ -207,9 +207,15 @@ def current_state(store: Store, commons: CID, *, persist: bool | None = None) ->
             return _current(store, commons, key, False, resume=False, archive=False)
         except DamagedArchive:
             # A damaged local cache (the fold's archive): fold again from the entries, which
-            # are verified data, without the checkpoint that named that archive.
+            # are verified data, without the checkpoint that named that archive; if the
+            # archive cannot serve that fold either (an entry's vector row is missing: its
+            # past lost an entry before the store computed vectors), hold everything instead.
             _drop(store, key)
-            return _current(store, commons, key, persist, resume=False)
+            try:
+                return _current(store, commons, key, persist, resume=False)
+            except DamagedArchive:
+                _drop(store, key)
+                return _current(store, commons, key, persist, resume=False, archive=False)
 
 
 def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool | None, *,
