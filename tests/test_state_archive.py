@@ -433,6 +433,48 @@ def test_a_fold_whose_vectors_the_store_cannot_give_holds_everything(tmp_path: P
         engine.forget()
 
 
+def test_a_checkpoint_whose_archive_an_older_version_wrote_resumes(store: Store) -> None:
+    """A checkpoint written before segment version 5 names an archive of version-4 segments
+    (vectors as differences, a frame row per eviction, each entry's own time, the floors of
+    backdated entries kept in the checkpoint): a process resuming it reads the records,
+    skips their vectors, takes the rest of the entries — reviews naming archived
+    contributions, backdated entries among them — and ends where a full fold does."""
+    from p2pcommons.state import checkpoint
+
+    entries = _lagging_reviews(4000)
+    commons = entries[0].id
+    store.insert(entries)
+    archive = StoreArchive(store, commons)
+    store.archive_open(archive.space, os.getpid())
+    folder = _evicting(entries[:2800], commons, archive)
+    assert folder.evicted > 1000
+    own = {e.id.raw: e.time for e in entries}
+    rewritten = 0
+    for log, first, aidx, blob in store._db.execute(
+            "SELECT log, first, aidx, records FROM fold_segments WHERE space = ? AND log > 0",
+            (archive.space,)).fetchall():
+        records = decode_segment(bytes(blob), aidx, first)
+        for meta, _, _, effective in records:
+            if effective != own[meta[1]]:  # (a floor: an older fold kept it in memory)
+                folder.floors[meta[1]] = effective
+                rewritten += 1
+        old = _legacy_segment([r[:3] for r in records], [own[r[0][1]] for r in records], 4)
+        store._db.execute("UPDATE fold_segments SET records = ? WHERE space = ? AND log = ? AND first = ?",
+                          (old, archive.space, log, first))
+    assert rewritten  # (some archived entries were backdated)
+    store._db.execute("INSERT INTO fold_segments (space, log, first, count, aidx, records) VALUES (?, -1, 0, 0, -1, ?)",
+                      (archive.space, b"a frame"))
+    blob = checkpoint.dump(folder)
+    resumed = checkpoint.load(blob, commons, lambda raw: store.get(CID(raw)),
+                              StoreArchive(store, commons, space=archive.space))
+    assert resumed is not None and resumed.evicted == folder.evicted
+    with bulk():
+        for entry in entries[2800:]:
+            resumed.add(entry)
+        resumed.run()
+    _same(resumed, entries)
+
+
 def _lagging_reviews(n: int) -> list[Entry]:
     """Four members contribute (each depending on the stewards' heads); two stewards review
     the oldest pending contribution, depending only on it and their own previous entry, at
