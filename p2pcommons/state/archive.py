@@ -258,47 +258,64 @@ class StoreArchive(Archive):
         for them.  Replaces the previous batch's."""
         self._at_hand = dict(rows)
 
-    def vector(self, eid: bytes, author: bytes, parents: list[bytes], fold: HeldVectors) -> causal.Vector:
-        """The entry's own vector, computed by the store at insert: its row's slots set over
-        its base's vector, which the fold nearly always still holds (a row's base is its
-        newest parent, or a jump below it: a few positions back in the fold's order), its row
-        usually at hand (:meth:`rows_at_hand`); else the rows down to the first base the fold
-        holds, read from the store.  Translated from the store's log numbers to the fold's
-        author indexes."""
-        slots: dict[int, int] = {}
-        start: causal.Vector | None = None
+    def vector_at_hand(self, eid: bytes, author: bytes, fold: HeldVectors) -> causal.Vector | None:
+        """The entry's own vector from its row at hand (:meth:`rows_at_hand`) set over its
+        base's vector, if the fold holds that (a row's base is its newest parent, or a jump
+        below it: a few positions back in the fold's order, so nearly always); else None."""
+        blob = self._at_hand.get(eid)
+        if blob is None:
+            return None
         try:
-            blob = self._at_hand.get(eid)
-            if blob is not None:
-                row = vectors.decode(blob)
-                if row.kind == vectors.ROOT:
-                    start = causal.EMPTY
-                elif row.kind == vectors.OWN_LOG:
-                    start = fold.held_vector_at(author, row.base_seq)
-                elif row.base is not None:
-                    start = fold.held_vector(row.base)
-                if start is not None:
-                    flat = row.flat
-                    slots = dict(zip(flat[0::2], flat[1::2], strict=True))
-            if start is None:
-                start = causal.EMPTY
-                setdefault = slots.setdefault
-                for visited, flat in self._store.vector_rows(eid):
-                    below = fold.held_vector(visited)
-                    if below is not None:
-                        start = below
-                        break
-                    for log, value in zip(flat[0::2], flat[1::2], strict=True):
-                        setdefault(log, value)  # (the first found is the latest)
-            names = self._log_authors
-            if not names.keys() >= slots.keys():
-                names.update(self._store.log_authors(self._commons))
-            index = fold.author_index
-            flat_slots = sorted((index[names[log]], value) for log, value in slots.items())
-        except (MissingVector, KeyError, ValueError) as exc:
+            row = vectors.decode(blob)
+        except ValueError as exc:
+            raise DamagedArchive(f"An entry's version vector row in the store does not decode ({exc}); "
+                                 "the state is being folded again from the entries.") from None
+        if row.kind == vectors.ROOT:
+            start: causal.Vector | None = causal.EMPTY
+        elif row.kind == vectors.OWN_LOG:
+            start = fold.held_vector_at(author, row.base_seq)
+        else:
+            start = None if row.base is None else fold.held_vector(row.base)
+        if start is None:
+            return None
+        flat = row.flat
+        return self._over(start, dict(zip(flat[0::2], flat[1::2], strict=True)), fold)
+
+    def vector(self, eid: bytes, author: bytes, parents: list[bytes], fold: HeldVectors) -> causal.Vector:
+        """The entry's own vector, computed by the store at insert: from its row at hand
+        (:meth:`vector_at_hand`), else from its rows read from the store, down to the first
+        base the fold holds."""
+        held = self.vector_at_hand(eid, author, fold)
+        if held is not None:
+            return held
+        slots: dict[int, int] = {}
+        start = causal.EMPTY
+        setdefault = slots.setdefault
+        try:
+            for visited, flat in self._store.vector_rows(eid):
+                below = fold.held_vector(visited)
+                if below is not None:
+                    start = below
+                    break
+                for log, value in zip(flat[0::2], flat[1::2], strict=True):
+                    setdefault(log, value)  # (the first found is the latest)
+        except MissingVector as exc:
             raise DamagedArchive(f"The state fold cannot read an entry's version vector from the store ({exc!r}); "
                                  "the state is being folded again from the entries.") from None
-        return causal.apply(start, [x for pair in flat_slots for x in pair])
+        return self._over(start, slots, fold)
+
+    def _over(self, start: causal.Vector, slots: dict[int, int], fold: HeldVectors) -> causal.Vector:
+        """``slots`` (the store's log number -> seq) set over ``start``, by the fold's author indexes."""
+        names = self._log_authors
+        if not names.keys() >= slots.keys():
+            names.update(self._store.log_authors(self._commons))
+        index = fold.author_index
+        try:
+            flat = sorted((index[names[log]], value) for log, value in slots.items())
+        except KeyError as exc:
+            raise DamagedArchive(f"An entry's version vector in the store names a log the fold does not "
+                                 f"know ({exc!r}); the state is being folded again from the entries.") from None
+        return causal.apply(start, [x for pair in flat for x in pair])
 
     def _record(self, raw: bytes) -> Timed | None:
         """An archived entry's record and time: from the segments decoded lately, else its

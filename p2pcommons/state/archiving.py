@@ -55,6 +55,11 @@ class Archive:
         """An archived entry's record, without its vector (:func:`.positions.bare`)."""
         raise NotImplementedError
 
+    def vector_at_hand(self, eid: bytes, author: bytes, fold: HeldVectors) -> Vector | None:
+        """:meth:`vector` if it costs no read (the engine's archive: the entry's stored row came
+        with its bytes, and the fold holds its base's vector); None otherwise."""
+        return None
+
     def vector(self, eid: bytes, author: bytes, parents: list[bytes], fold: HeldVectors) -> Vector:
         """The version vector (by the fold's author indexes) of the past of ``eid``, a stored
         entry by ``author`` whose ``parents`` are ready in the fold, some archived; it may
