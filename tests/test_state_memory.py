@@ -28,6 +28,7 @@ from tests.test_state_histories import ACTIONS, build, prop_settings
 
 fold_module = importlib.import_module("p2pcommons.state.fold")  # (the package's `fold` is the function)
 engine_module = importlib.import_module("p2pcommons.state.engine")
+intake_module = importlib.import_module("p2pcommons.state.intake")
 
 
 @prop_settings(400)
@@ -159,6 +160,29 @@ class RefoldingEngineMachine(EvictingEngineMachine):
 RefoldingEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
     max_examples=examples(60), stateful_step_count=25, deadline=None)
 TestRefoldingEngine = RefoldingEngineMachine.TestCase
+
+
+class GeneralIntakeEngineMachine(RefoldingEngineMachine):
+    """The refolding engine machine with every entry taken by the general intake
+    (``intake.FAST_AUTHORS`` 0, as past 1,024 authors): each entry's version vector then
+    comes from its store row, read with its bytes, set over its base's vector the fold
+    holds (``Archive.vector_at_hand``), not from its parents' vectors merged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fast = intake_module.FAST_AUTHORS
+        intake_module.FAST_AUTHORS = 0
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            intake_module.FAST_AUTHORS = self._fast
+
+
+GeneralIntakeEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
+    max_examples=examples(60), stateful_step_count=25, deadline=None)
+TestGeneralIntakeEngine = GeneralIntakeEngineMachine.TestCase
 
 
 # Memory: folding twice as many entries of a history whose state stays the same size must
