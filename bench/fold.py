@@ -407,7 +407,11 @@ def bench_store_order(n: int, authors: int = 12) -> None:
         costs, fold_costs = [], []
         for k in range(50):
             t += 1000
-            deps = [e.id for a, e in last.items() if a != author.public_key][:14]
+            # (The newest heads, as p2pcommons.author.current_deps names them: the entry then
+            # sorts last.  The first 14 in author order, with 100 authors, sorted it before
+            # the newest entries, and each append replayed them.)
+            deps = [e.id for e in sorted((e for a, e in last.items() if a != author.public_key),
+                                         key=lambda e: e.time, reverse=True)[:14]]
             entry = sign_entry(author, commons=commons, seq=prev.seq + 1, prev=prev.id, kind="contribution",
                                body={"title": f"append {k}", "value": 1}, deps=deps, timestamp=t)
             prev = entry
@@ -641,7 +645,11 @@ def bench_engine(entries: list[Entry], commons: CID, author: Signer, prev: Entry
         costs = []
         for k in range(50):
             t += 1000
-            deps = [e.id for a, e in last.items() if a != author.public_key][:14]
+            # (The newest heads, as p2pcommons.author.current_deps names them: the entry then
+            # sorts last.  The first 14 in author order, with 100 authors, sorted it before
+            # the newest entries, and each append replayed them.)
+            deps = [e.id for e in sorted((e for a, e in last.items() if a != author.public_key),
+                                         key=lambda e: e.time, reverse=True)[:14]]
             entry = sign_entry(author, commons=commons, seq=prev.seq + 1, prev=prev.id, kind="contribution",
                                body={"title": f"engine {k}", "value": 1}, deps=deps, timestamp=t)
             prev = entry

@@ -99,12 +99,16 @@ def main() -> None:
     folder = next(live.folder for key, live in engine._live.items() if key[1] == commons.raw)
 
     signers = {s.public_key: s for s in (Signer(bytes([i + 1]) * 32) for i in range(args.authors))}
-    heads: dict[bytes, tuple[CID, int]] = {}
+    # Each member's head, the newest last: an append names the 14 newest, as
+    # p2pcommons.author.current_deps does, so it sorts last (with 100 authors, 14 heads in
+    # author order sorted it before the newest entries, and each append replayed them).
+    found = []
     for author, log in store.db.execute("SELECT author, log FROM logs").fetchall():
         if bytes(author) in signers:
-            eid, seq = store.db.execute("SELECT id, seq FROM entries WHERE log=? ORDER BY seq DESC LIMIT 1",
-                                        (log,)).fetchone()
-            heads[bytes(author)] = (CID(bytes(eid)), int(seq))
+            eid, seq, clock = store.db.execute("SELECT id, seq, clock FROM entries WHERE log=? ORDER BY seq DESC "
+                                               "LIMIT 1", (log,)).fetchone()
+            found.append((int(clock), bytes(author), CID(bytes(eid)), int(seq)))
+    heads: dict[bytes, tuple[CID, int]] = {author: (eid, seq) for _, author, eid, seq in sorted(found)}
     members = sorted(heads)
     t = 1_800_000_000_000
     strangers = 0
@@ -117,6 +121,7 @@ def main() -> None:
             others = [head for key, (head, _) in heads.items() if key != author]
             entry = sign_entry(signers[author], commons=commons, seq=seq + 1, prev=prev, kind="contribution",
                                body={"title": f"append {t}", "value": 1}, deps=others[-14:], timestamp=t)
+            del heads[author]  # (re-inserted last: the dict keeps the heads newest last)
             heads[author] = (entry.id, seq + 1)
             store.insert([entry])
             c = time.process_time()
