@@ -137,7 +137,7 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _
     folder = live.folder
     # (A batch at a time, so the intake binds what it uses once per batch, not once per entry.)
     while batch := list(islice(rows, FEED_BATCH)):
-        if isinstance(folder.archive, StoreArchive):  # (an entry naming an archived parent reads its vector)
+        if isinstance(folder.archive, StoreArchive):  # (vectors of the general intake's entries: Folder._ready)
             folder.archive.rows_at_hand([(entry_id, vv) for _, entry_id, vv in batch])
         folder.take_in_order(decode_stored(raw, entry_id) for raw, entry_id, _ in batch)
         if len(batch) == FEED_BATCH and folder.archive is not None:
