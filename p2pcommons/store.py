@@ -1027,8 +1027,12 @@ class Store:
                     waiting.watchers.setdefault(missing, []).append(eid)
         db = self._db
         db.executemany("DELETE FROM waiting_for WHERE parent = ?", consumed)
-        # Their vectors, in the order they were placed (each after its parents), a page at a
-        # time: a page's rows are written before the next page reads them.
+        # Their vectors in ``(clock, id)`` order (each after its parents), a page at a time:
+        # a page's rows are written before the next page reads them.  (In the order they
+        # were woken, depth first, an entry's parents had often been placed tens of
+        # thousands of entries before it, out of every cache: a store read per parent named,
+        # 357,000 for a 100-author history stored log by log.)
+        placed.sort()
         forked = self._forked_logs()  # (the rows are in: forks among them noted)
         for at in range(0, len(placed), _VECTOR_PAGE):
             self._vectors.begin()

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from p2pcommons import vectors
 from p2pcommons.dagcbor import CID
 from p2pcommons.entry import Entry, Signer, sign_entry
 from p2pcommons.store import SCHEMA_VERSION, Store
@@ -119,6 +120,31 @@ def test_stored_vectors_equal_those_computed_from_scratch_in_any_insert_order(
         for eid, vector in expected.items():
             if vector is not None:
                 assert_short_walk(reopened, eid)
+
+
+@settings(max_examples=scaled(1))
+@given(deliveries(), st.sampled_from([2, 4, 8]), st.sampled_from([0, 1, 2, 256]))
+def test_vectors_are_exact_when_few_tries_are_kept_and_parents_are_read_from_rows(
+        tmp_path: Path, delivery: tuple[History, list[list[Entry]]], tries: int, budget: int) -> None:
+    """The two ways :meth:`VectorIndex.place` avoids whole-vector work, taken on every
+    entry: a vector built upwards from the nearest trie at hand (hardly any kept: most
+    reads walk to a root, keeping each base on the way), and the slots a parent the
+    primary has not seen adds, read from its rows down to the primary's past (a budget of
+    0-2 slots sends most of them to the whole-vector merge instead, 256 to the rows)."""
+    _, batches = delivery
+    saved = vectors.TRIES_MAX, vectors.BEYOND_MAX
+    vectors.TRIES_MAX, vectors.BEYOND_MAX = tries, budget
+    store = new_store(tmp_path)
+    try:
+        held: dict[bytes, Entry] = {}
+        for batch in batches:
+            store.insert(batch)
+            held.update((e.id.raw, e) for e in batch)
+            expected = truth(store, held)
+            assert {eid: store.vector(e.id) for eid, e in held.items()} == expected
+    finally:
+        vectors.TRIES_MAX, vectors.BEYOND_MAX = saved
+        store.close()
 
 
 @settings(max_examples=scaled(0.2))
