@@ -63,8 +63,6 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
     Only ``add`` (the general intake) can change what the loop binds once: whether the
     genesis is ready and the author table (``fork_seq``, ``evicted`` and the archive's
     ``base`` change only in ``run``), so the loop reads those again after each ``add``."""
-    from .fold import _TIMES_MAX
-
     meta = folder.meta
     meta_get = meta.get
     waiting = folder.waiting
@@ -81,6 +79,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
     order = folder.order
     order_append = order.append
     times = folder._times
+    times_max = folder.times_bound()  # (authors added in this batch: counted at the next)
     floors = folder.floors
     fork_seq = folder.fork_seq
     base = folder.base
@@ -165,8 +164,8 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         effective = entry.time
         if floor > effective:
             floors[eid] = effective = floor
-        if len(times) >= _TIMES_MAX:  # (Folder._remember_time)
-            for older in list(islice(times, _TIMES_MAX // 2)):
+        if len(times) >= times_max:  # (Folder._remember_time)
+            for older in list(islice(times, times_max // 2)):
                 del times[older]
         times[eid] = effective
         # The entry's own seq (on a leaf, or a leaf under a two-level root, inline: the same
