@@ -66,9 +66,10 @@ ACTIONS = st.lists(
 class History:
     """Builds entries from an action list; deterministic for a given list."""
 
-    def __init__(self, *, forks: bool = True, t0: int = 1_000_000, skewed: int | None = None) -> None:
+    def __init__(self, *, forks: bool = True, t0: int = 1_000_000, skewed: int | None = None,
+                 rules: dict[str, Any] | None = None) -> None:
         founders = [SIGNERS[i].public_key for i in STEWARDS]
-        body = genesis_body("sim", "a simulated commons", "CC0-1.0", founders=founders,
+        body = genesis_body("sim", "a simulated commons", "CC0-1.0", founders=founders, rules=rules,
                             resources=[{"name": "water", "rivalrous": True, "quota": 6, "period": 0,
                                         "unit": "m3"}])
         self.genesis = sign_entry(SIGNERS[0], commons=None, seq=1, prev=None, kind="genesis", body=body,
@@ -218,8 +219,10 @@ def _link(value: Any) -> CID:
     return link(value)
 
 
-def build(actions: list[tuple[int, int, int]], *, forks: bool = True, skewed: int | None = None) -> History:
-    history = History(forks=forks, skewed=skewed)
+def build(actions: list[tuple[int, int, int]], *, forks: bool = True, skewed: int | None = None,
+          rules: dict[str, Any] | None = None) -> History:
+    """The history of ``actions``; ``rules``: the genesis's rules (a parsed TOML document)."""
+    history = History(forks=forks, skewed=skewed, rules=rules)
     for actor, code, p in actions:
         history.act(_ACTORS[actor % len(_ACTORS)], _CODES[code % len(_CODES)], p)
     return history

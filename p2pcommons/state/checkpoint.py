@@ -541,8 +541,9 @@ _PARTS: tuple[_Part, ...] = (
     _Part("snapshots", ("snap_keys", "snap_states"), _dump_snapshots, _load_snapshots),
 )
 # Attributes a resumed fold rebuilds rather than reads (the lazy entry table, each author's
-# latest entry), and those that start afresh in every process (counters, caches, pending replays).
-REBUILT = ("entries", "latest")
+# latest entry and the eviction front's index of them), and those that start afresh in every
+# process (counters, caches, pending replays).
+REBUILT = ("entries", "latest", "front_index")
 TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache",
              "_times")
 

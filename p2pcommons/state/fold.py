@@ -79,8 +79,9 @@ from ..causal import put as _vput
 from ..dagcbor import CID
 from ..entry import Entry
 from .archiving import Archive, MemoryArchive
+from .front import FrontIndex
 from .handlers import APPLIED, HANDLERS, PENDING, REJECTED, WAITING, Rejected
-from .handlers.devices import stability_holders
+from .handlers.devices import holds_stability, stability_holders
 from .handlers.distributions import compute_shares
 from .handlers.genesis import found
 from .handlers.late import REMOVED, STRANGER, late_judge
@@ -290,6 +291,9 @@ class Folder:
         self._replay_from: Key | None = None
         self._refold = False
         self.max_clock = 0
+        # Every author's latest entry by position, for the eviction front (:mod:`.front`):
+        # built on the first eviction, told of each new latest from then on.
+        self.front_index: FrontIndex | None = None
         # Per author, the ready entry with the highest seq.
         self.latest: dict[bytes, bytes] = _renew(self, "latest", {})
         # Entries dated before an entry in their causal past (§3.3 step 3, time): raw id ->
@@ -523,6 +527,8 @@ class Folder:
         newest = latest_raw.get(author)
         if newest is None or seq > (meta.get(newest) or self.record(newest))[3]:
             latest_raw[author] = eid
+            if self.front_index is not None:
+                self.front_index.moved(clock, eid, author)
             if newest is not None and self.old and newest != self._commons_raw:
                 self.old.pop(newest, None)
         if clock > self.max_clock:
@@ -911,8 +917,18 @@ class Folder:
         None: nothing can be evicted now (no state yet, a fork, a member with no entry yet)."""
         if self.state is None:
             return None
-        front: Key = _UNBOUNDED
         horizon = self.max_clock - self.silent_after
+        if horizon > 0 and not self.fork_seq:
+            return self._front_kept(horizon)
+        return self._front_walk()
+
+    def _front_walk(self) -> Key | None:
+        """:meth:`_front` by walking every key that holds stability: while a member who never
+        wrote still bounds it (the first ``silent_after`` clock ticks), or after a fork."""
+        if self.state is None:
+            return None
+        horizon = self.max_clock - self.silent_after
+        front: Key = _UNBOUNDED
         for author in stability_set(self):
             newest = self.latest.get(author)
             if newest is None:
@@ -925,6 +941,20 @@ class Folder:
             if record < front:
                 front = record
         return None if self.fork_seq else front
+
+    def _front_kept(self, horizon: int) -> Key:
+        """:meth:`_front` from the index of latest entries (:mod:`.front`), once every
+        member who never wrote counts as silent (``horizon`` past 0) and nobody forked:
+        O(log authors) instead of a walk over the members."""
+        state = self.state
+        assert state is not None
+        index = self.front_index
+        if index is None:
+            index = self.front_index = FrontIndex(self.latest, lambda raw: self.record(raw)[0])
+        members, devices = state.members, state.devices
+        found = index.front(self.latest, horizon, state.rules.get("retire", {}).get("after", 0), self.max_clock,
+                            (members, devices), lambda author: holds_stability(members, devices, author))
+        return _UNBOUNDED if found is None else self.record(found[1])
 
     def _evict(self) -> None:
         """Archive the records of the positions up to the newest snapshot that every member's

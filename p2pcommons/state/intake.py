@@ -75,6 +75,7 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
     author_index = folder.author_index
     authors = folder.authors
     latest_of = folder.latest
+    front_index = folder.front_index
     old = folder.old
     order = folder.order
     order_append = order.append
@@ -195,6 +196,8 @@ def take_in_order(folder: Folder, entries: Iterable[Entry]) -> int:
         newest = latest_of.get(author)
         if newest is None or seq > (meta_get(newest) or folder.record(newest))[3]:
             latest_of[author] = eid
+            if front_index is not None:
+                front_index.moved(clock, eid, author)
             if newest is not None and old and newest != commons_raw:
                 old.pop(newest, None)
         if clock > folder.max_clock:

@@ -16,11 +16,14 @@ each table.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from ..dagcbor import CID, LazyList, LazyMap, cid_from_text
 from . import rules as rules_mod
 from .compact import Bookings, Contributions, Distributions, Proposals, Shares, Votes, share
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 # --- records ----------------------------------------------------------------------------
 
@@ -57,56 +60,78 @@ def status_seen(member: Member, seen_seq: int) -> str | None:
     return None
 
 
-class Members(dict[bytes, Member]):
+class _Tracked(dict[_K, _V]):
+    """A dict that forgets, on every write, what was derived from its contents: ``counts``
+    (kept by the caller) and ``mark`` (a number a reader set to note that it has looked at
+    these contents; 0 once they change).  Copies keep both: their contents are the same."""
+
+    __slots__ = ("counts", "mark")
+
+    def __init__(self, items: Iterable[tuple[_K, _V]] | Mapping[_K, _V] = ()) -> None:
+        super().__init__(items)
+        self.counts: dict[tuple[str, ...], int] = {}
+        self.mark = 0
+
+    def _changed(self) -> None:
+        self.counts.clear()
+        self.mark = 0
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        self._changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: _K) -> None:
+        self._changed()
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[_K, _V]:
+        self._changed()
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: _K, default: _V) -> _V:
+        self._changed()
+        return super().setdefault(key, default)
+
+    def __ior__(self, other: Any) -> _Tracked[_K, _V]:  # type: ignore[override,misc]
+        self._changed()
+        super().__ior__(other)
+        return self
+
+    def copy(self) -> _Tracked[_K, _V]:
+        new = type(self)(self)
+        new.counts = self.counts.copy()
+        new.mark = self.mark
+        return new
+
+
+class Members(_Tracked[bytes, Member]):
     """The members table (member key -> :class:`Member`): a dict that also keeps, until its
     next change, how many active members hold each set of roles asked for (``counts``).
     Why: every tally asks for its electorate's size (``handlers.rules_votes.eligible``), and
     counting walked every member each time, 12 % of a 10,000-member fold; members change
     far less often than votes come.  Reads are a plain dict's; every write clears the counts."""
 
-    __slots__ = ("counts",)
+    __slots__ = ()
 
-    def __init__(self, items: Iterable[tuple[bytes, Member]] | Mapping[bytes, Member] = ()) -> None:
-        super().__init__(items)
-        self.counts: dict[tuple[str, ...], int] = {}
 
-    def __setitem__(self, key: bytes, value: Member) -> None:
-        self.counts.clear()
-        super().__setitem__(key, value)
+class Devices(_Tracked[bytes, "Device"]):
+    """The devices table (device key -> :class:`Device`): a dict whose ``mark`` is cleared
+    on every write, so the replayer's eviction front (:mod:`.front`) sees when the keys that
+    hold stability may have changed without walking the table."""
 
-    def __delitem__(self, key: bytes) -> None:
-        self.counts.clear()
-        super().__delitem__(key)
-
-    def pop(self, *args: Any) -> Any:
-        self.counts.clear()
-        return super().pop(*args)
-
-    def popitem(self) -> tuple[bytes, Member]:
-        self.counts.clear()
-        return super().popitem()
-
-    def clear(self) -> None:
-        self.counts.clear()
-        super().clear()
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self.counts.clear()
-        super().update(*args, **kwargs)
-
-    def setdefault(self, key: bytes, default: Member) -> Member:
-        self.counts.clear()
-        return super().setdefault(key, default)
-
-    def __ior__(self, other: Any) -> Members:  # type: ignore[override,misc]
-        self.counts.clear()
-        super().__ior__(other)
-        return self
-
-    def copy(self) -> Members:
-        new = Members(self)
-        new.counts = self.counts.copy()
-        return new
+    __slots__ = ()
 
 
 class Join(NamedTuple):
@@ -321,7 +346,7 @@ TABLES: tuple[Table, ...] = (
           lambda a, d: [a, d.member, None if d.binding is None else d.binding.raw,
                         None if d.revocation is None else d.revocation.raw],
           lambda r: (r[0], Device(r[1], None if r[2] is None else CID(r[2]), None if r[3] is None else CID(r[3]))),
-          _same, _same),
+          _same, _same, Devices),
     Table("recoveries",  # (member, new key) -> approving members so far (not hashed: pending)
           lambda k, v: [k[0], k[1], list(v)], lambda r: ((r[0], r[1]), tuple(r[2])),
           lambda k: [k[0], k[1]], lambda k: (k[0], k[1])),
@@ -371,7 +396,7 @@ class State:
     totals: dict[tuple[CID, bytes], int]
     ledger: dict[bytes, tuple[int, int]]
     lifted: dict[bytes, CID]
-    devices: dict[bytes, Device]
+    devices: Devices
     recoveries: dict[tuple[bytes, bytes], tuple[bytes, ...]]
     # Exclusions the derivation of this state put in force, by (raw id of the removing entry,
     # member): the replayer drops an exclusion whose removal, replayed with it, no longer

@@ -13,11 +13,11 @@ on from another device.  A commons where nobody binds a device keeps its state h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from ...entry import Entry
 from ..positions import Meta
-from ..records import Device, State
+from ..records import Device, Member, State
 from ..rules import recovery_policy
 from .common import alone, member_key, standing
 from .registry import Kind
@@ -42,10 +42,26 @@ def devices_of(state: State, member: bytes) -> Iterator[bytes]:
             yield key
 
 
+def holds_stability(members: Mapping[bytes, Member], devices: Mapping[bytes, Device], author: bytes) -> bool:
+    """Whether ``author`` is one of :func:`stability_holders`, asked of one key (the
+    replayer's eviction front asks it of the few latest entries it looks at: :mod:`..front`)."""
+    member = members.get(author)
+    if member is not None and member.status in ("active", "suspended"):
+        own = devices.get(author)
+        return own is None or own.revocation is None
+    device = devices.get(author)
+    if device is None or device.revocation is not None or author == device.member:
+        return False
+    owner = members.get(device.member)
+    return owner is not None and owner.status in ("active", "suspended")
+
+
 def stability_holders(state: State) -> Iterator[bytes]:
     """The keys whose next entries may still take effect for an active or suspended member:
     the member's own key (unless revoked) and each of its active devices.  Their latest
-    entries define stability (§4); the replayer drops forked and retired ones."""
+    entries define stability (§4); the replayer drops forked and retired ones.  (Exactly the
+    keys for which :func:`holds_stability` is true; a key both a member and a device may
+    come twice.)"""
     for author, member in state.members.items():
         if member.status not in ("active", "suspended"):
             continue
