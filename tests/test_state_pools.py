@@ -244,6 +244,36 @@ def test_shares_sum_exactly_to_the_amount(ledger: dict[bytes, tuple[int, int]], 
     assert all(v > 0 and a in ledger for a, v in shares.items())
 
 
+def shares_by_definition(ledger: dict[bytes, tuple[int, int]], amount: int) -> dict[bytes, int]:
+    """protocols/commons.md §3.6, step by step: floor shares in proportion to value, then
+    the remainder one unit each by largest remainder, ties by author key; zero shares left out."""
+    authors = sorted(ledger)
+    values = [ledger[author][1] for author in authors]
+    total = sum(values)
+    if total <= 0:
+        return {}
+    shares = [amount * value // total for value in values]
+    rests = [amount * value % total for value in values]
+    by_rest = sorted(range(len(authors)), key=lambda i: (-rests[i], authors[i]))
+    for i in by_rest[:amount - sum(shares)]:
+        shares[i] += 1
+    return {author: value for author, value in zip(authors, shares, strict=True) if value}
+
+
+@prop_settings(300)
+@given(st.dictionaries(st.binary(min_size=1, max_size=32),
+                       st.tuples(st.integers(0, 5), st.one_of(st.integers(0, 4), st.integers(0, 2**40))),
+                       max_size=40),
+       st.one_of(st.integers(1, 50), st.integers(1, 2**53)))
+def test_shares_are_the_definitions_in_key_order(ledger: dict[bytes, tuple[int, int]], amount: int) -> None:
+    """The same shares, in the same (key) order, as the definition — values of 0, ties and
+    remainders of every size included."""
+    shares = compute_shares(ledger, amount)
+    expected = shares_by_definition(ledger, amount)
+    assert shares == expected
+    assert list(shares) == list(expected)
+
+
 def incremental_matches(town: Town, seed: int) -> None:
     """Entries delivered one at a time in a random order (late ones replay from snapshots)
     give the fresh fold's state, and a checkpoint of the state gives back every field (the
