@@ -114,3 +114,18 @@ def test_holds_stability_asks_one_key_what_stability_holders_lists(
     listed = set(stability_holders(state))
     asked = {key for key in _KEYS if holds_stability(state.members, state.devices, key)}
     assert asked == listed
+
+
+def test_strangers_writing_on_stay_parked_only_while_recent() -> None:
+    """Strangers (no stability) writing one entry each while the tables never change: what
+    the index holds stays bounded by the recent ones, not by every stranger ever seen."""
+    latest: dict[bytes, bytes] = {}
+    index = FrontIndex(latest, {}.__getitem__)
+    members: Any = Members()
+    devices: Any = Devices()
+    for clock in range(1, 5000):
+        author, eid = b"a%d" % clock, b"e%d" % clock
+        latest[author] = eid
+        index.moved(clock, eid, author)
+        assert index.front(latest, clock - 50, 0, clock, (members, devices), lambda _: False) is None
+    assert len(list(index)) < 300

@@ -16,11 +16,11 @@ again:
   comes in as a new latest).
 
 Entries whose author does not hold stability, or is retired, are set aside (``parked``, one
-per author) and put back when the members or devices tables change or the retirement rule
-does: those decide who holds stability (``counts``-style ``mark`` on the tables,
-:class:`.records.Devices`).  What a query looks at is what it pops, plus one entry, so an
-append costs O(log authors), and the tests compare every answer with the walk it replaces
-(``tests/test_state_front.py``).
+per author, the silent and superseded swept out as they grow) and put back when the members
+or devices tables change or the retirement rule does: those decide who holds stability (a
+``mark`` on the tables that every write clears, :class:`.records.Devices`).  What a query
+looks at is what it pops, plus one entry, so an append costs O(log authors), and the tests
+compare every answer with the walk it replaces (``tests/test_state_front.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class FrontIndex:
         heapify(self._heap)
         self._new: list[Item] = []  # moved since the last query (pushed then, in one go)
         self._parked: dict[bytes, Item] = {}  # per author: set aside as not holding stability
+        self._sweep_at = 64  # parked entries past which the silent and superseded ones are dropped
         self._judged: tuple[int, int, int] = (0, 0, 0)  # (members' mark, devices' mark, retirement)
 
     def moved(self, clock: int, eid: bytes, author: bytes) -> None:
@@ -78,6 +79,13 @@ class FrontIndex:
             for item in self._parked.values():
                 heappush(heap, item)
             self._parked.clear()
+        parked = self._parked
+        if len(parked) > self._sweep_at:
+            # (Strangers writing while nothing changes the tables would otherwise stay parked
+            # for ever, one per author: kept, only those neither silent nor superseded.)
+            self._parked = parked = {author: item for author, item in parked.items()
+                                     if item[0] >= horizon and latest.get(author) == item[1]}
+            self._sweep_at = 2 * len(parked) + 64
         retired_before = max_clock - retire if retire else None
         while heap:
             clock, eid, author = heap[0]
@@ -85,7 +93,7 @@ class FrontIndex:
                 heappop(heap)  # superseded, or silent: for good
                 continue
             if (retired_before is not None and clock < retired_before) or not holds(author):
-                self._parked[author] = heappop(heap)
+                parked[author] = heappop(heap)
                 continue
             return clock, eid
         return None
