@@ -65,6 +65,20 @@ def truth(store: Store, held: dict[bytes, Entry]) -> dict[bytes, dict[int, int] 
     return {eid: out.get(eid) for eid in held}
 
 
+def insert_checking_vectors(store: Store, batches: list[list[Entry]],
+                            ) -> tuple[dict[bytes, Entry], dict[bytes, dict[int, int] | None]]:
+    """Store the batches in turn, and after each one check every entry held so far: its
+    stored vector is the one from scratch.  The entries held and their vectors."""
+    held: dict[bytes, Entry] = {}
+    expected: dict[bytes, dict[int, int] | None] = {}
+    for batch in batches:
+        store.insert(batch)
+        held.update((e.id.raw, e) for e in batch)
+        expected = truth(store, held)
+        assert {eid: store.vector(e.id) for eid, e in held.items()} == expected
+    return held, expected
+
+
 def assert_short_walk(store: Store, eid: bytes) -> None:
     """A read of the entry's vector walks at most 2 log2(level + 1) + 2 rows."""
     rows = [row for _, _, _, row in store._vectors.walk(eid)]
@@ -97,12 +111,7 @@ def test_stored_vectors_equal_those_computed_from_scratch_in_any_insert_order(
         sent += batch
     store = new_store(tmp_path)
     try:
-        held: dict[bytes, Entry] = {}
-        for batch in batches:
-            store.insert(batch)
-            held.update((e.id.raw, e) for e in batch)
-            expected = truth(store, held)
-            assert {eid: store.vector(e.id) for eid, e in held.items()} == expected
+        held, expected = insert_checking_vectors(store, batches)
         forked = {author for author, _ in history.forks}
         for eid, later in held.items():
             if expected[eid] is None:
@@ -136,12 +145,7 @@ def test_vectors_are_exact_when_few_tries_are_kept_and_parents_are_read_from_row
     vectors.TRIES_MAX, vectors.BEYOND_MAX = tries, budget
     store = new_store(tmp_path)
     try:
-        held: dict[bytes, Entry] = {}
-        for batch in batches:
-            store.insert(batch)
-            held.update((e.id.raw, e) for e in batch)
-            expected = truth(store, held)
-            assert {eid: store.vector(e.id) for eid, e in held.items()} == expected
+        insert_checking_vectors(store, batches)
     finally:
         vectors.TRIES_MAX, vectors.BEYOND_MAX = saved
         store.close()
