@@ -57,14 +57,14 @@ from p2pcommons.state import Folder, genesis_body
 from p2pcommons.state.fold import bulk
 
 
-def _stranger() -> Signer:
-    """The late entry's author: a key no history's author has.  (``b"\\xee" * 32`` was author
-    237's with more than 237 authors: at 10,000 its "late entry" was a fork of that member's
-    join, which refolds everything, 48 s, instead of a stranger's entry.)"""
-    return Signer(hashlib.sha256(b"p2pcommons bench: a late stranger").digest())
+def stranger_signer(k: int = 0) -> Signer:
+    """The ``k``-th late entry's author: a key no history's author has.  (``b"\\xee" * 32``
+    was author 237's with more than 237 authors: at 10,000 its "late entry" was a fork of
+    that member's join, which refolds everything, 48 s, instead of a stranger's entry.)"""
+    return Signer(hashlib.sha256(b"p2pcommons bench: late stranger %d" % k).digest())
 
 
-def _signer(i: int) -> Signer:
+def author_signer(i: int) -> Signer:
     """Author ``i``'s key (the first 255 as the cached histories were signed; beyond, for
     ``--authors 10000``, a seed that is the index itself)."""
     return Signer(bytes([i + 1]) * 32 if i < 255 else (i + 1).to_bytes(32, "big"))
@@ -78,7 +78,7 @@ def build_history(n: int, authors: int = 12) -> tuple[list[Entry], list[Signer],
     if not cache:
         return _build_history(n, authors)
     path = Path(cache) / f"history-{n}-{authors}.bin"
-    signers = [_signer(i) for i in range(authors)]
+    signers = [author_signer(i) for i in range(authors)]
     if path.exists():
         entries = [decode_stored(raw) for raw in _read_frames(path.read_bytes())]
         last = {e.author: e for e in entries}
@@ -101,7 +101,7 @@ def _read_frames(data: bytes) -> list[bytes]:
 
 
 def _build_history(n: int, authors: int) -> tuple[list[Entry], list[Signer], dict[bytes, Entry]]:
-    signers = [_signer(i) for i in range(authors)]
+    signers = [author_signer(i) for i in range(authors)]
     stewards = signers[:2]
     water = {"name": "water", "rivalrous": True, "quota": 1000, "period": 86400, "unit": "l"}
     body = genesis_body("bench", founders=[s.public_key for s in stewards], resources=[water])
@@ -432,7 +432,7 @@ def bench_store_order(n: int, authors: int = 12) -> None:
             fold_costs.append(time.perf_counter() - t1)
         print(f"append:      {statistics.median(costs) * 1e6:>10.0f} µs median per entry through the store, insert "
               f"(fsync) included; {statistics.median(fold_costs) * 1e6:.0f} µs of it the fold (target < 1 ms)")
-        late = sign_entry(_stranger(), commons=commons, seq=1, prev=None, kind="contribution",
+        late = sign_entry(stranger_signer(), commons=commons, seq=1, prev=None, kind="contribution",
                           body={"title": "late", "value": 1}, deps=[anchor], timestamp=t + 1)
         t0 = time.perf_counter()
         store.insert([late])
@@ -617,7 +617,7 @@ def main() -> None:
     back = min(10_000, n // 2)
     anchor_key = folder.order[len(folder.order) - back]
     anchor = CID(anchor_key[1])
-    late_signer = _stranger()
+    late_signer = stranger_signer()
     late = sign_entry(late_signer, commons=commons, seq=1, prev=None, kind="contribution",
                       body={"title": "late", "value": 1}, deps=[anchor], timestamp=t + 1)
     t0 = time.perf_counter()

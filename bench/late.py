@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fold import build_history
+from fold import author_signer, build_history, stranger_signer
 
 from p2pcommons.dagcbor import CID
-from p2pcommons.entry import Signer, sign_entry
+from p2pcommons.entry import sign_entry
 from p2pcommons.state import engine
 from p2pcommons.store import Store
 
@@ -98,7 +98,7 @@ def main() -> None:
           f"{state.state_hash[:16]}; load average {_load()}", flush=True)
     folder = next(live.folder for key, live in engine._live.items() if key[1] == commons.raw)
 
-    signers = {s.public_key: s for s in (Signer(bytes([i + 1]) * 32) for i in range(args.authors))}
+    signers = {s.public_key: s for s in map(author_signer, range(args.authors))}
     # Each member's head, the newest last: an append names the 14 newest, as
     # p2pcommons.author.current_deps does, so it sorts last (with 100 authors, 14 heads in
     # author order sorted it before the newest entries, and each append replayed them).
@@ -134,7 +134,7 @@ def main() -> None:
             strangers += 1
             (anchor,) = store.db.execute("SELECT id FROM entries WHERE clock IS NOT NULL "
                                          "ORDER BY clock DESC, id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
-            late = sign_entry(Signer(bytes([0xA0 + strangers % 90]) * 32), commons=commons, seq=1, prev=None,
+            late = sign_entry(stranger_signer(strangers), commons=commons, seq=1, prev=None,
                               kind="contribution", body={"title": f"late {back}", "value": 1},
                               deps=[CID(bytes(anchor))], timestamp=t + strangers)
             window = len(folder.order)
