@@ -45,15 +45,7 @@ def devices_of(state: State, member: bytes) -> Iterator[bytes]:
 def holds_stability(members: Mapping[bytes, Member], devices: Mapping[bytes, Device], author: bytes) -> bool:
     """Whether ``author`` is one of :func:`stability_holders`, asked of one key (the
     replayer's eviction front asks it of the few latest entries it looks at: :mod:`..front`)."""
-    member = members.get(author)
-    if member is not None and member.status in ("active", "suspended"):
-        own = devices.get(author)
-        return own is None or own.revocation is None
-    device = devices.get(author)
-    if device is None or device.revocation is not None or author == device.member:
-        return False
-    owner = members.get(device.member)
-    return owner is not None and owner.status in ("active", "suspended")
+    return _holds_as_member(members, devices, author) or _holds_as_device(members, devices, author)
 
 
 def stability_holders(state: State) -> Iterator[bytes]:
@@ -62,17 +54,31 @@ def stability_holders(state: State) -> Iterator[bytes]:
     entries define stability (§4); the replayer drops forked and retired ones.  (Exactly the
     keys for which :func:`holds_stability` is true; a key both a member and a device may
     come twice.)"""
-    for author, member in state.members.items():
-        if member.status not in ("active", "suspended"):
-            continue
-        own = state.devices.get(author)
-        if own is None or own.revocation is None:
+    members, devices = state.members, state.devices
+    for author in members:
+        if _holds_as_member(members, devices, author):
             yield author
-    for key, device in state.devices.items():
-        if device.revocation is None and key != device.member:
-            owner = state.members.get(device.member)
-            if owner is not None and owner.status in ("active", "suspended"):
-                yield key
+    for key in devices:
+        if _holds_as_device(members, devices, key):
+            yield key
+
+
+def _holds_as_member(members: Mapping[bytes, Member], devices: Mapping[bytes, Device], author: bytes) -> bool:
+    """An active or suspended member's own key, unless revoked."""
+    member = members.get(author)
+    if member is None or member.status not in ("active", "suspended"):
+        return False
+    own = devices.get(author)
+    return own is None or own.revocation is None
+
+
+def _holds_as_device(members: Mapping[bytes, Member], devices: Mapping[bytes, Device], key: bytes) -> bool:
+    """An active device bound to an active or suspended member."""
+    device = devices.get(key)
+    if device is None or device.revocation is not None or key == device.member:
+        return False
+    owner = members.get(device.member)
+    return owner is not None and owner.status in ("active", "suspended")
 
 
 def as_author(entry: Entry, author: bytes) -> Entry:
