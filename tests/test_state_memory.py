@@ -11,6 +11,7 @@ import tempfile
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hypothesis import event, given
@@ -116,15 +117,27 @@ from tests.test_state_histories import examples  # noqa: E402
 class EvictingEngineMachine(EngineMachine):
     def __init__(self) -> None:
         super().__init__()
-        defaults = Folder.__init__.__kwdefaults__
-        self._saved = defaults["snapshot_every"]
-        defaults["snapshot_every"] = 1
+        self._restores: list[Callable[[], None]] = []
+        self.patch(Folder.__init__.__kwdefaults__, "snapshot_every", 1)
+
+    def patch(self, where: dict[str, Any] | ModuleType, name: str, value: Any) -> None:
+        """Set ``name`` in ``where`` (a module, or a function's keyword defaults) for this
+        machine's run; ``teardown`` puts every value back."""
+        if isinstance(where, dict):
+            saved = where[name]
+            where[name] = value
+            self._restores.append(lambda: where.__setitem__(name, saved))
+        else:
+            saved = getattr(where, name)
+            setattr(where, name, value)
+            self._restores.append(lambda: setattr(where, name, saved))
 
     def teardown(self) -> None:
         try:
             super().teardown()
         finally:
-            Folder.__init__.__kwdefaults__["snapshot_every"] = self._saved
+            for restore in reversed(self._restores):
+                restore()
 
 
 EvictingEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
@@ -140,8 +153,7 @@ class RefoldingEngineMachine(EvictingEngineMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._batch = engine_module.FEED_BATCH
-        engine_module.FEED_BATCH = 2
+        self.patch(engine_module, "FEED_BATCH", 2)
 
     @rule()
     def bundle(self) -> None:
@@ -149,12 +161,6 @@ class RefoldingEngineMachine(EvictingEngineMachine):
         batch, self.pending = sorted(self.pending, key=lambda e: (e.author, e.seq)), []
         self.store.insert(batch)
         self.held.extend(batch)
-
-    def teardown(self) -> None:
-        try:
-            super().teardown()
-        finally:
-            engine_module.FEED_BATCH = self._batch
 
 
 RefoldingEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
@@ -170,14 +176,7 @@ class GeneralIntakeEngineMachine(RefoldingEngineMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._fast = intake_module.FAST_AUTHORS
-        intake_module.FAST_AUTHORS = 0
-
-    def teardown(self) -> None:
-        try:
-            super().teardown()
-        finally:
-            intake_module.FAST_AUTHORS = self._fast
+        self.patch(intake_module, "FAST_AUTHORS", 0)
 
 
 GeneralIntakeEngineMachine.TestCase.settings = EngineMachine.TestCase.settings.__class__(
