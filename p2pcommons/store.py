@@ -1160,6 +1160,25 @@ class Store:
         row = self._db.execute(f"SELECT * FROM {_MARKS}", (None, None, commons.raw)).fetchone()
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
+    def placed_forks(self, commons: CID, upto: tuple[int, int]) -> dict[bytes, int]:
+        """Per key of ``commons`` whose log forked among the entries placed as of marks
+        ``upto`` (:meth:`feed_mark`; two of them at one seq), its lowest such seq: what a fold
+        of those entries finds when it has taken them all.  Forks are rare, so this reads only
+        the logs ``vv_forked`` names (every log that ever held two entries at one seq, noted
+        by a trigger whoever stored them) and their entries."""
+        n_mark, k_mark = upto
+        found: dict[bytes, int] = {}
+        for author, seq in self._db.execute(
+                "SELECT logs.author, entries.seq FROM vv_forked JOIN logs ON logs.log = vv_forked.log "
+                "JOIN entries ON entries.log = vv_forked.log "
+                "WHERE logs.commons = ? AND entries.clock IS NOT NULL AND entries.n <= ? "
+                "AND entries.id NOT IN (SELECT id FROM placed_late WHERE k > ?) "
+                "GROUP BY entries.log, entries.seq HAVING count(*) > 1", (commons.raw, n_mark, k_mark)):
+            key = bytes(author)
+            if seq < found.get(key, 2**63):
+                found[key] = int(seq)
+        return found
+
     def placed_since(self, commons: CID, after_n: int, after_k: int,
                      ) -> tuple[tuple[int, int, int], Iterator[FoldRow]]:
         """What a reader that took the commons' placed entries up to marks ``(after_n,
@@ -1877,22 +1896,28 @@ class Store:
     # A row is a *segment*: the records of a run of consecutive seqs of one log, encoded by
     # p2pcommons.state.archive.  Why: an author's archived seqs are always a prefix of their
     # log, so segments append in key order (cheap B-tree writes, one row per run instead of
-    # one per entry), and an entry's record is found through its (log, seq).
+    # one per entry), and an entry's record is found through its (log, seq).  Except where a
+    # log forked: two entries share a seq there, so the records of a forked key from its fork
+    # point on are rows of their own in ``fold_forked``, found by id (``ordinal``: how many
+    # records the space held before it, so a checkpoint's archive can be cut back to its count).
 
     _ARCHIVE_SCHEMA = (
         "DROP TABLE IF EXISTS fold_archive;"  # the per-entry layout of earlier versions (a cache)
         "CREATE TABLE IF NOT EXISTS fold_segments (space BLOB NOT NULL, log INTEGER NOT NULL, "
         "first INTEGER NOT NULL, count INTEGER NOT NULL, aidx INTEGER NOT NULL, records BLOB NOT NULL, "
         "PRIMARY KEY (space, log, first)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS fold_forked (space BLOB NOT NULL, id BLOB NOT NULL, aidx INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL, ordinal INTEGER NOT NULL, records BLOB NOT NULL, "
+        "PRIMARY KEY (space, id)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS fold_archive_owner (space BLOB PRIMARY KEY, pid INTEGER NOT NULL) WITHOUT ROWID;"
     )
 
     def _archive_table(self) -> None:
         if not getattr(self, "_archive_ready", False):
             names = {str(r[0]) for r in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE name IN ('fold_segments', 'fold_archive_owner', "
+                "SELECT name FROM sqlite_master WHERE name IN ('fold_segments', 'fold_forked', 'fold_archive_owner', "
                 "'fold_archive')")}
-            if names != {"fold_segments", "fold_archive_owner"}:
+            if names != {"fold_segments", "fold_forked", "fold_archive_owner"}:
                 with self._no_wait():  # only writes when the tables are missing or outdated
                     if self._in_transaction:  # executescript would COMMIT the caller's transaction
                         for statement in filter(None, (s.strip() for s in self._ARCHIVE_SCHEMA.split(";"))):
@@ -1910,6 +1935,9 @@ class Store:
                 self._db.execute(
                     "INSERT OR REPLACE INTO fold_segments SELECT ?, log, first, count, aidx, records "
                     "FROM fold_segments WHERE space=?", (space, copy_from))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO fold_forked SELECT ?, id, aidx, seq, ordinal, records "
+                    "FROM fold_forked WHERE space=?", (space, copy_from))
 
     def archive_spaces(self) -> list[tuple[bytes, int]]:
         """``(space, owner pid)`` of every registered space."""
@@ -1921,16 +1949,37 @@ class Store:
         self._archive_table()
         with self.transaction():
             self._db.execute("DELETE FROM fold_segments WHERE space=?", (space,))
+            self._db.execute("DELETE FROM fold_forked WHERE space=?", (space,))
             self._db.execute("DELETE FROM fold_archive_owner WHERE space=?", (space,))
 
-    def archive_put(self, space: bytes, segments: Sequence[tuple[int, int, int, int, bytes]]) -> None:
+    def archive_put(self, space: bytes, segments: Sequence[tuple[int, int, int, int, bytes]],
+                    forked: Sequence[tuple[bytes, int, int, int, bytes]] = ()) -> None:
         """Segments of records a state fold evicted from memory: ``(log, first seq, count,
-        author index, encoded records)`` (see p2pcommons.state.archive)."""
+        author index, encoded records)`` (see p2pcommons.state.archive); and records of forked
+        keys from their fork point on, one each: ``(id, author index, seq, ordinal, encoded
+        record)``."""
         self._archive_table()
         with self.transaction(durable=False):  # (derived data: see transaction)
             self._db.executemany(
                 "INSERT OR REPLACE INTO fold_segments (space, log, first, count, aidx, records) "
                 "VALUES (?, ?, ?, ?, ?, ?)", [(space, *segment) for segment in segments])
+            if forked:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO fold_forked (space, id, aidx, seq, ordinal, records) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [(space, *row) for row in forked])
+
+    def archive_find_forked(self, space: bytes, entry_id: bytes) -> tuple[int, int, bytes] | None:
+        """``(author index, seq, encoded record)`` of a forked key's archived entry, or None."""
+        self._archive_table()
+        row = self._db.execute("SELECT aidx, seq, records FROM fold_forked WHERE space=? AND id=?",
+                               (space, entry_id)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+
+    def archive_forked(self, space: bytes) -> Iterator[tuple[bytes, int, int]]:
+        """``(id, author index, seq)`` of every archived entry of a forked key (a scan)."""
+        self._archive_table()
+        for raw, aidx, seq in self._db.execute("SELECT id, aidx, seq FROM fold_forked WHERE space=?", (space,)):
+            yield bytes(raw), int(aidx), int(seq)
 
     def archive_find(self, space: bytes, entry_id: bytes) -> tuple[int, int, int, bytes] | None:
         """``(index in the segment, author index, first seq, encoded records)`` of the segment
@@ -1962,19 +2011,26 @@ class Store:
     def archive_count(self, space: bytes) -> int:
         self._archive_table()
         return int(self._db.execute("SELECT coalesce(sum(count), 0) FROM fold_segments WHERE space=?",
-                                    (space,)).fetchone()[0])
+                                    (space,)).fetchone()[0]) + self.archive_forked_count(space)
+
+    def archive_forked_count(self, space: bytes) -> int:
+        self._archive_table()
+        return int(self._db.execute("SELECT count(*) FROM fold_forked WHERE space=?", (space,)).fetchone()[0])
 
     def archive_clear(self, space: bytes) -> None:
         self._archive_table()
         with self._no_wait():
             self._db.execute("DELETE FROM fold_segments WHERE space=?", (space,))
+            self._db.execute("DELETE FROM fold_forked WHERE space=?", (space,))
 
-    def archive_truncate(self, space: bytes, commons: CID, upto: dict[bytes, int]) -> None:
+    def archive_truncate(self, space: bytes, commons: CID, upto: dict[bytes, int], evicted: int) -> None:
         """Keep, per author, only the records up to seq ``upto[author]`` (none for an author
-        not named).  Segments never straddle such a point: the fold writes one batch of
-        segments per eviction, and ``upto`` is where an earlier eviction ended."""
+        not named), and of forked keys' records the first ``evicted`` archived.  Segments never
+        straddle such a point: the fold writes one batch of segments per eviction, and ``upto``
+        is where an earlier eviction ended."""
         self._archive_table()
         with self.transaction():
+            self._db.execute("DELETE FROM fold_forked WHERE space=? AND ordinal>=?", (space, evicted))
             logs = self._db.execute("SELECT DISTINCT log FROM fold_segments WHERE space=?", (space,)).fetchall()
             for (log,) in logs:
                 row = self._db.execute("SELECT author FROM logs WHERE log=? AND commons=?",

@@ -234,6 +234,21 @@ def test_long_history_through_the_store_archive(store: Store) -> None:
     folder.run()
     assert folder.refolds == 1
     _same(folder, [*entries, late, fork])
+    # The forked key holds no stability any more, and eviction goes on: its records from the
+    # fork point on are rows of their own (two share that seq).  Before, any fork switched
+    # eviction off for good.
+    assert folder.evicted > 2000, folder.evicted
+    assert store.archive_forked_count(archive.space) > 0 and store.archive_count(archive.space) == folder.evicted
+    # Another sibling, further on in the forked log: rejected wherever it sorts, no refold.
+    later = next(e for e in entries[1500:] if e.author == signers[3].public_key)
+    assert archive.outcome(later.id.raw) is not None
+    again = sign_entry(signers[3], commons=commons, seq=later.seq, prev=later.prev, kind="contribution",
+                       body={"title": "a third branch", "value": 2}, deps=list(later.deps), timestamp=later.time)
+    store.insert([again])
+    folder.add(again)
+    folder.run()
+    assert folder.refolds == 1
+    _same(folder, [*entries, late, fork, again])
 
 
 def test_truncate_keeps_an_earlier_eviction(store: Store) -> None:
@@ -257,11 +272,42 @@ def test_truncate_keeps_an_earlier_eviction(store: Store) -> None:
         folder.run()
     assert folder.evicted > evicted
     later = next(e for e in entries[600:] if archive.outcome(e.id.raw) is not None)
-    archive.truncate(upto)
+    archive.truncate(upto, evicted)
     assert store.archive_count(archive.space) == evicted
     assert archive.outcome(later.id.raw) is None
     kept = [e for e in entries[:600] if e.seq <= upto.get(e.author, 0)]
     assert len(kept) == evicted and all(archive.outcome(e.id.raw) is not None for e in kept)
+
+
+def test_truncate_keeps_an_earlier_eviction_of_a_forked_log(store: Store) -> None:
+    """As above where one key forked early: its records from the fork point on are rows of
+    their own, cut back by how many records the checkpoint had evicted, not by seq (its
+    siblings share seqs, and a sibling may be archived after a later seq)."""
+    entries, signers, _ = _history(1200)
+    commons = entries[0].id
+    first = next(e for e in entries[1:] if e.author == signers[3].public_key)
+    sibling = sign_entry(signers[3], commons=commons, seq=first.seq, prev=first.prev, kind="contribution",
+                         body={"title": "the other branch", "value": 1}, deps=list(first.deps), timestamp=first.time)
+    entries = [*entries, sibling]
+    store.insert(entries)
+    archive = StoreArchive(store, commons)
+    store.archive_open(archive.space, os.getpid())
+    folder = Folder(commons, snapshot_every=64, archive=archive)
+    with bulk():
+        for entry in [sibling, *entries[:600]]:
+            folder.add(entry)
+        folder.run()
+    upto, evicted = dict(folder.evicted_upto), folder.evicted
+    forked = store.archive_forked_count(archive.space)
+    assert evicted > 0 and forked > 0 and store.archive_count(archive.space) == evicted
+    with bulk():
+        for entry in entries[600:]:
+            folder.add(entry)
+        folder.run()
+    assert store.archive_forked_count(archive.space) > forked
+    archive.truncate(upto, evicted)
+    assert store.archive_count(archive.space) == evicted
+    assert store.archive_forked_count(archive.space) == forked
 
 
 def test_long_runs_split_into_bounded_segments(store: Store) -> None:
@@ -701,3 +747,71 @@ def test_an_eviction_of_many_authors_costs_what_their_records_hold(store: Store)
         "SELECT records FROM fold_segments WHERE space = ?", (archive.space,)))
     assert stored == 300 * (_HEADER.size + 8 + 8 + 1 + 36), stored
     assert archive.meta(entries[-1].id.raw) == bare(rows[-1][0])
+
+
+def test_a_fresh_fold_of_a_forked_commons_does_not_refold(store: Store) -> None:
+    """A member's device restored from an old backup signs its seq again from today's view:
+    the sibling sorts long after the original, which a fresh fold has archived by then.  The
+    engine knows the forks among what it offers (the store's ``forks`` table), so the key's
+    entries from the fork point are rejected as they come: no refold, the holding fold's
+    result, and eviction going on past the forked key.  Before, taking the sibling refolded
+    from scratch (once per forked key), and eviction stopped."""
+    from p2pcommons.state.engine import current_state, forget
+
+    entries, signers, last = _history(3000)
+    commons = entries[0].id
+    original = next(e for e in entries[1:200] if e.author == signers[4].public_key)
+    heads = sorted(last.values(), key=lambda e: e.time)[-6:]
+    sibling = sign_entry(signers[4], commons=commons, seq=original.seq, prev=original.prev, kind="contribution",
+                         body={"title": "restored from a backup", "value": 1},
+                         deps=[e.id for e in heads if e.author != signers[4].public_key],
+                         timestamp=max(e.time for e in heads) + 1)
+    everything = [*entries, sibling]
+    store.insert(everything)
+    forget()
+    state = current_state(store, commons, persist=False)
+    folder = state._folder
+    assert folder.fork_seq == {signers[4].public_key: original.seq}
+    assert folder.refolds == 0 and folder.evicted > 2000
+    _same(folder, everything)
+    forget()
+
+
+def test_a_fork_arriving_later_folds_afresh_and_eviction_goes_on(store: Store) -> None:
+    """A sibling of an archived entry arriving after the fold (gossip from a restored
+    device): the key's archived entries lose their effect, so the fold starts again — from
+    the store's order, in batches, as a first fold (the engine drops the live fold; its own
+    refold read every entry back at once).  Then eviction goes on past the forked key, and a
+    further sibling of that key, rejected wherever it sorts, costs no refold.  Before: a
+    refold from the archive, no eviction after it (every record held), and a replay from
+    far back for each further sibling."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.engine import current_state, forget
+
+    entries, signers, _ = _history(3000)
+    commons = entries[0].id
+    store.insert(entries)
+    forget()
+    current_state(store, commons, persist=False)
+    key = engine._key(store, commons)
+    first = engine._live[key]
+    assert first.folder.evicted > 2000
+    mine = [e for e in entries if e.author == signers[4].public_key]
+
+    def sibling(original: Entry, title: str) -> Entry:
+        return sign_entry(signers[4], commons=commons, seq=original.seq, prev=original.prev, kind="contribution",
+                          body={"title": title, "value": 1}, deps=list(original.deps), timestamp=original.time)
+
+    fork = sibling(mine[len(mine) // 10], "the other branch")
+    assert first.folder.archive is not None and first.folder.archive.outcome(mine[len(mine) // 10].id.raw)
+    store.insert([fork])
+    current_state(store, commons, persist=False)
+    again = engine._live[key]
+    assert again is not first and again.folder.refolds == 0 and again.folder.evicted > 2000
+    _same(again.folder, [*entries, fork])
+    later = sibling(mine[len(mine) // 2], "a third branch")
+    store.insert([later])
+    current_state(store, commons, persist=False)
+    assert engine._live[key] is again and again.folder.refolds == 0 and again.folder.replays == 0
+    _same(again.folder, [*entries, fork, later])
+    forget()

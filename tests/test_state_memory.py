@@ -25,7 +25,7 @@ from p2pcommons.state.archive import StoreArchive
 from p2pcommons.state.engine import current_state, forget
 from p2pcommons.state.fold import Archive, MemoryArchive
 from p2pcommons.store import Store
-from tests.test_state_histories import ACTIONS, build, prop_settings
+from tests.test_state_histories import _ACTORS, _CODES, ACTIONS, build, prop_settings
 
 fold_module = importlib.import_module("p2pcommons.state.fold")  # (the package's `fold` is the function)
 engine_module = importlib.import_module("p2pcommons.state.engine")
@@ -64,6 +64,26 @@ def test_evicting_fold_equals_holding_fold_when_members_fall_silent(
     _check_evicting_fold(build(prefix + suffix), seed, in_store, silent_after=(1, 2, 3))
 
 
+# Forks for certain: an actor's newest entry gets a twin (action 12 with p % 3 == 0), among
+# other actions before and after, so that records are archived after the fork too.
+_FORK_CODE = next(i for i, code in enumerate(_CODES) if code == 12)
+_FORKS = st.lists(st.tuples(st.integers(0, len(_ACTORS) - 1), st.just(_FORK_CODE),
+                            st.integers(0, 333).map(lambda p: 3 * p)), min_size=1, max_size=3)
+
+
+@prop_settings(300)
+@given(before=ACTIONS, forks=_FORKS, after=ACTIONS, seed=st.integers(0, 2**32 - 1), in_store=st.booleans())
+def test_evicting_fold_equals_holding_fold_after_forks(
+        before: list[tuple[int, int, int]], forks: list[tuple[int, int, int]], after: list[tuple[int, int, int]],
+        seed: int, in_store: bool) -> None:
+    """As above, with forks for certain among the actions (a member's or a stranger's newest
+    entry gets a twin): a forked key holds no stability, so eviction goes on past its later
+    entries, and its records from the fork point on are archived by id; a twin that arrives
+    once its seq is archived is rejected there (its key had forked) or refolds (a new fork
+    point).  Before, any fork switched eviction off."""
+    _check_evicting_fold(build(before + forks + after), seed, in_store, silent_after=(1, 2, 3, 4096))
+
+
 def _check_evicting_fold(history: Any, seed: int, in_store: bool, silent_after: tuple[int, ...] = (1, 3, 4096)) -> None:
     """A fold of ``history`` archiving into memory or (``in_store``) into a store's segment
     table, in an arrival order drawn from ``seed``, compared with a fold holding everything."""
@@ -99,12 +119,22 @@ def _compare_evicting_fold(history: Any, seed: int, archive: Archive, silent_aft
     result = folder.result()
     event(f"{type(archive).__name__}: {'evicted' if folder.evicted else 'nothing evicted'}"
           f"{', refolded' if folder.refolds else ''}")
+    if folder.fork_seq:
+        event(f"forked; forked keys' records archived: {'some' if _forked_archived(folder, archive) else 'none'}")
     assert result.state_hash == reference.state_hash
     assert result.entry_count == reference.entry_count
     for entry in history.entries:
         assert result.outcome(entry.id) == reference.outcome(entry.id), entry
     assert result.stable_summary() == reference.stable_summary()
     assert sorted(o.id.raw for o in result.outcomes()) == sorted(o.id.raw for o in reference.outcomes())
+
+
+def _forked_archived(folder: Folder, archive: Archive) -> bool:
+    """Whether a forked key's record from its fork point on was archived."""
+    if isinstance(archive, StoreArchive):
+        return archive._store.archive_forked_count(archive.space) > 0
+    assert isinstance(archive, MemoryArchive)
+    return any(m[3] >= folder.fork_seq.get(folder.authors[m[2]], 2**63) for m, _, _ in archive.rows.values())
 
 
 # The store-backed engine with eviction after every snapshot (snapshots as often as possible),
@@ -384,3 +414,36 @@ def test_many_new_entries_in_log_order_fold_in_the_stores_order(tmp_path: Path) 
     assert hash_small == fold(small).state_hash
     assert hash_large == fold(large).state_hash
     assert peak_large - peak_small < 5000 * 20, (peak_small, peak_large)
+
+
+def _forked_history(n: int, forker: str = "stranger") -> tuple[list[Entry], CID]:
+    """:func:`_quiet_history` with a fork early on: two different entries at seq 1 by a
+    stranger (``forker="stranger"``), or by one of the writing members at their first
+    entry (``"member"``), so that key's log is forked from there for good."""
+    entries, commons = _quiet_history(n)
+    if forker == "stranger":
+        signer = Signer(bytes([77]) * 32)
+        siblings = [sign_entry(signer, commons=commons, seq=1, prev=None, kind="resource_use",
+                               body={"resource": entries[1].body["resource"], "amount": amount},
+                               deps=[commons], timestamp=2) for amount in (1, 2)]
+    else:
+        first = entries[2]  # (the second member's first entry)
+        signer = Signer(bytes([2]) * 32)
+        assert first.author == signer.public_key and first.seq == 1
+        siblings = [sign_entry(signer, commons=commons, seq=1, prev=None, kind="resource_use",
+                               body={"resource": first.body["resource"], "amount": 4}, deps=list(first.deps),
+                               timestamp=first.time)]
+    return entries[:3] + siblings + entries[3:], commons
+
+
+def test_memory_stays_bounded_after_a_strangers_fork(tmp_path: Path) -> None:
+    """A stranger who signs two different entries at one seq (a fork) loses those entries
+    and every later one, and holds no stability, so nothing it writes bounds eviction.
+    Before, any fork anywhere switched eviction off for good: every record stayed in memory."""
+    _assert_flat(tmp_path, _forked_history)
+
+
+def test_memory_stays_bounded_after_a_members_fork(tmp_path: Path) -> None:
+    """As above for a member whose first entry has a sibling: their key is forked from seq 1,
+    holds no stability from then on, and the others' entries are archived as before."""
+    _assert_flat(tmp_path, lambda n: _forked_history(n, "member"))

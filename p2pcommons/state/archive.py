@@ -7,7 +7,9 @@ so they are stored as *segments*: one row per run of at most ``SEGMENT_MAX`` con
 seqs of one log, keyed ``(space, log, first seq)`` — rows append in key order, and one row
 carries hundreds of records.  An entry's record is found through the store's entries table
 (id → log, seq) and the segment covering that seq; the record's id is compared, so a fork
-sibling is never mistaken for the archived entry.
+sibling is never mistaken for the archived entry.  Where a key's log forked, two entries share
+a seq, which a segment cannot hold: that key's records from its fork point on are rows of
+their own (the store's ``fold_forked``, one record each in the segment encoding, found by id).
 
 Segment encoding (little-endian), columns after a header, so one record decodes without
 the others::
@@ -53,7 +55,7 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import NamedTuple, Protocol
 
@@ -205,6 +207,7 @@ class StoreArchive(Archive):
         self._records: dict[bytes, Timed] = {}
         self._log_authors: dict[int, bytes] = {}  # the store's log numbers (never change)
         self._at_hand: dict[bytes, bytes | None] = {}  # (rows_at_hand)
+        self._forked: int | None = None  # how many forked keys' records it holds (None: not counted yet)
 
     @property
     def _store(self) -> Store:
@@ -213,15 +216,23 @@ class StoreArchive(Archive):
         return store
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
-            times: list[int] | None = None) -> None:
+            times: list[int] | None = None, forked: Mapping[int, int] | None = None, start: int = 0) -> None:
         """Archive records with their entries' times (``times``, else those of the ``bodies``
-        given; the store holds the bodies themselves)."""
+        given; the store holds the bodies themselves).  A forked key's records from its fork
+        point on (``forked``: its author index -> fork point) are rows of their own, found by id: two
+        entries share a seq there, which a segment cannot hold; ``start``: how many records
+        were archived before these."""
         if times is None:
             times = [_NO_TIME if body is None else body.time for body in bodies]
         runs: dict[int, list[tuple[_Meta, str, str]]] = {}
         stamps: dict[int, list[int]] = {}
-        for row, time in zip(rows, times, strict=True):
+        singles: list[tuple[bytes, int, int, int, bytes]] = []
+        fork_at = forked or {}
+        for ordinal, (row, time) in enumerate(zip(rows, times, strict=True), start):
             aidx = row[0][2]
+            if fork_at and row[0][3] >= fork_at.get(aidx, 2**63):
+                singles.append((row[0][1], aidx, row[0][3], ordinal, encode_segment([row], [time])))
+                continue
             run = runs.get(aidx)
             if run is None:
                 run = runs[aidx] = []
@@ -242,7 +253,9 @@ class StoreArchive(Archive):
                     segments.append((log, chunk[0][0][3], len(chunk), aidx,
                                      encode_segment(chunk, own[at + start:at + start + len(chunk)])))
                 at += len(part)
-        store.archive_put(self.space, segments)
+        store.archive_put(self.space, segments, singles)
+        if singles and self._forked is not None:
+            self._forked += len(singles)
 
     def meta(self, raw: bytes) -> _Meta | None:
         record = self._record(raw)
@@ -325,7 +338,7 @@ class StoreArchive(Archive):
             return held
         found = self._store.archive_find(self.space, raw)
         if found is None:
-            return None
+            return self._forked_record(raw)
         index, aidx, first, blob = found
         try:
             records = decode_segment(blob, aidx, first)
@@ -339,7 +352,27 @@ class StoreArchive(Archive):
                 del cache[older]
         for held in records:
             cache[held[0][1]] = held
-        return record if record[0][1] == raw else None  # (else a fork sibling of the archived entry)
+        return record if record[0][1] == raw else self._forked_record(raw)  # (else a fork sibling's)
+
+    def _forked_record(self, raw: bytes) -> Timed | None:
+        """A forked key's archived record (from its fork point on: one row each, by id)."""
+        if self._forked is None:
+            self._forked = self._store.archive_forked_count(self.space)
+        if not self._forked:
+            return None  # (the usual case: no fork, no query)
+        found = self._store.archive_find_forked(self.space, raw)
+        if found is None:
+            return None
+        aidx, seq, blob = found
+        try:
+            record = decode_segment(blob, aidx, seq)[0]
+        except Exception as exc:
+            raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
+                                 "the state is being folded again from the entries.") from None
+        if record[0][1] != raw:
+            raise DamagedArchive("The state fold's archive in the store is damaged (a forked record's id); "
+                                 "the state is being folded again from the entries.")
+        return record
 
     def drop_caches(self) -> None:
         self._records.clear()
@@ -375,6 +408,8 @@ class StoreArchive(Archive):
                 yield from segment_ids(blob)
             except (ValueError, struct.error) as exc:
                 raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}).") from None
+        for raw, _, _ in self._store.archive_forked(self.space):
+            yield raw
 
     def count_stable(self, frontier: list[int]) -> int:
         width = len(frontier)
@@ -382,13 +417,19 @@ class StoreArchive(Archive):
         for aidx, first, count, _ in self._store.archive_segments(self.space, records=False):
             if aidx < width:
                 stable += max(0, min(count, frontier[aidx] - first + 1))
+        for _, aidx, seq in self._store.archive_forked(self.space):
+            if aidx < width and frontier[aidx] >= seq:
+                stable += 1
         return stable
 
-    def truncate(self, upto: dict[bytes, int]) -> None:
-        """Keep only the records up to ``upto[author]`` per author (a checkpoint's archive)."""
+    def truncate(self, upto: dict[bytes, int], evicted: int) -> None:
+        """Keep only the records up to ``upto[author]`` per author, and the forked keys'
+        records among the first ``evicted`` archived (a checkpoint's archive)."""
         self._records.clear()
-        self._store.archive_truncate(self.space, self._commons, upto)
+        self._forked = None
+        self._store.archive_truncate(self.space, self._commons, upto, evicted)
 
     def clear(self) -> None:
         self._records.clear()
+        self._forked = 0
         self._store.archive_clear(self.space)

@@ -44,11 +44,12 @@ class Archive:
     store's entries; :class:`MemoryArchive` keeps them in memory (tests, comparisons)."""
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
-            times: list[int] | None = None) -> None:
+            times: list[int] | None = None, forked: Mapping[int, int] | None = None, start: int = 0) -> None:
         """Archive records (in fold order; ``authors``: the fold's authors by index; ``bodies``:
         the entries, None where the fold no longer holds one; ``times``: the entries'
         effective times — own, or the floor if later — -1 where not known: then the entry
-        has no floor)."""
+        has no floor; ``forked``: the fold's forked keys (author indexes) and their fork points, where two
+        records may share a seq; ``start``: how many records were archived before these)."""
         raise NotImplementedError
 
     def meta(self, raw: bytes) -> _Meta | None:
@@ -113,7 +114,7 @@ class MemoryArchive(Archive):
         self.times: dict[bytes, int] = {}  # effective times given with the records
 
     def put(self, rows: list[tuple[_Meta, str, str]], bodies: list[Entry | None], authors: list[bytes],
-            times: list[int] | None = None) -> None:
+            times: list[int] | None = None, forked: Mapping[int, int] | None = None, start: int = 0) -> None:
         for at, ((m, status, reason), body) in enumerate(zip(rows, bodies, strict=True)):
             raw = m[1]
             self.rows[raw] = (bare(m), status, reason)

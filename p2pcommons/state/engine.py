@@ -110,7 +110,7 @@ def _untouched(live: _Live) -> bool:
     return live.max_n == 0 and not live.folder.meta and not live.folder.waiting
 
 
-def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _Live:
+def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, again: bool = False) -> _Live:
     """Offer the fold the entries placed since it last looked; the live fold (a new one if
     it folded afresh, :func:`_refold_fresh`).
 
@@ -123,7 +123,13 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _
     store into that order (:meth:`Store.placed_since`).  Why: a bundle or a peer delivering
     log by log brings most entries before the other logs' entries they name; the fold held
     each waiting, dropped its body, read and decoded it again one query at a time when its
-    parents came, and went back for the late ones."""
+    parents came, and went back for the late ones.
+
+    What it takes may make the fold refold from scratch (a key's first fork, where the key's
+    entries from there were archived): the fold is then dropped and folded afresh from the
+    store's order (``again``), in batches, as a first fold is.  Why: the fold's own refold
+    reads every entry back into memory at once and re-archives as it goes (13 s at 100,000
+    entries against a fresh fold's 5-8 s, with every body held at once)."""
     rows: Iterator[FoldRow] | None = None
     if not _untouched(live):
         if _refold_fresh(live, store, commons):
@@ -131,15 +137,24 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _
             live = _live[_key(store, commons)] = _fresh(store, commons, archive=archive)
         else:
             marks, rows = store.placed_since(commons, live.max_n, live.max_k)
+    folder = live.folder
     if rows is None:
         marks = store.feed_mark(commons)
         rows = store.in_order_rows(commons, upto=marks[:2])  # (with each stored id: not hashed again)
-    folder = live.folder
+        # A fresh fold knows the forks among what it is offered before it takes it: a key's
+        # entries from its fork point are then rejected as they come, rather than applied,
+        # archived, and refolded from scratch once the second sibling came (once per forked
+        # key).  (Later feeds are small: a sibling in one refolds as it did.)
+        forks = store.placed_forks(commons, marks[:2])
+        if forks:
+            folder.expect_forks(forks)
     # (A batch at a time, so the intake binds what it uses once per batch, not once per entry.)
     while batch := list(islice(rows, FEED_BATCH)):
         if isinstance(folder.archive, StoreArchive):  # (vectors of the general intake's entries: Folder._ready)
             folder.archive.rows_at_hand([(entry_id, vv) for _, entry_id, vv in batch])
         folder.take_in_order(decode_stored(raw, entry_id) for raw, entry_id, _ in batch)
+        if folder.refolds_from_scratch() and not again:
+            break
         if len(batch) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             folder.run()
@@ -147,6 +162,10 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True) -> _
                 folder.entries.evict(KEEP_BODIES)
     if isinstance(folder.archive, StoreArchive):
         folder.archive.rows_at_hand(())
+    if folder.refolds_from_scratch() and not again:
+        _drop(store, _key(store, commons))
+        live = _live[_key(store, commons)] = _fresh(store, commons, archive=archive)
+        return _feed(live, store, commons, archive=archive, again=True)
     live.max_n, live.max_k, stored = marks
     _hold(live, stored)
     return live
@@ -357,7 +376,7 @@ def _resume(store: Store, commons: CID) -> _Live | None:
         store.archive_open(archive.space, os.getpid(), copy_from=old_space)
         held = store.archive_count(archive.space)
         if held > folder.evicted:  # evicted after the checkpoint was written: held again now
-            archive.truncate(folder.evicted_upto)
+            archive.truncate(folder.evicted_upto, folder.evicted)
             held = store.archive_count(archive.space)
         if held != folder.evicted:
             store.archive_drop(archive.space)

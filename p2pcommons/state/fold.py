@@ -51,10 +51,13 @@ Why it is built this way:
   no longer is (a newcomer's join, an outsider's entry, a departed or removed member's
   entry written from an old view) is rejected or recorded pending wherever it sorts, and
   nothing before the base can observe it: its effect goes into the base state and the
-  window replays.  Anything else that
+  window replays; so is an entry of a key that had forked at or before its seq (the fork
+  penalty rejects it wherever it sorts).  A forked key holds no stability, so a fork does not
+  stop eviction (it did: one stranger's fork, and every record stayed in memory for good);
+  the archive keeps its records from the fork point on by id.  Anything else that
   would take effect at or before the base — an entry of a retired (silent) or suspended
-  member written from an old view, a fork of an archived entry, a strong-removal exclusion
-  of an archived entry — refolds from scratch, every entry read back from the archive
+  member written from an old view, a key's first fork or a lower fork point, a
+  strong-removal exclusion of an archived entry — refolds from scratch, every entry read back from the archive
   (``refolds`` counts them).  Hence the state, hashes and outcomes are exactly
   those of a fold that holds everything (``tests/test_state_memory.py``); memory beyond
   the state is bounded by the window, not by the number of entries.
@@ -66,7 +69,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from itertools import compress, islice, repeat
 from operator import is_
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -330,20 +333,24 @@ class Folder:
         commons = entry.commons
         if (eid if commons is None else commons.raw) != self._commons_raw:
             return False
-        if self.evicted and entry.seq <= self.evicted_upto.get(entry.author, 0):
-            if self._position(eid) is not None:
-                return False  # archived already
-            self._refold = True  # a fork of an archived entry: refold from the archive
+        archived_seq = bool(self.evicted) and entry.seq <= self.evicted_upto.get(entry.author, 0)
+        if archived_seq and self._position(eid) is not None:
+            return False  # archived already
         self.entries[eid] = entry
         log = self.logs.get(entry.author)
         if log is None:
             log = self.logs[entry.author] = {}
-        first = log.setdefault(entry.seq, eid)
+        # (A new entry at an archived seq is a fork sibling of the archived entry, whose log
+        # slot went with it.)
+        first = log.setdefault(entry.seq, eid) if not archived_seq else None
         if first is not eid:
             self.forks.setdefault((entry.author, entry.seq), []).append(eid)
             if entry.seq < self.fork_seq.get(entry.author, 2**63):
                 self.fork_seq[entry.author] = entry.seq
+                self.front_index = None  # (a forked key holds no stability: judged afresh)
                 self._refold = True  # rare: the author's entries from the fork point lose effect
+            # (Else the key had forked at or before this seq already: the entry is rejected
+            # wherever it sorts, taken like a late stranger's, :meth:`_late_strangers`.)
         meta = self.meta
         parents = _parents(entry)
         # The parents' records, looked up once here and handed to _make_ready.
@@ -372,6 +379,29 @@ class Folder:
             return True
         self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
+
+    def refolds_from_scratch(self) -> bool:
+        """Will the next :meth:`run` fold again from scratch, reading every archived entry
+        back?  (Its feeder may rather fold afresh from its own order: the engine does.)"""
+        return self._refold and bool(self.evicted)
+
+    def expect_forks(self, forks: Mapping[bytes, int]) -> None:
+        """Fork points (key -> seq) that the entries about to be offered show: two different
+        entries of the key at that seq among them.  Set now, so that the key's entries from
+        there are rejected as they are applied, as the fold finds once it has taken both
+        siblings, instead of applied and then refolded when the second one comes (from
+        scratch, if the first was archived: a fresh fold of a commons with forks refolded
+        once per forked key).  Where the fold may already have applied such an entry, it
+        refolds, as taking the second sibling would have made it.  The result is the same
+        either way, provided both siblings are then offered."""
+        fork_seq = self.fork_seq
+        for author, seq in forks.items():
+            if seq < fork_seq.get(author, 2**63):
+                fork_seq[author] = seq
+                self.front_index = None  # (a forked key holds no stability: judged afresh)
+                log = self.logs.get(author, {})
+                if self.evicted_upto.get(author, 0) >= seq or any(at >= seq for at in log):
+                    self._refold = True
 
     def missing_parents(self, raw: bytes, parent_ids: Iterable[bytes]) -> list[bytes]:
         """The parents the waiting entry ``raw`` still lacks, sorted (its commons' genesis
@@ -833,8 +863,14 @@ class Folder:
                 break
             eid = key[1]
             entry = self.entries[eid]
-            if entry.author in self.fork_seq or entry.commons is None:
+            if entry.commons is None:
                 return False
+            fork = self.fork_seq.get(entry.author) if self.fork_seq else None
+            if fork is not None:
+                if entry.seq < fork:
+                    return False
+                results.append((eid, (REJECTED, _forked(fork))))  # (the first check, wherever it sorts)
+                continue
             verdict = judge(entry)
             if verdict == REMOVED:
                 reason = self._removed_for_good(entry, base_state)
@@ -914,17 +950,18 @@ class Folder:
         as in an open commons whose founders went quiet while strangers write), no member's
         next entry bounds it: ``_UNBOUNDED``, every applied position may go, and an entry
         sorting back there is a stranger's or a silent member's, taken as they always are.
-        None: nothing can be evicted now (no state yet, a fork, a member with no entry yet)."""
+        None: nothing can be evicted now (no state yet, a member with no entry yet).  Forked
+        keys hold no stability: left out, as the walk leaves them out."""
         if self.state is None:
             return None
         horizon = self.max_clock - self.silent_after
-        if horizon > 0 and not self.fork_seq:
+        if horizon > 0:
             return self._front_kept(horizon)
         return self._front_walk()
 
     def _front_walk(self) -> Key | None:
         """:meth:`_front` by walking every key that holds stability: while a member who never
-        wrote still bounds it (the first ``silent_after`` clock ticks), or after a fork."""
+        wrote still bounds it (the first ``silent_after`` clock ticks)."""
         if self.state is None:
             return None
         horizon = self.max_clock - self.silent_after
@@ -940,11 +977,11 @@ class Folder:
                 continue  # silent: an entry of theirs from that old view refolds
             if record < front:
                 front = record
-        return None if self.fork_seq else front
+        return front
 
     def _front_kept(self, horizon: int) -> Key:
         """:meth:`_front` from the index of latest entries (:mod:`.front`), once every
-        member who never wrote counts as silent (``horizon`` past 0) and nobody forked:
+        member who never wrote counts as silent (``horizon`` past 0):
         O(log authors) instead of a walk over the members."""
         state = self.state
         assert state is not None
@@ -952,8 +989,10 @@ class Folder:
         if index is None:
             index = self.front_index = FrontIndex(self.latest, lambda raw: self.record(raw)[0])
         members, devices = state.members, state.devices
+        forked = self.fork_seq  # (a forked key holds no stability; a new fork drops the index)
         found = index.front(self.latest, horizon, state.rules.get("retire", {}).get("after", 0), self.max_clock,
-                            (members, devices), lambda author: holds_stability(members, devices, author))
+                            (members, devices),
+                            lambda author: author not in forked and holds_stability(members, devices, author))
         return _UNBOUNDED if found is None else self.record(found[1])
 
     def _evict(self) -> None:
@@ -1046,7 +1085,9 @@ class Folder:
         for aidx, seq in enumerate(top):
             if seq:
                 upto[authors[aidx]] = seq
-        archive.put(rows, bodies, authors, times)  # type: ignore[arg-type]  # (no None left)
+        index = self.author_index
+        forked = {index[author]: seq for author, seq in self.fork_seq.items() if author in index}
+        archive.put(rows, bodies, authors, times, forked, self.evicted)  # type: ignore[arg-type]  # (no None left)
         cache = self._cache
         unknown = [raw for raw, found in cache.items() if found is None]
         if unknown:  # the cache may say "not archived" of what now is
@@ -1135,8 +1176,7 @@ class Folder:
         author = entry.author
         fork = self.fork_seq.get(author) if self.fork_seq else None
         if fork is not None and entry.seq >= fork:
-            self.outcomes[eid] = (REJECTED, f"Its author signed two different entries at seq {fork} (a fork); "
-                                            "the author's entries from the fork point on have no effect.")
+            self.outcomes[eid] = (REJECTED, _forked(fork))
             return
         excluded = self._exclusion(author, entry.seq, state, meta) if self.exclusions else None
         if excluded is not None:
@@ -1266,6 +1306,11 @@ class Folder:
 
 def _strong_removal(excluded: _Exclusion) -> str:
     return f"Strong removal: written outside the causal past of the sanction {excluded.cause_id} against its author."
+
+
+def _forked(fork: int) -> str:
+    return (f"Its author signed two different entries at seq {fork} (a fork); "
+            "the author's entries from the fork point on have no effect.")
 
 
 def _backdated(time: int, floor: int) -> str:
