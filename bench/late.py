@@ -15,6 +15,11 @@ log order, batches of 1,000, as that bench stores it) and works on a copy of it 
   many positions before the newest, so it sorts there — its wall time (insert included) and
   the fold's CPU, with the window the fold held after its archive's base (what a late
   stranger's entry replays).  A second, longer round shows the daemon's steady state.
+* with ``--forks K``: a member's device restored from an old backup signs an archived seq
+  again (its sibling sorts back there), then K more siblings of that key further on, then
+  as many appends as the first round: the CPU of each (the first refolds: a fresh fold of
+  the store, compare the first line), and the window the fold holds after them (a fork no
+  longer switches eviction off).
 
 Prints the load average beside every figure; asserts nothing.
 """
@@ -29,13 +34,14 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fold import author_signer, build_history, stranger_signer
 
 from p2pcommons.dagcbor import CID
-from p2pcommons.entry import sign_entry
+from p2pcommons.entry import decode_entry, sign_entry
 from p2pcommons.state import engine
 from p2pcommons.store import Store
 
@@ -76,6 +82,8 @@ def main() -> None:
     parser.add_argument("--appends", default="50,3000", help="rounds of member appends before the late entries")
     parser.add_argument("--late", default="10000,1000,100000", help="positions back of each round's late entries")
     parser.add_argument("--profile", default="", help="write a cProfile of the fresh fold (CPU time) here")
+    parser.add_argument("--forks", type=int, default=0,
+                        help="then a fork of an archived seq and this many more siblings")
     args = parser.parse_args()
     keep = Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
@@ -96,7 +104,10 @@ def main() -> None:
     print(f"fresh fold: {args.n / cpu:>10,.0f} entries/s of CPU through the store ({cpu:.2f} CPU-s, "
           f"{time.perf_counter() - t0:.1f} s wall for {args.n:,}, {args.authors} authors); state hash "
           f"{state.state_hash[:16]}; load average {_load()}", flush=True)
-    folder = next(live.folder for key, live in engine._live.items() if key[1] == commons.raw)
+    def live_fold() -> Any:  # (a refold from scratch replaces the live fold: engine._feed)
+        return next(live.folder for key, live in engine._live.items() if key[1] == commons.raw)
+
+    folder = live_fold()
 
     signers = {s.public_key: s for s in map(author_signer, range(args.authors))}
     # Each member's head, the newest last: an append names the 14 newest, as
@@ -143,11 +154,59 @@ def main() -> None:
             c1 = time.process_time()
             engine.current_state(store, commons, persist=False)
             late_cpu = time.process_time() - c1
+            folder = live_fold()
             print(f"  late entry {back:,} positions back: {(time.perf_counter() - t0) * 1000:.1f} ms through the "
                   f"store (insert included), {late_cpu * 1000:.1f} CPU-ms the fold (window {window:,}, refolds "
                   f"{folder.refolds}; target < 100 ms); load average {_load()}", flush=True)
+    if args.forks:
+        _forks(store, commons, signers, members, heads, args.forks, int(args.appends.split(",")[0]), t, live_fold)
     store.close()
     engine.forget()
+
+
+def _forks(store: Store, commons: CID, signers: dict[bytes, Any], members: list[bytes],
+           heads: dict[bytes, tuple[CID, int]], more: int, appends: int, t: int, live_fold: Any) -> None:
+    """A member's log forks at an archived seq (the sibling names what the original named,
+    so it sorts beside it), then ``more`` siblings further on in that log, then ``appends``
+    appends by the other members: the CPU of each step and the window held after."""
+    forker = members[0]
+    log = store.existing_log(commons, forker)
+    rows = store.db.execute("SELECT raw FROM entries WHERE log = ? ORDER BY seq", (log,)).fetchall()
+    mine = [decode_entry(bytes(raw)) for (raw,) in rows]
+    picks = [mine[len(mine) * (i + 1) // (more + 3)] for i in range(more + 1)]
+    for i, original in enumerate(picks):
+        sibling = sign_entry(signers[forker], commons=commons, seq=original.seq, prev=original.prev,
+                             kind="contribution", body={"title": f"restored from a backup {i}", "value": 1},
+                             deps=list(original.deps), timestamp=original.time)
+        store.insert([sibling])
+        c = time.process_time()
+        engine.current_state(store, commons, persist=False)
+        cpu = time.process_time() - c
+        folder = live_fold()
+        what = "the key's first fork" if i == 0 else "a further sibling"
+        print(f"  {what} at seq {original.seq:,} of {len(mine):,}: {cpu * 1000:,.1f} CPU-ms the fold "
+              f"(refolds {folder.refolds}, window {len(folder.order):,}, archived {folder.evicted:,}); "
+              f"load average {_load()}", flush=True)
+    others = [m for m in members if m != forker]
+    costs = []
+    for j in range(appends):
+        author = others[j % len(others)]
+        prev, seq = heads[author]
+        t += 1000
+        entry = sign_entry(signers[author], commons=commons, seq=seq + 1, prev=prev, kind="contribution",
+                           body={"title": f"append {t}", "value": 1},
+                           deps=[head for key, (head, _) in heads.items() if key != author][-14:], timestamp=t)
+        del heads[author]
+        heads[author] = (entry.id, seq + 1)
+        store.insert([entry])
+        c = time.process_time()
+        engine.current_state(store, commons, persist=False)
+        costs.append(time.process_time() - c)
+    costs.sort()
+    folder = live_fold()
+    print(f"  after the forks, {appends:,} appends: {costs[len(costs) // 2] * 1e6:.0f} µs CPU median per append, "
+          f"window held {len(folder.order):,} positions, archived {folder.evicted:,}; load average {_load()}",
+          flush=True)
 
 
 if __name__ == "__main__":
