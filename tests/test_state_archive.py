@@ -458,6 +458,42 @@ def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
         engine.forget()
 
 
+def test_a_damaged_forked_record_is_folded_again(tmp_path: Path) -> None:
+    """As above for a forked key's records, archived one row each: a damaged row raises the
+    same typed error where it is read, and the engine folds again from the entries."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.archive import DamagedArchive
+
+    entries, signers, _ = _history(2500)
+    commons = entries[0].id
+    first = next(e for e in entries[1:] if e.author == signers[3].public_key)
+    sibling = sign_entry(signers[3], commons=commons, seq=first.seq, prev=first.prev, kind="contribution",
+                         body={"title": "the other branch", "value": 1}, deps=list(first.deps), timestamp=first.time)
+    everything = [*entries, sibling]
+    engine.forget()
+    with Store(tmp_path / "s.sqlite") as store:
+        store._db.execute("PRAGMA synchronous=OFF")
+        store.insert(everything)
+        engine.current_state(store, commons, persist=False)
+        live = engine._live[engine._key(store, commons)]
+        archive = live.folder.archive
+        assert isinstance(archive, StoreArchive) and store.archive_forked_count(archive.space) > 100
+        store._db.execute("UPDATE fold_forked SET records = substr(records, 1, 20)")
+        archive.drop_caches()
+        old = next(e for e in entries[100:] if e.author == signers[3].public_key)
+        assert live.folder.meta.get(old.id.raw) is None  # archived, as a forked key's record
+        with pytest.raises(DamagedArchive, match="damaged"):
+            archive.outcome(old.id.raw)
+        newcomer = Signer(bytes([78]) * 32)
+        late = sign_entry(newcomer, commons=commons, seq=1, prev=None, kind="join", body={"name": "n"},
+                          deps=[old.id], timestamp=3)
+        store.insert([late])
+        state = engine.current_state(store, commons, persist=False)
+        assert engine._live[engine._key(store, commons)] is not live
+        assert state.state_hash == fold([*everything, late]).state_hash
+        engine.forget()
+
+
 def test_a_fold_whose_vectors_the_store_cannot_give_holds_everything(tmp_path: Path) -> None:
     """An entry that must merge an archived parent's vector reads its own from the store's
     rows; where those are missing (a store whose entries lost part of their past before it
