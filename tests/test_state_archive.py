@@ -851,3 +851,32 @@ def test_a_fork_arriving_later_folds_afresh_and_eviction_goes_on(store: Store) -
     assert engine._live[key] is again and again.folder.refolds == 0 and again.folder.replays == 0
     _same(again.folder, [*entries, fork, later])
     forget()
+
+
+def test_a_recent_fork_replays_only_what_it_changes(store: Store) -> None:
+    """A member's device restored from a backup minutes old signs a recent seq again: the
+    key's entries from there lose their effect, and all of them are still held (after the
+    archive's base), so the fold replays from the first of them, not from scratch.  Before,
+    any new fork point refolded the whole history (here, a fresh fold from the store)."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.engine import current_state, forget
+
+    entries, signers, _ = _history(3000)
+    commons = entries[0].id
+    store.insert(entries)
+    forget()
+    current_state(store, commons, persist=False)
+    live = engine._live[engine._key(store, commons)]
+    folder = live.folder
+    assert folder.evicted > 2000
+    recent = folder.entries[folder.order[0][1]]  # held (after the archive's base), applied
+    signer = next(s for s in signers if s.public_key == recent.author)
+    sibling = sign_entry(signer, commons=commons, seq=recent.seq, prev=recent.prev, kind="contribution",
+                         body={"title": "restored from a backup", "value": 1}, deps=list(recent.deps),
+                         timestamp=recent.time)
+    store.insert([sibling])
+    current_state(store, commons, persist=False)
+    assert engine._live[engine._key(store, commons)] is live
+    assert folder.refolds == 0 and folder.replays == 1
+    _same(folder, [*entries, sibling])
+    forget()

@@ -56,8 +56,9 @@ Why it is built this way:
   stop eviction (it did: one stranger's fork, and every record stayed in memory for good);
   the archive keeps its records from the fork point on by id.  Anything else that
   would take effect at or before the base — an entry of a retired (silent) or suspended
-  member written from an old view, a key's first fork or a lower fork point, a
-  strong-removal exclusion of an archived entry — refolds from scratch, every entry read back from the archive
+  member written from an old view, a new fork point of a key whose entries from there were
+  archived (held ones only replay, from the first), a strong-removal exclusion of an
+  archived entry — refolds from scratch, every entry read back from the archive
   (``refolds`` counts them).  Hence the state, hashes and outcomes are exactly
   those of a fold that holds everything (``tests/test_state_memory.py``); memory beyond
   the state is bounded by the window, not by the number of entries.
@@ -346,9 +347,7 @@ class Folder:
         if first is not eid:
             self.forks.setdefault((entry.author, entry.seq), []).append(eid)
             if entry.seq < self.fork_seq.get(entry.author, 2**63):
-                self.fork_seq[entry.author] = entry.seq
-                self.front_index = None  # (a forked key holds no stability: judged afresh)
-                self._refold = True  # rare: the author's entries from the fork point lose effect
+                self._forked_at(entry.author, entry.seq)  # the key's entries from there lose effect
             # (Else the key had forked at or before this seq already: the entry is rejected
             # wherever it sorts, taken like a late stranger's, :meth:`_late_strangers`.)
         meta = self.meta
@@ -391,17 +390,35 @@ class Folder:
         there are rejected as they are applied, as the fold finds once it has taken both
         siblings, instead of applied and then refolded when the second one comes (from
         scratch, if the first was archived: a fresh fold of a commons with forks refolded
-        once per forked key).  Where the fold may already have applied such an entry, it
-        refolds, as taking the second sibling would have made it.  The result is the same
-        either way, provided both siblings are then offered."""
+        once per forked key).  Where the fold already applied such an entry, it replays or
+        refolds (:meth:`_forked_at`), as taking the second sibling would have made it.  The
+        result is the same either way, provided both siblings are then offered."""
         fork_seq = self.fork_seq
         for author, seq in forks.items():
             if seq < fork_seq.get(author, 2**63):
-                fork_seq[author] = seq
-                self.front_index = None  # (a forked key holds no stability: judged afresh)
-                log = self.logs.get(author, {})
-                if self.evicted_upto.get(author, 0) >= seq or any(at >= seq for at in log):
-                    self._refold = True
+                self._forked_at(author, seq)
+
+    def _forked_at(self, author: bytes, seq: int) -> None:
+        """``author``'s key forked at ``seq`` (lower than any fork point it had): its entries
+        from there lose their effect.  The fold replays from the first of them it applied,
+        or (one of them archived) refolds from scratch.  (It refolded from scratch always:
+        a device restored from a backup minutes old cost a fold of the whole history.)"""
+        self.fork_seq[author] = seq
+        self.front_index = None  # (a forked key holds no stability: judged afresh)
+        if self.evicted_upto.get(author, 0) >= seq:
+            self._refold = True
+            return
+        meta = self.meta
+        affected = [meta.get(eid) for at, eid in self.logs.get(author, {}).items() if at >= seq]
+        if self.forks:
+            affected += [meta.get(eid) for (key, at), ids in self.forks.items() if key == author and at >= seq
+                         for eid in ids]
+        held = [m for m in affected if m is not None]
+        if not held or not self.applied:
+            return  # (none applied yet: each is rejected as it is applied)
+        earliest = min(held)
+        if earliest <= self.order[self.applied - 1] and (self._replay_from is None or earliest < self._replay_from):
+            self._replay_from = earliest
 
     def missing_parents(self, raw: bytes, parent_ids: Iterable[bytes]) -> list[bytes]:
         """The parents the waiting entry ``raw`` still lacks, sorted (its commons' genesis
