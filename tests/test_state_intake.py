@@ -193,3 +193,36 @@ def test_an_evicting_folds_positions_are_the_archives(actions: list[tuple[int, i
         truth = folder.meta.get(raw) or archive.meta(raw)
         got = folder._position(raw)
         assert (None if got is None else tuple(got[:4])) == (None if truth is None else tuple(truth[:4]))
+
+
+def test_a_parent_on_the_other_branch_of_a_fork_is_merged() -> None:
+    """A's log forks at seq 2: P saw C's first entry, its sibling P' did not.  B saw only P';
+    D names B's entry (the latest parent) and P.  B's vector already has A at seq 2, yet P's
+    past (C's entry) is not in it: P must be merged, by both intakes (they merge every
+    parent once a key has forked; a narrower rule must still merge this one)."""
+    from p2pcommons.state import fold
+
+    a, b, c, d = (Signer(bytes([i]) * 32) for i in (61, 62, 63, 64))
+    body = genesis_body("forks", founders=[s.public_key for s in (a, b, c, d)])
+    genesis = sign_entry(a, commons=None, seq=1, prev=None, kind="genesis", body=body, timestamp=1)
+    commons = genesis.id
+
+    def write(signer: Signer, seq: int, prev: Entry | None, deps: list[Entry], title: str) -> Entry:
+        return sign_entry(signer, commons=commons, seq=seq, prev=None if prev is None else prev.id,
+                          kind="contribution", body={"title": title, "value": 1},
+                          deps=[e.id for e in deps] or [commons], timestamp=10)
+
+    a2 = write(a, 2, genesis, [], "a2")
+    c1 = write(c, 1, None, [], "c1")
+    p = write(a, 3, a2, [c1], "p")
+    p_twin = write(a, 3, a2, [], "p twin")
+    b1 = write(b, 1, None, [p_twin], "b1")
+    d1 = write(d, 1, None, [b1, p], "d1")
+    entries = [genesis, a2, c1, p, p_twin, b1, d1]
+    general = fold(entries)._folder
+    in_order = Folder(commons)
+    in_order.take_in_order(sorted(entries, key=lambda e: general.meta[e.id.raw]))
+    for folder in (general, in_order):
+        assert folder.fork_seq == {a.public_key: 3}
+        assert folder.in_past(c1.id, folder.meta[d1.id.raw])
+        assert not folder.in_past(c1.id, folder.meta[b1.id.raw])

@@ -379,6 +379,12 @@ class Folder:
         self._make_ready(eid, records)  # type: ignore[arg-type]  # (none missing)
         return True
 
+    def fork_points(self) -> dict[int, int]:
+        """Each forked key's fork point by its author index (the archive keeps those keys'
+        records from there by id)."""
+        index = self.author_index
+        return {index[author]: seq for author, seq in self.fork_seq.items() if author in index}
+
     def refolds_from_scratch(self) -> bool:
         """Will the next :meth:`run` fold again from scratch, reading every archived entry
         back?  (Its feeder may rather fold afresh from its own order: the engine does.)"""
@@ -513,6 +519,9 @@ class Folder:
             # Parents already in the causal past of the latest parent add nothing to
             # its version vector: skip them (usually all but one or two, since writers
             # depend on every head they saw).  Not with forks, where seq alone is ambiguous.
+            # (Only a forked key's entries from its fork point need merging always, and a
+            # past holding the other branch holds both siblings, so the fork is known by
+            # then; skipping the others was tried and folded a forked commons no faster.)
             latest = max(parents, key=_by_clock)
             top = latest
             clock = top[0] + 1
@@ -1102,9 +1111,7 @@ class Folder:
         for aidx, seq in enumerate(top):
             if seq:
                 upto[authors[aidx]] = seq
-        index = self.author_index
-        forked = {index[author]: seq for author, seq in self.fork_seq.items() if author in index}
-        archive.put(rows, bodies, authors, times, forked, self.evicted)  # type: ignore[arg-type]  # (no None left)
+        archive.put(rows, bodies, authors, times, self.fork_points(), self.evicted)  # type: ignore[arg-type]  # (no None left)
         cache = self._cache
         unknown = [raw for raw, found in cache.items() if found is None]
         if unknown:  # the cache may say "not archived" of what now is
