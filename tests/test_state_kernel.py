@@ -123,7 +123,7 @@ def test_a_checkpoint_holds_every_folder_attribute_or_says_why_not() -> None:
     history = build([(0, 0, 0)])
     attributes = set(vars(Folder(history.commons)))
     # (``held``: the feeder's, which keeps its count beside the checkpoint: state.engine)
-    config = {"commons", "_commons_raw", "archive", "snapshot_every", "silent_after", "held"}
+    config = {"commons", "_commons_raw", "archive", "snapshot_every", "silent_after", "held", "refold_in_place"}
     held = [name for part in checkpoint._PARTS for name in part.holds]
     assert len(held) == len(set(held))
     placed = [*held, *checkpoint.REBUILT, *checkpoint.TRANSIENT, *config]

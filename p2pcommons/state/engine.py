@@ -47,7 +47,7 @@ from ..errors import StoreBusy, StoreCorrupt, StoreError
 from ..store import FoldRow, Store
 from . import checkpoint
 from .archive import DamagedArchive, StoreArchive
-from .fold import Folder, bulk
+from .fold import Folder, MustRefold, bulk
 from .positions import parents
 from .release import release_caches, release_freed_memory
 from .views import CommonsState
@@ -126,10 +126,12 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, agai
     parents came, and went back for the late ones.
 
     What it takes may make the fold refold from scratch (a key's first fork, where the key's
-    entries from there were archived): the fold is then dropped and folded afresh from the
-    store's order (``again``), in batches, as a first fold is.  Why: the fold's own refold
-    reads every entry back into memory at once and re-archives as it goes (13 s at 100,000
-    entries against a fresh fold's 5-8 s, with every body held at once)."""
+    entries from there were archived; a late entry that takes effect before the archived
+    positions): the fold is then dropped and folded afresh from the store's order
+    (:func:`_afresh`), in batches, as a first fold is.  Why: the fold's own refold reads
+    every entry back into memory at once and re-archives as it goes (13 s at 100,000
+    entries against a fresh fold's 5-8 s, with every body held at once).  ``again``: this is
+    that fresh fold, which refolds in place if it must (it does not start over again)."""
     rows: Iterator[FoldRow] | None = None
     if not _untouched(live):
         if _refold_fresh(live, store, commons):
@@ -138,6 +140,7 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, agai
         else:
             marks, rows = store.placed_since(commons, live.max_n, live.max_k)
     folder = live.folder
+    folder.refold_in_place = again
     if rows is None:
         marks = store.feed_mark(commons)
         rows = store.in_order_rows(commons, upto=marks[:2])  # (with each stored id: not hashed again)
@@ -157,18 +160,27 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, agai
             break
         if len(batch) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
-            folder.run()
+            try:
+                folder.run()
+            except MustRefold:
+                return _afresh(store, commons, archive)
             if isinstance(folder.entries, checkpoint.LazyEntries):
                 folder.entries.evict(KEEP_BODIES)
     if isinstance(folder.archive, StoreArchive):
         folder.archive.rows_at_hand(())
     if folder.refolds_from_scratch() and not again:
-        _drop(store, _key(store, commons))
-        live = _live[_key(store, commons)] = _fresh(store, commons, archive=archive)
-        return _feed(live, store, commons, archive=archive, again=True)
+        return _afresh(store, commons, archive)
     live.max_n, live.max_k, stored = marks
     _hold(live, stored)
     return live
+
+
+def _afresh(store: Store, commons: CID, archive: bool) -> _Live:
+    """Drop the live fold (it must refold from scratch) and fold afresh from the store's
+    order, in batches, as a first fold does (:func:`_feed`)."""
+    _drop(store, _key(store, commons))
+    live = _live[_key(store, commons)] = _fresh(store, commons, archive=archive)
+    return _feed(live, store, commons, archive=archive, again=True)
 
 
 def _hold(live: _Live, stored: int) -> None:
@@ -250,7 +262,12 @@ def _current(store: Store, commons: CID, key: tuple[str, bytes], persist: bool |
     live = _feed(live, store, commons, archive=archive)
     folded_before = max(live.folded_count, 0)
     if live.state is None or live.folded_count != live.count or live.folder.applied != len(live.folder.order):
-        live.state = live.folder.result()
+        try:
+            live.state = live.folder.result()
+        except MustRefold:  # (what was taken takes effect before the archived positions)
+            live = _afresh(store, commons, archive)
+            live.state = live.folder.result()
+        live.folder.refold_in_place = False
         with contextlib.suppress(Exception):  # a read-only store: ingest falls back to the genesis rules
             from ..outsiders import remember_policy
 

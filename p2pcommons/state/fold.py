@@ -232,6 +232,9 @@ class Folder:
         self.archive = archive
         self._commons_raw = commons.raw
         self.snapshot_every = snapshot_every
+        # False: a refold from scratch raises MustRefold, for the owner to fold afresh (the
+        # engine, from the store's order in batches); True: it reads every entry back itself.
+        self.refold_in_place = True
         # Keyed by raw id bytes, not CID objects: bytes hash and compare in C, and intake
         # does a dozen lookups per entry.  These four are cleared in place, never replaced:
         # a checkpointed fold's lazy entry table reads ``meta`` and ``waiting`` as its index.
@@ -1162,8 +1165,13 @@ class Folder:
     def _rebuild(self) -> None:
         """Refold from scratch, every entry taken again (archived ones from the archive):
         something must take effect at or before the archived positions.  Exclusions found so
-        far are kept (the caller clears them where they may no longer hold)."""
+        far are kept (the caller clears them where they may no longer hold).  A fold whose
+        owner refolds from its own order instead (``refold_in_place`` False: the engine's,
+        which reads the store in batches, where this reads every entry into memory at once)
+        raises :class:`MustRefold`, and is then of no further use."""
         assert self.archive is not None
+        if not self.refold_in_place:
+            raise MustRefold
         self.refolds += 1
         held = [self.entries[raw] for raw in [*self.meta, *self.waiting]]
         archived = list(self.archive.entries())
@@ -1330,6 +1338,11 @@ class Folder:
 
 def _strong_removal(excluded: _Exclusion) -> str:
     return f"Strong removal: written outside the causal past of the sanction {excluded.cause_id} against its author."
+
+
+class MustRefold(Exception):
+    """The fold must start again from scratch and its owner does that itself
+    (:attr:`Folder.refold_in_place` False)."""
 
 
 def _forked(fork: int) -> str:
