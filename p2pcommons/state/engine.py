@@ -23,7 +23,8 @@ The fold (:mod:`.fold`) is pure; this module feeds it from the store and caches 
   member go to the store's ``fold_segments`` table (:class:`.archive.StoreArchive`), so a long-lived
   daemon's memory is bounded by the state and a window of recent entries, not by the
   history.  A first fold from the store applies entries in batches of ``FEED_BATCH`` so
-  that it never holds more than a batch of decoded bodies.
+  that it never holds more than a batch of decoded bodies; so does a fold that must start
+  again from scratch (:func:`_afresh`: the live fold is dropped and folded afresh).
 """
 
 from __future__ import annotations

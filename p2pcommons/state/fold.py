@@ -59,9 +59,11 @@ Why it is built this way:
   member written from an old view, a new fork point of a key whose entries from there were
   archived (held ones only replay, from the first), a strong-removal exclusion of an
   archived entry — refolds from scratch, every entry read back from the archive
-  (``refolds`` counts them).  Hence the state, hashes and outcomes are exactly
-  those of a fold that holds everything (``tests/test_state_memory.py``); memory beyond
-  the state is bounded by the window, not by the number of entries.
+  (``refolds`` counts them; the engine's live fold raises :class:`MustRefold` instead, and
+  the engine folds afresh from the store's order in batches).  Hence the state, hashes and
+  outcomes are exactly those of a fold that holds everything
+  (``tests/test_state_memory.py``); memory beyond the state is bounded by the window, not
+  by the number of entries.
 """
 
 
