@@ -809,6 +809,7 @@ def test_a_fresh_fold_of_a_forked_commons_does_not_refold(store: Store) -> None:
     folder = state._folder
     assert folder.fork_seq == {signers[4].public_key: original.seq}
     assert folder.refolds == 0 and folder.evicted > 2000
+    assert all(raw in folder.meta for siblings in folder.forks.values() for raw in siblings)  # (archived: gone)
     _same(folder, everything)
     forget()
 
@@ -844,6 +845,7 @@ def test_a_fork_arriving_later_folds_afresh_and_eviction_goes_on(store: Store) -
     current_state(store, commons, persist=False)
     again = engine._live[key]
     assert again is not first and again.folder.refolds == 0 and again.folder.evicted > 2000
+    assert not again.folder.forks  # (both siblings archived: the fold keeps no list of them)
     _same(again.folder, [*entries, fork])
     later = sibling(mine[len(mine) // 2], "a third branch")
     store.insert([later])

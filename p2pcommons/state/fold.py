@@ -1100,6 +1100,15 @@ class Folder:
                 times[at] = -1 if body is None else body.time
         if discard is not None:
             discard(ids)
+        if self.forks:  # (Archived fork siblings leave ``forks`` too: the archive keeps their
+            gone = set(ids)  # records, and only held ones are looked up there.)
+            for forked_at, siblings in list(self.forks.items()):
+                kept = [raw for raw in siblings if raw not in gone]
+                if len(kept) != len(siblings):
+                    if kept:
+                        self.forks[forked_at] = kept
+                    else:
+                        del self.forks[forked_at]
         # Each author's log slots of what is archived go; the highest archived seq is kept.
         authors = self.authors
         logs = [self.logs.get(author) for author in authors]
