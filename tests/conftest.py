@@ -60,6 +60,9 @@ def _layer(filename: str) -> str:
 # slow here rather than in their files, which the kernel's rework is rewriting: CI runs them.
 _SLOW = {
     "test_state_memory.py::test_memory_does_not_grow_with_entries_beyond_the_state",
+    "test_state_memory.py::test_memory_stays_bounded_when_a_member_falls_silent",
+    "test_state_memory.py::test_memory_stays_bounded_when_every_member_is_silent",
+    "test_state_memory.py::test_memory_stays_bounded_after_forks",
     "test_state_causal.py::test_concurrent_joins_cost_linear_causal_structure",
     "test_state_archive.py::test_long_history_through_the_store_archive",
     # many processes each: the whole CLI surface, kill -9 loops, ten thousand authors over sync
