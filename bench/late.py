@@ -127,17 +127,8 @@ def main() -> None:
         costs = []
         for j in range(count):
             author = members[j % len(members)]
-            prev, seq = heads[author]
             t += 1000
-            others = [head for key, (head, _) in heads.items() if key != author]
-            entry = sign_entry(signers[author], commons=commons, seq=seq + 1, prev=prev, kind="contribution",
-                               body={"title": f"append {t}", "value": 1}, deps=others[-14:], timestamp=t)
-            del heads[author]  # (re-inserted last: the dict keeps the heads newest last)
-            heads[author] = (entry.id, seq + 1)
-            store.insert([entry])
-            c = time.process_time()
-            engine.current_state(store, commons, persist=False)
-            costs.append(time.process_time() - c)
+            costs.append(_append(store, commons, signers[author], heads, t))
         costs.sort()
         print(f"after {count:,} appends: {costs[len(costs) // 2] * 1e6:.0f} µs CPU median per append (fold only), "
               f"window held after the archive's base {len(folder.order):,} positions", flush=True)
@@ -162,6 +153,22 @@ def main() -> None:
         _forks(store, commons, signers, members, heads, args.forks, int(args.appends.split(",")[0]), t, live_fold)
     store.close()
     engine.forget()
+
+
+def _append(store: Store, commons: CID, signer: Any, heads: dict[bytes, tuple[CID, int]], t: int) -> float:
+    """One member's entry naming the 14 newest other heads, through the store and the
+    engine: the fold's CPU seconds."""
+    author = signer.public_key
+    prev, seq = heads[author]
+    others = [head for key, (head, _) in heads.items() if key != author]
+    entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind="contribution",
+                       body={"title": f"append {t}", "value": 1}, deps=others[-14:], timestamp=t)
+    del heads[author]  # (re-inserted last: the dict keeps the heads newest last)
+    heads[author] = (entry.id, seq + 1)
+    store.insert([entry])
+    c = time.process_time()
+    engine.current_state(store, commons, persist=False)
+    return time.process_time() - c
 
 
 def _forks(store: Store, commons: CID, signers: dict[bytes, Any], members: list[bytes],
@@ -191,17 +198,8 @@ def _forks(store: Store, commons: CID, signers: dict[bytes, Any], members: list[
     costs = []
     for j in range(appends):
         author = others[j % len(others)]
-        prev, seq = heads[author]
         t += 1000
-        entry = sign_entry(signers[author], commons=commons, seq=seq + 1, prev=prev, kind="contribution",
-                           body={"title": f"append {t}", "value": 1},
-                           deps=[head for key, (head, _) in heads.items() if key != author][-14:], timestamp=t)
-        del heads[author]
-        heads[author] = (entry.id, seq + 1)
-        store.insert([entry])
-        c = time.process_time()
-        engine.current_state(store, commons, persist=False)
-        costs.append(time.process_time() - c)
+        costs.append(_append(store, commons, signers[author], heads, t))
     costs.sort()
     folder = live_fold()
     print(f"  after the forks, {appends:,} appends: {costs[len(costs) // 2] * 1e6:.0f} µs CPU median per append, "
