@@ -124,13 +124,8 @@ def main() -> None:
     t = 1_800_000_000_000
     strangers = 0
     for count in (int(x) for x in args.appends.split(",")):
-        costs = []
-        for j in range(count):
-            author = members[j % len(members)]
-            t += 1000
-            costs.append(_append(store, commons, signers[author], heads, t))
-        costs.sort()
-        print(f"after {count:,} appends: {costs[len(costs) // 2] * 1e6:.0f} µs CPU median per append (fold only), "
+        median, t = _appends(store, commons, [signers[m] for m in members], heads, count, t)
+        print(f"after {count:,} appends: {median * 1e6:.0f} µs CPU median per append (fold only), "
               f"window held after the archive's base {len(folder.order):,} positions", flush=True)
         for back in (int(x) for x in args.late.split(",")):
             strangers += 1
@@ -153,6 +148,18 @@ def main() -> None:
         _forks(store, commons, signers, members, heads, args.forks, int(args.appends.split(",")[0]), t, live_fold)
     store.close()
     engine.forget()
+
+
+def _appends(store: Store, commons: CID, writers: list[Any], heads: dict[bytes, tuple[CID, int]], count: int,
+             t: int) -> tuple[float, int]:
+    """``count`` appends by ``writers`` in turn (:func:`_append`): the median CPU seconds of
+    the fold per append, and the last entry's time."""
+    costs = []
+    for j in range(count):
+        t += 1000
+        costs.append(_append(store, commons, writers[j % len(writers)], heads, t))
+    costs.sort()
+    return costs[len(costs) // 2], t
 
 
 def _append(store: Store, commons: CID, signer: Any, heads: dict[bytes, tuple[CID, int]], t: int) -> float:
@@ -194,15 +201,9 @@ def _forks(store: Store, commons: CID, signers: dict[bytes, Any], members: list[
         print(f"  {what} at seq {original.seq:,} of {len(mine):,}: {cpu * 1000:,.1f} CPU-ms the fold "
               f"(refolds {folder.refolds}, window {len(folder.order):,}, archived {folder.evicted:,}); "
               f"load average {_load()}", flush=True)
-    others = [m for m in members if m != forker]
-    costs = []
-    for j in range(appends):
-        author = others[j % len(others)]
-        t += 1000
-        costs.append(_append(store, commons, signers[author], heads, t))
-    costs.sort()
+    median, t = _appends(store, commons, [signers[m] for m in members if m != forker], heads, appends, t)
     folder = live_fold()
-    print(f"  after the forks, {appends:,} appends: {costs[len(costs) // 2] * 1e6:.0f} µs CPU median per append, "
+    print(f"  after the forks, {appends:,} appends: {median * 1e6:.0f} µs CPU median per append, "
           f"window held {len(folder.order):,} positions, archived {folder.evicted:,}; load average {_load()}",
           flush=True)
 

@@ -422,15 +422,24 @@ def _history_tail(entries: list[Entry], signers: list[Signer], n: int) -> list[E
     return tail
 
 
-def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
-    """A fold archive segment damaged on disk (local derived data) raises a typed error where
-    it is read; the engine then drops that fold and its archive and folds again from the
-    entries: the state is still the fold of everything."""
+@pytest.mark.parametrize("forked", [False, True], ids=["segment", "forked key's record"])
+def test_a_damaged_archive_is_folded_again(tmp_path: Path, forked: bool) -> None:
+    """A fold archive row damaged on disk (local derived data) — a segment, or a forked key's
+    record, which are archived one row each — raises a typed error where it is read; the
+    engine then drops that fold and its archive and folds again from the entries: the state
+    is still the fold of everything."""
     from p2pcommons.state import engine
     from p2pcommons.state.archive import DamagedArchive
 
-    entries, _, _ = _history(2500)
+    entries, signers, _ = _history(2500)
     commons = entries[0].id
+    old = entries[40]
+    if forked:
+        first = next(e for e in entries[1:] if e.author == signers[3].public_key)
+        entries.append(sign_entry(signers[3], commons=commons, seq=first.seq, prev=first.prev, kind="contribution",
+                                  body={"title": "the other branch", "value": 1}, deps=list(first.deps),
+                                  timestamp=first.time))
+        old = next(e for e in entries[100:] if e.author == signers[3].public_key)
     engine.forget()
     with Store(tmp_path / "s.sqlite") as store:
         store._db.execute("PRAGMA synchronous=OFF")
@@ -438,11 +447,11 @@ def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
         engine.current_state(store, commons, persist=False)
         live = engine._live[engine._key(store, commons)]
         assert live.folder.evicted > 1000
-        store._db.execute("UPDATE fold_segments SET records = substr(records, 1, 40)")
         archive = live.folder.archive
         assert isinstance(archive, StoreArchive)
+        assert (store.archive_forked_count(archive.space) > 100) is forked
+        store._db.execute(f"UPDATE {'fold_forked' if forked else 'fold_segments'} SET records = substr(records, 1, 20)")
         archive.drop_caches()  # (segments decoded before the damage are still right; not these)
-        old = entries[40]
         assert live.folder.meta.get(old.id.raw) is None  # archived
         with pytest.raises(DamagedArchive, match="damaged"):
             archive.outcome(old.id.raw)
@@ -455,42 +464,6 @@ def test_a_damaged_archive_is_folded_again(tmp_path: Path) -> None:
         assert engine._live[engine._key(store, commons)] is not live
         assert state.state_hash == fold([*entries, late]).state_hash
         assert archive.space not in {space for space, _ in store.archive_spaces()}
-        engine.forget()
-
-
-def test_a_damaged_forked_record_is_folded_again(tmp_path: Path) -> None:
-    """As above for a forked key's records, archived one row each: a damaged row raises the
-    same typed error where it is read, and the engine folds again from the entries."""
-    from p2pcommons.state import engine
-    from p2pcommons.state.archive import DamagedArchive
-
-    entries, signers, _ = _history(2500)
-    commons = entries[0].id
-    first = next(e for e in entries[1:] if e.author == signers[3].public_key)
-    sibling = sign_entry(signers[3], commons=commons, seq=first.seq, prev=first.prev, kind="contribution",
-                         body={"title": "the other branch", "value": 1}, deps=list(first.deps), timestamp=first.time)
-    everything = [*entries, sibling]
-    engine.forget()
-    with Store(tmp_path / "s.sqlite") as store:
-        store._db.execute("PRAGMA synchronous=OFF")
-        store.insert(everything)
-        engine.current_state(store, commons, persist=False)
-        live = engine._live[engine._key(store, commons)]
-        archive = live.folder.archive
-        assert isinstance(archive, StoreArchive) and store.archive_forked_count(archive.space) > 100
-        store._db.execute("UPDATE fold_forked SET records = substr(records, 1, 20)")
-        archive.drop_caches()
-        old = next(e for e in entries[100:] if e.author == signers[3].public_key)
-        assert live.folder.meta.get(old.id.raw) is None  # archived, as a forked key's record
-        with pytest.raises(DamagedArchive, match="damaged"):
-            archive.outcome(old.id.raw)
-        newcomer = Signer(bytes([78]) * 32)
-        late = sign_entry(newcomer, commons=commons, seq=1, prev=None, kind="join", body={"name": "n"},
-                          deps=[old.id], timestamp=3)
-        store.insert([late])
-        state = engine.current_state(store, commons, persist=False)
-        assert engine._live[engine._key(store, commons)] is not live
-        assert state.state_hash == fold([*everything, late]).state_hash
         engine.forget()
 
 
