@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from p2pcommons.entry import sign_entry
 from p2pcommons.errors import MalformedEntry
 from p2pcommons.state import APPLIED, PENDING, REJECTED, compute_shares, fold, genesis_body, pending_admissions
-from tests.test_state_histories import SIGNERS, History, examples
+from tests.test_state_histories import ACTIONS, SIGNERS, History, build, examples, prop_settings
 
 
 def _member(history: History, i: int, *, admitters: tuple[int, ...] = (0,)) -> None:
@@ -248,3 +248,28 @@ def test_a_review_or_vote_naming_another_kind_of_entry_says_what_it_names() -> N
         REJECTED, "Its 'contribution' names a rule_proposal, not a contribution.")
     assert (state.outcome(vote.id).status, state.outcome(vote.id).reason) == (  # type: ignore[union-attr]
         REJECTED, "Its 'proposal' names a contribution, not a rule_proposal or proposal.")
+
+
+@prop_settings(200)
+@given(actions=ACTIONS)
+def test_the_stable_count_is_the_count_of_stable_outcomes(actions: list[tuple[int, int, int]]) -> None:
+    """The summary's stable entries are exactly the entries whose outcome says stable (§4),
+    on random histories (forks, removals, members leaving among them)."""
+    state = fold(build(actions).entries)
+    assert state.stable_summary()["stable_entries"] == sum(1 for o in state.outcomes() if o.stable)
+
+
+def test_when_nobody_holds_stability_back_everything_is_stable() -> None:
+    """A commons whose only member's key forked (a restored backup signed a seq again): no
+    key holds stability, so every entry is in the past of every key that does (§4).  The
+    summary said none was stable while each entry's outcome said it was."""
+    founder = SIGNERS[0]
+    genesis = sign_entry(founder, commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                         body=genesis_body("alone", founders=[founder.public_key]))
+    first = sign_entry(founder, commons=genesis.id, seq=2, prev=genesis.id, kind="contribution",
+                       body={"title": "a", "value": 1}, deps=[], timestamp=2)
+    twins = [sign_entry(founder, commons=genesis.id, seq=3, prev=first.id, kind="contribution",
+                        body={"title": title, "value": 1}, deps=[], timestamp=3) for title in ("b", "b again")]
+    state = fold([genesis, first, *twins])
+    assert all(o.stable for o in state.outcomes())
+    assert state.stable_summary()["stable_entries"] == 4

@@ -455,8 +455,9 @@ def _max_vv(folder: Folder) -> Vector:
 
 def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, Vector], list[bytes]]:
     """Per author, the highest seq acknowledged by every active or suspended, non-retired
-    member's keys (the slot-wise minimum of their latest entries' version vectors); those vectors;
-    the retired members."""
+    member's keys (the slot-wise minimum of their latest entries' version vectors; where no
+    key holds stability, every seq: an entry is stable when no such key lacks it, §4); those
+    vectors; the retired members."""
     state = folder.state
     width = len(folder.authors)
     if state is None:
@@ -476,7 +477,13 @@ def _frontier(folder: Folder) -> tuple[list[int], dict[bytes, Vector], list[byte
             continue
         cid = max_seq.get(author)
         latest[author] = folder.record(cid).vv if cid is not None else EMPTY
-    frontier = dense(minimum(list(latest.values())), width) if latest else [0] * width
+    if latest:
+        frontier = dense(minimum(list(latest.values())), width)
+    else:  # nobody holds stability back (every member forked or retired): all of it is stable
+        frontier = [0] * width
+        index = folder.author_index
+        for author, newest in max_seq.items():
+            frontier[index[author]] = folder.record(newest)[3]
     return frontier, latest, sorted(retired)
 
 
