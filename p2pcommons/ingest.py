@@ -233,7 +233,17 @@ class Ingestor:
         if not first:
             return entries
         kept = [e for e in entries if e.seq < first.get((e.commons_id.raw, e.author), 2**63)]
-        report.deferred += len(entries) - len(kept)
+        # A deferred entry is still checked now: one that is not what its author signed
+        # (a bundle changed in transit, its checksum recomputed) is rejected, not put off.
+        for entry in entries:
+            if entry.seq >= first.get((entry.commons_id.raw, entry.author), 2**63):
+                report.signatures_checked += 1
+                try:
+                    entry.verify_signature()
+                except InvalidEntry as error:
+                    self._reject(report, error)
+                    continue
+                report.deferred += 1
         return kept
 
     def _take_run(self, log: tuple[bytes, bytes], entries: list[Entry], report: IngestReport, stored_max: int,
