@@ -236,15 +236,19 @@ class Ingestor:
         # A deferred entry is still checked now: one that is not what its author signed
         # (a bundle changed in transit, its checksum recomputed) is rejected, not put off.
         for entry in entries:
-            if entry.seq >= first.get((entry.commons_id.raw, entry.author), 2**63):
-                report.signatures_checked += 1
-                try:
-                    entry.verify_signature()
-                except InvalidEntry as error:
-                    self._reject(report, error)
-                    continue
+            if entry.seq >= first.get((entry.commons_id.raw, entry.author), 2**63) and self._verified(entry, report):
                 report.deferred += 1
         return kept
+
+    def _verified(self, entry: Entry, report: IngestReport) -> bool:
+        """Check one entry's signature (counted); reject it if it does not verify."""
+        report.signatures_checked += 1
+        try:
+            entry.verify_signature()
+        except InvalidEntry as error:
+            self._reject(report, error)
+            return False
+        return True
 
     def _take_run(self, log: tuple[bytes, bytes], entries: list[Entry], report: IngestReport, stored_max: int,
                   accepted: list[Entry]) -> bool:
@@ -292,13 +296,9 @@ class Ingestor:
         each = self.verify == "each"
         for entry in reversed(entries):
             key = entry.id.raw
-            if each or key not in vouched or (not single and per_seq[entry.seq] > 1):
-                report.signatures_checked += 1
-                try:
-                    entry.verify_signature()
-                except InvalidEntry as error:
-                    self._reject(report, error)
-                    continue
+            if (each or key not in vouched or (not single and per_seq[entry.seq] > 1)) \
+                    and not self._verified(entry, report):
+                continue
             authentic.add(key)
             if entry.prev is not None:
                 vouched.add(entry.prev.raw)
