@@ -157,8 +157,6 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, agai
         if isinstance(folder.archive, StoreArchive):  # (vectors of the general intake's entries: Folder._ready)
             folder.archive.rows_at_hand([(entry_id, vv) for _, entry_id, vv in batch])
         folder.take_in_order(decode_stored(raw, entry_id) for raw, entry_id, _ in batch)
-        if folder.refolds_from_scratch() and not again:
-            break
         if len(batch) == FEED_BATCH and folder.archive is not None:
             # Apply as we go, so an evicting fold never holds more than a batch of bodies.
             try:
@@ -169,8 +167,6 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, agai
                 folder.entries.evict(KEEP_BODIES)
     if isinstance(folder.archive, StoreArchive):
         folder.archive.rows_at_hand(())
-    if folder.refolds_from_scratch() and not again:
-        return _afresh(store, commons, archive)
     live.max_n, live.max_k, stored = marks
     _hold(live, stored)
     return live

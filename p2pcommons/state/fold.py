@@ -390,11 +390,6 @@ class Folder:
         index = self.author_index
         return {index[author]: seq for author, seq in self.fork_seq.items() if author in index}
 
-    def refolds_from_scratch(self) -> bool:
-        """Will the next :meth:`run` fold again from scratch, reading every archived entry
-        back?  (Its feeder may rather fold afresh from its own order: the engine does.)"""
-        return self._refold and bool(self.evicted)
-
     def expect_forks(self, forks: Mapping[bytes, int]) -> None:
         """Fork points (key -> seq) that the entries about to be offered show: two different
         entries of the key at that seq among them.  Set now, so that the key's entries from
