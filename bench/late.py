@@ -19,7 +19,12 @@ log order, batches of 1,000, as that bench stores it) and works on a copy of it 
   again (its sibling sorts back there), then K more siblings of that key further on, then
   as many appends as the first round: the CPU of each (the first refolds: a fresh fold of
   the store, compare the first line), and the window the fold holds after them (a fork no
-  longer switches eviction off).
+  longer switches eviction off);
+* with ``--stranger-forks K``: K strangers, each signing a contribution that sorts half the
+  history back (taken into the archive's base as a late stranger's entry), then a second
+  entry at that seq: the CPU of each fork, and whether the fold refolded (it no longer does:
+  the contribution's record comes out of the base state; on a tree before that, each fork
+  folded the whole commons afresh).
 
 Prints the load average beside every figure; asserts nothing.
 """
@@ -84,6 +89,8 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="write a cProfile of the fresh fold (CPU time) here")
     parser.add_argument("--forks", type=int, default=0,
                         help="then a fork of an archived seq and this many more siblings")
+    parser.add_argument("--stranger-forks", type=int, default=0,
+                        help="then this many strangers each fork an archived contribution of theirs")
     args = parser.parse_args()
     keep = Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
@@ -146,6 +153,8 @@ def main() -> None:
                   f"{folder.refolds}; target < 100 ms); load average {_load()}", flush=True)
     if args.forks:
         _forks(store, commons, signers, members, heads, args.forks, int(args.appends.split(",")[0]), t, live_fold)
+    if args.stranger_forks:
+        _stranger_forks(store, commons, args.stranger_forks, args.n // 2, t, live_fold)
     store.close()
     engine.forget()
 
@@ -206,6 +215,30 @@ def _forks(store: Store, commons: CID, signers: dict[bytes, Any], members: list[
     print(f"  after the forks, {appends:,} appends: {median * 1e6:.0f} µs CPU median per append, "
           f"window held {len(folder.order):,} positions, archived {folder.evicted:,}; load average {_load()}",
           flush=True)
+
+
+def _stranger_forks(store: Store, commons: CID, count: int, back: int, t: int, live_fold: Any) -> None:
+    """``count`` strangers each sign a contribution naming the entry ``back`` positions
+    before the newest (so it sorts there, among archived positions), then a second entry at
+    that seq naming the same: the CPU of each step, and whether the fold refolded."""
+    for k in range(count):
+        signer = stranger_signer(10_000 + k)
+        (anchor,) = store.db.execute("SELECT id FROM entries WHERE clock IS NOT NULL "
+                                     "ORDER BY clock DESC, id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
+        cpu = []
+        for title in ("drive-by", "the other branch"):
+            entry = sign_entry(signer, commons=commons, seq=1, prev=None, kind="contribution",
+                               body={"title": title, "value": 1}, deps=[CID(bytes(anchor))], timestamp=t + k)
+            store.insert([entry])
+            before = live_fold()
+            c = time.process_time()
+            engine.current_state(store, commons, persist=False)
+            cpu.append(time.process_time() - c)
+        folder = live_fold()
+        how = "folded afresh" if folder is not before else f"no refold (voided {getattr(folder, 'voided', '?')})"
+        print(f"  stranger {k + 1}: contribution {back:,} positions back {cpu[0] * 1000:,.1f} CPU-ms, its fork "
+              f"{cpu[1] * 1000:,.1f} CPU-ms the fold, {how}; window {len(folder.order):,}, archived "
+              f"{folder.evicted:,}; load average {_load()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1992,6 +1992,27 @@ class Store:
             "AND e.seq < s.first + s.count", (space, entry_id)).fetchone()
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
 
+    def archive_of_log(self, space: bytes, commons: CID, author: bytes, aidx: int, seq: int
+                       ) -> list[tuple[int, bytes]]:
+        """``(first seq, encoded records)`` of the segments of ``author``'s log that hold
+        records from ``seq`` on, then ``(seq, encoded record)`` of that key's forked records
+        from ``seq`` on (one each; ``aidx``: its author index in this space)."""
+        self._archive_table()
+        found = [(int(first), bytes(blob)) for first, blob in self._db.execute(
+            "SELECT s.first, s.records FROM logs l JOIN fold_segments s ON s.space = ? AND s.log = l.log "
+            "WHERE l.commons = ? AND l.author = ? AND s.first + s.count > ?", (space, commons.raw, author, seq))]
+        found += [(int(at), bytes(blob)) for at, blob in self._db.execute(
+            "SELECT seq, records FROM fold_forked WHERE space = ? AND aidx = ? AND seq >= ?", (space, aidx, seq))]
+        return found
+
+    def names_key(self, commons: CID, kind: str, key: bytes) -> bool:
+        """Whether a stored entry of ``kind`` in the commons holds the bytes ``key`` (one scan
+        of the commons' entries by their kind column; the raw bytes only of that kind's)."""
+        return self._db.execute(
+            "SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log WHERE logs.commons = ? "
+            "AND entries.kind = ? AND instr(entries.raw, ?) > 0 LIMIT 1", (commons.raw, kind, key)
+        ).fetchone() is not None
+
     def archive_kind(self, entry_id: bytes) -> str | None:
         """A stored entry's kind, without decoding it."""
         row = self._db.execute(f"SELECT kind FROM entries WHERE n = {_row_of('?1')}", (entry_id,)).fetchone()

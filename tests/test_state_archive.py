@@ -855,3 +855,85 @@ def test_a_recent_fork_replays_only_what_it_changes(store: Store) -> None:
     assert folder.refolds == 0 and folder.replays == 1
     _same(folder, [*entries, sibling])
     forget()
+
+
+def test_a_strangers_fork_over_archived_entries_costs_no_refold(store: Store) -> None:
+    """A stranger signs a contribution and a join, both archived long ago, then a second
+    entry at each of those seqs (a fork: two signatures, and every new key can do it
+    again): both lose their effect without a refold — they come out of the state at the
+    archive's base and the window replays (``Folder._void_archived``).  A checkpoint written
+    after it resumes to the same state.  Before, each such fork folded the whole commons
+    afresh."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.engine import current_state, forget
+
+    entries, _, _ = _history(3000)
+    commons = entries[0].id
+    stranger = Signer(bytes([99]) * 32)
+    joiner = Signer(bytes([98]) * 32)
+    early = [sign_entry(stranger, commons=commons, seq=1, prev=None, kind="contribution",
+                        body={"title": "drive-by", "value": 5}, deps=[commons], timestamp=2),
+             sign_entry(joiner, commons=commons, seq=1, prev=None, kind="join", body={"name": "j"},
+                        deps=[commons], timestamp=2)]
+    store.insert([*entries, *early])
+    forget()
+    current_state(store, commons, persist=True)
+    key = engine._key(store, commons)
+    live = engine._live[key]
+    folder = live.folder
+    assert folder.evicted > 2000 and folder.archive is not None
+    assert all(folder.archive.outcome(e.id.raw) for e in early)  # (archived)
+    twins = [sign_entry(signer, commons=commons, seq=1, prev=None, kind="contribution",
+                        body={"title": "the other one", "value": 1}, deps=[commons], timestamp=3)
+             for signer in (stranger, joiner)]
+    for twin in twins:
+        store.insert([twin])
+        current_state(store, commons, persist=True)
+        assert engine._live[key] is live and folder.refolds == 0
+    assert folder.voided == 2
+    everything = [*entries, *early, *twins]
+    _same(folder, everything)
+    assert all(folder.result().outcome(e.id).status == "rejected" for e in early)
+    forget()
+    resumed = current_state(store, commons, persist=False)
+    assert resumed.state_hash == fold(everything).state_hash
+    assert engine._live[key].folder.refolds == 0
+    _same(engine._live[key].folder, everything)
+    forget()
+
+
+def test_a_strangers_fork_that_a_member_had_answered_refolds(store: Store) -> None:
+    """The same fork where a steward had tried to bind the stranger's key as a device while
+    its join was pending (refused: a key with a pending join cannot be bound): without the
+    join the binding would be taken, which the state at the base does not show, so the fold
+    folds afresh.  The result is a fold of everything's either way."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.engine import current_state, forget
+
+    entries, signers, _ = _history(600)
+    commons = entries[0].id
+    joiner = Signer(bytes([98]) * 32)
+    join = sign_entry(joiner, commons=commons, seq=1, prev=None, kind="join", body={"name": "j"},
+                      deps=[commons], timestamp=2)
+    steward = signers[0]
+    last = max((e for e in entries if e.author == steward.public_key), key=lambda e: e.seq)
+    bind = sign_entry(steward, commons=commons, seq=last.seq + 1, prev=last.id, kind="device",
+                      body={"device": joiner.public_key, "action": "add"}, deps=[], timestamp=last.time + 1)
+    # (Not naming the join: no entry has it in its past, so only the device rule tells.)
+    tail = _history_tail([*entries, bind], signers, 2400)
+    store.insert([*entries, join, bind, *tail])
+    forget()
+    current_state(store, commons, persist=False)
+    key = engine._key(store, commons)
+    live = engine._live[key]
+    assert live.folder.evicted > 2000
+    assert "pending join" in live.folder.result().outcome(bind.id).reason
+    twin = sign_entry(joiner, commons=commons, seq=1, prev=None, kind="contribution",
+                      body={"title": "the other one", "value": 1}, deps=[commons], timestamp=3)
+    store.insert([twin])
+    current_state(store, commons, persist=False)
+    assert engine._live[key] is not live  # (folded afresh)
+    everything = [*entries, join, bind, *tail, twin]
+    _same(engine._live[key].folder, everything)
+    assert engine._live[key].folder.result().outcome(bind.id).status == "applied"
+    forget()

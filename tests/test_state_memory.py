@@ -84,9 +84,61 @@ def test_evicting_fold_equals_holding_fold_after_forks(
     _check_evicting_fold(build(before + forks + after), seed, in_store, silent_after=(1, 2, 3, 4096))
 
 
-def _check_evicting_fold(history: Any, seed: int, in_store: bool, silent_after: tuple[int, ...] = (1, 3, 4096)) -> None:
+# A stranger (actor 4, unless the actions before made them a member) signs one entry, the
+# members write on (so that it is archived), some of them naming it or binding the stranger's
+# key as a device; then a twin of that entry arrives last: a new fork point over the archive.
+_STRANGER = 4
+_OBSERVERS = st.sets(st.sampled_from(["review", "refs", "admission", "bind", "sync", "again"]))
+
+
+@prop_settings(300)
+@given(before=ACTIONS, kind=st.sampled_from(["join", "contribution", "resource_use"]),
+       between=st.lists(st.tuples(st.integers(0, 3), st.integers(0, len(_CODES) - 1), st.integers(0, 1000)),
+                        min_size=4, max_size=30),
+       observers=_OBSERVERS, seed=st.integers(0, 2**32 - 1), in_store=st.booleans())
+def test_a_strangers_fork_over_archived_entries_equals_a_holding_fold(
+        before: list[tuple[int, int, int]], kind: str, between: list[tuple[int, int, int]], observers: set[str],
+        seed: int, in_store: bool) -> None:
+    """A key that forks at a seq the archive holds loses its entries' effect from there.  For
+    a stranger's key, whose archived entries were rejected or recorded pending and which no
+    other key's entry has in its past, the fold takes that effect out of the state at the
+    archive's base instead of refolding (``Folder._void_archived``); otherwise (a member's
+    key, an admission, review or contribution naming the entry, a device entry naming the
+    key while its join is its only pending one) it refolds.  Either way: as a fold holding everything."""
+    history = build(before)
+    body: dict[str, Any] = {"join": {"name": "stranger"}, "contribution": {"title": "drive-by", "value": 2},
+                            "resource_use": {"resource": CID.of(b"no such resource"), "amount": 1}}[kind]
+    first = history.write(_STRANGER, kind, body)
+    if "again" in observers:
+        history.write(_STRANGER, "contribution", {"title": "more", "value": 1})
+    if "sync" in observers:  # the members see the stranger's entries (their next ones have them in their past)
+        for member in range(4):
+            history.view[member] |= history.view[_STRANGER]
+    steward = 0
+    for actor, code, p in between:
+        history.act(actor, _CODES[code % len(_CODES)], p)
+        if p % 7 == 0 and "review" in observers and kind == "contribution" and first.id in history.view[steward]:
+            history.write(steward, "review", {"contribution": first.id, "verdict": "accept"}, (first.id,))
+        if p % 7 == 3 and "refs" in observers and kind == "contribution" and first.id in history.view[steward]:
+            history.write(steward, "contribution", {"title": "builds on it", "value": 1, "refs": [first.id]},
+                          (first.id,))
+        if p % 7 == 1 and "admission" in observers and kind == "join" and first.id in history.view[steward]:
+            history.write(steward, "admission", {"join": first.id}, (first.id,))
+        if p % 7 == 2 and "bind" in observers:
+            history.write(steward, "device", {"device": first.author, "action": "add"})
+    history.time += 7
+    twin = sign_entry(Signer(bytes([_STRANGER + 1]) * 32), commons=history.commons, seq=first.seq, prev=first.prev,
+                      kind="contribution", body={"title": "fork twin", "value": 3}, deps=list(first.deps),
+                      timestamp=history.time)
+    history.entries.append(twin)
+    _check_evicting_fold(history, seed, in_store, silent_after=(1, 2, 3, 4096), last=twin)
+
+
+def _check_evicting_fold(history: Any, seed: int, in_store: bool, silent_after: tuple[int, ...] = (1, 3, 4096),
+                         last: Entry | None = None) -> None:
     """A fold of ``history`` archiving into memory or (``in_store``) into a store's segment
-    table, in an arrival order drawn from ``seed``, compared with a fold holding everything."""
+    table, in an arrival order drawn from ``seed`` (``last`` after all the others), compared
+    with a fold holding everything."""
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite") as store:
         store._db.execute("PRAGMA synchronous=OFF")
         archive: Archive = MemoryArchive()
@@ -94,13 +146,14 @@ def _check_evicting_fold(history: Any, seed: int, in_store: bool, silent_after: 
             store.insert(history.entries)
             archive = StoreArchive(store, history.commons)
             store.archive_open(archive.space, 1)
-        _compare_evicting_fold(history, seed, archive, silent_after)
+        _compare_evicting_fold(history, seed, archive, silent_after, last)
 
 
-def _compare_evicting_fold(history: Any, seed: int, archive: Archive, silent_after: tuple[int, ...]) -> None:
+def _compare_evicting_fold(history: Any, seed: int, archive: Archive, silent_after: tuple[int, ...],
+                           last: Entry | None = None) -> None:
     reference = fold(history.entries)
     rng = random.Random(seed)
-    arrival = list(history.entries)
+    arrival = [entry for entry in history.entries if entry is not last]
     mode = rng.random()
     if mode < 0.25:  # (fully shuffled arrivals seldom let anything be archived)
         rng.shuffle(arrival)
@@ -112,13 +165,15 @@ def _compare_evicting_fold(history: Any, seed: int, archive: Archive, silent_aft
                 arrival.append(arrival.pop(rng.randrange(1, len(arrival))))
     folder = Folder(history.commons, snapshot_every=rng.choice([1, 2, 3, 8]), archive=archive)
     folder.silent_after = rng.choice(silent_after)  # (silent members: eviction goes past them)
+    if last is not None:
+        arrival.append(last)
     for entry in arrival:
         folder.add(entry)
-        if rng.random() < 0.7:
+        if rng.random() < 0.7 or entry is last:
             folder.run()
     result = folder.result()
     event(f"{type(archive).__name__}: {'evicted' if folder.evicted else 'nothing evicted'}"
-          f"{', refolded' if folder.refolds else ''}")
+          f"{', refolded' if folder.refolds else ''}{', voided without a refold' if folder.voided else ''}")
     if folder.fork_seq:
         event(f"forked; forked keys' records archived: {'some' if _forked_archived(folder, archive) else 'none'}")
     assert result.state_hash == reference.state_hash

@@ -411,6 +411,20 @@ class StoreArchive(Archive):
         for raw, _, _ in self._store.archive_forked(self.space):
             yield raw
 
+    def records_of(self, aidx: int, author: bytes, seq: int) -> list[tuple[_Meta, str, str]]:
+        found: list[tuple[_Meta, str, str]] = []
+        for first, blob in self._store.archive_of_log(self.space, self._commons, author, aidx, seq):
+            try:
+                records = decode_segment(blob, aidx, first)
+            except Exception as exc:
+                raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
+                                     "the state is being folded again from the entries.") from None
+            found += [record[:3] for record in records if record[0][3] >= seq]
+        return found
+
+    def names_key(self, kind: str, key: bytes) -> bool:
+        return self._store.names_key(self._commons, kind, key)
+
     def count_stable(self, frontier: list[int]) -> int:
         width = len(frontier)
         stable = 0

@@ -91,6 +91,17 @@ class Archive:
     def ids(self) -> Iterable[bytes]:
         raise NotImplementedError
 
+    def records_of(self, aidx: int, author: bytes, seq: int) -> list[tuple[_Meta, str, str]]:
+        """The archived records (as :meth:`outcome` gives them) of ``author``'s entries (author
+        index ``aidx``) from ``seq`` on, on every branch where the key forked: what a new
+        fork point there takes the effect of (the fold's ``_void_archived``)."""
+        raise NotImplementedError
+
+    def names_key(self, kind: str, key: bytes) -> bool:
+        """Whether a stored entry of ``kind`` may name ``key`` (its bytes appear in the
+        entry; a superset of the entries that do, archived or not)."""
+        raise NotImplementedError
+
     def count_stable(self, frontier: list[int]) -> int:
         """How many archived entries have ``seq <= frontier[author index]``."""
         raise NotImplementedError
@@ -152,6 +163,12 @@ class MemoryArchive(Archive):
 
     def ids(self) -> Iterable[bytes]:
         return list(self.rows)
+
+    def records_of(self, aidx: int, author: bytes, seq: int) -> list[tuple[_Meta, str, str]]:
+        return [row for row in self.rows.values() if row[0][2] == aidx and row[0][3] >= seq]
+
+    def names_key(self, kind: str, key: bytes) -> bool:
+        return any(body.kind == kind and key in body.raw for body in self.bodies.values())
 
     def count_stable(self, frontier: list[int]) -> int:
         return sum(1 for m, _, _ in self.rows.values() if m[2] < len(frontier) and frontier[m[2]] >= m[3])

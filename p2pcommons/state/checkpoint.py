@@ -544,8 +544,8 @@ _PARTS: tuple[_Part, ...] = (
 # latest entry and the eviction front's index of them), and those that start afresh in every
 # process (counters, caches, pending replays).
 REBUILT = ("entries", "latest", "front_index")
-TRANSIENT = ("restarts", "refolds", "replays", "since_snapshot", "_replay_from", "_refold", "_cache",
-             "_times")
+TRANSIENT = ("restarts", "refolds", "voided", "replays", "since_snapshot", "_replay_from", "_refold", "_voids",
+             "_cache", "_times")
 
 
 def _doc(folder: Folder) -> _Map:

@@ -126,8 +126,8 @@ def _feed(live: _Live, store: Store, commons: CID, *, archive: bool = True, agai
     each waiting, dropped its body, read and decoded it again one query at a time when its
     parents came, and went back for the late ones.
 
-    What it takes may make the fold refold from scratch (a key's first fork, where the key's
-    entries from there were archived; a late entry that takes effect before the archived
+    What it takes may make the fold refold from scratch (a member's key's first fork, where
+    the key's entries from there were archived; a late entry that takes effect before the archived
     positions): the fold is then dropped and folded afresh from the store's order
     (:func:`_afresh`), in batches, as a first fold is.  Why: the fold's own refold reads
     every entry back into memory at once and re-archives as it goes (13 s at 100,000

@@ -57,7 +57,9 @@ Why it is built this way:
   the archive keeps its records from the fork point on by id.  Anything else that
   would take effect at or before the base — an entry of a retired (silent) or suspended
   member written from an old view, a new fork point of a key whose entries from there were
-  archived (held ones only replay, from the first), a strong-removal exclusion of an
+  archived (held ones only replay, from the first; a stranger's key whose archived entries
+  were rejected or pending, and in no one else's past, loses their effect in the base state:
+  :meth:`Folder._void_archived`), a strong-removal exclusion of an
   archived entry — refolds from scratch, every entry read back from the archive
   (``refolds`` counts them; the engine's live fold raises :class:`MustRefold` instead, and
   the engine folds afresh from the store's order in batches).  Hence the state, hashes and
@@ -90,7 +92,7 @@ from .handlers import APPLIED, HANDLERS, PENDING, REJECTED, WAITING, Rejected
 from .handlers.devices import holds_stability, stability_holders
 from .handlers.distributions import compute_shares
 from .handlers.genesis import found
-from .handlers.late import REMOVED, STRANGER, late_judge
+from .handlers.late import REMOVED, STRANGER, late_judge, take_out
 from .handlers.sanctions import SANCTION_ACTIONS
 from .held import HeldBack
 from .intake import take_in_order
@@ -269,6 +271,7 @@ class Folder:
         self.held: HeldBack | None = None
         self.restarts = 0
         self.refolds = 0
+        self.voided = 0  # times a new fork point's archived entries lost their effect without a refold
         self.replays = 0  # times the fold went back to a snapshot (a late entry, an exclusion)
         self._reset()
 
@@ -299,6 +302,8 @@ class Folder:
         self.since_snapshot = 0
         self._replay_from: Key | None = None
         self._refold = False
+        # Keys that forked at a seq the archive holds, and where (:meth:`_void_archived`).
+        self._voids: dict[bytes, int] = {}
         self.max_clock = 0
         # Every author's latest entry by position, for the eviction front (:mod:`.front`):
         # built on the first eviction, told of each new latest from then on.
@@ -407,12 +412,14 @@ class Folder:
     def _forked_at(self, author: bytes, seq: int) -> None:
         """``author``'s key forked at ``seq`` (lower than any fork point it had): its entries
         from there lose their effect.  The fold replays from the first of them it applied,
-        or (one of them archived) refolds from scratch.  (It refolded from scratch always:
-        a device restored from a backup minutes old cost a fold of the whole history.)"""
+        or (one of them archived) takes their effect out of the state at the archive's base
+        (:meth:`_void_archived`, in :meth:`run`), else refolds from scratch.  (It refolded
+        from scratch always: a device restored from a backup minutes old cost a fold of the
+        whole history.)"""
         self.fork_seq[author] = seq
         self.front_index = None  # (a forked key holds no stability: judged afresh)
         if self.evicted_upto.get(author, 0) >= seq:
-            self._refold = True
+            self._voids[author] = seq  # (run() takes their effect out of the base state, or refolds)
             return
         meta = self.meta
         affected = [meta.get(eid) for at, eid in self.logs.get(author, {}).items() if at >= seq]
@@ -749,6 +756,10 @@ class Folder:
 
     def run(self) -> None:
         """Apply every ready entry not yet reflected in the state."""
+        if self._voids:
+            voids, self._voids = self._voids, {}
+            if not self._refold and not self._void_archived(voids):
+                self._refold = True
         if self.evicted and self._replay_from is not None and self._replay_from <= self.base and not self._refold \
                 and self._late_strangers():
             self._replay_from = None  # restored to the base: the loop below replays the window
@@ -895,7 +906,7 @@ class Folder:
             if fork is not None:
                 if entry.seq < fork:
                     return False
-                results.append((eid, (REJECTED, _forked(fork))))  # (the first check, wherever it sorts)
+                results.append((eid, (REJECTED, forked_reason(fork))))  # (the first check, wherever it sorts)
                 continue
             verdict = judge(entry)
             if verdict == REMOVED:
@@ -924,20 +935,77 @@ class Folder:
             results.append((eid, _PLAIN[PENDING]))
         for eid, outcome in results:
             self.outcomes[eid] = outcome
-        # The base state now includes them; replay the window after it.
-        self.snap_states[0] = (probe, base_error)
-        del self.snap_keys[1:]
-        del self.snap_states[1:]
-        self.state = probe.copy()
-        self.genesis_error = base_error
-        self.applied = bisect.bisect_right(self.order, self.base)
-        self.since_snapshot = 0
+        self._rebase(probe, base_error)  # (the base state now includes them)
         # They are in the base state now: archived at once, as the positions before them
         # were.  (Held, each later pass took them into the base state again: strangers'
         # logs arriving one after another cost the square of their groups, and a table's
         # count of rows went wrong.)
         self._archive_prefix(self.applied, self.base)
         return True
+
+    def _rebase(self, state: _State, error: str) -> None:
+        """Make ``state`` the state at the archive's base (it took in what arrived late, or
+        lost what a new fork point voided there) and go back to it: the window after the
+        base is replayed."""
+        self.snap_states[0] = (state, error)
+        del self.snap_keys[1:]
+        del self.snap_states[1:]
+        self.state = state.copy()
+        self.genesis_error = error
+        self.applied = bisect.bisect_right(self.order, self.base)
+        self.since_snapshot = 0
+
+    def _void_archived(self, voids: dict[bytes, int]) -> bool:
+        """Keys that forked at a seq whose entries the archive holds (``voids``: key -> new
+        fork point): their entries from there lose their effect (the fork penalty) without a
+        refold, when the state at the base shows what that effect was.  True if done (the
+        base state without it; the window replays); False: the fold must refold.
+
+        Why it is exact: it is done only for a key that is a stranger at the base
+        (:func:`.handlers.late.late_judge`, as for a late stranger's entry), whose archived
+        entries from the fork point were each rejected (no effect) or recorded pending (a
+        join, an outsider's contribution, still pending and unreviewed: its record is taken
+        out), and which no other author's entry has in its causal past (every author's
+        latest entry's vector: an entry naming one of them, such as an admission or a
+        review, would have to be judged again).  The one rule that looks at a pending join
+        without naming it — a key with a pending join cannot be bound as a device — makes a
+        join that leaves its key with none refold whenever a stored device entry names that
+        key.  Their outcomes are not rewritten in the archive: an archived entry of a key
+        from its fork point on is rejected by the fork penalty, whatever its record says
+        (:meth:`.views.CommonsState.outcome`), so a checkpoint written before the fork still
+        holds what the archive says.  Why: a stranger who signed two entries at one seq, one
+        of them archived, refolded the whole commons — 7 CPU-s at 100,000 entries, a minute
+        at a million — for the price of two signatures, again with every new key."""
+        archive = self.archive
+        base_state, base_error = self.snap_states[0]
+        if archive is None or base_state is None or base_error or self.snap_keys[0] != self.base:
+            return False
+        judge = late_judge(base_state)
+        probe = base_state.copy()
+        for author, seq in voids.items():
+            aidx = self.author_index.get(author)
+            if aidx is None or self._seen_by_others(author, aidx, seq):
+                return False
+            for record, status, _ in archive.records_of(aidx, author, seq):
+                entry = self.body(record[1])
+                if judge(entry) != STRANGER or not take_out(probe, entry, status, archive.names_key):
+                    return False
+        self.voided += 1
+        self._rebase(probe, base_error)
+        return True
+
+    def _seen_by_others(self, author: bytes, aidx: int, seq: int) -> bool:
+        """Whether an entry by another key has ``author``'s entry at ``seq`` or later in its
+        causal past (its log's latest does then: vectors only grow along a log; a forked
+        key's other branches are rejected wherever they sort).  True too where a latest
+        entry's vector is not held."""
+        for other, raw in self.latest.items():
+            if other == author:
+                continue
+            meta = self._known(raw)
+            if meta is None or meta[_VV] < 0 or meta.seen(aidx) >= seq:
+                return True
+        return False
 
     def _removed_for_good(self, entry: Entry, state: _State) -> str | None:
         """The strong-removal rejection of a removed member's entry, if it holds wherever the
@@ -1214,7 +1282,7 @@ class Folder:
         author = entry.author
         fork = self.fork_seq.get(author) if self.fork_seq else None
         if fork is not None and entry.seq >= fork:
-            self.outcomes[eid] = (REJECTED, _forked(fork))
+            self.outcomes[eid] = (REJECTED, forked_reason(fork))
             return
         excluded = self._exclusion(author, entry.seq, state, meta) if self.exclusions else None
         if excluded is not None:
@@ -1351,7 +1419,8 @@ class MustRefold(Exception):
     (:attr:`Folder.refold_in_place` False)."""
 
 
-def _forked(fork: int) -> str:
+def forked_reason(fork: int) -> str:
+    """Why an entry of a key that forked at ``fork`` is rejected (the fork penalty)."""
     return (f"Its author signed two different entries at seq {fork} (a fork); "
             "the author's entries from the fork point on have no effect.")
 

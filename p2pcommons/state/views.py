@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from ..causal import EMPTY, Vector, covers, dense, get, minimum, of
 from ..dagcbor import CID, encode, sha256_stream
 from ..entry import Entry
-from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk
+from .fold import APPLIED, PENDING, REJECTED, WAITING, Folder, bulk, forked_reason
 from .handlers.devices import member_of, stability_holders
 from .positions import parents
 from .records import (
@@ -200,6 +200,9 @@ class CommonsState:
                 return self._held_outcome(entry_id)
             meta, status, reason = record
             entry = folder.body(raw)
+            fork = folder.fork_seq.get(entry.author) if folder.fork_seq else None
+            if fork is not None and entry.seq >= fork:  # (archived before its key forked there: Folder._void_archived)
+                status, reason = REJECTED, forked_reason(fork)
         elif raw in folder.waiting:
             missing = tuple(map(CID, folder.missing_parents(raw, parents(entry))))
             return Outcome(entry_id, entry.kind, entry.author, entry.seq, WAITING,

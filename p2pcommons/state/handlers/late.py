@@ -4,7 +4,9 @@ An evicting fold (:mod:`..fold`, "Eviction") no longer holds the positions befor
 archive's base.  An entry that sorts there would mean refolding everything — unless the
 governance rules say its effect is the same wherever it sorts before the base.  That
 question is about the rules, not about ordering, so it is answered here, beside the
-handlers, and the replayer only acts on the answer.
+handlers, and the replayer only acts on the answer.  So is the reverse question, for an
+entry archived there whose key forked before it later (:func:`take_out`): what was its
+effect, that it no longer has.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 
 from ...entry import Entry
 from ..records import State
+from .view import REJECTED
 
 STRANGER = "stranger"  # its handler, applied to the base state, gives its effect anywhere before it
 REMOVED = "removed"  # its author was removed: strong removal decides (the replayer's exclusions)
@@ -54,3 +57,37 @@ def late_judge(base: State) -> Callable[[Entry], str]:
         return STRANGER
 
     return judge
+
+
+def take_out(state: State, entry: Entry, status: str, stored_naming: Callable[[str, bytes], bool]) -> bool:
+    """Take a stranger's archived entry's effect out of ``state``, the state at the archive's
+    base, because its key forked at or before it (the fork penalty: it has none): the record
+    of a pending join or of an outsider's contribution still pending and unreviewed.  True
+    if that was its whole effect (or it had none: ``status`` rejected); False if the rules
+    cannot tell from the state (the replayer then refolds).  ``stored_naming(kind, key)``:
+    whether a stored entry of ``kind`` may name ``key``.
+
+    A pending join is also seen without being named: a key with one cannot be bound as a
+    device (:func:`.devices.bindable`), and a refused binding leaves no trace in the state.
+    So a join whose going leaves its key without a pending join is taken out only when no
+    stored device entry names the key."""
+    cid, author = entry.id, entry.author
+    if entry.kind == "join" and cid in state.joins:
+        join = state.joins[cid]
+        if join.author != author or join.approvals:
+            return False
+        del state.joins[cid]
+        left = state.join_authors.get(author, 0) - 1
+        if left > 0:
+            state.join_authors[author] = left
+        else:
+            state.join_authors.pop(author, None)
+        return any(other.author == author for other in state.joins.values()) or not stored_naming("device", author)
+    if entry.kind == "contribution" and cid in state.contributions:
+        contribution = state.contributions[cid]
+        if contribution.author != author or contribution.status != "pending" or not contribution.outside \
+                or contribution.accepts or contribution.rejects:
+            return False
+        del state.contributions[cid]
+        return True
+    return status == REJECTED
