@@ -20,11 +20,12 @@ log order, batches of 1,000, as that bench stores it) and works on a copy of it 
   as many appends as the first round: the CPU of each (the first refolds: a fresh fold of
   the store, compare the first line), and the window the fold holds after them (a fork no
   longer switches eviction off);
-* with ``--stranger-forks K``: K strangers, each signing a contribution that sorts half the
-  history back (taken into the archive's base as a late stranger's entry), then a second
-  entry at that seq: the CPU of each fork, and whether the fold refolded (it no longer does:
-  the contribution's record comes out of the base state; on a tree before that, each fork
-  folded the whole commons afresh).
+* with ``--stranger-forks K``: K strangers, each signing a contribution (or, every other
+  one, a join) that sorts half the history back (taken into the archive's base as a late
+  stranger's entry), then a second entry at that seq: the CPU of each fork, and whether the
+  fold refolded (it no longer does: the record comes out of the base state, a join's after
+  a scan for device entries naming its key; on a tree before that, each fork folded the
+  whole commons afresh).
 
 Prints the load average beside every figure; asserts nothing.
 """
@@ -226,9 +227,11 @@ def _stranger_forks(store: Store, commons: CID, count: int, back: int, t: int, l
         (anchor,) = store.db.execute("SELECT id FROM entries WHERE clock IS NOT NULL "
                                      "ORDER BY clock DESC, id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
         cpu = []
+        kind = "contribution" if k % 2 == 0 else "join"
         for title in ("drive-by", "the other branch"):
-            entry = sign_entry(signer, commons=commons, seq=1, prev=None, kind="contribution",
-                               body={"title": title, "value": 1}, deps=[CID(bytes(anchor))], timestamp=t + k)
+            body: dict[str, Any] = {"title": title, "value": 1} if kind == "contribution" else {"name": title}
+            entry = sign_entry(signer, commons=commons, seq=1, prev=None, kind=kind, body=body,
+                               deps=[CID(bytes(anchor))], timestamp=t + k)
             store.insert([entry])
             before = live_fold()
             c = time.process_time()
@@ -236,7 +239,7 @@ def _stranger_forks(store: Store, commons: CID, count: int, back: int, t: int, l
             cpu.append(time.process_time() - c)
         folder = live_fold()
         how = "folded afresh" if folder is not before else f"no refold (voided {getattr(folder, 'voided', '?')})"
-        print(f"  stranger {k + 1}: contribution {back:,} positions back {cpu[0] * 1000:,.1f} CPU-ms, its fork "
+        print(f"  stranger {k + 1}: {kind} {back:,} positions back {cpu[0] * 1000:,.1f} CPU-ms, its fork "
               f"{cpu[1] * 1000:,.1f} CPU-ms the fold, {how}; window {len(folder.order):,}, archived "
               f"{folder.evicted:,}; load average {_load()}", flush=True)
 

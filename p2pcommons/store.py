@@ -61,7 +61,9 @@ from .vectors import MissingVector, VectorIndex, based_on
 # 8: ``entries.vv``, each placed entry's version vector as a skip difference, computed at
 # insert with its clock, and ``vv_named``, which rows name another log's entry as their base
 # (:mod:`p2pcommons.vectors`): the store answers "is X in Y's causal past" (:meth:`Store.in_past`).
-SCHEMA_VERSION = 8
+# 9: ``entries_devices``, a partial index of the device entries (few), so the fold asks
+# whether one names a key without reading every entry (:meth:`Store.names_key`).
+SCHEMA_VERSION = 9
 
 # Bind bytes as they are, through an adapter found at once.  With none registered, Python
 # 3.11's sqlite3 looks for one on every bytes parameter the slow way (``__adapt__`` on its
@@ -97,6 +99,9 @@ _ENTRIES_TABLE = """CREATE TABLE IF NOT EXISTS entries (
 )"""
 _ENTRIES_BY_LOG = "CREATE INDEX IF NOT EXISTS entries_by_log ON entries (log, seq)"
 _ENTRIES_BY_CLOCK = "CREATE INDEX IF NOT EXISTS entries_by_clock ON entries (clock, id) WHERE clock IS NOT NULL"
+# The kinds :meth:`Store.names_key` finds through an index of their own (rare kinds only).
+_INDEXED_KINDS = ("device",)
+_ENTRIES_DEVICES = "CREATE INDEX IF NOT EXISTS entries_devices ON entries (log) WHERE kind = 'device'"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS logs (
@@ -108,6 +113,7 @@ CREATE TABLE IF NOT EXISTS logs (
 );
 {_ENTRIES_TABLE};
 {_ENTRIES_BY_LOG};
+{_ENTRIES_DEVICES};
 CREATE TABLE IF NOT EXISTS forks (
     log INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -1311,6 +1317,7 @@ class Store:
             self._db.execute("DROP TABLE entries_unique_id")  # (and its indexes: made again below)
             self._db.execute(_ENTRIES_BY_LOG)
             self._db.execute(_ENTRIES_BY_CLOCK)
+            self._db.execute(_ENTRIES_DEVICES)
         for statement in _IDS_STATEMENTS:
             self._db.execute(statement)
         if rebuilt:  # (the id tables were made just now, in this transaction: empty)
@@ -2006,8 +2013,13 @@ class Store:
         return found
 
     def names_key(self, commons: CID, kind: str, key: bytes) -> bool:
-        """Whether a stored entry of ``kind`` in the commons holds the bytes ``key`` (one scan
-        of the commons' entries by their kind column; the raw bytes only of that kind's)."""
+        """Whether a stored entry of ``kind`` in the commons holds the bytes ``key``: for a
+        kind with an index of its own (``_INDEXED_KINDS``: a few rows read), else one scan of
+        the commons' entries."""
+        if kind in _INDEXED_KINDS:  # (the kind written out: a partial index serves only its literal)
+            return self._db.execute(
+                f"SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log WHERE entries.kind = '{kind}' "
+                "AND logs.commons = ? AND instr(entries.raw, ?) > 0 LIMIT 1", (commons.raw, key)).fetchone() is not None
         return self._db.execute(
             "SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log WHERE logs.commons = ? "
             "AND entries.kind = ? AND instr(entries.raw, ?) > 0 LIMIT 1", (commons.raw, kind, key)

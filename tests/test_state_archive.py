@@ -937,3 +937,40 @@ def test_a_strangers_fork_that_a_member_had_answered_refolds(store: Store) -> No
     _same(engine._live[key].folder, everything)
     assert engine._live[key].folder.result().outcome(bind.id).status == "applied"
     forget()
+
+
+def test_device_entries_naming_a_key_are_found_through_their_index(tmp_path: Path) -> None:
+    """``Store.names_key`` (asked when a stranger's pending join loses its effect): a device
+    entry of the commons holding the key's bytes is found, through the partial index of
+    device entries (schema 9, made when a schema 8 store is opened); another key, or a
+    device entry of another commons, is not."""
+    import sqlite3
+
+    from p2pcommons.store import SCHEMA_VERSION
+
+    stewards = [Signer(bytes([i + 60]) * 32) for i in range(2)]
+    key, other = Signer(bytes([70]) * 32).public_key, Signer(bytes([71]) * 32).public_key
+    commons = []
+    for name in ("first", "second"):
+        genesis = sign_entry(stewards[0], commons=None, seq=1, prev=None, kind="genesis", timestamp=1,
+                             body=genesis_body(name, founders=[s.public_key for s in stewards]))
+        commons.append(genesis)
+    bind = sign_entry(stewards[0], commons=commons[1].id, seq=1, prev=None, kind="device",
+                      body={"device": key, "action": "add"}, deps=[commons[1].id], timestamp=2)
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.insert([*commons, bind])
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP INDEX entries_devices")  # (as schema 8 left it)
+    db.execute("PRAGMA user_version=8")
+    db.close()
+    with Store(path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        plan = " ".join(str(row[-1]) for row in store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log "
+            "WHERE entries.kind = 'device' AND logs.commons = ? AND instr(entries.raw, ?) > 0", (b"", b"")))
+        assert "entries_devices" in plan
+        assert store.names_key(commons[1].id, "device", key)
+        assert not store.names_key(commons[1].id, "device", other)
+        assert not store.names_key(commons[0].id, "device", key)
+        assert store.names_key(commons[1].id, "genesis", stewards[0].public_key)  # (a kind without an index: a scan)
