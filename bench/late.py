@@ -155,7 +155,8 @@ def main() -> None:
     if args.forks:
         _forks(store, commons, signers, members, heads, args.forks, int(args.appends.split(",")[0]), t, live_fold)
     if args.stranger_forks:
-        _stranger_forks(store, commons, args.stranger_forks, args.n // 2, t, live_fold)
+        _stranger_forks(store, commons, args.stranger_forks, args.n // 2, t, live_fold,
+                        [signers[m] for m in members], heads)
     store.close()
     engine.forget()
 
@@ -172,14 +173,16 @@ def _appends(store: Store, commons: CID, writers: list[Any], heads: dict[bytes, 
     return costs[len(costs) // 2], t
 
 
-def _append(store: Store, commons: CID, signer: Any, heads: dict[bytes, tuple[CID, int]], t: int) -> float:
-    """One member's entry naming the 14 newest other heads, through the store and the
-    engine: the fold's CPU seconds."""
+def _append(store: Store, commons: CID, signer: Any, heads: dict[bytes, tuple[CID, int]], t: int,
+            extra: CID | None = None) -> float:
+    """One member's entry naming the 14 newest other heads (and ``extra``), through the
+    store and the engine: the fold's CPU seconds."""
     author = signer.public_key
     prev, seq = heads[author]
     others = [head for key, (head, _) in heads.items() if key != author]
     entry = sign_entry(signer, commons=commons, seq=seq + 1, prev=prev, kind="contribution",
-                       body={"title": f"append {t}", "value": 1}, deps=others[-14:], timestamp=t)
+                       body={"title": f"append {t}", "value": 1},
+                       deps=others[-14:] + ([] if extra is None else [extra]), timestamp=t)
     del heads[author]  # (re-inserted last: the dict keeps the heads newest last)
     heads[author] = (entry.id, seq + 1)
     store.insert([entry])
@@ -218,10 +221,14 @@ def _forks(store: Store, commons: CID, signers: dict[bytes, Any], members: list[
           flush=True)
 
 
-def _stranger_forks(store: Store, commons: CID, count: int, back: int, t: int, live_fold: Any) -> None:
+def _stranger_forks(store: Store, commons: CID, count: int, back: int, t: int, live_fold: Any,
+                    members: list[Any], heads: dict[bytes, tuple[CID, int]]) -> None:
     """``count`` strangers each sign a contribution naming the entry ``back`` positions
     before the newest (so it sorts there, among archived positions), then a second entry at
-    that seq naming the same: the CPU of each step, and whether the fold refolded."""
+    that seq naming the same: the CPU of each step, and whether the fold refolded.  Every
+    other stranger's first entry is named as a dependency by a member's next entry in
+    between (as a member node's next entry names the newest heads), so the fold asks the
+    store whether any entry names it in its body (a scan of the stored entries)."""
     for k in range(count):
         signer = stranger_signer(10_000 + k)
         (anchor,) = store.db.execute("SELECT id FROM entries WHERE clock IS NOT NULL "
@@ -237,11 +244,16 @@ def _stranger_forks(store: Store, commons: CID, count: int, back: int, t: int, l
             c = time.process_time()
             engine.current_state(store, commons, persist=False)
             cpu.append(time.process_time() - c)
+            seen = k % 4 >= 2
+            if seen and not cpu[1:]:
+                t += 1000
+                _append(store, commons, members[k % len(members)], heads, t, extra=entry.id)
         folder = live_fold()
         how = "folded afresh" if folder is not before else f"no refold (voided {getattr(folder, 'voided', '?')})"
-        print(f"  stranger {k + 1}: {kind} {back:,} positions back {cpu[0] * 1000:,.1f} CPU-ms, its fork "
-              f"{cpu[1] * 1000:,.1f} CPU-ms the fold, {how}; window {len(folder.order):,}, archived "
-              f"{folder.evicted:,}; load average {_load()}", flush=True)
+        named = ", named by a member as a dependency" if seen else ""
+        print(f"  stranger {k + 1}: {kind} {back:,} positions back{named} {cpu[0] * 1000:,.1f} CPU-ms, its fork "
+              f"{cpu[1] * 1000:,.1f} CPU-ms the fold, {how}; window {len(folder.order):,}, "
+              f"archived {folder.evicted:,}; load average {_load()}", flush=True)
 
 
 if __name__ == "__main__":

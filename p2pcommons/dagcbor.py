@@ -12,7 +12,7 @@ import base64
 import hashlib
 import io
 from _thread import _local as _thread_local  # (threading.local itself; ``threading`` costs start-up)
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import cbor2
@@ -184,6 +184,23 @@ def link(value: Any) -> CID:
     if type(value) is CID:
         return value
     raise MalformedEntry("A value that should be an entry id is not a CID link.")
+
+
+def links_in(value: Any) -> Iterator[bytes]:
+    """The 36-byte CIDs of the links anywhere in a decoded value (an entry's body): what it
+    names.  (Bodies are depth-limited at decoding, so the recursion is bounded.)"""
+    kind = type(value)
+    if kind is cbor2.CBORTag:
+        if value.tag == CID_TAG and type(value.value) is bytes and value.value[:1] == b"\x00":
+            yield value.value[1:]
+    elif kind is dict:
+        for item in value.values():
+            yield from links_in(item)
+    elif kind is list:
+        for item in value:
+            yield from links_in(item)
+    elif kind is CID:
+        yield value.raw
 
 
 def _refuse_tag(*_: Any) -> Any:

@@ -62,8 +62,8 @@ from typing import NamedTuple, Protocol
 import cbor2
 
 from .. import causal, vectors
-from ..dagcbor import CID
-from ..entry import Entry
+from ..dagcbor import CID, links_in
+from ..entry import Entry, decode_stored
 from ..errors import StoreCorrupt
 from ..store import Store
 from ..vectors import MissingVector
@@ -424,6 +424,14 @@ class StoreArchive(Archive):
 
     def names_key(self, kind: str, key: bytes) -> bool:
         return self._store.names_key(self._commons, kind, key)
+
+    def names_entry(self, raw: bytes, author: bytes) -> bool:
+        # (The stored entries holding its id's bytes, a C-speed scan: those that name it in
+        # their body, and those that merely depend on it — a few, each decoded to tell.)
+        for stored, entry_id in self._store.entries_holding(self._commons, raw, author):
+            if raw in links_in(decode_stored(stored, entry_id).body):
+                return True
+        return False
 
     def count_stable(self, frontier: list[int]) -> int:
         width = len(frontier)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .. import causal
 from ..causal import Vector
+from ..dagcbor import links_in
 from ..entry import Entry
 from .positions import VV as _VV
 from .positions import Meta as _Meta
@@ -102,6 +103,11 @@ class Archive:
         entry; a superset of the entries that do, archived or not)."""
         raise NotImplementedError
 
+    def names_entry(self, raw: bytes, author: bytes) -> bool:
+        """Whether an archived entry not by ``author`` names the entry ``raw`` in its body (a
+        stored one, for the engine's archive: a superset)."""
+        raise NotImplementedError
+
     def count_stable(self, frontier: list[int]) -> int:
         """How many archived entries have ``seq <= frontier[author index]``."""
         raise NotImplementedError
@@ -169,6 +175,9 @@ class MemoryArchive(Archive):
 
     def names_key(self, kind: str, key: bytes) -> bool:
         return any(body.kind == kind and key in body.raw for body in self.bodies.values())
+
+    def names_entry(self, raw: bytes, author: bytes) -> bool:
+        return any(body.author != author and raw in links_in(body.body) for body in self.bodies.values())
 
     def count_stable(self, frontier: list[int]) -> int:
         return sum(1 for m, _, _ in self.rows.values() if m[2] < len(frontier) and frontier[m[2]] >= m[3])

@@ -965,9 +965,13 @@ class Folder:
         (:func:`.handlers.late.late_judge`, as for a late stranger's entry), whose archived
         entries from the fork point were each rejected (no effect) or recorded pending (a
         join, an outsider's contribution, still pending and unreviewed: its record is taken
-        out), and which no other author's entry has in its causal past (every author's
-        latest entry's vector: an entry naming one of them, such as an admission or a
-        review, would have to be judged again).  The one rule that looks at a pending join
+        out), and which no other author's entry names (an admission, a review, a
+        contribution's refs: judged again, it could come out otherwise).  An entry that has
+        one of them in its past without naming it comes out the same: handlers look at an
+        entry's past only through what it names and members' grants, and its time floor
+        counts its parents' times whatever their outcome.  (Whether one names them is asked
+        of the archive only if another key's latest entry has one in its past: members'
+        next entries name the newest heads, a stranger's among them.)  The one rule that looks at a pending join
         without naming it — a key with a pending join cannot be bound as a device — makes a
         join that leaves its key with none refold whenever a stored device entry names that
         key.  Their outcomes are not rewritten in the archive: an archived entry of a key
@@ -984,9 +988,13 @@ class Folder:
         probe = base_state.copy()
         for author, seq in voids.items():
             aidx = self.author_index.get(author)
-            if aidx is None or self._seen_by_others(author, aidx, seq):
+            if aidx is None:
                 return False
-            for record, status, _ in archive.records_of(aidx, author, seq):
+            records = archive.records_of(aidx, author, seq)
+            if self._seen_by_others(author, aidx, seq) \
+                    and any(archive.names_entry(record[1], author) for record, _, _ in records):
+                return False
+            for record, status, _ in records:
                 entry = self.body(record[1])
                 if judge(entry) != STRANGER or not take_out(probe, entry, status, archive.names_key):
                     return False
