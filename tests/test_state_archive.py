@@ -974,3 +974,44 @@ def test_device_entries_naming_a_key_are_found_through_their_index(tmp_path: Pat
         assert not store.names_key(commons[1].id, "device", other)
         assert not store.names_key(commons[0].id, "device", key)
         assert store.names_key(commons[1].id, "genesis", stewards[0].public_key)  # (a kind without an index: a scan)
+
+
+@pytest.mark.parametrize("length", [3, 6], ids=["a few entries asked about", "too many: refolds"])
+def test_a_strangers_fork_asks_about_at_most_a_few_entries_others_have_seen(store: Store, length: int) -> None:
+    """A stranger's log of ``length`` contributions, the last of which a member's entry
+    depends on (so each of them may be named by an entry the fold has archived), then a
+    second entry at seq 1.  The fold asks the store, for each, whether an entry names it (a
+    scan of the stored entries); for more than ``VOID_ASKS`` of them it folds afresh instead,
+    as before: a stranger with a long log forking at its start would otherwise cost a scan
+    per entry.  Either way the result is a fold of everything's."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.engine import current_state, forget
+    from p2pcommons.state.fold import VOID_ASKS
+
+    entries, signers, _ = _history(600)
+    commons = entries[0].id
+    stranger = Signer(bytes([97]) * 32)
+    log: list[Entry] = []
+    for i in range(length):
+        log.append(sign_entry(stranger, commons=commons, seq=i + 1, prev=log[-1].id if log else None,
+                              kind="contribution", body={"title": f"s{i}", "value": 1}, deps=[commons],
+                              timestamp=3 + i))
+    member = signers[2]
+    last = max((e for e in entries if e.author == member.public_key), key=lambda e: e.seq)
+    seen = sign_entry(member, commons=commons, seq=last.seq + 1, prev=last.id, kind="contribution",
+                      body={"title": "after the stranger's", "value": 1}, deps=[log[-1].id], timestamp=last.time + 1)
+    tail = _history_tail([*entries, seen], signers, 2400)
+    store.insert([*entries, *log, seen, *tail])
+    forget()
+    current_state(store, commons, persist=False)
+    key = engine._key(store, commons)
+    live = engine._live[key]
+    assert live.folder.evicted > 2000 and all(live.folder.archive.outcome(e.id.raw) for e in log)  # type: ignore[union-attr]
+    twin = sign_entry(stranger, commons=commons, seq=1, prev=None, kind="contribution",
+                      body={"title": "the other one", "value": 1}, deps=[commons], timestamp=3)
+    store.insert([twin])
+    current_state(store, commons, persist=False)
+    refolded = engine._live[key] is not live
+    assert refolded == (length > VOID_ASKS)
+    _same(engine._live[key].folder, [*entries, *log, seen, *tail, twin])
+    forget()

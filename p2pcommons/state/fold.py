@@ -123,6 +123,10 @@ EVICT_EVERY = 4096  # positions an evicting fold's long run applies, at most, be
 # bounded whatever the state's size (at 1M entries the state's size / 32 was 18,750 positions,
 # and a late stranger's entry replayed up to two such intervals: 365 ms for the 100 ms target).
 SNAPSHOT_MAX = 512
+# A new fork point's archived entries that another key's entry has in its past, at most,
+# for which the fold asks the archive whether one is named (each a scan of the stored
+# entries: Folder._void_archived); more refold, as any fork over archived entries did.
+VOID_ASKS = 4
 
 __all__ = ["APPLIED", "MAX_SNAPSHOTS", "PENDING", "REJECTED", "SANCTION_ACTIONS", "WAITING", "Archive",
            "Contribution", "Folder", "Join", "Member", "MemoryArchive", "Proposal", "Resource", "bulk",
@@ -991,8 +995,9 @@ class Folder:
             if aidx is None:
                 return False
             records = archive.records_of(aidx, author, seq)
-            if self._seen_by_others(author, aidx, seq) \
-                    and any(archive.names_entry(record[1], author) for record, _, _ in records):
+            seen = self._seen_by_others(author, aidx)
+            asked = [record[1] for record, _, _ in records if record[3] <= seen]
+            if len(asked) > VOID_ASKS or any(archive.names_entry(raw, author) for raw in asked):
                 return False
             for record, status, _ in records:
                 entry = self.body(record[1])
@@ -1002,18 +1007,20 @@ class Folder:
         self._rebase(probe, base_error)
         return True
 
-    def _seen_by_others(self, author: bytes, aidx: int, seq: int) -> bool:
-        """Whether an entry by another key has ``author``'s entry at ``seq`` or later in its
-        causal past (its log's latest does then: vectors only grow along a log; a forked
-        key's other branches are rejected wherever they sort).  True too where a latest
-        entry's vector is not held."""
+    def _seen_by_others(self, author: bytes, aidx: int) -> int:
+        """The highest seq of ``author``'s log that an entry by another key has in its causal
+        past (its log's latest has then: vectors only grow along a log; a forked key's other
+        branches are rejected wherever they sort); unbounded where a latest entry's vector is
+        not held."""
+        seen = 0
         for other, raw in self.latest.items():
             if other == author:
                 continue
             meta = self._known(raw)
-            if meta is None or meta[_VV] < 0 or meta.seen(aidx) >= seq:
-                return True
-        return False
+            if meta is None or meta[_VV] < 0:
+                return 2**63
+            seen = max(seen, meta.seen(aidx))
+        return seen
 
     def _removed_for_good(self, entry: Entry, state: _State) -> str | None:
         """The strong-removal rejection of a removed member's entry, if it holds wherever the
