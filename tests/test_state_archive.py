@@ -883,6 +883,7 @@ def test_a_strangers_fork_over_archived_entries_costs_no_refold(store: Store) ->
     folder = live.folder
     assert folder.evicted > 2000 and folder.archive is not None
     assert all(folder.archive.outcome(e.id.raw) for e in early)  # (archived)
+    assert store.db.execute("SELECT 1 FROM query_contributions WHERE id = ?", (early[0].id.raw,)).fetchone()
     twins = [sign_entry(signer, commons=commons, seq=1, prev=None, kind="contribution",
                         body={"title": "the other one", "value": 1}, deps=[commons], timestamp=3)
              for signer in (stranger, joiner)]
@@ -894,6 +895,9 @@ def test_a_strangers_fork_over_archived_entries_costs_no_refold(store: Store) ->
     everything = [*entries, *early, *twins]
     _same(folder, everything)
     assert all(folder.result().outcome(e.id).status == "rejected" for e in early)
+    # (What `p2pc contributions` and `p2pc state` read without folding: the query tables.)
+    listed = {bytes(row[0]) for row in store.db.execute("SELECT id FROM query_contributions")}
+    assert early[0].id.raw not in listed and listed
     forget()
     resumed = current_state(store, commons, persist=False)
     assert resumed.state_hash == fold(everything).state_hash
