@@ -965,24 +965,27 @@ class Folder:
         refold, when the state at the base shows what that effect was.  True if done (the
         base state without it; the window replays); False: the fold must refold.
 
-        Why it is exact: it is done only for a key that is a stranger at the base
-        (:func:`.handlers.late.late_judge`, as for a late stranger's entry), whose archived
+        Why it is exact.  It is done only for a key that is a stranger at the base
+        (:func:`.handlers.late.late_judge`, as for a late stranger's entry) whose archived
         entries from the fork point were each rejected (no effect) or recorded pending (a
         join, an outsider's contribution, still pending and unreviewed: its record is taken
-        out), and which no other author's entry names (an admission, a review, a
-        contribution's refs: judged again, it could come out otherwise).  An entry that has
-        one of them in its past without naming it comes out the same: handlers look at an
-        entry's past only through what it names and members' grants, and its time floor
-        counts its parents' times whatever their outcome.  (Whether one names them is asked
-        of the archive only if another key's latest entry has one in its past: members'
-        next entries name the newest heads, a stranger's among them.)  The one rule that looks at a pending join
-        without naming it — a key with a pending join cannot be bound as a device — makes a
-        join that leaves its key with none refold whenever a stored device entry names that
-        key.  Their outcomes are not rewritten in the archive: an archived entry of a key
-        from its fork point on is rejected by the fork penalty, whatever its record says
+        out, :func:`.handlers.late.take_out`), and which no other key's entry names (an
+        admission, a review, a contribution's refs: judged again, it could come out
+        otherwise).  An entry that has one of them in its past without naming it comes out
+        the same: handlers look at an entry's past only through what it names and members'
+        grants, and its time floor counts its parents' times whatever their outcome.  The
+        archive is asked whether one is named only for those another key's latest entry has
+        in its past (members' next entries name the newest heads, a stranger's among them),
+        at most ``VOID_ASKS`` of them (each a scan of the stored entries).  The one rule that
+        looks at a pending join without naming it — a key with a pending join cannot be
+        bound as a device — makes a join that leaves its key with none refold whenever a
+        stored device entry names that key.
+
+        Their outcomes are not rewritten in the archive: an archived entry of a key from its
+        fork point on is rejected by the fork penalty, whatever its record says
         (:meth:`.views.CommonsState.outcome`), so a checkpoint written before the fork still
-        holds what the archive says.  Why: a stranger who signed two entries at one seq, one
-        of them archived, refolded the whole commons — 7 CPU-s at 100,000 entries, a minute
+        agrees with the archive.  Why all this: a stranger who signed two entries at one seq,
+        one of them archived, refolded the whole commons — 5-6 CPU-s at 100,000 entries, 40-60
         at a million — for the price of two signatures, again with every new key."""
         archive = self.archive
         base_state, base_error = self.snap_states[0]
