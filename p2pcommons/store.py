@@ -2012,14 +2012,13 @@ class Store:
             "SELECT seq, records FROM fold_forked WHERE space = ? AND aidx = ? AND seq >= ?", (space, aidx, seq))]
         return found
 
-    def entries_holding(self, commons: CID, needle: bytes, except_author: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def entries_holding(self, commons: CID, needle: bytes, except_author: bytes) -> list[tuple[bytes, bytes]]:
         """``(raw, id)`` of the commons' stored entries whose bytes hold ``needle``, but for
         ``except_author``'s (one scan of the commons' entries, the bytes matched in SQLite)."""
-        for raw, entry_id in self._db.execute(
+        return [(bytes(raw), bytes(entry_id)) for raw, entry_id in self._db.execute(
                 "SELECT entries.raw, entries.id FROM entries CROSS JOIN logs ON logs.log = entries.log "
                 "WHERE logs.commons = ? AND logs.author != ? AND instr(entries.raw, ?) > 0",
-                (commons.raw, except_author, needle)).fetchall():
-            yield bytes(raw), bytes(entry_id)
+                (commons.raw, except_author, needle))]
 
     def names_key(self, commons: CID, kind: str, key: bytes) -> bool:
         """Whether a stored entry of ``kind`` in the commons holds the bytes ``key``: for a

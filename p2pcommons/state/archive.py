@@ -184,6 +184,12 @@ def _consecutive(run: list[tuple[_Meta, str, str]]) -> Iterator[list[tuple[_Meta
             start = i
 
 
+def _damaged(reason: object) -> DamagedArchive:
+    """The error for an archive row that does not read back (``reason``: what was wrong)."""
+    return DamagedArchive(f"The state fold's archive in the store is damaged ({reason}); "
+                          "the state is being folded again from the entries.")
+
+
 class StoreSource(Protocol):
     """Whatever holds the store a live fold currently reads (the engine's live fold record:
     a process may reopen the store file).  A protocol, so this module needs nothing of the
@@ -344,8 +350,7 @@ class StoreArchive(Archive):
             records = decode_segment(blob, aidx, first)
             record = records[index]
         except Exception as exc:
-            raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
-                                 "the state is being folded again from the entries.") from None
+            raise _damaged(exc) from None
         cache = self._records
         if len(cache) + len(records) > RECORDS_MAX:  # (a dict keeps insertion order: the older half goes)
             for older in list(islice(cache, len(cache) // 2 + len(records))):
@@ -367,11 +372,9 @@ class StoreArchive(Archive):
         try:
             record = decode_segment(blob, aidx, seq)[0]
         except Exception as exc:
-            raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
-                                 "the state is being folded again from the entries.") from None
+            raise _damaged(exc) from None
         if record[0][1] != raw:
-            raise DamagedArchive("The state fold's archive in the store is damaged (a forked record's id); "
-                                 "the state is being folded again from the entries.")
+            raise _damaged("a forked record's id")
         return record
 
     def drop_caches(self) -> None:
@@ -417,8 +420,7 @@ class StoreArchive(Archive):
             try:
                 records = decode_segment(blob, aidx, first)
             except Exception as exc:
-                raise DamagedArchive(f"The state fold's archive in the store is damaged ({exc}); "
-                                     "the state is being folded again from the entries.") from None
+                raise _damaged(exc) from None
             found += [record[:3] for record in records if record[0][3] >= seq]
         return found
 
