@@ -88,6 +88,10 @@ def verify_store(store: Store, on_progress: Callable[[int], None] | None = None)
         report.problems.append(f"{unfound} stored entries cannot be found by their id (the id tables miss them)")
     if stray:
         report.problems.append(f"the store's id tables name {stray} entries that are not stored as named")
+    named = store.named_faults()
+    if named is not None:
+        report.problems.append(f"the store's table of which entries name which does not match the stored entries "
+                               f"({named[0]} rows, {named[1]} expected: the store's derived data is damaged)")
     wrong = store.vector_faults()
     if wrong:
         report.problems.append(f"{wrong} stored entries hold a version vector their parents' vectors do not give "

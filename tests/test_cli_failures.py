@@ -74,12 +74,18 @@ def test_malformed_config_is_one_sentence_exit_2(home: Path, text: str, words: l
 
 
 def _damage(path: Path) -> None:
-    """Overwrite one page's worth of bytes in the middle of the SQLite file."""
-    size = path.stat().st_size
-    assert size > 16 * 4096, size
+    """Overwrite the middle one of the entries table's pages in the SQLite file (found
+    through SQLite's ``dbstat`` table: the middle of the file moves as tables are added)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    pages = [int(row[0]) for row in db.execute("SELECT pageno FROM dbstat WHERE name = 'entries' ORDER BY pageno")]
+    db.close()
+    assert len(pages) > 16, pages
     with open(path, "r+b") as f:
-        f.seek((size // 2) & ~4095)
-        f.write(b"\xa5" * 4096)
+        f.seek((pages[len(pages) // 2] - 1) * size)
+        f.write(b"\xa5" * size)
 
 
 @pytest.mark.parametrize("args", [["state"], ["members"], ["log"], ["export", "-o", "-"], ["contributions"]])

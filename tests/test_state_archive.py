@@ -943,6 +943,44 @@ def test_a_strangers_fork_that_a_member_had_answered_refolds(store: Store) -> No
     forget()
 
 
+def test_a_strangers_fork_over_a_contribution_a_steward_reviewed_refolds(store: Store) -> None:
+    """A stranger's contribution that a steward reviewed (archived long ago, the review with
+    it), then a second entry at its seq: without the contribution the review would be
+    judged again (it names what is no longer there), which the state at the base does not
+    show, so the fold folds afresh.  The store finds the review through its ``named`` table
+    (schema 10), not by scanning every entry.  The result is a fold of everything's."""
+    from p2pcommons.state import engine
+    from p2pcommons.state.engine import current_state, forget
+
+    entries, signers, _ = _history(600)
+    commons = entries[0].id
+    stranger = Signer(bytes([96]) * 32)
+    offered = sign_entry(stranger, commons=commons, seq=1, prev=None, kind="contribution",
+                         body={"title": "drive-by", "value": 5}, deps=[commons], timestamp=2)
+    steward = signers[0]
+    last = max((e for e in entries if e.author == steward.public_key), key=lambda e: e.seq)
+    review = sign_entry(steward, commons=commons, seq=last.seq + 1, prev=last.id, kind="review",
+                        body={"contribution": offered.id, "verdict": "accept"}, deps=[offered.id],
+                        timestamp=last.time + 1)
+    tail = _history_tail([*entries, review], signers, 2400)
+    store.insert([*entries, offered, review, *tail])
+    forget()
+    current_state(store, commons, persist=False)
+    key = engine._key(store, commons)
+    live = engine._live[key]
+    assert live.folder.evicted > 2000 and live.folder.archive is not None
+    assert live.folder.archive.outcome(review.id.raw)  # (archived)
+    assert [found for _, found in store.entries_naming(commons, offered.id.raw, stranger.public_key)] == [review.id.raw]
+    assert not store.entries_naming(commons, offered.id.raw, steward.public_key)  # (the author's own are left out)
+    twin = sign_entry(stranger, commons=commons, seq=1, prev=None, kind="contribution",
+                      body={"title": "the other one", "value": 1}, deps=[commons], timestamp=3)
+    store.insert([twin])
+    current_state(store, commons, persist=False)
+    assert engine._live[key] is not live  # (folded afresh)
+    _same(engine._live[key].folder, [*entries, offered, review, *tail, twin])
+    forget()
+
+
 def test_device_entries_naming_a_key_are_found_through_their_index(tmp_path: Path) -> None:
     """``Store.names_key`` (asked when a stranger's pending join loses its effect): a device
     entry of the commons holding the key's bytes is found, through the partial index of
@@ -969,7 +1007,7 @@ def test_device_entries_naming_a_key_are_found_through_their_index(tmp_path: Pat
     db.execute("PRAGMA user_version=8")
     db.close()
     with Store(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         plan = " ".join(str(row[-1]) for row in store.db.execute(
             "EXPLAIN QUERY PLAN SELECT 1 FROM entries CROSS JOIN logs ON logs.log = entries.log "
             "WHERE entries.kind = 'device' AND logs.commons = ? AND instr(entries.raw, ?) > 0", (b"", b"")))
@@ -980,14 +1018,14 @@ def test_device_entries_naming_a_key_are_found_through_their_index(tmp_path: Pat
         assert store.names_key(commons[1].id, "genesis", stewards[0].public_key)  # (a kind without an index: a scan)
 
 
-@pytest.mark.parametrize("length", [3, 6], ids=["a few entries asked about", "too many: refolds"])
+@pytest.mark.parametrize("length", [3, 34], ids=["a few entries asked about", "too many: refolds"])
 def test_a_strangers_fork_asks_about_at_most_a_few_entries_others_have_seen(store: Store, length: int) -> None:
     """A stranger's log of ``length`` contributions, the last of which a member's entry
     depends on (so each of them may be named by an entry the fold has archived), then a
     second entry at seq 1.  The fold asks the store, for each, whether an entry names it (a
-    scan of the stored entries); for more than ``VOID_ASKS`` of them it folds afresh instead,
-    as before: a stranger with a long log forking at its start would otherwise cost a scan
-    per entry.  Either way the result is a fold of everything's."""
+    lookup in its ``named`` table); for more than ``VOID_ASKS`` (32) of them it folds afresh
+    instead, as before: a stranger with a long log forking at its start would otherwise cost
+    an ask per entry.  Either way the result is a fold of everything's."""
     from p2pcommons.state import engine
     from p2pcommons.state.engine import current_state, forget
     from p2pcommons.state.fold import VOID_ASKS

@@ -154,7 +154,7 @@ def test_a_schema_5_store_is_rebuilt_with_its_rows_and_numbers(tmp_path: Path) -
         in_order = list(store.in_order(commons))
     _as_schema_5(path)
     with Store(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         assert [tuple(r) for r in upgraded.db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY n")] == before
         # (Schema 8's vectors, computed on the way: none for the entries whose past lost one.)
         assert upgraded.vector(history[3].id) is not None
@@ -201,7 +201,7 @@ def test_a_schema_6_store_gets_the_late_placements_table(tmp_path: Path) -> None
     db.execute("PRAGMA user_version=6")
     db.close()
     with Store(path) as upgraded:
-        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         assert _placed_late(upgraded) == set()
         late, parent = history[2], history[1]  # (the third names the second)
         assert parent.id.raw in {bytes(d) for d in late.dep_ids} | ({late.prev.raw} if late.prev else set())

@@ -203,7 +203,7 @@ def test_a_schema_7_store_gets_its_vectors_on_first_open(
     store.close()
     _as_schema_7(path)
     with Store(path) as upgraded:
-        assert upgraded._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert upgraded._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         assert {eid: upgraded.vector(e.id) for eid, e in held.items()} == expected
 
 

@@ -428,9 +428,9 @@ class StoreArchive(Archive):
         return self._store.names_key(self._commons, kind, key)
 
     def names_entry(self, raw: bytes, author: bytes) -> bool:
-        # (The stored entries holding its id's bytes, a C-speed scan: those that name it in
-        # their body, and those that merely depend on it — a few, each decoded to tell.)
-        for stored, entry_id in self._store.entries_holding(self._commons, raw, author):
+        # (The stored entries the store's ``named`` table lists under its id: a few rows,
+        # each decoded to be sure, its key being 8 bytes of the id.)
+        for stored, entry_id in self._store.entries_naming(self._commons, raw, author):
             if raw in links_in(decode_stored(stored, entry_id).body):
                 return True
         return False

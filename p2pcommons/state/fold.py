@@ -124,9 +124,11 @@ EVICT_EVERY = 4096  # positions an evicting fold's long run applies, at most, be
 # and a late stranger's entry replayed up to two such intervals: 365 ms for the 100 ms target).
 SNAPSHOT_MAX = 512
 # A new fork point's archived entries that another key's entry has in its past, at most,
-# for which the fold asks the archive whether one is named (each a scan of the stored
-# entries: Folder._void_archived); more refold, as any fork over archived entries did.
-VOID_ASKS = 4
+# for which the fold asks the archive whether one is named (each a lookup in the store's
+# ``named`` table, and a decode of the few entries it lists: Folder._void_archived); more
+# refold, as any fork over archived entries did.  (It was 4 while each ask was a scan of
+# every stored entry's bytes.)
+VOID_ASKS = 32
 
 __all__ = ["APPLIED", "MAX_SNAPSHOTS", "PENDING", "REJECTED", "SANCTION_ACTIONS", "WAITING", "Archive",
            "Contribution", "Folder", "Join", "Member", "MemoryArchive", "Proposal", "Resource", "bulk",
@@ -976,7 +978,7 @@ class Folder:
         grants, and its time floor counts its parents' times whatever their outcome.  The
         archive is asked whether one is named only for those another key's latest entry has
         in its past (members' next entries name the newest heads, a stranger's among them),
-        at most ``VOID_ASKS`` of them (each a scan of the stored entries).  The one rule that
+        at most ``VOID_ASKS`` of them (each a lookup in the store's ``named`` table).  The one rule that
         looks at a pending join without naming it — a key with a pending join cannot be
         bound as a device — makes a join that leaves its key with none refold whenever a
         stored device entry names that key.
